@@ -1,0 +1,68 @@
+import { type Brand, InvalidValueError } from './brand.ts';
+
+/** Globally unique, unguessable identifiers. Prefix says what the ID names; body is 128 random bits. */
+export type TipsId = Brand<string, 'TipsId'>;
+export type SpaceId = Brand<string, 'SpaceId'>;
+export type GlazeId = Brand<string, 'GlazeId'>;
+export type OwnerId = Brand<string, 'OwnerId'>;
+export type GatewayId = Brand<string, 'GatewayId'>;
+
+export const ID_PREFIX = {
+  metal: 'mtl',
+  space: 'spc',
+  glaze: 'glz',
+  owner: 'own',
+  gateway: 'gwy',
+} as const;
+export type IdKind = keyof typeof ID_PREFIX;
+
+type IdOf<K extends IdKind> = K extends 'metal'
+  ? TipsId
+  : K extends 'space'
+    ? SpaceId
+    : K extends 'glaze'
+      ? GlazeId
+      : K extends 'owner'
+        ? OwnerId
+        : GatewayId;
+
+// Crockford base32 without padding: 26 characters for 128 bits, case-insensitive, no ambiguity.
+const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
+
+export function encodeBase32(bytes: Uint8Array): string {
+  let out = '';
+  let buffer = 0;
+  let bits = 0;
+  for (const b of bytes) {
+    buffer = (buffer << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += ALPHABET[(buffer >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += ALPHABET[(buffer << (5 - bits)) & 31];
+  return out;
+}
+
+/** Makes a new ID from 16 bytes of randomness supplied by the caller (tests pass fixed bytes). */
+export function newId<K extends IdKind>(kind: K, random16: Uint8Array): IdOf<K> {
+  if (random16.length !== 16) throw new InvalidValueError('random', 'an ID needs exactly 16 random bytes');
+  return `${ID_PREFIX[kind]}_${encodeBase32(random16)}` as IdOf<K>;
+}
+
+const ID_RE = /^([a-z]{3})_([0-9a-hjkmnp-tv-z]{26})$/;
+
+/** Validates a string as an ID of the given kind. */
+export function parseId<K extends IdKind>(kind: K, value: unknown, field = 'id'): IdOf<K> {
+  if (typeof value !== 'string') throw new InvalidValueError(field, `expected a ${kind} ID string`);
+  const m = ID_RE.exec(value);
+  if (!m || m[1] !== ID_PREFIX[kind]) {
+    throw new InvalidValueError(field, `expected a ${kind} ID like ${ID_PREFIX[kind]}_<26 base32 chars>, got "${value.slice(0, 64)}"`);
+  }
+  return value as IdOf<K>;
+}
+
+export function isId(kind: IdKind, value: unknown): boolean {
+  return typeof value === 'string' && ID_RE.exec(value)?.[1] === ID_PREFIX[kind];
+}

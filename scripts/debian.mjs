@@ -1,0 +1,39 @@
+// The real peers and daemons the tests use, by the command that proves each is present.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+export const DEBIAN_PACKAGES = [
+  { check: '/usr/lib/postgresql/15/bin/initdb', pkg: 'postgresql' },
+  { check: 'openssl', pkg: 'openssl' },
+  { check: 'curl', pkg: 'curl' },
+  { check: 'ip', pkg: 'iproute2' },
+  { check: 'nft', pkg: 'nftables' },
+  { check: 'conntrack', pkg: 'conntrack' },
+  { check: 'udhcpc', pkg: 'udhcpc' },
+  { check: 'busybox', pkg: 'busybox' },
+  { check: 'mosquitto_sub', pkg: 'mosquitto-clients' },
+  { check: 'coap-client', pkg: 'libcoap3-bin' },
+  { check: 'tftp', pkg: 'tftp-hpa' },
+  { check: 'nginx', pkg: 'nginx-light' },
+];
+
+function has(check) {
+  if (check.startsWith('/')) return existsSync(check);
+  return spawnSync('sh', ['-c', `command -v ${check}`], { stdio: 'ignore' }).status === 0;
+}
+
+export function ensureDebianPackages() {
+  const missing = DEBIAN_PACKAGES.filter((p) => !has(p.check)).map((p) => p.pkg);
+  if (missing.length === 0) return;
+  console.log(`Installing Debian packages the tests need: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const upd = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  const inst = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+    stdio: 'inherit',
+    env,
+  });
+  if (upd.status !== 0 || inst.status !== 0) {
+    console.error(`Could not install ${missing.join(' ')} with apt-get (are you root with apt reachable?)`);
+    process.exit(1);
+  }
+}
