@@ -1,0 +1,4 @@
+import { createProgram } from './program.ts';
+
+const program = createProgram();
+await program.parseAsync(process.argv);
