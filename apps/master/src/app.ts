@@ -1,0 +1,119 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { BlobStore } from './blob/blob-store.ts';
+import type { Db } from './db/database.ts';
+import { glazeRoutes } from './domains/glazes/routes.ts';
+import { GlazeService } from './domains/glazes/service.ts';
+import { KyselyGlazeStore } from './domains/glazes/store.kysely.ts';
+import { metalRoutes } from './domains/metals/routes.ts';
+import { MetalService } from './domains/metals/service.ts';
+import { KyselyMetalStore } from './domains/metals/store.kysely.ts';
+import type { Owner } from './domains/owners/model.ts';
+import { ownerRoutes } from './domains/owners/routes.ts';
+import { OwnerService } from './domains/owners/service.ts';
+import { KyselyOwnerStore } from './domains/owners/store.kysely.ts';
+import { spaceRoutes } from './domains/spaces/routes.ts';
+import { SpaceService } from './domains/spaces/service.ts';
+import { KyselySpaceStore } from './domains/spaces/store.kysely.ts';
+import { DomainEvents } from './events.ts';
+import { installErrorHandler } from './http/error-handler.ts';
+import { installMetrics } from './http/metrics.ts';
+import { type Clock, type Random, systemClock, systemRandom } from './ports.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    owner: Owner;
+  }
+}
+
+export interface MasterDeps {
+  db: Db;
+  blobs: BlobStore;
+  clock?: Clock;
+  random?: Random;
+  logger?: FastifyServerOptions['logger'];
+  maxGlazeBytes?: number;
+  version?: string;
+}
+
+export interface Services {
+  events: DomainEvents;
+  owners: OwnerService;
+  metals: MetalService;
+  spaces: SpaceService;
+  glazes: GlazeService;
+}
+
+/** Wires the domains over their ports: the master's composition root. */
+export function createServices(deps: MasterDeps): Services {
+  const clock = deps.clock ?? systemClock;
+  const random = deps.random ?? systemRandom;
+  const events = new DomainEvents();
+  const owners = new OwnerService(new KyselyOwnerStore(deps.db), clock, random);
+  const metals = new MetalService(new KyselyMetalStore(deps.db), events, clock, random);
+  const spaces = new SpaceService(new KyselySpaceStore(deps.db), metals, events, clock, random);
+  const glazes = new GlazeService(new KyselyGlazeStore(deps.db), deps.blobs, spaces, events, clock, random, deps.maxGlazeBytes ?? 64 * 2 ** 30);
+  spaces.useGlazes(glazes);
+  return { events, owners, metals, spaces, glazes };
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Builds the HTTP application. Three audiences, kept apart by prefix and by credential. */
+export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance; services: Services }> {
+  const services = createServices(deps);
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    // Strict input: unknown fields are errors, never silently dropped or coerced.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  installErrorHandler(app);
+  installMetrics(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'TIPS master API', version: deps.version ?? '0.1.0', description: 'Owners/operators: /api/v1. Metals: /api/metal/v1. Gateways: /api/gateway/v1.' },
+      components: { securitySchemes: { ownerToken: { type: 'http', scheme: 'bearer', description: 'an owner API token (tips_…)' } } },
+      security: [{ ownerToken: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    try {
+      await deps.db.selectFrom('owners').select('id').limit(1).execute();
+      return { status: 'ready' };
+    } catch {
+      return reply.code(503).send({ status: 'database unavailable' });
+    }
+  });
+
+  app.decorateRequest('owner', null as unknown as Owner);
+  await app.register(
+    async (scope) => {
+      scope.addHook('onRequest', async (req) => {
+        const h = req.headers.authorization;
+        const token = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
+        req.owner = await services.owners.authenticate(token);
+      });
+      ownerRoutes(scope, services.owners);
+      metalRoutes(scope, services.metals, services.spaces);
+      spaceRoutes(scope, services.spaces);
+      glazeRoutes(scope, services.glazes);
+    },
+    { prefix: '/api/v1' },
+  );
+  return { app, services };
+}

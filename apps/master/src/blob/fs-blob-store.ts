@@ -1,0 +1,94 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { type BlobInfo, BlobError, type BlobStore, type ByteRange } from './blob-store.ts';
+
+const KEY_RE = /^[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * Blobs as files: `<root>/blobs/<key>`. Writes go to `<root>/tmp/<random>`, are fsynced, then
+ * renamed into place and the directory fsynced, so a kill at any moment leaves either the whole
+ * blob or nothing. Leftover temp files from a killed process are removed on open.
+ */
+export class FsBlobStore implements BlobStore {
+  private constructor(private readonly root: string) {}
+
+  static async open(root: string): Promise<FsBlobStore> {
+    await mkdir(join(root, 'blobs'), { recursive: true });
+    await rm(join(root, 'tmp'), { recursive: true, force: true });
+    await mkdir(join(root, 'tmp'), { recursive: true });
+    return new FsBlobStore(root);
+  }
+
+  private path(key: string): string {
+    if (!KEY_RE.test(key)) throw new BlobError('blob_invalid_key', `invalid blob key ${JSON.stringify(key)}`);
+    return join(this.root, 'blobs', key);
+  }
+
+  async put(key: string, source: AsyncIterable<Uint8Array> | Readable, opts: { onBytes?: (total: number) => void } = {}): Promise<BlobInfo> {
+    const final = this.path(key);
+    const tmp = join(this.root, 'tmp', `${key}.${randomBytes(6).toString('hex')}`);
+    const hash = createHash('sha256');
+    const fh = await open(tmp, 'wx', 0o600);
+    let size = 0;
+    try {
+      for await (const chunk of source as AsyncIterable<Uint8Array>) {
+        hash.update(chunk);
+        size += chunk.length;
+        let off = 0;
+        while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        opts.onBytes?.(size);
+      }
+      await fh.sync();
+      await fh.close();
+      await rename(tmp, final);
+      await this.syncDir(join(this.root, 'blobs'));
+      return { size, sha256: hash.digest('hex') };
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    const p = this.path(key);
+    if (!(await this.stat(key))) throw new BlobError('blob_not_found', `no blob ${key}`);
+    return createReadStream(p, range ? { start: range.start, end: range.end } : {});
+  }
+
+  async stat(key: string): Promise<{ size: number } | undefined> {
+    try {
+      const s = await stat(this.path(key));
+      return { size: s.size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.path(key), { force: true });
+    await this.syncDir(join(this.root, 'blobs'));
+  }
+
+  /** Names of the blobs present (for consistency checks and tests). */
+  async keys(): Promise<string[]> {
+    return readdir(join(this.root, 'blobs'));
+  }
+
+  async tempFiles(): Promise<string[]> {
+    return readdir(join(this.root, 'tmp'));
+  }
+
+  private async syncDir(dir: string): Promise<void> {
+    const d = await open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  }
+}

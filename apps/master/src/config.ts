@@ -1,0 +1,62 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { DatabaseConfig } from './db/database.ts';
+
+/** Every setting, with its flag, its environment variable and its default (`tips-master --help`). */
+export interface MasterConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  database: DatabaseConfig;
+  maxGlazeBytes: number;
+  logLevel: string;
+  bootstrapAdminToken?: string;
+}
+
+export interface RawOptions {
+  host?: string;
+  port?: string;
+  dataDir?: string;
+  databaseUrl?: string;
+  maxGlazeBytes?: string;
+  logLevel?: string;
+}
+
+export const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8080,
+  dataDir: join(homedir(), '.local', 'share', 'tips-master'),
+  maxGlazeBytes: 64 * 2 ** 30,
+  logLevel: 'info',
+};
+
+export class ConfigError extends Error {}
+
+function int(name: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+  }
+  return Number(value);
+}
+
+/** Flags win over environment variables, which win over defaults. */
+export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.env): MasterConfig {
+  const dataDir = resolve(opts.dataDir ?? env.TIPS_DATA_DIR ?? DEFAULTS.dataDir);
+  const url = opts.databaseUrl ?? env.TIPS_DATABASE_URL;
+  let database: DatabaseConfig;
+  if (!url || url === 'sqlite') database = { kind: 'sqlite', file: join(dataDir, 'tips.db') };
+  else if (url.startsWith('sqlite:')) database = { kind: 'sqlite', file: resolve(url.slice('sqlite:'.length)) };
+  else if (/^postgres(ql)?:\/\//.test(url)) database = { kind: 'postgres', url };
+  else throw new ConfigError(`--database-url must be sqlite:<file> or postgres://…, got "${url.replace(/\/\/[^@]*@/, '//***@')}"`);
+  const port = opts.port ?? env.TIPS_PORT;
+  const maxGlaze = opts.maxGlazeBytes ?? env.TIPS_MAX_GLAZE_BYTES;
+  return {
+    host: opts.host ?? env.TIPS_HOST ?? DEFAULTS.host,
+    port: port === undefined ? DEFAULTS.port : int('--port', port, 0, 65535),
+    dataDir,
+    database,
+    maxGlazeBytes: maxGlaze === undefined ? DEFAULTS.maxGlazeBytes : int('--max-glaze-bytes', maxGlaze, 1, Number.MAX_SAFE_INTEGER),
+    logLevel: opts.logLevel ?? env.TIPS_LOG_LEVEL ?? DEFAULTS.logLevel,
+    bootstrapAdminToken: env.TIPS_BOOTSTRAP_ADMIN_TOKEN,
+  };
+}

@@ -1,0 +1,16 @@
+import { DomainError } from '../../http/errors.ts';
+
+export type GlazeErrorCode =
+  | 'glaze_not_found'
+  | 'glaze_name_taken'
+  | 'glaze_in_use'
+  | 'upload_truncated'
+  | 'upload_too_large'
+  | 'digest_mismatch'
+  | 'range_not_satisfiable';
+
+export class GlazeError extends DomainError<GlazeErrorCode> {
+  constructor(code: GlazeErrorCode, message: string, field?: string) {
+    super('glazes', code, message, field);
+  }
+}

@@ -1,0 +1,170 @@
+import type { Readable } from 'node:stream';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import type { ByteRange } from '../../blob/blob-store.ts';
+import { registerStatusTable } from '../../http/errors.ts';
+import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import { GlazeError, type GlazeErrorCode } from './errors.ts';
+import type { Glaze } from './model.ts';
+import type { GlazeService } from './service.ts';
+
+registerStatusTable<GlazeErrorCode>('glazes', {
+  glaze_not_found: 404,
+  glaze_name_taken: 409,
+  glaze_in_use: 409,
+  upload_truncated: 400,
+  upload_too_large: 413,
+  digest_mismatch: 422,
+  range_not_satisfiable: 416,
+});
+
+export const GlazeSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  size: Type.Integer(),
+  sha256: Type.String(),
+  mediaType: Type.String(),
+  createdAt: Type.String(),
+  spaces: Type.Array(Type.String(), { description: 'IDs of the Spaces allowed to use this Glaze' }),
+});
+
+const out = ({ ownerId: _o, ...g }: Glaze) => g;
+const etagOf = (g: Glaze) => `"sha256:${g.sha256}"`;
+
+/** Parses a single `bytes=` range (RFC 9110 §14.1.2); multiple ranges are served as the whole body. */
+export function parseRange(header: string, size: number): ByteRange | 'unsatisfiable' | undefined {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m || (m[1] === '' && m[2] === '')) return undefined;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (start >= size || start > end) return 'unsatisfiable';
+  return { start, end };
+}
+
+/** The Glaze repository (T12): streamed upload, Range/ETag download. Owner-scoped. */
+export function glazeRoutes(app: FastifyInstance, glazes: GlazeService): void {
+  // Glaze payloads are streamed straight to the blob store; Fastify must not buffer them.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+
+  app.post<{ Querystring: { name: string; spaces?: string; mediaType?: string; sha256?: string }; Body: Readable }>(
+    '/glazes',
+    {
+      bodyLimit: Number.MAX_SAFE_INTEGER,
+      schema: {
+        tags: ['glazes'],
+        summary: 'Upload a Glaze (body: the raw image, Content-Type application/octet-stream)',
+        querystring: Type.Object(
+          {
+            name: Type.String({ maxLength: 256 }),
+            spaces: Type.Optional(Type.String({ maxLength: 4096, description: 'comma-separated Space IDs or names allowed to use it' })),
+            mediaType: Type.Optional(Type.String({ maxLength: 255 })),
+            sha256: Type.Optional(Type.String({ maxLength: 64, description: 'digest the client computed; checked' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: GlazeSchema, ...errorResponses(400, 404, 409, 413, 415, 422) },
+      },
+    },
+    async (req, reply) => {
+      const length = req.headers['content-length'];
+      const glaze = await glazes.upload(
+        req.owner.id,
+        {
+          name: req.query.name,
+          spaces: req.query.spaces ? req.query.spaces.split(',').filter((s) => s !== '') : [],
+          mediaType: req.query.mediaType,
+          expectedSha256: req.query.sha256,
+          expectedSize: length === undefined ? undefined : Number(length),
+        },
+        req.body,
+      );
+      return reply.code(201).send(out(glaze));
+    },
+  );
+
+  app.get<{ Querystring: { space?: string } }>(
+    '/glazes',
+    {
+      schema: {
+        tags: ['glazes'],
+        summary: "List the caller's Glazes, optionally those a Space may use",
+        querystring: Type.Object({ space: Type.Optional(Ref) }, { additionalProperties: false }),
+        response: { 200: Items(GlazeSchema), ...errorResponses(404) },
+      },
+    },
+    async (req) => ({ items: (await glazes.list(req.owner.id, req.query.space)).map(out) }),
+  );
+
+  app.get<{ Params: { ref: string } }>(
+    '/glazes/:ref',
+    { schema: { tags: ['glazes'], summary: 'Show a Glaze', params: Type.Object({ ref: Ref }), response: { 200: GlazeSchema, ...errorResponses(404) } } },
+    async (req) => out(await glazes.get(req.owner.id, req.params.ref)),
+  );
+
+  app.patch<{ Params: { ref: string }; Body: { name?: string; spaces?: string[] } }>(
+    '/glazes/:ref',
+    {
+      schema: {
+        tags: ['glazes'],
+        summary: 'Rename a Glaze or replace the list of Spaces allowed to use it',
+        params: Type.Object({ ref: Ref }),
+        body: Type.Object(
+          { name: Type.Optional(Type.String({ maxLength: 256 })), spaces: Type.Optional(Type.Array(Ref, { maxItems: 256 })) },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: GlazeSchema, ...errorResponses(400, 404, 409) },
+      },
+    },
+    async (req) => out(await glazes.update(req.owner.id, req.params.ref, req.body)),
+  );
+
+  app.delete<{ Params: { ref: string } }>(
+    '/glazes/:ref',
+    { schema: { tags: ['glazes'], summary: 'Delete a Glaze (refused while a Space uses it)', params: Type.Object({ ref: Ref }), response: { ...errorResponses(404, 409) } } },
+    async (req, reply) => {
+      await glazes.delete(req.owner.id, req.params.ref);
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Params: { ref: string } }>(
+    '/glazes/:ref/content',
+    {
+      schema: {
+        tags: ['glazes'],
+        summary: 'Download the payload; supports Range (single range), If-Range and If-None-Match',
+        params: Type.Object({ ref: Ref }),
+        produces: ['application/octet-stream'],
+      },
+    },
+    async (req, reply) => {
+      const glaze = await glazes.get(req.owner.id, req.params.ref);
+      const etag = etagOf(glaze);
+      reply.header('etag', etag).header('accept-ranges', 'bytes').header('content-type', glaze.mediaType);
+      const inm = req.headers['if-none-match'];
+      if (inm?.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return reply.code(304).send();
+      let range: ByteRange | undefined;
+      const ifRange = req.headers['if-range'];
+      if (req.headers.range && (!ifRange || ifRange === etag)) {
+        const r = parseRange(req.headers.range, glaze.size);
+        if (r === 'unsatisfiable') {
+          reply.header('content-range', `bytes */${glaze.size}`);
+          throw new GlazeError('range_not_satisfiable', `range ${req.headers.range} is outside 0-${glaze.size - 1}`, 'range');
+        }
+        range = r;
+      }
+      const { stream } = await glazes.open(req.owner.id, glaze.id, range);
+      if (range) {
+        reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${glaze.size}`).header('content-length', range.end - range.start + 1);
+      } else {
+        reply.header('content-length', glaze.size);
+      }
+      return reply.send(stream);
+    },
+  );
+}

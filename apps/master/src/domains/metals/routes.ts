@@ -1,0 +1,121 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { registerStatusTable } from '../../http/errors.ts';
+import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import type { SpaceService } from '../spaces/service.ts';
+import type { MetalErrorCode } from './errors.ts';
+import type { Metal } from './model.ts';
+import type { CreateMetalInput, MetalService, UpdateMetalInput } from './service.ts';
+
+registerStatusTable<MetalErrorCode>('metals', {
+  metal_not_found: 404,
+  metal_name_taken: 409,
+  mac_taken: 409,
+  duplicate_interface: 422,
+});
+
+const InterfaceIn = Type.Object(
+  {
+    name: Type.String({ maxLength: 64 }),
+    mac: Type.String({ maxLength: 64 }),
+    type: Type.String({ maxLength: 16, description: 'ethernet | wifi | other' }),
+    pxe: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+const Labels = Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLength: 128 }));
+const InterfaceOut = Type.Object({ name: Type.String(), mac: Type.String(), type: Type.String(), pxe: Type.Boolean() });
+export const MetalSchema = Type.Object({
+  id: Type.String({ description: 'TIPS ID' }),
+  name: Type.String(),
+  labels: Labels,
+  interfaces: Type.Array(InterfaceOut),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+const MembershipOut = Type.Object({
+  spaceId: Type.String(),
+  spaceName: Type.String(),
+  phase: Type.Integer(),
+  interfaces: Type.Array(Type.String()),
+  isDefault: Type.Boolean(),
+});
+const MetalDetail = Type.Intersect([MetalSchema, Type.Object({ spaces: Type.Array(MembershipOut) })]);
+
+const out = ({ ownerId: _o, ...m }: Metal) => m;
+
+/** Metal Objects (T3). Every route is owner-scoped: another owner's metal is a 404. */
+export function metalRoutes(app: FastifyInstance, metals: MetalService, spaces: SpaceService): void {
+  const detail = async (m: Metal) => ({
+    ...out(m),
+    spaces: (await spaces.membershipsOfMetal(m.id)).map(({ metalId: _m, ...s }) => s),
+  });
+
+  app.post<{ Body: CreateMetalInput }>(
+    '/metals',
+    {
+      schema: {
+        tags: ['metals'],
+        summary: 'Declare a metal and its interfaces',
+        body: Type.Object(
+          { name: Type.String({ maxLength: 256 }), labels: Type.Optional(Labels), interfaces: Type.Array(InterfaceIn, { maxItems: 64 }) },
+          { additionalProperties: false },
+        ),
+        response: { 201: MetalSchema, ...errorResponses(400, 409, 422) },
+      },
+    },
+    async (req, reply) => reply.code(201).send(out(await metals.create(req.owner.id, req.body))),
+  );
+
+  app.get<{ Querystring: { name?: string; label?: string } }>(
+    '/metals',
+    {
+      schema: {
+        tags: ['metals'],
+        summary: "List the caller's metals",
+        querystring: Type.Object(
+          { name: Type.Optional(Type.String({ maxLength: 64 })), label: Type.Optional(Type.String({ maxLength: 200, pattern: '^[^=]+=.*$', description: 'key=value' })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Items(MetalSchema) },
+      },
+    },
+    async (req) => {
+      const [key, ...rest] = req.query.label?.split('=') ?? [];
+      const label = key === undefined ? undefined : { key, value: rest.join('=') };
+      return { items: (await metals.list(req.owner.id, { name: req.query.name, label })).map(out) };
+    },
+  );
+
+  app.get<{ Params: { ref: string } }>(
+    '/metals/:ref',
+    { schema: { tags: ['metals'], summary: 'Show a metal (by TIPS ID or name) with its Spaces', params: Type.Object({ ref: Ref }), response: { 200: MetalDetail, ...errorResponses(404) } } },
+    async (req) => detail(await metals.get(req.owner.id, req.params.ref)),
+  );
+
+  app.patch<{ Params: { ref: string }; Body: UpdateMetalInput }>(
+    '/metals/:ref',
+    {
+      schema: {
+        tags: ['metals'],
+        summary: 'Rename, relabel, or replace the interface list',
+        params: Type.Object({ ref: Ref }),
+        body: Type.Object(
+          { name: Type.Optional(Type.String({ maxLength: 256 })), labels: Type.Optional(Labels), interfaces: Type.Optional(Type.Array(InterfaceIn, { maxItems: 64 })) },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: MetalSchema, ...errorResponses(400, 404, 409, 422) },
+      },
+    },
+    async (req) => out(await metals.update(req.owner.id, req.params.ref, req.body)),
+  );
+
+  app.delete<{ Params: { ref: string } }>(
+    '/metals/:ref',
+    { schema: { tags: ['metals'], summary: 'Delete a metal and its Space memberships', params: Type.Object({ ref: Ref }), response: { ...errorResponses(404) } } },
+    async (req, reply) => {
+      await metals.delete(req.owner.id, req.params.ref);
+      return reply.code(204).send();
+    },
+  );
+}

@@ -1,0 +1,163 @@
+import { InvalidValueError, isId, type Mac, newId, type OwnerId, parseInterfaceType, parseMac, parseName, type TipsId } from '@tips/core';
+import { isUniqueViolation } from '../../db/database.ts';
+import type { DomainEvents } from '../../events.ts';
+import type { Clock, Random } from '../../ports.ts';
+import { MetalError } from './errors.ts';
+import { MAX_INTERFACES, MAX_LABELS, type Metal, type MetalInterface } from './model.ts';
+import type { MetalQuery, MetalStore } from './store.ts';
+
+export interface InterfaceInput {
+  name: string;
+  mac: string;
+  type: string;
+  pxe?: boolean;
+}
+export interface CreateMetalInput {
+  name: string;
+  labels?: Record<string, string>;
+  interfaces: InterfaceInput[];
+}
+export interface UpdateMetalInput {
+  name?: string;
+  labels?: Record<string, string>;
+  interfaces?: InterfaceInput[];
+}
+
+const IFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$/;
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
+
+function parseInterfaces(input: InterfaceInput[]): MetalInterface[] {
+  if (input.length === 0) throw new InvalidValueError('interfaces', 'a metal needs at least one interface');
+  if (input.length > MAX_INTERFACES) throw new InvalidValueError('interfaces', `a metal has at most ${MAX_INTERFACES} interfaces`);
+  const names = new Set<string>();
+  const macs = new Set<string>();
+  return input.map((i, n) => {
+    if (!IFACE_NAME.test(i.name)) {
+      throw new InvalidValueError(`interfaces[${n}].name`, `interface name "${i.name}" must be 1–32 letters, digits, ".", "-", "_" or ":"`);
+    }
+    const mac = parseMac(i.mac, `interfaces[${n}].mac`);
+    if (names.has(i.name)) throw new MetalError('duplicate_interface', `interface ${i.name} is listed twice`, `interfaces[${n}].name`);
+    if (macs.has(mac)) throw new MetalError('duplicate_interface', `MAC ${mac} is listed twice`, `interfaces[${n}].mac`);
+    names.add(i.name);
+    macs.add(mac);
+    return { name: i.name, mac, type: parseInterfaceType(i.type, `interfaces[${n}].type`), pxe: i.pxe ?? false };
+  });
+}
+
+function parseLabels(labels: Record<string, string>): Record<string, string> {
+  const entries = Object.entries(labels);
+  if (entries.length > MAX_LABELS) throw new InvalidValueError('labels', `at most ${MAX_LABELS} labels`);
+  for (const [k, v] of entries) {
+    if (!LABEL_KEY.test(k)) throw new InvalidValueError(`labels.${k}`, `label key "${k}" must be 1–63 letters, digits, ".", "-", "_" or "/"`);
+    if (typeof v !== 'string' || v.length > 128) throw new InvalidValueError(`labels.${k}`, 'label values are strings of at most 128 characters');
+  }
+  return Object.fromEntries(entries.sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** Metal Objects (T3): the owner's declared devices and their interfaces. */
+export class MetalService {
+  constructor(
+    private readonly store: MetalStore,
+    private readonly events: DomainEvents,
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {}
+
+  async create(ownerId: OwnerId, input: CreateMetalInput): Promise<Metal> {
+    const name = parseName(input.name);
+    const interfaces = parseInterfaces(input.interfaces);
+    const labels = parseLabels(input.labels ?? {});
+    await this.assertMacsFree(ownerId, undefined, interfaces);
+    if (await this.store.findByName(ownerId, name)) throw new MetalError('metal_name_taken', `you already have a metal named "${name}"`, 'name');
+    const now = this.clock.now().toISOString();
+    const metal: Metal = { id: newId('metal', this.random.bytes(16)), ownerId, name, labels, interfaces, createdAt: now, updatedAt: now };
+    await this.write(ownerId, metal, () => this.store.insert(metal));
+    await this.events.emit('metal.interfaces.changed', {
+      ownerId,
+      metalId: metal.id,
+      added: interfaces.map((i) => i.mac),
+      removed: [],
+      removedNames: [],
+    });
+    return metal;
+  }
+
+  async update(ownerId: OwnerId, ref: string, input: UpdateMetalInput): Promise<Metal> {
+    const current = await this.get(ownerId, ref);
+    const next: Metal = { ...current, updatedAt: this.clock.now().toISOString() };
+    if (input.name !== undefined) {
+      next.name = parseName(input.name);
+      const other = await this.store.findByName(ownerId, next.name);
+      if (other && other.id !== current.id) throw new MetalError('metal_name_taken', `you already have a metal named "${next.name}"`, 'name');
+    }
+    if (input.labels !== undefined) next.labels = parseLabels(input.labels);
+    if (input.interfaces !== undefined) {
+      next.interfaces = parseInterfaces(input.interfaces);
+      await this.assertMacsFree(ownerId, current.id, next.interfaces);
+    }
+    await this.write(ownerId, next, () => this.store.update(next));
+    if (input.interfaces !== undefined) {
+      const before = new Set(current.interfaces.map((i) => i.mac));
+      const after = new Set(next.interfaces.map((i) => i.mac));
+      const afterNames = new Set(next.interfaces.map((i) => i.name));
+      await this.events.emit('metal.interfaces.changed', {
+        ownerId,
+        metalId: current.id,
+        added: [...after].filter((m) => !before.has(m)),
+        removed: [...before].filter((m) => !after.has(m)),
+        removedNames: current.interfaces.filter((i) => !afterNames.has(i.name)).map((i) => i.name),
+      });
+    }
+    return next;
+  }
+
+  async delete(ownerId: OwnerId, ref: string): Promise<void> {
+    const metal = await this.get(ownerId, ref);
+    if (!(await this.store.delete(ownerId, metal.id))) throw this.notFound(ref);
+    await this.events.emit('metal.deleted', { ownerId, metalId: metal.id, macs: metal.interfaces.map((i) => i.mac) });
+  }
+
+  /** Finds a metal by TIPS ID or by name, only among the owner's own (another owner's is "not found"). */
+  async get(ownerId: OwnerId, ref: string): Promise<Metal> {
+    const metal = isId('metal', ref) ? await this.store.findById(ownerId, ref as TipsId) : await this.store.findByName(ownerId, ref);
+    if (!metal) throw this.notFound(ref);
+    return metal;
+  }
+
+  list(ownerId: OwnerId, query?: MetalQuery): Promise<Metal[]> {
+    return this.store.list(ownerId, query);
+  }
+
+  /** System-wide: which metal holds this MAC. Used by discovery to decide registrations. */
+  async findByMac(mac: Mac): Promise<{ metal: Metal; interfaceName: string } | undefined> {
+    const [holder] = await this.store.findMacHolders([mac]);
+    if (!holder) return undefined;
+    const metal = await this.store.findById(holder.ownerId, holder.metalId);
+    return metal && { metal, interfaceName: holder.interfaceName };
+  }
+
+  private notFound(ref: string): MetalError {
+    return new MetalError('metal_not_found', `no metal "${ref}"`, 'metal');
+  }
+
+  private async assertMacsFree(ownerId: OwnerId, self: TipsId | undefined, interfaces: MetalInterface[]): Promise<void> {
+    const holders = await this.store.findMacHolders(interfaces.map((i) => i.mac));
+    const clash = holders.find((h) => h.metalId !== self);
+    if (!clash) return;
+    const n = interfaces.findIndex((i) => i.mac === clash.mac);
+    // Name the holder only to its own owner: another owner must not learn who has that MAC.
+    const who = clash.ownerId === ownerId ? ` (held by your metal "${clash.metalName}", interface ${clash.interfaceName})` : '';
+    throw new MetalError('mac_taken', `MAC ${clash.mac} already belongs to a metal${who}`, `interfaces[${n}].mac`);
+  }
+
+  private async write(ownerId: OwnerId, metal: Metal, op: () => Promise<void>): Promise<void> {
+    try {
+      await op();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      // Lost a race with a concurrent writer: report it as the check above would have.
+      await this.assertMacsFree(ownerId, metal.id, metal.interfaces);
+      throw new MetalError('metal_name_taken', `you already have a metal named "${metal.name}"`, 'name');
+    }
+  }
+}

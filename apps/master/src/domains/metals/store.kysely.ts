@@ -1,0 +1,121 @@
+import type { InterfaceType, Mac, OwnerId, TipsId } from '@tips/core';
+import type { Db } from '../../db/database.ts';
+import type { MetalsTable } from '../../db/schema.ts';
+import type { Metal, MetalInterface } from './model.ts';
+import type { MacHolder, MetalQuery, MetalStore } from './store.ts';
+
+type IfaceRow = { metal_id: string; name: string; mac: string; type: string; pxe: number; position: number };
+
+export class KyselyMetalStore implements MetalStore {
+  constructor(private readonly db: Db) {}
+
+  async insert(m: Metal): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.insertInto('metals').values(this.row(m)).execute();
+      await this.insertInterfaces(tx, m);
+    });
+  }
+
+  async update(m: Metal): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      const { id, owner_id, ...rest } = this.row(m);
+      await tx.updateTable('metals').set(rest).where('id', '=', id).where('owner_id', '=', owner_id).execute();
+      await tx.deleteFrom('metal_interfaces').where('metal_id', '=', m.id).execute();
+      await this.insertInterfaces(tx, m);
+    });
+  }
+
+  async delete(ownerId: OwnerId, id: TipsId): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const owned = await tx.selectFrom('metals').select('id').where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst();
+      if (!owned) return false;
+      await tx.deleteFrom('metal_interfaces').where('metal_id', '=', id).execute();
+      await tx.deleteFrom('metals').where('id', '=', id).execute();
+      return true;
+    });
+  }
+
+  async findById(ownerId: OwnerId, id: TipsId): Promise<Metal | undefined> {
+    const r = await this.db.selectFrom('metals').selectAll().where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst();
+    return r ? (await this.hydrate([r]))[0] : undefined;
+  }
+
+  async findByName(ownerId: OwnerId, name: string): Promise<Metal | undefined> {
+    const r = await this.db.selectFrom('metals').selectAll().where('name', '=', name).where('owner_id', '=', ownerId).executeTakeFirst();
+    return r ? (await this.hydrate([r]))[0] : undefined;
+  }
+
+  async list(ownerId: OwnerId, query: MetalQuery = {}): Promise<Metal[]> {
+    let q = this.db.selectFrom('metals').selectAll().where('owner_id', '=', ownerId);
+    if (query.name !== undefined) q = q.where('name', '=', query.name);
+    const rows = await q.orderBy('name').execute();
+    const metals = await this.hydrate(rows);
+    const label = query.label;
+    return label ? metals.filter((m) => m.labels[label.key] === label.value) : metals;
+  }
+
+  async findMacHolders(macs: Mac[]): Promise<MacHolder[]> {
+    if (macs.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('metal_interfaces')
+      .innerJoin('metals', 'metals.id', 'metal_interfaces.metal_id')
+      .select(['metal_interfaces.mac', 'metal_interfaces.name as iface', 'metals.id', 'metals.owner_id', 'metals.name'])
+      .where('metal_interfaces.mac', 'in', macs)
+      .execute();
+    return rows.map((r) => ({
+      mac: r.mac as Mac,
+      metalId: r.id as TipsId,
+      ownerId: r.owner_id as OwnerId,
+      metalName: r.name,
+      interfaceName: r.iface,
+    }));
+  }
+
+  private row(m: Metal): MetalsTable {
+    return {
+      id: m.id,
+      owner_id: m.ownerId,
+      name: m.name,
+      labels: JSON.stringify(m.labels),
+      created_at: m.createdAt,
+      updated_at: m.updatedAt,
+    };
+  }
+
+  private async insertInterfaces(tx: Db, m: Metal): Promise<void> {
+    if (m.interfaces.length === 0) return;
+    await tx
+      .insertInto('metal_interfaces')
+      .values(m.interfaces.map((i, position) => ({ metal_id: m.id, name: i.name, mac: i.mac, type: i.type, pxe: i.pxe ? 1 : 0, position })))
+      .execute();
+  }
+
+  private async hydrate(rows: MetalsTable[]): Promise<Metal[]> {
+    if (rows.length === 0) return [];
+    const ifaces = await this.db
+      .selectFrom('metal_interfaces')
+      .selectAll()
+      .where(
+        'metal_id',
+        'in',
+        rows.map((r) => r.id),
+      )
+      .orderBy('position')
+      .execute();
+    const byMetal = new Map<string, MetalInterface[]>();
+    for (const i of ifaces as IfaceRow[]) {
+      const list = byMetal.get(i.metal_id) ?? [];
+      list.push({ name: i.name, mac: i.mac as Mac, type: i.type as InterfaceType, pxe: i.pxe === 1 });
+      byMetal.set(i.metal_id, list);
+    }
+    return rows.map((r) => ({
+      id: r.id as TipsId,
+      ownerId: r.owner_id as OwnerId,
+      name: r.name,
+      labels: JSON.parse(r.labels) as Record<string, string>,
+      interfaces: byMetal.get(r.id) ?? [],
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
+    }));
+  }
+}

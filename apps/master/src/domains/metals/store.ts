@@ -1,0 +1,28 @@
+import type { Mac, OwnerId, TipsId } from '@tips/core';
+import type { Metal } from './model.ts';
+
+export interface MacHolder {
+  mac: Mac;
+  metalId: TipsId;
+  ownerId: OwnerId;
+  metalName: string;
+  interfaceName: string;
+}
+
+export interface MetalQuery {
+  name?: string;
+  label?: { key: string; value: string };
+}
+
+/** Storage port of the metals domain (tables `metals`, `metal_interfaces`). */
+export interface MetalStore {
+  insert(metal: Metal): Promise<void>;
+  /** Replaces the metal's row and its whole interface list in one transaction. */
+  update(metal: Metal): Promise<void>;
+  delete(ownerId: OwnerId, id: TipsId): Promise<boolean>;
+  findById(ownerId: OwnerId, id: TipsId): Promise<Metal | undefined>;
+  findByName(ownerId: OwnerId, name: string): Promise<Metal | undefined>;
+  list(ownerId: OwnerId, query?: MetalQuery): Promise<Metal[]>;
+  /** System-wide lookup: who holds these MACs (any owner). */
+  findMacHolders(macs: Mac[]): Promise<MacHolder[]>;
+}

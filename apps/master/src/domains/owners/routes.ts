@@ -1,0 +1,70 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { registerStatusTable } from '../../http/errors.ts';
+import { errorResponses, Items } from '../../http/schemas.ts';
+import type { OwnerErrorCode } from './errors.ts';
+import type { OwnerService } from './service.ts';
+
+registerStatusTable<OwnerErrorCode>('owners', {
+  unauthenticated: 401,
+  forbidden: 403,
+  owner_not_found: 404,
+  owner_name_taken: 409,
+  token_not_found: 404,
+});
+
+const OwnerSchema = Type.Object({ id: Type.String(), name: Type.String(), isAdmin: Type.Boolean(), createdAt: Type.String() });
+const TokenSchema = Type.Object({ id: Type.String(), name: Type.String(), createdAt: Type.String(), lastUsedAt: Type.Union([Type.String(), Type.Null()]) });
+
+/** Owners (DURM) and their API tokens. Mounted inside the authenticated /api/v1 scope. */
+export function ownerRoutes(app: FastifyInstance, owners: OwnerService): void {
+  app.get('/me', { schema: { tags: ['owners'], summary: 'The authenticated owner', response: { 200: OwnerSchema } } }, async (req) => req.owner);
+
+  app.get(
+    '/owners',
+    { schema: { tags: ['owners'], summary: 'List owners (admin)', response: { 200: Items(OwnerSchema), ...errorResponses(403) } } },
+    async (req) => ({ items: await owners.listOwners(req.owner) }),
+  );
+
+  app.post<{ Body: { name: string } }>(
+    '/owners',
+    {
+      schema: {
+        tags: ['owners'],
+        summary: 'Create an owner (admin); returns its first API token once',
+        body: Type.Object({ name: Type.String({ maxLength: 256 }) }, { additionalProperties: false }),
+        response: { 201: Type.Object({ owner: OwnerSchema, token: Type.String() }), ...errorResponses(400, 403, 409) },
+      },
+    },
+    async (req, reply) => reply.code(201).send(await owners.createOwnerAsAdmin(req.owner, req.body.name)),
+  );
+
+  app.get('/tokens', { schema: { tags: ['owners'], summary: "List the caller's API tokens (never the secrets)", response: { 200: Items(TokenSchema) } } }, async (req) => ({
+    items: await owners.listTokens(req.owner),
+  }));
+
+  app.post<{ Body: { name: string } }>(
+    '/tokens',
+    {
+      schema: {
+        tags: ['owners'],
+        summary: 'Create an API token; the secret is shown only in this response',
+        body: Type.Object({ name: Type.String({ maxLength: 256 }) }, { additionalProperties: false }),
+        response: { 201: Type.Intersect([TokenSchema, Type.Object({ secret: Type.String() })]), ...errorResponses(400) },
+      },
+    },
+    async (req, reply) => {
+      const { ownerId: _o, ...t } = await owners.issueToken(req.owner.id, req.body.name);
+      return reply.code(201).send(t);
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/tokens/:id',
+    { schema: { tags: ['owners'], summary: 'Revoke an API token', params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { ...errorResponses(404) } } },
+    async (req, reply) => {
+      await owners.revokeToken(req.owner, req.params.id);
+      return reply.code(204).send();
+    },
+  );
+}

@@ -1,0 +1,104 @@
+import { createHash } from 'node:crypto';
+import { InvalidValueError, newId, type OwnerId, parseName } from '@tips/core';
+import type { Clock, Random } from '../../ports.ts';
+import { OwnerError } from './errors.ts';
+import type { ApiToken, Owner } from './model.ts';
+import type { OwnerStore } from './store.ts';
+
+const TOKEN_PREFIX = 'tips_';
+const TOKEN_RE = /^tips_[A-Za-z0-9_-]{32,128}$/;
+
+/** Tokens are 256-bit random values, so a plain SHA-256 is a sufficient at-rest hash. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+function b64url(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64url');
+}
+
+export class OwnerService {
+  constructor(
+    private readonly store: OwnerStore,
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {}
+
+  /**
+   * Creates the admin on first start and returns its token (shown once). With `bootstrapToken`
+   * (automation, tests) that token is used instead of a random one.
+   */
+  async ensureAdmin(bootstrapToken?: string): Promise<{ owner: Owner; token: string } | undefined> {
+    if ((await this.store.countOwners()) > 0) return undefined;
+    if (bootstrapToken !== undefined && !TOKEN_RE.test(bootstrapToken)) {
+      throw new InvalidValueError('TIPS_BOOTSTRAP_ADMIN_TOKEN', 'must look like tips_ followed by 32–128 base64url characters');
+    }
+    const owner = await this.createOwner('admin', true);
+    const token = await this.issueToken(owner.id, 'bootstrap', bootstrapToken);
+    return { owner, token: token.secret };
+  }
+
+  async createOwner(nameInput: unknown, isAdmin = false): Promise<Owner> {
+    const name = parseName(nameInput);
+    const owner: Owner = {
+      id: newId('owner', this.random.bytes(16)),
+      name,
+      isAdmin,
+      createdAt: this.clock.now().toISOString(),
+    };
+    try {
+      await this.store.insertOwner(owner);
+    } catch (err) {
+      if ((await this.store.listOwners()).some((o) => o.name === name)) {
+        throw new OwnerError('owner_name_taken', `an owner named "${name}" already exists`, 'name');
+      }
+      throw err;
+    }
+    return owner;
+  }
+
+  async listOwners(actor: Owner): Promise<Owner[]> {
+    if (!actor.isAdmin) throw new OwnerError('forbidden', 'only an admin may list owners');
+    return this.store.listOwners();
+  }
+
+  async createOwnerAsAdmin(actor: Owner, name: unknown): Promise<{ owner: Owner; token: string }> {
+    if (!actor.isAdmin) throw new OwnerError('forbidden', 'only an admin may create owners');
+    const owner = await this.createOwner(name);
+    const token = await this.issueToken(owner.id, 'initial');
+    return { owner, token: token.secret };
+  }
+
+  async issueToken(ownerId: OwnerId, nameInput: unknown, fixedSecret?: string): Promise<ApiToken & { secret: string }> {
+    const name = parseName(nameInput, 'name');
+    const secret = fixedSecret ?? TOKEN_PREFIX + b64url(this.random.bytes(32));
+    const token: ApiToken = {
+      id: `tok_${b64url(this.random.bytes(12))}`,
+      ownerId,
+      name,
+      createdAt: this.clock.now().toISOString(),
+      lastUsedAt: null,
+    };
+    await this.store.insertToken(token, hashToken(secret));
+    return { ...token, secret };
+  }
+
+  /** Resolves a bearer token to its owner, or throws `unauthenticated` saying as little as possible. */
+  async authenticate(token: string | undefined): Promise<Owner> {
+    if (!token || !TOKEN_RE.test(token)) throw new OwnerError('unauthenticated', 'a valid API token is required');
+    const found = await this.store.findOwnerByTokenHash(hashToken(token));
+    if (!found) throw new OwnerError('unauthenticated', 'a valid API token is required');
+    await this.store.touchToken(found.tokenId, this.clock.now().toISOString());
+    return found.owner;
+  }
+
+  listTokens(owner: Owner): Promise<ApiToken[]> {
+    return this.store.listTokens(owner.id);
+  }
+
+  async revokeToken(owner: Owner, tokenId: string): Promise<void> {
+    if (!(await this.store.deleteToken(owner.id, tokenId))) {
+      throw new OwnerError('token_not_found', `no token ${tokenId}`, 'tokenId');
+    }
+  }
+}

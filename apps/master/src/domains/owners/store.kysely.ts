@@ -1,0 +1,70 @@
+import type { OwnerId } from '@tips/core';
+import type { Db } from '../../db/database.ts';
+import type { ApiToken, Owner } from './model.ts';
+import type { OwnerStore } from './store.ts';
+
+type OwnerRow = { id: string; name: string; is_admin: number; created_at: string };
+const toOwner = (r: OwnerRow): Owner => ({
+  id: r.id as OwnerId,
+  name: r.name,
+  isAdmin: r.is_admin === 1,
+  createdAt: r.created_at,
+});
+
+/** The owners store on Kysely: the same queries on SQLite and PostgreSQL. */
+export class KyselyOwnerStore implements OwnerStore {
+  constructor(private readonly db: Db) {}
+
+  async countOwners(): Promise<number> {
+    const r = await this.db.selectFrom('owners').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async insertOwner(o: Owner): Promise<void> {
+    await this.db
+      .insertInto('owners')
+      .values({ id: o.id, name: o.name, is_admin: o.isAdmin ? 1 : 0, created_at: o.createdAt })
+      .execute();
+  }
+
+  async findOwner(id: OwnerId): Promise<Owner | undefined> {
+    const r = await this.db.selectFrom('owners').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toOwner(r);
+  }
+
+  async listOwners(): Promise<Owner[]> {
+    const rows = await this.db.selectFrom('owners').selectAll().orderBy('created_at').orderBy('id').execute();
+    return rows.map(toOwner);
+  }
+
+  async insertToken(t: ApiToken, tokenHash: string): Promise<void> {
+    await this.db
+      .insertInto('api_tokens')
+      .values({ id: t.id, owner_id: t.ownerId, name: t.name, token_hash: tokenHash, created_at: t.createdAt, last_used_at: null })
+      .execute();
+  }
+
+  async findOwnerByTokenHash(tokenHash: string): Promise<{ owner: Owner; tokenId: string } | undefined> {
+    const r = await this.db
+      .selectFrom('api_tokens')
+      .innerJoin('owners', 'owners.id', 'api_tokens.owner_id')
+      .select(['owners.id', 'owners.name', 'owners.is_admin', 'owners.created_at', 'api_tokens.id as token_id'])
+      .where('api_tokens.token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    return r && { owner: toOwner(r), tokenId: r.token_id };
+  }
+
+  async touchToken(tokenId: string, at: string): Promise<void> {
+    await this.db.updateTable('api_tokens').set({ last_used_at: at }).where('id', '=', tokenId).execute();
+  }
+
+  async listTokens(ownerId: OwnerId): Promise<ApiToken[]> {
+    const rows = await this.db.selectFrom('api_tokens').selectAll().where('owner_id', '=', ownerId).orderBy('created_at').execute();
+    return rows.map((r) => ({ id: r.id, ownerId: r.owner_id as OwnerId, name: r.name, createdAt: r.created_at, lastUsedAt: r.last_used_at }));
+  }
+
+  async deleteToken(ownerId: OwnerId, tokenId: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('api_tokens').where('owner_id', '=', ownerId).where('id', '=', tokenId).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+}

@@ -1,0 +1,123 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { registerStatusTable } from '../../http/errors.ts';
+import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import type { SpaceErrorCode } from './errors.ts';
+import type { Space } from './model.ts';
+import type { AddMemberInput, SpaceService } from './service.ts';
+
+registerStatusTable<SpaceErrorCode>('spaces', {
+  space_not_found: 404,
+  space_name_taken: 409,
+  default_space_must_be_phase1: 422,
+  interface_not_found: 422,
+  phase1_needs_one_pxe_interface: 422,
+  member_not_found: 404,
+  glaze_not_allowed_in_space: 422,
+});
+
+export const SpaceSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  phase: Type.Integer(),
+  glazeId: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+const MemberSchema = Type.Object({ metalId: Type.String(), interfaces: Type.Array(Type.String()), isDefault: Type.Boolean() });
+const SpaceDetail = Type.Intersect([SpaceSchema, Type.Object({ members: Type.Array(MemberSchema) })]);
+
+const out = ({ ownerId: _o, ...s }: Space) => s;
+
+/** Spaces (T4). Owner-scoped. */
+export function spaceRoutes(app: FastifyInstance, spaces: SpaceService): void {
+  app.post<{ Body: { name: string; phase: number } }>(
+    '/spaces',
+    {
+      schema: {
+        tags: ['spaces'],
+        summary: 'Create a Space for phase 1, 2 or 3',
+        body: Type.Object({ name: Type.String({ maxLength: 256 }), phase: Type.Integer() }, { additionalProperties: false }),
+        response: { 201: SpaceSchema, ...errorResponses(400, 409) },
+      },
+    },
+    async (req, reply) => reply.code(201).send(out(await spaces.create(req.owner.id, req.body))),
+  );
+
+  app.get<{ Querystring: { phase?: string } }>(
+    '/spaces',
+    {
+      schema: {
+        tags: ['spaces'],
+        summary: "List the caller's Spaces",
+        querystring: Type.Object({ phase: Type.Optional(Type.String({ pattern: '^[123]$' })) }, { additionalProperties: false }),
+        response: { 200: Items(SpaceSchema) },
+      },
+    },
+    async (req) => ({ items: (await spaces.list(req.owner.id, req.query.phase ? Number(req.query.phase) : undefined)).map(out) }),
+  );
+
+  app.get<{ Params: { ref: string } }>(
+    '/spaces/:ref',
+    { schema: { tags: ['spaces'], summary: 'Show a Space and its members', params: Type.Object({ ref: Ref }), response: { 200: SpaceDetail, ...errorResponses(404) } } },
+    async (req) => {
+      const { ownerId: _o, ...s } = await spaces.show(req.owner.id, req.params.ref);
+      return s;
+    },
+  );
+
+  app.patch<{ Params: { ref: string }; Body: { name?: string; glaze?: string | null } }>(
+    '/spaces/:ref',
+    {
+      schema: {
+        tags: ['spaces'],
+        summary: "Rename a Space or set the Glaze it delivers (the Glaze must allow the Space); glaze null clears it",
+        params: Type.Object({ ref: Ref }),
+        body: Type.Object(
+          { name: Type.Optional(Type.String({ maxLength: 256 })), glaze: Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Null()])) },
+          { additionalProperties: false, minProperties: 1 },
+        ),
+        response: { 200: SpaceSchema, ...errorResponses(400, 404, 409, 422) },
+      },
+    },
+    async (req) => out(await spaces.update(req.owner.id, req.params.ref, req.body)),
+  );
+
+  app.delete<{ Params: { ref: string } }>(
+    '/spaces/:ref',
+    { schema: { tags: ['spaces'], summary: 'Delete a Space', params: Type.Object({ ref: Ref }), response: { ...errorResponses(404) } } },
+    async (req, reply) => {
+      await spaces.delete(req.owner.id, req.params.ref);
+      return reply.code(204).send();
+    },
+  );
+
+  app.post<{ Params: { ref: string }; Body: AddMemberInput }>(
+    '/spaces/:ref/members',
+    {
+      schema: {
+        tags: ['spaces'],
+        summary: "Add a metal (or replace its membership) with the interfaces that link it; default makes this the metal's default Phase 1 Space",
+        params: Type.Object({ ref: Ref }),
+        body: Type.Object(
+          { metal: Ref, interfaces: Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 16 }), default: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
+        response: { 201: SpaceDetail, ...errorResponses(400, 404, 422) },
+      },
+    },
+    async (req, reply) => {
+      const { ownerId: _o, ...s } = await spaces.addMember(req.owner.id, req.params.ref, req.body);
+      return reply.code(201).send(s);
+    },
+  );
+
+  app.delete<{ Params: { ref: string; metal: string } }>(
+    '/spaces/:ref/members/:metal',
+    { schema: { tags: ['spaces'], summary: 'Remove a metal from a Space', params: Type.Object({ ref: Ref, metal: Ref }), response: { ...errorResponses(404) } } },
+    async (req, reply) => {
+      await spaces.removeMember(req.owner.id, req.params.ref, req.params.metal);
+      return reply.code(204).send();
+    },
+  );
+}

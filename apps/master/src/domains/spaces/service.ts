@@ -1,0 +1,151 @@
+import { type GlazeId, isId, newId, type OwnerId, parseName, parsePhase, type SpaceId, type TipsId } from '@tips/core';
+import { isUniqueViolation } from '../../db/database.ts';
+import type { DomainEvents } from '../../events.ts';
+import type { Clock, Random } from '../../ports.ts';
+import type { MetalService } from '../metals/service.ts';
+import { SpaceError } from './errors.ts';
+import type { Space, SpaceWithMembers } from './model.ts';
+import type { MembershipOfMetal, SpaceStore } from './store.ts';
+
+/** What spaces need to know about Glazes; the glazes domain provides it (no cross-table reads). */
+export interface GlazeLookup {
+  /** Resolves an owner's Glaze by ID or name and says whether it lists the Space as allowed. */
+  resolveForSpace(ownerId: OwnerId, glazeRef: string, spaceId: SpaceId): Promise<{ id: GlazeId; allowed: boolean }>;
+}
+
+export interface AddMemberInput {
+  metal: string;
+  interfaces: string[];
+  default?: boolean;
+}
+
+/** Spaces (T4): groups of metals per phase; exactly one default Phase 1 Space per metal. */
+export class SpaceService {
+  private glazes?: GlazeLookup;
+
+  constructor(
+    private readonly store: SpaceStore,
+    private readonly metals: MetalService,
+    private readonly events: DomainEvents,
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {
+    events.on('metal.deleted', (e) => this.store.removeMetal(e.metalId));
+    events.on('metal.interfaces.changed', (e) => this.store.removeInterfaces(e.metalId, e.removedNames));
+  }
+
+  /** Late binding: glazes and spaces each need the other's answers. */
+  useGlazes(glazes: GlazeLookup): void {
+    this.glazes = glazes;
+  }
+
+  async create(ownerId: OwnerId, input: { name: string; phase: number }): Promise<Space> {
+    const name = parseName(input.name);
+    const phase = parsePhase(input.phase);
+    if (await this.store.findByName(ownerId, name)) throw this.nameTaken(name);
+    const now = this.clock.now().toISOString();
+    const space: Space = { id: newId('space', this.random.bytes(16)), ownerId, name, phase, glazeId: null, createdAt: now, updatedAt: now };
+    try {
+      await this.store.insert(space);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw this.nameTaken(name);
+      throw err;
+    }
+    return space;
+  }
+
+  async get(ownerId: OwnerId, ref: string): Promise<Space> {
+    const space = isId('space', ref) ? await this.store.findById(ownerId, ref as SpaceId) : await this.store.findByName(ownerId, ref);
+    if (!space) throw new SpaceError('space_not_found', `no Space "${ref}"`, 'space');
+    return space;
+  }
+
+  async show(ownerId: OwnerId, ref: string): Promise<SpaceWithMembers> {
+    const space = await this.get(ownerId, ref);
+    return { ...space, members: await this.store.members(space.id) };
+  }
+
+  list(ownerId: OwnerId, phase?: number): Promise<Space[]> {
+    return this.store.list(ownerId, phase);
+  }
+
+  async update(ownerId: OwnerId, ref: string, input: { name?: string; glaze?: string | null }): Promise<Space> {
+    const space = await this.get(ownerId, ref);
+    const next: Space = { ...space, updatedAt: this.clock.now().toISOString() };
+    if (input.name !== undefined) {
+      next.name = parseName(input.name);
+      const other = await this.store.findByName(ownerId, next.name);
+      if (other && other.id !== space.id) throw this.nameTaken(next.name);
+    }
+    if (input.glaze === null) next.glazeId = null;
+    else if (input.glaze !== undefined) {
+      if (!this.glazes) throw new Error('glaze lookup not wired');
+      const glaze = await this.glazes.resolveForSpace(ownerId, input.glaze, space.id);
+      if (!glaze.allowed) {
+        throw new SpaceError('glaze_not_allowed_in_space', `Glaze "${input.glaze}" does not list Space "${space.name}" among the Spaces allowed to use it`, 'glaze');
+      }
+      next.glazeId = glaze.id;
+    }
+    await this.store.update(next);
+    return next;
+  }
+
+  async delete(ownerId: OwnerId, ref: string): Promise<void> {
+    const space = await this.get(ownerId, ref);
+    await this.store.delete(ownerId, space.id);
+    await this.events.emit('space.deleted', { ownerId, spaceId: space.id });
+  }
+
+  async addMember(ownerId: OwnerId, spaceRef: string, input: AddMemberInput): Promise<SpaceWithMembers> {
+    const space = await this.get(ownerId, spaceRef);
+    const metal = await this.metals.get(ownerId, input.metal);
+    const names = [...new Set(input.interfaces)];
+    if (names.length === 0) throw new SpaceError('interface_not_found', 'name at least one interface of the metal', 'interfaces');
+    for (const [n, name] of names.entries()) {
+      if (!metal.interfaces.some((i) => i.name === name)) {
+        const has = metal.interfaces.map((i) => i.name).join(', ');
+        throw new SpaceError('interface_not_found', `metal "${metal.name}" has no interface "${name}" (it has ${has})`, `interfaces[${n}]`);
+      }
+    }
+    const isDefault = input.default ?? false;
+    if (isDefault && space.phase !== 1) {
+      throw new SpaceError('default_space_must_be_phase1', `Space "${space.name}" is a Phase ${space.phase} Space; a metal's default Space must be a Phase 1 Space`, 'default');
+    }
+    if (space.phase === 1) {
+      const iface = metal.interfaces.find((i) => i.name === names[0]);
+      if (names.length !== 1 || !iface?.pxe) {
+        throw new SpaceError('phase1_needs_one_pxe_interface', 'Phase 1 provisions a metal over exactly one PXE-capable interface', 'interfaces');
+      }
+    }
+    await this.store.putMember(space.id, { metalId: metal.id, interfaces: names, isDefault });
+    await this.events.emit('space.membership.changed', { ownerId, metalId: metal.id, spaceId: space.id });
+    return this.show(ownerId, space.id);
+  }
+
+  async removeMember(ownerId: OwnerId, spaceRef: string, metalRef: string): Promise<void> {
+    const space = await this.get(ownerId, spaceRef);
+    const metal = await this.metals.get(ownerId, metalRef);
+    if (!(await this.store.removeMember(space.id, metal.id))) {
+      throw new SpaceError('member_not_found', `metal "${metal.name}" is not in Space "${space.name}"`, 'metal');
+    }
+    await this.events.emit('space.membership.changed', { ownerId, metalId: metal.id, spaceId: space.id });
+  }
+
+  /** Every Space a metal is in, with its interfaces and which one is the default (for show/discovery). */
+  membershipsOfMetal(metalId: TipsId): Promise<MembershipOfMetal[]> {
+    return this.store.membershipsOfMetal(metalId);
+  }
+
+  /** The metal's default Space, which is always Phase 1 (T4, T6). */
+  async defaultSpaceOf(metalId: TipsId): Promise<MembershipOfMetal | undefined> {
+    return (await this.store.membershipsOfMetal(metalId)).find((m) => m.isDefault && m.phase === 1);
+  }
+
+  spacesUsingGlaze(glazeId: GlazeId): Promise<Space[]> {
+    return this.store.spacesUsingGlaze(glazeId);
+  }
+
+  private nameTaken(name: string): SpaceError {
+    return new SpaceError('space_name_taken', `you already have a Space named "${name}"`, 'name');
+  }
+}

@@ -1,0 +1,118 @@
+import type { GlazeId, OwnerId, Phase, SpaceId, TipsId } from '@tips/core';
+import type { Db } from '../../db/database.ts';
+import type { SpacesTable } from '../../db/schema.ts';
+import type { Space, SpaceMember } from './model.ts';
+import type { MembershipOfMetal, SpaceStore } from './store.ts';
+
+const toSpace = (r: SpacesTable): Space => ({
+  id: r.id as SpaceId,
+  ownerId: r.owner_id as OwnerId,
+  name: r.name,
+  phase: r.phase as Phase,
+  glazeId: r.glaze_id as GlazeId | null,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+type MemberRow = { space_id: string; metal_id: string; interface_name: string; is_default: number };
+
+function groupMembers(rows: MemberRow[]): Map<string, SpaceMember & { spaceId: string }> {
+  const out = new Map<string, SpaceMember & { spaceId: string }>();
+  for (const r of rows) {
+    const key = `${r.space_id} ${r.metal_id}`;
+    const m = out.get(key) ?? { spaceId: r.space_id, metalId: r.metal_id as TipsId, interfaces: [], isDefault: r.is_default === 1 };
+    m.interfaces.push(r.interface_name);
+    out.set(key, m);
+  }
+  return out;
+}
+
+export class KyselySpaceStore implements SpaceStore {
+  constructor(private readonly db: Db) {}
+
+  async insert(s: Space): Promise<void> {
+    await this.db.insertInto('spaces').values(this.row(s)).execute();
+  }
+
+  async update(s: Space): Promise<void> {
+    const { id, owner_id, ...rest } = this.row(s);
+    await this.db.updateTable('spaces').set(rest).where('id', '=', id).where('owner_id', '=', owner_id).execute();
+  }
+
+  async delete(ownerId: OwnerId, id: SpaceId): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const owned = await tx.selectFrom('spaces').select('id').where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst();
+      if (!owned) return false;
+      await tx.deleteFrom('space_members').where('space_id', '=', id).execute();
+      await tx.deleteFrom('spaces').where('id', '=', id).execute();
+      return true;
+    });
+  }
+
+  async findById(ownerId: OwnerId, id: SpaceId): Promise<Space | undefined> {
+    const r = await this.db.selectFrom('spaces').selectAll().where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst();
+    return r && toSpace(r);
+  }
+
+  async findByName(ownerId: OwnerId, name: string): Promise<Space | undefined> {
+    const r = await this.db.selectFrom('spaces').selectAll().where('name', '=', name).where('owner_id', '=', ownerId).executeTakeFirst();
+    return r && toSpace(r);
+  }
+
+  async list(ownerId: OwnerId, phase?: number): Promise<Space[]> {
+    let q = this.db.selectFrom('spaces').selectAll().where('owner_id', '=', ownerId);
+    if (phase !== undefined) q = q.where('phase', '=', phase);
+    return (await q.orderBy('name').execute()).map(toSpace);
+  }
+
+  async members(spaceId: SpaceId): Promise<SpaceMember[]> {
+    const rows = await this.db.selectFrom('space_members').selectAll().where('space_id', '=', spaceId).orderBy('metal_id').orderBy('interface_name').execute();
+    return [...groupMembers(rows).values()].map(({ spaceId: _s, ...m }) => m);
+  }
+
+  async putMember(spaceId: SpaceId, m: SpaceMember): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      if (m.isDefault) await tx.updateTable('space_members').set({ is_default: 0 }).where('metal_id', '=', m.metalId).execute();
+      await tx.deleteFrom('space_members').where('space_id', '=', spaceId).where('metal_id', '=', m.metalId).execute();
+      await tx
+        .insertInto('space_members')
+        .values(m.interfaces.map((i) => ({ space_id: spaceId, metal_id: m.metalId, interface_name: i, is_default: m.isDefault ? 1 : 0 })))
+        .execute();
+    });
+  }
+
+  async removeMember(spaceId: SpaceId, metalId: TipsId): Promise<boolean> {
+    const r = await this.db.deleteFrom('space_members').where('space_id', '=', spaceId).where('metal_id', '=', metalId).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async removeMetal(metalId: TipsId): Promise<void> {
+    await this.db.deleteFrom('space_members').where('metal_id', '=', metalId).execute();
+  }
+
+  async removeInterfaces(metalId: TipsId, names: string[]): Promise<void> {
+    if (names.length === 0) return;
+    await this.db.deleteFrom('space_members').where('metal_id', '=', metalId).where('interface_name', 'in', names).execute();
+  }
+
+  async membershipsOfMetal(metalId: TipsId): Promise<MembershipOfMetal[]> {
+    const rows = await this.db
+      .selectFrom('space_members')
+      .innerJoin('spaces', 'spaces.id', 'space_members.space_id')
+      .select(['space_members.space_id', 'space_members.metal_id', 'space_members.interface_name', 'space_members.is_default', 'spaces.phase', 'spaces.name'])
+      .where('space_members.metal_id', '=', metalId)
+      .orderBy('spaces.name')
+      .orderBy('space_members.interface_name')
+      .execute();
+    const meta = new Map(rows.map((r) => [r.space_id, { phase: r.phase as Phase, spaceName: r.name }]));
+    return [...groupMembers(rows).values()].map((m) => ({ ...m, spaceId: m.spaceId as SpaceId, ...meta.get(m.spaceId)! }));
+  }
+
+  async spacesUsingGlaze(glazeId: GlazeId): Promise<Space[]> {
+    return (await this.db.selectFrom('spaces').selectAll().where('glaze_id', '=', glazeId).execute()).map(toSpace);
+  }
+
+  private row(s: Space): SpacesTable {
+    return { id: s.id, owner_id: s.ownerId, name: s.name, phase: s.phase, glaze_id: s.glazeId, created_at: s.createdAt, updated_at: s.updatedAt };
+  }
+}

@@ -1,0 +1,29 @@
+import type { GlazeId, OwnerId, SpaceId, TipsId } from '@tips/core';
+import type { Space, SpaceMember } from './model.ts';
+
+export interface MembershipOfMetal extends SpaceMember {
+  spaceId: SpaceId;
+  phase: Space['phase'];
+  spaceName: string;
+}
+
+/** Storage port of the spaces domain (tables `spaces`, `space_members`). */
+export interface SpaceStore {
+  insert(space: Space): Promise<void>;
+  update(space: Space): Promise<void>;
+  delete(ownerId: OwnerId, id: SpaceId): Promise<boolean>;
+  findById(ownerId: OwnerId, id: SpaceId): Promise<Space | undefined>;
+  findByName(ownerId: OwnerId, name: string): Promise<Space | undefined>;
+  list(ownerId: OwnerId, phase?: number): Promise<Space[]>;
+  members(spaceId: SpaceId): Promise<SpaceMember[]>;
+  /**
+   * Replaces a metal's membership of one Space. With `isDefault`, clears the metal's default flag
+   * in every other Space in the same transaction, so a metal never has two defaults.
+   */
+  putMember(spaceId: SpaceId, member: SpaceMember): Promise<void>;
+  removeMember(spaceId: SpaceId, metalId: TipsId): Promise<boolean>;
+  removeMetal(metalId: TipsId): Promise<void>;
+  removeInterfaces(metalId: TipsId, interfaceNames: string[]): Promise<void>;
+  membershipsOfMetal(metalId: TipsId): Promise<MembershipOfMetal[]>;
+  spacesUsingGlaze(glazeId: GlazeId): Promise<Space[]>;
+}

@@ -1,0 +1,28 @@
+import type { Mac, OwnerId, TipsId } from '@tips/core';
+
+/**
+ * In-process domain events: how one domain reacts to another's changes without touching its
+ * tables. Handlers run in registration order and are awaited, so a caller sees their effects.
+ */
+export interface DomainEventMap {
+  'metal.deleted': { ownerId: OwnerId; metalId: TipsId; macs: Mac[] };
+  'metal.interfaces.changed': { ownerId: OwnerId; metalId: TipsId; added: Mac[]; removed: Mac[]; removedNames: string[] };
+  'space.membership.changed': { ownerId: OwnerId; metalId: TipsId; spaceId: string };
+  'space.deleted': { ownerId: OwnerId; spaceId: string };
+}
+
+type Handler<K extends keyof DomainEventMap> = (event: DomainEventMap[K]) => Promise<void> | void;
+
+export class DomainEvents {
+  private readonly handlers = new Map<keyof DomainEventMap, Handler<keyof DomainEventMap>[]>();
+
+  on<K extends keyof DomainEventMap>(name: K, handler: Handler<K>): void {
+    const list = this.handlers.get(name) ?? [];
+    list.push(handler as Handler<keyof DomainEventMap>);
+    this.handlers.set(name, list);
+  }
+
+  async emit<K extends keyof DomainEventMap>(name: K, event: DomainEventMap[K]): Promise<void> {
+    for (const h of this.handlers.get(name) ?? []) await h(event);
+  }
+}
