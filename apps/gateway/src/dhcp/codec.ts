@@ -1,0 +1,502 @@
+// Strict DHCP codec (RFC 2131 header, RFC 2132 options, RFC 4578 PXE options, RFC 3396 long options).
+// Pure functions over Uint8Array; anything malformed raises DhcpError with a stable code.
+import {
+  BOOTP_HEADER_LENGTH,
+  BOOTREPLY,
+  BOOTREQUEST,
+  CHADDR_LENGTH,
+  DHCP_MESSAGE_TYPE,
+  type DhcpMessageType,
+  FILE_LENGTH,
+  HLEN_ETHERNET,
+  HTYPE_ETHERNET,
+  MAGIC_COOKIE,
+  MAX_MESSAGE_LENGTH,
+  MIN_ENCODED_LENGTH,
+  OPTION,
+  OPTIONS_OFFSET,
+  SNAME_LENGTH,
+} from './constants.ts';
+import { DhcpError } from './errors.ts';
+
+/** Dotted-quad IPv4 address. */
+export type Ipv4 = string;
+
+export interface DhcpOptions {
+  messageType: DhcpMessageType; // 53
+  serverIdentifier?: Ipv4; // 54
+  leaseTime?: number; // 51, seconds
+  renewalTime?: number; // 58
+  rebindingTime?: number; // 59
+  subnetMask?: Ipv4; // 1
+  routers?: Ipv4[]; // 3
+  dnsServers?: Ipv4[]; // 6
+  broadcastAddress?: Ipv4; // 28
+  hostName?: string; // 12
+  requestedIp?: Ipv4; // 50
+  parameterRequestList?: number[]; // 55
+  message?: string; // 56
+  maxMessageSize?: number; // 57
+  vendorClass?: string; // 60
+  clientIdentifier?: Uint8Array; // 61
+  tftpServerName?: string; // 66
+  bootfileName?: string; // 67
+  clientArchitectures?: number[]; // 93
+  clientMachineId?: Uint8Array; // 97 (type 0 + 16-byte GUID)
+  /** Options this codec does not interpret, in order of first appearance. */
+  other: { code: number; data: Uint8Array }[];
+}
+
+export interface DhcpPacket {
+  op: typeof BOOTREQUEST | typeof BOOTREPLY;
+  htype: number;
+  hlen: number;
+  hops: number;
+  xid: number;
+  secs: number;
+  flags: number;
+  ciaddr: Ipv4;
+  yiaddr: Ipv4;
+  siaddr: Ipv4;
+  giaddr: Ipv4;
+  /** Client hardware address: the first `hlen` bytes of the 16-byte chaddr field. */
+  chaddr: Uint8Array;
+  sname: string;
+  file: string;
+  options: DhcpOptions;
+}
+
+const MESSAGE_TYPES = new Set<number>(Object.values(DHCP_MESSAGE_TYPE));
+
+// ---------- decoding ----------
+
+function ipAt(b: Uint8Array, o: number): Ipv4 {
+  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+}
+
+/** NUL-terminated field (sname, file): text up to the first NUL; the rest must be zero padding. */
+function cString(b: Uint8Array, start: number, length: number, field: string): string {
+  const slice = b.subarray(start, start + length);
+  let end = slice.indexOf(0);
+  if (end === -1) end = length;
+  for (let i = end; i < length; i++) {
+    if (slice[i] !== 0) throw new DhcpError('bad_field', field, `${field} has bytes after its terminating NUL`);
+  }
+  return latin1(slice.subarray(0, end));
+}
+
+function latin1(b: Uint8Array): string {
+  let s = '';
+  for (const c of b) s += String.fromCharCode(c);
+  return s;
+}
+
+type OptionDecoder = (data: Uint8Array, into: DhcpOptions, name: string) => void;
+
+function fixedLength(data: Uint8Array, n: number, name: string): void {
+  if (data.length !== n) throw new DhcpError('bad_option_length', name, `${name} must be ${n} bytes, got ${data.length}`);
+}
+function atLeast(data: Uint8Array, n: number, name: string): void {
+  if (data.length < n) throw new DhcpError('bad_option_length', name, `${name} must be at least ${n} bytes, got ${data.length}`);
+}
+function u32(d: Uint8Array): number {
+  return ((d[0]! << 24) >>> 0) + (d[1]! << 16) + (d[2]! << 8) + d[3]!;
+}
+function ipList(d: Uint8Array, name: string): Ipv4[] {
+  atLeast(d, 4, name);
+  if (d.length % 4 !== 0) throw new DhcpError('bad_option_length', name, `${name} must be a multiple of 4 bytes, got ${d.length}`);
+  const out: Ipv4[] = [];
+  for (let i = 0; i < d.length; i += 4) out.push(ipAt(d, i));
+  return out;
+}
+
+const OPTION_DECODERS: Record<number, { name: string; decode: OptionDecoder }> = {
+  [OPTION.SUBNET_MASK]: {
+    name: 'subnet_mask',
+    decode: (d, o, n) => {
+      fixedLength(d, 4, n);
+      o.subnetMask = ipAt(d, 0);
+    },
+  },
+  [OPTION.ROUTER]: {
+    name: 'router',
+    decode: (d, o, n) => {
+      o.routers = ipList(d, n);
+    },
+  },
+  [OPTION.DOMAIN_NAME_SERVER]: {
+    name: 'domain_name_server',
+    decode: (d, o, n) => {
+      o.dnsServers = ipList(d, n);
+    },
+  },
+  [OPTION.HOST_NAME]: {
+    name: 'host_name',
+    decode: (d, o, n) => {
+      atLeast(d, 1, n);
+      o.hostName = latin1(d);
+    },
+  },
+  [OPTION.BROADCAST_ADDRESS]: {
+    name: 'broadcast_address',
+    decode: (d, o, n) => {
+      fixedLength(d, 4, n);
+      o.broadcastAddress = ipAt(d, 0);
+    },
+  },
+  [OPTION.REQUESTED_IP_ADDRESS]: {
+    name: 'requested_ip_address',
+    decode: (d, o, n) => {
+      fixedLength(d, 4, n);
+      o.requestedIp = ipAt(d, 0);
+    },
+  },
+  [OPTION.IP_ADDRESS_LEASE_TIME]: {
+    name: 'ip_address_lease_time',
+    decode: (d, o, n) => {
+      fixedLength(d, 4, n);
+      o.leaseTime = u32(d);
+    },
+  },
+  [OPTION.OPTION_OVERLOAD]: {
+    name: 'option_overload',
+    decode: (_d, _o, n) => {
+      throw new DhcpError('option_overload_unsupported', n, 'option overload (sname/file carrying options) is not accepted');
+    },
+  },
+  [OPTION.DHCP_MESSAGE_TYPE]: {
+    name: 'dhcp_message_type',
+    decode: (d, o, n) => {
+      fixedLength(d, 1, n);
+      if (!MESSAGE_TYPES.has(d[0]!)) throw new DhcpError('bad_option_value', n, `message type must be 1..8, got ${d[0]}`);
+      o.messageType = d[0] as DhcpMessageType;
+    },
+  },
+  [OPTION.SERVER_IDENTIFIER]: {
+    name: 'server_identifier',
+    decode: (d, o, n) => {
+      fixedLength(d, 4, n);
+      o.serverIdentifier = ipAt(d, 0);
+    },
+  },
+  [OPTION.PARAMETER_REQUEST_LIST]: {
+    name: 'parameter_request_list',
+    decode: (d, o, n) => {
+      atLeast(d, 1, n);
+      o.parameterRequestList = Array.from(d);
+    },
+  },
+  [OPTION.MESSAGE]: {
+    name: 'message',
+    decode: (d, o, n) => {
+      atLeast(d, 1, n);
+      o.message = latin1(d);
+    },
+  },
+  [OPTION.MAXIMUM_DHCP_MESSAGE_SIZE]: {
+    name: 'maximum_dhcp_message_size',
+    decode: (d, o, n) => {
+      fixedLength(d, 2, n);
+      const v = (d[0]! << 8) | d[1]!;
+      if (v < 576) throw new DhcpError('bad_option_value', n, `maximum message size must be at least 576, got ${v}`);
+      o.maxMessageSize = v;
+    },
+  },
+  [OPTION.RENEWAL_TIME_VALUE]: {
+    name: 'renewal_time_value',
+    decode: (d, o, n) => {
+      fixedLength(d, 4, n);
+      o.renewalTime = u32(d);
+    },
+  },
+  [OPTION.REBINDING_TIME_VALUE]: {
+    name: 'rebinding_time_value',
+    decode: (d, o, n) => {
+      fixedLength(d, 4, n);
+      o.rebindingTime = u32(d);
+    },
+  },
+  [OPTION.VENDOR_CLASS_IDENTIFIER]: {
+    name: 'vendor_class_identifier',
+    decode: (d, o, n) => {
+      atLeast(d, 1, n);
+      o.vendorClass = latin1(d);
+    },
+  },
+  [OPTION.CLIENT_IDENTIFIER]: {
+    name: 'client_identifier',
+    decode: (d, o, n) => {
+      atLeast(d, 2, n);
+      o.clientIdentifier = d.slice();
+    },
+  },
+  [OPTION.TFTP_SERVER_NAME]: {
+    name: 'tftp_server_name',
+    decode: (d, o, n) => {
+      atLeast(d, 1, n);
+      o.tftpServerName = latin1(d);
+    },
+  },
+  [OPTION.BOOTFILE_NAME]: {
+    name: 'bootfile_name',
+    decode: (d, o, n) => {
+      atLeast(d, 1, n);
+      o.bootfileName = latin1(d);
+    },
+  },
+  [OPTION.CLIENT_SYSTEM_ARCHITECTURE]: {
+    name: 'client_system_architecture',
+    decode: (d, o, n) => {
+      atLeast(d, 2, n);
+      if (d.length % 2 !== 0) throw new DhcpError('bad_option_length', n, `${n} must be a list of 16-bit types, got ${d.length} bytes`);
+      const archs: number[] = [];
+      for (let i = 0; i < d.length; i += 2) archs.push((d[i]! << 8) | d[i + 1]!);
+      o.clientArchitectures = archs;
+    },
+  },
+  [OPTION.CLIENT_MACHINE_IDENTIFIER]: {
+    name: 'client_machine_identifier',
+    decode: (d, o, n) => {
+      // RFC 4578 §2.3: type 0 followed by a 16-byte GUID.
+      fixedLength(d, 17, n);
+      if (d[0] !== 0) throw new DhcpError('bad_option_value', n, `machine identifier type must be 0, got ${d[0]}`);
+      o.clientMachineId = d.slice();
+    },
+  },
+};
+
+/**
+ * Collects the options area into code → data, concatenating repeated codes as RFC 3396 requires.
+ * Requires an END option; only PAD may follow it.
+ */
+function readOptions(b: Uint8Array): Map<number, Uint8Array> {
+  const parts = new Map<number, Uint8Array[]>();
+  let i = OPTIONS_OFFSET;
+  let ended = false;
+  while (i < b.length) {
+    const code = b[i]!;
+    if (code === OPTION.PAD) {
+      i++;
+      continue;
+    }
+    if (code === OPTION.END) {
+      ended = true;
+      i++;
+      break;
+    }
+    if (i + 1 >= b.length) throw new DhcpError('truncated_option', `option_${code}`, `option ${code} has no length byte`);
+    const len = b[i + 1]!;
+    const start = i + 2;
+    if (start + len > b.length) {
+      throw new DhcpError('truncated_option', `option_${code}`, `option ${code} claims ${len} bytes, only ${b.length - start} remain`);
+    }
+    const list = parts.get(code) ?? [];
+    list.push(b.subarray(start, start + len));
+    parts.set(code, list);
+    i = start + len;
+  }
+  if (!ended) throw new DhcpError('missing_end', 'options', 'options area has no END option (255)');
+  for (; i < b.length; i++) {
+    if (b[i] !== OPTION.PAD) throw new DhcpError('trailing_bytes', 'options', `non-pad byte ${b[i]} after END at offset ${i}`);
+  }
+  const out = new Map<number, Uint8Array>();
+  for (const [code, list] of parts) {
+    if (list.length === 1) out.set(code, list[0]!);
+    else {
+      const total = list.reduce((n, p) => n + p.length, 0);
+      const joined = new Uint8Array(total);
+      let o = 0;
+      for (const p of list) {
+        joined.set(p, o);
+        o += p.length;
+      }
+      out.set(code, joined);
+    }
+  }
+  return out;
+}
+
+/** Decodes one DHCP message. Throws DhcpError (never anything else) on malformed input. */
+export function decodeDhcp(bytes: Uint8Array): DhcpPacket {
+  if (!(bytes instanceof Uint8Array)) throw new DhcpError('bad_input', 'packet', 'expected a Uint8Array');
+  if (bytes.length < OPTIONS_OFFSET + 1) {
+    throw new DhcpError('too_short', 'packet', `a DHCP message needs at least ${OPTIONS_OFFSET + 1} bytes, got ${bytes.length}`);
+  }
+  if (bytes.length > MAX_MESSAGE_LENGTH) {
+    throw new DhcpError('too_long', 'packet', `a DHCP message may be at most ${MAX_MESSAGE_LENGTH} bytes here, got ${bytes.length}`);
+  }
+  const op = bytes[0]!;
+  if (op !== BOOTREQUEST && op !== BOOTREPLY) throw new DhcpError('bad_field', 'op', `op must be 1 or 2, got ${op}`);
+  const htype = bytes[1]!;
+  const hlen = bytes[2]!;
+  if (htype !== HTYPE_ETHERNET || hlen !== HLEN_ETHERNET) {
+    throw new DhcpError('unsupported_hardware', 'htype', `only Ethernet (htype 1, hlen 6) is served, got htype ${htype} hlen ${hlen}`);
+  }
+  for (let i = 0; i < MAGIC_COOKIE.length; i++) {
+    if (bytes[BOOTP_HEADER_LENGTH + i] !== MAGIC_COOKIE[i]) {
+      throw new DhcpError('bad_magic_cookie', 'cookie', 'the magic cookie 99.130.83.99 is missing (plain BOOTP is not served)');
+    }
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const raw = readOptions(bytes);
+  const options: DhcpOptions = { messageType: 0 as DhcpMessageType, other: [] };
+  for (const [code, data] of raw) {
+    const dec = OPTION_DECODERS[code];
+    if (dec) dec.decode(data, options, dec.name);
+    else options.other.push({ code, data: data.slice() });
+  }
+  if (!raw.has(OPTION.DHCP_MESSAGE_TYPE)) {
+    throw new DhcpError('missing_message_type', 'dhcp_message_type', 'option 53 (DHCP message type) is required');
+  }
+  const chaddrField = bytes.subarray(28, 28 + CHADDR_LENGTH);
+  for (let i = hlen; i < CHADDR_LENGTH; i++) {
+    if (chaddrField[i] !== 0) throw new DhcpError('bad_field', 'chaddr', 'chaddr has non-zero bytes beyond hlen');
+  }
+  return {
+    op,
+    htype,
+    hlen,
+    hops: bytes[3]!,
+    xid: dv.getUint32(4),
+    secs: dv.getUint16(8),
+    flags: dv.getUint16(10),
+    ciaddr: ipAt(bytes, 12),
+    yiaddr: ipAt(bytes, 16),
+    siaddr: ipAt(bytes, 20),
+    giaddr: ipAt(bytes, 24),
+    chaddr: chaddrField.slice(0, hlen),
+    sname: cString(bytes, 44, SNAME_LENGTH, 'sname'),
+    file: cString(bytes, 44 + SNAME_LENGTH, FILE_LENGTH, 'file'),
+    options,
+  };
+}
+
+// ---------- encoding ----------
+
+function ipBytes(ip: Ipv4, field: string): Uint8Array {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  const parts = m ? [m[1], m[2], m[3], m[4]].map(Number) : [];
+  if (!m || parts.some((p) => p > 255)) throw new DhcpError('bad_field', field, `"${ip}" is not a dotted-quad IPv4 address`);
+  return Uint8Array.from(parts);
+}
+
+function textBytes(s: string, field: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff) throw new DhcpError('bad_field', field, `${field} has a character outside Latin-1`);
+    out[i] = c;
+  }
+  return out;
+}
+
+function u32Bytes(v: number, field: string): Uint8Array {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new DhcpError('bad_field', field, `${field} must be a 32-bit unsigned integer`);
+  return Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
+}
+
+function byteList(values: number[], field: string): Uint8Array {
+  if (values.some((v) => !Number.isInteger(v) || v < 0 || v > 255)) throw new DhcpError('bad_field', field, `${field} entries are single bytes`);
+  return Uint8Array.from(values);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function optionList(o: DhcpOptions): [number, Uint8Array][] {
+  const list: [number, Uint8Array][] = [[OPTION.DHCP_MESSAGE_TYPE, Uint8Array.of(o.messageType)]];
+  const add = (code: number, data: Uint8Array | undefined) => {
+    if (data !== undefined) list.push([code, data]);
+  };
+  add(OPTION.SERVER_IDENTIFIER, o.serverIdentifier === undefined ? undefined : ipBytes(o.serverIdentifier, 'server_identifier'));
+  add(OPTION.IP_ADDRESS_LEASE_TIME, o.leaseTime === undefined ? undefined : u32Bytes(o.leaseTime, 'lease_time'));
+  add(OPTION.RENEWAL_TIME_VALUE, o.renewalTime === undefined ? undefined : u32Bytes(o.renewalTime, 'renewal_time'));
+  add(OPTION.REBINDING_TIME_VALUE, o.rebindingTime === undefined ? undefined : u32Bytes(o.rebindingTime, 'rebinding_time'));
+  add(OPTION.SUBNET_MASK, o.subnetMask === undefined ? undefined : ipBytes(o.subnetMask, 'subnet_mask'));
+  add(OPTION.ROUTER, o.routers === undefined ? undefined : concat(o.routers.map((r) => ipBytes(r, 'router'))));
+  add(OPTION.DOMAIN_NAME_SERVER, o.dnsServers === undefined ? undefined : concat(o.dnsServers.map((r) => ipBytes(r, 'dns'))));
+  add(OPTION.BROADCAST_ADDRESS, o.broadcastAddress === undefined ? undefined : ipBytes(o.broadcastAddress, 'broadcast_address'));
+  add(OPTION.HOST_NAME, o.hostName === undefined ? undefined : textBytes(o.hostName, 'host_name'));
+  add(OPTION.REQUESTED_IP_ADDRESS, o.requestedIp === undefined ? undefined : ipBytes(o.requestedIp, 'requested_ip'));
+  add(OPTION.PARAMETER_REQUEST_LIST, o.parameterRequestList === undefined ? undefined : byteList(o.parameterRequestList, 'parameter_request_list'));
+  add(OPTION.MESSAGE, o.message === undefined ? undefined : textBytes(o.message, 'message'));
+  if (o.maxMessageSize !== undefined) {
+    if (!Number.isInteger(o.maxMessageSize) || o.maxMessageSize < 576 || o.maxMessageSize > 0xffff) {
+      throw new DhcpError('bad_field', 'maximum_dhcp_message_size', 'maximum message size must be 576..65535');
+    }
+    add(OPTION.MAXIMUM_DHCP_MESSAGE_SIZE, Uint8Array.of(o.maxMessageSize >> 8, o.maxMessageSize & 0xff));
+  }
+  add(OPTION.VENDOR_CLASS_IDENTIFIER, o.vendorClass === undefined ? undefined : textBytes(o.vendorClass, 'vendor_class'));
+  add(OPTION.CLIENT_IDENTIFIER, o.clientIdentifier);
+  add(OPTION.TFTP_SERVER_NAME, o.tftpServerName === undefined ? undefined : textBytes(o.tftpServerName, 'tftp_server_name'));
+  add(OPTION.BOOTFILE_NAME, o.bootfileName === undefined ? undefined : textBytes(o.bootfileName, 'bootfile_name'));
+  if (o.clientArchitectures !== undefined) {
+    const archs = o.clientArchitectures;
+    if (archs.some((a) => !Number.isInteger(a) || a < 0 || a > 0xffff)) throw new DhcpError('bad_field', 'client_system_architecture', 'architecture types are 16-bit');
+    add(OPTION.CLIENT_SYSTEM_ARCHITECTURE, Uint8Array.from(archs.flatMap((a) => [a >> 8, a & 0xff])));
+  }
+  add(OPTION.CLIENT_MACHINE_IDENTIFIER, o.clientMachineId);
+  for (const x of o.other) add(x.code, x.data);
+  return list;
+}
+
+/** Encodes a packet; options longer than 255 bytes are split into consecutive instances (RFC 3396). */
+export function encodeDhcp(p: DhcpPacket): Uint8Array {
+  if (p.chaddr.length !== p.hlen || p.hlen > CHADDR_LENGTH) throw new DhcpError('bad_field', 'chaddr', 'chaddr length must equal hlen');
+  const sname = textBytes(p.sname, 'sname');
+  const file = textBytes(p.file, 'file');
+  if (sname.length >= SNAME_LENGTH || sname.includes(0)) throw new DhcpError('bad_field', 'sname', 'sname must be < 64 bytes without NUL');
+  if (file.length >= FILE_LENGTH || file.includes(0)) throw new DhcpError('bad_field', 'file', 'file must be < 128 bytes without NUL');
+  const header = new Uint8Array(OPTIONS_OFFSET);
+  const dv = new DataView(header.buffer);
+  header[0] = p.op;
+  header[1] = p.htype;
+  header[2] = p.hlen;
+  header[3] = p.hops;
+  dv.setUint32(4, p.xid >>> 0);
+  dv.setUint16(8, p.secs);
+  dv.setUint16(10, p.flags);
+  header.set(ipBytes(p.ciaddr, 'ciaddr'), 12);
+  header.set(ipBytes(p.yiaddr, 'yiaddr'), 16);
+  header.set(ipBytes(p.siaddr, 'siaddr'), 20);
+  header.set(ipBytes(p.giaddr, 'giaddr'), 24);
+  header.set(p.chaddr, 28);
+  header.set(sname, 44);
+  header.set(file, 44 + SNAME_LENGTH);
+  header.set(MAGIC_COOKIE, BOOTP_HEADER_LENGTH);
+  const parts: Uint8Array[] = [header];
+  for (const [code, data] of optionList(p.options)) {
+    if (code === OPTION.PAD || code === OPTION.END) throw new DhcpError('bad_field', `option_${code}`, 'PAD and END are not data options');
+    if (data.length === 0) throw new DhcpError('bad_option_length', `option_${code}`, `option ${code} has no data`);
+    for (let o = 0; o < data.length; o += 255) {
+      const chunk = data.subarray(o, Math.min(o + 255, data.length));
+      parts.push(Uint8Array.of(code, chunk.length), chunk);
+    }
+  }
+  parts.push(Uint8Array.of(OPTION.END));
+  let out = concat(parts);
+  if (out.length < MIN_ENCODED_LENGTH) {
+    const padded = new Uint8Array(MIN_ENCODED_LENGTH);
+    padded.set(out);
+    out = padded;
+  }
+  if (out.length > MAX_MESSAGE_LENGTH) throw new DhcpError('too_long', 'packet', `encoded message is ${out.length} bytes`);
+  return out;
+}
+
+/** Lower-case colon MAC from chaddr (Ethernet only). */
+export function chaddrToMac(chaddr: Uint8Array): string {
+  return Array.from(chaddr.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+export function macToChaddr(mac: string): Uint8Array {
+  return Uint8Array.from(mac.split(':').map((h) => Number.parseInt(h, 16)));
+}
