@@ -1,5 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
+declare module 'vitest' {
+  export interface ProvidedContext {
+    pgUrl: string;
+  }
+}
+
 // Two projects: unit tests live beside the code; e2e tests start real processes and peers.
 export default defineConfig({
   test: {
@@ -7,6 +13,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
+          globalSetup: ['scripts/vitest-global-setup.mjs'],
           include: ['apps/*/src/**/*.test.ts', 'packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
           testTimeout: 30_000,
         },
@@ -14,6 +21,7 @@ export default defineConfig({
       {
         test: {
           name: 'e2e',
+          globalSetup: ['scripts/vitest-global-setup.mjs'],
           include: ['e2e/**/*.test.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,

@@ -7,7 +7,8 @@ export type GlazeErrorCode =
   | 'upload_truncated'
   | 'upload_too_large'
   | 'digest_mismatch'
-  | 'range_not_satisfiable';
+  | 'range_not_satisfiable'
+  | 'unsupported_media_type';
 
 export class GlazeError extends DomainError<GlazeErrorCode> {
   constructor(code: GlazeErrorCode, message: string, field?: string) {

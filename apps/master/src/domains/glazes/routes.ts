@@ -16,6 +16,7 @@ registerStatusTable<GlazeErrorCode>('glazes', {
   upload_too_large: 413,
   digest_mismatch: 422,
   range_not_satisfiable: 416,
+  unsupported_media_type: 415,
 });
 
 export const GlazeSchema = Type.Object({
@@ -71,6 +72,9 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService): void {
       },
     },
     async (req, reply) => {
+      if (req.headers['content-type']?.split(';')[0]?.trim() !== 'application/octet-stream') {
+        throw new GlazeError('unsupported_media_type', 'send the image as Content-Type: application/octet-stream', 'content-type');
+      }
       const length = req.headers['content-length'];
       const glaze = await glazes.upload(
         req.owner.id,

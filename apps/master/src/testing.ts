@@ -1,0 +1,35 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildApp, type Services } from './app.ts';
+import { FsBlobStore } from './blob/fs-blob-store.ts';
+import { type Db, openDatabase } from './db/database.ts';
+
+/** An in-process master on a throw-away SQLite file and blob dir, for route tests (`app.inject`). */
+export async function testMaster(opts: { maxGlazeBytes?: number } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'tips-master-test-'));
+  const db: Db = await openDatabase({ kind: 'sqlite', file: join(dir, 'tips.db') });
+  const blobs = await FsBlobStore.open(join(dir, 'glazes'));
+  const { app, services } = await buildApp({ db, blobs, maxGlazeBytes: opts.maxGlazeBytes });
+  const admin = await services.owners.ensureAdmin();
+  if (!admin) throw new Error('fresh database must create an admin');
+  const alice = await services.owners.createOwnerAsAdmin(admin.owner, 'alice');
+  const bob = await services.owners.createOwnerAsAdmin(admin.owner, 'bob');
+  return {
+    app,
+    services: services as Services,
+    db,
+    blobs,
+    dir,
+    adminToken: admin.token,
+    alice: { ...alice.owner, token: alice.token },
+    bob: { ...bob.owner, token: bob.token },
+    auth: (token: string) => ({ authorization: `Bearer ${token}` }),
+    async close() {
+      await app.close();
+      await db.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+export type TestMaster = Awaited<ReturnType<typeof testMaster>>;
