@@ -1,4 +1,5 @@
-import { createProgram } from './program.ts';
+import { applyExitOverride, createProgram } from './program.ts';
 
 const program = createProgram();
+applyExitOverride(program);
 await program.parseAsync(process.argv);

@@ -1,10 +1,29 @@
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
+import { registerGlazeCommands } from './commands/glaze.ts';
+import { registerLoginCommands } from './commands/login.ts';
+import { registerMetalCommands } from './commands/metal.ts';
+import { registerSpaceCommands } from './commands/space.ts';
+import { EXIT } from './errors.ts';
 
 /** The `tips` command tree. Each command family registers itself here. */
 export function createProgram(): Command {
   const program = new Command('tips')
     .description('TIPS operator command line: metals, Spaces, Glazes, SUIT manifests')
     .showHelpAfterError()
-    .configureHelp({ sortSubcommands: true });
+    .configureHelp({ sortSubcommands: true })
+    .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 usage, 3 login/authentication, 4 not found, 5 conflict, 6 input refused, 7 master unreachable, 8 verification failed.');
+  registerLoginCommands(program);
+  registerMetalCommands(program);
+  registerSpaceCommands(program);
+  registerGlazeCommands(program);
   return program;
+}
+
+/** Usage errors exit with 2 everywhere in the tree (commander's default is 1). */
+export function applyExitOverride(cmd: Command): void {
+  cmd.exitOverride((err: CommanderError) => {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
+  });
+  for (const sub of cmd.commands) applyExitOverride(sub);
 }

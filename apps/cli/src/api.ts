@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { CliConfig } from './config.ts';
+import { CliError, EXIT, exitCodeForStatus } from './errors.ts';
+
+export interface Progress {
+  start(total: number): void;
+  update(done: number): void;
+  stop(): void;
+}
+
+interface ApiErrorBody {
+  error?: { code?: string; message?: string; field?: string };
+}
+
+/** A small client for the owner API (`/api/v1`) that turns every failure into a `CliError`. */
+export class Api {
+  constructor(private readonly config: CliConfig) {}
+
+  private url(path: string): URL {
+    try {
+      return new URL(path, this.config.url.endsWith('/') ? this.config.url : `${this.config.url}/`);
+    } catch {
+      throw new CliError('bad_url', `the master URL "${this.config.url}" is not a URL`, EXIT.usage);
+    }
+  }
+
+  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(this.url(path), {
+        method,
+        headers: { authorization: `Bearer ${this.config.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    const text = await res.text();
+    if (!res.ok) throw this.apiError(res.status, text);
+    return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+
+  /** Streams a file to the master (never reading it whole), reporting progress. */
+  async upload<T>(path: string, file: string, progress?: Progress): Promise<{ body: T; sha256: string }> {
+    const { size } = await stat(file);
+    const url = this.url(path);
+    progress?.start(size);
+    let sent = 0;
+    const hash = createHash('sha256');
+    const counter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        sent += chunk.length;
+        hash.update(chunk);
+        progress?.update(sent);
+        cb(null, chunk);
+      },
+    });
+    try {
+      const res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/octet-stream', 'content-length': size },
+        });
+        req.on('response', resolve);
+        req.on('error', reject);
+        pipeline(createReadStream(file), counter, req).catch(reject);
+      });
+      const text = await readAll(res);
+      if ((res.statusCode ?? 500) >= 400) throw this.apiError(res.statusCode ?? 500, text);
+      return { body: JSON.parse(text) as T, sha256: hash.digest('hex') };
+    } catch (err) {
+      if (err instanceof CliError) throw err;
+      throw this.unreachable(err);
+    } finally {
+      progress?.stop();
+    }
+  }
+
+  /** Downloads to `dest` via a temp file and rename, resuming nothing half-written. */
+  async download(path: string, dest: string, progress?: Progress): Promise<{ bytes: number; etag?: string }> {
+    const url = this.url(path);
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers: { authorization: `Bearer ${this.config.token}` } });
+      req.on('response', resolve);
+      req.on('error', (err) => reject(this.unreachable(err)));
+      req.end();
+    });
+    if ((res.statusCode ?? 500) >= 400) throw this.apiError(res.statusCode ?? 500, await readAll(res));
+    const total = Number(res.headers['content-length'] ?? 0);
+    progress?.start(total);
+    let got = 0;
+    const tmp = `${dest}.part`;
+    try {
+      await pipeline(
+        res,
+        new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            got += chunk.length;
+            progress?.update(got);
+            cb(null, chunk);
+          },
+        }),
+        createWriteStream(tmp, { mode: 0o644 }),
+      );
+      if (total && got !== total) throw new CliError('download_truncated', `received ${got} of ${total} bytes`, EXIT.failure);
+      await rename(tmp, dest);
+      return { bytes: got, etag: res.headers.etag };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err instanceof CliError ? err : this.unreachable(err);
+    } finally {
+      progress?.stop();
+    }
+  }
+
+  private unreachable(err: unknown): CliError {
+    const cause = (err as { cause?: { code?: string } })?.cause?.code ?? (err as { code?: string })?.code ?? (err as Error)?.message;
+    return new CliError('unreachable', `cannot reach the master at ${this.config.url} (${cause})`, EXIT.unreachable);
+  }
+
+  private apiError(status: number, text: string): CliError {
+    let body: ApiErrorBody = {};
+    try {
+      body = JSON.parse(text) as ApiErrorBody;
+    } catch {
+      // A proxy or a non-TIPS server answered: report its status only.
+    }
+    return new CliError(body.error?.code ?? `http_${status}`, body.error?.message ?? `the master answered HTTP ${status}`, exitCodeForStatus(status), body.error?.field);
+  }
+}
+
+async function readAll(res: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}

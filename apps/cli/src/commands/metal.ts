@@ -1,0 +1,106 @@
+import type { Command } from 'commander';
+import { action, api, collect, jsonOption, parseLabels } from '../context.ts';
+import { CliError, EXIT } from '../errors.ts';
+import { print, table } from '../output.ts';
+
+export interface MetalOut {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  interfaces: { name: string; mac: string; type: string; pxe: boolean }[];
+  spaces?: { spaceId: string; spaceName: string; phase: number; interfaces: string[]; isDefault: boolean }[];
+  createdAt: string;
+}
+
+/** `--iface NAME=MAC[,TYPE][,pxe]`, e.g. `eth0=dc:a6:32:01:02:03,ethernet,pxe`. */
+export function parseIface(spec: string): { name: string; mac: string; type: string; pxe: boolean } {
+  const m = /^([^=]+)=([^,]+)((?:,[a-z]+)*)$/.exec(spec);
+  if (!m) throw new CliError('bad_iface', `--iface "${spec}" must look like NAME=MAC[,ethernet|wifi|other][,pxe]`, EXIT.usage);
+  const flags = (m[3] ?? '').split(',').filter(Boolean);
+  const types = flags.filter((f) => f !== 'pxe');
+  if (types.length > 1) throw new CliError('bad_iface', `--iface "${spec}" names more than one type`, EXIT.usage);
+  return { name: m[1]!, mac: m[2]!, type: types[0] ?? 'ethernet', pxe: flags.includes('pxe') };
+}
+
+function showMetal(m: MetalOut): string {
+  const lines = [
+    `Metal ${m.name}`,
+    `  TIPS ID:    ${m.id}`,
+    `  labels:     ${Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(', ') || '-'}`,
+    `  created:    ${m.createdAt}`,
+    '  interfaces:',
+    ...m.interfaces.map((i) => `    ${i.name.padEnd(8)} ${i.mac}  ${i.type}${i.pxe ? '  pxe' : ''}`),
+  ];
+  if (m.spaces) {
+    lines.push('  spaces:');
+    if (m.spaces.length === 0) lines.push('    (none)');
+    for (const s of m.spaces) lines.push(`    ${s.spaceName.padEnd(16)} phase ${s.phase}  via ${s.interfaces.join(',')}${s.isDefault ? '  (default)' : ''}`);
+  }
+  return lines.join('\n');
+}
+
+const path = (ref: string) => `api/v1/metals/${encodeURIComponent(ref)}`;
+
+export function registerMetalCommands(program: Command): Command {
+  const metal = program.command('metal').description('Metal Objects: your declared devices and their interfaces');
+
+  jsonOption(
+    metal
+      .command('create')
+      .description('declare a metal')
+      .requiredOption('--name <name>', 'a name unique among your metals')
+      .requiredOption('--iface <spec>', 'NAME=MAC[,ethernet|wifi|other][,pxe] (repeatable)', collect)
+      .option('--label <k=v>', 'a label (repeatable)', collect),
+  ).action(
+    action(async (opts: { name: string; iface: string[]; label?: string[]; json?: boolean }) => {
+      const m = await api().call<MetalOut>('POST', 'api/v1/metals', { name: opts.name, labels: parseLabels(opts.label) ?? {}, interfaces: opts.iface.map(parseIface) });
+      print(m, !!opts.json, (v: MetalOut) => `created metal ${v.name} with TIPS ID ${v.id}`);
+    }),
+  );
+
+  jsonOption(metal.command('list').description('list your metals').option('--label <k=v>', 'only metals with this label')).action(
+    action(async (opts: { label?: string; json?: boolean }) => {
+      const q = opts.label ? `?label=${encodeURIComponent(opts.label)}` : '';
+      const r = await api().call<{ items: MetalOut[] }>('GET', `api/v1/metals${q}`);
+      print(r.items, !!opts.json, (v: MetalOut[]) =>
+        table(
+          ['NAME', 'TIPS ID', 'INTERFACES'],
+          v.map((m) => [m.name, m.id, m.interfaces.map((i) => `${i.name}=${i.mac}`).join(' ')]),
+        ),
+      );
+    }),
+  );
+
+  jsonOption(metal.command('show <metal>').description('show a metal (by name or TIPS ID) and its Spaces')).action(
+    action(async (ref: string, opts: { json?: boolean }) => {
+      print(await api().call<MetalOut>('GET', path(ref)), !!opts.json, showMetal);
+    }),
+  );
+
+  jsonOption(
+    metal
+      .command('update <metal>')
+      .description('rename, relabel, or replace the interface list')
+      .option('--name <name>', 'new name')
+      .option('--label <k=v>', 'replace all labels with these (repeatable)', collect)
+      .option('--iface <spec>', 'replace all interfaces with these (repeatable)', collect),
+  ).action(
+    action(async (ref: string, opts: { name?: string; label?: string[]; iface?: string[]; json?: boolean }) => {
+      const body = { name: opts.name, labels: parseLabels(opts.label), interfaces: opts.iface?.map(parseIface) };
+      if (Object.values(body).every((v) => v === undefined)) throw new CliError('nothing_to_update', 'give --name, --label or --iface', EXIT.usage);
+      const m = await api().call<MetalOut>('PATCH', path(ref), body);
+      print(m, !!opts.json, (v: MetalOut) => `updated metal ${v.name}`);
+    }),
+  );
+
+  metal
+    .command('delete <metal>')
+    .description('delete a metal and its Space memberships')
+    .action(
+      action(async (ref: string) => {
+        await api().call('DELETE', path(ref));
+        process.stdout.write(`deleted metal ${ref}\n`);
+      }),
+    );
+  return metal;
+}

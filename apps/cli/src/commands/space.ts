@@ -1,0 +1,100 @@
+import type { Command } from 'commander';
+import { action, api, collect, jsonOption } from '../context.ts';
+import { CliError, EXIT } from '../errors.ts';
+import { print, table } from '../output.ts';
+
+interface SpaceOut {
+  id: string;
+  name: string;
+  phase: number;
+  glazeId: string | null;
+  members?: { metalId: string; interfaces: string[]; isDefault: boolean }[];
+}
+
+const path = (ref: string) => `api/v1/spaces/${encodeURIComponent(ref)}`;
+
+function showSpace(s: SpaceOut): string {
+  return [
+    `Space ${s.name}`,
+    `  ID:      ${s.id}`,
+    `  phase:   ${s.phase}`,
+    `  glaze:   ${s.glazeId ?? '-'}`,
+    '  members:',
+    ...(s.members?.length ? s.members.map((m) => `    ${m.metalId}  via ${m.interfaces.join(',')}${m.isDefault ? '  (default)' : ''}`) : ['    (none)']),
+  ].join('\n');
+}
+
+export function registerSpaceCommands(program: Command): Command {
+  const space = program.command('space').description('Spaces: groups of metals provisioned together in phase 1, 2 or 3');
+
+  jsonOption(space.command('create').description('create a Space').requiredOption('--name <name>', 'a name unique among your Spaces').requiredOption('--phase <n>', '1, 2 or 3')).action(
+    action(async (opts: { name: string; phase: string; json?: boolean }) => {
+      if (!/^[123]$/.test(opts.phase)) throw new CliError('bad_phase', `--phase must be 1, 2 or 3, got "${opts.phase}"`, EXIT.usage);
+      const s = await api().call<SpaceOut>('POST', 'api/v1/spaces', { name: opts.name, phase: Number(opts.phase) });
+      print(s, !!opts.json, (v: SpaceOut) => `created Phase ${v.phase} Space ${v.name} (${v.id})`);
+    }),
+  );
+
+  jsonOption(space.command('list').description('list your Spaces').option('--phase <n>', 'only this phase')).action(
+    action(async (opts: { phase?: string; json?: boolean }) => {
+      const r = await api().call<{ items: SpaceOut[] }>('GET', `api/v1/spaces${opts.phase ? `?phase=${encodeURIComponent(opts.phase)}` : ''}`);
+      print(r.items, !!opts.json, (v: SpaceOut[]) => table(['NAME', 'ID', 'PHASE', 'GLAZE'], v.map((s) => [s.name, s.id, String(s.phase), s.glazeId ?? '-'])));
+    }),
+  );
+
+  jsonOption(space.command('show <space>').description('show a Space and its members')).action(
+    action(async (ref: string, opts: { json?: boolean }) => print(await api().call<SpaceOut>('GET', path(ref)), !!opts.json, showSpace)),
+  );
+
+  jsonOption(
+    space
+      .command('update <space>')
+      .description('rename a Space or set the Glaze it delivers')
+      .option('--name <name>', 'new name')
+      .option('--glaze <glaze>', 'the Glaze (name or ID) this Space delivers; it must allow the Space')
+      .option('--no-glaze', 'deliver no Glaze'),
+  ).action(
+    action(async (ref: string, opts: { name?: string; glaze?: string | false; json?: boolean }) => {
+      const body: Record<string, unknown> = {};
+      if (opts.name !== undefined) body.name = opts.name;
+      if (opts.glaze === false) body.glaze = null;
+      else if (typeof opts.glaze === 'string') body.glaze = opts.glaze;
+      if (Object.keys(body).length === 0) throw new CliError('nothing_to_update', 'give --name, --glaze or --no-glaze', EXIT.usage);
+      print(await api().call<SpaceOut>('PATCH', path(ref), body), !!opts.json, (v: SpaceOut) => `updated Space ${v.name}`);
+    }),
+  );
+
+  space
+    .command('delete <space>')
+    .description('delete a Space')
+    .action(
+      action(async (ref: string) => {
+        await api().call('DELETE', path(ref));
+        process.stdout.write(`deleted Space ${ref}\n`);
+      }),
+    );
+
+  jsonOption(
+    space
+      .command('add <space> <metal>')
+      .description("add a metal to a Space over the given interface(s); --default makes it the metal's default (Phase 1) Space")
+      .requiredOption('--iface <name>', 'interface of the metal that links it to the Space (repeatable)', collect)
+      .option('--default', "make this the metal's default Space (must be Phase 1)"),
+  ).action(
+    action(async (spaceRef: string, metalRef: string, opts: { iface: string[]; default?: boolean; json?: boolean }) => {
+      const s = await api().call<SpaceOut>('POST', `${path(spaceRef)}/members`, { metal: metalRef, interfaces: opts.iface, default: !!opts.default });
+      print(s, !!opts.json, (v: SpaceOut) => `added ${metalRef} to Space ${v.name} via ${opts.iface.join(',')}${opts.default ? ' (default)' : ''}`);
+    }),
+  );
+
+  space
+    .command('remove <space> <metal>')
+    .description('remove a metal from a Space')
+    .action(
+      action(async (spaceRef: string, metalRef: string) => {
+        await api().call('DELETE', `${path(spaceRef)}/members/${encodeURIComponent(metalRef)}`);
+        process.stdout.write(`removed ${metalRef} from Space ${spaceRef}\n`);
+      }),
+    );
+  return space;
+}
