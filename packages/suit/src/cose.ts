@@ -285,7 +285,9 @@ export function coseVerify(input: Uint8Array | CoseSingle, keys: readonly CoseKe
   if (candidates.length === 0) {
     throw new SuitError('suit_untrusted_key', `expected a trusted ${isMac ? 'symmetric' : 'public'} key for alg ${alg}${kid ? ` and kid ${Buffer.from(kid).toString('hex')}` : ''}, came none in the trust list`);
   }
-  const data = sigStructure(isMac ? 'MAC0' : 'Signature1', c.protectedBytes, opts.externalAad ?? new Uint8Array(0), payload);
+  // An empty protected map is signed as a zero-length bstr, whatever its wire form (sign-pass-01).
+  const signedProtected = c.protectedHeaders.size === 0 ? new Uint8Array(0) : c.protectedBytes;
+  const data = sigStructure(isMac ? 'MAC0' : 'Signature1', signedProtected, opts.externalAad ?? new Uint8Array(0), payload);
   for (const k of candidates) {
     if (isMac) {
       const expected = computeMac(alg, k.secret!, data);
