@@ -1,0 +1,270 @@
+// TIPS-G: wires DHCP, the interface table, the enforcer and the uplink into one daemon.
+import http from 'node:http';
+import { networkInterfaces } from 'node:os';
+import type { InterfaceType } from '@tips/core';
+import type { Logger } from 'pino';
+import type { Ipv4 } from './dhcp/codec.ts';
+import { ipToNumber, LeasePool, numberToIp, SqliteLeaseStore } from './dhcp/leases.ts';
+import type { BootConfig, LeaseEvent } from './dhcp/responder.ts';
+import { DhcpServer } from './dhcp/server.ts';
+import type { Enforcer } from './enforcer/enforcer.ts';
+import { createMetrics, type GatewayMetrics } from './status/metrics.ts';
+import type { Db } from './store/db.ts';
+import { natByAddress, parseConntrack } from './table/conntrack.ts';
+import { type InterfaceRow, InterfaceTable } from './table/table.ts';
+import { Channel, type ChannelCommand } from './uplink/channel.ts';
+import type { MasterClient } from './uplink/client.ts';
+import { type Backoff, Registrar } from './uplink/registrar.ts';
+
+export interface GatewayConfig {
+  lan: string;
+  lanType: InterfaceType;
+  uplink: string;
+  pool: { first: Ipv4; last: Ipv4 };
+  leaseTimeSec: number;
+  dnsServers: Ipv4[];
+  boot: BootConfig | undefined;
+  pendingTimeoutMs: number;
+  retry: Backoff;
+  statusHost: string;
+  statusPort: number;
+  natSampleMs: number;
+  tableReportMs: number;
+  dhcpPort?: number;
+}
+
+export class GatewayConfigError extends Error {
+  constructor(
+    readonly code: 'lan_not_found' | 'pool_outside_lan',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'GatewayConfigError';
+  }
+}
+
+/** Address and mask of the LAN interface, from the kernel. */
+export function lanAddress(lan: string): { ip: Ipv4; mask: Ipv4; broadcast: Ipv4 } {
+  const addr = networkInterfaces()[lan]?.find((a) => a.family === 'IPv4');
+  if (!addr) throw new GatewayConfigError('lan_not_found', `interface ${lan} has no IPv4 address (the gateway serves DHCP from it)`);
+  const ip = ipToNumber(addr.address);
+  const mask = ipToNumber(addr.netmask);
+  return { ip: addr.address, mask: addr.netmask, broadcast: numberToIp((ip | ~mask) >>> 0) };
+}
+
+export class Gateway {
+  readonly metrics: GatewayMetrics = createMetrics();
+  readonly table: InterfaceTable;
+  private readonly pool: LeasePool;
+  private dhcp: DhcpServer | undefined;
+  private registrar: Registrar | undefined;
+  private channel: Channel | undefined;
+  private status: http.Server | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private applyChain: Promise<void> = Promise.resolve();
+  private reportTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly cfg: GatewayConfig,
+    db: Db,
+    private readonly enforcer: Enforcer,
+    private readonly master: MasterClient,
+    private readonly log: Logger,
+  ) {
+    this.table = new InterfaceTable(db);
+    const lan = lanAddress(cfg.lan);
+    const within = (ip: Ipv4) => ((ipToNumber(ip) ^ ipToNumber(lan.ip)) & ipToNumber(lan.mask)) === 0;
+    if (!within(cfg.pool.first) || !within(cfg.pool.last)) {
+      throw new GatewayConfigError('pool_outside_lan', `pool ${cfg.pool.first}-${cfg.pool.last} is not inside ${lan.ip}/${lan.mask}`);
+    }
+    this.pool = new LeasePool({ ...cfg.pool, exclude: [lan.ip], leaseTimeSec: cfg.leaseTimeSec }, new SqliteLeaseStore(db), Date.now);
+    this.lanInfo = lan;
+  }
+
+  private readonly lanInfo: { ip: Ipv4; mask: Ipv4; broadcast: Ipv4 };
+
+  async start(): Promise<void> {
+    // Enforcement first: whatever the table says is in force before a single DHCP answer goes out.
+    await this.applyRules();
+    this.registrar = new Registrar({
+      table: this.table,
+      register: (r) => this.master.register(r),
+      onDecision: (before, after) => this.onStateChange(before, after),
+      log: this.log,
+      metrics: this.metrics,
+      backoff: this.cfg.retry,
+      pendingTimeoutMs: this.cfg.pendingTimeoutMs,
+    });
+    this.dhcp = new DhcpServer({
+      pool: this.pool,
+      config: {
+        serverIp: this.lanInfo.ip,
+        subnetMask: this.lanInfo.mask,
+        broadcastAddress: this.lanInfo.broadcast,
+        router: this.lanInfo.ip,
+        dnsServers: this.cfg.dnsServers,
+        ...(this.cfg.boot ? { boot: this.cfg.boot } : {}),
+      },
+      admission: (mac) => (this.table.get(mac, this.cfg.lan)?.state === 'blocked' ? 'refuse' : 'serve'),
+      onEvent: (e) => this.onLease(e),
+      log: this.log,
+      metrics: this.metrics,
+      ...(this.cfg.dhcpPort !== undefined ? { port: this.cfg.dhcpPort } : {}),
+    });
+    await this.dhcp.start();
+    this.registrar.kickAll();
+    this.channel = new Channel({
+      connectInfo: () => this.master.channelHeaders(),
+      onCommand: (c) => this.onCommand(c),
+      onConnected: () => {
+        this.registrar?.kickAll();
+        this.scheduleReport(0);
+      },
+      log: this.log,
+      metrics: this.metrics,
+      backoff: this.cfg.retry,
+    });
+    this.channel.start();
+    this.every(this.cfg.natSampleMs, () => this.sampleNat());
+    this.every(this.cfg.tableReportMs, () => this.scheduleReport(0));
+    await this.startStatus();
+    this.updateGauges();
+    this.log.info({ lan: this.cfg.lan, uplink: this.cfg.uplink, pool: this.cfg.pool, rows: this.table.counts() }, 'gateway started');
+  }
+
+  private every(ms: number, f: () => Promise<void> | void): void {
+    const t = setInterval(() => {
+      Promise.resolve(f()).catch((err) => this.log.warn({ err }, 'periodic task failed'));
+    }, ms);
+    this.timers.push(t);
+  }
+
+  private onLease(e: LeaseEvent): void {
+    if (e.kind === 'bound') {
+      const { row, created, ipChanged } = this.table.observeLease({
+        mac: e.mac,
+        gatewayInterface: this.cfg.lan,
+        ip: e.ip,
+        type: this.cfg.lanType,
+        pxe: e.pxe,
+        hostname: e.hostname,
+      });
+      if (created) this.log.info({ mac: e.mac, ip: e.ip }, 'new interface: Pending, asking TIPS-D');
+      if (created || ipChanged) this.queueApply();
+      if (row.state === 'pending') this.registrar?.kick(row.mac, row.gatewayInterface);
+      this.scheduleReport();
+    } else if (e.kind === 'released') {
+      const rows = this.table.forgetAddress(e.mac, e.ip);
+      if (rows.length > 0) {
+        this.queueApply(e.ip);
+        this.scheduleReport();
+      }
+    }
+  }
+
+  private onStateChange(before: InterfaceRow, after: InterfaceRow): void {
+    if (before.state === after.state && before.ip === after.ip) return;
+    this.log.info({ mac: after.mac, from: before.state, to: after.state, tipsId: after.tipsId, reason: after.reason }, 'interface state changed');
+    this.queueApply(before.ip ?? undefined);
+    this.scheduleReport();
+  }
+
+  async onCommand(c: ChannelCommand): Promise<void> {
+    this.log.info({ command: c.type, mac: 'mac' in c ? c.mac : undefined, tipsId: 'tipsId' in c ? c.tipsId : undefined }, 'command from master');
+    if (c.type === 'block') {
+      const changed = this.table.block(c.tipsId, c.macs, c.reason ?? 'metal_blocked');
+      for (const ch of changed) this.log.info({ mac: ch.after.mac, from: ch.before.state }, 'interface blocked by master');
+      await this.queueApply(...changed.map((ch) => ch.before.ip).filter((ip): ip is string => ip !== null));
+    } else {
+      const removed = this.table.clear(c.mac);
+      await this.queueApply(...removed.map((r) => r.ip).filter((ip): ip is string => ip !== null));
+      if (c.type === 'unblock') {
+        // Re-register at once with the lease we know instead of waiting for the next renewal.
+        const lease = this.pool.leaseOf(c.mac);
+        if (lease && lease.state === 'bound' && lease.expiresAt > Date.now()) {
+          this.onLease({ kind: 'bound', mac: c.mac, ip: lease.ip, hostname: lease.hostname, pxe: false, renewal: true });
+        }
+      }
+    }
+    this.scheduleReport();
+  }
+
+  /** Serialised rule application; flushes the given addresses' connections after the new rules are in. */
+  queueApply(...flush: (string | undefined)[]): Promise<void> {
+    const ips = flush.filter((ip): ip is string => ip !== undefined);
+    this.applyChain = this.applyChain
+      .then(async () => {
+        await this.applyRules();
+        for (const ip of ips) await this.enforcer.flushConnections(ip);
+      })
+      .catch((err) => {
+        this.metrics.enforcerApplies.inc({ outcome: 'failed' });
+        this.log.error({ err }, 'enforcement failed');
+      });
+    return this.applyChain;
+  }
+
+  private async applyRules(): Promise<void> {
+    await this.enforcer.apply(this.table.all());
+    this.metrics.enforcerApplies.inc({ outcome: 'ok' });
+    this.updateGauges();
+  }
+
+  private updateGauges(): void {
+    const counts = this.table.counts();
+    for (const [state, n] of Object.entries(counts)) this.metrics.interfaces.set({ state }, n);
+  }
+
+  private async sampleNat(): Promise<void> {
+    const flows = natByAddress(parseConntrack(await this.enforcer.sampleConnections()));
+    const entries = [];
+    for (const r of this.table.all()) {
+      if (r.state !== 'active' || r.ip === null) continue;
+      for (const entry of flows.get(r.ip) ?? []) entries.push({ mac: r.mac, gatewayInterface: r.gatewayInterface, entry });
+    }
+    this.table.replaceNat(entries);
+  }
+
+  private scheduleReport(delayMs = 500): void {
+    if (this.reportTimer) clearTimeout(this.reportTimer);
+    this.reportTimer = setTimeout(() => {
+      this.reportTimer = undefined;
+      this.master.putTable(this.table.all()).catch((err) => this.log.debug({ msg: (err as Error).message }, 'table report not delivered'));
+    }, delayMs);
+  }
+
+  private startStatus(): Promise<void> {
+    this.status = http.createServer((req, res) => {
+      if (req.url === '/metrics') {
+        this.metrics.registry
+          .metrics()
+          .then((text) => {
+            res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+            res.end(text);
+          })
+          .catch(() => {
+            res.writeHead(500).end();
+          });
+      } else if (req.url === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok: true, uplink: this.channel?.connected ?? false, rows: this.table.counts() }));
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    return new Promise((resolve, reject) => {
+      this.status!.once('error', reject);
+      this.status!.listen(this.cfg.statusPort, this.cfg.statusHost, () => resolve());
+    });
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    if (this.reportTimer) clearTimeout(this.reportTimer);
+    this.registrar?.stop();
+    this.channel?.stop();
+    await this.dhcp?.stop();
+    await new Promise<void>((r) => (this.status ? this.status.close(() => r()) : r()));
+    await this.applyChain;
+  }
+}

@@ -1,0 +1,198 @@
+// `tips-gateway`: run the gateway daemon, enroll it with a master, read its table and leases.
+import { mkdirSync } from 'node:fs';
+import { parseInterfaceType } from '@tips/core';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import pino from 'pino';
+import { ipToNumber, parsePoolRange, SqliteLeaseStore } from './dhcp/leases.ts';
+import { NftEnforcer } from './enforcer/nft.ts';
+import { Gateway, lanAddress } from './gateway.ts';
+import { openGatewayDb } from './store/db.ts';
+import { InterfaceTable } from './table/table.ts';
+import { enrollGateway, MasterClient } from './uplink/client.ts';
+import { generateGatewayKey, loadIdentity, saveIdentity } from './uplink/identity.ts';
+import { publicKeyPem } from './uplink/sign.ts';
+
+function int(name: string, min: number, max: number) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer ${min}..${max}`);
+    return n;
+  };
+}
+
+/** Durations like 500ms, 30s, 5m, or plain milliseconds. */
+export function parseDuration(v: string): number {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError(`"${v}" is not a duration (e.g. 500ms, 30s, 5m)`);
+  const n = Number(m[1]);
+  return n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
+}
+
+function ipv4(v: string): string {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(v);
+  if (!m || m.slice(1).some((o) => Number(o) > 255)) throw new InvalidArgumentError(`"${v}" is not an IPv4 address`);
+  return v;
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, ipv4(v)];
+}
+
+function fmtTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+}
+
+function printTable(headers: string[], rows: string[][]): void {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  console.log(line(headers));
+  for (const r of rows) console.log(line(r));
+}
+
+export function createProgram(): Command {
+  const program = new Command('tips-gateway')
+    .description('TIPS gateway (TIPS-G): DHCP/PXE for metals, interface table, enforcement, uplink to the master')
+    .showHelpAfterError();
+
+  program
+    .command('run')
+    .description('run the gateway daemon (needs root: binds port 67, writes nftables rules)')
+    .requiredOption('--lan <iface>', 'interface where the metals live (DHCP is served here)')
+    .requiredOption('--uplink <iface>', 'interface towards the master and the outside (NAT for Active metals)')
+    .requiredOption('--pool <first-last>', 'address pool, e.g. 10.77.0.100-10.77.0.200')
+    .requiredOption('--data-dir <dir>', 'state directory (leases, table, gateway key)')
+    .option('--master <url>', 'master base URL (default: the one recorded at enrollment)')
+    .option('--lease-time <duration>', 'DHCP lease time', parseDuration, 3_600_000)
+    .option('--dns <ip>', 'DNS server to announce (repeatable)', collect, [])
+    .addOption(new Option('--lan-type <type>', 'interface type recorded for metals on the LAN').choices(['ethernet', 'wifi', 'other']).default('ethernet'))
+    .option('--pending-timeout <duration>', 'after this long without an answer a Pending row is flagged (it stays Pending, retries continue)', parseDuration, 60_000)
+    .option('--retry-initial <duration>', 'first registration/reconnect retry delay', parseDuration, 500)
+    .option('--retry-max <duration>', 'largest retry delay', parseDuration, 15_000)
+    .option('--nft-table <name>', 'nftables table (family inet) owned by the gateway', 'tips_gw')
+    .option('--tftp-server <ip>', 'next-server / option 66 for PXE clients (default: the LAN address)')
+    .option('--bios-bootfile <file>', 'boot file for legacy BIOS PXE clients (TFTP)', 'undionly.kpxe')
+    .option('--uefi-bootfile <url>', 'boot file for UEFI clients (default http://<lan address>:<boot-http-port>/ipxe.efi)')
+    .option('--boot-http-port <port>', 'HTTP boot port Pending metals may reach', int('boot-http-port', 1, 65535), 8080)
+    .option('--status-host <host>', 'address of the status/metrics HTTP server', '127.0.0.1')
+    .option('--status-port <port>', 'port of the status/metrics HTTP server (0 = any)', int('status-port', 0, 65535), 9467)
+    .option('--nat-sample <duration>', 'how often NAT columns are read from conntrack', parseDuration, 2000)
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(async (o) => {
+      const log = pino({ level: o.logLevel, base: { app: 'tips-gateway' } });
+      const pool = parsePoolRange(o.pool);
+      mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+      const identity = loadIdentity(o.dataDir);
+      const masterUrl: string = o.master ?? identity.master;
+      const lan = lanAddress(o.lan);
+      const db = openGatewayDb(o.dataDir);
+      const enforcer = new NftEnforcer({ table: o.nftTable, lan: [o.lan], uplink: o.uplink, bootUdpPorts: [69], bootTcpPorts: [o.bootHttpPort] });
+      const gw = new Gateway(
+        {
+          lan: o.lan,
+          lanType: parseInterfaceType(o.lanType, 'lan-type'),
+          uplink: o.uplink,
+          pool,
+          leaseTimeSec: Math.max(60, Math.round(o.leaseTime / 1000)),
+          dnsServers: o.dns,
+          boot: {
+            tftpServer: o.tftpServer ? ipv4(o.tftpServer) : lan.ip,
+            biosBootfile: o.biosBootfile,
+            uefiBootfile: o.uefiBootfile ?? `http://${lan.ip}:${o.bootHttpPort}/ipxe.efi`,
+          },
+          pendingTimeoutMs: o.pendingTimeout,
+          retry: { initialMs: o.retryInitial, maxMs: o.retryMax },
+          statusHost: o.statusHost,
+          statusPort: o.statusPort,
+          natSampleMs: o.natSample,
+          tableReportMs: 30_000,
+        },
+        db,
+        enforcer,
+        new MasterClient(masterUrl, identity.gatewayId, identity.key),
+        log,
+      );
+      await gw.start();
+      log.info({ gatewayId: identity.gatewayId, master: masterUrl }, 'ready');
+      const shutdown = async (signal: string) => {
+        log.info({ signal }, 'stopping (rules stay in force)');
+        await gw.stop();
+        db.close();
+        process.exit(0);
+      };
+      process.once('SIGTERM', () => void shutdown('SIGTERM'));
+      process.once('SIGINT', () => void shutdown('SIGINT'));
+    });
+
+  program
+    .command('enroll')
+    .description('enroll this gateway with a master using the one-time token printed by `tips gateway add`')
+    .requiredOption('--master <url>', 'master base URL, e.g. https://tips.example.com')
+    .requiredOption('--token <token>', 'one-time enrollment token (spent, never stored)')
+    .requiredOption('--data-dir <dir>', 'state directory where the gateway key is kept (0600)')
+    .option('--name <name>', 'gateway name to report')
+    .option('--json', 'print the result as JSON')
+    .action(async (o) => {
+      mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+      const key = generateGatewayKey();
+      const gatewayId = await enrollGateway(o.master, {
+        enrollmentToken: o.token,
+        ...(o.name ? { name: o.name } : {}),
+        publicKey: publicKeyPem(key),
+      });
+      saveIdentity(o.dataDir, { gatewayId, master: o.master, name: o.name ?? null, enrolledAt: new Date().toISOString(), key });
+      if (o.json) console.log(JSON.stringify({ gatewayId, master: o.master }));
+      else console.log(`enrolled as ${gatewayId} with ${o.master}; key stored in ${o.dataDir}`);
+    });
+
+  program
+    .command('table')
+    .description('print the interface table (works while the daemon runs)')
+    .requiredOption('--data-dir <dir>', 'state directory of the gateway')
+    .option('--json', 'print JSON')
+    .action((o) => {
+      const db = openGatewayDb(o.dataDir);
+      const rows = new InterfaceTable(db).all();
+      db.close();
+      if (o.json) {
+        console.log(JSON.stringify({ rows }, null, 2));
+        return;
+      }
+      const lines: string[][] = [];
+      for (const r of rows) {
+        const base = [r.tipsId ?? '-', r.state, r.type, r.mac, r.ip ?? '-', r.gatewayInterface];
+        if (r.nat.length === 0) lines.push([...base, '-', '-', '-', '-', r.reason ?? '']);
+        for (const n of r.nat) {
+          lines.push([
+            ...base,
+            `${n.localPort ?? '-'}/${n.protocol}`,
+            `${n.destination}${n.destinationPort !== null ? `:${n.destinationPort}` : ''}`,
+            n.translatedAddress ?? '-',
+            `${n.outgoingPort ?? '-'}/${n.protocol}`,
+            r.reason ?? '',
+          ]);
+        }
+      }
+      printTable(['TIPS ID', 'STATE', 'TYPE', 'MAC', 'IP', 'IFACE', 'LOCAL', 'DESTINATION', 'TRANSLATED', 'OUTGOING', 'REASON'], lines);
+    });
+
+  program
+    .command('leases')
+    .description('print the DHCP leases')
+    .requiredOption('--data-dir <dir>', 'state directory of the gateway')
+    .option('--json', 'print JSON')
+    .action((o) => {
+      const db = openGatewayDb(o.dataDir);
+      const leases = new SqliteLeaseStore(db).all().sort((a, b) => ipToNumber(a.ip) - ipToNumber(b.ip));
+      db.close();
+      if (o.json) {
+        console.log(JSON.stringify({ leases }, null, 2));
+        return;
+      }
+      printTable(
+        ['IP', 'MAC', 'STATE', 'EXPIRES', 'HOSTNAME'],
+        leases.map((l) => [l.ip, l.mac ?? '-', l.state, fmtTime(l.expiresAt), l.hostname ?? '']),
+      );
+    });
+
+  return program;
+}

@@ -1,0 +1,30 @@
+// Prometheus metrics of one gateway process (served on the status port).
+import { Counter, Gauge, Registry } from 'prom-client';
+
+export interface GatewayMetrics {
+  registry: Registry;
+  dhcpReceived: Counter<'type'>;
+  dhcpSent: Counter<'type'>;
+  dhcpMalformed: Counter<'code'>;
+  dhcpDropped: Counter<'reason'>;
+  registrations: Counter<'outcome'>;
+  interfaces: Gauge<'state'>;
+  uplinkConnected: Gauge;
+  enforcerApplies: Counter<'outcome'>;
+}
+
+export function createMetrics(): GatewayMetrics {
+  const registry = new Registry();
+  const c = <L extends string>(name: string, help: string, labelNames: L[]) => new Counter<L>({ name, help, labelNames, registers: [registry] });
+  return {
+    registry,
+    dhcpReceived: c('tips_gateway_dhcp_received_total', 'DHCP messages received, by message type', ['type']),
+    dhcpSent: c('tips_gateway_dhcp_sent_total', 'DHCP replies sent, by message type', ['type']),
+    dhcpMalformed: c('tips_gateway_dhcp_malformed_total', 'Malformed DHCP packets dropped, by DhcpError code', ['code']),
+    dhcpDropped: c('tips_gateway_dhcp_dropped_total', 'Well-formed DHCP messages not answered, by reason', ['reason']),
+    registrations: c('tips_gateway_registrations_total', 'Registration attempts at TIPS-D, by outcome', ['outcome']),
+    interfaces: new Gauge({ name: 'tips_gateway_interfaces', help: 'Rows of the interface table by state', labelNames: ['state'], registers: [registry] }),
+    uplinkConnected: new Gauge({ name: 'tips_gateway_uplink_connected', help: '1 while the command channel to the master is open', registers: [registry] }),
+    enforcerApplies: c('tips_gateway_enforcer_applies_total', 'Rule set applications, by outcome', ['outcome']),
+  };
+}

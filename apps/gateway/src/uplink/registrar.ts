@@ -1,0 +1,140 @@
+// Registration of Pending rows at TIPS-D (T5, T6, T7). Retries with exponential backoff for as long
+// as it takes: after `pendingTimeoutMs` a row is flagged (reason `pending_timeout`) but stays Pending
+// and keeps retrying. Nothing here can make a row Active except a well-formed answer of the master.
+import type { Logger } from 'pino';
+import type { GatewayMetrics } from '../status/metrics.ts';
+import type { InterfaceRow, InterfaceTable } from '../table/table.ts';
+import { MasterError, type RegistrationDecision, type RegistrationRequest } from './client.ts';
+
+export interface Backoff {
+  initialMs: number;
+  maxMs: number;
+}
+
+/** Exponential backoff with ±20 % jitter (random comes in so tests are deterministic). */
+export function backoffDelay(b: Backoff, attempt: number, random: () => number = Math.random): number {
+  const base = Math.min(b.maxMs, b.initialMs * 2 ** Math.min(attempt, 30));
+  return Math.max(1, Math.round(base * (0.8 + 0.4 * random())));
+}
+
+export interface RegistrarOptions {
+  table: InterfaceTable;
+  register: (req: RegistrationRequest) => Promise<RegistrationDecision>;
+  /** Called after a decision changed a row (the gateway re-applies rules and flushes connections). */
+  onDecision: (before: InterfaceRow, after: InterfaceRow) => void;
+  log: Logger;
+  metrics: GatewayMetrics;
+  backoff: Backoff;
+  pendingTimeoutMs: number;
+  now?: () => number;
+  random?: () => number;
+}
+
+interface Attempt {
+  timer: NodeJS.Timeout | undefined;
+  inFlight: boolean;
+  attempt: number;
+  again: boolean;
+}
+
+export class Registrar {
+  private readonly attempts = new Map<string, Attempt>();
+  private stopped = false;
+
+  constructor(private readonly o: RegistrarOptions) {}
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  /** Registers this row now (or right after the attempt in flight). */
+  kick(mac: string, gatewayInterface: string): void {
+    if (this.stopped) return;
+    const k = `${mac}|${gatewayInterface}`;
+    let a = this.attempts.get(k);
+    if (!a) {
+      a = { timer: undefined, inFlight: false, attempt: 0, again: false };
+      this.attempts.set(k, a);
+    }
+    if (a.inFlight) {
+      a.again = true;
+      return;
+    }
+    if (a.timer) clearTimeout(a.timer);
+    a.timer = undefined;
+    void this.attempt(k, mac, gatewayInterface, a);
+  }
+
+  /** Every Pending row, now (start-up, or the master came back). */
+  kickAll(): void {
+    for (const r of this.o.table.all()) if (r.state === 'pending') this.kick(r.mac, r.gatewayInterface);
+  }
+
+  private async attempt(k: string, mac: string, gi: string, a: Attempt): Promise<void> {
+    const row = this.o.table.get(mac, gi);
+    if (row?.state !== 'pending' || row.ip === null) {
+      this.attempts.delete(k);
+      return;
+    }
+    a.inFlight = true;
+    let retry = true;
+    try {
+      const d = await this.o.register({
+        mac,
+        ip: row.ip,
+        gatewayInterface: gi,
+        interfaceType: row.type,
+        pxe: row.pxe,
+        ...(row.hostname ? { hostname: row.hostname } : {}),
+      });
+      const change =
+        d.decision === 'active'
+          ? this.o.table.decide(mac, gi, { state: 'active', tipsId: d.tipsId, reason: null })
+          : this.o.table.decide(mac, gi, { state: 'blocked', tipsId: d.tipsId ?? null, reason: d.reason });
+      this.o.metrics.registrations.inc({ outcome: d.decision });
+      this.o.log.info({ mac, gatewayInterface: gi, decision: d.decision, tipsId: d.decision === 'active' ? d.tipsId : d.tipsId, reason: d.decision === 'blocked' ? d.reason : undefined }, 'registration decided');
+      if (change) this.o.onDecision(change.before, change.after);
+      retry = false;
+    } catch (err) {
+      const code = err instanceof MasterError ? err.code : 'internal_error';
+      this.o.metrics.registrations.inc({ outcome: code });
+      const timedOut = this.now() - row.since >= this.o.pendingTimeoutMs;
+      const reason = timedOut ? 'pending_timeout' : code;
+      if (timedOut && row.reason !== 'pending_timeout') {
+        this.o.log.warn({ mac, gatewayInterface: gi, pendingMs: this.now() - row.since }, 'registration still undecided: row stays Pending, retrying');
+      }
+      this.o.table.recordAttempt(mac, gi, reason);
+      this.o.log.debug({ mac, code, msg: (err as Error).message }, 'registration attempt failed');
+    } finally {
+      a.inFlight = false;
+    }
+    if (this.stopped) return;
+    if (!retry && !a.again) {
+      this.attempts.delete(k);
+      return;
+    }
+    if (a.again) {
+      a.again = false;
+      a.attempt = 0;
+      void this.attempt(k, mac, gi, a);
+      return;
+    }
+    const delay = backoffDelay(this.o.backoff, a.attempt++, this.o.random);
+    a.timer = setTimeout(() => {
+      a.timer = undefined;
+      void this.attempt(k, mac, gi, a);
+    }, delay);
+    a.timer.unref?.();
+  }
+
+  /** True while any row has an attempt scheduled or in flight. */
+  get busy(): boolean {
+    return this.attempts.size > 0;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const a of this.attempts.values()) if (a.timer) clearTimeout(a.timer);
+    this.attempts.clear();
+  }
+}
