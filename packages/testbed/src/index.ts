@@ -1,0 +1,11 @@
+export {
+  type ExecResult,
+  listNamespaces,
+  Namespace,
+  NsProcess,
+  run,
+  runOk,
+  sweepStaleNamespaces,
+  TestbedError,
+  Topology,
+} from './netns.ts';
