@@ -1,4 +1,4 @@
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, type JsonWebKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   authenticate,
@@ -101,7 +101,7 @@ describe('S1 manifest-spec examples 0–5 (ES256)', () => {
     const env = decodeEnvelope(bytes);
     const text = env.severed.get(23)!;
     const tampered = new Uint8Array(text);
-    tampered[tampered.length - 2] ^= 0x01;
+    tampered[tampered.length - 2] = tampered[tampered.length - 2]! ^ 0x01;
     env.severed.set(23, tampered);
     await expect(verifyEnvelope(encodeEnvelope(env), { trust })).rejects.toMatchObject({ code: 'suit_severed_mismatch' });
   });
