@@ -33,7 +33,14 @@ export class OwnerService {
     if (bootstrapToken !== undefined && !TOKEN_RE.test(bootstrapToken)) {
       throw new InvalidValueError('TIPS_BOOTSTRAP_ADMIN_TOKEN', 'must look like tips_ followed by 32–128 base64url characters');
     }
-    const owner = await this.createOwner('admin', true);
+    let owner: Owner;
+    try {
+      owner = await this.createOwner('admin', true);
+    } catch (err) {
+      // Another replica created the admin at the same moment: that one prints the token.
+      if (err instanceof OwnerError && err.code === 'owner_name_taken') return undefined;
+      throw err;
+    }
     const token = await this.issueToken(owner.id, 'bootstrap', bootstrapToken);
     return { owner, token: token.secret };
   }
