@@ -3,7 +3,7 @@
  * sequences against a device. What it does not implement stops the run with the SUIT report
  * reason for it (command-unsupported, component-unsupported, parameter-unsupported, ...).
  */
-import { type CborMap, type CborValue, decodeCbor, encodeCbor } from './cbor.ts';
+import { type CborMap, type CborValue, decodeCbor, encodeCbor, wrapBstr } from './cbor.ts';
 import {
   COMMAND_NAMES,
   MEMBER_NAMES,
@@ -49,7 +49,7 @@ import {
   SUIT_VALIDATE,
 } from './constants.ts';
 import { asSuitError, reportReason, SuitError, type SuitErrorCode, type SuitReportReason } from './errors.ts';
-import { type ComponentId, componentKey, parseDigest, type SuitCommandSequence } from './manifest.ts';
+import { type ComponentId, componentKey, decodeEnvelope, parseDigest, type SuitCommandSequence, type SuitDigest } from './manifest.ts';
 import type { SuitRecord } from './report.ts';
 import { digestMatches, type VerifiedManifest } from './verify.ts';
 
@@ -106,6 +106,11 @@ export class MemoryDevice implements SuitDevice {
   }
   invoke(id: ComponentId): void {
     this.invoked.push(componentKey(id));
+  }
+  /** A/B slot each component occupies (set by the test or the client). */
+  readonly slots = new Map<string, number>();
+  slot(id: ComponentId): number | undefined {
+    return this.slots.get(componentKey(id));
   }
   swap(a: ComponentId, b: ComponentId): void {
     const x = this.read(a);
@@ -171,11 +176,34 @@ class Run {
     readonly verified: VerifiedManifest,
     readonly device: SuitDevice,
   ) {
-    this.params = verified.manifest.common.components.map(() => new Map());
+    // Dependencies (trust domains) share the component index space; their manifests are staged in
+    // memory for this run, never written to the device.
+    this.components = [...verified.manifest.common.components];
+    for (const [idx, meta] of verified.manifest.common.dependencies ?? []) {
+      if (typeof idx !== 'number' || idx > 255) continue;
+      const prefix = meta instanceof Map ? meta.get(1) : undefined;
+      const id = Array.isArray(prefix) ? prefix.map((p) => (p instanceof Uint8Array ? p : new Uint8Array(Buffer.from(String(p))))) : [new Uint8Array(Buffer.from(`dependency-${idx}`))];
+      this.components[idx] = id;
+      this.dependencies.set(idx, undefined);
+    }
+    this.params = Array.from(this.components, () => new Map());
   }
 
-  get components(): ComponentId[] {
-    return this.verified.manifest.common.components;
+  readonly components: ComponentId[];
+  /** Staged dependency manifests by component index. */
+  readonly dependencies = new Map<number, Uint8Array | undefined>();
+
+  isDependency(ci: number): boolean {
+    return this.dependencies.has(ci);
+  }
+
+  async read(ci: number): Promise<Uint8Array | undefined> {
+    return this.isDependency(ci) ? this.dependencies.get(ci) : this.device.read(this.components[ci]!);
+  }
+
+  async write(ci: number, data: Uint8Array): Promise<void> {
+    if (this.isDependency(ci)) this.dependencies.set(ci, data);
+    else await this.device.write(this.components[ci]!, data);
   }
 
   param(ci: number, id: number): CborValue | undefined {
@@ -222,7 +250,7 @@ class Run {
   async command(id: number, arg: SuitCommandSequence['commands'][number]['arg'], ci: number, section: number, offset: number): Promise<void> {
     const comp = this.components[ci];
     if (!comp) throw new SuitError('suit_component_unsupported', `component index: expected below ${this.components.length}, came ${ci}`);
-    if (TOUCHES_COMPONENT.has(id) && !this.device.hasComponent(comp)) {
+    if (TOUCHES_COMPONENT.has(id) && !this.isDependency(ci) && !this.device.hasComponent(comp)) {
       throw new SuitError('suit_component_unsupported', `component ${componentKey(comp)}: expected a component this device has, came an unknown one`);
     }
     switch (id) {
@@ -230,7 +258,7 @@ class Run {
         if (arg.kind !== 'index') break;
         const idx = arg.index === true ? this.components.map((_, i) => i) : Array.isArray(arg.index) ? arg.index : [arg.index];
         for (const x of idx) {
-          if (x >= this.components.length) throw new SuitError('suit_component_unsupported', `set-component-index: expected an index below ${this.components.length}, came ${x}`);
+          if (!this.components[x]) throw new SuitError('suit_component_unsupported', `set-component-index: expected an index below ${this.components.length}, came ${x}`);
         }
         this.current = idx;
         return;
@@ -256,16 +284,16 @@ class Run {
       case SUIT_CONDITION_IMAGE_MATCH:
       case SUIT_CONDITION_IMAGE_NOT_MATCH: {
         const d = parseDigest(decodeCbor(this.need(ci, SUIT_PARAMETER_IMAGE_DIGEST, isBytes, 'image-digest')), 'image-digest');
-        const content = await this.device.read(comp);
+        const content = await this.read(ci);
         const size = this.param(ci, SUIT_PARAMETER_IMAGE_SIZE);
-        let match = content !== undefined && digestMatches(d, content);
+        let match = content !== undefined && (this.isDependency(ci) ? dependencyDigestMatches(d, content) : digestMatches(d, content));
         if (match && typeof size === 'number' && content!.length !== size) match = false;
         if (match !== (id === SUIT_CONDITION_IMAGE_MATCH)) throw new SuitError('suit_condition_failed', `${COMMAND_NAMES[id]}: expected the image ${id === SUIT_CONDITION_IMAGE_MATCH ? 'to match' : 'not to match'} its digest`);
         return;
       }
       case SUIT_CONDITION_CHECK_CONTENT: {
         const want = this.need(ci, SUIT_PARAMETER_CONTENT, isBytes, 'content');
-        const content = await this.device.read(comp);
+        const content = await this.read(ci);
         if (!content || !eq(content, want)) throw new SuitError('suit_condition_failed', 'check-content: expected the component to hold the given content, came other bytes');
         return;
       }
@@ -279,7 +307,7 @@ class Run {
         throw new SuitError('suit_abort', 'condition-abort: the manifest asked to abort');
       case SUIT_DIRECTIVE_WRITE: {
         const content = this.need(ci, SUIT_PARAMETER_CONTENT, isBytes, 'content');
-        await this.device.write(comp, content);
+        await this.write(ci, content);
         return;
       }
       case SUIT_DIRECTIVE_FETCH: {
@@ -291,21 +319,21 @@ class Run {
           const args = this.param(ci, SUIT_PARAMETER_FETCH_ARGUMENTS);
           data = await this.device.fetch(uri, args instanceof Uint8Array ? args : undefined);
         }
-        await this.device.write(comp, data);
+        await this.write(ci, data);
         return;
       }
       case SUIT_DIRECTIVE_COPY:
       case SUIT_DIRECTIVE_SWAP: {
         const src = this.need(ci, SUIT_PARAMETER_SOURCE_COMPONENT, isNumber, 'source-component');
         const other = this.components[src];
-        if (!other || !this.device.hasComponent(other)) throw new SuitError('suit_component_unsupported', `source-component: expected a known component index, came ${src}`);
+        if (!other || (!this.isDependency(src) && !this.device.hasComponent(other))) throw new SuitError('suit_component_unsupported', `source-component: expected a known component index, came ${src}`);
         if (id === SUIT_DIRECTIVE_SWAP) {
           if (!this.device.swap) throw new SuitError('suit_command_unsupported', 'directive-swap: this device cannot swap');
           await this.device.swap(comp, other);
         } else {
-          const data = await this.device.read(other);
+          const data = await this.read(src);
           if (!data) throw new SuitError('suit_operation_failed', `copy: expected content in component ${src}, came none`);
-          await this.device.write(comp, data);
+          await this.write(ci, data);
         }
         return;
       }
@@ -356,6 +384,16 @@ class SoftFailure extends Error {
 function isConditionFailure(code: SuitErrorCode): boolean {
   return code === 'suit_condition_failed' || code === 'suit_abort';
 }
+/** A dependency is identified by its manifest digest (trust domains): the one its envelope signs. */
+function dependencyDigestMatches(d: SuitDigest, envelope: Uint8Array): boolean {
+  try {
+    const env = decodeEnvelope(envelope);
+    return env.authentication !== undefined && digestMatches(d, wrapBstr(env.manifestBytes)) && eq(env.authentication.digest.bytes, d.bytes);
+  } catch {
+    return false;
+  }
+}
+
 /** Commands that read or write the component itself: the device must have it. */
 const TOUCHES_COMPONENT: ReadonlySet<number> = new Set([
   SUIT_CONDITION_IMAGE_MATCH,
