@@ -4,6 +4,12 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { BlobStore } from './blob/blob-store.ts';
 import type { Db } from './db/database.ts';
+import { discoveryGatewayRoutes, discoveryOwnerRoutes } from './domains/discovery/routes.ts';
+import { DiscoveryService } from './domains/discovery/service.ts';
+import { KyselyDiscoveryStore } from './domains/discovery/store.kysely.ts';
+import { gatewayApiRoutes, gatewayOwnerRoutes, installGatewayAuth } from './domains/gateways/routes.ts';
+import { GatewayService } from './domains/gateways/service.ts';
+import { KyselyGatewayStore } from './domains/gateways/store.kysely.ts';
 import { glazeRoutes } from './domains/glazes/routes.ts';
 import { GlazeService } from './domains/glazes/service.ts';
 import { KyselyGlazeStore } from './domains/glazes/store.kysely.ts';
@@ -20,6 +26,10 @@ import { KyselySpaceStore } from './domains/spaces/store.kysely.ts';
 import { DomainEvents } from './events.ts';
 import { installErrorHandler } from './http/error-handler.ts';
 import { installMetrics } from './http/metrics.ts';
+import { createEphemeralCa, type MasterCa } from './domains/enrollment/ca.ts';
+import { enrollmentRoutes, estRoutes, metalScope, refuseCertificateWithoutToken } from './domains/enrollment/routes.ts';
+import { EnrollmentService } from './domains/enrollment/service.ts';
+import { KyselyEnrollmentStore } from './domains/enrollment/store.kysely.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './ports.ts';
 
 declare module 'fastify' {
@@ -36,6 +46,10 @@ export interface MasterDeps {
   logger?: FastifyServerOptions['logger'];
   maxGlazeBytes?: number;
   version?: string;
+  /** The master's CA (intermediate + root); without one an in-memory CA is made on first use. */
+  ca?: () => Promise<MasterCa>;
+  /** Lifetime of metal certificates issued by EST (default 7 days). */
+  certLifetimeHours?: number;
 }
 
 export interface Services {
@@ -44,6 +58,9 @@ export interface Services {
   metals: MetalService;
   spaces: SpaceService;
   glazes: GlazeService;
+  enrollment: EnrollmentService;
+  gateways: GatewayService;
+  discovery: DiscoveryService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -56,7 +73,10 @@ export function createServices(deps: MasterDeps): Services {
   const spaces = new SpaceService(new KyselySpaceStore(deps.db), metals, events, clock, random);
   const glazes = new GlazeService(new KyselyGlazeStore(deps.db), deps.blobs, spaces, events, clock, random, deps.maxGlazeBytes ?? 64 * 2 ** 30);
   spaces.useGlazes(glazes);
-  return { events, owners, metals, spaces, glazes };
+  const gateways = new GatewayService(new KyselyGatewayStore(deps.db), clock, random);
+  const discovery = new DiscoveryService(new KyselyDiscoveryStore(deps.db), metals, spaces, gateways, events, clock, random);
+  const enrollment = new EnrollmentService(new KyselyEnrollmentStore(deps.db), metals, spaces, events, clock, random, deps.ca ?? (() => createEphemeralCa(clock.now(), random)), deps.certLifetimeHours);
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -106,14 +126,32 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       scope.addHook('onRequest', async (req) => {
         const h = req.headers.authorization;
         const token = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
+        refuseCertificateWithoutToken(req, token);
         req.owner = await services.owners.authenticate(token);
       });
       ownerRoutes(scope, services.owners);
       metalRoutes(scope, services.metals, services.spaces);
       spaceRoutes(scope, services.spaces);
       glazeRoutes(scope, services.glazes);
+      enrollmentRoutes(scope, services.enrollment);
+      gatewayOwnerRoutes(scope, services.gateways);
+      discoveryOwnerRoutes(scope, services.discovery);
     },
     { prefix: '/api/v1' },
   );
+  // Gateways authenticate with TIPS-GW-1 request signatures; owner tokens mean nothing here.
+  await app.register(
+    async (scope) => {
+      installGatewayAuth(scope, services.gateways);
+      await gatewayApiRoutes(scope, services.gateways);
+      discoveryGatewayRoutes(scope, services.discovery);
+    },
+    { prefix: '/api/gateway/v1' },
+  );
+  app.addHook('preClose', async () => services.gateways.closeAll());
+  // Metals: mutual TLS only — the certificate our CA issued is the identity (S6); tokens mean nothing here.
+  await app.register(async (scope) => metalScope(scope, services.enrollment), { prefix: '/api/metal/v1' });
+  // EST (RFC 7030) for enrollment and renewal, HTTPS only.
+  await app.register(async (scope) => estRoutes(scope, services.enrollment), { prefix: '/.well-known/est' });
   return { app, services };
 }

@@ -1,4 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
+import { up0003Enrollment } from '../domains/enrollment/migrations.ts';
+import { up0002Discovery } from '../domains/discovery/migrations.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
 // Only portable types: text, integer, bigint. Each domain's tables carry its prefix.
@@ -81,6 +83,8 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0002_discovery': { up: up0002Discovery },
+  '0003_enrollment': { up: up0003Enrollment },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

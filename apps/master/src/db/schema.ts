@@ -70,6 +70,63 @@ export interface GlazeSpacesTable {
   space_id: string;
 }
 
+export interface GatewaysTable {
+  id: string;
+  owner_id: string;
+  name: string;
+  enrollment_token_hash: string | null;
+  enrollment_expires_at: string | null;
+  public_key: string | null;
+  enrolled_name: string | null;
+  enrolled_at: string | null;
+  created_at: string;
+  last_seen_at: string | null;
+}
+
+export interface GatewayNoncesTable {
+  gateway_id: string;
+  nonce: string;
+  expires_at: number;
+}
+
+export interface GatewayTablesTable {
+  gateway_id: string;
+  rows: string;
+  row_count: number;
+  updated_at: string;
+}
+
+export interface GatewayCommandsTable {
+  id: string;
+  gateway_id: string;
+  seq: number;
+  body: string;
+  created_at: string;
+}
+
+export interface DiscoveryRegistrationsTable {
+  id: string;
+  at: string;
+  owner_id: string;
+  gateway_id: string;
+  mac: string;
+  ip: string;
+  gateway_interface: string;
+  interface_type: string;
+  pxe: number;
+  hostname: string | null;
+  decision: string;
+  reason: string | null;
+  tips_id: string | null;
+}
+
+export interface DiscoveryBlocksTable {
+  metal_id: string;
+  owner_id: string;
+  reason: string | null;
+  blocked_at: string;
+}
+
 export interface Database {
   owners: OwnersTable;
   api_tokens: ApiTokensTable;
@@ -79,4 +136,10 @@ export interface Database {
   space_members: SpaceMembersTable;
   glazes: GlazesTable;
   glaze_spaces: GlazeSpacesTable;
+  gateways: GatewaysTable;
+  gateway_nonces: GatewayNoncesTable;
+  gateway_tables: GatewayTablesTable;
+  gateway_commands: GatewayCommandsTable;
+  discovery_registrations: DiscoveryRegistrationsTable;
+  discovery_blocks: DiscoveryBlocksTable;
 }

@@ -1,0 +1,172 @@
+import { Readable } from 'node:stream';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { registerStatusTable } from '../../http/errors.ts';
+import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import type { DiscoveryErrorCode } from './errors.ts';
+import type { RegistrationRecord } from './model.ts';
+import type { DiscoveryService, RawQuery, RawRegistration } from './service.ts';
+
+registerStatusTable<DiscoveryErrorCode>('discovery', {
+  metal_not_blocked: 409,
+});
+
+const RecordSchema = Type.Object({
+  at: Type.String(),
+  gatewayId: Type.String(),
+  mac: Type.String(),
+  ip: Type.String(),
+  interfaceType: Type.String(),
+  gatewayInterface: Type.String(),
+  pxe: Type.Boolean(),
+  hostname: Type.Optional(Type.String()),
+  decision: Type.String(),
+  reason: Type.Optional(Type.String()),
+  tipsId: Type.Optional(Type.String()),
+});
+
+const Filters = {
+  mac: Type.Optional(Type.String({ maxLength: 64 })),
+  gatewayId: Type.Optional(Type.String({ maxLength: 64 })),
+  reason: Type.Optional(Type.String({ maxLength: 32 })),
+  since: Type.Optional(Type.String({ maxLength: 40, description: 'ISO-8601' })),
+};
+const ListQuery = Type.Object({ ...Filters, limit: Type.Optional(Type.Integer({ description: '1–1000, default 100' })) }, { additionalProperties: false });
+const AllQuery = Type.Object(
+  { ...Filters, decision: Type.Optional(Type.String({ maxLength: 16 })), limit: Type.Optional(Type.Integer({ description: '1–1000, default 100' })) },
+  { additionalProperties: false },
+);
+const ExportQuery = Type.Object({ ...Filters }, { additionalProperties: false });
+const AllExportQuery = Type.Object({ ...Filters, decision: Type.Optional(Type.String({ maxLength: 16 })) }, { additionalProperties: false });
+
+/** The public shape of a decision record: no internal id, no owner, absent fields left out. */
+export function recordOut(r: RegistrationRecord) {
+  return {
+    at: r.at,
+    gatewayId: r.gatewayId,
+    mac: r.mac,
+    ip: r.ip,
+    interfaceType: r.interfaceType,
+    gatewayInterface: r.gatewayInterface,
+    pxe: r.pxe,
+    ...(r.hostname !== null ? { hostname: r.hostname } : {}),
+    decision: r.decision,
+    ...(r.reason !== null ? { reason: r.reason } : {}),
+    ...(r.tipsId !== null ? { tipsId: r.tipsId } : {}),
+  };
+}
+
+const BlockOut = Type.Object({ tipsId: Type.String(), macs: Type.Array(Type.String()), gateways: Type.Integer({ description: 'gateways told' }) });
+
+/** TIPS-D for the owner (inside /api/v1): decision records (T9) and the block hook (T16). */
+export function discoveryOwnerRoutes(app: FastifyInstance, discovery: DiscoveryService): void {
+  app.post<{ Params: { ref: string }; Body: { reason?: string } | undefined }>(
+    '/metals/:ref/block',
+    {
+      schema: {
+        tags: ['discovery'],
+        summary: "Block every interface of a metal at all the owner's gateways (T16), until unblocked",
+        params: Type.Object({ ref: Ref }),
+        body: Type.Optional(Type.Object({ reason: Type.Optional(Type.String({ maxLength: 256 })) }, { additionalProperties: false })),
+        response: { 202: BlockOut, ...errorResponses(400, 404) },
+      },
+    },
+    async (req, reply) => reply.code(202).send(await discovery.block(req.owner.id, req.params.ref, req.body?.reason)),
+  );
+
+  app.post<{ Params: { ref: string } }>(
+    '/metals/:ref/unblock',
+    {
+      schema: {
+        tags: ['discovery'],
+        summary: 'Lift a block: every gateway of the owner is told to unblock each MAC of the metal',
+        params: Type.Object({ ref: Ref }),
+        response: { 202: BlockOut, ...errorResponses(404, 409) },
+      },
+    },
+    async (req, reply) => reply.code(202).send(await discovery.unblock(req.owner.id, req.params.ref)),
+  );
+
+  app.get<{ Querystring: RawQuery }>(
+    '/discovery/failures',
+    {
+      schema: {
+        tags: ['discovery'],
+        summary: "Failed registrations seen by the caller's gateways (T9), newest first",
+        querystring: ListQuery,
+        response: { 200: Items(RecordSchema), ...errorResponses(400) },
+      },
+    },
+    async (req) => ({ items: (await discovery.list(req.owner.id, req.query, true)).map(recordOut) }),
+  );
+
+  app.get<{ Querystring: RawQuery }>(
+    '/discovery/registrations',
+    {
+      schema: {
+        tags: ['discovery'],
+        summary: "Every registration decision of the caller's gateways, newest first",
+        querystring: AllQuery,
+        response: { 200: Items(RecordSchema), ...errorResponses(400) },
+      },
+    },
+    async (req) => ({ items: (await discovery.list(req.owner.id, req.query, false)).map(recordOut) }),
+  );
+
+  const jsonl = (failuresOnly: boolean) => async (req: FastifyRequest<{ Querystring: RawQuery }>, reply: FastifyReply) => {
+    const records = discovery.export(req.owner.id, req.query, failuresOnly);
+    // Parse the filters before the first byte goes out, so bad input is still a 400.
+    const first = await records.next();
+    async function* lines() {
+      if (first.done) return;
+      yield `${JSON.stringify(recordOut(first.value))}\n`;
+      for await (const r of records) yield `${JSON.stringify(recordOut(r))}\n`;
+    }
+    return reply.type('application/x-ndjson').send(Readable.from(lines()));
+  };
+
+  app.get<{ Querystring: RawQuery }>(
+    '/discovery/failures.jsonl',
+    { schema: { tags: ['discovery'], summary: 'Failed registrations as JSON lines, oldest first (for anomaly detection)', querystring: ExportQuery, response: { ...errorResponses(400) } } },
+    jsonl(true),
+  );
+
+  app.get<{ Querystring: RawQuery }>(
+    '/discovery/registrations.jsonl',
+    { schema: { tags: ['discovery'], summary: 'Every registration decision as JSON lines, oldest first', querystring: AllExportQuery, response: { ...errorResponses(400) } } },
+    jsonl(false),
+  );
+}
+
+const Decision = Type.Object({
+  decision: Type.Union([Type.Literal('active'), Type.Literal('blocked')]),
+  tipsId: Type.Optional(Type.String()),
+  reason: Type.Optional(Type.String()),
+});
+
+/** TIPS-D for gateways (inside the signed /api/gateway/v1 scope): the registration decision (T5, T6). */
+export function discoveryGatewayRoutes(scope: FastifyInstance, discovery: DiscoveryService): void {
+  scope.post<{ Body: RawRegistration }>(
+    '/registrations',
+    {
+      schema: {
+        tags: ['gateway API'],
+        summary: 'Report a joining interface; answers active (with the TIPS ID) or blocked (with a reason)',
+        security: [],
+        body: Type.Object(
+          {
+            mac: Type.String({ maxLength: 64 }),
+            ip: Type.String({ maxLength: 64 }),
+            gatewayInterface: Type.String({ maxLength: 64 }),
+            interfaceType: Type.Optional(Type.String({ maxLength: 16, description: 'ethernet | wifi | other' })),
+            pxe: Type.Optional(Type.Boolean()),
+            hostname: Type.Optional(Type.String({ maxLength: 255 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Decision, ...errorResponses(400, 401) },
+      },
+    },
+    async (req) => discovery.register(req.gateway, req.body),
+  );
+}

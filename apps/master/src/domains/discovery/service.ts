@@ -1,0 +1,207 @@
+import { isIP } from 'node:net';
+import { type GatewayId, InvalidValueError, type Mac, type OwnerId, parseInterfaceType, parseMac, type TipsId } from '@tips/core';
+import type { DomainEvents } from '../../events.ts';
+import type { Clock, Random } from '../../ports.ts';
+import type { Gateway } from '../gateways/model.ts';
+import type { GatewayService } from '../gateways/service.ts';
+import type { MetalService } from '../metals/service.ts';
+import type { SpaceService } from '../spaces/service.ts';
+import { DecisionLog } from './decision-log.ts';
+import { DiscoveryError } from './errors.ts';
+import {
+  BLOCK_REASONS,
+  DECISIONS,
+  type Decision,
+  DEFAULT_LIST_LIMIT,
+  type DecisionResult,
+  MAX_LIST_LIMIT,
+  type RegistrationInput,
+  type RegistrationQuery,
+  type RegistrationRecord,
+} from './model.ts';
+import type { DiscoveryStore } from './store.ts';
+
+export interface RawRegistration {
+  mac: string;
+  ip: string;
+  gatewayInterface: string;
+  interfaceType?: string;
+  pxe?: boolean;
+  hostname?: string;
+}
+
+export interface RawQuery {
+  mac?: string;
+  gatewayId?: string;
+  reason?: string;
+  decision?: string;
+  since?: string;
+  limit?: number;
+}
+
+const GATEWAY_INTERFACE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,31}$/;
+const HOSTNAME = /^[\x21-\x7e]{1,255}$/;
+
+export function parseRegistration(r: RawRegistration): RegistrationInput {
+  const mac = parseMac(r.mac, 'mac');
+  if (typeof r.ip !== 'string' || isIP(r.ip) === 0) throw new InvalidValueError('ip', `"${String(r.ip).slice(0, 64)}" is not an IPv4 or IPv6 address`);
+  if (typeof r.gatewayInterface !== 'string' || !GATEWAY_INTERFACE.test(r.gatewayInterface)) {
+    throw new InvalidValueError('gatewayInterface', 'expected the name of a gateway network interface (1–32 letters, digits, ".", "-", "_", ":", "@")');
+  }
+  const interfaceType = r.interfaceType === undefined ? 'other' : parseInterfaceType(r.interfaceType, 'interfaceType');
+  if (r.hostname !== undefined && (typeof r.hostname !== 'string' || !HOSTNAME.test(r.hostname))) {
+    throw new InvalidValueError('hostname', 'a hostname is 1–255 printable characters without spaces');
+  }
+  return { mac, ip: r.ip, gatewayInterface: r.gatewayInterface, interfaceType, pxe: r.pxe ?? false, hostname: r.hostname ?? null };
+}
+
+export function parseQuery(q: RawQuery): RegistrationQuery {
+  const out: RegistrationQuery = { limit: q.limit ?? DEFAULT_LIST_LIMIT };
+  if (!Number.isInteger(out.limit) || out.limit < 1 || out.limit > MAX_LIST_LIMIT) throw new InvalidValueError('limit', `limit is an integer from 1 to ${MAX_LIST_LIMIT}`);
+  if (q.mac !== undefined) out.mac = parseMac(q.mac, 'mac');
+  if (q.gatewayId !== undefined) out.gatewayId = q.gatewayId;
+  if (q.reason !== undefined) {
+    if (!(BLOCK_REASONS as readonly string[]).includes(q.reason)) throw new InvalidValueError('reason', `reason is one of ${BLOCK_REASONS.join(', ')}`);
+    out.reason = q.reason;
+  }
+  if (q.decision !== undefined) {
+    if (!(DECISIONS as readonly string[]).includes(q.decision)) throw new InvalidValueError('decision', `decision is one of ${DECISIONS.join(', ')}`);
+    out.decision = q.decision as Decision;
+  }
+  if (q.since !== undefined) {
+    const t = Date.parse(q.since);
+    if (!/^\d{4}-\d{2}-\d{2}/.test(q.since) || Number.isNaN(t)) throw new InvalidValueError('since', 'since is an ISO-8601 date or time, e.g. 2026-11-22T10:00:00Z');
+    out.since = new Date(t).toISOString();
+  }
+  return out;
+}
+
+/**
+ * TIPS-D: decides every registration a gateway reports (T6), records it (T9), blocks and unblocks
+ * metals at their owner's gateways (T16), and releases a gateway's lock when the cause of a refusal
+ * is fixed (T10).
+ *
+ * The decision rule, checked in this order for (mac, gateway):
+ *   1. no metal holds the MAC                          → blocked, `unknown_mac`
+ *   2. the metal is blocked (until unblocked)          → blocked, `metal_blocked`    (with its TIPS ID)
+ *   3. the metal has no default Phase 1 Space          → blocked, `no_default_space` (with its TIPS ID);
+ *      a membership of a non-default Space is not enough
+ *   4. the gateway belongs to another owner than the metal → blocked, `foreign_gateway`
+ *   otherwise                                           → active, with the TIPS ID.
+ * A gateway of another owner never learns the TIPS ID, whichever branch refused it.
+ */
+export class DiscoveryService {
+  private readonly log: DecisionLog;
+
+  constructor(
+    private readonly store: DiscoveryStore,
+    private readonly metals: MetalService,
+    private readonly spaces: SpaceService,
+    private readonly gateways: GatewayService,
+    events: DomainEvents,
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {
+    this.log = new DecisionLog((records) => this.store.record(records));
+    events.on('metal.interfaces.changed', async (e) => {
+      if (e.added.length > 0) await this.release(e.metalId, e.added);
+    });
+    events.on('space.membership.changed', async (e) => {
+      if (!(await this.spaces.defaultSpaceOf(e.metalId))) return;
+      const metal = await this.metals.get(e.ownerId, e.metalId);
+      await this.release(metal.id, metal.interfaces.map((i) => i.mac));
+    });
+    events.on('metal.deleted', async (e) => {
+      await this.store.removeBlock(e.metalId);
+    });
+  }
+
+  /** Decides one registration (T6) and records it (T9) before answering. */
+  async register(gateway: Gateway, raw: RawRegistration): Promise<DecisionResult> {
+    const input = parseRegistration(raw);
+    const result = await this.decide(gateway, input.mac);
+    const record: RegistrationRecord = {
+      ...input,
+      id: `reg_${Buffer.from(this.random.bytes(12)).toString('base64url')}`,
+      at: this.clock.now().toISOString(),
+      ownerId: gateway.ownerId,
+      gatewayId: gateway.id,
+      decision: result.decision,
+      reason: result.decision === 'blocked' ? result.reason : null,
+      tipsId: result.tipsId ?? null,
+    };
+    await this.log.append(record);
+    return result;
+  }
+
+  private async decide(gateway: Gateway, mac: Mac): Promise<DecisionResult> {
+    const holder = await this.metals.findByMac(mac);
+    if (!holder) return { decision: 'blocked', reason: 'unknown_mac' };
+    const metal = holder.metal;
+    const own = metal.ownerId === gateway.ownerId;
+    const tipsId = own ? { tipsId: metal.id } : {};
+    if (await this.store.findBlock(metal.id)) return { decision: 'blocked', reason: 'metal_blocked', ...tipsId };
+    if (!(await this.spaces.defaultSpaceOf(metal.id))) return { decision: 'blocked', reason: 'no_default_space', ...tipsId };
+    if (!own) return { decision: 'blocked', reason: 'foreign_gateway' };
+    return { decision: 'active', tipsId: metal.id };
+  }
+
+  /** Blocks every interface of a metal at every gateway of its owner (T16), until unblocked. */
+  async block(ownerId: OwnerId, ref: string, reason?: string): Promise<{ tipsId: TipsId; macs: Mac[]; gateways: number }> {
+    if (reason !== undefined && (typeof reason !== 'string' || reason.length > 256)) throw new InvalidValueError('reason', 'a reason is at most 256 characters');
+    const metal = await this.metals.get(ownerId, ref);
+    await this.store.putBlock({ metalId: metal.id, ownerId, reason: reason ?? null, blockedAt: this.clock.now().toISOString() });
+    const macs = metal.interfaces.map((i) => i.mac);
+    const gws = await this.gateways.idsOfOwner(ownerId);
+    for (const g of gws) await this.gateways.send(g, { type: 'block', tipsId: metal.id, macs, ...(reason ? { reason } : {}) });
+    return { tipsId: metal.id, macs, gateways: gws.length };
+  }
+
+  /** Lifts a block: each of the owner's gateways gets `unblock` for each MAC of the metal. */
+  async unblock(ownerId: OwnerId, ref: string): Promise<{ tipsId: TipsId; macs: Mac[]; gateways: number }> {
+    const metal = await this.metals.get(ownerId, ref);
+    if (!(await this.store.removeBlock(metal.id))) throw new DiscoveryError('metal_not_blocked', `metal "${metal.name}" is not blocked`, 'metal');
+    const macs = metal.interfaces.map((i) => i.mac);
+    const gws = await this.gateways.idsOfOwner(ownerId);
+    for (const g of gws) for (const mac of macs) await this.gateways.send(g, { type: 'unblock', mac });
+    return { tipsId: metal.id, macs, gateways: gws.length };
+  }
+
+  async isBlocked(metalId: TipsId): Promise<boolean> {
+    return (await this.store.findBlock(metalId)) !== undefined;
+  }
+
+  /** The owner's decision records (all, or failures only), newest first. */
+  list(ownerId: OwnerId, raw: RawQuery, failuresOnly: boolean): Promise<RegistrationRecord[]> {
+    const q = parseQuery(raw);
+    if (failuresOnly) q.decision = 'blocked';
+    return this.store.list(ownerId, q);
+  }
+
+  /** Every matching record, oldest first, in pages: the JSON-lines export for anomaly tools. */
+  async *export(ownerId: OwnerId, raw: Omit<RawQuery, 'limit'>, failuresOnly: boolean): AsyncGenerator<RegistrationRecord> {
+    const q = parseQuery({ ...raw, limit: 500 });
+    if (failuresOnly) q.decision = 'blocked';
+    for (;;) {
+      const page = await this.store.list(ownerId, q);
+      yield* page;
+      const last = page.at(-1);
+      if (!last || page.length < q.limit) return;
+      q.after = { at: last.at, id: last.id };
+    }
+  }
+
+  /**
+   * T10: the cause of a refusal was fixed (a MAC added to a metal, or the metal gained a default
+   * Space): every gateway that refused those MACs is told to clear its record, so the metal is
+   * decided afresh when it next renews its lease. A blocked metal stays locked.
+   */
+  private async release(metalId: TipsId, macs: Mac[]): Promise<void> {
+    if (await this.isBlocked(metalId)) return;
+    const known = new Map<GatewayId, boolean>();
+    for (const { gatewayId, mac } of await this.store.gatewaysThatBlocked(macs)) {
+      if (!known.has(gatewayId)) known.set(gatewayId, await this.gateways.exists(gatewayId));
+      if (known.get(gatewayId)) await this.gateways.send(gatewayId, { type: 'clear', mac });
+    }
+  }
+}

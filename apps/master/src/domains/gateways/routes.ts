@@ -1,0 +1,198 @@
+import websocket from '@fastify/websocket';
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { registerStatusTable } from '../../http/errors.ts';
+import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import type { GatewayErrorCode } from './errors.ts';
+import { type Gateway, MAX_TABLE_BYTES } from './model.ts';
+import { GatewayAuthError, type GatewayService } from './service.ts';
+import { GATEWAY_HEADERS } from './signature.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The gateway that signed this request (set by the /api/gateway/v1 authentication hook). */
+    gateway: Gateway;
+    /** The exact body bytes, which the TIPS-GW-1 signature covers. */
+    rawBody: Buffer | undefined;
+  }
+  interface FastifyContextConfig {
+    /** false: the route is reachable without a gateway signature (enrollment only). */
+    gatewayAuth?: boolean;
+  }
+}
+
+registerStatusTable<GatewayErrorCode>('gateways', {
+  gateway_not_found: 404,
+  gateway_name_taken: 409,
+  enrollment_failed: 401,
+  gateway_auth_failed: 401,
+  table_too_large: 413,
+  invalid_table: 400,
+});
+
+const Nullable = (s: ReturnType<typeof Type.String>) => Type.Union([s, Type.Null()]);
+export const GatewaySchema = Type.Object({
+  id: Type.String({ description: 'gateway ID (gwy_…)' }),
+  name: Type.String(),
+  enrolled: Type.Boolean(),
+  connected: Type.Boolean({ description: 'its command channel is open to this master process' }),
+  enrolledName: Nullable(Type.String()),
+  enrolledAt: Nullable(Type.String()),
+  enrollmentExpiresAt: Nullable(Type.String()),
+  createdAt: Type.String(),
+  lastSeenAt: Nullable(Type.String()),
+});
+const GatewayDetail = Type.Intersect([
+  GatewaySchema,
+  Type.Object({
+    table: Type.Union([
+      Type.Object({ updatedAt: Type.String(), rows: Type.Array(Type.Object({}, { additionalProperties: true })) }),
+      Type.Null(),
+    ]),
+  }),
+]);
+
+/** The owner's gateways (inside the authenticated /api/v1 scope). Another owner's gateway is a 404. */
+export function gatewayOwnerRoutes(app: FastifyInstance, gateways: GatewayService): void {
+  app.post<{ Body: { name: string } }>(
+    '/gateways',
+    {
+      schema: {
+        tags: ['gateways'],
+        summary: 'Declare a gateway; returns its one-time enrollment token (shown only here, valid 24 h, single use)',
+        body: Type.Object({ name: Type.String({ maxLength: 256 }) }, { additionalProperties: false }),
+        response: { 201: Type.Object({ gateway: GatewaySchema, enrollmentToken: Type.String() }), ...errorResponses(400, 409) },
+      },
+    },
+    async (req, reply) => reply.code(201).send(await gateways.create(req.owner.id, req.body)),
+  );
+
+  app.get('/gateways', { schema: { tags: ['gateways'], summary: "List the caller's gateways", response: { 200: Items(GatewaySchema) } } }, async (req) => ({
+    items: await gateways.list(req.owner.id),
+  }));
+
+  app.get<{ Params: { ref: string } }>(
+    '/gateways/:ref',
+    {
+      schema: {
+        tags: ['gateways'],
+        summary: 'Show a gateway (by ID or name) with its latest interface table (T11)',
+        params: Type.Object({ ref: Ref }),
+        response: { 200: GatewayDetail, ...errorResponses(404) },
+      },
+    },
+    async (req) => gateways.show(req.owner.id, req.params.ref),
+  );
+
+  app.delete<{ Params: { ref: string } }>(
+    '/gateways/:ref',
+    { schema: { tags: ['gateways'], summary: 'Remove a gateway: revokes its key and closes its channel', params: Type.Object({ ref: Ref }), response: { ...errorResponses(404) } } },
+    async (req, reply) => {
+      await gateways.delete(req.owner.id, req.params.ref);
+      return reply.code(204).send();
+    },
+  );
+}
+
+/**
+ * Authentication of the gateway API: keeps the raw body for the signature, then verifies the
+ * TIPS-GW-1 headers before validation, so an unauthenticated caller learns nothing of the schemas.
+ */
+export function installGatewayAuth(scope: FastifyInstance, gateways: GatewayService): void {
+  scope.decorateRequest('gateway', null as unknown as Gateway);
+  scope.decorateRequest('rawBody', undefined);
+  scope.removeContentTypeParser('application/json');
+  scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: MAX_TABLE_BYTES }, (req, body, done) => {
+    const raw = body as Buffer;
+    req.rawBody = raw;
+    if (raw.length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(raw.toString('utf8')));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  scope.addHook('preValidation', async (req) => {
+    if (req.routeOptions.config.gatewayAuth === false) return;
+    try {
+      req.gateway = await gateways.authenticate({ headers: req.headers, method: req.method, pathWithQuery: req.url, body: req.rawBody });
+    } catch (err) {
+      if (err instanceof GatewayAuthError) {
+        const claimed = req.headers[GATEWAY_HEADERS.gateway];
+        req.log.warn({ securityEvent: 'gateway_auth_failed', why: err.why, claimedGateway: typeof claimed === 'string' ? claimed.slice(0, 40) : undefined, ip: req.ip }, 'gateway request refused');
+      }
+      throw err;
+    }
+  });
+}
+
+/** The gateway's own API (enrollment, interface table, command channel), in the /api/gateway/v1 scope. */
+export async function gatewayApiRoutes(scope: FastifyInstance, gateways: GatewayService): Promise<void> {
+  await scope.register(websocket, { options: { maxPayload: 64 * 1024 } });
+
+  scope.post<{ Body: { enrollmentToken: string; name?: string; publicKey: string } }>(
+    '/enroll',
+    {
+      config: { gatewayAuth: false },
+      schema: {
+        tags: ['gateway API'],
+        summary: 'Enroll a gateway with its one-time token and its Ed25519 public key (SPKI PEM); not signed',
+        security: [],
+        body: Type.Object(
+          { enrollmentToken: Type.String({ maxLength: 128 }), name: Type.Optional(Type.String({ maxLength: 256 })), publicKey: Type.String({ maxLength: 1024 }) },
+          { additionalProperties: false },
+        ),
+        response: { 201: Type.Object({ gatewayId: Type.String() }), ...errorResponses(400, 401) },
+      },
+    },
+    async (req, reply) => {
+      const g = await gateways.enroll(req.body);
+      req.log.info({ securityEvent: 'gateway_enrolled', gatewayId: g.id }, 'gateway enrolled');
+      return reply.code(201).send({ gatewayId: g.id });
+    },
+  );
+
+  scope.put<{ Body: { rows: unknown } }>(
+    '/table',
+    {
+      schema: {
+        tags: ['gateway API'],
+        summary: "Replace the master's copy of this gateway's interface table (T11)",
+        security: [],
+        body: Type.Object({ rows: Type.Array(Type.Unknown()) }, { additionalProperties: true }),
+        response: { ...errorResponses(400, 401, 413) },
+      },
+    },
+    async (req, reply) => {
+      await gateways.saveTable(req.gateway, req.body.rows);
+      return reply.code(204).send();
+    },
+  );
+
+  scope.get('/channel', { websocket: true, schema: { hide: true } }, (socket, req) => {
+    const id = req.gateway.id;
+    let alive = true;
+    const ping = setInterval(() => {
+      if (!alive) return socket.terminate();
+      alive = false;
+      socket.ping();
+    }, 30_000);
+    socket.on('pong', () => {
+      alive = true;
+    });
+    socket.on('message', (data, isBinary) => {
+      alive = true;
+      if (isBinary) return;
+      gateways.channelMessage(id, data.toString()).catch((err: Error) => req.log.info({ gatewayId: id, msg: err.message }, 'channel message ignored'));
+    });
+    socket.on('close', () => {
+      clearInterval(ping);
+      gateways.channelClosed(id, socket);
+    });
+    socket.on('error', (err) => req.log.debug({ gatewayId: id, msg: err.message }, 'channel error'));
+    gateways.channelOpened(id, socket).catch((err: Error) => {
+      req.log.error({ err, gatewayId: id }, 'channel setup failed');
+      socket.close(1011, 'internal error');
+    });
+  });
+}

@@ -1,0 +1,279 @@
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { type GatewayId, InvalidValueError, isId, newId, type OwnerId, parseName } from '@tips/core';
+import { isUniqueViolation } from '../../db/database.ts';
+import type { Clock, Random } from '../../ports.ts';
+import { GatewayError } from './errors.ts';
+import {
+  type ChannelCommand,
+  ENROLLMENT_TTL_MS,
+  type Gateway,
+  MAX_QUEUED_COMMANDS,
+  MAX_TABLE_ROWS,
+  type QueuedCommand,
+  SIGNATURE_WINDOW_MS,
+  type TableSnapshot,
+} from './model.ts';
+import { canonicalString, readSignedHeaders, verifyCanonical } from './signature.ts';
+import type { GatewayStore } from './store.ts';
+
+const ENROLLMENT_PREFIX = 'tge_';
+const ENROLLMENT_RE = /^tge_[A-Za-z0-9_-]{43}$/;
+/** How long a verified gateway key is reused before the row is read again (a local delete drops it at once). */
+const KEY_CACHE_MS = 5_000;
+/** lastSeenAt is written at most this often per gateway, not on every request. */
+const TOUCH_EVERY_MS = 10_000;
+
+/** An authentication refusal that carries, for the security log only, why it was refused. */
+export class GatewayAuthError extends GatewayError {
+  constructor(readonly why: string) {
+    super('gateway_auth_failed', 'gateway authentication failed');
+  }
+}
+
+/** A gateway's end of the command channel, whatever carries it (a WebSocket in production). */
+export interface ChannelSocket {
+  send(text: string): void;
+  close(code: number, reason: string): void;
+}
+
+export interface AuthInput {
+  headers: Record<string, string | string[] | undefined>;
+  method: string;
+  pathWithQuery: string;
+  body: Uint8Array | undefined;
+}
+
+export interface GatewayView extends Omit<Gateway, 'publicKey' | 'ownerId'> {
+  enrolled: boolean;
+  connected: boolean;
+}
+
+const hashToken = (t: string) => createHash('sha256').update(t, 'utf8').digest('hex');
+
+/** Gateways (TIPS-G) of an owner: enrollment, request authentication, table snapshots, command channel. */
+export class GatewayService {
+  private readonly keys = new Map<GatewayId, { gateway: Gateway; key: KeyObject; loadedAt: number }>();
+  private readonly touched = new Map<GatewayId, number>();
+  private readonly sockets = new Map<GatewayId, ChannelSocket>();
+  private lastSeq = 0;
+  private noncesSinceSweep = 0;
+
+  constructor(
+    private readonly store: GatewayStore,
+    private readonly clock: Clock,
+    private readonly random: Random,
+    private readonly enrollmentTtlMs = ENROLLMENT_TTL_MS,
+  ) {}
+
+  /** Creates a gateway record and its one-time enrollment token (returned only here, stored hashed). */
+  async create(ownerId: OwnerId, input: { name: string }): Promise<{ gateway: GatewayView; enrollmentToken: string }> {
+    const name = parseName(input.name);
+    if (await this.store.findByName(ownerId, name)) throw this.nameTaken(name);
+    const now = this.clock.now();
+    const token = ENROLLMENT_PREFIX + Buffer.from(this.random.bytes(32)).toString('base64url');
+    const gateway: Gateway = {
+      id: newId('gateway', this.random.bytes(16)),
+      ownerId,
+      name,
+      publicKey: null,
+      enrolledName: null,
+      enrolledAt: null,
+      enrollmentExpiresAt: new Date(now.getTime() + this.enrollmentTtlMs).toISOString(),
+      createdAt: now.toISOString(),
+      lastSeenAt: null,
+    };
+    try {
+      await this.store.insert(gateway, hashToken(token));
+    } catch (err) {
+      if (isUniqueViolation(err)) throw this.nameTaken(name);
+      throw err;
+    }
+    return { gateway: this.view(gateway), enrollmentToken: token };
+  }
+
+  async list(ownerId: OwnerId): Promise<GatewayView[]> {
+    return (await this.store.list(ownerId)).map((g) => this.view(g));
+  }
+
+  /** Finds an owner's gateway by ID or name; another owner's is "not found". */
+  async get(ownerId: OwnerId, ref: string): Promise<Gateway> {
+    const g = isId('gateway', ref) ? await this.store.findById(ref as GatewayId) : await this.store.findByName(ownerId, ref);
+    if (!g || g.ownerId !== ownerId) throw new GatewayError('gateway_not_found', `no gateway "${ref}"`, 'gateway');
+    return g;
+  }
+
+  async show(ownerId: OwnerId, ref: string): Promise<GatewayView & { table: Omit<TableSnapshot, 'gatewayId'> | null }> {
+    const g = await this.get(ownerId, ref);
+    const t = await this.store.getTable(g.id);
+    return { ...this.view(g), table: t ? { rows: t.rows, updatedAt: t.updatedAt } : null };
+  }
+
+  /** Revokes a gateway: its key stops working at once here, and its channel is closed. */
+  async delete(ownerId: OwnerId, ref: string): Promise<void> {
+    const g = await this.get(ownerId, ref);
+    if (!(await this.store.delete(ownerId, g.id))) throw new GatewayError('gateway_not_found', `no gateway "${ref}"`, 'gateway');
+    this.keys.delete(g.id);
+    this.touched.delete(g.id);
+    const socket = this.sockets.get(g.id);
+    this.sockets.delete(g.id);
+    socket?.close(4001, 'gateway revoked');
+  }
+
+  /** Spends a one-time enrollment token and binds the gateway's Ed25519 public key. */
+  async enroll(input: { enrollmentToken: string; name?: string; publicKey: string }): Promise<Gateway> {
+    const key = parseEd25519PublicKey(input.publicKey);
+    const enrolledName = input.name === undefined ? null : parseName(input.name, 'name');
+    const fail = () => new GatewayError('enrollment_failed', 'the enrollment token is unknown, spent or expired');
+    if (typeof input.enrollmentToken !== 'string' || !ENROLLMENT_RE.test(input.enrollmentToken)) throw fail();
+    const g = await this.store.enroll(hashToken(input.enrollmentToken), this.clock.now().toISOString(), key, enrolledName);
+    if (!g) throw fail();
+    return g;
+  }
+
+  /** Verifies a TIPS-GW-1 signed request and returns its gateway, or refuses saying nothing useful. */
+  async authenticate(input: AuthInput): Promise<Gateway> {
+    const signed = readSignedHeaders(input.headers);
+    if (!signed) throw new GatewayAuthError('missing or malformed signature headers');
+    const now = this.clock.now().getTime();
+    if (Math.abs(now - signed.timestamp) > SIGNATURE_WINDOW_MS) throw new GatewayAuthError('timestamp outside the window');
+    if (!isId('gateway', signed.gatewayId)) throw new GatewayAuthError('malformed gateway id');
+    const id = signed.gatewayId as GatewayId;
+    const known = await this.keyOf(id, now);
+    if (!known) throw new GatewayAuthError('unknown, revoked or unenrolled gateway');
+    const canonical = canonicalString(input.method, input.pathWithQuery, signed.timestamp, signed.nonce, input.body);
+    if (!verifyCanonical(known.key, canonical, signed.signature)) throw new GatewayAuthError('bad signature');
+    // Nonces live a little longer than the window on both sides, so a replay is caught until its timestamp is stale.
+    if (!(await this.store.rememberNonce(id, signed.nonce, signed.timestamp + 2 * SIGNATURE_WINDOW_MS))) throw new GatewayAuthError('replayed nonce');
+    await this.sweepNonces(now);
+    await this.seen(id, now);
+    return known.gateway;
+  }
+
+  /** Keeps the latest interface table of a gateway (T11). */
+  async saveTable(gateway: Gateway, rows: unknown): Promise<void> {
+    if (!Array.isArray(rows)) throw new GatewayError('invalid_table', 'rows must be a list', 'rows');
+    if (rows.length > MAX_TABLE_ROWS) throw new GatewayError('table_too_large', `a table has at most ${MAX_TABLE_ROWS} rows`, 'rows');
+    rows.forEach((r, i) => {
+      if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new GatewayError('invalid_table', 'each row must be an object', `rows[${i}]`);
+      const row = r as Record<string, unknown>;
+      if (typeof row.mac !== 'string' || row.mac.length > 64) throw new GatewayError('invalid_table', 'each row needs a mac string', `rows[${i}].mac`);
+      if (typeof row.state !== 'string' || row.state.length > 32) throw new GatewayError('invalid_table', 'each row needs a state string', `rows[${i}].state`);
+    });
+    await this.store.putTable({ gatewayId: gateway.id, rows: rows as Record<string, unknown>[], updatedAt: this.clock.now().toISOString() });
+  }
+
+  async idsOfOwner(ownerId: OwnerId): Promise<GatewayId[]> {
+    return (await this.store.list(ownerId)).filter((g) => g.publicKey !== null).map((g) => g.id);
+  }
+
+  async exists(id: GatewayId): Promise<boolean> {
+    return (await this.store.findById(id)) !== undefined;
+  }
+
+  /** Queues a command durably and pushes it now when the gateway's channel is open here. */
+  async send(gatewayId: GatewayId, command: ChannelCommand): Promise<QueuedCommand> {
+    const now = this.clock.now();
+    this.lastSeq = Math.max(this.lastSeq + 1, now.getTime() * 1000);
+    const queued: QueuedCommand = {
+      id: `cmd_${Buffer.from(this.random.bytes(12)).toString('base64url')}`,
+      gatewayId,
+      seq: this.lastSeq,
+      command,
+      createdAt: now.toISOString(),
+    };
+    await this.store.enqueue(queued, MAX_QUEUED_COMMANDS);
+    this.sockets.get(gatewayId)?.send(wire(queued));
+    return queued;
+  }
+
+  isConnected(id: GatewayId): boolean {
+    return this.sockets.has(id);
+  }
+
+  /** A gateway's channel opened: it replaces any older one, and every un-acked command is sent again, in order. */
+  async channelOpened(gatewayId: GatewayId, socket: ChannelSocket): Promise<void> {
+    const previous = this.sockets.get(gatewayId);
+    this.sockets.set(gatewayId, socket);
+    if (previous && previous !== socket) previous.close(4000, 'replaced by a newer channel');
+    await this.seen(gatewayId, this.clock.now().getTime(), true);
+    for (const c of await this.store.pending(gatewayId)) socket.send(wire(c));
+  }
+
+  /** One message from a gateway: `hello`, `ack` (with the command's id as `ref`) or `ping`. */
+  async channelMessage(gatewayId: GatewayId, text: string): Promise<void> {
+    let msg: { type?: unknown; ref?: unknown };
+    try {
+      msg = JSON.parse(text) as typeof msg;
+    } catch {
+      throw new InvalidValueError('message', 'channel messages are JSON objects');
+    }
+    if (typeof msg !== 'object' || msg === null) throw new InvalidValueError('message', 'channel messages are JSON objects');
+    await this.seen(gatewayId, this.clock.now().getTime());
+    if (msg.type === 'ack') {
+      if (typeof msg.ref !== 'string') throw new InvalidValueError('ref', 'an ack names the command id it acknowledges in "ref"');
+      await this.store.ack(gatewayId, msg.ref);
+    } else if (msg.type !== 'hello' && msg.type !== 'ping') {
+      throw new InvalidValueError('type', `unknown channel message type ${JSON.stringify(msg.type)?.slice(0, 40)}`);
+    }
+  }
+
+  channelClosed(gatewayId: GatewayId, socket: ChannelSocket): void {
+    if (this.sockets.get(gatewayId) === socket) this.sockets.delete(gatewayId);
+  }
+
+  /** Closes every channel (master shutdown). */
+  closeAll(): void {
+    for (const s of this.sockets.values()) s.close(1001, 'master shutting down');
+    this.sockets.clear();
+  }
+
+  private async keyOf(id: GatewayId, now: number): Promise<{ gateway: Gateway; key: KeyObject } | undefined> {
+    const cached = this.keys.get(id);
+    if (cached && now - cached.loadedAt < KEY_CACHE_MS) return cached;
+    const g = await this.store.findById(id);
+    if (!g?.publicKey) {
+      this.keys.delete(id);
+      return undefined;
+    }
+    const entry = { gateway: g, key: createPublicKey(g.publicKey), loadedAt: now };
+    this.keys.set(id, entry);
+    return entry;
+  }
+
+  private async seen(id: GatewayId, now: number, force = false): Promise<void> {
+    const last = this.touched.get(id) ?? 0;
+    if (!force && now - last < TOUCH_EVERY_MS) return;
+    this.touched.set(id, now);
+    await this.store.touch(id, new Date(now).toISOString());
+  }
+
+  private async sweepNonces(now: number): Promise<void> {
+    if (++this.noncesSinceSweep < 10_000) return;
+    this.noncesSinceSweep = 0;
+    await this.store.forgetNoncesBefore(now);
+  }
+
+  private view(g: Gateway): GatewayView {
+    const { publicKey, ownerId: _o, ...rest } = g;
+    return { ...rest, enrolled: publicKey !== null, connected: this.sockets.has(g.id) };
+  }
+
+  private nameTaken(name: string): GatewayError {
+    return new GatewayError('gateway_name_taken', `you already have a gateway named "${name}"`, 'name');
+  }
+}
+
+const wire = (c: QueuedCommand) => JSON.stringify({ id: c.id, ...c.command });
+
+/** Accepts only an Ed25519 public key as SPKI PEM; returns it re-encoded canonically. */
+export function parseEd25519PublicKey(pem: unknown): string {
+  if (typeof pem !== 'string' || pem.length > 1024) throw new InvalidValueError('publicKey', 'expected an Ed25519 public key as SPKI PEM');
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: pem, format: 'pem' });
+  } catch {
+    throw new InvalidValueError('publicKey', 'expected an Ed25519 public key as SPKI PEM');
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new InvalidValueError('publicKey', `expected an Ed25519 key, got ${key.asymmetricKeyType ?? 'an unknown type'}`);
+  return key.export({ format: 'pem', type: 'spki' }).toString();
+}

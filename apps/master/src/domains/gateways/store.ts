@@ -1,0 +1,26 @@
+import type { GatewayId, OwnerId } from '@tips/core';
+import type { Gateway, QueuedCommand, TableSnapshot } from './model.ts';
+
+/** Storage port of the gateways domain (tables `gateways`, `gateway_nonces`, `gateway_tables`, `gateway_commands`). */
+export interface GatewayStore {
+  insert(gateway: Gateway, enrollmentTokenHash: string): Promise<void>;
+  findById(id: GatewayId): Promise<Gateway | undefined>;
+  findByName(ownerId: OwnerId, name: string): Promise<Gateway | undefined>;
+  list(ownerId: OwnerId): Promise<Gateway[]>;
+  /** Deletes the gateway with its key, nonces, snapshot and queued commands. */
+  delete(ownerId: OwnerId, id: GatewayId): Promise<boolean>;
+  /**
+   * Spends an enrollment token: in one transaction, binds `publicKey` to the gateway whose unspent,
+   * unexpired token has this hash. Exactly one of any number of concurrent callers wins.
+   */
+  enroll(tokenHash: string, now: string, publicKey: string, enrolledName: string | null): Promise<Gateway | undefined>;
+  touch(id: GatewayId, at: string): Promise<void>;
+  /** Records a nonce until `expiresAt` (unix ms); false when this gateway already used it. */
+  rememberNonce(id: GatewayId, nonce: string, expiresAt: number): Promise<boolean>;
+  forgetNoncesBefore(unixMs: number): Promise<void>;
+  putTable(snapshot: TableSnapshot): Promise<void>;
+  getTable(id: GatewayId): Promise<TableSnapshot | undefined>;
+  enqueue(command: QueuedCommand, keepAtMost: number): Promise<void>;
+  pending(id: GatewayId): Promise<QueuedCommand[]>;
+  ack(id: GatewayId, commandId: string): Promise<boolean>;
+}
