@@ -1,5 +1,7 @@
+import { registerSuitCommands } from './commands/suit.ts';
 import { applyExitOverride, createProgram } from './program.ts';
 
 const program = createProgram();
+registerSuitCommands(program);
 applyExitOverride(program);
 await program.parseAsync(process.argv);
