@@ -2,12 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { GlazeId, Mac, OwnerId, SpaceId, TipsId } from '@tips/core';
+import type { GatewayId, GlazeId, Mac, OwnerId, SpaceId, TipsId } from '@tips/core';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServices, type Services } from '../app.ts';
 import { FsBlobStore } from '../blob/fs-blob-store.ts';
+import { KyselyDiscoveryStore } from '../domains/discovery/store.kysely.ts';
+import { KyselyGatewayStore } from '../domains/gateways/store.kysely.ts';
 import { KyselyGlazeStore } from '../domains/glazes/store.kysely.ts';
 import { KyselyMetalStore } from '../domains/metals/store.kysely.ts';
 import { KyselySpaceStore } from '../domains/spaces/store.kysely.ts';
@@ -66,7 +68,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
 
   it('migrates idempotently', async () => {
     const tables = await db.introspection.getTables();
-    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['owners', 'api_tokens', 'metals', 'metal_interfaces', 'spaces', 'space_members', 'glazes', 'glaze_spaces']));
+    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['owners', 'api_tokens', 'metals', 'metal_interfaces', 'spaces', 'space_members', 'glazes', 'glaze_spaces', 'gateways', 'gateway_nonces', 'gateway_tables', 'gateway_commands', 'discovery_registrations', 'discovery_blocks']));
   });
 
   it('round-trips metals with ordered interfaces, labels and owner scoping', async () => {
@@ -153,6 +155,103 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
     await services.spaces.addMember(who.id, 'os', { metal: 'svc', interfaces: ['eth0'], default: true });
     expect((await services.spaces.defaultSpaceOf(metal.id))?.spaceId).toBe(space.id);
     expect((await services.metals.findByMac('02:00:00:00:00:33' as Mac))?.metal.id).toBe(metal.id);
+  });
+
+  it('T11 gateways: round-trips, spends an enrollment token exactly once under concurrency, deletes with its data', async () => {
+    const store = new KyselyGatewayStore(db);
+    const gw = (id: string, name: string) => ({
+      id: id as GatewayId,
+      ownerId: owner,
+      name,
+      publicKey: null,
+      enrolledName: null,
+      enrolledAt: null,
+      enrollmentExpiresAt: '2026-01-02T00:00:00.000Z',
+      createdAt: '2026-01-01T00:00:00.000Z',
+      lastSeenAt: null,
+    });
+    await store.insert(gw('gwy_0000000000000000000000000a', 'gw-a'), 'hash-a');
+    await store.insert(gw('gwy_0000000000000000000000000b', 'gw-b'), 'hash-b');
+    expect(await store.findById('gwy_0000000000000000000000000a' as GatewayId)).toEqual(gw('gwy_0000000000000000000000000a', 'gw-a'));
+    expect(isUniqueViolation(await store.insert(gw('gwy_0000000000000000000000000c', 'gw-a'), 'hash-c').catch((e: unknown) => e))).toBe(true);
+    expect((await store.list(owner)).map((g) => g.name)).toEqual(['gw-a', 'gw-b']);
+    expect(await store.enroll('hash-a', '2026-01-03T00:00:00.000Z', 'PEM', null)).toBeUndefined();
+    const tries = await Promise.all(Array.from({ length: 10 }, (_, i) => store.enroll('hash-a', '2026-01-01T12:00:00.000Z', `PEM${i}`, 'host')));
+    const winners = tries.filter((t) => t !== undefined);
+    expect(winners).toHaveLength(1);
+    expect(winners[0]).toMatchObject({ enrolledName: 'host', enrolledAt: '2026-01-01T12:00:00.000Z', enrollmentExpiresAt: null });
+    expect((await store.findById('gwy_0000000000000000000000000a' as GatewayId))?.publicKey).toBe(winners[0]!.publicKey);
+    const id = 'gwy_0000000000000000000000000a' as GatewayId;
+    expect(await store.rememberNonce(id, 'n1', 2_000)).toBe(true);
+    expect(await store.rememberNonce(id, 'n1', 2_000)).toBe(false);
+    expect(await store.rememberNonce('gwy_0000000000000000000000000b' as GatewayId, 'n1', 2_000)).toBe(true);
+    await store.forgetNoncesBefore(3_000);
+    expect(await store.rememberNonce(id, 'n1', 4_000)).toBe(true);
+    await store.putTable({ gatewayId: id, rows: [{ mac: 'a', state: 'pending' }], updatedAt: 't1' });
+    await store.putTable({ gatewayId: id, rows: [{ mac: 'b', state: 'active', nat: [{ protocol: 'tcp' }] }], updatedAt: 't2' });
+    expect(await store.getTable(id)).toEqual({ gatewayId: id, rows: [{ mac: 'b', state: 'active', nat: [{ protocol: 'tcp' }] }], updatedAt: 't2' });
+    for (const [n, seq] of [3, 1, 2, 4].entries()) {
+      await store.enqueue({ id: `cmd_${seq}`, gatewayId: id, seq: 1_700_000_000_000_000 + seq!, command: { type: 'clear', mac: `m${n}` }, createdAt: 'x' }, 3);
+    }
+    expect((await store.pending(id)).map((c) => c.id)).toEqual(['cmd_2', 'cmd_3', 'cmd_4']);
+    expect(await store.ack(id, 'cmd_3')).toBe(true);
+    expect(await store.ack('gwy_0000000000000000000000000b' as GatewayId, 'cmd_2')).toBe(false);
+    expect((await store.pending(id)).map((c) => [c.id, c.seq])).toEqual([
+      ['cmd_2', 1_700_000_000_000_002],
+      ['cmd_4', 1_700_000_000_000_004],
+    ]);
+    expect(await store.delete('own_00000000000000000000000002' as OwnerId, id)).toBe(false);
+    expect(await store.delete(owner, id)).toBe(true);
+    expect(await store.findById(id)).toBeUndefined();
+    expect(await store.getTable(id)).toBeUndefined();
+    expect(await store.pending(id)).toEqual([]);
+  });
+
+  it('T9 discovery: records decisions in batches, lists with filters and keyset pages, keeps blocks', async () => {
+    const store = new KyselyDiscoveryStore(db);
+    const rec = (n: number, over: Record<string, unknown> = {}) => ({
+      id: `reg_${String(n).padStart(4, '0')}`,
+      at: `2026-01-01T00:00:${String(Math.floor(n / 10)).padStart(2, '0')}.000Z`,
+      ownerId: owner,
+      gatewayId: 'gwy_0000000000000000000000000b' as GatewayId,
+      mac: `02:00:00:00:01:${(n % 4).toString(16).padStart(2, '0')}` as Mac,
+      ip: '10.0.0.2',
+      gatewayInterface: 'lan0',
+      interfaceType: 'ethernet' as const,
+      pxe: n % 2 === 0,
+      hostname: n === 0 ? 'h0' : null,
+      decision: (n % 3 === 0 ? 'active' : 'blocked') as 'active' | 'blocked',
+      reason: n % 3 === 0 ? null : ('unknown_mac' as const),
+      tipsId: n % 3 === 0 ? ('mtl_0000000000000000000000000a' as TipsId) : null,
+      ...over,
+    });
+    await store.record(Array.from({ length: 120 }, (_, n) => rec(n)));
+    await store.record([rec(500, { ownerId: 'own_00000000000000000000000002', gatewayId: 'gwy_0000000000000000000000000c' })]);
+    const newest = await store.list(owner, { limit: 2 });
+    expect(newest.map((r) => r.id)).toEqual(['reg_0119', 'reg_0118']);
+    expect((await store.list(owner, { limit: 1000, after: { at: '', id: '' } }))[0]).toEqual(rec(0));
+    expect(await store.list(owner, { limit: 1000, decision: 'blocked', mac: '02:00:00:00:01:01' as Mac })).toHaveLength(20);
+    expect(await store.list(owner, { limit: 1000, since: '2026-01-01T00:00:11.000Z' })).toHaveLength(10);
+    expect(await store.list(owner, { limit: 1000, gatewayId: 'gwy_0000000000000000000000000c' })).toEqual([]);
+    const seen: string[] = [];
+    let after = { at: '', id: '' };
+    for (;;) {
+      const page = await store.list(owner, { limit: 7, after });
+      seen.push(...page.map((r) => r.id));
+      if (page.length < 7) break;
+      after = { at: page.at(-1)!.at, id: page.at(-1)!.id };
+    }
+    expect(seen).toEqual(Array.from({ length: 120 }, (_, n) => rec(n).id));
+    expect(await store.gatewaysThatBlocked(['02:00:00:00:01:01' as Mac, '02:00:00:00:01:09' as Mac])).toEqual([
+      { gatewayId: 'gwy_0000000000000000000000000b', mac: '02:00:00:00:01:01' },
+    ]);
+    const metalId = 'mtl_0000000000000000000000000a' as TipsId;
+    expect(await store.findBlock(metalId)).toBeUndefined();
+    await store.putBlock({ metalId, ownerId: owner, reason: 'r1', blockedAt: 't1' });
+    await store.putBlock({ metalId, ownerId: owner, reason: null, blockedAt: 't2' });
+    expect(await store.findBlock(metalId)).toEqual({ metalId, ownerId: owner, reason: null, blockedAt: 't2' });
+    expect(await store.removeBlock(metalId)).toBe(true);
+    expect(await store.removeBlock(metalId)).toBe(false);
   });
 
   it('runs raw SQL the same on both (case-sensitive text comparison)', async () => {

@@ -31,9 +31,9 @@ const Filters = {
   reason: Type.Optional(Type.String({ maxLength: 32 })),
   since: Type.Optional(Type.String({ maxLength: 40, description: 'ISO-8601' })),
 };
-const ListQuery = Type.Object({ ...Filters, limit: Type.Optional(Type.Integer({ description: '1–1000, default 100' })) }, { additionalProperties: false });
+const ListQuery = Type.Object({ ...Filters, limit: Type.Optional(Type.String({ maxLength: 8, description: '1–1000, default 100' })) }, { additionalProperties: false });
 const AllQuery = Type.Object(
-  { ...Filters, decision: Type.Optional(Type.String({ maxLength: 16 })), limit: Type.Optional(Type.Integer({ description: '1–1000, default 100' })) },
+  { ...Filters, decision: Type.Optional(Type.String({ maxLength: 16 })), limit: Type.Optional(Type.String({ maxLength: 8, description: '1–1000, default 100' })) },
   { additionalProperties: false },
 );
 const ExportQuery = Type.Object({ ...Filters }, { additionalProperties: false });

@@ -36,7 +36,7 @@ export interface RawQuery {
   reason?: string;
   decision?: string;
   since?: string;
-  limit?: number;
+  limit?: string;
 }
 
 const GATEWAY_INTERFACE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,31}$/;
@@ -56,8 +56,9 @@ export function parseRegistration(r: RawRegistration): RegistrationInput {
 }
 
 export function parseQuery(q: RawQuery): RegistrationQuery {
-  const out: RegistrationQuery = { limit: q.limit ?? DEFAULT_LIST_LIMIT };
-  if (!Number.isInteger(out.limit) || out.limit < 1 || out.limit > MAX_LIST_LIMIT) throw new InvalidValueError('limit', `limit is an integer from 1 to ${MAX_LIST_LIMIT}`);
+  const limit = q.limit === undefined ? DEFAULT_LIST_LIMIT : /^\d{1,4}$/.test(q.limit) ? Number(q.limit) : Number.NaN;
+  if (!(limit >= 1 && limit <= MAX_LIST_LIMIT)) throw new InvalidValueError('limit', `limit is an integer from 1 to ${MAX_LIST_LIMIT}`);
+  const out: RegistrationQuery = { limit };
   if (q.mac !== undefined) out.mac = parseMac(q.mac, 'mac');
   if (q.gatewayId !== undefined) out.gatewayId = q.gatewayId;
   if (q.reason !== undefined) {
@@ -180,8 +181,10 @@ export class DiscoveryService {
 
   /** Every matching record, oldest first, in pages: the JSON-lines export for anomaly tools. */
   async *export(ownerId: OwnerId, raw: Omit<RawQuery, 'limit'>, failuresOnly: boolean): AsyncGenerator<RegistrationRecord> {
-    const q = parseQuery({ ...raw, limit: 500 });
+    const q = parseQuery({ ...raw, limit: '500' });
     if (failuresOnly) q.decision = 'blocked';
+    // Keyset paging from before the first record: oldest first, each page after the last one seen.
+    q.after = { at: '', id: '' };
     for (;;) {
       const page = await this.store.list(ownerId, q);
       yield* page;
