@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerGlazeCommands } from './commands/glaze.ts';
+import { registerIdentityCommands } from './commands/identity.ts';
 import { registerLoginCommands } from './commands/login.ts';
 import { registerMetalCommands } from './commands/metal.ts';
 import { registerSpaceCommands } from './commands/space.ts';
@@ -16,6 +17,7 @@ export function createProgram(): Command {
   registerMetalCommands(program);
   registerSpaceCommands(program);
   registerGlazeCommands(program);
+  registerIdentityCommands(program);
   return program;
 }
 

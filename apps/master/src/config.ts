@@ -11,6 +11,11 @@ export interface MasterConfig {
   maxGlazeBytes: number;
   logLevel: string;
   bootstrapAdminToken?: string;
+  /** HTTPS listener (EST, metal mTLS, owner API); null = off. */
+  tlsPort: number | null;
+  tlsHostname: string;
+  /** root.pem, intermediate.pem, intermediate-key.pem (tips ca init), server certificate. */
+  caDir: string;
 }
 
 export interface RawOptions {
@@ -20,6 +25,9 @@ export interface RawOptions {
   databaseUrl?: string;
   maxGlazeBytes?: string;
   logLevel?: string;
+  tlsPort?: string;
+  tlsHostname?: string;
+  caDir?: string;
 }
 
 export const DEFAULTS = {
@@ -28,6 +36,8 @@ export const DEFAULTS = {
   dataDir: join(homedir(), '.local', 'share', 'tips-master'),
   maxGlazeBytes: 64 * 2 ** 30,
   logLevel: 'info',
+  tlsPort: 8443,
+  tlsHostname: 'localhost',
 };
 
 export class ConfigError extends Error {}
@@ -50,6 +60,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   else throw new ConfigError(`--database-url must be sqlite:<file> or postgres://…, got "${url.replace(/\/\/[^@]*@/, '//***@')}"`);
   const port = opts.port ?? env.TIPS_PORT;
   const maxGlaze = opts.maxGlazeBytes ?? env.TIPS_MAX_GLAZE_BYTES;
+  const tlsPort = opts.tlsPort ?? env.TIPS_TLS_PORT;
   return {
     host: opts.host ?? env.TIPS_HOST ?? DEFAULTS.host,
     port: port === undefined ? DEFAULTS.port : int('--port', port, 0, 65535),
@@ -58,5 +69,9 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     maxGlazeBytes: maxGlaze === undefined ? DEFAULTS.maxGlazeBytes : int('--max-glaze-bytes', maxGlaze, 1, Number.MAX_SAFE_INTEGER),
     logLevel: opts.logLevel ?? env.TIPS_LOG_LEVEL ?? DEFAULTS.logLevel,
     bootstrapAdminToken: env.TIPS_BOOTSTRAP_ADMIN_TOKEN,
+    // With --port 0 (tests, several masters on one machine) the HTTPS port defaults to any free one too.
+    tlsPort: tlsPort === undefined ? (port !== undefined && Number(port) === 0 ? 0 : DEFAULTS.tlsPort) : tlsPort === 'off' ? null : int('--tls-port', tlsPort, 0, 65535),
+    tlsHostname: opts.tlsHostname ?? env.TIPS_TLS_HOSTNAME ?? DEFAULTS.tlsHostname,
+    caDir: resolve(opts.caDir ?? env.TIPS_CA_DIR ?? join(dataDir, 'ca')),
   };
 }

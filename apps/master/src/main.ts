@@ -5,6 +5,9 @@ import { buildApp } from './app.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
 import { ConfigError, DEFAULTS, loadConfig, type RawOptions } from './config.ts';
 import { openDatabase } from './db/database.ts';
+import { ensureServerCertificate, openCaDir } from './domains/enrollment/ca-dir.ts';
+import { systemClock, systemRandom } from './ports.ts';
+import { listenTls } from './tls/listener.ts';
 
 const program = new Command('tips-master')
   .description('TIPS master: the Controller (owners, metals, Spaces, Glazes), discovery and updates, over HTTP')
@@ -14,6 +17,9 @@ const program = new Command('tips-master')
   .addOption(new Option('--database-url <url>', 'sqlite:<file> or postgres://user@host:port/db (default: SQLite in the data dir)').env('TIPS_DATABASE_URL'))
   .addOption(new Option('--max-glaze-bytes <n>', 'largest Glaze accepted').env('TIPS_MAX_GLAZE_BYTES').default(String(DEFAULTS.maxGlazeBytes)))
   .addOption(new Option('--log-level <level>', 'pino log level').env('TIPS_LOG_LEVEL').default(DEFAULTS.logLevel))
+  .addOption(new Option('--tls-port <n>', 'HTTPS port for EST, the metal API (mTLS) and the owner API; default 8443, or any free port when --port is 0; off = no HTTPS').env('TIPS_TLS_PORT'))
+  .addOption(new Option('--tls-hostname <name>', 'name the HTTPS server certificate is issued for').env('TIPS_TLS_HOSTNAME').default(DEFAULTS.tlsHostname))
+  .addOption(new Option('--ca-dir <dir>', 'CA directory: root.pem, intermediate.pem, intermediate-key.pem from `tips ca init` (default: <data-dir>/ca, created if empty)').env('TIPS_CA_DIR'))
   .addHelpText(
     'after',
     '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN sets the admin token created on the first start (automation);\notherwise a random one is printed once.',
@@ -29,16 +35,26 @@ const program = new Command('tips-master')
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const db = await openDatabase(config.database);
     const blobs = await FsBlobStore.open(join(config.dataDir, 'glazes'));
+    const { ca, created: caCreated } = await openCaDir(config.caDir, { clock: systemClock, random: systemRandom });
     const { app, services } = await buildApp({
       db,
       blobs,
       maxGlazeBytes: config.maxGlazeBytes,
+      ca: async () => ca,
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);
     const address = await app.listen({ host: config.host, port: config.port });
     const url = address.replace('[::1]', 'localhost');
     process.stdout.write(`TIPS master listening on ${url}  (API docs: ${url}/docs)\n`);
+    let tls: Awaited<ReturnType<typeof listenTls>> | undefined;
+    if (config.tlsPort !== null) {
+      const hostnames = [config.tlsHostname, 'localhost', '127.0.0.1', '::1', ...(config.host === '0.0.0.0' || config.host === '::' ? [] : [config.host])];
+      const server = await ensureServerCertificate(config.caDir, ca, { hostnames, clock: systemClock, random: systemRandom });
+      tls = await listenTls(app, { host: config.host, port: config.tlsPort, certPem: server.chainPem, keyPem: server.keyPem, clientCaPem: server.clientCaPem });
+      process.stdout.write(`TIPS master TLS listening on ${tls.url}  (EST: ${tls.url}/.well-known/est; CA: ${config.caDir})\n`);
+    }
+    if (caCreated) process.stdout.write(`Created a CA in ${config.caDir} (its root key was discarded; for an offline root use \`tips ca init\`)\n`);
     if (admin && !config.bootstrapAdminToken) {
       process.stdout.write(`Admin API token (shown once, keep it safe):\n  ${admin.token}\nLog in with: tips login --url ${url} --token <token>\n`);
     }
@@ -46,6 +62,7 @@ const program = new Command('tips-master')
     const shutdown = async () => {
       if (closing) return;
       closing = true;
+      await tls?.close();
       await app.close();
       await db.destroy();
       process.exit(0);

@@ -1,0 +1,72 @@
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { parseCertificates, x509 } from '@tips/trust';
+import type { Clock, Random } from '../../ports.ts';
+import { CA_FILES, caPem, createEphemeralCa, exportMasterCa, issueServerCertificate, loadMasterCa, type MasterCa } from './ca.ts';
+
+/** Durable write: temp file, fsync, rename; keys get mode 0600. */
+export function writeFileAtomic(path: string, data: string, mode = 0o644): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+/**
+ * Opens the master's CA directory: root.pem, intermediate.pem and intermediate-key.pem as
+ * `tips ca init` wrote them (root-key.pem, if present, is never read). An empty directory gets a
+ * fresh root and intermediate, the root key discarded at once (a master that mints its own CA
+ * can never be made to sign another intermediate).
+ */
+export async function openCaDir(dir: string, ports: { clock: Clock; random: Random }): Promise<{ ca: MasterCa; created: boolean }> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const files = [CA_FILES.root, CA_FILES.intermediate, CA_FILES.intermediateKey].map((f) => join(dir, f));
+  const present = files.filter((f) => existsSync(f));
+  if (present.length === files.length) {
+    const [rootPem, intermediatePem, intermediateKeyPem] = files.map((f) => readFileSync(f, 'utf8')) as [string, string, string];
+    return { ca: await loadMasterCa({ rootPem, intermediatePem, intermediateKeyPem }), created: false };
+  }
+  if (present.length > 0) throw new Error(`CA directory ${dir} is incomplete: it needs ${CA_FILES.root}, ${CA_FILES.intermediate} and ${CA_FILES.intermediateKey}`);
+  const ca = await createEphemeralCa(ports.clock.now(), ports.random);
+  const pems = await exportMasterCa(ca);
+  writeFileAtomic(join(dir, CA_FILES.root), pems.rootPem);
+  writeFileAtomic(join(dir, CA_FILES.intermediate), pems.intermediatePem);
+  writeFileAtomic(join(dir, CA_FILES.intermediateKey), pems.intermediateKeyPem, 0o600);
+  return { ca, created: true };
+}
+
+/**
+ * The master's TLS server certificate, issued by its own intermediate: reused while it is issued
+ * by the current intermediate, names `hostnames` and has more than a day left; reissued otherwise.
+ */
+export async function ensureServerCertificate(
+  dir: string,
+  ca: MasterCa,
+  opts: { hostnames: string[]; clock: Clock; random: Random },
+): Promise<{ chainPem: string; keyPem: string; clientCaPem: string }> {
+  const certFile = join(dir, CA_FILES.server);
+  const keyFile = join(dir, CA_FILES.serverKey);
+  const dnsNames = [...new Set(opts.hostnames.filter((h) => isIP(h) === 0))];
+  const ipAddresses = [...new Set(opts.hostnames.filter((h) => isIP(h) !== 0))];
+  const pems = caPem(ca);
+  const clientCaPem = pems.rootPem + pems.intermediatePem;
+  if (existsSync(certFile) && existsSync(keyFile)) {
+    const chainPem = readFileSync(certFile, 'utf8');
+    const [leaf] = parseCertificates(chainPem);
+    const now = opts.clock.now().getTime();
+    if (leaf && leaf.notAfter.getTime() - now > 86_400_000 && (await leaf.verify({ publicKey: ca.intermediate.cert.publicKey, signatureOnly: true }))) {
+      const san = new Set((leaf.getExtension(x509.SubjectAlternativeNameExtension)?.names.toJSON() ?? []).map((n) => n.value));
+      if ([...dnsNames, ...ipAddresses].every((n) => san.has(n))) return { chainPem, keyPem: readFileSync(keyFile, 'utf8'), clientCaPem };
+    }
+  }
+  const issued = await issueServerCertificate(ca, { now: opts.clock.now(), random: opts.random, dnsNames, ipAddresses });
+  writeFileAtomic(keyFile, issued.keyPem, 0o600);
+  writeFileAtomic(certFile, issued.chainPem);
+  return { chainPem: issued.chainPem, keyPem: issued.keyPem, clientCaPem };
+}

@@ -1,0 +1,36 @@
+import type { Kysely } from 'kysely';
+
+/** 0003_enrollment: enrollment secrets (stored hashed) and every certificate the master issued. */
+export async function up0003Enrollment(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('enrollment_secrets')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('owner_id', 'text', (c) => c.notNull())
+    .addColumn('scope_kind', 'text', (c) => c.notNull())
+    .addColumn('scope_id', 'text', (c) => c.notNull())
+    .addColumn('secret_hash', 'text', (c) => c.notNull().unique())
+    .addColumn('max_uses', 'integer', (c) => c.notNull())
+    .addColumn('uses', 'integer', (c) => c.notNull())
+    .addColumn('expires_at', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addColumn('revoked_at', 'text')
+    .execute();
+  await db.schema.createIndex('enrollment_secrets_owner').on('enrollment_secrets').column('owner_id').execute();
+  await db.schema
+    .createTable('enrollment_certificates')
+    .addColumn('serial', 'text', (c) => c.primaryKey())
+    .addColumn('owner_id', 'text', (c) => c.notNull())
+    .addColumn('subject_kind', 'text', (c) => c.notNull())
+    .addColumn('subject_id', 'text', (c) => c.notNull())
+    .addColumn('fingerprint', 'text', (c) => c.notNull().unique())
+    .addColumn('not_before', 'text', (c) => c.notNull())
+    .addColumn('not_after', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('issued_via', 'text', (c) => c.notNull())
+    .addColumn('secret_id', 'text')
+    .addColumn('revoked_at', 'text')
+    .addColumn('revoke_reason', 'text')
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('enrollment_certificates_subject').on('enrollment_certificates').columns(['subject_kind', 'subject_id']).execute();
+}

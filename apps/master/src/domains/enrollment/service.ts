@@ -1,0 +1,284 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { encodeBase32, InvalidValueError, type OwnerId, type TipsId } from '@tips/core';
+import { certificateFingerprint, certificateIdentities, certsOnlyPkcs7, issueCertificate, PkiError, parseCertificate, serialFrom, verifyCsr, type x509 } from '@tips/trust';
+import type { DomainEvents } from '../../events.ts';
+import type { Clock, Random } from '../../ports.ts';
+import type { MetalService } from '../metals/service.ts';
+import type { SpaceService } from '../spaces/service.ts';
+import { caPem, type MasterCa } from './ca.ts';
+import { EnrollmentError } from './errors.ts';
+import {
+  DEFAULT_CERT_LIFETIME_HOURS,
+  DEFAULT_SECRET_TTL_MINUTES,
+  type EnrollmentSecret,
+  type IssuedCertificate,
+  MAX_SECRET_TTL_MINUTES,
+  MAX_SECRET_USES,
+  type MetalPrincipal,
+  type RevokeReason,
+  SECRET_PREFIX,
+} from './model.ts';
+import type { EnrollmentStore } from './store.ts';
+
+export interface CreateSecretInput {
+  metal?: string;
+  space?: string;
+  maxUses?: number;
+  expiresInMinutes?: number;
+}
+
+/** What the TLS layer saw of the peer: whether its chain verified against our CA, and its DER. */
+export interface PeerCertificate {
+  authorized: boolean;
+  der?: Uint8Array;
+}
+
+const SECRET_RE = /^est_[A-Za-z0-9_-]{43}$/;
+const SECRET_ID_RE = /^ens_[0-9a-hjkmnp-tv-z]{26}$/;
+
+/** Secrets are 256-bit random values: a plain SHA-256 is a sufficient at-rest hash. */
+const hashSecret = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
+
+function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'hex');
+  const y = Buffer.from(b, 'hex');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function pkiToEnrollment(e: unknown): never {
+  if (e instanceof PkiError) {
+    const code = e.code === 'csr_signature_invalid' || e.code === 'csr_key_unsupported' || e.code === 'csr_identity_missing' ? e.code : 'csr_malformed';
+    throw new EnrollmentError(code, e.message, 'csr');
+  }
+  throw e;
+}
+
+/**
+ * Enrollment (S6, S14): the master's intermediate CA, enrollment secrets, the EST operations, the
+ * record of every certificate issued and its revocation. Metal certificates name
+ * `urn:tips:metal:<TIPS ID>` and live `certLifetimeHours`.
+ */
+export class EnrollmentService {
+  private caPromise: Promise<MasterCa> | undefined;
+
+  constructor(
+    private readonly store: EnrollmentStore,
+    private readonly metals: MetalService,
+    private readonly spaces: SpaceService,
+    events: DomainEvents,
+    private readonly clock: Clock,
+    private readonly random: Random,
+    private readonly caSource: () => Promise<MasterCa>,
+    private readonly certLifetimeHours = DEFAULT_CERT_LIFETIME_HOURS,
+  ) {
+    // A deleted (retired) metal keeps no working certificate.
+    events.on('metal.deleted', async (e) => {
+      await this.store.revokeSubject({ kind: 'metal', id: e.metalId }, this.now(), 'deleted');
+    });
+  }
+
+  ca(): Promise<MasterCa> {
+    this.caPromise ??= this.caSource();
+    return this.caPromise;
+  }
+
+  private now(): string {
+    return this.clock.now().toISOString();
+  }
+
+  // --- enrollment secrets (owner API) -------------------------------------------------------
+
+  async createSecret(ownerId: OwnerId, input: CreateSecretInput): Promise<{ secret: EnrollmentSecret; value: string }> {
+    if ((input.metal === undefined) === (input.space === undefined)) {
+      throw new InvalidValueError(input.metal === undefined ? 'metal' : 'space', 'give exactly one of metal or space');
+    }
+    const maxUses = input.maxUses ?? 1;
+    if (!Number.isInteger(maxUses) || maxUses < 1 || maxUses > MAX_SECRET_USES) throw new InvalidValueError('maxUses', `maxUses must be an integer from 1 to ${MAX_SECRET_USES}`);
+    const ttl = input.expiresInMinutes ?? DEFAULT_SECRET_TTL_MINUTES;
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_SECRET_TTL_MINUTES) {
+      throw new InvalidValueError('expiresInMinutes', `expiresInMinutes must be an integer from 1 to ${MAX_SECRET_TTL_MINUTES}`);
+    }
+    let scope: EnrollmentSecret['scope'];
+    if (input.metal !== undefined) scope = { kind: 'metal', id: (await this.metals.get(ownerId, input.metal)).id };
+    else {
+      const space = await this.spaces.get(ownerId, input.space!);
+      if (space.phase !== 1) throw new EnrollmentError('scope_invalid', `Space "${space.name}" is a Phase ${space.phase} Space; enrollment secrets are per metal or per Phase 1 Space`, 'space');
+      scope = { kind: 'space', id: space.id };
+    }
+    const now = this.clock.now();
+    const secret: EnrollmentSecret = {
+      id: `ens_${encodeBase32(this.random.bytes(16))}`,
+      ownerId,
+      scope,
+      maxUses,
+      uses: 0,
+      expiresAt: new Date(now.getTime() + ttl * 60_000).toISOString(),
+      createdAt: now.toISOString(),
+      revokedAt: null,
+    };
+    const value = SECRET_PREFIX + Buffer.from(this.random.bytes(32)).toString('base64url');
+    await this.store.insertSecret(secret, hashSecret(value));
+    return { secret, value };
+  }
+
+  listSecrets(ownerId: OwnerId): Promise<EnrollmentSecret[]> {
+    return this.store.listSecrets(ownerId);
+  }
+
+  async revokeSecret(ownerId: OwnerId, id: string): Promise<void> {
+    if (!(await this.store.revokeSecret(ownerId, id, this.now()))) throw new EnrollmentError('secret_not_found', `no active enrollment secret ${id.slice(0, 40)}`, 'id');
+  }
+
+  // --- EST ----------------------------------------------------------------------------------
+
+  /** The CA certificates (intermediate, then root) as a certs-only PKCS#7 (EST /cacerts). */
+  async caCertificates(): Promise<Uint8Array> {
+    const ca = await this.ca();
+    return certsOnlyPkcs7([ca.intermediate.cert, ca.root]);
+  }
+
+  async caPem(): Promise<{ rootPem: string; intermediatePem: string }> {
+    return caPem(await this.ca());
+  }
+
+  /**
+   * EST simpleenroll authenticated by an enrollment secret (HTTP Basic: user = secret ID,
+   * password = secret). The CSR must verify and name exactly the one metal the secret may enroll.
+   * Exactly `maxUses` enrollments succeed, however many race; a refused request issues nothing.
+   */
+  async enroll(credentials: { id: string; secret: string } | undefined, csrDer: Uint8Array): Promise<{ der: Uint8Array; record: IssuedCertificate }> {
+    if (!credentials) throw new EnrollmentError('enrollment_unauthenticated', 'an enrollment secret is required (HTTP Basic: secret ID and secret)');
+    const found = SECRET_ID_RE.test(credentials.id) ? await this.store.findSecret(credentials.id) : undefined;
+    const given = SECRET_RE.test(credentials.secret) ? hashSecret(credentials.secret) : hashSecret(`x${credentials.secret}`);
+    if (!found || !sameHash(found.secretHash, given)) throw new EnrollmentError('enrollment_secret_invalid', 'the enrollment secret is not valid');
+    const secret = found.secret;
+    const now = this.clock.now();
+    this.assertUsable(secret, now);
+    const csr = await verifyCsr(csrDer).catch(pkiToEnrollment);
+    const metals = csr.identities.filter((i) => i.kind === 'metal');
+    if (csr.identities.length === 0) throw new EnrollmentError('csr_identity_missing', 'the CSR must name its metal: subjectAltName URI urn:tips:metal:<TIPS ID> (or CN = the TIPS ID)', 'csr');
+    if (metals.length !== 1 || csr.identities.length !== 1) throw new EnrollmentError('csr_identity_mismatch', 'the CSR must name exactly one metal', 'csr');
+    const metalId = metals[0]!.id as TipsId;
+    if (secret.scope.kind === 'metal') {
+      if (metalId !== secret.scope.id) throw new EnrollmentError('csr_identity_mismatch', 'the CSR names a metal this enrollment secret may not enroll', 'csr');
+    } else {
+      const member = await this.metals
+        .get(secret.ownerId, metalId)
+        .then(async (m) => (await this.spaces.membershipsOfMetal(m.id)).some((s) => s.spaceId === secret.scope.id))
+        .catch(() => false);
+      if (!member) throw new EnrollmentError('csr_identity_mismatch', 'the CSR names a metal this enrollment secret may not enroll', 'csr');
+    }
+    const { der, record } = await this.sign(secret.ownerId, metalId, csr.publicKey, now, 'enroll', secret.id);
+    if (!(await this.store.enrollWithSecret(secret.id, now.toISOString(), record))) {
+      // Lost the race for the last use (or it expired meanwhile): the signed certificate is dropped.
+      const after = await this.store.findSecret(secret.id);
+      if (after) this.assertUsable(after.secret, now);
+      throw new EnrollmentError('enrollment_secret_exhausted', 'the enrollment secret has no use left');
+    }
+    return { der, record };
+  }
+
+  private assertUsable(secret: EnrollmentSecret, now: Date): void {
+    if (secret.revokedAt !== null) throw new EnrollmentError('enrollment_secret_invalid', 'the enrollment secret is not valid');
+    if (secret.expiresAt <= now.toISOString()) throw new EnrollmentError('enrollment_secret_expired', 'the enrollment secret has expired');
+    if (secret.uses >= secret.maxUses) throw new EnrollmentError('enrollment_secret_exhausted', 'the enrollment secret has no use left');
+  }
+
+  /**
+   * EST simplereenroll: the metal proves itself with its current certificate (mTLS); the CSR must
+   * name the same metal. The old certificate is revoked (superseded) as the new one is recorded.
+   */
+  async reenroll(principal: MetalPrincipal, csrDer: Uint8Array): Promise<{ der: Uint8Array; record: IssuedCertificate }> {
+    const csr = await verifyCsr(csrDer).catch(pkiToEnrollment);
+    if (csr.identities.length !== 1 || csr.identities[0]!.kind !== 'metal' || csr.identities[0]!.id !== principal.metalId) {
+      throw new EnrollmentError('csr_identity_mismatch', 'a re-enrollment CSR must name the same metal as the current certificate', 'csr');
+    }
+    const now = this.clock.now();
+    const { der, record } = await this.sign(principal.ownerId, principal.metalId as TipsId, csr.publicKey, now, 'reenroll', null);
+    if (!(await this.store.reenroll(principal.serial, now.toISOString(), record))) {
+      throw new EnrollmentError('certificate_revoked', 'the client certificate is no longer valid');
+    }
+    return { der, record };
+  }
+
+  private async sign(ownerId: OwnerId, metalId: TipsId, publicKey: x509.PublicKey, now: Date, via: 'enroll' | 'reenroll', secretId: string | null) {
+    const ca = await this.ca();
+    const cert = await issueCertificate(ca.intermediate, {
+      identity: { kind: 'metal', id: metalId },
+      publicKey,
+      serial: serialFrom(this.random.bytes(16)),
+      notBefore: new Date(now.getTime() - 60_000),
+      notAfter: new Date(now.getTime() + this.certLifetimeHours * 3_600_000),
+      usage: 'client',
+    });
+    const record: IssuedCertificate = {
+      serial: cert.serialNumber.toLowerCase(),
+      ownerId,
+      subject: { kind: 'metal', id: metalId },
+      fingerprint: await certificateFingerprint(cert),
+      notBefore: cert.notBefore.toISOString(),
+      notAfter: cert.notAfter.toISOString(),
+      status: 'active',
+      issuedVia: via,
+      secretId,
+      revokedAt: null,
+      revokeReason: null,
+      createdAt: now.toISOString(),
+    };
+    return { der: new Uint8Array(cert.rawData), record };
+  }
+
+  // --- mTLS identity ------------------------------------------------------------------------
+
+  /**
+   * Resolves the peer of an mTLS request to a metal: the chain verified against our CA, the
+   * certificate is one we issued to a metal, still active (checked in the database on every
+   * request, so a revocation bites at once) and within its validity.
+   */
+  async authenticateMetal(peer: PeerCertificate | undefined): Promise<MetalPrincipal> {
+    if (!peer?.der) throw new EnrollmentError('client_certificate_required', 'a metal client certificate is required');
+    if (!peer.authorized) throw new EnrollmentError('client_certificate_invalid', 'the client certificate is not issued by this master');
+    let cert: x509.X509Certificate;
+    try {
+      cert = parseCertificate(peer.der);
+    } catch {
+      throw new EnrollmentError('client_certificate_invalid', 'the client certificate is not issued by this master');
+    }
+    const ids = certificateIdentities(cert);
+    const metal = ids.length === 1 && ids[0]!.kind === 'metal' ? ids[0]! : undefined;
+    if (!metal) throw new EnrollmentError('client_certificate_invalid', 'the client certificate does not name a metal');
+    const record = await this.store.findCertificate(cert.serialNumber.toLowerCase());
+    const fingerprint = await certificateFingerprint(cert);
+    if (!record || record.fingerprint !== fingerprint || record.subject.kind !== 'metal' || record.subject.id !== metal.id) {
+      throw new EnrollmentError('certificate_unknown', 'the client certificate is not one this master issued');
+    }
+    if (record.status !== 'active') throw new EnrollmentError('certificate_revoked', 'the client certificate has been revoked');
+    const now = this.now();
+    if (now < record.notBefore || now > record.notAfter) throw new EnrollmentError('certificate_expired', 'the client certificate has expired');
+    return { metalId: metal.id, ownerId: record.ownerId, serial: record.serial, fingerprint, notAfter: record.notAfter, spki: new Uint8Array(cert.publicKey.rawData) };
+  }
+
+  // --- certificates (owner API) -------------------------------------------------------------
+
+  async listCertificates(ownerId: OwnerId, metalRef?: string): Promise<IssuedCertificate[]> {
+    const subject = metalRef === undefined ? undefined : { kind: 'metal', id: (await this.metals.get(ownerId, metalRef)).id };
+    return this.store.listCertificates(ownerId, subject);
+  }
+
+  /** Revokes every active certificate of a metal (blocked, retired, or to force re-enrollment). */
+  async revokeMetal(ownerId: OwnerId, metalRef: string, reason: RevokeReason = 'operator'): Promise<number> {
+    const metal = await this.metals.get(ownerId, metalRef);
+    return this.store.revokeSubject({ kind: 'metal', id: metal.id }, this.now(), reason);
+  }
+
+  /** For other domains (discovery blocking a metal): revoke by TIPS ID. */
+  revokeMetalById(metalId: TipsId, reason: RevokeReason): Promise<number> {
+    return this.store.revokeSubject({ kind: 'metal', id: metalId }, this.now(), reason);
+  }
+
+  async revokeCertificate(ownerId: OwnerId, serial: string): Promise<void> {
+    if (!(await this.store.revokeCertificate(ownerId, serial.toLowerCase(), this.now(), 'operator'))) {
+      throw new EnrollmentError('certificate_not_found', `no active certificate ${serial.slice(0, 64)}`, 'serial');
+    }
+  }
+}

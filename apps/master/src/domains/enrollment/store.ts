@@ -1,0 +1,23 @@
+import type { OwnerId } from '@tips/core';
+import type { EnrollmentSecret, IssuedCertificate, RevokeReason } from './model.ts';
+
+/** Storage port of the enrollment domain (tables `enrollment_secrets`, `enrollment_certificates`). */
+export interface EnrollmentStore {
+  insertSecret(secret: EnrollmentSecret, secretHash: string): Promise<void>;
+  findSecret(id: string): Promise<{ secret: EnrollmentSecret; secretHash: string } | undefined>;
+  listSecrets(ownerId: OwnerId): Promise<EnrollmentSecret[]>;
+  revokeSecret(ownerId: OwnerId, id: string, at: string): Promise<boolean>;
+  /**
+   * In one transaction: counts one use of the secret — only while uses < max, unexpired at `now`
+   * and not revoked (a conditional UPDATE, exact under concurrency) — then supersedes the
+   * subject's active certificates and records `cert`. False, and nothing written, when no use was left.
+   */
+  enrollWithSecret(secretId: string, now: string, cert: IssuedCertificate): Promise<boolean>;
+  /** In one transaction: revokes `previousSerial` (superseded) if still active, then records `cert`. False when it was not active. */
+  reenroll(previousSerial: string, now: string, cert: IssuedCertificate): Promise<boolean>;
+  findCertificate(serial: string): Promise<IssuedCertificate | undefined>;
+  listCertificates(ownerId: OwnerId, subject?: { kind: string; id: string }): Promise<IssuedCertificate[]>;
+  /** Revokes every active certificate of a subject; returns how many. */
+  revokeSubject(subject: { kind: string; id: string }, at: string, reason: RevokeReason): Promise<number>;
+  revokeCertificate(ownerId: OwnerId, serial: string, at: string, reason: RevokeReason): Promise<boolean>;
+}
