@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerDiscoveryCommands } from './commands/discovery.ts';
 import { registerGlazeCommands } from './commands/glaze.ts';
 import { registerIdentityCommands } from './commands/identity.ts';
 import { registerLoginCommands } from './commands/login.ts';
@@ -18,6 +19,7 @@ export function createProgram(): Command {
   registerSpaceCommands(program);
   registerGlazeCommands(program);
   registerIdentityCommands(program);
+  registerDiscoveryCommands(program);
   return program;
 }
 

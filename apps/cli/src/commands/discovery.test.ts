@@ -1,0 +1,97 @@
+import { spawn } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// The CLI is tested against a real master over HTTP; importing its test harness keeps this in-process.
+import { TestGateway } from '../../../master/src/domains/gateways/test-client.ts';
+import { type TestMaster, testMaster } from '../../../master/src/testing.ts';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'tips.js');
+
+let m: TestMaster;
+let url: string;
+beforeAll(async () => {
+  m = await testMaster();
+  await m.app.listen({ port: 0, host: '127.0.0.1' });
+  url = `http://127.0.0.1:${(m.app.server.address() as AddressInfo).port}`;
+});
+afterAll(async () => m.close());
+
+function tips(args: string[], token = m.alice.token): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, TIPS_URL: url, TIPS_TOKEN: token, TIPS_CONFIG: join(m.dir, 'no-such-config.json') },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe('T6 T9 T11 T16 tips gateway / discovery / metal block', () => {
+  it('adds a gateway, printing its ID, the one-time token and the exact enroll command; lists, shows and removes it', async () => {
+    const add = await tips(['gateway', 'add', '--name', 'gw-lab']);
+    expect(add.code, add.stderr).toBe(0);
+    const token = /^ {2}(tge_[A-Za-z0-9_-]{43})$/m.exec(add.stdout)?.[1];
+    expect(token).toBeDefined();
+    expect(add.stdout).toMatch(/created gateway gw-lab with ID gwy_[0-9a-z]{26}/);
+    expect(add.stdout).toContain(`tips-gateway enroll --master ${url} --token ${token} --data-dir /var/lib/tips-gateway --name gw-lab`);
+    const list = await tips(['gateway', 'list', '--json']);
+    expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ name: 'gw-lab', enrolled: false, connected: false })]);
+    const show = await tips(['gateway', 'show', 'gw-lab']);
+    expect(show.stdout).toContain('enrolled:   no (token expires');
+    expect((await tips(['gateway', 'remove', 'gw-lab'])).stdout).toBe('removed gateway gw-lab\n');
+    const gone = await tips(['gateway', 'show', 'gw-lab']);
+    expect(gone.code).toBe(4);
+    expect(gone.stderr).toBe('error: gateway_not_found: no gateway "gw-lab" (field: gateway)\n');
+  });
+
+  it('lists failures (table, --json, filters, --jsonl) and blocks and unblocks a metal', async () => {
+    const gw = await TestGateway.enroll(m.app, m.alice.token, 'gw-hall');
+    await m.services.metals.create(m.alice.id, { name: 'pi', interfaces: [{ name: 'eth0', mac: '02:dd:00:00:00:01', type: 'ethernet', pxe: true }] });
+    await gw.register({ mac: '02:dd:00:00:00:01', ip: '10.77.0.5', gatewayInterface: 'lan0', interfaceType: 'ethernet' });
+    await gw.register({ mac: '02:dd:00:00:00:99', ip: '10.77.0.6', gatewayInterface: 'lan0' });
+    await gw.register({ mac: '02:dd:00:00:00:99', ip: '10.77.0.6', gatewayInterface: 'lan0' });
+
+    const human = await tips(['discovery', 'failures']);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout.split('\n')[0]).toMatch(/^AT\s+GATEWAY\s+IFACE\s+MAC\s+IP\s+TYPE\s+REASON\s+TIPS ID$/);
+    expect(human.stdout).toMatch(/02:dd:00:00:00:01\s+10\.77\.0\.5\s+ethernet\s+no_default_space\s+mtl_/);
+
+    const json = JSON.parse((await tips(['discovery', 'failures', '--json', '--gateway', 'gw-hall', '--mac', '02:DD:00:00:00:99'])).stdout);
+    expect(json).toHaveLength(2);
+    expect(json.every((f: { reason: string; gatewayId: string }) => f.reason === 'unknown_mac' && f.gatewayId === gw.id)).toBe(true);
+
+    const jsonl = await tips(['discovery', 'failures', '--jsonl', '--since', '2000-01-01T00:00:00Z']);
+    expect(jsonl.code, jsonl.stderr).toBe(0);
+    const lines = jsonl.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.mac)).toEqual(['02:dd:00:00:00:01', '02:dd:00:00:00:99', '02:dd:00:00:00:99']);
+
+    const bad = await tips(['discovery', 'failures', '--reason', 'bored']);
+    expect(bad.code).toBe(6);
+    expect(bad.stderr).toContain('(field: reason)');
+    expect((await tips(['discovery', 'failures'], m.bob.token)).stdout).toBe('(none)\n');
+
+    const block = await tips(['metal', 'block', 'pi', '--reason', 'tamper']);
+    expect(block.code, block.stderr).toBe(0);
+    expect(block.stdout).toMatch(/^blocked metal pi \(mtl_[0-9a-z]{26}\): 02:dd:00:00:00:01 at 1 gateway\(s\)\n$/);
+    expect((await gw.register({ mac: '02:dd:00:00:00:01', ip: '10.77.0.5', gatewayInterface: 'lan0' })).json().reason).toBe('metal_blocked');
+    expect(JSON.parse((await tips(['metal', 'unblock', 'pi', '--json'])).stdout)).toMatchObject({ macs: ['02:dd:00:00:00:01'], gateways: 1 });
+    expect((await tips(['metal', 'unblock', 'pi'])).code).toBe(5);
+  });
+
+  it('documents every command with --help', async () => {
+    for (const args of [['gateway', 'add'], ['discovery', 'failures'], ['metal', 'block']]) {
+      const r = await tips([...args, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('Usage: tips');
+    }
+  });
+});
