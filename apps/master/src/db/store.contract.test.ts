@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createServices, type Services } from '../app.ts';
 import { FsBlobStore } from '../blob/fs-blob-store.ts';
 import { KyselyDiscoveryStore } from '../domains/discovery/store.kysely.ts';
+import type { IssuedCertificate } from '../domains/enrollment/model.ts';
+import { KyselyEnrollmentStore } from '../domains/enrollment/store.kysely.ts';
 import { KyselyGatewayStore } from '../domains/gateways/store.kysely.ts';
 import { KyselyGlazeStore } from '../domains/glazes/store.kysely.ts';
 import { KyselyMetalStore } from '../domains/metals/store.kysely.ts';
@@ -257,5 +259,73 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
   it('runs raw SQL the same on both (case-sensitive text comparison)', async () => {
     const r = await sql<{ v: number }>`select count(*) as v from metals where name = ${'PI'}`.execute(db);
     expect(Number(r.rows[0]?.v)).toBe(0);
+  });
+});
+
+describe.each(adapters)('S6 Enrollment store contract on %s', (_name, open) => {
+  let db: Db;
+  let cleanup: () => Promise<void>;
+  let store: KyselyEnrollmentStore;
+  const owner = 'own_00000000000000000000000009' as OwnerId;
+  const metal = 'mtl_00000000000000000000000009';
+  const cert = (serial: string, over: Partial<IssuedCertificate> = {}): IssuedCertificate => ({
+    serial,
+    ownerId: owner,
+    subject: { kind: 'metal', id: metal },
+    fingerprint: `fp-${serial}`,
+    notBefore: '2026-01-01T00:00:00.000Z',
+    notAfter: '2026-01-08T00:00:00.000Z',
+    status: 'active',
+    issuedVia: 'enroll',
+    secretId: 'ens_1',
+    revokedAt: null,
+    revokeReason: null,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    ...over,
+  });
+  const secret = (id: string, maxUses: number, expiresAt = '2026-02-01T00:00:00.000Z') => ({
+    id,
+    ownerId: owner,
+    scope: { kind: 'metal' as const, id: metal },
+    maxUses,
+    uses: 0,
+    expiresAt,
+    createdAt: '2026-01-01T00:00:00.000Z',
+    revokedAt: null,
+  });
+
+  beforeAll(async () => {
+    ({ db, cleanup } = await open());
+    store = new KyselyEnrollmentStore(db);
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await cleanup();
+  });
+
+  it('counts an N-use secret exactly when enrollments race, and keeps one active certificate per metal', async () => {
+    await store.insertSecret(secret('ens_race', 3), 'a'.repeat(64));
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.enrollWithSecret('ens_race', '2026-01-01T00:00:00.000Z', cert(`race${i}`))));
+    expect(results.filter(Boolean)).toHaveLength(3);
+    expect((await store.findSecret('ens_race'))?.secret.uses).toBe(3);
+    const certs = await store.listCertificates(owner);
+    expect(certs).toHaveLength(3);
+    expect(certs.filter((c) => c.status === 'active')).toHaveLength(1);
+    expect(certs.filter((c) => c.revokeReason === 'superseded')).toHaveLength(2);
+  });
+
+  it('spends nothing from an expired or revoked secret, and re-enrolls only from an active certificate', async () => {
+    await store.insertSecret(secret('ens_old', 5, '2026-01-01T00:00:00.000Z'), 'b'.repeat(64));
+    expect(await store.enrollWithSecret('ens_old', '2026-01-01T00:00:00.000Z', cert('old1'))).toBe(false);
+    await store.insertSecret(secret('ens_rev', 5), 'c'.repeat(64));
+    expect(await store.revokeSecret(owner, 'ens_rev', '2026-01-01T00:00:00.000Z')).toBe(true);
+    expect(await store.enrollWithSecret('ens_rev', '2026-01-01T00:00:00.000Z', cert('rev1'))).toBe(false);
+    expect(await store.findCertificate('old1')).toBeUndefined();
+    expect((await store.findSecret('ens_old'))?.secret.uses).toBe(0);
+    const active = (await store.listCertificates(owner)).find((c) => c.status === 'active')!;
+    expect(await store.reenroll(active.serial, '2026-01-02T00:00:00.000Z', cert('next', { issuedVia: 'reenroll' }))).toBe(true);
+    expect(await store.reenroll(active.serial, '2026-01-02T00:00:00.000Z', cert('again', { issuedVia: 'reenroll' }))).toBe(false);
+    expect(await store.revokeSubject({ kind: 'metal', id: metal }, '2026-01-03T00:00:00.000Z', 'blocked')).toBe(1);
+    expect((await store.findCertificate('next'))?.status).toBe('revoked');
   });
 });
