@@ -100,18 +100,22 @@ export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
 
 function run(cmd: string, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (d) => {
+    p.stdout?.on('data', (d) => {
       stdout += d;
     });
-    p.stderr.on('data', (d) => {
+    p.stderr?.on('data', (d) => {
       stderr += d;
     });
     p.on('error', reject);
     p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    p.stdin.end(stdin ?? '');
+    if (p.stdin) {
+      // A child that exits before reading (a failing nft) must not crash the daemon with EPIPE.
+      p.stdin.on('error', () => undefined);
+      p.stdin.end(stdin);
+    }
   });
 }
 
