@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import type { CoseKey } from '@tips/suit';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { BlobStore } from './blob/blob-store.ts';
 import type { Db } from './db/database.ts';
@@ -30,6 +31,9 @@ import { createEphemeralCa, type MasterCa } from './domains/enrollment/ca.ts';
 import { enrollmentRoutes, estRoutes, metalScope, refuseCertificateWithoutToken } from './domains/enrollment/routes.ts';
 import { EnrollmentService } from './domains/enrollment/service.ts';
 import { KyselyEnrollmentStore } from './domains/enrollment/store.kysely.ts';
+import { tokenMetalRoutes, tokenRoutes } from './domains/tokens/routes.ts';
+import { ephemeralTokenKey, TokenService } from './domains/tokens/service.ts';
+import { KyselyTokenStore } from './domains/tokens/store.kysely.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './ports.ts';
 
 declare module 'fastify' {
@@ -50,6 +54,8 @@ export interface MasterDeps {
   ca?: () => Promise<MasterCa>;
   /** Lifetime of metal certificates issued by EST (default 7 days). */
   certLifetimeHours?: number;
+  /** The key authorization tokens are signed with (Ed25519); without one an in-memory key is made. */
+  tokenKey?: () => Promise<CoseKey>;
 }
 
 export interface Services {
@@ -59,6 +65,7 @@ export interface Services {
   spaces: SpaceService;
   glazes: GlazeService;
   enrollment: EnrollmentService;
+  tokens: TokenService;
   gateways: GatewayService;
   discovery: DiscoveryService;
 }
@@ -76,7 +83,8 @@ export function createServices(deps: MasterDeps): Services {
   const gateways = new GatewayService(new KyselyGatewayStore(deps.db), clock, random);
   const discovery = new DiscoveryService(new KyselyDiscoveryStore(deps.db), metals, spaces, gateways, events, clock, random);
   const enrollment = new EnrollmentService(new KyselyEnrollmentStore(deps.db), metals, spaces, events, clock, random, deps.ca ?? (() => createEphemeralCa(clock.now(), random)), deps.certLifetimeHours);
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment };
+  const tokens = new TokenService(new KyselyTokenStore(deps.db), metals, spaces, glazes, enrollment, clock, random, deps.tokenKey ?? (async () => ephemeralTokenKey()));
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -134,6 +142,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       spaceRoutes(scope, services.spaces);
       glazeRoutes(scope, services.glazes);
       enrollmentRoutes(scope, services.enrollment);
+      tokenRoutes(scope, services.tokens);
       gatewayOwnerRoutes(scope, services.gateways);
       discoveryOwnerRoutes(scope, services.discovery);
     },
@@ -150,7 +159,13 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   );
   app.addHook('preClose', async () => services.gateways.closeAll());
   // Metals: mutual TLS only — the certificate our CA issued is the identity (S6); tokens mean nothing here.
-  await app.register(async (scope) => metalScope(scope, services.enrollment), { prefix: '/api/metal/v1' });
+  await app.register(
+    async (scope) => {
+      metalScope(scope, services.enrollment);
+      tokenMetalRoutes(scope, services.tokens);
+    },
+    { prefix: '/api/metal/v1' },
+  );
   // EST (RFC 7030) for enrollment and renewal, HTTPS only.
   await app.register(async (scope) => estRoutes(scope, services.enrollment), { prefix: '/.well-known/est' });
   return { app, services };

@@ -1,11 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { importKey } from '@tips/suit';
 import { Command, Option } from 'commander';
 import { buildApp } from './app.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
 import { ConfigError, DEFAULTS, loadConfig, type RawOptions } from './config.ts';
 import { openDatabase } from './db/database.ts';
-import { ensureServerCertificate, openCaDir } from './domains/enrollment/ca-dir.ts';
+import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enrollment/ca-dir.ts';
 import { systemClock, systemRandom } from './ports.ts';
 import { listenTls } from './tls/listener.ts';
 
@@ -41,6 +42,7 @@ const program = new Command('tips-master')
       blobs,
       maxGlazeBytes: config.maxGlazeBytes,
       ca: async () => ca,
+      tokenKey: async () => importKey(openTokenKey(config.caDir)),
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);

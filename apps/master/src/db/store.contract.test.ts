@@ -273,6 +273,7 @@ describe.each(adapters)('S6 Enrollment store contract on %s', (_name, open) => {
     ownerId: owner,
     subject: { kind: 'metal', id: metal },
     fingerprint: `fp-${serial}`,
+    publicKey: 'MCowBQYDK2VwAyEA',
     notBefore: '2026-01-01T00:00:00.000Z',
     notAfter: '2026-01-08T00:00:00.000Z',
     status: 'active',

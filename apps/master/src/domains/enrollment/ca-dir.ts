@@ -1,4 +1,5 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { parseCertificates, x509 } from '@tips/trust';
@@ -69,4 +70,17 @@ export async function ensureServerCertificate(
   writeFileAtomic(keyFile, issued.keyPem, 0o600);
   writeFileAtomic(certFile, issued.chainPem);
   return { chainPem: issued.chainPem, keyPem: issued.keyPem, clientCaPem };
+}
+
+/** The Ed25519 key authorization tokens are signed with: token-key.pem in the CA directory, made on first start. */
+export function openTokenKey(dir: string): ReturnType<typeof createPrivateKey> {
+  const file = join(dir, 'token-key.pem');
+  if (existsSync(file)) {
+    const key = createPrivateKey(readFileSync(file, 'utf8'));
+    if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${file} must hold an Ed25519 private key`);
+    return key;
+  }
+  const { privateKey } = generateKeyPairSync('ed25519');
+  writeFileAtomic(file, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+  return privateKey;
 }

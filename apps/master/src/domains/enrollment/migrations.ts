@@ -1,6 +1,11 @@
 import type { Kysely } from 'kysely';
+import { up0003Keys } from '../keys/migrations.ts';
+import { up0003Tokens } from '../tokens/migrations.ts';
 
-/** 0003_enrollment: enrollment secrets (stored hashed) and every certificate the master issued. */
+/**
+ * 0003_enrollment — identity and trust: enrollment secrets (stored hashed), every certificate the
+ * master issued (with its public key, for token binding), PoP challenges and operator keys.
+ */
 export async function up0003Enrollment(db: Kysely<unknown>): Promise<void> {
   await db.schema
     .createTable('enrollment_secrets')
@@ -23,6 +28,7 @@ export async function up0003Enrollment(db: Kysely<unknown>): Promise<void> {
     .addColumn('subject_kind', 'text', (c) => c.notNull())
     .addColumn('subject_id', 'text', (c) => c.notNull())
     .addColumn('fingerprint', 'text', (c) => c.notNull().unique())
+    .addColumn('public_key', 'text', (c) => c.notNull())
     .addColumn('not_before', 'text', (c) => c.notNull())
     .addColumn('not_after', 'text', (c) => c.notNull())
     .addColumn('status', 'text', (c) => c.notNull())
@@ -33,4 +39,6 @@ export async function up0003Enrollment(db: Kysely<unknown>): Promise<void> {
     .addColumn('created_at', 'text', (c) => c.notNull())
     .execute();
   await db.schema.createIndex('enrollment_certificates_subject').on('enrollment_certificates').columns(['subject_kind', 'subject_id']).execute();
+  await up0003Tokens(db);
+  await up0003Keys(db);
 }

@@ -25,6 +25,8 @@ export interface IssuedCertificate {
   ownerId: OwnerId;
   subject: { kind: CertificateSubjectKind; id: string };
   fingerprint: string;
+  /** SubjectPublicKeyInfo DER of the certified key, base64. */
+  publicKey: string;
   notBefore: string;
   notAfter: string;
   status: CertificateStatus;

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { certsOnlyPkcs7, parseCertificate } from '@tips/trust';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { registerStatusTable } from '../../http/errors.ts';
+import { DomainError, registerStatusTable } from '../../http/errors.ts';
 import { errorResponses, Items, Ref } from '../../http/schemas.ts';
 import { isTls, peerCertificate } from '../../tls/peer.ts';
 import { EnrollmentError, type EnrollmentErrorCode } from './errors.ts';
@@ -45,10 +45,13 @@ export const EST_MEDIA = {
   csrattrs: 'application/csrattrs',
 } as const;
 
-/** Logs refusals that are someone trying to get in: one line, the code, never a secret. */
+/**
+ * Logs refusals that are someone trying to get in (any domain error flagged `security`): one line,
+ * the code, never a secret. Installed once per API scope.
+ */
 function logSecurityEvents(app: FastifyInstance): void {
   app.addHook('onError', async (req, _reply, err) => {
-    if (err instanceof EnrollmentError && err.security) {
+    if (err instanceof DomainError && (err as DomainError & { security?: boolean }).security === true) {
       req.log.warn({ event: 'security', code: err.code, remote: req.ip, route: req.routeOptions.url ?? req.url.split('?')[0] }, 'security event');
     }
   });
@@ -83,7 +86,7 @@ const CertOut = Type.Object({
   createdAt: Type.String(),
 });
 const secretOut = ({ ownerId: _o, ...s }: EnrollmentSecret) => s;
-const certOut = ({ ownerId: _o, secretId: _s, ...c }: IssuedCertificate) => c;
+const certOut = ({ ownerId: _o, secretId: _s, publicKey: _k, ...c }: IssuedCertificate) => c;
 
 /** Owner API (inside /api/v1): enrollment secrets, issued certificates, revocation, the CA. */
 export function enrollmentRoutes(app: FastifyInstance, enrollment: EnrollmentService): void {

@@ -216,6 +216,7 @@ export class EnrollmentService {
       ownerId,
       subject: { kind: 'metal', id: metalId },
       fingerprint: await certificateFingerprint(cert),
+      publicKey: Buffer.from(cert.publicKey.rawData).toString('base64'),
       notBefore: cert.notBefore.toISOString(),
       notAfter: cert.notAfter.toISOString(),
       status: 'active',
@@ -274,6 +275,14 @@ export class EnrollmentService {
   /** For other domains (discovery blocking a metal): revoke by TIPS ID. */
   revokeMetalById(metalId: TipsId, reason: RevokeReason): Promise<number> {
     return this.store.revokeSubject({ kind: 'metal', id: metalId }, this.now(), reason);
+  }
+
+  /** The public key (SPKI DER) of a metal's active certificate: what a token for that metal is bound to. */
+  async activeKeyOfMetal(ownerId: OwnerId, metalRef: string): Promise<Uint8Array> {
+    const metal = await this.metals.get(ownerId, metalRef);
+    const active = (await this.store.listCertificates(ownerId, { kind: 'metal', id: metal.id })).filter((c) => c.status === 'active').pop();
+    if (!active) throw new EnrollmentError('certificate_not_found', `metal "${metalRef}" has no active certificate to bind a token to`, 'metal');
+    return new Uint8Array(Buffer.from(active.publicKey, 'base64'));
   }
 
   async revokeCertificate(ownerId: OwnerId, serial: string): Promise<void> {

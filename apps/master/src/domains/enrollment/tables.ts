@@ -22,6 +22,8 @@ export interface EnrollmentCertificatesTable {
   subject_kind: string;
   subject_id: string;
   fingerprint: string;
+  /** SubjectPublicKeyInfo DER, base64. */
+  public_key: string;
   not_before: string;
   not_after: string;
   /** 'active' or 'revoked'. */

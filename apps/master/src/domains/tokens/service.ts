@@ -1,0 +1,220 @@
+import { createPublicKey, generateKeyPairSync, type KeyObject, timingSafeEqual } from 'node:crypto';
+import type { OwnerId } from '@tips/core';
+import { type CoseKey, exportCoseKey, importKey, SuitError } from '@tips/suit';
+import type { Clock, Random } from '../../ports.ts';
+import type { EnrollmentService } from '../enrollment/service.ts';
+import type { GlazeService } from '../glazes/service.ts';
+import type { MetalService } from '../metals/service.ts';
+import type { SpaceService } from '../spaces/service.ts';
+import { JwtSignatureError, signCwt, signJwt, spkiOf, type TokenClaims, TokenCodecError, verifyCwt, verifyJwt, verifyPop } from './cwt.ts';
+import { TokenError } from './errors.ts';
+import { AUDIENCE_RE, CHALLENGE_SECONDS, DEFAULT_TOKEN_MINUTES, type IssuedToken, MAX_TOKEN_MINUTES, SCOPE_RE, type VerifiedToken } from './model.ts';
+import type { TokenStore } from './store.ts';
+
+export const TOKEN_ISSUER = 'urn:tips:master';
+
+export interface IssueInput {
+  audience: string;
+  scope: string[];
+  ttlMinutes?: number;
+  /** The holder's public key (PEM or JWK JSON), or a metal whose current certificate key holds the token. */
+  holder: { publicKey?: string; metal?: string };
+}
+
+export interface VerifyExpectation {
+  audience: string;
+  /** A scope the token must carry. */
+  scope?: string;
+  /** Proof by signature over a fresh challenge. */
+  proof?: { nonce: string; signature: string };
+  /** Proof by the TLS connection: the SPKI of the client certificate's key. */
+  tlsSpki?: Uint8Array;
+}
+
+/** An Ed25519 token-signing key made in memory (tests; a master without a CA directory). */
+export function ephemeralTokenKey(): CoseKey {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  return importKey(privateKey);
+}
+
+const secs = (d: Date) => Math.floor(d.getTime() / 1000);
+
+/**
+ * Authorization tokens (S11): issued to an owner's chosen holder key, one hop (audience) each,
+ * scoped to the owner's own Glazes, Spaces, metals or components, minutes of life, and accepted
+ * only with proof that the presenter holds the `cnf` key — a fresh challenge signed with it, or
+ * an mTLS connection made with it.
+ */
+export class TokenService {
+  private keyPromise: Promise<CoseKey> | undefined;
+
+  constructor(
+    private readonly store: TokenStore,
+    private readonly metals: MetalService,
+    private readonly spaces: SpaceService,
+    private readonly glazes: GlazeService,
+    private readonly enrollment: EnrollmentService,
+    private readonly clock: Clock,
+    private readonly random: Random,
+    private readonly keySource: () => Promise<CoseKey>,
+  ) {}
+
+  key(): Promise<CoseKey> {
+    this.keyPromise ??= this.keySource();
+    return this.keyPromise;
+  }
+
+  /** The public half of the token key, for resource servers that verify tokens themselves. */
+  async issuerKey(): Promise<{ coseKey: string; jwk: unknown; kid: string }> {
+    const k = await this.key();
+    const pub = k.publicKey!;
+    return { coseKey: Buffer.from(exportCoseKey({ publicKey: pub })).toString('base64url'), jwk: pub.export({ format: 'jwk' }), kid: this.kid(pub) };
+  }
+
+  private kid(pub: KeyObject): string {
+    return Buffer.from(spkiOf(pub)).subarray(-8).toString('hex');
+  }
+
+  async issue(ownerId: OwnerId, input: IssueInput): Promise<IssuedToken> {
+    if (!AUDIENCE_RE.test(input.audience)) throw new TokenError('scope_invalid', 'audience must be urn:tips:master or urn:tips:metal:<TIPS ID>', 'audience');
+    if (input.audience.startsWith('urn:tips:metal:')) await this.metals.get(ownerId, input.audience.slice('urn:tips:metal:'.length));
+    const ttl = input.ttlMinutes ?? DEFAULT_TOKEN_MINUTES;
+    if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TOKEN_MINUTES) throw new TokenError('scope_invalid', `ttlMinutes must be an integer from 1 to ${MAX_TOKEN_MINUTES}`, 'ttlMinutes');
+    if (input.scope.length === 0 || input.scope.length > 16) throw new TokenError('scope_invalid', 'give 1 to 16 scopes', 'scope');
+    const scope: string[] = [];
+    for (const [i, s] of input.scope.entries()) scope.push(await this.checkScope(ownerId, s, `scope[${i}]`));
+    let holder: KeyObject;
+    let subject: string;
+    if ((input.holder.publicKey === undefined) === (input.holder.metal === undefined)) {
+      throw new TokenError('holder_key_invalid', 'give exactly one of holder.publicKey or holder.metal', 'holder');
+    }
+    if (input.holder.metal !== undefined) {
+      const metal = await this.metals.get(ownerId, input.holder.metal);
+      holder = createPublicKey({ key: Buffer.from(await this.enrollment.activeKeyOfMetal(ownerId, metal.id)), format: 'der', type: 'spki' });
+      subject = `urn:tips:metal:${metal.id}`;
+    } else {
+      try {
+        const k = importKey(input.holder.publicKey!);
+        holder = k.publicKey ?? createPublicKey(k.privateKey!);
+      } catch (e) {
+        throw new TokenError('holder_key_invalid', `holder.publicKey: ${(e as Error).message}`, 'holder.publicKey');
+      }
+      if (!(holder.asymmetricKeyType === 'ed25519' || (holder.asymmetricKeyType === 'ec' && holder.asymmetricKeyDetails?.namedCurve === 'prime256v1'))) {
+        throw new TokenError('holder_key_invalid', 'holder.publicKey must be an Ed25519 or P-256 public key', 'holder.publicKey');
+      }
+      subject = `urn:tips:owner:${ownerId}`;
+    }
+    const now = this.clock.now();
+    const cti = this.random.bytes(16);
+    const claims: TokenClaims = {
+      iss: TOKEN_ISSUER,
+      sub: subject,
+      aud: input.audience,
+      exp: secs(now) + ttl * 60,
+      nbf: secs(now) - 5,
+      iat: secs(now),
+      cti,
+      scope: scope.join(' '),
+      cnf: holder,
+    };
+    const key = await this.key();
+    const kid = this.kid(key.publicKey!);
+    return {
+      cwt: Buffer.from(signCwt(claims, key, new Uint8Array(Buffer.from(kid, 'hex')))).toString('base64url'),
+      jwt: signJwt(claims, key, kid),
+      cti: Buffer.from(cti).toString('hex'),
+      audience: input.audience,
+      subject,
+      scope,
+      expiresAt: new Date((claims.exp ?? 0) * 1000).toISOString(),
+    };
+  }
+
+  /** Scopes name only the owner's own resources, by their IDs. */
+  private async checkScope(ownerId: OwnerId, s: string, field: string): Promise<string> {
+    const m = SCOPE_RE.exec(s);
+    if (!m) throw new TokenError('scope_invalid', `"${s.slice(0, 80)}" is not <pull|update|upload|register>:<glaze|space|metal|component>:<id or name>`, field);
+    const [, action, kind, ref] = m as unknown as [string, string, string, string];
+    const id =
+      kind === 'glaze'
+        ? (await this.glazes.get(ownerId, ref)).id
+        : kind === 'space'
+          ? (await this.spaces.get(ownerId, ref)).id
+          : kind === 'metal'
+            ? (await this.metals.get(ownerId, ref)).id
+            : ref;
+    return `${action}:${kind}:${id}`;
+  }
+
+  async challenge(ownerId: OwnerId): Promise<{ nonce: string; expiresAt: string }> {
+    const now = this.clock.now();
+    const nonce = Buffer.from(this.random.bytes(24)).toString('base64url');
+    const expiresAt = new Date(now.getTime() + CHALLENGE_SECONDS * 1000).toISOString();
+    await this.store.insertChallenge({ nonce, ownerId, expiresAt, createdAt: now.toISOString() });
+    return { nonce, expiresAt };
+  }
+
+  /** Verifies a token for one hop: signature, issuer, time, audience, scope, then proof of possession. */
+  async verify(token: string, expect: VerifyExpectation): Promise<VerifiedToken> {
+    const keys = [await this.key()];
+    let claims: TokenClaims;
+    let format: 'cwt' | 'jwt';
+    try {
+      if (token.includes('.')) {
+        format = 'jwt';
+        claims = verifyJwt(token, keys);
+      } else {
+        format = 'cwt';
+        if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new TokenCodecError('expected base64url');
+        claims = verifyCwt(new Uint8Array(Buffer.from(token, 'base64url')), keys);
+      }
+    } catch (e) {
+      if (e instanceof JwtSignatureError || (e instanceof SuitError && (e.code === 'suit_signature_invalid' || e.code === 'suit_untrusted_key'))) {
+        throw new TokenError('token_signature_invalid', 'the token is not signed by this master', 'token');
+      }
+      throw new TokenError('token_malformed', `the token cannot be read: ${(e as Error).message}`, 'token');
+    }
+    if (claims.iss !== TOKEN_ISSUER) throw new TokenError('token_issuer_unknown', 'the token names another issuer', 'token');
+    const now = secs(this.clock.now());
+    if (claims.exp === undefined || now >= claims.exp) throw new TokenError('token_expired', 'the token has expired', 'token');
+    if (claims.nbf !== undefined && now < claims.nbf) throw new TokenError('token_not_yet_valid', 'the token is not valid yet', 'token');
+    if (claims.aud !== expect.audience) throw new TokenError('token_audience_mismatch', `the token is for another audience, not ${expect.audience}`, 'token');
+    const scopes = (claims.scope ?? '').split(' ').filter(Boolean);
+    if (expect.scope !== undefined && !scopes.includes(expect.scope)) throw new TokenError('token_scope_insufficient', `the token does not grant ${expect.scope.slice(0, 100)}`, 'scope');
+    if (!claims.cnf) throw new TokenError('pop_required', 'the token carries no holder key', 'token');
+    if (expect.tlsSpki) {
+      const want = spkiOf(claims.cnf);
+      if (want.length === expect.tlsSpki.length && timingSafeEqual(want, expect.tlsSpki)) return { claims, format, pop: 'mtls' };
+      if (!expect.proof) throw new TokenError('pop_invalid', 'the TLS client key is not the key this token is bound to', 'token');
+    }
+    if (!expect.proof) throw new TokenError('pop_required', 'prove possession of the token key: sign a fresh challenge (POST /api/v1/tokens/challenge)', 'proof');
+    if (!(await this.store.consumeChallenge(expect.proof.nonce, this.clock.now().toISOString()))) {
+      throw new TokenError('challenge_invalid', 'the challenge is unknown, used or expired', 'proof.nonce');
+    }
+    if (!verifyPop(expect.proof.nonce, token, expect.proof.signature, claims.cnf)) throw new TokenError('pop_invalid', 'the proof is not signed by the token key', 'proof.signature');
+    return { claims, format, pop: 'signature' };
+  }
+
+  /** Introspection (RFC 7662 style) for constrained resource servers: active or not, and why. */
+  async introspect(token: string, expect: VerifyExpectation): Promise<Record<string, unknown>> {
+    try {
+      const v = await this.verify(token, expect);
+      const c = v.claims;
+      return {
+        active: true,
+        iss: c.iss,
+        sub: c.sub,
+        aud: c.aud,
+        exp: c.exp,
+        iat: c.iat,
+        scope: c.scope,
+        cti: c.cti ? Buffer.from(c.cti).toString('hex') : undefined,
+        format: v.format,
+        pop: v.pop,
+      };
+    } catch (e) {
+      if (e instanceof TokenError) return { active: false, reason: e.code };
+      throw e;
+    }
+  }
+}
