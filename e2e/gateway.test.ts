@@ -85,7 +85,16 @@ function startMaster(): NsProcess {
 }
 
 async function masterReady(): Promise<void> {
-  await until('master /readyz', async () => (await fetch(`${masterUrl}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200, 60_000);
+  await until(
+    'master /readyz',
+    async () => {
+      if (!master.running) throw new Error(`master exited (${master.exitCode}):\n${master.output.slice(-3000)}`);
+      return (await fetch(`${masterUrl}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200;
+    },
+    60_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}\nmaster output:\n${master.output.slice(-3000)}`);
+  });
 }
 
 function startGateway(): NsProcess {
@@ -205,9 +214,9 @@ async function declareMetal(name: string, ifaces: { name: string; mac: string }[
     201,
   );
   if (opts.defaultSpace) {
-    await api('POST', `/api/v1/spaces/${opts.defaultSpace}/members`, { metalId: metal.id, interfaces: [ifaces[0]!.name], default: true }, 201);
+    await api('POST', `/api/v1/spaces/${opts.defaultSpace}/members`, { metal: metal.id, interfaces: [ifaces[0]!.name], default: true }, 201);
   }
-  for (const s of opts.spaces ?? []) await api('POST', `/api/v1/spaces/${s}/members`, { metalId: metal.id, interfaces: ifaces.map((i) => i.name) }, 201);
+  for (const s of opts.spaces ?? []) await api('POST', `/api/v1/spaces/${s}/members`, { metal: metal.id, interfaces: ifaces.map((i) => i.name) }, 201);
   return metal;
 }
 
@@ -374,7 +383,6 @@ describe('T5 T6 T7 T8 T9 T10 T11 T16 the gateway contains undeclared metals (net
         { name: 'eth1', mac: stranger, type: 'ethernet', pxe: false },
       ],
     });
-    await api('POST', `/api/v1/spaces/${phase1Space}/members`, { metalId: metal.id, interfaces: ['eth0', 'eth1'], default: true }, 201);
     await until('gateway cleared the record', async () => (await row(stranger))?.state !== 'blocked');
     // The metal restarts its interface's DHCP (udhcpc renew).
     m.dhcp[0]!.signal('SIGUSR1');
