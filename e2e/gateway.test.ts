@@ -2,7 +2,7 @@
 // master + an external HTTP server), a gateway namespace (uplink + LAN bridge, the tips-gateway
 // daemon, nftables, conntrack) and metal namespaces whose DHCP client is busybox udhcpc.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Namespace, type NsProcess, Topology } from '@tips/testbed';
@@ -91,7 +91,8 @@ async function masterReady(): Promise<void> {
       if (!master.running) throw new Error(`master exited (${master.exitCode}):\n${master.output.slice(-3000)}`);
       return (await fetch(`${masterUrl}/readyz`, { signal: AbortSignal.timeout(1000) })).status === 200;
     },
-    60_000,
+    // Generous: the machine's cores are shared with other suites and tsx transpiles on a cold start.
+    90_000,
   ).catch((err: Error) => {
     throw new Error(`${err.message}\nmaster output:\n${master.output.slice(-3000)}`);
   });
@@ -278,6 +279,7 @@ describe('T5 T6 T7 T8 T9 T10 T11 T16 the gateway contains undeclared metals (net
     // The credential is the key pair; the token is not kept anywhere in the data dir.
     const stored = ['gateway.json', 'gateway.key'].map((f) => readFileSync(join(gwData, f), 'utf8')).join('\n');
     expect(stored).not.toContain(created.enrollmentToken);
+    expect(statSync(join(gwData, 'gateway.key')).mode & 0o777).toBe(0o600);
 
     gateway = startGateway();
     await gateway.waitFor(/"msg":"ready"/, 30_000);
@@ -311,6 +313,12 @@ describe('T5 T6 T7 T8 T9 T10 T11 T16 the gateway contains undeclared metals (net
     // The human table prints the same translation.
     const text = (await gw.execOk('node', [GATEWAY_BIN, 'table', '--data-dir', gwData])).stdout;
     expect(text).toMatch(new RegExp(`${metal.id}\\s+active\\s+ethernet\\s+${mac}\\s+${ip.replace(/\./g, '\\.')}`));
+    // The master holds the gateway's latest table snapshot, translation included.
+    const seen = await until('table snapshot at the master', async () => {
+      const g = await api<{ table: { rows: TableRow[] } | null }>('GET', `/api/v1/gateways/${gatewayId}`);
+      return g.table?.rows.find((x) => x.mac === mac && x.state === 'active' && x.nat.length > 0);
+    });
+    expect(seen.tipsId).toBe(metal.id);
   });
 
   it('2. undeclared MAC → Blocked, reaches nothing, and appears in the failures with its reason', async () => {
@@ -366,7 +374,7 @@ describe('T5 T6 T7 T8 T9 T10 T11 T16 the gateway contains undeclared metals (net
         await masterReady();
       }
     }
-  });
+  }, 240_000);
 
   it('5. unblock by adding the MAC to the metal → the gateway clears the record → next renew → Active', async () => {
     const known = randomMac();

@@ -222,8 +222,14 @@ export class Gateway {
       if (r.state !== 'active' || r.ip === null) continue;
       for (const entry of flows.get(r.ip) ?? []) entries.push({ mac: r.mac, gatewayInterface: r.gatewayInterface, entry });
     }
+    const signature = JSON.stringify(entries);
+    if (signature === this.lastNat) return;
+    this.lastNat = signature;
     this.table.replaceNat(entries);
+    this.scheduleReport();
   }
+
+  private lastNat = '';
 
   private scheduleReport(delayMs = 500): void {
     if (this.reportTimer) clearTimeout(this.reportTimer);
