@@ -1,0 +1,2 @@
+export declare const DEBIAN_PACKAGES: { check: string; pkg: string }[];
+export declare function ensureDebianPackages(): void;
