@@ -22,7 +22,7 @@ const NFT_TABLE = 'tips_gw';
 
 // The DHCP client's hook: configure the address and a default route, record every event.
 const UDHCPC_SCRIPT = `#!/bin/sh
-echo "$1 $interface \${ip:-}" >> "$EVENTS"
+echo "$1 $interface \${ip:-} siaddr=\${siaddr:-} tftp=\${tftp:-} bootfile=\${bootfile:-} boot_file=\${boot_file:-}" >> "$EVENTS"
 case "$1" in
   deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
   bound|renew)
@@ -33,6 +33,7 @@ exit 0
 `;
 
 interface Metal {
+  events: string;
   ns: Namespace;
   dhcp: NsProcess[];
   macs: string[];
@@ -167,7 +168,7 @@ function randomMac(): string {
 }
 
 /** A metal namespace with one veth per MAC on the gateway's LAN bridge, each running udhcpc. */
-async function startMetal(macs: string[], opts: { dhcp?: boolean } = {}): Promise<Metal> {
+async function startMetal(macs: string[], opts: { dhcp?: boolean; udhcpcArgs?: string[] } = {}): Promise<Metal> {
   const n = ++metalCount;
   const ns = await topo.namespace(`metal${n}`);
   await ns.sysctl('net.ipv4.conf.all.arp_ignore', '1');
@@ -181,13 +182,13 @@ async function startMetal(macs: string[], opts: { dhcp?: boolean } = {}): Promis
     await gw.enslave(port, 'br0');
     if (opts.dhcp === false) continue;
     dhcp.push(
-      ns.spawn('udhcpc', ['-f', '-i', `eth${i}`, '-s', join(work, 'udhcpc.sh'), '-t', '3', '-T', '1', '-A', '1', '-x', `hostname:metal${n}-${i}`], {
+      ns.spawn('udhcpc', ['-f', '-i', `eth${i}`, '-s', join(work, 'udhcpc.sh'), '-t', '3', '-T', '1', '-A', '1', '-x', `hostname:metal${n}-${i}`, ...(opts.udhcpcArgs ?? [])], {
         env: { ...process.env, EVENTS: events, METRIC: String(100 + i) },
         label: `udhcpc metal${n}/eth${i}`,
       }),
     );
   }
-  return { ns, dhcp, macs };
+  return { ns, dhcp, macs, events };
 }
 
 async function leased(m: Metal, i = 0): Promise<string> {
@@ -462,10 +463,20 @@ describe('T5 T6 T7 T8 T9 T10 T11 T16 the gateway contains undeclared metals (net
     expect(tableAfter).toEqual(tableBefore);
     expect((await gw.execOk('nft', ['list', 'table', 'inet', NFT_TABLE])).stdout).toBe(rulesBefore);
     // And the restarted daemon serves renewals with the same address.
-    const events = join(work, `metal${metalCount}.events`);
     m.dhcp[0]!.signal('SIGUSR1');
-    await until('renewal after restart', async () => /renew eth0 10\.77\.0\.\d+\n?$/.test(readFileSync(events, 'utf8')));
+    await until('renewal after restart', async () => /renew eth0 10\.77\.0\.\d+[^\n]*\n?$/.test(readFileSync(m.events, 'utf8')));
     expect(await reachesExternal(m)).toBe(true);
+  });
+
+  it('T5 PXE clients (option 60 PXEClient, option 93) get next-server, option 66 and the boot file of their architecture', async () => {
+    const uefi = await startMetal([randomMac()], { udhcpcArgs: ['-V', 'PXEClient:Arch:00007:UNDI:003016', '-x', '0x5d:0007'] });
+    const bios = await startMetal([randomMac()], { udhcpcArgs: ['-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000'] });
+    const plain = await startMetal([randomMac()]);
+    await Promise.all([leased(uefi), leased(bios), leased(plain)]);
+    const bound = (m: Metal) => readFileSync(m.events, 'utf8').split('\n').find((l) => l.startsWith('bound '))!;
+    expect(bound(uefi)).toContain(`siaddr=${GW_LAN_IP} tftp=${GW_LAN_IP} bootfile=http://${GW_LAN_IP}:8080/ipxe.efi`);
+    expect(bound(bios)).toContain(`siaddr=${GW_LAN_IP} tftp=${GW_LAN_IP} bootfile=undionly.kpxe boot_file=undionly.kpxe`);
+    expect(bound(plain)).toMatch(/tftp= bootfile= boot_file=$/);
   });
 
   it('T5 malformed DHCP on the LAN is dropped and counted; the daemon keeps serving', async () => {
