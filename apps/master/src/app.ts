@@ -34,6 +34,9 @@ import { KyselyEnrollmentStore } from './domains/enrollment/store.kysely.ts';
 import { tokenMetalRoutes, tokenRoutes } from './domains/tokens/routes.ts';
 import { ephemeralTokenKey, TokenService } from './domains/tokens/service.ts';
 import { KyselyTokenStore } from './domains/tokens/store.kysely.ts';
+import { keyRoutes } from './domains/keys/routes.ts';
+import { KeyService } from './domains/keys/service.ts';
+import { KyselyKeyStore } from './domains/keys/store.kysely.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './ports.ts';
 
 declare module 'fastify' {
@@ -66,6 +69,7 @@ export interface Services {
   glazes: GlazeService;
   enrollment: EnrollmentService;
   tokens: TokenService;
+  keys: KeyService;
   gateways: GatewayService;
   discovery: DiscoveryService;
 }
@@ -84,7 +88,8 @@ export function createServices(deps: MasterDeps): Services {
   const discovery = new DiscoveryService(new KyselyDiscoveryStore(deps.db), metals, spaces, gateways, events, clock, random);
   const enrollment = new EnrollmentService(new KyselyEnrollmentStore(deps.db), metals, spaces, events, clock, random, deps.ca ?? (() => createEphemeralCa(clock.now(), random)), deps.certLifetimeHours);
   const tokens = new TokenService(new KyselyTokenStore(deps.db), metals, spaces, glazes, enrollment, clock, random, deps.tokenKey ?? (async () => ephemeralTokenKey()));
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens };
+  const keys = new KeyService(new KyselyKeyStore(deps.db), glazes, clock, random);
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -143,6 +148,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       glazeRoutes(scope, services.glazes);
       enrollmentRoutes(scope, services.enrollment);
       tokenRoutes(scope, services.tokens);
+      keyRoutes(scope, services.keys);
       gatewayOwnerRoutes(scope, services.gateways);
       discoveryOwnerRoutes(scope, services.discovery);
     },

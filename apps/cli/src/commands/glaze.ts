@@ -1,8 +1,11 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { action, api, collect, jsonOption } from '../context.ts';
+import { loadConfig } from '../config.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { bytes, print, progressBar, table } from '../output.ts';
+import { bindGlaze } from '@tips/suit';
+import { readSigningKey, sendBytes } from './identity.ts';
 
 export interface GlazeOut {
   id: string;
@@ -39,10 +42,19 @@ export function registerGlazeCommands(program: Command): Command {
       .requiredOption('--name <name>', 'a name unique among your Glazes')
       .option('--space <space>', 'a Space allowed to use this Glaze (repeatable)', collect)
       .option('--media-type <type>', 'media type of the payload', 'application/octet-stream')
+      .option('--sign-key <pem>', 'sign a SUIT manifest for the Glaze locally with this private key and attach it (the key is registered with `tips key`)')
+      .option('--vendor-domain <domain>', 'with --sign-key: vendor domain (vendor ID = UUID5(DNS, domain))', 'tips.local')
+      .option('--class <info>', 'with --sign-key: class info (class ID = UUID5(vendor ID, info)); default: the Glaze name')
+      .option('--component <name>', 'with --sign-key: component (storage location); default: the Glaze name')
+      .option('--seq <n>', 'with --sign-key: manifest sequence number; default: the current UTC time in seconds')
+      .option('--uri <uri>', 'with --sign-key: where metals fetch the payload; default: the Glaze content URL')
       .option('--progress', 'always show the progress bar')
       .option('--no-progress', 'never show the progress bar'),
   ).action(
-    action(async (file: string, opts: { name: string; space?: string[]; mediaType: string; progress?: boolean; json?: boolean }) => {
+    action(async (file: string, opts: { name: string; space?: string[]; mediaType: string; progress?: boolean; json?: boolean; signKey?: string; vendorDomain: string; class?: string; component?: string; seq?: string; uri?: string }) => {
+      // Read the key before uploading: a bad key must not leave an unsigned Glaze behind.
+      const signKey = opts.signKey ? readSigningKey(opts.signKey) : undefined;
+      if (opts.seq !== undefined && !/^\d{1,15}$/.test(opts.seq)) throw new CliError('bad_option', '--seq must be a non-negative integer', EXIT.usage);
       const q = new URLSearchParams({ name: opts.name, mediaType: opts.mediaType });
       if (opts.space?.length) q.set('spaces', opts.space.join(','));
       const client = api();
@@ -51,7 +63,29 @@ export function registerGlazeCommands(program: Command): Command {
         await client.call('DELETE', path(g.id)).catch(() => {});
         throw new CliError('digest_mismatch', `the master stored SHA-256 ${g.sha256} but the file is ${sha256}; the Glaze was removed`, EXIT.failure);
       }
-      print(g, !!opts.json, (v: GlazeOut) => `pushed Glaze ${v.name} (${v.id})\n  size:   ${bytes(v.size)}\n  sha256: ${v.sha256}`);
+      let manifest: { sequenceNumber: string; signedBy: { id: string; name: string } } | undefined;
+      if (signKey) {
+        const envelope = bindGlaze({
+          payloadSha256: sha256,
+          payloadSize: g.size,
+          uri: opts.uri ?? new URL(`${path(g.id)}/content`, `${loadConfig().url.replace(/\/$/, '')}/`).toString(),
+          vendorDomain: opts.vendorDomain,
+          classInfo: opts.class ?? g.name,
+          component: opts.component ?? g.name,
+          sequenceNumber: opts.seq !== undefined ? Number(opts.seq) : Math.floor(Date.now() / 1000),
+          key: signKey,
+        });
+        try {
+          manifest = await sendBytes('PUT', `${path(g.id)}/manifest`, envelope, 'application/suit-envelope+cose');
+        } catch (err) {
+          // A Glaze pushed with --sign-key is signed or not there at all.
+          await client.call('DELETE', path(g.id)).catch(() => {});
+          throw err;
+        }
+      }
+      print({ ...g, ...(manifest ? { manifest } : {}) }, !!opts.json, (v: GlazeOut) =>
+        [`pushed Glaze ${v.name} (${v.id})`, `  size:   ${bytes(v.size)}`, `  sha256: ${v.sha256}`, ...(manifest ? [`  manifest: sequence ${manifest.sequenceNumber}, signed by ${manifest.signedBy.name} (${manifest.signedBy.id})`] : [])].join('\n'),
+      );
     }),
   );
 

@@ -1,10 +1,12 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, sign as nodeSign, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { type CoseKey, generateSigningKey, importKey } from '@tips/suit';
 import { createIntermediateCa, createRootCa, exportCa, serialFrom } from '@tips/trust';
 import type { Command } from 'commander';
 import { action, api, jsonOption } from '../context.ts';
-import { CliError, EXIT } from '../errors.ts';
+import { loadConfig } from '../config.ts';
+import { CliError, EXIT, exitCodeForStatus } from '../errors.ts';
 import { print, table } from '../output.ts';
 
 const DAY = 86_400_000;
@@ -80,8 +82,9 @@ interface CertOut {
   revokeReason: string | null;
 }
 
-/** `tips ca …` and `tips enrollment …`: the CA, enrollment secrets, issued certificates. */
+/** `tips ca …`, `tips enrollment …`, `tips key …`, `tips token issue|introspect`: identities, keys and tokens. */
 export function registerIdentityCommands(program: Command): void {
+  registerKeyAndTokenCommands(program);
   const ca = program.command('ca').description('the TIPS certificate authority (S6)');
   jsonOption(
     ca
@@ -169,4 +172,178 @@ export function registerIdentityCommands(program: Command): void {
       print(r, !!opts.json, (v: typeof r) => `revoked ${v.revoked} certificate(s) of ${ref}`);
     }),
   );
+}
+
+interface KeyOut {
+  id: string;
+  name: string;
+  alg: string;
+  kid: string;
+  serverHeld: boolean;
+  warning?: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+/** Sends bytes to the owner API with a media type (the JSON client only speaks JSON). */
+export async function sendBytes<T>(method: string, path: string, body: Uint8Array, contentType: string): Promise<T> {
+  const config = loadConfig();
+  const url = new URL(path, config.url.endsWith('/') ? config.url : `${config.url}/`);
+  let res: Response;
+  try {
+    res = await fetch(url, { method, headers: { authorization: `Bearer ${config.token}`, 'content-type': contentType }, body: Buffer.from(body) });
+  } catch (err) {
+    throw new CliError('unreachable', `cannot reach the master at ${config.url} (${(err as Error).message})`, EXIT.unreachable);
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let e: { code?: string; message?: string; field?: string } = {};
+    try {
+      e = (JSON.parse(text) as { error?: typeof e }).error ?? {};
+    } catch {
+      // not a TIPS error body
+    }
+    throw new CliError(e.code ?? `http_${res.status}`, e.message ?? `the master answered HTTP ${res.status}`, exitCodeForStatus(res.status), e.field);
+  }
+  return JSON.parse(text) as T;
+}
+
+/** Reads a signing key (PEM/JWK file) for local signing; the private key never leaves this machine. */
+export function readSigningKey(file: string): CoseKey {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError('key_unreadable', `cannot read ${file}: ${(e as Error).message}`, EXIT.usage);
+  }
+  try {
+    const k = importKey(text);
+    if (!k.privateKey) throw new Error('it holds no private key');
+    return k;
+  } catch (e) {
+    throw new CliError('key_invalid', `${file}: expected a private key (PEM or JWK): ${(e as Error).message}`, EXIT.invalid);
+  }
+}
+
+function publicPemOf(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError('key_unreadable', `cannot read ${file}: ${(e as Error).message}`, EXIT.usage);
+  }
+  try {
+    const k = importKey(text);
+    const pub = k.publicKey ?? createPublicKey(k.privateKey!);
+    return pub.export({ type: 'spki', format: 'pem' }).toString();
+  } catch (e) {
+    throw new CliError('key_invalid', `${file}: expected a key in PEM or JWK: ${(e as Error).message}`, EXIT.invalid);
+  }
+}
+
+const showKey = (k: KeyOut) => `key ${k.name} (${k.id}) ${k.alg} kid ${k.kid.slice(0, 16)}…${k.serverHeld ? `\nWARNING: ${k.warning}` : ''}`;
+
+/** `tips key …` and the PoP token subcommands of `tips token …`. */
+export function registerKeyAndTokenCommands(program: Command): void {
+  const key = program.command('key').description('operator signing keys: private keys stay on this machine, the master gets public keys (S5, S8)');
+  jsonOption(
+    key
+      .command('create')
+      .description('generate a signing key pair locally (private key file mode 0600); --register sends the public key to the master')
+      .requiredOption('--out <file>', 'where to write the private key (PEM); the public key goes to <file>.pub')
+      .option('--alg <alg>', 'ed25519 or es256', 'ed25519')
+      .option('--register <name>', 'also register the public key under this name'),
+  ).action(
+    action(async (opts: { out: string; alg: string; register?: string; json?: boolean }) => {
+      if (opts.alg !== 'ed25519' && opts.alg !== 'es256') throw new CliError('bad_option', '--alg must be ed25519 or es256', EXIT.usage);
+      const k = generateSigningKey(opts.alg);
+      writeNewFile(resolve(opts.out), k.privatePem, 0o600);
+      writeNewFile(`${resolve(opts.out)}.pub`, k.publicPem, 0o644);
+      const registered = opts.register ? await api().call<KeyOut>('POST', 'api/v1/keys', { name: opts.register, publicKey: k.publicPem }) : undefined;
+      print({ privateKey: resolve(opts.out), publicKey: `${resolve(opts.out)}.pub`, registered }, !!opts.json, () =>
+        [`wrote ${resolve(opts.out)} (private, keep it safe) and ${resolve(opts.out)}.pub`, ...(registered ? [`registered ${showKey(registered)}`] : [])].join('\n'),
+      );
+    }),
+  );
+  jsonOption(
+    key
+      .command('register')
+      .description('register a public key with the master (a private key file is reduced to its public half before sending)')
+      .requiredOption('--name <name>', 'a name unique among your keys')
+      .requiredOption('--public-key <file>', 'PEM or JWK file'),
+  ).action(
+    action(async (opts: { name: string; publicKey: string; json?: boolean }) => {
+      const k = await api().call<KeyOut>('POST', 'api/v1/keys', { name: opts.name, publicKey: publicPemOf(opts.publicKey) });
+      print(k, !!opts.json, showKey);
+    }),
+  );
+  jsonOption(key.command('list').description('list your registered keys')).action(
+    action(async (opts: { json?: boolean }) => {
+      const r = await api().call<{ items: KeyOut[] }>('GET', 'api/v1/keys');
+      print(r.items, !!opts.json, (v: KeyOut[]) =>
+        table(['NAME', 'ID', 'ALG', 'KID', 'HELD BY', 'REVOKED'], v.map((k) => [k.name, k.id, k.alg, k.kid.slice(0, 16), k.serverHeld ? 'MASTER (hobby)' : 'you', k.revokedAt ?? '-'])),
+      );
+    }),
+  );
+  key
+    .command('revoke <key>')
+    .description('revoke a key: manifests signed with it are refused from now on')
+    .action(
+      action(async (ref: string) => {
+        await api().call('DELETE', `api/v1/keys/${encodeURIComponent(ref)}`);
+        process.stdout.write(`revoked ${ref}\n`);
+      }),
+    );
+
+  const token = program.commands.find((c) => c.name() === 'token') ?? program.command('token').description('tokens');
+  jsonOption(
+    token
+      .command('issue')
+      .description('issue a scoped, short-lived authorization token (CWT + JWT) bound to a holder key (S11)')
+      .requiredOption('--audience <urn>', 'urn:tips:master or urn:tips:metal:<TIPS ID> (the hop)')
+      .requiredOption('--scope <scope>', 'action:kind:id, e.g. pull:glaze:os (repeatable)', (v: string, p: string[] = []) => [...p, v])
+      .option('--holder-key <file>', 'the holder key (PEM/JWK; only the public half is sent)')
+      .option('--metal <metal>', "bind to the metal's current certificate key instead")
+      .option('--ttl <minutes>', 'minutes of life (1-60)', positiveInt('--ttl'), 5),
+  ).action(
+    action(async (opts: { audience: string; scope: string[]; holderKey?: string; metal?: string; ttl: number; json?: boolean }) => {
+      if ((opts.holderKey === undefined) === (opts.metal === undefined)) throw new CliError('bad_option', 'give exactly one of --holder-key or --metal', EXIT.usage);
+      const holder = opts.holderKey ? { publicKey: publicPemOf(opts.holderKey) } : { metal: opts.metal };
+      const r = await api().call<{ cwt: string; jwt: string; expiresAt: string; scope: string[]; subject: string }>('POST', 'api/v1/tokens/issue', {
+        audience: opts.audience,
+        scope: opts.scope,
+        ttlMinutes: opts.ttl,
+        holder,
+      });
+      print(r, !!opts.json, (v: typeof r) => `token for ${v.subject}, ${v.scope.join(' ')}, until ${v.expiresAt}\nCWT: ${v.cwt}\nJWT: ${v.jwt}`);
+    }),
+  );
+  jsonOption(
+    token
+      .command('introspect <token>')
+      .description('ask the master whether a token is active for an audience and scope; with --sign-key, prove possession over a fresh challenge')
+      .requiredOption('--audience <urn>', 'the audience the token must be for')
+      .option('--scope <scope>', 'a scope the token must grant')
+      .option('--sign-key <file>', "the holder's private key: signs a fresh challenge"),
+  ).action(
+    action(async (tok: string, opts: { audience: string; scope?: string; signKey?: string; json?: boolean }) => {
+      const client = api();
+      let proof: { nonce: string; signature: string } | undefined;
+      if (opts.signKey) {
+        const k = readSigningKey(opts.signKey);
+        const { nonce } = await client.call<{ nonce: string }>('POST', 'api/v1/tokens/challenge');
+        proof = { nonce, signature: signPopMessage(nonce, tok, k.privateKey!) };
+      }
+      const r = await client.call<{ active: boolean; reason?: string }>('POST', 'api/v1/tokens/introspect', { token: tok, audience: opts.audience, scope: opts.scope, proof });
+      print(r, !!opts.json, (v: typeof r) => (v.active ? `active: ${JSON.stringify(v)}` : `inactive: ${v.reason}`));
+      if (!r.active) process.exitCode = EXIT.verification;
+    }),
+  );
+}
+
+/** Same bytes as the master's popMessage: "tips-pop-v1:<nonce>:<sha256(token) hex>". */
+export function signPopMessage(nonce: string, token: string, key: KeyObject): string {
+  const data = Buffer.from(`tips-pop-v1:${nonce}:${createHash('sha256').update(token).digest('hex')}`, 'utf8');
+  const sig = key.asymmetricKeyType === 'ed25519' ? nodeSign(null, data, key) : nodeSign('sha256', data, { key, dsaEncoding: 'ieee-p1363' });
+  return Buffer.from(sig).toString('base64url');
 }

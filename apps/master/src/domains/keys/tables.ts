@@ -15,8 +15,19 @@ export interface OperatorKeysTable {
   revoked_at: string | null;
 }
 
+/** The operator-signed SUIT envelope attached to a Glaze (one per Glaze; a new one replaces it). */
+export interface GlazeManifestsTable {
+  glaze_id: string;
+  owner_id: string;
+  key_id: string;
+  envelope: string;
+  sequence_number: string;
+  created_at: string;
+}
+
 declare module '../../db/schema.ts' {
   interface Database {
     operator_keys: OperatorKeysTable;
+    glaze_manifests: GlazeManifestsTable;
   }
 }

@@ -1,0 +1,104 @@
+import { spawn } from 'node:child_process';
+import { statSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// The CLI is tested against a real master over HTTP; importing its test harness keeps this in-process.
+import { type TestMaster, testMaster } from '../../../master/src/testing.ts';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'tips.js');
+
+let m: TestMaster;
+let url: string;
+beforeAll(async () => {
+  m = await testMaster();
+  await m.app.listen({ port: 0, host: '127.0.0.1' });
+  url = `http://127.0.0.1:${(m.app.server.address() as AddressInfo).port}`;
+});
+afterAll(async () => m.close());
+
+function tips(args: string[], token = m.alice.token): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, TIPS_URL: url, TIPS_TOKEN: token, TIPS_CONFIG: join(m.dir, 'no-such-config.json') },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+describe('S6 S8 S11 tips ca / key / glaze push --sign-key / token / enrollment', () => {
+  it('ca init writes an offline root and an intermediate, keys mode 0600, and never overwrites', async () => {
+    const dir = join(m.dir, 'ca');
+    const r = await tips(['ca', 'init', '--out', dir, '--name', 'Lab', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(statSync(out.rootKey).mode & 0o777).toBe(0o600);
+    expect(statSync(out.intermediateKey).mode & 0o777).toBe(0o600);
+    const again = await tips(['ca', 'init', '--out', dir]);
+    expect(again.code).toBe(5);
+    expect(again.stderr).toContain('file_exists');
+  });
+
+  it('key create keeps the private key local and registers the public key; glaze push --sign-key attaches a signed manifest', async () => {
+    const keyFile = join(m.dir, 'laptop.pem');
+    const c = await tips(['key', 'create', '--out', keyFile, '--register', 'laptop', '--json']);
+    expect(c.code, c.stderr).toBe(0);
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(c.stdout).registered).toMatchObject({ name: 'laptop', serverHeld: false });
+    const list = await tips(['key', 'list']);
+    expect(list.stdout).toContain('laptop');
+    expect(list.stdout).toContain('you');
+    const image = join(m.dir, 'os.img');
+    writeFileSync(image, 'an operating system');
+    const p = await tips(['glaze', 'push', image, '--name', 'os', '--sign-key', keyFile, '--seq', '42', '--no-progress', '--json']);
+    expect(p.code, p.stderr).toBe(0);
+    expect(JSON.parse(p.stdout).manifest).toMatchObject({ sequenceNumber: '42', signedBy: { name: 'laptop' } });
+    // A key the master does not know: refused, and the Glaze is not left behind unsigned.
+    const stranger = join(m.dir, 'stranger.pem');
+    expect((await tips(['key', 'create', '--out', stranger])).code).toBe(0);
+    const bad = await tips(['glaze', 'push', image, '--name', 'os2', '--sign-key', stranger, '--no-progress']);
+    expect(bad.code).toBe(6);
+    expect(bad.stderr).toContain('manifest_untrusted');
+    expect((await tips(['glaze', 'list'])).stdout).not.toContain('os2');
+    const missing = await tips(['glaze', 'push', image, '--name', 'os3', '--sign-key', join(m.dir, 'nope.pem'), '--no-progress']);
+    expect(missing.code).toBe(2);
+  });
+
+  it('token issue binds a holder key; introspect proves possession with --sign-key and is inactive without it', async () => {
+    const keyFile = join(m.dir, 'holder.pem');
+    expect((await tips(['key', 'create', '--out', keyFile])).code).toBe(0);
+    const glaze = JSON.parse((await tips(['glaze', 'show', 'os', '--json'])).stdout);
+    const issued = await tips(['token', 'issue', '--audience', 'urn:tips:master', '--scope', 'pull:glaze:os', '--holder-key', keyFile, '--ttl', '2', '--json']);
+    expect(issued.code, issued.stderr).toBe(0);
+    const t = JSON.parse(issued.stdout);
+    expect(t.scope).toEqual([`pull:glaze:${glaze.id}`]);
+    const ok = await tips(['token', 'introspect', t.cwt, '--audience', 'urn:tips:master', '--scope', `pull:glaze:${glaze.id}`, '--sign-key', keyFile, '--json']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ active: true, pop: 'signature' });
+    const noKey = await tips(['token', 'introspect', t.jwt, '--audience', 'urn:tips:master']);
+    expect(noKey.code).toBe(8);
+    expect(noKey.stdout).toContain('pop_required');
+  });
+
+  it('enrollment secrets are shown once at creation and never listed', async () => {
+    await m.app.inject({ method: 'POST', url: '/api/v1/metals', headers: m.auth(m.alice.token), payload: { name: 'pi', interfaces: [{ name: 'eth0', mac: '02:00:00:00:cc:01', type: 'ethernet', pxe: true }] } });
+    const c = await tips(['enrollment', 'secret', 'create', '--metal', 'pi', '--max-uses', '2', '--json']);
+    expect(c.code, c.stderr).toBe(0);
+    const s = JSON.parse(c.stdout);
+    expect(s.secret).toMatch(/^est_/);
+    const list = await tips(['enrollment', 'secret', 'list']);
+    expect(list.stdout).toContain(s.id);
+    expect(list.stdout).toContain('0/2');
+    expect(list.stdout).not.toContain(s.secret);
+    expect((await tips(['enrollment', 'secret', 'create'])).code).toBe(2);
+  });
+});
