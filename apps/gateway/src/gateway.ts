@@ -30,6 +30,7 @@ export interface GatewayConfig {
   statusPort: number;
   natSampleMs: number;
   tableReportMs: number;
+  expirySweepMs?: number;
   dhcpPort?: number;
 }
 
@@ -127,6 +128,7 @@ export class Gateway {
     this.channel.start();
     this.every(this.cfg.natSampleMs, () => this.sampleNat());
     this.every(this.cfg.tableReportMs, () => this.scheduleReport(0));
+    this.every(this.cfg.expirySweepMs ?? 30_000, () => this.expireAddresses());
     await this.startStatus();
     this.updateGauges();
     this.log.info({ lan: this.cfg.lan, uplink: this.cfg.uplink, pool: this.cfg.pool, rows: this.table.counts() }, 'gateway started');
@@ -213,6 +215,26 @@ export class Gateway {
   private updateGauges(): void {
     const counts = this.table.counts();
     for (const [state, n] of Object.entries(counts)) this.metrics.interfaces.set({ state }, n);
+  }
+
+  /**
+   * A row whose lease ran out loses its address (and with it any grant in the rules); its decision
+   * stays, so the metal is not asked about again when it comes back with a new lease.
+   */
+  expireAddresses(now = Date.now()): void {
+    const flushed: string[] = [];
+    for (const r of this.table.all()) {
+      if (r.ip === null) continue;
+      const lease = this.pool.leaseOf(r.mac);
+      if (lease && lease.ip === r.ip && lease.state === 'bound' && lease.expiresAt > now) continue;
+      this.table.forgetAddress(r.mac, r.ip);
+      flushed.push(r.ip);
+    }
+    if (flushed.length > 0) {
+      this.log.info({ addresses: flushed }, 'leases expired: addresses withdrawn from the rules');
+      void this.queueApply(...flushed);
+      this.scheduleReport();
+    }
   }
 
   private async sampleNat(): Promise<void> {

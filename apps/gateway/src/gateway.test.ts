@@ -1,0 +1,133 @@
+// The daemon's composition on loopback: real DHCP sockets and SQLite, a recording Enforcer (the
+// nftables adapter is proven in e2e/gateway.test.ts) and an unreachable master.
+import dgram from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { encodeDhcp, macToChaddr } from './dhcp/codec.ts';
+import { DHCP_MESSAGE_TYPE } from './dhcp/constants.ts';
+import type { Enforcer } from './enforcer/enforcer.ts';
+import { Gateway } from './gateway.ts';
+import { openGatewayDb } from './store/db.ts';
+import type { InterfaceRow } from './table/table.ts';
+import { MasterClient } from './uplink/client.ts';
+import { privateKeyFromSeed } from './uplink/sign.ts';
+
+class RecordingEnforcer implements Enforcer {
+  applied: InterfaceRow[][] = [];
+  flushed: string[] = [];
+  async apply(rows: InterfaceRow[]): Promise<void> {
+    this.applied.push(rows);
+  }
+  async flushConnections(ip: string): Promise<void> {
+    this.flushed.push(ip);
+  }
+  async sampleConnections(): Promise<string> {
+    return '';
+  }
+}
+
+const until = async (f: () => boolean, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+describe('T5 T7 T10 T16 the gateway daemon: rules before service, commands, expiry', () => {
+  let dir: string;
+  let gw: Gateway;
+  let enforcer: RecordingEnforcer;
+  let port: number;
+  const MAC = '02:00:00:00:00:01';
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tgw-daemon-'));
+    enforcer = new RecordingEnforcer();
+    port = 20_000 + Math.floor(Math.random() * 20_000);
+    gw = new Gateway(
+      {
+        lan: 'lo',
+        lanType: 'ethernet',
+        uplink: 'up0',
+        pool: { first: '127.0.0.100', last: '127.0.0.110' },
+        leaseTimeSec: 600,
+        dnsServers: [],
+        boot: undefined,
+        pendingTimeoutMs: 1000,
+        retry: { initialMs: 50, maxMs: 200 },
+        statusHost: '127.0.0.1',
+        statusPort: 0,
+        natSampleMs: 60_000,
+        tableReportMs: 60_000,
+        dhcpPort: port,
+      },
+      openGatewayDb(dir),
+      enforcer,
+      new MasterClient('http://127.0.0.1:1', 'gwy_test', privateKeyFromSeed(new Uint8Array(32))),
+      pino({ level: 'silent' }),
+    );
+    await gw.start();
+  });
+  afterEach(async () => {
+    await gw.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function join4(mac: string): Promise<void> {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const msg = (type: number, extra: Record<string, unknown>) =>
+      encodeDhcp({
+        op: 1,
+        htype: 1,
+        hlen: 6,
+        hops: 0,
+        xid: 7,
+        secs: 0,
+        flags: 0,
+        ciaddr: '0.0.0.0',
+        yiaddr: '0.0.0.0',
+        siaddr: '0.0.0.0',
+        giaddr: '0.0.0.0',
+        chaddr: macToChaddr(mac),
+        sname: '',
+        file: '',
+        options: { messageType: type as 1, other: [], ...extra },
+      });
+    sock.send(msg(DHCP_MESSAGE_TYPE.DHCPDISCOVER, {}), port, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 100));
+    sock.send(msg(DHCP_MESSAGE_TYPE.DHCPREQUEST, { serverIdentifier: '127.0.0.1', requestedIp: '127.0.0.100' }), port, '127.0.0.1');
+    await until(() => gw.table.get(mac, 'lo') !== undefined);
+    sock.close();
+  }
+
+  it('applies the (empty) rules before serving, then a lease makes a Pending row that stays Pending without a master', async () => {
+    expect(enforcer.applied[0]).toEqual([]);
+    await join4(MAC);
+    await until(() => enforcer.applied.some((rows) => rows.some((r) => r.mac === MAC && r.state === 'pending')));
+    await until(() => (gw.table.get(MAC, 'lo')?.attempts ?? 0) >= 2);
+    expect(gw.table.get(MAC, 'lo')).toMatchObject({ state: 'pending', ip: '127.0.0.100', reason: 'master_unreachable' });
+  });
+
+  it('block turns the rows Blocked, re-applies and flushes the address; clear forgets them', async () => {
+    await join4(MAC);
+    await gw.onCommand({ type: 'block', tipsId: null, macs: [MAC] });
+    expect(gw.table.get(MAC, 'lo')).toMatchObject({ state: 'blocked', reason: 'metal_blocked' });
+    expect(enforcer.applied.at(-1)!.find((r) => r.mac === MAC)?.state).toBe('blocked');
+    expect(enforcer.flushed).toContain('127.0.0.100');
+    await gw.onCommand({ type: 'clear', mac: MAC });
+    expect(gw.table.get(MAC, 'lo')).toBeUndefined();
+    expect(enforcer.applied.at(-1)!.find((r) => r.mac === MAC)).toBeUndefined();
+  });
+
+  it('a row whose lease expired loses its address in the rules', async () => {
+    await join4(MAC);
+    gw.expireAddresses(Date.now() + 601_000);
+    await until(() => enforcer.flushed.includes('127.0.0.100'));
+    expect(gw.table.get(MAC, 'lo')).toMatchObject({ ip: null, state: 'pending' });
+  });
+});
