@@ -57,15 +57,21 @@ class Reader {
     throw new CborError(code, `${message} (at offset ${this.pos})`, this.pos);
   }
 
-  /** Reads a head; returns [major type, argument]. Big arguments beyond 2^53 come back as bigint. */
-  head(): [number, number | bigint, number] {
+  /** Major type and additional information of the last head read. */
+  mt = 0;
+  ai = 0;
+
+  /** Reads a head; sets mt/ai and returns the argument. Arguments beyond 2^53 come back as bigint. */
+  head(): number | bigint {
     const buf = this.buf;
     if (this.pos >= buf.length) this.fail('cbor_truncated', 'expected a data item, came end of input');
     const start = this.pos;
     const ib = buf[this.pos++]!;
     const mt = ib >> 5;
     const ai = ib & 0x1f;
-    if (ai < 24) return [mt, ai, ai];
+    this.mt = mt;
+    this.ai = ai;
+    if (ai < 24) return ai;
     if (ai === AI_INDEFINITE) {
       this.pos = start;
       if (mt === MT_SIMPLE) this.fail('cbor_unexpected_break', 'expected a data item, came a break code');
@@ -97,7 +103,7 @@ class Reader {
         this.fail('cbor_non_minimal', `expected the shortest encoding of ${String(v)}, came ${n + 1} bytes`);
       }
     }
-    return [mt, v, ai];
+    return v;
   }
 
   length(v: number | bigint, what: string, unit: number): number {
@@ -109,7 +115,9 @@ class Reader {
   }
 
   item(depth: number): CborValue {
-    const [mt, v, ai] = this.head();
+    const v = this.head();
+    const mt = this.mt;
+    const ai = this.ai;
     switch (mt) {
       case MT_UINT:
         return v;
@@ -125,6 +133,12 @@ class Reader {
         const len = this.length(v, 'text string', 1);
         const at = this.pos;
         this.pos += len;
+        if (len <= 32) {
+          // Short ASCII (labels, URIs' tails): skip TextDecoder's call overhead.
+          let ascii = true;
+          for (let i = at; i < at + len; i++) if (this.buf[i]! > 0x7f) ascii = false;
+          if (ascii) return String.fromCharCode.apply(null, this.buf.subarray(at, at + len) as unknown as number[]);
+        }
         try {
           return utf8.decode(this.buf.subarray(at, at + len));
         } catch {
@@ -217,7 +231,10 @@ export function decodeCborPrefix(bytes: Uint8Array, offset = 0, options: DecodeO
 }
 
 class Writer {
-  buf = new Uint8Array(256);
+  buf: Uint8Array;
+  constructor(size = 64) {
+    this.buf = new Uint8Array(size);
+  }
   pos = 0;
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -283,6 +300,13 @@ class Writer {
       if (v >= 0n) this.head(MT_UINT, v);
       else this.head(MT_NINT, -1n - v);
     } else if (typeof v === 'string') {
+      if (v.length < 64 && /^[\x00-\x7f]*$/.test(v)) {
+        // ASCII: one byte per char, no TextEncoder round trip.
+        this.head(MT_TSTR, v.length);
+        this.ensure(v.length);
+        for (let i = 0; i < v.length; i++) this.buf[this.pos++] = v.charCodeAt(i);
+        return;
+      }
       const data = utf8Encoder.encode(v);
       this.head(MT_TSTR, data.length);
       this.bytes(data);
@@ -318,7 +342,10 @@ export function encodeCbor(value: CborValue): Uint8Array {
 
 /** The CBOR head of a byte string of `length` bytes (what "bstr-wrapping" puts in front). */
 export function bstrHead(length: number): Uint8Array {
-  const w = new Writer();
+  if (length < 24) return Uint8Array.of(0x40 | length);
+  if (length < 0x100) return Uint8Array.of(0x58, length);
+  if (length < 0x10000) return Uint8Array.of(0x59, length >> 8, length & 0xff);
+  const w = new Writer(16);
   w.head(MT_BSTR, length);
   return w.buf.slice(0, w.pos);
 }

@@ -4,7 +4,7 @@
  * Kept general (headers as Maps, payload bytes) so CWTs and reports can use it as well as SUIT.
  */
 import { createHmac, createPublicKey, type KeyObject, sign as nodeSign, verify as nodeVerify, timingSafeEqual } from 'node:crypto';
-import { type CborMap, CborTag, type CborValue, decodeCbor, encodeCbor, typeName } from './cbor.ts';
+import { bstrHead, type CborMap, CborTag, type CborValue, decodeCbor, encodeCbor, typeName } from './cbor.ts';
 import { SuitError } from './errors.ts';
 import type { CoseKey } from './keys.ts';
 
@@ -145,8 +145,23 @@ export function coseKid(c: CoseSingle): Uint8Array | undefined {
   return kid instanceof Uint8Array ? kid : undefined;
 }
 
+const CONTEXT_HEADS = { Signature1: encodeCbor('Signature1'), MAC0: encodeCbor('MAC0') };
+
+/** Sig_structure / MAC_structure (RFC 9052 §4.4, §6.3), written straight into one buffer. */
 export function sigStructure(context: 'Signature1' | 'MAC0', protectedBytes: Uint8Array, externalAad: Uint8Array, payload: Uint8Array): Uint8Array {
-  return encodeCbor([context, protectedBytes, externalAad, payload]);
+  const ctx = CONTEXT_HEADS[context];
+  const parts = [bstrHead(protectedBytes.length), protectedBytes, bstrHead(externalAad.length), externalAad, bstrHead(payload.length), payload];
+  let size = 1 + ctx.length;
+  for (const p of parts) size += p.length;
+  const out = new Uint8Array(size);
+  out[0] = 0x84;
+  out.set(ctx, 1);
+  let at = 1 + ctx.length;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 function protectedBytesOf(headers: CborMap): Uint8Array {

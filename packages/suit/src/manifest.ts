@@ -123,20 +123,33 @@ function fail(code: SuitErrorCode, message: string): never {
   throw new SuitError(code, message);
 }
 
-function expectType(cond: boolean, field: string, expected: string, v: CborValue): void {
-  if (!cond) fail('suit_bad_type', `${field}: expected ${expected}, came ${typeName(v)}`);
+/** A field name for error messages; hot paths pass a thunk so the string is built only on error. */
+type Field = string | (() => string);
+function fieldName(f: Field): string {
+  return typeof f === 'string' ? f : f();
+}
+function commandField(parent: Field, index: number, id: number): Field {
+  return () => `${fieldName(parent)}[${index}] command ${id}`;
+}
+/** A lazily built sub-field name (an anonymous closure: no per-call naming helper under tsx). */
+function subField(parent: Field, sep: string, key: number): Field {
+  return () => `${fieldName(parent)}${sep}${key}`;
+}
+
+function expectType(cond: boolean, field: Field, expected: string, v: CborValue): void {
+  if (!cond) fail('suit_bad_type', `${fieldName(field)}: expected ${expected}, came ${typeName(v)}`);
 }
 
 function isUint(v: CborValue): v is number | bigint {
   return (typeof v === 'number' && v >= 0) || (typeof v === 'bigint' && v >= 0n);
 }
 
-function asMap(v: CborValue, field: string): CborMap {
+function asMap(v: CborValue, field: Field): CborMap {
   expectType(v instanceof Map, field, 'a map', v);
   return v as CborMap;
 }
 
-function asBytes(v: CborValue, field: string): Uint8Array {
+function asBytes(v: CborValue, field: Field): Uint8Array {
   expectType(v instanceof Uint8Array, field, 'a byte string', v);
   return v as Uint8Array;
 }
@@ -145,12 +158,12 @@ function embedded(bytes: Uint8Array): CborValue {
   return decodeCbor(bytes);
 }
 
-export function parseDigest(v: CborValue, field: string): SuitDigest {
+export function parseDigest(v: CborValue, field: Field): SuitDigest {
   expectType(Array.isArray(v), field, 'a SUIT_Digest array', v);
   const a = v as CborValue[];
-  if (a.length < 2 || a.length > 3) fail('suit_bad_type', `${field}: expected [alg, bytes], came ${a.length} elements`);
-  expectType(typeof a[0] === 'number', `${field}.algorithm-id`, 'an integer', a[0]!);
-  const bytes = asBytes(a[1]!, `${field}.digest-bytes`);
+  if (a.length < 2 || a.length > 3) fail('suit_bad_type', `${fieldName(field)}: expected [alg, bytes], came ${a.length} elements`);
+  expectType(typeof a[0] === 'number', () => `${fieldName(field)}.algorithm-id`, 'an integer', a[0]!);
+  const bytes = asBytes(a[1]!, () => `${fieldName(field)}.digest-bytes`);
   return { alg: a[0] as number, bytes };
 }
 
@@ -162,17 +175,18 @@ export function isKnownDigestAlg(alg: number): boolean {
   return DIGEST_ALGORITHMS.has(alg);
 }
 
-function parseComponentId(v: CborValue, field: string): ComponentId {
+function parseComponentId(v: CborValue, field: Field): ComponentId {
   expectType(Array.isArray(v), field, 'a component identifier array', v);
-  return (v as CborValue[]).map((p, i) => asBytes(p, `${field}[${i}]`));
+  const a = v as CborValue[];
+  for (let i = 0; i < a.length; i++) asBytes(a[i]!, () => `${fieldName(field)}[${i}]`);
+  return a as Uint8Array[];
 }
 
-function parseParameters(v: CborValue, field: string): SuitParameters {
+function parseParameters(v: CborValue, field: Field): SuitParameters {
   const m = asMap(v, field);
-  const out: SuitParameters = new Map();
   for (const [k, val] of m) {
-    if (typeof k !== 'number') fail('suit_bad_type', `${field}: expected integer parameter labels, came ${typeName(k)}`);
-    const f = `${field}.parameter ${k}`;
+    if (typeof k !== 'number') fail('suit_bad_type', `${fieldName(field)}: expected integer parameter labels, came ${typeName(k)}`);
+    const f = subField(field, '.parameter ', k);
     switch (k) {
       case 1:
       case 2:
@@ -198,29 +212,29 @@ function parseParameters(v: CborValue, field: string): SuitParameters {
         expectType(typeof val === 'string', f, 'a text string', val);
         break;
     }
-    out.set(k, val);
   }
-  return out;
+  // Every label is an integer now: the decoded map is the parameter map (no copy).
+  return m as SuitParameters;
 }
 
-export function parseSequence(bytes: Uint8Array, field: string, depth = 0): SuitCommandSequence {
-  if (depth > 8) fail('suit_bad_value', `${field}: expected try-each/run-sequence nesting of at most 8, came deeper`);
+export function parseSequence(bytes: Uint8Array, field: Field, depth = 0): SuitCommandSequence {
+  if (depth > 8) fail('suit_bad_value', `${fieldName(field)}: expected try-each/run-sequence nesting of at most 8, came deeper`);
   const v = embedded(bytes);
   expectType(Array.isArray(v), field, 'a command sequence array', v);
   const a = v as CborValue[];
-  if (a.length % 2 !== 0) fail('suit_bad_type', `${field}: expected command id / argument pairs, came an odd count ${a.length}`);
+  if (a.length % 2 !== 0) fail('suit_bad_type', `${fieldName(field)}: expected command id / argument pairs, came an odd count ${a.length}`);
   const commands: SuitCommand[] = [];
   for (let i = 0; i < a.length; i += 2) {
     const id = a[i]!;
     const arg = a[i + 1]!;
-    if (typeof id !== 'number') fail('suit_bad_type', `${field}[${i}]: expected an integer command id, came ${typeName(id)}`);
-    const f = `${field}[${i}] command ${id}`;
+    if (typeof id !== 'number') fail('suit_bad_type', `${fieldName(field)}[${i}]: expected an integer command id, came ${typeName(id)}`);
+    const f = commandField(field, i, id);
     commands.push({ id, arg: parseCommandArg(id, arg, f, depth) });
   }
   return { bytes, commands };
 }
 
-function parseCommandArg(id: number, arg: CborValue, f: string, depth: number): SuitCommandArg {
+function parseCommandArg(id: number, arg: CborValue, f: Field, depth: number): SuitCommandArg {
   if (REP_POLICY_COMMANDS.has(id)) {
     expectType(typeof arg === 'number' && arg >= 0, f, 'a reporting policy (uint)', arg);
     return { kind: 'policy', policy: arg as number };
@@ -239,8 +253,8 @@ function parseCommandArg(id: number, arg: CborValue, f: string, depth: number): 
       const a = arg as CborValue[];
       const otherwiseNil = a.length > 0 && a[a.length - 1] === null;
       const seqs = otherwiseNil ? a.slice(0, -1) : a;
-      if (seqs.length === 0) fail('suit_bad_type', `${f}: expected at least one sequence in try-each, came none`);
-      return { kind: 'try-each', otherwiseNil, options: seqs.map((s, i) => parseSequence(asBytes(s, `${f}[${i}]`), `${f}[${i}]`, depth + 1)) };
+      if (seqs.length === 0) fail('suit_bad_type', `${fieldName(f)}: expected at least one sequence in try-each, came none`);
+      return { kind: 'try-each', otherwiseNil, options: seqs.map((s, i) => parseSequence(asBytes(s, () => `${fieldName(f)}[${i}]`), () => `${fieldName(f)}[${i}]`, depth + 1)) };
     }
     case SUIT_DIRECTIVE_RUN_SEQUENCE:
       return { kind: 'sequence', sequence: parseSequence(asBytes(arg, f), f, depth + 1) };
@@ -292,7 +306,7 @@ function parseCommon(bytes: Uint8Array): SuitCommon {
         break;
       case SUIT_COMPONENTS: {
         expectType(Array.isArray(v) && v.length > 0, 'common.components', 'a non-empty array', v);
-        out.components = (v as CborValue[]).map((c, i) => parseComponentId(c, `common.components[${i}]`));
+        out.components = (v as CborValue[]).map((c, i) => parseComponentId(c, () => `common.components[${i}]`));
         sawComponents = true;
         break;
       }
