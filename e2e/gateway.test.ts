@@ -479,6 +479,25 @@ describe('T5 T6 T7 T8 T9 T10 T11 T16 the gateway contains undeclared metals (net
     expect(bound(plain)).toMatch(/tftp= bootfile= boot_file=$/);
   });
 
+  it('T5 RELEASE from udhcpc frees the lease and withdraws the address from the table', async () => {
+    const mac = randomMac();
+    await declareMetal('e2e-release', [{ name: 'eth0', mac }], { defaultSpace: phase1Space });
+    const m = await startMetal([mac], { udhcpcArgs: ['-R'] });
+    const ip = await leased(m);
+    await rowInState(mac, 'active');
+    await until('address granted in the rules', async () =>
+      (await gw.execOk('nft', ['list', 'set', 'inet', NFT_TABLE, 'active'])).stdout.includes(`${mac} . ${ip}`),
+    );
+    m.dhcp[0]!.signal('SIGUSR2');
+    await until('lease released', async () => {
+      const l = await gatewayCli<{ leases: { ip: string; mac: string; state: string }[] }>('leases');
+      return l.leases.find((x) => x.ip === ip && x.mac === mac && x.state === 'released');
+    });
+    expect(await row(mac)).toMatchObject({ state: 'active', ip: null });
+    const rules = (await gw.execOk('nft', ['list', 'set', 'inet', NFT_TABLE, 'active'])).stdout;
+    expect(rules).not.toContain(mac);
+  });
+
   it('T5 malformed DHCP on the LAN is dropped and counted; the daemon keeps serving', async () => {
     // A host without a lease (no row: DHCP is all it may send) sends garbage from port 68 to port 67.
     const m = await startMetal([randomMac()], { dhcp: false });
