@@ -8,6 +8,8 @@
  *   npm start                 # master + gateway + demo fleet
  *   npm start -- --no-fleet   # master only
  *   npm start -- --port 9090  # other flags go to tips-master
+ *
+ * TIPS_DEMO_DATA moves ./.data elsewhere.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,7 +19,7 @@ import { type Namespace, type NsProcess, Topology } from '@tips/testbed';
 import { DEBIAN_PACKAGES } from './debian.mjs';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const DATA = join(ROOT, '.data');
+const DATA = resolve(process.env.TIPS_DEMO_DATA ?? join(ROOT, '.data'));
 const MASTER_BIN = join(ROOT, 'apps/master/bin/tips-master.js');
 const GATEWAY_BIN = join(ROOT, 'apps/gateway/bin/tips-gateway.js');
 const FLEET = [
@@ -125,7 +127,7 @@ function forward(hostIp: string, masterUrl: string): Promise<Server> {
     c.on('error', end);
     up.on('error', end);
   });
-  return new Promise((ok) => server.listen(port, hostIp, () => ok(server)));
+  return new Promise((ok) => server.listen(Number(target.port), hostIp, () => ok(server)));
 }
 
 async function startFleet(masterUrl: string, token: string): Promise<{ topo: Topology; gw: Namespace; gwData: string; forwarder: Server }> {
@@ -142,7 +144,7 @@ async function startFleet(masterUrl: string, token: string): Promise<{ topo: Top
     await gw.addAddress('br0', '10.77.0.1/24');
     await gw.sysctl('net.ipv4.ip_forward', '1');
     const forwarder = await forward(link.hostIp, masterUrl);
-    const gwMaster = `http://${link.hostIp}:${port}`;
+    const gwMaster = `http://${link.hostIp}:${new URL(masterUrl).port}`;
 
     if (!existsSync(join(gwData, 'gateway.json'))) {
       const created = await api(masterUrl, token, 'POST', '/api/v1/gateways', { name: 'demo-gw' });
