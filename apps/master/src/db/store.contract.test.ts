@@ -184,11 +184,15 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
     expect(winners[0]).toMatchObject({ enrolledName: 'host', enrolledAt: '2026-01-01T12:00:00.000Z', enrollmentExpiresAt: null });
     expect((await store.findById('gwy_0000000000000000000000000a' as GatewayId))?.publicKey).toBe(winners[0]!.publicKey);
     const id = 'gwy_0000000000000000000000000a' as GatewayId;
-    expect(await store.rememberNonce(id, 'n1', 2_000)).toBe(true);
-    expect(await store.rememberNonce(id, 'n1', 2_000)).toBe(false);
-    expect(await store.rememberNonce('gwy_0000000000000000000000000b' as GatewayId, 'n1', 2_000)).toBe(true);
+    const idB = 'gwy_0000000000000000000000000b' as GatewayId;
+    const use = (gatewayId: GatewayId, nonce: string, expiresAt = 2_000) => ({ gatewayId, nonce, expiresAt });
+    expect(await store.rememberNonces([use(id, 'n1')])).toEqual([true]);
+    expect(await store.rememberNonces([use(id, 'n2'), use(id, 'n1'), use(idB, 'n1'), use(id, 'n2'), use(id, 'n3')])).toEqual([true, false, true, false, true]);
     await store.forgetNoncesBefore(3_000);
-    expect(await store.rememberNonce(id, 'n1', 4_000)).toBe(true);
+    expect(await store.rememberNonces([use(id, 'n1', 4_000)])).toEqual([true]);
+    expect(await store.rememberNonces(Array.from({ length: 1200 }, (_, i) => use(idB, `bulk${i % 1100}`, 4_000)))).toEqual(
+      Array.from({ length: 1200 }, (_, i) => i < 1100),
+    );
     await store.putTable({ gatewayId: id, rows: [{ mac: 'a', state: 'pending' }], updatedAt: 't1' });
     await store.putTable({ gatewayId: id, rows: [{ mac: 'b', state: 'active', nat: [{ protocol: 'tcp' }] }], updatedAt: 't2' });
     expect(await store.getTable(id)).toEqual({ gatewayId: id, rows: [{ mac: 'b', state: 'active', nat: [{ protocol: 'tcp' }] }], updatedAt: 't2' });
@@ -288,6 +292,7 @@ describe.each(adapters)('S6 Enrollment store contract on %s', (_name, open) => {
     id,
     ownerId: owner,
     scope: { kind: 'metal' as const, id: metal },
+    method: 'secret' as const,
     maxUses,
     uses: 0,
     expiresAt,

@@ -6,7 +6,7 @@ import type { Gateway } from '../gateways/model.ts';
 import type { GatewayService } from '../gateways/service.ts';
 import type { MetalService } from '../metals/service.ts';
 import type { SpaceService } from '../spaces/service.ts';
-import { DecisionLog } from './decision-log.ts';
+import { GroupCommit } from '../gateways/group-commit.ts';
 import { DiscoveryError } from './errors.ts';
 import {
   BLOCK_REASONS,
@@ -29,6 +29,18 @@ export interface RawRegistration {
   pxe?: boolean;
   hostname?: string;
 }
+
+interface MetalFacts {
+  metalId: TipsId;
+  ownerId: OwnerId;
+  hasDefaultSpace: boolean;
+  at: number;
+}
+/** How long another replica's change to a metal or its Spaces may take to be seen here. */
+const FACTS_TTL_MS = 30_000;
+const MAX_FACTS = 200_000;
+/** How long a block made through another master replica may take to be seen here. */
+const BLOCKS_REFRESH_MS = 1_000;
 
 export interface RawQuery {
   mac?: string;
@@ -92,7 +104,16 @@ export function parseQuery(q: RawQuery): RegistrationQuery {
  * A gateway of another owner never learns the TIPS ID, whichever branch refused it.
  */
 export class DiscoveryService {
-  private readonly log: DecisionLog;
+  private readonly log: GroupCommit<RegistrationRecord, undefined>;
+  /** MAC → its metal, for metals that had a default Space when last looked up (see `lookup`). */
+  private readonly facts = new Map<Mac, MetalFacts>();
+  private readonly factsOfMetal = new Map<TipsId, Set<Mac>>();
+  /** Blocked metals as last read from the database; local blocks and unblocks apply at once. */
+  private blocked = new Set<TipsId>();
+  private blocksReadAt = Number.NEGATIVE_INFINITY;
+  private blocksReading: Promise<void> | undefined;
+  /** Bumped by every local block change, so a read that started before it cannot undo it. */
+  private blocksGeneration = 0;
 
   constructor(
     private readonly store: DiscoveryStore,
@@ -103,17 +124,29 @@ export class DiscoveryService {
     private readonly clock: Clock,
     private readonly random: Random,
   ) {
-    this.log = new DecisionLog((records) => this.store.record(records));
+    this.log = new GroupCommit(async (records) => {
+      await this.store.record(records);
+      return records.map(() => undefined);
+    });
     events.on('metal.interfaces.changed', async (e) => {
+      this.forget(e.metalId);
       if (e.added.length > 0) await this.release(e.metalId, e.added);
     });
+    events.on('space.deleted', () => {
+      this.facts.clear();
+      this.factsOfMetal.clear();
+    });
     events.on('space.membership.changed', async (e) => {
+      this.forget(e.metalId);
       if (!(await this.spaces.defaultSpaceOf(e.metalId))) return;
       const metal = await this.metals.get(e.ownerId, e.metalId);
       await this.release(metal.id, metal.interfaces.map((i) => i.mac));
     });
     events.on('metal.deleted', async (e) => {
+      this.forget(e.metalId);
       await this.store.removeBlock(e.metalId);
+      this.blocksGeneration++;
+      this.blocked.delete(e.metalId);
     });
   }
 
@@ -131,20 +164,53 @@ export class DiscoveryService {
       reason: result.decision === 'blocked' ? result.reason : null,
       tipsId: result.tipsId ?? null,
     };
-    await this.log.append(record);
+    await this.log.submit(record);
     return result;
   }
 
   private async decide(gateway: Gateway, mac: Mac): Promise<DecisionResult> {
-    const holder = await this.metals.findByMac(mac);
-    if (!holder) return { decision: 'blocked', reason: 'unknown_mac' };
-    const metal = holder.metal;
+    const metal = await this.lookup(mac);
+    if (!metal) return { decision: 'blocked', reason: 'unknown_mac' };
     const own = metal.ownerId === gateway.ownerId;
-    const tipsId = own ? { tipsId: metal.id } : {};
-    if (await this.store.findBlock(metal.id)) return { decision: 'blocked', reason: 'metal_blocked', ...tipsId };
-    if (!(await this.spaces.defaultSpaceOf(metal.id))) return { decision: 'blocked', reason: 'no_default_space', ...tipsId };
+    const tipsId = own ? { tipsId: metal.metalId } : {};
+    if (await this.isBlocked(metal.metalId)) return { decision: 'blocked', reason: 'metal_blocked', ...tipsId };
+    if (!metal.hasDefaultSpace) return { decision: 'blocked', reason: 'no_default_space', ...tipsId };
     if (!own) return { decision: 'blocked', reason: 'foreign_gateway' };
-    return { decision: 'active', tipsId: metal.id };
+    return { decision: 'active', tipsId: metal.metalId };
+  }
+
+  /**
+   * Which metal holds the MAC and whether it has a default Phase 1 Space, asked of the metals and
+   * spaces services. Only a complete answer (metal with a default Space) is cached, for at most
+   * FACTS_TTL_MS and dropped at once on any local event about that metal or a Space; refusals are
+   * never cached, so a fix made through any master replica is seen on the next registration.
+   */
+  private async lookup(mac: Mac): Promise<MetalFacts | undefined> {
+    const now = this.clock.now().getTime();
+    const cached = this.facts.get(mac);
+    if (cached && now - cached.at < FACTS_TTL_MS) return cached;
+    if (cached) this.forget(cached.metalId);
+    const holder = await this.metals.findByMac(mac);
+    if (!holder) return undefined;
+    const facts: MetalFacts = {
+      metalId: holder.metal.id,
+      ownerId: holder.metal.ownerId,
+      hasDefaultSpace: (await this.spaces.defaultSpaceOf(holder.metal.id)) !== undefined,
+      at: now,
+    };
+    if (facts.hasDefaultSpace) {
+      if (this.facts.size >= MAX_FACTS) this.forget(this.facts.values().next().value!.metalId);
+      this.facts.set(mac, facts);
+      const macs = this.factsOfMetal.get(facts.metalId) ?? new Set<Mac>();
+      macs.add(mac);
+      this.factsOfMetal.set(facts.metalId, macs);
+    }
+    return facts;
+  }
+
+  private forget(metalId: TipsId): void {
+    for (const mac of this.factsOfMetal.get(metalId) ?? []) this.facts.delete(mac);
+    this.factsOfMetal.delete(metalId);
   }
 
   /** Blocks every interface of a metal at every gateway of its owner (T16), until unblocked. */
@@ -152,6 +218,8 @@ export class DiscoveryService {
     if (reason !== undefined && (typeof reason !== 'string' || reason.length > 256)) throw new InvalidValueError('reason', 'a reason is at most 256 characters');
     const metal = await this.metals.get(ownerId, ref);
     await this.store.putBlock({ metalId: metal.id, ownerId, reason: reason ?? null, blockedAt: this.clock.now().toISOString() });
+    this.blocksGeneration++;
+    this.blocked.add(metal.id);
     const macs = metal.interfaces.map((i) => i.mac);
     const gws = await this.gateways.idsOfOwner(ownerId);
     for (const g of gws) await this.gateways.send(g, { type: 'block', tipsId: metal.id, macs, ...(reason ? { reason } : {}) });
@@ -162,14 +230,36 @@ export class DiscoveryService {
   async unblock(ownerId: OwnerId, ref: string): Promise<{ tipsId: TipsId; macs: Mac[]; gateways: number }> {
     const metal = await this.metals.get(ownerId, ref);
     if (!(await this.store.removeBlock(metal.id))) throw new DiscoveryError('metal_not_blocked', `metal "${metal.name}" is not blocked`, 'metal');
+    this.blocksGeneration++;
+    this.blocked.delete(metal.id);
     const macs = metal.interfaces.map((i) => i.mac);
     const gws = await this.gateways.idsOfOwner(ownerId);
     for (const g of gws) for (const mac of macs) await this.gateways.send(g, { type: 'unblock', mac });
     return { tipsId: metal.id, macs, gateways: gws.length };
   }
 
+  /**
+   * Whether a metal is blocked. A block or unblock made through this process holds from the moment
+   * it is acknowledged (T16); one made through another master replica is seen within
+   * BLOCKS_REFRESH_MS, when the set is read again — and its gateways enforce it from the command anyway.
+   */
   async isBlocked(metalId: TipsId): Promise<boolean> {
-    return (await this.store.findBlock(metalId)) !== undefined;
+    const now = this.clock.now().getTime();
+    if (now - this.blocksReadAt >= BLOCKS_REFRESH_MS) {
+      const generation = this.blocksGeneration;
+      this.blocksReading ??= this.store
+        .blockedMetalIds()
+        .then((ids) => {
+          if (generation !== this.blocksGeneration) return;
+          this.blocked = new Set(ids);
+          this.blocksReadAt = now;
+        })
+        .finally(() => {
+          this.blocksReading = undefined;
+        });
+      await this.blocksReading;
+    }
+    return this.blocked.has(metalId);
   }
 
   /** The owner's decision records (all, or failures only), newest first. */

@@ -99,6 +99,11 @@ export class KyselyDiscoveryStore implements DiscoveryStore {
     return Number(r.numDeletedRows) > 0;
   }
 
+  async blockedMetalIds(): Promise<TipsId[]> {
+    const rows = await this.db.selectFrom('discovery_blocks').select('metal_id').execute();
+    return rows.map((r) => r.metal_id as TipsId);
+  }
+
   async findBlock(metalId: TipsId): Promise<MetalBlock | undefined> {
     const r = await this.db.selectFrom('discovery_blocks').selectAll().where('metal_id', '=', metalId).executeTakeFirst();
     return r && { metalId: r.metal_id as TipsId, ownerId: r.owner_id as OwnerId, reason: r.reason, blockedAt: r.blocked_at };

@@ -12,4 +12,6 @@ export interface DiscoveryStore {
   putBlock(block: MetalBlock): Promise<void>;
   removeBlock(metalId: TipsId): Promise<boolean>;
   findBlock(metalId: TipsId): Promise<MetalBlock | undefined>;
+  /** Every blocked metal (blocks are few: tampered or quarantined metals). */
+  blockedMetalIds(): Promise<TipsId[]>;
 }

@@ -14,7 +14,8 @@ import {
   type TableSnapshot,
 } from './model.ts';
 import { canonicalString, readSignedHeaders, verifyCanonical } from './signature.ts';
-import type { GatewayStore } from './store.ts';
+import { GroupCommit } from './group-commit.ts';
+import type { GatewayStore, NonceUse } from './store.ts';
 
 const ENROLLMENT_PREFIX = 'tge_';
 const ENROLLMENT_RE = /^tge_[A-Za-z0-9_-]{43}$/;
@@ -55,6 +56,7 @@ export class GatewayService {
   private readonly keys = new Map<GatewayId, { gateway: Gateway; key: KeyObject; loadedAt: number }>();
   private readonly touched = new Map<GatewayId, number>();
   private readonly sockets = new Map<GatewayId, ChannelSocket>();
+  private readonly nonces: GroupCommit<NonceUse, boolean>;
   private lastSeq = 0;
   private noncesSinceSweep = 0;
 
@@ -63,7 +65,9 @@ export class GatewayService {
     private readonly clock: Clock,
     private readonly random: Random,
     private readonly enrollmentTtlMs = ENROLLMENT_TTL_MS,
-  ) {}
+  ) {
+    this.nonces = new GroupCommit((uses) => this.store.rememberNonces(uses));
+  }
 
   /** Creates a gateway record and its one-time enrollment token (returned only here, stored hashed). */
   async create(ownerId: OwnerId, input: { name: string }): Promise<{ gateway: GatewayView; enrollmentToken: string }> {
@@ -143,7 +147,9 @@ export class GatewayService {
     const canonical = canonicalString(input.method, input.pathWithQuery, signed.timestamp, signed.nonce, input.body);
     if (!verifyCanonical(known.key, canonical, signed.signature)) throw new GatewayAuthError('bad signature');
     // Nonces live a little longer than the window on both sides, so a replay is caught until its timestamp is stale.
-    if (!(await this.store.rememberNonce(id, signed.nonce, signed.timestamp + 2 * SIGNATURE_WINDOW_MS))) throw new GatewayAuthError('replayed nonce');
+    if (!(await this.nonces.submit({ gatewayId: id, nonce: signed.nonce, expiresAt: signed.timestamp + 2 * SIGNATURE_WINDOW_MS }))) {
+      throw new GatewayAuthError('replayed nonce');
+    }
     await this.sweepNonces(now);
     await this.seen(id, now);
     return known.gateway;

@@ -2,7 +2,10 @@ import type { GatewayId, OwnerId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
 import type { GatewaysTable } from '../../db/schema.ts';
 import type { ChannelCommand, Gateway, QueuedCommand, TableSnapshot } from './model.ts';
-import type { GatewayStore } from './store.ts';
+import type { GatewayStore, NonceUse } from './store.ts';
+
+// Three bound parameters per nonce; 500 rows stay well below SQLite's and PostgreSQL's limits.
+const NONCE_CHUNK = 500;
 
 const toGateway = (r: GatewaysTable): Gateway => ({
   id: r.id as GatewayId,
@@ -92,13 +95,27 @@ export class KyselyGatewayStore implements GatewayStore {
     await this.db.updateTable('gateways').set({ last_seen_at: at }).where('id', '=', id).execute();
   }
 
-  async rememberNonce(id: GatewayId, nonce: string, expiresAt: number): Promise<boolean> {
-    const r = await this.db
-      .insertInto('gateway_nonces')
-      .values({ gateway_id: id, nonce, expires_at: expiresAt })
-      .onConflict((oc) => oc.columns(['gateway_id', 'nonce']).doNothing())
-      .executeTakeFirst();
-    return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
+  async rememberNonces(uses: NonceUse[]): Promise<boolean[]> {
+    const key = (gatewayId: string, nonce: string) => `${gatewayId} ${nonce}`;
+    const firsts = new Map<string, NonceUse>();
+    for (const u of uses) if (!firsts.has(key(u.gatewayId, u.nonce))) firsts.set(key(u.gatewayId, u.nonce), u);
+    const fresh = new Set<string>();
+    const rows = [...firsts.values()];
+    for (let i = 0; i < rows.length; i += NONCE_CHUNK) {
+      const inserted = await this.db
+        .insertInto('gateway_nonces')
+        .values(rows.slice(i, i + NONCE_CHUNK).map((u) => ({ gateway_id: u.gatewayId, nonce: u.nonce, expires_at: u.expiresAt })))
+        .onConflict((oc) => oc.columns(['gateway_id', 'nonce']).doNothing())
+        .returning(['gateway_id', 'nonce'])
+        .execute();
+      for (const r of inserted) fresh.add(key(r.gateway_id, r.nonce));
+    }
+    // Only the first use of a nonce within the batch can claim the fresh row.
+    return uses.map((u) => {
+      const k = key(u.gatewayId, u.nonce);
+      if (firsts.get(k) !== u) return false;
+      return fresh.has(k);
+    });
   }
 
   async forgetNoncesBefore(unixMs: number): Promise<void> {

@@ -1,6 +1,12 @@
 import type { GatewayId, OwnerId } from '@tips/core';
 import type { Gateway, QueuedCommand, TableSnapshot } from './model.ts';
 
+export interface NonceUse {
+  gatewayId: GatewayId;
+  nonce: string;
+  expiresAt: number;
+}
+
 /** Storage port of the gateways domain (tables `gateways`, `gateway_nonces`, `gateway_tables`, `gateway_commands`). */
 export interface GatewayStore {
   insert(gateway: Gateway, enrollmentTokenHash: string): Promise<void>;
@@ -15,8 +21,11 @@ export interface GatewayStore {
    */
   enroll(tokenHash: string, now: string, publicKey: string, enrolledName: string | null): Promise<Gateway | undefined>;
   touch(id: GatewayId, at: string): Promise<void>;
-  /** Records a nonce until `expiresAt` (unix ms); false when this gateway already used it. */
-  rememberNonce(id: GatewayId, nonce: string, expiresAt: number): Promise<boolean>;
+  /**
+   * Records request nonces until `expiresAt` (unix ms), in one statement; for each, false when
+   * its gateway already used it (before, or earlier in the same batch).
+   */
+  rememberNonces(nonces: NonceUse[]): Promise<boolean[]>;
   forgetNoncesBefore(unixMs: number): Promise<void>;
   putTable(snapshot: TableSnapshot): Promise<void>;
   getTable(id: GatewayId): Promise<TableSnapshot | undefined>;
