@@ -8,6 +8,11 @@ export interface EnrollmentSecret {
   id: string;
   ownerId: OwnerId;
   scope: { kind: 'metal' | 'space'; id: string };
+  /**
+   * 'secret': a pre-shared secret (HTTP Basic on EST). 'image-key': the paper's mode (T14) — the
+   * public key of a key pair baked into the Phase 1 image; the CSR signed with it authenticates.
+   */
+  method: 'secret' | 'image-key';
   maxUses: number;
   uses: number;
   expiresAt: string;
@@ -49,6 +54,8 @@ export interface MetalPrincipal {
 }
 
 export const SECRET_PREFIX = 'est_';
+/** How an image key's hash is told apart from a secret's in storage. */
+export const IMAGE_KEY_PREFIX = 'spki:';
 export const DEFAULT_SECRET_TTL_MINUTES = 24 * 60;
 export const MAX_SECRET_TTL_MINUTES = 365 * 24 * 60;
 export const MAX_SECRET_USES = 100_000;

@@ -1,3 +1,4 @@
+import { createPublicKey } from 'node:crypto';
 import { Agent } from 'node:https';
 import { createEphemeralCa } from './ca.ts';
 import { issueCertificate, parseCertificate, parseCertsOnlyPkcs7, serialFrom, verifyChain } from '@tips/trust';
@@ -247,5 +248,32 @@ describe('S6 mTLS metal API and revocation', () => {
     const { id, cert, key } = await enrolled();
     expect((await owner('DELETE', `/api/v1/metals/${id}`)).statusCode).toBe(204);
     expect((await m.https('GET', '/api/metal/v1/whoami', { cert, key })).json().error.code).toBe('certificate_revoked');
+  });
+});
+
+describe('T14 S6 image-key enrollment: the key pair of the Phase 1 image, rotated after Phase 1', () => {
+  it('enrolls with a CSR signed by the registered image key (no secret), then rotates to a fresh key', async () => {
+    const id = await metal();
+    const image = await makeCsr({ uris: [`urn:tips:metal:${id}`] });
+    const imagePublicKey = createPublicKey(image.keyPem).export({ type: 'spki', format: 'pem' }).toString();
+    const r = await owner('POST', '/api/v1/enrollment/secrets', { metal: id, imagePublicKey, maxUses: 1 });
+    expect(r.statusCode).toBe(201);
+    expect(r.json()).toMatchObject({ method: 'image-key' });
+    expect(r.json().secret).toBeUndefined();
+    // Another key (not the image's) cannot enroll without a secret.
+    const stranger = await m.https('POST', '/.well-known/est/simpleenroll', { headers: PKCS10, body: b64((await makeCsr({ uris: [`urn:tips:metal:${id}`] })).der) });
+    expect(stranger.json().error.code).toBe('enrollment_unauthenticated');
+    const e = await m.https('POST', '/.well-known/est/simpleenroll', { headers: PKCS10, body: b64(image.der) });
+    expect(e.status).toBe(200);
+    const [cert] = parseCertsOnlyPkcs7(new Uint8Array(Buffer.from(e.body, 'base64')));
+    // Rotation after Phase 1: re-enroll with a key generated on the metal; the image key is spent.
+    const fresh = await makeCsr({ uris: [`urn:tips:metal:${id}`] });
+    const re = await m.https('POST', '/.well-known/est/simplereenroll', { headers: PKCS10, body: b64(fresh.der), cert: cert!.toString('pem'), key: image.keyPem });
+    expect(re.status).toBe(200);
+    const again = await m.https('POST', '/.well-known/est/simpleenroll', { headers: PKCS10, body: b64(image.der) });
+    expect(again.json().error.code).toBe('enrollment_secret_exhausted');
+    // An image key is not a password: it never works as HTTP Basic.
+    const asBasic = await enroll({ id: r.json().id, secret: 'anything' }, id);
+    expect(asBasic.r.json().error.code).toBe('enrollment_secret_invalid');
   });
 });

@@ -67,6 +67,7 @@ export function refuseCertificateWithoutToken(req: FastifyRequest, token: string
 const SecretOut = Type.Object({
   id: Type.String(),
   scope: Type.Object({ kind: Type.String({ description: 'metal | space' }), id: Type.String() }),
+  method: Type.String({ description: 'secret | image-key' }),
   maxUses: Type.Integer(),
   uses: Type.Integer(),
   expiresAt: Type.String(),
@@ -104,15 +105,16 @@ export function enrollmentRoutes(app: FastifyInstance, enrollment: EnrollmentSer
             space: Type.Optional(Ref),
             maxUses: Type.Optional(Type.Integer({ description: 'how many enrollments it allows (default 1)' })),
             expiresInMinutes: Type.Optional(Type.Integer({ description: 'default 1440' })),
+            imagePublicKey: Type.Optional(Type.String({ maxLength: 4096, description: 'T14 image-key mode: the P-256 public key (PEM) baked into the Phase 1 image; no secret is made' })),
           },
           { additionalProperties: false },
         ),
-        response: { 201: Type.Intersect([SecretOut, Type.Object({ secret: Type.String() })]), ...errorResponses(400, 404, 422) },
+        response: { 201: Type.Intersect([SecretOut, Type.Object({ secret: Type.Optional(Type.String()) })]), ...errorResponses(400, 404, 422) },
       },
     },
     async (req, reply) => {
       const { secret, value } = await enrollment.createSecret(req.owner.id, req.body);
-      return reply.code(201).send({ ...secretOut(secret), secret: value });
+      return reply.code(201).send({ ...secretOut(secret), ...(value === undefined ? {} : { secret: value }) });
     },
   );
 
@@ -239,8 +241,8 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
     '/simpleenroll',
     { schema: { tags: ['est'], summary: 'Enroll with an enrollment secret (HTTP Basic: secret ID : secret); body: base64 DER PKCS#10', security: [] } },
     async (req, reply) => {
+      // HTTP Basic (secret ID : secret), or none at all in image-key mode (T14).
       const credentials = basicCredentials(req);
-      if (!credentials) throw new EnrollmentError('enrollment_unauthenticated', 'an enrollment secret is required (HTTP Basic: secret ID and secret)');
       requirePkcs10(req);
       const { der } = await enrollment.enroll(credentials, decodeBase64Body(req.body, 'csr'));
       return sendCerts(reply, certsOnly(der));

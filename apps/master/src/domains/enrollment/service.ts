@@ -1,6 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createPublicKey, timingSafeEqual } from 'node:crypto';
 import { encodeBase32, InvalidValueError, type OwnerId, type TipsId } from '@tips/core';
 import { certificateFingerprint, certificateIdentities, certsOnlyPkcs7, issueCertificate, PkiError, parseCertificate, serialFrom, verifyCsr, type x509 } from '@tips/trust';
+import { isUniqueViolation } from '../../db/database.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { MetalService } from '../metals/service.ts';
@@ -11,6 +12,7 @@ import {
   DEFAULT_CERT_LIFETIME_HOURS,
   DEFAULT_SECRET_TTL_MINUTES,
   type EnrollmentSecret,
+  IMAGE_KEY_PREFIX,
   type IssuedCertificate,
   MAX_SECRET_TTL_MINUTES,
   MAX_SECRET_USES,
@@ -23,6 +25,8 @@ import type { EnrollmentStore } from './store.ts';
 export interface CreateSecretInput {
   metal?: string;
   space?: string;
+  /** T14 image-key mode: the public key (PEM) of the key pair baked into the Phase 1 image, instead of a secret. */
+  imagePublicKey?: string;
   maxUses?: number;
   expiresInMinutes?: number;
 }
@@ -38,6 +42,18 @@ const SECRET_ID_RE = /^ens_[0-9a-hjkmnp-tv-z]{26}$/;
 
 /** Secrets are 256-bit random values: a plain SHA-256 is a sufficient at-rest hash. */
 const hashSecret = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex');
+const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** The SPKI DER of an image public key (P-256: the curve EST CSRs are accepted with). */
+function imageKeySpki(pem: string): Uint8Array {
+  try {
+    const k = createPublicKey(pem);
+    if (k.asymmetricKeyType !== 'ec' || k.asymmetricKeyDetails?.namedCurve !== 'prime256v1') throw new Error('expected an ECDSA P-256 public key');
+    return new Uint8Array(k.export({ type: 'spki', format: 'der' }));
+  } catch (e) {
+    throw new InvalidValueError('imagePublicKey', `imagePublicKey: ${(e as Error).message}`);
+  }
+}
 
 function sameHash(a: string, b: string): boolean {
   const x = Buffer.from(a, 'hex');
@@ -88,7 +104,7 @@ export class EnrollmentService {
 
   // --- enrollment secrets (owner API) -------------------------------------------------------
 
-  async createSecret(ownerId: OwnerId, input: CreateSecretInput): Promise<{ secret: EnrollmentSecret; value: string }> {
+  async createSecret(ownerId: OwnerId, input: CreateSecretInput): Promise<{ secret: EnrollmentSecret; value: string | undefined }> {
     if ((input.metal === undefined) === (input.space === undefined)) {
       throw new InvalidValueError(input.metal === undefined ? 'metal' : 'space', 'give exactly one of metal or space');
     }
@@ -110,12 +126,24 @@ export class EnrollmentService {
       id: `ens_${encodeBase32(this.random.bytes(16))}`,
       ownerId,
       scope,
+      method: 'secret',
       maxUses,
       uses: 0,
       expiresAt: new Date(now.getTime() + ttl * 60_000).toISOString(),
       createdAt: now.toISOString(),
       revokedAt: null,
     };
+    if (input.imagePublicKey !== undefined) {
+      const spki = imageKeySpki(input.imagePublicKey);
+      secret.method = 'image-key';
+      try {
+        await this.store.insertSecret(secret, IMAGE_KEY_PREFIX + sha256Hex(spki));
+      } catch (e) {
+        if (isUniqueViolation(e)) throw new InvalidValueError('imagePublicKey', 'this image key is already registered');
+        throw e;
+      }
+      return { secret, value: undefined };
+    }
     const value = SECRET_PREFIX + Buffer.from(this.random.bytes(32)).toString('base64url');
     await this.store.insertSecret(secret, hashSecret(value));
     return { secret, value };
@@ -147,14 +175,27 @@ export class EnrollmentService {
    * Exactly `maxUses` enrollments succeed, however many race; a refused request issues nothing.
    */
   async enroll(credentials: { id: string; secret: string } | undefined, csrDer: Uint8Array): Promise<{ der: Uint8Array; record: IssuedCertificate }> {
-    if (!credentials) throw new EnrollmentError('enrollment_unauthenticated', 'an enrollment secret is required (HTTP Basic: secret ID and secret)');
-    const found = SECRET_ID_RE.test(credentials.id) ? await this.store.findSecret(credentials.id) : undefined;
-    const given = SECRET_RE.test(credentials.secret) ? hashSecret(credentials.secret) : hashSecret(`x${credentials.secret}`);
-    if (!found || !sameHash(found.secretHash, given)) throw new EnrollmentError('enrollment_secret_invalid', 'the enrollment secret is not valid');
-    const secret = found.secret;
+    let secret: EnrollmentSecret;
+    let csr: Awaited<ReturnType<typeof verifyCsr>>;
+    if (credentials) {
+      const found = SECRET_ID_RE.test(credentials.id) ? await this.store.findSecret(credentials.id) : undefined;
+      const given = SECRET_RE.test(credentials.secret) ? hashSecret(credentials.secret) : hashSecret(`x${credentials.secret}`);
+      if (!found || found.secret.method !== 'secret' || !sameHash(found.secretHash, given)) throw new EnrollmentError('enrollment_secret_invalid', 'the enrollment secret is not valid');
+      secret = found.secret;
+      this.assertUsable(secret, this.clock.now());
+      csr = await verifyCsr(csrDer).catch(pkiToEnrollment);
+    } else {
+      // T14 image-key mode: no secret; the CSR's own (verified) signature proves the image key.
+      csr = await verifyCsr(csrDer).catch((e) => {
+        if (e instanceof PkiError) throw new EnrollmentError('enrollment_unauthenticated', 'an enrollment secret (HTTP Basic) or a registered image key is required');
+        throw e;
+      });
+      const found = await this.store.findSecretByHash(IMAGE_KEY_PREFIX + sha256Hex(new Uint8Array(csr.publicKey.rawData)));
+      if (!found) throw new EnrollmentError('enrollment_unauthenticated', 'an enrollment secret (HTTP Basic) or a registered image key is required');
+      secret = found;
+      this.assertUsable(secret, this.clock.now());
+    }
     const now = this.clock.now();
-    this.assertUsable(secret, now);
-    const csr = await verifyCsr(csrDer).catch(pkiToEnrollment);
     const metals = csr.identities.filter((i) => i.kind === 'metal');
     if (csr.identities.length === 0) throw new EnrollmentError('csr_identity_missing', 'the CSR must name its metal: subjectAltName URI urn:tips:metal:<TIPS ID> (or CN = the TIPS ID)', 'csr');
     if (metals.length !== 1 || csr.identities.length !== 1) throw new EnrollmentError('csr_identity_mismatch', 'the CSR must name exactly one metal', 'csr');

@@ -1,13 +1,14 @@
 import type { OwnerId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
 import type { EnrollmentCertificatesTable, EnrollmentSecretsTable } from './tables.ts';
-import type { CertificateSubjectKind, EnrollmentSecret, IssuedCertificate, RevokeReason } from './model.ts';
+import { type CertificateSubjectKind, type EnrollmentSecret, IMAGE_KEY_PREFIX, type IssuedCertificate, type RevokeReason } from './model.ts';
 import type { EnrollmentStore } from './store.ts';
 
 const toSecret = (r: EnrollmentSecretsTable): EnrollmentSecret => ({
   id: r.id,
   ownerId: r.owner_id as OwnerId,
   scope: { kind: r.scope_kind as 'metal' | 'space', id: r.scope_id },
+  method: r.secret_hash.startsWith(IMAGE_KEY_PREFIX) ? 'image-key' : 'secret',
   maxUses: Number(r.max_uses),
   uses: Number(r.uses),
   expiresAt: r.expires_at,
@@ -73,6 +74,11 @@ export class KyselyEnrollmentStore implements EnrollmentStore {
   async findSecret(id: string): Promise<{ secret: EnrollmentSecret; secretHash: string } | undefined> {
     const r = await this.db.selectFrom('enrollment_secrets').selectAll().where('id', '=', id).executeTakeFirst();
     return r && { secret: toSecret(r), secretHash: r.secret_hash };
+  }
+
+  async findSecretByHash(secretHash: string): Promise<EnrollmentSecret | undefined> {
+    const r = await this.db.selectFrom('enrollment_secrets').selectAll().where('secret_hash', '=', secretHash).executeTakeFirst();
+    return r && toSecret(r);
   }
 
   async listSecrets(ownerId: OwnerId): Promise<EnrollmentSecret[]> {

@@ -5,6 +5,7 @@ import type { EnrollmentSecret, IssuedCertificate, RevokeReason } from './model.
 export interface EnrollmentStore {
   insertSecret(secret: EnrollmentSecret, secretHash: string): Promise<void>;
   findSecret(id: string): Promise<{ secret: EnrollmentSecret; secretHash: string } | undefined>;
+  findSecretByHash(secretHash: string): Promise<EnrollmentSecret | undefined>;
   listSecrets(ownerId: OwnerId): Promise<EnrollmentSecret[]>;
   revokeSecret(ownerId: OwnerId, id: string, at: string): Promise<boolean>;
   /**

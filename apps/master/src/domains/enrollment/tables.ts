@@ -8,6 +8,7 @@ export interface EnrollmentSecretsTable {
   /** 'metal' or 'space': what the secret may enroll. */
   scope_kind: string;
   scope_id: string;
+  /** SHA-256 hex of the secret, or `spki:` + SHA-256 hex of an image public key (T14). */
   secret_hash: string;
   max_uses: number;
   uses: number;
