@@ -78,6 +78,7 @@ export function createProgram(): Command {
     .option('--nat-sample <duration>', 'how often NAT columns are read from conntrack', parseDuration, 2000)
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (o) => {
+      if (o.leaseTime < 60_000) throw new InvalidArgumentError('--lease-time must be at least 60s');
       const log = pino({ level: o.logLevel, base: { app: 'tips-gateway' } });
       const pool = parsePoolRange(o.pool);
       mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
@@ -92,7 +93,7 @@ export function createProgram(): Command {
           lanType: parseInterfaceType(o.lanType, 'lan-type'),
           uplink: o.uplink,
           pool,
-          leaseTimeSec: Math.max(60, Math.round(o.leaseTime / 1000)),
+          leaseTimeSec: Math.round(o.leaseTime / 1000),
           dnsServers: o.dns,
           boot: {
             tftpServer: o.tftpServer ? ipv4(o.tftpServer) : lan.ip,

@@ -92,7 +92,7 @@ export class Registrar {
           ? this.o.table.decide(mac, gi, { state: 'active', tipsId: d.tipsId, reason: null })
           : this.o.table.decide(mac, gi, { state: 'blocked', tipsId: d.tipsId ?? null, reason: d.reason });
       this.o.metrics.registrations.inc({ outcome: d.decision });
-      this.o.log.info({ mac, gatewayInterface: gi, decision: d.decision, tipsId: d.decision === 'active' ? d.tipsId : d.tipsId, reason: d.decision === 'blocked' ? d.reason : undefined }, 'registration decided');
+      this.o.log.info({ mac, gatewayInterface: gi, decision: d.decision, tipsId: d.tipsId, reason: d.decision === 'blocked' ? d.reason : undefined }, 'registration decided');
       if (change) this.o.onDecision(change.before, change.after);
       retry = false;
     } catch (err) {
