@@ -419,7 +419,7 @@ describe('T5 T6 T7 T8 T9 T10 T11 T16 the gateway contains undeclared metals (net
     const mac = randomMac();
     const metal = await declareMetal('e2e-seven', [{ name: 'eth0', mac }], { defaultSpace: phase1Space });
     const m = await startMetal([mac]);
-    await leased(m);
+    const ip = await leased(m);
     await rowInState(mac, 'active');
     expect(await until('active traffic', async () => reachesExternal(m))).toBe(true);
     // A long-lived flow that exists before the block.
@@ -434,6 +434,10 @@ describe('T5 T6 T7 T8 T9 T10 T11 T16 the gateway contains undeclared metals (net
     const before = (ping.output.match(/seq=/g) ?? []).length;
     await new Promise((r) => setTimeout(r, 1500));
     expect((ping.output.match(/seq=/g) ?? []).length).toBe(before);
+    // The kernel holds no tracked connection of that address any more (conntrack was flushed and
+    // the pings since then were dropped before confirmation).
+    const tracked = await gw.exec('conntrack', ['-L', '-s', ip]);
+    expect(tracked.stderr).toMatch(/0 flow entries/);
     ping.signal('SIGKILL');
     expect((await row(mac))?.state).toBe('blocked');
   });
