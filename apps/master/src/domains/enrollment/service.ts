@@ -180,7 +180,7 @@ export class EnrollmentService {
     if (credentials) {
       const found = SECRET_ID_RE.test(credentials.id) ? await this.store.findSecret(credentials.id) : undefined;
       const given = SECRET_RE.test(credentials.secret) ? hashSecret(credentials.secret) : hashSecret(`x${credentials.secret}`);
-      if (!found || found.secret.method !== 'secret' || !sameHash(found.secretHash, given)) throw new EnrollmentError('enrollment_secret_invalid', 'the enrollment secret is not valid');
+      if (found?.secret.method !== 'secret' || !sameHash(found.secretHash, given)) throw new EnrollmentError('enrollment_secret_invalid', 'the enrollment secret is not valid');
       secret = found.secret;
       this.assertUsable(secret, this.clock.now());
       csr = await verifyCsr(csrDer).catch(pkiToEnrollment);
