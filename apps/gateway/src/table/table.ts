@@ -142,16 +142,21 @@ export class InterfaceTable {
     })();
   }
 
-  /** Applies TIPS-D's answer. Returns the row before and after, or undefined when the row is gone. */
+  /**
+   * Applies a decision. With `onlyFrom`, nothing changes unless the row is still in that state (an
+   * answer to a registration must not undo a block that arrived while it was in flight).
+   * Returns the row before and after, or undefined when nothing changed hands.
+   */
   decide(
     mac: string,
     gatewayInterface: string,
-    d: { state: 'active' | 'blocked'; tipsId: string | null; reason: string | null },
+    d: { state: 'active' | 'blocked'; tipsId: string | null; reason: string | null; onlyFrom?: InterfaceState },
   ): { before: InterfaceRow; after: InterfaceRow } | undefined {
     const now = this.now();
     return this.db.transaction(() => {
       const before = this.get(mac, gatewayInterface);
       if (!before) return undefined;
+      if (d.onlyFrom !== undefined && before.state !== d.onlyFrom) return undefined;
       const since = before.state === d.state ? before.since : now;
       this.db
         .prepare('UPDATE interfaces SET state = ?, tips_id = COALESCE(?, tips_id), reason = ?, since = ?, updated_at = ? WHERE mac = ? AND gateway_interface = ?')

@@ -89,8 +89,8 @@ export class Registrar {
       });
       const change =
         d.decision === 'active'
-          ? this.o.table.decide(mac, gi, { state: 'active', tipsId: d.tipsId, reason: null })
-          : this.o.table.decide(mac, gi, { state: 'blocked', tipsId: d.tipsId ?? null, reason: d.reason });
+          ? this.o.table.decide(mac, gi, { state: 'active', tipsId: d.tipsId, reason: null, onlyFrom: 'pending' })
+          : this.o.table.decide(mac, gi, { state: 'blocked', tipsId: d.tipsId ?? null, reason: d.reason, onlyFrom: 'pending' });
       this.o.metrics.registrations.inc({ outcome: d.decision });
       this.o.log.info({ mac, gatewayInterface: gi, decision: d.decision, tipsId: d.tipsId, reason: d.decision === 'blocked' ? d.reason : undefined }, 'registration decided');
       if (change) this.o.onDecision(change.before, change.after);

@@ -175,6 +175,31 @@ describe('T6 T7 registration at TIPS-D: signed, retried with backoff, never fail
     expect(table.get('02:00:00:00:00:01', 'br0')).toMatchObject({ state: 'pending', reason: 'master_unreachable' });
   });
 
+  it('an answer that arrives after a block does not undo the block', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    registrar = new Registrar({
+      table,
+      register: async () => {
+        await gate;
+        return { decision: 'active', tipsId: 'mtl_1' };
+      },
+      onDecision: (_b, a) => decisions.push(`${a.mac}:${a.state}`),
+      log,
+      metrics: createMetrics(),
+      backoff: { initialMs: 10, maxMs: 40 },
+      pendingTimeoutMs: 60_000,
+    });
+    registrar.kickAll();
+    table.block(null, ['02:00:00:00:00:01'], 'metal_blocked');
+    release();
+    await until(() => !registrar!.busy);
+    expect(table.get('02:00:00:00:00:01', 'br0')).toMatchObject({ state: 'blocked', reason: 'metal_blocked' });
+    expect(decisions).toEqual([]);
+  });
+
   it('parseDecision accepts only well-formed answers', () => {
     expect(parseDecision({ decision: 'active', tipsId: 'mtl_1' })).toEqual({ decision: 'active', tipsId: 'mtl_1' });
     expect(() => parseDecision({ decision: 'active' })).toThrow(/not a decision/);
