@@ -150,18 +150,44 @@ const CONTEXT_HEADS = { Signature1: encodeCbor('Signature1'), MAC0: encodeCbor('
 /** Sig_structure / MAC_structure (RFC 9052 §4.4, §6.3), written straight into one buffer. */
 export function sigStructure(context: 'Signature1' | 'MAC0', protectedBytes: Uint8Array, externalAad: Uint8Array, payload: Uint8Array): Uint8Array {
   const ctx = CONTEXT_HEADS[context];
-  const parts = [bstrHead(protectedBytes.length), protectedBytes, bstrHead(externalAad.length), externalAad, bstrHead(payload.length), payload];
-  let size = 1 + ctx.length;
-  for (const p of parts) size += p.length;
+  const size = 1 + ctx.length + headLength(protectedBytes.length) + protectedBytes.length + headLength(externalAad.length) + externalAad.length + headLength(payload.length) + payload.length;
   const out = new Uint8Array(size);
   out[0] = 0x84;
   out.set(ctx, 1);
   let at = 1 + ctx.length;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
+  at = putBstr(out, at, protectedBytes);
+  at = putBstr(out, at, externalAad);
+  putBstr(out, at, payload);
   return out;
+}
+
+function headLength(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
+}
+
+function putBstr(out: Uint8Array, at: number, data: Uint8Array): number {
+  const head = headLength(data.length) === 9 ? bstrHead(data.length) : null;
+  const n = data.length;
+  if (head) {
+    out.set(head, at);
+    at += head.length;
+  } else if (n < 24) out[at++] = 0x40 | n;
+  else if (n < 0x100) {
+    out[at++] = 0x58;
+    out[at++] = n;
+  } else if (n < 0x10000) {
+    out[at++] = 0x59;
+    out[at++] = n >> 8;
+    out[at++] = n & 0xff;
+  } else {
+    out[at++] = 0x5a;
+    out[at++] = (n >>> 24) & 0xff;
+    out[at++] = (n >>> 16) & 0xff;
+    out[at++] = (n >>> 8) & 0xff;
+    out[at++] = n & 0xff;
+  }
+  out.set(data, at);
+  return at + n;
 }
 
 function protectedBytesOf(headers: CborMap): Uint8Array {
@@ -290,13 +316,8 @@ export function coseVerify(input: Uint8Array | CoseSingle, keys: readonly CoseKe
   }
   const payload = payloadOf(c, opts);
   const kid = coseKid(c);
-  const candidates = keys.filter((k) => {
-    if (kid && k.kid && Buffer.compare(Buffer.from(kid), Buffer.from(k.kid)) !== 0) return false;
-    if (k.alg !== undefined && k.alg !== alg && !(isEcdsaP256Pair(k.alg, alg) || isEdPair(k.alg, alg))) return false;
-    if (isMac) return k.secret !== undefined;
-    const a = SIGNATURE_ALGORITHMS.get(alg)!;
-    return k.publicKey !== undefined && keyFits(k.publicKey, a);
-  });
+  const candidates: CoseKey[] = [];
+  for (const k of keys) if (keyCandidate(k, kid, alg, isMac)) candidates.push(k);
   if (candidates.length === 0) {
     throw new SuitError('suit_untrusted_key', `expected a trusted ${isMac ? 'symmetric' : 'public'} key for alg ${alg}${kid ? ` and kid ${Buffer.from(kid).toString('hex')}` : ''}, came none in the trust list`);
   }
@@ -310,6 +331,13 @@ export function coseVerify(input: Uint8Array | CoseSingle, keys: readonly CoseKe
     } else if (verifySignature(alg, k.publicKey!, data, c.tag)) return { payload, alg, key: k, cose: c };
   }
   throw new SuitError('suit_signature_invalid', `expected a ${isMac ? 'MAC' : 'signature'} made by a trusted key, came one that no trusted key verifies`);
+}
+
+function keyCandidate(k: CoseKey, kid: Uint8Array | undefined, alg: number, isMac: boolean): boolean {
+  if (kid && k.kid && Buffer.compare(Buffer.from(kid), Buffer.from(k.kid)) !== 0) return false;
+  if (k.alg !== undefined && k.alg !== alg && !(isEcdsaP256Pair(k.alg, alg) || isEdPair(k.alg, alg))) return false;
+  if (isMac) return k.secret !== undefined;
+  return k.publicKey !== undefined && keyFits(k.publicKey, SIGNATURE_ALGORITHMS.get(alg)!);
 }
 
 function isEcdsaP256Pair(a: number, b: number): boolean {

@@ -381,7 +381,12 @@ export function decodeManifest(bytes: Uint8Array): { manifest: SuitManifest; tag
   if (seq === undefined) fail('suit_missing_member', 'manifest: expected manifest-sequence-number (2), came none');
   expectType(isUint(seq), 'manifest-sequence-number', 'an unsigned integer', seq);
   if (!common) fail('suit_missing_member', 'manifest: expected common (3), came none');
-  return { manifest: { version: 1, sequenceNumber: seq as number | bigint, common, sequences, severable, ...out }, tagged };
+  // Built without object spread: spreading is several microseconds on this hot path.
+  const manifest: SuitManifest = { version: 1, sequenceNumber: seq as number | bigint, common, sequences, severable };
+  if (out.referenceUri !== undefined) manifest.referenceUri = out.referenceUri;
+  if (out.manifestComponentId) manifest.manifestComponentId = out.manifestComponentId;
+  if (out.currentVersion) manifest.currentVersion = out.currentVersion;
+  return { manifest, tagged };
 }
 
 export function encodeManifest(m: SuitManifest, tagged = false): Uint8Array {

@@ -8,7 +8,7 @@ import * as nodeCrypto from 'node:crypto';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { bstrHead, wrapBstr } from './cbor.ts';
 import { DIGEST_ALGORITHMS, MEMBER_NAMES, SUIT_PARAMETER_CLASS_IDENTIFIER, SUIT_PARAMETER_VENDOR_IDENTIFIER } from './constants.ts';
-import { type CoseSingle, coseVerify, parseCoseSingle } from './cose.ts';
+import { type CoseSingle, type CoseVerifyOptions, coseVerify, parseCoseSingle } from './cose.ts';
 import { asSuitError, SuitError } from './errors.ts';
 import type { CoseKey, TrustedKey } from './keys.ts';
 import {
@@ -96,10 +96,12 @@ export function authenticate(decoded: DecodedEnvelope, trust: readonly TrustedKe
   if (!auth || auth.blocks.length === 0) throw new SuitError('suit_unsigned', 'authentication-wrapper: expected at least one COSE authentication block, came none');
   let verifiedKey: CoseKey | undefined;
   let firstError: SuitError | undefined;
+  const coseOptions: CoseVerifyOptions = { detachedPayload: auth.digestBytes };
+  if (options.algorithms) coseOptions.algorithms = options.algorithms;
   for (const block of auth.blocks) {
     try {
       const cose: CoseSingle = parseCoseSingle(decodeCbor(block, { maxDepth: 16 }));
-      const v = coseVerify(cose, trust, { detachedPayload: auth.digestBytes, ...(options.algorithms ? { algorithms: options.algorithms } : {}) });
+      const v = coseVerify(cose, trust, coseOptions);
       if (cose.payload !== null && Buffer.compare(Buffer.from(cose.payload), Buffer.from(auth.digestBytes)) !== 0) {
         throw new SuitError('suit_digest_mismatch', 'authentication block: expected its payload to be the manifest digest, came other bytes');
       }
@@ -126,7 +128,9 @@ export function authenticate(decoded: DecodedEnvelope, trust: readonly TrustedKe
     }
     members.set(k, parseSeveredMember(k, bytes));
   }
-  return { ...decoded, manifest: env.manifest, manifestDigest: auth.digest, key: verifiedKey as TrustedKey, members } as AuthenticatedEnvelope;
+  // An explicit literal, not a spread of `decoded`: spreading costs microseconds per envelope.
+  const out: AuthenticatedFields = { bytes: decoded.bytes, envelope: env, manifest: env.manifest, manifestDigest: auth.digest, key: verifiedKey as TrustedKey, members };
+  return out as AuthenticatedEnvelope;
 }
 
 /** Where the device keeps the last accepted sequence number per component (S4). */
@@ -233,7 +237,7 @@ export interface VerifyOptions {
 
 /** All stages in order. Throws SuitError with a stable code. */
 export async function verifyEnvelope(bytes: Uint8Array, options: VerifyOptions): Promise<VerifiedManifest> {
-  const auth = authenticate(decodeStage(bytes), options.trust, options.algorithms ? { algorithms: options.algorithms } : {});
+  const auth = authenticate(decodeStage(bytes), options.trust, options);
   const fresh = options.sequenceStore
     ? await checkRollback(auth, options.sequenceStore)
     : checkRollbackWith(auth, { currentSeq: options.currentSeq });
@@ -242,7 +246,7 @@ export async function verifyEnvelope(bytes: Uint8Array, options: VerifyOptions):
 
 /** Synchronous variant for a known current sequence number (no async store). */
 export function verifyEnvelopeSync(bytes: Uint8Array, options: Omit<VerifyOptions, 'sequenceStore'>): VerifiedManifest {
-  const auth = authenticate(decodeStage(bytes), options.trust, options.algorithms ? { algorithms: options.algorithms } : {});
+  const auth = authenticate(decodeStage(bytes), options.trust, options);
   return checkPolicy(
     checkRollbackWith(auth, { currentSeq: options.currentSeq }),
     options.device ?? {},

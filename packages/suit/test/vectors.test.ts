@@ -218,3 +218,46 @@ describe('S1 COSE WG Sign1 examples', () => {
     expect(encodeCbor(decodeCbor(new Uint8Array([0xa0])))).toEqual(new Uint8Array([0xa0]));
   });
 });
+
+describe('S1 COSE algorithms and envelope forms', () => {
+  it('ES256 (-7), ESP256 (-9), EdDSA (-8), Ed25519 (-19) and HMAC 256/256 (5) sign and verify SUIT envelopes', async () => {
+    const { generateSigningKey, signEnvelope } = await import('../src/index.ts');
+    const unsigned = specExampleHex(0)[0]!;
+    const cases: [number, ReturnType<typeof generateSigningKey>['key']][] = [
+      [-7, generateSigningKey('es256').key],
+      [-9, generateSigningKey('es256').key],
+      [-8, generateSigningKey('ed25519').key],
+      [-19, generateSigningKey('ed25519').key],
+    ];
+    for (const [alg, key] of cases) {
+      const signed = signEnvelope(unsigned, key, { alg });
+      const block = decodeEnvelope(signed).authentication!.blocks[0]!;
+      expect(decodeCoseSingle(block).protectedHeaders.get(1)).toBe(alg);
+      await expect(verifyEnvelope(signed, { trust: [{ publicKey: key.publicKey! }] })).resolves.toBeTruthy();
+      // A restricted trust list refuses the other algorithms.
+      await expect(verifyEnvelope(signed, { trust: [{ publicKey: key.publicKey! }], algorithms: [alg === -7 ? -9 : -7] })).rejects.toMatchObject({ code: 'cose_alg_unsupported' });
+    }
+    const mac = signEnvelope(unsigned, symmetricKey(HMAC_KEY));
+    expect(decodeCoseSingle(decodeEnvelope(mac).authentication!.blocks[0]!).protectedHeaders.get(1)).toBe(5);
+    await expect(verifyEnvelope(mac, { trust: hmacTrust })).resolves.toBeTruthy();
+  });
+
+  it('an untagged envelope decodes, re-encodes byte-identical and verifies', async () => {
+    const tagged = specExampleHex(0).at(-1)!;
+    expect([tagged[0], tagged[1]]).toEqual([0xd8, 0x6b]);
+    const untagged = tagged.subarray(2);
+    const env = decodeEnvelope(untagged);
+    expect(env.tagged).toBe(false);
+    expect(hex(encodeEnvelope(env))).toBe(hex(untagged));
+    await expect(verifyEnvelope(untagged, { trust })).resolves.toBeTruthy();
+  });
+
+  it('the libcsuit HMAC vectors are COSE_Mac0 with HMAC 256/256 (5)', () => {
+    for (const n of ['AW', 'AF', 'AFS']) {
+      const block = decodeEnvelope(vector('libcsuit', `suit_manifest_exp${n}.suit`)).authentication!.blocks[0]!;
+      const c = decodeCoseSingle(block);
+      expect(c.type).toBe('mac0');
+      expect(c.protectedHeaders.get(1)).toBe(5);
+    }
+  });
+});
