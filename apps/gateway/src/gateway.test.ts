@@ -18,7 +18,12 @@ import { privateKeyFromSeed } from './uplink/sign.ts';
 class RecordingEnforcer implements Enforcer {
   applied: InterfaceRow[][] = [];
   flushed: string[] = [];
+  failures = 0;
   async apply(rows: InterfaceRow[]): Promise<void> {
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Error('nft: resource busy');
+    }
     this.applied.push(rows);
   }
   async flushConnections(ip: string): Promise<void> {
@@ -122,6 +127,15 @@ describe('T5 T7 T10 T16 the gateway daemon: rules before service, commands, expi
     await gw.onCommand({ type: 'clear', mac: MAC });
     expect(gw.table.get(MAC, 'lo')).toBeUndefined();
     expect(enforcer.applied.at(-1)!.find((r) => r.mac === MAC)).toBeUndefined();
+  });
+
+  it('a failed rule application is retried until the block is in the kernel', async () => {
+    await join4(MAC);
+    enforcer.failures = 2;
+    await gw.onCommand({ type: 'block', tipsId: null, macs: [MAC] });
+    await until(() => enforcer.applied.at(-1)?.find((r) => r.mac === MAC)?.state === 'blocked', 5000);
+    expect(enforcer.failures).toBe(0);
+    expect(enforcer.flushed).toContain('127.0.0.100');
   });
 
   it('a row whose lease expired loses its address in the rules', async () => {

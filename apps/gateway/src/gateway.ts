@@ -200,8 +200,13 @@ export class Gateway {
         for (const ip of ips) await this.enforcer.flushConnections(ip);
       })
       .catch((err) => {
+        // A block that is not in the kernel is a hole: keep trying until the rules are in.
         this.metrics.enforcerApplies.inc({ outcome: 'failed' });
-        this.log.error({ err }, 'enforcement failed');
+        this.log.error({ err }, 'enforcement failed, retrying in 1 s');
+        if (!this.stopped) {
+          const t = setTimeout(() => void this.queueApply(...ips), 1000);
+          t.unref();
+        }
       });
     return this.applyChain;
   }
@@ -286,7 +291,10 @@ export class Gateway {
     });
   }
 
+  private stopped = false;
+
   async stop(): Promise<void> {
+    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     if (this.reportTimer) clearTimeout(this.reportTimer);
     this.registrar?.stop();
