@@ -37,12 +37,13 @@ const program = new Command('tips-master')
     const db = await openDatabase(config.database);
     const blobs = await FsBlobStore.open(join(config.dataDir, 'glazes'));
     const { ca, created: caCreated } = await openCaDir(config.caDir, { clock: systemClock, random: systemRandom });
+    const tokenKey = importKey(await openTokenKey(config.caDir));
     const { app, services } = await buildApp({
       db,
       blobs,
       maxGlazeBytes: config.maxGlazeBytes,
       ca: async () => ca,
-      tokenKey: async () => importKey(openTokenKey(config.caDir)),
+      tokenKey: async () => tokenKey,
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);

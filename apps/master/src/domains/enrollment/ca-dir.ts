@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -20,13 +20,41 @@ export function writeFileAtomic(path: string, data: string, mode = 0o644): void 
 }
 
 /**
+ * Runs `fn` holding `<dir>/.lock` (O_EXCL), so master replicas starting together on one CA
+ * directory make one CA, one server certificate and one token key, never several.
+ */
+export async function withCaDirLock<T>(dir: string, fn: () => Promise<T> | T, timeoutMs = 30_000): Promise<T> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const lock = join(dir, '.lock');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx', 0o600));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if (Date.now() > deadline) throw new Error(`CA directory ${dir} stays locked by ${lock}; remove that file if no master is starting`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+/**
  * Opens the master's CA directory: root.pem, intermediate.pem and intermediate-key.pem as
  * `tips ca init` wrote them (root-key.pem, if present, is never read). An empty directory gets a
  * fresh root and intermediate, the root key discarded at once (a master that mints its own CA
  * can never be made to sign another intermediate).
  */
-export async function openCaDir(dir: string, ports: { clock: Clock; random: Random }): Promise<{ ca: MasterCa; created: boolean }> {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+export function openCaDir(dir: string, ports: { clock: Clock; random: Random }): Promise<{ ca: MasterCa; created: boolean }> {
+  return withCaDirLock(dir, () => openCaDirLocked(dir, ports));
+}
+
+async function openCaDirLocked(dir: string, ports: { clock: Clock; random: Random }): Promise<{ ca: MasterCa; created: boolean }> {
   const files = [CA_FILES.root, CA_FILES.intermediate, CA_FILES.intermediateKey].map((f) => join(dir, f));
   const present = files.filter((f) => existsSync(f));
   if (present.length === files.length) {
@@ -46,7 +74,15 @@ export async function openCaDir(dir: string, ports: { clock: Clock; random: Rand
  * The master's TLS server certificate, issued by its own intermediate: reused while it is issued
  * by the current intermediate, names `hostnames` and has more than a day left; reissued otherwise.
  */
-export async function ensureServerCertificate(
+export function ensureServerCertificate(
+  dir: string,
+  ca: MasterCa,
+  opts: { hostnames: string[]; clock: Clock; random: Random },
+): Promise<{ chainPem: string; keyPem: string; clientCaPem: string }> {
+  return withCaDirLock(dir, () => ensureServerCertificateLocked(dir, ca, opts));
+}
+
+async function ensureServerCertificateLocked(
   dir: string,
   ca: MasterCa,
   opts: { hostnames: string[]; clock: Clock; random: Random },
@@ -73,7 +109,11 @@ export async function ensureServerCertificate(
 }
 
 /** The Ed25519 key authorization tokens are signed with: token-key.pem in the CA directory, made on first start. */
-export function openTokenKey(dir: string): ReturnType<typeof createPrivateKey> {
+export function openTokenKey(dir: string): Promise<ReturnType<typeof createPrivateKey>> {
+  return withCaDirLock(dir, () => openTokenKeyLocked(dir));
+}
+
+function openTokenKeyLocked(dir: string): ReturnType<typeof createPrivateKey> {
   const file = join(dir, 'token-key.pem');
   if (existsSync(file)) {
     const key = createPrivateKey(readFileSync(file, 'utf8'));
