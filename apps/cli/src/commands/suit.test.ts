@@ -113,6 +113,12 @@ describe('S8 tips suit: create, sign, inspect, verify', () => {
     const both = tips('create', '--vendor-domain', 'a.b', '--class', 'c', '--component', 'x', '--seq', '1', '--payload', 'payload.bin', '--out', 'x.suit');
     expect(both.code).toBe(2);
     expectOneLineError(both, 'bad_delivery');
+    const unwritable = tips('keygen', '--alg', 'ed25519', '--out', join('no', 'such', 'dir', 'k'));
+    expect(unwritable.code).toBe(1);
+    expectOneLineError(unwritable, 'write_failed');
+    const badAlg = tips('keygen', '--alg', 'rsa', '--out', 'k');
+    expect(badAlg.code).toBe(2);
+    expectOneLineError(badAlg, 'bad_alg');
     const missing = tips('inspect', 'nope.suit');
     expect(missing.code).toBe(2);
     expectOneLineError(missing, 'file_unreadable');

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   buildEnvelope,
@@ -36,14 +36,19 @@ function readInput(path: string, what: string): Uint8Array {
 /** Writes through a temp file, fsync and rename, so a reader never sees half an envelope. */
 function writeDurable(path: string, data: Uint8Array | string, mode = 0o644): void {
   const tmp = join(dirname(path), `.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmp, 'w', mode);
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = openSync(tmp, 'w', mode);
+    try {
+      writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw new CliError('write_failed', `${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, EXIT.failure);
   }
-  renameSync(tmp, path);
 }
 
 /** A key file: PEM, JWK (JSON) or COSE_Key (CBOR). */
