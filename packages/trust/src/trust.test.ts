@@ -9,7 +9,10 @@ import {
   certificateIdentities,
   createIntermediateCa,
   createRootCa,
+  decodeReenrollment,
   decodeTrustList,
+  ENROLLMENT_COMPONENT,
+  encodeReenrollment,
   encodeTrustList,
   generateKeyPair,
   issueCertificate,
@@ -17,6 +20,7 @@ import {
   parseCertsOnlyPkcs7,
   certsOnlyPkcs7,
   parseIdentityUri,
+  reenrollmentFromUpdate,
   serialFrom,
   TRUST_LIST_COMPONENT,
   type TrustList,
@@ -177,5 +181,22 @@ describe('S5 device trust list: operators and update servers, changed only by a 
     expect(acceptsUpdateServer(pinned, chain)?.name).toBe('pin');
     const stranger = listOf([operator()], 1, [{ name: 'x', caFingerprints: ['b'.repeat(64)], certFingerprints: [] }]);
     expect(acceptsUpdateServer(stranger, chain)).toBeUndefined();
+  });
+});
+
+describe('S6 a new enrollment secret rides inside a signed update', () => {
+  it('yields the EST address and secret only from a verified manifest for the enrollment component with a matching digest', () => {
+    const a = operator();
+    const trust = operatorKeys(listOf([a], 1));
+    const instruction = { estUri: 'https://master:8443/.well-known/est', secretId: 'ens_0123456789abcdefghjkmnpqrs', secret: `est_${'A'.repeat(43)}` };
+    const payload = encodeReenrollment(instruction);
+    const mk = (component: Uint8Array[], body: Uint8Array) =>
+      buildEnvelope({ vendorDomain: 'tips.local', classInfo: 'pi', component, sequenceNumber: 10, payload: body, delivery: { mode: 'integrated' }, key: a.cose });
+    const verified = verifyEnvelopeSync(mk(ENROLLMENT_COMPONENT, payload), { trust });
+    expect(reenrollmentFromUpdate(verified, payload)).toEqual(instruction);
+    expect(() => reenrollmentFromUpdate(verified, encodeReenrollment({ ...instruction, secret: `est_${'B'.repeat(43)}` }))).toThrow(expect.objectContaining({ code: 'trust_list_digest_mismatch' }));
+    const elsewhere = verifyEnvelopeSync(mk(TRUST_LIST_COMPONENT, payload), { trust });
+    expect(() => reenrollmentFromUpdate(elsewhere, payload)).toThrow(expect.objectContaining({ code: 'trust_list_wrong_component' }));
+    expect(() => decodeReenrollment(encodeReenrollment({ ...instruction, estUri: 'http://plain/est' }))).toThrow(TrustListError);
   });
 });
