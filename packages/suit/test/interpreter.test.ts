@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  type CborValue,
   componentKey,
   encodeCbor,
   importKey,
@@ -111,5 +112,58 @@ describe('S1/S12 interpreter runs real manifests against a device', () => {
     expect(r.componentIndex).toBe(0);
     expect(r.offset).toBeGreaterThan(0);
     expect(encodeCbor(r.properties).length).toBeGreaterThan(1);
+  });
+});
+
+describe('S1 interpreter fuzz: random command sequences never crash it (fast-check)', () => {
+  it('any verified manifest runs to ok or to a typed failure with its report reason', async () => {
+    const { buildEnvelope, decodeEnvelope, encodeEnvelope, encodeManifest, generateSigningKey, signEnvelope } = await import('../src/index.ts');
+    const fc = (await import('fast-check')).default;
+    const { key } = generateSigningKey('ed25519');
+    const base = decodeEnvelope(buildEnvelope({ vendorId: VENDOR, classId: CLASS, component: 'c', sequenceNumber: 1, payload: RAW, delivery: { mode: 'integrated' } }));
+    const param = fc.oneof(
+      fc.tuple(fc.constant(1), fc.constantFrom(VENDOR, new Uint8Array(16))),
+      fc.tuple(fc.constant(3), fc.constant(encodeCbor([-16, new Uint8Array(32)]))),
+      fc.tuple(fc.constantFrom(5, 14, 22), fc.nat(3)),
+      fc.tuple(fc.constant(13), fc.boolean()),
+      fc.tuple(fc.constant(18), fc.uint8Array({ maxLength: 4 })),
+      fc.tuple(fc.constant(21), fc.constantFrom('#payload', '#nope', 'https://x/y')),
+    );
+    const command = fc.letrec<{ cmd: { id: number; arg: import('../src/index.ts').SuitCommandArg } }>((tie) => ({
+      cmd: fc.oneof(
+        { depthSize: 'small' },
+        fc.record({ id: fc.constantFrom(1, 2, 3, 5, 6, 14, 18, 21, 22, 23, 24, 25, 31, 26, 99), arg: fc.constant({ kind: 'policy' as const, policy: 15 }) }),
+        fc.record({ id: fc.constant(12), arg: fc.constantFrom<number | true>(0, 1, 2, true).map((index) => ({ kind: 'index' as const, index })) }),
+        fc.record({ id: fc.constantFrom(19, 20), arg: fc.array(param, { maxLength: 4 }).map((ps) => ({ kind: 'parameters' as const, parameters: new Map<number, CborValue>(ps as [number, CborValue][]) })) }),
+        fc.record({
+          id: fc.constant(15),
+          arg: fc.tuple(fc.array(fc.array(tie('cmd'), { maxLength: 3 }), { minLength: 1, maxLength: 2 }), fc.boolean()).map(([opts, nil]) => ({
+            kind: 'try-each' as const,
+            otherwiseNil: nil,
+            options: opts.map((commands) => ({ bytes: new Uint8Array(0), commands })),
+          })),
+        }),
+      ),
+    })).cmd;
+    await fc.assert(
+      fc.asyncProperty(fc.array(command, { maxLength: 8 }), async (commands) => {
+        const m = structuredClone(base.manifest);
+        const seq = { bytes: new Uint8Array(0), commands };
+        m.sequences.set(7, seq);
+        const env = { ...base, manifest: m, manifestBytes: encodeManifest(m), authentication: undefined };
+        delete env.authentication;
+        const signed = signEnvelope(encodeEnvelope(env), key);
+        const v = await verifyEnvelope(signed, { trust: [key] });
+        const dev = new MemoryDevice([[new Uint8Array(Buffer.from('c'))]], { vendorId: VENDOR, classId: CLASS }, new Map([['https://x/y', RAW]]));
+        const r = await runManifest(v, dev);
+        if (!r.ok) {
+          expect(SUIT_REPORT_REASON).toBeDefined();
+          // operation-failed is legitimate only for a missing integrated payload.
+          if (r.failure!.code === 'suit_operation_failed') expect(r.failure!.message).toMatch(/^fetch: /);
+          expect(r.failure!.reason).toBe(reportReason(r.failure!.code));
+        }
+      }),
+      { numRuns: 400 },
+    );
   });
 });
