@@ -16,7 +16,7 @@ export interface RunningMaster {
 
 /** Starts a real `tips-master` process and waits for its "listening" line. */
 export async function startMaster(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningMaster> {
-  const proc = spawn(process.execPath, [TIPS_MASTER, '--port', '0', '--log-level', 'warn', ...args], {
+  const proc = spawn(process.execPath, [TIPS_MASTER, '--port', '0', '--tls-port', '0', '--log-level', 'warn', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -28,12 +28,11 @@ export async function startMaster(args: string[], env: NodeJS.ProcessEnv = {}): 
     out += d;
   });
   const deadline = Date.now() + 30_000;
-  while (!/listening on (\S+)/.test(out)) {
+  while (!/^TIPS master ready$/m.test(out)) {
     if (proc.exitCode !== null) throw new Error(`tips-master exited ${proc.exitCode}: ${out}`);
     if (Date.now() > deadline) throw new Error(`tips-master did not start: ${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  await new Promise((r) => setTimeout(r, 100));
   const url = /listening on (\S+)/.exec(out)![1]!;
   const adminToken = /^\s+(tips_[A-Za-z0-9_-]+)$/m.exec(out)?.[1];
   return {

@@ -72,7 +72,7 @@ async function startMaster(): Promise<{ proc: ChildProcess; url: string; adminTo
   const url = await new Promise<string>((ok, fail) => {
     const t = setInterval(() => {
       const m = /listening on (http\S+)/.exec(out);
-      if (m) {
+      if (m && /^TIPS master ready$/m.test(out)) {
         clearInterval(t);
         ok(m[1]!);
       } else if (proc.exitCode !== null) {
@@ -81,7 +81,6 @@ async function startMaster(): Promise<{ proc: ChildProcess; url: string; adminTo
       }
     }, 50);
   });
-  await new Promise((r) => setTimeout(r, 100));
   return { proc, url, adminToken: /^\s+(tips_[A-Za-z0-9_-]+)$/m.exec(out)?.[1] };
 }
 

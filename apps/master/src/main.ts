@@ -61,6 +61,7 @@ const program = new Command('tips-master')
     if (admin && !config.bootstrapAdminToken) {
       process.stdout.write(`Admin API token (shown once, keep it safe):\n  ${admin.token}\nLog in with: tips login --url ${url} --token <token>\n`);
     }
+    process.stdout.write('TIPS master ready\n');
     let closing = false;
     const shutdown = async () => {
       if (closing) return;
