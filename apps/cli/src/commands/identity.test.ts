@@ -35,7 +35,8 @@ function tips(args: string[], token = m.alice.token): Promise<{ code: number; st
   });
 }
 
-describe('S6 S8 S11 tips ca / key / glaze push --sign-key / token / enrollment', () => {
+// Each case spawns the CLI several times (tsx start-up): allow for a loaded 2-core machine.
+describe('S6 S8 S11 tips ca / key / glaze push --sign-key / token / enrollment', { timeout: 90_000 }, () => {
   it('ca init writes an offline root and an intermediate, keys mode 0600, and never overwrites', async () => {
     const dir = join(m.dir, 'ca');
     const r = await tips(['ca', 'init', '--out', dir, '--name', 'Lab', '--json']);
@@ -46,6 +47,11 @@ describe('S6 S8 S11 tips ca / key / glaze push --sign-key / token / enrollment',
     const again = await tips(['ca', 'init', '--out', dir]);
     expect(again.code).toBe(5);
     expect(again.stderr).toContain('file_exists');
+    // Rotation: a new intermediate from the offline root, into a fresh directory.
+    const rot = await tips(['ca', 'intermediate', '--root-dir', dir, '--out', join(m.dir, 'ca2'), '--json']);
+    expect(rot.code, rot.stderr).toBe(0);
+    expect(statSync(JSON.parse(rot.stdout).intermediateKey).mode & 0o777).toBe(0o600);
+    expect((await tips(['ca', 'intermediate', '--root-dir', join(m.dir, 'nowhere'), '--out', join(m.dir, 'ca3')])).code).toBe(6);
   });
 
   it('key create keeps the private key local and registers the public key; glaze push --sign-key attaches a signed manifest', async () => {

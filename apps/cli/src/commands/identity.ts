@@ -2,7 +2,7 @@ import { createHash, createPublicKey, type KeyObject, sign as nodeSign, randomBy
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type CoseKey, generateSigningKey, importKey } from '@tips/suit';
-import { createIntermediateCa, createRootCa, exportCa, serialFrom } from '@tips/trust';
+import { createIntermediateCa, createRootCa, exportCa, loadCa, serialFrom } from '@tips/trust';
 import type { Command } from 'commander';
 import { action, api, jsonOption } from '../context.ts';
 import { loadConfig } from '../config.ts';
@@ -59,6 +59,33 @@ export async function caInit(dir: string, opts: { name: string; rootYears: numbe
   return { dir: out, ...files, rootNotAfter: root.cert.notAfter.toISOString(), intermediateNotAfter: intermediate.cert.notAfter.toISOString() };
 }
 
+/** Issues a new intermediate from an offline root directory (rotation, B4). */
+export async function caIntermediate(rootDir: string, outDir: string, opts: { name: string; intermediateYears: number; now?: Date }) {
+  const src = resolve(rootDir);
+  const out = resolve(outDir);
+  let root: Awaited<ReturnType<typeof loadCa>>;
+  try {
+    root = await loadCa({ certPem: readFileSync(join(src, 'root.pem'), 'utf8'), keyPem: readFileSync(join(src, 'root-key.pem'), 'utf8') });
+  } catch (e) {
+    throw new CliError('root_unreadable', `cannot load root.pem and root-key.pem from ${src}: ${(e as Error).message}`, EXIT.invalid);
+  }
+  const now = opts.now ?? new Date();
+  const intermediate = await createIntermediateCa(root, {
+    commonName: `${opts.name} intermediate CA`,
+    notBefore: new Date(now.getTime() - 60_000),
+    notAfter: new Date(now.getTime() + opts.intermediateYears * 365 * DAY),
+    serial: serialFrom(randomBytes(16)),
+  });
+  const i = await exportCa(intermediate);
+  mkdirSync(out, { recursive: true, mode: 0o700 });
+  const files = { root: join(out, 'root.pem'), intermediate: join(out, 'intermediate.pem'), intermediateKey: join(out, 'intermediate-key.pem') };
+  for (const f of Object.values(files)) if (existsSync(f)) throw new CliError('file_exists', `${f} already exists; refusing to overwrite it`, EXIT.conflict);
+  writeNewFile(files.intermediateKey, i.keyPem, 0o600);
+  writeNewFile(files.intermediate, i.certPem, 0o644);
+  writeNewFile(files.root, `${root.cert.toString('pem')}\n`, 0o644);
+  return { dir: out, ...files, intermediateNotAfter: intermediate.cert.notAfter.toISOString() };
+}
+
 const positiveInt = (name: string) => (v: string) => {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new CliError('bad_option', `${name} must be a positive integer, got "${v}"`, EXIT.usage);
   return Number(v);
@@ -106,6 +133,20 @@ export function registerIdentityCommands(program: Command): void {
           `start the master with: tips-master --ca-dir <dir with root.pem, intermediate.pem, intermediate-key.pem>`,
         ].join('\n'),
       );
+    }),
+  );
+  jsonOption(
+    ca
+      .command('intermediate')
+      .description('rotate: issue a new intermediate from the offline root (give the master the new files; keep the old intermediate.pem as previous-intermediate-<date>.pem so metals it certified keep working until they renew)')
+      .requiredOption('--root-dir <dir>', 'the offline directory with root.pem and root-key.pem')
+      .requiredOption('--out <dir>', 'directory for root.pem, intermediate.pem, intermediate-key.pem (existing files are never overwritten)')
+      .option('--name <name>', 'CA name in the certificate subject', 'TIPS')
+      .option('--intermediate-years <n>', 'intermediate lifetime in years', positiveInt('--intermediate-years'), 5),
+  ).action(
+    action(async (opts: { rootDir: string; out: string; name: string; intermediateYears: number; json?: boolean }) => {
+      const r = await caIntermediate(opts.rootDir, opts.out, opts);
+      print(r, !!opts.json, (v: typeof r) => `issued a new intermediate in ${v.dir} (valid until ${v.intermediateNotAfter}), signed by the root in ${resolve(opts.rootDir)}`);
     }),
   );
   jsonOption(ca.command('show').description("print the master's root and intermediate certificates (PEM)")).action(

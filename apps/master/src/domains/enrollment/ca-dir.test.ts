@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect, createServer } from 'node:tls';
+import { createIntermediateCa, createRootCa, exportCa, generateKeyPair, issueCertificate, privateKeyToPem, serialFrom } from '@tips/trust';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock, systemRandom } from '../../ports.ts';
 import { ensureServerCertificate, openCaDir, openTokenKey } from './ca-dir.ts';
@@ -32,5 +34,42 @@ describe('S6 the master CA directory', () => {
   it('refuses an incomplete CA directory instead of silently making a new CA', async () => {
     writeFileSync(join(dir, 'root.pem'), 'x');
     await expect(openCaDir(dir, ports)).rejects.toThrow(/incomplete/);
+  });
+});
+
+describe('B4 S6 intermediate rotation from the offline root', () => {
+  it('keeps metals certified by the previous intermediate working over TLS until they renew', async () => {
+    const now = new Date();
+    const years = (n: number) => new Date(now.getTime() + n * 365 * 86_400_000);
+    const root = await createRootCa({ commonName: 'r', notBefore: now, notAfter: years(10), serial: serialFrom(systemRandom.bytes(16)) });
+    const oldInt = await createIntermediateCa(root, { commonName: 'old', notBefore: now, notAfter: years(2), serial: serialFrom(systemRandom.bytes(16)) });
+    const newInt = await createIntermediateCa(root, { commonName: 'new', notBefore: now, notAfter: years(2), serial: serialFrom(systemRandom.bytes(16)) });
+    const write = (name: string, text: string) => writeFileSync(join(dir, name), text);
+    const r = await exportCa(root);
+    const n = await exportCa(newInt);
+    write('root.pem', r.certPem);
+    write('intermediate.pem', n.certPem);
+    write('intermediate-key.pem', n.keyPem);
+    write('previous-intermediate-2026.pem', (await exportCa(oldInt)).certPem);
+    const { ca } = await openCaDir(dir, ports);
+    const server = await ensureServerCertificate(dir, ca, { hostnames: ['localhost'], ...ports });
+    expect(server.clientCaPem).toContain((await exportCa(oldInt)).certPem.trim());
+    // A metal certified by the old intermediate completes mutual TLS against the rotated master.
+    const keys = await generateKeyPair();
+    const leaf = await issueCertificate(oldInt, { identity: { kind: 'metal', id: 'mtl_0123456789abcdefghjkmnpqrs' }, publicKey: keys.publicKey, serial: serialFrom(systemRandom.bytes(16)), notBefore: now, notAfter: years(1), usage: 'client' });
+    const authorized = await new Promise<boolean>((resolve, reject) => {
+      const srv = createServer({ cert: server.chainPem, key: server.keyPem, ca: server.clientCaPem, requestCert: true, rejectUnauthorized: false }, (s) => {
+        resolve(s.authorized);
+        s.end();
+        srv.close();
+      });
+      srv.listen(0, '127.0.0.1', async () => {
+        const port = (srv.address() as { port: number }).port;
+        const c = connect({ host: '127.0.0.1', port, servername: 'localhost', ca: r.certPem, cert: leaf.toString('pem'), key: await privateKeyToPem(keys.privateKey) });
+        c.on('error', reject);
+        c.on('data', () => {});
+      });
+    });
+    expect(authorized).toBe(true);
   });
 });

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -92,7 +92,7 @@ async function ensureServerCertificateLocked(
   const dnsNames = [...new Set(opts.hostnames.filter((h) => isIP(h) === 0))];
   const ipAddresses = [...new Set(opts.hostnames.filter((h) => isIP(h) !== 0))];
   const pems = caPem(ca);
-  const clientCaPem = pems.rootPem + pems.intermediatePem;
+  const clientCaPem = pems.rootPem + pems.intermediatePem + (await previousIntermediatesPem(dir, ca, opts.clock.now()));
   if (existsSync(certFile) && existsSync(keyFile)) {
     const chainPem = readFileSync(certFile, 'utf8');
     const [leaf] = parseCertificates(chainPem);
@@ -106,6 +106,21 @@ async function ensureServerCertificateLocked(
   writeFileAtomic(keyFile, issued.keyPem, 0o600);
   writeFileAtomic(certFile, issued.chainPem);
   return { chainPem: issued.chainPem, keyPem: issued.keyPem, clientCaPem };
+}
+
+/**
+ * Intermediates retired by a rotation (`previous-intermediate*.pem`), still valid and signed by the
+ * root: kept in the client CA list so metals they certified keep working until they re-enroll.
+ */
+export async function previousIntermediatesPem(dir: string, ca: MasterCa, now: Date): Promise<string> {
+  let out = '';
+  for (const f of readdirSync(dir).filter((n) => /^previous-intermediate.*\.pem$/.test(n)).sort()) {
+    for (const c of parseCertificates(readFileSync(join(dir, f), 'utf8'))) {
+      if (now > c.notAfter || !(await c.verify({ publicKey: ca.root.publicKey, signatureOnly: true }))) continue;
+      out += `${c.toString('pem')}\n`;
+    }
+  }
+  return out;
 }
 
 /** The Ed25519 key authorization tokens are signed with: token-key.pem in the CA directory, made on first start. */
