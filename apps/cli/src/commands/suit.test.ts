@@ -35,7 +35,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('S8 tips suit: create, sign, inspect, verify', () => {
+describe('S8 tips suit: create, sign, inspect, verify', { timeout: 120_000 }, () => {
   it('every command has --help and exits 0', () => {
     for (const c of [[], ['inspect'], ['create'], ['sign'], ['verify'], ['keygen']]) {
       const r = tips(...c, '--help');
@@ -139,7 +139,7 @@ describe('S8 tips suit: create, sign, inspect, verify', () => {
   });
 });
 
-describe('S8 tips suit cross-checked with openssl', () => {
+describe('S8 tips suit cross-checked with openssl', { timeout: 120_000 }, () => {
   it('a P-256 key made by openssl genpkey signs an envelope the verifier accepts', () => {
     openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'ossl-ec.pem');
     openssl('pkey', '-in', 'ossl-ec.pem', '-pubout', '-out', 'ossl-ec.pub');
