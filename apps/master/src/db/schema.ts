@@ -84,9 +84,9 @@ export interface GatewaysTable {
 }
 
 export interface GatewayNoncesTable {
+  at: number;
   gateway_id: string;
   nonce: string;
-  expires_at: number;
 }
 
 export interface GatewayTablesTable {

@@ -185,11 +185,13 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
     expect((await store.findById('gwy_0000000000000000000000000a' as GatewayId))?.publicKey).toBe(winners[0]!.publicKey);
     const id = 'gwy_0000000000000000000000000a' as GatewayId;
     const idB = 'gwy_0000000000000000000000000b' as GatewayId;
-    const use = (gatewayId: GatewayId, nonce: string, expiresAt = 2_000) => ({ gatewayId, nonce, expiresAt });
+    const use = (gatewayId: GatewayId, nonce: string, timestamp = 2_000) => ({ gatewayId, nonce, timestamp });
     expect(await store.rememberNonces([use(id, 'n1')])).toEqual([true]);
     expect(await store.rememberNonces([use(id, 'n2'), use(id, 'n1'), use(idB, 'n1'), use(id, 'n2'), use(id, 'n3')])).toEqual([true, false, true, false, true]);
     await store.forgetNoncesBefore(3_000);
-    expect(await store.rememberNonces([use(id, 'n1', 4_000)])).toEqual([true]);
+    expect(await store.rememberNonces([use(id, 'n1', 4_000), use(id, 'n2', 4_000)])).toEqual([true, true]);
+    await store.forgetNoncesBefore(3_000);
+    expect(await store.rememberNonces([use(id, 'n1', 4_000)])).toEqual([false]);
     expect(await store.rememberNonces(Array.from({ length: 1200 }, (_, i) => use(idB, `bulk${i % 1100}`, 4_000)))).toEqual(
       Array.from({ length: 1200 }, (_, i) => i < 1100),
     );

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 
 /**
  * Migration 0002: the tables of TIPS-D — the gateways domain (`gateway*`) and the discovery domain
@@ -19,14 +19,15 @@ export async function up0002Discovery(db: Kysely<unknown>): Promise<void> {
     .addColumn('last_seen_at', 'text')
     .addUniqueConstraint('gateways_owner_name', ['owner_id', 'name'])
     .execute();
+  // Keyed by the signed timestamp first: inserts append at the right edge of the B-tree and expired
+  // nonces are one range at the left. A replay repeats the signed timestamp, so it still collides.
   await db.schema
     .createTable('gateway_nonces')
+    .addColumn('at', 'bigint', (c) => c.notNull())
     .addColumn('gateway_id', 'text', (c) => c.notNull())
     .addColumn('nonce', 'text', (c) => c.notNull())
-    .addColumn('expires_at', 'bigint', (c) => c.notNull())
-    .addPrimaryKeyConstraint('gateway_nonces_pk', ['gateway_id', 'nonce'])
+    .addPrimaryKeyConstraint('gateway_nonces_pk', ['at', 'gateway_id', 'nonce'])
     .execute();
-  await db.schema.createIndex('gateway_nonces_expiry').on('gateway_nonces').column('expires_at').execute();
   await db.schema
     .createTable('gateway_tables')
     .addColumn('gateway_id', 'text', (c) => c.primaryKey())
@@ -45,6 +46,7 @@ export async function up0002Discovery(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex('gateway_commands_queue').on('gateway_commands').columns(['gateway_id', 'seq']).execute();
   await db.schema
     .createTable('discovery_registrations')
+    // IDs start with the time, so new records append to the table's B-tree.
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('at', 'text', (c) => c.notNull())
     .addColumn('owner_id', 'text', (c) => c.notNull())
@@ -60,7 +62,13 @@ export async function up0002Discovery(db: Kysely<unknown>): Promise<void> {
     .addColumn('tips_id', 'text')
     .execute();
   await db.schema.createIndex('discovery_registrations_owner_at').on('discovery_registrations').columns(['owner_id', 'at']).execute();
-  await db.schema.createIndex('discovery_registrations_mac').on('discovery_registrations').columns(['mac', 'decision']).execute();
+  // Only refusals are looked up by MAC (T10), so only they are indexed by it.
+  await db.schema
+    .createIndex('discovery_registrations_refused_mac')
+    .on('discovery_registrations')
+    .columns(['mac', 'gateway_id'])
+    .where(sql.ref('decision'), '=', 'blocked')
+    .execute();
   await db.schema
     .createTable('discovery_blocks')
     .addColumn('metal_id', 'text', (c) => c.primaryKey())

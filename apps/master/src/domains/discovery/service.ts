@@ -154,10 +154,11 @@ export class DiscoveryService {
   async register(gateway: Gateway, raw: RawRegistration): Promise<DecisionResult> {
     const input = parseRegistration(raw);
     const result = await this.decide(gateway, input.mac);
+    const at = this.clock.now();
     const record: RegistrationRecord = {
       ...input,
-      id: `reg_${Buffer.from(this.random.bytes(12)).toString('base64url')}`,
-      at: this.clock.now().toISOString(),
+      id: `reg_${at.getTime().toString(36).padStart(10, '0')}${Buffer.from(this.random.bytes(9)).toString('base64url')}`,
+      at: at.toISOString(),
       ownerId: gateway.ownerId,
       gatewayId: gateway.id,
       decision: result.decision,

@@ -146,8 +146,8 @@ export class GatewayService {
     if (!known) throw new GatewayAuthError('unknown, revoked or unenrolled gateway');
     const canonical = canonicalString(input.method, input.pathWithQuery, signed.timestamp, signed.nonce, input.body);
     if (!verifyCanonical(known.key, canonical, signed.signature)) throw new GatewayAuthError('bad signature');
-    // Nonces live a little longer than the window on both sides, so a replay is caught until its timestamp is stale.
-    if (!(await this.nonces.submit({ gatewayId: id, nonce: signed.nonce, expiresAt: signed.timestamp + 2 * SIGNATURE_WINDOW_MS }))) {
+    // A replay repeats the signed timestamp and nonce; it is caught for as long as the window accepts it.
+    if (!(await this.nonces.submit({ gatewayId: id, nonce: signed.nonce, timestamp: signed.timestamp }))) {
       throw new GatewayAuthError('replayed nonce');
     }
     await this.sweepNonces(now);
@@ -256,7 +256,7 @@ export class GatewayService {
   private async sweepNonces(now: number): Promise<void> {
     if (++this.noncesSinceSweep < 10_000) return;
     this.noncesSinceSweep = 0;
-    await this.store.forgetNoncesBefore(now);
+    await this.store.forgetNoncesBefore(now - 2 * SIGNATURE_WINDOW_MS);
   }
 
   private view(g: Gateway): GatewayView {

@@ -96,30 +96,32 @@ export class KyselyGatewayStore implements GatewayStore {
   }
 
   async rememberNonces(uses: NonceUse[]): Promise<boolean[]> {
-    const key = (gatewayId: string, nonce: string) => `${gatewayId} ${nonce}`;
+    const key = (at: number | string, gatewayId: string, nonce: string) => `${Number(at)} ${gatewayId} ${nonce}`;
     const firsts = new Map<string, NonceUse>();
-    for (const u of uses) if (!firsts.has(key(u.gatewayId, u.nonce))) firsts.set(key(u.gatewayId, u.nonce), u);
+    for (const u of uses) {
+      const k = key(u.timestamp, u.gatewayId, u.nonce);
+      if (!firsts.has(k)) firsts.set(k, u);
+    }
     const fresh = new Set<string>();
     const rows = [...firsts.values()];
     for (let i = 0; i < rows.length; i += NONCE_CHUNK) {
       const inserted = await this.db
         .insertInto('gateway_nonces')
-        .values(rows.slice(i, i + NONCE_CHUNK).map((u) => ({ gateway_id: u.gatewayId, nonce: u.nonce, expires_at: u.expiresAt })))
-        .onConflict((oc) => oc.columns(['gateway_id', 'nonce']).doNothing())
-        .returning(['gateway_id', 'nonce'])
+        .values(rows.slice(i, i + NONCE_CHUNK).map((u) => ({ at: u.timestamp, gateway_id: u.gatewayId, nonce: u.nonce })))
+        .onConflict((oc) => oc.columns(['at', 'gateway_id', 'nonce']).doNothing())
+        .returning(['at', 'gateway_id', 'nonce'])
         .execute();
-      for (const r of inserted) fresh.add(key(r.gateway_id, r.nonce));
+      for (const r of inserted) fresh.add(key(r.at, r.gateway_id, r.nonce));
     }
-    // Only the first use of a nonce within the batch can claim the fresh row.
+    // Only the first use within the batch can claim the fresh row.
     return uses.map((u) => {
-      const k = key(u.gatewayId, u.nonce);
-      if (firsts.get(k) !== u) return false;
-      return fresh.has(k);
+      const k = key(u.timestamp, u.gatewayId, u.nonce);
+      return firsts.get(k) === u && fresh.has(k);
     });
   }
 
   async forgetNoncesBefore(unixMs: number): Promise<void> {
-    await this.db.deleteFrom('gateway_nonces').where('expires_at', '<', unixMs).execute();
+    await this.db.deleteFrom('gateway_nonces').where('at', '<', unixMs).execute();
   }
 
   async putTable(s: TableSnapshot): Promise<void> {

@@ -1,10 +1,11 @@
 import type { GatewayId, OwnerId } from '@tips/core';
 import type { Gateway, QueuedCommand, TableSnapshot } from './model.ts';
 
+/** One use of a nonce: the signed request's gateway, nonce and timestamp (unix ms). */
 export interface NonceUse {
   gatewayId: GatewayId;
   nonce: string;
-  expiresAt: number;
+  timestamp: number;
 }
 
 /** Storage port of the gateways domain (tables `gateways`, `gateway_nonces`, `gateway_tables`, `gateway_commands`). */
@@ -22,10 +23,11 @@ export interface GatewayStore {
   enroll(tokenHash: string, now: string, publicKey: string, enrolledName: string | null): Promise<Gateway | undefined>;
   touch(id: GatewayId, at: string): Promise<void>;
   /**
-   * Records request nonces until `expiresAt` (unix ms), in one statement; for each, false when
-   * its gateway already used it (before, or earlier in the same batch).
+   * Records nonce uses in one statement; for each, false when the same (gateway, timestamp, nonce)
+   * was already recorded (before, or earlier in the same batch): a replayed request.
    */
   rememberNonces(nonces: NonceUse[]): Promise<boolean[]>;
+  /** Forgets nonces whose signed timestamp is before `unixMs` (the window refuses those anyway). */
   forgetNoncesBefore(unixMs: number): Promise<void>;
   putTable(snapshot: TableSnapshot): Promise<void>;
   getTable(id: GatewayId): Promise<TableSnapshot | undefined>;

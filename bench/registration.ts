@@ -1,0 +1,223 @@
+/**
+ * bench/registration: TIPS-D registration decisions per second at a real master process (SQLite).
+ *
+ *   node --import tsx bench/registration.ts     # TIPS_BENCH_METALS, _CONNECTIONS, _SECONDS to change
+ *
+ * Prepares 10,000 distinct metals, each with a default Phase 1 Space, through the master's own
+ * services on a fresh data dir, enrolls one gateway, then starts `tips-master` on that data dir and
+ * drives POST /api/gateway/v1/registrations over loopback from this process: TIPS-GW-1 signed
+ * requests (a fresh nonce and signature each), several keep-alive HTTP/1.1 connections. 90 % of the MACs belong to a metal
+ * (decision active), 10 % are unknown (blocked, unknown_mac), so both paths and the decision log are
+ * exercised. Every answer is checked. Prints decisions/s and latency percentiles.
+ */
+import { spawn } from 'node:child_process';
+import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Mac } from '@tips/core';
+import { createServices } from '../apps/master/src/app.ts';
+import { FsBlobStore } from '../apps/master/src/blob/fs-blob-store.ts';
+import { openDatabase } from '../apps/master/src/db/database.ts';
+import { startMaster } from '../e2e/helpers.ts';
+
+const METALS = Number(process.env.TIPS_BENCH_METALS ?? 10_000);
+const CONNECTIONS = Number(process.env.TIPS_BENCH_CONNECTIONS ?? 64);
+const SECONDS = Number(process.env.TIPS_BENCH_SECONDS ?? 15);
+const GOAL = 5_000;
+const PATH = '/api/gateway/v1/registrations';
+
+const macOf = (i: number) => `02:${[(i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255, 0x10].map((b) => b.toString(16).padStart(2, '0')).join(':')}` as Mac;
+const unknownMacOf = (i: number) => `06:${[(i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255, 0x20].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+
+async function prepare(dir: string, publicKeyPem: string): Promise<{ gatewayId: string }> {
+  const db = await openDatabase({ kind: 'sqlite', file: join(dir, 'tips.db') });
+  const s = createServices({ db, blobs: await FsBlobStore.open(join(dir, 'glazes')) });
+  const admin = await s.owners.ensureAdmin();
+  const owner = (await s.owners.createOwnerAsAdmin(admin!.owner, 'bench')).owner;
+  const t0 = performance.now();
+  for (let i = 0; i < METALS; i++) {
+    // 100 metals per Space: adding a member answers with the whole Space, so one huge Space would make setup quadratic.
+    if (i % 100 === 0) await s.spaces.create(owner.id, { name: `os-${i / 100}`, phase: 1 });
+    await s.metals.create(owner.id, { name: `m${i}`, interfaces: [{ name: 'eth0', mac: macOf(i), type: 'ethernet', pxe: true }] });
+    await s.spaces.addMember(owner.id, `os-${Math.floor(i / 100)}`, { metal: `m${i}`, interfaces: ['eth0'], default: true });
+  }
+  process.stdout.write(`prepared ${METALS} metals with a default Phase 1 Space in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  const { enrollmentToken } = await s.gateways.create(owner.id, { name: 'gw-bench' });
+  const gw = await s.gateways.enroll({ enrollmentToken, publicKey: publicKeyPem });
+  await db.destroy();
+  return { gatewayId: gw.id };
+}
+
+/** One signed registration request as raw HTTP/1.1 bytes (TIPS-GW-1 headers, a fresh nonce). */
+function signedRequest(host: string, gatewayId: string, key: KeyObject, body: string): Buffer {
+  const timestamp = Date.now();
+  const nonce = randomBytes(16).toString('base64url');
+  const digest = createHash('sha256').update(body).digest('hex');
+  const signature = sign(null, Buffer.from(`TIPS-GW-1\nPOST\n${PATH}\n${timestamp}\n${nonce}\n${digest}`), key).toString('base64url');
+  return Buffer.from(
+    `POST ${PATH} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-Tips-Gateway: ${gatewayId}\r\nX-Tips-Timestamp: ${timestamp}\r\nX-Tips-Nonce: ${nonce}\r\nX-Tips-Signature: ${signature}\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * A keep-alive HTTP/1.1 connection that sends one request at a time and reads one response
+ * (status line, Content-Length, body). Leaner than node:http's client, so the load generator is
+ * not what limits the figure on a 2-core machine; the master sees ordinary HTTP/1.1 requests.
+ */
+class Connection {
+  private buf: Buffer = Buffer.alloc(0);
+  private pending: { resolve: (r: { status: number; text: string }) => void; reject: (e: Error) => void } | undefined;
+  private readonly socket: Socket;
+
+  constructor(port: number) {
+    this.socket = connect({ host: '127.0.0.1', port, noDelay: true });
+    this.socket.on('data', (d: Buffer) => {
+      this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+      this.parse();
+    });
+    this.socket.on('error', (e) => this.pending?.reject(e));
+    this.socket.on('close', () => this.pending?.reject(new Error('connection closed by the master')));
+  }
+
+  send(request: Buffer): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+      this.socket.write(request);
+    });
+  }
+
+  private parse(): void {
+    const end = this.buf.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const head = this.buf.subarray(0, end).toString('latin1');
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? Number.NaN);
+    if (Number.isNaN(length)) {
+      this.pending?.reject(new Error(`response without content-length: ${head}`));
+      return;
+    }
+    if (this.buf.length < end + 4 + length) return;
+    const text = this.buf.subarray(end + 4, end + 4 + length).toString('utf8');
+    this.buf = this.buf.subarray(end + 4 + length);
+    const p = this.pending;
+    this.pending = undefined;
+    p?.resolve({ status: Number(head.slice(9, 12)), text });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 10 ms). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+async function drive(base: string, gatewayId: string, key: KeyObject, seconds: number, record: boolean, check = true) {
+  const url = new URL(base);
+  const connections = Array.from({ length: CONNECTIONS }, () => new Connection(Number(url.port)));
+  const latencies: number[] = [];
+  let next = 0;
+  let active = 0;
+  let blocked = 0;
+  const end = performance.now() + seconds * 1000;
+  const worker = async (c: Connection) => {
+    while (performance.now() < end) {
+      const i = next++;
+      const unknown = i % 10 === 9;
+      const mac = unknown ? unknownMacOf(i) : macOf(i % METALS);
+      const body = JSON.stringify({ mac, ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, gatewayInterface: 'lan0', interfaceType: 'ethernet', pxe: true });
+      const request = signedRequest(url.host, gatewayId, key, body);
+      const t = performance.now();
+      const r = await c.send(request);
+      if (record) latencies.push(performance.now() - t);
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text}`);
+      const d = JSON.parse(r.text) as { decision: string; reason?: string };
+      if (check && (unknown ? d.reason !== 'unknown_mac' : d.decision !== 'active')) throw new Error(`wrong decision for ${mac}: ${r.text}`);
+      if (d.decision === 'active') active++;
+      else blocked++;
+    }
+  };
+  const t0 = performance.now();
+  try {
+    await Promise.all(connections.map(worker));
+  } finally {
+    for (const c of connections) c.close();
+  }
+  const ms = performance.now() - t0;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
+  return { total: active + blocked, active, blocked, ms, perSecond: ((active + blocked) / ms) * 1000, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 };
+}
+
+/**
+ * The floor any HTTP answer pays on this machine at this moment: a bare Fastify server that parses
+ * the same JSON body and answers a constant decision, driven by the same generator and requests.
+ */
+async function peer(): Promise<{ url: string; pid: number; stop: () => void }> {
+  const script = `import Fastify from 'fastify';
+const app = Fastify();
+app.post('${PATH}', async (req) => ({ decision: 'active', tipsId: 'mtl_' + req.body.mac.length }));
+const a = await app.listen({ port: 0, host: '127.0.0.1' });
+console.log('listening on ' + a);`;
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => {
+    out += d;
+  });
+  while (!/listening on (\S+)/.test(out)) {
+    if (proc.exitCode !== null) throw new Error(`peer exited ${proc.exitCode}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { url: /listening on (\S+)/.exec(out)![1]!, pid: proc.pid!, stop: () => proc.kill() };
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'tips-bench-registration-'));
+const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+try {
+  const { gatewayId } = await prepare(dir, publicKey.export({ format: 'pem', type: 'spki' }).toString());
+  const master = await startMaster(['--host', '127.0.0.1', '--data-dir', dir]);
+  try {
+    const pid = master.proc.pid!;
+    await drive(master.url, gatewayId, privateKey, 2, false);
+    const cpu0 = cpuSeconds(pid);
+    const self0 = process.cpuUsage();
+    const r = await drive(master.url, gatewayId, privateKey, SECONDS, true);
+    const masterCpu = cpuSeconds(pid) - cpu0;
+    const self = process.cpuUsage(self0);
+    const generatorCpu = (self.user + self.system) / 1e6;
+    const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    const bare = await peer();
+    let p: Awaited<ReturnType<typeof drive>>;
+    let peerCpu: number;
+    try {
+      await drive(bare.url, gatewayId, privateKey, 2, false, false);
+      const c0 = cpuSeconds(bare.pid);
+      p = await drive(bare.url, gatewayId, privateKey, SECONDS, true, false);
+      peerCpu = cpuSeconds(bare.pid) - c0;
+    } finally {
+      bare.stop();
+    }
+    const us = (cpu: number, n: number) => ((cpu / n) * 1e6).toFixed(0);
+    process.stdout.write(
+      [
+        `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}`,
+        `metals: ${METALS}; connections: ${CONNECTIONS}; measured: ${(r.ms / 1000).toFixed(1)} s after a 2 s warm-up`,
+        `decisions: ${r.total} (${r.active} active, ${r.blocked} blocked unknown_mac), all checked`,
+        `throughput: ${Math.round(r.perSecond)} decisions/s (goal ≥ ${GOAL}: ${r.perSecond >= GOAL ? 'met' : 'NOT met'})`,
+        `latency: p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms`,
+        `master CPU: ${masterCpu.toFixed(2)} s = ${us(masterCpu, r.total)} µs per decision → ${Math.round(r.total / masterCpu)} decisions per master CPU-second`,
+        `load generator CPU: ${us(generatorCpu, r.total)} µs per request; load average at the end: ${load}`,
+        `peer (bare Fastify, constant answer, same generator): ${Math.round(p.perSecond)} answers/s, ${us(peerCpu, p.total)} µs CPU per answer → master/peer throughput ${(r.perSecond / p.perSecond).toFixed(2)}`,
+      ].join('\n') + '\n',
+    );
+  } finally {
+    await master.stop();
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
