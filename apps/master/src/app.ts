@@ -89,6 +89,8 @@ export function createServices(deps: MasterDeps): Services {
   const enrollment = new EnrollmentService(new KyselyEnrollmentStore(deps.db), metals, spaces, events, clock, random, deps.ca ?? (() => createEphemeralCa(clock.now(), random)), deps.certLifetimeHours);
   const tokens = new TokenService(new KyselyTokenStore(deps.db), metals, spaces, glazes, enrollment, clock, random, deps.tokenKey ?? (async () => ephemeralTokenKey()));
   const keys = new KeyService(new KyselyKeyStore(deps.db), glazes, clock, random);
+  // A metal blocked by TIPS-D (T16) is refused on the metal API while the block lasts (S6).
+  enrollment.useBlockCheck((metalId) => discovery.isBlocked(metalId));
   return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys };
 }
 

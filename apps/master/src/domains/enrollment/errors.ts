@@ -20,6 +20,7 @@ export type EnrollmentErrorCode =
   | 'certificate_expired'
   | 'certificate_not_accepted_here'
   | 'certificate_not_found'
+  | 'metal_blocked'
   | 'scope_invalid';
 
 /** Codes that mean someone tried to get in without the right to: logged as security events. */
@@ -36,6 +37,7 @@ const SECURITY: ReadonlySet<EnrollmentErrorCode> = new Set<EnrollmentErrorCode>(
   'certificate_revoked',
   'certificate_expired',
   'certificate_not_accepted_here',
+  'metal_blocked',
 ]);
 
 export class EnrollmentError extends DomainError<EnrollmentErrorCode> {

@@ -244,6 +244,17 @@ describe('S6 mTLS metal API and revocation', () => {
     expect(anon.json().error.code).toBe('client_certificate_required');
   });
 
+  it('a metal blocked by its owner (T16) is refused on the metal API until unblocked', async () => {
+    const { id, cert, key } = await enrolled();
+    expect((await owner('POST', `/api/v1/metals/${id}/block`, { reason: 'tampered' })).statusCode).toBe(202);
+    const blocked = await m.https('GET', '/api/metal/v1/whoami', { cert, key });
+    expect(blocked.status).toBe(403);
+    expect(blocked.json().error.code).toBe('metal_blocked');
+    expect(securityEvents()).toContain('metal_blocked');
+    expect((await owner('POST', `/api/v1/metals/${id}/unblock`)).statusCode).toBe(202);
+    expect((await m.https('GET', '/api/metal/v1/whoami', { cert, key })).status).toBe(200);
+  });
+
   it('deleting (retiring) a metal revokes its certificates', async () => {
     const { id, cert, key } = await enrolled();
     expect((await owner('DELETE', `/api/v1/metals/${id}`)).statusCode).toBe(204);

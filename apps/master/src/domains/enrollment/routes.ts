@@ -35,6 +35,7 @@ registerStatusTable<EnrollmentErrorCode>('enrollment', {
   certificate_expired: 401,
   certificate_not_accepted_here: 401,
   certificate_not_found: 404,
+  metal_blocked: 403,
   scope_invalid: 422,
 });
 

@@ -76,6 +76,7 @@ function pkiToEnrollment(e: unknown): never {
  */
 export class EnrollmentService {
   private caPromise: Promise<MasterCa> | undefined;
+  private blockCheck: ((metalId: TipsId) => Promise<boolean>) | undefined;
 
   constructor(
     private readonly store: EnrollmentStore,
@@ -91,6 +92,11 @@ export class EnrollmentService {
     events.on('metal.deleted', async (e) => {
       await this.store.revokeSubject({ kind: 'metal', id: e.metalId }, this.now(), 'deleted');
     });
+  }
+
+  /** Wired by the composition root: a metal blocked by TIPS-D (T16) is refused on the metal API while the block lasts. */
+  useBlockCheck(check: (metalId: TipsId) => Promise<boolean>): void {
+    this.blockCheck = check;
   }
 
   ca(): Promise<MasterCa> {
@@ -297,6 +303,7 @@ export class EnrollmentService {
     if (record.status !== 'active') throw new EnrollmentError('certificate_revoked', 'the client certificate has been revoked');
     const now = this.now();
     if (now < record.notBefore || now > record.notAfter) throw new EnrollmentError('certificate_expired', 'the client certificate has expired');
+    if (this.blockCheck && (await this.blockCheck(metal.id as TipsId))) throw new EnrollmentError('metal_blocked', 'this metal is blocked by its owner');
     return { metalId: metal.id, ownerId: record.ownerId, serial: record.serial, fingerprint, notAfter: record.notAfter, spki: new Uint8Array(cert.publicKey.rawData) };
   }
 
