@@ -133,11 +133,17 @@ class Reader {
         const len = this.length(v, 'text string', 1);
         const at = this.pos;
         this.pos += len;
-        if (len <= 32) {
-          // Short ASCII (labels, URIs' tails): skip TextDecoder's call overhead.
-          let ascii = true;
-          for (let i = at; i < at + len; i++) if (this.buf[i]! > 0x7f) ascii = false;
-          if (ascii) return String.fromCharCode.apply(null, this.buf.subarray(at, at + len) as unknown as number[]);
+        if (len <= 64) {
+          // Short ASCII (labels, URIs): cheaper than a TextDecoder call.
+          const buf = this.buf;
+          let str = '';
+          let i = at;
+          for (; i < at + len; i++) {
+            const c = buf[i]!;
+            if (c > 0x7f) break;
+            str += String.fromCharCode(c);
+          }
+          if (i === at + len) return str;
         }
         try {
           return utf8.decode(this.buf.subarray(at, at + len));
