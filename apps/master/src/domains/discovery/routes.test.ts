@@ -189,12 +189,15 @@ describe('T9 failed registrations are recorded and retrievable', () => {
 });
 
 describe('T10 T16 commands over the gateway channel (real WebSocket)', () => {
-  it('T10: adding the MAC to a metal sends clear to the gateway that blocked it', async () => {
+  it("T10: adding the MAC to a metal sends clear to the owner's gateway that blocked it, not to another owner's", async () => {
     const base = await listen();
     const ch = await gw.connect(base);
+    const bobs = await TestGateway.enroll(m.app, m.bob.token, 'gw-bob');
+    const bobsChannel = await bobs.connect(base);
     await metal('pi', m.alice.token, [WLAN]);
     await space('os', 1);
     expect((await gw.register(join(ETH))).json().reason).toBe('unknown_mac');
+    expect((await bobs.register(join(ETH))).json().reason).toBe('unknown_mac');
     const r = await m.app.inject({
       method: 'PATCH',
       url: '/api/v1/metals/pi',
@@ -205,7 +208,9 @@ describe('T10 T16 commands over the gateway channel (real WebSocket)', () => {
     const clear = await ch.next((c) => c.type === 'clear');
     expect(clear).toEqual({ id: expect.any(String), type: 'clear', mac: ETH });
     ch.ack(clear);
-    await ch.close();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(bobsChannel.received).toEqual([]);
+    await Promise.all([ch.close(), bobsChannel.close()]);
   });
 
   it('T10: a metal gaining a default Space sends clear for its blocked MACs', async () => {

@@ -130,7 +130,7 @@ export class DiscoveryService {
     });
     events.on('metal.interfaces.changed', async (e) => {
       this.forget(e.metalId);
-      if (e.added.length > 0) await this.release(e.metalId, e.added);
+      if (e.added.length > 0) await this.release(e.ownerId, e.metalId, e.added);
     });
     events.on('space.deleted', () => {
       this.facts.clear();
@@ -140,7 +140,7 @@ export class DiscoveryService {
       this.forget(e.metalId);
       if (!(await this.spaces.defaultSpaceOf(e.metalId))) return;
       const metal = await this.metals.get(e.ownerId, e.metalId);
-      await this.release(metal.id, metal.interfaces.map((i) => i.mac));
+      await this.release(e.ownerId, metal.id, metal.interfaces.map((i) => i.mac));
     });
     events.on('metal.deleted', async (e) => {
       this.forget(e.metalId);
@@ -287,15 +287,17 @@ export class DiscoveryService {
 
   /**
    * T10: the cause of a refusal was fixed (a MAC added to a metal, or the metal gained a default
-   * Space): every gateway that refused those MACs is told to clear its record, so the metal is
+   * Space): every gateway of the metal's owner that refused those MACs is told to clear its record, so the metal is
    * decided afresh when it next renews its lease. A blocked metal stays locked.
    */
-  private async release(metalId: TipsId, macs: Mac[]): Promise<void> {
+  private async release(ownerId: OwnerId, metalId: TipsId, macs: Mac[]): Promise<void> {
     if (await this.isBlocked(metalId)) return;
-    const known = new Map<GatewayId, boolean>();
+    // Only the owner's gateways: another owner's would refuse the metal again (foreign_gateway),
+    // and a clear would tell it that someone has just declared that MAC.
+    const own = new Set(await this.gateways.idsOfOwner(ownerId));
     for (const { gatewayId, mac } of await this.store.gatewaysThatBlocked(macs)) {
-      if (!known.has(gatewayId)) known.set(gatewayId, await this.gateways.exists(gatewayId));
-      if (known.get(gatewayId)) await this.gateways.send(gatewayId, { type: 'clear', mac });
+      if (own.has(gatewayId)) await this.gateways.send(gatewayId, { type: 'clear', mac });
     }
   }
+
 }

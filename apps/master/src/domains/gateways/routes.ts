@@ -146,7 +146,10 @@ export async function gatewayApiRoutes(scope: FastifyInstance, gateways: Gateway
       },
     },
     async (req, reply) => {
-      const g = await gateways.enroll(req.body);
+      const g = await gateways.enroll(req.body).catch((err: unknown) => {
+        if ((err as { code?: string }).code === 'enrollment_failed') req.log.warn({ securityEvent: 'gateway_enrollment_failed', ip: req.ip }, 'gateway enrollment refused');
+        throw err;
+      });
       req.log.info({ securityEvent: 'gateway_enrolled', gatewayId: g.id }, 'gateway enrolled');
       return reply.code(201).send({ gatewayId: g.id });
     },

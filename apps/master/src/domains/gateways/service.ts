@@ -172,10 +172,6 @@ export class GatewayService {
     return (await this.store.list(ownerId)).filter((g) => g.publicKey !== null).map((g) => g.id);
   }
 
-  async exists(id: GatewayId): Promise<boolean> {
-    return (await this.store.findById(id)) !== undefined;
-  }
-
   /** Queues a command durably and pushes it now when the gateway's channel is open here. */
   async send(gatewayId: GatewayId, command: ChannelCommand): Promise<QueuedCommand> {
     const now = this.clock.now();
