@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { type GatewayId, InvalidValueError, type Mac, type OwnerId, parseInterfaceType, parseMac, type TipsId } from '@tips/core';
+import { InvalidValueError, type Mac, type OwnerId, parseInterfaceType, parseMac, type TipsId } from '@tips/core';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { Gateway } from '../gateways/model.ts';
