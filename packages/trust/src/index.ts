@@ -2,3 +2,4 @@
 export * from './pki.ts';
 export * from './trust-list.ts';
 export * from './reenrollment.ts';
+export * from './token.ts';

@@ -1,4 +1,4 @@
-import type { TokenClaims } from './cwt.ts';
+import type { TokenClaims } from '@tips/trust';
 
 /**
  * An authorization token (S11): one hop, one audience, a few scopes, minutes of life, bound to the

@@ -1,8 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { parseCertsOnlyPkcs7 } from '@tips/trust';
+import { importKey } from '@tips/suit';
+import { checkToken, parseCertsOnlyPkcs7, signPop } from '@tips/trust';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { b64, makeCsr, type TlsTestMaster, tlsTestMaster } from '../../tls/testing.ts';
-import { signPop } from './cwt.ts';
 
 let m: TlsTestMaster;
 beforeEach(async () => {
@@ -82,6 +82,36 @@ describe('S11 scoped, short-lived, proof-of-possession authorization tokens', ()
     expect(await introspect(t.cwt, 'urn:tips:master', { scope, proof: await proof(t.cwt, h.privateKey) })).toEqual({ active: false, reason: 'token_expired' });
     expect(securityEvents()).toContain('pop_invalid');
     expect(securityEvents()).toContain('challenge_invalid');
+  });
+
+  it('operator→metal / master→metal hops: the metal checks the token itself with the issuer key, for its own audience only', async () => {
+    const me = (await owner('POST', '/api/v1/metals', { name: 'pi', interfaces: [{ name: 'eth0', mac: '02:00:00:00:0d:01', type: 'ethernet', pxe: true }] })).json().id;
+    const other = (await owner('POST', '/api/v1/metals', { name: 'pi2', interfaces: [{ name: 'eth0', mac: '02:00:00:00:0d:02', type: 'ethernet', pxe: true }] })).json().id;
+    const h = holder();
+    const t = (await issue({ audience: `urn:tips:metal:${me}`, scope: ['update:component:rootfs'], holder: { publicKey: pem(h) } })).json();
+    const issuer = (await owner('GET', '/api/v1/tokens/issuer-key')).json();
+    const issuerKeys = [importKey(new Uint8Array(Buffer.from(issuer.coseKey, 'base64url')))];
+    const now = Math.floor(m.clock.now().getTime() / 1000);
+    // The metal makes its own nonce; the holder signs it.
+    const nonce = 'metal-nonce-1';
+    const proof = { nonce, signature: signPop(nonce, t.cwt, h.privateKey) };
+    const ok = checkToken(t.cwt, { issuerKeys, issuer: 'urn:tips:master', audience: `urn:tips:metal:${me}`, scope: 'update:component:rootfs', now, proof });
+    expect(ok.claims.sub).toBe(`urn:tips:owner:${m.alice.id}`);
+    const code = (f: () => unknown) => {
+      try {
+        f();
+        return 'accepted';
+      } catch (e) {
+        return (e as { code: string }).code;
+      }
+    };
+    expect(code(() => checkToken(t.cwt, { issuerKeys, issuer: 'urn:tips:master', audience: `urn:tips:metal:${other}`, scope: 'update:component:rootfs', now, proof }))).toBe('token_audience_mismatch');
+    expect(code(() => checkToken(t.jwt, { issuerKeys, issuer: 'urn:tips:master', audience: `urn:tips:metal:${me}`, scope: 'update:component:bootloader', now, proof }))).toBe('token_scope_insufficient');
+    expect(code(() => checkToken(t.cwt, { issuerKeys, issuer: 'urn:tips:master', audience: `urn:tips:metal:${me}`, now: now + 3600, proof }))).toBe('token_expired');
+    expect(code(() => checkToken(t.cwt, { issuerKeys, issuer: 'urn:tips:master', audience: `urn:tips:metal:${me}`, now }))).toBe('pop_required');
+    expect(code(() => checkToken(t.cwt, { issuerKeys: [importKey(generateKeyPairSync('ed25519').publicKey)], issuer: 'urn:tips:master', audience: `urn:tips:metal:${me}`, now, proof }))).toBe(
+      'token_signature_invalid',
+    );
   });
 
   it("refuses to scope a token to another owner's Space, and bad issuance input", async () => {

@@ -1,12 +1,12 @@
-import { createPublicKey, generateKeyPairSync, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import type { OwnerId } from '@tips/core';
-import { type CoseKey, exportCoseKey, importKey, SuitError } from '@tips/suit';
+import { type CoseKey, exportCoseKey, importKey } from '@tips/suit';
 import type { Clock, Random } from '../../ports.ts';
 import type { EnrollmentService } from '../enrollment/service.ts';
 import type { GlazeService } from '../glazes/service.ts';
 import type { MetalService } from '../metals/service.ts';
 import type { SpaceService } from '../spaces/service.ts';
-import { JwtSignatureError, signCwt, signJwt, spkiOf, type TokenClaims, TokenCodecError, verifyCwt, verifyJwt, verifyPop } from './cwt.ts';
+import { checkToken, signCwt, signJwt, spkiOf, type TokenCheck, TokenCheckError, type TokenClaims } from '@tips/trust';
 import { TokenError } from './errors.ts';
 import { AUDIENCE_RE, CHALLENGE_SECONDS, DEFAULT_TOKEN_MINUTES, type IssuedToken, MAX_TOKEN_MINUTES, SCOPE_RE, type VerifiedToken } from './model.ts';
 import type { TokenStore } from './store.ts';
@@ -154,45 +154,42 @@ export class TokenService {
     return { nonce, expiresAt };
   }
 
-  /** Verifies a token for one hop: signature, issuer, time, audience, scope, then proof of possession. */
+  /**
+   * Verifies a token for one hop with @tips/trust's `checkToken` (signature, issuer, time,
+   * audience, scope, then proof of possession) — the same check a metal runs. A signature proof
+   * must answer a challenge this master issued, spent here exactly once.
+   */
   async verify(token: string, expect: VerifyExpectation): Promise<VerifiedToken> {
-    const keys = [await this.key()];
-    let claims: TokenClaims;
-    let format: 'cwt' | 'jwt';
-    try {
-      if (token.includes('.')) {
-        format = 'jwt';
-        claims = verifyJwt(token, keys);
-      } else {
-        format = 'cwt';
-        if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new TokenCodecError('expected base64url');
-        claims = verifyCwt(new Uint8Array(Buffer.from(token, 'base64url')), keys);
+    const base: TokenCheck = { issuerKeys: [await this.key()], issuer: TOKEN_ISSUER, audience: expect.audience, scope: expect.scope, now: secs(this.clock.now()) };
+    const check = (proof?: TokenCheck['proof']) => {
+      try {
+        return checkToken(token, proof ? { ...base, proof } : base);
+      } catch (e) {
+        if (e instanceof TokenCheckError) throw new TokenError(e.code, e.message, e.code.startsWith('pop_') ? 'proof' : e.code === 'token_scope_insufficient' ? 'scope' : 'token');
+        throw e;
       }
-    } catch (e) {
-      if (e instanceof JwtSignatureError || (e instanceof SuitError && (e.code === 'suit_signature_invalid' || e.code === 'suit_untrusted_key'))) {
-        throw new TokenError('token_signature_invalid', 'the token is not signed by this master', 'token');
-      }
-      throw new TokenError('token_malformed', `the token cannot be read: ${(e as Error).message}`, 'token');
-    }
-    if (claims.iss !== TOKEN_ISSUER) throw new TokenError('token_issuer_unknown', 'the token names another issuer', 'token');
-    const now = secs(this.clock.now());
-    if (claims.exp === undefined || now >= claims.exp) throw new TokenError('token_expired', 'the token has expired', 'token');
-    if (claims.nbf !== undefined && now < claims.nbf) throw new TokenError('token_not_yet_valid', 'the token is not valid yet', 'token');
-    if (claims.aud !== expect.audience) throw new TokenError('token_audience_mismatch', `the token is for another audience, not ${expect.audience}`, 'token');
-    const scopes = (claims.scope ?? '').split(' ').filter(Boolean);
-    if (expect.scope !== undefined && !scopes.includes(expect.scope)) throw new TokenError('token_scope_insufficient', `the token does not grant ${expect.scope.slice(0, 100)}`, 'scope');
-    if (!claims.cnf) throw new TokenError('pop_required', 'the token carries no holder key', 'token');
+    };
     if (expect.tlsSpki) {
-      const want = spkiOf(claims.cnf);
-      if (want.length === expect.tlsSpki.length && timingSafeEqual(want, expect.tlsSpki)) return { claims, format, pop: 'mtls' };
-      if (!expect.proof) throw new TokenError('pop_invalid', 'the TLS client key is not the key this token is bound to', 'token');
+      try {
+        return { ...check({ tlsSpki: expect.tlsSpki }), pop: 'mtls' };
+      } catch (e) {
+        if (!(e instanceof TokenError && e.code === 'pop_invalid' && expect.proof)) throw e;
+      }
     }
-    if (!expect.proof) throw new TokenError('pop_required', 'prove possession of the token key: sign a fresh challenge (POST /api/v1/tokens/challenge)', 'proof');
+    if (!expect.proof) {
+      check();
+      throw new TokenError('pop_required', 'prove possession of the token key: sign a fresh challenge (POST /api/v1/tokens/challenge)', 'proof');
+    }
+    // Everything but the proof must hold before a challenge is spent.
+    try {
+      check();
+    } catch (e) {
+      if (!(e instanceof TokenError && e.code === 'pop_required')) throw e;
+    }
     if (!(await this.store.consumeChallenge(expect.proof.nonce, this.clock.now().toISOString()))) {
       throw new TokenError('challenge_invalid', 'the challenge is unknown, used or expired', 'proof.nonce');
     }
-    if (!verifyPop(expect.proof.nonce, token, expect.proof.signature, claims.cnf)) throw new TokenError('pop_invalid', 'the proof is not signed by the token key', 'proof.signature');
-    return { claims, format, pop: 'signature' };
+    return { ...check(expect.proof), pop: 'signature' };
   }
 
   /** Introspection (RFC 7662 style) for constrained resource servers: active or not, and why. */

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { importKey } from '@tips/suit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeClaims, encodeClaims, signCwt, signJwt, signPop, TokenCodecError, verifyCwt, verifyJwt, verifyPop } from './cwt.ts';
+import { decodeClaims, encodeClaims, signCwt, signJwt, signPop, TokenCodecError, verifyCwt, verifyJwt, verifyPop } from './token.ts';
 
-const VECTORS = join(import.meta.dirname, '../../../../../packages/suit/test/vectors/cose-wg/CWT');
+const VECTORS = join(import.meta.dirname, '../../suit/test/vectors/cose-wg/CWT');
 const b64u = (h: string) => Buffer.from(h, 'hex').toString('base64url');
 
 describe('S11 CWT claims codec and signatures', () => {

@@ -1,9 +1,10 @@
 /**
  * CWT (RFC 8392) and its JWT twin (RFC 7519) for TIPS authorization tokens (S11): the claims
- * codec, COSE_Sign1 signing/verification over @tips/suit, and proof-of-possession keys (`cnf`,
- * RFC 8747 / RFC 7800). Pure over bytes and KeyObjects.
+ * codec, COSE_Sign1 signing/verification over @tips/suit, proof-of-possession keys (`cnf`,
+ * RFC 8747 / RFC 7800), and `checkToken` — what a metal (or any resource server) runs to accept a
+ * token for its own hop without asking the master. Pure over bytes and KeyObjects.
  */
-import { createHash, createPublicKey, type KeyObject, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, sign as nodeSign, verify as nodeVerify, timingSafeEqual } from 'node:crypto';
 import {
   type CborMap,
   CborTag,
@@ -264,4 +265,79 @@ export function verifyPop(nonce: string, token: string, signature: string, key: 
 /** SubjectPublicKeyInfo DER of a key: how a cnf key is compared with a TLS certificate's key. */
 export function spkiOf(key: KeyObject): Buffer {
   return key.export({ type: 'spki', format: 'der' });
+}
+
+export type TokenCheckCode =
+  | 'token_malformed'
+  | 'token_signature_invalid'
+  | 'token_issuer_unknown'
+  | 'token_expired'
+  | 'token_not_yet_valid'
+  | 'token_audience_mismatch'
+  | 'token_scope_insufficient'
+  | 'pop_required'
+  | 'pop_invalid';
+
+export class TokenCheckError extends Error {
+  constructor(
+    readonly code: TokenCheckCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'TokenCheckError';
+  }
+}
+
+export interface TokenCheck {
+  /** The issuer's public keys (e.g. from the master's /api/v1/tokens/issuer-key). */
+  issuerKeys: readonly CoseKey[];
+  issuer: string;
+  /** This resource server, e.g. urn:tips:metal:<own TIPS ID>. */
+  audience: string;
+  /** A scope the request needs. */
+  scope?: string;
+  /** Seconds since the epoch. */
+  now: number;
+  /** Proof of possession: a signature over a nonce this verifier issued, or the TLS peer's SPKI. */
+  proof?: { nonce: string; signature: string } | { tlsSpki: Uint8Array };
+}
+
+/**
+ * Checks a token for one hop: signature, issuer, time, audience, scope, then proof of possession
+ * of the `cnf` key. The caller owns nonce freshness (issue each nonce once, accept it once).
+ */
+export function checkToken(token: string, c: TokenCheck): { claims: TokenClaims; format: 'cwt' | 'jwt' } {
+  let claims: TokenClaims;
+  let format: 'cwt' | 'jwt';
+  try {
+    if (token.includes('.')) {
+      format = 'jwt';
+      claims = verifyJwt(token, c.issuerKeys);
+    } else {
+      format = 'cwt';
+      if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new TokenCodecError('expected base64url');
+      claims = verifyCwt(new Uint8Array(Buffer.from(token, 'base64url')), c.issuerKeys);
+    }
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (e instanceof JwtSignatureError || code === 'suit_signature_invalid' || code === 'suit_untrusted_key') {
+      throw new TokenCheckError('token_signature_invalid', 'the token is not signed by a trusted issuer');
+    }
+    throw new TokenCheckError('token_malformed', `the token cannot be read: ${(e as Error).message}`);
+  }
+  if (claims.iss !== c.issuer) throw new TokenCheckError('token_issuer_unknown', 'the token names another issuer');
+  if (claims.exp === undefined || c.now >= claims.exp) throw new TokenCheckError('token_expired', 'the token has expired');
+  if (claims.nbf !== undefined && c.now < claims.nbf) throw new TokenCheckError('token_not_yet_valid', 'the token is not valid yet');
+  if (claims.aud !== c.audience) throw new TokenCheckError('token_audience_mismatch', `the token is for another audience, not ${c.audience}`);
+  const scopes = (claims.scope ?? '').split(' ').filter(Boolean);
+  if (c.scope !== undefined && !scopes.includes(c.scope)) throw new TokenCheckError('token_scope_insufficient', `the token does not grant ${c.scope.slice(0, 100)}`);
+  if (!claims.cnf) throw new TokenCheckError('pop_required', 'the token carries no holder key');
+  if (!c.proof) throw new TokenCheckError('pop_required', 'proof of possession of the token key is required');
+  if ('tlsSpki' in c.proof) {
+    const want = spkiOf(claims.cnf);
+    if (!(want.length === c.proof.tlsSpki.length && timingSafeEqual(want, c.proof.tlsSpki))) throw new TokenCheckError('pop_invalid', 'the TLS client key is not the token key');
+  } else if (!verifyPop(c.proof.nonce, token, c.proof.signature, claims.cnf)) {
+    throw new TokenCheckError('pop_invalid', 'the proof is not signed by the token key');
+  }
+  return { claims, format };
 }
