@@ -68,22 +68,22 @@ describe('S8 tips suit: create, sign, inspect, verify', { timeout: 120_000 }, ()
     expect(d.out).toContain('<< 18([');
   });
 
-  it('verification failures exit 1 with a one-line reason', () => {
+  it('verification failures exit 8 with a one-line reason', () => {
     const rollback = tips('verify', '--key', 'author.pub', 'env.suit', '--seq', '5');
-    expect(rollback.code).toBe(1);
+    expect(rollback.code).toBe(8);
     expectOneLineError(rollback, 'suit_rollback');
 
     const vendor = tips('verify', '--key', 'author.pub', 'env.suit', '--vendor', 'other.example');
-    expect(vendor.code).toBe(1);
+    expect(vendor.code).toBe(8);
     expectOneLineError(vendor, 'suit_vendor_mismatch');
 
     const cls = tips('verify', '--key', 'author.pub', 'env.suit', '--vendor', 'tips.example', '--class', 'pi5');
-    expect(cls.code).toBe(1);
+    expect(cls.code).toBe(8);
     expectOneLineError(cls, 'suit_class_mismatch');
 
     expect(tips('keygen', '--alg', 'es256', '--out', 'stranger').code).toBe(0);
     const wrong = tips('verify', '--key', 'stranger.pub', 'env.suit');
-    expect(wrong.code).toBe(1);
+    expect(wrong.code).toBe(8);
     expectOneLineError(wrong, 'suit_signature_invalid');
 
     // A flipped bit in the integrated payload (the envelope's last bytes) still authenticates: the
@@ -99,7 +99,7 @@ describe('S8 tips suit: create, sign, inspect, verify', { timeout: 120_000 }, ()
     m[at] = m[at]! ^ 0x01;
     writeFileSync(join(dir, 'tampered-manifest.suit'), m);
     const t2 = tips('verify', '--key', 'author.pub', 'tampered-manifest.suit');
-    expect(t2.code).toBe(1);
+    expect(t2.code).toBe(8);
     expect(t2.err).toMatch(/^error: (suit_digest_mismatch|suit_bad_type|cbor_[a-z_]+): /);
   });
 
@@ -128,7 +128,7 @@ describe('S8 tips suit: create, sign, inspect, verify', { timeout: 120_000 }, ()
     const c = tips('create', '--vendor-domain', 'tips.example', '--class', 'pi4', '--component', 'app', '--seq', '9', '--payload', 'payload.bin', '--uri', 'https://m.example/g/1', '--out', 'unsigned.suit');
     expect(c.code, c.err).toBe(0);
     const u = tips('verify', '--key', 'author.pub', 'unsigned.suit');
-    expect(u.code).toBe(1);
+    expect(u.code).toBe(8);
     expectOneLineError(u, 'suit_unsigned');
     expect(tips('sign', '--key', 'author.key', '--in', 'unsigned.suit', '--out', 'signed.suit').code).toBe(0);
     expect(tips('verify', '--key', 'author.pub', 'signed.suit', '--seq', '8').code).toBe(0);

@@ -23,7 +23,7 @@ import { CliError, EXIT } from '../errors.ts';
 import { print } from '../output.ts';
 
 /** Verification failures exit 1 (the lead's contract for `tips suit`); usage errors exit 2. */
-const EXIT_VERIFY = EXIT.failure;
+const EXIT_VERIFY = EXIT.verification;
 
 function readInput(path: string, what: string): Uint8Array {
   try {
