@@ -99,6 +99,12 @@ describe('S6 EST enrollment and mTLS, proven with openssl and curl against the r
 
   it('simpleenroll: openssl CSR → curl with the enrollment secret → a certificate openssl verifies against the root', async () => {
     const s = await api<{ id: string; secret: string }>('POST', '/api/v1/enrollment/secrets', { metal: metalId });
+    // A CSR asking for another TIPS ID is refused and spends nothing.
+    const other = (await api<{ id: string }>('POST', '/api/v1/metals', { name: 'pi-other', interfaces: [{ name: 'eth0', mac: '02:e2:e0:00:00:02', type: 'ethernet', pxe: true }] })).id;
+    newCsr('other', other);
+    const steal = curl('/.well-known/est/simpleenroll', ['-u', `${s.id}:${s.secret}`, '-H', 'Content-Type: application/pkcs10', '--data-binary', '@other.b64']);
+    expect(steal.status).toBe(403);
+    expect(JSON.parse(steal.body).error.code).toBe('csr_identity_mismatch');
     newCsr('metal', metalId);
     const r = curl('/.well-known/est/simpleenroll', ['-u', `${s.id}:${s.secret}`, '-H', 'Content-Type: application/pkcs10', '--data-binary', '@metal.b64']);
     expect(r.status, r.body).toBe(200);

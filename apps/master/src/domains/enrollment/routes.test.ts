@@ -130,6 +130,17 @@ describe('S6 EST server (RFC 7030) on HTTPS', () => {
     const bad = await m.https('POST', '/.well-known/est/simpleenroll', { headers: { ...PKCS10, ...basic(s.id, s.secret) }, body: b64(forged) });
     expect(bad.status).toBe(400);
     expect(['csr_signature_invalid', 'csr_malformed']).toContain(bad.json().error.code);
+    // The CSR carries key B but was signed by key A: swap B's SubjectPublicKeyInfo into A's request.
+    const keyB = await makeCsr({ uris: [`urn:tips:metal:${id}`] });
+    const spkiA = Buffer.from(await crypto.subtle.exportKey('spki', good.keys.publicKey));
+    const spkiB = Buffer.from(await crypto.subtle.exportKey('spki', keyB.keys.publicKey));
+    const swapped = Buffer.from(good.der);
+    const at = swapped.indexOf(spkiA);
+    expect(at).toBeGreaterThan(0);
+    spkiB.copy(swapped, at);
+    const mismatch = await m.https('POST', '/.well-known/est/simpleenroll', { headers: { ...PKCS10, ...basic(s.id, s.secret) }, body: b64(swapped) });
+    expect(mismatch.status).toBe(400);
+    expect(mismatch.json().error).toMatchObject({ code: 'csr_signature_invalid', field: 'csr' });
     const otherId = await enroll(s, id, await makeCsr({ uris: [`urn:tips:metal:${other}`] }));
     expect(otherId.r.status).toBe(403);
     expect(otherId.r.json().error).toMatchObject({ code: 'csr_identity_mismatch', field: 'csr' });
