@@ -54,7 +54,14 @@ const program = new Command('tips-master')
     if (config.tlsPort !== null) {
       const hostnames = [config.tlsHostname, 'localhost', '127.0.0.1', '::1', ...(config.host === '0.0.0.0' || config.host === '::' ? [] : [config.host])];
       const server = await ensureServerCertificate(config.caDir, ca, { hostnames, clock: systemClock, random: systemRandom });
-      tls = await listenTls(app, { host: config.host, port: config.tlsPort, certPem: server.chainPem, keyPem: server.keyPem, clientCaPem: server.clientCaPem });
+      try {
+        tls = await listenTls(app, { host: config.host, port: config.tlsPort, certPem: server.chainPem, keyPem: server.keyPem, clientCaPem: server.clientCaPem });
+      } catch (err) {
+        await app.close();
+        await db.destroy();
+        program.error(`error: cannot listen for HTTPS on ${config.host}:${config.tlsPort} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose --tls-port or --tls-port off`, { exitCode: 1 });
+        return;
+      }
       process.stdout.write(`TIPS master TLS listening on ${tls.url}  (EST: ${tls.url}/.well-known/est; CA: ${config.caDir})\n`);
     }
     if (caCreated) process.stdout.write(`Created a CA in ${config.caDir} (its root key was discarded; for an offline root use \`tips ca init\`)\n`);
