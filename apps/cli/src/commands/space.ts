@@ -82,8 +82,8 @@ export function registerSpaceCommands(program: Command): Command {
       .option('--default', "make this the metal's default Space (must be Phase 1)"),
   ).action(
     action(async (spaceRef: string, metalRef: string, opts: { iface: string[]; default?: boolean; json?: boolean }) => {
-      const s = await api().call<SpaceOut>('POST', `${path(spaceRef)}/members`, { metal: metalRef, interfaces: opts.iface, default: !!opts.default });
-      print(s, !!opts.json, (v: SpaceOut) => `added ${metalRef} to Space ${v.name} via ${opts.iface.join(',')}${opts.default ? ' (default)' : ''}`);
+      const m = await api().call<{ spaceId: string; metalId: string }>('POST', `${path(spaceRef)}/members`, { metal: metalRef, interfaces: opts.iface, default: !!opts.default });
+      print(m, !!opts.json, () => `added ${metalRef} to Space ${spaceRef} via ${opts.iface.join(',')}${opts.default ? ' (default)' : ''}`);
     }),
   );
 

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -15,6 +15,26 @@ export type DatabaseConfig =
 // PostgreSQL returns int8 as strings; every bigint we store (sizes, times) fits a JS number.
 pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
 
+/**
+ * better-sqlite3 compiles a statement on every `prepare`; Kysely prepares each query anew. The
+ * queries are a small fixed set of SQL texts, so compiled statements are kept by text (bounded).
+ */
+function cachingPrepare(sqlite: SQLite.Database): SqliteDatabase {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(sql: string) {
+      let stmt = cache.get(sql);
+      if (!stmt) {
+        stmt = sqlite.prepare(sql);
+        if (cache.size >= 500) cache.delete(cache.keys().next().value as string);
+        cache.set(sql, stmt);
+      }
+      return stmt;
+    },
+  };
+}
+
 /** Opens the configured database (the `Store` port's two adapters) and migrates it. */
 export async function openDatabase(config: DatabaseConfig): Promise<Db> {
   let db: Db;
@@ -25,7 +45,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Db> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingPrepare(sqlite) }) });
   } else {
     const pool = new pg.Pool({
       connectionString: config.url,

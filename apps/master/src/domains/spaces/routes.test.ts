@@ -40,7 +40,10 @@ describe('T4 Spaces', () => {
     await space('base-os', 1);
     const r = await add('base-os', { metal: 'pi-07', interfaces: ['eth0'], default: true });
     expect(r.statusCode).toBe(201);
-    expect(r.json().members).toEqual([{ metalId: expect.stringMatching(/^mtl_/), interfaces: ['eth0'], isDefault: true }]);
+    expect(r.json()).toEqual({ spaceId: expect.stringMatching(/^spc_/), metalId: expect.stringMatching(/^mtl_/), interfaces: ['eth0'], isDefault: true });
+    expect((await m.app.inject({ url: '/api/v1/spaces/base-os', headers: h })).json().members).toEqual([
+      { metalId: expect.stringMatching(/^mtl_/), interfaces: ['eth0'], isDefault: true },
+    ]);
     const metal = (await m.app.inject({ url: '/api/v1/metals/pi-07', headers: h })).json();
     expect(metal.spaces).toEqual([{ spaceId: expect.stringMatching(/^spc_/), spaceName: 'base-os', phase: 1, interfaces: ['eth0'], isDefault: true }]);
   });

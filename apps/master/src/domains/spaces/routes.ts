@@ -103,13 +103,10 @@ export function spaceRoutes(app: FastifyInstance, spaces: SpaceService): void {
           { metal: Ref, interfaces: Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 16 }), default: Type.Optional(Type.Boolean()) },
           { additionalProperties: false },
         ),
-        response: { 201: SpaceDetail, ...errorResponses(400, 404, 422) },
+        response: { 201: Type.Intersect([Type.Object({ spaceId: Type.String() }), MemberSchema]), ...errorResponses(400, 404, 422) },
       },
     },
-    async (req, reply) => {
-      const { ownerId: _o, ...s } = await spaces.addMember(req.owner.id, req.params.ref, req.body);
-      return reply.code(201).send(s);
-    },
+    async (req, reply) => reply.code(201).send(await spaces.addMember(req.owner.id, req.params.ref, req.body)),
   );
 
   app.delete<{ Params: { ref: string; metal: string } }>(

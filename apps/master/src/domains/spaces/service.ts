@@ -4,7 +4,7 @@ import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { MetalService } from '../metals/service.ts';
 import { SpaceError } from './errors.ts';
-import type { Space, SpaceWithMembers } from './model.ts';
+import type { Space, SpaceMember, SpaceWithMembers } from './model.ts';
 import type { MembershipOfMetal, SpaceStore } from './store.ts';
 
 /** What spaces need to know about Glazes; the glazes domain provides it (no cross-table reads). */
@@ -96,7 +96,7 @@ export class SpaceService {
     await this.events.emit('space.deleted', { ownerId, spaceId: space.id });
   }
 
-  async addMember(ownerId: OwnerId, spaceRef: string, input: AddMemberInput): Promise<SpaceWithMembers> {
+  async addMember(ownerId: OwnerId, spaceRef: string, input: AddMemberInput): Promise<SpaceMember & { spaceId: SpaceId }> {
     const space = await this.get(ownerId, spaceRef);
     const metal = await this.metals.get(ownerId, input.metal);
     const names = [...new Set(input.interfaces)];
@@ -117,9 +117,11 @@ export class SpaceService {
         throw new SpaceError('phase1_needs_one_pxe_interface', 'Phase 1 provisions a metal over exactly one PXE-capable interface', 'interfaces');
       }
     }
-    await this.store.putMember(space.id, { metalId: metal.id, interfaces: names, isDefault });
+    const member: SpaceMember = { metalId: metal.id, interfaces: names, isDefault };
+    await this.store.putMember(space.id, member);
     await this.events.emit('space.membership.changed', { ownerId, metalId: metal.id, spaceId: space.id });
-    return this.show(ownerId, space.id);
+    // Only the membership: answering with the whole Space would grow with every metal added.
+    return { spaceId: space.id, ...member };
   }
 
   async removeMember(ownerId: OwnerId, spaceRef: string, metalRef: string): Promise<void> {
