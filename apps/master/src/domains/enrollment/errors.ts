@@ -21,6 +21,7 @@ export type EnrollmentErrorCode =
   | 'certificate_not_accepted_here'
   | 'certificate_not_found'
   | 'metal_blocked'
+  | 'too_many_attempts'
   | 'scope_invalid';
 
 /** Codes that mean someone tried to get in without the right to: logged as security events. */
@@ -38,6 +39,7 @@ const SECURITY: ReadonlySet<EnrollmentErrorCode> = new Set<EnrollmentErrorCode>(
   'certificate_expired',
   'certificate_not_accepted_here',
   'metal_blocked',
+  'too_many_attempts',
 ]);
 
 export class EnrollmentError extends DomainError<EnrollmentErrorCode> {

@@ -59,5 +59,8 @@ export const IMAGE_KEY_PREFIX = 'spki:';
 export const DEFAULT_SECRET_TTL_MINUTES = 24 * 60;
 export const MAX_SECRET_TTL_MINUTES = 365 * 24 * 60;
 export const MAX_SECRET_USES = 100_000;
+/** EST attempts refused per remote address within one window before it is throttled (metals behind one gateway share its NAT address: keep it generous). */
+export const MAX_FAILED_ENROLLMENTS = 50;
+export const FAILED_ENROLLMENT_WINDOW_MS = 60_000;
 /** Metal certificates are short-lived: a week by default, renewed by simplereenroll. */
 export const DEFAULT_CERT_LIFETIME_HOURS = 7 * 24;

@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { Agent } from 'node:https';
 import { createEphemeralCa } from './ca.ts';
+import { MAX_FAILED_ENROLLMENTS } from './model.ts';
 import { issueCertificate, parseCertificate, parseCertsOnlyPkcs7, serialFrom, verifyChain } from '@tips/trust';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemRandom } from '../../ports.ts';
@@ -161,6 +162,19 @@ describe('S6 EST server (RFC 7030) on HTTPS', () => {
     const sp = await secret({ space: 'fleet' });
     expect((await enroll(sp, other)).r.json().error.code).toBe('csr_identity_mismatch');
     expect((await enroll(sp, id)).r.status).toBe(200);
+  });
+
+  it('throttles an address after 50 refused attempts in a minute, then lets it try again', async () => {
+    const id = await metal();
+    const s = await secret({ metal: id });
+    const csr = await makeCsr({ uris: [`urn:tips:metal:${id}`] });
+    const wrong = () => m.https('POST', '/.well-known/est/simpleenroll', { headers: { ...PKCS10, ...basic(s.id, `est_${'Z'.repeat(43)}`) }, body: b64(csr.der) });
+    for (let i = 0; i < MAX_FAILED_ENROLLMENTS; i++) expect((await wrong()).json().error.code).toBe('enrollment_secret_invalid');
+    const throttled = await enroll(s, id, csr);
+    expect(throttled.r.status).toBe(429);
+    expect(throttled.r.json().error.code).toBe('too_many_attempts');
+    m.clock.advance(61_000);
+    expect((await enroll(s, id, csr)).r.status).toBe(200);
   });
 
   it("refuses secrets for another owner's metal or a Phase 2 Space, and bad secret parameters", async () => {

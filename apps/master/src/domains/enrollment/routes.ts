@@ -36,6 +36,7 @@ registerStatusTable<EnrollmentErrorCode>('enrollment', {
   certificate_not_accepted_here: 401,
   certificate_not_found: 404,
   metal_blocked: 403,
+  too_many_attempts: 429,
   scope_invalid: 422,
 });
 
@@ -245,7 +246,7 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
       // HTTP Basic (secret ID : secret), or none at all in image-key mode (T14).
       const credentials = basicCredentials(req);
       requirePkcs10(req);
-      const { der } = await enrollment.enroll(credentials, decodeBase64Body(req.body, 'csr'));
+      const { der } = await enrollment.throttled(req.ip, () => enrollment.enroll(credentials, decodeBase64Body(req.body, 'csr')));
       return sendCerts(reply, certsOnly(der));
     },
   );
@@ -254,9 +255,11 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
     '/simplereenroll',
     { schema: { tags: ['est'], summary: 'Renew with the current certificate (mTLS); body: base64 DER PKCS#10 naming the same metal', security: [] } },
     async (req, reply) => {
-      const principal = await enrollment.authenticateMetal(peerCertificate(req));
-      requirePkcs10(req);
-      const { der } = await enrollment.reenroll(principal, decodeBase64Body(req.body, 'csr'));
+      const { der } = await enrollment.throttled(req.ip, async () => {
+        const principal = await enrollment.authenticateMetal(peerCertificate(req));
+        requirePkcs10(req);
+        return enrollment.reenroll(principal, decodeBase64Body(req.body, 'csr'));
+      });
       return sendCerts(reply, certsOnly(der));
     },
   );

@@ -11,6 +11,8 @@ import { EnrollmentError } from './errors.ts';
 import {
   DEFAULT_CERT_LIFETIME_HOURS,
   DEFAULT_SECRET_TTL_MINUTES,
+  FAILED_ENROLLMENT_WINDOW_MS,
+  MAX_FAILED_ENROLLMENTS,
   type EnrollmentSecret,
   IMAGE_KEY_PREFIX,
   type IssuedCertificate,
@@ -77,6 +79,8 @@ function pkiToEnrollment(e: unknown): never {
 export class EnrollmentService {
   private caPromise: Promise<MasterCa> | undefined;
   private blockCheck: ((metalId: TipsId) => Promise<boolean>) | undefined;
+  /** Refused EST attempts per remote address in the current window (per process). */
+  private readonly failures = new Map<string, { count: number; since: number }>();
 
   constructor(
     private readonly store: EnrollmentStore,
@@ -164,6 +168,29 @@ export class EnrollmentService {
   }
 
   // --- EST ----------------------------------------------------------------------------------
+
+  /**
+   * Throttles a remote address after MAX_FAILED_ENROLLMENTS refusals within the window: guessing
+   * secrets is hopeless anyway (256 bits), this bounds the CSR-verification work an attacker buys.
+   */
+  async throttled<T>(remote: string, attempt: () => Promise<T>): Promise<T> {
+    const now = this.clock.now().getTime();
+    const f = this.failures.get(remote);
+    if (f && now - f.since < FAILED_ENROLLMENT_WINDOW_MS && f.count >= MAX_FAILED_ENROLLMENTS) {
+      throw new EnrollmentError('too_many_attempts', 'too many refused enrollment attempts; try again later');
+    }
+    try {
+      return await attempt();
+    } catch (e) {
+      if (e instanceof EnrollmentError && e.security) {
+        const cur = this.failures.get(remote);
+        if (!cur || now - cur.since >= FAILED_ENROLLMENT_WINDOW_MS) this.failures.set(remote, { count: 1, since: now });
+        else cur.count++;
+        if (this.failures.size > 10_000) this.failures.delete(this.failures.keys().next().value as string);
+      }
+      throw e;
+    }
+  }
 
   /** The CA certificates (intermediate, then root) as a certs-only PKCS#7 (EST /cacerts). */
   async caCertificates(): Promise<Uint8Array> {
