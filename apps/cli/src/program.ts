@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command, type CommanderError } from 'commander';
 import { registerDiscoveryCommands } from './commands/discovery.ts';
 import { registerGlazeCommands } from './commands/glaze.ts';
 import { registerIdentityCommands } from './commands/identity.ts';
