@@ -122,6 +122,92 @@ describe('T6 registration decision', () => {
   });
 });
 
+describe('T6 T9 batch registration: one signed request, one decision and one record per item', () => {
+  const registrations = async () => (await m.app.inject({ url: '/api/v1/discovery/registrations?limit=1000', headers: alice })).json().items as Record<string, unknown>[];
+
+  it('decides each item by the same rule as a lone registration, in order, and records each', async () => {
+    const id = await metal('pi');
+    const other = await metal('cam', m.alice.token, ['02:aa:00:00:00:03']);
+    await space('os', 1);
+    await member('os', 'pi', true);
+    const items = [join(ETH), join('02:bb:00:00:00:09', { ip: '10.77.0.21' }), join('02:aa:00:00:00:03', { hostname: 'cam-1' }), join(WLAN.toUpperCase(), { interfaceType: 'wifi', pxe: false })];
+    const r = await gw.registerBatch(items);
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toEqual({
+      items: [
+        { decision: 'active', tipsId: id },
+        { decision: 'blocked', reason: 'unknown_mac' },
+        { decision: 'blocked', reason: 'no_default_space', tipsId: other },
+        { decision: 'active', tipsId: id },
+      ],
+    });
+    // The same answers as the single endpoint gives for each of them.
+    for (const [i, item] of items.entries()) expect((await gw.register(item)).json()).toEqual(r.json().items[i]);
+    const recs = await registrations();
+    expect(recs).toHaveLength(8);
+    // Records of one millisecond have no order among themselves: compare the batch's four as a set.
+    const batchRecs = recs.slice(4).map((x) => [x.mac, x.decision, x.reason ?? null, x.tipsId ?? null, x.hostname ?? null, x.gatewayId]);
+    const byMac = (a: unknown[], b: unknown[]) => String(a[0]).localeCompare(String(b[0]));
+    expect(batchRecs.sort(byMac)).toEqual(
+      [
+        [ETH, 'active', null, id, null, gw.id],
+        ['02:bb:00:00:00:09', 'blocked', 'unknown_mac', null, null, gw.id],
+        ['02:aa:00:00:00:03', 'blocked', 'no_default_space', other, 'cam-1', gw.id],
+        [WLAN, 'active', null, id, null, gw.id],
+      ].sort(byMac),
+    );
+  });
+
+  it("refuses another owner's metal in a batch (foreign_gateway) without leaking its TIPS ID", async () => {
+    await metal('pi');
+    await space('os', 1);
+    await member('os', 'pi', true);
+    const bobs = await TestGateway.enroll(m.app, m.bob.token, 'gw-bob');
+    const r = await bobs.registerBatch([join(ETH), join(WLAN)]);
+    expect(r.json()).toEqual({ items: [{ decision: 'blocked', reason: 'foreign_gateway' }, { decision: 'blocked', reason: 'foreign_gateway' }] });
+  });
+
+  it.each([
+    [[join(ETH), join(WLAN, { ip: '10.0.0.256' })], 'items[1].ip'],
+    [[join(ETH, { mac: 'nope' })], 'items[0].mac'],
+    [[join(ETH), join(WLAN), join(ETH, { gatewayInterface: 'lan 0' })], 'items[2].gatewayInterface'],
+    [[join(ETH, { interfaceType: 'token-ring' })], 'items[0].interfaceType'],
+    [[join(ETH, { pxe: 'yes' })], 'items[0].pxe'],
+    [[join(ETH, { hostname: 'a b' })], 'items[0].hostname'],
+    [[join(ETH, { extra: 1 })], 'items[0].extra'],
+    [[{ ip: '10.0.0.1', gatewayInterface: 'lan0' }], 'items[0].mac'],
+    [[join(ETH), 'x'], 'items[1]'],
+    [[], 'items'],
+    [Array.from({ length: 257 }, () => join(ETH)), 'items'],
+  ])('refuses a batch with a bad item (%#) naming items[i].field, recording nothing', async (items, field) => {
+    await metal('pi');
+    const r = await gw.registerBatch(items);
+    expect(r.statusCode).toBe(400);
+    expect(r.json().error.field).toBe(field);
+    expect(await registrations()).toEqual([]);
+  });
+
+  it('takes 256 items in one request', async () => {
+    const items = Array.from({ length: 256 }, (_, i) => join(`02:cc:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`));
+    const r = await gw.registerBatch(items);
+    expect(r.statusCode).toBe(200);
+    expect(r.json().items).toHaveLength(256);
+    expect(await registrations()).toHaveLength(256);
+  });
+
+  it('is signed like every gateway request: unsigned, body-swapped or replayed batches are refused and record nothing', async () => {
+    const unsigned = await m.app.inject({ method: 'POST', url: '/api/gateway/v1/registrations/batch', payload: { items: [join(ETH)] } });
+    expect(unsigned.statusCode).toBe(401);
+    const swapped = await gw.registerBatch([join(ETH)], { signedBody: JSON.stringify({ items: [join(WLAN)] }) });
+    expect(swapped.statusCode).toBe(401);
+    const nonce = 'bbbbbbbbbbbbbbbbbbbbbb';
+    const timestamp = Date.now();
+    expect((await gw.registerBatch([join(ETH)], { nonce, timestamp })).statusCode).toBe(200);
+    expect((await gw.registerBatch([join(ETH)], { nonce, timestamp })).statusCode).toBe(401);
+    expect(await registrations()).toHaveLength(1);
+  });
+});
+
 describe('T9 failed registrations are recorded and retrievable', () => {
   beforeEach(async () => {
     await metal('pi');

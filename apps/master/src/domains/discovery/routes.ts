@@ -5,7 +5,7 @@ import { registerStatusTable } from '../../http/errors.ts';
 import { errorResponses, Items, Ref } from '../../http/schemas.ts';
 import type { DiscoveryErrorCode } from './errors.ts';
 import type { RegistrationRecord } from './model.ts';
-import type { DiscoveryService, RawQuery, RawRegistration } from './service.ts';
+import { type DiscoveryService, MAX_BATCH, type RawQuery, type RawRegistration } from './service.ts';
 
 registerStatusTable<DiscoveryErrorCode>('discovery', {
   metal_not_blocked: 409,
@@ -168,5 +168,22 @@ export function discoveryGatewayRoutes(scope: FastifyInstance, discovery: Discov
       },
     },
     async (req) => discovery.register(req.gateway, req.body),
+  );
+
+  scope.post<{ Body: { items: unknown } }>(
+    '/registrations/batch',
+    {
+      schema: {
+        tags: ['gateway API'],
+        summary: `Report up to ${MAX_BATCH} joining interfaces at once (a table re-registered after a restart, a fleet powering on); answers one decision per item, in order`,
+        description:
+          'Each item has the body of POST /registrations ({mac, ip, gatewayInterface, interfaceType?, pxe?, hostname?}) and is decided by the same rule and recorded. ' +
+          'A bad item refuses the whole batch (400, field `items[i].name`) and records nothing.',
+        security: [],
+        body: Type.Object({ items: Type.Array(Type.Unknown(), { description: `1–${MAX_BATCH} registrations` }) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ items: Type.Array(Decision) }), ...errorResponses(400, 401) },
+      },
+    },
+    async (req) => ({ items: await discovery.registerBatch(req.gateway, req.body.items) }),
   );
 }

@@ -67,6 +67,32 @@ export function parseRegistration(r: RawRegistration): RegistrationInput {
   return { mac, ip: r.ip, gatewayInterface: r.gatewayInterface, interfaceType, pxe: r.pxe ?? false, hostname: r.hostname ?? null };
 }
 
+/** Most registrations one batch request may carry. */
+export const MAX_BATCH = 256;
+const ITEM_FIELDS = new Set(['mac', 'ip', 'gatewayInterface', 'interfaceType', 'pxe', 'hostname']);
+
+/**
+ * One item of a batch, as strictly as the single endpoint's schema and `parseRegistration` check
+ * a lone registration; every error names the item, e.g. `items[3].mac`.
+ */
+export function parseBatchItem(raw: unknown, i: number): RegistrationInput {
+  const at = (field: string) => `items[${i}]${field ? `.${field}` : ''}`;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InvalidValueError(at(''), 'each item is an object {mac, ip, gatewayInterface, …}');
+  const r = raw as Record<string, unknown>;
+  for (const k of Object.keys(r)) if (!ITEM_FIELDS.has(k)) throw new InvalidValueError(at(k.slice(0, 40)), `unknown field "${k.slice(0, 40)}"`);
+  for (const k of ['mac', 'ip', 'gatewayInterface'] as const) {
+    if (typeof r[k] !== 'string') throw new InvalidValueError(at(k), `missing field "${k}" (a string)`);
+  }
+  if (r.interfaceType !== undefined && typeof r.interfaceType !== 'string') throw new InvalidValueError(at('interfaceType'), 'interfaceType is a string');
+  if (r.pxe !== undefined && typeof r.pxe !== 'boolean') throw new InvalidValueError(at('pxe'), 'pxe is a boolean');
+  try {
+    return parseRegistration(r as unknown as RawRegistration);
+  } catch (err) {
+    if (err instanceof InvalidValueError) throw new InvalidValueError(at(err.field), err.message);
+    throw err;
+  }
+}
+
 export function parseQuery(q: RawQuery): RegistrationQuery {
   const limit = q.limit === undefined ? DEFAULT_LIST_LIMIT : /^\d{1,4}$/.test(q.limit) ? Number(q.limit) : Number.NaN;
   if (!(limit >= 1 && limit <= MAX_LIST_LIMIT)) throw new InvalidValueError('limit', `limit is an integer from 1 to ${MAX_LIST_LIMIT}`);
@@ -154,8 +180,30 @@ export class DiscoveryService {
   async register(gateway: Gateway, raw: RawRegistration): Promise<DecisionResult> {
     const input = parseRegistration(raw);
     const result = await this.decide(gateway, input.mac);
+    await this.log.submit(this.recordOf(gateway, input, result));
+    return result;
+  }
+
+  /**
+   * Decides a batch of registrations from one gateway (a table re-registered after a restart, a
+   * fleet powering on): every item is validated first — a bad one refuses the whole batch, naming
+   * `items[i].field`, and nothing is recorded — then each is decided by the same rule as
+   * `register`, in order, and one record per item is committed before the answers are returned.
+   */
+  async registerBatch(gateway: Gateway, raw: unknown): Promise<DecisionResult[]> {
+    if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_BATCH) {
+      throw new InvalidValueError('items', `items is a list of 1 to ${MAX_BATCH} registrations`);
+    }
+    const inputs = raw.map((r, i) => parseBatchItem(r, i));
+    const results: DecisionResult[] = [];
+    for (const input of inputs) results.push(await this.decide(gateway, input.mac));
+    await this.log.submitAll(inputs.map((input, i) => this.recordOf(gateway, input, results[i]!)));
+    return results;
+  }
+
+  private recordOf(gateway: Gateway, input: RegistrationInput, result: DecisionResult): RegistrationRecord {
     const at = this.clock.now();
-    const record: RegistrationRecord = {
+    return {
       ...input,
       id: `reg_${at.getTime().toString(36).padStart(10, '0')}${Buffer.from(this.random.bytes(9)).toString('base64url')}`,
       at: at.toISOString(),
@@ -165,8 +213,6 @@ export class DiscoveryService {
       reason: result.decision === 'blocked' ? result.reason : null,
       tipsId: result.tipsId ?? null,
     };
-    await this.log.submit(record);
-    return result;
   }
 
   private async decide(gateway: Gateway, mac: Mac): Promise<DecisionResult> {

@@ -57,6 +57,10 @@ export class TestGateway {
     return this.request('POST', '/api/gateway/v1/registrations', body, o);
   }
 
+  registerBatch(items: unknown[], o: SignOptions = {}) {
+    return this.request('POST', '/api/gateway/v1/registrations/batch', { items }, o);
+  }
+
   /** Opens the command channel over a real WebSocket to a listening master. */
   async connect(baseUrl: string, o: SignOptions = {}): Promise<TestChannel> {
     const path = '/api/gateway/v1/channel';
