@@ -90,6 +90,7 @@ export class Gateway {
     this.registrar = new Registrar({
       table: this.table,
       register: (r) => this.master.register(r),
+      registerBatch: (rs) => this.master.registerBatch(rs),
       onDecision: (before, after) => this.onStateChange(before, after),
       log: this.log,
       metrics: this.metrics,

@@ -29,6 +29,8 @@ export interface RegistrationRequest {
 export type RegistrationDecision = { decision: 'active'; tipsId: string } | { decision: 'blocked'; tipsId?: string; reason: string };
 
 export const GATEWAY_API = '/api/gateway/v1';
+/** Most registrations the master takes in one batch request. */
+export const MAX_BATCH = 256;
 
 async function call(
   base: string,
@@ -101,6 +103,13 @@ export class MasterClient {
     return parseDecision(r.json);
   }
 
+  /** Up to MAX_BATCH registrations in one signed request; one decision per item, in order. */
+  async registerBatch(reqs: RegistrationRequest[]): Promise<RegistrationDecision[]> {
+    if (reqs.length === 0 || reqs.length > MAX_BATCH) throw new RangeError(`a batch holds 1 to ${MAX_BATCH} registrations`);
+    const r = await this.signed('POST', `${GATEWAY_API}/registrations/batch`, { items: reqs });
+    return parseDecisions(r.json, reqs.length);
+  }
+
   async putTable(rows: unknown[]): Promise<void> {
     await this.signed('PUT', `${GATEWAY_API}/table`, { rows });
   }
@@ -118,4 +127,13 @@ export function parseDecision(json: unknown): RegistrationDecision {
     };
   }
   throw new MasterError('bad_response', `registration answer is not a decision: ${JSON.stringify(json)?.slice(0, 200)}`);
+}
+
+/** Validates a batch answer: exactly one well-formed decision per registration sent, or an error for all. */
+export function parseDecisions(json: unknown, count: number): RegistrationDecision[] {
+  const items = (json as { items?: unknown } | undefined)?.items;
+  if (!Array.isArray(items) || items.length !== count) {
+    throw new MasterError('bad_response', `batch answer is not ${count} decisions: ${JSON.stringify(json)?.slice(0, 200)}`);
+  }
+  return items.map((d) => parseDecision(d));
 }

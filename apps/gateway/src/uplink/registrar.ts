@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { GatewayMetrics } from '../status/metrics.ts';
 import type { InterfaceRow, InterfaceTable } from '../table/table.ts';
-import { MasterError, type RegistrationDecision, type RegistrationRequest } from './client.ts';
+import { MAX_BATCH, MasterError, type RegistrationDecision, type RegistrationRequest } from './client.ts';
 
 export interface Backoff {
   initialMs: number;
@@ -20,6 +20,12 @@ export function backoffDelay(b: Backoff, attempt: number, random: () => number =
 export interface RegistrarOptions {
   table: InterfaceTable;
   register: (req: RegistrationRequest) => Promise<RegistrationDecision>;
+  /**
+   * Several registrations in one request (one decision per item, in order). When given, rows that
+   * become due together (start-up, the master came back, several leases in one turn of the event
+   * loop) go in batches of up to MAX_BATCH; a lone row still uses `register`.
+   */
+  registerBatch?: (reqs: RegistrationRequest[]) => Promise<RegistrationDecision[]>;
   /** Called after a decision changed a row (the gateway re-applies rules and flushes connections). */
   onDecision: (before: InterfaceRow, after: InterfaceRow) => void;
   log: Logger;
@@ -39,6 +45,7 @@ interface Attempt {
 
 export class Registrar {
   private readonly attempts = new Map<string, Attempt>();
+  private readonly due = new Map<string, { mac: string; gi: string; a: Attempt }>();
   private stopped = false;
 
   constructor(private readonly o: RegistrarOptions) {}
@@ -62,7 +69,57 @@ export class Registrar {
     }
     if (a.timer) clearTimeout(a.timer);
     a.timer = undefined;
-    void this.attempt(k, mac, gatewayInterface, a);
+    if (!this.o.registerBatch) {
+      void this.attempt(k, mac, gatewayInterface, a);
+      return;
+    }
+    // Rows kicked in the same turn of the event loop leave together.
+    if (this.due.has(k)) return;
+    this.due.set(k, { mac, gi: gatewayInterface, a });
+    if (this.due.size === 1) setImmediate(() => this.sendDue());
+  }
+
+  private sendDue(): void {
+    const due = [...this.due.entries()];
+    this.due.clear();
+    if (this.stopped) return;
+    if (due.length === 1) {
+      const [k, d] = due[0]!;
+      void this.attempt(k, d.mac, d.gi, d.a);
+      return;
+    }
+    for (let i = 0; i < due.length; i += MAX_BATCH) void this.attemptBatch(due.slice(i, i + MAX_BATCH));
+  }
+
+  /** One batch request for several rows; a failed batch sends each row to its own backoff. */
+  private async attemptBatch(due: [string, { mac: string; gi: string; a: Attempt }][]): Promise<void> {
+    const sent: { k: string; mac: string; gi: string; a: Attempt; row: InterfaceRow; req: RegistrationRequest }[] = [];
+    for (const [k, { mac, gi, a }] of due) {
+      const row = this.o.table.get(mac, gi);
+      if (row?.state !== 'pending' || row.ip === null) {
+        this.attempts.delete(k);
+        continue;
+      }
+      a.inFlight = true;
+      sent.push({ k, mac, gi, a, row, req: requestOf(row) });
+    }
+    if (sent.length === 0) return;
+    let answers: RegistrationDecision[] | undefined;
+    let error: unknown;
+    try {
+      answers = sent.length === 1 ? [await this.o.register(sent[0]!.req)] : await this.o.registerBatch!(sent.map((x) => x.req));
+    } catch (err) {
+      error = err;
+    }
+    for (const [i, x] of sent.entries()) {
+      try {
+        if (answers) this.apply(x.mac, x.gi, answers[i]!);
+        else this.failed(x.mac, x.gi, x.row, error);
+      } finally {
+        x.a.inFlight = false;
+      }
+      this.next(x.k, x.mac, x.gi, x.a, !answers);
+    }
   }
 
   /** Every Pending row, now (start-up, or the master came back). */
@@ -79,35 +136,41 @@ export class Registrar {
     a.inFlight = true;
     let retry = true;
     try {
-      const d = await this.o.register({
-        mac,
-        ip: row.ip,
-        gatewayInterface: gi,
-        interfaceType: row.type,
-        pxe: row.pxe,
-        ...(row.hostname ? { hostname: row.hostname } : {}),
-      });
-      const change =
-        d.decision === 'active'
-          ? this.o.table.decide(mac, gi, { state: 'active', tipsId: d.tipsId, reason: null, onlyFrom: 'pending' })
-          : this.o.table.decide(mac, gi, { state: 'blocked', tipsId: d.tipsId ?? null, reason: d.reason, onlyFrom: 'pending' });
-      this.o.metrics.registrations.inc({ outcome: d.decision });
-      this.o.log.info({ mac, gatewayInterface: gi, decision: d.decision, tipsId: d.tipsId, reason: d.decision === 'blocked' ? d.reason : undefined }, 'registration decided');
-      if (change) this.o.onDecision(change.before, change.after);
+      this.apply(mac, gi, await this.o.register(requestOf(row)));
       retry = false;
     } catch (err) {
-      const code = err instanceof MasterError ? err.code : 'internal_error';
-      this.o.metrics.registrations.inc({ outcome: code });
-      const timedOut = this.now() - row.since >= this.o.pendingTimeoutMs;
-      const reason = timedOut ? 'pending_timeout' : code;
-      if (timedOut && row.reason !== 'pending_timeout') {
-        this.o.log.warn({ mac, gatewayInterface: gi, pendingMs: this.now() - row.since }, 'registration still undecided: row stays Pending, retrying');
-      }
-      this.o.table.recordAttempt(mac, gi, reason);
-      this.o.log.debug({ mac, code, msg: (err as Error).message }, 'registration attempt failed');
+      this.failed(mac, gi, row, err);
     } finally {
       a.inFlight = false;
     }
+    this.next(k, mac, gi, a, retry);
+  }
+
+  /** A well-formed answer of the master: the only way a Pending row changes state here. */
+  private apply(mac: string, gi: string, d: RegistrationDecision): void {
+    const change =
+      d.decision === 'active'
+        ? this.o.table.decide(mac, gi, { state: 'active', tipsId: d.tipsId, reason: null, onlyFrom: 'pending' })
+        : this.o.table.decide(mac, gi, { state: 'blocked', tipsId: d.tipsId ?? null, reason: d.reason, onlyFrom: 'pending' });
+    this.o.metrics.registrations.inc({ outcome: d.decision });
+    this.o.log.info({ mac, gatewayInterface: gi, decision: d.decision, tipsId: d.tipsId, reason: d.decision === 'blocked' ? d.reason : undefined }, 'registration decided');
+    if (change) this.o.onDecision(change.before, change.after);
+  }
+
+  private failed(mac: string, gi: string, row: InterfaceRow, err: unknown): void {
+    const code = err instanceof MasterError ? err.code : 'internal_error';
+    this.o.metrics.registrations.inc({ outcome: code });
+    const timedOut = this.now() - row.since >= this.o.pendingTimeoutMs;
+    const reason = timedOut ? 'pending_timeout' : code;
+    if (timedOut && row.reason !== 'pending_timeout') {
+      this.o.log.warn({ mac, gatewayInterface: gi, pendingMs: this.now() - row.since }, 'registration still undecided: row stays Pending, retrying');
+    }
+    this.o.table.recordAttempt(mac, gi, reason);
+    this.o.log.debug({ mac, code, msg: (err as Error).message }, 'registration attempt failed');
+  }
+
+  /** After an attempt: done, again at once (kicked meanwhile), or retried after a backoff. */
+  private next(k: string, mac: string, gi: string, a: Attempt, retry: boolean): void {
     if (this.stopped) return;
     if (!retry && !a.again) {
       this.attempts.delete(k);
@@ -136,5 +199,17 @@ export class Registrar {
     this.stopped = true;
     for (const a of this.attempts.values()) if (a.timer) clearTimeout(a.timer);
     this.attempts.clear();
+    this.due.clear();
   }
+}
+
+function requestOf(row: InterfaceRow): RegistrationRequest {
+  return {
+    mac: row.mac,
+    ip: row.ip!,
+    gatewayInterface: row.gatewayInterface,
+    interfaceType: row.type,
+    pxe: row.pxe,
+    ...(row.hostname ? { hostname: row.hostname } : {}),
+  };
 }

@@ -13,7 +13,7 @@ import { createMetrics } from '../status/metrics.ts';
 import { openGatewayDb } from '../store/db.ts';
 import { InterfaceTable } from '../table/table.ts';
 import { Channel, type ChannelCommand, parseCommand } from './channel.ts';
-import { MasterClient, parseDecision } from './client.ts';
+import { MasterClient, parseDecision, parseDecisions } from './client.ts';
 import { backoffDelay, Registrar } from './registrar.ts';
 import { HEADER, privateKeyFromSeed, verifyRequest } from './sign.ts';
 
@@ -34,6 +34,7 @@ class StandIn {
   nonces = new Set<string>();
   answers: ((body: unknown) => [number, unknown])[] = [];
   registrations: unknown[] = [];
+  paths: string[] = [];
   tables: unknown[] = [];
   authFailures = 0;
   sockets: import('ws').WebSocket[] = [];
@@ -56,6 +57,7 @@ class StandIn {
           res.writeHead(204).end();
           return;
         }
+        this.paths.push(req.url!);
         this.registrations.push(JSON.parse(body));
         const [status, json] = (this.answers.shift() ?? (() => [503, {}]))(JSON.parse(body));
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(json));
@@ -210,6 +212,91 @@ describe('T6 T7 registration at TIPS-D: signed, retried with backoff, never fail
   it('backoff grows exponentially up to the cap', () => {
     const b = { initialMs: 100, maxMs: 1000 };
     expect([0, 1, 2, 3, 4, 10].map((a) => backoffDelay(b, a, () => 0.5))).toEqual([100, 200, 400, 800, 1000, 1000]);
+  });
+});
+
+describe('T6 T7 batch registration: rows Pending together go in one signed request', () => {
+  let dir: string;
+  let master: StandIn;
+  let client: MasterClient;
+  let table: InterfaceTable;
+  let registrar: Registrar | undefined;
+  const decisions: string[] = [];
+  const MACS = ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03'];
+  const BATCH = '/api/gateway/v1/registrations/batch';
+  const SINGLE = '/api/gateway/v1/registrations';
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tgw-uplink-'));
+    master = new StandIn(createPublicKey(key));
+    client = new MasterClient(await master.listen(), 'gwy_test', key);
+    table = new InterfaceTable(openGatewayDb(dir));
+    for (const [i, mac] of MACS.entries()) table.observeLease({ mac, gatewayInterface: 'br0', ip: `10.77.0.${100 + i}`, type: 'ethernet', pxe: i === 0, hostname: null });
+    decisions.length = 0;
+    registrar = new Registrar({
+      table,
+      register: (r) => client.register(r),
+      registerBatch: (rs) => client.registerBatch(rs),
+      onDecision: (_b, a) => decisions.push(`${a.mac}:${a.state}`),
+      log,
+      metrics: createMetrics(),
+      backoff: { initialMs: 10, maxMs: 40 },
+      pendingTimeoutMs: 60_000,
+    });
+  });
+  afterEach(async () => {
+    registrar?.stop();
+    await master.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sends every Pending row in one batch, applies each answer to its own row, and a lone lease uses the single endpoint', async () => {
+    master.answers.push((b) => {
+      const items = (b as { items: { mac: string }[] }).items;
+      return [200, { items: items.map((x) => (x.mac === MACS[1] ? { decision: 'blocked', reason: 'unknown_mac' } : { decision: 'active', tipsId: `mtl_${x.mac.slice(-1)}` })) }];
+    });
+    registrar!.kickAll();
+    await until(() => decisions.length === 3);
+    expect(master.paths).toEqual([BATCH]);
+    expect(master.registrations[0]).toEqual({
+      items: MACS.map((mac, i) => ({ mac, ip: `10.77.0.${100 + i}`, gatewayInterface: 'br0', interfaceType: 'ethernet', pxe: i === 0 })),
+    });
+    expect(table.get(MACS[0]!, 'br0')).toMatchObject({ state: 'active', tipsId: 'mtl_1' });
+    expect(table.get(MACS[1]!, 'br0')).toMatchObject({ state: 'blocked', reason: 'unknown_mac' });
+    expect(table.get(MACS[2]!, 'br0')).toMatchObject({ state: 'active', tipsId: 'mtl_3' });
+    expect(master.authFailures).toBe(0);
+
+    table.observeLease({ mac: '02:00:00:00:00:09', gatewayInterface: 'br0', ip: '10.77.0.109', type: 'wifi', pxe: false, hostname: null });
+    master.answers.push(() => [200, { decision: 'active', tipsId: 'mtl_9' }]);
+    registrar!.kick('02:00:00:00:00:09', 'br0');
+    await until(() => decisions.length === 4);
+    expect(master.paths).toEqual([BATCH, SINGLE]);
+    expect(master.registrations[1]).toMatchObject({ mac: '02:00:00:00:00:09', interfaceType: 'wifi' });
+  });
+
+  it('a failed batch leaves every row Pending and retries each on its own backoff until answered', async () => {
+    master.answers.push(() => [503, {}]);
+    for (let i = 0; i < 3; i++) master.answers.push((b) => [200, { decision: 'active', tipsId: `mtl_${(b as { mac: string }).mac.slice(-1)}` }]);
+    registrar!.kickAll();
+    await until(() => decisions.length === 3);
+    expect(master.paths).toEqual([BATCH, SINGLE, SINGLE, SINGLE]);
+    for (const mac of MACS) expect(table.get(mac, 'br0')).toMatchObject({ state: 'active', tipsId: `mtl_${mac.slice(-1)}`, attempts: 1 });
+  });
+
+  it('never activates a row from a batch answer that is not one decision per item', async () => {
+    for (let i = 0; i < 1000; i++) master.answers.push(() => [200, { items: [{ decision: 'active', tipsId: 'mtl_1' }] }]);
+    registrar!.kickAll();
+    await until(() => MACS.every((mac) => (table.get(mac, 'br0')?.attempts ?? 0) >= 1));
+    expect(master.paths[0]).toBe(BATCH);
+    for (const mac of MACS) expect(table.get(mac, 'br0')).toMatchObject({ state: 'pending', reason: 'bad_response' });
+    expect(decisions).toEqual([]);
+  });
+
+  it('parseDecisions wants exactly one well-formed decision per item', () => {
+    expect(parseDecisions({ items: [{ decision: 'blocked', reason: 'unknown_mac' }] }, 1)).toEqual([{ decision: 'blocked', reason: 'unknown_mac' }]);
+    expect(() => parseDecisions({ items: [] }, 1)).toThrow(/not 1 decisions/);
+    expect(() => parseDecisions({ items: [{ decision: 'active' }] }, 1)).toThrow(/not a decision/);
+    expect(() => parseDecisions([{ decision: 'active', tipsId: 'mtl_1' }], 1)).toThrow();
   });
 });
 
