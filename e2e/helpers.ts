@@ -60,3 +60,31 @@ export function tips(commandLine: string | string[], env: NodeJS.ProcessEnv): Cl
   const r = spawnSync(process.execPath, [TIPS, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
+
+/**
+ * A master built in-process (throw-away SQLite, listening on loopback) and a way to run the real
+ * `tips` CLI against it: for CLI tests that need the master's own test fixtures (owners, tokens).
+ */
+export async function cliAgainstTestMaster() {
+  const { testMaster } = await import('../apps/master/src/testing.ts');
+  const m = await testMaster();
+  await m.app.listen({ port: 0, host: '127.0.0.1' });
+  const url = `http://127.0.0.1:${(m.app.server.address() as { port: number }).port}`;
+  const run = (args: string[], token = m.alice.token): Promise<CliResult & { code: number }> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [TIPS, ...args], {
+        env: { ...process.env, TIPS_URL: url, TIPS_TOKEN: token, TIPS_CONFIG: join(m.dir, 'no-such-config.json') },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => {
+        stdout += d;
+      });
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code: code ?? -1, status: code ?? -1, stdout, stderr }));
+    });
+  return { m, url, run };
+}

@@ -1,39 +1,16 @@
-import { spawn } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// The CLI is tested against a real master over HTTP; importing its test harness keeps this in-process.
-import { type TestMaster, testMaster } from '../../../master/src/testing.ts';
+import type { TestMaster } from '../apps/master/src/testing.ts';
+import { cliAgainstTestMaster } from './helpers.ts';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'tips.js');
-
+// The real `tips` CLI against an in-process master (its test fixtures give owners and tokens).
 let m: TestMaster;
-let url: string;
+let tips: Awaited<ReturnType<typeof cliAgainstTestMaster>>['run'];
 beforeAll(async () => {
-  m = await testMaster();
-  await m.app.listen({ port: 0, host: '127.0.0.1' });
-  url = `http://127.0.0.1:${(m.app.server.address() as AddressInfo).port}`;
+  ({ m, run: tips } = await cliAgainstTestMaster());
 });
 afterAll(async () => m.close());
-
-function tips(args: string[], token = m.alice.token): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, TIPS_URL: url, TIPS_TOKEN: token, TIPS_CONFIG: join(m.dir, 'no-such-config.json') },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 // Each case spawns the CLI several times (tsx start-up): allow for a loaded 2-core machine.
 describe('S6 S8 S11 tips ca / key / glaze push --sign-key / token / enrollment', { timeout: 90_000 }, () => {

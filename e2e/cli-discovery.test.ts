@@ -1,39 +1,16 @@
-import { spawn } from 'node:child_process';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-// The CLI is tested against a real master over HTTP; importing its test harness keeps this in-process.
-import { TestGateway } from '../../../master/src/domains/gateways/test-client.ts';
-import { type TestMaster, testMaster } from '../../../master/src/testing.ts';
+import { TestGateway } from '../apps/master/src/domains/gateways/test-client.ts';
+import type { TestMaster } from '../apps/master/src/testing.ts';
+import { cliAgainstTestMaster } from './helpers.ts';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'tips.js');
-
+// The real `tips` CLI against an in-process master (its test fixtures give owners and tokens).
 let m: TestMaster;
 let url: string;
+let tips: Awaited<ReturnType<typeof cliAgainstTestMaster>>['run'];
 beforeAll(async () => {
-  m = await testMaster();
-  await m.app.listen({ port: 0, host: '127.0.0.1' });
-  url = `http://127.0.0.1:${(m.app.server.address() as AddressInfo).port}`;
+  ({ m, url, run: tips } = await cliAgainstTestMaster());
 });
 afterAll(async () => m.close());
-
-function tips(args: string[], token = m.alice.token): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, TIPS_URL: url, TIPS_TOKEN: token, TIPS_CONFIG: join(m.dir, 'no-such-config.json') },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 describe('T6 T9 T11 T16 tips gateway / discovery / metal block', () => {
   it('adds a gateway, printing its ID, the one-time token and the exact enroll command; lists, shows and removes it', async () => {
