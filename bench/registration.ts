@@ -5,12 +5,21 @@
  *
  * Prepares 10,000 distinct metals, each with a default Phase 1 Space, through the master's own
  * services on a fresh data dir, enrolls one gateway, then starts `tips-master` on that data dir and
- * drives POST /api/gateway/v1/registrations over loopback from this process: TIPS-GW-1 signed
- * requests (a fresh nonce and signature each), several keep-alive HTTP/1.1 connections. 90 % of the MACs belong to a metal
- * (decision active), 10 % are unknown (blocked, unknown_mac), so both paths and the decision log are
- * exercised. Every answer is checked. Prints decisions/s and latency percentiles.
+ * drives it over loopback from this process in two modes, one after the other in the same run:
+ *   single: POST /api/gateway/v1/registrations, one registration per request (a lone lease);
+ *   batch:  POST /api/gateway/v1/registrations/batch, TIPS_BENCH_BATCH (default 64) per request
+ *           (a gateway re-registering its table after a restart, a fleet powering on).
+ * Every request is TIPS-GW-1 signed (a fresh nonce and signature each), on keep-alive HTTP/1.1
+ * connections. 90 % of the MACs belong to a metal (decision active), 10 % are unknown (blocked,
+ * unknown_mac), so both paths and the decision log are exercised. Every answer is checked, and at
+ * the end the decision records in the database are counted against the decisions answered.
+ * Prints decisions/s, master CPU per decision and latency percentiles per mode, and a bare-Fastify
+ * peer driven by the same generator with the same requests.
+ *
+ *   TIPS_BENCH_PROFILE=DIR  also writes a V8 CPU profile of the master (node --cpu-prof) into DIR.
  */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
@@ -20,13 +29,17 @@ import type { Mac } from '@tips/core';
 import { createServices } from '../apps/master/src/app.ts';
 import { FsBlobStore } from '../apps/master/src/blob/fs-blob-store.ts';
 import { openDatabase } from '../apps/master/src/db/database.ts';
-import { startMaster } from '../e2e/helpers.ts';
+import { startMaster, TIPS_MASTER } from '../e2e/helpers.ts';
 
 const METALS = Number(process.env.TIPS_BENCH_METALS ?? 10_000);
 const CONNECTIONS = Number(process.env.TIPS_BENCH_CONNECTIONS ?? 64);
 const SECONDS = Number(process.env.TIPS_BENCH_SECONDS ?? 15);
+const BATCH = Number(process.env.TIPS_BENCH_BATCH ?? 64);
+const BATCH_CONNECTIONS = Number(process.env.TIPS_BENCH_BATCH_CONNECTIONS ?? 8);
+const PROFILE = process.env.TIPS_BENCH_PROFILE;
 const GOAL = 5_000;
 const PATH = '/api/gateway/v1/registrations';
+const BATCH_PATH = '/api/gateway/v1/registrations/batch';
 
 const macOf = (i: number) => `02:${[(i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255, 0x10].map((b) => b.toString(16).padStart(2, '0')).join(':')}` as Mac;
 const unknownMacOf = (i: number) => `06:${[(i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255, 0x20].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
@@ -51,13 +64,13 @@ async function prepare(dir: string, publicKeyPem: string): Promise<{ gatewayId: 
 }
 
 /** One signed registration request as raw HTTP/1.1 bytes (TIPS-GW-1 headers, a fresh nonce). */
-function signedRequest(host: string, gatewayId: string, key: KeyObject, body: string): Buffer {
+function signedRequest(host: string, gatewayId: string, key: KeyObject, path: string, body: string): Buffer {
   const timestamp = Date.now();
   const nonce = randomBytes(16).toString('base64url');
   const digest = createHash('sha256').update(body).digest('hex');
-  const signature = sign(null, Buffer.from(`TIPS-GW-1\nPOST\n${PATH}\n${timestamp}\n${nonce}\n${digest}`), key).toString('base64url');
+  const signature = sign(null, Buffer.from(`TIPS-GW-1\nPOST\n${path}\n${timestamp}\n${nonce}\n${digest}`), key).toString('base64url');
   return Buffer.from(
-    `POST ${PATH} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `POST ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `X-Tips-Gateway: ${gatewayId}\r\nX-Tips-Timestamp: ${timestamp}\r\nX-Tips-Nonce: ${nonce}\r\nX-Tips-Signature: ${signature}\r\n\r\n${body}`,
   );
 }
@@ -117,29 +130,52 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-async function drive(base: string, gatewayId: string, key: KeyObject, seconds: number, record: boolean, check = true) {
+/** One registration of the generator: the i-th MAC, 1 in 10 unknown to the master. */
+function registration(i: number): { unknown: boolean; item: Record<string, unknown> } {
+  const unknown = i % 10 === 9;
+  const mac = unknown ? unknownMacOf(i) : macOf(i % METALS);
+  return { unknown, item: { mac, ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, gatewayInterface: 'lan0', interfaceType: 'ethernet', pxe: true } };
+}
+
+type Answer = { decision: string; tipsId?: string; reason?: string };
+
+function checkAnswer(d: Answer | undefined, unknown: boolean, raw: string): void {
+  if (unknown ? d?.decision !== 'blocked' || d.reason !== 'unknown_mac' : d?.decision !== 'active' || typeof d.tipsId !== 'string') {
+    throw new Error(`wrong decision: ${raw.slice(0, 300)}`);
+  }
+}
+
+/**
+ * Drives `connections` keep-alive connections for `seconds`, each sending one signed request at a
+ * time carrying `perRequest` registrations (1: the single endpoint; more: the batch endpoint).
+ */
+async function drive(base: string, gatewayId: string, key: KeyObject, seconds: number, record: boolean, perRequest: number, connectionCount: number, check = true) {
   const url = new URL(base);
-  const connections = Array.from({ length: CONNECTIONS }, () => new Connection(Number(url.port)));
+  const connections = Array.from({ length: connectionCount }, () => new Connection(Number(url.port)));
   const latencies: number[] = [];
   let next = 0;
   let active = 0;
   let blocked = 0;
+  let requests = 0;
   const end = performance.now() + seconds * 1000;
   const worker = async (c: Connection) => {
     while (performance.now() < end) {
-      const i = next++;
-      const unknown = i % 10 === 9;
-      const mac = unknown ? unknownMacOf(i) : macOf(i % METALS);
-      const body = JSON.stringify({ mac, ip: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, gatewayInterface: 'lan0', interfaceType: 'ethernet', pxe: true });
-      const request = signedRequest(url.host, gatewayId, key, body);
+      const regs = Array.from({ length: perRequest }, () => registration(next++));
+      const body = perRequest === 1 ? JSON.stringify(regs[0]!.item) : JSON.stringify({ items: regs.map((r) => r.item) });
+      const request = signedRequest(url.host, gatewayId, key, perRequest === 1 ? PATH : BATCH_PATH, body);
       const t = performance.now();
       const r = await c.send(request);
       if (record) latencies.push(performance.now() - t);
       if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.text}`);
-      const d = JSON.parse(r.text) as { decision: string; reason?: string };
-      if (check && (unknown ? d.reason !== 'unknown_mac' : d.decision !== 'active')) throw new Error(`wrong decision for ${mac}: ${r.text}`);
-      if (d.decision === 'active') active++;
-      else blocked++;
+      const parsed = JSON.parse(r.text) as Answer | { items: Answer[] };
+      const answers = perRequest === 1 ? [parsed as Answer] : (parsed as { items: Answer[] }).items;
+      if (answers.length !== perRequest) throw new Error(`${answers.length} answers for ${perRequest} registrations`);
+      for (const [k, d] of answers.entries()) {
+        if (check) checkAnswer(d, regs[k]!.unknown, r.text);
+        if (d.decision === 'active') active++;
+        else blocked++;
+      }
+      requests++;
     }
   };
   const t0 = performance.now();
@@ -151,7 +187,7 @@ async function drive(base: string, gatewayId: string, key: KeyObject, seconds: n
   const ms = performance.now() - t0;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
-  return { total: active + blocked, active, blocked, ms, perSecond: ((active + blocked) / ms) * 1000, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 };
+  return { total: active + blocked, requests, active, blocked, ms, perSecond: ((active + blocked) / ms) * 1000, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0 };
 }
 
 /**
@@ -162,6 +198,7 @@ async function peer(): Promise<{ url: string; pid: number; stop: () => void }> {
   const script = `import Fastify from 'fastify';
 const app = Fastify();
 app.post('${PATH}', async (req) => ({ decision: 'active', tipsId: 'mtl_' + req.body.mac.length }));
+app.post('${BATCH_PATH}', async (req) => ({ items: req.body.items.map((i) => ({ decision: 'active', tipsId: 'mtl_' + i.mac.length })) }));
 const a = await app.listen({ port: 0, host: '127.0.0.1' });
 console.log('listening on ' + a);`;
   const proc = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
@@ -176,48 +213,106 @@ console.log('listening on ' + a);`;
   return { url: /listening on (\S+)/.exec(out)![1]!, pid: proc.pid!, stop: () => proc.kill() };
 }
 
+/** `tips-master` on the data dir, under `node --cpu-prof` when TIPS_BENCH_PROFILE names a directory. */
+async function master(dir: string) {
+  if (!PROFILE) return startMaster(['--host', '127.0.0.1', '--data-dir', dir]);
+  const proc = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, TIPS_MASTER, '--port', '0', '--tls-port', '0', '--log-level', 'warn', '--host', '127.0.0.1', '--data-dir', dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => {
+    out += d;
+  });
+  while (!/^TIPS master ready$/m.test(out)) {
+    if (proc.exitCode !== null) throw new Error(`tips-master exited ${proc.exitCode}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: /listening on (\S+)/.exec(out)![1]!,
+    proc,
+    stop: async () => {
+      proc.kill('SIGTERM');
+      await once(proc, 'exit');
+    },
+  };
+}
+
+/** Decision records in the database (counted after the master stopped). */
+async function recordedDecisions(dir: string): Promise<number> {
+  const db = await openDatabase({ kind: 'sqlite', file: join(dir, 'tips.db') });
+  try {
+    const r = await db.selectFrom('discovery_registrations').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return Number(r.n);
+  } finally {
+    await db.destroy();
+  }
+}
+
+interface Mode {
+  name: string;
+  perRequest: number;
+  connections: number;
+}
+
+const MODES: Mode[] = [
+  { name: 'single', perRequest: 1, connections: CONNECTIONS },
+  { name: `batch of ${BATCH}`, perRequest: BATCH, connections: BATCH_CONNECTIONS },
+].filter((m) => (process.env.TIPS_BENCH_MODES ?? 'single,batch').split(',').includes(m.name.split(' ')[0]!));
+
 const dir = mkdtempSync(join(tmpdir(), 'tips-bench-registration-'));
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 try {
   const { gatewayId } = await prepare(dir, publicKey.export({ format: 'pem', type: 'spki' }).toString());
-  const master = await startMaster(['--host', '127.0.0.1', '--data-dir', dir]);
+  const m = await master(dir);
+  const results: { mode: Mode; r: Awaited<ReturnType<typeof drive>>; masterCpu: number; generatorCpu: number; load: string; warm: number }[] = [];
   try {
-    const pid = master.proc.pid!;
-    await drive(master.url, gatewayId, privateKey, 2, false);
-    const cpu0 = cpuSeconds(pid);
-    const self0 = process.cpuUsage();
-    const r = await drive(master.url, gatewayId, privateKey, SECONDS, true);
-    const masterCpu = cpuSeconds(pid) - cpu0;
-    const self = process.cpuUsage(self0);
-    const generatorCpu = (self.user + self.system) / 1e6;
-    const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-    const bare = await peer();
-    let p: Awaited<ReturnType<typeof drive>>;
-    let peerCpu: number;
-    try {
-      await drive(bare.url, gatewayId, privateKey, 2, false, false);
-      const c0 = cpuSeconds(bare.pid);
-      p = await drive(bare.url, gatewayId, privateKey, SECONDS, true, false);
-      peerCpu = cpuSeconds(bare.pid) - c0;
-    } finally {
-      bare.stop();
+    const pid = m.proc.pid!;
+    for (const mode of MODES) {
+      const warm = await drive(m.url, gatewayId, privateKey, 2, false, mode.perRequest, mode.connections);
+      const cpu0 = cpuSeconds(pid);
+      const self0 = process.cpuUsage();
+      const r = await drive(m.url, gatewayId, privateKey, SECONDS, true, mode.perRequest, mode.connections);
+      const masterCpu = cpuSeconds(pid) - cpu0;
+      const self = process.cpuUsage(self0);
+      const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+      results.push({ mode, r, masterCpu, generatorCpu: (self.user + self.system) / 1e6, load, warm: warm.total });
     }
-    const us = (cpu: number, n: number) => ((cpu / n) * 1e6).toFixed(0);
-    process.stdout.write(
-      [
-        `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}`,
-        `metals: ${METALS}; connections: ${CONNECTIONS}; measured: ${(r.ms / 1000).toFixed(1)} s after a 2 s warm-up`,
-        `decisions: ${r.total} (${r.active} active, ${r.blocked} blocked unknown_mac), all checked`,
-        `throughput: ${Math.round(r.perSecond)} decisions/s (goal ≥ ${GOAL}: ${r.perSecond >= GOAL ? 'met' : 'NOT met'})`,
-        `latency: p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms`,
-        `master CPU: ${masterCpu.toFixed(2)} s = ${us(masterCpu, r.total)} µs per decision → ${Math.round(r.total / masterCpu)} decisions per master CPU-second`,
-        `load generator CPU: ${us(generatorCpu, r.total)} µs per request; load average at the end: ${load}`,
-        `peer (bare Fastify, constant answer, same generator): ${Math.round(p.perSecond)} answers/s, ${us(peerCpu, p.total)} µs CPU per answer → master/peer throughput ${(r.perSecond / p.perSecond).toFixed(2)}`,
-      ].join('\n') + '\n',
-    );
   } finally {
-    await master.stop();
+    await m.stop();
   }
+  const answered = results.reduce((n, x) => n + x.r.total + x.warm, 0);
+  const recorded = await recordedDecisions(dir);
+  if (recorded !== answered) throw new Error(`${answered} decisions answered but ${recorded} recorded`);
+  const peers: { perSecond: number; cpu: number; total: number }[] = [];
+  const bare = await peer();
+  try {
+    for (const mode of MODES) {
+      await drive(bare.url, gatewayId, privateKey, 2, false, mode.perRequest, mode.connections, false);
+      const c0 = cpuSeconds(bare.pid);
+      const p = await drive(bare.url, gatewayId, privateKey, SECONDS, true, mode.perRequest, mode.connections, false);
+      peers.push({ perSecond: p.perSecond, cpu: cpuSeconds(bare.pid) - c0, total: p.total });
+    }
+  } finally {
+    bare.stop();
+  }
+  const us = (cpu: number, n: number) => ((cpu / n) * 1e6).toFixed(0);
+  const lines = [
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}`,
+    `metals: ${METALS}; measured ${SECONDS} s per mode after a 2 s warm-up; decision records in the database = decisions answered: ${recorded}`,
+  ];
+  for (const [k, { mode, r, masterCpu, generatorCpu, load }] of results.entries()) {
+    const p = peers[k]!;
+    lines.push(
+      `[${mode.name}] ${mode.connections} connections, ${mode.perRequest} registration(s) per request`,
+      `  decisions: ${r.total} in ${r.requests} requests (${r.active} active, ${r.blocked} blocked unknown_mac), all checked`,
+      `  throughput: ${Math.round(r.perSecond)} decisions/s (goal ≥ ${GOAL}: ${r.perSecond >= GOAL ? 'met' : 'NOT met'})`,
+      `  latency per request: p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms`,
+      `  master CPU: ${masterCpu.toFixed(2)} s = ${us(masterCpu, r.total)} µs per decision → ${Math.round(r.total / masterCpu)} decisions per master CPU-second`,
+      `  load generator CPU: ${us(generatorCpu, r.total)} µs per decision; load average at the end: ${load}`,
+      `  peer (bare Fastify, constant answers, same generator and requests): ${Math.round(p.perSecond)} answers/s, ${us(p.cpu, p.total)} µs CPU per answer → master/peer throughput ${(r.perSecond / p.perSecond).toFixed(2)}`,
+    );
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
