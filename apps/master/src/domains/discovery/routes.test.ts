@@ -177,6 +177,8 @@ describe('T6 T9 batch registration: one signed request, one decision and one rec
     [[join(ETH, { extra: 1 })], 'items[0].extra'],
     [[{ ip: '10.0.0.1', gatewayInterface: 'lan0' }], 'items[0].mac'],
     [[join(ETH), 'x'], 'items[1]'],
+    [[join(ETH, { interfaceType: 'x'.repeat(100_000) })], 'items[0].interfaceType'],
+    [[join(ETH, { mac: `02:aa:00:00:00:01${' '.repeat(100)}` })], 'items[0].mac'],
     [[], 'items'],
     [Array.from({ length: 257 }, () => join(ETH)), 'items'],
   ])('refuses a batch with a bad item (%#) naming items[i].field, recording nothing', async (items, field) => {
@@ -184,6 +186,7 @@ describe('T6 T9 batch registration: one signed request, one decision and one rec
     const r = await gw.registerBatch(items);
     expect(r.statusCode).toBe(400);
     expect(r.json().error.field).toBe(field);
+    expect(r.body.length).toBeLessThan(500);
     expect(await registrations()).toEqual([]);
   });
 

@@ -72,6 +72,13 @@ export function parseRegistration(r: RawRegistration): RegistrationInput {
 /** Most registrations one batch request may carry. */
 export const MAX_BATCH = 256;
 const ITEM_FIELDS = new Set(['mac', 'ip', 'gatewayInterface', 'interfaceType', 'pxe', 'hostname']);
+const ITEM_MAX_LENGTH: [string, number][] = [
+  ['mac', 64],
+  ['ip', 64],
+  ['gatewayInterface', 64],
+  ['interfaceType', 16],
+  ['hostname', 255],
+];
 
 /**
  * One item of a batch, as strictly as the single endpoint's schema and `parseRegistration` check
@@ -86,6 +93,11 @@ export function parseBatchItem(raw: unknown, i: number): RegistrationInput {
     if (typeof r[k] !== 'string') throw new InvalidValueError(at(k), `missing field "${k}" (a string)`);
   }
   if (r.interfaceType !== undefined && typeof r.interfaceType !== 'string') throw new InvalidValueError(at('interfaceType'), 'interfaceType is a string');
+  // The single endpoint's schema bounds, so no error message ever echoes a huge value.
+  for (const [k, max] of ITEM_MAX_LENGTH) {
+    const v = r[k];
+    if (typeof v === 'string' && v.length > max) throw new InvalidValueError(at(k), `${k} is at most ${max} characters`);
+  }
   if (r.pxe !== undefined && typeof r.pxe !== 'boolean') throw new InvalidValueError(at('pxe'), 'pxe is a boolean');
   try {
     return parseRegistration(r as unknown as RawRegistration);
