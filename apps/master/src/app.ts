@@ -59,6 +59,8 @@ export interface MasterDeps {
   certLifetimeHours?: number;
   /** The key authorization tokens are signed with (Ed25519); without one an in-memory key is made. */
   tokenKey?: () => Promise<CoseKey>;
+  /** Refuse gateway requests not made over mTLS (`--gateway-require-tls`); default off. */
+  gatewayRequireTls?: boolean;
 }
 
 export interface Services {
@@ -89,6 +91,8 @@ export function createServices(deps: MasterDeps): Services {
   const enrollment = new EnrollmentService(new KyselyEnrollmentStore(deps.db), metals, spaces, events, clock, random, deps.ca ?? (() => createEphemeralCa(clock.now(), random)), deps.certLifetimeHours);
   const tokens = new TokenService(new KyselyTokenStore(deps.db), metals, spaces, glazes, enrollment, clock, random, deps.tokenKey ?? (async () => ephemeralTokenKey()));
   const keys = new KeyService(new KyselyKeyStore(deps.db), glazes, clock, random);
+  // Gateways get TLS client certificates from the same CA as metals (S6).
+  gateways.useTls({ ca: () => enrollment.ca(), requireTls: deps.gatewayRequireTls === true });
   // A metal blocked by TIPS-D (T16) is refused on the metal API while the block lasts (S6).
   enrollment.useBlockCheck((metalId) => discovery.isBlocked(metalId));
   return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys };
@@ -156,7 +160,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
     },
     { prefix: '/api/v1' },
   );
-  // Gateways authenticate with TIPS-GW-1 request signatures; owner tokens mean nothing here.
+  // Gateways authenticate with TIPS-GW-1 request signatures, and over TLS with their certificate too; owner tokens mean nothing here.
   await app.register(
     async (scope) => {
       installGatewayAuth(scope, services.gateways);

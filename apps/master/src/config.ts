@@ -16,6 +16,8 @@ export interface MasterConfig {
   tlsHostname: string;
   /** root.pem, intermediate.pem, intermediate-key.pem (tips ca init), server certificate. */
   caDir: string;
+  /** Refuse gateway requests not made over mTLS (false: the plain HTTP listener is for loopback/dev). */
+  gatewayRequireTls: boolean;
 }
 
 export interface RawOptions {
@@ -28,6 +30,7 @@ export interface RawOptions {
   tlsPort?: string;
   tlsHostname?: string;
   caDir?: string;
+  gatewayRequireTls?: boolean;
 }
 
 export const DEFAULTS = {
@@ -47,6 +50,12 @@ function int(name: string, value: string, min: number, max: number): number {
     throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
   }
   return Number(value);
+}
+
+function bool(name: string, value: string | undefined): boolean {
+  if (value === undefined || value === '' || value === '0' || value === 'false') return false;
+  if (value === '1' || value === 'true') return true;
+  throw new ConfigError(`${name} must be true/false or 1/0, got "${value}"`);
 }
 
 /** Flags win over environment variables, which win over defaults. */
@@ -73,5 +82,6 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     tlsPort: tlsPort === undefined ? (port !== undefined && Number(port) === 0 ? 0 : DEFAULTS.tlsPort) : tlsPort === 'off' ? null : int('--tls-port', tlsPort, 0, 65535),
     tlsHostname: opts.tlsHostname ?? env.TIPS_TLS_HOSTNAME ?? DEFAULTS.tlsHostname,
     caDir: resolve(opts.caDir ?? env.TIPS_CA_DIR ?? join(dataDir, 'ca')),
+    gatewayRequireTls: opts.gatewayRequireTls === true || bool('TIPS_GATEWAY_REQUIRE_TLS', env.TIPS_GATEWAY_REQUIRE_TLS),
   };
 }

@@ -21,6 +21,12 @@ const program = new Command('tips-master')
   .addOption(new Option('--tls-port <n>', 'HTTPS port for EST, the metal API (mTLS) and the owner API; default 8443, or any free port when --port is 0; off = no HTTPS').env('TIPS_TLS_PORT'))
   .addOption(new Option('--tls-hostname <name>', 'name the HTTPS server certificate is issued for').env('TIPS_TLS_HOSTNAME').default(DEFAULTS.tlsHostname))
   .addOption(new Option('--ca-dir <dir>', 'CA directory: root.pem, intermediate.pem, intermediate-key.pem from `tips ca init` (default: <data-dir>/ca, created if empty)').env('TIPS_CA_DIR'))
+  .addOption(
+    new Option(
+      '--gateway-require-tls',
+      'refuse gateway requests (/api/gateway/v1) not made over mTLS with the gateway certificate; off by default because the plain HTTP listener serves loopback/dev — set it in production (env TIPS_GATEWAY_REQUIRE_TLS=true)',
+    ),
+  )
   .addHelpText(
     'after',
     '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN sets the admin token created on the first start (automation);\notherwise a random one is printed once.',
@@ -44,6 +50,7 @@ const program = new Command('tips-master')
       maxGlazeBytes: config.maxGlazeBytes,
       ca: async () => ca,
       tokenKey: async () => tokenKey,
+      gatewayRequireTls: config.gatewayRequireTls,
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);

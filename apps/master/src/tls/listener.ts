@@ -30,6 +30,8 @@ export async function listenTls(app: FastifyInstance, opts: TlsListenOptions): P
     },
     (req, res) => app.routing(req, res),
   );
+  // WebSocket upgrades (the gateway channel) go through the same routes and hooks as over HTTP.
+  server.on('upgrade', (req, socket, head) => app.server.emit('upgrade', req, socket, head));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {

@@ -16,6 +16,21 @@ export interface Gateway {
   lastSeenAt: string | null;
 }
 
+/** A TLS client certificate the master issued to a gateway (its Ed25519 key, SAN `urn:tips:gateway:<id>`). */
+export interface GatewayCertificate {
+  /** Lower-case hex, as the certificate carries it. */
+  serial: string;
+  gatewayId: GatewayId;
+  ownerId: OwnerId;
+  /** Lower-case hex SHA-256 of the DER. */
+  fingerprint: string;
+  notBefore: string;
+  notAfter: string;
+  status: 'active' | 'revoked';
+  createdAt: string;
+  revokedAt: string | null;
+}
+
 /** The latest interface table a gateway reported (T11), kept as sent. */
 export interface TableSnapshot {
   gatewayId: GatewayId;
@@ -44,3 +59,5 @@ export const MAX_TABLE_ROWS = 10_000;
 export const MAX_TABLE_BYTES = 8 * 1024 * 1024;
 /** Oldest commands beyond this many per gateway are dropped (a gateway gone for long resyncs by re-registering). */
 export const MAX_QUEUED_COMMANDS = 10_000;
+/** Gateway certificates are short-lived like metal certificates; the gateway renews them (POST /certificate) well before. */
+export const GATEWAY_CERT_LIFETIME_HOURS = 7 * 24;

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import { isTls, peerCertificate } from '../../tls/peer.ts';
 import type { GatewayErrorCode } from './errors.ts';
 import { type Gateway, MAX_TABLE_BYTES } from './model.ts';
 import { GatewayAuthError, type GatewayService } from './service.ts';
@@ -51,6 +52,12 @@ const GatewayDetail = Type.Intersect([
     ]),
   }),
 ]);
+
+const CertificateOut = Type.Object({
+  certificate: Type.String({ description: "the gateway's TLS client certificate, PEM (its Ed25519 key, SAN urn:tips:gateway:<id>, clientAuth)" }),
+  caChain: Type.String({ description: "intermediate then root CA certificates, PEM: verify the master's HTTPS certificate against these" }),
+  notAfter: Type.String({ description: 'when the certificate expires; renew before with POST /certificate' }),
+});
 
 /** The owner's gateways (inside the authenticated /api/v1 scope). Another owner's gateway is a 404. */
 export function gatewayOwnerRoutes(app: FastifyInstance, gateways: GatewayService): void {
@@ -113,13 +120,29 @@ export function installGatewayAuth(scope: FastifyInstance, gateways: GatewayServ
     }
   });
   scope.addHook('preValidation', async (req) => {
-    if (req.routeOptions.config.gatewayAuth === false) return;
+    if (req.routeOptions.config.gatewayAuth === false) {
+      // Enrollment is unsigned, but with --gateway-require-tls it too is served over HTTPS only.
+      if (gateways.requiresTls && !isTls(req)) {
+        req.log.warn({ securityEvent: 'gateway_auth_failed', why: 'plain HTTP refused (--gateway-require-tls)', ip: req.ip }, 'gateway request refused');
+        throw new GatewayAuthError('plain HTTP refused');
+      }
+      return;
+    }
     try {
-      req.gateway = await gateways.authenticate({ headers: req.headers, method: req.method, pathWithQuery: req.url, body: req.rawBody });
+      req.gateway = await gateways.authenticate({
+        headers: req.headers,
+        method: req.method,
+        pathWithQuery: req.url,
+        body: req.rawBody,
+        ...(isTls(req) ? { tls: { peer: peerCertificate(req) } } : {}),
+      });
     } catch (err) {
       if (err instanceof GatewayAuthError) {
         const claimed = req.headers[GATEWAY_HEADERS.gateway];
-        req.log.warn({ securityEvent: 'gateway_auth_failed', why: err.why, claimedGateway: typeof claimed === 'string' ? claimed.slice(0, 40) : undefined, ip: req.ip }, 'gateway request refused');
+        req.log.warn(
+          { securityEvent: 'gateway_auth_failed', why: err.why, claimedGateway: typeof claimed === 'string' ? claimed.slice(0, 40) : undefined, ip: req.ip, tls: isTls(req) },
+          'gateway request refused',
+        );
       }
       throw err;
     }
@@ -136,22 +159,40 @@ export async function gatewayApiRoutes(scope: FastifyInstance, gateways: Gateway
       config: { gatewayAuth: false },
       schema: {
         tags: ['gateway API'],
-        summary: 'Enroll a gateway with its one-time token and its Ed25519 public key (SPKI PEM); not signed',
+        summary:
+          'Enroll a gateway with its one-time token and its Ed25519 public key (SPKI PEM); not signed. Returns its TLS client certificate for that key (urn:tips:gateway:<id>) and the CA chain',
         security: [],
         body: Type.Object(
           { enrollmentToken: Type.String({ maxLength: 128 }), name: Type.Optional(Type.String({ maxLength: 256 })), publicKey: Type.String({ maxLength: 1024 }) },
           { additionalProperties: false },
         ),
-        response: { 201: Type.Object({ gatewayId: Type.String() }), ...errorResponses(400, 401) },
+        response: { 201: Type.Intersect([Type.Object({ gatewayId: Type.String() }), CertificateOut]), ...errorResponses(400, 401) },
       },
     },
     async (req, reply) => {
-      const g = await gateways.enroll(req.body).catch((err: unknown) => {
+      const r = await gateways.enrollWithCertificate(req.body).catch((err: unknown) => {
         if ((err as { code?: string }).code === 'enrollment_failed') req.log.warn({ securityEvent: 'gateway_enrollment_failed', ip: req.ip }, 'gateway enrollment refused');
         throw err;
       });
-      req.log.info({ securityEvent: 'gateway_enrolled', gatewayId: g.id }, 'gateway enrolled');
-      return reply.code(201).send({ gatewayId: g.id });
+      req.log.info({ securityEvent: 'gateway_enrolled', gatewayId: r.gateway.id }, 'gateway enrolled');
+      return reply.code(201).send({ gatewayId: r.gateway.id, certificate: r.certificate, caChain: r.caChain, notAfter: r.notAfter });
+    },
+  );
+
+  scope.post(
+    '/certificate',
+    {
+      schema: {
+        tags: ['gateway API'],
+        summary: 'Renew this gateway’s TLS client certificate (same key); signed, and over TLS with the current certificate',
+        security: [],
+        response: { 200: CertificateOut, ...errorResponses(401) },
+      },
+    },
+    async (req) => {
+      const r = await gateways.issueCertificate(req.gateway);
+      req.log.info({ securityEvent: 'gateway_certificate_renewed', gatewayId: req.gateway.id, notAfter: r.notAfter }, 'gateway certificate renewed');
+      return r;
     },
   );
 

@@ -1,12 +1,16 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { type GatewayId, InvalidValueError, isId, newId, type OwnerId, parseName } from '@tips/core';
+import { certificateFingerprint, certificateIdentities, issueCertificate, parseCertificate, serialFrom, x509 } from '@tips/trust';
 import { isUniqueViolation } from '../../db/database.ts';
 import type { Clock, Random } from '../../ports.ts';
+import { caPem, type MasterCa } from '../enrollment/ca.ts';
 import { GatewayError } from './errors.ts';
 import {
   type ChannelCommand,
   ENROLLMENT_TTL_MS,
+  GATEWAY_CERT_LIFETIME_HOURS,
   type Gateway,
+  type GatewayCertificate,
   MAX_QUEUED_COMMANDS,
   MAX_TABLE_ROWS,
   type QueuedCommand,
@@ -42,6 +46,24 @@ export interface AuthInput {
   method: string;
   pathWithQuery: string;
   body: Uint8Array | undefined;
+  /** Set when the request came over TLS: the client certificate the peer presented, if any. */
+  tls?: { peer: { authorized: boolean; der: Uint8Array } | undefined };
+}
+
+/** What a gateway gets at enrollment and renewal: its TLS client certificate and the chain to trust. */
+export interface IssuedGatewayCertificate {
+  certificate: string;
+  /** Intermediate then root, PEM: what the gateway verifies the master's server certificate against. */
+  caChain: string;
+  notAfter: string;
+}
+
+export interface GatewayTlsOptions {
+  /** The master's CA (the enrollment domain's), which issues gateway certificates. */
+  ca: () => Promise<MasterCa>;
+  /** Refuse every gateway request that did not come over mTLS (`--gateway-require-tls`). */
+  requireTls?: boolean;
+  certLifetimeHours?: number;
 }
 
 export interface GatewayView extends Omit<Gateway, 'publicKey' | 'ownerId'> {
@@ -59,6 +81,7 @@ export class GatewayService {
   private readonly nonces: GroupCommit<NonceUse, boolean>;
   private lastSeq = 0;
   private noncesSinceSweep = 0;
+  private tlsOptions: GatewayTlsOptions | undefined;
 
   constructor(
     private readonly store: GatewayStore,
@@ -67,6 +90,15 @@ export class GatewayService {
     private readonly enrollmentTtlMs = ENROLLMENT_TTL_MS,
   ) {
     this.nonces = new GroupCommit((uses) => this.store.rememberNonces(uses));
+  }
+
+  /** Gives the service the CA it issues gateway certificates with, and the transport policy. */
+  useTls(options: GatewayTlsOptions): void {
+    this.tlsOptions = options;
+  }
+
+  get requiresTls(): boolean {
+    return this.tlsOptions?.requireTls === true;
   }
 
   /** Creates a gateway record and its one-time enrollment token (returned only here, stored hashed). */
@@ -112,15 +144,24 @@ export class GatewayService {
     return { ...this.view(g), table: t ? { rows: t.rows, updatedAt: t.updatedAt } : null };
   }
 
-  /** Revokes a gateway: its key stops working at once here, and its channel is closed. */
+  /** Revokes a gateway: its key and its certificates stop working at once here, and its channel is closed. */
   async delete(ownerId: OwnerId, ref: string): Promise<void> {
     const g = await this.get(ownerId, ref);
-    if (!(await this.store.delete(ownerId, g.id))) throw new GatewayError('gateway_not_found', `no gateway "${ref}"`, 'gateway');
+    if (!(await this.store.delete(ownerId, g.id, this.clock.now().toISOString()))) throw new GatewayError('gateway_not_found', `no gateway "${ref}"`, 'gateway');
     this.keys.delete(g.id);
     this.touched.delete(g.id);
     const socket = this.sockets.get(g.id);
     this.sockets.delete(g.id);
     socket?.close(4001, 'gateway revoked');
+  }
+
+  /**
+   * Spends a one-time enrollment token, binds the gateway's Ed25519 public key and issues the
+   * gateway a TLS client certificate for that same key (S6): its identity on the HTTPS listener.
+   */
+  async enrollWithCertificate(input: { enrollmentToken: string; name?: string; publicKey: string }): Promise<{ gateway: Gateway } & IssuedGatewayCertificate> {
+    const gateway = await this.enroll(input);
+    return { gateway, ...(await this.issueCertificate(gateway)) };
   }
 
   /** Spends a one-time enrollment token and binds the gateway's Ed25519 public key. */
@@ -134,8 +175,49 @@ export class GatewayService {
     return g;
   }
 
-  /** Verifies a TIPS-GW-1 signed request and returns its gateway, or refuses saying nothing useful. */
+  /**
+   * Issues (or renews) the gateway's TLS client certificate: the master's intermediate signs the
+   * gateway's own Ed25519 key under `urn:tips:gateway:<id>`, clientAuth, short-lived; recorded by
+   * serial and fingerprint so removing the gateway revokes it. Earlier certificates stay valid
+   * until they expire (same key, same identity), so a connection opened before a renewal goes on.
+   */
+  async issueCertificate(gateway: Gateway): Promise<IssuedGatewayCertificate> {
+    if (!this.tlsOptions) throw new Error('the gateway service has no CA (useTls was not called)');
+    if (!gateway.publicKey) throw new GatewayAuthError('gateway not enrolled');
+    const ca = await this.tlsOptions.ca();
+    const now = this.clock.now();
+    const spki = createPublicKey(gateway.publicKey).export({ format: 'der', type: 'spki' });
+    const cert = await issueCertificate(ca.intermediate, {
+      identity: { kind: 'gateway', id: gateway.id },
+      publicKey: new x509.PublicKey(new Uint8Array(spki)),
+      serial: serialFrom(this.random.bytes(16)),
+      notBefore: new Date(now.getTime() - 60_000),
+      notAfter: new Date(now.getTime() + (this.tlsOptions.certLifetimeHours ?? GATEWAY_CERT_LIFETIME_HOURS) * 3_600_000),
+      usage: 'client',
+    });
+    const record: GatewayCertificate = {
+      serial: cert.serialNumber.toLowerCase(),
+      gatewayId: gateway.id,
+      ownerId: gateway.ownerId,
+      fingerprint: await certificateFingerprint(cert),
+      notBefore: cert.notBefore.toISOString(),
+      notAfter: cert.notAfter.toISOString(),
+      status: 'active',
+      createdAt: now.toISOString(),
+      revokedAt: null,
+    };
+    await this.store.recordCertificate(record);
+    const pems = caPem(ca);
+    return { certificate: `${cert.toString('pem')}\n`, caChain: pems.intermediatePem + pems.rootPem, notAfter: record.notAfter };
+  }
+
+  /**
+   * Verifies a TIPS-GW-1 signed request and returns its gateway, or refuses saying nothing useful.
+   * Over TLS the peer must also present a certificate this master issued to that same gateway, not
+   * revoked, not expired (S6); over plain HTTP the signature alone counts unless TLS is required.
+   */
   async authenticate(input: AuthInput): Promise<Gateway> {
+    if (!input.tls && this.requiresTls) throw new GatewayAuthError('plain HTTP refused: gateways must use mTLS (--gateway-require-tls)');
     const signed = readSignedHeaders(input.headers);
     if (!signed) throw new GatewayAuthError('missing or malformed signature headers');
     const now = this.clock.now().getTime();
@@ -150,9 +232,31 @@ export class GatewayService {
     if (!(await this.nonces.submit({ gatewayId: id, nonce: signed.nonce, timestamp: signed.timestamp }))) {
       throw new GatewayAuthError('replayed nonce');
     }
+    if (input.tls) await this.checkCertificate(known.gateway, input.tls.peer, now);
     await this.sweepNonces(now);
     await this.seen(id, now);
     return known.gateway;
+  }
+
+  /** The client certificate of a TLS request must be ours, for this gateway, active and in date. */
+  private async checkCertificate(gateway: Gateway, peer: { authorized: boolean; der: Uint8Array } | undefined, now: number): Promise<void> {
+    if (!peer) throw new GatewayAuthError('no client certificate over TLS');
+    if (!peer.authorized) throw new GatewayAuthError('client certificate not issued by this master');
+    let cert: x509.X509Certificate;
+    try {
+      cert = parseCertificate(peer.der);
+    } catch {
+      throw new GatewayAuthError('client certificate unreadable');
+    }
+    const ids = certificateIdentities(cert);
+    if (ids.length !== 1 || ids[0]!.kind !== 'gateway') throw new GatewayAuthError('client certificate does not name a gateway');
+    if (ids[0]!.id !== gateway.id) throw new GatewayAuthError('client certificate names another gateway');
+    const record = await this.store.findCertificate(cert.serialNumber.toLowerCase());
+    if (!record || record.gatewayId !== gateway.id || record.fingerprint !== (await certificateFingerprint(cert))) {
+      throw new GatewayAuthError('client certificate unknown');
+    }
+    if (record.status !== 'active') throw new GatewayAuthError('client certificate revoked');
+    if (now < Date.parse(record.notBefore) || now > Date.parse(record.notAfter)) throw new GatewayAuthError('client certificate expired');
   }
 
   /** Keeps the latest interface table of a gateway (T11). */

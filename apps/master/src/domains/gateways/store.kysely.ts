@@ -1,7 +1,8 @@
 import type { GatewayId, OwnerId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
 import type { GatewaysTable } from '../../db/schema.ts';
-import type { ChannelCommand, Gateway, QueuedCommand, TableSnapshot } from './model.ts';
+import type { ChannelCommand, Gateway, GatewayCertificate, QueuedCommand, TableSnapshot } from './model.ts';
+import './tables.ts';
 import type { GatewayStore, NonceUse } from './store.ts';
 
 // Three bound parameters per nonce; 500 rows stay well below SQLite's and PostgreSQL's limits.
@@ -56,10 +57,13 @@ export class KyselyGatewayStore implements GatewayStore {
     return rows.map(toGateway);
   }
 
-  async delete(ownerId: OwnerId, id: GatewayId): Promise<boolean> {
+  async delete(ownerId: OwnerId, id: GatewayId, revokedAt?: string): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
       const r = await tx.deleteFrom('gateways').where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst();
       if (Number(r.numDeletedRows) === 0) return false;
+      if (revokedAt !== undefined) {
+        await tx.updateTable('gateway_certificates').set({ status: 'revoked', revoked_at: revokedAt }).where('gateway_id', '=', id).where('status', '=', 'active').execute();
+      }
       await tx.deleteFrom('gateway_nonces').where('gateway_id', '=', id).execute();
       await tx.deleteFrom('gateway_tables').where('gateway_id', '=', id).execute();
       await tx.deleteFrom('gateway_commands').where('gateway_id', '=', id).execute();
@@ -89,6 +93,40 @@ export class KyselyGatewayStore implements GatewayStore {
       const row = await tx.selectFrom('gateways').selectAll().where('id', '=', candidate.id).executeTakeFirstOrThrow();
       return toGateway(row);
     });
+  }
+
+  async recordCertificate(c: GatewayCertificate): Promise<void> {
+    await this.db
+      .insertInto('gateway_certificates')
+      .values({
+        serial: c.serial,
+        gateway_id: c.gatewayId,
+        owner_id: c.ownerId,
+        fingerprint: c.fingerprint,
+        not_before: c.notBefore,
+        not_after: c.notAfter,
+        status: c.status,
+        created_at: c.createdAt,
+        revoked_at: c.revokedAt,
+      })
+      .execute();
+  }
+
+  async findCertificate(serial: string): Promise<GatewayCertificate | undefined> {
+    const r = await this.db.selectFrom('gateway_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
+    return (
+      r && {
+        serial: r.serial,
+        gatewayId: r.gateway_id as GatewayId,
+        ownerId: r.owner_id as OwnerId,
+        fingerprint: r.fingerprint,
+        notBefore: r.not_before,
+        notAfter: r.not_after,
+        status: r.status === 'active' ? 'active' : 'revoked',
+        createdAt: r.created_at,
+        revokedAt: r.revoked_at,
+      }
+    );
   }
 
   async touch(id: GatewayId, at: string): Promise<void> {

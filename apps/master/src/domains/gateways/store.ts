@@ -1,5 +1,5 @@
 import type { GatewayId, OwnerId } from '@tips/core';
-import type { Gateway, QueuedCommand, TableSnapshot } from './model.ts';
+import type { Gateway, GatewayCertificate, QueuedCommand, TableSnapshot } from './model.ts';
 
 /** One use of a nonce: the signed request's gateway, nonce and timestamp (unix ms). */
 export interface NonceUse {
@@ -14,8 +14,14 @@ export interface GatewayStore {
   findById(id: GatewayId): Promise<Gateway | undefined>;
   findByName(ownerId: OwnerId, name: string): Promise<Gateway | undefined>;
   list(ownerId: OwnerId): Promise<Gateway[]>;
-  /** Deletes the gateway with its key, nonces, snapshot and queued commands. */
-  delete(ownerId: OwnerId, id: GatewayId): Promise<boolean>;
+  /**
+   * Deletes the gateway with its key, nonces, snapshot and queued commands; with `revokedAt`, in the
+   * same transaction marks every certificate issued to it revoked.
+   */
+  delete(ownerId: OwnerId, id: GatewayId, revokedAt?: string): Promise<boolean>;
+  /** Records a certificate issued to a gateway (table `gateway_certificates`). */
+  recordCertificate(cert: GatewayCertificate): Promise<void>;
+  findCertificate(serial: string): Promise<GatewayCertificate | undefined>;
   /**
    * Spends an enrollment token: in one transaction, binds `publicKey` to the gateway whose unspent,
    * unexpired token has this hash. Exactly one of any number of concurrent callers wins.

@@ -20,7 +20,15 @@ export class TestGateway {
     readonly app: FastifyInstance,
     readonly id: string,
     readonly key: KeyObject,
+    /** The TLS client certificate (PEM) and CA chain the master issued at enrollment. */
+    readonly certificate = '',
+    readonly caChain = '',
   ) {}
+
+  /** The private key as PKCS#8 PEM (for a TLS client). */
+  get keyPem(): string {
+    return this.key.export({ format: 'pem', type: 'pkcs8' }).toString();
+  }
 
   /** Declares a gateway for the owner and enrolls it with a fresh Ed25519 key. */
   static async enroll(app: FastifyInstance, ownerToken: string, name: string): Promise<TestGateway> {
@@ -30,7 +38,7 @@ export class TestGateway {
     const pem = publicKey.export({ format: 'pem', type: 'spki' }).toString();
     const r = await app.inject({ method: 'POST', url: '/api/gateway/v1/enroll', payload: { enrollmentToken: created.json().enrollmentToken, publicKey: pem, name } });
     if (r.statusCode !== 201) throw new Error(`enroll: ${r.body}`);
-    return new TestGateway(app, r.json().gatewayId, privateKey);
+    return new TestGateway(app, r.json().gatewayId, privateKey, r.json().certificate, r.json().caChain);
   }
 
   headers(method: string, pathWithQuery: string, body: string | undefined, o: SignOptions = {}): Record<string, string> {
