@@ -1,5 +1,5 @@
 // `tips-gateway`: run the gateway daemon, enroll it with a master, read its table and leases.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { parseInterfaceType } from '@tips/core';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
@@ -9,7 +9,8 @@ import { Gateway, lanAddress } from './gateway.ts';
 import { openGatewayDb } from './store/db.ts';
 import { InterfaceTable } from './table/table.ts';
 import { enrollGateway, MasterClient } from './uplink/client.ts';
-import { generateGatewayKey, loadIdentity, saveIdentity } from './uplink/identity.ts';
+import { CA_FILE, CERT_FILE, generateGatewayKey, loadIdentity, saveIdentity } from './uplink/identity.ts';
+import { RENEWAL_CHECK_MS, renewIfDue } from './uplink/renewal.ts';
 import { publicKeyPem } from './uplink/sign.ts';
 
 function int(name: string, min: number, max: number) {
@@ -85,6 +86,18 @@ export function createProgram(): Command {
       const identity = loadIdentity(o.dataDir);
       const masterUrl: string = o.master ?? identity.master;
       const lan = lanAddress(o.lan);
+      // Towards an https:// master: mTLS with gateway.crt, the master verified against ca.pem.
+      const master = new MasterClient(masterUrl, identity.gatewayId, identity.key, 10_000, identity.tls);
+      const renew = async () => {
+        try {
+          const r = await renewIfDue(master, o.dataDir, identity.key, new Date());
+          if (r.renewed) log.info({ notAfter: r.notAfter }, 'gateway certificate renewed');
+        } catch (err) {
+          log.warn({ msg: (err as Error).message }, 'gateway certificate renewal failed; retrying within the hour');
+        }
+      };
+      await renew();
+      setInterval(() => void renew(), RENEWAL_CHECK_MS).unref();
       const db = openGatewayDb(o.dataDir);
       const enforcer = new NftEnforcer({ table: o.nftTable, lan: [o.lan], uplink: o.uplink, bootUdpPorts: [69], bootTcpPorts: [o.bootHttpPort] });
       const gw = new Gateway(
@@ -109,7 +122,7 @@ export function createProgram(): Command {
         },
         db,
         enforcer,
-        new MasterClient(masterUrl, identity.gatewayId, identity.key),
+        master,
         log,
       );
       await gw.start();
@@ -129,20 +142,29 @@ export function createProgram(): Command {
     .description('enroll this gateway with a master using the one-time token printed by `tips gateway add`')
     .requiredOption('--master <url>', 'master base URL, e.g. https://tips.example.com')
     .requiredOption('--token <token>', 'one-time enrollment token (spent, never stored)')
-    .requiredOption('--data-dir <dir>', 'state directory where the gateway key is kept (0600)')
+    .requiredOption('--data-dir <dir>', `state directory: gateway.key (0600), ${CERT_FILE} and ${CA_FILE} (0644)`)
+    .option('--ca <file>', 'PEM of the TIPS root CA (`tips` GET /api/v1/enrollment/ca) to verify an https:// master at enrollment; default: the system CAs')
     .option('--name <name>', 'gateway name to report')
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
       mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
       const key = generateGatewayKey();
-      const gatewayId = await enrollGateway(o.master, {
-        enrollmentToken: o.token,
-        ...(o.name ? { name: o.name } : {}),
-        publicKey: publicKeyPem(key),
+      const enrolled = await enrollGateway(
+        o.master,
+        { enrollmentToken: o.token, ...(o.name ? { name: o.name } : {}), publicKey: publicKeyPem(key) },
+        o.ca ? { caPem: readFileSync(o.ca, 'utf8') } : {},
+      );
+      const { gatewayId } = enrolled;
+      saveIdentity(o.dataDir, {
+        gatewayId,
+        master: o.master,
+        name: o.name ?? null,
+        enrolledAt: new Date().toISOString(),
+        key,
+        tls: { certPem: enrolled.certificate, caPem: enrolled.caChain },
       });
-      saveIdentity(o.dataDir, { gatewayId, master: o.master, name: o.name ?? null, enrolledAt: new Date().toISOString(), key });
-      if (o.json) console.log(JSON.stringify({ gatewayId, master: o.master }));
-      else console.log(`enrolled as ${gatewayId} with ${o.master}; key stored in ${o.dataDir}`);
+      if (o.json) console.log(JSON.stringify({ gatewayId, master: o.master, certificateNotAfter: enrolled.notAfter }));
+      else console.log(`enrolled as ${gatewayId} with ${o.master}; key, ${CERT_FILE} (until ${enrolled.notAfter}) and ${CA_FILE} stored in ${o.dataDir}`);
     });
 
   program

@@ -51,8 +51,8 @@ export function parseCommand(text: string): { command: ChannelCommand | null; re
 }
 
 export interface ChannelOptions {
-  /** Fresh URL and signed headers for each connection attempt (nonces are single-use). */
-  connectInfo: () => { url: string; headers: Record<string, string> };
+  /** Fresh URL and signed headers for each connection attempt (nonces are single-use); TLS client options for wss://. */
+  connectInfo: () => { url: string; headers: Record<string, string>; tls?: { cert: string; key: string; ca: string } };
   onCommand: (c: ChannelCommand) => Promise<void>;
   onConnected: () => void;
   log: Logger;
@@ -75,8 +75,9 @@ export class Channel {
 
   private connect(): void {
     if (this.stopped) return;
-    const { url, headers } = this.o.connectInfo();
-    const ws = new WebSocket(url, { headers, handshakeTimeout: 10_000 });
+    const { url, headers, tls } = this.o.connectInfo();
+    // Over wss:// the gateway's certificate goes with the upgrade and the master is verified against ca.pem.
+    const ws = new WebSocket(url, { headers, handshakeTimeout: 10_000, ...(tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : {}) });
     this.ws = ws;
     ws.on('open', () => {
       this.failures = 0;

@@ -1,5 +1,9 @@
 // HTTP client of the gateway API of the master (TIPS-D). Every request but enroll is signed (sign.ts).
+// Towards an https:// master every request and the channel use mTLS: the gateway presents the
+// certificate the master issued at enrollment and verifies the master against ca.pem (never
+// against nothing: rejectUnauthorized stays true).
 import type { KeyObject } from 'node:crypto';
+import { Agent, request } from 'node:https';
 import type { InterfaceType } from '@tips/core';
 import { signedHeaders } from './sign.ts';
 
@@ -32,6 +36,28 @@ export const GATEWAY_API = '/api/gateway/v1';
 /** Most registrations the master takes in one batch request. */
 export const MAX_BATCH = 256;
 
+/** The TLS side of the gateway's identity: its certificate (PEM), its key and the CAs it trusts for the master. */
+export interface TlsMaterial {
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+}
+
+/** One HTTPS exchange through `agent` (which carries the client certificate and the trusted CAs). */
+function httpsExchange(url: URL, method: string, headers: Record<string, string>, text: string | undefined, timeoutMs: number, agent: Agent): Promise<{ status: number; raw: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers: text !== undefined ? { ...headers, 'content-length': String(Buffer.byteLength(text)) } : headers, agent, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, raw: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(text);
+  });
+}
+
 async function call(
   base: string,
   method: string,
@@ -39,20 +65,23 @@ async function call(
   body: unknown,
   headers: Record<string, string>,
   timeoutMs: number,
+  agent?: Agent,
 ): Promise<{ status: number; json: unknown }> {
   const text = body === undefined ? undefined : JSON.stringify(body);
-  let res: Response;
+  const url = new URL(path, base);
+  const allHeaders = { ...(text !== undefined ? { 'content-type': 'application/json' } : {}), ...headers };
+  let res: { status: number; raw: string };
   try {
-    res = await fetch(new URL(path, base), {
-      method,
-      headers: { ...(text !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-      body: text,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
+    if (url.protocol === 'https:' && agent) {
+      res = await httpsExchange(url, method, allHeaders, text, timeoutMs, agent);
+    } else {
+      const r = await fetch(url, { method, headers: allHeaders, body: text, signal: AbortSignal.timeout(timeoutMs) });
+      res = { status: r.status, raw: await r.text().catch(() => '') };
+    }
   } catch (err) {
     throw new MasterError('master_unreachable', `${method} ${path}: ${(err as Error).message}`);
   }
-  const raw = await res.text().catch(() => '');
+  const raw = res.raw;
   let json: unknown;
   try {
     json = raw ? JSON.parse(raw) : undefined;
@@ -67,35 +96,104 @@ async function call(
   return { status: res.status, json };
 }
 
-/** One-time enrollment: spends the token, registers our public key, returns our gatewayId. */
-export async function enrollGateway(base: string, req: { enrollmentToken: string; name?: string; publicKey: string }): Promise<string> {
-  const r = await call(base, 'POST', `${GATEWAY_API}/enroll`, req, {}, 15_000);
-  const id = (r.json as { gatewayId?: unknown } | undefined)?.gatewayId;
-  if (typeof id !== 'string' || id.length === 0) throw new MasterError('bad_response', 'enroll answered without a gatewayId');
-  return id;
+/** The certificate the master issued (at enrollment or renewal) and the CA chain to verify the master with. */
+export interface IssuedCertificate {
+  certificate: string;
+  caChain: string;
+  notAfter: string;
+}
+
+const PEM_CERT = /^-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\r?\n?/;
+
+function parseIssued(json: unknown, what: string): IssuedCertificate {
+  const j = json as Partial<Record<keyof IssuedCertificate, unknown>> | undefined;
+  if (typeof j?.certificate !== 'string' || !PEM_CERT.test(j.certificate) || typeof j.caChain !== 'string' || !PEM_CERT.test(j.caChain) || typeof j.notAfter !== 'string') {
+    throw new MasterError('bad_response', `${what} answered without a PEM certificate, CA chain and notAfter`);
+  }
+  return { certificate: j.certificate, caChain: j.caChain, notAfter: j.notAfter };
+}
+
+/**
+ * One-time enrollment: spends the token, registers our public key, returns our gatewayId with the
+ * TLS client certificate the master issued for that key. Towards an https:// master, `caPem` (the
+ * TIPS root the operator got from `tips`) verifies the master; without it the system's CAs do.
+ */
+export async function enrollGateway(
+  base: string,
+  req: { enrollmentToken: string; name?: string; publicKey: string },
+  opts: { caPem?: string } = {},
+): Promise<{ gatewayId: string } & IssuedCertificate> {
+  const agent = new URL(base).protocol === 'https:' ? new Agent({ ...(opts.caPem ? { ca: opts.caPem } : {}), keepAlive: false }) : undefined;
+  try {
+    const r = await call(base, 'POST', `${GATEWAY_API}/enroll`, req, {}, 15_000, agent);
+    const id = (r.json as { gatewayId?: unknown } | undefined)?.gatewayId;
+    if (typeof id !== 'string' || id.length === 0) throw new MasterError('bad_response', 'enroll answered without a gatewayId');
+    return { gatewayId: id, ...parseIssued(r.json, 'enroll') };
+  } finally {
+    agent?.destroy();
+  }
 }
 
 export class MasterClient {
+  private tls: TlsMaterial | undefined;
+  private agent: Agent | undefined;
+
+  /**
+   * `tls` (certificate and CA chain from enrollment) is required when `baseUrl` is https://: the
+   * gateway then speaks mTLS only, and verifies the master against `tls.caPem`.
+   */
   constructor(
     readonly baseUrl: string,
     readonly gatewayId: string,
     private readonly key: KeyObject,
     private readonly timeoutMs = 10_000,
-  ) {}
+    tls?: { certPem: string; caPem: string },
+  ) {
+    if (new URL(baseUrl).protocol === 'https:' && !tls) {
+      throw new MasterError('master_rejected', `${baseUrl} is https: the gateway needs its certificate (gateway.crt) and ca.pem from enrollment`);
+    }
+    if (tls) this.useCertificate(tls.certPem, tls.caPem);
+  }
+
+  /** The certificate presented from now on (a renewal); connections already open keep the old one. */
+  useCertificate(certPem: string, caPem: string): void {
+    this.tls = { certPem, caPem, keyPem: this.key.export({ format: 'pem', type: 'pkcs8' }).toString() };
+    this.agent?.destroy();
+    this.agent = new Agent({ cert: certPem, key: this.tls.keyPem, ca: caPem, keepAlive: true, maxSockets: 16 });
+  }
+
+  /** The TLS client certificate in use (PEM), if any. */
+  get certificatePem(): string | undefined {
+    return this.tls?.certPem;
+  }
 
   private signed(method: string, path: string, body: unknown): Promise<{ status: number; json: unknown }> {
     const text = body === undefined ? undefined : JSON.stringify(body);
     const url = new URL(path, this.baseUrl);
     const headers = signedHeaders(this.gatewayId, this.key, { method, pathWithQuery: url.pathname + url.search, body: text });
-    return call(this.baseUrl, method, path, body, headers, this.timeoutMs);
+    return call(this.baseUrl, method, path, body, headers, this.timeoutMs, this.agent);
   }
 
-  /** Signed headers for the channel's WebSocket upgrade. */
-  channelHeaders(): { url: string; headers: Record<string, string> } {
+  /** Signed headers for the channel's WebSocket upgrade, with the TLS client options towards an https:// master. */
+  channelHeaders(): { url: string; headers: Record<string, string>; tls?: { cert: string; key: string; ca: string } } {
     const url = new URL(`${GATEWAY_API}/channel`, this.baseUrl);
     const headers = signedHeaders(this.gatewayId, this.key, { method: 'GET', pathWithQuery: url.pathname + url.search });
-    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    return { url: url.toString(), headers };
+    const secure = url.protocol === 'https:';
+    url.protocol = secure ? 'wss:' : 'ws:';
+    return { url: url.toString(), headers, ...(secure && this.tls ? { tls: { cert: this.tls.certPem, key: this.tls.keyPem, ca: this.tls.caPem } } : {}) };
+  }
+
+  /** Asks the master for a fresh certificate for the same key (signed; over mTLS with the current one) and uses it. */
+  async renewCertificate(): Promise<IssuedCertificate> {
+    const r = await this.signed('POST', `${GATEWAY_API}/certificate`, undefined);
+    const issued = parseIssued(r.json, 'certificate renewal');
+    if (this.tls) this.useCertificate(issued.certificate, issued.caChain);
+    return issued;
+  }
+
+  /** Closes kept-alive TLS connections. */
+  close(): void {
+    this.agent?.destroy();
   }
 
   async register(req: RegistrationRequest): Promise<RegistrationDecision> {
