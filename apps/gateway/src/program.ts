@@ -96,7 +96,8 @@ export function createProgram(): Command {
           log.warn({ msg: (err as Error).message }, 'gateway certificate renewal failed; retrying within the hour');
         }
       };
-      await renew();
+      // Not awaited: an unreachable master must not delay DHCP and enforcement on the LAN.
+      void renew();
       setInterval(() => void renew(), RENEWAL_CHECK_MS).unref();
       const db = openGatewayDb(o.dataDir);
       const enforcer = new NftEnforcer({ table: o.nftTable, lan: [o.lan], uplink: o.uplink, bootUdpPorts: [69], bootTcpPorts: [o.bootHttpPort] });
