@@ -47,7 +47,7 @@ export class Api {
   }
 
   /** Streams a file to the master (never reading it whole), reporting progress. */
-  async upload<T>(path: string, file: string, progress?: Progress): Promise<{ body: T; sha256: string }> {
+  async upload<T>(path: string, file: string, progress?: Progress, extraHeaders: Record<string, string> = {}): Promise<{ body: T; sha256: string }> {
     const { size } = await stat(file);
     const url = this.url(path);
     progress?.start(size);
@@ -65,7 +65,7 @@ export class Api {
       const res = await new Promise<IncomingMessage>((resolve, reject) => {
         const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
           method: 'POST',
-          headers: { authorization: `Bearer ${this.config.token}`, 'content-type': 'application/octet-stream', 'content-length': size },
+          headers: { ...extraHeaders, authorization: `Bearer ${this.config.token}`, 'content-type': 'application/octet-stream', 'content-length': size },
         });
         req.on('response', resolve);
         req.on('error', reject);

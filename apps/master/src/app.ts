@@ -61,6 +61,8 @@ export interface MasterDeps {
   tokenKey?: () => Promise<CoseKey>;
   /** Refuse gateway requests not made over mTLS (`--gateway-require-tls`); default off. */
   gatewayRequireTls?: boolean;
+  /** Glaze uploads need an S11 upload token with proof of possession, not only an API token. */
+  requireUploadToken?: boolean;
 }
 
 export interface Services {
@@ -151,7 +153,22 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       ownerRoutes(scope, services.owners);
       metalRoutes(scope, services.metals, services.spaces);
       spaceRoutes(scope, services.spaces);
-      glazeRoutes(scope, services.glazes);
+      glazeRoutes(scope, services.glazes, {
+        authorizeUpload: async (req, spaceRefs) => {
+          const ids: string[] = [];
+          for (const ref of spaceRefs) ids.push((await services.spaces.get(req.owner.id, ref)).id);
+          const header = (name: string) => {
+            const v = req.headers[name];
+            return typeof v === 'string' ? v : undefined;
+          };
+          await services.tokens.authorizeUpload(
+            req.owner.id,
+            ids,
+            { token: header('x-tips-token'), nonce: header('x-tips-pop-nonce'), signature: header('x-tips-pop-signature') },
+            deps.requireUploadToken === true,
+          );
+        },
+      });
       enrollmentRoutes(scope, services.enrollment);
       tokenRoutes(scope, services.tokens);
       keyRoutes(scope, services.keys);

@@ -18,6 +18,8 @@ export interface MasterConfig {
   caDir: string;
   /** Refuse gateway requests not made over mTLS (false: the plain HTTP listener is for loopback/dev). */
   gatewayRequireTls: boolean;
+  /** Glaze uploads need an S11 upload token with proof of possession besides the API token. */
+  requireUploadToken: boolean;
 }
 
 export interface RawOptions {
@@ -31,6 +33,7 @@ export interface RawOptions {
   tlsHostname?: string;
   caDir?: string;
   gatewayRequireTls?: boolean;
+  requireUploadToken?: boolean;
 }
 
 export const DEFAULTS = {
@@ -83,5 +86,6 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     tlsHostname: opts.tlsHostname ?? env.TIPS_TLS_HOSTNAME ?? DEFAULTS.tlsHostname,
     caDir: resolve(opts.caDir ?? env.TIPS_CA_DIR ?? join(dataDir, 'ca')),
     gatewayRequireTls: opts.gatewayRequireTls === true || bool('TIPS_GATEWAY_REQUIRE_TLS', env.TIPS_GATEWAY_REQUIRE_TLS),
+    requireUploadToken: opts.requireUploadToken === true || bool('TIPS_REQUIRE_UPLOAD_TOKEN', env.TIPS_REQUIRE_UPLOAD_TOKEN),
   };
 }

@@ -27,6 +27,12 @@ const program = new Command('tips-master')
       'refuse gateway requests (/api/gateway/v1) not made over mTLS with the gateway certificate; off by default because the plain HTTP listener serves loopback/dev — set it in production (env TIPS_GATEWAY_REQUIRE_TLS=true)',
     ),
   )
+  .addOption(
+    new Option(
+      '--require-upload-token',
+      'Glaze uploads need an S11 upload token (X-Tips-Token, audience urn:tips:master, scope upload:space:<id>) with a proof of possession, besides the API token (env TIPS_REQUIRE_UPLOAD_TOKEN=true)',
+    ),
+  )
   .addHelpText(
     'after',
     '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN sets the admin token created on the first start (automation);\notherwise a random one is printed once.',
@@ -51,6 +57,7 @@ const program = new Command('tips-master')
       ca: async () => ca,
       tokenKey: async () => tokenKey,
       gatewayRequireTls: config.gatewayRequireTls,
+      requireUploadToken: config.requireUploadToken,
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);

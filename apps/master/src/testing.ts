@@ -6,11 +6,11 @@ import { FsBlobStore } from './blob/fs-blob-store.ts';
 import { type Db, openDatabase } from './db/database.ts';
 
 /** An in-process master on a throw-away SQLite file and blob dir, for route tests (`app.inject`). */
-export async function testMaster(opts: { maxGlazeBytes?: number } = {}) {
+export async function testMaster(opts: { maxGlazeBytes?: number; requireUploadToken?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tips-master-test-'));
   const db: Db = await openDatabase({ kind: 'sqlite', file: join(dir, 'tips.db') });
   const blobs = await FsBlobStore.open(join(dir, 'glazes'));
-  const { app, services } = await buildApp({ db, blobs, maxGlazeBytes: opts.maxGlazeBytes });
+  const { app, services } = await buildApp({ db, blobs, maxGlazeBytes: opts.maxGlazeBytes, requireUploadToken: opts.requireUploadToken });
   const admin = await services.owners.ensureAdmin();
   if (!admin) throw new Error('fresh database must create an admin');
   const alice = await services.owners.createOwnerAsAdmin(admin.owner, 'alice');

@@ -1,3 +1,5 @@
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { action, api, collect, jsonOption } from '../context.ts';
@@ -5,6 +7,8 @@ import { loadConfig } from '../config.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { bytes, print, progressBar, table } from '../output.ts';
 import { bindGlaze } from '@tips/suit';
+import { signPop } from '@tips/trust';
+import type { Api } from '../api.ts';
 import { readSigningKey, sendBytes } from './identity.ts';
 
 export interface GlazeOut {
@@ -32,6 +36,20 @@ function showGlaze(g: GlazeOut): string {
   ].join('\n');
 }
 
+/** The S11 operator→master hop: the token plus a signature by its holder key over a fresh challenge. */
+async function uploadHopHeaders(client: Api, token: string | undefined, holderKeyFile: string | undefined): Promise<Record<string, string>> {
+  if (!token && !holderKeyFile) return {};
+  if (!token || !holderKeyFile) throw new CliError('bad_option', '--upload-token and --holder-key go together', EXIT.usage);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(readFileSync(holderKeyFile));
+  } catch (e) {
+    throw new CliError('bad_key', `cannot read a private key from ${holderKeyFile}: ${(e as Error).message}`, EXIT.usage);
+  }
+  const { nonce } = await client.call<{ nonce: string }>('POST', 'api/v1/tokens/challenge');
+  return { 'x-tips-token': token, 'x-tips-pop-nonce': nonce, 'x-tips-pop-signature': signPop(nonce, token, key) };
+}
+
 export function registerGlazeCommands(program: Command): Command {
   const glaze = program.command('glaze').description('the Glaze image repository');
 
@@ -48,17 +66,20 @@ export function registerGlazeCommands(program: Command): Command {
       .option('--component <name>', 'with --sign-key: component (storage location); default: the Glaze name')
       .option('--seq <n>', 'with --sign-key: manifest sequence number; default: the current UTC time in seconds')
       .option('--uri <uri>', 'with --sign-key: where metals fetch the payload; default: the Glaze content URL')
+      .option('--upload-token <token>', 'an S11 upload token (tips token issue --audience urn:tips:master --scope upload:space:<space>) for masters that require one')
+      .option('--holder-key <pem>', "with --upload-token: the private key the token is bound to; proves possession by signing the master's fresh challenge")
       .option('--progress', 'always show the progress bar')
       .option('--no-progress', 'never show the progress bar'),
   ).action(
-    action(async (file: string, opts: { name: string; space?: string[]; mediaType: string; progress?: boolean; json?: boolean; signKey?: string; vendorDomain: string; class?: string; component?: string; seq?: string; uri?: string }) => {
+    action(async (file: string, opts: { name: string; space?: string[]; mediaType: string; progress?: boolean; json?: boolean; uploadToken?: string; holderKey?: string; signKey?: string; vendorDomain: string; class?: string; component?: string; seq?: string; uri?: string }) => {
       // Read the key before uploading: a bad key must not leave an unsigned Glaze behind.
       const signKey = opts.signKey ? readSigningKey(opts.signKey) : undefined;
       if (opts.seq !== undefined && !/^\d{1,15}$/.test(opts.seq)) throw new CliError('bad_option', '--seq must be a non-negative integer', EXIT.usage);
       const q = new URLSearchParams({ name: opts.name, mediaType: opts.mediaType });
       if (opts.space?.length) q.set('spaces', opts.space.join(','));
       const client = api();
-      const { body: g, sha256 } = await client.upload<GlazeOut>(`api/v1/glazes?${q}`, file, progressBar(`upload ${basename(file)}`, wantProgress(opts.progress)));
+      const hop = await uploadHopHeaders(client, opts.uploadToken, opts.holderKey);
+      const { body: g, sha256 } = await client.upload<GlazeOut>(`api/v1/glazes?${q}`, file, progressBar(`upload ${basename(file)}`, wantProgress(opts.progress)), hop);
       if (g.sha256 !== sha256) {
         await client.call('DELETE', path(g.id)).catch(() => {});
         throw new CliError('digest_mismatch', `the master stored SHA-256 ${g.sha256} but the file is ${sha256}; the Glaze was removed`, EXIT.failure);

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ByteRange } from '../../blob/blob-store.ts';
 import { registerStatusTable } from '../../http/errors.ts';
 import { errorResponses, Items, Ref } from '../../http/schemas.ts';
@@ -48,7 +48,12 @@ export function parseRange(header: string, size: number): ByteRange | 'unsatisfi
 }
 
 /** The Glaze repository (T12): streamed upload, Range/ETag download. Owner-scoped. */
-export function glazeRoutes(app: FastifyInstance, glazes: GlazeService): void {
+export interface GlazeRouteHooks {
+  /** Called before an upload reads its body: may refuse it (the S11 upload hop lives in the tokens domain). */
+  authorizeUpload?: (req: FastifyRequest, spaceRefs: string[]) => Promise<void>;
+}
+
+export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: GlazeRouteHooks = {}): void {
   // Glaze payloads are streamed straight to the blob store; Fastify must not buffer them.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
@@ -75,12 +80,14 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService): void {
       if (req.headers['content-type']?.split(';')[0]?.trim() !== 'application/octet-stream') {
         throw new GlazeError('unsupported_media_type', 'send the image as Content-Type: application/octet-stream', 'content-type');
       }
+      const spaceRefs = req.query.spaces ? req.query.spaces.split(',').filter((s) => s !== '') : [];
+      await hooks.authorizeUpload?.(req, spaceRefs);
       const length = req.headers['content-length'];
       const glaze = await glazes.upload(
         req.owner.id,
         {
           name: req.query.name,
-          spaces: req.query.spaces ? req.query.spaces.split(',').filter((s) => s !== '') : [],
+          spaces: spaceRefs,
           mediaType: req.query.mediaType,
           expectedSha256: req.query.sha256,
           expectedSize: length === undefined ? undefined : Number(length),

@@ -12,7 +12,9 @@ export type TokenErrorCode =
   | 'pop_invalid'
   | 'challenge_invalid'
   | 'holder_key_invalid'
-  | 'scope_invalid';
+  | 'scope_invalid'
+  | 'upload_token_required'
+  | 'token_owner_mismatch';
 
 const NOT_SECURITY: ReadonlySet<TokenErrorCode> = new Set<TokenErrorCode>(['holder_key_invalid', 'scope_invalid']);
 

@@ -18,6 +18,8 @@ registerStatusTable<TokenErrorCode>('tokens', {
   challenge_invalid: 401,
   holder_key_invalid: 400,
   scope_invalid: 400,
+  upload_token_required: 401,
+  token_owner_mismatch: 403,
 });
 
 const Proof = Type.Object(

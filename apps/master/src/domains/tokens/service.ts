@@ -192,6 +192,33 @@ export class TokenService {
     return { ...check(expect.proof), pop: 'signature' };
   }
 
+  /**
+   * The operator→master upload hop (S11): a token for audience `urn:tips:master`, issued by this
+   * owner, carrying `upload:space:<id>` for every Space the new Glaze may serve, presented with a
+   * proof of possession (a challenge signed by the holder key). Without a token the upload is
+   * refused only when the master requires upload tokens (`--require-upload-token`).
+   */
+  async authorizeUpload(
+    ownerId: OwnerId,
+    spaceIds: readonly string[],
+    presented: { token?: string; nonce?: string; signature?: string },
+    required: boolean,
+  ): Promise<void> {
+    if (!presented.token) {
+      if (required) throw new TokenError('upload_token_required', 'this master requires an upload token (X-Tips-Token) with a proof of possession for Glaze uploads', 'x-tips-token');
+      return;
+    }
+    if (spaceIds.length === 0) {
+      throw new TokenError('token_scope_insufficient', 'an upload under a token must name its Spaces; the token must carry upload:space:<id> for each', 'spaces');
+    }
+    const proof = presented.nonce && presented.signature ? { nonce: presented.nonce, signature: presented.signature } : undefined;
+    const v = await this.verify(presented.token, { audience: TOKEN_ISSUER, scope: `upload:space:${spaceIds[0]}`, proof });
+    if (v.claims.sub !== `urn:tips:owner:${ownerId}`) throw new TokenError('token_owner_mismatch', 'the token was not issued to the owner making this request', 'x-tips-token');
+    const granted = new Set((v.claims.scope ?? '').split(' '));
+    const missing = spaceIds.find((id) => !granted.has(`upload:space:${id}`));
+    if (missing) throw new TokenError('token_scope_insufficient', `the token does not carry upload:space:${missing}`, 'scope');
+  }
+
   /** Introspection (RFC 7662 style) for constrained resource servers: active or not, and why. */
   async introspect(token: string, expect: VerifyExpectation): Promise<Record<string, unknown>> {
     try {
