@@ -9,3 +9,4 @@ export {
   TestbedError,
   Topology,
 } from './netns.ts';
+export { until } from './wait.ts';
