@@ -1,7 +1,8 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { CliError } from './errors.ts';
+import { writeFileDurably } from './files.ts';
 
 export interface CliConfig {
   url: string;
@@ -17,15 +18,7 @@ export function configPath(env: NodeJS.ProcessEnv = process.env): string {
 /** Writes the config atomically (temp, fsync, rename) with mode 0600: it holds a secret. */
 export function saveConfig(config: CliConfig, path = configPath()): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(config, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeFileDurably(path, `${JSON.stringify(config, null, 2)}\n`, 0o600);
 }
 
 /** The URL and token to use: `TIPS_URL`/`TIPS_TOKEN` override the saved login. */

@@ -1,10 +1,11 @@
 import { createHash, createPublicKey, type KeyObject, sign as nodeSign, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type CoseKey, generateSigningKey, importKey } from '@tips/suit';
 import { createIntermediateCa, createRootCa, exportCa, loadCa, serialFrom } from '@tips/trust';
 import type { Command } from 'commander';
 import { action, api, jsonOption } from '../context.ts';
+import { writeFileDurably } from '../files.ts';
 import { loadConfig } from '../config.ts';
 import { CliError, EXIT, exitCodeForStatus } from '../errors.ts';
 import { print, table } from '../output.ts';
@@ -14,15 +15,7 @@ const DAY = 86_400_000;
 /** Durable write of a new file: temp, fsync, rename; refuses to replace an existing one. */
 export function writeNewFile(path: string, data: string, mode: number): void {
   if (existsSync(path)) throw new CliError('file_exists', `${path} already exists; refusing to overwrite it`, EXIT.conflict);
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'wx', mode);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeFileDurably(path, data, mode);
 }
 
 export interface CaInitResult {
@@ -250,13 +243,16 @@ export async function sendBytes<T>(method: string, path: string, body: Uint8Arra
 }
 
 /** Reads a signing key (PEM/JWK file) for local signing; the private key never leaves this machine. */
-export function readSigningKey(file: string): CoseKey {
-  let text: string;
+function readKeyFile(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (e) {
     throw new CliError('key_unreadable', `cannot read ${file}: ${(e as Error).message}`, EXIT.usage);
   }
+}
+
+export function readSigningKey(file: string): CoseKey {
+  const text = readKeyFile(file);
   try {
     const k = importKey(text);
     if (!k.privateKey) throw new Error('it holds no private key');
@@ -267,12 +263,7 @@ export function readSigningKey(file: string): CoseKey {
 }
 
 function publicPemOf(file: string): string {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CliError('key_unreadable', `cannot read ${file}: ${(e as Error).message}`, EXIT.usage);
-  }
+  const text = readKeyFile(file);
   try {
     const k = importKey(text);
     const pub = k.publicKey ?? createPublicKey(k.privateKey!);

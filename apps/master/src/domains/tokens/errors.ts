@@ -1,15 +1,9 @@
+import type { TokenCheckCode } from '@tips/trust';
 import { DomainError } from '../../http/errors.ts';
 
+/** The one-hop check's codes (shared with the metal side in @tips/trust) plus the master's own. */
 export type TokenErrorCode =
-  | 'token_malformed'
-  | 'token_signature_invalid'
-  | 'token_issuer_unknown'
-  | 'token_expired'
-  | 'token_not_yet_valid'
-  | 'token_audience_mismatch'
-  | 'token_scope_insufficient'
-  | 'pop_required'
-  | 'pop_invalid'
+  | TokenCheckCode
   | 'challenge_invalid'
   | 'holder_key_invalid'
   | 'scope_invalid'
