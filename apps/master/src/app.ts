@@ -12,6 +12,7 @@ import { gatewayApiRoutes, gatewayOwnerRoutes, installGatewayAuth } from './doma
 import { GatewayService } from './domains/gateways/service.ts';
 import { KyselyGatewayStore } from './domains/gateways/store.kysely.ts';
 import { glazeRoutes } from './domains/glazes/routes.ts';
+import { installGlazeReconciler, reconcileGraceMs } from './domains/glazes/reconciler.ts';
 import { GlazeService } from './domains/glazes/service.ts';
 import { KyselyGlazeStore } from './domains/glazes/store.kysely.ts';
 import { metalRoutes } from './domains/metals/routes.ts';
@@ -63,6 +64,8 @@ export interface MasterDeps {
   gatewayRequireTls?: boolean;
   /** Glaze uploads need an S11 upload token with proof of possession, not only an API token. */
   requireUploadToken?: boolean;
+  /** An upload sending no bytes for this long is abandoned (`--upload-idle-timeout`; default 60 s). */
+  uploadIdleTimeoutMs?: number;
 }
 
 export interface Services {
@@ -118,7 +121,10 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
     reply.header('x-request-id', req.id);
   });
   installErrorHandler(app);
-  installMetrics(app);
+  const metrics = installMetrics(app);
+  const uploadIdleTimeoutMs = deps.uploadIdleTimeoutMs ?? 60_000;
+  const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
+  installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
 
   await app.register(swagger, {
     openapi: {
@@ -154,6 +160,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       metalRoutes(scope, services.metals, services.spaces);
       spaceRoutes(scope, services.spaces);
       glazeRoutes(scope, services.glazes, {
+        uploadIdleTimeoutMs,
         authorizeUpload: async (req, spaceRefs) => {
           const ids: string[] = [];
           for (const ref of spaceRefs) ids.push((await services.spaces.get(req.owner.id, ref)).id);

@@ -12,3 +12,16 @@ describe('S6 S11 master configuration: --gateway-require-tls', () => {
     expect(() => loadConfig({}, { TIPS_GATEWAY_REQUIRE_TLS: 'yes please' })).toThrow(/TIPS_GATEWAY_REQUIRE_TLS/);
   });
 });
+
+describe('T12 D4 master configuration: --upload-idle-timeout', () => {
+  it('defaults to 60 s, is set by the flag or TIPS_UPLOAD_IDLE_TIMEOUT (the flag wins), and refuses 0, fractions and words', () => {
+    expect(loadConfig({}, {}).uploadIdleTimeoutSeconds).toBe(60);
+    expect(loadConfig({ uploadIdleTimeout: '5' }, {}).uploadIdleTimeoutSeconds).toBe(5);
+    expect(loadConfig({}, { TIPS_UPLOAD_IDLE_TIMEOUT: '120' }).uploadIdleTimeoutSeconds).toBe(120);
+    expect(loadConfig({ uploadIdleTimeout: '7' }, { TIPS_UPLOAD_IDLE_TIMEOUT: '120' }).uploadIdleTimeoutSeconds).toBe(7);
+    for (const bad of ['0', '1.5', 'soon', '86401']) {
+      expect(() => loadConfig({ uploadIdleTimeout: bad }, {})).toThrow(ConfigError);
+      expect(() => loadConfig({ uploadIdleTimeout: bad }, {})).toThrow(/--upload-idle-timeout/);
+    }
+  });
+});

@@ -20,6 +20,8 @@ export interface MasterConfig {
   gatewayRequireTls: boolean;
   /** Glaze uploads need an S11 upload token with proof of possession besides the API token. */
   requireUploadToken: boolean;
+  /** An upload sending no bytes for this many seconds is abandoned and its temp file removed. */
+  uploadIdleTimeoutSeconds: number;
 }
 
 export interface RawOptions {
@@ -34,6 +36,7 @@ export interface RawOptions {
   caDir?: string;
   gatewayRequireTls?: boolean;
   requireUploadToken?: boolean;
+  uploadIdleTimeout?: string;
 }
 
 export const DEFAULTS = {
@@ -44,6 +47,7 @@ export const DEFAULTS = {
   logLevel: 'info',
   tlsPort: 8443,
   tlsHostname: 'localhost',
+  uploadIdleTimeoutSeconds: 60,
 };
 
 export class ConfigError extends Error {}
@@ -73,6 +77,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   const port = opts.port ?? env.TIPS_PORT;
   const maxGlaze = opts.maxGlazeBytes ?? env.TIPS_MAX_GLAZE_BYTES;
   const tlsPort = opts.tlsPort ?? env.TIPS_TLS_PORT;
+  const uploadIdle = opts.uploadIdleTimeout ?? env.TIPS_UPLOAD_IDLE_TIMEOUT;
   return {
     host: opts.host ?? env.TIPS_HOST ?? DEFAULTS.host,
     port: port === undefined ? DEFAULTS.port : int('--port', port, 0, 65535),
@@ -87,5 +92,6 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     caDir: resolve(opts.caDir ?? env.TIPS_CA_DIR ?? join(dataDir, 'ca')),
     gatewayRequireTls: opts.gatewayRequireTls === true || bool('TIPS_GATEWAY_REQUIRE_TLS', env.TIPS_GATEWAY_REQUIRE_TLS),
     requireUploadToken: opts.requireUploadToken === true || bool('TIPS_REQUIRE_UPLOAD_TOKEN', env.TIPS_REQUIRE_UPLOAD_TOKEN),
+    uploadIdleTimeoutSeconds: uploadIdle === undefined ? DEFAULTS.uploadIdleTimeoutSeconds : int('--upload-idle-timeout', uploadIdle, 1, 86_400),
   };
 }

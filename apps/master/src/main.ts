@@ -33,6 +33,11 @@ const program = new Command('tips-master')
       'Glaze uploads need an S11 upload token (X-Tips-Token, audience urn:tips:master, scope upload:space:<id>) with a proof of possession, besides the API token (env TIPS_REQUIRE_UPLOAD_TOKEN=true)',
     ),
   )
+  .addOption(
+    new Option('--upload-idle-timeout <seconds>', 'abandon a Glaze upload that sends no bytes for this long and remove its partial write')
+      .env('TIPS_UPLOAD_IDLE_TIMEOUT')
+      .default(String(DEFAULTS.uploadIdleTimeoutSeconds)),
+  )
   .addHelpText(
     'after',
     '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN sets the admin token created on the first start (automation);\notherwise a random one is printed once.',
@@ -58,6 +63,7 @@ const program = new Command('tips-master')
       tokenKey: async () => tokenKey,
       gatewayRequireTls: config.gatewayRequireTls,
       requireUploadToken: config.requireUploadToken,
+      uploadIdleTimeoutMs: config.uploadIdleTimeoutSeconds * 1000,
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);

@@ -7,7 +7,6 @@ import { loadConfig } from '../config.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { bytes, print, progressBar, table } from '../output.ts';
 import { bindGlaze } from '@tips/suit';
-import { signPop } from '@tips/trust';
 import type { Api } from '../api.ts';
 import { readSigningKey, sendBytes } from './identity.ts';
 
@@ -47,6 +46,8 @@ async function uploadHopHeaders(client: Api, token: string | undefined, holderKe
     throw new CliError('bad_key', `cannot read a private key from ${holderKeyFile}: ${(e as Error).message}`, EXIT.usage);
   }
   const { nonce } = await client.call<{ nonce: string }>('POST', 'api/v1/tokens/challenge');
+  // Loaded here, not at start: @tips/trust brings an X.509 library that slows every `tips` run.
+  const { signPop } = await import('@tips/trust');
   return { 'x-tips-token': token, 'x-tips-pop-nonce': nonce, 'x-tips-pop-signature': signPop(nonce, token, key) };
 }
 

@@ -2,7 +2,7 @@ import { createHash, createPublicKey, type KeyObject, sign as nodeSign, randomBy
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type CoseKey, generateSigningKey, importKey } from '@tips/suit';
-import { createIntermediateCa, createRootCa, exportCa, loadCa, serialFrom } from '@tips/trust';
+import type { loadCa } from '@tips/trust';
 import type { Command } from 'commander';
 import { action, api, jsonOption } from '../context.ts';
 import { writeFileDurably } from '../files.ts';
@@ -33,6 +33,8 @@ export async function caInit(dir: string, opts: { name: string; rootYears: numbe
   const out = resolve(dir);
   const files = { root: join(out, 'root.pem'), rootKey: join(out, 'root-key.pem'), intermediate: join(out, 'intermediate.pem'), intermediateKey: join(out, 'intermediate-key.pem') };
   for (const f of Object.values(files)) if (existsSync(f)) throw new CliError('file_exists', `${f} already exists; refusing to overwrite a CA`, EXIT.conflict);
+  // @tips/trust loads an X.509 library that costs more than a whole `tips --help`: only when needed.
+  const { createIntermediateCa, createRootCa, exportCa, serialFrom } = await import('@tips/trust');
   const now = opts.now ?? new Date();
   const notBefore = new Date(now.getTime() - 60_000);
   const root = await createRootCa({ commonName: `${opts.name} root CA`, notBefore, notAfter: new Date(now.getTime() + opts.rootYears * 365 * DAY), serial: serialFrom(randomBytes(16)) });
@@ -56,6 +58,7 @@ export async function caInit(dir: string, opts: { name: string; rootYears: numbe
 export async function caIntermediate(rootDir: string, outDir: string, opts: { name: string; intermediateYears: number; now?: Date }) {
   const src = resolve(rootDir);
   const out = resolve(outDir);
+  const { createIntermediateCa, exportCa, loadCa, serialFrom } = await import('@tips/trust');
   let root: Awaited<ReturnType<typeof loadCa>>;
   try {
     root = await loadCa({ certPem: readFileSync(join(src, 'root.pem'), 'utf8'), keyPem: readFileSync(join(src, 'root-key.pem'), 'utf8') });

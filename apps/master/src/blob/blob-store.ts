@@ -5,6 +5,14 @@ export interface BlobInfo {
   sha256: string;
 }
 
+/** A blob or a partial write as listed by the store, for reconciliation. */
+export interface StoredBlob {
+  key: string;
+  size: number;
+  /** Last write: a live upload keeps its partial write younger than the upload idle timeout. */
+  modifiedAt: Date;
+}
+
 export interface ByteRange {
   /** First byte, inclusive. */
   start: number;
@@ -25,6 +33,14 @@ export interface BlobStore {
   get(key: string, range?: ByteRange): Promise<Readable>;
   stat(key: string): Promise<{ size: number } | undefined>;
   delete(key: string): Promise<void>;
+  /** Every complete blob (S3: ListObjectsV2). */
+  list(): Promise<StoredBlob[]>;
+  /**
+   * Removes partial writes last touched before `olderThan` (left by a killed process) and returns
+   * them. Younger ones may belong to a live upload of this or another replica and are kept.
+   * (S3: AbortMultipartUpload for uploads initiated before `olderThan`.)
+   */
+  removeStalePartials(olderThan: Date): Promise<StoredBlob[]>;
 }
 
 export class BlobError extends Error {

@@ -1,23 +1,24 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { type BlobInfo, BlobError, type BlobStore, type ByteRange } from './blob-store.ts';
+import { type BlobInfo, BlobError, type BlobStore, type ByteRange, type StoredBlob } from './blob-store.ts';
 
 const KEY_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
 /**
  * Blobs as files: `<root>/blobs/<key>`. Writes go to `<root>/tmp/<random>`, are fsynced, then
  * renamed into place and the directory fsynced, so a kill at any moment leaves either the whole
- * blob or nothing. Leftover temp files from a killed process are removed on open.
+ * blob or nothing under its key. Temp files a killed process left are not removed on open — the
+ * directory may be shared by replicas, one of which may be writing — but by the Glaze repository's
+ * reconciliation (`removeStalePartials`), once they are older than any live upload can be.
  */
 export class FsBlobStore implements BlobStore {
   private constructor(private readonly root: string) {}
 
   static async open(root: string): Promise<FsBlobStore> {
     await mkdir(join(root, 'blobs'), { recursive: true });
-    await rm(join(root, 'tmp'), { recursive: true, force: true });
     await mkdir(join(root, 'tmp'), { recursive: true });
     return new FsBlobStore(root);
   }
@@ -42,6 +43,10 @@ export class FsBlobStore implements BlobStore {
         opts.onBytes?.(size);
       }
       await fh.sync();
+      // The blob's mtime says when it was placed (rename keeps it), not when its last byte came:
+      // reconciliation spares unreferenced blobs younger than its grace period (a row may be coming).
+      const placed = new Date();
+      await fh.utimes(placed, placed);
       await fh.close();
       await rename(tmp, final);
       await this.syncDir(join(this.root, 'blobs'));
@@ -74,13 +79,38 @@ export class FsBlobStore implements BlobStore {
     await this.syncDir(join(this.root, 'blobs'));
   }
 
-  /** Names of the blobs present (for consistency checks and tests). */
-  async keys(): Promise<string[]> {
-    return readdir(join(this.root, 'blobs'));
+  async list(): Promise<StoredBlob[]> {
+    return this.listDir('blobs');
   }
 
-  async tempFiles(): Promise<string[]> {
-    return readdir(join(this.root, 'tmp'));
+  async removeStalePartials(olderThan: Date): Promise<StoredBlob[]> {
+    const removed: StoredBlob[] = [];
+    for (const f of await this.listDir('tmp')) {
+      if (f.modifiedAt >= olderThan) continue;
+      try {
+        await unlink(join(this.root, 'tmp', f.key));
+        removed.push(f);
+      } catch (err) {
+        // Another replica reconciling the same directory got there first.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    return removed;
+  }
+
+  private async listDir(dir: 'blobs' | 'tmp'): Promise<StoredBlob[]> {
+    const out: StoredBlob[] = [];
+    for (const name of await readdir(join(this.root, dir))) {
+      // Only names this store writes: anything else in blobs/ is not ours to list or remove.
+      if (dir === 'blobs' && !KEY_RE.test(name)) continue;
+      try {
+        const s = await stat(join(this.root, dir, name));
+        if (s.isFile()) out.push({ key: name, size: s.size, modifiedAt: s.mtime });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    return out;
   }
 
   private async syncDir(dir: string): Promise<void> {

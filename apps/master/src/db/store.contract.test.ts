@@ -146,6 +146,14 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
     expect(await store.list(owner, 'spc_0000000000000000000000000b' as SpaceId)).toHaveLength(0);
   });
 
+  it('T12 tells which blob keys a Glaze row references, across owners and beyond one statement', async () => {
+    const store = new KyselyGlazeStore(db);
+    await store.insert({ id: 'glz_0000000000000000000000000r' as GlazeId, ownerId: owner, name: 'ref', size: 1, sha256: 'b'.repeat(64) as never, mediaType: 'application/octet-stream', createdAt: 'x', spaces: [] });
+    const asked = [...Array.from({ length: 1200 }, (_, i) => `glz_orphan${i}`), 'glz_0000000000000000000000000r'];
+    expect([...(await store.referencedBlobKeys(asked))]).toEqual(['glz_0000000000000000000000000r']);
+    expect((await store.referencedBlobKeys([])).size).toBe(0);
+  });
+
   it('runs the whole service layer: owners, tokens, metals, spaces', async () => {
     const admin = await services.owners.ensureAdmin();
     expect(admin).toBeDefined();

@@ -6,6 +6,8 @@ export type GlazeErrorCode =
   | 'glaze_in_use'
   | 'upload_truncated'
   | 'upload_too_large'
+  | 'upload_idle_timeout'
+  | 'upload_aborted'
   | 'digest_mismatch'
   | 'range_not_satisfiable'
   | 'unsupported_media_type';

@@ -7,6 +7,7 @@ import { errorResponses, Items, Ref } from '../../http/schemas.ts';
 import { GlazeError, type GlazeErrorCode } from './errors.ts';
 import type { Glaze } from './model.ts';
 import type { GlazeService } from './service.ts';
+import { idleBounded } from './upload-stream.ts';
 
 registerStatusTable<GlazeErrorCode>('glazes', {
   glaze_not_found: 404,
@@ -14,6 +15,9 @@ registerStatusTable<GlazeErrorCode>('glazes', {
   glaze_in_use: 409,
   upload_truncated: 400,
   upload_too_large: 413,
+  upload_idle_timeout: 408,
+  // The client has gone: nobody reads this status, the code names what happened in the log.
+  upload_aborted: 400,
   digest_mismatch: 422,
   range_not_satisfiable: 416,
   unsupported_media_type: 415,
@@ -51,6 +55,8 @@ export function parseRange(header: string, size: number): ByteRange | 'unsatisfi
 export interface GlazeRouteHooks {
   /** Called before an upload reads its body: may refuse it (the S11 upload hop lives in the tokens domain). */
   authorizeUpload?: (req: FastifyRequest, spaceRefs: string[]) => Promise<void>;
+  /** An upload that sends no bytes for this long is abandoned, its partial write removed (default 60 s). */
+  uploadIdleTimeoutMs?: number;
 }
 
 export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: GlazeRouteHooks = {}): void {
@@ -73,7 +79,7 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
           },
           { additionalProperties: false },
         ),
-        response: { 201: GlazeSchema, ...errorResponses(400, 404, 409, 413, 415, 422) },
+        response: { 201: GlazeSchema, ...errorResponses(400, 404, 408, 409, 413, 415, 422) },
       },
     },
     async (req, reply) => {
@@ -83,18 +89,24 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
       const spaceRefs = req.query.spaces ? req.query.spaces.split(',').filter((s) => s !== '') : [];
       await hooks.authorizeUpload?.(req, spaceRefs);
       const length = req.headers['content-length'];
-      const glaze = await glazes.upload(
-        req.owner.id,
-        {
-          name: req.query.name,
-          spaces: spaceRefs,
-          mediaType: req.query.mediaType,
-          expectedSha256: req.query.sha256,
-          expectedSize: length === undefined ? undefined : Number(length),
-        },
-        req.body,
-      );
-      return reply.code(201).send(out(glaze));
+      try {
+        const glaze = await glazes.upload(
+          req.owner.id,
+          {
+            name: req.query.name,
+            spaces: spaceRefs,
+            mediaType: req.query.mediaType,
+            expectedSha256: req.query.sha256,
+            expectedSize: length === undefined ? undefined : Number(length),
+          },
+          idleBounded(req.body, hooks.uploadIdleTimeoutMs ?? 60_000),
+        );
+        return reply.code(201).send(out(glaze));
+      } catch (err) {
+        // The rest of a refused body is not worth reading: answer, then close the connection.
+        if (!req.raw.complete) reply.header('connection', 'close');
+        throw err;
+      }
     },
   );
 

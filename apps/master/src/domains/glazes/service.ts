@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { type GlazeId, InvalidValueError, isId, newId, type OwnerId, parseName, parseSha256, type Sha256, type SpaceId } from '@tips/core';
-import type { BlobStore, ByteRange } from '../../blob/blob-store.ts';
+import type { BlobStore, ByteRange, StoredBlob } from '../../blob/blob-store.ts';
 import { isUniqueViolation } from '../../db/database.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -8,6 +8,7 @@ import type { GlazeLookup, SpaceService } from '../spaces/service.ts';
 import { GlazeError } from './errors.ts';
 import type { Glaze } from './model.ts';
 import type { GlazeStore } from './store.ts';
+import { testCrashPoint } from './test-crash-point.ts';
 
 export interface UploadInput {
   name: string;
@@ -17,6 +18,12 @@ export interface UploadInput {
   expectedSize?: number;
   /** Digest the client computed: a mismatch means corruption in transit. */
   expectedSha256?: string;
+}
+
+/** What a reconciliation removed: blobs no Glaze references, and partial writes of dead uploads. */
+export interface Reconciliation {
+  blobs: StoredBlob[];
+  partials: StoredBlob[];
 }
 
 const MEDIA_TYPE = /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/i;
@@ -49,6 +56,8 @@ export class GlazeService implements GlazeLookup {
 
     const id = newId('glaze', this.random.bytes(16));
     const info = await this.blobs.put(id, this.bounded(body));
+    // A kill from here until the row commits leaves a blob no row references: `reconcile` removes it.
+    await testCrashPoint('glaze-after-rename', id);
     try {
       if (input.expectedSize !== undefined && info.size !== input.expectedSize) {
         throw new GlazeError('upload_truncated', `received ${info.size} of ${input.expectedSize} announced bytes`, 'body');
@@ -74,6 +83,25 @@ export class GlazeService implements GlazeLookup {
       if (isUniqueViolation(err)) throw this.nameTaken(name);
       throw err;
     }
+  }
+
+  /**
+   * Removes what interrupted uploads left: blobs no Glaze row references and partial writes, both
+   * only when last written before `olderThan`. The age bound is what makes this safe while other
+   * replicas share the blob store and the database: their in-flight upload has a partial write
+   * touched within the upload idle timeout, or a blob placed moments before its row commits.
+   */
+  async reconcile(olderThan: Date): Promise<Reconciliation> {
+    const partials = await this.blobs.removeStalePartials(olderThan);
+    const candidates = (await this.blobs.list()).filter((b) => b.modifiedAt < olderThan);
+    const referenced = await this.store.referencedBlobKeys(candidates.map((b) => b.key));
+    const blobs: StoredBlob[] = [];
+    for (const b of candidates) {
+      if (referenced.has(b.key)) continue;
+      await this.blobs.delete(b.key);
+      blobs.push(b);
+    }
+    return { blobs, partials };
   }
 
   async get(ownerId: OwnerId, ref: string): Promise<Glaze> {

@@ -52,6 +52,20 @@ export class KyselyGlazeStore implements GlazeStore {
     await this.db.deleteFrom('glaze_spaces').where('space_id', '=', spaceId).execute();
   }
 
+  async referencedBlobKeys(keys: string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    // Chunks keep each statement under SQLite's and PostgreSQL's bound-parameter limits.
+    for (let i = 0; i < keys.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('glazes')
+        .select('blob_key')
+        .where('blob_key', 'in', keys.slice(i, i + 500))
+        .execute();
+      for (const r of rows) found.add(r.blob_key);
+    }
+    return found;
+  }
+
   private row(g: Glaze): GlazesTable {
     return {
       id: g.id,

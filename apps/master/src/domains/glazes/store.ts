@@ -10,4 +10,6 @@ export interface GlazeStore {
   findByName(ownerId: OwnerId, name: string): Promise<Glaze | undefined>;
   list(ownerId: OwnerId, spaceId?: SpaceId): Promise<Glaze[]>;
   forgetSpace(spaceId: SpaceId): Promise<void>;
+  /** Which of these blob keys a Glaze row (of any owner) references: reconciliation's question. */
+  referencedBlobKeys(keys: string[]): Promise<Set<string>>;
 }
