@@ -363,3 +363,69 @@ describe('S1 COSE signing and verification', () => {
     expect(codeOf(() => computeMac(ALG_ES256, secret, payload))).toBe('cose_alg_unsupported');
   });
 });
+
+describe('S1 COSE refusals say what was expected and what came', () => {
+  const msgOf = (f: () => unknown): string => {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(SuitError);
+      return `${(e as SuitError).code}: ${(e as SuitError).message}`;
+    }
+    return 'accepted';
+  };
+  const g = (): CborValue[] => [encodeCbor(m([1, ALG_ES256])), new Map(), payload, new Uint8Array(64)];
+  const sign1 = () => coseSign1Sign({ protectedHeaders: m([1, ALG_ES256]), payload }, es);
+  const mac0 = () => coseMac0Create({ protectedHeaders: m([1, ALG_HMAC_256_256]), payload }, mac);
+
+  it('structure', () => {
+    const cases: [() => unknown, string][] = [
+      [() => parseCoseSingle(new CborTag(18, [encodeCbor([1]), new Map(), payload, K('s')])), 'cose_bad_structure: expected protected header to be a map, came array'],
+      [() => parseCoseSingle(new CborTag(18, [g()[0]!, 5, payload, K('s')])), 'cose_bad_structure: expected unprotected header to be a map, came integer'],
+      [() => parseCoseSingle(new CborTag(18, [g()[0]!, m([K('b'), 1]), payload, K('s')])), 'cose_bad_structure: expected unprotected header labels to be int or tstr, came byte string'],
+      [() => parseCoseSingle(new CborTag(98, g())), 'cose_alg_unsupported: expected COSE_Sign1 (18) or COSE_Mac0 (17), came multi-recipient tag 98'],
+      [() => parseCoseSingle(new CborTag(97, g())), 'cose_alg_unsupported: expected COSE_Sign1 (18) or COSE_Mac0 (17), came multi-recipient tag 97'],
+      [() => parseCoseSingle(new CborTag(16, g())), 'cose_bad_structure: expected COSE tag 18 or 17, came tag 16'],
+      [() => parseCoseSingle(new CborTag(18, g()), 'mac0'), 'cose_bad_structure: expected COSE_Mac0, came COSE_Sign1'],
+      [() => parseCoseSingle(new CborTag(17, g()), 'sign1'), 'cose_bad_structure: expected COSE_Sign1, came COSE_Mac0'],
+      [() => parseCoseSingle(g().slice(0, 3)), 'cose_bad_structure: expected a 4-element COSE array, came 3 elements'],
+      [() => parseCoseSingle(m()), 'cose_bad_structure: expected a 4-element COSE array, came map'],
+      [() => parseCoseSingle([1, new Map(), payload, K('s')]), 'cose_bad_structure: expected protected header as bstr, came integer'],
+      [() => parseCoseSingle([encodeCbor(m([4, K('a')], [1, -7])), m([4, K('b')]), payload, K('s')]), 'cose_bad_structure: expected header label 4 in only one bucket, came in both'],
+      [() => parseCoseSingle([g()[0]!, new Map(), 'p', K('s')]), 'cose_bad_structure: expected payload bstr or nil, came text string'],
+      [() => parseCoseSingle([g()[0]!, new Map(), payload, 7]), 'cose_bad_structure: expected signature bstr, came integer'],
+      [() => parseCoseSingle([encodeCbor(m([1, -7], [2, []])), new Map(), payload, K('s')]), 'cose_bad_structure: expected crit to be a non-empty array of labels'],
+      [() => parseCoseSingle([encodeCbor(m([1, -7], [2, ['x']])), new Map(), payload, K('s')]), 'cose_unknown_critical_header: expected critical headers this verifier understands, came label x'],
+      [() => parseCoseSingle([g()[0]!, m([2, [1]]), payload, K('s')]), 'cose_bad_structure: expected crit in the protected bucket, came in the unprotected one'],
+      [() => coseAlg(parseCoseSingle([empty, m([1, -7]), payload, K('s')])), 'cose_bad_structure: expected alg in the protected header, came it only in the unprotected one (RFC 9052 §3.1)'],
+      [() => coseAlg(parseCoseSingle([empty, new Map(), payload, K('s')])), 'cose_alg_unsupported: expected an integer alg header, came none'],
+      [() => coseAlg(parseCoseSingle([encodeCbor(m([1, K('x')])), new Map(), payload, K('s')])), 'cose_alg_unsupported: expected an integer alg header, came byte string'],
+      [() => coseSign1Verify(mac0(), [es]), 'cose_bad_structure: expected COSE_Sign1, came COSE_Mac0'],
+      [() => coseMac0Verify(decodeCoseSingle(sign1()), [mac]), 'cose_bad_structure: expected COSE_Mac0, came COSE_Sign1'],
+      [() => coseSign1Verify(decodeCoseSingle(mac0()), [es]), 'cose_bad_structure: expected COSE_Sign1, came COSE_Mac0'],
+    ];
+    for (const [f, want] of cases) expect(msgOf(f)).toBe(want);
+  });
+
+  it('keys, algorithms and signatures', () => {
+    const kid = new Uint8Array([0xab, 0xcd]);
+    const cases: [() => unknown, string][] = [
+      [() => createSignature(12, es.privateKey!, payload), 'cose_alg_unsupported: expected one of ES256 (-7), ESP256 (-9), ES384 (-35), ES512 (-36), EdDSA (-8), Ed25519 (-19), came alg 12'],
+      [() => createSignature(ALG_ES256, es.publicKey!, payload), 'cose_key_invalid: expected a private key to sign, came a public key'],
+      [() => createSignature(ALG_ES256, ed.privateKey!, payload), 'cose_key_alg_mismatch: expected a key for alg -7, came a ed25519 key'],
+      [() => computeMac(-7, secret, payload), 'cose_alg_unsupported: expected HMAC 256/64 (4), 256/256 (5), 384/384 (6) or 512/512 (7), came alg -7'],
+      [() => coseSign1Sign({ protectedHeaders: m(), payload }, es), 'cose_alg_unsupported: expected an integer alg in the protected header'],
+      [() => coseSign1Sign({ protectedHeaders: m([1, -7]), payload }, { publicKey: es.publicKey! }), 'cose_key_invalid: expected a private key to sign'],
+      [() => coseMac0Create({ protectedHeaders: m(), payload }, mac), 'cose_alg_unsupported: expected an integer alg in the protected header'],
+      [() => coseMac0Create({ protectedHeaders: m([1, 5]), payload }, es), 'cose_key_invalid: expected a symmetric key for COSE_Mac0'],
+      [() => coseVerify(sign1(), [es], { algorithms: [-8, -19] }), 'cose_alg_unsupported: expected one of algs -8, -19, came -7'],
+      [() => coseVerify(coseSign1Sign({ protectedHeaders: m([1, -7]), payload, detached: true }, es), [es]), 'cose_payload_missing: expected a detached payload to be supplied, came none'],
+      [() => coseVerify(sign1(), [mac]), 'suit_untrusted_key: expected a trusted public key for alg -7, came none in the trust list'],
+      [() => coseVerify(mac0(), [es]), 'suit_untrusted_key: expected a trusted symmetric key for alg 5, came none in the trust list'],
+      [() => coseVerify(coseSign1Sign({ protectedHeaders: m([1, -7], [4, kid]), payload }, es), [mac]), 'suit_untrusted_key: expected a trusted public key for alg -7 and kid abcd, came none in the trust list'],
+      [() => coseVerify(sign1(), [generateSigningKey('es256').key]), 'suit_signature_invalid: expected a signature made by a trusted key, came one that no trusted key verifies'],
+      [() => coseVerify(mac0(), [symmetricKey(new Uint8Array(32))]), 'suit_signature_invalid: expected a MAC made by a trusted key, came one that no trusted key verifies'],
+    ];
+    for (const [f, want] of cases) expect(msgOf(f)).toBe(want);
+  });
+});
