@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type CborMap, type CborValue, encodeCbor, wrapBstr } from '../src/cbor.ts';
+import { type CborMap, type CborTag, type CborValue, decodeCbor, encodeCbor, wrapBstr } from '../src/cbor.ts';
 import {
   SUIT_DIRECTIVE_OVERRIDE_PARAMETERS,
   SUIT_DIRECTIVE_RUN_SEQUENCE,
@@ -288,5 +288,67 @@ describe('S1 digests', () => {
       expect(Buffer.from(w).equals(Buffer.from(wrapped))).toBe(true);
     }
     expect(Buffer.from(wrappedView(new Uint8Array(0))).equals(Buffer.from([0x40]))).toBe(true);
+  });
+});
+
+describe('S1/S3/S4 each stage refuses with its own code and a message naming what differs', () => {
+  const msg = async (bytes: Uint8Array, options: Partial<VerifyOptions> = {}): Promise<string> => {
+    try {
+      await verifyEnvelope(bytes, { trust, ...options });
+      return 'accepted';
+    } catch (e) {
+      expect(e).toBeInstanceOf(SuitError);
+      return `${(e as SuitError).code}: ${(e as SuitError).message}`;
+    }
+  };
+
+  it('a validly signed digest of another manifest: the manifest digest check', async () => {
+    const a = decodeEnvelope(build({ seq: 7 }));
+    const b = decodeEnvelope(build({ seq: 8 }));
+    a.manifestBytes = b.manifestBytes;
+    a.manifest = b.manifest;
+    expect(await msg(encodeEnvelope(a))).toBe('suit_digest_mismatch: manifest: expected its SHA digest to equal the signed digest, came a different manifest');
+  });
+
+  it('an unsigned envelope, an attached payload of another envelope, a swapped severed member', async () => {
+    const env = unsigned({});
+    expect(await msg(encodeEnvelope(env))).toBe('suit_unsigned: authentication-wrapper: expected at least one COSE authentication block, came none');
+    env.authentication!.blocks = [coseSign1Sign({ protectedHeaders: new Map([[1, -7]]), payload: unsigned({ seq: 9 }).authentication!.digestBytes }, key)];
+    expect(await msg(encodeEnvelope(env))).toBe('suit_digest_mismatch: authentication block: expected its payload to be the manifest digest, came other bytes');
+    const carried = decodeEnvelope(build({ install: [vendor(VENDOR)], severInstall: 'carried' }));
+    carried.severed.set(SUIT_INSTALL, sequenceFrom([vendor(OTHER)]).bytes);
+    expect(await msg(encodeEnvelope(carried))).toBe('suit_severed_mismatch: install: expected the severed member to match its digest in the manifest, came different bytes');
+  });
+
+  it('a block nested deeper than 16 levels is refused before it is read (its unprotected bucket is not signed)', async () => {
+    const env = decodeEnvelope(build({}));
+    const c = decodeCbor(env.authentication!.blocks[0]!) as CborTag;
+    let deep: CborValue = 0;
+    for (let i = 0; i < 20; i++) deep = [deep];
+    (c.value as CborValue[])[1] = new Map([[99, deep]]) as CborMap;
+    env.authentication!.blocks = [encodeCbor(c)];
+    expect(await msg(encodeEnvelope(env))).toMatch(/^cbor_too_deep: /);
+  });
+
+  it('rollback against one current number (async and sync) and per component', async () => {
+    const bytes = build({ seq: 5 });
+    expect(await msg(bytes, { currentSeq: 5 })).toBe('suit_rollback: manifest-sequence-number: expected greater than 5, came 5');
+    expect(await msg(bytes, { currentSeq: 4 })).toBe('accepted');
+    const comp = Buffer.from(encodeCbor(C0 as CborValue)).toString('hex');
+    expect(await msg(bytes, { sequenceStore: { get: () => 6 } })).toBe(`suit_rollback: manifest-sequence-number: expected greater than 6 for component ${comp}, came 5`);
+  });
+
+  it('vendor, class and components', async () => {
+    const bytes = build({ components: [C0, C1], shared: [params([SUIT_PARAMETER_VENDOR_IDENTIFIER, VENDOR])] });
+    const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    expect(await msg(bytes, { device: { vendorId: OTHER } })).toBe(`suit_vendor_mismatch: vendor-identifier: expected ${hexOf(OTHER)}, came ${hexOf(VENDOR)}`);
+    expect(await msg(bytes, { device: { classId: CLASS } })).toBe(`suit_class_mismatch: class-identifier: expected ${hexOf(CLASS)}, came a manifest that names none`);
+    const k0 = Buffer.from(encodeCbor(C0 as CborValue)).toString('hex');
+    const k1 = Buffer.from(encodeCbor(C1 as CborValue)).toString('hex');
+    expect(await msg(bytes, { device: { components: [C0, [new Uint8Array([9])]] } })).toBe(`suit_component_not_allowed: components: expected one of ${k0}, 81410${'9'}, came ${k1}`);
+  });
+
+  it('an unknown digest algorithm', () => {
+    expect(() => digestWith(-17, new Uint8Array(1))).toThrow('expected digest alg -16 (SHA-256), -43 or -44, came -17');
   });
 });
