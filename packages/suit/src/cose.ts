@@ -139,8 +139,8 @@ export function encodeCoseSingle(c: CoseSingle): Uint8Array {
  * length, say). One found only in the unprotected bucket is refused, never used.
  */
 export function coseAlg(c: CoseSingle): number {
+  if (c.unprotectedHeaders.has(HEADER_ALG)) bad('expected alg in the protected header only, came it in the unprotected one (RFC 9052 §3.1)');
   const alg = c.protectedHeaders.get(HEADER_ALG);
-  if (alg === undefined && c.unprotectedHeaders.has(HEADER_ALG)) bad('expected alg in the protected header, came it only in the unprotected one (RFC 9052 §3.1)');
   if (typeof alg !== 'number') throw new SuitError('cose_alg_unsupported', `expected an integer alg header, came ${alg === undefined ? 'none' : typeName(alg)}`);
   return alg;
 }
@@ -193,10 +193,6 @@ function putBstr(out: Uint8Array, at: number, data: Uint8Array): number {
   }
   out.set(data, at);
   return at + n;
-}
-
-function protectedBytesOf(headers: CborMap): Uint8Array {
-  return headers.size === 0 ? new Uint8Array(0) : encodeCbor(headers);
 }
 
 function signingAlg(alg: number): SignAlg {
@@ -254,7 +250,7 @@ export function coseSign1Sign(input: CoseSignInput, key: CoseKey): Uint8Array {
   const alg = input.protectedHeaders.get(HEADER_ALG);
   if (typeof alg !== 'number') throw new SuitError('cose_alg_unsupported', 'expected an integer alg in the protected header');
   if (!key.privateKey) throw new SuitError('cose_key_invalid', 'expected a private key to sign');
-  const p = protectedBytesOf(input.protectedHeaders);
+  const p = encodeCbor(input.protectedHeaders);
   const signature = createSignature(alg, key.privateKey, sigStructure('Signature1', p, input.externalAad ?? new Uint8Array(0), input.payload));
   return encodeCoseSingle({
     type: 'sign1',
@@ -272,7 +268,7 @@ export function coseMac0Create(input: CoseSignInput, key: CoseKey): Uint8Array {
   const alg = input.protectedHeaders.get(HEADER_ALG);
   if (typeof alg !== 'number') throw new SuitError('cose_alg_unsupported', 'expected an integer alg in the protected header');
   if (!key.secret) throw new SuitError('cose_key_invalid', 'expected a symmetric key for COSE_Mac0');
-  const p = protectedBytesOf(input.protectedHeaders);
+  const p = encodeCbor(input.protectedHeaders);
   const tag = computeMac(alg, key.secret, sigStructure('MAC0', p, input.externalAad ?? new Uint8Array(0), input.payload));
   return encodeCoseSingle({
     type: 'mac0',
@@ -316,8 +312,7 @@ export function coseVerify(input: Uint8Array | CoseSingle, keys: readonly CoseKe
   if (opts.algorithms && !opts.algorithms.includes(alg)) throw new SuitError('cose_alg_unsupported', `expected one of algs ${opts.algorithms.join(', ')}, came ${alg}`);
   const isMac = c.type === 'mac0';
   if (isMac ? !MAC_ALGORITHMS.has(alg) : !SIGNATURE_ALGORITHMS.has(alg)) {
-    if (isMac) computeMac(alg, new Uint8Array(0), new Uint8Array(0));
-    signingAlg(alg);
+    throw new SuitError('cose_alg_unsupported', `expected a ${isMac ? 'MAC algorithm for COSE_Mac0' : 'signature algorithm for COSE_Sign1'}, came alg ${alg}`);
   }
   const payload = payloadOf(c, opts);
   const kid = coseKid(c);

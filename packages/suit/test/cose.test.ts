@@ -337,6 +337,37 @@ describe('S1 COSE signing and verification', () => {
     expect(codeOf(() => coseSign1Verify(coseSign1Sign({ protectedHeaders: m([1, ALG_EDDSA]), payload }, ed), [x448]))).toBe('suit_untrusted_key');
   });
 
+  it('a protected bucket nested deeper than 16 levels is refused before it is read', () => {
+    let deep: CborValue = 0;
+    for (let i = 0; i < 20; i++) deep = [deep];
+    const bytes = forge({ type: 'sign1', alg: ALG_ES256, p: m([1, ALG_ES256], [99, deep]), key: es });
+    expect(codeOf(() => coseSign1Verify(bytes, [es]))).toBe('cbor_too_deep');
+    let ok: CborValue = 0;
+    for (let i = 0; i < 14; i++) ok = [ok];
+    expect(codeOf(() => coseSign1Verify(forge({ type: 'sign1', alg: ALG_ES256, p: m([1, ALG_ES256], [99, ok]), key: es }), [es]))).toBe('accepted');
+  });
+
+  it('the key must fit the algorithm even when the signature would verify: a P-384 key under ESP256', () => {
+    const p384 = importKey(generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).privateKey);
+    const tbs = K('data');
+    const sig = createSignature(ALG_ES256, p384.privateKey!, tbs);
+    expect(verifySignature(ALG_ES256, p384.publicKey!, tbs, sig)).toBe(true);
+    expect(verifySignature(ALG_ESP256, p384.publicKey!, tbs, sig)).toBe(false);
+  });
+
+  it('Sig_structure heads at every length boundary of each field', () => {
+    for (const n of [0, 23, 24, 25, 255, 256, 257, 65535, 65536, 65537]) {
+      const b = new Uint8Array(n).fill(1);
+      for (const [p, aad, pl] of [
+        [b, empty, empty],
+        [empty, b, empty],
+        [empty, empty, b],
+      ]) {
+        expect(Buffer.from(sigStructure('MAC0', p!, aad!, pl!)).equals(Buffer.from(encodeCbor(['MAC0', p!, aad!, pl!]))), String(n)).toBe(true);
+      }
+    }
+  });
+
   it('signatures of the wrong length or encoding are false, not exceptions', () => {
     const tbs = K('data');
     const sig = createSignature(ALG_ES256, es.privateKey!, tbs);
@@ -397,7 +428,12 @@ describe('S1 COSE refusals say what was expected and what came', () => {
       [() => parseCoseSingle([encodeCbor(m([1, -7], [2, []])), new Map(), payload, K('s')]), 'cose_bad_structure: expected crit to be a non-empty array of labels'],
       [() => parseCoseSingle([encodeCbor(m([1, -7], [2, ['x']])), new Map(), payload, K('s')]), 'cose_unknown_critical_header: expected critical headers this verifier understands, came label x'],
       [() => parseCoseSingle([g()[0]!, m([2, [1]]), payload, K('s')]), 'cose_bad_structure: expected crit in the protected bucket, came in the unprotected one'],
-      [() => coseAlg(parseCoseSingle([empty, m([1, -7]), payload, K('s')])), 'cose_bad_structure: expected alg in the protected header, came it only in the unprotected one (RFC 9052 §3.1)'],
+      [() => coseAlg(parseCoseSingle([empty, m([1, -7]), payload, K('s')])), 'cose_bad_structure: expected alg in the protected header only, came it in the unprotected one (RFC 9052 §3.1)'],
+      // A structure built by hand (not parsed) with alg in both buckets is refused as well.
+      [() => coseAlg({ ...parseCoseSingle([g()[0]!, new Map(), payload, K('s')]), unprotectedHeaders: m([1, -7]) }), 'cose_bad_structure: expected alg in the protected header only, came it in the unprotected one (RFC 9052 §3.1)'],
+      [() => coseVerify({ ...decodeCoseSingle(sign1()), type: 'mac0' }, [mac]), 'cose_alg_unsupported: expected a MAC algorithm for COSE_Mac0, came alg -7'],
+      [() => coseVerify({ ...decodeCoseSingle(mac0()), type: 'sign1' }, [es]), 'cose_alg_unsupported: expected a signature algorithm for COSE_Sign1, came alg 5'],
+      [() => coseVerify(parseCoseSingle([encodeCbor(m([1, 77])), new Map(), payload, K('s')]), [es]), 'cose_alg_unsupported: expected a signature algorithm for COSE_Sign1, came alg 77'],
       [() => coseAlg(parseCoseSingle([empty, new Map(), payload, K('s')])), 'cose_alg_unsupported: expected an integer alg header, came none'],
       [() => coseAlg(parseCoseSingle([encodeCbor(m([1, K('x')])), new Map(), payload, K('s')])), 'cose_alg_unsupported: expected an integer alg header, came byte string'],
       [() => coseSign1Verify(mac0(), [es]), 'cose_bad_structure: expected COSE_Sign1, came COSE_Mac0'],
