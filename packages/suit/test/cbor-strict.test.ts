@@ -59,6 +59,17 @@ describe('S1 strict CBOR: every refusal says what was expected, what came, and w
     });
   }
 
+  it('simple values and floats with a small argument are unsupported, not non-minimal', () => {
+    expect(err('f8 10').code).toBe('cbor_unsupported');
+    expect(err('f9 0001').code).toBe('cbor_unsupported');
+    expect(err('fa 00000001').code).toBe('cbor_unsupported');
+  });
+
+  it('map keys count towards the depth limit like values', () => {
+    expect(decodeCbor(h('a1 81 81 00 00'), { maxDepth: 3 })).toBeInstanceOf(Map);
+    expect(err(h('a1 81 81 81 00 00'), 3).code).toBe('cbor_too_deep');
+  });
+
   it('the depth limit is exact, for arrays, maps and tags', () => {
     const nest = (head: number[], n: number) => new Uint8Array([...new Array(n).fill(head).flat(), 0x00]);
     for (const head of [[0x81], [0xa1, 0x00], [0xc1]]) {
@@ -163,6 +174,16 @@ describe('S1 CBOR encoder', () => {
     let ok: CborValue = 0;
     for (let i = 0; i < 256; i++) ok = [ok];
     expect(code(ok)).toBe('ok');
+    // Maps (as key and as value) and tags count too.
+    let deepMapValue: CborValue = 0;
+    let deepMapKey: CborValue = 0;
+    let deepTag: CborValue = 0;
+    for (let i = 0; i < 257; i++) {
+      deepMapValue = new Map([[1, deepMapValue]]);
+      deepMapKey = new Map([[deepMapKey, 1]]);
+      deepTag = new CborTag(1, deepTag);
+    }
+    for (const v of [deepMapValue, deepMapKey, deepTag]) expect(code(v)).toMatch(/^cbor_too_deep/);
     // Unsafe numbers go through the bigint path exactly.
     expect(hex(encodeCbor(2 ** 60))).toBe('1b1000000000000000');
     expect(hex(encodeCbor(-(2 ** 60)))).toBe('3b0fffffffffffffff');
@@ -232,6 +253,10 @@ describe('S8 CBOR diagnostic notation and type names (tips suit inspect)', () =>
     expect(toDiagnostic(h('8200'), { embedded: true, indent: 0 })).toBe("h'8200'");
     expect(toDiagnostic(new Uint8Array(0), { embedded: true, indent: 0 })).toBe("h''");
     expect(toDiagnostic(encodeCbor([[1]]), { embedded: true })).toBe('<< [\n  [\n    1\n  ]\n] >>');
+    // Embedded items deeper than 32 levels are shown as bytes.
+    const nest = (n: number) => new Uint8Array([...new Array(n).fill(0x81), 0x00]);
+    expect(toDiagnostic(nest(32), { embedded: true, indent: 0 })).toMatch(/^<< /);
+    expect(toDiagnostic(nest(33), { embedded: true, indent: 0 })).toBe(`h'${hex(nest(33))}'`);
   });
 
   it('type names and major type names', () => {
