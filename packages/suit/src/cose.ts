@@ -3,7 +3,7 @@
  * COSE_Mac0, attached or detached payload, external AAD. Primitives come from node:crypto.
  * Kept general (headers as Maps, payload bytes) so CWTs and reports can use it as well as SUIT.
  */
-import { createHmac, createPublicKey, type KeyObject, sign as nodeSign, verify as nodeVerify, timingSafeEqual } from 'node:crypto';
+import { createHmac, type KeyObject, sign as nodeSign, verify as nodeVerify, timingSafeEqual } from 'node:crypto';
 import { bstrHead, type CborMap, CborTag, type CborValue, decodeCbor, encodeCbor, typeName } from './cbor.ts';
 import { SuitError } from './errors.ts';
 import type { CoseKey } from './keys.ts';
@@ -118,7 +118,7 @@ export function parseCoseSingle(value: CborValue, expect: 'sign1' | 'mac0' | 'an
   }
   if (unprotectedHeaders.has(HEADER_CRIT)) bad('expected crit in the protected bucket, came in the unprotected one');
   if (!type) {
-    const alg = protectedHeaders.get(HEADER_ALG) ?? unprotectedHeaders.get(HEADER_ALG);
+    const alg = protectedHeaders.get(HEADER_ALG);
     type = typeof alg === 'number' && MAC_ALGORITHMS.has(alg) ? 'mac0' : 'sign1';
   }
   return { type, tagged, protectedBytes: p, protectedHeaders, unprotectedHeaders, payload: payload as Uint8Array | null, tag: sig };
@@ -133,9 +133,14 @@ export function encodeCoseSingle(c: CoseSingle): Uint8Array {
   return encodeCbor(c.tagged ? new CborTag(c.type === 'sign1' ? COSE_SIGN1_TAG : COSE_MAC0_TAG, body) : body);
 }
 
-/** The algorithm of a COSE object; the protected bucket wins (it is the one that is signed). */
+/**
+ * The algorithm of a COSE object, from the protected bucket only: RFC 9052 §3.1 requires alg to be
+ * authenticated, and an unprotected alg could be swapped by anyone on the path (to a weaker MAC
+ * length, say). One found only in the unprotected bucket is refused, never used.
+ */
 export function coseAlg(c: CoseSingle): number {
-  const alg = c.protectedHeaders.get(HEADER_ALG) ?? c.unprotectedHeaders.get(HEADER_ALG);
+  if (c.unprotectedHeaders.has(HEADER_ALG)) bad('expected alg in the protected header only, came it in the unprotected one (RFC 9052 §3.1)');
+  const alg = c.protectedHeaders.get(HEADER_ALG);
   if (typeof alg !== 'number') throw new SuitError('cose_alg_unsupported', `expected an integer alg header, came ${alg === undefined ? 'none' : typeName(alg)}`);
   return alg;
 }
@@ -188,10 +193,6 @@ function putBstr(out: Uint8Array, at: number, data: Uint8Array): number {
   }
   out.set(data, at);
   return at + n;
-}
-
-function protectedBytesOf(headers: CborMap): Uint8Array {
-  return headers.size === 0 ? new Uint8Array(0) : encodeCbor(headers);
 }
 
 function signingAlg(alg: number): SignAlg {
@@ -249,7 +250,7 @@ export function coseSign1Sign(input: CoseSignInput, key: CoseKey): Uint8Array {
   const alg = input.protectedHeaders.get(HEADER_ALG);
   if (typeof alg !== 'number') throw new SuitError('cose_alg_unsupported', 'expected an integer alg in the protected header');
   if (!key.privateKey) throw new SuitError('cose_key_invalid', 'expected a private key to sign');
-  const p = protectedBytesOf(input.protectedHeaders);
+  const p = encodeCbor(input.protectedHeaders);
   const signature = createSignature(alg, key.privateKey, sigStructure('Signature1', p, input.externalAad ?? new Uint8Array(0), input.payload));
   return encodeCoseSingle({
     type: 'sign1',
@@ -267,7 +268,7 @@ export function coseMac0Create(input: CoseSignInput, key: CoseKey): Uint8Array {
   const alg = input.protectedHeaders.get(HEADER_ALG);
   if (typeof alg !== 'number') throw new SuitError('cose_alg_unsupported', 'expected an integer alg in the protected header');
   if (!key.secret) throw new SuitError('cose_key_invalid', 'expected a symmetric key for COSE_Mac0');
-  const p = protectedBytesOf(input.protectedHeaders);
+  const p = encodeCbor(input.protectedHeaders);
   const tag = computeMac(alg, key.secret, sigStructure('MAC0', p, input.externalAad ?? new Uint8Array(0), input.payload));
   return encodeCoseSingle({
     type: 'mac0',
@@ -311,8 +312,7 @@ export function coseVerify(input: Uint8Array | CoseSingle, keys: readonly CoseKe
   if (opts.algorithms && !opts.algorithms.includes(alg)) throw new SuitError('cose_alg_unsupported', `expected one of algs ${opts.algorithms.join(', ')}, came ${alg}`);
   const isMac = c.type === 'mac0';
   if (isMac ? !MAC_ALGORITHMS.has(alg) : !SIGNATURE_ALGORITHMS.has(alg)) {
-    if (isMac) computeMac(alg, new Uint8Array(0), new Uint8Array(0));
-    signingAlg(alg);
+    throw new SuitError('cose_alg_unsupported', `expected a ${isMac ? 'MAC algorithm for COSE_Mac0' : 'signature algorithm for COSE_Sign1'}, came alg ${alg}`);
   }
   const payload = payloadOf(c, opts);
   const kid = coseKid(c);
@@ -321,9 +321,8 @@ export function coseVerify(input: Uint8Array | CoseSingle, keys: readonly CoseKe
   if (candidates.length === 0) {
     throw new SuitError('suit_untrusted_key', `expected a trusted ${isMac ? 'symmetric' : 'public'} key for alg ${alg}${kid ? ` and kid ${Buffer.from(kid).toString('hex')}` : ''}, came none in the trust list`);
   }
-  // An empty protected map is signed as a zero-length bstr, whatever its wire form (sign-pass-01).
-  const signedProtected = c.protectedHeaders.size === 0 ? new Uint8Array(0) : c.protectedBytes;
-  const data = sigStructure(isMac ? 'MAC0' : 'Signature1', signedProtected, opts.externalAad ?? new Uint8Array(0), payload);
+  // The protected bucket holds alg (coseAlg refused it otherwise), so it is signed as it came.
+  const data = sigStructure(isMac ? 'MAC0' : 'Signature1', c.protectedBytes, opts.externalAad ?? new Uint8Array(0), payload);
   for (const k of candidates) {
     if (isMac) {
       const expected = computeMac(alg, k.secret!, data);
@@ -357,9 +356,4 @@ export function coseMac0Verify(input: Uint8Array | CoseSingle, keys: readonly Co
   const c = input instanceof Uint8Array ? decodeCoseSingle(input, 'mac0') : input;
   if (c.type !== 'mac0') bad('expected COSE_Mac0, came COSE_Sign1');
   return coseVerify(c, keys, opts);
-}
-
-/** Exposed for key helpers: the public half of a private KeyObject. */
-export function publicOf(key: KeyObject): KeyObject {
-  return key.type === 'public' ? key : createPublicKey(key);
 }

@@ -59,6 +59,8 @@ export const SUIT_ERROR_CODES = [
   // glaze binding and reports
   'glaze_digest_mismatch',
   'report_bad_structure',
+  // integrated payloads against their image digests (appended: result codes are list indexes)
+  'suit_payload_mismatch',
 ] as const;
 export type SuitErrorCode = (typeof SUIT_ERROR_CODES)[number];
 
@@ -132,6 +134,7 @@ export function reportReason(code: SuitErrorCode): SuitReportReason {
       return SUIT_REPORT_REASON['severing-unsupported'];
     case 'suit_vendor_mismatch':
     case 'suit_class_mismatch':
+    case 'suit_payload_mismatch':
     case 'suit_condition_failed':
     case 'suit_abort':
       return SUIT_REPORT_REASON['condition-failed'];

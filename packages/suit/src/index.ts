@@ -110,6 +110,7 @@ export {
   verifyReport,
 } from './report.ts';
 export { envelopeToJson } from './inspect.ts';
+export { checkIntegratedPayloads, type IntegratedPayloadCheck } from './payloads.ts';
 export { classIdFrom, UUID_NAMESPACE_DNS, uuid5, uuidToBytes, uuidToString, vendorIdFromDomain } from './uuid.ts';
 export {
   type AuthenticatedEnvelope,

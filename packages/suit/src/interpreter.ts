@@ -385,7 +385,7 @@ function isConditionFailure(code: SuitErrorCode): boolean {
   return code === 'suit_condition_failed' || code === 'suit_abort';
 }
 /** A dependency is identified by its manifest digest (trust domains): the one its envelope signs. */
-function dependencyDigestMatches(d: SuitDigest, envelope: Uint8Array): boolean {
+export function dependencyDigestMatches(d: SuitDigest, envelope: Uint8Array): boolean {
   try {
     const env = decodeEnvelope(envelope);
     return env.authentication !== undefined && digestMatches(d, wrapBstr(env.manifestBytes)) && eq(env.authentication.digest.bytes, d.bytes);

@@ -36,12 +36,16 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('S8 tips suit: create, sign, inspect, verify', { timeout: 120_000 }, () => {
-  it('every command has --help and exits 0', () => {
+  it('every command has --help and exits 0; the exit codes it states are the ones used', () => {
     for (const c of [[], ['inspect'], ['create'], ['sign'], ['verify'], ['keygen']]) {
       const r = tips(...c, '--help');
       expect(r.code).toBe(0);
       expect(r.out).toMatch(/Usage: tips suit/);
     }
+    // Verification failures exit 8 (asserted below), usage errors 2.
+    const help = tips('--help').out;
+    expect(help).toMatch(/verification failures exit 8, usage errors 2/);
+    expect(help).not.toMatch(/verification failures exit 1/);
   });
 
   it('keygen → create (integrated) → verify with every check → inspect', () => {
@@ -53,7 +57,15 @@ describe('S8 tips suit: create, sign, inspect, verify', { timeout: 120_000 }, ()
 
     const v = tips('verify', '--key', 'author.pub', 'env.suit', '--seq', '4', '--vendor', 'tips.example', '--class', 'pi4', '--component', 'rootfs', '--json');
     expect(v.code, v.err).toBe(0);
-    expect(JSON.parse(v.out)).toMatchObject({ ok: true, sequenceNumber: '5', checks: expect.arrayContaining(['vendor', 'class', 'sequence > 4']) });
+    expect(JSON.parse(v.out)).toMatchObject({
+      ok: true,
+      sequenceNumber: '5',
+      checks: expect.arrayContaining(['vendor', 'class', 'sequence > 4', 'integrated payloads']),
+      payloads: [{ name: '#payload', component: 0, size: 1024 }],
+    });
+    const human = tips('verify', '--key', 'author.pub', 'env.suit');
+    expect(human.code, human.err).toBe(0);
+    expect(human.out).toMatch(/payload #payload \(1024 bytes\) matches the image digest of component 0/);
     // UUIDs work as well as domain/class info.
     const ids = JSON.parse(c.out) as { vendorId: string; classId: string };
     expect(tips('verify', '--key', 'author.pub', 'env.suit', '--vendor', ids.vendorId, '--class', ids.classId).code).toBe(0);
@@ -86,13 +98,17 @@ describe('S8 tips suit: create, sign, inspect, verify', { timeout: 120_000 }, ()
     expect(wrong.code).toBe(8);
     expectOneLineError(wrong, 'suit_signature_invalid');
 
-    // A flipped bit in the integrated payload (the envelope's last bytes) still authenticates: the
-    // payload is bound by the image digest, checked by image-match when installing.
+    // A flipped bit in the integrated payload (the envelope's last bytes) leaves the signature valid,
+    // but the payload no longer matches the image digest the signed manifest gives it.
     const bytes = readFileSync(join(dir, 'env.suit'));
     bytes[bytes.length - 40] = bytes[bytes.length - 40]! ^ 0x01;
     writeFileSync(join(dir, 'tampered-payload.suit'), bytes);
     expect(decodeEnvelope(new Uint8Array(bytes)).integrated.size).toBe(1);
-    expect(tips('verify', '--key', 'author.pub', 'tampered-payload.suit').code).toBe(0);
+    const tp = tips('verify', '--key', 'author.pub', 'tampered-payload.suit');
+    expect(tp.code).toBe(8);
+    expectOneLineError(tp, 'suit_payload_mismatch');
+    expect(tp.err).toContain('integrated payload "#payload" (component 0)');
+    expect(tp.out).toBe('');
     // A flipped bit inside the signed manifest does not.
     const m = Buffer.from(readFileSync(join(dir, 'env.suit')));
     const at = m.indexOf(Buffer.from(decodeEnvelope(new Uint8Array(m)).manifestBytes)) + 3;

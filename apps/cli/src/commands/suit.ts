@@ -2,6 +2,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, write
 import { dirname, join } from 'node:path';
 import {
   buildEnvelope,
+  checkIntegratedPayloads,
   classIdFrom,
   type CoseKey,
   decodeCbor,
@@ -22,7 +23,7 @@ import { action, collect, jsonOption } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { print } from '../output.ts';
 
-/** Verification failures exit 1 (the lead's contract for `tips suit`); usage errors exit 2. */
+/** Verification failures exit 8 (EXIT.verification, as every `tips` check); usage errors exit 2. */
 const EXIT_VERIFY = EXIT.verification;
 
 function readInput(path: string, what: string): Uint8Array {
@@ -100,6 +101,8 @@ interface VerifyOut {
   sequenceNumber: string;
   digest: string;
   components: string[][];
+  /** Integrated payloads checked against their image digest. */
+  payloads: { name: string; component: number; size: number }[];
   checks: string[];
 }
 
@@ -107,7 +110,7 @@ export function registerSuitCommands(program: Command): Command {
   const suit = program
     .command('suit')
     .description('SUIT manifests (IETF SUIT): inspect, create, sign and verify envelopes')
-    .addHelpText('after', '\nErrors are one line, "error: <code>: <message>"; verification failures exit 1, usage errors 2.')
+    .addHelpText('after', '\nErrors are one line, "error: <code>: <message>"; verification failures exit 8, usage errors 2, other failures 1.')
     // Usage errors are one line too (subcommands inherit these settings when created below).
     .showHelpAfterError(false)
     .configureOutput({ outputError: (str, write) => write(`error: usage: ${str.replace(/^error: /, '').trim()}\n`) });
@@ -195,7 +198,7 @@ export function registerSuitCommands(program: Command): Command {
   jsonOption(
     suit
       .command('verify <envelope>')
-      .description('authenticate an envelope and check it; exit 0 only if every check passes')
+      .description('authenticate an envelope and check it (integrated payloads against their image digest too); exit 0 only if every check passes, 8 naming the failed check otherwise')
       .requiredOption('--key <file>', 'trusted public key: PEM, JWK or COSE_Key (repeatable: a trust list)', collect)
       .option('--seq <n>', 'current sequence number: the envelope must be strictly greater')
       .option('--vendor <vendor>', "device's vendor: UUID or vendor domain")
@@ -218,14 +221,24 @@ export function registerSuitCommands(program: Command): Command {
           ...(currentSeq !== undefined ? { currentSeq } : {}),
           device: { ...ids, ...(opts.component ? { components: opts.component.map((c) => [new Uint8Array(Buffer.from(c, 'utf8'))]) } : {}) },
         });
+        // Authentication covers the manifest; an integrated payload is bound by its image-digest.
+        const payloads = checkIntegratedPayloads(v);
+        if (v.envelope.integrated.size > 0) checks.push('integrated payloads');
         const out: VerifyOut = {
           ok: true,
           sequenceNumber: String(v.manifest.sequenceNumber),
           digest: Buffer.from(v.manifestDigest.bytes).toString('hex'),
           components: v.manifest.common.components.map((c) => c.map((p) => Buffer.from(p).toString('hex'))),
+          payloads,
           checks,
         };
-        print(out, !!opts.json, (o: VerifyOut) => `verified: sequence ${o.sequenceNumber}, manifest digest ${o.digest}\n  checks: ${o.checks.join(', ')}`);
+        print(out, !!opts.json, (o: VerifyOut) =>
+            [
+              `verified: sequence ${o.sequenceNumber}, manifest digest ${o.digest}`,
+              `  checks: ${o.checks.join(', ')}`,
+              ...o.payloads.map((p) => `  payload ${p.name} (${p.size} bytes) matches the image digest of component ${p.component}`),
+            ].join('\n'),
+        );
       } catch (e) {
         throw suitToCli(e);
       }
