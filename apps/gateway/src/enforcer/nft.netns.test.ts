@@ -2,7 +2,7 @@
 // throw-away gateway namespace, metal namespaces on its LAN bridge send real packets, and the tests
 // assert what got through. Needs root (ip netns), like the e2e suites.
 import { type Namespace, Topology } from '@tips/testbed';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { InterfaceRow } from '../table/table.ts';
 import { BOOT_PORTS, EnforcerError } from './enforcer.ts';
 import { NftEnforcer, type RuleConfig, runCommand } from './nft.ts';
@@ -39,6 +39,8 @@ const row = (mac: string, state: InterfaceRow['state'], ip: string | null): Inte
   updatedAt: 0,
   nat: [],
 });
+
+const START = [row(METALS.active.mac, 'active', METALS.active.ip), row(METALS.pending.mac, 'pending', METALS.pending.ip), row(METALS.blocked.mac, 'blocked', METALS.blocked.ip)];
 
 let topo: Topology;
 let gw: Namespace;
@@ -111,8 +113,12 @@ describe('T7 T8 T11 the loaded rule set contains Pending and Blocked metals (rea
       startServices(ns.active, [`http:${METALS.active.ip}:8000`]),
     ]);
     enforcer = new NftEnforcer(CFG, inGateway);
-    await enforcer.apply([row(METALS.active.mac, 'active', METALS.active.ip), row(METALS.pending.mac, 'pending', METALS.pending.ip), row(METALS.blocked.mac, 'blocked', METALS.blocked.ip)]);
   }, 120_000);
+
+  // Loaded inside each test, not once: mutation testing swaps the code under test per test.
+  beforeEach(async () => {
+    await enforcer.apply(START);
+  });
 
   afterAll(async () => {
     await topo?.destroy();
@@ -227,41 +233,37 @@ describe('T7 T8 T11 the loaded rule set contains Pending and Blocked metals (rea
   });
 
   it('a new apply replaces the policy at once (sets as listed by nft, traffic); conntrack of an address is sampled and flushed', async () => {
-    try {
-      // Pending becomes Active, Active becomes Blocked.
-      await enforcer.apply([row(METALS.pending.mac, 'active', METALS.pending.ip), row(METALS.active.mac, 'blocked', METALS.active.ip)]);
-      expect(await listSet('active')).toEqual([`br0 . ${METALS.pending.mac} . ${METALS.pending.ip}`]);
-      expect(await listSet('active_ip')).toEqual([METALS.pending.ip]);
-      expect(await listSet('pending')).toEqual([]);
-      expect(await listSet('blocked')).toEqual([`br0 . ${METALS.active.mac}`]);
-      const r = await probe({
-        now: {
-          'former pending → cloud': () => httpFrom(ns.pending, CLOUD_IP, 80),
-          'former active → cloud': () => httpFrom(ns.active, CLOUD_IP, 80),
-          'former active → LAN boot HTTP': () => httpFrom(ns.active, LAN_IP, BOOT_HTTP),
-        },
-      });
-      expect(r).toEqual({
-        'former active → LAN boot HTTP': null,
-        'former active → cloud': null,
-        'former pending → cloud': `${CLOUD_IP}:80 from ${UPLINK_IP}`,
-      });
-      // A flow the kernel tracks, then flushed by address.
-      const keep = ns.pending.spawn('curl', ['-s', '--limit-rate', '1', '-o', '/dev/null', `http://${CLOUD_IP}:80/`]);
-      let sample = '';
-      for (let i = 0; i < 50 && !sample.includes(`src=${METALS.pending.ip}`); i++) {
-        await new Promise((res) => setTimeout(res, 100));
-        sample = await enforcer.sampleConnections();
-      }
-      expect(sample).toMatch(new RegExp(`src=${METALS.pending.ip.replace(/\./g, '\\.')} dst=${CLOUD_IP.replace(/\./g, '\\.')} .*dport=80`));
-      keep.signal('SIGKILL');
-      await enforcer.flushConnections(METALS.pending.ip);
-      expect(await enforcer.sampleConnections()).not.toContain(`=${METALS.pending.ip} `);
-      // Nothing left to delete is not an error.
-      await enforcer.flushConnections(METALS.pending.ip);
-    } finally {
-      await enforcer.apply([row(METALS.active.mac, 'active', METALS.active.ip), row(METALS.pending.mac, 'pending', METALS.pending.ip), row(METALS.blocked.mac, 'blocked', METALS.blocked.ip)]);
+    // Pending becomes Active, Active becomes Blocked.
+    await enforcer.apply([row(METALS.pending.mac, 'active', METALS.pending.ip), row(METALS.active.mac, 'blocked', METALS.active.ip)]);
+    expect(await listSet('active')).toEqual([`br0 . ${METALS.pending.mac} . ${METALS.pending.ip}`]);
+    expect(await listSet('active_ip')).toEqual([METALS.pending.ip]);
+    expect(await listSet('pending')).toEqual([]);
+    expect(await listSet('blocked')).toEqual([`br0 . ${METALS.active.mac}`]);
+    const r = await probe({
+      now: {
+        'former pending → cloud': () => httpFrom(ns.pending, CLOUD_IP, 80),
+        'former active → cloud': () => httpFrom(ns.active, CLOUD_IP, 80),
+        'former active → LAN boot HTTP': () => httpFrom(ns.active, LAN_IP, BOOT_HTTP),
+      },
+    });
+    expect(r).toEqual({
+      'former active → LAN boot HTTP': null,
+      'former active → cloud': null,
+      'former pending → cloud': `${CLOUD_IP}:80 from ${UPLINK_IP}`,
+    });
+    // A flow the kernel tracks, then flushed by address.
+    const keep = ns.pending.spawn('curl', ['-s', '--limit-rate', '1', '-o', '/dev/null', `http://${CLOUD_IP}:80/`]);
+    let sample = '';
+    for (let i = 0; i < 50 && !sample.includes(`src=${METALS.pending.ip}`); i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      sample = await enforcer.sampleConnections();
     }
+    expect(sample).toMatch(new RegExp(`src=${METALS.pending.ip.replace(/\./g, '\\.')} dst=${CLOUD_IP.replace(/\./g, '\\.')} .*dport=80`));
+    await keep.kill9();
+    await enforcer.flushConnections(METALS.pending.ip);
+    expect(await enforcer.sampleConnections()).not.toContain(`=${METALS.pending.ip} `);
+    // Nothing left to delete is not an error.
+    await enforcer.flushConnections(METALS.pending.ip);
   });
 
   it('a rule set the kernel refuses leaves the previous one in force, unchanged', async () => {

@@ -235,7 +235,7 @@ describe('T7 T11 NftEnforcer drives nft and conntrack', () => {
     });
     const none = recorder();
     for (const bad of ['10.77.0.100 -F', 'x10.77.0.100', '']) {
-      await expect(new NftEnforcer(CFG, none.exec).flushConnections(bad)).rejects.toMatchObject({ code: 'bad_name' });
+      await expect(new NftEnforcer(CFG, none.exec).flushConnections(bad)).rejects.toMatchObject({ code: 'bad_name', message: `connection address "${bad}" is not IPv4` });
     }
     expect(none.calls).toEqual([]);
   });

@@ -127,7 +127,7 @@ export type CommandRunner = (cmd: string, args: string[], stdin?: string) => Pro
 /** The real runner: a child process. A command killed by a signal resolves with code -1. */
 export function runCommand(cmd: string, args: string[], stdin?: string): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: 'pipe' });
+    const p = spawn(cmd, args);
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => {
