@@ -9,6 +9,9 @@ import { NftEnforcer, type RuleConfig, runCommand } from './nft.ts';
 import { httpFrom, pingFrom, startServices, TFTP_FILE_BYTES, tftpFrom, udpFrom } from './testing.ts';
 
 const LAN_IP = '10.77.0.1';
+// IPv6 on the LAN too (static neighbours, since the rules drop ICMPv6): IPv6 must reach nothing.
+const LAN_IP6 = 'fd77::1';
+const BRIDGE_MAC = '02:00:00:00:0b:01';
 const UPLINK_IP = '10.99.0.2';
 const CLOUD_IP = '10.99.0.1';
 const BOOT_HTTP = BOOT_PORTS.httpTcp;
@@ -88,7 +91,9 @@ describe('T7 T8 T11 the loaded rule set contains Pending and Blocked metals (rea
     // the address it sees shows whether NAT happened.
     await cloud.ip('route', 'add', '10.77.0.0/24', 'via', UPLINK_IP);
     await gw.bridge('br0');
+    await gw.ip('link', 'set', 'br0', 'address', BRIDGE_MAC);
     await gw.addAddress('br0', `${LAN_IP}/24`);
+    await gw.ip('addr', 'add', `${LAN_IP6}/64`, 'dev', 'br0', 'nodad');
     await gw.sysctl('net.ipv4.ip_forward', '1');
     for (const [who, m] of Object.entries(METALS) as [Who, (typeof METALS)[Who]][]) {
       ns[who] = await topo.namespace(who);
@@ -96,11 +101,16 @@ describe('T7 T8 T11 the loaded rule set contains Pending and Blocked metals (rea
       await gw.enslave(`p${who}`.slice(0, 15), 'br0');
       await ns[who].addAddress('eth0', `${m.ip}/24`);
       await ns[who].defaultRoute(LAN_IP);
+      const ip6 = `fd77::${m.ip.split('.')[3]}`;
+      await ns[who].ip('addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad');
+      await ns[who].ip('-6', 'neigh', 'replace', LAN_IP6, 'lladdr', BRIDGE_MAC, 'dev', 'eth0', 'nud', 'permanent');
+      await gw.ip('-6', 'neigh', 'replace', ip6, 'lladdr', m.mac, 'dev', 'br0', 'nud', 'permanent');
     }
     await ns.active.addAddress('eth0', `${METALS.active.spoofed}/24`);
     await Promise.all([
       startServices(gw, [
         `http:${LAN_IP}:${BOOT_HTTP}`,
+        `http:${LAN_IP6}:${BOOT_HTTP}`,
         `http:${LAN_IP}:${OTHER_PORT}`,
         `http:${UPLINK_IP}:${BOOT_HTTP}`,
         `tftp:${LAN_IP}:${BOOT_PORTS.tftpUdp}`,
@@ -131,6 +141,7 @@ describe('T7 T8 T11 the loaded rule set contains Pending and Blocked metals (rea
         'pending → LAN boot HTTP': () => httpFrom(p, LAN_IP, BOOT_HTTP),
         'pending → LAN other port': () => httpFrom(p, LAN_IP, OTHER_PORT),
         'pending → uplink address, boot port': () => httpFrom(p, UPLINK_IP, BOOT_HTTP),
+        'pending → LAN IPv6 boot HTTP': () => httpFrom(p, LAN_IP6, BOOT_HTTP),
         'pending → LAN TFTP (bytes)': () => tftpFrom(p, LAN_IP),
         'pending → uplink TFTP (bytes)': () => tftpFrom(p, UPLINK_IP),
         'pending → cloud': () => httpFrom(p, CLOUD_IP, 80),
@@ -168,6 +179,7 @@ describe('T7 T8 T11 the loaded rule set contains Pending and Blocked metals (rea
       'pending → LAN boot HTTP': `${LAN_IP}:${BOOT_HTTP} from ${METALS.pending.ip}`,
       'pending → LAN other port': null,
       'pending → uplink address, boot port': null,
+      'pending → LAN IPv6 boot HTTP': null,
       'pending → LAN TFTP (bytes)': TFTP_FILE_BYTES,
       'pending → uplink TFTP (bytes)': null,
       'pending → cloud': null,
@@ -201,6 +213,7 @@ describe('T7 T8 T11 the loaded rule set contains Pending and Blocked metals (rea
         'active → LAN boot HTTP': () => httpFrom(a, LAN_IP, BOOT_HTTP),
         'active → LAN other port': () => httpFrom(a, LAN_IP, OTHER_PORT),
         'active → uplink address, boot port': () => httpFrom(a, UPLINK_IP, BOOT_HTTP),
+        'active → LAN IPv6 boot HTTP': () => httpFrom(a, LAN_IP6, BOOT_HTTP),
         'active → LAN TFTP (bytes)': () => tftpFrom(a, LAN_IP),
         'active pings the gateway': () => pingFrom(a, LAN_IP),
         'active pings the cloud': () => pingFrom(a, CLOUD_IP),
@@ -222,6 +235,7 @@ describe('T7 T8 T11 the loaded rule set contains Pending and Blocked metals (rea
       'active → LAN boot HTTP': `${LAN_IP}:${BOOT_HTTP} from ${METALS.active.ip}`,
       'active → LAN other port': null,
       'active → uplink address, boot port': null,
+      'active → LAN IPv6 boot HTTP': null,
       'active → LAN TFTP (bytes)': TFTP_FILE_BYTES,
       'active pings the gateway': true,
       'active pings the cloud': true,

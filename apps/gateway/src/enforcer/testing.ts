@@ -6,7 +6,7 @@ import type { Namespace, NsProcess } from '@tips/testbed';
 /** Size of the file the TFTP service sends: two blocks, so the transfer needs the client's ACKs. */
 export const TFTP_FILE_BYTES = 1000;
 
-// Specs: http:ADDR:PORT (answers "ADDR:PORT from PEER"), udp:ADDR:PORT (echoes the same line),
+// Specs: http:ADDR:PORT (IPv4 or IPv6 ADDR; answers "ADDR:PORT from PEER"), udp:ADDR:PORT (echoes the same line),
 // tftp:ADDR:PORT (RFC 1350 read requests, data sent from a port of its own as §4 says).
 const SERVICES_JS = `
 const http = require('node:http'), dgram = require('node:dgram');
@@ -15,10 +15,12 @@ const specs = process.argv.slice(1);
 let left = specs.length;
 const up = () => { if (--left === 0) console.log('ready'); };
 for (const spec of specs) {
-  const [kind, addr, port] = spec.split(':');
+  const kind = spec.slice(0, spec.indexOf(':'));
+  const addr = spec.slice(spec.indexOf(':') + 1, spec.lastIndexOf(':'));
+  const port = spec.slice(spec.lastIndexOf(':') + 1);
   if (kind === 'http') {
     http.createServer((req, res) => res.end(req.socket.localAddress + ':' + req.socket.localPort + ' from ' + req.socket.remoteAddress))
-      .listen(Number(port), addr, up);
+      .listen({ port: Number(port), host: addr, ipv6Only: addr.includes(':') }, up);
   } else if (kind === 'udp') {
     const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
     s.on('message', (m, r) => s.send(addr + ':' + port + ' from ' + r.address, r.port, r.address));
@@ -65,7 +67,8 @@ export async function startServices(ns: Namespace, specs: string[]): Promise<NsP
 /** HTTP GET from inside the namespace (optionally from one source address): the answer, or null. */
 export async function httpFrom(ns: Namespace, host: string, port: number, opts: { from?: string; timeoutSec?: number } = {}): Promise<string | null> {
   const t = opts.timeoutSec ?? 1.5;
-  const r = await ns.exec('curl', ['-s', '-m', String(t), ...(opts.from ? ['--interface', opts.from] : []), `http://${host}:${port}/`], { timeoutMs: (t + 5) * 1000 });
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/`;
+  const r = await ns.exec('curl', ['-s', '-g', '-m', String(t), ...(opts.from ? ['--interface', opts.from] : []), url], { timeoutMs: (t + 5) * 1000 });
   return r.code === 0 ? r.stdout : null;
 }
 
