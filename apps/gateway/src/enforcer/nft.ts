@@ -20,17 +20,14 @@ export interface RuleConfig {
   bootTcpPorts: number[];
 }
 
-const NAME = /^[A-Za-z0-9_.-]{1,15}$/;
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-
+// The patterns sit inside the checks (not module constants) so mutation testing exercises them.
 function checkName(n: string, what: string): string {
-  if (!NAME.test(n)) throw new EnforcerError('bad_name', `${what} "${n}" is not a valid interface/table name`);
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(n)) throw new EnforcerError('bad_name', `${what} "${n}" is not a valid interface/table name`);
   return n;
 }
 
 function checkIpv4(ip: string, what: string): string {
-  if (!IPV4.test(ip)) throw new EnforcerError('bad_name', `${what} "${ip}" is not IPv4`);
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw new EnforcerError('bad_name', `${what} "${ip}" is not IPv4`);
   return ip;
 }
 
@@ -58,7 +55,7 @@ export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
   const pending: string[] = [];
   const blocked: string[] = [];
   for (const r of rows) {
-    if (!MAC.test(r.mac)) throw new EnforcerError('bad_name', `row MAC "${r.mac}" is not lower-case colon form`);
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(r.mac)) throw new EnforcerError('bad_name', `row MAC "${r.mac}" is not lower-case colon form`);
     checkName(r.gatewayInterface, 'gateway interface');
     const ifmac = `"${r.gatewayInterface}" . ${r.mac}`;
     if (r.state === 'blocked') blocked.push(ifmac);
