@@ -4,6 +4,7 @@ import { parseInterfaceType } from '@tips/core';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { ipToNumber, parsePoolRange, SqliteLeaseStore } from './dhcp/leases.ts';
+import { BOOT_PORTS } from './enforcer/enforcer.ts';
 import { NftEnforcer } from './enforcer/nft.ts';
 import { Gateway, lanAddress } from './gateway.ts';
 import { openGatewayDb } from './store/db.ts';
@@ -73,7 +74,7 @@ export function createProgram(): Command {
     .option('--tftp-server <ip>', 'next-server / option 66 for PXE clients (default: the LAN address)')
     .option('--bios-bootfile <file>', 'boot file for legacy BIOS PXE clients (TFTP)', 'undionly.kpxe')
     .option('--uefi-bootfile <url>', 'boot file for UEFI clients (default http://<lan address>:<boot-http-port>/ipxe.efi)')
-    .option('--boot-http-port <port>', 'HTTP boot port Pending metals may reach', int('boot-http-port', 1, 65535), 8080)
+    .option('--boot-http-port <port>', 'HTTP boot port Pending metals may reach on the LAN address', int('boot-http-port', 1, 65535), BOOT_PORTS.httpTcp)
     .option('--status-host <host>', 'address of the status/metrics HTTP server', '127.0.0.1')
     .option('--status-port <port>', 'port of the status/metrics HTTP server (0 = any)', int('status-port', 0, 65535), 9467)
     .option('--nat-sample <duration>', 'how often NAT columns are read from conntrack', parseDuration, 2000)
@@ -100,7 +101,14 @@ export function createProgram(): Command {
       void renew();
       setInterval(() => void renew(), RENEWAL_CHECK_MS).unref();
       const db = openGatewayDb(o.dataDir);
-      const enforcer = new NftEnforcer({ table: o.nftTable, lan: [o.lan], uplink: o.uplink, bootUdpPorts: [69], bootTcpPorts: [o.bootHttpPort] });
+      const enforcer = new NftEnforcer({
+        table: o.nftTable,
+        lan: [o.lan],
+        lanAddress: lan.ip,
+        uplink: o.uplink,
+        bootUdpPorts: [BOOT_PORTS.tftpUdp],
+        bootTcpPorts: [o.bootHttpPort],
+      });
       const gw = new Gateway(
         {
           lan: o.lan,

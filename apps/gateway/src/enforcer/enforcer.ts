@@ -1,6 +1,18 @@
 // The Enforcer port (T7, T8, T11): turns the interface table into packet filtering and NAT.
 import type { InterfaceRow } from '../table/table.ts';
 
+/**
+ * The gateway's boot services (T7): besides DHCP, the only gateway ports a Pending metal may reach,
+ * and only on the gateway's LAN address. The boot servers (TFTP, HTTP boot of `ipxe.efi`) listen
+ * here; `--boot-http-port` overrides the HTTP one.
+ */
+export const BOOT_PORTS = {
+  /** TFTP (RFC 1350) for legacy BIOS PXE clients: the read request arrives on udp 69. */
+  tftpUdp: 69,
+  /** HTTP boot (UEFI HTTP boot and iPXE fetching `ipxe.efi` and what follows). */
+  httpTcp: 8080,
+} as const;
+
 export interface Enforcer {
   /** Installs exactly the policy of these rows, atomically, replacing whatever was there. */
   apply(rows: InterfaceRow[]): Promise<void>;
@@ -12,7 +24,7 @@ export interface Enforcer {
 
 export class EnforcerError extends Error {
   constructor(
-    readonly code: 'apply_failed' | 'bad_name',
+    readonly code: 'apply_failed' | 'bad_name' | 'bad_port',
     message: string,
   ) {
     super(message);

@@ -1,7 +1,8 @@
 // nftables rendering (pure) and the Linux adapter. The whole table is rendered from the interface
 // table and loaded with one `nft -f -` transaction (add/delete/define), so the kernel never sees a
-// half-written policy. Unknown sources on the LAN may only talk DHCP; Pending may also reach the
-// gateway's boot services; Active may leave through the uplink (masqueraded); Blocked nothing.
+// half-written policy. A metal on the LAN reaches the gateway only at the gateway's LAN address:
+// unknown sources may only talk DHCP; Pending may also reach the boot services (BOOT_PORTS);
+// Active may also leave through the uplink (masqueraded) and ping the gateway; Blocked nothing.
 import { spawn } from 'node:child_process';
 import type { InterfaceRow } from '../table/table.ts';
 import { type Enforcer, EnforcerError } from './enforcer.ts';
@@ -11,19 +12,23 @@ export interface RuleConfig {
   table: string;
   /** The LAN interfaces where metals live. */
   lan: string[];
+  /** The gateway's own IPv4 address on the LAN: the only gateway address a metal may reach (T7). */
+  lanAddress: string;
   uplink: string;
-  /** Gateway boot/registration services reachable by Pending and Active metals. */
+  /** Gateway boot services reachable by Pending and Active metals, at lanAddress only (BOOT_PORTS). */
   bootUdpPorts: number[];
   bootTcpPorts: number[];
 }
 
-const NAME = /^[A-Za-z0-9_.-]{1,15}$/;
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-
+// The patterns sit inside the checks (not module constants) so mutation testing exercises them.
 function checkName(n: string, what: string): string {
-  if (!NAME.test(n)) throw new EnforcerError('bad_name', `${what} "${n}" is not a valid interface/table name`);
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(n)) throw new EnforcerError('bad_name', `${what} "${n}" is not a valid interface/table name`);
   return n;
+}
+
+function checkIpv4(ip: string, what: string): string {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) throw new EnforcerError('bad_name', `${what} "${ip}" is not IPv4`);
+  return ip;
 }
 
 function set(name: string, type: string, elements: string[]): string {
@@ -31,8 +36,11 @@ function set(name: string, type: string, elements: string[]): string {
   return `\tset ${name} {\n\t\ttype ${type}${body}\n\t}`;
 }
 
-function ports(p: number[]): string {
-  return p.length === 1 ? String(p[0]) : `{ ${p.join(', ')} }`;
+function ports(p: number[], what: string): string {
+  for (const n of p) {
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new EnforcerError('bad_port', `${what} port ${n} is not 1..65535`);
+  }
+  return `{ ${p.join(', ')} }`;
 }
 
 /** Renders the complete nft script for the rows. Pure; validates every name and address it embeds. */
@@ -41,27 +49,32 @@ export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
   const uplink = checkName(cfg.uplink, 'uplink');
   const lans = cfg.lan.map((l) => checkName(l, 'lan'));
   if (lans.length === 0) throw new EnforcerError('bad_name', 'at least one LAN interface is needed');
+  const lanIp = checkIpv4(cfg.lanAddress, 'LAN address');
   const active: string[] = [];
   const activeIp = new Set<string>();
   const pending: string[] = [];
   const blocked: string[] = [];
   for (const r of rows) {
-    if (!MAC.test(r.mac)) throw new EnforcerError('bad_name', `row MAC "${r.mac}" is not lower-case colon form`);
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(r.mac)) throw new EnforcerError('bad_name', `row MAC "${r.mac}" is not lower-case colon form`);
     checkName(r.gatewayInterface, 'gateway interface');
     const ifmac = `"${r.gatewayInterface}" . ${r.mac}`;
     if (r.state === 'blocked') blocked.push(ifmac);
     else if (r.state === 'pending') pending.push(ifmac);
     else if (r.ip !== null) {
-      if (!IPV4.test(r.ip)) throw new EnforcerError('bad_name', `row address "${r.ip}" is not IPv4`);
-      active.push(`${ifmac} . ${r.ip}`);
+      active.push(`${ifmac} . ${checkIpv4(r.ip, 'row address')}`);
       activeIp.add(r.ip);
     }
   }
   const lanSet = `{ ${lans.map((l) => `"${l}"`).join(', ')} }`;
+  const udp = cfg.bootUdpPorts.length > 0 ? `udp dport ${ports(cfg.bootUdpPorts, 'boot UDP')}` : '';
+  const tcp = cfg.bootTcpPorts.length > 0 ? `tcp dport ${ports(cfg.bootTcpPorts, 'boot TCP')}` : '';
+  // Every accept below names the LAN address, which also makes it IPv4 only (IPv6 falls to drop).
+  const toGateway = `ip daddr ${lanIp}`;
   const bootRules: string[] = [];
   for (const who of ['iifname . ether saddr @pending', 'iifname . ether saddr . ip saddr @active']) {
-    if (cfg.bootUdpPorts.length > 0) bootRules.push(`\t\t${who} udp dport ${ports(cfg.bootUdpPorts)} accept`);
-    if (cfg.bootTcpPorts.length > 0) bootRules.push(`\t\t${who} tcp dport ${ports(cfg.bootTcpPorts)} accept`);
+    for (const service of [udp, tcp]) if (service) bootRules.push(`\t\t${who} ${toGateway} ${service} accept`);
+    // Answers to flows the gateway opened: TFTP sends the file from a port of its own (RFC 1350 §4).
+    bootRules.push(`\t\t${who} ${toGateway} ct state established,related accept`);
   }
   return [
     `table inet ${table}`,
@@ -77,9 +90,10 @@ export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
     `\t\tiifname != ${lanSet} udp dport 67 drop`,
     `\t\tiifname != ${lanSet} accept`,
     '\t\tiifname . ether saddr @blocked drop',
-    '\t\tudp sport 68 udp dport 67 accept',
+    // DHCP: broadcast from clients without an address, unicast renewals to the server identifier.
+    `\t\tip daddr { 255.255.255.255, ${lanIp} } udp sport 68 udp dport 67 accept`,
     ...bootRules,
-    '\t\tiifname . ether saddr . ip saddr @active icmp type echo-request accept',
+    `\t\tiifname . ether saddr . ip saddr @active ${toGateway} icmp type echo-request accept`,
     '\t\tdrop',
     '\t}',
     '\tchain forward {',
@@ -98,42 +112,56 @@ export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
   ].join('\n');
 }
 
-function run(cmd: string, args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program (no shell) with `stdin` as its input; resolves with its exit status and output. */
+export type CommandRunner = (cmd: string, args: string[], stdin?: string) => Promise<CommandResult>;
+
+/** The real runner: a child process. A command killed by a signal resolves with code -1. */
+export function runCommand(cmd: string, args: string[], stdin?: string): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args);
     let stdout = '';
     let stderr = '';
-    p.stdout?.on('data', (d) => {
+    p.stdout.on('data', (d) => {
       stdout += d;
     });
-    p.stderr?.on('data', (d) => {
+    p.stderr.on('data', (d) => {
       stderr += d;
     });
     p.on('error', reject);
     p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    if (p.stdin) {
-      // A child that exits before reading (a failing nft) must not crash the daemon with EPIPE.
-      p.stdin.on('error', () => undefined);
-      p.stdin.end(stdin);
-    }
+    // A child that exits before reading (a failing nft) must not crash the daemon with EPIPE.
+    p.stdin.on('error', () => undefined);
+    p.stdin.end(stdin ?? '');
   });
 }
 
-/** Linux adapter: nftables + conntrack in the gateway's network namespace. */
+/**
+ * Linux adapter: nftables + conntrack in the gateway's network namespace. `exec` runs the programs
+ * (tests pass one that records calls, or one that enters a throw-away namespace).
+ */
 export class NftEnforcer implements Enforcer {
-  constructor(private readonly cfg: RuleConfig) {}
+  constructor(
+    private readonly cfg: RuleConfig,
+    private readonly exec: CommandRunner = runCommand,
+  ) {}
 
   async apply(rows: InterfaceRow[]): Promise<void> {
     const script = renderRuleset(this.cfg, rows);
-    const r = await run('nft', ['-f', '-'], script);
+    const r = await this.exec('nft', ['-f', '-'], script);
     if (r.code !== 0) throw new EnforcerError('apply_failed', `nft -f failed (exit ${r.code}): ${r.stderr.trim().slice(0, 500)}`);
   }
 
   async flushConnections(ip: string): Promise<void> {
-    if (!IPV4.test(ip)) throw new EnforcerError('bad_name', `"${ip}" is not IPv4`);
+    checkIpv4(ip, 'connection address');
     // Exit status 1 with "0 flow entries" just means there was nothing to delete.
     for (const dir of ['-s', '-d']) {
-      const r = await run('conntrack', ['-D', dir, ip]);
+      const r = await this.exec('conntrack', ['-D', dir, ip]);
       if (r.code !== 0 && !/0 flow entries/.test(r.stderr)) {
         throw new EnforcerError('apply_failed', `conntrack -D ${dir} ${ip} failed: ${r.stderr.trim().slice(0, 300)}`);
       }
@@ -141,7 +169,7 @@ export class NftEnforcer implements Enforcer {
   }
 
   async sampleConnections(): Promise<string> {
-    const r = await run('conntrack', ['-L', '-o', 'extended']);
+    const r = await this.exec('conntrack', ['-L', '-o', 'extended']);
     if (r.code !== 0) throw new EnforcerError('apply_failed', `conntrack -L failed: ${r.stderr.trim().slice(0, 300)}`);
     return r.stdout;
   }
