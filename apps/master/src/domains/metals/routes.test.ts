@@ -52,7 +52,7 @@ describe('T3 Metal Objects through the owner API', () => {
     [{ name: 'x'.repeat(65) }, 400, 'invalid_value', 'name'],
     [{ name: 'has space' }, 400, 'invalid_value', 'name'],
     [{ color: 'red' }, 400, 'validation_failed', 'color'],
-    [{ interfaces: [{ name: 'eth0', mac: 'dc:a6:32:01:02:03', type: 'ethernet', speed: 1 }] }, 400, 'validation_failed', 'interfaces.0.speed'],
+    [{ interfaces: [{ name: 'eth0', mac: 'dc:a6:32:01:02:03', type: 'ethernet', speed: 1 }] }, 400, 'validation_failed', 'interfaces[0].speed'],
     [
       {
         interfaces: [
