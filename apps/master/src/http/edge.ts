@@ -15,7 +15,7 @@ declare module 'fastify' {
  * the one error shape `{ error: { code, message, field? }, requestId }`, including those Fastify
  * and Node's HTTP parser raise before a route is found.
  */
-export type EdgeErrorCode = 'bad_url' | 'uri_too_long' | 'headers_too_large' | 'bad_request' | 'unsupported_media_type' | 'invalid_string';
+export type EdgeErrorCode = 'bad_url' | 'uri_too_long' | 'headers_too_large' | 'bad_request' | 'unsupported_media_type' | 'invalid_string' | 'validation_failed';
 
 registerStatusTable<EdgeErrorCode>('http', {
   bad_url: 400,
@@ -24,6 +24,7 @@ registerStatusTable<EdgeErrorCode>('http', {
   bad_request: 400,
   unsupported_media_type: 415,
   invalid_string: 400,
+  validation_failed: 400,
 });
 
 export class EdgeError extends DomainError<EdgeErrorCode> {
@@ -140,11 +141,32 @@ function findBadString(value: unknown, path: (string | number)[], depth = 0): { 
   return undefined;
 }
 
+/** The first query parameter whose name or value is not valid percent-encoded UTF-8 (the parser would pass it on undecoded). */
+function badlyEncodedQuery(url: string): string | undefined {
+  const q = url.indexOf('?');
+  if (q === -1) return undefined;
+  for (const pair of url.slice(q + 1).split('&')) {
+    const [name = '', value = ''] = pair.split('=', 2);
+    const decode = (s: string) => {
+      try {
+        return decodeURIComponent(s.replace(/\+/g, ' '));
+      } catch {
+        return undefined;
+      }
+    };
+    const decodedName = decode(name);
+    if (decodedName === undefined) return name.slice(0, 64);
+    if (decode(value) === undefined) return decodedName.slice(0, 64);
+  }
+  return undefined;
+}
+
 /**
  * Input every route refuses the same way: a JSON route (one with a body schema) given another
  * Content-Type answers 415 naming `application/json` — before anything parses the body; a string
  * anywhere in the path, query or body with a NUL or a lone surrogate answers 400 naming the field
- * (PostgreSQL cannot store a NUL: unrefused, it would be a 500 on one store and data on the other).
+ * (PostgreSQL cannot store a NUL: unrefused, it would be a 500 on one store and data on the other);
+ * an API route that takes no query parameters refuses any, as the others refuse unknown ones.
  */
 export function installEdgeGuards(app: FastifyInstance): void {
   app.addHook('preParsing', async (req, _reply, payload) => {
@@ -157,6 +179,18 @@ export function installEdgeGuards(app: FastifyInstance): void {
     return payload;
   });
   app.addHook('preValidation', async (req) => {
+    const bad = badlyEncodedQuery(req.url);
+    if (bad !== undefined) {
+      const field = fieldPath(['querystring', bad]);
+      throw new EdgeError('bad_url', `${field} is not valid percent-encoded UTF-8`, field);
+    }
+    if (req.routeOptions.url?.startsWith('/api/') && !req.routeOptions.schema?.querystring) {
+      const unknown = Object.keys((req.query ?? {}) as object)[0];
+      if (unknown !== undefined) {
+        const field = fieldPath(['querystring', unknown]);
+        throw new EdgeError('validation_failed', `unknown field "${field}" (this route takes no query parameters)`, field);
+      }
+    }
     const sources: [string, unknown][] = [
       ['params', req.params],
       ['querystring', req.query],

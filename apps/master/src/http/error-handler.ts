@@ -29,7 +29,6 @@ function validationField(err: FastifyError, req: FastifyRequest): string | undef
 
 function validationMessage(err: FastifyError, req: FastifyRequest): string {
   const v = err.validation?.[0];
-  const params = (v?.params ?? {}) as Record<string, unknown>;
   if (v?.keyword === 'additionalProperties') return `unknown field "${validationField(err, req)}"`;
   if (v?.keyword === 'required') return `missing field "${validationField(err, req)}"`;
   return `${validationField(err, req) ?? 'request'} ${v?.message ?? 'is invalid'}`;
