@@ -178,7 +178,9 @@ export function installEdgeGuards(app: FastifyInstance): void {
     }
     return payload;
   });
-  app.addHook('preValidation', async (req) => {
+  // After authentication (the gateway scope authenticates in preValidation, so an unauthenticated
+  // caller learns nothing of the input rules) and schema validation, before any handler.
+  app.addHook('preHandler', async (req) => {
     const bad = badlyEncodedQuery(req.url);
     if (bad !== undefined) {
       const field = fieldPath(['querystring', bad]);
