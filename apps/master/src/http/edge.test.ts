@@ -176,6 +176,14 @@ describe.each(adapters)('T2 T3 D4 the owner API refuses hostile input on %s: 4xx
     expect(await snapshot(m.db)).toBe(before);
   });
 
+  it('answers 415 naming its media type to a non-JSON route given JSON, and changes nothing', async () => {
+    const before = await snapshot(m.db);
+    const r = await m.app.inject({ method: 'PUT', url: `/api/v1/glazes/${refs.glazes}/manifest`, headers: { ...m.auth(m.alice.token), 'content-type': 'application/json' }, payload: '{"a":1}' });
+    expect(r.statusCode).toBe(415);
+    expect(r.json().error.message).toContain('application/suit-envelope+cose');
+    expect(await snapshot(m.db)).toBe(before);
+  });
+
   it('answers framework errors in the one shape: bad URL 400, unknown route 404, long segment 414', async () => {
     const cases: [string, number, string][] = [
       ['/api/v1/metals/%ff%fe', 400, 'bad_url'],

@@ -94,6 +94,7 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
   app.put<{ Params: { ref: string }; Body: Buffer }>(
     '/glazes/:ref/manifest',
     {
+      config: { bodyType: SUIT_ENVELOPE_MEDIA },
       schema: {
         tags: ['keys'],
         summary: `Attach a SUIT envelope (${SUIT_ENVELOPE_MEDIA}) signed by one of your keys whose image digest is the Glaze's SHA-256`,
