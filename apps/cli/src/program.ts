@@ -1,3 +1,4 @@
+import { NAME_RULE } from '@tips/core';
 import { Command, type CommanderError } from 'commander';
 import { registerDiscoveryCommands } from './commands/discovery.ts';
 import { registerGlazeCommands } from './commands/glaze.ts';
@@ -13,7 +14,8 @@ export function createProgram(): Command {
     .description('TIPS operator command line: metals, Spaces, Glazes, SUIT manifests')
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true })
-    .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 usage, 3 login/authentication, 4 not found, 5 conflict, 6 input refused, 7 master unreachable, 8 verification failed.');
+    .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 usage, 3 login/authentication, 4 not found, 5 conflict, 6 input refused, 7 master unreachable, 8 verification failed.')
+    .addHelpText('after', `Names (of metals, Spaces, Glazes, gateways, keys, tokens, owners): ${NAME_RULE}. A <ref> is an ID or a name.`);
   registerLoginCommands(program);
   registerMetalCommands(program);
   registerSpaceCommands(program);

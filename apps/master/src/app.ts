@@ -26,6 +26,7 @@ import { spaceRoutes } from './domains/spaces/routes.ts';
 import { SpaceService } from './domains/spaces/service.ts';
 import { KyselySpaceStore } from './domains/spaces/store.kysely.ts';
 import { DomainEvents } from './events.ts';
+import { edgeServerOptions, installEdgeGuards } from './http/edge.ts';
 import { installErrorHandler } from './http/error-handler.ts';
 import { installMetrics } from './http/metrics.ts';
 import { createEphemeralCa, type MasterCa } from './domains/enrollment/ca.ts';
@@ -116,11 +117,13 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
     },
     // Strict input: unknown fields are errors, never silently dropped or coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    ...edgeServerOptions,
   });
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
   installErrorHandler(app);
+  installEdgeGuards(app);
   const metrics = installMetrics(app);
   const uploadIdleTimeoutMs = deps.uploadIdleTimeoutMs ?? 60_000;
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);

@@ -25,3 +25,20 @@ describe('T12 D4 master configuration: --upload-idle-timeout', () => {
     }
   });
 });
+
+describe('D4 S6 TIPS_BOOTSTRAP_ADMIN_TOKEN is checked before anything starts', () => {
+  it('accepts an API token and refuses anything else with one message naming the format, never echoing the value', () => {
+    const ok = `tips_${'x'.repeat(43)}`;
+    expect(loadConfig({}, { TIPS_BOOTSTRAP_ADMIN_TOKEN: ok }).bootstrapAdminToken).toBe(ok);
+    expect(loadConfig({}, {}).bootstrapAdminToken).toBeUndefined();
+    for (const bad of ['secret-password', 'tips_short', `tips_${'x'.repeat(43)}!`, `TIPS_${'x'.repeat(43)}`, '']) {
+      expect(() => loadConfig({}, { TIPS_BOOTSTRAP_ADMIN_TOKEN: bad })).toThrow(ConfigError);
+      try {
+        loadConfig({}, { TIPS_BOOTSTRAP_ADMIN_TOKEN: bad });
+      } catch (e) {
+        expect((e as Error).message).toMatch(/^TIPS_BOOTSTRAP_ADMIN_TOKEN must be tips_ followed by 32–128 base64url characters/);
+        if (bad !== '') expect((e as Error).message).not.toContain(bad);
+      }
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DatabaseConfig } from './db/database.ts';
+import { API_TOKEN_FORMAT } from './domains/owners/model.ts';
 
 /** Every setting, with its flag, its environment variable and its default (`tips-master --help`). */
 export interface MasterConfig {
@@ -78,6 +79,13 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   const maxGlaze = opts.maxGlazeBytes ?? env.TIPS_MAX_GLAZE_BYTES;
   const tlsPort = opts.tlsPort ?? env.TIPS_TLS_PORT;
   const uploadIdle = opts.uploadIdleTimeout ?? env.TIPS_UPLOAD_IDLE_TIMEOUT;
+  const bootstrap = env.TIPS_BOOTSTRAP_ADMIN_TOKEN;
+  if (bootstrap !== undefined && !API_TOKEN_FORMAT.test(bootstrap)) {
+    // The value is a secret: say what is wrong with it, never echo it.
+    throw new ConfigError(
+      `TIPS_BOOTSTRAP_ADMIN_TOKEN must be tips_ followed by 32–128 base64url characters (A-Z a-z 0-9 - _), e.g. tips_$(openssl rand -base64 32 | tr '+/' '-_' | tr -d '='); got ${bootstrap.length} characters${bootstrap.startsWith('tips_') ? '' : ' not starting with tips_'}`,
+    );
+  }
   return {
     host: opts.host ?? env.TIPS_HOST ?? DEFAULTS.host,
     port: port === undefined ? DEFAULTS.port : int('--port', port, 0, 65535),
@@ -85,7 +93,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     database,
     maxGlazeBytes: maxGlaze === undefined ? DEFAULTS.maxGlazeBytes : int('--max-glaze-bytes', maxGlaze, 1, Number.MAX_SAFE_INTEGER),
     logLevel: opts.logLevel ?? env.TIPS_LOG_LEVEL ?? DEFAULTS.logLevel,
-    bootstrapAdminToken: env.TIPS_BOOTSTRAP_ADMIN_TOKEN,
+    bootstrapAdminToken: bootstrap,
     // With --port 0 (tests, several masters on one machine) the HTTPS port defaults to any free one too.
     tlsPort: tlsPort === undefined ? (port !== undefined && Number(port) === 0 ? 0 : DEFAULTS.tlsPort) : tlsPort === 'off' ? null : int('--tls-port', tlsPort, 0, 65535),
     tlsHostname: opts.tlsHostname ?? env.TIPS_TLS_HOSTNAME ?? DEFAULTS.tlsHostname,

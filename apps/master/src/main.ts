@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { importKey } from '@tips/suit';
 import { Command, Option } from 'commander';
@@ -7,6 +8,7 @@ import { FsBlobStore } from './blob/fs-blob-store.ts';
 import { ConfigError, DEFAULTS, loadConfig, type RawOptions } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enrollment/ca-dir.ts';
+import { describeListen } from './http/bind-address.ts';
 import { systemClock, systemRandom } from './ports.ts';
 import { listenTls } from './tls/listener.ts';
 
@@ -40,7 +42,7 @@ const program = new Command('tips-master')
   )
   .addHelpText(
     'after',
-    '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN sets the admin token created on the first start (automation);\notherwise a random one is printed once.',
+    '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN (tips_ followed by 32–128 base64url characters) sets the admin token\ncreated on the first start (automation); otherwise a random one is printed once. On a database that\nalready has an admin it is ignored (with a warning): make further tokens with `tips token create`.',
   )
   .action(async (opts: RawOptions) => {
     let config: ReturnType<typeof loadConfig>;
@@ -68,8 +70,14 @@ const program = new Command('tips-master')
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);
     const address = await app.listen({ host: config.host, port: config.port });
-    const url = address.replace('[::1]', 'localhost');
-    process.stdout.write(`TIPS master listening on ${url}  (API docs: ${url}/docs)\n`);
+    const listening = describeListen(config.host, (app.server.address() as AddressInfo).port, 'http', address.replace('[::1]', 'localhost'));
+    const url = listening.usable;
+    process.stdout.write(`TIPS master ${listening.line}  (API docs: ${url}/docs)\n`);
+    if (admin === undefined && config.bootstrapAdminToken !== undefined && !(await services.owners.isAdminToken(config.bootstrapAdminToken))) {
+      process.stderr.write(
+        'warning: TIPS_BOOTSTRAP_ADMIN_TOKEN ignored: the database already has an admin, and the variable only sets the token of the first one; make a new token with `tips token create --name <name>` as the admin, or unset the variable\n',
+      );
+    }
     let tls: Awaited<ReturnType<typeof listenTls>> | undefined;
     if (config.tlsPort !== null) {
       const hostnames = [config.tlsHostname, 'localhost', '127.0.0.1', '::1', ...(config.host === '0.0.0.0' || config.host === '::' ? [] : [config.host])];
@@ -82,7 +90,8 @@ const program = new Command('tips-master')
         program.error(`error: cannot listen for HTTPS on ${config.host}:${config.tlsPort} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose --tls-port or --tls-port off`, { exitCode: 1 });
         return;
       }
-      process.stdout.write(`TIPS master TLS listening on ${tls.url}  (EST: ${tls.url}/.well-known/est; CA: ${config.caDir})\n`);
+      const tlsListening = describeListen(config.host, tls.port, 'https', tls.url);
+      process.stdout.write(`TIPS master TLS ${tlsListening.line}  (EST: ${tlsListening.usable}/.well-known/est; CA: ${config.caDir})\n`);
     }
     if (caCreated) process.stdout.write(`Created a CA in ${config.caDir} (its root key was discarded; for an offline root use \`tips ca init\`)\n`);
     if (admin && !config.bootstrapAdminToken) {

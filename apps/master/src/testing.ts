@@ -1,14 +1,23 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { buildApp, type Services } from './app.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
 import { type Db, openDatabase } from './db/database.ts';
 
-/** An in-process master on a throw-away SQLite file and blob dir, for route tests (`app.inject`). */
-export async function testMaster(opts: { maxGlazeBytes?: number; requireUploadToken?: boolean } = {}) {
+/**
+ * An in-process master on a throw-away SQLite file and blob dir, for route tests (`app.inject`);
+ * with `pgUrl` (the unit project's `inject('pgUrl')`) on a throw-away schema of that PostgreSQL.
+ */
+export async function testMaster(opts: { maxGlazeBytes?: number; requireUploadToken?: boolean; pgUrl?: string } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tips-master-test-'));
-  const db: Db = await openDatabase({ kind: 'sqlite', file: join(dir, 'tips.db') });
+  const schema = `test_${randomBytes(6).toString('hex')}`;
+  const pgAdmin = opts.pgUrl === undefined ? undefined : new pg.Client({ connectionString: opts.pgUrl });
+  await pgAdmin?.connect();
+  await pgAdmin?.query(`CREATE SCHEMA ${schema}`);
+  const db: Db = await openDatabase(opts.pgUrl === undefined ? { kind: 'sqlite', file: join(dir, 'tips.db') } : { kind: 'postgres', url: opts.pgUrl, schema, poolSize: 4 });
   const blobs = await FsBlobStore.open(join(dir, 'glazes'));
   const { app, services } = await buildApp({ db, blobs, maxGlazeBytes: opts.maxGlazeBytes, requireUploadToken: opts.requireUploadToken });
   const admin = await services.owners.ensureAdmin();
@@ -28,6 +37,8 @@ export async function testMaster(opts: { maxGlazeBytes?: number; requireUploadTo
     async close() {
       await app.close();
       await db.destroy();
+      await pgAdmin?.query(`DROP SCHEMA ${schema} CASCADE`);
+      await pgAdmin?.end();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidValueError, isId, newId, parseId, parseMac, parseName, parsePhase } from './index.ts';
+import { article, findByRef, ID_PREFIX, InvalidValueError, isId, looksLikeId, newId, parseId, parseMac, parseName, parsePhase } from './index.ts';
 
 describe('T3 TIPS IDs are unique, unguessable and validated', () => {
   it('encodes 128 random bits with a kind prefix', () => {
@@ -36,5 +36,42 @@ describe('T4 phases and names', () => {
     expect(parseName('pi-07')).toBe('pi-07');
     expect(() => parseName('x'.repeat(65))).toThrow(/1–64/);
     expect(() => parseName('bad name')).toThrow(InvalidValueError);
+  });
+});
+
+describe('T3 references are unambiguous: names never take the shape of an ID', () => {
+  it('refuses as a name every kind of ID, in any case, and keeps names that merely start like one', () => {
+    for (const kind of Object.keys(ID_PREFIX) as (keyof typeof ID_PREFIX)[]) {
+      const id = newId(kind, new Uint8Array(16).fill(7));
+      expect(looksLikeId(id)).toBe(true);
+      expect(() => parseName(id)).toThrow(/shape of an ID/);
+      expect(() => parseName(id.toUpperCase())).toThrow(/shape of an ID/);
+    }
+    for (const id of ['tok_AbCdEfGhIjKlMnOp', 'cmd_AbCdEfGhIjKlMn-_', 'reg_00mabcdefgAbCdEfGhIjKl', 'mtl_ilou0123456789abcdefghjkmn']) expect(() => parseName(id)).toThrow(/shape of an ID/);
+    for (const name of ['mtl_rack-7', 'key_rotation', 'spc_0123456789abcdefghjkmnpqr', 'tok_short', 'own_0123456789abcdefghjkmnpqrs0']) expect(parseName(name)).toBe(name);
+  });
+  it('looks an ID-shaped reference up only by ID, and only when it is of the kind asked for', async () => {
+    const calls: string[] = [];
+    const byId = async (id: string) => {
+      calls.push(`id:${id}`);
+      return 'by-id';
+    };
+    const byName = async (name: string) => {
+      calls.push(`name:${name}`);
+      return 'by-name';
+    };
+    const metal = newId('metal', new Uint8Array(16));
+    const space = newId('space', new Uint8Array(16));
+    expect(await findByRef('metal', metal, byId, byName)).toBe('by-id');
+    expect(await findByRef('metal', space, byId, byName)).toBeUndefined();
+    expect(await findByRef('metal', metal.toUpperCase(), byId, byName)).toBeUndefined();
+    expect(await findByRef('metal', 'pi-07', byId, byName)).toBe('by-name');
+    expect(calls).toEqual([`id:${metal}`, 'name:pi-07']);
+  });
+  it('writes "an" before a vowel in generated messages', () => {
+    expect(article('array')).toBe('an');
+    expect(article('owner')).toBe('an');
+    expect(article('map')).toBe('a');
+    expect(() => parseId('owner', 42)).toThrow('expected an owner ID string');
   });
 });

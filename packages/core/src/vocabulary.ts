@@ -1,4 +1,5 @@
 import { type Brand, InvalidValueError } from './brand.ts';
+import { looksLikeId } from './ids.ts';
 
 /** The three provisioning phases (T4): 1 = OS + client, 2 = applications, 3 = lifelong updates. */
 export const PHASES = [1, 2, 3] as const;
@@ -33,9 +34,16 @@ export function parseSeqNo(value: unknown, field = 'sequenceNumber'): SeqNo {
   throw new InvalidValueError(field, 'expected a non-negative integer sequence number');
 }
 
-/** Names shown to people: 1–64 chars, letters, digits, dot, dash, underscore; starts alphanumeric. */
+/**
+ * Names shown to people: 1–64 chars, letters, digits, dot, dash, underscore; starts alphanumeric;
+ * never the shape of an ID (`mtl_…`, `spc_…`, any kind): references take an ID or a name, and a
+ * name that looked like another object's ID would make a reference point at the wrong object.
+ * The one factory for the name of every object that has one (metals, Spaces, Glazes, gateways,
+ * owners, API tokens, operator keys).
+ */
 export type Name = Brand<string, 'Name'>;
 export const NAME_MAX = 64;
+export const NAME_RULE = `1–${NAME_MAX} letters, digits, ".", "-" or "_", starting with a letter or digit, and not shaped like an ID (such as mtl_<26 characters>)`;
 export function parseName(value: unknown, field = 'name'): Name {
   if (typeof value !== 'string') throw new InvalidValueError(field, 'expected a name string');
   if (value.length === 0 || value.length > NAME_MAX) {
@@ -43,6 +51,9 @@ export function parseName(value: unknown, field = 'name'): Name {
   }
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(value)) {
     throw new InvalidValueError(field, `name "${value}" may contain only letters, digits, ".", "-" and "_", starting with a letter or digit`);
+  }
+  if (looksLikeId(value)) {
+    throw new InvalidValueError(field, `name "${value}" has the shape of an ID; choose a name that does not (IDs are given by the master)`);
   }
   return value as Name;
 }

@@ -65,6 +65,20 @@ describe('S1 strict CBOR decoding rejects every non-deterministic or hostile for
     }
   });
 
+  it('length errors name the item with its article ("an array", not "a array")', () => {
+    const message = (bytes: string) => {
+      try {
+        decodeCbor(h(bytes));
+      } catch (e) {
+        return (e as SuitError).message;
+      }
+      return 'accepted';
+    };
+    expect(message('9b 0000000100000000')).toMatch(/^expected an array that fits/);
+    expect(message('ba ffffffff')).toMatch(/^expected a map that fits/);
+    expect(message('5b ffffffffffffffff')).toMatch(/^expected a byte string that fits/);
+  });
+
   it('64-bit integers and their negatives round-trip as bigint', () => {
     for (const s of ['1b ffffffffffffffff', '3b ffffffffffffffff', '1b 0020000000000000', '3b 001fffffffffffff', '1a ffffffff', '3a ffffffff']) {
       expect(hex(encodeCbor(decodeCbor(h(s))))).toBe(s.replace(/\s/g, ''));

@@ -106,10 +106,11 @@ class Reader {
     return v;
   }
 
+  /** `what` carries its article ("an array", "a map"): the message is read by people. */
   length(v: number | bigint, what: string, unit: number): number {
     const remaining = this.buf.length - this.pos;
     if (typeof v === 'bigint' || v * unit > remaining) {
-      this.fail('cbor_length_exceeds_input', `expected a ${what} that fits the ${remaining} remaining bytes, came a declared length of ${String(v)}`);
+      this.fail('cbor_length_exceeds_input', `expected ${what} that fits the ${remaining} remaining bytes, came a declared length of ${String(v)}`);
     }
     return v;
   }
@@ -124,13 +125,13 @@ class Reader {
       case MT_NINT:
         return typeof v === 'bigint' || v >= Number.MAX_SAFE_INTEGER ? -1n - BigInt(v) : -1 - v;
       case MT_BSTR: {
-        const len = this.length(v, 'byte string', 1);
+        const len = this.length(v, 'a byte string', 1);
         const out = this.buf.subarray(this.pos, this.pos + len);
         this.pos += len;
         return out;
       }
       case MT_TSTR: {
-        const len = this.length(v, 'text string', 1);
+        const len = this.length(v, 'a text string', 1);
         const at = this.pos;
         this.pos += len;
         if (len <= 64) {
@@ -154,14 +155,14 @@ class Reader {
       }
       case MT_ARRAY: {
         if (depth >= this.maxDepth) this.fail('cbor_too_deep', `expected nesting of at most ${this.maxDepth}, came deeper`);
-        const len = this.length(v, 'array', 1);
+        const len = this.length(v, 'an array', 1);
         const out: CborValue[] = new Array(len);
         for (let i = 0; i < len; i++) out[i] = this.item(depth + 1);
         return out;
       }
       case MT_MAP: {
         if (depth >= this.maxDepth) this.fail('cbor_too_deep', `expected nesting of at most ${this.maxDepth}, came deeper`);
-        const len = this.length(v, 'map', 2);
+        const len = this.length(v, 'a map', 2);
         const out: CborMap = new Map();
         let seen: Set<string> | undefined;
         for (let i = 0; i < len; i++) {

@@ -1,33 +1,43 @@
 import { InvalidValueError } from '@tips/core';
-import type { FastifyError, FastifyInstance } from 'fastify';
-import { DomainError, type ErrorBody, statusOf } from './errors.ts';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import { errorBody, fieldPath } from './edge.ts';
+import { DomainError, statusOf } from './errors.ts';
 
-/** Why a schema validation failed, in terms of the field a client sent. */
-function validationField(err: FastifyError): string | undefined {
+/**
+ * The field a schema validation failed on, in the API's one path style (`interfaces[0].mac`):
+ * Ajv's JSON Pointer is walked against the data sent, so array indexes render as `[i]` and object
+ * keys (even numeric ones) as `.key`. Body fields are bare; path and query fields are prefixed.
+ */
+function validationField(err: FastifyError, req: FastifyRequest): string | undefined {
   const v = err.validation?.[0];
   if (!v) return undefined;
   const params = v.params as Record<string, unknown>;
-  const base = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
+  const context = err.validationContext ?? 'body';
+  const data: Record<string, unknown> = { body: req.body, querystring: req.query, params: req.params, headers: req.headers };
+  let at: unknown = data[context];
+  const parts: (string | number)[] = context === 'body' ? [] : [context];
+  for (const raw of v.instancePath.split('/').slice(1)) {
+    const key = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    const index = Array.isArray(at) && /^\d+$/.test(key) ? Number(key) : undefined;
+    parts.push(index ?? key);
+    at = at !== null && typeof at === 'object' ? (at as Record<string, unknown>)[key] : undefined;
+  }
   const extra = (params.missingProperty ?? params.additionalProperty) as string | undefined;
-  const field = [err.validationContext === 'body' ? '' : err.validationContext, base, extra].filter(Boolean).join('.');
-  return field || err.validationContext;
+  if (extra !== undefined) parts.push(extra);
+  return fieldPath(parts) || context;
 }
 
-function validationMessage(err: FastifyError): string {
+function validationMessage(err: FastifyError, req: FastifyRequest): string {
   const v = err.validation?.[0];
-  const params = (v?.params ?? {}) as Record<string, unknown>;
-  if (v?.keyword === 'additionalProperties') return `unknown field "${String(params.additionalProperty)}"`;
-  if (v?.keyword === 'required') return `missing field "${String(params.missingProperty)}"`;
-  return `${validationField(err) ?? 'request'} ${v?.message ?? 'is invalid'}`;
+  if (v?.keyword === 'additionalProperties') return `unknown field "${validationField(err, req)}"`;
+  if (v?.keyword === 'required') return `missing field "${validationField(err, req)}"`;
+  return `${validationField(err, req) ?? 'request'} ${v?.message ?? 'is invalid'}`;
 }
 
 /** One error shape for the whole API: `{ error: { code, message, field? }, requestId }`. */
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, req, reply) => {
-    const body = (code: string, message: string, field?: string): ErrorBody => ({
-      error: field ? { code, message, field } : { code, message },
-      requestId: String(req.id),
-    });
+    const body = (code: string, message: string, field?: string) => errorBody(String(req.id), code, message, field);
     if (err instanceof DomainError) {
       const status = statusOf(err);
       if (status >= 500) req.log.error({ err }, 'domain error without a status');
@@ -38,9 +48,12 @@ export function installErrorHandler(app: FastifyInstance): void {
       return reply.code(400).send(body('invalid_value', err.message, err.field));
     }
     if (err.validation) {
-      return reply.code(400).send(body('validation_failed', validationMessage(err), validationField(err)));
+      return reply.code(400).send(body('validation_failed', validationMessage(err, req), validationField(err, req)));
     }
-    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.code(415).send(body('unsupported_media_type', err.message));
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      const given = req.headers['content-type'];
+      return reply.code(415).send(body('unsupported_media_type', `this route does not accept Content-Type ${given ? JSON.stringify(given.slice(0, 100)) : 'none'}`, 'content-type'));
+    }
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send(body('body_too_large', err.message));
     if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) {
       return reply.code(400).send(body('invalid_json', 'the request body is not valid JSON'));
@@ -52,6 +65,6 @@ export function installErrorHandler(app: FastifyInstance): void {
     return reply.code(500).send(body('internal', 'internal error; quote the request id when reporting it'));
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send({ error: { code: 'route_not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }, requestId: String(req.id) });
+    reply.code(404).send(errorBody(String(req.id), 'route_not_found', `no route ${req.method} ${req.url.split('?')[0]?.slice(0, 200)}`));
   });
 }

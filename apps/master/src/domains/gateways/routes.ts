@@ -2,7 +2,7 @@ import websocket from '@fastify/websocket';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
-import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
 import { isTls, peerCertificate } from '../../tls/peer.ts';
 import type { GatewayErrorCode } from './errors.ts';
 import { type Gateway, MAX_TABLE_BYTES } from './model.ts';
@@ -67,7 +67,7 @@ export function gatewayOwnerRoutes(app: FastifyInstance, gateways: GatewayServic
       schema: {
         tags: ['gateways'],
         summary: 'Declare a gateway; returns its one-time enrollment token (shown only here, valid 24 h, single use)',
-        body: Type.Object({ name: Type.String({ maxLength: 256 }) }, { additionalProperties: false }),
+        body: Type.Object({ name: NameField }, { additionalProperties: false }),
         response: { 201: Type.Object({ gateway: GatewaySchema, enrollmentToken: Type.String() }), ...errorResponses(400, 409) },
       },
     },
@@ -163,7 +163,7 @@ export async function gatewayApiRoutes(scope: FastifyInstance, gateways: Gateway
           'Enroll a gateway with its one-time token and its Ed25519 public key (SPKI PEM); not signed. Returns its TLS client certificate for that key (urn:tips:gateway:<id>) and the CA chain',
         security: [],
         body: Type.Object(
-          { enrollmentToken: Type.String({ maxLength: 128 }), name: Type.Optional(Type.String({ maxLength: 256 })), publicKey: Type.String({ maxLength: 1024 }) },
+          { enrollmentToken: Type.String({ maxLength: 128 }), name: Type.Optional(NameField), publicKey: Type.String({ maxLength: 1024 }) },
           { additionalProperties: false },
         ),
         response: { 201: Type.Intersect([Type.Object({ gatewayId: Type.String() }), CertificateOut]), ...errorResponses(400, 401) },

@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { type GatewayId, InvalidValueError, isId, newId, type OwnerId, parseName } from '@tips/core';
+import { findByRef, type GatewayId, InvalidValueError, isId, newId, type OwnerId, parseName } from '@tips/core';
 import { certificateFingerprint, certificateIdentities, issueCertificate, parseCertificate, serialFrom, x509 } from '@tips/trust';
 import { isUniqueViolation } from '../../db/database.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -133,7 +133,7 @@ export class GatewayService {
 
   /** Finds an owner's gateway by ID or name; another owner's is "not found". */
   async get(ownerId: OwnerId, ref: string): Promise<Gateway> {
-    const g = isId('gateway', ref) ? await this.store.findById(ref as GatewayId) : await this.store.findByName(ownerId, ref);
+    const g = await findByRef('gateway', ref, (id) => this.store.findById(id), (name) => this.store.findByName(ownerId, name));
     if (!g || g.ownerId !== ownerId) throw new GatewayError('gateway_not_found', `no gateway "${ref}"`, 'gateway');
     return g;
   }

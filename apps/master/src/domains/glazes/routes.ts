@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ByteRange } from '../../blob/blob-store.ts';
 import { registerStatusTable } from '../../http/errors.ts';
-import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
 import { GlazeError, type GlazeErrorCode } from './errors.ts';
 import type { Glaze } from './model.ts';
 import type { GlazeService } from './service.ts';
@@ -72,7 +72,7 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
         summary: 'Upload a Glaze (body: the raw image, Content-Type application/octet-stream)',
         querystring: Type.Object(
           {
-            name: Type.String({ maxLength: 256 }),
+            name: NameField,
             spaces: Type.Optional(Type.String({ maxLength: 4096, description: 'comma-separated Space IDs or names allowed to use it' })),
             mediaType: Type.Optional(Type.String({ maxLength: 255 })),
             sha256: Type.Optional(Type.String({ maxLength: 64, description: 'digest the client computed; checked' })),
@@ -137,7 +137,7 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
         summary: 'Rename a Glaze or replace the list of Spaces allowed to use it',
         params: Type.Object({ ref: Ref }),
         body: Type.Object(
-          { name: Type.Optional(Type.String({ maxLength: 256 })), spaces: Type.Optional(Type.Array(Ref, { maxItems: 256 })) },
+          { name: Type.Optional(NameField), spaces: Type.Optional(Type.Array(Ref, { maxItems: 256 })) },
           { additionalProperties: false, minProperties: 1 },
         ),
         response: { 200: GlazeSchema, ...errorResponses(400, 404, 409) },

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { type GlazeId, InvalidValueError, isId, newId, type OwnerId, parseName, parseSha256, type Sha256, type SpaceId } from '@tips/core';
+import { findByRef, type GlazeId, InvalidValueError, newId, type OwnerId, parseName, parseSha256, type Sha256, type SpaceId } from '@tips/core';
 import type { BlobStore, ByteRange, StoredBlob } from '../../blob/blob-store.ts';
 import { isUniqueViolation } from '../../db/database.ts';
 import type { DomainEvents } from '../../events.ts';
@@ -105,7 +105,7 @@ export class GlazeService implements GlazeLookup {
   }
 
   async get(ownerId: OwnerId, ref: string): Promise<Glaze> {
-    const g = isId('glaze', ref) ? await this.store.findById(ownerId, ref as GlazeId) : await this.store.findByName(ownerId, ref);
+    const g = await findByRef('glaze', ref, (id) => this.store.findById(ownerId, id), (name) => this.store.findByName(ownerId, name));
     if (!g) throw new GlazeError('glaze_not_found', `no Glaze "${ref}"`, 'glaze');
     return g;
   }

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
-import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
 import type { KeyErrorCode } from './errors.ts';
 import { type GlazeManifest, MAX_ENVELOPE_BYTES, type OperatorKey, SERVER_HELD_WARNING, SUIT_ENVELOPE_MEDIA } from './model.ts';
 import type { KeyService, SignInput } from './service.ts';
@@ -59,7 +59,7 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
         tags: ['keys'],
         summary: 'Register an operator public key (the CLI keeps the private key); or, with serverHeld: true, let the master make and hold one (hobby mode)',
         body: Type.Object(
-          { name: Type.String({ maxLength: 256 }), publicKey: Type.Optional(Type.String({ maxLength: 8192 })), serverHeld: Type.Optional(Type.Boolean()) },
+          { name: NameField, publicKey: Type.Optional(Type.String({ maxLength: 8192 })), serverHeld: Type.Optional(Type.Boolean()) },
           { additionalProperties: false },
         ),
         response: { 201: KeyOut, ...errorResponses(400, 409) },
@@ -94,6 +94,7 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
   app.put<{ Params: { ref: string }; Body: Buffer }>(
     '/glazes/:ref/manifest',
     {
+      config: { bodyType: SUIT_ENVELOPE_MEDIA },
       schema: {
         tags: ['keys'],
         summary: `Attach a SUIT envelope (${SUIT_ENVELOPE_MEDIA}) signed by one of your keys whose image digest is the Glaze's SHA-256`,

@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { encodeBase32, type OwnerId, parseName } from '@tips/core';
+import { findByRef, newId, type OwnerId, parseName } from '@tips/core';
 import { authenticate, bindGlaze, decodeStage, importKey, SuitError, type TrustedKey, verifyGlazeBinding } from '@tips/suit';
 import { isUniqueViolation } from '../../db/database.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -63,7 +63,7 @@ export class KeyService {
 
   private async insert(ownerId: OwnerId, name: string, pub: KeyObject, privatePem: string | null): Promise<OperatorKey> {
     const key: OperatorKey = {
-      id: `key_${encodeBase32(this.random.bytes(16))}`,
+      id: newId('key', this.random.bytes(16)),
       ownerId,
       name,
       alg: algOf(pub),
@@ -85,12 +85,17 @@ export class KeyService {
     return key;
   }
 
+  /** A key by ID or by name, never one for the other (a name cannot look like an ID). */
+  private find(ownerId: OwnerId, ref: string) {
+    return findByRef('key', ref, (id) => this.store.findById(ownerId, id), (name) => this.store.findByName(ownerId, name));
+  }
+
   list(ownerId: OwnerId): Promise<OperatorKey[]> {
     return this.store.list(ownerId);
   }
 
   async revoke(ownerId: OwnerId, ref: string): Promise<void> {
-    const found = await this.store.find(ownerId, ref);
+    const found = await this.find(ownerId, ref);
     if (!found || !(await this.store.revoke(ownerId, found.key.id, this.clock.now().toISOString()))) throw new KeyError('key_not_found', `no active key "${ref.slice(0, 64)}"`, 'key');
   }
 
@@ -126,13 +131,13 @@ export class KeyService {
     }
     const manifest: GlazeManifest = { glazeId: glaze.id, ownerId, keyId, envelope, sequenceNumber, createdAt: this.clock.now().toISOString() };
     await this.store.putManifest(manifest);
-    const key = (await this.store.find(ownerId, keyId))!.key;
+    const key = (await this.store.findById(ownerId, keyId))!.key;
     return { manifest, key };
   }
 
   /** Hobby mode: the master builds and signs the Glaze's envelope with a server-held key. */
   async signWithServerKey(ownerId: OwnerId, glazeRef: string, input: SignInput): Promise<{ manifest: GlazeManifest; key: OperatorKey }> {
-    const found = await this.store.find(ownerId, input.key);
+    const found = await this.find(ownerId, input.key);
     if (!found || found.key.revokedAt) throw new KeyError('key_not_found', `no active key "${input.key.slice(0, 64)}"`, 'key');
     if (!found.serverPrivateKeyPem) throw new KeyError('key_not_server_held', 'this key is not held by the master; sign locally with `tips glaze push --sign-key`', 'key');
     const glaze = await this.glazes.get(ownerId, glazeRef);

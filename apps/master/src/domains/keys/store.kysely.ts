@@ -42,8 +42,16 @@ export class KyselyKeyStore implements KeyStore {
     return (await q.orderBy('created_at').orderBy('id').execute()).map(toKey);
   }
 
-  async find(ownerId: OwnerId, id: string): Promise<{ key: OperatorKey; serverPrivateKeyPem: string | null } | undefined> {
-    const r = await this.db.selectFrom('operator_keys').selectAll().where('owner_id', '=', ownerId).where((eb) => eb.or([eb('id', '=', id), eb('name', '=', id)])).executeTakeFirst();
+  findById(ownerId: OwnerId, id: string): Promise<{ key: OperatorKey; serverPrivateKeyPem: string | null } | undefined> {
+    return this.findBy(ownerId, 'id', id);
+  }
+
+  findByName(ownerId: OwnerId, name: string): Promise<{ key: OperatorKey; serverPrivateKeyPem: string | null } | undefined> {
+    return this.findBy(ownerId, 'name', name);
+  }
+
+  private async findBy(ownerId: OwnerId, column: 'id' | 'name', value: string): Promise<{ key: OperatorKey; serverPrivateKeyPem: string | null } | undefined> {
+    const r = await this.db.selectFrom('operator_keys').selectAll().where('owner_id', '=', ownerId).where(column, '=', value).executeTakeFirst();
     return r && { key: toKey(r), serverPrivateKeyPem: r.server_private_key };
   }
 

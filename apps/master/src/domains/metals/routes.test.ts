@@ -49,10 +49,10 @@ describe('T3 Metal Objects through the owner API', () => {
     [{ interfaces: [{ name: 'eth0', mac: 'dc:a6:32:01:02', type: 'ethernet' }] }, 400, 'invalid_value', 'interfaces[0].mac'],
     [{ interfaces: [{ name: 'eth0', mac: 'dc:a6:32:01:02:03', type: 'token-ring' }] }, 400, 'invalid_value', 'interfaces[0].type'],
     [{ interfaces: [] }, 400, 'invalid_value', 'interfaces'],
-    [{ name: 'x'.repeat(65) }, 400, 'invalid_value', 'name'],
+    [{ name: 'x'.repeat(65) }, 400, 'validation_failed', 'name'],
     [{ name: 'has space' }, 400, 'invalid_value', 'name'],
     [{ color: 'red' }, 400, 'validation_failed', 'color'],
-    [{ interfaces: [{ name: 'eth0', mac: 'dc:a6:32:01:02:03', type: 'ethernet', speed: 1 }] }, 400, 'validation_failed', 'interfaces.0.speed'],
+    [{ interfaces: [{ name: 'eth0', mac: 'dc:a6:32:01:02:03', type: 'ethernet', speed: 1 }] }, 400, 'validation_failed', 'interfaces[0].speed'],
     [
       {
         interfaces: [

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
-import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
 import type { SpaceService } from '../spaces/service.ts';
 import type { MetalErrorCode } from './errors.ts';
 import type { Metal } from './model.ts';
@@ -58,7 +58,7 @@ export function metalRoutes(app: FastifyInstance, metals: MetalService, spaces: 
         tags: ['metals'],
         summary: 'Declare a metal and its interfaces',
         body: Type.Object(
-          { name: Type.String({ maxLength: 256 }), labels: Type.Optional(Labels), interfaces: Type.Array(InterfaceIn, { maxItems: 64 }) },
+          { name: NameField, labels: Type.Optional(Labels), interfaces: Type.Array(InterfaceIn, { maxItems: 64 }) },
           { additionalProperties: false },
         ),
         response: { 201: MetalSchema, ...errorResponses(400, 409, 422) },
@@ -101,7 +101,7 @@ export function metalRoutes(app: FastifyInstance, metals: MetalService, spaces: 
         summary: 'Rename, relabel, or replace the interface list',
         params: Type.Object({ ref: Ref }),
         body: Type.Object(
-          { name: Type.Optional(Type.String({ maxLength: 256 })), labels: Type.Optional(Labels), interfaces: Type.Optional(Type.Array(InterfaceIn, { maxItems: 64 })) },
+          { name: Type.Optional(NameField), labels: Type.Optional(Labels), interfaces: Type.Optional(Type.Array(InterfaceIn, { maxItems: 64 })) },
           { additionalProperties: false, minProperties: 1 },
         ),
         response: { 200: MetalSchema, ...errorResponses(400, 404, 409, 422) },

@@ -1,4 +1,4 @@
-import { InvalidValueError, isId, type Mac, newId, type OwnerId, parseInterfaceType, parseMac, parseName, type TipsId } from '@tips/core';
+import { findByRef, InvalidValueError, type Mac, newId, type OwnerId, parseInterfaceType, parseMac, parseName, type TipsId } from '@tips/core';
 import { isUniqueViolation } from '../../db/database.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -119,7 +119,7 @@ export class MetalService {
 
   /** Finds a metal by TIPS ID or by name, only among the owner's own (another owner's is "not found"). */
   async get(ownerId: OwnerId, ref: string): Promise<Metal> {
-    const metal = isId('metal', ref) ? await this.store.findById(ownerId, ref as TipsId) : await this.store.findByName(ownerId, ref);
+    const metal = await findByRef('metal', ref, (id) => this.store.findById(ownerId, id), (name) => this.store.findByName(ownerId, name));
     if (!metal) throw this.notFound(ref);
     return metal;
   }

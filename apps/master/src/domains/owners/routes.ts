@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
-import { errorResponses, Items } from '../../http/schemas.ts';
+import { errorResponses, Items, NameField } from '../../http/schemas.ts';
 import type { OwnerErrorCode } from './errors.ts';
 import type { OwnerService } from './service.ts';
 
@@ -32,7 +32,7 @@ export function ownerRoutes(app: FastifyInstance, owners: OwnerService): void {
       schema: {
         tags: ['owners'],
         summary: 'Create an owner (admin); returns its first API token once',
-        body: Type.Object({ name: Type.String({ maxLength: 256 }) }, { additionalProperties: false }),
+        body: Type.Object({ name: NameField }, { additionalProperties: false }),
         response: { 201: Type.Object({ owner: OwnerSchema, token: Type.String() }), ...errorResponses(400, 403, 409) },
       },
     },
@@ -49,7 +49,7 @@ export function ownerRoutes(app: FastifyInstance, owners: OwnerService): void {
       schema: {
         tags: ['owners'],
         summary: 'Create an API token; the secret is shown only in this response',
-        body: Type.Object({ name: Type.String({ maxLength: 256 }) }, { additionalProperties: false }),
+        body: Type.Object({ name: NameField }, { additionalProperties: false }),
         response: { 201: Type.Intersect([TokenSchema, Type.Object({ secret: Type.String() })]), ...errorResponses(400) },
       },
     },

@@ -2,11 +2,10 @@ import { createHash } from 'node:crypto';
 import { InvalidValueError, newId, type OwnerId, parseName } from '@tips/core';
 import type { Clock, Random } from '../../ports.ts';
 import { OwnerError } from './errors.ts';
-import type { ApiToken, Owner } from './model.ts';
+import { API_TOKEN_FORMAT, type ApiToken, type Owner } from './model.ts';
 import type { OwnerStore } from './store.ts';
 
 const TOKEN_PREFIX = 'tips_';
-const TOKEN_RE = /^tips_[A-Za-z0-9_-]{32,128}$/;
 
 /** Tokens are 256-bit random values, so a plain SHA-256 is a sufficient at-rest hash. */
 export function hashToken(token: string): string {
@@ -29,10 +28,10 @@ export class OwnerService {
    * (automation, tests) that token is used instead of a random one.
    */
   async ensureAdmin(bootstrapToken?: string): Promise<{ owner: Owner; token: string } | undefined> {
-    if ((await this.store.countOwners()) > 0) return undefined;
-    if (bootstrapToken !== undefined && !TOKEN_RE.test(bootstrapToken)) {
+    if (bootstrapToken !== undefined && !API_TOKEN_FORMAT.test(bootstrapToken)) {
       throw new InvalidValueError('TIPS_BOOTSTRAP_ADMIN_TOKEN', 'must look like tips_ followed by 32–128 base64url characters');
     }
+    if ((await this.store.countOwners()) > 0) return undefined;
     let owner: Owner;
     try {
       owner = await this.createOwner('admin', true);
@@ -92,11 +91,17 @@ export class OwnerService {
 
   /** Resolves a bearer token to its owner, or throws `unauthenticated` saying as little as possible. */
   async authenticate(token: string | undefined): Promise<Owner> {
-    if (!token || !TOKEN_RE.test(token)) throw new OwnerError('unauthenticated', 'a valid API token is required');
+    if (!token || !API_TOKEN_FORMAT.test(token)) throw new OwnerError('unauthenticated', 'a valid API token is required');
     const found = await this.store.findOwnerByTokenHash(hashToken(token));
     if (!found) throw new OwnerError('unauthenticated', 'a valid API token is required');
     await this.store.touchToken(found.tokenId, this.clock.now().toISOString());
     return found.owner;
+  }
+
+  /** Whether `token` is a current API token of an admin (a bootstrap token already in effect). */
+  async isAdminToken(token: string): Promise<boolean> {
+    if (!API_TOKEN_FORMAT.test(token)) return false;
+    return (await this.store.findOwnerByTokenHash(hashToken(token)))?.owner.isAdmin === true;
   }
 
   listTokens(owner: Owner): Promise<ApiToken[]> {

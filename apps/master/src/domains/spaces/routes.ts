@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
-import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
 import type { SpaceErrorCode } from './errors.ts';
 import type { Space } from './model.ts';
 import type { AddMemberInput, SpaceService } from './service.ts';
@@ -37,7 +37,7 @@ export function spaceRoutes(app: FastifyInstance, spaces: SpaceService): void {
       schema: {
         tags: ['spaces'],
         summary: 'Create a Space for phase 1, 2 or 3',
-        body: Type.Object({ name: Type.String({ maxLength: 256 }), phase: Type.Integer() }, { additionalProperties: false }),
+        body: Type.Object({ name: NameField, phase: Type.Integer() }, { additionalProperties: false }),
         response: { 201: SpaceSchema, ...errorResponses(400, 409) },
       },
     },
@@ -74,7 +74,7 @@ export function spaceRoutes(app: FastifyInstance, spaces: SpaceService): void {
         summary: "Rename a Space or set the Glaze it delivers (the Glaze must allow the Space); glaze null clears it",
         params: Type.Object({ ref: Ref }),
         body: Type.Object(
-          { name: Type.Optional(Type.String({ maxLength: 256 })), glaze: Type.Optional(Type.Union([Type.String({ maxLength: 128 }), Type.Null()])) },
+          { name: Type.Optional(NameField), glaze: Type.Optional(Type.Union([Ref, Type.Null()])) },
           { additionalProperties: false, minProperties: 1 },
         ),
         response: { 200: SpaceSchema, ...errorResponses(400, 404, 409, 422) },

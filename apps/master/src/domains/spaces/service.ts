@@ -1,4 +1,4 @@
-import { type GlazeId, isId, newId, type OwnerId, parseName, parsePhase, type SpaceId, type TipsId } from '@tips/core';
+import { findByRef, type GlazeId, newId, type OwnerId, parseName, parsePhase, type SpaceId, type TipsId } from '@tips/core';
 import { isUniqueViolation } from '../../db/database.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -55,7 +55,7 @@ export class SpaceService {
   }
 
   async get(ownerId: OwnerId, ref: string): Promise<Space> {
-    const space = isId('space', ref) ? await this.store.findById(ownerId, ref as SpaceId) : await this.store.findByName(ownerId, ref);
+    const space = await findByRef('space', ref, (id) => this.store.findById(ownerId, id), (name) => this.store.findByName(ownerId, name));
     if (!space) throw new SpaceError('space_not_found', `no Space "${ref}"`, 'space');
     return space;
   }
