@@ -27,7 +27,7 @@ import { KyselySpaceStore } from './domains/spaces/store.kysely.ts';
 import { DomainEvents } from './events.ts';
 import { installErrorHandler } from './http/error-handler.ts';
 import { installMetrics } from './http/metrics.ts';
-import { documentResponses, documentScope, type OpenApiResponseOptions, securitySchemes } from './http/openapi-responses.ts';
+import { documentRequestBodies, documentResponses, documentScope, type OpenApiResponseOptions, securitySchemes } from './http/openapi-responses.ts';
 import { createEphemeralCa, type MasterCa } from './domains/enrollment/ca.ts';
 import { enrollmentRoutes, estRoutes, metalScope, refuseCertificateWithoutToken } from './domains/enrollment/routes.ts';
 import { EnrollmentService } from './domains/enrollment/service.ts';
@@ -131,6 +131,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       info: { title: 'TIPS master API', version: deps.version ?? '0.1.0', description: 'Owners/operators: /api/v1. Metals: /api/metal/v1. Gateways: /api/gateway/v1.' },
       components: { securitySchemes },
     },
+    transform: documentRequestBodies,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 

@@ -2,6 +2,16 @@ import type { FastifyInstance, FastifyReply, FastifySchema, RouteOptions } from 
 import type { OpenAPIV3 } from 'openapi-types';
 import { ErrorSchema } from './errors.ts';
 
+declare module 'fastify' {
+  interface FastifySchema {
+    /**
+     * A request body that is not JSON (an image, a SUIT envelope, a PKCS#10), by media type. Only
+     * documented: the handler reads and checks it, so Fastify must not validate it as a `body`.
+     */
+    requestBody?: Record<string, { schema: Record<string, unknown> }>;
+  }
+}
+
 /**
  * The OpenAPI document states every answer a route can give. The statuses that come from the
  * framework, the edge or a scope's authentication (not from the route's own handler) are added
@@ -54,6 +64,18 @@ const DESCRIPTIONS: Record<number, string> = {
 /** An error response as OpenAPI should show it: the one error shape, always application/json. */
 export function errorResponse(status: number, description = DESCRIPTIONS[status] ?? 'Error') {
   return { description, content: { 'application/json': { schema: ErrorSchema } } };
+}
+
+/** A non-JSON request body of `mediaType`, for `schema.requestBody`. */
+export function bytesBody(mediaType: string, description: string, schema: Record<string, unknown> = {}) {
+  return { [mediaType]: { schema: { type: 'string', contentMediaType: mediaType, description, ...schema } } };
+}
+
+/** @fastify/swagger `transform`: a route's `requestBody` becomes the documented body (never a validated one). */
+export function documentRequestBodies({ schema, url }: { schema: FastifySchema; url: string }): { schema: FastifySchema; url: string } {
+  if (!schema?.requestBody) return { schema, url };
+  const { requestBody, ...rest } = schema;
+  return { schema: { ...rest, body: { content: requestBody } }, url };
 }
 
 /** A response without a body (204, 304). */

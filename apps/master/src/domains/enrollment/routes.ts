@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { certsOnlyPkcs7, parseCertificate } from '@tips/trust';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, registerStatusTable } from '../../http/errors.ts';
-import { binary, noContent } from '../../http/openapi-responses.ts';
+import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Items, Ref } from '../../http/schemas.ts';
 import { isTls, peerCertificate } from '../../tls/peer.ts';
 import { EnrollmentError, type EnrollmentErrorCode } from './errors.ts';
@@ -218,7 +218,7 @@ function sendCerts(reply: FastifyReply, der: Uint8Array, type: string = EST_MEDI
 
 const BASE64_LINES = { contentEncoding: 'base64', pattern: '^[A-Za-z0-9+/=\\r\\n]+$' };
 const EST_CERTS = binary(EST_MEDIA.certsOnly, 'a certs-only PKCS#7 (RFC 5652), DER in base64 lines', BASE64_LINES);
-const EST_CSR = { content: { [EST_MEDIA.pkcs10]: { schema: { type: 'string', contentMediaType: EST_MEDIA.pkcs10, contentEncoding: 'base64', description: 'a DER PKCS#10 request in base64' } } } };
+const EST_CSR = bytesBody(EST_MEDIA.pkcs10, 'a DER PKCS#10 request in base64', { contentEncoding: 'base64' });
 
 /** EST (RFC 7030) at /.well-known/est, over HTTPS only. */
 export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): void {
@@ -251,7 +251,7 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
         tags: ['est'],
         summary: 'Enroll with an enrollment secret (HTTP Basic: secret ID : secret); body: base64 DER PKCS#10',
         security: [{ estSecret: [] }, {}],
-        body: EST_CSR,
+        requestBody: EST_CSR,
         response: { 200: EST_CERTS, ...errorResponses(400, 401, 403, 415, 429) },
       },
     },
@@ -271,7 +271,7 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
         tags: ['est'],
         summary: 'Renew with the current certificate (mTLS); body: base64 DER PKCS#10 naming the same metal',
         security: [{ metalCertificate: [] }],
-        body: EST_CSR,
+        requestBody: EST_CSR,
         response: { 200: EST_CERTS, ...errorResponses(400, 401, 403, 415, 429) },
       },
     },

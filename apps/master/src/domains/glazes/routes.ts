@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ByteRange } from '../../blob/blob-store.ts';
 import { registerStatusTable } from '../../http/errors.ts';
-import { binary, noContent } from '../../http/openapi-responses.ts';
+import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Items, Ref } from '../../http/schemas.ts';
 import { GlazeError, type GlazeErrorCode } from './errors.ts';
 import type { Glaze } from './model.ts';
@@ -74,7 +74,7 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
           },
           { additionalProperties: false },
         ),
-        body: { content: { 'application/octet-stream': { schema: { contentMediaType: 'application/octet-stream', description: 'the raw image bytes' } } } },
+        requestBody: bytesBody('application/octet-stream', 'the raw image bytes'),
         response: { 201: GlazeSchema, ...errorResponses(400, 403, 404, 409, 413, 415, 422) },
       },
     },

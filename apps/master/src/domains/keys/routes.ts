@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
-import { binary, noContent } from '../../http/openapi-responses.ts';
+import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Items, Ref } from '../../http/schemas.ts';
 import type { KeyErrorCode } from './errors.ts';
 import { type GlazeManifest, MAX_ENVELOPE_BYTES, type OperatorKey, SERVER_HELD_WARNING, SUIT_ENVELOPE_MEDIA } from './model.ts';
@@ -99,7 +99,7 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
         tags: ['keys'],
         summary: `Attach a SUIT envelope (${SUIT_ENVELOPE_MEDIA}) signed by one of your keys whose image digest is the Glaze's SHA-256`,
         params: Type.Object({ ref: Ref }),
-        body: { content: { [SUIT_ENVELOPE_MEDIA]: { schema: { contentMediaType: SUIT_ENVELOPE_MEDIA, description: 'the SUIT envelope (CBOR bytes)' } } } },
+        requestBody: bytesBody(SUIT_ENVELOPE_MEDIA, 'the SUIT envelope (CBOR bytes)'),
         response: { 200: ManifestOut, ...errorResponses(400, 404, 415, 422) },
       },
     },
