@@ -52,6 +52,8 @@ export interface MasterDeps {
   clock?: Clock;
   random?: Random;
   logger?: FastifyServerOptions['logger'];
+  /** Tests: report a response body that the route's response schema would change (openapi-responses.ts). */
+  onResponseMismatch?: OpenApiResponseOptions['onResponseMismatch'];
   maxGlazeBytes?: number;
   version?: string;
   /** The master's CA (intermediate + root); without one an in-memory CA is made on first use. */
@@ -64,8 +66,6 @@ export interface MasterDeps {
   gatewayRequireTls?: boolean;
   /** Glaze uploads need an S11 upload token with proof of possession, not only an API token. */
   requireUploadToken?: boolean;
-  /** Tests: report a response body that the route's response schema would change (openapi-responses.ts). */
-  onResponseMismatch?: OpenApiResponseOptions['onResponseMismatch'];
 }
 
 export interface Services {
@@ -122,9 +122,9 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   });
   installErrorHandler(app);
   installMetrics(app);
+
   // Statuses the framework and the edge give on every route are documented centrally.
   documentResponses(app, { onResponseMismatch: deps.onResponseMismatch });
-
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
