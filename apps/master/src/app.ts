@@ -29,6 +29,7 @@ import { DomainEvents } from './events.ts';
 import { edgeServerOptions, installEdgeGuards } from './http/edge.ts';
 import { installErrorHandler } from './http/error-handler.ts';
 import { installMetrics } from './http/metrics.ts';
+import { documentRequestBodies, documentResponses, documentScope, type OpenApiResponseOptions, securitySchemes } from './http/openapi-responses.ts';
 import { createEphemeralCa, type MasterCa } from './domains/enrollment/ca.ts';
 import { enrollmentRoutes, estRoutes, metalScope, refuseCertificateWithoutToken } from './domains/enrollment/routes.ts';
 import { EnrollmentService } from './domains/enrollment/service.ts';
@@ -53,6 +54,8 @@ export interface MasterDeps {
   clock?: Clock;
   random?: Random;
   logger?: FastifyServerOptions['logger'];
+  /** Tests: report a response body that the route's response schema would change (openapi-responses.ts). */
+  onResponseMismatch?: OpenApiResponseOptions['onResponseMismatch'];
   maxGlazeBytes?: number;
   version?: string;
   /** The master's CA (intermediate + root); without one an in-memory CA is made on first use. */
@@ -129,13 +132,15 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
   installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
 
+  // Statuses the framework and the edge give on every route are documented centrally.
+  documentResponses(app, { onResponseMismatch: deps.onResponseMismatch });
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'TIPS master API', version: deps.version ?? '0.1.0', description: 'Owners/operators: /api/v1. Metals: /api/metal/v1. Gateways: /api/gateway/v1.' },
-      components: { securitySchemes: { ownerToken: { type: 'http', scheme: 'bearer', description: 'an owner API token (tips_…)' } } },
-      security: [{ ownerToken: [] }],
+      components: { securitySchemes },
     },
+    transform: documentRequestBodies,
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
@@ -153,6 +158,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   app.decorateRequest('owner', null as unknown as Owner);
   await app.register(
     async (scope) => {
+      documentScope(scope, { security: [{ ownerToken: [] }], refusals: { 401: 'No valid API token (a client certificate is not one)' } });
       scope.addHook('onRequest', async (req) => {
         const h = req.headers.authorization;
         const token = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
@@ -190,6 +196,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   // Gateways authenticate with TIPS-GW-1 request signatures, and over TLS with their certificate too; owner tokens mean nothing here.
   await app.register(
     async (scope) => {
+      documentScope(scope, { security: [{ gatewaySignature: [] }], refusals: { 401: 'The TIPS-GW-1 signature (or the TLS client certificate) does not authenticate an enrolled gateway' } });
       installGatewayAuth(scope, services.gateways);
       await gatewayApiRoutes(scope, services.gateways);
       discoveryGatewayRoutes(scope, services.discovery);
@@ -200,12 +207,22 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   // Metals: mutual TLS only — the certificate our CA issued is the identity (S6); tokens mean nothing here.
   await app.register(
     async (scope) => {
+      documentScope(scope, {
+        security: [{ metalCertificate: [] }],
+        refusals: { 401: 'No valid metal client certificate (missing, unknown, revoked or expired)', 403: 'The metal is blocked (T16)' },
+      });
       metalScope(scope, services.enrollment);
       tokenMetalRoutes(scope, services.tokens);
     },
     { prefix: '/api/metal/v1' },
   );
   // EST (RFC 7030) for enrollment and renewal, HTTPS only.
-  await app.register(async (scope) => estRoutes(scope, services.enrollment), { prefix: '/.well-known/est' });
+  await app.register(
+    async (scope) => {
+      documentScope(scope, { security: [], refusals: { 403: 'EST is served over HTTPS only' } });
+      estRoutes(scope, services.enrollment);
+    },
+    { prefix: '/.well-known/est' },
+  );
   return { app, services };
 }

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
+import { jsonLines } from '../../http/openapi-responses.ts';
 import { errorResponses, Items, Ref } from '../../http/schemas.ts';
 import type { DiscoveryErrorCode } from './errors.ts';
 import type { RegistrationRecord } from './model.ts';
@@ -127,13 +128,13 @@ export function discoveryOwnerRoutes(app: FastifyInstance, discovery: DiscoveryS
 
   app.get<{ Querystring: RawQuery }>(
     '/discovery/failures.jsonl',
-    { schema: { tags: ['discovery'], summary: 'Failed registrations as JSON lines, oldest first (for anomaly detection)', querystring: ExportQuery, response: { ...errorResponses(400) } } },
+    { schema: { tags: ['discovery'], summary: 'Failed registrations as JSON lines, oldest first (for anomaly detection)', querystring: ExportQuery, response: { 200: jsonLines(RecordSchema), ...errorResponses(400) } } },
     jsonl(true),
   );
 
   app.get<{ Querystring: RawQuery }>(
     '/discovery/registrations.jsonl',
-    { schema: { tags: ['discovery'], summary: 'Every registration decision as JSON lines, oldest first', querystring: AllExportQuery, response: { ...errorResponses(400) } } },
+    { schema: { tags: ['discovery'], summary: 'Every registration decision as JSON lines, oldest first', querystring: AllExportQuery, response: { 200: jsonLines(RecordSchema), ...errorResponses(400) } } },
     jsonl(false),
   );
 }
@@ -152,7 +153,6 @@ export function discoveryGatewayRoutes(scope: FastifyInstance, discovery: Discov
       schema: {
         tags: ['gateway API'],
         summary: 'Report a joining interface; answers active (with the TIPS ID) or blocked (with a reason)',
-        security: [],
         body: Type.Object(
           {
             mac: Type.String({ maxLength: 64 }),
@@ -179,7 +179,6 @@ export function discoveryGatewayRoutes(scope: FastifyInstance, discovery: Discov
         description:
           'Each item has the body of POST /registrations ({mac, ip, gatewayInterface, interfaceType?, pxe?, hostname?}) and is decided by the same rule and recorded. ' +
           'A bad item refuses the whole batch (400, field `items[i].name`) and records nothing.',
-        security: [],
         body: Type.Object({ items: Type.Array(Type.Unknown(), { description: `1–${MAX_BATCH} registrations` }) }, { additionalProperties: false }),
         response: { 200: Type.Object({ items: Type.Array(Decision) }), ...errorResponses(400, 401) },
       },

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { certsOnlyPkcs7, parseCertificate } from '@tips/trust';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, registerStatusTable } from '../../http/errors.ts';
+import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Items, Ref } from '../../http/schemas.ts';
 import { isTls, peerCertificate } from '../../tls/peer.ts';
 import { EnrollmentError, type EnrollmentErrorCode } from './errors.ts';
@@ -126,7 +127,7 @@ export function enrollmentRoutes(app: FastifyInstance, enrollment: EnrollmentSer
 
   app.delete<{ Params: { id: string } }>(
     '/enrollment/secrets/:id',
-    { schema: { tags: ['enrollment'], summary: 'Revoke an enrollment secret', params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { ...errorResponses(404) } } },
+    { schema: { tags: ['enrollment'], summary: 'Revoke an enrollment secret', params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 204: noContent('Revoked'), ...errorResponses(404) } } },
     async (req, reply) => {
       await enrollment.revokeSecret(req.owner.id, req.params.id);
       return reply.code(204).send();
@@ -148,7 +149,7 @@ export function enrollmentRoutes(app: FastifyInstance, enrollment: EnrollmentSer
 
   app.post<{ Params: { serial: string } }>(
     '/enrollment/certificates/:serial/revoke',
-    { schema: { tags: ['enrollment'], summary: 'Revoke one certificate', params: Type.Object({ serial: Type.String({ maxLength: 64, pattern: '^[0-9a-fA-F]+$' }) }), response: { ...errorResponses(404) } } },
+    { schema: { tags: ['enrollment'], summary: 'Revoke one certificate', params: Type.Object({ serial: Type.String({ maxLength: 64, pattern: '^[0-9a-fA-F]+$' }) }), response: { 204: noContent('Revoked'), ...errorResponses(404) } } },
     async (req, reply) => {
       await enrollment.revokeCertificate(req.owner.id, req.params.serial);
       return reply.code(204).send();
@@ -215,6 +216,10 @@ function sendCerts(reply: FastifyReply, der: Uint8Array, type: string = EST_MEDI
   return reply.header('content-type', type).header('content-transfer-encoding', 'base64').send(base64Lines(der));
 }
 
+const BASE64_LINES = { contentEncoding: 'base64', pattern: '^[A-Za-z0-9+/=\\r\\n]+$' };
+const EST_CERTS = binary(EST_MEDIA.certsOnly, 'a certs-only PKCS#7 (RFC 5652), DER in base64 lines', BASE64_LINES);
+const EST_CSR = bytesBody(EST_MEDIA.pkcs10, 'a DER PKCS#10 request in base64', { contentEncoding: 'base64' });
+
 /** EST (RFC 7030) at /.well-known/est, over HTTPS only. */
 export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): void {
   logSecurityEvents(app);
@@ -231,17 +236,25 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
     if (type !== EST_MEDIA.pkcs10) throw new EnrollmentError('unsupported_media_type', `expected Content-Type ${EST_MEDIA.pkcs10}`, 'content-type');
   };
 
-  app.get('/cacerts', { schema: { tags: ['est'], summary: 'CA certificates, certs-only PKCS#7, base64 (RFC 7030 §4.1)', security: [] } }, async (_req, reply) =>
+  app.get('/cacerts', { schema: { tags: ['est'], summary: 'CA certificates, certs-only PKCS#7, base64 (RFC 7030 §4.1)', security: [], response: { 200: EST_CERTS } } }, async (_req, reply) =>
     sendCerts(reply, await enrollment.caCertificates()),
   );
 
-  app.get('/csrattrs', { schema: { tags: ['est'], summary: 'CSR attributes the CA wants (RFC 7030 §4.5)', security: [] } }, async (_req, reply) =>
+  app.get('/csrattrs', { schema: { tags: ['est'], summary: 'CSR attributes the CA wants (RFC 7030 §4.5)', security: [], response: { 200: binary(EST_MEDIA.csrattrs, 'the CsrAttrs (RFC 7030 §4.5.2), DER in base64 lines', BASE64_LINES) } } }, async (_req, reply) =>
     reply.header('content-type', EST_MEDIA.csrattrs).header('content-transfer-encoding', 'base64').send(base64Lines(CSRATTRS)),
   );
 
   app.post(
     '/simpleenroll',
-    { schema: { tags: ['est'], summary: 'Enroll with an enrollment secret (HTTP Basic: secret ID : secret); body: base64 DER PKCS#10', security: [] } },
+    {
+      schema: {
+        tags: ['est'],
+        summary: 'Enroll with an enrollment secret (HTTP Basic: secret ID : secret); body: base64 DER PKCS#10',
+        security: [{ estSecret: [] }, {}],
+        requestBody: EST_CSR,
+        response: { 200: EST_CERTS, ...errorResponses(400, 401, 403, 415, 429) },
+      },
+    },
     async (req, reply) => {
       // HTTP Basic (secret ID : secret), or none at all in image-key mode (T14).
       const credentials = basicCredentials(req);
@@ -253,7 +266,15 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
 
   app.post(
     '/simplereenroll',
-    { schema: { tags: ['est'], summary: 'Renew with the current certificate (mTLS); body: base64 DER PKCS#10 naming the same metal', security: [] } },
+    {
+      schema: {
+        tags: ['est'],
+        summary: 'Renew with the current certificate (mTLS); body: base64 DER PKCS#10 naming the same metal',
+        security: [{ metalCertificate: [] }],
+        requestBody: EST_CSR,
+        response: { 200: EST_CERTS, ...errorResponses(400, 401, 403, 415, 429) },
+      },
+    },
     async (req, reply) => {
       const { der } = await enrollment.throttled(req.ip, async () => {
         const principal = await enrollment.authenticateMetal(peerCertificate(req));
@@ -282,7 +303,6 @@ export function metalScope(app: FastifyInstance, enrollment: EnrollmentService):
       schema: {
         tags: ['metal'],
         summary: 'The metal this client certificate names',
-        security: [],
         response: { 200: Type.Object({ metal: Type.String(), serial: Type.String(), notAfter: Type.String() }) },
       },
     },

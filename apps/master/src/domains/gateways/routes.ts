@@ -2,6 +2,7 @@ import websocket from '@fastify/websocket';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
+import { noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
 import { isTls, peerCertificate } from '../../tls/peer.ts';
 import type { GatewayErrorCode } from './errors.ts';
@@ -93,7 +94,7 @@ export function gatewayOwnerRoutes(app: FastifyInstance, gateways: GatewayServic
 
   app.delete<{ Params: { ref: string } }>(
     '/gateways/:ref',
-    { schema: { tags: ['gateways'], summary: 'Remove a gateway: revokes its key and closes its channel', params: Type.Object({ ref: Ref }), response: { ...errorResponses(404) } } },
+    { schema: { tags: ['gateways'], summary: 'Remove a gateway: revokes its key and closes its channel', params: Type.Object({ ref: Ref }), response: { 204: noContent('Removed'), ...errorResponses(404) } } },
     async (req, reply) => {
       await gateways.delete(req.owner.id, req.params.ref);
       return reply.code(204).send();
@@ -185,7 +186,6 @@ export async function gatewayApiRoutes(scope: FastifyInstance, gateways: Gateway
       schema: {
         tags: ['gateway API'],
         summary: 'Renew this gateway’s TLS client certificate (same key); signed, and over TLS with the current certificate',
-        security: [],
         response: { 200: CertificateOut, ...errorResponses(401) },
       },
     },
@@ -202,9 +202,8 @@ export async function gatewayApiRoutes(scope: FastifyInstance, gateways: Gateway
       schema: {
         tags: ['gateway API'],
         summary: "Replace the master's copy of this gateway's interface table (T11)",
-        security: [],
         body: Type.Object({ rows: Type.Array(Type.Unknown()) }, { additionalProperties: true }),
-        response: { ...errorResponses(400, 401, 413) },
+        response: { 204: noContent('Stored'), ...errorResponses(400, 401, 413) },
       },
     },
     async (req, reply) => {

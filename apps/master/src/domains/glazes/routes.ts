@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ByteRange } from '../../blob/blob-store.ts';
 import { registerStatusTable } from '../../http/errors.ts';
+import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
 import { GlazeError, type GlazeErrorCode } from './errors.ts';
 import type { Glaze } from './model.ts';
@@ -79,7 +80,8 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
           },
           { additionalProperties: false },
         ),
-        response: { 201: GlazeSchema, ...errorResponses(400, 404, 408, 409, 413, 415, 422) },
+        requestBody: bytesBody('application/octet-stream', 'the raw image bytes'),
+        response: { 201: GlazeSchema, ...errorResponses(400, 403, 404, 408, 409, 413, 415, 422) },
       },
     },
     async (req, reply) => {
@@ -148,7 +150,7 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
 
   app.delete<{ Params: { ref: string } }>(
     '/glazes/:ref',
-    { schema: { tags: ['glazes'], summary: 'Delete a Glaze (refused while a Space uses it)', params: Type.Object({ ref: Ref }), response: { ...errorResponses(404, 409) } } },
+    { schema: { tags: ['glazes'], summary: 'Delete a Glaze (refused while a Space uses it)', params: Type.Object({ ref: Ref }), response: { 204: noContent('Deleted'), ...errorResponses(404, 409) } } },
     async (req, reply) => {
       await glazes.delete(req.owner.id, req.params.ref);
       return reply.code(204).send();
@@ -162,7 +164,12 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
         tags: ['glazes'],
         summary: 'Download the payload; supports Range (single range), If-Range and If-None-Match',
         params: Type.Object({ ref: Ref }),
-        produces: ['application/octet-stream'],
+        response: {
+          200: binary('*/*', "the whole payload, as the Glaze's media type (application/octet-stream unless another was given at upload)"),
+          206: binary('*/*', 'the requested range (Content-Range says which)'),
+          304: noContent('Not modified: the If-None-Match ETag matches'),
+          ...errorResponses(404, 416),
+        },
       },
     },
     async (req, reply) => {

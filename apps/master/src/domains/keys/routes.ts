@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
+import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
 import type { KeyErrorCode } from './errors.ts';
 import { type GlazeManifest, MAX_ENVELOPE_BYTES, type OperatorKey, SERVER_HELD_WARNING, SUIT_ENVELOPE_MEDIA } from './model.ts';
@@ -84,7 +85,7 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
 
   app.delete<{ Params: { ref: string } }>(
     '/keys/:ref',
-    { schema: { tags: ['keys'], summary: 'Revoke an operator key: manifests signed by it are no longer accepted', params: Type.Object({ ref: Ref }), response: { ...errorResponses(404) } } },
+    { schema: { tags: ['keys'], summary: 'Revoke an operator key: manifests signed by it are no longer accepted', params: Type.Object({ ref: Ref }), response: { 204: noContent('Revoked'), ...errorResponses(404) } } },
     async (req, reply) => {
       await keys.revoke(req.owner.id, req.params.ref);
       return reply.code(204).send();
@@ -99,6 +100,7 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
         tags: ['keys'],
         summary: `Attach a SUIT envelope (${SUIT_ENVELOPE_MEDIA}) signed by one of your keys whose image digest is the Glaze's SHA-256`,
         params: Type.Object({ ref: Ref }),
+        requestBody: bytesBody(SUIT_ENVELOPE_MEDIA, 'the SUIT envelope (CBOR bytes)'),
         response: { 200: ManifestOut, ...errorResponses(400, 404, 415, 422) },
       },
     },
@@ -139,7 +141,7 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
 
   app.get<{ Params: { ref: string } }>(
     '/glazes/:ref/manifest',
-    { schema: { tags: ['keys'], summary: 'The signed SUIT envelope of a Glaze', params: Type.Object({ ref: Ref }), response: { ...errorResponses(404) } } },
+    { schema: { tags: ['keys'], summary: 'The signed SUIT envelope of a Glaze', params: Type.Object({ ref: Ref }), response: { 200: binary(SUIT_ENVELOPE_MEDIA, 'the SUIT envelope (CBOR bytes)'), ...errorResponses(404) } } },
     async (req, reply) => {
       const m = await keys.getManifest(req.owner.id, req.params.ref);
       return reply.header('content-type', SUIT_ENVELOPE_MEDIA).header('x-tips-signed-by', m.keyId).send(Buffer.from(m.envelope));

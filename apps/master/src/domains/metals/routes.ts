@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
+import { noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
 import type { SpaceService } from '../spaces/service.ts';
 import type { MetalErrorCode } from './errors.ts';
@@ -112,7 +113,7 @@ export function metalRoutes(app: FastifyInstance, metals: MetalService, spaces: 
 
   app.delete<{ Params: { ref: string } }>(
     '/metals/:ref',
-    { schema: { tags: ['metals'], summary: 'Delete a metal and its Space memberships', params: Type.Object({ ref: Ref }), response: { ...errorResponses(404) } } },
+    { schema: { tags: ['metals'], summary: 'Delete a metal and its Space memberships', params: Type.Object({ ref: Ref }), response: { 204: noContent('Deleted'), ...errorResponses(404) } } },
     async (req, reply) => {
       await metals.delete(req.owner.id, req.params.ref);
       return reply.code(204).send();

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
+import { noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Items, NameField } from '../../http/schemas.ts';
 import type { OwnerErrorCode } from './errors.ts';
 import type { OwnerService } from './service.ts';
@@ -40,7 +41,7 @@ export function ownerRoutes(app: FastifyInstance, owners: OwnerService): void {
   );
 
   app.get('/tokens', { schema: { tags: ['owners'], summary: "List the caller's API tokens (never the secrets)", response: { 200: Items(TokenSchema) } } }, async (req) => ({
-    items: await owners.listTokens(req.owner),
+    items: (await owners.listTokens(req.owner)).map(({ ownerId: _o, ...t }) => t),
   }));
 
   app.post<{ Body: { name: string } }>(
@@ -61,7 +62,7 @@ export function ownerRoutes(app: FastifyInstance, owners: OwnerService): void {
 
   app.delete<{ Params: { id: string } }>(
     '/tokens/:id',
-    { schema: { tags: ['owners'], summary: 'Revoke an API token', params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { ...errorResponses(404) } } },
+    { schema: { tags: ['owners'], summary: 'Revoke an API token', params: Type.Object({ id: Type.String({ maxLength: 64 }) }), response: { 204: noContent('Revoked'), ...errorResponses(404) } } },
     async (req, reply) => {
       await owners.revokeToken(req.owner, req.params.id);
       return reply.code(204).send();

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
+import { noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
 import type { SpaceErrorCode } from './errors.ts';
 import type { Space } from './model.ts';
@@ -85,7 +86,7 @@ export function spaceRoutes(app: FastifyInstance, spaces: SpaceService): void {
 
   app.delete<{ Params: { ref: string } }>(
     '/spaces/:ref',
-    { schema: { tags: ['spaces'], summary: 'Delete a Space', params: Type.Object({ ref: Ref }), response: { ...errorResponses(404) } } },
+    { schema: { tags: ['spaces'], summary: 'Delete a Space', params: Type.Object({ ref: Ref }), response: { 204: noContent('Deleted'), ...errorResponses(404) } } },
     async (req, reply) => {
       await spaces.delete(req.owner.id, req.params.ref);
       return reply.code(204).send();
@@ -111,7 +112,7 @@ export function spaceRoutes(app: FastifyInstance, spaces: SpaceService): void {
 
   app.delete<{ Params: { ref: string; metal: string } }>(
     '/spaces/:ref/members/:metal',
-    { schema: { tags: ['spaces'], summary: 'Remove a metal from a Space', params: Type.Object({ ref: Ref, metal: Ref }), response: { ...errorResponses(404) } } },
+    { schema: { tags: ['spaces'], summary: 'Remove a metal from a Space', params: Type.Object({ ref: Ref, metal: Ref }), response: { 204: noContent('Removed'), ...errorResponses(404) } } },
     async (req, reply) => {
       await spaces.removeMember(req.owner.id, req.params.ref, req.params.metal);
       return reply.code(204).send();

@@ -26,6 +26,11 @@ const Proof = Type.Object(
   { nonce: Type.String({ maxLength: 128 }), signature: Type.String({ maxLength: 256, description: 'base64url signature by the cnf key over "tips-pop-v1:<nonce>:<sha256(token) hex>"' }) },
   { additionalProperties: false },
 );
+const IssuerKeyOut = Type.Object({
+  coseKey: Type.String({ description: 'the COSE_Key, base64url CBOR' }),
+  jwk: Type.Object({ kty: Type.String(), crv: Type.String(), x: Type.String() }, { description: 'the same key as a JWK (OKP, Ed25519)' }),
+  kid: Type.String(),
+});
 const TokenOut = Type.Object({
   cwt: Type.String({ description: 'base64url COSE_Sign1 CWT' }),
   jwt: Type.String({ description: 'the same claims as a compact JWT (EdDSA)' }),
@@ -63,7 +68,7 @@ export function tokenRoutes(app: FastifyInstance, tokens: TokenService): void {
     reply.code(201).send(await tokens.challenge(req.owner.id)),
   );
 
-  app.get('/tokens/issuer-key', { schema: { tags: ['tokens'], summary: 'The public key tokens are signed with (COSE_Key and JWK)' } }, async () => tokens.issuerKey());
+  app.get('/tokens/issuer-key', { schema: { tags: ['tokens'], summary: 'The public key tokens are signed with (COSE_Key and JWK)', response: { 200: IssuerKeyOut } } }, async () => tokens.issuerKey());
 
   app.post<{ Body: { token: string; audience: string; scope?: string; proof?: { nonce: string; signature: string } } }>(
     '/tokens/introspect',
@@ -95,7 +100,6 @@ export function tokenMetalRoutes(app: FastifyInstance, tokens: TokenService): vo
       schema: {
         tags: ['metal'],
         summary: 'Check a token for the metal→master hop: audience urn:tips:master, the scope, and PoP by this mTLS connection',
-        security: [],
         body: Type.Object({ token: Type.String({ maxLength: 8192 }), scope: Type.String({ maxLength: 160 }) }, { additionalProperties: false }),
         response: { 200: Type.Object({ sub: Type.String(), scope: Type.String(), pop: Type.String() }), ...errorResponses(401, 403) },
       },

@@ -1,0 +1,443 @@
+// The OpenAPI document tells the truth: every operation in /openapi.json is called with valid and
+// invalid inputs derived from the document itself, and every answer is checked against it — the
+// status is documented for that operation, the content type is one it names, the body validates
+// against its schema, and the body the handler sent reached the client unchanged (no field the
+// schema forgot silently dropped). The walk is generic: a route added later is walked too.
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from './app.ts';
+import { FsBlobStore } from './blob/fs-blob-store.ts';
+import { type Db, openDatabase } from './db/database.ts';
+import { TestGateway } from './domains/gateways/test-client.ts';
+import type { ResponseMismatch } from './http/openapi-responses.ts';
+import { makeCsr } from './tls/testing.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: the document is JSON walked generically, whatever routes it describes
+type Schema = Record<string, any>;
+interface Operation {
+  method: string;
+  path: string;
+  op: Schema;
+  pointer: string;
+}
+interface Probe {
+  label: string;
+  /** The probe sends input the document says is wrong: the answer must be a refusal (4xx). */
+  invalid: boolean;
+  path: string;
+  query?: Record<string, string>;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  contentType?: string;
+  auth: boolean;
+}
+
+// Operations that cannot succeed in-process (app.inject has no TLS), and where their success is proven.
+const HTTPS_ONLY = [{ prefix: '/.well-known/est/', why: 'EST answers only over HTTPS (403 here); its successes are covered over TLS in domains/enrollment/routes.test.ts' }];
+
+let app: FastifyInstance;
+let db: Db;
+let dir: string;
+let adminToken: string;
+let gateway: TestGateway;
+const mismatches: ResponseMismatch[] = [];
+
+/** Objects the walk refers to, made through the API before it starts. */
+const fx = {
+  metal: '',
+  space: '',
+  glaze: '',
+  key: '',
+  gateway: '',
+  apiToken: '',
+  secret: '',
+  serial: '',
+  cwt: '',
+  scope: '',
+  envelope: Buffer.alloc(0) as Buffer,
+  spareEnrollmentTokens: [] as string[],
+  ed25519Pem: generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+};
+
+let counter = 0;
+const fresh = () => `w${++counter}`;
+const freshMac = () => `02:00:00:00:${((++counter >> 8) & 0xff).toString(16).padStart(2, '0')}:${(counter & 0xff).toString(16).padStart(2, '0')}`;
+
+async function call(method: string, url: string, payload?: unknown, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+  const r = await app.inject({ method: method as 'GET', url, headers: { authorization: `Bearer ${adminToken}`, ...headers }, payload: payload as string });
+  if (r.statusCode >= 300) throw new Error(`fixture ${method} ${url}: ${r.statusCode} ${r.body}`);
+  return r;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tips-openapi-test-'));
+  db = await openDatabase({ kind: 'sqlite', file: join(dir, 'tips.db') });
+  const blobs = await FsBlobStore.open(join(dir, 'glazes'));
+  const built = await buildApp({ db, blobs, onResponseMismatch: (m) => mismatches.push(m) });
+  app = built.app;
+  const admin = await built.services.owners.ensureAdmin();
+  if (!admin) throw new Error('fresh database must create an admin');
+  adminToken = admin.token;
+
+  fx.metal = (await call('POST', '/api/v1/metals', { name: 'fx-metal', interfaces: [{ name: 'eth0', mac: '02:00:00:00:ff:01', type: 'ethernet', pxe: true }] })).json().id;
+  fx.space = (await call('POST', '/api/v1/spaces', { name: 'fx-space', phase: 1 })).json().id;
+  await call('POST', `/api/v1/spaces/${fx.space}/members`, { metal: fx.metal, interfaces: ['eth0'], default: true });
+  fx.glaze = (await call('POST', `/api/v1/glazes?name=fx-glaze&spaces=${fx.space}`, Buffer.from('glaze bytes'), { 'content-type': 'application/octet-stream' })).json().id;
+  fx.key = (await call('POST', '/api/v1/keys', { name: 'fx-key', serverHeld: true })).json().id;
+  await call('POST', `/api/v1/glazes/${fx.glaze}/manifest/sign`, { key: fx.key, sequenceNumber: 1, vendorDomain: 'example.com', classInfo: 'fx', component: 'rootfs', uri: 'https://example.com/fx' });
+  fx.envelope = (await call('GET', `/api/v1/glazes/${fx.glaze}/manifest`)).rawPayload;
+  fx.apiToken = (await call('POST', '/api/v1/tokens', { name: 'fx-token' })).json().id;
+  fx.secret = (await call('POST', '/api/v1/enrollment/secrets', { metal: fx.metal })).json().id;
+  const used = (await call('POST', '/api/v1/enrollment/secrets', { metal: fx.metal })).json();
+  const csr = await makeCsr({ uris: [`urn:tips:metal:${fx.metal}`] });
+  fx.serial = (await built.services.enrollment.enroll({ id: used.id, secret: used.secret }, csr.der)).record.serial;
+  fx.scope = `pull:glaze:${fx.glaze}`;
+  fx.cwt = (await call('POST', '/api/v1/tokens/issue', { audience: 'urn:tips:master', scope: [fx.scope], holder: { publicKey: fx.ed25519Pem } })).json().cwt;
+  gateway = await TestGateway.enroll(app, adminToken, 'fx-gateway');
+  fx.gateway = gateway.id;
+  for (let i = 0; i < 3; i++) fx.spareEnrollmentTokens.push((await call('POST', '/api/v1/gateways', { name: `fx-spare-${i}` })).json().enrollmentToken);
+  // Decision records, so the JSON-lines exports have lines to check.
+  await gateway.register({ mac: '02:00:00:00:ff:01', ip: '192.0.2.1', gatewayInterface: 'eth1' });
+  await gateway.register({ mac: '02:00:00:00:ff:99', ip: '192.0.2.2', gatewayInterface: 'eth1' });
+});
+
+afterAll(async () => {
+  await app?.close();
+  await db?.destroy();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// ---- inputs derived from the document ----
+
+/** The object a path parameter names, by the collection segment before it. */
+function pathFixture(path: string, param: string): string | undefined {
+  const segments = path.split('/');
+  const before = segments[segments.indexOf(`{${param}}`) - 1];
+  const byCollection: Record<string, string> = {
+    metals: fx.metal,
+    spaces: fx.space,
+    members: fx.metal,
+    glazes: fx.glaze,
+    keys: fx.key,
+    gateways: fx.gateway,
+    tokens: fx.apiToken,
+    secrets: fx.secret,
+    certificates: fx.serial,
+  };
+  return before === undefined ? undefined : byCollection[before];
+}
+
+/** Values the schema alone cannot give (a fixture's ID, a MAC that is free), by property name. */
+const hints: Record<string, (s: Schema) => unknown> = {
+  name: () => fresh(),
+  mac: () => freshMac(),
+  ip: () => `192.0.2.${(counter++ % 250) + 3}`,
+  metal: () => fx.metal,
+  space: () => fx.space,
+  glaze: () => fx.glaze,
+  key: () => fx.key,
+  phase: (s) => (s.type === 'integer' ? 1 : undefined),
+  interfaces: (s) => (s.items?.type === 'string' ? ['eth0'] : undefined),
+  audience: () => 'urn:tips:master',
+  scope: (s) => (s.type === 'array' ? [fx.scope] : fx.scope),
+  token: () => fx.cwt,
+  enrollmentToken: () => fx.spareEnrollmentTokens.shift() ?? 'used-up',
+  publicKey: () => fx.ed25519Pem,
+  sequenceNumber: () => 100 + counter++,
+  vendorDomain: () => 'example.com',
+  classInfo: () => 'fx',
+  component: () => 'rootfs',
+  uri: () => 'https://example.com/glaze.img',
+  gatewayInterface: () => 'eth1',
+  rows: () => [],
+  items: (s) => (s.items && Object.keys(s.items).length === 0 ? [{ mac: freshMac(), ip: '192.0.2.200', gatewayInterface: 'eth1' }] : undefined),
+};
+
+/** Optional fields an operation needs to be meaningful, where the schema cannot say which of several. */
+const chosenOptional: Record<string, Record<string, unknown>> = {
+  'POST /api/v1/enrollment/secrets': { metal: () => fx.metal },
+  'POST /api/v1/keys': { serverHeld: () => true },
+  'POST /api/v1/tokens/issue': { holder: () => ({ publicKey: fx.ed25519Pem }) },
+};
+
+/** A valid value for a schema: an example or default if it gives one, else the least that satisfies it. */
+function sample(s: Schema, name?: string): unknown {
+  const hinted = name === undefined ? undefined : hints[name]?.(s);
+  if (hinted !== undefined) return hinted;
+  if (s.const !== undefined) return s.const;
+  if (Array.isArray(s.examples) && s.examples.length > 0) return s.examples[0];
+  if (s.example !== undefined) return s.example;
+  if (s.default !== undefined) return s.default;
+  if (Array.isArray(s.enum)) return s.enum[0];
+  const alternatives = s.anyOf ?? s.oneOf;
+  if (Array.isArray(alternatives)) return sample(alternatives.find((a: Schema) => a.type !== 'null') ?? alternatives[0], name);
+  switch (s.type) {
+    case 'string': {
+      const choices = /^([\w-]+) \|/.exec(String(s.description ?? ''));
+      if (choices) return choices[1];
+      return 'x'.repeat(Math.max(1, s.minLength ?? 1));
+    }
+    case 'integer':
+    case 'number':
+      return s.minimum ?? 1;
+    case 'boolean':
+      return true;
+    case 'array':
+      // One item unless the schema says otherwise: the least a list of something usually means.
+      return Array.from({ length: Math.min(Math.max(s.minItems ?? 0, 1), s.maxItems ?? 1) }, () => sample(s.items ?? {}));
+    case 'object': {
+      const out: Record<string, unknown> = {};
+      const props: Record<string, Schema> = s.properties ?? {};
+      for (const k of s.required ?? []) out[k] = sample(props[k] ?? {}, k);
+      for (const k of Object.keys(props)) {
+        if (Object.keys(out).length >= (s.minProperties ?? 0)) break;
+        if (!(k in out)) out[k] = sample(props[k]!, k);
+      }
+      return out;
+    }
+    default:
+      return {};
+  }
+}
+
+/** A value of another JSON type than the schema wants. */
+function wrongType(s: Schema): unknown {
+  return s.type === 'string' || s.type === undefined ? 12345 : 'not-a-' + String(s.type);
+}
+
+// ---- checking answers against the document ----
+
+const failures: string[] = [];
+const succeeded = new Set<string>();
+const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+let doc: Schema;
+
+const pointerTo = (...segments: string[]) => `#/${segments.map((s) => encodeURIComponent(s.replace(/~/g, '~0').replace(/\//g, '~1'))).join('/')}`;
+const essence = (ct: string) => ct.split(';')[0]!.trim().toLowerCase();
+const params = (ct: string) =>
+  ct
+    .split(';')
+    .slice(1)
+    .map((p) => p.trim().toLowerCase())
+    .filter(Boolean);
+
+function mediaMatches(key: string, header: string): boolean {
+  const [type, sub] = essence(key).split('/');
+  const [htype, hsub] = essence(header).split('/');
+  if (type !== '*' && type !== htype) return false;
+  if (sub !== '*' && sub !== hsub) return false;
+  const given = params(header);
+  return params(key).every((p) => given.includes(p));
+}
+
+function validate(pointer: string, value: unknown): string | undefined {
+  const v = ajv.getSchema(`openapi${pointer}`);
+  if (!v) return `no schema at ${pointer}`;
+  return v(value) ? undefined : ajv.errorsText(v.errors);
+}
+
+function checkAnswer(o: Operation, probe: Probe, r: LightMyRequestResponse): void {
+  const where = `${o.method} ${o.path} [${probe.label}] → ${r.statusCode}`;
+  const fail = (why: string): void => {
+    failures.push(`${where}: ${why}`);
+  };
+  if (r.statusCode >= 500) fail(`server error: ${r.body.slice(0, 200)}`);
+  if (probe.invalid && r.statusCode < 400) fail('invalid input was accepted');
+  const s = String(r.statusCode);
+  const key = [s, `${s[0]}XX`, 'default'].find((k) => o.op.responses?.[k] !== undefined);
+  if (key === undefined) {
+    fail(`status not documented (documented: ${Object.keys(o.op.responses ?? {}).join(', ')}); body ${r.body.slice(0, 160)}`);
+    return;
+  }
+  const documented = o.op.responses[key] as Schema;
+  if (!probe.invalid && r.statusCode < 400) succeeded.add(`${o.method} ${o.path}`);
+  if (!documented.content) {
+    if (r.rawPayload.length > 0) fail(`documented without a body, but sent ${r.rawPayload.length} bytes`);
+    return;
+  }
+  const header = String(r.headers['content-type'] ?? '');
+  const media = Object.keys(documented.content).find((k) => mediaMatches(k, header));
+  if (media === undefined) {
+    fail(`content type "${header}" not documented (documented: ${Object.keys(documented.content).join(', ')})`);
+    return;
+  }
+  const at = (...rest: string[]) => `${o.pointer}${pointerTo('responses', key, 'content', media, ...rest).slice(1)}`;
+  const m = essence(media);
+  if (m === 'application/json' || m.endsWith('+json')) {
+    let body: unknown;
+    try {
+      body = JSON.parse(r.body);
+    } catch {
+      fail(`body is not JSON: ${r.body.slice(0, 120)}`);
+      return;
+    }
+    const err = validate(at('schema'), body);
+    if (err) fail(`body does not match the schema: ${err}; body ${r.body.slice(0, 200)}`);
+  } else if (documented.content[media]['x-itemSchema'] !== undefined) {
+    for (const [i, line] of r.body.split('\n').filter((l) => l !== '').entries()) {
+      let item: unknown;
+      try {
+        item = JSON.parse(line);
+      } catch {
+        fail(`line ${i + 1} is not JSON`);
+        continue;
+      }
+      const err = validate(at('x-itemSchema'), item);
+      if (err) fail(`line ${i + 1} does not match x-itemSchema: ${err}`);
+    }
+  } else {
+    const err = validate(at('schema'), r.body);
+    if (err) fail(`body does not match the schema: ${err}`);
+  }
+}
+
+// ---- sending ----
+
+function security(o: Operation): Schema[] {
+  return (o.op.security ?? doc.security ?? []) as Schema[];
+}
+
+function needsAuth(o: Operation): boolean {
+  const reqs = security(o);
+  return reqs.length > 0 && !reqs.some((r) => Object.keys(r).length === 0);
+}
+
+async function send(o: Operation, p: Probe): Promise<LightMyRequestResponse> {
+  const qs = new URLSearchParams(p.query ?? {}).toString();
+  const url = qs ? `${p.path}?${qs}` : p.path;
+  const headers: Record<string, string> = { ...(p.headers ?? {}) };
+  const body = p.body;
+  if (p.auth) {
+    const schemes = Object.keys(security(o)[0] ?? {});
+    if (schemes.includes('ownerToken')) headers.authorization = `Bearer ${adminToken}`;
+    if (schemes.includes('gatewaySignature')) {
+      const signed = body === undefined ? undefined : Buffer.isBuffer(body) ? body.toString('utf8') : body;
+      Object.assign(headers, gateway.headers(o.method, url, signed));
+    }
+    // metalCertificate (mutual TLS) cannot be presented in-process: those operations answer their refusal.
+  }
+  if (p.contentType !== undefined) headers['content-type'] = p.contentType;
+  else if (body === undefined) delete headers['content-type'];
+  return app.inject({ method: o.method as 'GET', url, headers, ...(body === undefined ? {} : { payload: body }) });
+}
+
+function probesFor(o: Operation): Probe[] {
+  const pathParams = ((o.op.parameters ?? []) as Schema[]).filter((p) => p.in === 'path');
+  const queryParams = ((o.op.parameters ?? []) as Schema[]).filter((p) => p.in === 'query');
+  const fill = (values: Record<string, string>) => o.path.replace(/\{(\w+)\}/g, (_m, n: string) => values[n] ?? '');
+  const validParams: Record<string, string> = Object.fromEntries(pathParams.map((p) => [p.name, pathFixture(o.path, p.name) ?? String(sample(p.schema ?? {}, p.name))]));
+  const validPath = fill(Object.fromEntries(Object.entries(validParams).map(([k, v]) => [k, encodeURIComponent(v)])));
+  const query: Record<string, string> = Object.fromEntries(queryParams.filter((p) => p.required).map((p) => [p.name, String(sample(p.schema ?? {}, p.name))]));
+  const auth = true;
+  const probes: Probe[] = [];
+
+  const content: Record<string, Schema> = o.op.requestBody?.content ?? {};
+  const media = Object.keys(content)[0];
+  let validBody: string | Buffer | undefined;
+  let jsonBody: Record<string, unknown> | undefined;
+  let bodySchema: Schema | undefined;
+  if (media !== undefined) {
+    bodySchema = content[media]!.schema ?? {};
+    if (essence(media) === 'application/json') {
+      const value = sample(bodySchema ?? {}) as Record<string, unknown>;
+      for (const [k, v] of Object.entries(chosenOptional[`${o.method} ${o.path}`] ?? {})) value[k] = (v as () => unknown)();
+      jsonBody = value;
+      validBody = JSON.stringify(value);
+    } else if (essence(media) === 'application/suit-envelope+cose') {
+      validBody = fx.envelope;
+    } else {
+      validBody = Buffer.from('some bytes');
+    }
+  }
+  probes.push({ label: 'valid', invalid: false, path: validPath, query, body: validBody, contentType: media, auth });
+  if (o.method === 'GET') {
+    probes.push({ label: 'valid, conditional', invalid: false, path: validPath, query, headers: { 'if-none-match': '*' }, auth });
+    probes.push({ label: 'valid, first byte', invalid: false, path: validPath, query, headers: { range: 'bytes=0-0' }, auth });
+    probes.push({ label: 'range past the end', invalid: false, path: validPath, query, headers: { range: 'bytes=1000000000-' }, auth });
+  }
+  if (needsAuth(o)) probes.push({ label: 'no credentials', invalid: true, path: validPath, query, body: validBody, contentType: media, auth: false });
+
+  for (const p of pathParams) {
+    const withParam = (v: string) => fill({ ...Object.fromEntries(Object.entries(validParams).map(([k, x]) => [k, encodeURIComponent(x)])), [p.name]: v });
+    const base = { query, body: validBody, contentType: media, auth };
+    probes.push({ label: `unknown ${p.name}`, invalid: true, path: withParam('nope0'), ...base });
+    probes.push({ label: `over-long ${p.name}`, invalid: true, path: withParam('a'.repeat(Math.max(p.schema?.maxLength ?? 0, 100) + 1)), ...base });
+    probes.push({ label: `malformed percent-encoding in ${p.name}`, invalid: true, path: withParam('%ff%fe'), ...base });
+    probes.push({ label: `NUL in ${p.name}`, invalid: true, path: withParam('a%00b'), ...base });
+  }
+  for (const p of queryParams) {
+    if (p.schema?.maxLength !== undefined) probes.push({ label: `over-long query ${p.name}`, invalid: true, path: validPath, query: { ...query, [p.name]: 'a'.repeat(p.schema.maxLength + 1) }, body: validBody, contentType: media, auth });
+  }
+  if (queryParams.length > 0) probes.push({ label: 'unknown query parameter', invalid: true, path: validPath, query: { ...query, zzUnknown: '1' }, body: validBody, contentType: media, auth });
+  if (queryParams.some((p) => p.required)) probes.push({ label: 'missing required query', invalid: true, path: validPath, query: {}, body: validBody, contentType: media, auth });
+
+  if (jsonBody !== undefined && bodySchema !== undefined) {
+    const send = (label: string, value: unknown) => probes.push({ label, invalid: true, path: validPath, query, body: JSON.stringify(value), contentType: media, auth });
+    if (bodySchema.additionalProperties === false) send('unknown field', { ...jsonBody, zzUnknown: 1 });
+    const props: Record<string, Schema> = bodySchema.properties ?? {};
+    const first = ((bodySchema.required as string[] | undefined)?.[0] ?? Object.keys(jsonBody)[0]) as string | undefined;
+    if (first !== undefined) {
+      send(`wrong type for ${first}`, { ...jsonBody, [first]: wrongType(props[first] ?? {}) });
+      if ((bodySchema.required as string[] | undefined)?.includes(first)) {
+        const { [first]: _drop, ...rest } = jsonBody;
+        send(`missing ${first}`, rest);
+      }
+    }
+    for (const [k, s] of Object.entries(props)) {
+      if (s.type === 'string' && typeof s.maxLength === 'number') send(`over-long ${k}`, { ...jsonBody, [k]: 'a'.repeat(s.maxLength + 1) });
+    }
+    send('not an object', [jsonBody]);
+  }
+  const bodyMethod = ['POST', 'PUT', 'PATCH', 'DELETE'].includes(o.method);
+  if (bodyMethod) {
+    const base = { path: validPath, query, auth };
+    probes.push({ label: 'malformed JSON', invalid: true, ...base, body: '{"name":', contentType: 'application/json' });
+    // A route that documents no body may ignore one; one that takes a body must refuse these.
+    const takesBody = media !== undefined;
+    probes.push({ label: 'empty JSON body', invalid: takesBody, ...base, body: '', contentType: 'application/json' });
+    probes.push({ label: 'XML body', invalid: takesBody, ...base, body: '<x/>', contentType: 'application/xml' });
+    if (media !== 'application/octet-stream') probes.push({ label: 'octet-stream body', invalid: takesBody, ...base, body: Buffer.from('abc'), contentType: 'application/octet-stream' });
+    probes.push({ label: 'body over 1 MiB', invalid: takesBody, ...base, body: JSON.stringify({ zz: 'x'.repeat(1_100_000) }), contentType: 'application/json' });
+  }
+  return probes;
+}
+
+/** Deletions last, the deepest path first, so the objects other operations use exist while they run. */
+function order(ops: Operation[]): Operation[] {
+  const rank = (o: Operation) => (o.method === 'DELETE' ? 1 : 0);
+  return [...ops].sort((a, b) => rank(a) - rank(b) || (rank(a) === 1 ? b.path.split('/').length - a.path.split('/').length : 0));
+}
+
+describe('D5 OpenAPI: the document states every answer the master gives', () => {
+  it('walks every operation with valid and invalid inputs; each answer is documented (status, content type, body schema) and sent as the handler made it', async () => {
+    const r = await app.inject({ url: '/openapi.json' });
+    expect(r.statusCode).toBe(200);
+    doc = r.json();
+    ajv.addSchema(doc, 'openapi');
+    const ops: Operation[] = [];
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Schema>)) {
+      for (const [method, op] of Object.entries(item)) {
+        if (!['get', 'put', 'post', 'patch', 'delete'].includes(method)) continue;
+        ops.push({ method: method.toUpperCase(), path, op, pointer: pointerTo('paths', path, method) });
+      }
+    }
+    expect(ops.length).toBeGreaterThan(50);
+    for (const o of order(ops)) {
+      for (const p of probesFor(o)) {
+      const answer = await send(o, p);
+      checkAnswer(o, p, answer);
+    }
+    }
+
+    const cannotSucceedHere = (o: Operation) =>
+      HTTPS_ONLY.some((h) => o.path.startsWith(h.prefix)) || (needsAuth(o) && security(o).every((req) => Object.keys(req).includes('metalCertificate')));
+    const neverSucceeded = ops.filter((o) => !cannotSucceedHere(o) && !succeeded.has(`${o.method} ${o.path}`)).map((o) => `${o.method} ${o.path}`);
+    const dropped = mismatches.map((m) => `${m.method} ${m.url} → ${m.status}: sent ${JSON.stringify(m.sent).slice(0, 300)} but the schema let through ${JSON.stringify(m.serialized).slice(0, 300)}`);
+    expect({ failures, neverSucceeded, dropped }).toEqual({ failures: [], neverSucceeded: [], dropped: [] });
+  }, 120_000);
+});
