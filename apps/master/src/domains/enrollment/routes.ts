@@ -218,7 +218,11 @@ function sendCerts(reply: FastifyReply, der: Uint8Array, type: string = EST_MEDI
 /** EST (RFC 7030) at /.well-known/est, over HTTPS only. */
 export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): void {
   logSecurityEvents(app);
+  // EST takes one request type: any other (JSON, a form, octet-stream) is refused by name here,
+  // before its body is read, instead of by the framework's generic 415 or a JSON parse error.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser(EST_MEDIA.pkcs10, { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', (req, _payload, done) => done(wrongMediaType(req), undefined));
   app.addHook('onRequest', async (req) => {
     if (!isTls(req)) throw new EnrollmentError('https_required', 'EST is served over HTTPS only');
   });
@@ -228,7 +232,7 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
   });
   const requirePkcs10 = (req: FastifyRequest) => {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== EST_MEDIA.pkcs10) throw new EnrollmentError('unsupported_media_type', `expected Content-Type ${EST_MEDIA.pkcs10}`, 'content-type');
+    if (type !== EST_MEDIA.pkcs10) throw wrongMediaType(req);
   };
 
   app.get('/cacerts', { schema: { tags: ['est'], summary: 'CA certificates, certs-only PKCS#7, base64 (RFC 7030 §4.1)', security: [] } }, async (_req, reply) =>
@@ -262,6 +266,15 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
       });
       return sendCerts(reply, certsOnly(der));
     },
+  );
+}
+
+function wrongMediaType(req: FastifyRequest): EnrollmentError {
+  const came = req.headers['content-type'];
+  return new EnrollmentError(
+    'unsupported_media_type',
+    `expected Content-Type ${EST_MEDIA.pkcs10} (a base64 DER PKCS#10), came ${came ? came.slice(0, 100) : 'none'}`,
+    'content-type',
   );
 }
 
