@@ -236,6 +236,22 @@ export async function verifyCsr(der: Uint8Array): Promise<VerifiedCsr> {
     ok = false;
   }
   if (!ok) throw new PkiError('csr_signature_invalid', 'expected the request to be signed by the key it carries, came a signature that does not verify');
+  return { csr, publicKey: csr.publicKey, ...csrNames(csr) };
+}
+
+/**
+ * The TIPS identities a DER PKCS#10 *claims*, its signature unchecked (what a throttle keys on
+ * before spending a verification); [] for anything that does not parse.
+ */
+export function claimedCsrIdentities(der: Uint8Array): TipsIdentity[] {
+  try {
+    return csrNames(new x509.Pkcs10CertificateRequest(new Uint8Array(der))).identities;
+  } catch {
+    return [];
+  }
+}
+
+function csrNames(csr: x509.Pkcs10CertificateRequest): Pick<VerifiedCsr, 'uris' | 'commonName' | 'identities'> {
   const sanExt = csr.extensions.find((e) => e.type === SAN_OID);
   const san = sanExt ? new x509.SubjectAlternativeNameExtension(sanExt.rawData) : undefined;
   const uris = (san?.names.toJSON() ?? []).filter((n) => n.type === 'url').map((n) => n.value);
@@ -251,7 +267,7 @@ export async function verifyCsr(der: Uint8Array): Promise<VerifiedCsr> {
       if (id && !identities.some((x) => x.id === id.id)) identities.push(id);
     }
   }
-  return { csr, publicKey: csr.publicKey, uris, commonName, identities };
+  return { uris, commonName, identities };
 }
 
 /** TIPS identities named in a certificate's URI subjectAltNames. */

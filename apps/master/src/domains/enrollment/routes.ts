@@ -6,7 +6,7 @@ import { errorResponses, Items, Ref } from '../../http/schemas.ts';
 import { isTls, peerCertificate } from '../../tls/peer.ts';
 import { EnrollmentError, type EnrollmentErrorCode } from './errors.ts';
 import type { EnrollmentSecret, IssuedCertificate, MetalPrincipal } from './model.ts';
-import type { CreateSecretInput, EnrollmentService } from './service.ts';
+import { type CreateSecretInput, type EnrollmentService, estIdentity } from './service.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -182,6 +182,15 @@ export function decodeBase64Body(body: unknown, field: string): Uint8Array {
   return new Uint8Array(Buffer.from(text, 'base64'));
 }
 
+/** The bytes of a base64 body, or none: only to name who a request claims to be, never to act on. */
+function lenientBase64(body: unknown): Uint8Array | undefined {
+  try {
+    return decodeBase64Body(body, 'csr');
+  } catch {
+    return undefined;
+  }
+}
+
 function base64Lines(der: Uint8Array): string {
   return `${Buffer.from(der)
     .toString('base64')
@@ -250,7 +259,8 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
       // HTTP Basic (secret ID : secret), or none at all in image-key mode (T14).
       const credentials = basicCredentials(req);
       requirePkcs10(req);
-      const { der } = await enrollment.throttled(req.ip, () => enrollment.enroll(credentials, decodeBase64Body(req.body, 'csr')));
+      const identity = estIdentity({ basicUser: credentials?.id, csr: credentials ? undefined : lenientBase64(req.body) });
+      const { der } = await enrollment.throttled(req.ip, identity, () => enrollment.enroll(credentials, decodeBase64Body(req.body, 'csr')));
       return sendCerts(reply, certsOnly(der));
     },
   );
@@ -259,8 +269,10 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
     '/simplereenroll',
     { schema: { tags: ['est'], summary: 'Renew with the current certificate (mTLS); body: base64 DER PKCS#10 naming the same metal', security: [] } },
     async (req, reply) => {
-      const { der } = await enrollment.throttled(req.ip, async () => {
-        const principal = await enrollment.authenticateMetal(peerCertificate(req));
+      const peer = peerCertificate(req);
+      const identity = estIdentity({ clientCertificate: peer?.der, csr: lenientBase64(req.body) });
+      const { der } = await enrollment.throttled(req.ip, identity, async () => {
+        const principal = await enrollment.authenticateMetal(peer);
         requirePkcs10(req);
         return enrollment.reenroll(principal, decodeBase64Body(req.body, 'csr'));
       });
