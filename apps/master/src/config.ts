@@ -20,6 +20,8 @@ export interface MasterConfig {
   gatewayRequireTls: boolean;
   /** Glaze uploads need an S11 upload token with proof of possession besides the API token. */
   requireUploadToken: boolean;
+  /** Lifetime of metal certificates issued by EST (simpleenroll, simplereenroll), in days. */
+  metalCertDays: number;
 }
 
 export interface RawOptions {
@@ -34,6 +36,7 @@ export interface RawOptions {
   caDir?: string;
   gatewayRequireTls?: boolean;
   requireUploadToken?: boolean;
+  metalCertDays?: string;
 }
 
 export const DEFAULTS = {
@@ -44,7 +47,10 @@ export const DEFAULTS = {
   logLevel: 'info',
   tlsPort: 8443,
   tlsHostname: 'localhost',
+  metalCertDays: 7,
 };
+/** Metal certificates stay short-lived: renewal (simplereenroll) is how a revoked key ages out. */
+export const MAX_METAL_CERT_DAYS = 397;
 
 export class ConfigError extends Error {}
 
@@ -87,5 +93,6 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     caDir: resolve(opts.caDir ?? env.TIPS_CA_DIR ?? join(dataDir, 'ca')),
     gatewayRequireTls: opts.gatewayRequireTls === true || bool('TIPS_GATEWAY_REQUIRE_TLS', env.TIPS_GATEWAY_REQUIRE_TLS),
     requireUploadToken: opts.requireUploadToken === true || bool('TIPS_REQUIRE_UPLOAD_TOKEN', env.TIPS_REQUIRE_UPLOAD_TOKEN),
+    metalCertDays: int('--metal-cert-days', opts.metalCertDays ?? env.TIPS_METAL_CERT_DAYS ?? String(DEFAULTS.metalCertDays), 1, MAX_METAL_CERT_DAYS),
   };
 }

@@ -4,7 +4,7 @@ import { importKey } from '@tips/suit';
 import { Command, Option } from 'commander';
 import { buildApp } from './app.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
-import { ConfigError, DEFAULTS, loadConfig, type RawOptions } from './config.ts';
+import { ConfigError, DEFAULTS, loadConfig, MAX_METAL_CERT_DAYS, type RawOptions } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enrollment/ca-dir.ts';
 import { systemClock, systemRandom } from './ports.ts';
@@ -33,6 +33,11 @@ const program = new Command('tips-master')
       'Glaze uploads need an S11 upload token (X-Tips-Token, audience urn:tips:master, scope upload:space:<id>) with a proof of possession, besides the API token (env TIPS_REQUIRE_UPLOAD_TOKEN=true)',
     ),
   )
+  .addOption(
+    new Option('--metal-cert-days <n>', `lifetime of metal certificates issued by EST, in days (1 to ${MAX_METAL_CERT_DAYS}; never beyond the intermediate's); metals renew with simplereenroll`)
+      .env('TIPS_METAL_CERT_DAYS')
+      .default(String(DEFAULTS.metalCertDays)),
+  )
   .addHelpText(
     'after',
     '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN sets the admin token created on the first start (automation);\notherwise a random one is printed once.',
@@ -58,6 +63,7 @@ const program = new Command('tips-master')
       tokenKey: async () => tokenKey,
       gatewayRequireTls: config.gatewayRequireTls,
       requireUploadToken: config.requireUploadToken,
+      certLifetimeHours: config.metalCertDays * 24,
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);
