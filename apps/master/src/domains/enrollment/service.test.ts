@@ -137,12 +137,20 @@ async function csrFor(opts: { uris?: string[]; cn?: string; curve?: 'P-256' | 'P
   return { der: new Uint8Array(csr.rawData), keys };
 }
 const csrOf = (id: string) => csrFor({ uris: [`urn:tips:metal:${id}`] });
+/** The refusal's code — and every refusal must say what is wrong (a message the operator can act on). */
 const code = (p: Promise<unknown>) =>
   p.then(
     () => 'ok',
-    (e: { code?: string; field?: string }) => e.code ?? String(e),
+    (e: { code?: string; message?: string }) => (e.message ? (e.code ?? String(e)) : `${e.code} without a message`),
   );
-const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: EnrollmentError | InvalidValueError) => e);
+const errorOf = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: EnrollmentError | InvalidValueError) => {
+      if (!e.message) throw new Error(`${(e as EnrollmentError).code} without a message`);
+      return e;
+    },
+  );
 
 async function secret(input: Parameters<EnrollmentService['createSecret']>[1] = { metal: 'pi-1' }) {
   const r = await svc.createSecret(OWNER, input);

@@ -72,7 +72,15 @@ beforeEach(() => {
 
 const holder = () => generateKeyPairSync('ed25519');
 const pemOf = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }).toString();
-const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: TokenError) => e);
+/** The refusal — and every refusal must say what is wrong. */
+const errorOf = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: TokenError) => {
+      if (!e.message) throw new Error(`${e.code} without a message`);
+      return e;
+    },
+  );
 const code = async (p: Promise<unknown>) => (await errorOf(p))?.code ?? 'ok';
 
 async function issue(input: Partial<Parameters<TokenService['issue']>[1]> = {}, key = holder()) {
