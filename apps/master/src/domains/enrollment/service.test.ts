@@ -239,6 +239,9 @@ describe('S6 enrollment secrets: created per metal or per Phase 1 Space, bounded
     expect((await store.findSecret(s.id))!.secret.revokedAt).toBe(new Date(T0).toISOString());
     expect(await errorOf(svc.revokeSecret(OWNER, s.id))).toMatchObject({ code: 'secret_not_found', field: 'id' });
     expect(await code(svc.revokeSecret(OTHER_OWNER, (await secret()).id))).toBe('secret_not_found');
+    const long = (await errorOf(svc.revokeSecret(OWNER, 'e'.repeat(100))))!.message;
+    expect(long).toContain('e'.repeat(40));
+    expect(long).not.toContain('e'.repeat(41));
   });
 });
 
@@ -252,6 +255,8 @@ describe('S6 simpleenroll: the secret, then a CSR naming exactly the metal it ma
     expect(cert.notAfter.getTime()).toBe(T0 + 48 * 3_600_000);
     expect(Buffer.from(cert.publicKey.rawData)).toEqual(Buffer.from(await crypto.subtle.exportKey('spki', csr.keys.publicKey)));
     expect(await cert.verify({ publicKey: ca.intermediate.cert.publicKey, signatureOnly: true })).toBe(true);
+    // A client certificate (TLS Web Client Authentication), never one a server could use.
+    expect(cert.getExtension(x509.ExtendedKeyUsageExtension)!.usages).toEqual([x509.ExtendedKeyUsage.clientAuth]);
     expect(record).toEqual({
       serial: cert.serialNumber.toLowerCase(),
       ownerId: OWNER,
@@ -310,6 +315,31 @@ describe('S6 simpleenroll: the secret, then a CSR naming exactly the metal it ma
     expect(((await errorOf(svc.enroll({ id: s.id, secret: 'x' }, csr))) as EnrollmentError).security).toBe(true);
   });
 
+  it('an unusable secret is refused before anything is signed or written (both secret and image-key mode)', async () => {
+    let attempts = 0;
+    const enrollWithSecret = store.enrollWithSecret.bind(store);
+    store.enrollWithSecret = async (...args) => {
+      attempts++;
+      return enrollWithSecret(...args);
+    };
+    const expired = await secret({ metal: 'pi-1', expiresInMinutes: 1 });
+    const spent = await secret({ metal: 'pi-1', maxUses: 1 });
+    const revoked = await secret({ metal: 'pi-1' });
+    await svc.revokeSecret(OWNER, revoked.id);
+    store.secrets.get(spent.id)!.secret.uses = 1;
+    const image = await csrOf(M2);
+    const pem = createPublicKey({ key: Buffer.from(await crypto.subtle.exportKey('spki', image.keys.publicKey)), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }).toString();
+    const ik = await svc.createSecret(OWNER, { metal: 'pi-2', imagePublicKey: pem });
+    store.secrets.get(ik.secret.id)!.secret.uses = 1;
+    t = T0 + 60_000;
+    const csr = (await csrOf(M1)).der;
+    expect(await code(svc.enroll(expired, csr))).toBe('enrollment_secret_expired');
+    expect(await code(svc.enroll(spent, csr))).toBe('enrollment_secret_exhausted');
+    expect(await code(svc.enroll(revoked, csr))).toBe('enrollment_secret_invalid');
+    expect(await code(svc.enroll(undefined, image.der))).toBe('enrollment_secret_exhausted');
+    expect(attempts).toBe(0);
+  });
+
   it('refuses CSRs that are not P-256, do not verify, name no metal, two metals, a gateway, or another metal; nothing is spent', async () => {
     const s = await secret({ metal: 'pi-1', maxUses: 5 });
     const bad = async (der: Uint8Array) => {
@@ -318,9 +348,14 @@ describe('S6 simpleenroll: the secret, then a CSR naming exactly the metal it ma
     };
     expect(await bad(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]))).toBe('csr_malformed/csr');
     expect(await bad((await csrFor({ uris: [`urn:tips:metal:${M1}`], curve: 'P-384' })).der)).toBe('csr_key_unsupported/csr');
-    const forged = (await csrOf(M1)).der;
-    forged[forged.length - 5]! ^= 0x55;
-    expect(['csr_signature_invalid/csr', 'csr_malformed/csr']).toContain(await bad(forged));
+    // Key B's SubjectPublicKeyInfo swapped into a request signed by key A: well-formed, but A's signature does not verify under B.
+    const a = await csrOf(M1);
+    const b = await csrOf(M1);
+    const spkiA = Buffer.from(await crypto.subtle.exportKey('spki', a.keys.publicKey));
+    const spkiB = Buffer.from(await crypto.subtle.exportKey('spki', b.keys.publicKey));
+    const swapped = Buffer.from(a.der);
+    spkiB.copy(swapped, swapped.indexOf(spkiA));
+    expect(await bad(new Uint8Array(swapped))).toBe('csr_signature_invalid/csr');
     expect(await bad((await csrFor({ cn: 'hello' })).der)).toBe('csr_identity_missing/csr');
     expect(await bad((await csrFor({ uris: [`urn:tips:metal:${M1}`, `urn:tips:metal:${M2}`] })).der)).toBe('csr_identity_mismatch/csr');
     expect(await bad((await csrFor({ uris: [`urn:tips:metal:${M1}`, 'urn:tips:gateway:gwy_0000000000000000000000000a'] })).der)).toBe('csr_identity_mismatch/csr');
@@ -450,7 +485,11 @@ describe('S6 mTLS identity, re-enrollment and revocation', () => {
     const second = await enrolled();
     await expect(svc.revokeCertificate(OWNER, second.record.serial.toUpperCase())).resolves.toBeUndefined();
     expect(store.certs.get(second.record.serial)!.status).toBe('revoked');
+    expect(store.certs.get(second.record.serial)).toMatchObject({ revokeReason: 'operator', revokedAt: new Date(T0).toISOString() });
     expect(await errorOf(svc.revokeCertificate(OWNER, second.record.serial))).toMatchObject({ code: 'certificate_not_found', field: 'serial' });
+    const long = (await errorOf(svc.revokeCertificate(OWNER, 'f'.repeat(100))))!.message;
+    expect(long).toContain('f'.repeat(64));
+    expect(long).not.toContain('f'.repeat(65));
 
     const third = await enrolled();
     expect(await svc.revokeMetalById(M1, 'blocked')).toBe(1);
