@@ -105,12 +105,14 @@ describe('S11 checkToken: every stage a resource server runs, at its boundaries'
   const jwt = (c: object = base, k = issuer) => signJwt(c as TokenClaims, k);
   const check = { issuerKeys: [issuer], issuer: 'urn:tips:master', audience: 'urn:tips:metal:m', now: 500 };
   const sig = (token: string, nonce = 'n', key = holderEd.privateKey) => ({ nonce, signature: signPop(nonce, token, key) });
+  /** The refusal's code — and every refusal must say what is wrong. */
   const code = (f: () => unknown): string => {
     try {
       f();
       return 'accepted';
     } catch (e) {
-      return (e as { code?: string }).code ?? String(e);
+      const { code: c, message } = e as { code?: string; message?: string };
+      return message ? (c ?? String(e)) : `${c} without a message`;
     }
   };
 
