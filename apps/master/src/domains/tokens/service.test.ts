@@ -10,7 +10,7 @@ import type { EnrollmentService } from '../enrollment/service.ts';
 import type { GlazeService } from '../glazes/service.ts';
 import type { MetalService } from '../metals/service.ts';
 import type { SpaceService } from '../spaces/service.ts';
-import { TokenError } from './errors.ts';
+import type { TokenError } from './errors.ts';
 import { CHALLENGE_SECONDS, MAX_TOKEN_MINUTES } from './model.ts';
 import { TOKEN_ISSUER, TokenService } from './service.ts';
 import type { TokenStore } from './store.ts';
