@@ -7,13 +7,15 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningMaster, startMaster, tips } from './helpers.ts';
+import { type RunningMaster, startMaster, TIPS, tips } from './helpers.ts';
 
 const ADMIN = `tips_${randomBytes(24).toString('base64url')}`;
 let work: string;
 let master: RunningMaster;
 let httpsUrl: string;
 let metalId: string;
+/** The master runs with --metal-cert-days 3: every metal certificate must live exactly that long. */
+const CERT_DAYS = 3;
 
 function run(cmd: string, args: string[], input?: string) {
   const r = spawnSync(cmd, args, { cwd: work, encoding: 'utf8', input, timeout: 60_000 });
@@ -67,7 +69,7 @@ describe('S6 EST enrollment and mTLS, proven with openssl and curl against the r
     expect(init.status, init.stderr).toBe(0);
     mkdirSync(join(work, 'master-ca'));
     for (const f of ['root.pem', 'intermediate.pem', 'intermediate-key.pem']) copyFileSync(join(work, 'offline', f), join(work, 'master-ca', f));
-    master = await startMaster(['--data-dir', join(work, 'data'), '--ca-dir', join(work, 'master-ca'), '--tls-port', '0', '--tls-hostname', 'localhost'], {
+    master = await startMaster(['--data-dir', join(work, 'data'), '--ca-dir', join(work, 'master-ca'), '--tls-port', '0', '--tls-hostname', 'localhost', '--metal-cert-days', String(CERT_DAYS)], {
       TIPS_BOOTSTRAP_ADMIN_TOKEN: ADMIN,
     });
     const deadline = Date.now() + 20_000;
@@ -93,6 +95,10 @@ describe('S6 EST enrollment and mTLS, proven with openssl and curl against the r
     expect(pem.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
     expect(pem).toContain('E2E intermediate CA');
     expect(pem).toContain('E2E root CA');
+    // Byte for byte what openssl's own certs-only writer makes of the same two certificates (no eContent).
+    writeFileSync(join(work, 'chain.pem'), readFileSync(join(work, 'offline', 'intermediate.pem'), 'utf8') + readFileSync(join(work, 'offline', 'root.pem'), 'utf8'));
+    must('openssl', ['crl2pkcs7', '-nocrl', '-certfile', 'chain.pem', '-outform', 'DER', '-out', 'openssl-cacerts.der']);
+    expect(readFileSync(join(work, 'cacerts.der')).equals(readFileSync(join(work, 'openssl-cacerts.der')))).toBe(true);
     // The master never got the root key, and its server certificate chains to the operator's root.
     expect(run('ls', ['master-ca']).stdout).not.toContain('root-key.pem');
   });
@@ -128,6 +134,36 @@ describe('S6 EST enrollment and mTLS, proven with openssl and curl against the r
     expect(JSON.parse(wrong.body).error.code).toBe('enrollment_secret_invalid');
     // The secret never reached the master's log.
     expect(master.output()).not.toContain(s.secret);
+  });
+
+  it('the certificate lives --metal-cert-days (plus the minute of clock-skew allowance before now)', () => {
+    const dates = must('openssl', ['x509', '-in', 'metal.pem', '-noout', '-startdate', '-enddate']);
+    const notBefore = Date.parse(/notBefore=(.+)/.exec(dates)![1]!);
+    const notAfter = Date.parse(/notAfter=(.+)/.exec(dates)![1]!);
+    expect(notAfter - notBefore).toBe(CERT_DAYS * 86_400_000 + 60_000);
+  });
+
+  it('the commands `tips enrollment secret create` prints run as printed in a shell and end with a certificate openssl verifies', async () => {
+    const id = (await api<{ id: string }>('POST', '/api/v1/metals', { name: 'pi-hint', interfaces: [{ name: 'eth0', mac: '02:e2:e0:00:00:03', type: 'ethernet', pxe: true }] })).id;
+    const env = { TIPS_URL: master.url, TIPS_TOKEN: ADMIN, TIPS_CONFIG: join(work, 'no-config.json') };
+    const created = tips(['enrollment', 'secret', 'create', '--metal', 'pi-hint', '--est-url', httpsUrl], env);
+    expect(created.status, created.stderr).toBe(0);
+    const lines = created.stdout.split('\n');
+    const from = lines.findIndex((l) => l.startsWith('Enroll with openssl and curl'));
+    expect(from).toBeGreaterThan(0);
+    const script = lines.slice(from + 1).filter((l) => l.startsWith('  ')).map((l) => l.slice(2)).join('\n');
+    expect(script).toContain('--cacert tips-ca.pem');
+    // The operator's `tips` on PATH (the printed first step fetches the CA with their login).
+    mkdirSync(join(work, 'bin'));
+    writeFileSync(join(work, 'bin', 'tips'), `#!/bin/sh\nexec '${process.execPath}' '${TIPS}' "$@"\n`, { mode: 0o755 });
+    mkdirSync(join(work, 'hint'));
+    const sh = spawnSync('sh', ['-e', '-c', script], { cwd: join(work, 'hint'), encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env, PATH: `${join(work, 'bin')}:${process.env.PATH}` } });
+    expect(sh.status, `${script}\n${sh.stdout}\n${sh.stderr}`).toBe(0);
+    // The last printed command used the new certificate on the metal API.
+    expect(JSON.parse(sh.stdout.trim().split('\n').pop()!).metal).toBe(id);
+    const verified = run('openssl', ['verify', '-CAfile', 'offline/root.pem', '-untrusted', 'offline/intermediate.pem', 'hint/metal.pem']);
+    expect(verified.stdout, verified.stderr).toContain('hint/metal.pem: OK');
+    expect(must('openssl', ['x509', '-in', 'hint/metal.pem', '-noout', '-ext', 'subjectAltName'])).toContain(`URI:urn:tips:metal:${id}`);
   });
 
   it('mTLS: the certificate works on /api/metal/v1, not on the owner API; an owner token does not work on the metal API', () => {

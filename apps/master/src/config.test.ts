@@ -42,3 +42,17 @@ describe('D4 S6 TIPS_BOOTSTRAP_ADMIN_TOKEN is checked before anything starts', (
     }
   });
 });
+
+describe('S6 master configuration: --metal-cert-days', () => {
+  it('defaults to 7 days, takes the flag over TIPS_METAL_CERT_DAYS, and refuses a value out of 1..397 or not an integer', () => {
+    expect(loadConfig({}, {}).metalCertDays).toBe(7);
+    expect(loadConfig({}, { TIPS_METAL_CERT_DAYS: '30' }).metalCertDays).toBe(30);
+    expect(loadConfig({ metalCertDays: '2' }, { TIPS_METAL_CERT_DAYS: '30' }).metalCertDays).toBe(2);
+    expect(loadConfig({ metalCertDays: '1' }, {}).metalCertDays).toBe(1);
+    expect(loadConfig({ metalCertDays: '397' }, {}).metalCertDays).toBe(397);
+    for (const bad of ['0', '398', '1.5', '-3', 'week', '']) {
+      expect(() => loadConfig({ metalCertDays: bad }, {}), bad).toThrow(ConfigError);
+    }
+    expect(() => loadConfig({}, { TIPS_METAL_CERT_DAYS: '0' })).toThrow(/--metal-cert-days must be an integer from 1 to 397, got "0"/);
+  });
+});

@@ -23,6 +23,8 @@ export interface MasterConfig {
   requireUploadToken: boolean;
   /** An upload sending no bytes for this many seconds is abandoned and its temp file removed. */
   uploadIdleTimeoutSeconds: number;
+  /** Lifetime of metal certificates issued by EST (simpleenroll, simplereenroll), in days. */
+  metalCertDays: number;
 }
 
 export interface RawOptions {
@@ -38,6 +40,7 @@ export interface RawOptions {
   gatewayRequireTls?: boolean;
   requireUploadToken?: boolean;
   uploadIdleTimeout?: string;
+  metalCertDays?: string;
 }
 
 export const DEFAULTS = {
@@ -49,7 +52,10 @@ export const DEFAULTS = {
   tlsPort: 8443,
   tlsHostname: 'localhost',
   uploadIdleTimeoutSeconds: 60,
+  metalCertDays: 7,
 };
+/** Metal certificates stay short-lived: renewal (simplereenroll) is how a revoked key ages out. */
+export const MAX_METAL_CERT_DAYS = 397;
 
 export class ConfigError extends Error {}
 
@@ -101,5 +107,6 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     gatewayRequireTls: opts.gatewayRequireTls === true || bool('TIPS_GATEWAY_REQUIRE_TLS', env.TIPS_GATEWAY_REQUIRE_TLS),
     requireUploadToken: opts.requireUploadToken === true || bool('TIPS_REQUIRE_UPLOAD_TOKEN', env.TIPS_REQUIRE_UPLOAD_TOKEN),
     uploadIdleTimeoutSeconds: uploadIdle === undefined ? DEFAULTS.uploadIdleTimeoutSeconds : int('--upload-idle-timeout', uploadIdle, 1, 86_400),
+    metalCertDays: int('--metal-cert-days', opts.metalCertDays ?? env.TIPS_METAL_CERT_DAYS ?? String(DEFAULTS.metalCertDays), 1, MAX_METAL_CERT_DAYS),
   };
 }

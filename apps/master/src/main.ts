@@ -5,7 +5,7 @@ import { importKey } from '@tips/suit';
 import { Command, Option } from 'commander';
 import { buildApp } from './app.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
-import { ConfigError, DEFAULTS, loadConfig, type RawOptions } from './config.ts';
+import { ConfigError, DEFAULTS, loadConfig, MAX_METAL_CERT_DAYS, type RawOptions } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enrollment/ca-dir.ts';
 import { describeListen } from './http/bind-address.ts';
@@ -40,6 +40,11 @@ const program = new Command('tips-master')
       .env('TIPS_UPLOAD_IDLE_TIMEOUT')
       .default(String(DEFAULTS.uploadIdleTimeoutSeconds)),
   )
+  .addOption(
+    new Option('--metal-cert-days <n>', `lifetime of metal certificates issued by EST, in days (1 to ${MAX_METAL_CERT_DAYS}; never beyond the intermediate's); metals renew with simplereenroll`)
+      .env('TIPS_METAL_CERT_DAYS')
+      .default(String(DEFAULTS.metalCertDays)),
+  )
   .addHelpText(
     'after',
     '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN (tips_ followed by 32–128 base64url characters) sets the admin token\ncreated on the first start (automation); otherwise a random one is printed once. On a database that\nalready has an admin it is ignored (with a warning): make further tokens with `tips token create`.',
@@ -66,6 +71,7 @@ const program = new Command('tips-master')
       gatewayRequireTls: config.gatewayRequireTls,
       requireUploadToken: config.requireUploadToken,
       uploadIdleTimeoutMs: config.uploadIdleTimeoutSeconds * 1000,
+      certLifetimeHours: config.metalCertDays * 24,
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);

@@ -236,6 +236,22 @@ export async function verifyCsr(der: Uint8Array): Promise<VerifiedCsr> {
     ok = false;
   }
   if (!ok) throw new PkiError('csr_signature_invalid', 'expected the request to be signed by the key it carries, came a signature that does not verify');
+  return { csr, publicKey: csr.publicKey, ...csrNames(csr) };
+}
+
+/**
+ * The TIPS identities a DER PKCS#10 *claims*, its signature unchecked (what a throttle keys on
+ * before spending a verification); [] for anything that does not parse.
+ */
+export function claimedCsrIdentities(der: Uint8Array): TipsIdentity[] {
+  try {
+    return csrNames(new x509.Pkcs10CertificateRequest(new Uint8Array(der))).identities;
+  } catch {
+    return [];
+  }
+}
+
+function csrNames(csr: x509.Pkcs10CertificateRequest): Pick<VerifiedCsr, 'uris' | 'commonName' | 'identities'> {
   const sanExt = csr.extensions.find((e) => e.type === SAN_OID);
   const san = sanExt ? new x509.SubjectAlternativeNameExtension(sanExt.rawData) : undefined;
   const uris = (san?.names.toJSON() ?? []).filter((n) => n.type === 'url').map((n) => n.value);
@@ -251,7 +267,7 @@ export async function verifyCsr(der: Uint8Array): Promise<VerifiedCsr> {
       if (id && !identities.some((x) => x.id === id.id)) identities.push(id);
     }
   }
-  return { csr, publicKey: csr.publicKey, uris, commonName, identities };
+  return { uris, commonName, identities };
 }
 
 /** TIPS identities named in a certificate's URI subjectAltNames. */
@@ -266,9 +282,35 @@ export function certificateIdentities(cert: x509.X509Certificate): TipsIdentity[
   return out;
 }
 
-/** PKCS#7 / CMS SignedData with no signers carrying `certs` ("certs-only", RFC 7030 §4.1.3). */
+/** A DER tag-length-value (definite length, short or long form). */
+function derTlv(tag: number, body: Uint8Array): Uint8Array {
+  const n = body.length;
+  const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+  return new Uint8Array([tag, ...len, ...body]);
+}
+const concat = (parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
+/** id-signedData 1.2.840.113549.1.7.2 and id-data 1.2.840.113549.1.7.1 (RFC 5652 §5.1, §4). */
+const ID_SIGNED_DATA = new Uint8Array([0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02]);
+const ID_DATA = new Uint8Array([0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01]);
+
+/**
+ * PKCS#7 / CMS SignedData with no signers carrying `certs` ("certs-only", RFC 7030 §4.1.3), the
+ * certificates in the given order. Encoded as `openssl crl2pkcs7 -nocrl` does: version 1, no digest
+ * algorithms, an EncapsulatedContentInfo of id-data *without* eContent (RFC 5652 §5.2: omitted when
+ * there are no signers), the certificates as [0] IMPLICIT, no CRLs, no signerInfos.
+ */
 export function certsOnlyPkcs7(certs: x509.X509Certificate[]): Uint8Array {
-  return new Uint8Array(new x509.X509Certificates(certs).export('raw'));
+  const signedData = derTlv(
+    0x30,
+    concat([
+      new Uint8Array([0x02, 0x01, 0x01]), // CMSVersion 1
+      derTlv(0x31, new Uint8Array()), // digestAlgorithms: none
+      derTlv(0x30, ID_DATA), // encapContentInfo: eContentType id-data, no eContent
+      derTlv(0xa0, concat(certs.map((c) => new Uint8Array(c.rawData)))), // certificates [0] IMPLICIT
+      derTlv(0x31, new Uint8Array()), // signerInfos: none
+    ]),
+  );
+  return derTlv(0x30, concat([ID_SIGNED_DATA, derTlv(0xa0, signedData)]));
 }
 
 /** The certificates of a certs-only PKCS#7. */

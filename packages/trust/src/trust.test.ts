@@ -1,4 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildEnvelope, importKey, verifyEnvelopeSync } from '@tips/suit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -17,6 +21,7 @@ import {
   generateKeyPair,
   issueCertificate,
   operatorKeys,
+  parseCertificates,
   parseCertsOnlyPkcs7,
   certsOnlyPkcs7,
   parseIdentityUri,
@@ -55,6 +60,32 @@ describe('S6 PKI: CA, CSR, certs-only PKCS#7', () => {
     const p7 = certsOnlyPkcs7([leaf, inter.cert]);
     expect(parseCertsOnlyPkcs7(p7).map((c) => c.serialNumber)).toEqual([leaf.serialNumber, inter.cert.serialNumber]);
     expect(await certificateFingerprint(leaf)).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('certs-only PKCS#7 is byte for byte what `openssl crl2pkcs7 -nocrl` writes: no eContent (RFC 5652 §5.2), certificates in order', async () => {
+    const { root, inter } = await pki();
+    const keys = await generateKeyPair();
+    const leaf = await issueCertificate(inter, { identity: { kind: 'metal', id: 'mtl_0123456789abcdefghjkmnpqrs' }, publicKey: keys.publicKey, serial: serial(), notBefore: now, notAfter: later, usage: 'client' });
+    const dir = mkdtempSync(join(tmpdir(), 'tips-p7-'));
+    try {
+      for (const certs of [[leaf], [inter.cert, root.cert], [leaf, inter.cert, root.cert]]) {
+        writeFileSync(join(dir, 'certs.pem'), certs.map((c) => c.toString('pem')).join('\n'));
+        const openssl = execFileSync('openssl', ['crl2pkcs7', '-nocrl', '-certfile', join(dir, 'certs.pem'), '-outform', 'DER']);
+        const ours = certsOnlyPkcs7(certs);
+        expect(Buffer.from(ours).toString('hex')).toBe(openssl.toString('hex'));
+        // openssl reads ours back, the certificates in our order.
+        writeFileSync(join(dir, 'ours.der'), ours);
+        const printed = execFileSync('openssl', ['pkcs7', '-inform', 'DER', '-in', join(dir, 'ours.der'), '-print_certs']).toString();
+        expect(parseCertificates(printed).map((c) => c.serialNumber)).toEqual(certs.map((c) => c.serialNumber));
+      }
+      // A bundle over 64 KiB takes the three-byte length form, as openssl's does.
+      writeFileSync(join(dir, 'certs.pem'), Array.from({ length: 150 }, () => leaf.toString('pem')).join('\n'));
+      const big = certsOnlyPkcs7(Array.from({ length: 150 }, () => leaf));
+      expect(big.length).toBeGreaterThan(65_536);
+      expect(Buffer.from(big).equals(execFileSync('openssl', ['crl2pkcs7', '-nocrl', '-certfile', join(dir, 'certs.pem'), '-outform', 'DER']))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('parses TIPS identity URIs strictly', () => {

@@ -96,6 +96,52 @@ interface SecretOut {
   revokedAt: string | null;
   secret?: string;
 }
+/** A word for POSIX sh, single-quoted unless it is plainly safe. */
+const shellWord = (s: string): string => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/**
+ * Where metals reach the master's HTTPS listener (EST): `--est-url`, else `TIPS_EST_URL`, else the
+ * CLI's master URL if it is https, else that host on the master's default HTTPS port 8443.
+ */
+export function estOrigin(given: string | undefined, cliUrl: string): string {
+  const raw = given ?? process.env.TIPS_EST_URL;
+  let u: URL;
+  try {
+    u = new URL(raw ?? cliUrl);
+  } catch {
+    throw new CliError('bad_option', `--est-url must be an https:// URL, got "${raw}"`, EXIT.usage);
+  }
+  if (raw !== undefined && u.protocol !== 'https:') throw new CliError('bad_option', `--est-url must be an https:// URL (EST is served over HTTPS only), got "${raw}"`, EXIT.usage);
+  if (u.protocol !== 'https:') {
+    u.protocol = 'https:';
+    u.port = '8443';
+  }
+  return u.origin;
+}
+
+/**
+ * The commands a metal (or whoever enrolls it) runs to enroll with openssl and curl (RFC 7030
+ * simpleenroll): a P-256 key, a CSR naming the metal (CN and URI SAN), the base64 DER body with its
+ * Content-Type and HTTP Basic auth, trusting only the master's CA, and the certs-only PKCS#7 answer
+ * decoded to a PEM certificate. Runs as printed in a POSIX shell (e2e/est.test.ts does).
+ */
+export function estHint(v: SecretOut, origin: string): string {
+  const metal = v.scope.kind === 'metal' ? `METAL=${shellWord(v.scope.id)}` : `METAL=    # set to the TIPS ID (mtl_…) of the metal to enroll, a member of Space ${v.scope.id}`;
+  const auth = v.secret === undefined ? '' : ` -u ${shellWord(`${v.id}:${v.secret}`)}`;
+  return [
+    'Enroll with openssl and curl (EST, RFC 7030), in an empty directory:',
+    '  tips ca show > tips-ca.pem    # the master\'s CA, fetched with your login; copy it to the metal',
+    `  MASTER=${shellWord(origin)}`,
+    `  ${metal}`,
+    '  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout metal.key -subj "/CN=$METAL" -addext "subjectAltName=URI:urn:tips:metal:$METAL" -outform DER -out metal.csr.der',
+    '  openssl base64 -in metal.csr.der -out metal.csr.b64',
+    `  curl --fail-with-body -sS --cacert tips-ca.pem${auth} -H 'Content-Type: application/pkcs10' --data-binary @metal.csr.b64 -o metal.p7.b64 "$MASTER/.well-known/est/simpleenroll"`,
+    '  openssl base64 -d -in metal.p7.b64 -out metal.p7.der',
+    '  openssl pkcs7 -inform DER -in metal.p7.der -print_certs -out metal.pem',
+    '  curl -sS --cacert tips-ca.pem --cert metal.pem --key metal.key "$MASTER/api/metal/v1/whoami"',
+  ].join('\n');
+}
+
 interface CertOut {
   serial: string;
   subject: { kind: string; id: string };
@@ -161,14 +207,17 @@ export function registerIdentityCommands(program: Command): void {
       .option('--metal <metal>', 'the metal it may enroll')
       .option('--space <space>', 'a Phase 1 Space: it may enroll any metal of that Space')
       .option('--max-uses <n>', 'how many enrollments it allows', positiveInt('--max-uses'), 1)
-      .option('--expires-in <minutes>', 'minutes until it expires', positiveInt('--expires-in'), 1440),
+      .option('--expires-in <minutes>', 'minutes until it expires', positiveInt('--expires-in'), 1440)
+      .option('--est-url <url>', "the master's HTTPS address as metals reach it, for the printed openssl/curl commands (env TIPS_EST_URL; default: the master URL's host on port 8443)"),
   ).action(
-    action(async (opts: { metal?: string; space?: string; maxUses: number; expiresIn: number; json?: boolean }) => {
+    action(async (opts: { metal?: string; space?: string; maxUses: number; expiresIn: number; estUrl?: string; json?: boolean }) => {
       if ((opts.metal === undefined) === (opts.space === undefined)) throw new CliError('bad_option', 'give exactly one of --metal or --space', EXIT.usage);
+      const client = api();
+      const origin = estOrigin(opts.estUrl, loadConfig().url);
       const body = { ...(opts.metal ? { metal: opts.metal } : { space: opts.space }), maxUses: opts.maxUses, expiresInMinutes: opts.expiresIn };
-      const r = await api().call<SecretOut>('POST', 'api/v1/enrollment/secrets', body);
+      const r = await client.call<SecretOut>('POST', 'api/v1/enrollment/secrets', body);
       print(r, !!opts.json, (v: SecretOut) =>
-        [`enrollment secret ${v.id} for ${v.scope.kind} ${v.scope.id}: ${v.maxUses} use(s), expires ${v.expiresAt}`, `secret (shown once): ${v.secret}`, `EST: curl -u ${v.id}:<secret> …/.well-known/est/simpleenroll`].join('\n'),
+        [`enrollment secret ${v.id} for ${v.scope.kind} ${v.scope.id}: ${v.maxUses} use(s), expires ${v.expiresAt}`, `secret (shown once): ${v.secret}`, estHint(v, origin)].join('\n'),
       );
     }),
   );

@@ -59,8 +59,12 @@ export const IMAGE_KEY_PREFIX = 'spki:';
 export const DEFAULT_SECRET_TTL_MINUTES = 24 * 60;
 export const MAX_SECRET_TTL_MINUTES = 365 * 24 * 60;
 export const MAX_SECRET_USES = 100_000;
-/** EST attempts refused per remote address within one window before it is throttled (metals behind one gateway share its NAT address: keep it generous). */
-export const MAX_FAILED_ENROLLMENTS = 50;
+/** EST attempts refused per remote address within one window before it is throttled: the ceiling over all identities (metals behind one site's NAT share an address). */
+export const MAX_FAILED_ENROLLMENTS = 200;
+/** EST attempts refused per (remote address, presented identity) within one window before that identity is throttled there. */
+export const MAX_FAILED_ENROLLMENTS_PER_IDENTITY = 10;
+/** Throttle entries kept per process; the oldest go first. */
+export const MAX_TRACKED_FAILURES = 20_000;
 export const FAILED_ENROLLMENT_WINDOW_MS = 60_000;
 /** Metal certificates are short-lived: a week by default, renewed by simplereenroll. */
 export const DEFAULT_CERT_LIFETIME_HOURS = 7 * 24;

@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { Agent } from 'node:https';
 import { createEphemeralCa } from './ca.ts';
-import { MAX_FAILED_ENROLLMENTS } from './model.ts';
+import { MAX_FAILED_ENROLLMENTS_PER_IDENTITY } from './model.ts';
 import { issueCertificate, parseCertificate, parseCertsOnlyPkcs7, serialFrom, verifyChain } from '@tips/trust';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { systemRandom } from '../../ports.ts';
@@ -13,7 +13,6 @@ beforeEach(async () => {
 });
 afterEach(async () => m.close());
 
-const json = { 'content-type': 'application/json' };
 const PKCS10 = { 'content-type': 'application/pkcs10' };
 const basic = (id: string, secret: string) => ({ authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}` });
 
@@ -151,8 +150,6 @@ describe('S6 EST server (RFC 7030) on HTTPS', () => {
     expect(noId.r.json().error.code).toBe('csr_identity_missing');
     const garbage = await m.https('POST', '/.well-known/est/simpleenroll', { headers: { ...PKCS10, ...basic(s.id, s.secret) }, body: 'not base64!' });
     expect(garbage.json().error.code).toBe('csr_malformed');
-    const wrongType = await m.https('POST', '/.well-known/est/simpleenroll', { headers: { ...json, ...basic(s.id, s.secret) }, body: '{}' });
-    expect(wrongType.status).toBe(415);
     // Nothing was issued and no use was spent by a refused request.
     expect((await owner('GET', '/api/v1/enrollment/certificates')).json().items).toHaveLength(0);
     expect((await owner('GET', '/api/v1/enrollment/secrets')).json().items[0].uses).toBe(0);
@@ -164,17 +161,31 @@ describe('S6 EST server (RFC 7030) on HTTPS', () => {
     expect((await enroll(sp, id)).r.status).toBe(200);
   });
 
-  it('throttles an address after 50 refused attempts in a minute, then lets it try again', async () => {
+  it('refuses a body of any other type than application/pkcs10 with 415 naming the expected type, in the one error shape; nothing issued', async () => {
     const id = await metal();
     const s = await secret({ metal: id });
-    const csr = await makeCsr({ uris: [`urn:tips:metal:${id}`] });
-    const wrong = () => m.https('POST', '/.well-known/est/simpleenroll', { headers: { ...PKCS10, ...basic(s.id, `est_${'Z'.repeat(43)}`) }, body: b64(csr.der) });
-    for (let i = 0; i < MAX_FAILED_ENROLLMENTS; i++) expect((await wrong()).json().error.code).toBe('enrollment_secret_invalid');
-    const throttled = await enroll(s, id, csr);
-    expect(throttled.r.status).toBe(429);
-    expect(throttled.r.json().error.code).toBe('too_many_attempts');
-    m.clock.advance(61_000);
-    expect((await enroll(s, id, csr)).r.status).toBe(200);
+    const { cert, key } = await (async () => {
+      const e = await enroll(await secret({ metal: id }), id);
+      return { cert: e.certPem!, key: e.keyPem };
+    })();
+    const csr = b64((await makeCsr({ uris: [`urn:tips:metal:${id}`] })).der);
+    const types: (string | undefined)[] = ['application/octet-stream', 'application/x-www-form-urlencoded', 'application/json', 'text/plain', 'application/pkcs7-mime', undefined];
+    for (const type of types) {
+      const headers = { ...(type === undefined ? {} : { 'content-type': type }), ...basic(s.id, s.secret) };
+      for (const [path, tls] of [['simpleenroll', {}], ['simplereenroll', { cert, key }]] as const) {
+        const r = await m.https('POST', `/.well-known/est/${path}`, { headers, body: csr, ...tls });
+        expect(r.status, `${path} ${type}`).toBe(415);
+        expect(Object.keys(r.json()).sort()).toEqual(['error', 'requestId']);
+        expect(r.json().error).toMatchObject({ code: 'unsupported_media_type', field: 'content-type' });
+        expect(r.json().error.message).toContain('expected Content-Type application/pkcs10');
+      }
+    }
+    // Nothing issued beyond the one enrollment above, and the secret kept its use.
+    expect((await owner('GET', `/api/v1/enrollment/certificates?metal=${id}`)).json().items).toHaveLength(1);
+    expect((await owner('GET', '/api/v1/enrollment/secrets')).json().items.find((x: { id: string }) => x.id === s.id).uses).toBe(0);
+    // Media type parameters are allowed.
+    const ok = await m.https('POST', '/.well-known/est/simpleenroll', { headers: { 'content-type': 'application/pkcs10; charset=us-ascii', ...basic(s.id, s.secret) }, body: csr });
+    expect(ok.status).toBe(200);
   });
 
   it("refuses secrets for another owner's metal or a Phase 2 Space, and bad secret parameters", async () => {
@@ -311,5 +322,57 @@ describe('T14 S6 image-key enrollment: the key pair of the Phase 1 image, rotate
     // An image key is not a password: it never works as HTTP Basic.
     const asBasic = await enroll({ id: r.json().id, secret: 'anything' }, id);
     expect(asBasic.r.json().error.code).toBe('enrollment_secret_invalid');
+  });
+});
+
+describe('D1 S6 EST refusal throttle: per (address, presented identity), with a per-address ceiling', () => {
+  it('one bad device behind a NAT address locks out only itself; a good device at the same address enrolls; the window ends the lock', async () => {
+    const bad = await metal('pi-bad', '02:00:00:00:0b:01');
+    const good = await metal('pi-good', '02:00:00:00:0b:02');
+    const sBad = await secret({ metal: bad });
+    const sGood = await secret({ metal: good });
+    const csr = await makeCsr({ uris: [`urn:tips:metal:${bad}`] });
+    const wrong = () => m.https('POST', '/.well-known/est/simpleenroll', { headers: { ...PKCS10, ...basic(sBad.id, `est_${'Z'.repeat(43)}`) }, body: b64(csr.der) });
+    for (let i = 0; i < MAX_FAILED_ENROLLMENTS_PER_IDENTITY; i++) expect((await wrong()).json().error.code).toBe('enrollment_secret_invalid');
+    // That secret ID is locked at this address, even with the right secret now …
+    const locked = await enroll(sBad, bad, csr);
+    expect(locked.r.status).toBe(429);
+    expect(locked.r.json().error.code).toBe('too_many_attempts');
+    expect((await wrong()).status).toBe(429);
+    // … while another device behind the same address, with its own secret, gets its certificate.
+    expect((await enroll(sGood, good)).r.status).toBe(200);
+    expect((await owner('GET', `/api/v1/enrollment/certificates?metal=${bad}`)).json().items).toHaveLength(0);
+    m.clock.advance(61_000);
+    expect((await enroll(sBad, bad, csr)).r.status).toBe(200);
+  });
+
+  it('image-key mode: the identity is the metal the CSR names; a stranger key for one metal does not lock out another', async () => {
+    const x = await metal('pi-x', '02:00:00:00:0c:01');
+    const y = await metal('pi-y', '02:00:00:00:0c:02');
+    const imageY = await makeCsr({ uris: [`urn:tips:metal:${y}`] });
+    const imagePublicKey = createPublicKey(imageY.keyPem).export({ type: 'spki', format: 'pem' }).toString();
+    expect((await owner('POST', '/api/v1/enrollment/secrets', { metal: y, imagePublicKey })).statusCode).toBe(201);
+    const strangerX = b64((await makeCsr({ uris: [`urn:tips:metal:${x}`] })).der);
+    const tryX = () => m.https('POST', '/.well-known/est/simpleenroll', { headers: PKCS10, body: strangerX });
+    for (let i = 0; i < MAX_FAILED_ENROLLMENTS_PER_IDENTITY; i++) expect((await tryX()).json().error.code).toBe('enrollment_unauthenticated');
+    expect((await tryX()).json().error.code).toBe('too_many_attempts');
+    // Another stranger key for the same metal is the same claimed identity: still locked.
+    const otherKeyX = b64((await makeCsr({ uris: [`urn:tips:metal:${x}`] })).der);
+    expect((await m.https('POST', '/.well-known/est/simpleenroll', { headers: PKCS10, body: otherKeyX })).status).toBe(429);
+    expect((await m.https('POST', '/.well-known/est/simpleenroll', { headers: PKCS10, body: b64(imageY.der) })).status).toBe(200);
+  });
+
+  it('simplereenroll: the identity is the client certificate; a metal failing with a revoked certificate does not lock out a valid one', async () => {
+    const a = await metal('pi-a', '02:00:00:00:0d:01');
+    const b = await metal('pi-b', '02:00:00:00:0d:02');
+    const ea = await enroll(await secret({ metal: a }), a);
+    const eb = await enroll(await secret({ metal: b }), b);
+    await owner('POST', `/api/v1/enrollment/metals/${a}/revoke`);
+    const csrA = b64((await makeCsr({ uris: [`urn:tips:metal:${a}`] })).der);
+    const reA = () => m.https('POST', '/.well-known/est/simplereenroll', { headers: PKCS10, body: csrA, cert: ea.certPem!, key: ea.keyPem });
+    for (let i = 0; i < MAX_FAILED_ENROLLMENTS_PER_IDENTITY; i++) expect((await reA()).json().error.code).toBe('certificate_revoked');
+    expect((await reA()).json().error.code).toBe('too_many_attempts');
+    const csrB = b64((await makeCsr({ uris: [`urn:tips:metal:${b}`] })).der);
+    expect((await m.https('POST', '/.well-known/est/simplereenroll', { headers: PKCS10, body: csrB, cert: eb.certPem!, key: eb.keyPem })).status).toBe(200);
   });
 });

@@ -7,7 +7,7 @@ import { errorResponses, Items, Ref } from '../../http/schemas.ts';
 import { isTls, peerCertificate } from '../../tls/peer.ts';
 import { EnrollmentError, type EnrollmentErrorCode } from './errors.ts';
 import type { EnrollmentSecret, IssuedCertificate, MetalPrincipal } from './model.ts';
-import type { CreateSecretInput, EnrollmentService } from './service.ts';
+import { type CreateSecretInput, type EnrollmentService, estIdentity } from './service.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -183,6 +183,15 @@ export function decodeBase64Body(body: unknown, field: string): Uint8Array {
   return new Uint8Array(Buffer.from(text, 'base64'));
 }
 
+/** The bytes of a base64 body, or none: only to name who a request claims to be, never to act on. */
+function lenientBase64(body: unknown): Uint8Array | undefined {
+  try {
+    return decodeBase64Body(body, 'csr');
+  } catch {
+    return undefined;
+  }
+}
+
 function base64Lines(der: Uint8Array): string {
   return `${Buffer.from(der)
     .toString('base64')
@@ -223,7 +232,11 @@ const EST_CSR = bytesBody(EST_MEDIA.pkcs10, 'a DER PKCS#10 request in base64', {
 /** EST (RFC 7030) at /.well-known/est, over HTTPS only. */
 export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): void {
   logSecurityEvents(app);
+  // EST takes one request type: any other (JSON, a form, octet-stream) is refused by name here,
+  // before its body is read, instead of by the framework's generic 415 or a JSON parse error.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser(EST_MEDIA.pkcs10, { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', (req, _payload, done) => done(wrongMediaType(req), undefined));
   app.addHook('onRequest', async (req) => {
     if (!isTls(req)) throw new EnrollmentError('https_required', 'EST is served over HTTPS only');
   });
@@ -233,7 +246,7 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
   });
   const requirePkcs10 = (req: FastifyRequest) => {
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== EST_MEDIA.pkcs10) throw new EnrollmentError('unsupported_media_type', `expected Content-Type ${EST_MEDIA.pkcs10}`, 'content-type');
+    if (type !== EST_MEDIA.pkcs10) throw wrongMediaType(req);
   };
 
   app.get('/cacerts', { schema: { tags: ['est'], summary: 'CA certificates, certs-only PKCS#7, base64 (RFC 7030 §4.1)', security: [], response: { 200: EST_CERTS } } }, async (_req, reply) =>
@@ -259,7 +272,8 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
       // HTTP Basic (secret ID : secret), or none at all in image-key mode (T14).
       const credentials = basicCredentials(req);
       requirePkcs10(req);
-      const { der } = await enrollment.throttled(req.ip, () => enrollment.enroll(credentials, decodeBase64Body(req.body, 'csr')));
+      const identity = estIdentity({ basicUser: credentials?.id, csr: credentials ? undefined : lenientBase64(req.body) });
+      const { der } = await enrollment.throttled(req.ip, identity, () => enrollment.enroll(credentials, decodeBase64Body(req.body, 'csr')));
       return sendCerts(reply, certsOnly(der));
     },
   );
@@ -276,13 +290,24 @@ export function estRoutes(app: FastifyInstance, enrollment: EnrollmentService): 
       },
     },
     async (req, reply) => {
-      const { der } = await enrollment.throttled(req.ip, async () => {
-        const principal = await enrollment.authenticateMetal(peerCertificate(req));
+      const peer = peerCertificate(req);
+      const identity = estIdentity({ clientCertificate: peer?.der, csr: lenientBase64(req.body) });
+      const { der } = await enrollment.throttled(req.ip, identity, async () => {
+        const principal = await enrollment.authenticateMetal(peer);
         requirePkcs10(req);
         return enrollment.reenroll(principal, decodeBase64Body(req.body, 'csr'));
       });
       return sendCerts(reply, certsOnly(der));
     },
+  );
+}
+
+function wrongMediaType(req: FastifyRequest): EnrollmentError {
+  const came = req.headers['content-type'];
+  return new EnrollmentError(
+    'unsupported_media_type',
+    `expected Content-Type ${EST_MEDIA.pkcs10} (a base64 DER PKCS#10), came ${came ? came.slice(0, 100) : 'none'}`,
+    'content-type',
   );
 }
 

@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, timingSafeEqual } from 'node:crypto';
 import { encodeBase32, InvalidValueError, type OwnerId, type TipsId } from '@tips/core';
-import { certificateFingerprint, certificateIdentities, certsOnlyPkcs7, issueCertificate, PkiError, parseCertificate, serialFrom, verifyCsr, type x509 } from '@tips/trust';
+import { certificateFingerprint, certificateIdentities, claimedCsrIdentities, certsOnlyPkcs7, issueCertificate, PkiError, parseCertificate, serialFrom, verifyCsr, type x509 } from '@tips/trust';
 import { isUniqueViolation } from '../../db/database.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -13,6 +13,8 @@ import {
   DEFAULT_SECRET_TTL_MINUTES,
   FAILED_ENROLLMENT_WINDOW_MS,
   MAX_FAILED_ENROLLMENTS,
+  MAX_FAILED_ENROLLMENTS_PER_IDENTITY,
+  MAX_TRACKED_FAILURES,
   type EnrollmentSecret,
   IMAGE_KEY_PREFIX,
   type IssuedCertificate,
@@ -72,6 +74,18 @@ function pkiToEnrollment(e: unknown): never {
 }
 
 /**
+ * Who an EST request says it is, before anything is verified (the throttle's key): the HTTP Basic
+ * user (the secret ID), else the client certificate (re-enrollment), else the metal(s) its CSR
+ * names (image-key mode), else nothing. Bounded in length: the values are the requester's.
+ */
+export function estIdentity(presented: { basicUser?: string; clientCertificate?: Uint8Array; csr?: Uint8Array }): string {
+  if (presented.basicUser !== undefined) return `secret ${presented.basicUser.slice(0, 64)}`;
+  if (presented.clientCertificate?.length) return `certificate ${sha256Hex(presented.clientCertificate)}`;
+  const metals = presented.csr ? claimedCsrIdentities(presented.csr).map((i) => `${i.kind}:${i.id}`) : [];
+  return metals.length ? `csr ${metals.sort().join(',').slice(0, 200)}` : 'none';
+}
+
+/**
  * Enrollment (S6, S14): the master's intermediate CA, enrollment secrets, the EST operations, the
  * record of every certificate issued and its revocation. Metal certificates name
  * `urn:tips:metal:<TIPS ID>` and live `certLifetimeHours`.
@@ -79,7 +93,7 @@ function pkiToEnrollment(e: unknown): never {
 export class EnrollmentService {
   private caPromise: Promise<MasterCa> | undefined;
   private blockCheck: ((metalId: TipsId) => Promise<boolean>) | undefined;
-  /** Refused EST attempts per remote address in the current window (per process). */
+  /** Refused EST attempts per remote address and per (address, identity) in the current window (per process). */
   private readonly failures = new Map<string, { count: number; since: number }>();
 
   constructor(
@@ -170,23 +184,35 @@ export class EnrollmentService {
   // --- EST ----------------------------------------------------------------------------------
 
   /**
-   * Throttles a remote address after MAX_FAILED_ENROLLMENTS refusals within the window: guessing
-   * secrets is hopeless anyway (256 bits), this bounds the CSR-verification work an attacker buys.
+   * Throttles refused EST attempts within a window, counted per (remote address, presented identity)
+   * — MAX_FAILED_ENROLLMENTS_PER_IDENTITY — and per address as a higher ceiling —
+   * MAX_FAILED_ENROLLMENTS. Metals behind one site's NAT share an address: one bad device locks out
+   * only itself, while an attacker rotating identities still meets the address ceiling. A throttled
+   * attempt is refused before any work and counts toward neither. Guessing secrets is hopeless anyway
+   * (256 bits); this bounds the CSR-verification work an attacker buys. `identity`: estIdentity().
    */
-  async throttled<T>(remote: string, attempt: () => Promise<T>): Promise<T> {
+  async throttled<T>(remote: string, identity: string, attempt: () => Promise<T>): Promise<T> {
     const now = this.clock.now().getTime();
-    const f = this.failures.get(remote);
-    if (f && now - f.since < FAILED_ENROLLMENT_WINDOW_MS && f.count >= MAX_FAILED_ENROLLMENTS) {
-      throw new EnrollmentError('too_many_attempts', 'too many refused enrollment attempts; try again later');
+    const keys = [
+      { key: `address ${remote}`, max: MAX_FAILED_ENROLLMENTS },
+      { key: `identity ${remote} ${identity}`, max: MAX_FAILED_ENROLLMENTS_PER_IDENTITY },
+    ];
+    for (const { key, max } of keys) {
+      const f = this.failures.get(key);
+      if (f && now - f.since < FAILED_ENROLLMENT_WINDOW_MS && f.count >= max) {
+        throw new EnrollmentError('too_many_attempts', 'too many refused enrollment attempts; try again later');
+      }
     }
     try {
       return await attempt();
     } catch (e) {
       if (e instanceof EnrollmentError && e.security) {
-        const cur = this.failures.get(remote);
-        if (!cur || now - cur.since >= FAILED_ENROLLMENT_WINDOW_MS) this.failures.set(remote, { count: 1, since: now });
-        else cur.count++;
-        if (this.failures.size > 10_000) this.failures.delete(this.failures.keys().next().value as string);
+        for (const { key } of keys) {
+          const cur = this.failures.get(key);
+          if (!cur || now - cur.since >= FAILED_ENROLLMENT_WINDOW_MS) this.failures.set(key, { count: 1, since: now });
+          else cur.count++;
+        }
+        while (this.failures.size > MAX_TRACKED_FAILURES) this.failures.delete(this.failures.keys().next().value as string);
       }
       throw e;
     }
