@@ -20,6 +20,8 @@ export interface MasterConfig {
   gatewayRequireTls: boolean;
   /** Glaze uploads need an S11 upload token with proof of possession besides the API token. */
   requireUploadToken: boolean;
+  /** The URL gateways and operators reach the master at (`tips gateway add` prints it); null = derived from --host/--port. */
+  publicUrl: string | null;
 }
 
 export interface RawOptions {
@@ -34,6 +36,7 @@ export interface RawOptions {
   caDir?: string;
   gatewayRequireTls?: boolean;
   requireUploadToken?: boolean;
+  publicUrl?: string;
 }
 
 export const DEFAULTS = {
@@ -87,5 +90,31 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     caDir: resolve(opts.caDir ?? env.TIPS_CA_DIR ?? join(dataDir, 'ca')),
     gatewayRequireTls: opts.gatewayRequireTls === true || bool('TIPS_GATEWAY_REQUIRE_TLS', env.TIPS_GATEWAY_REQUIRE_TLS),
     requireUploadToken: opts.requireUploadToken === true || bool('TIPS_REQUIRE_UPLOAD_TOKEN', env.TIPS_REQUIRE_UPLOAD_TOKEN),
+    publicUrl: publicUrl(opts.publicUrl ?? env.TIPS_PUBLIC_URL),
   };
+}
+
+function publicUrl(value: string | undefined): string | null {
+  if (value === undefined || value === '') return null;
+  let u: URL | undefined;
+  try {
+    u = new URL(value);
+  } catch {
+    // Reported below with the expected form.
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.search || u.hash || u.username || u.password) {
+    throw new ConfigError(`--public-url must be an http:// or https:// base URL without query or credentials, e.g. https://tips.example.com:8443, got "${value}"`);
+  }
+  return u.href.replace(/\/+$/, '');
+}
+
+/**
+ * The URL gateways and operators reach the master at: --public-url, else the address it listens on
+ * (a wildcard address is no destination, so this host's name stands in for it).
+ */
+export function derivePublicUrl(config: Pick<MasterConfig, 'publicUrl' | 'host'>, port: number, hostname: string): string {
+  if (config.publicUrl) return config.publicUrl;
+  const wildcard = config.host === '0.0.0.0' || config.host === '::';
+  const host = wildcard ? hostname : config.host.includes(':') ? `[${config.host}]` : config.host;
+  return `http://${host}:${port}`;
 }

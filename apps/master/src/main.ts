@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { importKey } from '@tips/suit';
 import { Command, Option } from 'commander';
 import { buildApp } from './app.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
-import { ConfigError, DEFAULTS, loadConfig, type RawOptions } from './config.ts';
+import { ConfigError, DEFAULTS, derivePublicUrl, loadConfig, type RawOptions } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enrollment/ca-dir.ts';
 import { systemClock, systemRandom } from './ports.ts';
@@ -29,6 +31,12 @@ const program = new Command('tips-master')
   )
   .addOption(
     new Option(
+      '--public-url <url>',
+      'the URL gateways reach this master at, printed in the enroll commands of `tips gateway add` (default: http://<--host>:<--port>, this host\'s name when bound to 0.0.0.0/::; an https:// URL is used for the --ca form)',
+    ).env('TIPS_PUBLIC_URL'),
+  )
+  .addOption(
+    new Option(
       '--require-upload-token',
       'Glaze uploads need an S11 upload token (X-Tips-Token, audience urn:tips:master, scope upload:space:<id>) with a proof of possession, besides the API token (env TIPS_REQUIRE_UPLOAD_TOKEN=true)',
     ),
@@ -50,7 +58,10 @@ const program = new Command('tips-master')
     const blobs = await FsBlobStore.open(join(config.dataDir, 'glazes'));
     const { ca, created: caCreated } = await openCaDir(config.caDir, { clock: systemClock, random: systemRandom });
     const tokenKey = importKey(await openTokenKey(config.caDir));
+    // Known once both listeners are bound (--port 0 picks a free port).
+    const publicUrls = { url: '', tlsUrl: null as string | null };
     const { app, services } = await buildApp({
+      publicUrls: () => publicUrls,
       db,
       blobs,
       maxGlazeBytes: config.maxGlazeBytes,
@@ -63,6 +74,7 @@ const program = new Command('tips-master')
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);
     const address = await app.listen({ host: config.host, port: config.port });
     const url = address.replace('[::1]', 'localhost');
+    publicUrls.url = derivePublicUrl(config, (app.server.address() as AddressInfo).port, hostname());
     process.stdout.write(`TIPS master listening on ${url}  (API docs: ${url}/docs)\n`);
     let tls: Awaited<ReturnType<typeof listenTls>> | undefined;
     if (config.tlsPort !== null) {
@@ -76,6 +88,7 @@ const program = new Command('tips-master')
         program.error(`error: cannot listen for HTTPS on ${config.host}:${config.tlsPort} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose --tls-port or --tls-port off`, { exitCode: 1 });
         return;
       }
+      publicUrls.tlsUrl = `https://${config.tlsHostname}:${tls.port}`;
       process.stdout.write(`TIPS master TLS listening on ${tls.url}  (EST: ${tls.url}/.well-known/est; CA: ${config.caDir})\n`);
     }
     if (caCreated) process.stdout.write(`Created a CA in ${config.caDir} (its root key was discarded; for an offline root use \`tips ca init\`)\n`);

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { InvalidValueError, type Mac, type OwnerId, parseInterfaceType, parseMac, type TipsId } from '@tips/core';
+import { type GatewayId, InvalidValueError, type Mac, type OwnerId, parseInterfaceType, parseMac, type TipsId } from '@tips/core';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { Gateway } from '../gateways/model.ts';
@@ -341,6 +341,11 @@ export class DiscoveryService {
       await this.blocksReading;
     }
     return this.blocked.has(metalId);
+  }
+
+  /** The names of the owner's gateways, to show records by gateway name (a removed gateway has none). */
+  gatewayNames(ownerId: OwnerId): Promise<Map<GatewayId, string>> {
+    return this.gateways.namesOfOwner(ownerId);
   }
 
   /** The owner's decision records (all, or failures only), newest first. */
