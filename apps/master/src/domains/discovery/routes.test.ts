@@ -238,8 +238,8 @@ describe('T9 failed registrations are recorded and retrievable', () => {
   it('lists failures newest first with when, which gateway, which address and why', async () => {
     const f = await failures();
     expect(f.items).toEqual([
-      { at: expect.any(String), gatewayId: gw.id, mac: ETH, ip: '10.77.0.20', interfaceType: 'ethernet', gatewayInterface: 'lan0', pxe: true, decision: 'blocked', reason: 'no_default_space', tipsId: expect.stringMatching(/^mtl_/) },
-      { at: expect.any(String), gatewayId: gw.id, mac: '02:bb:00:00:00:01', ip: '10.77.0.30', interfaceType: 'wifi', gatewayInterface: 'lan1', pxe: false, hostname: 'cam-1', decision: 'blocked', reason: 'unknown_mac' },
+      { at: expect.any(String), gatewayId: gw.id, gatewayName: 'gw-lab', mac: ETH, ip: '10.77.0.20', interfaceType: 'ethernet', gatewayInterface: 'lan0', pxe: true, decision: 'blocked', reason: 'no_default_space', tipsId: expect.stringMatching(/^mtl_/) },
+      { at: expect.any(String), gatewayId: gw.id, gatewayName: 'gw-lab', mac: '02:bb:00:00:00:01', ip: '10.77.0.30', interfaceType: 'wifi', gatewayInterface: 'lan1', pxe: false, hostname: 'cam-1', decision: 'blocked', reason: 'unknown_mac' },
     ]);
     expect(Date.parse(f.items[0].at)).toBeGreaterThanOrEqual(Date.parse(f.items[1].at));
     const all = (await m.app.inject({ url: '/api/v1/discovery/registrations', headers: alice })).json();

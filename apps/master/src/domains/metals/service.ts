@@ -166,7 +166,7 @@ export class MetalService {
 
   private async assertMacsFree(ownerId: OwnerId, self: TipsId | undefined, interfaces: MetalInterface[]): Promise<void> {
     // Only the owner's own metals: a MAC is unique per owner, so no answer tells one owner that
-    // another holds a MAC (threat model, I6).
+    // another holds a MAC (threat model, I5).
     const holders = await this.store.findMacHolders(ownerId, interfaces.map((i) => i.mac));
     const clash = holders.find((h) => h.metalId !== self);
     if (!clash) return;
