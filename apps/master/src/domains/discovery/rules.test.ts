@@ -32,13 +32,16 @@ class FakeStore implements DiscoveryStore {
   records: RegistrationRecord[] = [];
   blocks = new Map<TipsId, MetalBlock>();
   blockReads = 0;
+  listCalls = 0;
   /** When set, the next blockedMetalIds() waits for it (a read in flight). */
   nextRead?: Deferred<TipsId[]>;
   async record(records: RegistrationRecord[]) {
     this.records.push(...records);
   }
   async list(ownerId: OwnerId, q: RegistrationQuery) {
-    let rs = this.records.filter((r) => r.ownerId === ownerId && (q.decision === undefined || r.decision === q.decision));
+    this.listCalls++;
+    let rs = this.records.filter((r) => q.mac === undefined || r.mac === q.mac);
+    rs = rs.filter((r) => r.ownerId === ownerId && (q.decision === undefined || r.decision === q.decision));
     if (q.after) {
       const { at, id } = q.after;
       rs = rs.filter((r) => r.at > at || (r.at === at && r.id > id));
@@ -174,9 +177,9 @@ describe('T6 the decision rule, in order, among the gateway owner’s metals onl
   });
 
   it('gives every record a distinct ID, across refills of the random pool', async () => {
-    const items = Array.from({ length: 200 }, (_, i) => join(`02:bb:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`));
-    for (let k = 0; k < 3; k++) await service.registerBatch(gw('gwy_a1'), items);
-    expect(new Set(store.records.map((r) => r.id)).size).toBe(600);
+    const items = Array.from({ length: 192 }, (_, i) => join(`02:bb:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`));
+    for (let k = 0; k < 4; k++) await service.registerBatch(gw('gwy_a1'), items);
+    expect(new Set(store.records.map((r) => r.id)).size).toBe(768);
     // One call to the Random port per 256 IDs, not one per decision.
     expect(bytes).toBe(9 * 256 * 3);
   });
@@ -267,7 +270,7 @@ describe('T16 blocks: at every gateway of the owner, at once locally, within 1 s
       ['gwy_a2', { type: 'unblock', mac: ETH }],
       ['gwy_a2', { type: 'unblock', mac: WLAN }],
     ]);
-    await expect(service.unblock(ALICE, 'pi')).rejects.toMatchObject({ code: 'metal_not_blocked', field: 'metal' });
+    await expect(service.unblock(ALICE, 'pi')).rejects.toMatchObject({ code: 'metal_not_blocked', field: 'metal', message: 'metal "pi" is not blocked' });
   });
 
   it('sends block without a reason when none is given; refuses a reason over 256 characters or not a string, changing nothing', async () => {
@@ -280,7 +283,7 @@ describe('T16 blocks: at every gateway of the owner, at once locally, within 1 s
     await service.unblock(ALICE, 'pi');
     sent = [];
     for (const bad of ['r'.repeat(257), 42 as unknown as string]) {
-      await expect(service.block(ALICE, 'pi', bad)).rejects.toMatchObject({ field: 'reason' });
+      await expect(service.block(ALICE, 'pi', bad)).rejects.toMatchObject({ field: 'reason', message: expect.stringContaining('at most 256') });
     }
     expect(store.blocks.size).toBe(0);
     expect(sent).toEqual([]);
@@ -358,7 +361,7 @@ describe('T5 T9 registrations are validated before anything is decided or record
   ])('ip %j valid: %s', (ip, ok) => {
     const run = () => parseRegistration(join(ETH, { ip }) as never);
     if (ok) expect(run().ip).toBe(ip);
-    else expect(run).toThrow(expect.objectContaining({ field: 'ip' }));
+    else expect(run).toThrow(expect.objectContaining({ field: 'ip', message: expect.stringContaining('is not an IPv4 or IPv6 address') }));
   });
 
   it.each([
@@ -376,7 +379,7 @@ describe('T5 T9 registrations are validated before anything is decided or record
   ])('gatewayInterface %j valid: %s', (gatewayInterface, ok) => {
     const run = () => parseRegistration(join(ETH, { gatewayInterface }) as never);
     if (ok) expect(run().gatewayInterface).toBe(gatewayInterface);
-    else expect(run).toThrow(expect.objectContaining({ field: 'gatewayInterface' }));
+    else expect(run).toThrow(expect.objectContaining({ field: 'gatewayInterface', message: expect.stringContaining('gateway network interface') }));
   });
 
   it.each([
@@ -393,7 +396,11 @@ describe('T5 T9 registrations are validated before anything is decided or record
   ])('hostname %j valid: %s', (hostname, ok) => {
     const run = () => parseRegistration(join(ETH, { hostname }) as never);
     if (ok) expect(run().hostname).toBe(hostname);
-    else expect(run).toThrow(expect.objectContaining({ field: 'hostname' }));
+    else expect(run).toThrow(expect.objectContaining({ field: 'hostname', message: expect.stringContaining('printable characters') }));
+  });
+
+  it('never echoes more than 64 characters of a refused address', () => {
+    expect(() => parseRegistration(join(ETH, { ip: '9'.repeat(10_000) }))).toThrow(expect.objectContaining({ message: expect.stringMatching(/^.{0,120}$/) }));
   });
 
   it('defaults interfaceType to other, pxe to false and hostname to null; refuses an unknown type and a bad MAC', () => {
@@ -404,16 +411,16 @@ describe('T5 T9 registrations are validated before anything is decided or record
   });
 
   it.each([
-    [[], 'items'],
+    [[], 'items', 'items is a list of 1 to 256 registrations'],
     ['x', 'items'],
     [Array.from({ length: 257 }, () => join(ETH)), 'items'],
     [[join(ETH), null], 'items[1]'],
     [[join(ETH), [1]], 'items[1]'],
     [[{ ...join(ETH), speed: 1 }], 'items[0].speed'],
-    [[{ ip: '10.0.0.1', gatewayInterface: 'lan0' }], 'items[0].mac'],
+    [[{ ip: '10.0.0.1', gatewayInterface: 'lan0' }], 'items[0].mac', 'missing field "mac"'],
     [[{ mac: ETH, gatewayInterface: 'lan0' }], 'items[0].ip'],
     [[{ mac: ETH, ip: '10.0.0.1' }], 'items[0].gatewayInterface'],
-    [[join(ETH, { interfaceType: 3 })], 'items[0].interfaceType'],
+    [[join(ETH, { interfaceType: 3 })], 'items[0].interfaceType', 'interfaceType is a string'],
     [[join(ETH, { interfaceType: 'x'.repeat(17) })], 'items[0].interfaceType'],
     [[join(ETH, { hostname: 'h'.repeat(256) })], 'items[0].hostname'],
     [[join(ETH, { gatewayInterface: 'g'.repeat(65) })], 'items[0].gatewayInterface'],
@@ -421,8 +428,16 @@ describe('T5 T9 registrations are validated before anything is decided or record
     [[join(`${ETH}${' '.repeat(60)}`)], 'items[0].mac'],
     [[join(ETH, { pxe: 'yes' })], 'items[0].pxe'],
     [[join(ETH), join(WLAN, { ip: 'nope' })], 'items[1].ip'],
-  ])('refuses batch %# naming %s and records nothing', async (items, field) => {
-    await expect(service.registerBatch(gw('gwy_a1'), items)).rejects.toMatchObject({ field });
+    [[join(ETH), 'x'], 'items[1]', 'each item is an object'],
+    [[{ ...join(ETH), ['k'.repeat(100)]: 1 }], `items[0].${'k'.repeat(40)}`, `unknown field "${'k'.repeat(40)}"`],
+    [[join(ETH, { interfaceType: 'x'.repeat(100_000) })], 'items[0].interfaceType', 'interfaceType is at most 16 characters'],
+    [[join(ETH, { pxe: 1 })], 'items[0].pxe', 'pxe is a boolean'],
+  ])('refuses batch %# naming %s and records nothing', async (items, field, message?: string) => {
+    const err = await service.registerBatch(gw('gwy_a1'), items).catch((e: unknown) => e as InvalidValueError);
+    expect(err).toMatchObject({ field });
+    expect((err as InvalidValueError).message.length).toBeLessThan(200);
+    if (message) expect((err as InvalidValueError).message).toContain(message);
+    else expect((err as InvalidValueError).message).toMatch(/\w{3}/);
     expect(store.records).toEqual([]);
   });
 
@@ -440,7 +455,8 @@ describe('T5 T9 registrations are validated before anything is decided or record
   });
 
   it('takes 1 and 256 items, decided in order, one record each', async () => {
-    expect(await service.registerBatch(gw('gwy_a1'), [join(ETH)])).toEqual([{ decision: 'active', tipsId: PI }]);
+    expect(await service.registerBatch(gw('gwy_a1'), [join(ETH, { pxe: true, interfaceType: 'ethernet' })])).toEqual([{ decision: 'active', tipsId: PI }]);
+    expect(store.records[0]).toMatchObject({ pxe: true, interfaceType: 'ethernet' });
     const many = Array.from({ length: 256 }, (_, i) => join(i % 2 ? ETH : '02:aa:00:00:00:99'));
     const r = await service.registerBatch(gw('gwy_a1'), many);
     expect(r.map((x) => x.decision)).toEqual(many.map((_, i) => (i % 2 ? 'active' : 'blocked')));
@@ -460,13 +476,18 @@ describe('T9 decision records: queries and the JSON-lines export', () => {
     [{ since: 'yesterday' }, 'since'],
     [{ since: '2026-13-45' }, 'since'],
     [{ since: '1700000000' }, 'since'],
-    [{ mac: 'nope' }, 'mac'],
-  ])('refuses %j naming %s', (q, field) => {
-    expect(() => parseQuery(q)).toThrow(expect.objectContaining({ field }));
+    [{ since: '2026-11-2' }, 'since'],
+    [{ since: 'Sun 2026-11-22' }, 'since'],
+    [{ mac: 'nope' }, 'mac', 'MAC address'],
+  ])('refuses %j naming %s', (q, field, word?: string) => {
+    expect(() => parseQuery(q)).toThrow(expect.objectContaining({ field, message: expect.stringContaining(word ?? field) }));
   });
 
   it('parses limits 1 and 1000, a default of 100, and normalises the filters', () => {
-    expect(parseQuery({})).toEqual({ limit: 100 });
+    expect(parseQuery({})).toStrictEqual({ limit: 100 });
+    expect(() => parseQuery({ reason: 'x' })).toThrow(expect.objectContaining({ message: expect.stringContaining('unknown_mac, metal_blocked, no_default_space') }));
+    expect(() => parseQuery({ decision: 'x' })).toThrow(expect.objectContaining({ message: expect.stringContaining('active, blocked') }));
+    expect(() => parseQuery({ limit: '0' })).toThrow(expect.objectContaining({ message: expect.stringContaining('1 to 1000') }));
     expect(parseQuery({ limit: '1' }).limit).toBe(1);
     expect(parseQuery({ limit: '1000' }).limit).toBe(1000);
     expect(parseQuery({ mac: ETH.toUpperCase(), gatewayId: 'gwy_a1', reason: 'unknown_mac', decision: 'active', since: '2026-11-22T11:00:00+01:00' })).toEqual({
@@ -485,10 +506,18 @@ describe('T9 decision records: queries and the JSON-lines export', () => {
       await service.register(gw('gwy_a1'), join(i === 7 ? ETH : '02:aa:00:00:00:99'));
     }
     expect((await service.list(ALICE, { limit: '1000' }, true)).every((r) => r.decision === 'blocked')).toBe(true);
-    expect(await service.list(ALICE, { limit: '1000' }, false)).toHaveLength(1000);
+    const listed = await service.list(ALICE, { limit: '1000' }, false);
+    expect(listed).toHaveLength(1000);
+    expect(listed.some((r) => r.decision === 'active')).toBe(true);
     const all: RegistrationRecord[] = [];
+    store.listCalls = 0;
     for await (const r of service.export(ALICE, {}, false)) all.push(r);
     expect(all).toHaveLength(1_001);
+    // Pages of 500, and no query after a short page.
+    expect(store.listCalls).toBe(3);
+    const one: RegistrationRecord[] = [];
+    for await (const r of service.export(ALICE, { mac: ETH }, false)) one.push(r);
+    expect(one.map((r) => r.decision)).toEqual(['active']);
     expect(all.map((r) => r.at)).toEqual([...all.map((r) => r.at)].sort());
     const failures: RegistrationRecord[] = [];
     for await (const r of service.export(ALICE, {}, true)) failures.push(r);
