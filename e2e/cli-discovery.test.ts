@@ -99,6 +99,23 @@ describe('T6 T9 T11 T16 tips gateway / discovery / metal block', () => {
     }
   });
 
+  it('T3 T4 tips metal update refuses to break a Space membership unless --drop-memberships; space add --help states the PXE rule', async () => {
+    await m.services.metals.create(m.alice.id, { name: 'pi-m', interfaces: [{ name: 'eth0', mac: '02:dd:00:00:01:01', type: 'ethernet', pxe: true }] });
+    await m.services.spaces.create(m.alice.id, { name: 'os-m', phase: 1 });
+    await m.services.spaces.addMember(m.alice.id, 'os-m', { metal: 'pi-m', interfaces: ['eth0'], default: true });
+    const refused = await tips(['metal', 'update', 'pi-m', '--iface', 'eth1=02:dd:00:00:01:02,ethernet,pxe']);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toMatch(/^error: interfaces_in_use: .*"os-m" \(its default Space\): eth0 would vanish.*--drop-memberships.*\n$/);
+    expect((await m.services.spaces.defaultSpaceOf((await m.services.metals.get(m.alice.id, 'pi-m')).id))?.spaceName).toBe('os-m');
+    expect((await tips(['metal', 'update', 'pi-m', '--name', 'x', '--drop-memberships'])).code).toBe(2);
+    const dropped = await tips(['metal', 'update', 'pi-m', '--iface', 'eth1=02:dd:00:00:01:02,ethernet,pxe', '--drop-memberships']);
+    expect(dropped.code, dropped.stderr).toBe(0);
+    expect(await m.services.spaces.membershipsOfMetal((await m.services.metals.get(m.alice.id, 'pi-m')).id)).toEqual([]);
+    const help = await tips(['space', 'add', '--help']);
+    expect(help.stdout).toContain('phase1_needs_one_pxe_interface');
+    expect(help.stdout).toMatch(/marked\s+pxe/);
+  });
+
   it('documents every command with --help', async () => {
     for (const args of [['gateway', 'add'], ['discovery', 'failures'], ['metal', 'block']]) {
       const r = await tips([...args, '--help']);
