@@ -8,7 +8,7 @@ import type { Db } from './db/database.ts';
 import { discoveryGatewayRoutes, discoveryOwnerRoutes } from './domains/discovery/routes.ts';
 import { DiscoveryService } from './domains/discovery/service.ts';
 import { KyselyDiscoveryStore } from './domains/discovery/store.kysely.ts';
-import { gatewayApiRoutes, gatewayOwnerRoutes, installGatewayAuth } from './domains/gateways/routes.ts';
+import { gatewayApiRoutes, gatewayOwnerRoutes, installGatewayAuth, type PublicUrls } from './domains/gateways/routes.ts';
 import { GatewayService } from './domains/gateways/service.ts';
 import { KyselyGatewayStore } from './domains/gateways/store.kysely.ts';
 import { glazeRoutes } from './domains/glazes/routes.ts';
@@ -70,6 +70,8 @@ export interface MasterDeps {
   requireUploadToken?: boolean;
   /** An upload sending no bytes for this long is abandoned (`--upload-idle-timeout`; default 60 s). */
   uploadIdleTimeoutMs?: number;
+  /** Where gateways reach the master (--public-url, else the listen address), for the enroll commands `POST /gateways` answers. */
+  publicUrls?: () => PublicUrls;
 }
 
 export interface Services {
@@ -188,7 +190,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       enrollmentRoutes(scope, services.enrollment);
       tokenRoutes(scope, services.tokens);
       keyRoutes(scope, services.keys);
-      gatewayOwnerRoutes(scope, services.gateways);
+      gatewayOwnerRoutes(scope, services.gateways, deps.publicUrls);
       discoveryOwnerRoutes(scope, services.discovery);
     },
     { prefix: '/api/v1' },

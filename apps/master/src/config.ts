@@ -25,6 +25,8 @@ export interface MasterConfig {
   uploadIdleTimeoutSeconds: number;
   /** Lifetime of metal certificates issued by EST (simpleenroll, simplereenroll), in days. */
   metalCertDays: number;
+  /** The URL gateways and operators reach the master at (`tips gateway add` prints it); null = derived from --host/--port. */
+  publicUrl: string | null;
 }
 
 export interface RawOptions {
@@ -41,6 +43,7 @@ export interface RawOptions {
   requireUploadToken?: boolean;
   uploadIdleTimeout?: string;
   metalCertDays?: string;
+  publicUrl?: string;
 }
 
 export const DEFAULTS = {
@@ -108,5 +111,31 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     requireUploadToken: opts.requireUploadToken === true || bool('TIPS_REQUIRE_UPLOAD_TOKEN', env.TIPS_REQUIRE_UPLOAD_TOKEN),
     uploadIdleTimeoutSeconds: uploadIdle === undefined ? DEFAULTS.uploadIdleTimeoutSeconds : int('--upload-idle-timeout', uploadIdle, 1, 86_400),
     metalCertDays: int('--metal-cert-days', opts.metalCertDays ?? env.TIPS_METAL_CERT_DAYS ?? String(DEFAULTS.metalCertDays), 1, MAX_METAL_CERT_DAYS),
+    publicUrl: publicUrl(opts.publicUrl ?? env.TIPS_PUBLIC_URL),
   };
+}
+
+function publicUrl(value: string | undefined): string | null {
+  if (value === undefined || value === '') return null;
+  let u: URL | undefined;
+  try {
+    u = new URL(value);
+  } catch {
+    // Reported below with the expected form.
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.search || u.hash || u.username || u.password) {
+    throw new ConfigError(`--public-url must be an http:// or https:// base URL without query or credentials, e.g. https://tips.example.com:8443, got "${value}"`);
+  }
+  return u.href.replace(/\/+$/, '');
+}
+
+/**
+ * The URL gateways and operators reach the master at: --public-url, else the address it listens on
+ * (a wildcard address is no destination, so this host's name stands in for it).
+ */
+export function derivePublicUrl(config: Pick<MasterConfig, 'publicUrl' | 'host'>, port: number, hostname: string): string {
+  if (config.publicUrl) return config.publicUrl;
+  const wildcard = config.host === '0.0.0.0' || config.host === '::';
+  const host = wildcard ? hostname : config.host.includes(':') ? `[${config.host}]` : config.host;
+  return `http://${host}:${port}`;
 }

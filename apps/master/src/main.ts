@@ -1,11 +1,12 @@
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { importKey } from '@tips/suit';
 import { Command, Option } from 'commander';
 import { buildApp } from './app.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
-import { ConfigError, DEFAULTS, loadConfig, MAX_METAL_CERT_DAYS, type RawOptions } from './config.ts';
+import { ConfigError, DEFAULTS, derivePublicUrl, loadConfig, MAX_METAL_CERT_DAYS, type RawOptions } from './config.ts';
 import { openDatabase } from './db/database.ts';
 import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enrollment/ca-dir.ts';
 import { describeListen } from './http/bind-address.ts';
@@ -28,6 +29,12 @@ const program = new Command('tips-master')
       '--gateway-require-tls',
       'refuse gateway requests (/api/gateway/v1) not made over mTLS with the gateway certificate; off by default because the plain HTTP listener serves loopback/dev — set it in production (env TIPS_GATEWAY_REQUIRE_TLS=true)',
     ),
+  )
+  .addOption(
+    new Option(
+      '--public-url <url>',
+      'the URL gateways reach this master at, printed in the enroll commands of `tips gateway add` (default: http://<--host>:<--port>, this host\'s name when bound to 0.0.0.0/::; an https:// URL is used for the --ca form)',
+    ).env('TIPS_PUBLIC_URL'),
   )
   .addOption(
     new Option(
@@ -62,7 +69,10 @@ const program = new Command('tips-master')
     const blobs = await FsBlobStore.open(join(config.dataDir, 'glazes'));
     const { ca, created: caCreated } = await openCaDir(config.caDir, { clock: systemClock, random: systemRandom });
     const tokenKey = importKey(await openTokenKey(config.caDir));
+    // Known once both listeners are bound (--port 0 picks a free port).
+    const publicUrls = { url: '', tlsUrl: null as string | null };
     const { app, services } = await buildApp({
+      publicUrls: () => publicUrls,
       db,
       blobs,
       maxGlazeBytes: config.maxGlazeBytes,
@@ -84,6 +94,7 @@ const program = new Command('tips-master')
         'warning: TIPS_BOOTSTRAP_ADMIN_TOKEN ignored: the database already has an admin, and the variable only sets the token of the first one; make a new token with `tips token create --name <name>` as the admin, or unset the variable\n',
       );
     }
+    publicUrls.url = derivePublicUrl(config, (app.server.address() as AddressInfo).port, hostname());
     let tls: Awaited<ReturnType<typeof listenTls>> | undefined;
     if (config.tlsPort !== null) {
       const hostnames = [config.tlsHostname, 'localhost', '127.0.0.1', '::1', ...(config.host === '0.0.0.0' || config.host === '::' ? [] : [config.host])];
@@ -96,6 +107,7 @@ const program = new Command('tips-master')
         program.error(`error: cannot listen for HTTPS on ${config.host}:${config.tlsPort} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose --tls-port or --tls-port off`, { exitCode: 1 });
         return;
       }
+      publicUrls.tlsUrl = `https://${config.tlsHostname}:${tls.port}`;
       const tlsListening = describeListen(config.host, tls.port, 'https', tls.url);
       process.stdout.write(`TIPS master TLS ${tlsListening.line}  (EST: ${tlsListening.usable}/.well-known/est; CA: ${config.caDir})\n`);
     }

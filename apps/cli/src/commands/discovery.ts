@@ -17,9 +17,18 @@ export interface GatewayOut {
   table?: { updatedAt: string; rows: Record<string, unknown>[] } | null;
 }
 
+/** The enroll commands the master builds from its public URL (`POST /gateways`). */
+export interface EnrollOut {
+  master: string;
+  command: string;
+  httpsMaster: string | null;
+  httpsCommand: string | null;
+}
+
 export interface RegistrationOut {
   at: string;
   gatewayId: string;
+  gatewayName?: string;
   mac: string;
   ip: string;
   interfaceType: string;
@@ -83,16 +92,18 @@ export function registerDiscoveryCommands(program: Command): void {
 
   jsonOption(gateway.command('add').description('declare a gateway and get its one-time enrollment token').requiredOption('--name <name>', 'a name unique among your gateways')).action(
     action(async (opts: { name: string; json?: boolean }) => {
-      const r = await api().call<{ gateway: GatewayOut; enrollmentToken: string }>('POST', 'api/v1/gateways', { name: opts.name });
-      const master = loadConfig().url.replace(/\/+$/, '');
-      const command = `tips-gateway enroll --master ${master} --token ${r.enrollmentToken} --data-dir /var/lib/tips-gateway --name ${r.gateway.name}`;
-      print({ ...r, enrollCommand: command }, !!opts.json, () =>
+      const r = await api().call<{ gateway: GatewayOut; enrollmentToken: string; enroll: EnrollOut }>('POST', 'api/v1/gateways', { name: opts.name });
+      // The master builds the commands from its public URL (--public-url): the CLI's own URL may only work from here.
+      print(r, !!opts.json, () =>
         [
           `created gateway ${r.gateway.name} with ID ${r.gateway.id}`,
           `one-time enrollment token (shown only now, valid until ${r.gateway.enrollmentExpiresAt}):`,
           `  ${r.enrollmentToken}`,
           'on the gateway, run:',
-          `  ${command}`,
+          `  ${r.enroll.command}`,
+          ...(r.enroll.httpsCommand
+            ? ['or over HTTPS, verifying the master against the TIPS CA (first: tips ca show > tips-ca.pem, and copy it to the gateway):', `  ${r.enroll.httpsCommand}`]
+            : []),
         ].join('\n'),
       );
     }),
@@ -130,10 +141,10 @@ export function registerDiscoveryCommands(program: Command): void {
   jsonOption(
     discovery
       .command('failures')
-      .description('failed registrations (when, which gateway, which address, why), newest first')
+      .description('failed registrations (when, which gateway by name — its ID in --json/--jsonl, which address, why), newest first')
       .option('--mac <mac>', 'only this MAC')
       .option('--gateway <gateway>', 'only this gateway (name or ID)')
-      .option('--reason <reason>', 'only this reason: unknown_mac, metal_blocked, no_default_space, foreign_gateway')
+      .option('--reason <reason>', 'only this reason: unknown_mac, metal_blocked, no_default_space (foreign_gateway: records made before MACs became unique per owner)')
       .option('--since <iso>', 'only since this time (ISO-8601)')
       .option('--limit <n>', 'at most this many (1–1000, default 100; not with --jsonl)')
       .option('--jsonl', 'stream every matching record as JSON lines, oldest first (for anomaly tools)'),
@@ -156,7 +167,7 @@ export function registerDiscoveryCommands(program: Command): void {
       print(r.items, !!opts.json, (v: RegistrationOut[]) =>
         table(
           ['AT', 'GATEWAY', 'IFACE', 'MAC', 'IP', 'TYPE', 'REASON', 'TIPS ID'],
-          v.map((f) => [f.at, f.gatewayId, f.gatewayInterface, f.mac, f.ip, f.interfaceType, cell(f.reason), cell(f.tipsId)]),
+          v.map((f) => [f.at, f.gatewayName ?? f.gatewayId, f.gatewayInterface, f.mac, f.ip, f.interfaceType, cell(f.reason), cell(f.tipsId)]),
         ),
       );
     }),

@@ -83,11 +83,17 @@ export function registerMetalCommands(program: Command): Command {
       .description('rename, relabel, or replace the interface list')
       .option('--name <name>', 'new name')
       .option('--label <k=v>', 'replace all labels with these (repeatable)', collect)
-      .option('--iface <spec>', 'replace all interfaces with these (repeatable)', collect),
+      .option('--iface <spec>', 'replace all interfaces with these (repeatable)', collect)
+      .option(
+        '--drop-memberships',
+        'with --iface: drop the Space memberships the new list breaks; without it, a list that removes an interface a Space uses, or takes pxe from a Phase 1 Space\'s interface, is refused (interfaces_in_use) naming the Spaces',
+      ),
   ).action(
-    action(async (ref: string, opts: { name?: string; label?: string[]; iface?: string[]; json?: boolean }) => {
+    action(async (ref: string, opts: { name?: string; label?: string[]; iface?: string[]; dropMemberships?: boolean; json?: boolean }) => {
+      if (opts.dropMemberships && !opts.iface) throw new CliError('bad_option', '--drop-memberships goes with --iface', EXIT.usage);
       const body = { name: opts.name, labels: parseLabels(opts.label), interfaces: opts.iface?.map(parseIface) };
       if (Object.values(body).every((v) => v === undefined)) throw new CliError('nothing_to_update', 'give --name, --label or --iface', EXIT.usage);
+      if (opts.dropMemberships) Object.assign(body, { dropMemberships: true });
       const m = await api().call<MetalOut>('PATCH', path(ref), body);
       print(m, !!opts.json, (v: MetalOut) => `updated metal ${v.name}`);
     }),

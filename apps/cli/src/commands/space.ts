@@ -77,9 +77,11 @@ export function registerSpaceCommands(program: Command): Command {
   jsonOption(
     space
       .command('add <space> <metal>')
-      .description("add a metal to a Space over the given interface(s); --default makes it the metal's default (Phase 1) Space")
-      .requiredOption('--iface <name>', 'interface of the metal that links it to the Space (repeatable)', collect)
-      .option('--default', "make this the metal's default Space (must be Phase 1)"),
+      .description(
+        "add a metal to a Space over the given interface(s); --default makes it the metal's default (Phase 1) Space. A Phase 1 Space (every default Space is one) takes exactly one --iface, and that interface must be marked pxe on the metal (tips metal create/update --iface NAME=MAC,ethernet,pxe); otherwise the master refuses it (phase1_needs_one_pxe_interface)",
+      )
+      .requiredOption('--iface <name>', 'interface of the metal that links it to the Space (repeatable; exactly one, marked pxe, for a Phase 1 Space)', collect)
+      .option('--default', "make this the metal's default Space (must be Phase 1, so over one interface marked pxe)"),
   ).action(
     action(async (spaceRef: string, metalRef: string, opts: { iface: string[]; default?: boolean; json?: boolean }) => {
       const m = await api().call<{ spaceId: string; metalId: string }>('POST', `${path(spaceRef)}/members`, { metal: metalRef, interfaces: opts.iface, default: !!opts.default });

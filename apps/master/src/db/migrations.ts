@@ -2,10 +2,11 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'k
 import { up0003Enrollment } from '../domains/enrollment/migrations.ts';
 import { up0002Discovery } from '../domains/discovery/migrations.ts';
 import { up0004GatewayCertificates } from '../domains/gateways/migrations.ts';
+import { up0005MetalMacPerOwner } from '../domains/metals/migrations.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
 // Only portable types: text, integer, bigint. Each domain's tables carry its prefix.
-const migrations: Record<string, Migration> = {
+export const migrations: Record<string, Migration> = {
   '0001_foundation': {
     async up(db: Kysely<unknown>) {
       await db.schema
@@ -87,6 +88,7 @@ const migrations: Record<string, Migration> = {
   '0002_discovery': { up: up0002Discovery },
   '0003_enrollment': { up: up0003Enrollment },
   '0004_gateway_certificates': { up: up0004GatewayCertificates },
+  '0005_metal_mac_per_owner': { up: up0005MetalMacPerOwner },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

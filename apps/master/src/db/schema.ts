@@ -30,6 +30,8 @@ export interface MetalsTable {
 
 export interface MetalInterfacesTable {
   metal_id: string;
+  /** The metal's owner (0005): a MAC is unique per owner. */
+  owner_id: string;
   name: string;
   mac: string;
   type: string;

@@ -90,7 +90,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
     await store.insert(metal);
     expect(await store.findById(owner, metal.id)).toEqual(metal);
     expect(await store.findById('own_00000000000000000000000002' as OwnerId, metal.id)).toBeUndefined();
-    expect(await store.findMacHolders(['02:00:00:00:00:01' as Mac])).toEqual([
+    expect(await store.findMacHolders(owner, ['02:00:00:00:00:01' as Mac])).toEqual([
       { mac: '02:00:00:00:00:01', metalId: metal.id, ownerId: owner, metalName: 'pi', interfaceName: 'eth0' },
     ]);
     await store.update({ ...metal, interfaces: [metal.interfaces[1]!], labels: {} });
@@ -164,7 +164,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
     const space = await services.spaces.create(who.id, { name: 'os', phase: 1 });
     await services.spaces.addMember(who.id, 'os', { metal: 'svc', interfaces: ['eth0'], default: true });
     expect((await services.spaces.defaultSpaceOf(metal.id))?.spaceId).toBe(space.id);
-    expect((await services.metals.findByMac('02:00:00:00:00:33' as Mac))?.metal.id).toBe(metal.id);
+    expect((await services.metals.findByMac(who.id, '02:00:00:00:00:33' as Mac))?.metal.id).toBe(metal.id);
   });
 
   it('T11 gateways: round-trips, spends an enrollment token exactly once under concurrency, deletes with its data', async () => {

@@ -3,7 +3,11 @@ import type { GatewayId, InterfaceType, Mac, OwnerId, TipsId } from '@tips/core'
 export const DECISIONS = ['active', 'blocked'] as const;
 export type Decision = (typeof DECISIONS)[number];
 
-/** Why TIPS-D refused a registration (T6), in the order the rule checks them. */
+/**
+ * Why TIPS-D refused a registration (T6), in the order the rule checks them. `foreign_gateway`
+ * (the metal was another owner's) is no longer decided since MACs are unique per owner (0005): the
+ * rule looks only at the gateway owner's metals. It stays here for records made before.
+ */
 export const BLOCK_REASONS = ['unknown_mac', 'metal_blocked', 'no_default_space', 'foreign_gateway'] as const;
 export type BlockReason = (typeof BLOCK_REASONS)[number];
 

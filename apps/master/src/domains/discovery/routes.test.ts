@@ -87,17 +87,31 @@ describe('T6 registration decision', () => {
     expect(again.json().error.code).toBe('metal_not_blocked');
   });
 
-  it("blocks a metal at another owner's gateway (foreign_gateway) without leaking its TIPS ID", async () => {
-    await metal();
+  it("T6 decides among the gateway owner's metals only: another owner's gateway learns nothing of the metal", async () => {
+    const id = await metal();
     await space('os', 1);
     await member('os', 'pi', true);
     const bobs = await TestGateway.enroll(m.app, m.bob.token, 'gw-bob');
-    const r = (await bobs.register(join(ETH))).json();
-    expect(r).toEqual({ decision: 'blocked', reason: 'foreign_gateway' });
+    // To Bob's gateway, Alice's MAC is as unknown as any other: no reason, answer or record tells otherwise.
+    expect((await bobs.register(join(ETH))).json()).toEqual({ decision: 'blocked', reason: 'unknown_mac' });
+    expect((await bobs.register(join('02:aa:00:00:0f:0f'))).json()).toEqual({ decision: 'blocked', reason: 'unknown_mac' });
     const f = await failures('', m.auth(m.bob.token));
-    expect(f.items).toHaveLength(1);
-    expect(f.items[0].tipsId).toBeUndefined();
-    expect(JSON.stringify(await failures('', m.auth(m.bob.token)))).not.toContain('mtl_');
+    expect(f.items.map((r: { reason: string; tipsId?: string }) => [r.reason, r.tipsId])).toEqual([
+      ['unknown_mac', undefined],
+      ['unknown_mac', undefined],
+    ]);
+    expect(JSON.stringify(f)).not.toContain(id);
+    // Bob declares the same MAC: each gateway registers it as its own owner's metal.
+    const bobsId = await metal('bobs-pi', m.bob.token, [ETH]);
+    await space('bos', 1, m.bob.token);
+    await member('bos', 'bobs-pi', true, m.bob.token);
+    expect((await bobs.register(join(ETH))).json()).toEqual({ decision: 'active', tipsId: bobsId });
+    expect((await gw.register(join(ETH))).json()).toEqual({ decision: 'active', tipsId: id });
+    // Blocking Alice's metal changes nothing for Bob's, and is not visible to Bob.
+    expect((await m.app.inject({ method: 'POST', url: '/api/v1/metals/pi/block', headers: alice, payload: {} })).statusCode).toBe(202);
+    expect((await gw.register(join(ETH))).json()).toEqual({ decision: 'blocked', reason: 'metal_blocked', tipsId: id });
+    expect((await bobs.register(join(ETH))).json()).toEqual({ decision: 'active', tipsId: bobsId });
+    expect(JSON.stringify(await failures('', m.auth(m.bob.token)))).not.toContain(id);
   });
 
   it('checks the rule in order: a blocked metal without a default Space is metal_blocked', async () => {
@@ -158,13 +172,13 @@ describe('T6 T9 batch registration: one signed request, one decision and one rec
     );
   });
 
-  it("refuses another owner's metal in a batch (foreign_gateway) without leaking its TIPS ID", async () => {
+  it("T6 decides a batch among the gateway owner's metals only: another owner's MACs are unknown_mac", async () => {
     await metal('pi');
     await space('os', 1);
     await member('os', 'pi', true);
     const bobs = await TestGateway.enroll(m.app, m.bob.token, 'gw-bob');
     const r = await bobs.registerBatch([join(ETH), join(WLAN)]);
-    expect(r.json()).toEqual({ items: [{ decision: 'blocked', reason: 'foreign_gateway' }, { decision: 'blocked', reason: 'foreign_gateway' }] });
+    expect(r.json()).toEqual({ items: [{ decision: 'blocked', reason: 'unknown_mac' }, { decision: 'blocked', reason: 'unknown_mac' }] });
   });
 
   it.each([
@@ -224,8 +238,8 @@ describe('T9 failed registrations are recorded and retrievable', () => {
   it('lists failures newest first with when, which gateway, which address and why', async () => {
     const f = await failures();
     expect(f.items).toEqual([
-      { at: expect.any(String), gatewayId: gw.id, mac: ETH, ip: '10.77.0.20', interfaceType: 'ethernet', gatewayInterface: 'lan0', pxe: true, decision: 'blocked', reason: 'no_default_space', tipsId: expect.stringMatching(/^mtl_/) },
-      { at: expect.any(String), gatewayId: gw.id, mac: '02:bb:00:00:00:01', ip: '10.77.0.30', interfaceType: 'wifi', gatewayInterface: 'lan1', pxe: false, hostname: 'cam-1', decision: 'blocked', reason: 'unknown_mac' },
+      { at: expect.any(String), gatewayId: gw.id, gatewayName: 'gw-lab', mac: ETH, ip: '10.77.0.20', interfaceType: 'ethernet', gatewayInterface: 'lan0', pxe: true, decision: 'blocked', reason: 'no_default_space', tipsId: expect.stringMatching(/^mtl_/) },
+      { at: expect.any(String), gatewayId: gw.id, gatewayName: 'gw-lab', mac: '02:bb:00:00:00:01', ip: '10.77.0.30', interfaceType: 'wifi', gatewayInterface: 'lan1', pxe: false, hostname: 'cam-1', decision: 'blocked', reason: 'unknown_mac' },
     ]);
     expect(Date.parse(f.items[0].at)).toBeGreaterThanOrEqual(Date.parse(f.items[1].at));
     const all = (await m.app.inject({ url: '/api/v1/discovery/registrations', headers: alice })).json();

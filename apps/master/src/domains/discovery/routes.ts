@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
+import type { GatewayId } from '@tips/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { jsonLines } from '../../http/openapi-responses.ts';
@@ -15,6 +16,7 @@ registerStatusTable<DiscoveryErrorCode>('discovery', {
 const RecordSchema = Type.Object({
   at: Type.String(),
   gatewayId: Type.String(),
+  gatewayName: Type.Optional(Type.String({ description: 'the name of the gateway that asked; absent once that gateway is removed' })),
   mac: Type.String(),
   ip: Type.String(),
   interfaceType: Type.String(),
@@ -41,10 +43,12 @@ const ExportQuery = Type.Object({ ...Filters }, { additionalProperties: false })
 const AllExportQuery = Type.Object({ ...Filters, decision: Type.Optional(Type.String({ maxLength: 16 })) }, { additionalProperties: false });
 
 /** The public shape of a decision record: no internal id, no owner, absent fields left out. */
-export function recordOut(r: RegistrationRecord) {
+export function recordOut(r: RegistrationRecord, gatewayNames?: Map<GatewayId, string>) {
+  const gatewayName = gatewayNames?.get(r.gatewayId);
   return {
     at: r.at,
     gatewayId: r.gatewayId,
+    ...(gatewayName !== undefined ? { gatewayName } : {}),
     mac: r.mac,
     ip: r.ip,
     interfaceType: r.interfaceType,
@@ -98,7 +102,11 @@ export function discoveryOwnerRoutes(app: FastifyInstance, discovery: DiscoveryS
         response: { 200: Items(RecordSchema), ...errorResponses(400) },
       },
     },
-    async (req) => ({ items: (await discovery.list(req.owner.id, req.query, true)).map(recordOut) }),
+    async (req) => {
+      const items = await discovery.list(req.owner.id, req.query, true);
+      const names = await discovery.gatewayNames(req.owner.id);
+      return { items: items.map((r) => recordOut(r, names)) };
+    },
   );
 
   app.get<{ Querystring: RawQuery }>(
@@ -111,17 +119,22 @@ export function discoveryOwnerRoutes(app: FastifyInstance, discovery: DiscoveryS
         response: { 200: Items(RecordSchema), ...errorResponses(400) },
       },
     },
-    async (req) => ({ items: (await discovery.list(req.owner.id, req.query, false)).map(recordOut) }),
+    async (req) => {
+      const items = await discovery.list(req.owner.id, req.query, false);
+      const names = await discovery.gatewayNames(req.owner.id);
+      return { items: items.map((r) => recordOut(r, names)) };
+    },
   );
 
   const jsonl = (failuresOnly: boolean) => async (req: FastifyRequest<{ Querystring: RawQuery }>, reply: FastifyReply) => {
     const records = discovery.export(req.owner.id, req.query, failuresOnly);
     // Parse the filters before the first byte goes out, so bad input is still a 400.
     const first = await records.next();
+    const names = await discovery.gatewayNames(req.owner.id);
     async function* lines() {
       if (first.done) return;
-      yield `${JSON.stringify(recordOut(first.value))}\n`;
-      for await (const r of records) yield `${JSON.stringify(recordOut(r))}\n`;
+      yield `${JSON.stringify(recordOut(first.value, names))}\n`;
+      for await (const r of records) yield `${JSON.stringify(recordOut(r, names))}\n`;
     }
     return reply.type('application/x-ndjson').send(Readable.from(lines()));
   };

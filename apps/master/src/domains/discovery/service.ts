@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { InvalidValueError, type Mac, type OwnerId, parseInterfaceType, parseMac, type TipsId } from '@tips/core';
+import { type GatewayId, InvalidValueError, type Mac, type OwnerId, parseInterfaceType, parseMac, type TipsId } from '@tips/core';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { Gateway } from '../gateways/model.ts';
@@ -32,7 +32,6 @@ export interface RawRegistration {
 
 interface MetalFacts {
   metalId: TipsId;
-  ownerId: OwnerId;
   hasDefaultSpace: boolean;
   at: number;
 }
@@ -134,20 +133,21 @@ export function parseQuery(q: RawQuery): RegistrationQuery {
  * metals at their owner's gateways (T16), and releases a gateway's lock when the cause of a refusal
  * is fixed (T10).
  *
- * The decision rule, checked in this order for (mac, gateway):
- *   1. no metal holds the MAC                          → blocked, `unknown_mac`
+ * The decision rule, checked in this order for (mac, gateway), among the metals of the gateway's
+ * owner only (a MAC is unique per owner, not system-wide):
+ *   1. none of the gateway owner's metals holds the MAC → blocked, `unknown_mac`
  *   2. the metal is blocked (until unblocked)          → blocked, `metal_blocked`    (with its TIPS ID)
  *   3. the metal has no default Phase 1 Space          → blocked, `no_default_space` (with its TIPS ID);
  *      a membership of a non-default Space is not enough
- *   4. the gateway belongs to another owner than the metal → blocked, `foreign_gateway`
  *   otherwise                                           → active, with the TIPS ID.
- * A gateway of another owner never learns the TIPS ID, whichever branch refused it.
+ * Another owner's metal is never looked at, so no answer, reason or record tells a gateway's owner
+ * that someone else declared a MAC (`foreign_gateway` appears only in records made before 0005).
  */
 export class DiscoveryService {
   private readonly log: GroupCommit<RegistrationRecord, undefined>;
-  /** MAC → its metal, for metals that had a default Space when last looked up (see `lookup`). */
-  private readonly facts = new Map<Mac, MetalFacts>();
-  private readonly factsOfMetal = new Map<TipsId, Set<Mac>>();
+  /** (owner, MAC) → its metal, for metals that had a default Space when last looked up (see `lookup`). */
+  private readonly facts = new Map<string, MetalFacts>();
+  private readonly factsOfMetal = new Map<TipsId, Set<string>>();
   /** Blocked metals as last read from the database; local blocks and unblocks apply at once. */
   private blocked = new Set<TipsId>();
   private blocksReadAt = Number.NEGATIVE_INFINITY;
@@ -253,47 +253,44 @@ export class DiscoveryService {
   }
 
   private async decide(gateway: Gateway, mac: Mac): Promise<DecisionResult> {
-    const metal = await this.lookup(mac);
+    const metal = await this.lookup(gateway.ownerId, mac);
     if (!metal) return { decision: 'blocked', reason: 'unknown_mac' };
-    const own = metal.ownerId === gateway.ownerId;
-    const tipsId = own ? { tipsId: metal.metalId } : {};
-    if (await this.isBlocked(metal.metalId)) return { decision: 'blocked', reason: 'metal_blocked', ...tipsId };
-    if (!metal.hasDefaultSpace) return { decision: 'blocked', reason: 'no_default_space', ...tipsId };
-    if (!own) return { decision: 'blocked', reason: 'foreign_gateway' };
+    if (await this.isBlocked(metal.metalId)) return { decision: 'blocked', reason: 'metal_blocked', tipsId: metal.metalId };
+    if (!metal.hasDefaultSpace) return { decision: 'blocked', reason: 'no_default_space', tipsId: metal.metalId };
     return { decision: 'active', tipsId: metal.metalId };
   }
 
   /**
-   * Which metal holds the MAC and whether it has a default Phase 1 Space, asked of the metals and
+   * Which of the owner's metals holds the MAC and whether it has a default Phase 1 Space, asked of the metals and
    * spaces services. Only a complete answer (metal with a default Space) is cached, for at most
    * FACTS_TTL_MS and dropped at once on any local event about that metal or a Space; refusals are
    * never cached, so a fix made through any master replica is seen on the next registration.
    */
-  private async lookup(mac: Mac): Promise<MetalFacts | undefined> {
+  private async lookup(ownerId: OwnerId, mac: Mac): Promise<MetalFacts | undefined> {
     const now = this.clock.now().getTime();
-    const cached = this.facts.get(mac);
+    const key = `${ownerId}/${mac}`;
+    const cached = this.facts.get(key);
     if (cached && now - cached.at < FACTS_TTL_MS) return cached;
     if (cached) this.forget(cached.metalId);
-    const holder = await this.metals.findByMac(mac);
+    const holder = await this.metals.findByMac(ownerId, mac);
     if (!holder) return undefined;
     const facts: MetalFacts = {
       metalId: holder.metal.id,
-      ownerId: holder.metal.ownerId,
       hasDefaultSpace: (await this.spaces.defaultSpaceOf(holder.metal.id)) !== undefined,
       at: now,
     };
     if (facts.hasDefaultSpace) {
       if (this.facts.size >= MAX_FACTS) this.forget(this.facts.values().next().value!.metalId);
-      this.facts.set(mac, facts);
-      const macs = this.factsOfMetal.get(facts.metalId) ?? new Set<Mac>();
-      macs.add(mac);
+      this.facts.set(key, facts);
+      const macs = this.factsOfMetal.get(facts.metalId) ?? new Set<string>();
+      macs.add(key);
       this.factsOfMetal.set(facts.metalId, macs);
     }
     return facts;
   }
 
   private forget(metalId: TipsId): void {
-    for (const mac of this.factsOfMetal.get(metalId) ?? []) this.facts.delete(mac);
+    for (const key of this.factsOfMetal.get(metalId) ?? []) this.facts.delete(key);
     this.factsOfMetal.delete(metalId);
   }
 
@@ -346,6 +343,11 @@ export class DiscoveryService {
     return this.blocked.has(metalId);
   }
 
+  /** The names of the owner's gateways, to show records by gateway name (a removed gateway has none). */
+  gatewayNames(ownerId: OwnerId): Promise<Map<GatewayId, string>> {
+    return this.gateways.namesOfOwner(ownerId);
+  }
+
   /** The owner's decision records (all, or failures only), newest first. */
   list(ownerId: OwnerId, raw: RawQuery, failuresOnly: boolean): Promise<RegistrationRecord[]> {
     const q = parseQuery(raw);
@@ -375,8 +377,8 @@ export class DiscoveryService {
    */
   private async release(ownerId: OwnerId, metalId: TipsId, macs: Mac[]): Promise<void> {
     if (await this.isBlocked(metalId)) return;
-    // Only the owner's gateways: another owner's would refuse the metal again (foreign_gateway),
-    // and a clear would tell it that someone has just declared that MAC.
+    // Only the owner's gateways: another owner's gateway decides among its own owner's metals, and
+    // a clear would tell it that someone has just declared that MAC.
     const own = new Set(await this.gateways.idsOfOwner(ownerId));
     for (const { gatewayId, mac } of await this.store.gatewaysThatBlocked(macs)) {
       if (own.has(gatewayId)) await this.gateways.send(gatewayId, { type: 'clear', mac });

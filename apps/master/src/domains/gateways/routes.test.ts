@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type TestMaster, testMaster } from '../../testing.ts';
+import { enrollCommands } from './routes.ts';
 import { KyselyGatewayStore } from './store.kysely.ts';
 import { GatewayService } from './service.ts';
 import { TestGateway } from './test-client.ts';
@@ -31,6 +32,24 @@ describe('T11 gateways of an owner', () => {
     expect(JSON.stringify(list)).not.toContain(enrollmentToken);
     const show = await m.app.inject({ url: '/api/v1/gateways/gw-lab', headers: m.auth(m.alice.token) });
     expect(show.json()).toMatchObject({ id: gateway.id, table: null });
+  });
+
+  it('T5 answers the enroll commands built from the public URL: plain, and https with --ca', () => {
+    const tail = '--token tge_x --data-dir /var/lib/tips-gateway --name gw-lab';
+    expect(enrollCommands({ url: 'http://tips.example.com:8080', tlsUrl: 'https://tips.example.com:8443' }, 'tge_x', 'gw-lab')).toEqual({
+      master: 'http://tips.example.com:8080',
+      command: `tips-gateway enroll --master http://tips.example.com:8080 ${tail}`,
+      httpsMaster: 'https://tips.example.com:8443',
+      httpsCommand: `tips-gateway enroll --master https://tips.example.com:8443 --ca tips-ca.pem ${tail}`,
+    });
+    // An https public URL is the one to verify with --ca; without HTTPS there is no --ca form.
+    expect(enrollCommands({ url: 'https://tips.example.com', tlsUrl: 'https://localhost:8443' }, 'tge_x', 'gw-lab').httpsMaster).toBe('https://tips.example.com');
+    expect(enrollCommands({ url: 'http://10.0.0.5:8080', tlsUrl: null }, 'tge_x', 'gw-lab')).toMatchObject({ httpsMaster: null, httpsCommand: null });
+  });
+
+  it('T5 POST /gateways carries the enroll commands with the new token', async () => {
+    const r = (await addGateway(m.alice.token, 'gw-lab')).json();
+    expect(r.enroll.command).toBe(`tips-gateway enroll --master ${r.enroll.master} --token ${r.enrollmentToken} --data-dir /var/lib/tips-gateway --name gw-lab`);
   });
 
   it("keeps another owner's gateways invisible (404) and untouchable", async () => {

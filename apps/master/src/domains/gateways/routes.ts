@@ -60,8 +60,39 @@ const CertificateOut = Type.Object({
   notAfter: Type.String({ description: 'when the certificate expires; renew before with POST /certificate' }),
 });
 
+/** Where gateways reach the master: `url` (--public-url or the listen address), `tlsUrl` the HTTPS one (null: no HTTPS). */
+export interface PublicUrls {
+  url: string;
+  tlsUrl: string | null;
+}
+
+/** Where a gateway keeps its state, in the commands we print (apps/gateway/README.md). */
+const GATEWAY_DATA_DIR = '/var/lib/tips-gateway';
+
+/**
+ * The `tips-gateway enroll` commands for a new gateway: over the master's public URL, and over
+ * HTTPS verifying the master against the TIPS root CA (`--ca`, from `tips ca show`).
+ */
+export function enrollCommands(urls: PublicUrls, token: string, name: string): { master: string; command: string; httpsMaster: string | null; httpsCommand: string | null } {
+  const tail = `--token ${token} --data-dir ${GATEWAY_DATA_DIR} --name ${name}`;
+  const httpsMaster = urls.url.startsWith('https:') ? urls.url : urls.tlsUrl;
+  return {
+    master: urls.url,
+    command: `tips-gateway enroll --master ${urls.url} ${tail}`,
+    httpsMaster,
+    httpsCommand: httpsMaster && `tips-gateway enroll --master ${httpsMaster} --ca tips-ca.pem ${tail}`,
+  };
+}
+
+const EnrollOut = Type.Object({
+  master: Type.String({ description: "the master's public URL (--public-url, else its listen address)" }),
+  command: Type.String({ description: 'run on the gateway: tips-gateway enroll over the public URL' }),
+  httpsMaster: Nullable(Type.String({ description: "the master's HTTPS URL; null when it serves no HTTPS" })),
+  httpsCommand: Nullable(Type.String({ description: 'the same over HTTPS, verifying the master against the TIPS CA in tips-ca.pem (`tips ca show > tips-ca.pem`)' })),
+});
+
 /** The owner's gateways (inside the authenticated /api/v1 scope). Another owner's gateway is a 404. */
-export function gatewayOwnerRoutes(app: FastifyInstance, gateways: GatewayService): void {
+export function gatewayOwnerRoutes(app: FastifyInstance, gateways: GatewayService, publicUrls?: () => PublicUrls): void {
   app.post<{ Body: { name: string } }>(
     '/gateways',
     {
@@ -69,10 +100,15 @@ export function gatewayOwnerRoutes(app: FastifyInstance, gateways: GatewayServic
         tags: ['gateways'],
         summary: 'Declare a gateway; returns its one-time enrollment token (shown only here, valid 24 h, single use)',
         body: Type.Object({ name: NameField }, { additionalProperties: false }),
-        response: { 201: Type.Object({ gateway: GatewaySchema, enrollmentToken: Type.String() }), ...errorResponses(400, 409) },
+        response: { 201: Type.Object({ gateway: GatewaySchema, enrollmentToken: Type.String(), enroll: EnrollOut }), ...errorResponses(400, 409) },
       },
     },
-    async (req, reply) => reply.code(201).send(await gateways.create(req.owner.id, req.body)),
+    async (req, reply) => {
+      const r = await gateways.create(req.owner.id, req.body);
+      // Without a configured URL (in-process use), the address this request reached the master at.
+      const urls = publicUrls?.() ?? { url: `${req.protocol}://${req.host}`, tlsUrl: req.protocol === 'https' ? `https://${req.host}` : null };
+      return reply.code(201).send({ ...r, enroll: enrollCommands(urls, r.enrollmentToken, r.gateway.name) });
+    },
   );
 
   app.get('/gateways', { schema: { tags: ['gateways'], summary: "List the caller's gateways", response: { 200: Items(GatewaySchema) } } }, async (req) => ({

@@ -272,6 +272,11 @@ export class GatewayService {
     await this.store.putTable({ gatewayId: gateway.id, rows: rows as Record<string, unknown>[], updatedAt: this.clock.now().toISOString() });
   }
 
+  /** The names of the owner's gateways by ID (decision records carry the ID; operators read names). */
+  async namesOfOwner(ownerId: OwnerId): Promise<Map<GatewayId, string>> {
+    return new Map((await this.store.list(ownerId)).map((g) => [g.id, g.name]));
+  }
+
   async idsOfOwner(ownerId: OwnerId): Promise<GatewayId[]> {
     return (await this.store.list(ownerId)).filter((g) => g.publicKey !== null).map((g) => g.id);
   }

@@ -4,7 +4,8 @@ export type MetalErrorCode =
   | 'metal_not_found'
   | 'metal_name_taken'
   | 'mac_taken'
-  | 'duplicate_interface';
+  | 'duplicate_interface'
+  | 'interfaces_in_use';
 
 export class MetalError extends DomainError<MetalErrorCode> {
   constructor(code: MetalErrorCode, message: string, field?: string) {

@@ -73,17 +73,29 @@ describe('T3 Metal Objects through the owner API', () => {
     expect(list.json().items).toEqual([]);
   });
 
-  it('refuses a MAC held by another metal: names the holder to its owner only', async () => {
+  it('refuses a MAC held by another of your metals, naming it', async () => {
     expect((await create(m.alice.token, pi())).statusCode).toBe(201);
     const mine = await create(m.alice.token, pi({ name: 'pi-08' }));
     expect(mine.statusCode).toBe(409);
-    expect(mine.json().error.code).toBe('mac_taken');
+    expect(mine.json().error).toMatchObject({ code: 'mac_taken', field: 'interfaces[0].mac' });
     expect(mine.json().error.message).toContain('pi-07');
+    expect((await m.app.inject({ url: '/api/v1/metals', headers: m.auth(m.alice.token) })).json().items).toHaveLength(1);
+  });
+
+  it("T6 I5 a MAC is unique per owner: another owner declares the same MAC and learns nothing of the first", async () => {
+    const alices = (await create(m.alice.token, pi())).json();
     const theirs = await create(m.bob.token, pi({ name: 'bobs' }));
-    expect(theirs.statusCode).toBe(409);
-    expect(theirs.json().error.code).toBe('mac_taken');
-    expect(theirs.json().error.message).not.toContain('pi-07');
-    expect((await m.app.inject({ url: '/api/v1/metals', headers: m.auth(m.bob.token) })).json().items).toEqual([]);
+    expect(theirs.statusCode).toBe(201);
+    expect(JSON.stringify(theirs.json())).not.toContain(alices.id);
+    // Each owner's metal keeps its interfaces; neither sees the other's.
+    const list = async (token: string) => (await m.app.inject({ url: '/api/v1/metals', headers: m.auth(token) })).json().items;
+    expect((await list(m.alice.token)).map((x: { id: string }) => x.id)).toEqual([alices.id]);
+    expect((await list(m.bob.token)).map((x: { name: string; interfaces: { mac: string }[] }) => [x.name, x.interfaces[0]!.mac])).toEqual([['bobs', 'dc:a6:32:01:02:03']]);
+    // Still unique within each owner, for Bob as for Alice.
+    const again = await create(m.bob.token, pi({ name: 'bobs-2' }));
+    expect(again.json().error).toMatchObject({ code: 'mac_taken' });
+    expect(again.json().error.message).toContain('bobs');
+    expect(again.json().error.message).not.toContain('pi-07');
   });
 
   it("answers 404 for another owner's metal, never 403, and changes nothing", async () => {
@@ -124,13 +136,79 @@ describe('T3 Metal Objects through the owner API', () => {
     expect(r.json()).toMatchObject({ labels: { rack: '4' }, interfaces: [{ name: 'eth0' }] });
     const byLabel = await m.app.inject({ url: '/api/v1/metals?label=rack=4', headers: m.auth(m.alice.token) });
     expect(byLabel.json().items.map((x: { name: string }) => x.name)).toEqual(['pi-07']);
-    // The freed MAC can now be used by someone else.
-    expect((await create(m.bob.token, pi({ name: 'b', interfaces: [{ name: 'w', mac: 'dc:a6:32:01:02:04', type: 'wifi' }] }))).statusCode).toBe(201);
+    // The freed MAC can now be used by another of Alice's metals.
+    expect((await create(m.alice.token, pi({ name: 'b', interfaces: [{ name: 'w', mac: 'dc:a6:32:01:02:04', type: 'wifi' }] }))).statusCode).toBe(201);
   });
 
   it('deletes a metal and frees its MACs', async () => {
     await create(m.alice.token, pi());
     expect((await m.app.inject({ method: 'DELETE', url: '/api/v1/metals/pi-07', headers: m.auth(m.alice.token) })).statusCode).toBe(204);
-    expect((await create(m.bob.token, pi())).statusCode).toBe(201);
+    expect((await create(m.alice.token, pi())).statusCode).toBe(201);
+  });
+});
+
+describe('T3 T4 changing interfaces never drops a Space membership silently', () => {
+  const patch = (ref: string, payload: Record<string, unknown>) =>
+    m.app.inject({ method: 'PATCH', url: `/api/v1/metals/${ref}`, headers: m.auth(m.alice.token), payload });
+  const show = async () => (await m.app.inject({ url: '/api/v1/metals/pi-07', headers: m.auth(m.alice.token) })).json();
+  beforeEach(async () => {
+    expect((await create(m.alice.token, pi())).statusCode).toBe(201);
+    for (const [name, phase] of [
+      ['os', 1],
+      ['apps', 2],
+    ] as const) {
+      expect((await m.app.inject({ method: 'POST', url: '/api/v1/spaces', headers: m.auth(m.alice.token), payload: { name, phase } })).statusCode).toBe(201);
+    }
+    const add = (space: string, interfaces: string[], isDefault: boolean) =>
+      m.app.inject({ method: 'POST', url: `/api/v1/spaces/${space}/members`, headers: m.auth(m.alice.token), payload: { metal: 'pi-07', interfaces, default: isDefault } });
+    expect((await add('os', ['eth0'], true)).statusCode).toBe(201);
+    expect((await add('apps', ['eth0', 'wlan0'], false)).statusCode).toBe(201);
+  });
+  const eth1 = { name: 'eth1', mac: '02:00:00:00:10:01', type: 'ethernet', pxe: true };
+
+  it('refuses with 409 interfaces_in_use naming every Space whose interface would vanish, and changes nothing', async () => {
+    const before = await show();
+    const r = await patch('pi-07', { name: 'renamed', interfaces: [eth1] });
+    expect(r.statusCode).toBe(409);
+    expect(r.json().error).toMatchObject({ code: 'interfaces_in_use', field: 'interfaces' });
+    expect(r.json().error.message).toMatch(/"os" \(its default Space\): eth0 would vanish/);
+    expect(r.json().error.message).toMatch(/"apps": eth0 would vanish, wlan0 would vanish/);
+    expect(await show()).toEqual(before);
+  });
+
+  it('refuses a change that leaves a Phase 1 Space on an interface that is no longer PXE-capable', async () => {
+    const before = await show();
+    const r = await patch('pi-07', { interfaces: [{ ...pi().interfaces[0], pxe: false }, pi().interfaces[1]] });
+    expect(r.statusCode).toBe(409);
+    expect(r.json().error.code).toBe('interfaces_in_use');
+    expect(r.json().error.message).toContain('eth0 would no longer be PXE-capable');
+    expect(r.json().error.message).not.toContain('"apps"');
+    expect(await show()).toEqual(before);
+  });
+
+  it('keeps every membership whose interfaces remain (a MAC or type change, an interface added)', async () => {
+    const r = await patch('pi-07', { interfaces: [{ name: 'eth0', mac: '02:00:00:00:10:02', type: 'ethernet', pxe: true }, pi().interfaces[1], eth1] });
+    expect(r.statusCode).toBe(200);
+    expect((await show()).spaces.map((s: { spaceName: string; isDefault: boolean; interfaces: string[] }) => [s.spaceName, s.isDefault, s.interfaces])).toEqual([
+      ['apps', false, ['eth0', 'wlan0']],
+      ['os', true, ['eth0']],
+    ]);
+  });
+
+  it('drops the broken memberships only when asked (dropMemberships: true)', async () => {
+    const r = await patch('pi-07', { interfaces: [{ ...pi().interfaces[0], pxe: false }, eth1], dropMemberships: true });
+    expect(r.statusCode).toBe(200);
+    // wlan0 left "apps" (eth0 stays there); "os" lost its PXE interface, so the membership is gone.
+    expect((await show()).spaces.map((s: { spaceName: string; interfaces: string[] }) => [s.spaceName, s.interfaces])).toEqual([['apps', ['eth0']]]);
+  });
+
+  it('refuses dropMemberships without interfaces, or not a boolean, with 400 naming it', async () => {
+    const before = await show();
+    for (const payload of [{ name: 'x', dropMemberships: true }, { interfaces: [eth1], dropMemberships: 'yes' }]) {
+      const r = await patch('pi-07', payload);
+      expect(r.statusCode).toBe(400);
+      expect(r.json().error.field).toBe('dropMemberships');
+    }
+    expect(await show()).toEqual(before);
   });
 });

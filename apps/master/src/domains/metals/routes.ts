@@ -13,6 +13,7 @@ registerStatusTable<MetalErrorCode>('metals', {
   metal_name_taken: 409,
   mac_taken: 409,
   duplicate_interface: 422,
+  interfaces_in_use: 409,
 });
 
 const InterfaceIn = Type.Object(
@@ -102,7 +103,17 @@ export function metalRoutes(app: FastifyInstance, metals: MetalService, spaces: 
         summary: 'Rename, relabel, or replace the interface list',
         params: Type.Object({ ref: Ref }),
         body: Type.Object(
-          { name: Type.Optional(NameField), labels: Type.Optional(Labels), interfaces: Type.Optional(Type.Array(InterfaceIn, { maxItems: 64 })) },
+          {
+            name: Type.Optional(NameField),
+            labels: Type.Optional(Labels),
+            interfaces: Type.Optional(Type.Array(InterfaceIn, { maxItems: 64 })),
+            dropMemberships: Type.Optional(
+              Type.Boolean({
+                description:
+                  'With interfaces: drop the Space memberships the new list breaks (an interface they use vanishes, or a Phase 1 interface loses pxe). Without it such a change is refused with 409 interfaces_in_use naming the Spaces.',
+              }),
+            ),
+          },
           { additionalProperties: false, minProperties: 1 },
         ),
         response: { 200: MetalSchema, ...errorResponses(400, 404, 409, 422) },

@@ -21,6 +21,16 @@ export interface UpdateMetalInput {
   name?: string;
   labels?: Record<string, string>;
   interfaces?: InterfaceInput[];
+  /** With `interfaces`: drop the Space memberships the new list breaks instead of refusing it. */
+  dropMemberships?: boolean;
+}
+
+/** A metal's membership as the metals domain needs to see it: the spaces domain provides it. */
+export interface MembershipView {
+  spaceName: string;
+  phase: number;
+  interfaces: string[];
+  isDefault: boolean;
 }
 
 const IFACE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,31}$/;
@@ -56,12 +66,19 @@ function parseLabels(labels: Record<string, string>): Record<string, string> {
 
 /** Metal Objects (T3): the owner's declared devices and their interfaces. */
 export class MetalService {
+  private memberships?: (metalId: TipsId) => Promise<MembershipView[]>;
+
   constructor(
     private readonly store: MetalStore,
     private readonly events: DomainEvents,
     private readonly clock: Clock,
     private readonly random: Random,
   ) {}
+
+  /** Late binding: the spaces domain depends on metals, and tells it which Spaces a metal is in. */
+  useMemberships(lookup: (metalId: TipsId) => Promise<MembershipView[]>): void {
+    this.memberships = lookup;
+  }
 
   async create(ownerId: OwnerId, input: CreateMetalInput): Promise<Metal> {
     const name = parseName(input.name);
@@ -91,9 +108,13 @@ export class MetalService {
       if (other && other.id !== current.id) throw new MetalError('metal_name_taken', `you already have a metal named "${next.name}"`, 'name');
     }
     if (input.labels !== undefined) next.labels = parseLabels(input.labels);
+    if (input.dropMemberships !== undefined && (input.interfaces === undefined || typeof input.dropMemberships !== 'boolean')) {
+      throw new InvalidValueError('dropMemberships', 'dropMemberships is a boolean given together with interfaces');
+    }
     if (input.interfaces !== undefined) {
       next.interfaces = parseInterfaces(input.interfaces);
       await this.assertMacsFree(ownerId, current.id, next.interfaces);
+      if (input.dropMemberships !== true) await this.assertMembershipsKept(current, next.interfaces);
     }
     await this.write(ownerId, next, () => this.store.update(next));
     if (input.interfaces !== undefined) {
@@ -128,9 +149,12 @@ export class MetalService {
     return this.store.list(ownerId, query);
   }
 
-  /** System-wide: which metal holds this MAC. Used by discovery to decide registrations. */
-  async findByMac(mac: Mac): Promise<{ metal: Metal; interfaceName: string } | undefined> {
-    const [holder] = await this.store.findMacHolders([mac]);
+  /**
+   * Which of the owner's metals holds this MAC. Used by discovery to decide a registration among
+   * the gateway owner's metals only (T6): another owner's metal is never looked at.
+   */
+  async findByMac(ownerId: OwnerId, mac: Mac): Promise<{ metal: Metal; interfaceName: string } | undefined> {
+    const [holder] = await this.store.findMacHolders(ownerId, [mac]);
     if (!holder) return undefined;
     const metal = await this.store.findById(holder.ownerId, holder.metalId);
     return metal && { metal, interfaceName: holder.interfaceName };
@@ -141,13 +165,41 @@ export class MetalService {
   }
 
   private async assertMacsFree(ownerId: OwnerId, self: TipsId | undefined, interfaces: MetalInterface[]): Promise<void> {
-    const holders = await this.store.findMacHolders(interfaces.map((i) => i.mac));
+    // Only the owner's own metals: a MAC is unique per owner, so no answer tells one owner that
+    // another holds a MAC (threat model, I5).
+    const holders = await this.store.findMacHolders(ownerId, interfaces.map((i) => i.mac));
     const clash = holders.find((h) => h.metalId !== self);
     if (!clash) return;
     const n = interfaces.findIndex((i) => i.mac === clash.mac);
-    // Name the holder only to its own owner: another owner must not learn who has that MAC.
-    const who = clash.ownerId === ownerId ? ` (held by your metal "${clash.metalName}", interface ${clash.interfaceName})` : '';
-    throw new MetalError('mac_taken', `MAC ${clash.mac} already belongs to a metal${who}`, `interfaces[${n}].mac`);
+    throw new MetalError(
+      'mac_taken',
+      `MAC ${clash.mac} already belongs to a metal (held by your metal "${clash.metalName}", interface ${clash.interfaceName})`,
+      `interfaces[${n}].mac`,
+    );
+  }
+
+  /**
+   * Refuses an interface list that would silently break a Space membership: an interface a Space
+   * links the metal by would vanish, or a Phase 1 Space's interface would no longer be PXE-capable
+   * (T4). Names every such Space; `dropMemberships: true` is how the owner says to drop them.
+   */
+  private async assertMembershipsKept(current: Metal, next: MetalInterface[]): Promise<void> {
+    if (!this.memberships) return;
+    const byName = new Map(next.map((i) => [i.name, i]));
+    const broken: string[] = [];
+    for (const m of await this.memberships(current.id)) {
+      const gone = m.interfaces.filter((n) => !byName.has(n));
+      const notPxe = m.phase === 1 ? m.interfaces.filter((n) => byName.has(n) && !byName.get(n)!.pxe) : [];
+      if (gone.length === 0 && notPxe.length === 0) continue;
+      const why = [...gone.map((n) => `${n} would vanish`), ...notPxe.map((n) => `${n} would no longer be PXE-capable`)].join(', ');
+      broken.push(`"${m.spaceName}"${m.isDefault ? ' (its default Space)' : ''}: ${why}`);
+    }
+    if (broken.length === 0) return;
+    throw new MetalError(
+      'interfaces_in_use',
+      `this interface list breaks metal "${current.name}"'s membership of Space ${broken.join('; Space ')}; keep those interfaces, remove the memberships first, or drop them explicitly (dropMemberships: true, tips metal update --drop-memberships)`,
+      'interfaces',
+    );
   }
 
   private async write(ownerId: OwnerId, metal: Metal, op: () => Promise<void>): Promise<void> {

@@ -54,12 +54,13 @@ export class KyselyMetalStore implements MetalStore {
     return label ? metals.filter((m) => m.labels[label.key] === label.value) : metals;
   }
 
-  async findMacHolders(macs: Mac[]): Promise<MacHolder[]> {
+  async findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]> {
     if (macs.length === 0) return [];
     const rows = await this.db
       .selectFrom('metal_interfaces')
       .innerJoin('metals', 'metals.id', 'metal_interfaces.metal_id')
       .select(['metal_interfaces.mac', 'metal_interfaces.name as iface', 'metals.id', 'metals.owner_id', 'metals.name'])
+      .where('metal_interfaces.owner_id', '=', ownerId)
       .where('metal_interfaces.mac', 'in', macs)
       .execute();
     return rows.map((r) => ({
@@ -86,7 +87,7 @@ export class KyselyMetalStore implements MetalStore {
     if (m.interfaces.length === 0) return;
     await tx
       .insertInto('metal_interfaces')
-      .values(m.interfaces.map((i, position) => ({ metal_id: m.id, name: i.name, mac: i.mac, type: i.type, pxe: i.pxe ? 1 : 0, position })))
+      .values(m.interfaces.map((i, position) => ({ metal_id: m.id, owner_id: m.ownerId, name: i.name, mac: i.mac, type: i.type, pxe: i.pxe ? 1 : 0, position })))
       .execute();
   }
 

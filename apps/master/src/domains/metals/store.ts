@@ -23,6 +23,6 @@ export interface MetalStore {
   findById(ownerId: OwnerId, id: TipsId): Promise<Metal | undefined>;
   findByName(ownerId: OwnerId, name: string): Promise<Metal | undefined>;
   list(ownerId: OwnerId, query?: MetalQuery): Promise<Metal[]>;
-  /** System-wide lookup: who holds these MACs (any owner). */
-  findMacHolders(macs: Mac[]): Promise<MacHolder[]>;
+  /** Which of the owner's metals hold these MACs: a MAC is unique per owner only (0005, T6). */
+  findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]>;
 }

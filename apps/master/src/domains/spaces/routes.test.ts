@@ -99,15 +99,19 @@ describe('T4 Spaces', () => {
     expect(bobTry.json().error.code).toBe('metal_not_found');
   });
 
-  it('drops memberships when the metal, or the linking interface, goes away', async () => {
+  it('drops memberships when the metal goes away, or the linking interface with dropMemberships', async () => {
     await space('apps', 2);
     await add('apps', { metal: 'pi-07', interfaces: ['eth0', 'wlan0'] });
-    await m.app.inject({
-      method: 'PATCH',
-      url: '/api/v1/metals/pi-07',
-      headers: h,
-      payload: { interfaces: [{ name: 'eth0', mac: 'dc:a6:32:01:02:03', type: 'ethernet', pxe: true }] },
-    });
+    const patch = (extra: Record<string, unknown>) =>
+      m.app.inject({
+        method: 'PATCH',
+        url: '/api/v1/metals/pi-07',
+        headers: h,
+        payload: { interfaces: [{ name: 'eth0', mac: 'dc:a6:32:01:02:03', type: 'ethernet', pxe: true }], ...extra },
+      });
+    expect((await patch({})).json().error.code).toBe('interfaces_in_use');
+    expect((await m.app.inject({ url: '/api/v1/spaces/apps', headers: h })).json().members[0].interfaces).toEqual(['eth0', 'wlan0']);
+    expect((await patch({ dropMemberships: true })).statusCode).toBe(200);
     expect((await m.app.inject({ url: '/api/v1/spaces/apps', headers: h })).json().members[0].interfaces).toEqual(['eth0']);
     await m.app.inject({ method: 'DELETE', url: '/api/v1/metals/pi-07', headers: h });
     expect((await m.app.inject({ url: '/api/v1/spaces/apps', headers: h })).json().members).toEqual([]);

@@ -31,7 +31,22 @@ export class SpaceService {
     private readonly random: Random,
   ) {
     events.on('metal.deleted', (e) => this.store.removeMetal(e.metalId));
-    events.on('metal.interfaces.changed', (e) => this.store.removeInterfaces(e.metalId, e.removedNames));
+    events.on('metal.interfaces.changed', (e) => this.dropBrokenMemberships(e.ownerId, e.metalId, e.removedNames));
+    metals.useMemberships((metalId) => this.store.membershipsOfMetal(metalId));
+  }
+
+  /**
+   * After an interface change the owner confirmed (`dropMemberships`; without it the metals domain
+   * refuses one that breaks a membership): vanished interfaces leave their Spaces, and a Phase 1
+   * membership whose interface is no longer PXE-capable is removed (T4).
+   */
+  private async dropBrokenMemberships(ownerId: OwnerId, metalId: TipsId, removedNames: string[]): Promise<void> {
+    await this.store.removeInterfaces(metalId, removedNames);
+    const phase1 = (await this.store.membershipsOfMetal(metalId)).filter((m) => m.phase === 1);
+    if (phase1.length === 0) return;
+    const metal = await this.metals.get(ownerId, metalId);
+    const pxe = new Set(metal.interfaces.filter((i) => i.pxe).map((i) => i.name));
+    for (const m of phase1) if (!m.interfaces.every((n) => pxe.has(n))) await this.store.removeMember(m.spaceId, metalId);
   }
 
   /** Late binding: glazes and spaces each need the other's answers. */

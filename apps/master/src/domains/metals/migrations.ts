@@ -1,0 +1,46 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../../db/schema.ts';
+
+/**
+ * 0005_metal_mac_per_owner — a MAC is unique per owner, no longer system-wide (T6 decides per
+ * gateway owner, so that suffices): a system-wide constraint told one owner, through `mac_taken`,
+ * that another owner holds a MAC. `metal_interfaces` gains its metal's `owner_id` and the unique
+ * key (owner_id, mac). Neither SQLite nor a portable DDL can drop a column's inline UNIQUE, so the
+ * table is rebuilt (same on both dialects); constraint names carry `_v5` because PostgreSQL
+ * constraint/index names must be unique while the old table still exists.
+ */
+export async function up0005MetalMacPerOwner(raw: Kysely<unknown>): Promise<void> {
+  const db = raw as unknown as Kysely<Database & { metal_interfaces_v5: Database['metal_interfaces'] }>;
+  await db.schema
+    .createTable('metal_interfaces_v5')
+    .addColumn('metal_id', 'text', (c) => c.notNull().references('metals.id').onDelete('cascade'))
+    .addColumn('owner_id', 'text', (c) => c.notNull())
+    .addColumn('name', 'text', (c) => c.notNull())
+    .addColumn('mac', 'text', (c) => c.notNull())
+    .addColumn('type', 'text', (c) => c.notNull())
+    .addColumn('pxe', 'integer', (c) => c.notNull())
+    .addColumn('position', 'integer', (c) => c.notNull())
+    .addPrimaryKeyConstraint('metal_interfaces_v5_pk', ['metal_id', 'name'])
+    .addUniqueConstraint('metal_interfaces_v5_owner_mac', ['owner_id', 'mac'])
+    .execute();
+  await db
+    .insertInto('metal_interfaces_v5')
+    .columns(['metal_id', 'owner_id', 'name', 'mac', 'type', 'pxe', 'position'])
+    .expression(
+      db
+        .selectFrom('metal_interfaces')
+        .innerJoin('metals', 'metals.id', 'metal_interfaces.metal_id')
+        .select([
+          'metal_interfaces.metal_id',
+          'metals.owner_id',
+          'metal_interfaces.name',
+          'metal_interfaces.mac',
+          'metal_interfaces.type',
+          'metal_interfaces.pxe',
+          'metal_interfaces.position',
+        ]),
+    )
+    .execute();
+  await db.schema.dropTable('metal_interfaces').execute();
+  await db.schema.alterTable('metal_interfaces_v5').renameTo('metal_interfaces').execute();
+}
