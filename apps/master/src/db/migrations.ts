@@ -2,6 +2,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'k
 import { up0003Enrollment } from '../domains/enrollment/migrations.ts';
 import { up0002Discovery } from '../domains/discovery/migrations.ts';
 import { up0004GatewayCertificates } from '../domains/gateways/migrations.ts';
+import { up0005ListKeysets } from './keyset-indexes.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
 // Only portable types: text, integer, bigint. Each domain's tables carry its prefix.
@@ -87,6 +88,7 @@ const migrations: Record<string, Migration> = {
   '0002_discovery': { up: up0002Discovery },
   '0003_enrollment': { up: up0003Enrollment },
   '0004_gateway_certificates': { up: up0004GatewayCertificates },
+  '0005_list_keysets': { up: up0005ListKeysets },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

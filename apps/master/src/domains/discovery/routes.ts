@@ -2,7 +2,8 @@ import { Readable } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
-import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import { filtersOf, Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
+import { errorResponses, Ref } from '../../http/schemas.ts';
 import type { DiscoveryErrorCode } from './errors.ts';
 import type { RegistrationRecord } from './model.ts';
 import { type DiscoveryService, MAX_BATCH, type RawQuery, type RawRegistration } from './service.ts';
@@ -31,11 +32,8 @@ const Filters = {
   reason: Type.Optional(Type.String({ maxLength: 32 })),
   since: Type.Optional(Type.String({ maxLength: 40, description: 'ISO-8601' })),
 };
-const ListQuery = Type.Object({ ...Filters, limit: Type.Optional(Type.String({ maxLength: 8, description: '1–1000, default 100' })) }, { additionalProperties: false });
-const AllQuery = Type.Object(
-  { ...Filters, decision: Type.Optional(Type.String({ maxLength: 16 })), limit: Type.Optional(Type.String({ maxLength: 8, description: '1–1000, default 100' })) },
-  { additionalProperties: false },
-);
+const ListQuery = Type.Object({ ...Filters, ...PageQuery }, { additionalProperties: false });
+const AllQuery = Type.Object({ ...Filters, decision: Type.Optional(Type.String({ maxLength: 16 })), ...PageQuery }, { additionalProperties: false });
 const ExportQuery = Type.Object({ ...Filters }, { additionalProperties: false });
 const AllExportQuery = Type.Object({ ...Filters, decision: Type.Optional(Type.String({ maxLength: 16 })) }, { additionalProperties: false });
 
@@ -87,30 +85,30 @@ export function discoveryOwnerRoutes(app: FastifyInstance, discovery: DiscoveryS
     async (req, reply) => reply.code(202).send(await discovery.unblock(req.owner.id, req.params.ref)),
   );
 
-  app.get<{ Querystring: RawQuery }>(
+  app.get<{ Querystring: RawQuery & PageParams }>(
     '/discovery/failures',
     {
       schema: {
         tags: ['discovery'],
-        summary: "Failed registrations seen by the caller's gateways (T9), newest first",
+        summary: "Failed registrations seen by the caller's gateways (T9), newest first, a page at a time",
         querystring: ListQuery,
-        response: { 200: Items(RecordSchema), ...errorResponses(400) },
+        response: { 200: Page(RecordSchema), ...errorResponses(400) },
       },
     },
-    async (req) => ({ items: (await discovery.list(req.owner.id, req.query, true)).map(recordOut) }),
+    async (req) => readPage('discovery-failures', req.query, (w) => discovery.list(req.owner.id, filtersOf(req.query), true, w), (r) => ({ at: r.at, id: r.id }), recordOut),
   );
 
-  app.get<{ Querystring: RawQuery }>(
+  app.get<{ Querystring: RawQuery & PageParams }>(
     '/discovery/registrations',
     {
       schema: {
         tags: ['discovery'],
-        summary: "Every registration decision of the caller's gateways, newest first",
+        summary: "Every registration decision of the caller's gateways, newest first, a page at a time",
         querystring: AllQuery,
-        response: { 200: Items(RecordSchema), ...errorResponses(400) },
+        response: { 200: Page(RecordSchema), ...errorResponses(400) },
       },
     },
-    async (req) => ({ items: (await discovery.list(req.owner.id, req.query, false)).map(recordOut) }),
+    async (req) => readPage('discovery-registrations', req.query, (w) => discovery.list(req.owner.id, filtersOf(req.query), false, w), (r) => ({ at: r.at, id: r.id }), recordOut),
   );
 
   const jsonl = (failuresOnly: boolean) => async (req: FastifyRequest<{ Querystring: RawQuery }>, reply: FastifyReply) => {

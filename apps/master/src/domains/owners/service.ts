@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { InvalidValueError, newId, type OwnerId, parseName } from '@tips/core';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Clock, Random } from '../../ports.ts';
 import { OwnerError } from './errors.ts';
 import type { ApiToken, Owner } from './model.ts';
@@ -64,9 +65,9 @@ export class OwnerService {
     return owner;
   }
 
-  async listOwners(actor: Owner): Promise<Owner[]> {
+  async listOwners(actor: Owner, window?: KeysetWindow): Promise<Owner[]> {
     if (!actor.isAdmin) throw new OwnerError('forbidden', 'only an admin may list owners');
-    return this.store.listOwners();
+    return this.store.listOwners(window);
   }
 
   async createOwnerAsAdmin(actor: Owner, name: unknown): Promise<{ owner: Owner; token: string }> {
@@ -99,8 +100,8 @@ export class OwnerService {
     return found.owner;
   }
 
-  listTokens(owner: Owner): Promise<ApiToken[]> {
-    return this.store.listTokens(owner.id);
+  listTokens(owner: Owner, window?: KeysetWindow): Promise<ApiToken[]> {
+    return this.store.listTokens(owner.id, window);
   }
 
   async revokeToken(owner: Owner, tokenId: string): Promise<void> {
