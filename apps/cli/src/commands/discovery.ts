@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { action, api, jsonOption } from '../context.ts';
 import { loadConfig } from '../config.ts';
 import { CliError, EXIT, exitCodeForStatus } from '../errors.ts';
-import { print, table } from '../output.ts';
+import { listOptions, pageOptions, print, printPages, table } from '../output.ts';
 
 export interface GatewayOut {
   id: string;
@@ -98,15 +98,16 @@ export function registerDiscoveryCommands(program: Command): void {
     }),
   );
 
-  jsonOption(gateway.command('list').description('list your gateways')).action(
-    action(async (opts: { json?: boolean }) => {
-      const r = await api().call<{ items: GatewayOut[] }>('GET', 'api/v1/gateways');
-      print(r.items, !!opts.json, (v: GatewayOut[]) =>
-        table(
-          ['NAME', 'ID', 'ENROLLED', 'CONNECTED', 'LAST SEEN'],
-          v.map((g) => [g.name, g.id, g.enrolled ? 'yes' : 'no', g.connected ? 'yes' : 'no', cell(g.lastSeenAt)]),
-        ),
-      );
+  pageOptions(jsonOption(gateway.command('list').description('list your gateways, oldest first'))).action(
+    action(async (opts: { json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      await printPages(api().pages<GatewayOut>('api/v1/gateways', undefined, max), mode, ['NAME', 'ID', 'ENROLLED', 'CONNECTED', 'LAST SEEN'], (g) => [
+        g.name,
+        g.id,
+        g.enrolled ? 'yes' : 'no',
+        g.connected ? 'yes' : 'no',
+        cell(g.lastSeenAt),
+      ]);
     }),
   );
 
@@ -135,7 +136,7 @@ export function registerDiscoveryCommands(program: Command): void {
       .option('--gateway <gateway>', 'only this gateway (name or ID)')
       .option('--reason <reason>', 'only this reason: unknown_mac, metal_blocked, no_default_space, foreign_gateway')
       .option('--since <iso>', 'only since this time (ISO-8601)')
-      .option('--limit <n>', 'at most this many (1–1000, default 100; not with --jsonl)')
+      .option('--limit <n>', 'at most this many (default: all, page after page; not with --jsonl)')
       .option('--jsonl', 'stream every matching record as JSON lines, oldest first (for anomaly tools)'),
   ).action(
     action(async (opts: { mac?: string; gateway?: string; reason?: string; since?: string; limit?: string; json?: boolean; jsonl?: boolean }) => {
@@ -151,14 +152,17 @@ export function registerDiscoveryCommands(program: Command): void {
         await streamLines(`api/v1/discovery/failures.jsonl${query ? `?${query}` : ''}`);
         return;
       }
-      if (opts.limit) q.set('limit', opts.limit);
-      const r = await api().call<{ items: RegistrationOut[] }>('GET', `api/v1/discovery/failures${q.size ? `?${q}` : ''}`);
-      print(r.items, !!opts.json, (v: RegistrationOut[]) =>
-        table(
-          ['AT', 'GATEWAY', 'IFACE', 'MAC', 'IP', 'TYPE', 'REASON', 'TIPS ID'],
-          v.map((f) => [f.at, f.gatewayId, f.gatewayInterface, f.mac, f.ip, f.interfaceType, cell(f.reason), cell(f.tipsId)]),
-        ),
-      );
+      const { mode, max } = listOptions(opts);
+      await printPages(api().pages<RegistrationOut>('api/v1/discovery/failures', q, max), mode, ['AT', 'GATEWAY', 'IFACE', 'MAC', 'IP', 'TYPE', 'REASON', 'TIPS ID'], (f) => [
+        f.at,
+        f.gatewayId,
+        f.gatewayInterface,
+        f.mac,
+        f.ip,
+        f.interfaceType,
+        cell(f.reason),
+        cell(f.tipsId),
+      ]);
     }),
   );
 
