@@ -492,7 +492,22 @@ describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
     expect(seen).toEqual(newestFirst);
   });
 
-  it.runIf(name === 'SQLite')('answers a page from the keyset index, without sorting the owner’s rows', async () => {
+});
+
+describe('D6 list pagination: query plan', () => {
+  const at = (n: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString();
+  const owner = 'own_0000000000000000000000000p' as OwnerId;
+  let db: Db;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ db, cleanup } = await adapters[0]![1]());
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await cleanup();
+  });
+
+  it('answers a page from the keyset index, without sorting the owner’s rows (SQLite plan)', async () => {
     const q = applyKeyset(db.selectFrom('metals').selectAll().where('owner_id', '=', owner), 'created_at', 'id', { limit: 101, after: { at: at(3), id: 'mtl_x' } }).compile();
     const plan = await sql.raw<{ detail: string }>(`EXPLAIN QUERY PLAN ${q.sql.replace(/\?$/, '101').replace(/\?/g, "'x'")}`).execute(db);
     const details = plan.rows.map((r) => r.detail).join('\n');
