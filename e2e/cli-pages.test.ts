@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestGateway } from '../apps/master/src/domains/gateways/test-client.ts';
 import type { TestMaster } from '../apps/master/src/testing.ts';
 import { cliAgainstTestMaster } from './helpers.ts';
 
@@ -50,5 +51,16 @@ describe('D6 tips list commands follow pages', () => {
     }
     expect((await tips(['space', 'list'])).stdout).toBe('(none)\n');
     expect((await tips(['space', 'list', '--json'])).stdout).toBe('[]\n');
+  });
+
+  it('discovery failures: --limit caps the table, --json and the --jsonl export alike', async () => {
+    const gw = await TestGateway.enroll(m.app, m.alice.token, 'gw-pages');
+    for (let n = 0; n < 5; n++) await gw.register({ mac: `02:ee:00:00:00:0${n}`, ip: `10.9.0.${n + 1}`, gatewayInterface: 'lan0' });
+    const newest = JSON.parse((await tips(['discovery', 'failures', '--json', '--limit', '3'])).stdout) as { mac: string }[];
+    expect(newest.map((f) => f.mac)).toEqual(['02:ee:00:00:00:04', '02:ee:00:00:00:03', '02:ee:00:00:00:02']);
+    const oldest = await tips(['discovery', 'failures', '--jsonl', '--limit', '2']);
+    expect(oldest.code, oldest.stderr).toBe(0);
+    expect(oldest.stdout.trimEnd().split('\n').map((l) => (JSON.parse(l) as { mac: string }).mac)).toEqual(['02:ee:00:00:00:00', '02:ee:00:00:00:01']);
+    expect((await tips(['discovery', 'failures'])).stdout.trimEnd().split('\n')).toHaveLength(6);
   });
 });

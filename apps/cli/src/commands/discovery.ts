@@ -51,7 +51,8 @@ function showGateway(g: GatewayOut): string {
 }
 
 /** Writes an NDJSON endpoint to stdout as it arrives (exports can be large). */
-async function streamLines(path: string): Promise<void> {
+/** Streams a JSON-lines export to stdout, stopping after `max` lines. */
+async function streamLines(path: string, max = Number.POSITIVE_INFINITY): Promise<void> {
   const config = loadConfig();
   const url = new URL(path, config.url.endsWith('/') ? config.url : `${config.url}/`);
   let res: Response;
@@ -72,8 +73,24 @@ async function streamLines(path: string): Promise<void> {
     throw new CliError(e?.code ?? `http_${res.status}`, e?.message ?? `the master answered HTTP ${res.status}`, exitCodeForStatus(res.status), e?.field);
   }
   // Node's fetch body is a web stream, which is async-iterable in every supported Node version.
+  const decoder = new TextDecoder();
+  let left = max;
+  let carry = '';
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+    let out: Uint8Array | string = chunk;
+    if (left !== Number.POSITIVE_INFINITY) {
+      carry += decoder.decode(chunk, { stream: true });
+      let lines = '';
+      for (let i = carry.indexOf('\n'); left > 0 && i >= 0; i = carry.indexOf('\n')) {
+        lines += carry.slice(0, i + 1);
+        carry = carry.slice(i + 1);
+        left--;
+      }
+      out = lines;
+    }
+    if (!process.stdout.write(out)) await new Promise((r) => process.stdout.once('drain', r));
+    // Leaving the loop cancels the rest of the export.
+    if (left === 0) break;
   }
 }
 
@@ -136,11 +153,11 @@ export function registerDiscoveryCommands(program: Command): void {
       .option('--gateway <gateway>', 'only this gateway (name or ID)')
       .option('--reason <reason>', 'only this reason: unknown_mac, metal_blocked, no_default_space, foreign_gateway')
       .option('--since <iso>', 'only since this time (ISO-8601)')
-      .option('--limit <n>', 'at most this many (default: all, page after page; not with --jsonl)')
+      .option('--limit <n>', 'at most this many (default: all, page after page)')
       .option('--jsonl', 'stream every matching record as JSON lines, oldest first (for anomaly tools)'),
   ).action(
     action(async (opts: { mac?: string; gateway?: string; reason?: string; since?: string; limit?: string; json?: boolean; jsonl?: boolean }) => {
-      if (opts.json && opts.jsonl) throw new CliError('bad_options', 'give --json or --jsonl, not both', EXIT.usage);
+      const { mode, max } = listOptions(opts);
       const q = new URLSearchParams();
       if (opts.mac) q.set('mac', opts.mac);
       if (opts.gateway) q.set('gatewayId', /^gwy_/.test(opts.gateway) ? opts.gateway : (await api().call<GatewayOut>('GET', gatewayPath(opts.gateway))).id);
@@ -148,11 +165,9 @@ export function registerDiscoveryCommands(program: Command): void {
       if (opts.since) q.set('since', opts.since);
       const query = q.toString();
       if (opts.jsonl) {
-        if (opts.limit) throw new CliError('bad_options', '--limit does not apply to --jsonl (it streams everything that matches)', EXIT.usage);
-        await streamLines(`api/v1/discovery/failures.jsonl${query ? `?${query}` : ''}`);
+        await streamLines(`api/v1/discovery/failures.jsonl${query ? `?${query}` : ''}`, max);
         return;
       }
-      const { mode, max } = listOptions(opts);
       await printPages(api().pages<RegistrationOut>('api/v1/discovery/failures', q, max), mode, ['AT', 'GATEWAY', 'IFACE', 'MAC', 'IP', 'TYPE', 'REASON', 'TIPS ID'], (f) => [
         f.at,
         f.gatewayId,
