@@ -14,6 +14,9 @@ export interface Progress {
   stop(): void;
 }
 
+/** Items asked per request when following a list (the master's maximum is 1000). */
+const PAGE_SIZE = 500;
+
 interface ApiErrorBody {
   error?: { code?: string; message?: string; field?: string };
 }
@@ -44,6 +47,26 @@ export class Api {
     const text = await res.text();
     if (!res.ok) throw this.apiError(res.status, text);
     return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+
+  /**
+   * Follows a list's pages (`?limit=&cursor=`, answered `{ items, nextCursor }`) from the first to
+   * the last, or until `max` items; yields each page as it arrives, so output can stream.
+   */
+  async *pages<T>(path: string, query: URLSearchParams = new URLSearchParams(), max = Number.POSITIVE_INFINITY): AsyncGenerator<T[]> {
+    let cursor: string | null = null;
+    let left = max;
+    while (left > 0) {
+      const q = new URLSearchParams(query);
+      q.set('limit', String(Math.min(PAGE_SIZE, left)));
+      if (cursor !== null) q.set('cursor', cursor);
+      const page: { items: T[]; nextCursor?: string | null } = await this.call('GET', `${path}?${q}`);
+      const items = page.items.slice(0, left);
+      left -= items.length;
+      yield items;
+      cursor = page.nextCursor ?? null;
+      if (cursor === null) return;
+    }
   }
 
   /** Streams a file to the master (never reading it whole), reporting progress. */

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { action, api, jsonOption } from '../context.ts';
 import { loadConfig } from '../config.ts';
 import { CliError, EXIT, exitCodeForStatus } from '../errors.ts';
-import { print, table } from '../output.ts';
+import { listOptions, pageOptions, print, printPages, table } from '../output.ts';
 
 export interface GatewayOut {
   id: string;
@@ -60,7 +60,8 @@ function showGateway(g: GatewayOut): string {
 }
 
 /** Writes an NDJSON endpoint to stdout as it arrives (exports can be large). */
-async function streamLines(path: string): Promise<void> {
+/** Streams a JSON-lines export to stdout, stopping after `max` lines. */
+async function streamLines(path: string, max = Number.POSITIVE_INFINITY): Promise<void> {
   const config = loadConfig();
   const url = new URL(path, config.url.endsWith('/') ? config.url : `${config.url}/`);
   let res: Response;
@@ -81,8 +82,24 @@ async function streamLines(path: string): Promise<void> {
     throw new CliError(e?.code ?? `http_${res.status}`, e?.message ?? `the master answered HTTP ${res.status}`, exitCodeForStatus(res.status), e?.field);
   }
   // Node's fetch body is a web stream, which is async-iterable in every supported Node version.
+  const decoder = new TextDecoder();
+  let left = max;
+  let carry = '';
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
+    let out: Uint8Array | string = chunk;
+    if (left !== Number.POSITIVE_INFINITY) {
+      carry += decoder.decode(chunk, { stream: true });
+      let lines = '';
+      for (let i = carry.indexOf('\n'); left > 0 && i >= 0; i = carry.indexOf('\n')) {
+        lines += carry.slice(0, i + 1);
+        carry = carry.slice(i + 1);
+        left--;
+      }
+      out = lines;
+    }
+    if (!process.stdout.write(out)) await new Promise((r) => process.stdout.once('drain', r));
+    // Leaving the loop cancels the rest of the export.
+    if (left === 0) break;
   }
 }
 
@@ -109,15 +126,16 @@ export function registerDiscoveryCommands(program: Command): void {
     }),
   );
 
-  jsonOption(gateway.command('list').description('list your gateways')).action(
-    action(async (opts: { json?: boolean }) => {
-      const r = await api().call<{ items: GatewayOut[] }>('GET', 'api/v1/gateways');
-      print(r.items, !!opts.json, (v: GatewayOut[]) =>
-        table(
-          ['NAME', 'ID', 'ENROLLED', 'CONNECTED', 'LAST SEEN'],
-          v.map((g) => [g.name, g.id, g.enrolled ? 'yes' : 'no', g.connected ? 'yes' : 'no', cell(g.lastSeenAt)]),
-        ),
-      );
+  pageOptions(jsonOption(gateway.command('list').description('list your gateways, oldest first'))).action(
+    action(async (opts: { json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      await printPages(api().pages<GatewayOut>('api/v1/gateways', undefined, max), mode, ['NAME', 'ID', 'ENROLLED', 'CONNECTED', 'LAST SEEN'], (g) => [
+        g.name,
+        g.id,
+        g.enrolled ? 'yes' : 'no',
+        g.connected ? 'yes' : 'no',
+        cell(g.lastSeenAt),
+      ]);
     }),
   );
 
@@ -146,11 +164,11 @@ export function registerDiscoveryCommands(program: Command): void {
       .option('--gateway <gateway>', 'only this gateway (name or ID)')
       .option('--reason <reason>', 'only this reason: unknown_mac, metal_blocked, no_default_space (foreign_gateway: records made before MACs became unique per owner)')
       .option('--since <iso>', 'only since this time (ISO-8601)')
-      .option('--limit <n>', 'at most this many (1–1000, default 100; not with --jsonl)')
+      .option('--limit <n>', 'at most this many (default: all, page after page)')
       .option('--jsonl', 'stream every matching record as JSON lines, oldest first (for anomaly tools)'),
   ).action(
     action(async (opts: { mac?: string; gateway?: string; reason?: string; since?: string; limit?: string; json?: boolean; jsonl?: boolean }) => {
-      if (opts.json && opts.jsonl) throw new CliError('bad_options', 'give --json or --jsonl, not both', EXIT.usage);
+      const { mode, max } = listOptions(opts);
       const q = new URLSearchParams();
       if (opts.mac) q.set('mac', opts.mac);
       if (opts.gateway) q.set('gatewayId', /^gwy_/.test(opts.gateway) ? opts.gateway : (await api().call<GatewayOut>('GET', gatewayPath(opts.gateway))).id);
@@ -158,18 +176,19 @@ export function registerDiscoveryCommands(program: Command): void {
       if (opts.since) q.set('since', opts.since);
       const query = q.toString();
       if (opts.jsonl) {
-        if (opts.limit) throw new CliError('bad_options', '--limit does not apply to --jsonl (it streams everything that matches)', EXIT.usage);
-        await streamLines(`api/v1/discovery/failures.jsonl${query ? `?${query}` : ''}`);
+        await streamLines(`api/v1/discovery/failures.jsonl${query ? `?${query}` : ''}`, max);
         return;
       }
-      if (opts.limit) q.set('limit', opts.limit);
-      const r = await api().call<{ items: RegistrationOut[] }>('GET', `api/v1/discovery/failures${q.size ? `?${q}` : ''}`);
-      print(r.items, !!opts.json, (v: RegistrationOut[]) =>
-        table(
-          ['AT', 'GATEWAY', 'IFACE', 'MAC', 'IP', 'TYPE', 'REASON', 'TIPS ID'],
-          v.map((f) => [f.at, f.gatewayName ?? f.gatewayId, f.gatewayInterface, f.mac, f.ip, f.interfaceType, cell(f.reason), cell(f.tipsId)]),
-        ),
-      );
+      await printPages(api().pages<RegistrationOut>('api/v1/discovery/failures', q, max), mode, ['AT', 'GATEWAY', 'IFACE', 'MAC', 'IP', 'TYPE', 'REASON', 'TIPS ID'], (f) => [
+        f.at,
+        f.gatewayName ?? f.gatewayId,
+        f.gatewayInterface,
+        f.mac,
+        f.ip,
+        f.interfaceType,
+        cell(f.reason),
+        cell(f.tipsId),
+      ]);
     }),
   );
 

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { action, api, collect, jsonOption } from '../context.ts';
 import { loadConfig } from '../config.ts';
 import { CliError, EXIT } from '../errors.ts';
-import { bytes, print, progressBar, table } from '../output.ts';
+import { bytes, listOptions, pageOptions, print, printPages, progressBar } from '../output.ts';
 import { bindGlaze } from '@tips/suit';
 import type { Api } from '../api.ts';
 import { readSigningKey, sendBytes } from './identity.ts';
@@ -111,10 +111,11 @@ export function registerGlazeCommands(program: Command): Command {
     }),
   );
 
-  jsonOption(glaze.command('list').description('list your Glazes').option('--space <space>', 'only Glazes this Space may use')).action(
-    action(async (opts: { space?: string; json?: boolean }) => {
-      const r = await api().call<{ items: GlazeOut[] }>('GET', `api/v1/glazes${opts.space ? `?space=${encodeURIComponent(opts.space)}` : ''}`);
-      print(r.items, !!opts.json, (v: GlazeOut[]) => table(['NAME', 'ID', 'SIZE', 'SHA256'], v.map((g) => [g.name, g.id, bytes(g.size), g.sha256.slice(0, 16)])));
+  pageOptions(jsonOption(glaze.command('list').description('list your Glazes, oldest first').option('--space <space>', 'only Glazes this Space may use'))).action(
+    action(async (opts: { space?: string; json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      const q = new URLSearchParams(opts.space ? { space: opts.space } : {});
+      await printPages(api().pages<GlazeOut>('api/v1/glazes', q, max), mode, ['NAME', 'ID', 'SIZE', 'SHA256'], (g) => [g.name, g.id, bytes(g.size), g.sha256.slice(0, 16)]);
     }),
   );
 

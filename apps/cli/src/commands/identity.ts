@@ -8,7 +8,7 @@ import { action, api, jsonOption } from '../context.ts';
 import { writeFileDurably } from '../files.ts';
 import { loadConfig } from '../config.ts';
 import { CliError, EXIT, exitCodeForStatus } from '../errors.ts';
-import { print, table } from '../output.ts';
+import { listOptions, pageOptions, print, printPages } from '../output.ts';
 
 const DAY = 86_400_000;
 
@@ -221,15 +221,16 @@ export function registerIdentityCommands(program: Command): void {
       );
     }),
   );
-  jsonOption(secret.command('list').description('list your enrollment secrets')).action(
-    action(async (opts: { json?: boolean }) => {
-      const r = await api().call<{ items: SecretOut[] }>('GET', 'api/v1/enrollment/secrets');
-      print(r.items, !!opts.json, (v: SecretOut[]) =>
-        table(
-          ['ID', 'FOR', 'USES', 'EXPIRES', 'REVOKED'],
-          v.map((s) => [s.id, `${s.scope.kind} ${s.scope.id}`, `${s.uses}/${s.maxUses}`, s.expiresAt, s.revokedAt ?? '-']),
-        ),
-      );
+  pageOptions(jsonOption(secret.command('list').description('list your enrollment secrets, oldest first'))).action(
+    action(async (opts: { json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      await printPages(api().pages<SecretOut>('api/v1/enrollment/secrets', undefined, max), mode, ['ID', 'FOR', 'USES', 'EXPIRES', 'REVOKED'], (s) => [
+        s.id,
+        `${s.scope.kind} ${s.scope.id}`,
+        `${s.uses}/${s.maxUses}`,
+        s.expiresAt,
+        s.revokedAt ?? '-',
+      ]);
     }),
   );
   secret
@@ -241,15 +242,17 @@ export function registerIdentityCommands(program: Command): void {
         process.stdout.write(`revoked ${id}\n`);
       }),
     );
-  jsonOption(enrollment.command('certs').description('certificates issued to your metals').option('--metal <metal>', 'only this metal')).action(
-    action(async (opts: { metal?: string; json?: boolean }) => {
-      const r = await api().call<{ items: CertOut[] }>('GET', `api/v1/enrollment/certificates${opts.metal ? `?metal=${encodeURIComponent(opts.metal)}` : ''}`);
-      print(r.items, !!opts.json, (v: CertOut[]) =>
-        table(
-          ['SERIAL', 'SUBJECT', 'STATUS', 'VIA', 'NOT AFTER'],
-          v.map((c) => [c.serial, `${c.subject.kind} ${c.subject.id}`, c.status + (c.revokeReason ? ` (${c.revokeReason})` : ''), c.issuedVia, c.notAfter]),
-        ),
-      );
+  pageOptions(jsonOption(enrollment.command('certs').description('certificates issued to your metals, oldest first').option('--metal <metal>', 'only this metal'))).action(
+    action(async (opts: { metal?: string; json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      const q = new URLSearchParams(opts.metal ? { metal: opts.metal } : {});
+      await printPages(api().pages<CertOut>('api/v1/enrollment/certificates', q, max), mode, ['SERIAL', 'SUBJECT', 'STATUS', 'VIA', 'NOT AFTER'], (c) => [
+        c.serial,
+        `${c.subject.kind} ${c.subject.id}`,
+        c.status + (c.revokeReason ? ` (${c.revokeReason})` : ''),
+        c.issuedVia,
+        c.notAfter,
+      ]);
     }),
   );
   jsonOption(enrollment.command('revoke <metal>').description("revoke every certificate of a metal: its next mTLS request is refused")).action(
@@ -361,12 +364,17 @@ export function registerKeyAndTokenCommands(program: Command): void {
       print(k, !!opts.json, showKey);
     }),
   );
-  jsonOption(key.command('list').description('list your registered keys')).action(
-    action(async (opts: { json?: boolean }) => {
-      const r = await api().call<{ items: KeyOut[] }>('GET', 'api/v1/keys');
-      print(r.items, !!opts.json, (v: KeyOut[]) =>
-        table(['NAME', 'ID', 'ALG', 'KID', 'HELD BY', 'REVOKED'], v.map((k) => [k.name, k.id, k.alg, k.kid.slice(0, 16), k.serverHeld ? 'MASTER (hobby)' : 'you', k.revokedAt ?? '-'])),
-      );
+  pageOptions(jsonOption(key.command('list').description('list your registered keys, oldest first'))).action(
+    action(async (opts: { json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      await printPages(api().pages<KeyOut>('api/v1/keys', undefined, max), mode, ['NAME', 'ID', 'ALG', 'KID', 'HELD BY', 'REVOKED'], (k) => [
+        k.name,
+        k.id,
+        k.alg,
+        k.kid.slice(0, 16),
+        k.serverHeld ? 'MASTER (hobby)' : 'you',
+        k.revokedAt ?? '-',
+      ]);
     }),
   );
   key

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { Api } from '../api.ts';
 import { configPath, saveConfig } from '../config.ts';
 import { action, api, jsonOption } from '../context.ts';
-import { print, table } from '../output.ts';
+import { listOptions, pageOptions, print, printPages } from '../output.ts';
 
 interface Owner {
   id: string;
@@ -38,10 +38,10 @@ export function registerLoginCommands(program: Command): void {
       print(r, !!opts.json, (v: typeof r) => `created owner ${v.owner.name} (${v.owner.id})\nAPI token (shown once): ${v.token}`);
     }),
   );
-  jsonOption(owner.command('list').description('list owners')).action(
-    action(async (opts: { json?: boolean }) => {
-      const r = await api().call<{ items: Owner[] }>('GET', 'api/v1/owners');
-      print(r.items, !!opts.json, (v: Owner[]) => table(['ID', 'NAME', 'ADMIN'], v.map((o) => [o.id, o.name, o.isAdmin ? 'yes' : ''])));
+  pageOptions(jsonOption(owner.command('list').description('list owners, oldest first'))).action(
+    action(async (opts: { json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      await printPages(api().pages<Owner>('api/v1/owners', undefined, max), mode, ['ID', 'NAME', 'ADMIN'], (o) => [o.id, o.name, o.isAdmin ? 'yes' : '']);
     }),
   );
 
@@ -52,10 +52,15 @@ export function registerLoginCommands(program: Command): void {
       print(r, !!opts.json, (v: typeof r) => `token ${v.id} (shown once): ${v.secret}`);
     }),
   );
-  jsonOption(token.command('list').description('list your API tokens')).action(
-    action(async (opts: { json?: boolean }) => {
-      const r = await api().call<{ items: { id: string; name: string; createdAt: string; lastUsedAt: string | null }[] }>('GET', 'api/v1/tokens');
-      print(r.items, !!opts.json, (v: typeof r.items) => table(['ID', 'NAME', 'CREATED', 'LAST USED'], v.map((t) => [t.id, t.name, t.createdAt, t.lastUsedAt ?? '-'])));
+  pageOptions(jsonOption(token.command('list').description('list your API tokens, oldest first'))).action(
+    action(async (opts: { json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      await printPages(api().pages<{ id: string; name: string; createdAt: string; lastUsedAt: string | null }>('api/v1/tokens', undefined, max), mode, ['ID', 'NAME', 'CREATED', 'LAST USED'], (t) => [
+        t.id,
+        t.name,
+        t.createdAt,
+        t.lastUsedAt ?? '-',
+      ]);
     }),
   );
   token

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, api, collect, jsonOption, parseLabels } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
-import { print, table } from '../output.ts';
+import { listOptions, pageOptions, print, printPages } from '../output.ts';
 
 export interface MetalOut {
   id: string;
@@ -58,16 +58,15 @@ export function registerMetalCommands(program: Command): Command {
     }),
   );
 
-  jsonOption(metal.command('list').description('list your metals').option('--label <k=v>', 'only metals with this label')).action(
-    action(async (opts: { label?: string; json?: boolean }) => {
-      const q = opts.label ? `?label=${encodeURIComponent(opts.label)}` : '';
-      const r = await api().call<{ items: MetalOut[] }>('GET', `api/v1/metals${q}`);
-      print(r.items, !!opts.json, (v: MetalOut[]) =>
-        table(
-          ['NAME', 'TIPS ID', 'INTERFACES'],
-          v.map((m) => [m.name, m.id, m.interfaces.map((i) => `${i.name}=${i.mac}`).join(' ')]),
-        ),
-      );
+  pageOptions(jsonOption(metal.command('list').description('list your metals, oldest first').option('--label <k=v>', 'only metals with this label'))).action(
+    action(async (opts: { label?: string; json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      const q = new URLSearchParams(opts.label ? { label: opts.label } : {});
+      await printPages(api().pages<MetalOut>('api/v1/metals', q, max), mode, ['NAME', 'TIPS ID', 'INTERFACES'], (m) => [
+        m.name,
+        m.id,
+        m.interfaces.map((i) => `${i.name}=${i.mac}`).join(' '),
+      ]);
     }),
   );
 

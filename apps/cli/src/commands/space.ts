@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, api, collect, jsonOption } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
-import { print, table } from '../output.ts';
+import { listOptions, pageOptions, print, printPages } from '../output.ts';
 
 interface SpaceOut {
   id: string;
@@ -35,10 +35,11 @@ export function registerSpaceCommands(program: Command): Command {
     }),
   );
 
-  jsonOption(space.command('list').description('list your Spaces').option('--phase <n>', 'only this phase')).action(
-    action(async (opts: { phase?: string; json?: boolean }) => {
-      const r = await api().call<{ items: SpaceOut[] }>('GET', `api/v1/spaces${opts.phase ? `?phase=${encodeURIComponent(opts.phase)}` : ''}`);
-      print(r.items, !!opts.json, (v: SpaceOut[]) => table(['NAME', 'ID', 'PHASE', 'GLAZE'], v.map((s) => [s.name, s.id, String(s.phase), s.glazeId ?? '-'])));
+  pageOptions(jsonOption(space.command('list').description('list your Spaces, oldest first').option('--phase <n>', 'only this phase'))).action(
+    action(async (opts: { phase?: string; json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      const q = new URLSearchParams(opts.phase ? { phase: opts.phase } : {});
+      await printPages(api().pages<SpaceOut>('api/v1/spaces', q, max), mode, ['NAME', 'ID', 'PHASE', 'GLAZE'], (s) => [s.name, s.id, String(s.phase), s.glazeId ?? '-']);
     }),
   );
 

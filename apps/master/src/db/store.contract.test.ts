@@ -15,7 +15,10 @@ import { KyselyGatewayStore } from '../domains/gateways/store.kysely.ts';
 import { KyselyGlazeStore } from '../domains/glazes/store.kysely.ts';
 import { KyselyMetalStore } from '../domains/metals/store.kysely.ts';
 import { KyselySpaceStore } from '../domains/spaces/store.kysely.ts';
+import { KyselyOwnerStore } from '../domains/owners/store.kysely.ts';
+import { readPage } from '../http/pagination.ts';
 import { type Db, isUniqueViolation, openDatabase } from './database.ts';
+import { applyKeyset, type KeysetPosition, type KeysetWindow } from './keyset.ts';
 
 /**
  * The Store port's contract, run against both adapters: embedded SQLite and a real PostgreSQL
@@ -343,5 +346,180 @@ describe.each(adapters)('S6 Enrollment store contract on %s', (_name, open) => {
     expect(await store.reenroll(active.serial, '2026-01-02T00:00:00.000Z', cert('again', { issuedVia: 'reenroll' }))).toBe(false);
     expect(await store.revokeSubject({ kind: 'metal', id: metal }, '2026-01-03T00:00:00.000Z', 'blocked')).toBe(1);
     expect((await store.findCertificate('next'))?.status).toBe('revoked');
+  });
+});
+
+/** Follows `nextCursor` from the first page to the last, calling `between` after each page. */
+async function walk<T, O>(list: string, limit: number, fetch: (w: KeysetWindow) => Promise<T[]>, pos: (t: T) => KeysetPosition, out: (t: T) => O, between?: (page: number) => Promise<void>): Promise<O[]> {
+  const seen: O[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; ; page++) {
+    const r = await readPage(list, { limit: String(limit), ...(cursor === undefined ? {} : { cursor }) }, fetch, pos, out);
+    expect(r.items.length).toBeLessThanOrEqual(limit);
+    seen.push(...r.items);
+    if (r.nextCursor === null) return seen;
+    expect(r.items).toHaveLength(limit);
+    cursor = r.nextCursor;
+    await between?.(page);
+  }
+}
+
+describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
+  let db: Db;
+  let cleanup: () => Promise<void>;
+  const owner = 'own_0000000000000000000000000p' as OwnerId;
+  const other = 'own_0000000000000000000000000q' as OwnerId;
+  const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+  const metal = (n: number, createdAt: string, o = owner, labels: Record<string, string> = {}) => ({
+    id: `mtl_${String(n).padStart(26, '0')}` as TipsId,
+    ownerId: o,
+    name: `m${n}`,
+    labels,
+    interfaces: [{ name: 'eth0', mac: `02:00:00:00:${Math.floor(n / 256).toString(16).padStart(2, '0')}:${(n % 256).toString(16).padStart(2, '0')}` as Mac, type: 'ethernet' as const, pxe: true }],
+    createdAt,
+    updatedAt: createdAt,
+  });
+
+  beforeAll(async () => {
+    ({ db, cleanup } = await open());
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await cleanup();
+  });
+
+  it('returns every metal exactly once across pages, in (createdAt, id) order, ties on createdAt included, while metals are inserted meanwhile', async () => {
+    const store = new KyselyMetalStore(db);
+    // 40 metals over 8 timestamps: 5 share each createdAt, so pages split inside a tie.
+    const before = Array.from({ length: 40 }, (_, n) => metal(n, at(Math.floor(n / 5))));
+    for (const m of [...before].reverse()) await store.insert(m);
+    await store.insert(metal(900, at(0), other));
+    let next = 1000;
+    const inserted: TipsId[] = [];
+    const seen = await walk(
+      'metals',
+      7,
+      (w) => store.list(owner, {}, w),
+      (m) => ({ at: m.createdAt, id: m.id }),
+      (m) => m.id,
+      async () => {
+        // Concurrent writers: one metal at the newest time, one in the middle of what was already read.
+        const late = metal(next++, at(100 + next));
+        const early = metal(next++, at(0));
+        await store.insert(late);
+        await store.insert(early);
+        inserted.push(late.id);
+      },
+    );
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.slice(0, 40)).toEqual(before.map((m) => m.id));
+    // Rows created after the walk began at a later time come after, once each; never the other owner's.
+    expect(seen.slice(40)).toEqual(inserted);
+    expect(seen).not.toContain(metal(900, at(0), other).id);
+  });
+
+  it('keeps filters across pages: label (exact, case-sensitive, quotes and = in values) and name', async () => {
+    const store = new KyselyMetalStore(db);
+    const o = 'own_0000000000000000000000000r' as OwnerId;
+    const labelled = (n: number, labels: Record<string, string>) => metal(2000 + n, at(n), o, labels);
+    const ms = [
+      labelled(0, { role: 'web' }),
+      labelled(1, { role: 'Web' }),
+      labelled(2, { role: 'web', rack: '1' }),
+      labelled(3, { tier: 'a"role":"web' }),
+      labelled(4, { role: 'web=1' }),
+      labelled(5, { roles: 'web' }),
+      labelled(6, { a: 'x', role: 'web' }),
+      labelled(7, {}),
+      labelled(8, { role: 'web' }),
+    ];
+    for (const m of ms) await store.insert({ ...m, labels: Object.fromEntries(Object.entries(m.labels).sort(([a], [b]) => a.localeCompare(b))) });
+    const byLabel = (key: string, value: string) => walk('metals', 2, (w) => store.list(o, { label: { key, value } }, w), (m) => ({ at: m.createdAt, id: m.id }), (m) => m.name);
+    expect(await byLabel('role', 'web')).toEqual(['m2000', 'm2002', 'm2006', 'm2008']);
+    expect(await byLabel('role', 'web=1')).toEqual(['m2004']);
+    expect(await byLabel('tier', 'a"role":"web')).toEqual(['m2003']);
+    expect(await byLabel('role', 'WEB')).toEqual([]);
+    expect(await walk('metals', 2, (w) => store.list(o, { name: 'm2005' }, w), (m) => ({ at: m.createdAt, id: m.id }), (m) => m.name)).toEqual(['m2005']);
+  });
+
+  it('pages every other list the same way: spaces, gateways, owners, tokens, glazes, decisions (newest first)', async () => {
+    const o = 'own_0000000000000000000000000s' as OwnerId;
+    const ids = (prefix: string) => Array.from({ length: 11 }, (_, n) => `${prefix}_${String(n).padStart(26, '0')}`);
+    const spaces = new KyselySpaceStore(db);
+    for (const [n, id] of ids('spc').entries()) await spaces.insert({ id: id as SpaceId, ownerId: o, name: `s${10 - n}`, phase: 1, glazeId: null, createdAt: at(n >> 1), updatedAt: at(0) });
+    expect(await walk('spaces', 3, (w) => spaces.list(o, undefined, w), (s) => ({ at: s.createdAt, id: s.id }), (s) => s.id)).toEqual(ids('spc'));
+    expect(await walk('spaces', 3, (w) => spaces.list(o, 2, w), (s) => ({ at: s.createdAt, id: s.id }), (s) => s.id)).toEqual([]);
+
+    const gateways = new KyselyGatewayStore(db);
+    for (const [n, id] of ids('gwy').entries()) {
+      await gateways.insert({ id: id as GatewayId, ownerId: o, name: `g${10 - n}`, publicKey: null, enrolledName: null, enrolledAt: null, enrollmentExpiresAt: null, createdAt: at(n >> 2), lastSeenAt: null }, `h${n}${name}`);
+    }
+    expect(await walk('gateways', 4, (w) => gateways.list(o, w), (g) => ({ at: g.createdAt, id: g.id }), (g) => g.id)).toEqual(ids('gwy'));
+
+    const owners = new KyselyOwnerStore(db);
+    for (const [n, id] of [o, ...ids('own').slice(1)].entries()) await owners.insertOwner({ id: id as OwnerId, name: `o${n}-${name}`, isAdmin: false, createdAt: at(5 - (n >> 1)) });
+    for (const [n, id] of ids('tok').entries()) await owners.insertToken({ id, ownerId: o, name: `t${n}`, createdAt: at(3), lastUsedAt: null }, `hash-${name}-${n}`);
+    expect(await walk('tokens', 5, (w) => owners.listTokens(o, w), (t) => ({ at: t.createdAt, id: t.id }), (t) => t.id)).toEqual(ids('tok'));
+    const allOwners = await owners.listOwners();
+    expect(allOwners).toHaveLength(11);
+    expect(allOwners.map((x) => x.createdAt)).toEqual([...allOwners.map((x) => x.createdAt)].sort());
+    expect(await walk('owners', 2, (w) => owners.listOwners(w), (x) => ({ at: x.createdAt, id: x.id }), (x) => x.id)).toEqual(allOwners.map((x) => x.id));
+
+    const glazes = new KyselyGlazeStore(db);
+    for (const [n, id] of ids('glz').entries()) {
+      await glazes.insert({ id: id as GlazeId, ownerId: o, name: `z${n}`, size: n, sha256: '0'.repeat(64) as never, mediaType: 'application/octet-stream', createdAt: at(n % 3 === 0 ? 1 : 2), spaces: n % 2 ? ['spc_x' as SpaceId] : [] });
+    }
+    const glazeOrder = ids('glz').filter((_, n) => n % 3 === 0).concat(ids('glz').filter((_, n) => n % 3 !== 0));
+    expect(await walk('glazes', 2, (w) => glazes.list(o, undefined, w), (g) => ({ at: g.createdAt, id: g.id }), (g) => g.id)).toEqual(glazeOrder);
+    expect(await walk('glazes', 2, (w) => glazes.list(o, 'spc_x' as SpaceId, w), (g) => ({ at: g.createdAt, id: g.id }), (g) => g.id)).toEqual(glazeOrder.filter((id) => Number(id.slice(-2)) % 2));
+
+    const discovery = new KyselyDiscoveryStore(db);
+    const rec = (n: number) => ({
+      id: `reg_${String(n).padStart(4, '0')}`,
+      at: at(n >> 2),
+      ownerId: o,
+      gatewayId: 'gwy_x' as GatewayId,
+      mac: '02:00:00:00:09:01' as Mac,
+      ip: '10.0.0.2',
+      gatewayInterface: 'lan0',
+      interfaceType: 'ethernet' as const,
+      pxe: true,
+      hostname: null,
+      decision: (n % 2 ? 'blocked' : 'active') as 'active' | 'blocked',
+      reason: n % 2 ? ('unknown_mac' as const) : null,
+      tipsId: null,
+    });
+    await discovery.record(Array.from({ length: 23 }, (_, n) => rec(n)));
+    const newestFirst = Array.from({ length: 23 }, (_, n) => rec(22 - n).id);
+    const list = (decision?: 'blocked') => (w: KeysetWindow) => discovery.list(o, { limit: w.limit, ...(decision ? { decision } : {}), ...(w.after ? { before: w.after } : {}) });
+    expect(await walk('failures', 4, list('blocked'), (r) => ({ at: r.at, id: r.id }), (r) => r.id)).toEqual(newestFirst.filter((id) => Number(id.slice(-2)) % 2));
+    let late = 100;
+    const seen = await walk('failures', 4, list(), (r) => ({ at: r.at, id: r.id }), (r) => r.id, async () => {
+      await discovery.record([{ ...rec(late++), at: at(99) }]);
+    });
+    expect(seen).toEqual(newestFirst);
+  });
+
+});
+
+describe('D6 list pagination: query plan', () => {
+  const at = (n: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString();
+  const owner = 'own_0000000000000000000000000p' as OwnerId;
+  let db: Db;
+  let cleanup: () => Promise<void>;
+  beforeAll(async () => {
+    ({ db, cleanup } = await adapters[0]![1]());
+  });
+  afterAll(async () => {
+    await db.destroy();
+    await cleanup();
+  });
+
+  it('answers a page from the keyset index, without sorting the owner’s rows (SQLite plan)', async () => {
+    const q = applyKeyset(db.selectFrom('metals').selectAll().where('owner_id', '=', owner), 'created_at', 'id', { limit: 101, after: { at: at(3), id: 'mtl_x' } }).compile();
+    const plan = await sql.raw<{ detail: string }>(`EXPLAIN QUERY PLAN ${q.sql.replace(/\?$/, '101').replace(/\?/g, "'x'")}`).execute(db);
+    const details = plan.rows.map((r) => r.detail).join('\n');
+    expect(details).toContain('metals_keyset');
+    expect(details).not.toContain('TEMP B-TREE');
   });
 });

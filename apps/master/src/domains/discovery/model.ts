@@ -46,6 +46,8 @@ export interface RegistrationQuery {
   limit: number;
   /** Keyset paging for exports: records strictly after this (at, id), oldest first. */
   after?: { at: string; id: string };
+  /** Keyset paging for lists: records strictly before this (at, id), newest first. */
+  before?: { at: string; id: string };
 }
 
 /** A metal blocked by its owner or by the tamper response (T16), until unblocked. */

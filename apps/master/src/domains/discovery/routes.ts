@@ -4,7 +4,8 @@ import type { GatewayId } from '@tips/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { jsonLines } from '../../http/openapi-responses.ts';
-import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import { errorResponses, Ref } from '../../http/schemas.ts';
+import { filtersOf, Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import type { DiscoveryErrorCode } from './errors.ts';
 import type { RegistrationRecord } from './model.ts';
 import { type DiscoveryService, MAX_BATCH, type RawQuery, type RawRegistration } from './service.ts';
@@ -34,11 +35,8 @@ const Filters = {
   reason: Type.Optional(Type.String({ maxLength: 32 })),
   since: Type.Optional(Type.String({ maxLength: 40, description: 'ISO-8601' })),
 };
-const ListQuery = Type.Object({ ...Filters, limit: Type.Optional(Type.String({ maxLength: 8, description: '1–1000, default 100' })) }, { additionalProperties: false });
-const AllQuery = Type.Object(
-  { ...Filters, decision: Type.Optional(Type.String({ maxLength: 16 })), limit: Type.Optional(Type.String({ maxLength: 8, description: '1–1000, default 100' })) },
-  { additionalProperties: false },
-);
+const ListQuery = Type.Object({ ...Filters, ...PageQuery }, { additionalProperties: false });
+const AllQuery = Type.Object({ ...Filters, decision: Type.Optional(Type.String({ maxLength: 16 })), ...PageQuery }, { additionalProperties: false });
 const ExportQuery = Type.Object({ ...Filters }, { additionalProperties: false });
 const AllExportQuery = Type.Object({ ...Filters, decision: Type.Optional(Type.String({ maxLength: 16 })) }, { additionalProperties: false });
 
@@ -92,37 +90,35 @@ export function discoveryOwnerRoutes(app: FastifyInstance, discovery: DiscoveryS
     async (req, reply) => reply.code(202).send(await discovery.unblock(req.owner.id, req.params.ref)),
   );
 
-  app.get<{ Querystring: RawQuery }>(
+  app.get<{ Querystring: RawQuery & PageParams }>(
     '/discovery/failures',
     {
       schema: {
         tags: ['discovery'],
-        summary: "Failed registrations seen by the caller's gateways (T9), newest first",
+        summary: "Failed registrations seen by the caller's gateways (T9), newest first, a page at a time",
         querystring: ListQuery,
-        response: { 200: Items(RecordSchema), ...errorResponses(400) },
+        response: { 200: Page(RecordSchema), ...errorResponses(400) },
       },
     },
     async (req) => {
-      const items = await discovery.list(req.owner.id, req.query, true);
       const names = await discovery.gatewayNames(req.owner.id);
-      return { items: items.map((r) => recordOut(r, names)) };
+      return readPage('discovery-failures', req.query, (w) => discovery.list(req.owner.id, filtersOf(req.query), true, w), (r) => ({ at: r.at, id: r.id }), (r) => recordOut(r, names));
     },
   );
 
-  app.get<{ Querystring: RawQuery }>(
+  app.get<{ Querystring: RawQuery & PageParams }>(
     '/discovery/registrations',
     {
       schema: {
         tags: ['discovery'],
-        summary: "Every registration decision of the caller's gateways, newest first",
+        summary: "Every registration decision of the caller's gateways, newest first, a page at a time",
         querystring: AllQuery,
-        response: { 200: Items(RecordSchema), ...errorResponses(400) },
+        response: { 200: Page(RecordSchema), ...errorResponses(400) },
       },
     },
     async (req) => {
-      const items = await discovery.list(req.owner.id, req.query, false);
       const names = await discovery.gatewayNames(req.owner.id);
-      return { items: items.map((r) => recordOut(r, names)) };
+      return readPage('discovery-registrations', req.query, (w) => discovery.list(req.owner.id, filtersOf(req.query), false, w), (r) => ({ at: r.at, id: r.id }), (r) => recordOut(r, names));
     },
   );
 

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { type GatewayId, InvalidValueError, type Mac, type OwnerId, parseInterfaceType, parseMac, type TipsId } from '@tips/core';
 import type { DomainEvents } from '../../events.ts';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { Gateway } from '../gateways/model.ts';
 import type { GatewayService } from '../gateways/service.ts';
@@ -348,9 +349,13 @@ export class DiscoveryService {
     return this.gateways.namesOfOwner(ownerId);
   }
 
-  /** The owner's decision records (all, or failures only), newest first. */
-  list(ownerId: OwnerId, raw: RawQuery, failuresOnly: boolean): Promise<RegistrationRecord[]> {
+  /** The owner's decision records (all, or failures only), newest first, in the window of one page. */
+  list(ownerId: OwnerId, raw: RawQuery, failuresOnly: boolean, window?: KeysetWindow): Promise<RegistrationRecord[]> {
     const q = parseQuery(raw);
+    if (window) {
+      q.limit = window.limit;
+      if (window.after) q.before = window.after;
+    }
     if (failuresOnly) q.decision = 'blocked';
     return this.store.list(ownerId, q);
   }

@@ -66,6 +66,8 @@ export class KyselyDiscoveryStore implements DiscoveryStore {
     if (after) {
       s = s.where((eb) => eb.or([eb('at', '>', after.at), eb.and([eb('at', '=', after.at), eb('id', '>', after.id)])])).orderBy('at').orderBy('id');
     } else {
+      const before = q.before;
+      if (before) s = s.where((eb) => eb(eb.refTuple('at', 'id'), '<', eb.tuple(before.at, before.id)));
       s = s.orderBy('at', 'desc').orderBy('id', 'desc');
     }
     return (await s.limit(q.limit).execute()).map(toRecord);

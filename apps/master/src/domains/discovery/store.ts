@@ -5,7 +5,7 @@ import type { MetalBlock, RegistrationQuery, RegistrationRecord } from './model.
 export interface DiscoveryStore {
   /** Appends decisions in one transaction. */
   record(records: RegistrationRecord[]): Promise<void>;
-  /** The owner's records, newest first (or, with `after`, oldest first from that point). */
+  /** The owner's records, newest first (before `before`, if given; or, with `after`, oldest first from that point). */
   list(ownerId: OwnerId, query: RegistrationQuery): Promise<RegistrationRecord[]>;
   /** Every (gateway, MAC) pair for which a gateway was told "blocked" for one of these MACs. */
   gatewaysThatBlocked(macs: Mac[]): Promise<{ gatewayId: GatewayId; mac: Mac }[]>;

@@ -3,7 +3,8 @@ import { certsOnlyPkcs7, parseCertificate } from '@tips/trust';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, registerStatusTable } from '../../http/errors.ts';
 import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
-import { errorResponses, Items, Ref } from '../../http/schemas.ts';
+import { errorResponses, Ref } from '../../http/schemas.ts';
+import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import { isTls, peerCertificate } from '../../tls/peer.ts';
 import { EnrollmentError, type EnrollmentErrorCode } from './errors.ts';
 import type { EnrollmentSecret, IssuedCertificate, MetalPrincipal } from './model.ts';
@@ -121,9 +122,18 @@ export function enrollmentRoutes(app: FastifyInstance, enrollment: EnrollmentSer
     },
   );
 
-  app.get('/enrollment/secrets', { schema: { tags: ['enrollment'], summary: 'List your enrollment secrets (never the secrets themselves)', response: { 200: Items(SecretOut) } } }, async (req) => ({
-    items: (await enrollment.listSecrets(req.owner.id)).map(secretOut),
-  }));
+  app.get<{ Querystring: PageParams }>(
+    '/enrollment/secrets',
+    {
+      schema: {
+        tags: ['enrollment'],
+        summary: 'List your enrollment secrets (never the secrets themselves), oldest first, a page at a time',
+        querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
+        response: { 200: Page(SecretOut), ...errorResponses(400) },
+      },
+    },
+    async (req) => readPage('enrollment-secrets', req.query, (w) => enrollment.listSecrets(req.owner.id, w), (s) => ({ at: s.createdAt, id: s.id }), secretOut),
+  );
 
   app.delete<{ Params: { id: string } }>(
     '/enrollment/secrets/:id',
@@ -134,17 +144,18 @@ export function enrollmentRoutes(app: FastifyInstance, enrollment: EnrollmentSer
     },
   );
 
-  app.get<{ Querystring: { metal?: string } }>(
+  app.get<{ Querystring: { metal?: string } & PageParams }>(
     '/enrollment/certificates',
     {
       schema: {
         tags: ['enrollment'],
-        summary: 'Certificates issued to your metals',
-        querystring: Type.Object({ metal: Type.Optional(Ref) }, { additionalProperties: false }),
-        response: { 200: Items(CertOut), ...errorResponses(404) },
+        summary: 'Certificates issued to your metals, oldest first, a page at a time',
+        querystring: Type.Object({ metal: Type.Optional(Ref), ...PageQuery }, { additionalProperties: false }),
+        response: { 200: Page(CertOut), ...errorResponses(400, 404) },
       },
     },
-    async (req) => ({ items: (await enrollment.listCertificates(req.owner.id, req.query.metal)).map(certOut) }),
+    async (req) =>
+      readPage('enrollment-certificates', req.query, (w) => enrollment.listCertificates(req.owner.id, req.query.metal, w), (c) => ({ at: c.createdAt, id: c.serial }), certOut),
   );
 
   app.post<{ Params: { serial: string } }>(

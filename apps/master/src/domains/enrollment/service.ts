@@ -2,6 +2,7 @@ import { createHash, createPublicKey, timingSafeEqual } from 'node:crypto';
 import { encodeBase32, InvalidValueError, type OwnerId, type TipsId } from '@tips/core';
 import { certificateFingerprint, certificateIdentities, claimedCsrIdentities, certsOnlyPkcs7, issueCertificate, PkiError, parseCertificate, serialFrom, verifyCsr, type x509 } from '@tips/trust';
 import { isUniqueViolation } from '../../db/database.ts';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { MetalService } from '../metals/service.ts';
@@ -173,8 +174,8 @@ export class EnrollmentService {
     return { secret, value };
   }
 
-  listSecrets(ownerId: OwnerId): Promise<EnrollmentSecret[]> {
-    return this.store.listSecrets(ownerId);
+  listSecrets(ownerId: OwnerId, window?: KeysetWindow): Promise<EnrollmentSecret[]> {
+    return this.store.listSecrets(ownerId, window);
   }
 
   async revokeSecret(ownerId: OwnerId, id: string): Promise<void> {
@@ -362,9 +363,9 @@ export class EnrollmentService {
 
   // --- certificates (owner API) -------------------------------------------------------------
 
-  async listCertificates(ownerId: OwnerId, metalRef?: string): Promise<IssuedCertificate[]> {
+  async listCertificates(ownerId: OwnerId, metalRef?: string, window?: KeysetWindow): Promise<IssuedCertificate[]> {
     const subject = metalRef === undefined ? undefined : { kind: 'metal', id: (await this.metals.get(ownerId, metalRef)).id };
-    return this.store.listCertificates(ownerId, subject);
+    return this.store.listCertificates(ownerId, subject, window);
   }
 
   /** Revokes every active certificate of a metal (blocked, retired, or to force re-enrollment). */

@@ -1,8 +1,9 @@
 import type { OwnerId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
-import type { EnrollmentCertificatesTable, EnrollmentSecretsTable } from './tables.ts';
+import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import { type CertificateSubjectKind, type EnrollmentSecret, IMAGE_KEY_PREFIX, type IssuedCertificate, type RevokeReason } from './model.ts';
 import type { EnrollmentStore } from './store.ts';
+import type { EnrollmentCertificatesTable, EnrollmentSecretsTable } from './tables.ts';
 
 const toSecret = (r: EnrollmentSecretsTable): EnrollmentSecret => ({
   id: r.id,
@@ -81,8 +82,8 @@ export class KyselyEnrollmentStore implements EnrollmentStore {
     return r && toSecret(r);
   }
 
-  async listSecrets(ownerId: OwnerId): Promise<EnrollmentSecret[]> {
-    const rows = await this.db.selectFrom('enrollment_secrets').selectAll().where('owner_id', '=', ownerId).orderBy('created_at').orderBy('id').execute();
+  async listSecrets(ownerId: OwnerId, window?: KeysetWindow): Promise<EnrollmentSecret[]> {
+    const rows = await applyKeyset(this.db.selectFrom('enrollment_secrets').selectAll().where('owner_id', '=', ownerId), 'created_at', 'id', window).execute();
     return rows.map(toSecret);
   }
 
@@ -139,10 +140,10 @@ export class KyselyEnrollmentStore implements EnrollmentStore {
     return r && toCert(r);
   }
 
-  async listCertificates(ownerId: OwnerId, subject?: { kind: string; id: string }): Promise<IssuedCertificate[]> {
+  async listCertificates(ownerId: OwnerId, subject?: { kind: string; id: string }, window?: KeysetWindow): Promise<IssuedCertificate[]> {
     let q = this.db.selectFrom('enrollment_certificates').selectAll().where('owner_id', '=', ownerId);
     if (subject) q = q.where('subject_kind', '=', subject.kind).where('subject_id', '=', subject.id);
-    const rows = await q.orderBy('created_at').orderBy('serial').execute();
+    const rows = await applyKeyset(q, 'created_at', 'serial', window).execute();
     return rows.map(toCert);
   }
 

@@ -1,4 +1,5 @@
 import type { OwnerId } from '@tips/core';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { EnrollmentSecret, IssuedCertificate, RevokeReason } from './model.ts';
 
 /** Storage port of the enrollment domain (tables `enrollment_secrets`, `enrollment_certificates`). */
@@ -6,7 +7,8 @@ export interface EnrollmentStore {
   insertSecret(secret: EnrollmentSecret, secretHash: string): Promise<void>;
   findSecret(id: string): Promise<{ secret: EnrollmentSecret; secretHash: string } | undefined>;
   findSecretByHash(secretHash: string): Promise<EnrollmentSecret | undefined>;
-  listSecrets(ownerId: OwnerId): Promise<EnrollmentSecret[]>;
+  /** Oldest first by (createdAt, id); with a window, at most `limit` after its position. */
+  listSecrets(ownerId: OwnerId, window?: KeysetWindow): Promise<EnrollmentSecret[]>;
   revokeSecret(ownerId: OwnerId, id: string, at: string): Promise<boolean>;
   /**
    * In one transaction: counts one use of the secret — only while uses < max, unexpired at `now`
@@ -17,7 +19,8 @@ export interface EnrollmentStore {
   /** In one transaction: revokes `previousSerial` (superseded) if still active, then records `cert`. False when it was not active. */
   reenroll(previousSerial: string, now: string, cert: IssuedCertificate): Promise<boolean>;
   findCertificate(serial: string): Promise<IssuedCertificate | undefined>;
-  listCertificates(ownerId: OwnerId, subject?: { kind: string; id: string }): Promise<IssuedCertificate[]>;
+  /** Oldest first by (createdAt, serial); with a window, at most `limit` after its position. */
+  listCertificates(ownerId: OwnerId, subject?: { kind: string; id: string }, window?: KeysetWindow): Promise<IssuedCertificate[]>;
   /** Revokes every active certificate of a subject; returns how many. */
   revokeSubject(subject: { kind: string; id: string }, at: string, reason: RevokeReason): Promise<number>;
   revokeCertificate(ownerId: OwnerId, serial: string, at: string, reason: RevokeReason): Promise<boolean>;

@@ -28,7 +28,7 @@ describe('T11 gateways of an owner', () => {
     expect((await addGateway(m.alice.token, 'gw-hall')).statusCode).toBe(201);
     expect((await addGateway(m.alice.token, 'gw-lab')).json().error.code).toBe('gateway_name_taken');
     const list = (await m.app.inject({ url: '/api/v1/gateways', headers: m.auth(m.alice.token) })).json();
-    expect(list.items.map((g: { name: string }) => g.name)).toEqual(['gw-hall', 'gw-lab']);
+    expect(list.items.map((g: { name: string }) => g.name)).toEqual(['gw-lab', 'gw-hall']);
     expect(JSON.stringify(list)).not.toContain(enrollmentToken);
     const show = await m.app.inject({ url: '/api/v1/gateways/gw-lab', headers: m.auth(m.alice.token) });
     expect(show.json()).toMatchObject({ id: gateway.id, table: null });

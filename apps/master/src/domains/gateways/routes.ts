@@ -3,7 +3,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { noContent } from '../../http/openapi-responses.ts';
-import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
+import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
+import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import { isTls, peerCertificate } from '../../tls/peer.ts';
 import type { GatewayErrorCode } from './errors.ts';
 import { type Gateway, MAX_TABLE_BYTES } from './model.ts';
@@ -111,9 +112,18 @@ export function gatewayOwnerRoutes(app: FastifyInstance, gateways: GatewayServic
     },
   );
 
-  app.get('/gateways', { schema: { tags: ['gateways'], summary: "List the caller's gateways", response: { 200: Items(GatewaySchema) } } }, async (req) => ({
-    items: await gateways.list(req.owner.id),
-  }));
+  app.get<{ Querystring: PageParams }>(
+    '/gateways',
+    {
+      schema: {
+        tags: ['gateways'],
+        summary: "List the caller's gateways, oldest first, a page at a time",
+        querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
+        response: { 200: Page(GatewaySchema), ...errorResponses(400) },
+      },
+    },
+    async (req) => readPage('gateways', req.query, (w) => gateways.list(req.owner.id, w), (g) => ({ at: g.createdAt, id: g.id })),
+  );
 
   app.get<{ Params: { ref: string } }>(
     '/gateways/:ref',

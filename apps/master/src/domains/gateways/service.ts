@@ -2,9 +2,11 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { findByRef, type GatewayId, InvalidValueError, isId, newId, type OwnerId, parseName } from '@tips/core';
 import { certificateFingerprint, certificateIdentities, issueCertificate, parseCertificate, serialFrom, x509 } from '@tips/trust';
 import { isUniqueViolation } from '../../db/database.ts';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Clock, Random } from '../../ports.ts';
 import { caPem, type MasterCa } from '../enrollment/ca.ts';
 import { GatewayError } from './errors.ts';
+import { GroupCommit } from './group-commit.ts';
 import {
   type ChannelCommand,
   ENROLLMENT_TTL_MS,
@@ -18,7 +20,6 @@ import {
   type TableSnapshot,
 } from './model.ts';
 import { canonicalString, readSignedHeaders, verifyCanonical } from './signature.ts';
-import { GroupCommit } from './group-commit.ts';
 import type { GatewayStore, NonceUse } from './store.ts';
 
 const ENROLLMENT_PREFIX = 'tge_';
@@ -127,8 +128,8 @@ export class GatewayService {
     return { gateway: this.view(gateway), enrollmentToken: token };
   }
 
-  async list(ownerId: OwnerId): Promise<GatewayView[]> {
-    return (await this.store.list(ownerId)).map((g) => this.view(g));
+  async list(ownerId: OwnerId, window?: KeysetWindow): Promise<GatewayView[]> {
+    return (await this.store.list(ownerId, window)).map((g) => this.view(g));
   }
 
   /** Finds an owner's gateway by ID or name; another owner's is "not found". */

@@ -1,5 +1,6 @@
 import type { GatewayId, OwnerId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
+import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { GatewaysTable } from '../../db/schema.ts';
 import type { ChannelCommand, Gateway, GatewayCertificate, QueuedCommand, TableSnapshot } from './model.ts';
 import './tables.ts';
@@ -52,8 +53,8 @@ export class KyselyGatewayStore implements GatewayStore {
     return r && toGateway(r);
   }
 
-  async list(ownerId: OwnerId): Promise<Gateway[]> {
-    const rows = await this.db.selectFrom('gateways').selectAll().where('owner_id', '=', ownerId).orderBy('name').execute();
+  async list(ownerId: OwnerId, window?: KeysetWindow): Promise<Gateway[]> {
+    const rows = await applyKeyset(this.db.selectFrom('gateways').selectAll().where('owner_id', '=', ownerId), 'created_at', 'id', window).execute();
     return rows.map(toGateway);
   }
 

@@ -1,4 +1,5 @@
 import type { GatewayId, OwnerId } from '@tips/core';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Gateway, GatewayCertificate, QueuedCommand, TableSnapshot } from './model.ts';
 
 /** One use of a nonce: the signed request's gateway, nonce and timestamp (unix ms). */
@@ -13,7 +14,8 @@ export interface GatewayStore {
   insert(gateway: Gateway, enrollmentTokenHash: string): Promise<void>;
   findById(id: GatewayId): Promise<Gateway | undefined>;
   findByName(ownerId: OwnerId, name: string): Promise<Gateway | undefined>;
-  list(ownerId: OwnerId): Promise<Gateway[]>;
+  /** Oldest first by (createdAt, id); with a window, at most `limit` after its position. */
+  list(ownerId: OwnerId, window?: KeysetWindow): Promise<Gateway[]>;
   /**
    * Deletes the gateway with its key, nonces, snapshot and queued commands; with `revokedAt`, in the
    * same transaction marks every certificate issued to it revoked.

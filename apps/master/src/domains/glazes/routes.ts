@@ -4,7 +4,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ByteRange } from '../../blob/blob-store.ts';
 import { registerStatusTable } from '../../http/errors.ts';
 import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
-import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
+import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
+import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import { GlazeError, type GlazeErrorCode } from './errors.ts';
 import type { Glaze } from './model.ts';
 import type { GlazeService } from './service.ts';
@@ -112,17 +113,17 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
     },
   );
 
-  app.get<{ Querystring: { space?: string } }>(
+  app.get<{ Querystring: { space?: string } & PageParams }>(
     '/glazes',
     {
       schema: {
         tags: ['glazes'],
-        summary: "List the caller's Glazes, optionally those a Space may use",
-        querystring: Type.Object({ space: Type.Optional(Ref) }, { additionalProperties: false }),
-        response: { 200: Items(GlazeSchema), ...errorResponses(404) },
+        summary: "List the caller's Glazes, optionally those a Space may use; oldest first, a page at a time",
+        querystring: Type.Object({ space: Type.Optional(Ref), ...PageQuery }, { additionalProperties: false }),
+        response: { 200: Page(GlazeSchema), ...errorResponses(400, 404) },
       },
     },
-    async (req) => ({ items: (await glazes.list(req.owner.id, req.query.space)).map(out) }),
+    async (req) => readPage('glazes', req.query, (w) => glazes.list(req.owner.id, req.query.space, w), (g) => ({ at: g.createdAt, id: g.id }), out),
   );
 
   app.get<{ Params: { ref: string } }>(

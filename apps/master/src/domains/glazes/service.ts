@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { findByRef, type GlazeId, InvalidValueError, newId, type OwnerId, parseName, parseSha256, type Sha256, type SpaceId } from '@tips/core';
 import type { BlobStore, ByteRange, StoredBlob } from '../../blob/blob-store.ts';
 import { isUniqueViolation } from '../../db/database.ts';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { GlazeLookup, SpaceService } from '../spaces/service.ts';
@@ -110,9 +111,9 @@ export class GlazeService implements GlazeLookup {
     return g;
   }
 
-  async list(ownerId: OwnerId, spaceRef?: string): Promise<Glaze[]> {
+  async list(ownerId: OwnerId, spaceRef?: string, window?: KeysetWindow): Promise<Glaze[]> {
     const space = spaceRef === undefined ? undefined : await this.spaces.get(ownerId, spaceRef);
-    return this.store.list(ownerId, space?.id);
+    return this.store.list(ownerId, space?.id, window);
   }
 
   async update(ownerId: OwnerId, ref: string, input: { name?: string; spaces?: string[] }): Promise<Glaze> {

@@ -1,5 +1,6 @@
 import type { GlazeId, OwnerId, Sha256, SpaceId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
+import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { GlazesTable } from '../../db/schema.ts';
 import type { Glaze } from './model.ts';
 import type { GlazeStore } from './store.ts';
@@ -42,10 +43,10 @@ export class KyselyGlazeStore implements GlazeStore {
     return r ? (await this.hydrate([r]))[0] : undefined;
   }
 
-  async list(ownerId: OwnerId, spaceId?: SpaceId): Promise<Glaze[]> {
+  async list(ownerId: OwnerId, spaceId?: SpaceId, window?: KeysetWindow): Promise<Glaze[]> {
     let q = this.db.selectFrom('glazes').selectAll('glazes').where('owner_id', '=', ownerId);
     if (spaceId) q = q.where('id', 'in', this.db.selectFrom('glaze_spaces').select('glaze_id').where('space_id', '=', spaceId));
-    return this.hydrate(await q.orderBy('name').execute());
+    return this.hydrate(await applyKeyset(q, 'created_at', 'id', window).execute());
   }
 
   async forgetSpace(spaceId: SpaceId): Promise<void> {

@@ -2,7 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
-import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
+import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
+import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import type { KeyErrorCode } from './errors.ts';
 import { type GlazeManifest, MAX_ENVELOPE_BYTES, type OperatorKey, SERVER_HELD_WARNING, SUIT_ENVELOPE_MEDIA } from './model.ts';
 import type { KeyService, SignInput } from './service.ts';
@@ -77,11 +78,29 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
     },
   );
 
-  app.get('/keys', { schema: { tags: ['keys'], summary: 'Your operator keys (revoked ones included)', response: { 200: Items(KeyOut) } } }, async (req, reply) => {
-    const list = await keys.list(req.owner.id);
-    flag(reply, list);
-    return { items: list.map(keyOut) };
-  });
+  app.get<{ Querystring: PageParams }>(
+    '/keys',
+    {
+      schema: {
+        tags: ['keys'],
+        summary: 'Your operator keys (revoked ones included), oldest first, a page at a time',
+        querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
+        response: { 200: Page(KeyOut), ...errorResponses(400) },
+      },
+    },
+    async (req, reply) =>
+      readPage(
+        'keys',
+        req.query,
+        async (w) => {
+          const list = await keys.list(req.owner.id, w);
+          flag(reply, list);
+          return list;
+        },
+        (k) => ({ at: k.createdAt, id: k.id }),
+        keyOut,
+      ),
+  );
 
   app.delete<{ Params: { ref: string } }>(
     '/keys/:ref',

@@ -2,6 +2,7 @@ import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, typ
 import { findByRef, newId, type OwnerId, parseName } from '@tips/core';
 import { authenticate, bindGlaze, decodeStage, importKey, SuitError, type TrustedKey, verifyGlazeBinding } from '@tips/suit';
 import { isUniqueViolation } from '../../db/database.ts';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { GlazeService } from '../glazes/service.ts';
 import { KeyError } from './errors.ts';
@@ -90,8 +91,8 @@ export class KeyService {
     return findByRef('key', ref, (id) => this.store.findById(ownerId, id), (name) => this.store.findByName(ownerId, name));
   }
 
-  list(ownerId: OwnerId): Promise<OperatorKey[]> {
-    return this.store.list(ownerId);
+  list(ownerId: OwnerId, window?: KeysetWindow): Promise<OperatorKey[]> {
+    return this.store.list(ownerId, true, window);
   }
 
   async revoke(ownerId: OwnerId, ref: string): Promise<void> {

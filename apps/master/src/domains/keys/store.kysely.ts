@@ -1,5 +1,6 @@
 import type { OwnerId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
+import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { GlazeManifest, OperatorKey } from './model.ts';
 import type { KeyStore } from './store.ts';
 import type { OperatorKeysTable } from './tables.ts';
@@ -36,10 +37,10 @@ export class KyselyKeyStore implements KeyStore {
       .execute();
   }
 
-  async list(ownerId: OwnerId, includeRevoked = true): Promise<OperatorKey[]> {
+  async list(ownerId: OwnerId, includeRevoked = true, window?: KeysetWindow): Promise<OperatorKey[]> {
     let q = this.db.selectFrom('operator_keys').selectAll().where('owner_id', '=', ownerId);
     if (!includeRevoked) q = q.where('revoked_at', 'is', null);
-    return (await q.orderBy('created_at').orderBy('id').execute()).map(toKey);
+    return (await applyKeyset(q, 'created_at', 'id', window).execute()).map(toKey);
   }
 
   findById(ownerId: OwnerId, id: string): Promise<{ key: OperatorKey; serverPrivateKeyPem: string | null } | undefined> {

@@ -1,10 +1,12 @@
 import type { OwnerId } from '@tips/core';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { GlazeManifest, OperatorKey } from './model.ts';
 
 /** Storage port of the keys domain (tables `operator_keys`, `glaze_manifests`). */
 export interface KeyStore {
   insert(key: OperatorKey, serverPrivateKeyPem: string | null): Promise<void>;
-  list(ownerId: OwnerId, includeRevoked?: boolean): Promise<OperatorKey[]>;
+  /** Oldest first by (createdAt, id); with a window, at most `limit` after its position. */
+  list(ownerId: OwnerId, includeRevoked?: boolean, window?: KeysetWindow): Promise<OperatorKey[]>;
   findById(ownerId: OwnerId, id: string): Promise<{ key: OperatorKey; serverPrivateKeyPem: string | null } | undefined>;
   findByName(ownerId: OwnerId, name: string): Promise<{ key: OperatorKey; serverPrivateKeyPem: string | null } | undefined>;
   revoke(ownerId: OwnerId, id: string, at: string): Promise<boolean>;

@@ -2,7 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { noContent } from '../../http/openapi-responses.ts';
-import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
+import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
+import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import type { SpaceService } from '../spaces/service.ts';
 import type { MetalErrorCode } from './errors.ts';
 import type { Metal } from './model.ts';
@@ -69,23 +70,27 @@ export function metalRoutes(app: FastifyInstance, metals: MetalService, spaces: 
     async (req, reply) => reply.code(201).send(out(await metals.create(req.owner.id, req.body))),
   );
 
-  app.get<{ Querystring: { name?: string; label?: string } }>(
+  app.get<{ Querystring: { name?: string; label?: string } & PageParams }>(
     '/metals',
     {
       schema: {
         tags: ['metals'],
-        summary: "List the caller's metals",
+        summary: "List the caller's metals, oldest first, a page at a time",
         querystring: Type.Object(
-          { name: Type.Optional(Type.String({ maxLength: 64 })), label: Type.Optional(Type.String({ maxLength: 200, pattern: '^[^=]+=.*$', description: 'key=value' })) },
+          {
+            name: Type.Optional(Type.String({ maxLength: 64 })),
+            label: Type.Optional(Type.String({ maxLength: 200, pattern: '^[^=]+=.*$', description: 'key=value' })),
+            ...PageQuery,
+          },
           { additionalProperties: false },
         ),
-        response: { 200: Items(MetalSchema) },
+        response: { 200: Page(MetalSchema), ...errorResponses(400) },
       },
     },
     async (req) => {
       const [key, ...rest] = req.query.label?.split('=') ?? [];
       const label = key === undefined ? undefined : { key, value: rest.join('=') };
-      return { items: (await metals.list(req.owner.id, { name: req.query.name, label })).map(out) };
+      return readPage('metals', req.query, (w) => metals.list(req.owner.id, { name: req.query.name, label }, w), (m) => ({ at: m.createdAt, id: m.id }), out);
     },
   );
 

@@ -1,5 +1,6 @@
 import { findByRef, InvalidValueError, type Mac, newId, type OwnerId, parseInterfaceType, parseMac, parseName, type TipsId } from '@tips/core';
 import { isUniqueViolation } from '../../db/database.ts';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import { MetalError } from './errors.ts';
@@ -145,8 +146,8 @@ export class MetalService {
     return metal;
   }
 
-  list(ownerId: OwnerId, query?: MetalQuery): Promise<Metal[]> {
-    return this.store.list(ownerId, query);
+  list(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<Metal[]> {
+    return this.store.list(ownerId, query, window);
   }
 
   /**

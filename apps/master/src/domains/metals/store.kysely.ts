@@ -1,5 +1,6 @@
 import type { InterfaceType, Mac, OwnerId, TipsId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
+import { applyKeyset, containsText, type KeysetWindow } from '../../db/keyset.ts';
 import type { MetalsTable } from '../../db/schema.ts';
 import type { Metal, MetalInterface } from './model.ts';
 import type { MacHolder, MetalQuery, MetalStore } from './store.ts';
@@ -45,13 +46,14 @@ export class KyselyMetalStore implements MetalStore {
     return r ? (await this.hydrate([r]))[0] : undefined;
   }
 
-  async list(ownerId: OwnerId, query: MetalQuery = {}): Promise<Metal[]> {
+  async list(ownerId: OwnerId, query: MetalQuery = {}, window?: KeysetWindow): Promise<Metal[]> {
     let q = this.db.selectFrom('metals').selectAll().where('owner_id', '=', ownerId);
     if (query.name !== undefined) q = q.where('name', '=', query.name);
-    const rows = await q.orderBy('name').execute();
-    const metals = await this.hydrate(rows);
     const label = query.label;
-    return label ? metals.filter((m) => m.labels[label.key] === label.value) : metals;
+    // Labels are stored as JSON.stringify of a flat string map, so `"key":"value"` occurs in the text
+    // exactly when the metal has that label (keys cannot contain quotes; values are escaped the same way).
+    if (label) q = q.where(containsText(this.db, 'labels', `${JSON.stringify(label.key)}:${JSON.stringify(label.value)}`));
+    return this.hydrate(await applyKeyset(q, 'created_at', 'id', window).execute());
   }
 
   async findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]> {

@@ -1,4 +1,5 @@
 import type { Mac, OwnerId, TipsId } from '@tips/core';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Metal } from './model.ts';
 
 export interface MacHolder {
@@ -22,7 +23,8 @@ export interface MetalStore {
   delete(ownerId: OwnerId, id: TipsId): Promise<boolean>;
   findById(ownerId: OwnerId, id: TipsId): Promise<Metal | undefined>;
   findByName(ownerId: OwnerId, name: string): Promise<Metal | undefined>;
-  list(ownerId: OwnerId, query?: MetalQuery): Promise<Metal[]>;
+  /** The owner's metals, oldest first by (createdAt, id); with a window, at most `limit` after its position. */
+  list(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<Metal[]>;
   /** Which of the owner's metals hold these MACs: a MAC is unique per owner only (0005, T6). */
   findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]>;
 }

@@ -2,7 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { noContent } from '../../http/openapi-responses.ts';
-import { errorResponses, Items, NameField } from '../../http/schemas.ts';
+import { errorResponses, NameField } from '../../http/schemas.ts';
+import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import type { OwnerErrorCode } from './errors.ts';
 import type { OwnerService } from './service.ts';
 
@@ -21,10 +22,17 @@ const TokenSchema = Type.Object({ id: Type.String(), name: Type.String(), create
 export function ownerRoutes(app: FastifyInstance, owners: OwnerService): void {
   app.get('/me', { schema: { tags: ['owners'], summary: 'The authenticated owner', response: { 200: OwnerSchema } } }, async (req) => req.owner);
 
-  app.get(
+  app.get<{ Querystring: PageParams }>(
     '/owners',
-    { schema: { tags: ['owners'], summary: 'List owners (admin)', response: { 200: Items(OwnerSchema), ...errorResponses(403) } } },
-    async (req) => ({ items: await owners.listOwners(req.owner) }),
+    {
+      schema: {
+        tags: ['owners'],
+        summary: 'List owners (admin), oldest first, a page at a time',
+        querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
+        response: { 200: Page(OwnerSchema), ...errorResponses(400, 403) },
+      },
+    },
+    async (req) => readPage('owners', req.query, (w) => owners.listOwners(req.owner, w), (o) => ({ at: o.createdAt, id: o.id })),
   );
 
   app.post<{ Body: { name: string } }>(
@@ -40,9 +48,18 @@ export function ownerRoutes(app: FastifyInstance, owners: OwnerService): void {
     async (req, reply) => reply.code(201).send(await owners.createOwnerAsAdmin(req.owner, req.body.name)),
   );
 
-  app.get('/tokens', { schema: { tags: ['owners'], summary: "List the caller's API tokens (never the secrets)", response: { 200: Items(TokenSchema) } } }, async (req) => ({
-    items: (await owners.listTokens(req.owner)).map(({ ownerId: _o, ...t }) => t),
-  }));
+  app.get<{ Querystring: PageParams }>(
+    '/tokens',
+    {
+      schema: {
+        tags: ['owners'],
+        summary: "List the caller's API tokens (never the secrets), oldest first, a page at a time",
+        querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
+        response: { 200: Page(TokenSchema), ...errorResponses(400) },
+      },
+    },
+    async (req) => readPage('tokens', req.query, (w) => owners.listTokens(req.owner, w), (t) => ({ at: t.createdAt, id: t.id }), ({ ownerId: _o, ...t }) => t),
+  );
 
   app.post<{ Body: { name: string } }>(
     '/tokens',

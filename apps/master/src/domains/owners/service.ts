@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { InvalidValueError, newId, type OwnerId, parseName } from '@tips/core';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Clock, Random } from '../../ports.ts';
 import { OwnerError } from './errors.ts';
 import { API_TOKEN_FORMAT, type ApiToken, type Owner } from './model.ts';
@@ -63,9 +64,9 @@ export class OwnerService {
     return owner;
   }
 
-  async listOwners(actor: Owner): Promise<Owner[]> {
+  async listOwners(actor: Owner, window?: KeysetWindow): Promise<Owner[]> {
     if (!actor.isAdmin) throw new OwnerError('forbidden', 'only an admin may list owners');
-    return this.store.listOwners();
+    return this.store.listOwners(window);
   }
 
   async createOwnerAsAdmin(actor: Owner, name: unknown): Promise<{ owner: Owner; token: string }> {
@@ -104,8 +105,8 @@ export class OwnerService {
     return (await this.store.findOwnerByTokenHash(hashToken(token)))?.owner.isAdmin === true;
   }
 
-  listTokens(owner: Owner): Promise<ApiToken[]> {
-    return this.store.listTokens(owner.id);
+  listTokens(owner: Owner, window?: KeysetWindow): Promise<ApiToken[]> {
+    return this.store.listTokens(owner.id, window);
   }
 
   async revokeToken(owner: Owner, tokenId: string): Promise<void> {

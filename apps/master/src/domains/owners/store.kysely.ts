@@ -1,5 +1,6 @@
 import type { OwnerId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
+import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { ApiToken, Owner } from './model.ts';
 import type { OwnerStore } from './store.ts';
 
@@ -32,8 +33,8 @@ export class KyselyOwnerStore implements OwnerStore {
     return r && toOwner(r);
   }
 
-  async listOwners(): Promise<Owner[]> {
-    const rows = await this.db.selectFrom('owners').selectAll().orderBy('created_at').orderBy('id').execute();
+  async listOwners(window?: KeysetWindow): Promise<Owner[]> {
+    const rows = await applyKeyset(this.db.selectFrom('owners').selectAll(), 'created_at', 'id', window).execute();
     return rows.map(toOwner);
   }
 
@@ -58,8 +59,8 @@ export class KyselyOwnerStore implements OwnerStore {
     await this.db.updateTable('api_tokens').set({ last_used_at: at }).where('id', '=', tokenId).execute();
   }
 
-  async listTokens(ownerId: OwnerId): Promise<ApiToken[]> {
-    const rows = await this.db.selectFrom('api_tokens').selectAll().where('owner_id', '=', ownerId).orderBy('created_at').execute();
+  async listTokens(ownerId: OwnerId, window?: KeysetWindow): Promise<ApiToken[]> {
+    const rows = await applyKeyset(this.db.selectFrom('api_tokens').selectAll().where('owner_id', '=', ownerId), 'created_at', 'id', window).execute();
     return rows.map((r) => ({ id: r.id, ownerId: r.owner_id as OwnerId, name: r.name, createdAt: r.created_at, lastUsedAt: r.last_used_at }));
   }
 

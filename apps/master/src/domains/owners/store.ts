@@ -1,4 +1,5 @@
 import type { OwnerId } from '@tips/core';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { ApiToken, Owner } from './model.ts';
 
 /** Storage port of the owners domain (tables `owners`, `api_tokens`). */
@@ -6,10 +7,12 @@ export interface OwnerStore {
   countOwners(): Promise<number>;
   insertOwner(owner: Owner): Promise<void>;
   findOwner(id: OwnerId): Promise<Owner | undefined>;
-  listOwners(): Promise<Owner[]>;
+  /** Oldest first by (createdAt, id); with a window, at most `limit` after its position. */
+  listOwners(window?: KeysetWindow): Promise<Owner[]>;
   insertToken(token: ApiToken, tokenHash: string): Promise<void>;
   findOwnerByTokenHash(tokenHash: string): Promise<{ owner: Owner; tokenId: string } | undefined>;
   touchToken(tokenId: string, at: string): Promise<void>;
-  listTokens(ownerId: OwnerId): Promise<ApiToken[]>;
+  /** Oldest first by (createdAt, id); with a window, at most `limit` after its position. */
+  listTokens(ownerId: OwnerId, window?: KeysetWindow): Promise<ApiToken[]>;
   deleteToken(ownerId: OwnerId, tokenId: string): Promise<boolean>;
 }

@@ -2,7 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { noContent } from '../../http/openapi-responses.ts';
-import { errorResponses, Items, NameField, Ref } from '../../http/schemas.ts';
+import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
+import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import type { SpaceErrorCode } from './errors.ts';
 import type { Space } from './model.ts';
 import type { AddMemberInput, SpaceService } from './service.ts';
@@ -45,17 +46,18 @@ export function spaceRoutes(app: FastifyInstance, spaces: SpaceService): void {
     async (req, reply) => reply.code(201).send(out(await spaces.create(req.owner.id, req.body))),
   );
 
-  app.get<{ Querystring: { phase?: string } }>(
+  app.get<{ Querystring: { phase?: string } & PageParams }>(
     '/spaces',
     {
       schema: {
         tags: ['spaces'],
-        summary: "List the caller's Spaces",
-        querystring: Type.Object({ phase: Type.Optional(Type.String({ pattern: '^[123]$' })) }, { additionalProperties: false }),
-        response: { 200: Items(SpaceSchema) },
+        summary: "List the caller's Spaces, oldest first, a page at a time",
+        querystring: Type.Object({ phase: Type.Optional(Type.String({ pattern: '^[123]$' })), ...PageQuery }, { additionalProperties: false }),
+        response: { 200: Page(SpaceSchema), ...errorResponses(400) },
       },
     },
-    async (req) => ({ items: (await spaces.list(req.owner.id, req.query.phase ? Number(req.query.phase) : undefined)).map(out) }),
+    async (req) =>
+      readPage('spaces', req.query, (w) => spaces.list(req.owner.id, req.query.phase ? Number(req.query.phase) : undefined, w), (s) => ({ at: s.createdAt, id: s.id }), out),
   );
 
   app.get<{ Params: { ref: string } }>(

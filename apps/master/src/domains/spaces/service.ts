@@ -1,5 +1,6 @@
 import { findByRef, type GlazeId, newId, type OwnerId, parseName, parsePhase, type SpaceId, type TipsId } from '@tips/core';
 import { isUniqueViolation } from '../../db/database.ts';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { MetalService } from '../metals/service.ts';
@@ -80,8 +81,8 @@ export class SpaceService {
     return { ...space, members: await this.store.members(space.id) };
   }
 
-  list(ownerId: OwnerId, phase?: number): Promise<Space[]> {
-    return this.store.list(ownerId, phase);
+  list(ownerId: OwnerId, phase?: number, window?: KeysetWindow): Promise<Space[]> {
+    return this.store.list(ownerId, phase, window);
   }
 
   async update(ownerId: OwnerId, ref: string, input: { name?: string; glaze?: string | null }): Promise<Space> {

@@ -1,5 +1,6 @@
 import type { GlazeId, OwnerId, Phase, SpaceId, TipsId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
+import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { SpacesTable } from '../../db/schema.ts';
 import type { Space, SpaceMember } from './model.ts';
 import type { MembershipOfMetal, SpaceStore } from './store.ts';
@@ -59,10 +60,10 @@ export class KyselySpaceStore implements SpaceStore {
     return r && toSpace(r);
   }
 
-  async list(ownerId: OwnerId, phase?: number): Promise<Space[]> {
+  async list(ownerId: OwnerId, phase?: number, window?: KeysetWindow): Promise<Space[]> {
     let q = this.db.selectFrom('spaces').selectAll().where('owner_id', '=', ownerId);
     if (phase !== undefined) q = q.where('phase', '=', phase);
-    return (await q.orderBy('name').execute()).map(toSpace);
+    return (await applyKeyset(q, 'created_at', 'id', window).execute()).map(toSpace);
   }
 
   async members(spaceId: SpaceId): Promise<SpaceMember[]> {

@@ -1,4 +1,5 @@
 import type { GlazeId, OwnerId, SpaceId, TipsId } from '@tips/core';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Space, SpaceMember } from './model.ts';
 
 export interface MembershipOfMetal extends SpaceMember {
@@ -14,7 +15,8 @@ export interface SpaceStore {
   delete(ownerId: OwnerId, id: SpaceId): Promise<boolean>;
   findById(ownerId: OwnerId, id: SpaceId): Promise<Space | undefined>;
   findByName(ownerId: OwnerId, name: string): Promise<Space | undefined>;
-  list(ownerId: OwnerId, phase?: number): Promise<Space[]>;
+  /** Oldest first by (createdAt, id); with a window, at most `limit` after its position. */
+  list(ownerId: OwnerId, phase?: number, window?: KeysetWindow): Promise<Space[]>;
   members(spaceId: SpaceId): Promise<SpaceMember[]>;
   /**
    * Replaces a metal's membership of one Space. With `isDefault`, clears the metal's default flag

@@ -1,0 +1,265 @@
+/**
+ * bench/metal-list: pages of the metal list at a real master process with 100,000 metals.
+ *
+ *   node --import tsx bench/metal-list.ts     # TIPS_BENCH_METALS, _LIMIT, _CONNECTIONS, _SECONDS to change
+ *   TIPS_BENCH_PG=postgres://…  also runs the master on that PostgreSQL (a fresh schema, dropped after)
+ *
+ * Writes the metals straight into the database in transactions of 500 rows (the rows the metals
+ * store writes; 100,000 HTTP calls would measure the create path, not the list), starts
+ * `tips-master` on that database, walks the whole list once with `?limit=` pages (checking every
+ * metal comes exactly once, and collecting the cursors), then drives GET /api/v1/metals?limit=100
+ * &cursor=… over keep-alive HTTP/1.1 connections, each request a random page of the list, for
+ * TIPS_BENCH_SECONDS. The peer, in the same run: a bare Fastify process answering one of those
+ * pages' exact bytes from memory, driven by the same generator.
+ * Goal (issue 10): p99 ≤ 20 ms and ≥ 2,000 pages/s at 32 connections.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { createServices } from '../apps/master/src/app.ts';
+import { FsBlobStore } from '../apps/master/src/blob/fs-blob-store.ts';
+import { type DatabaseConfig, openDatabase } from '../apps/master/src/db/database.ts';
+import { startMaster } from '../e2e/helpers.ts';
+
+const METALS = Number(process.env.TIPS_BENCH_METALS ?? 100_000);
+const LIMIT = Number(process.env.TIPS_BENCH_LIMIT ?? 100);
+const CONNECTIONS = Number(process.env.TIPS_BENCH_CONNECTIONS ?? 32);
+const SECONDS = Number(process.env.TIPS_BENCH_SECONDS ?? 15);
+const PG_URL = process.env.TIPS_BENCH_PG;
+const GOAL = { p99Ms: 20, pagesPerSecond: 2_000 };
+
+const hex = (n: number, bytes: number) => n.toString(16).padStart(bytes * 2, '0');
+const macOf = (i: number) => `02:${hex((i >> 24) & 255, 1)}:${hex((i >> 16) & 255, 1)}:${hex((i >> 8) & 255, 1)}:${hex(i & 255, 1)}:30`;
+
+/** Owner, API token and METALS metals (two interfaces, two labels each), written in bulk. */
+async function prepare(config: DatabaseConfig, dir: string): Promise<{ token: string }> {
+  const db = await openDatabase(config);
+  try {
+    const s = createServices({ db, blobs: await FsBlobStore.open(join(dir, 'glazes')) });
+    const admin = await s.owners.ensureAdmin();
+    const { owner, token } = await s.owners.createOwnerAsAdmin(admin!.owner, 'bench');
+    const t0 = performance.now();
+    const base = Date.parse('2026-01-01T00:00:00Z');
+    for (let from = 0; from < METALS; from += 500) {
+      const n = Math.min(500, METALS - from);
+      await db.transaction().execute(async (tx) => {
+        const ids = Array.from({ length: n }, () => `mtl_${randomBytes(13).toString('hex').slice(0, 26)}`);
+        await tx
+          .insertInto('metals')
+          .values(
+            ids.map((id, k) => {
+              const i = from + k;
+              // A few metals per millisecond, as a fleet import makes them: ties on created_at are broken by ID.
+              const at = new Date(base + Math.floor(i / 3)).toISOString();
+              return { id, owner_id: owner.id, name: `node-${String(i).padStart(6, '0')}`, labels: JSON.stringify({ rack: `r${i % 40}`, site: 'bench' }), created_at: at, updated_at: at };
+            }),
+          )
+          .execute();
+        await tx
+          .insertInto('metal_interfaces')
+          .values(
+            ids.flatMap((id, k) => [
+              { metal_id: id, owner_id: owner.id, name: 'eth0', mac: macOf(from + k), type: 'ethernet', pxe: 1, position: 0 },
+              { metal_id: id, owner_id: owner.id, name: 'wlan0', mac: macOf(from + k).replace(/:30$/, ':31'), type: 'wifi', pxe: 0, position: 1 },
+            ]),
+          )
+          .execute();
+      });
+    }
+    process.stdout.write(`prepared ${METALS} metals in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+    return { token };
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** A keep-alive HTTP/1.1 connection, one request at a time (leaner than node:http on 2 cores). */
+class Connection {
+  private buf: Buffer = Buffer.alloc(0);
+  private pending: { resolve: (r: { status: number; body: Buffer }) => void; reject: (e: Error) => void } | undefined;
+  private readonly socket: Socket;
+
+  constructor(port: number) {
+    this.socket = connect({ host: '127.0.0.1', port, noDelay: true });
+    this.socket.on('data', (d: Buffer) => {
+      this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+      this.parse();
+    });
+    this.socket.on('error', (e) => this.pending?.reject(e));
+    this.socket.on('close', () => this.pending?.reject(new Error('connection closed')));
+  }
+
+  get(host: string, path: string, token: string): Promise<{ status: number; body: Buffer }> {
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+      this.socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${token}\r\n\r\n`);
+    });
+  }
+
+  private parse(): void {
+    const end = this.buf.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const head = this.buf.subarray(0, end).toString('latin1');
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? Number.NaN);
+    if (Number.isNaN(length)) {
+      this.pending?.reject(new Error(`response without content-length: ${head}`));
+      return;
+    }
+    if (this.buf.length < end + 4 + length) return;
+    const body = this.buf.subarray(end + 4, end + 4 + length);
+    this.buf = this.buf.subarray(end + 4 + length);
+    const p = this.pending;
+    this.pending = undefined;
+    p?.resolve({ status: Number(head.slice(9, 12)), body });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Walks the whole list once: every metal exactly once; returns the cursor of every page and one page's bytes. */
+async function walk(base: string, token: string): Promise<{ cursors: string[]; sample: Buffer }> {
+  const url = new URL(base);
+  const c = new Connection(Number(url.port));
+  const seen = new Set<string>();
+  const cursors = [''];
+  let sample: Buffer = Buffer.alloc(0);
+  try {
+    for (;;) {
+      const cursor = cursors.at(-1)!;
+      const r = await c.get(url.host, `/api/v1/metals?limit=${LIMIT}${cursor ? `&cursor=${cursor}` : ''}`, token);
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body.toString().slice(0, 300)}`);
+      const page = JSON.parse(r.body.toString('utf8')) as { items: { id: string }[]; nextCursor: string | null };
+      if (cursors.length === 2) sample = r.body;
+      for (const m of page.items) {
+        if (seen.has(m.id)) throw new Error(`metal ${m.id} listed twice`);
+        seen.add(m.id);
+      }
+      if (page.nextCursor === null) break;
+      cursors.push(page.nextCursor);
+    }
+  } finally {
+    c.close();
+  }
+  if (seen.size !== METALS) throw new Error(`walked ${seen.size} metals, expected ${METALS}`);
+  return { cursors, sample };
+}
+
+/** `connections` keep-alive connections, each asking a random page after another, for `seconds`. */
+async function drive(base: string, token: string, paths: string[], seconds: number, expectBytes?: number) {
+  const url = new URL(base);
+  const connections = Array.from({ length: CONNECTIONS }, () => new Connection(Number(url.port)));
+  const latencies: number[] = [];
+  let bytes = 0;
+  const end = performance.now() + seconds * 1000;
+  const worker = async (c: Connection) => {
+    while (performance.now() < end) {
+      const path = paths[Math.floor(Math.random() * paths.length)]!;
+      const t = performance.now();
+      const r = await c.get(url.host, path, token);
+      latencies.push(performance.now() - t);
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body.toString().slice(0, 300)}`);
+      if (expectBytes !== undefined && r.body.length !== expectBytes) throw new Error(`peer answered ${r.body.length} bytes`);
+      bytes += r.body.length;
+    }
+  };
+  const t0 = performance.now();
+  try {
+    await Promise.all(connections.map(worker));
+  } finally {
+    for (const c of connections) c.close();
+  }
+  const ms = performance.now() - t0;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
+  return { pages: latencies.length, perSecond: (latencies.length / ms) * 1000, p50: pct(50), p99: pct(99), max: latencies.at(-1) ?? 0, avgBytes: bytes / latencies.length };
+}
+
+/** The floor: a bare Fastify process answering one real page's bytes from memory. */
+async function peer(sampleFile: string): Promise<{ url: string; stop: () => void }> {
+  const script = `import Fastify from 'fastify';
+import { readFileSync } from 'node:fs';
+const page = readFileSync(${JSON.stringify(sampleFile)});
+const app = Fastify();
+app.get('/api/v1/metals', (req, reply) => { reply.type('application/json; charset=utf-8').send(page); });
+const a = await app.listen({ port: 0, host: '127.0.0.1' });
+console.log('listening on ' + a);`;
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => {
+    out += d;
+  });
+  while (!/listening on (\S+)/.test(out)) {
+    if (proc.exitCode !== null) throw new Error(`peer exited ${proc.exitCode}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { url: /listening on (\S+)/.exec(out)![1]!, stop: () => proc.kill() };
+}
+
+async function run(store: string, config: DatabaseConfig, masterArgs: string[], dir: string): Promise<string[]> {
+  const { token } = await prepare(config, dir);
+  const m = await startMaster(['--host', '127.0.0.1', '--data-dir', dir, ...masterArgs]);
+  let walked: Awaited<ReturnType<typeof walk>>;
+  let r: Awaited<ReturnType<typeof drive>>;
+  let load: string;
+  try {
+    const t0 = performance.now();
+    walked = await walk(m.url, token);
+    const walkMs = performance.now() - t0;
+    process.stdout.write(`[${store}] walked ${METALS} metals in ${walked.cursors.length} pages of ${LIMIT}, each exactly once, in ${(walkMs / 1000).toFixed(1)} s\n`);
+    const paths = walked.cursors.map((c) => `/api/v1/metals?limit=${LIMIT}${c ? `&cursor=${c}` : ''}`);
+    await drive(m.url, token, paths, 2);
+    r = await drive(m.url, token, paths, SECONDS);
+    load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  } finally {
+    await m.stop();
+  }
+  const sampleFile = join(dir, 'page.json');
+  writeFileSync(sampleFile, walked.sample);
+  const bare = await peer(sampleFile);
+  let p: Awaited<ReturnType<typeof drive>>;
+  try {
+    await drive(bare.url, token, ['/api/v1/metals?limit=100'], 2, walked.sample.length);
+    p = await drive(bare.url, token, ['/api/v1/metals?limit=100'], SECONDS, walked.sample.length);
+  } finally {
+    bare.stop();
+  }
+  const met = r.p99 <= GOAL.p99Ms && r.perSecond >= GOAL.pagesPerSecond;
+  return [
+    `[${store}] ${CONNECTIONS} connections, pages of ${LIMIT} (${Math.round(r.avgBytes)} bytes on average), random page of ${walked.cursors.length}, ${SECONDS} s after a 2 s warm-up`,
+    `  master: ${Math.round(r.perSecond)} pages/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms (${r.pages} pages)`,
+    `  peer (bare Fastify, one page's bytes from memory): ${Math.round(p.perSecond)} pages/s, p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms`,
+    `  master/peer: throughput ${(r.perSecond / p.perSecond).toFixed(2)}, p99 ${(r.p99 / p.p99).toFixed(2)}×`,
+    `  goal p99 ≤ ${GOAL.p99Ms} ms and ≥ ${GOAL.pagesPerSecond} pages/s: ${met ? 'met' : 'NOT met'}; load average at the end: ${load}`,
+  ];
+}
+
+const lines = [`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, Node ${process.version}; metals: ${METALS}`];
+const dir = mkdtempSync(join(tmpdir(), 'tips-bench-metal-list-'));
+try {
+  lines.push(...(await run('SQLite', { kind: 'sqlite', file: join(dir, 'tips.db') }, [], dir)));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
+if (PG_URL) {
+  const schema = `bench_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const pgDir = mkdtempSync(join(tmpdir(), 'tips-bench-metal-list-pg-'));
+  const url = new URL(PG_URL);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  try {
+    lines.push(...(await run('PostgreSQL', { kind: 'postgres', url: PG_URL, schema }, ['--database-url', url.toString()], pgDir)));
+  } finally {
+    await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+    await admin.end();
+    rmSync(pgDir, { recursive: true, force: true });
+  }
+}
+process.stdout.write(`${lines.join('\n')}\n`);
