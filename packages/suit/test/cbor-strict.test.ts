@@ -35,7 +35,7 @@ describe('S1 strict CBOR: every refusal says what was expected, what came, and w
     ['1b 00000000ffffffff', 'cbor_non_minimal', /of 4294967295, came 9 bytes/, 0],
     ['42 00', 'cbor_length_exceeds_input', /^expected a byte string that fits the 1 remaining bytes, came a declared length of 2 \(at offset 1\)$/, 1],
     ['63 6161', 'cbor_length_exceeds_input', /^expected a text string that fits the 2 remaining bytes, came a declared length of 3/, 1],
-    ['83 01 02', 'cbor_length_exceeds_input', /^expected a array that fits the 2 remaining bytes, came a declared length of 3/, 1],
+    ['83 01 02', 'cbor_length_exceeds_input', /^expected an array that fits the 2 remaining bytes, came a declared length of 3/, 1],
     ['a2 01 02 03', 'cbor_length_exceeds_input', /^expected a map that fits the 3 remaining bytes, came a declared length of 2/, 1],
     ['5b 0020000000000000', 'cbor_length_exceeds_input', /declared length of 9007199254740992/, 9],
     ['a2 6161 00 6161 01', 'cbor_duplicate_key', /^expected unique map keys, came key "a" twice \(at offset 4\)$/, 4],
