@@ -2,6 +2,7 @@ import type { InterfaceType, Mac, OwnerId, TipsId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
 import { applyKeyset, containsText, type KeysetWindow } from '../../db/keyset.ts';
 import type { MetalsTable } from '../../db/schema.ts';
+import type { Engine } from '../provisioning/model.ts';
 import type { Metal, MetalInterface } from './model.ts';
 import type { MacHolder, MetalQuery, MetalStore } from './store.ts';
 
@@ -80,6 +81,7 @@ export class KyselyMetalStore implements MetalStore {
       owner_id: m.ownerId,
       name: m.name,
       labels: JSON.stringify(m.labels),
+      engine: m.engine,
       created_at: m.createdAt,
       updated_at: m.updatedAt,
     };
@@ -117,6 +119,7 @@ export class KyselyMetalStore implements MetalStore {
       name: r.name,
       labels: JSON.parse(r.labels) as Record<string, string>,
       interfaces: byMetal.get(r.id) ?? [],
+      engine: (r.engine ?? null) as Engine | null,
       createdAt: r.created_at,
       updatedAt: r.updated_at,
     }));
