@@ -104,7 +104,6 @@ describe.each(adapters)('T13 Phase 1 provisioner on %s (service over the real st
 
 describe('T13 A5 tinkerbell engine through kubectl', () => {
   let m: TestMaster;
-  let gateway: Gateway;
   let dir: string;
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'tips-kubectl-test-'));
@@ -121,8 +120,6 @@ describe('T13 A5 tinkerbell engine through kubectl', () => {
     await provisionableMetal(m, m.alice.token, 'pi-07');
     await signedGlaze(m, m.alice.token, 'os-a', Buffer.from('image a'), ['base-os'], 3);
     await ok(m, m.alice.token, 'PATCH', '/api/v1/spaces/base-os', { glaze: 'os-a', engine: 'tinkerbell' });
-    const gw = await TestGateway.enroll(m.app, m.alice.token, 'gw');
-    gateway = (await m.services.gateways.get(m.alice.id, gw.id)) as Gateway;
   }
 
   it('pipes the List to `kubectl apply -f -` and records what kubectl said', async () => {
@@ -145,7 +142,7 @@ describe('T13 S12 strict input of the Phase 1 gateway API', () => {
     expect(parseBase('http://10.0.0.1:8080')).toBe('http://10.0.0.1:8080');
     expect(parseBase('http://10.0.0.1:8080/')).toBe('http://10.0.0.1:8080');
     expect(parseBase('http://[fd00::1]:8080/tips')).toBe('http://[fd00::1]:8080/tips');
-    for (const bad of ['ftp://x', 'http://x:80\nshell', 'http://x:80 initrd http://evil', 'http://x/$(id)', 'http://x?y', 'http://x/${a}', 'http://x#a', '']) {
+    for (const bad of ['ftp://x', 'http://x:80\nshell', 'http://x:80 initrd http://evil', 'http://x/$(id)', 'http://x?y', 'http://x/%7Ba%7D', 'http://x#a', '']) {
       expect(() => parseBase(bad), bad).toThrow(/base/);
     }
   });
