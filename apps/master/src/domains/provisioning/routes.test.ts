@@ -27,11 +27,12 @@ const glaze = (jobId: string, mac: string, headers: Record<string, string> = {},
   gwCall(g, 'GET', `/api/gateway/v1/provisioning/jobs/${jobId}/glaze?mac=${encodeURIComponent(mac)}`, undefined, headers);
 const report = (jobId: string, mac: string, cose: Buffer, g = gw) => gwCall(g, 'POST', `/api/gateway/v1/provisioning/jobs/${jobId}/report?mac=${encodeURIComponent(mac)}`, cose);
 const job = async (id: string) => (await ok(m, m.alice.token, 'GET', `/api/v1/provisioning/jobs/${id}`)).json();
+const securityEvents = () => m.logs.filter((l) => l.includes('"event":"security"')).map((l) => JSON.parse(l).code as string);
 const errorCode = async (r: Response) => ((await r.json()) as { error: { code: string } }).error.code;
 
 let glazeA: { id: string; sha256: string };
 beforeEach(async () => {
-  m = await testMaster();
+  m = await testMaster({ logs: true });
   await provisionableMetal(m, m.alice.token, 'pi-07');
   glazeA = await signedGlaze(m, m.alice.token, 'os-a', IMAGE_A, ['base-os'], 5);
   await ok(m, m.alice.token, 'PATCH', '/api/v1/spaces/base-os', { glaze: 'os-a' });
@@ -62,8 +63,12 @@ describe('T13 Phase 1 boot script (CONTRACT A3 boot-script)', () => {
     expect(j.state).toBe('booting');
     expect(j.transitions.map((t: { state: string }) => t.state)).toEqual(['queued', 'booting']);
     expect(j.glaze).toEqual({ id: glazeA.id, name: 'os-a', size: IMAGE_A.length, sha256: glazeA.sha256, sequence: 5 });
-    // The token is stored only as its hash: nothing the API shows contains it.
+    // The token is stored only as its hash: nothing the API shows or the log says contains it.
     expect(JSON.stringify(await (await ok(m, m.alice.token, 'GET', `/api/v1/provisioning/jobs/${jobId}`)).json())).not.toContain(token);
+    expect(m.logs.join('')).not.toContain(token);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain('tips_master_phase1_jobs_total{state="booting"} 1');
+    expect(metrics).toContain('tips_master_phase1_transitions_total{from="queued",to="booting",engine="builtin"} 1');
   });
 
   it('refuses a MAC no metal of the gateway owner boots from: unknown, non-PXE, or the owner is someone else (404, no job)', async () => {
@@ -180,6 +185,8 @@ describe('T13 Phase 1 work, Glaze and report (CONTRACT A3, A4)', () => {
     // Bytes and reports only for the job's MAC and only from the owner's gateways.
     expect((await glaze(jobId, WIFI_MAC)).status).toBe(403);
     expect((await glaze(jobId, PXE_MAC, {}, bobGw)).status).toBe(404);
+    expect(securityEvents()).toEqual(['phase1_token_invalid', 'phase1_token_invalid', 'phase1_token_invalid', 'phase1_token_invalid', 'job_claimed', 'wrong_mac']);
+    expect(m.logs.join('')).not.toContain(token);
   });
 
   it('refuses a report not signed by the job installer key (401 report_invalid) and a malformed one (422); the job stays installing', async () => {
@@ -198,6 +205,14 @@ describe('T13 Phase 1 work, Glaze and report (CONTRACT A3, A4)', () => {
     const j = await job(jobId);
     expect(j.state).toBe('installing');
     expect(j.report).toBeNull();
+  });
+
+  it('ends the job failed (glaze_mismatch) when a validly signed report says it installed another digest than the pinned one', async () => {
+    const { jobId, token } = parseBootingScript(await (await bootScript(PXE_MAC)).text());
+    const inst = installerKey();
+    await work({ mac: PXE_MAC, token, installerKey: inst.publicRaw });
+    expect((await report(jobId, PXE_MAC, signedReport(inst.key, { jobId, result: 'installed', glazeSha256: 'f'.repeat(64) }))).status).toBe(204);
+    expect(await job(jobId)).toMatchObject({ state: 'failed', reason: 'glaze_mismatch' });
   });
 
   it('records a refusal the installer reports (failed, with its reason), and reprovision makes a new job with minSequence from the last install', async () => {

@@ -149,7 +149,10 @@ export function provisioningOwnerRoutes(app: FastifyInstance, provisioning: Prov
 /** Logs a refusal that is a security event (never the token or the key), then lets the error handler answer. */
 function securityLog(req: FastifyRequest, err: unknown, mac: unknown): void {
   if (err instanceof ProvisioningError && err.security) {
-    req.log.warn({ securityEvent: err.code, gatewayId: req.gateway.id, mac: typeof mac === 'string' ? mac.slice(0, 64) : undefined }, 'phase 1 request refused');
+    req.log.warn(
+      { event: 'security', code: err.code, remote: req.ip, route: req.routeOptions.url, gatewayId: req.gateway.id, mac: typeof mac === 'string' ? mac.slice(0, 64) : undefined },
+      'security event',
+    );
   }
 }
 

@@ -69,6 +69,23 @@ describe.each(adapters)('T13 Phase 1 provisioner on %s (service over the real st
     expect(job).toMatchObject({ state: 'failed', reason: 'metal_deleted', tokenHash: null });
   });
 
+  it('ends an open job when the owner changes what it was made for: the default Space, or the PXE interface', async () => {
+    await m.services.provisioning.bootScript(gateway, PXE_MAC, BASE);
+    await ok(m, m.alice.token, 'POST', '/api/v1/spaces', { name: 'other-os', phase: 1 });
+    await ok(m, m.alice.token, 'POST', '/api/v1/spaces/other-os/members', { metal: 'pi-07', interfaces: ['eth0'], default: true });
+    const [first] = await jobs();
+    expect(first).toMatchObject({ state: 'failed', reason: 'default_space_changed' });
+    const second = await m.services.provisioning.reprovision(m.alice.id, 'pi-07');
+    expect(second.state).toBe('waiting_for_glaze');
+    await ok(m, m.alice.token, 'PATCH', '/api/v1/metals/pi-07', {
+      interfaces: [
+        { name: 'eth0', mac: '02:70:00:00:00:77', type: 'ethernet', pxe: true },
+        { name: 'wlan0', mac: '02:70:00:00:00:02', type: 'wifi' },
+      ],
+    });
+    expect((await m.services.provisioning.get(m.alice.id, second.id)).reason).toBe('interface_changed');
+  });
+
   it('chooses the engine per metal: its own setting, else its default Space’s, else builtin (A5)', async () => {
     const metal = await m.services.metals.get(m.alice.id, 'pi-07');
     expect(await m.services.provisioning.engineOf(metal)).toBe('builtin');

@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { type OwnerId, parseMac, type TipsId } from '@tips/core';
+import { type OwnerId, parseMac, type SpaceId, type TipsId } from '@tips/core';
 import { ALG_ED25519, ALG_EDDSA, coseSign1Verify, decodeCbor, SuitError } from '@tips/suit';
 import type { ByteRange } from '../../blob/blob-store.ts';
 import type { KeysetWindow } from '../../db/keyset.ts';
@@ -143,6 +143,26 @@ export class ProvisioningService {
       const open = await this.store.findOpen(e.metalId);
       if (open) await this.move(open, 'failed', 'metal_deleted', null);
     });
+    // A job can only finish over the default Space and interface it was made for: when the owner
+    // changes either, the open job ends (failed, with why) instead of waiting forever.
+    events.on('space.membership.changed', (e) => this.recheck(e.ownerId, e.metalId));
+    events.on('metal.interfaces.changed', (e) => this.recheck(e.ownerId, e.metalId));
+    events.on('space.deleted', async (e) => {
+      for (const open of await this.store.openInSpace(e.spaceId as SpaceId)) await this.move(open, 'failed', 'default_space_changed', null);
+    });
+  }
+
+  private async recheck(ownerId: OwnerId, metalId: TipsId): Promise<void> {
+    const open = await this.store.findOpen(metalId);
+    if (!open) return;
+    const membership = await this.spaces.defaultSpaceOf(metalId);
+    if (membership?.spaceId !== open.spaceId) {
+      await this.move(open, 'failed', 'default_space_changed', null);
+      return;
+    }
+    const metal = await this.metals.get(ownerId, metalId);
+    const iface = metal.interfaces.find((i) => i.name === open.interfaceName);
+    if (!iface || iface.mac !== open.mac || !iface.pxe || membership.interfaces[0] !== open.interfaceName) await this.move(open, 'failed', 'interface_changed', null);
   }
 
   /** Metrics and logs hear every transition (from = null: the job was created in `to`). */

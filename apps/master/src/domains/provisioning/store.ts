@@ -1,4 +1,4 @@
-import type { OwnerId, TipsId } from '@tips/core';
+import type { OwnerId, SpaceId, TipsId } from '@tips/core';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { JobId, JobQuery, JobState, Phase1Job } from './model.ts';
 
@@ -13,6 +13,8 @@ export interface ProvisioningStore {
   update(job: Phase1Job, expected: JobState): Promise<boolean>;
   findById(id: JobId): Promise<Phase1Job | undefined>;
   findOpen(metalId: TipsId): Promise<Phase1Job | undefined>;
+  /** Open jobs that were made for a Space (its deletion ends them). */
+  openInSpace(spaceId: SpaceId): Promise<Phase1Job[]>;
   /** The metal's newest job, open or not. */
   latest(metalId: TipsId): Promise<Phase1Job | undefined>;
   /** The newest job of the metal that ended `installed`. */
