@@ -154,7 +154,7 @@ describe('T13 Phase 1 work, Glaze and report (CONTRACT A3, A4)', () => {
       createHash('sha256').update(signedReport(inst.key, { jobId, result: 'installed', glazeSha256: glazeA.sha256, bytesWritten: IMAGE_A.length })).digest('hex'),
     );
     // Installed: the metal boots from its disk, and its Glaze is no longer served.
-    expect(await (await bootScript(PXE_MAC)).text()).toBe(['#!ipxe', 'echo TIPS: installed (no reason given); booting from disk', 'exit', ''].join('\n'));
+    expect(await (await bootScript(PXE_MAC)).text()).toBe(['#!ipxe', 'echo TIPS: installed (ok); booting from disk', 'exit', ''].join('\n'));
     expect(await errorCode(await glaze(jobId, PXE_MAC))).toBe('job_not_installing');
     expect((await ok(m, m.alice.token, 'GET', '/api/v1/metals/pi-07')).json().phase1).toMatchObject({ id: jobId, state: 'installed' });
   });

@@ -244,7 +244,7 @@ export class ProvisioningService {
       if (open) return open;
       throw new ProvisioningError('job_running', 'another Phase 1 job of this metal was created at the same moment; retry', 'metal');
     }
-    this.notify(null, job);
+    await this.notify(null, job);
     return job.state === 'queued' ? this.startEngine(job, metal) : job;
   }
 
@@ -275,13 +275,13 @@ export class ProvisioningService {
     };
     if (!isOpen(to)) next.tokenHash = null;
     if (!(await this.store.update(next, job.state))) return undefined;
-    if (to !== job.state) this.notify(job.state, next);
+    if (to !== job.state) await this.notify(job.state, next);
     return next;
   }
 
-  private notify(from: JobState | null, job: Phase1Job): void {
+  private async notify(from: JobState | null, job: Phase1Job): Promise<void> {
     for (const l of this.listeners) l(from, job.state, job);
-    void this.events.emit('provisioning.job.changed', { ownerId: job.ownerId, metalId: job.metalId, jobId: job.id, state: job.state, reason: job.reason });
+    await this.events.emit('provisioning.job.changed', { ownerId: job.ownerId, metalId: job.metalId, jobId: job.id, state: job.state, reason: job.reason });
   }
 
   // --- gateway API (A3) ------------------------------------------------------------------------
