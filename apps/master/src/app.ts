@@ -121,6 +121,8 @@ export function createServices(deps: MasterDeps): Services {
     ['tinkerbell', new TinkerbellEngine({ ...DEFAULT_TINKERBELL, ...deps.tinkerbell })],
   ]);
   const provisioning = new ProvisioningService(new KyselyProvisioningStore(deps.db), metals, spaces, glazes, keys, enrollment, events, clock, random, engines, { urls: deps.publicUrls });
+  // ... and gets neither a Phase 1 boot script nor installer work (T13).
+  provisioning.useBlockCheck((metalId) => discovery.isBlocked(metalId));
   return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning };
 }
 

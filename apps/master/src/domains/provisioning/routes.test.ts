@@ -88,6 +88,19 @@ describe('T13 Phase 1 boot script (CONTRACT A3 boot-script)', () => {
     expect((await ok(m, m.alice.token, 'GET', '/api/v1/provisioning/jobs')).json().items).toEqual([]);
   });
 
+  it('T16 refuses a metal its owner blocked (403 metal_blocked, a security event) and serves it again once unblocked', async () => {
+    const { token } = parseBootingScript(await (await bootScript(PXE_MAC)).text());
+    await ok(m, m.alice.token, 'POST', '/api/v1/metals/pi-07/block', { reason: 'tamper' });
+    const refused = await bootScript(PXE_MAC);
+    expect(refused.status).toBe(403);
+    expect(await errorCode(refused)).toBe('metal_blocked');
+    expect((await work({ mac: PXE_MAC, token, installerKey: installerKey().publicRaw })).status).toBe(403);
+    expect((await ok(m, m.alice.token, 'GET', '/api/v1/metals/pi-07')).json().phase1.state).toBe('booting');
+    expect(securityEvents()).toEqual(['metal_blocked', 'metal_blocked']);
+    await ok(m, m.alice.token, 'POST', '/api/v1/metals/pi-07/unblock');
+    expect((await bootScript(PXE_MAC)).status).toBe(200);
+  });
+
   it('a metal whose default Space has no Glaze waits (waiting_for_glaze, reason no_glaze) and boots once the Space gets one', async () => {
     await ok(m, m.alice.token, 'PATCH', '/api/v1/spaces/base-os', { glaze: null });
     const r = await bootScript(PXE_MAC);
