@@ -62,8 +62,8 @@ export async function up0010Perf(raw: Kysely<unknown>): Promise<void> {
   const rows = await db.selectFrom('metal_interfaces').select(['metal_id', 'name', 'mac', 'type', 'pxe']).orderBy('metal_id').orderBy('position').execute();
   const byMetal = new Map<string, { name: string; mac: string; type: string; pxe: boolean }[]>();
   for (const r of rows) {
-    let list = byMetal.get(r.metal_id);
-    if (!list) byMetal.set(r.metal_id, (list = []));
+    const list = byMetal.get(r.metal_id) ?? [];
+    if (list.length === 0) byMetal.set(r.metal_id, list);
     list.push({ name: r.name, mac: r.mac, type: r.type, pxe: r.pxe === 1 });
   }
   for (const [id, list] of byMetal) await db.updateTable('metals').set({ interfaces: JSON.stringify(list) }).where('id', '=', id).execute();
