@@ -195,7 +195,7 @@ async function drive(base: string, token: string, paths: string[], seconds: numb
 }
 
 /** The floor: a bare Fastify process answering one real page's bytes from memory. */
-async function peer(sampleFile: string): Promise<{ url: string; stop: () => void }> {
+async function peer(sampleFile: string): Promise<{ url: string; pid: number; stop: () => void }> {
   const script = `import Fastify from 'fastify';
 import { readFileSync } from 'node:fs';
 const page = readFileSync(${JSON.stringify(sampleFile)});
@@ -212,7 +212,7 @@ console.log('listening on ' + a);`;
     if (proc.exitCode !== null) throw new Error(`peer exited ${proc.exitCode}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { url: /listening on (\S+)/.exec(out)![1]!, stop: () => proc.kill() };
+  return { url: /listening on (\S+)/.exec(out)![1]!, pid: proc.pid!, stop: () => proc.kill() };
 }
 
 async function run(store: string, config: DatabaseConfig, masterArgs: string[], dir: string): Promise<string[]> {
@@ -240,17 +240,20 @@ async function run(store: string, config: DatabaseConfig, masterArgs: string[], 
   writeFileSync(sampleFile, walked.sample);
   const bare = await peer(sampleFile);
   let p: Awaited<ReturnType<typeof drive>>;
+  let peerCpuPerPage: number;
   try {
     await drive(bare.url, token, ['/api/v1/metals?limit=100'], 2, walked.sample.length);
+    const cpu0 = cpuSeconds(bare.pid);
     p = await drive(bare.url, token, ['/api/v1/metals?limit=100'], SECONDS, walked.sample.length);
+    peerCpuPerPage = ((cpuSeconds(bare.pid) - cpu0) / p.pages) * 1e6;
   } finally {
     bare.stop();
   }
   const met = r.p99 <= GOAL.p99Ms && r.perSecond >= GOAL.pagesPerSecond;
   return [
     `[${store}] ${CONNECTIONS} connections, pages of ${LIMIT} (${Math.round(r.avgBytes)} bytes on average), random page of ${walked.cursors.length}, ${SECONDS} s after a 2 s warm-up`,
-    `  master: ${Math.round(r.perSecond)} pages/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms (${r.pages} pages); master CPU ${Math.round(cpuPerPage)} µs a page`,
-    `  peer (bare Fastify, one page's bytes from memory): ${Math.round(p.perSecond)} pages/s, p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms`,
+    `  master: ${Math.round(r.perSecond)} pages/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms (${r.pages} pages); master CPU ${Math.round(cpuPerPage)} µs a page (${Math.round(1e6 / cpuPerPage)} pages per CPU-second)`,
+    `  peer (bare Fastify, one page's bytes from memory): ${Math.round(p.perSecond)} pages/s, p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms; peer CPU ${Math.round(peerCpuPerPage)} µs a page (${Math.round(1e6 / peerCpuPerPage)} per CPU-second)`,
     `  master/peer: throughput ${(r.perSecond / p.perSecond).toFixed(2)}, p99 ${(r.p99 / p.p99).toFixed(2)}×`,
     `  goal p99 ≤ ${GOAL.p99Ms} ms and ≥ ${GOAL.pagesPerSecond} pages/s: ${met ? 'met' : 'NOT met'}; load average at the end: ${load}`,
   ];

@@ -51,10 +51,11 @@ export class Api {
 
   /**
    * Follows a list's pages (`?limit=&cursor=`, answered `{ items, nextCursor }`) from the first to
-   * the last, or until `max` items; yields each page as it arrives, so output can stream.
+   * the last, or until `max` items; yields each page as it arrives, so output can stream. `from`:
+   * a cursor another answer gave (a detail's first page), to continue after it.
    */
-  async *pages<T>(path: string, query: URLSearchParams = new URLSearchParams(), max = Number.POSITIVE_INFINITY): AsyncGenerator<T[]> {
-    let cursor: string | null = null;
+  async *pages<T>(path: string, query: URLSearchParams = new URLSearchParams(), max = Number.POSITIVE_INFINITY, from: string | null = null): AsyncGenerator<T[]> {
+    let cursor: string | null = from;
     let left = max;
     while (left > 0) {
       const q = new URLSearchParams(query);
