@@ -5,6 +5,7 @@ import { registerGlazeCommands } from './commands/glaze.ts';
 import { registerIdentityCommands } from './commands/identity.ts';
 import { registerLoginCommands } from './commands/login.ts';
 import { registerMetalCommands } from './commands/metal.ts';
+import { registerProvisioningCommands } from './commands/provisioning.ts';
 import { registerSpaceCommands } from './commands/space.ts';
 import { EXIT } from './errors.ts';
 
@@ -24,6 +25,7 @@ export function createProgram(): Command {
   registerGlazeCommands(program);
   registerIdentityCommands(program);
   registerDiscoveryCommands(program);
+  registerProvisioningCommands(program);
   return program;
 }
 

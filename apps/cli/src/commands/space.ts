@@ -2,12 +2,14 @@ import type { Command } from 'commander';
 import { action, api, collect, jsonOption } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
+import { registerSpacePhase1Commands } from './provisioning.ts';
 
 interface SpaceOut {
   id: string;
   name: string;
   phase: number;
   glazeId: string | null;
+  engine?: string;
   members?: Member[];
   membersNextCursor?: string | null;
 }
@@ -26,6 +28,7 @@ function showSpace(s: SpaceOut): string {
     `  ID:      ${s.id}`,
     `  phase:   ${s.phase}`,
     `  glaze:   ${s.glazeId ?? '-'}`,
+    `  engine:  ${s.engine ?? 'builtin'}`,
     '  members:',
     ...(s.members?.length ? s.members.map((m) => `    ${m.metalId}  via ${m.interfaces.join(',')}${m.isDefault ? '  (default)' : ''}`) : ['    (none)']),
   ].join('\n');
@@ -125,5 +128,6 @@ export function registerSpaceCommands(program: Command): Command {
         process.stdout.write(`removed ${metalRef} from Space ${spaceRef}\n`);
       }),
     );
+  registerSpacePhase1Commands(space);
   return space;
 }

@@ -2,6 +2,7 @@ import type { Mac, OwnerId, TipsId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
 import { applyKeyset, containsText, type KeysetWindow } from '../../db/keyset.ts';
 import type { MetalsTable } from '../../db/schema.ts';
+import type { Engine } from '../provisioning/model.ts';
 import type { Metal, MetalInterface } from './model.ts';
 import type { MacHolder, MetalQuery, MetalStore } from './store.ts';
 
@@ -80,6 +81,7 @@ export class KyselyMetalStore implements MetalStore {
       labels: JSON.stringify(m.labels),
       // Field by field, so the copy holds exactly the model's fields in the list's order.
       interfaces: JSON.stringify(m.interfaces.map((i) => ({ name: i.name, mac: i.mac, type: i.type, pxe: i.pxe }))),
+      engine: m.engine,
       created_at: m.createdAt,
       updated_at: m.updatedAt,
     };
@@ -104,6 +106,7 @@ export class KyselyMetalStore implements MetalStore {
         name: r.name,
         labels: JSON.parse(r.labels) as Record<string, string>,
         interfaces: JSON.parse(r.interfaces) as MetalInterface[],
+        engine: (r.engine ?? null) as Engine | null,
         createdAt: r.created_at,
         updatedAt: r.updated_at,
       };

@@ -23,6 +23,7 @@ export const SpaceSchema = Type.Object({
   name: Type.String(),
   phase: Type.Integer(),
   glazeId: Type.Union([Type.String(), Type.Null()]),
+  engine: Type.String({ description: 'Phase 1 engine of its metals: builtin | tinkerbell' }),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -104,15 +105,19 @@ export function spaceRoutes(app: FastifyInstance, spaces: SpaceService): void {
     },
   );
 
-  app.patch<{ Params: { ref: string }; Body: { name?: string; glaze?: string | null } }>(
+  app.patch<{ Params: { ref: string }; Body: { name?: string; glaze?: string | null; engine?: string } }>(
     '/spaces/:ref',
     {
       schema: {
         tags: ['spaces'],
-        summary: "Rename a Space or set the Glaze it delivers (the Glaze must allow the Space); glaze null clears it",
+        summary: "Rename a Space, set the Glaze it delivers (the Glaze must allow the Space; null clears it) or its metals' Phase 1 engine",
         params: Type.Object({ ref: Ref }),
         body: Type.Object(
-          { name: Type.Optional(NameField), glaze: Type.Optional(Type.Union([Ref, Type.Null()])) },
+          {
+            name: Type.Optional(NameField),
+            glaze: Type.Optional(Type.Union([Ref, Type.Null()])),
+            engine: Type.Optional(Type.String({ maxLength: 16, description: 'builtin | tinkerbell: the Phase 1 engine of the metals whose default Space this is (a metal may override it)' })),
+          },
           { additionalProperties: false, minProperties: 1 },
         ),
         response: { 200: SpaceSchema, ...errorResponses(400, 404, 409, 422) },
