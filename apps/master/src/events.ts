@@ -9,6 +9,8 @@ export interface DomainEventMap {
   'metal.interfaces.changed': { ownerId: OwnerId; metalId: TipsId; added: Mac[]; removed: Mac[]; removedNames: string[] };
   'space.membership.changed': { ownerId: OwnerId; metalId: TipsId; spaceId: string };
   'space.deleted': { ownerId: OwnerId; spaceId: string };
+  /** A Space's Glaze was set or cleared (Phase 3 Spaces notify their metals: T15). */
+  'space.glaze.changed': { ownerId: OwnerId; spaceId: string; phase: number; glazeId: string | null };
 }
 
 type Handler<K extends keyof DomainEventMap> = (event: DomainEventMap[K]) => Promise<void> | void;

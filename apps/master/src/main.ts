@@ -52,6 +52,11 @@ const program = new Command('tips-master')
       .env('TIPS_METAL_CERT_DAYS')
       .default(String(DEFAULTS.metalCertDays)),
   )
+  .addOption(
+    new Option('--reauth-period <seconds>', 'metal-API requests need a PoP token issued within this period; older ones get 401 reauth_required (T15)')
+      .env('TIPS_REAUTH_PERIOD')
+      .default(String(DEFAULTS.reauthPeriodSeconds)),
+  )
   .addHelpText(
     'after',
     '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN (tips_ followed by 32–128 base64url characters) sets the admin token\ncreated on the first start (automation); otherwise a random one is printed once. On a database that\nalready has an admin it is ignored (with a warning): make further tokens with `tips token create`.',
@@ -82,6 +87,7 @@ const program = new Command('tips-master')
       requireUploadToken: config.requireUploadToken,
       uploadIdleTimeoutMs: config.uploadIdleTimeoutSeconds * 1000,
       certLifetimeHours: config.metalCertDays * 24,
+      reauthPeriodSeconds: config.reauthPeriodSeconds,
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);
