@@ -137,7 +137,7 @@ function mqtt(portOpt: string | undefined, url: string | undefined, anyPort: boo
     } catch {
       // Reported below.
     }
-    if (!u || u.protocol !== 'mqtts:' || !u.port || u.pathname.replace(/^\/+/, '') !== '' || u.username || u.password) {
+    if (u?.protocol !== 'mqtts:' || !u.port || u.pathname.replace(/^\/+/, '') !== '' || u.username || u.password) {
       throw new ConfigError(`--mqtt-url must be mqtts://host:port (TLS with the master's client certificate, no credentials), got "${url.replace(/\/\/[^@]*@/, '//***@')}"`);
     }
     if (portOpt !== undefined && portOpt !== 'off') throw new ConfigError('--mqtt-url and --mqtt-port exclude each other: the external broker replaces the embedded one');
