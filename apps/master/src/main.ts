@@ -12,6 +12,9 @@ import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enro
 import { describeListen } from './http/bind-address.ts';
 import { systemClock, systemRandom } from './ports.ts';
 import { listenTls } from './tls/listener.ts';
+import { startEmbeddedBroker } from './domains/notifications/broker.ts';
+import { connectExternalBroker, MASTER_MQTT_USER, masterClientCertificate, writeMosquittoFiles } from './domains/notifications/external.ts';
+import type { NotificationBus } from './domains/notifications/model.ts';
 
 const program = new Command('tips-master')
   .description('TIPS master: the Controller (owners, metals, Spaces, Glazes), discovery and updates, over HTTP')
@@ -56,6 +59,12 @@ const program = new Command('tips-master')
     new Option('--reauth-period <seconds>', 'metal-API requests need a PoP token issued within this period; older ones get 401 reauth_required (T15)')
       .env('TIPS_REAUTH_PERIOD')
       .default(String(DEFAULTS.reauthPeriodSeconds)),
+  )
+  .addOption(new Option('--mqtt-port <n|off>', 'embedded MQTT broker (TLS, metal client certificates) for Phase 3 push; default 8883, or any free port when --port is 0; off = metals only pull').env('TIPS_MQTT_PORT'))
+  .addOption(
+    new Option('--mqtt-url <mqtts://host:port>', "publish to an external broker (e.g. Mosquitto) instead of the embedded one, with the master's own client certificate; the broker's configuration, certificates and ACL are written to <ca-dir>/mosquitto/").env(
+      'TIPS_MQTT_URL',
+    ),
   )
   .addHelpText(
     'after',
@@ -102,8 +111,8 @@ const program = new Command('tips-master')
     }
     publicUrls.url = derivePublicUrl(config, (app.server.address() as AddressInfo).port, hostname());
     let tls: Awaited<ReturnType<typeof listenTls>> | undefined;
+    const hostnames = [config.tlsHostname, 'localhost', '127.0.0.1', '::1', ...(config.host === '0.0.0.0' || config.host === '::' ? [] : [config.host])];
     if (config.tlsPort !== null) {
-      const hostnames = [config.tlsHostname, 'localhost', '127.0.0.1', '::1', ...(config.host === '0.0.0.0' || config.host === '::' ? [] : [config.host])];
       const server = await ensureServerCertificate(config.caDir, ca, { hostnames, clock: systemClock, random: systemRandom });
       try {
         tls = await listenTls(app, { host: config.host, port: config.tlsPort, certPem: server.chainPem, keyPem: server.keyPem, clientCaPem: server.clientCaPem });
@@ -117,6 +126,39 @@ const program = new Command('tips-master')
       const tlsListening = describeListen(config.host, tls.port, 'https', tls.url);
       process.stdout.write(`TIPS master TLS ${tlsListening.line}  (EST: ${tlsListening.usable}/.well-known/est; CA: ${config.caDir})\n`);
     }
+    // Phase 3 push (T15): the embedded broker, or an external one the master publishes to.
+    let bus: NotificationBus | undefined;
+    if (config.mqttPort !== null || config.mqttUrl !== null) {
+      const server = await ensureServerCertificate(config.caDir, ca, { hostnames, clock: systemClock, random: systemRandom });
+      if (config.mqttUrl !== null) {
+        const u = new URL(config.mqttUrl);
+        const conf = await writeMosquittoFiles(join(config.caDir, 'mosquitto'), ca, { host: u.hostname, port: Number(u.port) }, systemClock.now(), systemRandom);
+        const client = await masterClientCertificate(ca, systemClock.now(), systemRandom);
+        bus = connectExternalBroker({ url: config.mqttUrl, caPem: server.clientCaPem, certPem: client.certPem, keyPem: client.keyPem, log: app.log });
+        process.stdout.write(`TIPS master MQTT: publishing to ${config.mqttUrl} as ${MASTER_MQTT_USER} (Mosquitto configuration: ${conf})\n`);
+      } else {
+        try {
+          bus = await startEmbeddedBroker({
+            host: config.host,
+            port: config.mqttPort!,
+            publicHost: config.tlsHostname,
+            certPem: server.chainPem,
+            keyPem: server.keyPem,
+            clientCaPem: server.clientCaPem,
+            authenticateMetal: (peer) => services.enrollment.authenticateMetal(peer),
+            log: app.log,
+          });
+        } catch (err) {
+          await tls?.close();
+          await app.close();
+          await db.destroy();
+          program.error(`error: cannot listen for MQTT on ${config.host}:${config.mqttPort} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose --mqtt-port or --mqtt-port off`, { exitCode: 1 });
+          return;
+        }
+        process.stdout.write(`TIPS master MQTT ${bus.url} (embedded broker, TLS with metal certificates; topic tips/metal/<TIPS ID>)\n`);
+      }
+      services.notifications.useBus(bus);
+    }
     if (caCreated) process.stdout.write(`Created a CA in ${config.caDir} (its root key was discarded; for an offline root use \`tips ca init\`)\n`);
     if (admin && !config.bootstrapAdminToken) {
       process.stdout.write(`Admin API token (shown once, keep it safe):\n  ${admin.token}\nLog in with: tips login --url ${url} --token <token>\n`);
@@ -127,6 +169,7 @@ const program = new Command('tips-master')
       if (closing) return;
       closing = true;
       await tls?.close();
+      await bus?.close().catch(() => {});
       await app.close();
       await db.destroy();
       process.exit(0);

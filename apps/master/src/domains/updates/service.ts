@@ -72,6 +72,8 @@ const reportView = ({ ownerId: _o, metalId: _m, cose: _c, ...r }: InstallReport)
  */
 export class UpdateService {
   private metrics: UpdateMetrics | undefined;
+  /** The fan-out of the last Phase 3 Glaze change (tests and benchmarks wait on it). */
+  lastFanOut: Promise<number> = Promise.resolve(0);
 
   constructor(
     private readonly store: UpdateStore,
@@ -91,7 +93,8 @@ export class UpdateService {
     events.on('space.glaze.changed', async (e) => {
       if (e.phase !== 3 || e.glazeId === null) return;
       const space = await this.spaces.show(e.ownerId, e.spaceId);
-      await this.notifications.notify(
+      // Fan-out runs after the change is answered: a slow or absent broker never holds `space set` (metals also pull).
+      this.lastFanOut = this.notifications.notify(
         space.members.map((m) => m.metalId),
         { glazes: [e.glazeId], spaceId: e.spaceId, reason: 'glaze_set', notBefore: null },
       );
