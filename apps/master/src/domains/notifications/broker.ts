@@ -54,7 +54,8 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       const metal = metalOf.get(client);
       if (metal !== undefined && sub.topic === metalTopic(metal)) return done(null, sub);
       refuse(client, 'mqtt_subscribe_denied', { topic: sub.topic.slice(0, 200) });
-      done(new Error('subscription denied'));
+      // A null subscription is refused in the SUBACK (0x80) and the connection stays up.
+      done(null, null);
     },
     authorizePublish(client, packet, done) {
       // The master publishes in-process (client null); metals only listen.
