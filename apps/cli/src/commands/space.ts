@@ -79,9 +79,10 @@ export function registerSpaceCommands(program: Command): Command {
   jsonOption(
     space
       .command('update <space>')
-      .description('rename a Space or set the Glaze it delivers')
+      .alias('set')
+      .description('rename a Space or set the Glaze it delivers (on a Phase 3 Space its metals are notified over MQTT)')
       .option('--name <name>', 'new name')
-      .option('--glaze <glaze>', 'the Glaze (name or ID) this Space delivers; it must allow the Space')
+      .option('--glaze <glaze>', 'the Glaze (name, name@version or ID) this Space delivers; it must allow the Space')
       .option('--no-glaze', 'deliver no Glaze'),
   ).action(
     action(async (ref: string, opts: { name?: string; glaze?: string | false; json?: boolean }) => {

@@ -48,6 +48,10 @@ export class KyselyMetalStore implements MetalStore {
   async list(ownerId: OwnerId, query: MetalQuery = {}, window?: KeysetWindow): Promise<Metal[]> {
     let q = this.db.selectFrom('metals').selectAll().where('owner_id', '=', ownerId);
     if (query.name !== undefined) q = q.where('name', '=', query.name);
+    if (query.ids !== undefined) {
+      if (query.ids.length === 0) return [];
+      q = q.where('id', 'in', [...query.ids]);
+    }
     const label = query.label;
     // Labels are stored as JSON.stringify of a flat string map, so `"key":"value"` occurs in the text
     // exactly when the metal has that label (keys cannot contain quotes; values are escaped the same way).

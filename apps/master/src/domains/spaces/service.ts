@@ -105,6 +105,7 @@ export class SpaceService {
       next.glazeId = glaze.id;
     }
     await this.store.update(next);
+    if (input.glaze !== undefined) await this.events.emit('space.glaze.changed', { ownerId, spaceId: space.id, phase: space.phase, glazeId: next.glazeId });
     return next;
   }
 
