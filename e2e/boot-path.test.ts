@@ -2,7 +2,7 @@
 // the real master, over network namespaces: busybox udhcpc as the PXE ROM (vendor class PXEClient)
 // and as iPXE (user class 77 "iPXE"), tftp-hpa and atftp (blksize negotiation) for the first stage,
 // curl for the per-metal script. An undeclared MAC, a Blocked metal and a Pending interface get none.
-import { randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { until } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ const PXE_BIOS = ['-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000'];
 /** Option 77 = "iPXE" as iPXE sends it (raw text). */
 const IPXE_USER_CLASS = ['-x', `0x4d:${Buffer.from('iPXE').toString('hex')}`];
 
+const GLAZE_BYTES = randomBytes(256 * 1024);
 let lab: GatewayLab;
 
 function bound(m: Metal): string[] {
@@ -77,7 +78,7 @@ describe('T13 Phase 1 boot path: udhcpc, tftp-hpa, atftp and curl through the re
       await fetch(`${lab.masterUrl}/api/v1/glazes?name=boot-path-os&spaces=${lab.phase1Space}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${lab.adminToken}`, 'content-type': 'application/octet-stream' },
-        body: randomBytes(64 * 1024),
+        body: GLAZE_BYTES,
       })
     ).json();
     const glazeId = (glaze as { id: string }).id;
@@ -132,6 +133,39 @@ describe('T13 Phase 1 boot path: udhcpc, tftp-hpa, atftp and curl through the re
     const efi = await active.ns.exec('sh', ['-c', `curl -s -m 5 http://${LAN}:${BOOT_PORT}/boot/undionly.kpxe | sha256sum`]);
     const want = await active.ns.exec('sh', ['-c', `sha256sum < ${UNDIONLY}`]);
     expect(efi.stdout).toBe(want.stdout);
+  });
+
+  it("the installer's requests go through the gateway with the attested MAC: work (token from the script), the Glaze (cached, resumable), the report", async () => {
+    const script = await curl(active, '/boot/script.ipxe');
+    const token = /tips\.token=([A-Za-z0-9_-]+)/.exec(script.body)![1]!;
+    const jobId = /tips\.job=([A-Za-z0-9_-]+)/.exec(script.body)![1]!;
+    const installerKey = Buffer.from(generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x!, 'base64url').toString('base64url');
+    const post = (path: string, type: string, body: string) =>
+      active.ns.exec('curl', ['-s', '-m', '10', '-w', '\n%{http_code}', '-H', `content-type: ${type}`, '--data-binary', body, `http://${LAN}:${BOOT_PORT}${path}`], { timeoutMs: 20_000 });
+    const answer = (r: { stdout: string }) => ({ status: Number(r.stdout.slice(r.stdout.lastIndexOf('\n') + 1)), body: r.stdout.slice(0, r.stdout.lastIndexOf('\n')) });
+    // A wrong token is the master's 401, relayed; nothing is claimed.
+    const wrong = answer(await post('/phase1/work', 'application/json', JSON.stringify({ token: randomBytes(32).toString('base64url'), installerKey })));
+    expect(wrong.status).toBe(401);
+    expect(JSON.parse(wrong.body).error.code).toBe('phase1_token_invalid');
+    const work = answer(await post('/phase1/work', 'application/json', JSON.stringify({ token, installerKey })));
+    expect(work.status, work.body).toBe(200);
+    const w = JSON.parse(work.body) as { jobId: string; glaze: { sha256: string; size: number }; glazePath: string; reportPath: string };
+    expect(w.jobId).toBe(jobId);
+    const sha = createHash('sha256').update(GLAZE_BYTES).digest('hex');
+    expect(w.glaze).toMatchObject({ sha256: sha, size: GLAZE_BYTES.length });
+    // The Glaze: whole (fills the gateway's cache), then resumed from the middle, then whole again from the cache.
+    const digest = async (range?: string) =>
+      (await active.ns.exec('sh', ['-c', `curl -s -f -m 20 ${range ? `-r ${range}` : ''} http://${LAN}:${BOOT_PORT}${w.glazePath} | sha256sum`])).stdout.split(' ')[0];
+    expect(await digest()).toBe(sha);
+    expect(await digest('100000-')).toBe(createHash('sha256').update(GLAZE_BYTES.subarray(100_000)).digest('hex'));
+    const cached = readFileSync(`${lab.gatewayDataDir}/boot-cache/glazes/${sha}`);
+    expect(cached.equals(GLAZE_BYTES)).toBe(true);
+    expect(await digest()).toBe(sha);
+    // A report that is not the installer's COSE_Sign1 is refused by the master (relayed), the job stays installing.
+    const report = answer(await post(w.reportPath, 'application/cose', 'not-cose'));
+    expect(report.status).toBeGreaterThanOrEqual(400);
+    const job = await lab.api<{ state: string }>('GET', `/api/v1/provisioning/jobs/${jobId}`);
+    expect(job.state).toBe('installing');
   });
 
   it('an undeclared MAC becomes Blocked and gets none of it: no further DHCP answer, no TFTP, no HTTP', async () => {
