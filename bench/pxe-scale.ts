@@ -106,6 +106,8 @@ async function fetchAll(metals: Namespace[], base: string): Promise<{ seconds: n
 }
 
 async function main(): Promise<void> {
+  // The lab runs the bins from dist/: build them from this tree first.
+  await runOk('node', [join(import.meta.dirname, '..', 'scripts', 'build.mjs')], { timeoutMs: 300_000 });
   const work = mkdtempSync(join(tmpdir(), 'tips-pxe-bench-'));
   const inst = installerDir(work);
   const bytesPerMetal = statSync(join(inst.dir, 'vmlinuz')).size + statSync(join(inst.dir, 'initrd.img')).size;
@@ -113,7 +115,7 @@ async function main(): Promise<void> {
   const lab = await GatewayLab.start(
     'pxe',
     ADDR,
-    ['--boot-http-port', String(PORT), '--installer-dir', inst.dir, '--pending-timeout', '120s', '--log-level', 'warn', '--tftp-max-transfers', '256'],
+    ['--boot-http-port', String(PORT), '--installer-dir', inst.dir, '--pending-timeout', '120s', '--tftp-max-transfers', '256'],
     { bootServices: true },
   );
   try {
@@ -134,13 +136,16 @@ async function main(): Promise<void> {
     await lab.topo.veth(peer, 'eth0', lab.gw, 'ngx0');
     await lab.gw.enslave('ngx0', 'br0');
     await peer.addAddress('eth0', `${NGINX_IP}/24`);
+    // Where br_netfilter is loaded, bridged frames would cross the gateway's forward chain (which
+    // drops LAN traffic it does not route); metal ↔ nginx is plain L2 on the bridge, as on a switch.
+    await lab.gw.sysctl('net.bridge.bridge-nf-call-iptables', '0').catch(() => undefined);
     const www = join(work, 'www');
     mkdirSync(join(www, 'boot'), { recursive: true });
     await runOk('ln', ['-s', inst.dir, join(www, 'boot', 'installer')]);
     const conf = join(work, 'nginx.conf');
     writeFileSync(
       conf,
-      `worker_processes 2;\npid ${work}/nginx.pid;\nerror_log ${work}/nginx.err;\ndaemon off;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n  sendfile on;\n  client_body_temp_path ${work}/ngx-body;\n  proxy_temp_path ${work}/ngx-proxy;\n  fastcgi_temp_path ${work}/ngx-fcgi;\n  uwsgi_temp_path ${work}/ngx-uwsgi;\n  scgi_temp_path ${work}/ngx-scgi;\n  server { listen ${NGINX_IP}:${PORT}; root ${www}; disable_symlinks off; }\n}\n`,
+      `user root;\nworker_processes 2;\npid ${work}/nginx.pid;\nerror_log ${work}/nginx.err;\ndaemon off;\nevents { worker_connections 1024; }\nhttp {\n  access_log off;\n  sendfile on;\n  client_body_temp_path ${work}/ngx-body;\n  proxy_temp_path ${work}/ngx-proxy;\n  fastcgi_temp_path ${work}/ngx-fcgi;\n  uwsgi_temp_path ${work}/ngx-uwsgi;\n  scgi_temp_path ${work}/ngx-scgi;\n  server { listen ${NGINX_IP}:${PORT}; root ${www}; disable_symlinks off; }\n}\n`,
     );
     peer.spawn('nginx', ['-c', conf], { label: 'nginx' });
 
