@@ -34,7 +34,7 @@ class FakeMaster {
   server!: http.Server;
   seen: Seen[] = [];
   badSignatures = 0;
-  mode: 'ok' | 'unknown_metal' | 'tampered_glaze' | 'down' = 'ok';
+  mode: 'ok' | 'unknown_metal' | 'tampered_glaze' | 'job_closed' | 'down' = 'ok';
   constructor(private readonly publicKey: import('node:crypto').KeyObject) {}
 
   async start(): Promise<string> {
@@ -84,6 +84,7 @@ class FakeMaster {
     }
     if (url.pathname === `/api/gateway/v1/provisioning/jobs/${JOB}/glaze`) {
       if (mac !== MAC) return json(404, { error: { code: 'job_not_found', message: 'no such job for this MAC' }, requestId: 'r' });
+      if (this.mode === 'job_closed') return json(409, { error: { code: 'job_not_installing', message: 'the job is installed' }, requestId: 'r' });
       const bytes = this.mode === 'tampered_glaze' ? Buffer.from(GLAZE).fill(0, 1000, 2000) : GLAZE;
       const m = /^bytes=(\d+)-(\d*)$/.exec(h.range ?? '');
       if (m) {
@@ -273,8 +274,15 @@ describe('T13 Phase 1 HTTP boot service (contract A2): attested MAC, signed rela
     expect(resume.body.equals(GLAZE.subarray(100_000))).toBe(true);
     expect(fake.fullGlazeFetches()).toBe(fetchesAfterFill);
     expect(await metric('tips_gateway_boot_cache_hits_total{cache="glaze"}')).toBe(2);
+    // Once the master no longer serves the job, the cached copy is not served either.
+    fake.mode = 'job_closed';
+    const closed = await get(`/phase1/jobs/${JOB}/glaze`);
+    expect(closed.status).toBe(409);
+    expect(closed.body.length).toBeLessThan(200);
+    expect(await metric('tips_gateway_boot_cache_hits_total{cache="glaze"}')).toBe(2);
+    fake.mode = 'ok';
     // Each request was authorised by the master (one-byte probe with the attested MAC).
-    expect(fake.seen.filter((s) => s.range === 'bytes=0-0' && s.path.includes(`mac=${encodeURIComponent(MAC)}`)).length).toBe(3);
+    expect(fake.seen.filter((s) => s.range === 'bytes=0-0' && s.path.includes(`mac=${encodeURIComponent(MAC)}`)).length).toBe(4);
   });
 
   it('a cached Glaze altered on disk is re-verified, dropped and fetched again; a Glaze not matching its digest is never cached', async () => {
