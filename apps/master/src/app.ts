@@ -41,6 +41,13 @@ import { keyRoutes } from './domains/keys/routes.ts';
 import { KeyService } from './domains/keys/service.ts';
 import { KyselyKeyStore } from './domains/keys/store.kysely.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './ports.ts';
+import { BuiltinEngine, type ProvisioningEngine } from './domains/provisioning/engine.ts';
+import type { Engine } from './domains/provisioning/model.ts';
+import { installProvisioningMetrics } from './domains/provisioning/metrics.ts';
+import { provisioningGatewayRoutes, provisioningOwnerRoutes } from './domains/provisioning/routes.ts';
+import { ProvisioningService } from './domains/provisioning/service.ts';
+import { KyselyProvisioningStore } from './domains/provisioning/store.kysely.ts';
+import { DEFAULT_TINKERBELL, TinkerbellEngine, type TinkerbellOptions } from './domains/provisioning/tinkerbell.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -72,6 +79,8 @@ export interface MasterDeps {
   uploadIdleTimeoutMs?: number;
   /** Where gateways reach the master (--public-url, else the listen address), for the enroll commands `POST /gateways` answers. */
   publicUrls?: () => PublicUrls;
+  /** The tinkerbell engine's settings (--tinkerbell-dir, --tinkerbell-kubectl, --tinkerbell-glaze-base). */
+  tinkerbell?: Partial<TinkerbellOptions>;
 }
 
 export interface Services {
@@ -85,6 +94,7 @@ export interface Services {
   keys: KeyService;
   gateways: GatewayService;
   discovery: DiscoveryService;
+  provisioning: ProvisioningService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -106,7 +116,12 @@ export function createServices(deps: MasterDeps): Services {
   gateways.useTls({ ca: () => enrollment.ca(), requireTls: deps.gatewayRequireTls === true });
   // A metal blocked by TIPS-D (T16) is refused on the metal API while the block lasts (S6).
   enrollment.useBlockCheck((metalId) => discovery.isBlocked(metalId));
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys };
+  const engines = new Map<Engine, ProvisioningEngine>([
+    ['builtin', new BuiltinEngine()],
+    ['tinkerbell', new TinkerbellEngine({ ...DEFAULT_TINKERBELL, ...deps.tinkerbell })],
+  ]);
+  const provisioning = new ProvisioningService(new KyselyProvisioningStore(deps.db), metals, spaces, glazes, keys, enrollment, events, clock, random, engines, { urls: deps.publicUrls });
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -133,6 +148,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   const uploadIdleTimeoutMs = deps.uploadIdleTimeoutMs ?? 60_000;
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
   installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
+  installProvisioningMetrics(app, services.provisioning, metrics);
 
   // Statuses the framework and the edge give on every route are documented centrally.
   documentResponses(app, { onResponseMismatch: deps.onResponseMismatch });
@@ -168,7 +184,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
         req.owner = await services.owners.authenticate(token);
       });
       ownerRoutes(scope, services.owners);
-      metalRoutes(scope, services.metals, services.spaces);
+      metalRoutes(scope, services.metals, services.spaces, (metalId) => services.provisioning.currentOf(metalId));
       spaceRoutes(scope, services.spaces);
       glazeRoutes(scope, services.glazes, {
         uploadIdleTimeoutMs,
@@ -192,6 +208,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       keyRoutes(scope, services.keys);
       gatewayOwnerRoutes(scope, services.gateways, deps.publicUrls);
       discoveryOwnerRoutes(scope, services.discovery);
+      provisioningOwnerRoutes(scope, services.provisioning);
     },
     { prefix: '/api/v1' },
   );
@@ -202,6 +219,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       installGatewayAuth(scope, services.gateways);
       await gatewayApiRoutes(scope, services.gateways);
       discoveryGatewayRoutes(scope, services.discovery);
+      await provisioningGatewayRoutes(scope, services.provisioning);
     },
     { prefix: '/api/gateway/v1' },
   );

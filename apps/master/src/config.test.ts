@@ -76,3 +76,16 @@ describe('T5 master configuration: --public-url', () => {
     expect(with_('0.0.0.0', 'https://tips.example.com')).toBe('https://tips.example.com');
   });
 });
+
+describe('T13 A5 master configuration: the tinkerbell engine', () => {
+  it('writes to <data-dir>/tinkerbell unless told otherwise, takes kubectl and the glaze base from flags or environment, and refuses a base that is not a URL', () => {
+    const c = loadConfig({ dataDir: '/srv/tips' }, {});
+    expect(c.tinkerbell).toEqual({ dir: '/srv/tips/tinkerbell', kubectl: null, glazeBase: 'http://tips-gateway:8080' });
+    expect(loadConfig({ tinkerbellKubectl: '/usr/bin/kubectl', tinkerbellGlazeBase: 'http://10.77.0.1:8080/' }, { TIPS_TINKERBELL_DIR: '/tmp/tb' }).tinkerbell).toEqual({
+      dir: '/tmp/tb',
+      kubectl: '/usr/bin/kubectl',
+      glazeBase: 'http://10.77.0.1:8080',
+    });
+    for (const bad of ['10.0.0.1:8080', 'http://x/$(id)', 'http://x?a']) expect(() => loadConfig({ tinkerbellGlazeBase: bad }, {})).toThrow(/--tinkerbell-glaze-base/);
+  });
+});

@@ -27,6 +27,8 @@ export interface MasterConfig {
   metalCertDays: number;
   /** The URL gateways and operators reach the master at (`tips gateway add` prints it); null = derived from --host/--port. */
   publicUrl: string | null;
+  /** The tinkerbell engine (A5): where it writes Hardware/Template/Workflow, or the kubectl it pipes them to, and the gateway URL its worker fetches Glazes from. */
+  tinkerbell: { dir: string; kubectl: string | null; glazeBase: string };
 }
 
 export interface RawOptions {
@@ -44,6 +46,9 @@ export interface RawOptions {
   uploadIdleTimeout?: string;
   metalCertDays?: string;
   publicUrl?: string;
+  tinkerbellDir?: string;
+  tinkerbellKubectl?: string;
+  tinkerbellGlazeBase?: string;
 }
 
 export const DEFAULTS = {
@@ -56,6 +61,7 @@ export const DEFAULTS = {
   tlsHostname: 'localhost',
   uploadIdleTimeoutSeconds: 60,
   metalCertDays: 7,
+  tinkerbellGlazeBase: 'http://tips-gateway:8080',
 };
 /** Metal certificates stay short-lived: renewal (simplereenroll) is how a revoked key ages out. */
 export const MAX_METAL_CERT_DAYS = 397;
@@ -112,6 +118,11 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     uploadIdleTimeoutSeconds: uploadIdle === undefined ? DEFAULTS.uploadIdleTimeoutSeconds : int('--upload-idle-timeout', uploadIdle, 1, 86_400),
     metalCertDays: int('--metal-cert-days', opts.metalCertDays ?? env.TIPS_METAL_CERT_DAYS ?? String(DEFAULTS.metalCertDays), 1, MAX_METAL_CERT_DAYS),
     publicUrl: publicUrl(opts.publicUrl ?? env.TIPS_PUBLIC_URL),
+    tinkerbell: {
+      dir: resolve(opts.tinkerbellDir ?? env.TIPS_TINKERBELL_DIR ?? join(dataDir, 'tinkerbell')),
+      kubectl: opts.tinkerbellKubectl ?? env.TIPS_TINKERBELL_KUBECTL ?? null,
+      glazeBase: glazeBase(opts.tinkerbellGlazeBase ?? env.TIPS_TINKERBELL_GLAZE_BASE ?? DEFAULTS.tinkerbellGlazeBase),
+    },
   };
 }
 
@@ -127,6 +138,13 @@ function publicUrl(value: string | undefined): string | null {
     throw new ConfigError(`--public-url must be an http:// or https:// base URL without query or credentials, e.g. https://tips.example.com:8443, got "${value}"`);
   }
   return u.href.replace(/\/+$/, '');
+}
+
+function glazeBase(value: string): string {
+  if (!/^https?:\/\/[A-Za-z0-9.:[\]-]+(\/[A-Za-z0-9._~-]+)*\/?$/.test(value)) {
+    throw new ConfigError(`--tinkerbell-glaze-base must be the gateway boot URL, http://<gateway LAN address>:<port>, got "${value}"`);
+  }
+  return value.replace(/\/+$/, '');
 }
 
 /**

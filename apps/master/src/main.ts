@@ -52,6 +52,17 @@ const program = new Command('tips-master')
       .env('TIPS_METAL_CERT_DAYS')
       .default(String(DEFAULTS.metalCertDays)),
   )
+  .addOption(
+    new Option('--tinkerbell-dir <dir>', 'tinkerbell engine: where the Hardware, Template and Workflow of each job are written, one JSON List per job (default: <data-dir>/tinkerbell)').env(
+      'TIPS_TINKERBELL_DIR',
+    ),
+  )
+  .addOption(new Option('--tinkerbell-kubectl <path>', 'tinkerbell engine: pipe the objects to `<path> apply -f -` instead of writing them').env('TIPS_TINKERBELL_KUBECTL'))
+  .addOption(
+    new Option('--tinkerbell-glaze-base <url>', "tinkerbell engine: the gateway boot URL the metal's Tinkerbell worker fetches its Glaze from (/phase1/jobs/<job>/glaze)")
+      .env('TIPS_TINKERBELL_GLAZE_BASE')
+      .default(DEFAULTS.tinkerbellGlazeBase),
+  )
   .addHelpText(
     'after',
     '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN (tips_ followed by 32–128 base64url characters) sets the admin token\ncreated on the first start (automation); otherwise a random one is printed once. On a database that\nalready has an admin it is ignored (with a warning): make further tokens with `tips token create`.',
@@ -82,6 +93,7 @@ const program = new Command('tips-master')
       requireUploadToken: config.requireUploadToken,
       uploadIdleTimeoutMs: config.uploadIdleTimeoutSeconds * 1000,
       certLifetimeHours: config.metalCertDays * 24,
+      tinkerbell: config.tinkerbell,
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { action, api, collect, jsonOption, parseLabels } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
+import { type JobOut, phase1Line, registerMetalPhase1Commands } from './provisioning.ts';
 
 export interface MetalOut {
   id: string;
@@ -9,6 +10,8 @@ export interface MetalOut {
   labels: Record<string, string>;
   interfaces: { name: string; mac: string; type: string; pxe: boolean }[];
   spaces?: { spaceId: string; spaceName: string; phase: number; interfaces: string[]; isDefault: boolean }[];
+  engine?: string | null;
+  phase1?: JobOut | null;
   createdAt: string;
 }
 
@@ -28,6 +31,7 @@ function showMetal(m: MetalOut): string {
     `  TIPS ID:    ${m.id}`,
     `  labels:     ${Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(', ') || '-'}`,
     `  created:    ${m.createdAt}`,
+    `  engine:     ${m.engine ?? 'inherited from its default Space'}`,
     '  interfaces:',
     ...m.interfaces.map((i) => `    ${i.name.padEnd(8)} ${i.mac}  ${i.type}${i.pxe ? '  pxe' : ''}`),
   ];
@@ -36,6 +40,7 @@ function showMetal(m: MetalOut): string {
     if (m.spaces.length === 0) lines.push('    (none)');
     for (const s of m.spaces) lines.push(`    ${s.spaceName.padEnd(16)} phase ${s.phase}  via ${s.interfaces.join(',')}${s.isDefault ? '  (default)' : ''}`);
   }
+  if (m.phase1 !== undefined) lines.push(`  phase 1:    ${phase1Line(m.phase1)}`);
   return lines.join('\n');
 }
 
@@ -107,5 +112,6 @@ export function registerMetalCommands(program: Command): Command {
         process.stdout.write(`deleted metal ${ref}\n`);
       }),
     );
+  registerMetalPhase1Commands(metal);
   return metal;
 }

@@ -87,6 +87,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
         { name: 'wlan0', mac: '02:00:00:00:00:02' as Mac, type: 'wifi' as const, pxe: false },
         { name: 'eth0', mac: '02:00:00:00:00:01' as Mac, type: 'ethernet' as const, pxe: true },
       ],
+      engine: 'tinkerbell' as const,
       createdAt: '2026-01-01T00:00:00.000Z',
       updatedAt: '2026-01-01T00:00:00.000Z',
     };
@@ -108,6 +109,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
       name: 'dup',
       labels: {},
       interfaces: [{ name: 'e', mac: '02:00:00:00:00:01' as Mac, type: 'other' as const, pxe: false }],
+      engine: null,
       createdAt: 'x',
       updatedAt: 'x',
     };
@@ -119,7 +121,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
   it('keeps one default Space per metal across Spaces', async () => {
     const store = new KyselySpaceStore(db);
     const metalId = 'mtl_0000000000000000000000000a' as TipsId;
-    const mk = (id: string, name: string) => ({ id: id as SpaceId, ownerId: owner, name, phase: 1 as const, glazeId: null, createdAt: 'x', updatedAt: 'x' });
+    const mk = (id: string, name: string) => ({ id: id as SpaceId, ownerId: owner, name, phase: 1 as const, glazeId: null, engine: 'builtin' as const, createdAt: 'x', updatedAt: 'x' });
     await store.insert(mk('spc_0000000000000000000000000a', 's1'));
     await store.insert(mk('spc_0000000000000000000000000b', 's2'));
     await store.putMember('spc_0000000000000000000000000a' as SpaceId, { metalId, interfaces: ['eth0'], isDefault: true });
@@ -376,6 +378,7 @@ describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
     name: `m${n}`,
     labels,
     interfaces: [{ name: 'eth0', mac: `02:00:00:00:${Math.floor(n / 256).toString(16).padStart(2, '0')}:${(n % 256).toString(16).padStart(2, '0')}` as Mac, type: 'ethernet' as const, pxe: true }],
+    engine: null,
     createdAt,
     updatedAt: createdAt,
   });
@@ -446,7 +449,7 @@ describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
     const o = 'own_0000000000000000000000000s' as OwnerId;
     const ids = (prefix: string) => Array.from({ length: 11 }, (_, n) => `${prefix}_${String(n).padStart(26, '0')}`);
     const spaces = new KyselySpaceStore(db);
-    for (const [n, id] of ids('spc').entries()) await spaces.insert({ id: id as SpaceId, ownerId: o, name: `s${10 - n}`, phase: 1, glazeId: null, createdAt: at(n >> 1), updatedAt: at(0) });
+    for (const [n, id] of ids('spc').entries()) await spaces.insert({ id: id as SpaceId, ownerId: o, name: `s${10 - n}`, phase: 1, glazeId: null, engine: 'builtin', createdAt: at(n >> 1), updatedAt: at(0) });
     expect(await walk('spaces', 3, (w) => spaces.list(o, undefined, w), (s) => ({ at: s.createdAt, id: s.id }), (s) => s.id)).toEqual(ids('spc'));
     expect(await walk('spaces', 3, (w) => spaces.list(o, 2, w), (s) => ({ at: s.createdAt, id: s.id }), (s) => s.id)).toEqual([]);
 

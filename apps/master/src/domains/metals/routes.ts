@@ -4,6 +4,8 @@ import { registerStatusTable } from '../../http/errors.ts';
 import { noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
 import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
+import type { Phase1Job } from '../provisioning/model.ts';
+import { JobSchema, jobOut } from '../provisioning/routes.ts';
 import type { SpaceService } from '../spaces/service.ts';
 import type { MetalErrorCode } from './errors.ts';
 import type { Metal } from './model.ts';
@@ -26,6 +28,7 @@ const InterfaceIn = Type.Object(
   },
   { additionalProperties: false },
 );
+const EngineIn = Type.Union([Type.String({ maxLength: 16, description: 'builtin | tinkerbell' }), Type.Null()], { description: 'Phase 1 engine; null = inherit the default Space’s' });
 const Labels = Type.Record(Type.String({ maxLength: 63 }), Type.String({ maxLength: 128 }));
 const InterfaceOut = Type.Object({ name: Type.String(), mac: Type.String(), type: Type.String(), pxe: Type.Boolean() });
 export const MetalSchema = Type.Object({
@@ -33,6 +36,7 @@ export const MetalSchema = Type.Object({
   name: Type.String(),
   labels: Labels,
   interfaces: Type.Array(InterfaceOut),
+  engine: Type.Union([Type.String(), Type.Null()], { description: 'Phase 1 engine (builtin | tinkerbell); null = its default Space’s' }),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -43,16 +47,23 @@ const MembershipOut = Type.Object({
   interfaces: Type.Array(Type.String()),
   isDefault: Type.Boolean(),
 });
-const MetalDetail = Type.Intersect([MetalSchema, Type.Object({ spaces: Type.Array(MembershipOut) })]);
+const MetalDetail = Type.Intersect([
+  MetalSchema,
+  Type.Object({
+    spaces: Type.Array(MembershipOut),
+    phase1: Type.Union([JobSchema, Type.Null()], { description: "the metal's current (open, else newest) Phase 1 job; null when it never had one" }),
+  }),
+]);
 
-const out = ({ ownerId: _o, ...m }: Metal) => m;
+// Field by field: a rest spread per item costs ~0.6 µs (V8's slow path), 100 of them a page.
+const out = (m: Metal) => ({ id: m.id, name: m.name, labels: m.labels, interfaces: m.interfaces, createdAt: m.createdAt, updatedAt: m.updatedAt });
 
 /** Metal Objects (T3). Every route is owner-scoped: another owner's metal is a 404. */
-export function metalRoutes(app: FastifyInstance, metals: MetalService, spaces: SpaceService): void {
-  const detail = async (m: Metal) => ({
-    ...out(m),
-    spaces: (await spaces.membershipsOfMetal(m.id)).map(({ metalId: _m, ...s }) => s),
-  });
+export function metalRoutes(app: FastifyInstance, metals: MetalService, spaces: SpaceService, phase1: (metalId: Metal['id']) => Promise<Phase1Job | null> = async () => null): void {
+  const detail = async (m: Metal) => {
+    const job = await phase1(m.id);
+    return { ...out(m), spaces: (await spaces.membershipsOfMetal(m.id)).map(({ metalId: _m, ...s }) => s), phase1: job && jobOut(job) };
+  };
 
   app.post<{ Body: CreateMetalInput }>(
     '/metals',
@@ -61,7 +72,7 @@ export function metalRoutes(app: FastifyInstance, metals: MetalService, spaces: 
         tags: ['metals'],
         summary: 'Declare a metal and its interfaces',
         body: Type.Object(
-          { name: NameField, labels: Type.Optional(Labels), interfaces: Type.Array(InterfaceIn, { maxItems: 64 }) },
+          { name: NameField, labels: Type.Optional(Labels), interfaces: Type.Array(InterfaceIn, { maxItems: 64 }), engine: Type.Optional(EngineIn) },
           { additionalProperties: false },
         ),
         response: { 201: MetalSchema, ...errorResponses(400, 409, 422) },
@@ -111,6 +122,7 @@ export function metalRoutes(app: FastifyInstance, metals: MetalService, spaces: 
           {
             name: Type.Optional(NameField),
             labels: Type.Optional(Labels),
+            engine: Type.Optional(EngineIn),
             interfaces: Type.Optional(Type.Array(InterfaceIn, { maxItems: 64 })),
             dropMemberships: Type.Optional(
               Type.Boolean({
