@@ -17,6 +17,8 @@ export const DEBIAN_PACKAGES = [
   { check: 'coap-client', pkg: 'libcoap3-bin' },
   { check: 'tftp', pkg: 'tftp-hpa' },
   { check: 'nginx', pkg: 'nginx-light' },
+  { check: '/usr/lib/ipxe/undionly.kpxe', pkg: 'ipxe' },
+  { check: 'atftp', pkg: 'atftp' },
 ];
 
 function has(check) {
