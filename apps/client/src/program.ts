@@ -1,9 +1,13 @@
 /** `tips-client`: the agent on a metal (TIPS-C) — enroll, run, status. */
-import { Command, type CommanderError, Option } from 'commander';
+import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
 import pino, { type Logger } from 'pino';
 import { type ClientConfig, DEFAULT_CONFIG, DEFAULT_STATE_DIR, loadConfig } from './config/config.ts';
 import { ClientError, EXIT, exitCodeOf } from './errors.ts';
+import { Agent } from './agent/agent.ts';
 import { enroll } from './identity/enroll.ts';
+import { loadIdentity } from './identity/store.ts';
+import { installHandlers } from './install/registry.ts';
+import { AgentState } from './state/agent-state.ts';
 
 export interface CommonOptions {
   config: string;
@@ -60,7 +64,93 @@ export function createProgram(): Command {
     });
   });
 
+  common(
+    program
+      .command('run')
+      .description('run the agent: enroll if needed, re-enroll before expiry, register the profile, pull Phase 2 work, verify, download, install, report')
+      .option('--interval <duration>', 'time between pulls (e.g. 30s, 5m)', parseDuration, 60_000)
+      .option('--once', 'one cycle, then exit (non-zero when it failed)')
+      .option('--renew-before <duration>', 're-enroll when the certificate has less than this left (default: a third of its lifetime)', parseDuration)
+      .option('--unit-dir <dir>', 'where the systemd-service handler installs units', '/etc/systemd/system'),
+  ).action(async (o: CommonOptions & { interval: number; once?: boolean; renewBefore?: number; unitDir: string }) => {
+    const log = makeLogger(o.logLevel);
+    await guarded(log, 'run', async () => {
+      const config = loadConfig(o.config);
+      const agent = new Agent({ config, stateDir: stateDirOf(o, config), log, handlers: installHandlers({ systemd: { unitDir: o.unitDir } }), renewBeforeMs: o.renewBefore });
+      await agent.recover();
+      if (o.once) return agent.cycle();
+      let stop = false;
+      let wake: (() => void) | undefined;
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+        process.once(sig, () => {
+          stop = true;
+          log.info({ event: 'stopping', signal: sig }, 'stopping');
+          wake?.();
+        });
+      }
+      log.info({ event: 'started', tipsId: config.tipsId, intervalMs: o.interval }, 'tips-client running');
+      while (!stop) {
+        try {
+          await agent.cycle();
+        } catch (e) {
+          log.warn({ event: 'cycle_failed', code: (e as ClientError).remoteCode ?? (e as ClientError).code, message: (e as Error).message }, 'cycle failed; next try after the interval');
+        }
+        if (stop) break;
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, o.interval).unref?.();
+        });
+      }
+    });
+  });
+
+  common(program.command('status').description("show the metal's identity, certificate expiry, installed Glazes and the last error").option('--json', 'print as JSON')).action(
+    async (o: CommonOptions & { json?: boolean }) => {
+      const log = makeLogger(o.logLevel);
+      await guarded(log, 'status', async () => {
+        const config = loadConfig(o.config);
+        const stateDir = stateDirOf(o, config);
+        const id = loadIdentity(stateDir);
+        const state = new AgentState(stateDir);
+        const st = state.status();
+        const out = {
+          tipsId: config.tipsId,
+          masterUrl: config.masterUrl,
+          enrolled: id !== undefined,
+          certificate: id ? { serial: id.serial, notBefore: id.notBefore.toISOString(), notAfter: id.notAfter.toISOString() } : null,
+          installed: state.installed(),
+          refused: state.refused(),
+          lastPullAt: st.lastPullAt,
+          lastError: st.lastError,
+          stopped: st.stopped,
+        };
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+          return;
+        }
+        const lines = [
+          `metal:       ${out.tipsId}`,
+          `master:      ${out.masterUrl}`,
+          `identity:    ${id ? `certificate ${id.serial}, valid until ${out.certificate!.notAfter}` : 'not enrolled'}`,
+          `last pull:   ${out.lastPullAt ?? 'never'}`,
+          `last error:  ${out.lastError ? `${out.lastError.code} at ${out.lastError.at}: ${out.lastError.message}` : 'none'}`,
+          ...(out.stopped ? [`STOPPED:     Phases 2 and 3 stopped by ${out.stopped.code} at ${out.stopped.at}`] : []),
+          `installed:   ${out.installed.length === 0 ? 'nothing yet' : ''}`,
+          ...out.installed.map((g) => `  ${g.name} ${g.version} (${g.id}, sequence ${g.sequence}, ${g.handler})`),
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      });
+    },
+  );
+
   return program;
+}
+
+/** Durations like 500ms, 30s, 5m, 2h, 3d. */
+export function parseDuration(v: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError(`"${v}" is not a duration (e.g. 500ms, 30s, 5m, 2h, 3d)`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
 }
 
 /** Usage errors exit with 2 everywhere in the tree (commander's default is 1). */
