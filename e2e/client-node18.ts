@@ -1,7 +1,7 @@
 // Debian 12's Node 18 (the `nodejs` package a metal installs), for running tips-client's bundle the
 // way a metal does. `apt-get download` fetches nodejs, libnode108, the C library it needs that this
 // machine lacks (libc-ares2) and the builtins Debian keeps outside the binary (acorn,
-// cjs-module-lexer, undici); they are unpacked under ${TIPS_CACHE_DIR:-~/.cache/tips}/node18/<version>.
+// cjs-module-lexer, undici); they are kept (debs/) and unpacked (root/) under ${TIPS_CACHE_DIR:-~/.cache/tips}/node18/<version>.
 // Debian's node loads those builtins from /usr/share/nodejs, so it runs in a private mount namespace
 // (unshare -m) with that directory overlaid — the host's /usr/share is never touched.
 import { spawnSync } from 'node:child_process';
@@ -21,7 +21,7 @@ function candidate(): string | undefined {
  * A command prefix that runs Debian 12's Node 18, or undefined when the packages cannot be fetched
  * (no apt, no archive) — the caller says so and uses this machine's node instead.
  */
-export function debianNode18(): { argv: string[]; version: string } | undefined {
+export function debianNode18(): { argv: string[]; version: string; debs: string } | undefined {
   const version = candidate();
   if (!version) return undefined;
   const dir = join(process.env.TIPS_CACHE_DIR ?? join(homedir(), '.cache', 'tips'), 'node18', version.replace(/[^A-Za-z0-9.+~-]/g, '_'));
@@ -40,7 +40,6 @@ export function debianNode18(): { argv: string[]; version: string } | undefined 
       const x = spawnSync('dpkg-deb', ['-x', join(tmp, 'debs', deb), join(tmp, 'root')], { encoding: 'utf8' });
       if (x.status !== 0) throw new Error(`dpkg-deb -x ${deb}: ${x.stderr}`);
     }
-    rmSync(join(tmp, 'debs'), { recursive: true, force: true });
     writeFileSync(
       join(tmp, 'node18.sh'),
       `#!/bin/sh
@@ -58,5 +57,5 @@ exec unshare -m --propagation private sh -c 'mount -t overlay overlay -o lowerdi
   }
   const v = spawnSync(runner, ['--version'], { encoding: 'utf8' });
   if (v.status !== 0 || !v.stdout.startsWith('v18.')) throw new Error(`Debian's Node 18 does not start: ${v.stdout}${v.stderr}`);
-  return { argv: [runner], version: v.stdout.trim() };
+  return { argv: [runner], version: v.stdout.trim(), debs: join(dir, 'debs') };
 }

@@ -97,8 +97,11 @@ export function createProgram(): Command {
         }
         if (stop) break;
         await new Promise<void>((r) => {
-          wake = r;
-          setTimeout(r, o.interval).unref?.();
+          const timer = setTimeout(r, o.interval);
+          wake = () => {
+            clearTimeout(timer);
+            r();
+          };
         });
       }
     });
