@@ -133,7 +133,6 @@ class FakeMaster {
     const path = (req.url ?? '').replace('/api/metal/v1', '');
     this.calls.push(`${req.method} ${path}`);
     const metal = this.metalOf(req);
-    if (path === '/tokens/challenge') return this.json(res, 201, { nonce: `n${this.calls.length}` });
     if (path === '/tokens/issue') {
       const t = `tok_${metal}_${this.calls.length}`;
       this.tokens.set(t, metal);

@@ -176,7 +176,7 @@ export class Agent {
     this.log.warn({ event: 'glaze_refused', glaze: item.glaze.id, name: item.glaze.name, space: item.spaceName, reason, detail }, `refused ${item.glaze.name} ${item.glaze.version}: ${reason}`);
     this.state.recordRefused({ glazeId: item.glaze.id, sha256: item.glaze.sha256, spaceId: item.spaceId, reason, detail, at: this.now().toISOString() });
     this.state.updateStatus({ lastError: { code: reason, message: `${item.glaze.name} ${item.glaze.version}: ${detail}`.slice(0, 500), at: this.now().toISOString() } });
-    this.queueReport({ glazeId: item.glaze.id, spaceId: item.spaceId, result, reason, sequence, at: this.now().toISOString() });
+    this.queueReport({ glazeId: item.glaze.id, spaceId: item.spaceId, result, reason, sequence: sequence ?? 0, at: this.now().toISOString() });
   }
 
   async process(item: WorkItem, trust: TrustList): Promise<void> {
@@ -250,8 +250,15 @@ export class Agent {
     let list = readJsonIfExists<InstallReport[]>(this.outbox) ?? [];
     while (list.length > 0) {
       const r = list[0]!;
-      await this.metalApi().postReport(signInstallReport(r, this.identity!.keyPem));
-      this.log.info({ event: 'report_sent', glaze: r.glazeId, space: r.spaceId, result: r.result, reason: r.reason }, `reported ${r.result}`);
+      try {
+        await this.metalApi().postReport(signInstallReport(r, this.identity!.keyPem));
+        this.log.info({ event: 'report_sent', glaze: r.glazeId, space: r.spaceId, result: r.result, reason: r.reason }, `reported ${r.result}`);
+      } catch (e) {
+        // A report the master refuses as such (a Space the metal left, a Glaze since deleted) would
+        // block every later one: it is dropped, loudly. Network and auth failures keep it queued.
+        if (!(e instanceof ClientError && e.code === 'master_error')) throw e;
+        this.log.warn({ event: 'report_dropped', glaze: r.glazeId, space: r.spaceId, result: r.result, code: e.remoteCode, message: e.message }, 'the master refused a report; dropped');
+      }
       list = list.slice(1);
       writeJsonDurably(this.outbox, list);
     }

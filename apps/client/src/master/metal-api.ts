@@ -2,8 +2,8 @@
  * The metal API (`/api/metal/v1`, contract C): mTLS with the metal's certificate, and on every
  * request `Authorization: PoP <token>` — a one-hop token (audience urn:tips:master) bound to the
  * certificate key, so the TLS connection itself is the proof of possession. The token comes from the
- * tokens domain (a fresh challenge, then issue) and is renewed before it expires and whenever the
- * master answers `reauth_required`.
+ * tokens domain (`POST /tokens/issue`) and is renewed before it expires and whenever the master
+ * answers `reauth_required` (its re-authentication period, default 120 s).
  */
 import { createWriteStream, existsSync, statSync, truncateSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -80,17 +80,16 @@ export class MetalApi {
     throw new ClientError(code, `${what} → ${res.status} ${remote}${e?.message ? `: ${e.message}` : ''}`, remote);
   }
 
-  /** A fresh token for the metal→master hop: challenge, then issue (mTLS proves the key). */
+  /**
+   * A fresh token for the metal→master hop (`POST /tokens/issue` on the mTLS connection: the
+   * certificate key is the holder key, so holding the connection is the proof of possession).
+   */
   async authenticate(): Promise<void> {
-    const ch = await send({ url: this.url('/tokens/challenge'), method: 'POST', tls: this.tls(), headers: { 'content-type': 'application/json' }, body: '{}' });
-    if (ch.status !== 201 && ch.status !== 200) this.refuse('POST /tokens/challenge', ch);
-    const { nonce } = JSON.parse(ch.body.toString('utf8')) as { nonce: string };
-    const res = await send({ url: this.url('/tokens/issue'), method: 'POST', tls: this.tls(), headers: { 'content-type': 'application/json' }, body: JSON.stringify({ nonce }) });
+    const res = await send({ url: this.url('/tokens/issue'), method: 'POST', tls: this.tls() });
     if (res.status !== 201 && res.status !== 200) this.refuse('POST /tokens/issue', res);
-    const t = JSON.parse(res.body.toString('utf8')) as { cwt?: string; token?: string; expiresAt?: string };
-    const value = t.cwt ?? t.token;
-    if (!value) throw new ClientError('master_error', 'POST /tokens/issue answered without a token');
-    this.token = { value, expiresAt: t.expiresAt ? Date.parse(t.expiresAt) : this.now() + 60_000 };
+    const t = JSON.parse(res.body.toString('utf8')) as { cwt?: string; expiresAt?: string };
+    if (!t.cwt) throw new ClientError('master_error', 'POST /tokens/issue answered without a token');
+    this.token = { value: t.cwt, expiresAt: t.expiresAt ? Date.parse(t.expiresAt) : this.now() + 60_000 };
     this.log.debug({ event: 'token_issued', expiresAt: t.expiresAt }, 'metal→master token');
   }
 

@@ -10,7 +10,8 @@ export interface InstallReport {
   spaceId: string;
   result: 'installed' | 'failed' | 'rolled_back';
   reason: string | null;
-  sequence: number | null;
+  /** The manifest's sequence number; 0 when the manifest could not even be decoded. */
+  sequence: number;
   at: string;
 }
 
