@@ -48,6 +48,12 @@ import { provisioningGatewayRoutes, provisioningOwnerRoutes } from './domains/pr
 import { ProvisioningService } from './domains/provisioning/service.ts';
 import { KyselyProvisioningStore } from './domains/provisioning/store.kysely.ts';
 import { DEFAULT_TINKERBELL, TinkerbellEngine, type TinkerbellOptions } from './domains/provisioning/tinkerbell.ts';
+import { NotificationService } from './domains/notifications/service.ts';
+import { MetalUpdatesSchema, updateMetalRoutes, updateOwnerRoutes } from './domains/updates/routes.ts';
+import { UpdateService } from './domains/updates/service.ts';
+import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
+import { DEFAULT_REAUTH_SECONDS } from './domains/updates/model.ts';
+import { installUpdateMetrics } from './domains/updates/metrics.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -81,6 +87,8 @@ export interface MasterDeps {
   publicUrls?: () => PublicUrls;
   /** The tinkerbell engine's settings (--tinkerbell-dir, --tinkerbell-kubectl, --tinkerbell-glaze-base). */
   tinkerbell?: Partial<TinkerbellOptions>;
+  /** Metal-API requests need a token issued within this many seconds (`--reauth-period`, default 120). */
+  reauthPeriodSeconds?: number;
 }
 
 export interface Services {
@@ -95,6 +103,8 @@ export interface Services {
   gateways: GatewayService;
   discovery: DiscoveryService;
   provisioning: ProvisioningService;
+  notifications: NotificationService;
+  updates: UpdateService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -123,7 +133,23 @@ export function createServices(deps: MasterDeps): Services {
   const provisioning = new ProvisioningService(new KyselyProvisioningStore(deps.db), metals, spaces, glazes, keys, enrollment, events, clock, random, engines, { urls: deps.publicUrls });
   // ... and gets neither a Phase 1 boot script nor installer work (T13).
   provisioning.useBlockCheck((metalId) => discovery.isBlocked(metalId));
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning };
+  const notifications = new NotificationService();
+  const updates = new UpdateService(
+    new KyselyUpdateStore(deps.db),
+    metals,
+    spaces,
+    glazes,
+    keys,
+    tokens,
+    enrollment,
+    discovery,
+    notifications,
+    events,
+    clock,
+    random,
+    deps.reauthPeriodSeconds ?? DEFAULT_REAUTH_SECONDS,
+  );
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -147,6 +173,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installErrorHandler(app);
   installEdgeGuards(app);
   const metrics = installMetrics(app);
+  installUpdateMetrics(metrics, services.updates, services.notifications);
+  services.notifications.useLog(app.log);
   const uploadIdleTimeoutMs = deps.uploadIdleTimeoutMs ?? 60_000;
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
   installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
@@ -186,7 +214,12 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
         req.owner = await services.owners.authenticate(token);
       });
       ownerRoutes(scope, services.owners);
-      metalRoutes(scope, services.metals, services.spaces, (metalId) => services.provisioning.currentOf(metalId));
+      metalRoutes(scope, services.metals, services.spaces, {
+        matching: (ownerId, q) => services.updates.metalsMatching(ownerId, q),
+        describe: (ownerId, metalId) => services.updates.view(ownerId, metalId),
+        schema: MetalUpdatesSchema,
+      }, (metalId) => services.provisioning.currentOf(metalId));
+      updateOwnerRoutes(scope, services.updates);
       spaceRoutes(scope, services.spaces);
       glazeRoutes(scope, services.glazes, {
         uploadIdleTimeoutMs,
@@ -234,7 +267,9 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
         refusals: { 401: 'No valid metal client certificate (missing, unknown, revoked or expired)', 403: 'The metal is blocked (T16)' },
       });
       metalScope(scope, services.enrollment);
-      tokenMetalRoutes(scope, services.tokens);
+      tokenMetalRoutes(scope, services.tokens, { ttlMinutes: Math.min(60, Math.ceil(services.updates.reauthSeconds / 60) + 1) });
+      // The Update Manager (Phases 2–3): a one-hop PoP token on every request besides mTLS.
+      await scope.register(async (updates) => updateMetalRoutes(updates, services.updates, { masterUri: () => deps.publicUrls?.().tlsUrl ?? undefined }));
     },
     { prefix: '/api/metal/v1' },
   );

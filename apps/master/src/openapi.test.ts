@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
 import { buildApp } from './app.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
 import { type Db, openDatabase } from './db/database.ts';
@@ -106,6 +107,8 @@ beforeAll(async () => {
   const used = (await call('POST', '/api/v1/enrollment/secrets', { metal: fx.metal })).json();
   const csr = await makeCsr({ uris: [`urn:tips:metal:${fx.metal}`] });
   fx.serial = (await built.services.enrollment.enroll({ id: used.id, secret: used.secret }, csr.der)).record.serial;
+  // An installed Glaze, so a rollback request has something to roll back.
+  await new KyselyUpdateStore(db).recordReport({ id: 'rpt_fx', ownerId: admin.owner.id, metalId: fx.metal as never, spaceId: fx.space as never, glazeId: fx.glaze as never, result: 'installed', reason: null, sequence: 1, at: new Date().toISOString(), cose: new Uint8Array([0xd2]), createdAt: new Date().toISOString() });
   fx.scope = `pull:glaze:${fx.glaze}`;
   fx.cwt = (await call('POST', '/api/v1/tokens/issue', { audience: 'urn:tips:master', scope: [fx.scope], holder: { publicKey: fx.ed25519Pem } })).json().cwt;
   gateway = await TestGateway.enroll(app, adminToken, 'fx-gateway');

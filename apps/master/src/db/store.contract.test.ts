@@ -144,6 +144,8 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
       mediaType: 'application/octet-stream',
       createdAt: 'x',
       spaces: ['spc_0000000000000000000000000a' as SpaceId],
+      handler: 'rootfs-ab' as const,
+      version: '1.4',
     };
     await store.insert(g);
     expect(await store.findById(owner, g.id)).toEqual(g);
@@ -153,7 +155,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
 
   it('T12 tells which blob keys a Glaze row references, across owners and beyond one statement', async () => {
     const store = new KyselyGlazeStore(db);
-    await store.insert({ id: 'glz_0000000000000000000000000r' as GlazeId, ownerId: owner, name: 'ref', size: 1, sha256: 'b'.repeat(64) as never, mediaType: 'application/octet-stream', createdAt: 'x', spaces: [] });
+    await store.insert({ id: 'glz_0000000000000000000000000r' as GlazeId, ownerId: owner, name: 'ref', size: 1, sha256: 'b'.repeat(64) as never, mediaType: 'application/octet-stream', createdAt: 'x', spaces: [], handler: 'archive', version: null });
     const asked = [...Array.from({ length: 1200 }, (_, i) => `glz_orphan${i}`), 'glz_0000000000000000000000000r'];
     expect([...(await store.referencedBlobKeys(asked))]).toEqual(['glz_0000000000000000000000000r']);
     expect((await store.referencedBlobKeys([])).size).toBe(0);
@@ -470,7 +472,7 @@ describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
 
     const glazes = new KyselyGlazeStore(db);
     for (const [n, id] of ids('glz').entries()) {
-      await glazes.insert({ id: id as GlazeId, ownerId: o, name: `z${n}`, size: n, sha256: '0'.repeat(64) as never, mediaType: 'application/octet-stream', createdAt: at(n % 3 === 0 ? 1 : 2), spaces: n % 2 ? ['spc_x' as SpaceId] : [] });
+      await glazes.insert({ id: id as GlazeId, ownerId: o, name: `z${n}`, size: n, sha256: '0'.repeat(64) as never, mediaType: 'application/octet-stream', createdAt: at(n % 3 === 0 ? 1 : 2), spaces: n % 2 ? ['spc_x' as SpaceId] : [], handler: 'archive', version: null });
     }
     const glazeOrder = ids('glz').filter((_, n) => n % 3 === 0).concat(ids('glz').filter((_, n) => n % 3 !== 0));
     expect(await walk('glazes', 2, (w) => glazes.list(o, undefined, w), (g) => ({ at: g.createdAt, id: g.id }), (g) => g.id)).toEqual(glazeOrder);

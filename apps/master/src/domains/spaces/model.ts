@@ -20,7 +20,3 @@ export interface Space {
   createdAt: string;
   updatedAt: string;
 }
-
-export interface SpaceWithMembers extends Space {
-  members: SpaceMember[];
-}

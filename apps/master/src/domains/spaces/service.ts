@@ -6,7 +6,7 @@ import type { Clock, Random } from '../../ports.ts';
 import type { MetalService } from '../metals/service.ts';
 import { DEFAULT_ENGINE, parseEngine } from '../provisioning/model.ts';
 import { SpaceError } from './errors.ts';
-import type { Space, SpaceMember, SpaceWithMembers } from './model.ts';
+import type { Space, SpaceMember } from './model.ts';
 import type { MembershipOfMetal, SpaceStore } from './store.ts';
 
 /** What spaces need to know about Glazes; the glazes domain provides it (no cross-table reads). */
@@ -77,9 +77,9 @@ export class SpaceService {
     return space;
   }
 
-  async show(ownerId: OwnerId, ref: string): Promise<SpaceWithMembers> {
-    const space = await this.get(ownerId, ref);
-    return { ...space, members: await this.store.members(space.id) };
+  /** The Space's members by metal ID, a window at a time (a member is a metal with its linking interfaces). */
+  members(spaceId: SpaceId, window?: KeysetWindow): Promise<SpaceMember[]> {
+    return this.store.members(spaceId, window);
   }
 
   list(ownerId: OwnerId, phase?: number, window?: KeysetWindow): Promise<Space[]> {
@@ -105,6 +105,7 @@ export class SpaceService {
       next.glazeId = glaze.id;
     }
     await this.store.update(next);
+    if (input.glaze !== undefined) await this.events.emit('space.glaze.changed', { ownerId, spaceId: space.id, phase: space.phase, glazeId: next.glazeId });
     return next;
   }
 

@@ -68,8 +68,17 @@ export class KyselySpaceStore implements SpaceStore {
     return (await applyKeyset(q, 'created_at', 'id', window).execute()).map(toSpace);
   }
 
-  async members(spaceId: SpaceId): Promise<SpaceMember[]> {
-    const rows = await this.db.selectFrom('space_members').selectAll().where('space_id', '=', spaceId).orderBy('metal_id').orderBy('interface_name').execute();
+  async members(spaceId: SpaceId, window?: KeysetWindow): Promise<SpaceMember[]> {
+    let q = this.db.selectFrom('space_members').selectAll().where('space_id', '=', spaceId);
+    if (window) {
+      // A member is a metal (one row per linking interface): the window counts metals, so the
+      // page's metals come first — a range scan of the primary key (space_id, metal_id, …).
+      const after = window.after?.id;
+      let ids = this.db.selectFrom('space_members').select('metal_id').distinct().where('space_id', '=', spaceId);
+      if (after !== undefined) ids = ids.where('metal_id', '>', after);
+      q = q.where('metal_id', 'in', ids.orderBy('metal_id').limit(window.limit));
+    }
+    const rows = await q.orderBy('metal_id').orderBy('interface_name').execute();
     return [...groupMembers(rows).values()].map(({ spaceId: _s, ...m }) => m);
   }
 
