@@ -20,15 +20,26 @@ export function bootloaderSlot(bl: BootloaderConfig): Slot | undefined {
   return SLOTS.find((s) => bl.labels[s] === label);
 }
 
-/** Points the bootloader at `slot` (no-op when it already does). */
-export function selectInBootloader(bl: BootloaderConfig, slot: Slot): void {
-  if (bl.kind === 'none') return;
-  const text = readFileSync(bl.file, 'utf8');
+/** The bootloader file's text, refused unless it has an entry for each slot's label. */
+export function readBootloader(bl: Extract<BootloaderConfig, { kind: 'extlinux' }>): string {
+  let text: string;
+  try {
+    text = readFileSync(bl.file, 'utf8');
+  } catch (e) {
+    throw new RootfsAbError('config_invalid', `cannot read ${bl.file}: ${(e as Error).message}`, 'bootloader.file');
+  }
   for (const s of SLOTS) {
     if (!new RegExp(`^[ \\t]*LABEL[ \\t]+${bl.labels[s].replace(/\./g, '\\.')}[ \\t]*$`, 'im').test(text)) {
       throw new RootfsAbError('config_invalid', `${bl.file} has no "LABEL ${bl.labels[s]}" entry for slot ${s}`, `bootloader.labels.${s}`);
     }
   }
+  return text;
+}
+
+/** Points the bootloader at `slot` (no-op when it already does). */
+export function selectInBootloader(bl: BootloaderConfig, slot: Slot): void {
+  if (bl.kind === 'none') return;
+  const text = readBootloader(bl);
   const line = `DEFAULT ${bl.labels[slot]}`;
   if (DEFAULT_LINE.exec(text)?.[0].trim() === line) return;
   const next = DEFAULT_LINE.test(text) ? text.replace(DEFAULT_LINE, line) : `${line}\n${text}`;

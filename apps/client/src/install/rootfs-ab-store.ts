@@ -27,7 +27,8 @@ export type RootfsAbErrorCode =
   | 'interrupted'
   | 'no_previous_slot'
   | 'previous_slot_invalid'
-  | 'reboot_failed';
+  | 'reboot_failed'
+  | 'io_failed';
 
 /** The handler's one error type (the contract's InstallError): code-matched, never message-matched. */
 export class RootfsAbError extends Error {
@@ -35,6 +36,8 @@ export class RootfsAbError extends Error {
     readonly code: RootfsAbErrorCode,
     message: string,
     readonly field?: string,
+    /** Set when the install already ended (rolled back or failed) with this outcome. */
+    readonly outcome?: Outcome,
   ) {
     super(message);
     this.name = 'InstallError';

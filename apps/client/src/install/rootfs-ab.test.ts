@@ -124,6 +124,37 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     const v1 = image('v1', 'HEALTHY');
     await expect(rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ code: 'config_invalid', field: 'bootloader.labels.a' });
     expect(readFileSync(conf, 'utf8')).toBe('DEFAULT linux\nLABEL linux\n  KERNEL /vmlinuz\n');
+    // Refused before the first byte: slot b and the state dir are untouched.
+    expect(readFileSync(join(dir, 'slot-b'))).toEqual(Buffer.alloc(SLOT_SIZE));
+    expect(existsSync(journalPath(stateDir))).toBe(false);
+    expect(existsSync(recordPath(stateDir))).toBe(false);
+  });
+
+  it('a slot that reads back other bytes than were written fails the install; slot a keeps booting', async () => {
+    configure();
+    const v1 = image('v1', 'HEALTHY');
+    const flaky = createRootfsAbHandler({
+      onProgress: (p) => {
+        // The medium loses a byte between the write and the read-back.
+        if (p.phase === 'verifying') writeFileSync(join(dir, 'slot-b'), Buffer.from('X'), { flag: 'r+' });
+      },
+    });
+    await expect(flaky.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ code: 'verify_failed' });
+    expect(abStatus(stateDir)).toMatchObject({ selected: 'a', committed: 'a', trial: null, slots: { b: null } });
+    expect(lastOutcome(stateDir)).toMatchObject({ result: 'failed', code: 'verify_failed', slot: 'a' });
+    expect(existsSync(journalPath(stateDir))).toBe(false);
+  });
+
+  it('an I/O error on the slot ends the install as failed (InstallError), not half done', async () => {
+    configure({ slots: { a: join(dir, 'slot-a'), b: dir } });
+    const v1 = image('v1', 'HEALTHY', 1000);
+    const err = await rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log }).catch((e) => e);
+    expect(err).toBeInstanceOf(RootfsAbError);
+    expect(err.code).toBe('io_failed');
+    expect(err.message).toMatch(/EISDIR/);
+    expect(lastOutcome(stateDir)).toMatchObject({ result: 'failed', code: 'io_failed', slot: 'a' });
+    expect(existsSync(journalPath(stateDir))).toBe(false);
+    expect(await rootfsAb.recover(stateDir, log)).toBe('clean');
   });
 
   it('a payload that is not the Glaze fails without switching; an image larger than the slot changes nothing', async () => {

@@ -16,7 +16,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { bootedSlot, selectInBootloader } from './rootfs-ab-boot.ts';
+import { bootedSlot, readBootloader, selectInBootloader } from './rootfs-ab-boot.ts';
 import { checkHealth } from './rootfs-ab-health.ts';
 import { digestOfSlot, slotCapacity, writeSlot } from './rootfs-ab-slot.ts';
 import {
@@ -148,7 +148,60 @@ export function createRootfsAbHandler(opts: RootfsAbOptions = {}): RootfsAbHandl
     if (bootedSlot(config, record) !== record.selected) reboot(config, log, record.selected);
   }
 
-  const asError = (o: Outcome) => new RootfsAbError(o.code ?? 'health_check_failed', o.reason ?? o.result);
+  const asError = (o: Outcome) => new RootfsAbError(o.code ?? 'health_check_failed', o.reason ?? o.result, undefined, o);
+
+  async function installJournaled(ctx: InstallContext, config: SlotConfig, record: BootRecord, j: Active): Promise<{ committed: true }> {
+    const { stateDir, log } = ctx;
+    const { glaze, size, target } = j;
+    const device = config.slots[target];
+    writeJsonDurably(recordPath(stateDir), {
+      ...record,
+      previous: record.previous === target ? null : record.previous,
+      slots: { ...record.slots, [target]: null },
+    } satisfies BootRecord);
+    log.info({ glazeId: glaze.id, slot: target, device, size }, 'rootfs-ab: writing the inactive slot');
+    let lastLogged = 0;
+    const written = await writeSlot(ctx.payloadPath, device, async (bytes) => {
+      if (bytes - lastLogged >= 64 << 20 || bytes === size) {
+        lastLogged = bytes;
+        log.info({ slot: target, bytes, total: size }, 'rootfs-ab: written %d of %d bytes', bytes, size);
+      }
+      await progress({ phase: 'writing', slot: target, bytes, total: size });
+    });
+    if (written.sha256 !== glaze.sha256) {
+      throw asError(rollBack(stateDir, config, log, j, 'payload_mismatch', `the payload's SHA-256 is ${written.sha256}, the Glaze says ${glaze.sha256}`));
+    }
+    await progress({ phase: 'verifying', slot: target });
+    const readBack = await digestOfSlot(device, size);
+    if (readBack !== glaze.sha256) {
+      throw asError(rollBack(stateDir, config, log, j, 'verify_failed', `slot ${target} reads back SHA-256 ${readBack}, expected ${glaze.sha256}`));
+    }
+
+    // The switch: the boot record's rename is the commit point, the bootloader follows it.
+    const sw: Active = { ...j, phase: 'switching' };
+    writeJsonDurably(journalPath(stateDir), sw);
+    const switched = loadRecord(stateDir, config);
+    writeJsonDurably(recordPath(stateDir), { ...switched, selected: target, trial: { slot: target, glaze, size, triesLeft: config.maxTries } } satisfies BootRecord);
+    await progress({ phase: 'switching', slot: target, step: 'record' });
+    selectInBootloader(config.bootloader, target);
+    await progress({ phase: 'switching', slot: target, step: 'bootloader' });
+    const trial: Active = { ...j, phase: 'trial' };
+    writeJsonDurably(journalPath(stateDir), trial);
+
+    if (config.reboot) {
+      await progress({ phase: 'rebooting', slot: target });
+      try {
+        reboot(config, log, target);
+      } catch (e) {
+        throw asError(rollBack(stateDir, config, log, trial, 'reboot_failed', (e as Error).message));
+      }
+      // The device is going down; the next start's recover() runs the trial boot.
+      return new Promise<never>(() => {});
+    }
+    const outcome = await trialBoot(stateDir, config, log, trial, target);
+    if (outcome.result !== 'installed') throw asError(outcome);
+    return { committed: true };
+  }
 
   return {
     name: 'rootfs-ab',
@@ -167,56 +220,26 @@ export function createRootfsAbHandler(opts: RootfsAbOptions = {}): RootfsAbHandl
       const capacity = slotCapacity(device);
       if (size > capacity) throw new RootfsAbError('slot_too_small', `the image is ${size} bytes, slot ${target} (${device}) holds ${capacity}`);
 
+      if (config.bootloader.kind === 'extlinux') readBootloader(config.bootloader);
+
       // The target slot stops being a rollback candidate before its first byte is overwritten.
       const j: Active = { phase: 'writing', glaze, size, from, target, startedAt: now() };
       writeJsonDurably(journalPath(stateDir), j);
-      writeJsonDurably(recordPath(stateDir), {
-        ...record,
-        previous: record.previous === target ? null : record.previous,
-        slots: { ...record.slots, [target]: null },
-      } satisfies BootRecord);
-      log.info({ glazeId: glaze.id, slot: target, device, size }, 'rootfs-ab: writing the inactive slot');
-      let lastLogged = 0;
-      const written = await writeSlot(ctx.payloadPath, device, async (bytes) => {
-        if (bytes - lastLogged >= 64 << 20 || bytes === size) {
-          lastLogged = bytes;
-          log.info({ slot: target, bytes, total: size }, 'rootfs-ab: written %d of %d bytes', bytes, size);
-        }
-        await progress({ phase: 'writing', slot: target, bytes, total: size });
-      });
-      if (written.sha256 !== glaze.sha256) {
-        throw asError(rollBack(stateDir, config, log, j, 'payload_mismatch', `the payload's SHA-256 is ${written.sha256}, the Glaze says ${glaze.sha256}`));
+      try {
+        return await installJournaled(ctx, config, record, j);
+      } catch (e) {
+        if (e instanceof RootfsAbError && e.outcome) throw e;
+        // An I/O error (EIO, ENOSPC, a device gone): undo this install now; if even that fails, recover() will.
+        const current = readJsonIfExists<Journal>(journalPath(stateDir));
+        if (!current) throw e;
+        const reason = `slot ${target}: ${(e as Error).message}`;
+        const outcome =
+          current.phase === 'applying'
+            ? apply(stateDir, config, log, current.next, current.outcome)
+            : rollBack(stateDir, config, log, current, e instanceof RootfsAbError ? e.code : 'io_failed', reason);
+        if (outcome.result === 'installed') return { committed: true };
+        throw asError(outcome);
       }
-      await progress({ phase: 'verifying', slot: target });
-      const readBack = await digestOfSlot(device, size);
-      if (readBack !== glaze.sha256) {
-        throw asError(rollBack(stateDir, config, log, j, 'verify_failed', `slot ${target} reads back SHA-256 ${readBack}, expected ${glaze.sha256}`));
-      }
-
-      // The switch: the boot record's rename is the commit point, the bootloader follows it.
-      const sw: Active = { ...j, phase: 'switching' };
-      writeJsonDurably(journalPath(stateDir), sw);
-      const switched = loadRecord(stateDir, config);
-      writeJsonDurably(recordPath(stateDir), { ...switched, selected: target, trial: { slot: target, glaze, size, triesLeft: config.maxTries } } satisfies BootRecord);
-      await progress({ phase: 'switching', slot: target, step: 'record' });
-      selectInBootloader(config.bootloader, target);
-      await progress({ phase: 'switching', slot: target, step: 'bootloader' });
-      const trial: Active = { ...j, phase: 'trial' };
-      writeJsonDurably(journalPath(stateDir), trial);
-
-      if (config.reboot) {
-        await progress({ phase: 'rebooting', slot: target });
-        try {
-          reboot(config, log, target);
-        } catch (e) {
-          throw asError(rollBack(stateDir, config, log, trial, 'reboot_failed', (e as Error).message));
-        }
-        // The device is going down; the next start's recover() runs the trial boot.
-        return new Promise<never>(() => {});
-      }
-      const outcome = await trialBoot(stateDir, config, log, trial, target);
-      if (outcome.result !== 'installed') throw asError(outcome);
-      return { committed: true };
     },
 
     async recover(stateDir: string, log: Logger): Promise<'clean' | 'finished' | 'rolled_back'> {
