@@ -145,7 +145,7 @@ describe('T16 tamper response end to end (issue 9 test 5): dpkg -i on a metal â†
     const row = await lab.rowInState(pi.mac, 'blocked', 10_000);
     await until('the tampered metal reaches nothing', async () => ((await httpFrom(pi.m.ns, EXTERNAL_IP, 80, { timeoutSec: 1 })) === null ? true : undefined), Math.max(1_000, 10_000 - (Date.now() - installedAt)));
     expect(row.tipsId).toBe(pi.id);
-    expect(runner.output).toMatch(/^REPORTED 202 /m);
+    // (The 202 itself may never reach the metal: the block can land before the answer leaves the gateway.)
 
     // The owner sees what changed.
     const events = await lab.api<{ items: { kind: string; detail?: unknown }[] }>('GET', '/api/v1/metals/pi-tamper/events?kind=tamper');
