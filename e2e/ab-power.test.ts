@@ -225,4 +225,18 @@ describe('D2 A/B install on loop devices (issue 9 test 3): kill -9 at every phas
     expect(r.outcome!.reason).toMatch(/used all 2 boot tries/);
     expect(bootDefault()).toBe('tips-a');
   });
+
+  it('manual rollback (tips metal rollback) boots the previous committed slot again, checked by its digest', async () => {
+    configure();
+    const v2 = image('v2', 'HEALTHY');
+    const v3 = image('v3', 'HEALTHY');
+    expect((await run(install(v2))).record).toMatchObject({ selected: 'b' });
+    expect((await run(install(v3))).record).toMatchObject({ selected: 'a', previous: 'b' });
+    expect(bootDefault()).toBe('tips-a');
+    const back = (await run(['rollback', stateDir])) as RunResult & { rollback: { result: string; slot: string; reason: string } };
+    expect(back.rollback).toMatchObject({ result: 'rolled_back', slot: 'b' });
+    expect(back.rollback.reason).toMatch(/manual rollback from slot a \(rootfs@v3\) to slot b \(rootfs@v2\)/);
+    expect(back.record).toMatchObject({ selected: 'b', committed: 'b', previous: 'a' });
+    expect(bootDefault()).toBe('tips-b');
+  });
 });
