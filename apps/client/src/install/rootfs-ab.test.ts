@@ -85,7 +85,7 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     configure();
     const v1 = image('v1', 'HEALTHY');
     await expect(rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).resolves.toEqual({ committed: true });
-    expect(readFileSync(join(dir, 'slot-b')).subarray(0, 300_000)).toEqual(readFileSync(v1.path));
+    expect(readFileSync(join(dir, 'slot-b')).subarray(0, 300_000).equals(readFileSync(v1.path))).toBe(true);
     expect(abStatus(stateDir)).toMatchObject({ selected: 'b', committed: 'b', previous: 'a', trial: null, slots: { a: null, b: { glaze: v1.glaze } } });
     expect(lastOutcome(stateDir)).toMatchObject({ glaze: v1.glaze, result: 'installed', reason: null, slot: 'b' });
     expect(existsSync(journalPath(stateDir))).toBe(false);
@@ -125,7 +125,7 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     await expect(rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ code: 'config_invalid', field: 'bootloader.labels.a' });
     expect(readFileSync(conf, 'utf8')).toBe('DEFAULT linux\nLABEL linux\n  KERNEL /vmlinuz\n');
     // Refused before the first byte: slot b and the state dir are untouched.
-    expect(readFileSync(join(dir, 'slot-b'))).toEqual(Buffer.alloc(SLOT_SIZE));
+    expect(readFileSync(join(dir, 'slot-b')).equals(Buffer.alloc(SLOT_SIZE))).toBe(true);
     expect(existsSync(journalPath(stateDir))).toBe(false);
     expect(existsSync(recordPath(stateDir))).toBe(false);
   });
@@ -225,5 +225,75 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     await expect(rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ code: 'install_in_progress' });
     expect(await rootfsAb.recover(stateDir, log)).toBe('finished');
     expect(abStatus(stateDir)).toMatchObject({ selected: 'b', committed: 'b', trial: null });
+  });
+});
+
+describe('D2 rootfs-ab: recover() after an interruption at each phase (in-process; the SIGKILL runs are e2e/ab-power.test.ts)', () => {
+  /** A handler that stops for good at `phase` (the process "dies" there; its promise never settles). */
+  function stoppingAt(phase: 'writing' | 'switching' | 'checking') {
+    const reached = { yes: false };
+    const handler = createRootfsAbHandler({
+      onProgress: (p) => {
+        if (p.phase === phase && (p.phase !== 'writing' || p.bytes < p.total) && (p.phase !== 'switching' || p.step === 'record')) {
+          reached.yes = true;
+          return new Promise(() => {});
+        }
+      },
+    });
+    return { handler, reached };
+  }
+  async function interrupt(phase: 'writing' | 'switching' | 'checking', run: (h: ReturnType<typeof createRootfsAbHandler>) => Promise<unknown>) {
+    const s = stoppingAt(phase);
+    void run(s.handler);
+    while (!s.reached.yes) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  it('interrupted while writing: rolled back, the half-written slot is invalid', async () => {
+    configure();
+    const v1 = image('v1', 'HEALTHY', 3 << 20);
+    writeFileSync(join(dir, 'slot-b'), Buffer.alloc(4 << 20));
+    await interrupt('writing', (h) => h.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log }));
+    expect(abStatus(stateDir)).toMatchObject({ selected: 'a', trial: null });
+    expect(await rootfsAb.recover(stateDir, log)).toBe('rolled_back');
+    expect(lastOutcome(stateDir)).toMatchObject({ result: 'rolled_back', code: 'interrupted', slot: 'a' });
+    expect(abStatus(stateDir)).toMatchObject({ selected: 'a', committed: 'a', slots: { b: null } });
+  });
+
+  it('interrupted between the boot record and the bootloader: the bootloader decides what booted', async () => {
+    const conf = join(dir, 'extlinux.conf');
+    writeFileSync(conf, extlinux('tips-a'));
+    configure({ bootloader: { kind: 'extlinux', file: conf }, bootedSlot: 'bootloader' });
+    const v1 = image('v1', 'HEALTHY');
+    await interrupt('switching', (h) => h.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log }));
+    expect(await rootfsAb.recover(stateDir, log)).toBe('rolled_back');
+    expect(lastOutcome(stateDir)).toMatchObject({ code: 'wrong_slot_booted' });
+    expect(readFileSync(conf, 'utf8')).toBe(extlinux('tips-a'));
+    expect(abStatus(stateDir)).toMatchObject({ selected: 'a', trial: null });
+  });
+
+  it('interrupted in every health check: each start counts a try, the last one rolls back', async () => {
+    configure({ maxTries: 2 });
+    const v1 = image('v1', 'HEALTHY');
+    await interrupt('checking', (h) => h.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log }));
+    expect(abStatus(stateDir).trial).toMatchObject({ slot: 'b', triesLeft: 1 });
+    await interrupt('checking', (h) => h.recover(stateDir, log));
+    expect(abStatus(stateDir).trial).toMatchObject({ slot: 'b', triesLeft: 0 });
+    expect(await rootfsAb.recover(stateDir, log)).toBe('rolled_back');
+    expect(lastOutcome(stateDir)).toMatchObject({ result: 'rolled_back', code: 'tries_exhausted', slot: 'a' });
+    expect(abStatus(stateDir)).toMatchObject({ selected: 'a', committed: 'a', trial: null, slots: { b: null } });
+  });
+
+  it('interrupted while applying the end state: the next start writes it again and reports it', async () => {
+    configure();
+    const v1 = image('v1', 'HEALTHY');
+    await rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log });
+    const committed = readFileSync(recordPath(stateDir), 'utf8');
+    // As if the kill came after the intent was logged but before the record was replaced.
+    const intent = { phase: 'applying', next: JSON.parse(committed), outcome: lastOutcome(stateDir) };
+    writeFileSync(recordPath(stateDir), JSON.stringify({ ...JSON.parse(committed), selected: 'a', committed: 'a', trial: { slot: 'b', glaze: v1.glaze, size: 300_000, triesLeft: 1 } }));
+    writeFileSync(journalPath(stateDir), JSON.stringify(intent));
+    expect(await rootfsAb.recover(stateDir, log)).toBe('finished');
+    expect(readFileSync(recordPath(stateDir), 'utf8')).toBe(committed);
+    expect(existsSync(journalPath(stateDir))).toBe(false);
   });
 });
