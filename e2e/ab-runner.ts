@@ -37,7 +37,7 @@ async function main() {
       await handler.install({ payloadPath: payloadPath!, glaze, stateDir: stateDir!, log });
       return { install: 'committed' };
     } catch (e) {
-      return { install: 'rejected', code: (e as { code?: string }).code, message: (e as Error).message };
+      return { install: 'rejected', code: (e as { abCode?: string }).abCode, message: (e as Error).message };
     }
   }
   if (mode === 'recover') return { recover: await handler.recover(stateDir!, log) };
@@ -45,7 +45,7 @@ async function main() {
     try {
       return { rollback: await handler.rollback(stateDir!, log) };
     } catch (e) {
-      return { rollback: 'refused', code: (e as { code?: string }).code };
+      return { rollback: 'refused', code: (e as { abCode?: string }).abCode };
     }
   }
   throw new Error(`unknown mode ${mode}`);

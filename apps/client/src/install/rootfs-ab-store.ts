@@ -10,6 +10,7 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { InstallError, type InstallErrorCode } from './types.ts';
 
 export type Slot = 'a' | 'b';
 export const SLOTS: readonly Slot[] = ['a', 'b'];
@@ -30,17 +31,37 @@ export type RootfsAbErrorCode =
   | 'reboot_failed'
   | 'io_failed';
 
-/** The handler's one error type (the contract's InstallError): code-matched, never message-matched. */
-export class RootfsAbError extends Error {
+/** What the agent's InstallError code (its report) says for each of the handler's own codes. */
+const INSTALL_CODE: Record<RootfsAbErrorCode, InstallErrorCode> = {
+  config_invalid: 'install_input_invalid',
+  install_in_progress: 'install_input_invalid',
+  no_previous_slot: 'install_input_invalid',
+  previous_slot_invalid: 'install_input_invalid',
+  slot_too_small: 'write_failed',
+  payload_mismatch: 'write_failed',
+  verify_failed: 'write_failed',
+  io_failed: 'write_failed',
+  interrupted: 'write_failed',
+  reboot_failed: 'write_failed',
+  // The trial slot did not prove itself: the agent reports these as rolled back.
+  health_check_failed: 'health_check_failed',
+  tries_exhausted: 'health_check_failed',
+  wrong_slot_booted: 'health_check_failed',
+};
+
+/**
+ * The handler's error: an InstallError (contract D) whose `code` the agent understands, with the
+ * handler's precise `abCode`; code-matched, never message-matched.
+ */
+export class RootfsAbError extends InstallError {
   constructor(
-    readonly code: RootfsAbErrorCode,
+    readonly abCode: RootfsAbErrorCode,
     message: string,
     readonly field?: string,
     /** Set when the install already ended (rolled back or failed) with this outcome. */
     readonly outcome?: Outcome,
   ) {
-    super(message);
-    this.name = 'InstallError';
+    super(INSTALL_CODE[abCode], message);
   }
 }
 

@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bootedSlot, slotFromCmdline } from './rootfs-ab-boot.ts';
 import { journalPath, parseSlotConfig, recordPath } from './rootfs-ab-store.ts';
 import { abStatus, createRootfsAbHandler, lastOutcome, RootfsAbError, rootfsAb } from './rootfs-ab.ts';
+import { InstallError } from './types.ts';
 
 const log = pino({ level: 'silent' });
 const SLOT_SIZE = 1 << 20;
@@ -53,7 +54,7 @@ describe('D2 rootfs-ab: slot configuration', () => {
         return 'accepted';
       } catch (e) {
         expect(e).toBeInstanceOf(RootfsAbError);
-        expect((e as RootfsAbError).code).toBe('config_invalid');
+        expect((e as RootfsAbError).abCode).toBe('config_invalid');
         return (e as RootfsAbError).field;
       }
     };
@@ -97,11 +98,14 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     const bad = image('bad', 'BROKEN!');
     const err = await rootfsAb.install({ payloadPath: bad.path, glaze: bad.glaze, stateDir, log }).catch((e) => e);
     expect(err).toBeInstanceOf(RootfsAbError);
+    expect(err.abCode).toBe('health_check_failed');
+    // What the agent reads (contract D): an InstallError it reports as rolled back.
+    expect(err).toBeInstanceOf(InstallError);
     expect(err.code).toBe('health_check_failed');
     expect(abStatus(stateDir)).toMatchObject({ selected: 'a', committed: 'a', trial: null, slots: { b: null } });
     expect(lastOutcome(stateDir)).toMatchObject({ result: 'rolled_back', code: 'health_check_failed', slot: 'a' });
     expect(lastOutcome(stateDir)!.reason).toMatch(/exited 1: slot b is unhealthy/);
-    await expect(rootfsAb.rollback(stateDir, log)).rejects.toMatchObject({ code: 'no_previous_slot' });
+    await expect(rootfsAb.rollback(stateDir, log)).rejects.toMatchObject({ abCode: 'no_previous_slot' });
   });
 
   it('switches extlinux DEFAULT to the slot that boots, back on rollback', async () => {
@@ -112,7 +116,7 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     await rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log });
     expect(readFileSync(conf, 'utf8')).toBe(extlinux('tips-b'));
     const bad = image('bad', 'BROKEN!');
-    await expect(rootfsAb.install({ payloadPath: bad.path, glaze: bad.glaze, stateDir, log })).rejects.toMatchObject({ code: 'health_check_failed' });
+    await expect(rootfsAb.install({ payloadPath: bad.path, glaze: bad.glaze, stateDir, log })).rejects.toMatchObject({ abCode: 'health_check_failed' });
     expect(readFileSync(conf, 'utf8')).toBe(extlinux('tips-b'));
     expect(abStatus(stateDir)).toMatchObject({ selected: 'b', committed: 'b' });
   });
@@ -122,7 +126,7 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     writeFileSync(conf, 'DEFAULT linux\nLABEL linux\n  KERNEL /vmlinuz\n');
     configure({ bootloader: { kind: 'extlinux', file: conf } });
     const v1 = image('v1', 'HEALTHY');
-    await expect(rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ code: 'config_invalid', field: 'bootloader.labels.a' });
+    await expect(rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ abCode: 'config_invalid', field: 'bootloader.labels.a' });
     expect(readFileSync(conf, 'utf8')).toBe('DEFAULT linux\nLABEL linux\n  KERNEL /vmlinuz\n');
     // Refused before the first byte: slot b and the state dir are untouched.
     expect(readFileSync(join(dir, 'slot-b')).equals(Buffer.alloc(SLOT_SIZE))).toBe(true);
@@ -139,7 +143,7 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
         if (p.phase === 'verifying') writeFileSync(join(dir, 'slot-b'), Buffer.from('X'), { flag: 'r+' });
       },
     });
-    await expect(flaky.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ code: 'verify_failed' });
+    await expect(flaky.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ abCode: 'verify_failed' });
     expect(abStatus(stateDir)).toMatchObject({ selected: 'a', committed: 'a', trial: null, slots: { b: null } });
     expect(lastOutcome(stateDir)).toMatchObject({ result: 'failed', code: 'verify_failed', slot: 'a' });
     expect(existsSync(journalPath(stateDir))).toBe(false);
@@ -150,7 +154,9 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     const v1 = image('v1', 'HEALTHY', 1000);
     const err = await rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log }).catch((e) => e);
     expect(err).toBeInstanceOf(RootfsAbError);
-    expect(err.code).toBe('io_failed');
+    expect(err.abCode).toBe('io_failed');
+    expect(err).toBeInstanceOf(InstallError);
+    expect(err.code).toBe('write_failed');
     expect(err.message).toMatch(/EISDIR/);
     expect(lastOutcome(stateDir)).toMatchObject({ result: 'failed', code: 'io_failed', slot: 'a' });
     expect(existsSync(journalPath(stateDir))).toBe(false);
@@ -161,13 +167,13 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     configure();
     const v1 = image('v1', 'HEALTHY');
     const err = await rootfsAb.install({ payloadPath: v1.path, glaze: { ...v1.glaze, sha256: '0'.repeat(64) }, stateDir, log }).catch((e) => e);
-    expect(err.code).toBe('payload_mismatch');
+    expect(err.abCode).toBe('payload_mismatch');
     expect(abStatus(stateDir)).toMatchObject({ selected: 'a', trial: null, slots: { b: null } });
     expect(lastOutcome(stateDir)).toMatchObject({ result: 'failed', code: 'payload_mismatch' });
 
     const before = readFileSync(recordPath(stateDir), 'utf8');
     const big = image('big', 'HEALTHY', SLOT_SIZE + 1);
-    await expect(rootfsAb.install({ payloadPath: big.path, glaze: big.glaze, stateDir, log })).rejects.toMatchObject({ code: 'slot_too_small' });
+    await expect(rootfsAb.install({ payloadPath: big.path, glaze: big.glaze, stateDir, log })).rejects.toMatchObject({ abCode: 'slot_too_small' });
     expect(readFileSync(recordPath(stateDir), 'utf8')).toBe(before);
     expect(existsSync(journalPath(stateDir))).toBe(false);
   });
@@ -179,7 +185,7 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     try {
       configure({ healthCheck: { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/healthz` } });
       const v1 = image('v1', 'HEALTHY');
-      await expect(rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ code: 'health_check_failed' });
+      await expect(rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ abCode: 'health_check_failed' });
       expect(lastOutcome(stateDir)!.reason).toMatch(/answered 503/);
       status = 204;
       await expect(rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).resolves.toEqual({ committed: true });
@@ -204,7 +210,7 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     await rootfsAb.rollback(stateDir, log);
     expect(abStatus(stateDir)).toMatchObject({ selected: 'a', previous: 'b' });
     writeFileSync(join(dir, 'slot-b'), Buffer.alloc(SLOT_SIZE, 'x'));
-    await expect(rootfsAb.rollback(stateDir, log)).rejects.toMatchObject({ code: 'previous_slot_invalid' });
+    await expect(rootfsAb.rollback(stateDir, log)).rejects.toMatchObject({ abCode: 'previous_slot_invalid' });
     expect(abStatus(stateDir)).toMatchObject({ selected: 'a', committed: 'a', previous: null, slots: { b: null } });
   });
 
@@ -222,7 +228,7 @@ describe('D2 rootfs-ab: install, health check, automatic and manual rollback', (
     });
     void paused.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log });
     while (!stop) await new Promise((r) => setTimeout(r, 10));
-    await expect(rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ code: 'install_in_progress' });
+    await expect(rootfsAb.install({ payloadPath: v1.path, glaze: v1.glaze, stateDir, log })).rejects.toMatchObject({ abCode: 'install_in_progress' });
     expect(await rootfsAb.recover(stateDir, log)).toBe('finished');
     expect(abStatus(stateDir)).toMatchObject({ selected: 'b', committed: 'b', trial: null });
   });

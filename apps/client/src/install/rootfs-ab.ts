@@ -236,7 +236,7 @@ export function createRootfsAbHandler(opts: RootfsAbOptions = {}): RootfsAbHandl
         const outcome =
           current.phase === 'applying'
             ? apply(stateDir, config, log, current.next, current.outcome)
-            : rollBack(stateDir, config, log, current, e instanceof RootfsAbError ? e.code : 'io_failed', reason);
+            : rollBack(stateDir, config, log, current, e instanceof RootfsAbError ? e.abCode : 'io_failed', reason);
         if (outcome.result === 'installed') return { committed: true };
         throw asError(outcome);
       }
