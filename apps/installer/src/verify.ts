@@ -56,11 +56,15 @@ function asCode(e: unknown, stage: 'authenticate' | 'policy'): InstallerError {
   if (e instanceof InstallerError) return e;
   const msg = e instanceof Error ? e.message : String(e);
   if (e instanceof SuitError) {
-    if (e.code === 'suit_untrusted_key') return new InstallerError('suit_unknown_key', msg);
+    // No registered key verifies the signature over the manifest digest: signed by a key the owner
+    // never registered (without a kid the two cannot be told apart from a mangled signature).
+    if (stage === 'authenticate' && (e.code === 'suit_untrusted_key' || e.code === 'suit_signature_invalid')) {
+      return new InstallerError('suit_unknown_key', `no key the owner registered verifies the manifest's signature: ${msg}`);
+    }
     if (e.code === 'suit_rollback' || e.code === 'suit_vendor_mismatch' || e.code === 'suit_class_mismatch') return new InstallerError(e.code, msg);
   }
-  // Anything else while authenticating (bad structure, a manifest that is not the one signed, a
-  // signature no key verifies) means the manifest is not authentic.
+  // Anything else while authenticating (bad structure, no signature, a manifest that is not the
+  // one the signature covers) means the manifest is not authentic.
   return new InstallerError(stage === 'authenticate' ? 'suit_signature_invalid' : 'suit_digest_mismatch', msg);
 }
 
