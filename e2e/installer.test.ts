@@ -225,7 +225,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     const r = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
     if (req.headers.range && !r) return fail(res, 416, 'range');
     const start = r ? Number(r[1]) : 0;
-    const end = r && r[2] ? Math.min(Number(r[2]), b.length - 1) : b.length - 1;
+    const end = r?.[2] ? Math.min(Number(r[2]), b.length - 1) : b.length - 1;
     if (start >= b.length) {
       res.writeHead(416, { 'content-range': `bytes */${b.length}` }).end();
       return;
