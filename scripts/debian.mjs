@@ -15,6 +15,9 @@ export const DEBIAN_PACKAGES = [
   { check: 'coap-client', pkg: 'libcoap3-bin' },
   { check: 'tftp', pkg: 'tftp-hpa' },
   { check: 'nginx', pkg: 'nginx-light' },
+  // The installer: its disk images (mkfs.ext4 -d builds test Glazes) and its boot test in qemu.
+  { check: 'mkfs.ext4', pkg: 'e2fsprogs' },
+  { check: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
 ];
 
 function has(check) {
