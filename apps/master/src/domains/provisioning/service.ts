@@ -350,11 +350,8 @@ export class ProvisioningService {
     if (!job || job.mac !== mac || job.tokenHash === null || !sameHex(sha256Hex(input.token), job.tokenHash)) throw refused();
     await this.refuseBlocked(found.metal);
     if (job.state === 'waiting_for_glaze' || !job.glaze) throw new ProvisioningError('waiting_for_glaze', 'the default Space has no Glaze yet', 'token');
-    // One claim per token, whatever key comes again: the key is public (it crossed the LAN in the
-    // first claim), so a repeat cannot prove it is that installer. An installer that lost the answer
-    // reboots (a new script, a new token).
-    if (job.state === 'installing') throw new ProvisioningError('job_claimed', 'this job was already claimed; a new claim needs a new boot (new token)', 'installerKey');
-    if (job.state !== 'booting') throw refused();
+    if (job.state === 'installing' && job.installerKey !== input.installerKey) throw new ProvisioningError('job_claimed', 'another installer already claimed this job', 'installerKey');
+    if (job.state !== 'booting' && job.state !== 'installing') throw refused();
     // A new one-use secret per claim: the value exists only in this answer (only its hash is stored).
     const { secret, value } = await this.enrollment.createSecret(job.ownerId, { metal: job.metalId, maxUses: 1, expiresInMinutes: ENROLLMENT_SECRET_TTL_MINUTES });
     const claimed = await this.move(job, 'installing', null, null, { installerKey: input.installerKey, enrollmentSecretId: secret.id });
