@@ -195,6 +195,13 @@ describe('T13 Phase 1 work, Glaze and report (CONTRACT A3, A4)', () => {
     expect(r.status).toBe(409);
     expect(await errorCode(r)).toBe('job_claimed');
     expect(await job(jobId)).toEqual(claimed);
+    // The installer that claimed it may claim again (restarted after a kill, same boot, same key):
+    // a fresh one-use secret, the previous one revoked.
+    const again = await work({ mac: PXE_MAC, token, installerKey: inst.publicRaw });
+    expect(again.status).toBe(200);
+    const secrets = (await ok(m, m.alice.token, 'GET', '/api/v1/enrollment/secrets')).json().items as { id: string; revokedAt: string | null }[];
+    expect(secrets.filter((x) => x.revokedAt === null).map((x) => x.id)).toEqual([(await again.json()).enrollment.secretId]);
+    expect(secrets).toHaveLength(2);
     // Bytes and reports only for the job's MAC and only from the owner's gateways.
     expect((await glaze(jobId, WIFI_MAC)).status).toBe(403);
     expect((await glaze(jobId, PXE_MAC, {}, bobGw)).status).toBe(404);
