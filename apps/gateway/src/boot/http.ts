@@ -296,7 +296,7 @@ export class BootHttpServer {
       res.end();
     } else {
       try {
-        // Large reads: a boot file is tens of MiB and the metals are many (64 KiB chunks cost 3× the CPU).
+        // Large reads: an installer is tens of MiB and many metals fetch it at once (fewer read calls).
         await pipeline(createReadStream(file, { start, end, highWaterMark: 1024 * 1024 }), res);
       } catch {
         // The metal went away mid-file (it resumes with a Range).
