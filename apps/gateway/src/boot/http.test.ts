@@ -191,6 +191,10 @@ describe('T13 Phase 1 HTTP boot service (contract A2): attested MAC, signed rela
     expect(q.get('base')).toBe(base);
     const cacheFile = join(dir, 'cache', 'scripts', '020000000007.ipxe');
     expect(readFileSync(cacheFile, 'utf8')).toBe(text);
+    // HEAD would make the master issue a new token (voiding this one): not served.
+    const seen = fake.seen.length;
+    expect((await fetch(`${base}/boot/script.ipxe`, { method: 'HEAD' })).status).toBe(405);
+    expect(fake.seen.length).toBe(seen);
 
     // The master cannot be reached: the cached copy is served.
     fake.mode = 'down';
