@@ -5,7 +5,7 @@
  * the watch reports to the real master with the metal's mTLS identity and a PoP token → within 10 s
  * the real gateway has the metal Blocked and its traffic stops; a second metal is untouched.
  */
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { type NsProcess, until } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpFrom, startServices } from '../apps/gateway/src/enforcer/testing.ts';
 import { GatewayLab, type Metal, randomMac } from './gateway-topology.ts';
-import { ROOT, tips } from './helpers.ts';
+import { ROOT } from './helpers.ts';
 
 const ADDR = { masterIp: '10.96.0.1', gatewayUplinkIp: '10.96.0.2', gatewayLanIp: '10.74.0.1' };
 const EXTERNAL_IP = '10.96.0.100';
@@ -23,7 +23,7 @@ const RUNNER = join(ROOT, 'e2e/tamper-runner.ts');
 let work: string;
 let lab: GatewayLab;
 let runner: NsProcess | undefined;
-const savedEnv = { ca: process.env.TIPS_CA_DIR, host: process.env.TIPS_TLS_HOSTNAME };
+const savedTlsHostname = process.env.TIPS_TLS_HOSTNAME;
 
 function must(cmd: string, args: string[], cwd = work) {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: 60_000 });
@@ -92,14 +92,12 @@ function tinyDeb(): string {
 describe('T16 tamper response end to end (issue 9 test 5): dpkg -i on a metal → Blocked at the gateway within 10 s', () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'tips-tamper-e2e-'));
-    const init = tips(['ca', 'init', '--out', join(work, 'offline'), '--name', 'Tamper E2E'], {});
-    expect(init.status, init.stderr).toBe(0);
-    mkdirSync(join(work, 'master-ca'));
-    for (const f of ['root.pem', 'intermediate.pem', 'intermediate-key.pem']) copyFileSync(join(work, 'offline', f), join(work, 'master-ca', f));
-    // The lab's master takes its CA and the name on its HTTPS certificate from the environment.
-    process.env.TIPS_CA_DIR = join(work, 'master-ca');
+    // The lab's master makes its CA on first start; the name on its HTTPS certificate comes from the environment.
     process.env.TIPS_TLS_HOSTNAME = ADDR.masterIp;
     lab = await GatewayLab.start('tamp', ADDR);
+    // The metal trusts the root the owner fetched with their login.
+    mkdirSync(join(work, 'offline'));
+    writeFileSync(join(work, 'offline/root.pem'), (await lab.api<{ rootPem: string }>('GET', '/api/v1/enrollment/ca')).rootPem);
     await lab.cloud.addAddress('eth0', `${EXTERNAL_IP}/24`);
     await startServices(lab.cloud, [`http:${EXTERNAL_IP}:80`]);
   }, 240_000);
@@ -107,10 +105,8 @@ describe('T16 tamper response end to end (issue 9 test 5): dpkg -i on a metal �
   afterAll(async () => {
     await runner?.stop();
     await lab?.destroy();
-    for (const [k, v] of [['TIPS_CA_DIR', savedEnv.ca], ['TIPS_TLS_HOSTNAME', savedEnv.host]] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    if (savedTlsHostname === undefined) delete process.env.TIPS_TLS_HOSTNAME;
+    else process.env.TIPS_TLS_HOSTNAME = savedTlsHostname;
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
