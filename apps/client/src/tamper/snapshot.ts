@@ -14,7 +14,7 @@ export interface DpkgState {
   statusPath: string;
   /** null when there is no dpkg database (not a Debian-family system). */
   statusSha256: string | null;
-  /** `name:arch` → version, only packages dpkg considers present (not `not-installed`/`config-files`). */
+  /** `name:arch` → version (`1.0 [install unpacked]` while not fully installed); gone packages not listed. */
   packages: Record<string, string>;
 }
 
@@ -34,9 +34,12 @@ export function parseDpkgStatus(text: string): Record<string, string> {
     const name = field('Package');
     const status = field('Status');
     if (!name || !status) continue;
-    const state = status.split(/\s+/)[2];
-    if (state === 'not-installed' || state === 'config-files') continue;
-    packages[`${name}:${field('Architecture') ?? 'all'}`] = field('Version') ?? '';
+    const [want, , state] = status.split(/\s+/);
+    // Gone (or only its configuration left) and not being installed: not a package on this system.
+    if ((state === 'not-installed' || state === 'config-files') && want !== 'install') continue;
+    const version = field('Version') ?? '';
+    // Mid-install (unpacked, half-configured…) is a package too, marked with its dpkg state.
+    packages[`${name}:${field('Architecture') ?? 'all'}`] = state === 'installed' ? version : `${version} [${want} ${state}]`.trim();
   }
   return packages;
 }
