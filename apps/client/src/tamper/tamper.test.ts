@@ -233,4 +233,17 @@ describe('T16 tamper detection: the watch', () => {
     dpkgWrites(STATUS + TINY);
     expect(await until(() => reports[0])).toEqual([{ path: statusFile, kind: 'package', detail: 'installed outside TIPS: tiny 1.0 (all)' }]);
   });
+
+  it("the agent's own state dir inside a managed path is not a managed file", async () => {
+    stateDir = join(app, 'var/tips-client');
+    const { w, reports } = await watchRoot();
+    writeFileSync(join(stateDir, 'agent-state.json'), '{"n":1}');
+    await w.signOff();
+    writeFileSync(join(stateDir, 'agent-state.json'), '{"n":2}');
+    expect(await w.check()).toEqual([]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(reports).toEqual([]);
+    writeFileSync(join(app, 'bin/server'), 'changed');
+    expect(await until(() => reports[0])).toEqual([expect.objectContaining({ path: join(app, 'bin/server'), kind: 'modified' })]);
+  });
 });

@@ -66,7 +66,8 @@ export async function startTamperWatch(opts: TamperWatchOptions): Promise<Tamper
   const log = opts.log;
   const cache = new HashCache();
   const watchers = new Map<string, FSWatcher>();
-  const snapshot = (): Snapshot => takeSnapshot({ managedPaths: opts.managedPaths, dpkgRoot, cache });
+  // The agent's state dir changes by design (the baseline itself lives there): never a managed file.
+  const snapshot = (): Snapshot => takeSnapshot({ managedPaths: opts.managedPaths, dpkgRoot, cache, exclude: [opts.stateDir] });
 
   let stopped = false;
   let installing = 0;
