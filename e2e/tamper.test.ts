@@ -22,7 +22,7 @@ const RUNNER = join(ROOT, 'e2e/tamper-runner.ts');
 
 let work: string;
 let lab: GatewayLab;
-let runner: NsProcess | undefined;
+const runners: NsProcess[] = [];
 const savedTlsHostname = process.env.TIPS_TLS_HOSTNAME;
 
 function must(cmd: string, args: string[], cwd = work) {
@@ -68,8 +68,8 @@ async function enroll(metal: LabMetal, name: string): Promise<{ cert: string; ke
 }
 
 /** A metal root with a managed application and a dpkg database that knows one package. */
-function metalRoot(): string {
-  const root = join(work, 'metal-root');
+function metalRoot(name: string): string {
+  const root = join(work, `${name}-root`);
   mkdirSync(join(root, 'opt/app/bin'), { recursive: true });
   writeFileSync(join(root, 'opt/app/bin/server'), '#!/bin/sh\necho server\n', { mode: 0o755 });
   for (const d of ['info', 'updates']) mkdirSync(join(root, 'var/lib/dpkg', d), { recursive: true });
@@ -89,6 +89,39 @@ function tinyDeb(): string {
   return join(work, 'tiny_1.0_all.deb');
 }
 
+/** The watch over the metal's root, run inside its namespace with its identity; resolves once it watches. */
+async function watchMetal(metal: LabMetal, name: string): Promise<{ root: string; runner: NsProcess }> {
+  const id = await enroll(metal, name);
+  const root = metalRoot(name);
+  const config = join(work, `${name}-runner.json`);
+  writeFileSync(
+    config,
+    JSON.stringify({
+      stateDir: join(root, 'var/lib/tips-client'),
+      root,
+      managedPaths: [join(root, 'opt/app')],
+      masterUrl: `https://${ADDR.masterIp}:${TLS_PORT}`,
+      caFile: join(work, 'offline/root.pem'),
+      certFile: id.cert,
+      keyFile: id.key,
+    }),
+  );
+  const runner = metal.m.ns.spawn(process.execPath, ['--import', 'tsx', RUNNER, config], { cwd: ROOT, label: `tamper runner ${name}`, logFile: join(work, `${name}-runner.log`) });
+  runners.push(runner);
+  await runner.waitFor(/^WATCHING$/m, 90_000);
+  // Nothing was reported for the state TIPS recorded.
+  expect(runner.output).not.toMatch(/REPORTED/);
+  return { root, runner };
+}
+
+/** T16's promise: within 10 s of `since` the gateway holds the metal Blocked and forwards nothing of it. */
+async function blockedWithin10s(metal: LabMetal, since: number): Promise<void> {
+  const row = await lab.rowInState(metal.mac, 'blocked', 10_000);
+  expect(row.tipsId).toBe(metal.id);
+  await until('the tampered metal reaches nothing', async () => ((await httpFrom(metal.m.ns, EXTERNAL_IP, 80, { timeoutSec: 1 })) === null ? true : undefined), Math.max(1_000, 10_000 - (Date.now() - since)));
+  // (The 202 itself may never reach the metal: the block can land before the answer leaves the gateway.)
+}
+
 describe('T16 tamper response end to end (issue 9 test 5): dpkg -i on a metal â†’ Blocked at the gateway within 10 s', () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'tips-tamper-e2e-'));
@@ -103,7 +136,7 @@ describe('T16 tamper response end to end (issue 9 test 5): dpkg -i on a metal â†
   }, 240_000);
 
   afterAll(async () => {
-    await runner?.stop();
+    for (const r of runners) await r.stop();
     await lab?.destroy();
     if (savedTlsHostname === undefined) delete process.env.TIPS_TLS_HOSTNAME;
     else process.env.TIPS_TLS_HOSTNAME = savedTlsHostname;
@@ -113,35 +146,13 @@ describe('T16 tamper response end to end (issue 9 test 5): dpkg -i on a metal â†
   it('the metal reports the package, the master blocks every interface, its traffic stops; the other metal keeps working', async () => {
     const pi = await activeMetal('pi-tamper');
     const other = await activeMetal('pi-honest');
-    const id = await enroll(pi, 'pi');
-    const root = metalRoot();
-    writeFileSync(
-      join(work, 'runner.json'),
-      JSON.stringify({
-        stateDir: join(root, 'var/lib/tips-client'),
-        root,
-        managedPaths: [join(root, 'opt/app')],
-        masterUrl: `https://${ADDR.masterIp}:${TLS_PORT}`,
-        caFile: join(work, 'offline/root.pem'),
-        certFile: id.cert,
-        keyFile: id.key,
-      }),
-    );
-    runner = pi.m.ns.spawn(process.execPath, ['--import', 'tsx', RUNNER, join(work, 'runner.json')], { cwd: ROOT, label: 'tamper runner', logFile: join(work, 'runner.log') });
-    await runner.waitFor(/^WATCHING$/m, 90_000);
-    // Nothing was reported for the state TIPS recorded.
-    expect(runner.output).not.toMatch(/REPORTED/);
+    const { root } = await watchMetal(pi, 'pi');
     const deb = tinyDeb();
 
     await pi.m.ns.execOk('dpkg', ['--root', root, '--admindir', join(root, 'var/lib/dpkg'), '-i', deb]);
     const installedAt = Date.now();
     expect(readFileSync(join(root, 'var/lib/dpkg/status'), 'utf8')).toMatch(/^Package: tiny$/m);
-
-    // T16: within 10 s of the install the gateway holds the metal Blocked and forwards nothing of it.
-    const row = await lab.rowInState(pi.mac, 'blocked', 10_000);
-    await until('the tampered metal reaches nothing', async () => ((await httpFrom(pi.m.ns, EXTERNAL_IP, 80, { timeoutSec: 1 })) === null ? true : undefined), Math.max(1_000, 10_000 - (Date.now() - installedAt)));
-    expect(row.tipsId).toBe(pi.id);
-    // (The 202 itself may never reach the metal: the block can land before the answer leaves the gateway.)
+    await blockedWithin10s(pi, installedAt);
 
     // The owner sees what changed.
     const events = await lab.api<{ items: { kind: string; detail?: unknown }[] }>('GET', '/api/v1/metals/pi-tamper/events?kind=tamper');
@@ -150,5 +161,15 @@ describe('T16 tamper response end to end (issue 9 test 5): dpkg -i on a metal â†
     // The state that did not change: the honest metal is still Active and still forwarded.
     expect((await lab.row(other.mac))?.state).toBe('active');
     expect(await httpFrom(other.m.ns, EXTERNAL_IP, 80)).toBe(`${EXTERNAL_IP}:80 from ${ADDR.gatewayUplinkIp}`);
+  });
+
+  it('a write into a managed path on the metal: Blocked within 10 s, the owner sees the modified file', async () => {
+    const pi = await activeMetal('pi-file');
+    const { root } = await watchMetal(pi, 'file');
+    const server = join(root, 'opt/app/bin/server');
+    await pi.m.ns.execOk('sh', ['-c', `echo 'nc -l -p 4444 -e /bin/sh' >> '${server}'`]);
+    await blockedWithin10s(pi, Date.now());
+    const events = await lab.api<{ items: { kind: string; detail?: unknown }[] }>('GET', '/api/v1/metals/pi-file/events?kind=tamper');
+    expect(events.items[0]?.detail).toEqual({ changes: [{ path: server, kind: 'modified', detail: expect.stringMatching(/^content changed/) }] });
   });
 });
