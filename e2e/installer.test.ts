@@ -145,6 +145,8 @@ interface Job {
   installerKey: string | null;
   reports: { payload: Map<string, unknown>; raw: Buffer }[];
   workCalls: number;
+  /** As the master does, a new one-use enrollment secret with every claim, unless frozen. */
+  frozenSecret: boolean;
 }
 
 const jobs = new Map<string, Job>();
@@ -168,6 +170,7 @@ function newJob(glaze: Glaze, opts: Partial<Pick<Job, 'announced' | 'manifest' |
     installerKey: null,
     reports: [],
     workCalls: 0,
+    frozenSecret: false,
   };
   jobs.set(job.id, job);
   return job;
@@ -202,7 +205,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     if (!job) return fail(res, 401, 'phase1_token_invalid');
     if (job.installerKey && job.installerKey !== installerKey) return fail(res, 409, 'job_claimed');
     job.installerKey = installerKey;
-    job.workCalls++;
+    if (!job.frozenSecret) job.workCalls++;
     return send(res, 200, {
       jobId: job.id,
       metal: { id: 'mtl_test', name: 'pi-07', tipsId: 'tips-id-pi-07' },
@@ -214,7 +217,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
       classId: null,
       glazePath: `/phase1/jobs/${job.id}/glaze`,
       reportPath: `/phase1/jobs/${job.id}/report`,
-      enrollment: { secretId: 'sec_1', secret: `s3cret-${job.id}`, estUrl: 'https://master.test:8443/.well-known/est', masterUrl: 'https://master.test:8443', caPem: CA_PEM },
+      enrollment: { secretId: `sec_${job.workCalls}`, secret: `s3cret-${job.id}-${job.workCalls}`, estUrl: 'https://master.test:8443/.well-known/est', masterUrl: 'https://master.test:8443', caPem: CA_PEM },
     });
   }
   const m = /^\/phase1\/jobs\/([^/]+)\/(glaze|report)$/.exec(url.pathname);
@@ -381,7 +384,7 @@ describe('T13 S12 Phase 1 installer: kill -9 at random points, then a re-run com
     // Every run of the job used the one key bound at the first `work` (a second key would be 409).
     expect(j1.workCalls).toBe(points.length + 1);
 
-    // TIPS-C's files (contract B) are in the installed system, the secret 0600.
+    // TIPS-C's files (contract B) are in the installed system, with the last claim's secret, 0600.
     const root = inspectRoot(disk);
     expect(root.config).toEqual({
       masterUrl: 'https://master.test:8443',
@@ -394,21 +397,29 @@ describe('T13 S12 Phase 1 installer: kill -9 at random points, then a re-run com
       vendorId: null,
       classId: null,
     });
-    expect(root.enrollment).toEqual({ secretId: 'sec_1', secret: `s3cret-${j1.id}` });
+    expect(root.enrollment).toEqual({ secretId: `sec_${j1.workCalls}`, secret: `s3cret-${j1.id}-${j1.workCalls}` });
     expect(root.enrollmentMode).toBe(0o600);
     expect(root.ca).toBe(CA_PEM);
     // No secret in the installer's logs.
     expect(done.output).not.toContain(j1.token);
     expect(done.output).not.toContain(`s3cret-${j1.id}`);
 
-    // A restarted installer on a disk that already claims this Glaze only re-reports: not a byte changes.
-    const before = sha(readFileSync(disk));
+    // A restarted installer on a disk that already claims this Glaze re-reports without writing the
+    // Glaze again; the claim's new enrollment secret (the old one is revoked) replaces the old files.
     const again = await runInstaller(j1, disk, join(work, 'state-j1'));
     expect(again.code, again.output).toBe(0);
-    expect(sha(readFileSync(disk))).toBe(before);
     expect(lastReport(j1).get('result')).toBe('installed');
     expect(lastReport(j1).get('bytesWritten')).toBe(0);
     expect(String(lastReport(j1).get('detail'))).toMatch(/already installed/);
+    expect(assertHonestClaim(disk, [g1], 're-report')?.jobId).toBe(j1.id);
+    expect(inspectRoot(disk).enrollment).toEqual({ secretId: `sec_${j1.workCalls}`, secret: `s3cret-${j1.id}-${j1.workCalls}` });
+    // With the same files already there, a re-report changes not one byte of the disk.
+    j1.frozenSecret = true;
+    const before = sha(readFileSync(disk));
+    const third = await runInstaller(j1, disk, join(work, 'state-j1'));
+    expect(third.code, third.output).toBe(0);
+    expect(sha(readFileSync(disk))).toBe(before);
+    expect(lastReport(j1).get('bytesWritten')).toBe(0);
   });
 });
 
