@@ -14,7 +14,7 @@ import { KyselyKeyStore } from '../domains/keys/store.kysely.ts';
 import { KyselyMetalStore } from '../domains/metals/store.kysely.ts';
 import { KyselyOwnerStore } from '../domains/owners/store.kysely.ts';
 import { KyselySpaceStore } from '../domains/spaces/store.kysely.ts';
-import type { KeysetWindow } from './keyset.ts';
+import { applyKeyset, containsText, type KeysetWindow } from './keyset.ts';
 import { migrateToLatest } from './migrations.ts';
 import type { Database } from './schema.ts';
 
@@ -76,5 +76,44 @@ describe('B5 every paged list is one range scan of its keyset index (SQLite plan
   it('the plan check fails on a query the index cannot serve (it is not vacuous)', async () => {
     const plan = await planOf(() => db.selectFrom('metals').selectAll().where('owner_id', '=', OWNER).orderBy('updated_at').limit(101).execute());
     expect(plan).toContain('TEMP B-TREE');
+  });
+});
+
+describe('B5 applyKeyset and containsText answer the right rows (SQLite)', () => {
+  const at = (n: number) => `2030-01-0${n}T00:00:00.000Z`;
+  // (created_at, id): two rows share a time, so the ID breaks the tie.
+  const rows = [
+    ['mtl_a', at(1)],
+    ['mtl_b', at(2)],
+    ['mtl_c', at(2)],
+    ['mtl_d', at(3)],
+    ['mtl_e', at(4)],
+  ] as const;
+  beforeAll(async () => {
+    await db
+      .insertInto('metals')
+      .values(rows.map(([id, t]) => ({ id, owner_id: OWNER, name: id, labels: id === 'mtl_c' ? '{"Rack":"r1"}' : '{"rack":"r1"}', interfaces: '[]', created_at: t, updated_at: t })))
+      .execute();
+  });
+  const ids = async (window: KeysetWindow | undefined, direction?: 'asc' | 'desc') =>
+    (await applyKeyset(db.selectFrom('metals').select('id').where('owner_id', '=', OWNER), 'created_at', 'id', window, direction).execute()).map((r) => r.id);
+
+  it('orders by (at, id) both ways; a window takes `limit` rows strictly after (or before) its position', async () => {
+    expect(await ids(undefined)).toEqual(['mtl_a', 'mtl_b', 'mtl_c', 'mtl_d', 'mtl_e']);
+    expect(await ids(undefined, 'desc')).toEqual(['mtl_e', 'mtl_d', 'mtl_c', 'mtl_b', 'mtl_a']);
+    expect(await ids({ limit: 2 })).toEqual(['mtl_a', 'mtl_b']);
+    // After (at 2, mtl_b): its twin at the same time with a greater ID comes next, itself never again.
+    expect(await ids({ limit: 2, after: { at: at(2), id: 'mtl_b' } })).toEqual(['mtl_c', 'mtl_d']);
+    expect(await ids({ limit: 10, after: { at: at(2), id: 'mtl_c' } })).toEqual(['mtl_d', 'mtl_e']);
+    expect(await ids({ limit: 2, after: { at: at(2), id: 'mtl_c' } }, 'desc')).toEqual(['mtl_b', 'mtl_a']);
+    expect(await ids({ limit: 2, after: { at: at(4), id: 'mtl_e' } })).toEqual([]);
+  });
+
+  it('containsText is a case-sensitive substring test (SQLite LIKE would ignore case)', async () => {
+    const found = async (needle: string) =>
+      (await db.selectFrom('metals').select('id').where(containsText(db, 'labels', needle)).orderBy('id').execute()).map((r) => r.id);
+    expect(await found('"rack":"r1"')).toEqual(['mtl_a', 'mtl_b', 'mtl_d', 'mtl_e']);
+    expect(await found('"Rack":"r1"')).toEqual(['mtl_c']);
+    expect(await found('"rack":"r2"')).toEqual([]);
   });
 });
