@@ -4,6 +4,7 @@
  * so both see the same load. Goal (issue 10): `tips --help` in < 150 ms.
  *
  *   npm run build && node --import tsx bench/cli-startup.ts   # TIPS_BENCH_RUNS (default 30) of each
+ *   TIPS_BENCH_BASELINE=/path/to/other/checkout               # also that checkout's `tips --help`
  *
  * Also prints `tips metal --help` (a subcommand's help). Reports wall-clock median and p90 and the
  * mean CPU time (user + system) of a run; the ratio and the difference over the floor are what the
@@ -21,10 +22,13 @@ const GOAL_MS = 150;
 
 if (!existsSync(join(ROOT, 'dist/cli/main.js'))) throw new Error('no dist/cli/main.js: run `npm run build` first');
 
+/** TIPS_BENCH_BASELINE=<another checkout, built>: its `tips --help` too, in the same alternation (before/after a change). */
+const BASELINE = process.env.TIPS_BENCH_BASELINE;
 const cases: [string, string[]][] = [
   ['node -e 0', ['-e', '0']],
   ['tips --help', [TIPS, '--help']],
   ['tips metal --help', [TIPS, 'metal', '--help']],
+  ...(BASELINE ? [['baseline --help', [join(BASELINE, 'apps/cli/bin/tips.js'), '--help']] as [string, string[]]] : []),
 ];
 
 /** CPU seconds (user + system) of this process's waited-for children, from /proc (clock ticks of 10 ms). */

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
+import { Kysely, PostgresAdapter, PostgresDialect, SqliteDialect, type SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -56,6 +56,21 @@ export async function openDatabase(config: DatabaseConfig): Promise<Db> {
   }
   await migrateToLatest(db as unknown as Kysely<unknown>);
   return db;
+}
+
+/**
+ * A transaction of a store, handed to a check that must see the same state the write will change
+ * (a check of another domain, through that domain's service, runs inside the writer's transaction).
+ */
+export type Tx = Db;
+
+/**
+ * Locks the selected rows until the transaction ends: `SELECT … FOR UPDATE` on PostgreSQL. SQLite
+ * needs no row lock: the master's one SQLite connection runs one transaction at a time, and other
+ * queries wait for it (Kysely's SQLite driver holds the connection for the whole transaction).
+ */
+export function forUpdate<Q extends { forUpdate(): Q }>(db: Db, q: Q): Q {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? q.forUpdate() : q;
 }
 
 /** True when an error from either driver is a unique-constraint violation. */

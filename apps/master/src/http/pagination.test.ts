@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestMaster, testMaster } from '../testing.ts';
-import { decodeCursor, encodeCursor } from './pagination.ts';
+import { DEFAULT_PAGE_LIMIT, decodeCursor, encodeCursor, MAX_PAGE_LIMIT, pageWindow } from './pagination.ts';
 
 let m: TestMaster;
 beforeAll(async () => {
@@ -119,5 +119,51 @@ describe('D6 list pagination: limit, opaque cursor, { items, nextCursor }', () =
     const owners = await follow('/api/v1/owners?limit=1', m.adminToken);
     expect(owners.names).toHaveLength(3);
     expect(owners.pages).toBe(3);
+  });
+});
+
+describe('D6 pageWindow and decodeCursor refuse what they did not give out (unit)', () => {
+  const refused = (f: () => unknown, field: string) => {
+    try {
+      f();
+    } catch (e) {
+      expect((e as { field?: string }).field).toBe(field);
+      return;
+    }
+    throw new Error('not refused');
+  };
+
+  it('limit: default 100, 1 to 1000, digits only; the window asks one row more', () => {
+    expect(pageWindow('metals', {})).toEqual({ limit: DEFAULT_PAGE_LIMIT + 1 });
+    expect(pageWindow('metals', { limit: '1' })).toEqual({ limit: 2 });
+    expect(pageWindow('metals', { limit: String(MAX_PAGE_LIMIT) })).toEqual({ limit: MAX_PAGE_LIMIT + 1 });
+    for (const bad of ['0', '1001', '9999', '-1', '1.5', '1e2', ' 5', '5 ', 'x', '', '00001']) refused(() => pageWindow('metals', { limit: bad }), 'limit');
+  });
+
+  it('cursor: round-trips for its own list only; damaged, truncated, foreign or oversize is invalid_cursor', () => {
+    const c = encodeCursor('metals', { at: '2030-01-01T00:00:00.000Z', id: 'mtl_a' });
+    expect(decodeCursor('metals', c)).toEqual({ at: '2030-01-01T00:00:00.000Z', id: 'mtl_a' });
+    expect(pageWindow('metals', { cursor: c })).toEqual({ limit: DEFAULT_PAGE_LIMIT + 1, after: { at: '2030-01-01T00:00:00.000Z', id: 'mtl_a' } });
+    const flip = (s: string, i: number) => s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
+    const raw = Buffer.from(c, 'base64url');
+    const forged = (payload: unknown) => {
+      const p = Buffer.from(JSON.stringify(payload));
+      // A payload with a wrong check: refused before it is parsed.
+      return Buffer.concat([p, raw.subarray(raw.length - 8)]).toString('base64url');
+    };
+    for (const bad of [
+      flip(c, 0),
+      flip(c, c.length - 1),
+      c.slice(0, -2),
+      c.slice(0, 10),
+      'AAAA',
+      `${c}!`,
+      'x'.repeat(513),
+      forged(['metals', 'a', 'b']),
+      encodeCursor('spaces', { at: 'a', id: 'b' }),
+    ]) {
+      refused(() => decodeCursor('metals', bad), 'cursor');
+    }
+    expect(() => decodeCursor('metals', encodeCursor('spaces', { at: 'a', id: 'b' }))).toThrow(/another list, spaces/);
   });
 });

@@ -1,5 +1,5 @@
 import { findByRef, InvalidValueError, type Mac, newId, type OwnerId, parseInterfaceType, parseMac, parseName, type TipsId } from '@tips/core';
-import { isUniqueViolation } from '../../db/database.ts';
+import { isUniqueViolation, type Tx } from '../../db/database.ts';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -71,7 +71,7 @@ function parseLabels(labels: Record<string, string>): Record<string, string> {
 
 /** Metal Objects (T3): the owner's declared devices and their interfaces. */
 export class MetalService {
-  private memberships?: (metalId: TipsId) => Promise<MembershipView[]>;
+  private memberships?: (metalId: TipsId, tx?: Tx) => Promise<MembershipView[]>;
 
   constructor(
     private readonly store: MetalStore,
@@ -81,7 +81,7 @@ export class MetalService {
   ) {}
 
   /** Late binding: the spaces domain depends on metals, and tells it which Spaces a metal is in. */
-  useMemberships(lookup: (metalId: TipsId) => Promise<MembershipView[]>): void {
+  useMemberships(lookup: (metalId: TipsId, tx?: Tx) => Promise<MembershipView[]>): void {
     this.memberships = lookup;
   }
 
@@ -121,9 +121,11 @@ export class MetalService {
     if (input.interfaces !== undefined) {
       next.interfaces = parseInterfaces(input.interfaces);
       await this.assertMacsFree(ownerId, current.id, next.interfaces);
-      if (input.dropMemberships !== true) await this.assertMembershipsKept(current, next.interfaces);
     }
-    await this.write(ownerId, next, () => this.store.update(next));
+    // The membership check runs in the write's transaction, the metal's row locked: a membership
+    // added meanwhile (spaces' addMember locks the same row) is seen, or waits for this change.
+    const keepMemberships = input.interfaces !== undefined && input.dropMemberships !== true;
+    await this.write(ownerId, next, () => this.store.update(next, keepMemberships ? (tx) => this.assertMembershipsKept(current, next.interfaces, tx) : undefined));
     if (input.interfaces !== undefined) {
       const before = new Set(current.interfaces.map((i) => i.mac));
       const after = new Set(next.interfaces.map((i) => i.mac));
@@ -143,6 +145,16 @@ export class MetalService {
     const metal = await this.get(ownerId, ref);
     if (!(await this.store.delete(ownerId, metal.id))) throw this.notFound(ref);
     await this.events.emit('metal.deleted', { ownerId, metalId: metal.id, macs: metal.interfaces.map((i) => i.mac) });
+  }
+
+  /**
+   * The metal as it is inside `tx`, its row locked until `tx` ends: the spaces domain checks a new
+   * membership's interfaces against it in the same transaction as the membership's write.
+   */
+  async getLocked(ownerId: OwnerId, id: TipsId, tx: Tx): Promise<Metal> {
+    const metal = await this.store.findByIdLocked(ownerId, id, tx);
+    if (!metal) throw this.notFound(id);
+    return metal;
   }
 
   /** Finds a metal by TIPS ID or by name, only among the owner's own (another owner's is "not found"). */
@@ -190,11 +202,11 @@ export class MetalService {
    * links the metal by would vanish, or a Phase 1 Space's interface would no longer be PXE-capable
    * (T4). Names every such Space; `dropMemberships: true` is how the owner says to drop them.
    */
-  private async assertMembershipsKept(current: Metal, next: MetalInterface[]): Promise<void> {
+  private async assertMembershipsKept(current: Metal, next: MetalInterface[], tx: Tx): Promise<void> {
     if (!this.memberships) return;
     const byName = new Map(next.map((i) => [i.name, i]));
     const broken: string[] = [];
-    for (const m of await this.memberships(current.id)) {
+    for (const m of await this.memberships(current.id, tx)) {
       const gone = m.interfaces.filter((n) => !byName.has(n));
       const notPxe = m.phase === 1 ? m.interfaces.filter((n) => byName.has(n) && !byName.get(n)!.pxe) : [];
       if (gone.length === 0 && notPxe.length === 0) continue;

@@ -1,5 +1,5 @@
 import type { Mac, OwnerId, TipsId } from '@tips/core';
-import type { Db } from '../../db/database.ts';
+import { type Db, forUpdate, type Tx } from '../../db/database.ts';
 import { applyKeyset, containsText, type KeysetWindow } from '../../db/keyset.ts';
 import type { MetalsTable } from '../../db/schema.ts';
 import type { Engine } from '../provisioning/model.ts';
@@ -16,8 +16,12 @@ export class KyselyMetalStore implements MetalStore {
     });
   }
 
-  async update(m: Metal): Promise<void> {
+  async update(m: Metal, guard?: (tx: Tx) => Promise<void>): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
+      if (guard) {
+        await forUpdate(tx, tx.selectFrom('metals').select('id').where('id', '=', m.id)).execute();
+        await guard(tx);
+      }
       const { id, owner_id, ...rest } = this.row(m);
       await tx.updateTable('metals').set(rest).where('id', '=', id).where('owner_id', '=', owner_id).execute();
       await tx.deleteFrom('metal_interfaces').where('metal_id', '=', m.id).execute();
@@ -37,6 +41,11 @@ export class KyselyMetalStore implements MetalStore {
 
   async findById(ownerId: OwnerId, id: TipsId): Promise<Metal | undefined> {
     const r = await this.db.selectFrom('metals').selectAll().where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst();
+    return r ? this.hydrate([r])[0] : undefined;
+  }
+
+  async findByIdLocked(ownerId: OwnerId, id: TipsId, tx: Tx): Promise<Metal | undefined> {
+    const r = await forUpdate(tx, tx.selectFrom('metals').selectAll().where('id', '=', id).where('owner_id', '=', ownerId)).executeTakeFirst();
     return r ? this.hydrate([r])[0] : undefined;
   }
 

@@ -1,4 +1,5 @@
 import type { Mac, OwnerId, TipsId } from '@tips/core';
+import type { Tx } from '../../db/database.ts';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Metal } from './model.ts';
 
@@ -20,8 +21,14 @@ export interface MetalQuery {
 /** Storage port of the metals domain (tables `metals`, `metal_interfaces`). */
 export interface MetalStore {
   insert(metal: Metal): Promise<void>;
-  /** Replaces the metal's row and its whole interface list in one transaction. */
-  update(metal: Metal): Promise<void>;
+  /**
+   * Replaces the metal's row and its whole interface list in one transaction. With `guard`: first
+   * locks the metal's row, then runs `guard` in the transaction (it throws to refuse), so what it
+   * checked cannot change before the write commits.
+   */
+  update(metal: Metal, guard?: (tx: Tx) => Promise<void>): Promise<void>;
+  /** The metal, its row locked until `tx` ends (a check of the metal that must hold until the caller's write commits). */
+  findByIdLocked(ownerId: OwnerId, id: TipsId, tx: Tx): Promise<Metal | undefined>;
   delete(ownerId: OwnerId, id: TipsId): Promise<boolean>;
   findById(ownerId: OwnerId, id: TipsId): Promise<Metal | undefined>;
   findByName(ownerId: OwnerId, name: string): Promise<Metal | undefined>;

@@ -5,6 +5,7 @@ import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { MetalService } from '../metals/service.ts';
 import { DEFAULT_ENGINE, parseEngine } from '../provisioning/model.ts';
+import type { Metal } from '../metals/model.ts';
 import { SpaceError } from './errors.ts';
 import type { Space, SpaceMember } from './model.ts';
 import type { MembershipOfMetal, SpaceStore } from './store.ts';
@@ -34,7 +35,7 @@ export class SpaceService {
   ) {
     events.on('metal.deleted', (e) => this.store.removeMetal(e.metalId));
     events.on('metal.interfaces.changed', (e) => this.dropBrokenMemberships(e.ownerId, e.metalId, e.removedNames));
-    metals.useMemberships((metalId) => this.store.membershipsOfMetal(metalId));
+    metals.useMemberships((metalId, tx) => this.store.membershipsOfMetal(metalId, tx));
   }
 
   /**
@@ -119,6 +120,20 @@ export class SpaceService {
     const space = await this.get(ownerId, spaceRef);
     const metal = await this.metals.get(ownerId, input.metal);
     const names = [...new Set(input.interfaces)];
+    const isDefault = input.default ?? false;
+    this.checkMembership(space, metal, names, isDefault);
+    const member: SpaceMember = { metalId: metal.id, interfaces: names, isDefault };
+    // Checked again in the membership's transaction, against the metal as it is there, its row
+    // locked: an interface change racing this request (metals' update locks the same row) either
+    // committed before — and is seen — or waits, then sees this membership (T4).
+    await this.store.putMember(space.id, member, async (tx) => this.checkMembership(space, await this.metals.getLocked(ownerId, metal.id, tx), names, isDefault));
+    await this.events.emit('space.membership.changed', { ownerId, metalId: metal.id, spaceId: space.id });
+    // Only the membership: answering with the whole Space would grow with every metal added.
+    return { spaceId: space.id, ...member };
+  }
+
+  /** The interfaces exist on the metal; a default is a Phase 1 Space; Phase 1 is over one PXE-capable interface. */
+  private checkMembership(space: Space, metal: Metal, names: string[], isDefault: boolean): void {
     if (names.length === 0) throw new SpaceError('interface_not_found', 'name at least one interface of the metal', 'interfaces');
     for (const [n, name] of names.entries()) {
       if (!metal.interfaces.some((i) => i.name === name)) {
@@ -126,7 +141,6 @@ export class SpaceService {
         throw new SpaceError('interface_not_found', `metal "${metal.name}" has no interface "${name}" (it has ${has})`, `interfaces[${n}]`);
       }
     }
-    const isDefault = input.default ?? false;
     if (isDefault && space.phase !== 1) {
       throw new SpaceError('default_space_must_be_phase1', `Space "${space.name}" is a Phase ${space.phase} Space; a metal's default Space must be a Phase 1 Space`, 'default');
     }
@@ -136,11 +150,6 @@ export class SpaceService {
         throw new SpaceError('phase1_needs_one_pxe_interface', 'Phase 1 provisions a metal over exactly one PXE-capable interface', 'interfaces');
       }
     }
-    const member: SpaceMember = { metalId: metal.id, interfaces: names, isDefault };
-    await this.store.putMember(space.id, member);
-    await this.events.emit('space.membership.changed', { ownerId, metalId: metal.id, spaceId: space.id });
-    // Only the membership: answering with the whole Space would grow with every metal added.
-    return { spaceId: space.id, ...member };
   }
 
   async removeMember(ownerId: OwnerId, spaceRef: string, metalRef: string): Promise<void> {

@@ -1,5 +1,5 @@
 import type { GlazeId, OwnerId, Phase, SpaceId, TipsId } from '@tips/core';
-import type { Db } from '../../db/database.ts';
+import type { Db, Tx } from '../../db/database.ts';
 import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { SpacesTable } from '../../db/schema.ts';
 import { DEFAULT_ENGINE, type Engine } from '../provisioning/model.ts';
@@ -82,8 +82,9 @@ export class KyselySpaceStore implements SpaceStore {
     return [...groupMembers(rows).values()].map(({ spaceId: _s, ...m }) => m);
   }
 
-  async putMember(spaceId: SpaceId, m: SpaceMember): Promise<void> {
+  async putMember(spaceId: SpaceId, m: SpaceMember, guard?: (tx: Tx) => Promise<void>): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
+      await guard?.(tx);
       if (m.isDefault) await tx.updateTable('space_members').set({ is_default: 0 }).where('metal_id', '=', m.metalId).execute();
       await tx.deleteFrom('space_members').where('space_id', '=', spaceId).where('metal_id', '=', m.metalId).execute();
       await tx
@@ -107,8 +108,8 @@ export class KyselySpaceStore implements SpaceStore {
     await this.db.deleteFrom('space_members').where('metal_id', '=', metalId).where('interface_name', 'in', names).execute();
   }
 
-  async membershipsOfMetal(metalId: TipsId): Promise<MembershipOfMetal[]> {
-    const rows = await this.db
+  async membershipsOfMetal(metalId: TipsId, tx?: Tx): Promise<MembershipOfMetal[]> {
+    const rows = await (tx ?? this.db)
       .selectFrom('space_members')
       .innerJoin('spaces', 'spaces.id', 'space_members.space_id')
       .select(['space_members.space_id', 'space_members.metal_id', 'space_members.interface_name', 'space_members.is_default', 'spaces.phase', 'spaces.name'])

@@ -1,3 +1,4 @@
+import type { Tx } from '../../db/database.ts';
 import type { GlazeId, OwnerId, SpaceId, TipsId } from '@tips/core';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Space, SpaceMember } from './model.ts';
@@ -21,12 +22,14 @@ export interface SpaceStore {
   members(spaceId: SpaceId, window?: KeysetWindow): Promise<SpaceMember[]>;
   /**
    * Replaces a metal's membership of one Space. With `isDefault`, clears the metal's default flag
-   * in every other Space in the same transaction, so a metal never has two defaults.
+   * in every other Space in the same transaction, so a metal never has two defaults. `guard` runs
+   * first in that transaction and throws to refuse (it checks the metal, its row locked).
    */
-  putMember(spaceId: SpaceId, member: SpaceMember): Promise<void>;
+  putMember(spaceId: SpaceId, member: SpaceMember, guard?: (tx: Tx) => Promise<void>): Promise<void>;
   removeMember(spaceId: SpaceId, metalId: TipsId): Promise<boolean>;
   removeMetal(metalId: TipsId): Promise<void>;
   removeInterfaces(metalId: TipsId, interfaceNames: string[]): Promise<void>;
-  membershipsOfMetal(metalId: TipsId): Promise<MembershipOfMetal[]>;
+  /** With `tx`: as that transaction sees them (a check inside another domain's write). */
+  membershipsOfMetal(metalId: TipsId, tx?: Tx): Promise<MembershipOfMetal[]>;
   spacesUsingGlaze(glazeId: GlazeId): Promise<Space[]>;
 }

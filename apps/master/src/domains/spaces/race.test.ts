@@ -1,0 +1,77 @@
+// A membership names interfaces of its metal (T4). Adding a membership and changing the metal's
+// interfaces each check the other's state before writing; run concurrently, both checks could pass
+// on the state before either write, leaving a membership over an interface the metal no longer has
+// (or a Phase 1 membership over an interface that is no longer PXE-capable). Each check and its
+// write are one transaction, serialized on the metal's row: one request wins, the other is refused.
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { type TestMaster, testMaster } from '../../testing.ts';
+
+const adapters: [string, () => string | undefined][] = [
+  ['SQLite', () => undefined],
+  ['PostgreSQL', () => inject('pgUrl')],
+];
+
+const ETH0 = { name: 'eth0', mac: 'dc:a6:32:01:02:03', type: 'ethernet', pxe: true };
+const WLAN0 = { name: 'wlan0', mac: 'dc:a6:32:01:02:04', type: 'wifi' };
+
+describe.each(adapters)('T4 a membership and an interface change race; one wins, nothing is left broken (%s)', (_name, pgUrl) => {
+  let m: TestMaster;
+  let h: Record<string, string>;
+  beforeEach(async () => {
+    m = await testMaster({ pgUrl: pgUrl() });
+    h = m.auth(m.alice.token);
+  });
+  afterEach(async () => m.close());
+
+  const req = (method: 'POST' | 'PATCH', url: string, payload: unknown) => m.app.inject({ method, url: `/api/v1${url}`, headers: h, payload: payload as object });
+
+  /** Every membership of every metal uses interfaces the metal has, PXE-capable ones in Phase 1 Spaces. */
+  async function assertConsistent(): Promise<void> {
+    const metals = (await m.app.inject({ url: '/api/v1/metals', headers: h })).json().items as { name: string; interfaces: { name: string; pxe: boolean }[] }[];
+    for (const metal of metals) {
+      const detail = (await m.app.inject({ url: `/api/v1/metals/${metal.name}`, headers: h })).json() as { spaces: { phase: number; interfaces: string[] }[] };
+      for (const s of detail.spaces) {
+        for (const n of s.interfaces) {
+          const iface = metal.interfaces.find((i) => i.name === n);
+          expect(iface, `${metal.name} is in a Space over ${n}, which it no longer has`).toBeDefined();
+          if (s.phase === 1) expect(iface!.pxe, `${metal.name} is in a Phase 1 Space over ${n}, no longer PXE-capable`).toBe(true);
+        }
+      }
+    }
+  }
+
+  it('adding a member over wlan0 while a PATCH removes wlan0', async () => {
+    expect((await req('POST', '/spaces', { name: 'apps', phase: 2 })).statusCode).toBe(201);
+    for (let round = 0; round < 8; round++) {
+      const name = `pi-${round}`;
+      expect((await req('POST', '/metals', { name, interfaces: [ETH0, WLAN0].map((i) => ({ ...i, mac: i.mac.replace(/..$/, `${round}${i.mac.slice(-1)}`) })) })).statusCode).toBe(201);
+      const [add, patch] = await Promise.all([
+        req('POST', '/spaces/apps/members', { metal: name, interfaces: ['wlan0'] }),
+        req('PATCH', `/metals/${name}`, { interfaces: [{ ...ETH0, mac: ETH0.mac.replace(/..$/, `${round}3`) }] }),
+      ]);
+      // Exactly one of them changed something: the member over wlan0, or the metal without it.
+      const outcome = `${add.statusCode}/${patch.statusCode}`;
+      expect(['201/409', '422/200'], `${outcome}: ${add.body} ${patch.body}`).toContain(outcome);
+      if (add.statusCode === 422) expect(add.json().error.code).toBe('interface_not_found');
+      if (patch.statusCode === 409) expect(patch.json().error.code).toBe('interfaces_in_use');
+    }
+    await assertConsistent();
+  });
+
+  it('adding a Phase 1 member over eth0 while a PATCH takes pxe from eth0', async () => {
+    expect((await req('POST', '/spaces', { name: 'base-os', phase: 1 })).statusCode).toBe(201);
+    for (let round = 0; round < 8; round++) {
+      const name = `pi-${round}`;
+      const eth0 = { ...ETH0, mac: ETH0.mac.replace(/..$/, `${round}3`) };
+      expect((await req('POST', '/metals', { name, interfaces: [eth0] })).statusCode).toBe(201);
+      const [add, patch] = await Promise.all([
+        req('POST', '/spaces/base-os/members', { metal: name, interfaces: ['eth0'], default: true }),
+        req('PATCH', `/metals/${name}`, { interfaces: [{ ...eth0, pxe: false }] }),
+      ]);
+      const outcome = `${add.statusCode}/${patch.statusCode}`;
+      expect(['201/409', '422/200'], `${outcome}: ${add.body} ${patch.body}`).toContain(outcome);
+      if (add.statusCode === 422) expect(add.json().error.code).toBe('phase1_needs_one_pxe_interface');
+    }
+    await assertConsistent();
+  });
+});
