@@ -156,6 +156,13 @@ describe('T14 Phase 2 metal API: per-Space work, authenticated on every request'
     const forbidden = await m.https('GET', '/api/metal/v1/work?phase=2', { ...pi.tls, headers: pi.pop(scoped.cwt) });
     expect(forbidden.status).toBe(403);
     expect(forbidden.json().error.code).toBe('forbidden');
+    // A token the owner had issued to the metal's key for the owner's own subject: not the metal's authentication.
+    const { createPublicKey } = await import('node:crypto');
+    const metalKeyPem = createPublicKey(pi.keyPem).export({ type: 'spki', format: 'pem' }).toString();
+    const ownerSub = await ok('POST', '/api/v1/tokens/issue', { audience: 'urn:tips:master', scope: [`pull:metal:${pi.id}`], holder: { publicKey: metalKeyPem } }, 201);
+    const notTheMetal = await m.https('GET', '/api/metal/v1/work?phase=2', { ...pi.tls, headers: pi.pop(ownerSub.cwt) });
+    expect(notTheMetal.status).toBe(403);
+    expect(notTheMetal.json().error.message).toMatch(/another subject/);
     const t = await pi.token();
     m.clock.advance(121_000);
     const stale = await m.https('GET', '/api/metal/v1/work?phase=2', { ...pi.tls, headers: pi.pop(t) });
@@ -163,7 +170,7 @@ describe('T14 Phase 2 metal API: per-Space work, authenticated on every request'
     expect(stale.json().error.code).toBe('reauth_required');
     expect((await m.https('GET', '/api/metal/v1/work?phase=2', { ...pi.tls, headers: pi.pop(await pi.token()) })).status).toBe(200);
     const events = await ok('GET', '/api/v1/metals/pi-07/events?kind=auth_failure');
-    expect(events.items.map((e: { code: string }) => e.code).sort()).toEqual(['forbidden', 'forbidden', 'reauth_required', 'unauthenticated', 'unauthenticated']);
+    expect(events.items.map((e: { code: string }) => e.code).sort()).toEqual(['forbidden', 'forbidden', 'forbidden', 'reauth_required', 'unauthenticated', 'unauthenticated']);
     // Refused requests never delivered work: the metal has no installation state.
     expect((await ok('GET', '/api/v1/metals/pi-07')).updates.installed).toEqual([]);
   });
