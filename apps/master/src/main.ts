@@ -12,8 +12,6 @@ import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enro
 import { describeListen } from './http/bind-address.ts';
 import { systemClock, systemRandom } from './ports.ts';
 import { listenTls } from './tls/listener.ts';
-import { startEmbeddedBroker } from './domains/notifications/broker.ts';
-import { connectExternalBroker, MASTER_MQTT_USER, masterClientCertificate, writeMosquittoFiles } from './domains/notifications/external.ts';
 import type { NotificationBus } from './domains/notifications/model.ts';
 
 const program = new Command('tips-master')
@@ -142,6 +140,9 @@ const program = new Command('tips-master')
     let bus: NotificationBus | undefined;
     if (config.mqttPort !== null || config.mqttUrl !== null) {
       const server = await ensureServerCertificate(config.caDir, ca, { hostnames, clock: systemClock, random: systemRandom });
+      // Loaded only when MQTT is on: `--help` and pull-only masters do not load the MQTT stack.
+      const { startEmbeddedBroker } = await import('./domains/notifications/broker.ts');
+      const { connectExternalBroker, MASTER_MQTT_USER, masterClientCertificate, writeMosquittoFiles } = await import('./domains/notifications/external.ts');
       if (config.mqttUrl !== null) {
         const u = new URL(config.mqttUrl);
         const conf = await writeMosquittoFiles(join(config.caDir, 'mosquitto'), ca, { host: u.hostname, port: Number(u.port) }, systemClock.now(), systemRandom);

@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { bindGlaze, coseSign1Sign, encodeCbor, HEADER_ALG, importKey } from '@tips/suit';
 import { decodeTrustList, parseCertsOnlyPkcs7 } from '@tips/trust';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -156,6 +156,13 @@ describe('T14 Phase 2 metal API: per-Space work, authenticated on every request'
     const forbidden = await m.https('GET', '/api/metal/v1/work?phase=2', { ...pi.tls, headers: pi.pop(scoped.cwt) });
     expect(forbidden.status).toBe(403);
     expect(forbidden.json().error.code).toBe('forbidden');
+    // A token the owner had issued to the metal's key for the owner's own subject: not the metal's authentication.
+    const { createPublicKey } = await import('node:crypto');
+    const metalKeyPem = createPublicKey(pi.keyPem).export({ type: 'spki', format: 'pem' }).toString();
+    const ownerSub = await ok('POST', '/api/v1/tokens/issue', { audience: 'urn:tips:master', scope: [`pull:metal:${pi.id}`], holder: { publicKey: metalKeyPem } }, 201);
+    const notTheMetal = await m.https('GET', '/api/metal/v1/work?phase=2', { ...pi.tls, headers: pi.pop(ownerSub.cwt) });
+    expect(notTheMetal.status).toBe(403);
+    expect(notTheMetal.json().error.message).toMatch(/another subject/);
     const t = await pi.token();
     m.clock.advance(121_000);
     const stale = await m.https('GET', '/api/metal/v1/work?phase=2', { ...pi.tls, headers: pi.pop(t) });
@@ -163,7 +170,7 @@ describe('T14 Phase 2 metal API: per-Space work, authenticated on every request'
     expect(stale.json().error.code).toBe('reauth_required');
     expect((await m.https('GET', '/api/metal/v1/work?phase=2', { ...pi.tls, headers: pi.pop(await pi.token()) })).status).toBe(200);
     const events = await ok('GET', '/api/v1/metals/pi-07/events?kind=auth_failure');
-    expect(events.items.map((e: { code: string }) => e.code).sort()).toEqual(['forbidden', 'forbidden', 'reauth_required', 'unauthenticated', 'unauthenticated']);
+    expect(events.items.map((e: { code: string }) => e.code).sort()).toEqual(['forbidden', 'forbidden', 'forbidden', 'reauth_required', 'unauthenticated', 'unauthenticated']);
     // Refused requests never delivered work: the metal has no installation state.
     expect((await ok('GET', '/api/v1/metals/pi-07')).updates.installed).toEqual([]);
   });
@@ -286,3 +293,75 @@ describe('T16 tamper reports block the metal everywhere and are visible to the o
     expect(after.status).toBe(403);
   });
 });
+
+describe('T15 S9 rollback requests and Glaze changes reach the metal over the embedded broker (real TLS, mqtt.js)', () => {
+  it('delivers a rollback and a Phase 3 Glaze change to the metal; refuses a revoked certificate at CONNECT; counts connected metals', async () => {
+    const { startEmbeddedBroker } = await import('../notifications/broker.ts');
+    const { issueServerCertificate } = await import('../enrollment/ca.ts');
+    const mqtt = (await import('mqtt')).default;
+    const { pi, other, spaces, glazes } = await setup();
+    const server = await issueServerCertificate(m.ca, { now: m.clock.now(), random: { bytes: (n) => new Uint8Array(randomBytes(n)) }, dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    const bus = await startEmbeddedBroker({
+      host: '127.0.0.1',
+      port: 0,
+      publicHost: 'localhost',
+      certPem: server.chainPem,
+      keyPem: server.keyPem,
+      clientCaPem: m.rootPem + m.intermediatePem,
+      authenticateMetal: (peer) => m.services.enrollment.authenticateMetal(peer),
+      log: { info: () => {}, warn: () => {} },
+    });
+    m.services.notifications.useBus(bus);
+    const connect = (tls: { cert: string; key: string }) =>
+      mqtt.connectAsync({ host: '127.0.0.1', port: bus.port, protocol: 'mqtts', ca: m.rootPem, cert: tls.cert, key: tls.key, servername: 'localhost', reconnectPeriod: 0, connectTimeout: 10_000 });
+    const client = await connect(pi.tls);
+    try {
+      const got: { topic: string; body: Record<string, unknown> }[] = [];
+      client.on('message', (topic, payload) => got.push({ topic, body: JSON.parse(payload.toString()) }));
+      expect((await client.subscribeAsync(`tips/metal/${pi.id}`, { qos: 1 })).map((g) => g.qos)).toEqual([1]);
+      // Another metal's topic: refused in the SUBACK (0x80), the connection stays up.
+      await expect(client.subscribeAsync(`tips/metal/${other.id}`, { qos: 1 })).rejects.toThrow(/Subscribe error/);
+      await expect(client.subscribeAsync('tips/metal/#', { qos: 1 })).rejects.toThrow(/Subscribe error/);
+      expect(client.connected).toBe(true);
+      expect(bus.connectedMetals()).toBe(1);
+      const metrics = await m.app.inject({ method: 'GET', url: '/metrics' });
+      expect(metrics.body).toMatch(/tips_master_mqtt_connected_metals 1/);
+
+      const t = await pi.token();
+      const report = { glazeId: glazes.g3.id, spaceId: spaces.p3, result: 'installed', reason: null, sequence: 7, at: '2026-11-29T10:00:00.000Z' };
+      expect((await m.https('POST', '/api/metal/v1/reports', { ...pi.tls, headers: { ...pi.pop(t), ...COSE }, body: signedReport(pi.keyPem, report) })).status).toBe(204);
+      const r = await ok('POST', '/api/v1/metals/pi-07/rollback', {}, 202);
+      expect(r.notified).toBe(1);
+      const g4 = await glaze('web2', ['apps'], { version: '1.5' });
+      await ok('PATCH', '/api/v1/spaces/apps', { glaze: 'web2@1.5' });
+      await m.services.updates.lastFanOut;
+      await until(() => got.length >= 2);
+      expect(got).toEqual([
+        { topic: `tips/metal/${pi.id}`, body: { glazes: [glazes.g3.id], spaceId: spaces.p3, reason: 'rollback', notBefore: null } },
+        { topic: `tips/metal/${pi.id}`, body: { glazes: [g4.id], spaceId: spaces.p3, reason: 'glaze_set', notBefore: null } },
+      ]);
+      // A Glaze set on a Phase 2 Space notifies nobody: those metals pull.
+      await ok('PATCH', '/api/v1/spaces/base', { glaze: glazes.ga.id });
+      await new Promise((r) => setTimeout(r, 300));
+      await m.services.updates.lastFanOut;
+      expect(got).toHaveLength(2);
+
+      // The other metal's certificate, revoked: refused at CONNECT.
+      await ok('POST', `/api/v1/enrollment/metals/${other.id}/revoke`);
+      await expect(connect(other.tls)).rejects.toThrow(/Not authorized|not authorized/i);
+      expect(bus.connectedMetals()).toBe(1);
+    } finally {
+      await client.endAsync(true);
+      m.services.notifications.useBus(undefined);
+      await bus.close();
+    }
+  }, 60_000);
+});
+
+async function until(ok: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
