@@ -12,9 +12,13 @@ export const DEBIAN_PACKAGES = [
   { check: 'udhcpc', pkg: 'udhcpc' },
   { check: 'busybox', pkg: 'busybox' },
   { check: 'mosquitto_sub', pkg: 'mosquitto-clients' },
+  // The external broker Phase 3 push is also tested against (e2e/phase3-mqtt.test.ts).
+  { check: '/usr/sbin/mosquitto', pkg: 'mosquitto' },
   { check: 'coap-client', pkg: 'libcoap3-bin' },
   { check: 'tftp', pkg: 'tftp-hpa' },
   { check: 'nginx', pkg: 'nginx-light' },
+  { check: '/usr/lib/ipxe/undionly.kpxe', pkg: 'ipxe' },
+  { check: 'atftp', pkg: 'atftp' },
 ];
 
 function has(check) {
