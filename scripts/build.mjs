@@ -47,6 +47,12 @@ export async function buildClient() {
   }
 }
 
+/**
+ * The installer runs in the in-memory environment on Debian 12's Node 18, from one file with no
+ * node_modules beside it: everything bundled, no chunks, `.mjs` (no package.json says "module").
+ */
+export const INSTALLER = { entry: 'apps/installer/src/main.ts', out: 'installer/tips-installer.mjs' };
+
 /** Bundles the workspace's own code; leaves bare imports of other packages to Node. */
 const externalDependencies = {
   name: 'external-dependencies',
@@ -84,12 +90,13 @@ export async function buildBins({ quiet = false } = {}) {
     // runs from dist/ alone. The servers keep their dependencies external (see above).
     await build({ ...common, entryPoints: entries(['cli']) });
     await build({ ...common, entryPoints: entries(['master', 'gateway']), plugins: [externalDependencies] });
+    await build({ ...common, splitting: false, chunkNames: undefined, target: 'node18', sourcemap: false, entryPoints: [INSTALLER.entry], outdir: undefined, outfile: join(staging, INSTALLER.out) });
     await buildClient();
     // Chunks first, so a new entry never runs before the chunks it imports are in place.
     mkdirSync(join(DIST, 'chunks'), { recursive: true });
     const fresh = new Set(readdirSync(join(staging, 'chunks')));
     for (const f of fresh) renameSync(join(staging, 'chunks', f), join(DIST, 'chunks', f));
-    for (const app of Object.keys(ENTRIES)) {
+    for (const app of [...Object.keys(ENTRIES), 'installer']) {
       mkdirSync(join(DIST, app), { recursive: true });
       // rename onto an existing file replaces it atomically.
       for (const f of readdirSync(join(staging, app))) renameSync(join(staging, app, f), join(DIST, app, f));
@@ -102,7 +109,7 @@ export async function buildBins({ quiet = false } = {}) {
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
-  if (!quiet) process.stdout.write(`built ${Object.keys(ENTRIES).map((a) => `dist/${a}/main.js`).join(', ')}, apps/client/dist/tips-client.cjs in ${Date.now() - started} ms\n`);
+  if (!quiet) process.stdout.write(`built ${Object.keys(ENTRIES).map((a) => `dist/${a}/main.js`).join(', ')}, apps/client/dist/tips-client.cjs, dist/${INSTALLER.out} in ${Date.now() - started} ms\n`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) await buildBins();

@@ -19,6 +19,9 @@ export const DEBIAN_PACKAGES = [
   { check: 'nginx', pkg: 'nginx-light' },
   { check: '/usr/lib/ipxe/undionly.kpxe', pkg: 'ipxe' },
   { check: 'atftp', pkg: 'atftp' },
+  // The installer: its disk images (mkfs.ext4 -d builds test Glazes) and its boot test in qemu.
+  { check: 'mkfs.ext4', pkg: 'e2fsprogs' },
+  { check: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
 ];
 
 function has(check) {
