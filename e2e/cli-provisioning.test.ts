@@ -56,7 +56,7 @@ describe('T13 tips provisioning / metal reprovision / engine settings', () => {
   it('sets the engine on a Space and a metal (inherit clears it), refusing unknown engines without a request', async () => {
     const space = await tips(['space', 'set', 'base-os', '--engine', 'builtin']);
     expect(space.code, space.stderr).toBe(0);
-    expect(space.stdout).toBe('Space base-os: engine builtin\n');
+    expect(space.stdout).toBe('updated Space base-os: engine builtin\n');
     expect(JSON.parse((await tips(['metal', 'set', 'pi-07', '--engine', 'tinkerbell', '--json'])).stdout).engine).toBe('tinkerbell');
     expect((await tips(['metal', 'set', 'pi-07', '--engine', 'inherit'])).stdout).toBe('metal pi-07: engine inherited from its default Space\n');
     const bad = await tips(['space', 'set', 'base-os', '--engine', 'foreman']);

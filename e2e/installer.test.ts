@@ -2,8 +2,8 @@
 // the gateway's A2 boot endpoints (work, Glaze with Range, report), writing a disk image attached with
 // losetup. Issue 8 tests 3 (kill -9 during the write) and 4 (refusals leave the disk untouched).
 import { execFileSync } from 'node:child_process';
-import { createHash, createPublicKey, randomBytes, randomInt } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createPublicKey, randomBytes, randomInt } from 'node:crypto';
+import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,120 +12,10 @@ import { bindGlaze, type CborMap, coseSign1Verify, decodeCbor, decodeEnvelope, e
 import { type Namespace, type NsProcess, Topology } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './helpers.ts';
+import { assertHonestClaim, type Glaze, inspectRoot, MiB, makeGlaze, readMarker, sha } from './installer-disk.ts';
 
 const INSTALLER = join(ROOT, 'apps/installer/bin/tips-installer.js');
-const MiB = 1024 * 1024;
 const DISK_SIZE = 128 * MiB;
-
-// ---------------------------------------------------------------- Glaze images (A6 layout)
-
-interface Glaze {
-  id: string;
-  bytes: Buffer;
-  size: number;
-  sha256: string;
-  /** SHA-256 of /payload.bin inside partition 1. */
-  payloadSha256: string;
-}
-
-const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-/** A raw disk image: MBR, partition 1 at 1 MiB = ext4 labelled tips-root holding a random payload. */
-function makeGlaze(work: string, id: string, sizeMiB: number, payloadMiB: number): Glaze {
-  const dir = join(work, `${id}-root`);
-  mkdirSync(join(dir, 'etc'), { recursive: true });
-  const payload = randomBytes(payloadMiB * MiB);
-  writeFileSync(join(dir, 'payload.bin'), payload);
-  writeFileSync(join(dir, 'etc/hostname'), `${id}\n`);
-  const part = join(work, `${id}.part`);
-  const partBytes = (sizeMiB - 1) * MiB;
-  writeFileSync(part, Buffer.alloc(0));
-  execFileSync('truncate', ['-s', String(partBytes), part]);
-  execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'tips-root', '-d', dir, part]);
-  const mbr = Buffer.alloc(MiB);
-  const e = 446;
-  mbr[e] = 0x80;
-  mbr[e + 4] = 0x83;
-  mbr.writeUInt32LE(2048, e + 8);
-  mbr.writeUInt32LE(partBytes / 512, e + 12);
-  mbr[510] = 0x55;
-  mbr[511] = 0xaa;
-  randomBytes(64).copy(mbr, 0); // boot code stand-in: the head must arrive intact too
-  const bytes = Buffer.concat([mbr, readFileSync(part)]);
-  rmSync(part);
-  rmSync(dir, { recursive: true });
-  return { id, bytes, size: bytes.length, sha256: sha(bytes), payloadSha256: sha(payload) };
-}
-
-// ---------------------------------------------------------------- the disk, read independently of the installer
-
-interface MarkerJson {
-  glazeId: string;
-  sha256: string;
-  size: number;
-  sequence: number;
-  jobId: string;
-  at: string;
-}
-
-/** The A6 marker, decoded here from the spec (not with the installer's codec). */
-function readMarker(disk: string): MarkerJson | null {
-  const b = readFileSync(disk).subarray(DISK_SIZE - 4096);
-  if (b.subarray(0, 10).toString('latin1') !== 'TIPSMARK1\n') return null;
-  if (sha(b.subarray(0, 4064)) !== b.subarray(4064).toString('hex')) return null;
-  const nl = b.indexOf(0x0a, 10);
-  return JSON.parse(b.subarray(10, nl).toString('utf8')) as MarkerJson;
-}
-
-/** Mounts partition 1 read-only (no journal replay) and returns what the checks need. */
-function inspectRoot(disk: string): { payloadSha256: string; config: Record<string, unknown> | null; enrollmentMode: number | null; enrollment: unknown; ca: string | null } {
-  const loop = execFileSync('losetup', ['-r', '-f', '--show', '-o', String(MiB), disk], { encoding: 'utf8' }).trim();
-  const mnt = mkdtempSync(join(tmpdir(), 'tips-inst-mnt-'));
-  try {
-    execFileSync('mount', ['-t', 'ext4', '-o', 'ro,noload', loop, mnt]);
-    try {
-      const cfgDir = join(mnt, 'etc/tips-client');
-      const read = (f: string): string | null => {
-        try {
-          return readFileSync(join(cfgDir, f), 'utf8');
-        } catch {
-          return null;
-        }
-      };
-      const cfg = read('config.json');
-      const enr = read('enrollment.json');
-      return {
-        payloadSha256: sha(readFileSync(join(mnt, 'payload.bin'))),
-        config: cfg ? (JSON.parse(cfg) as Record<string, unknown>) : null,
-        enrollment: enr ? JSON.parse(enr) : null,
-        enrollmentMode: enr ? statSync(join(cfgDir, 'enrollment.json')).mode & 0o777 : null,
-        ca: read('ca.pem'),
-      };
-    } finally {
-      execFileSync('umount', [mnt]);
-    }
-  } finally {
-    execFileSync('losetup', ['-d', loop]);
-    rmSync(mnt, { recursive: true, force: true });
-  }
-}
-
-/**
- * The invariant of S12/A6: a disk that claims a Glaze fully holds it — its first MiB (boot code,
- * partition table) is the Glaze's and its root filesystem holds the Glaze's payload, configured.
- */
-function assertHonestClaim(disk: string, glazes: Glaze[], label: string): MarkerJson | null {
-  const m = readMarker(disk);
-  if (!m) return null;
-  const g = glazes.find((x) => x.sha256 === m.sha256);
-  expect(g, `${label}: the marker names a Glaze we never served`).toBeDefined();
-  const head = readFileSync(disk).subarray(0, MiB);
-  expect(sha(head), `${label}: the disk claims ${g!.id} but its first MiB is not ${g!.id}'s`).toBe(sha(g!.bytes.subarray(0, MiB)));
-  const root = inspectRoot(disk);
-  expect(root.payloadSha256, `${label}: the disk claims ${g!.id} but its payload is not ${g!.id}'s`).toBe(g!.payloadSha256);
-  expect(root.config, `${label}: a claimed disk carries the TIPS-C configuration`).not.toBeNull();
-  return m;
-}
 
 // ---------------------------------------------------------------- the gateway's A2 endpoints, played by a real HTTP server
 
@@ -145,6 +35,8 @@ interface Job {
   installerKey: string | null;
   reports: { payload: Map<string, unknown>; raw: Buffer }[];
   workCalls: number;
+  /** As the master does, a new one-use enrollment secret with every claim, unless frozen. */
+  frozenSecret: boolean;
 }
 
 const jobs = new Map<string, Job>();
@@ -168,6 +60,7 @@ function newJob(glaze: Glaze, opts: Partial<Pick<Job, 'announced' | 'manifest' |
     installerKey: null,
     reports: [],
     workCalls: 0,
+    frozenSecret: false,
   };
   jobs.set(job.id, job);
   return job;
@@ -202,7 +95,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     if (!job) return fail(res, 401, 'phase1_token_invalid');
     if (job.installerKey && job.installerKey !== installerKey) return fail(res, 409, 'job_claimed');
     job.installerKey = installerKey;
-    job.workCalls++;
+    if (!job.frozenSecret) job.workCalls++;
     return send(res, 200, {
       jobId: job.id,
       metal: { id: 'mtl_test', name: 'pi-07', tipsId: 'tips-id-pi-07' },
@@ -214,7 +107,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
       classId: null,
       glazePath: `/phase1/jobs/${job.id}/glaze`,
       reportPath: `/phase1/jobs/${job.id}/report`,
-      enrollment: { secretId: 'sec_1', secret: `s3cret-${job.id}`, estUrl: 'https://master.test:8443/.well-known/est', masterUrl: 'https://master.test:8443', caPem: CA_PEM },
+      enrollment: { secretId: `sec_${job.workCalls}`, secret: `s3cret-${job.id}-${job.workCalls}`, estUrl: 'https://master.test:8443/.well-known/est', masterUrl: 'https://master.test:8443', caPem: CA_PEM },
     });
   }
   const m = /^\/phase1\/jobs\/([^/]+)\/(glaze|report)$/.exec(url.pathname);
@@ -381,7 +274,7 @@ describe('T13 S12 Phase 1 installer: kill -9 at random points, then a re-run com
     // Every run of the job used the one key bound at the first `work` (a second key would be 409).
     expect(j1.workCalls).toBe(points.length + 1);
 
-    // TIPS-C's files (contract B) are in the installed system, the secret 0600.
+    // TIPS-C's files (contract B) are in the installed system, with the last claim's secret, 0600.
     const root = inspectRoot(disk);
     expect(root.config).toEqual({
       masterUrl: 'https://master.test:8443',
@@ -394,21 +287,29 @@ describe('T13 S12 Phase 1 installer: kill -9 at random points, then a re-run com
       vendorId: null,
       classId: null,
     });
-    expect(root.enrollment).toEqual({ secretId: 'sec_1', secret: `s3cret-${j1.id}` });
+    expect(root.enrollment).toEqual({ secretId: `sec_${j1.workCalls}`, secret: `s3cret-${j1.id}-${j1.workCalls}` });
     expect(root.enrollmentMode).toBe(0o600);
     expect(root.ca).toBe(CA_PEM);
     // No secret in the installer's logs.
     expect(done.output).not.toContain(j1.token);
     expect(done.output).not.toContain(`s3cret-${j1.id}`);
 
-    // A restarted installer on a disk that already claims this Glaze only re-reports: not a byte changes.
-    const before = sha(readFileSync(disk));
+    // A restarted installer on a disk that already claims this Glaze re-reports without writing the
+    // Glaze again; the claim's new enrollment secret (the old one is revoked) replaces the old files.
     const again = await runInstaller(j1, disk, join(work, 'state-j1'));
     expect(again.code, again.output).toBe(0);
-    expect(sha(readFileSync(disk))).toBe(before);
     expect(lastReport(j1).get('result')).toBe('installed');
     expect(lastReport(j1).get('bytesWritten')).toBe(0);
     expect(String(lastReport(j1).get('detail'))).toMatch(/already installed/);
+    expect(assertHonestClaim(disk, [g1], 're-report')?.jobId).toBe(j1.id);
+    expect(inspectRoot(disk).enrollment).toEqual({ secretId: `sec_${j1.workCalls}`, secret: `s3cret-${j1.id}-${j1.workCalls}` });
+    // With the same files already there, a re-report changes not one byte of the disk.
+    j1.frozenSecret = true;
+    const before = sha(readFileSync(disk));
+    const third = await runInstaller(j1, disk, join(work, 'state-j1'));
+    expect(third.code, third.output).toBe(0);
+    expect(sha(readFileSync(disk))).toBe(before);
+    expect(lastReport(j1).get('bytesWritten')).toBe(0);
   });
 });
 

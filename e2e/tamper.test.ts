@@ -5,7 +5,7 @@
  * the watch reports to the real master with the metal's mTLS identity and a PoP token → within 10 s
  * the real gateway has the metal Blocked and its traffic stops; a second metal is untouched.
  */
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { type NsProcess, until } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpFrom, startServices } from '../apps/gateway/src/enforcer/testing.ts';
 import { GatewayLab, type Metal, randomMac } from './gateway-topology.ts';
-import { ROOT, tips } from './helpers.ts';
+import { ROOT } from './helpers.ts';
 
 const ADDR = { masterIp: '10.96.0.1', gatewayUplinkIp: '10.96.0.2', gatewayLanIp: '10.74.0.1' };
 const EXTERNAL_IP = '10.96.0.100';
@@ -22,8 +22,8 @@ const RUNNER = join(ROOT, 'e2e/tamper-runner.ts');
 
 let work: string;
 let lab: GatewayLab;
-let runner: NsProcess | undefined;
-const savedEnv = { ca: process.env.TIPS_CA_DIR, host: process.env.TIPS_TLS_HOSTNAME };
+const runners: NsProcess[] = [];
+const savedTlsHostname = process.env.TIPS_TLS_HOSTNAME;
 
 function must(cmd: string, args: string[], cwd = work) {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: 60_000 });
@@ -68,8 +68,8 @@ async function enroll(metal: LabMetal, name: string): Promise<{ cert: string; ke
 }
 
 /** A metal root with a managed application and a dpkg database that knows one package. */
-function metalRoot(): string {
-  const root = join(work, 'metal-root');
+function metalRoot(name: string): string {
+  const root = join(work, `${name}-root`);
   mkdirSync(join(root, 'opt/app/bin'), { recursive: true });
   writeFileSync(join(root, 'opt/app/bin/server'), '#!/bin/sh\necho server\n', { mode: 0o755 });
   for (const d of ['info', 'updates']) mkdirSync(join(root, 'var/lib/dpkg', d), { recursive: true });
@@ -89,63 +89,70 @@ function tinyDeb(): string {
   return join(work, 'tiny_1.0_all.deb');
 }
 
+/** The watch over the metal's root, run inside its namespace with its identity; resolves once it watches. */
+async function watchMetal(metal: LabMetal, name: string): Promise<{ root: string; runner: NsProcess }> {
+  const id = await enroll(metal, name);
+  const root = metalRoot(name);
+  const config = join(work, `${name}-runner.json`);
+  writeFileSync(
+    config,
+    JSON.stringify({
+      stateDir: join(root, 'var/lib/tips-client'),
+      root,
+      managedPaths: [join(root, 'opt/app')],
+      masterUrl: `https://${ADDR.masterIp}:${TLS_PORT}`,
+      caFile: join(work, 'offline/root.pem'),
+      certFile: id.cert,
+      keyFile: id.key,
+    }),
+  );
+  const runner = metal.m.ns.spawn(process.execPath, ['--import', 'tsx', RUNNER, config], { cwd: ROOT, label: `tamper runner ${name}`, logFile: join(work, `${name}-runner.log`) });
+  runners.push(runner);
+  await runner.waitFor(/^WATCHING$/m, 90_000);
+  // Nothing was reported for the state TIPS recorded.
+  expect(runner.output).not.toMatch(/REPORTED/);
+  return { root, runner };
+}
+
+/** T16's promise: within 10 s of `since` the gateway holds the metal Blocked and forwards nothing of it. */
+async function blockedWithin10s(metal: LabMetal, since: number): Promise<void> {
+  const row = await lab.rowInState(metal.mac, 'blocked', 10_000);
+  expect(row.tipsId).toBe(metal.id);
+  await until('the tampered metal reaches nothing', async () => ((await httpFrom(metal.m.ns, EXTERNAL_IP, 80, { timeoutSec: 1 })) === null ? true : undefined), Math.max(1_000, 10_000 - (Date.now() - since)));
+  // (The 202 itself may never reach the metal: the block can land before the answer leaves the gateway.)
+}
+
 describe('T16 tamper response end to end (issue 9 test 5): dpkg -i on a metal → Blocked at the gateway within 10 s', () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'tips-tamper-e2e-'));
-    const init = tips(['ca', 'init', '--out', join(work, 'offline'), '--name', 'Tamper E2E'], {});
-    expect(init.status, init.stderr).toBe(0);
-    mkdirSync(join(work, 'master-ca'));
-    for (const f of ['root.pem', 'intermediate.pem', 'intermediate-key.pem']) copyFileSync(join(work, 'offline', f), join(work, 'master-ca', f));
-    // The lab's master takes its CA and the name on its HTTPS certificate from the environment.
-    process.env.TIPS_CA_DIR = join(work, 'master-ca');
+    // The lab's master makes its CA on first start; the name on its HTTPS certificate comes from the environment.
     process.env.TIPS_TLS_HOSTNAME = ADDR.masterIp;
     lab = await GatewayLab.start('tamp', ADDR);
+    // The metal trusts the root the owner fetched with their login.
+    mkdirSync(join(work, 'offline'));
+    writeFileSync(join(work, 'offline/root.pem'), (await lab.api<{ rootPem: string }>('GET', '/api/v1/enrollment/ca')).rootPem);
     await lab.cloud.addAddress('eth0', `${EXTERNAL_IP}/24`);
     await startServices(lab.cloud, [`http:${EXTERNAL_IP}:80`]);
   }, 240_000);
 
   afterAll(async () => {
-    await runner?.stop();
+    for (const r of runners) await r.stop();
     await lab?.destroy();
-    for (const [k, v] of [['TIPS_CA_DIR', savedEnv.ca], ['TIPS_TLS_HOSTNAME', savedEnv.host]] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    if (savedTlsHostname === undefined) delete process.env.TIPS_TLS_HOSTNAME;
+    else process.env.TIPS_TLS_HOSTNAME = savedTlsHostname;
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
   it('the metal reports the package, the master blocks every interface, its traffic stops; the other metal keeps working', async () => {
     const pi = await activeMetal('pi-tamper');
     const other = await activeMetal('pi-honest');
-    const id = await enroll(pi, 'pi');
-    const root = metalRoot();
-    writeFileSync(
-      join(work, 'runner.json'),
-      JSON.stringify({
-        stateDir: join(root, 'var/lib/tips-client'),
-        root,
-        managedPaths: [join(root, 'opt/app')],
-        masterUrl: `https://${ADDR.masterIp}:${TLS_PORT}`,
-        caFile: join(work, 'offline/root.pem'),
-        certFile: id.cert,
-        keyFile: id.key,
-      }),
-    );
-    runner = pi.m.ns.spawn(process.execPath, ['--import', 'tsx', RUNNER, join(work, 'runner.json')], { cwd: ROOT, label: 'tamper runner', logFile: join(work, 'runner.log') });
-    await runner.waitFor(/^WATCHING$/m, 90_000);
-    // Nothing was reported for the state TIPS recorded.
-    expect(runner.output).not.toMatch(/REPORTED/);
+    const { root } = await watchMetal(pi, 'pi');
     const deb = tinyDeb();
 
     await pi.m.ns.execOk('dpkg', ['--root', root, '--admindir', join(root, 'var/lib/dpkg'), '-i', deb]);
     const installedAt = Date.now();
     expect(readFileSync(join(root, 'var/lib/dpkg/status'), 'utf8')).toMatch(/^Package: tiny$/m);
-
-    // T16: within 10 s of the install the gateway holds the metal Blocked and forwards nothing of it.
-    const row = await lab.rowInState(pi.mac, 'blocked', 10_000);
-    await until('the tampered metal reaches nothing', async () => ((await httpFrom(pi.m.ns, EXTERNAL_IP, 80, { timeoutSec: 1 })) === null ? true : undefined), Math.max(1_000, 10_000 - (Date.now() - installedAt)));
-    expect(row.tipsId).toBe(pi.id);
-    // (The 202 itself may never reach the metal: the block can land before the answer leaves the gateway.)
+    await blockedWithin10s(pi, installedAt);
 
     // The owner sees what changed.
     const events = await lab.api<{ items: { kind: string; detail?: unknown }[] }>('GET', '/api/v1/metals/pi-tamper/events?kind=tamper');
@@ -154,5 +161,15 @@ describe('T16 tamper response end to end (issue 9 test 5): dpkg -i on a metal �
     // The state that did not change: the honest metal is still Active and still forwarded.
     expect((await lab.row(other.mac))?.state).toBe('active');
     expect(await httpFrom(other.m.ns, EXTERNAL_IP, 80)).toBe(`${EXTERNAL_IP}:80 from ${ADDR.gatewayUplinkIp}`);
+  });
+
+  it('a write into a managed path on the metal: Blocked within 10 s, the owner sees the modified file', async () => {
+    const pi = await activeMetal('pi-file');
+    const { root } = await watchMetal(pi, 'file');
+    const server = join(root, 'opt/app/bin/server');
+    await pi.m.ns.execOk('sh', ['-c', `echo 'nc -l -p 4444 -e /bin/sh' >> '${server}'`]);
+    await blockedWithin10s(pi, Date.now());
+    const events = await lab.api<{ items: { kind: string; detail?: unknown }[] }>('GET', '/api/v1/metals/pi-file/events?kind=tamper');
+    expect(events.items[0]?.detail).toEqual({ changes: [{ path: server, kind: 'modified', detail: expect.stringMatching(/^content changed/) }] });
   });
 });

@@ -3,7 +3,7 @@
  * partition: each temp + fsync + rename, the directory fsynced, then sync and umount.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -64,6 +64,45 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * On a disk that already claims the job's Glaze (a restarted installer): the master issues a new
+ * one-use enrollment secret with every claim and revokes the one before, so the installed system's
+ * files must carry the new one. Compares through a read-only mount (nothing written) and rewrites
+ * only when they differ. Returns whether it wrote.
+ */
+export async function refreshInstalledSystem(o: { disk: string; work: Work; stateDir: string; log: Logger }): Promise<boolean> {
+  const files = clientFiles(o.work);
+  const p = await readPartition1(o.disk);
+  if (!files || !p || p.label !== ROOT_LABEL) return false;
+  let same = false;
+  let attached: Awaited<ReturnType<typeof attachPartition1>> | undefined;
+  let mnt: string | undefined;
+  let mounted = false;
+  try {
+    attached = await attachPartition1(o.disk, p);
+    mkdirSync(o.stateDir, { recursive: true });
+    mnt = mkdtempSync(join(o.stateDir, 'root-'));
+    await run('mount', ['-t', 'ext4', '-o', 'ro,noload', attached.device, mnt]);
+    mounted = true;
+    same = (Object.entries(files) as [string, { content: string }][]).every(([name, f]) => {
+      try {
+        return readFileSync(join(mnt!, CLIENT_DIR, name), 'utf8') === f.content;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    same = false;
+  } finally {
+    if (mounted && mnt) await run('umount', [mnt]).catch(() => undefined);
+    if (mnt) rmSync(mnt, { recursive: true, force: true });
+    await attached?.detach().catch(() => undefined);
+  }
+  if (same) return false;
+  o.log.info({ phase: 'configure' }, 'the installed system holds an older enrollment: rewriting the TIPS-C files');
+  return configureInstalledSystem(o);
 }
 
 /**

@@ -9,7 +9,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { InstallerOptions } from './cmdline.ts';
-import { configureInstalledSystem } from './config.ts';
+import { configureInstalledSystem, refreshInstalledSystem } from './config.ts';
 import { defaultDisk, diskSize, hashInto, readMarker, writeGlaze, writeMarker } from './disk.ts';
 import { InstallerError, type ReportCode } from './errors.ts';
 import { type Backoff, DEFAULT_BACKOFF, downloadResumable, errorOf, requestWithRetry, sleep } from './http.ts';
@@ -150,6 +150,7 @@ export async function runInstaller(o: InstallerOptions, d: RunDeps): Promise<num
     const marker = await readMarker(disk, size);
     if (marker.ok && marker.marker.sha256 === work.glaze.sha256) {
       log.info({ phase: 'marker', disk, jobId: marker.marker.jobId }, 'the disk already holds this Glaze (valid marker); reporting only');
+      await refreshInstalledSystem({ disk, work, stateDir: o.stateDir, log });
       await sendReport(o, work, key, report('installed', null, `already installed by job ${marker.marker.jobId} at ${marker.marker.at}`), d);
       return EXIT.installed;
     }

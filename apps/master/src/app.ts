@@ -131,6 +131,8 @@ export function createServices(deps: MasterDeps): Services {
     ['tinkerbell', new TinkerbellEngine({ ...DEFAULT_TINKERBELL, ...deps.tinkerbell })],
   ]);
   const provisioning = new ProvisioningService(new KyselyProvisioningStore(deps.db), metals, spaces, glazes, keys, enrollment, events, clock, random, engines, { urls: deps.publicUrls });
+  // ... and gets neither a Phase 1 boot script nor installer work (T13).
+  provisioning.useBlockCheck((metalId) => discovery.isBlocked(metalId));
   const notifications = new NotificationService();
   const updates = new UpdateService(
     new KyselyUpdateStore(deps.db),

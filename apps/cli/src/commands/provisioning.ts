@@ -103,7 +103,7 @@ async function confirm(question: string, yes: boolean): Promise<void> {
 
 const metalPath = (ref: string) => `api/v1/metals/${encodeURIComponent(ref)}`;
 
-/** `tips metal reprovision` and `tips metal set --engine`. */
+/** `tips metal reprovision` and `tips metal set --engine` (`tips space set|update --engine` is in space.ts). */
 export function registerMetalPhase1Commands(metal: Command): void {
   jsonOption(
     metal
@@ -126,25 +126,15 @@ export function registerMetalPhase1Commands(metal: Command): void {
       .requiredOption('--engine <engine>', `${ENGINES.join(' | ')} | inherit (use its default Space’s engine)`),
   ).action(
     action(async (ref: string, opts: { engine: string; json?: boolean }) => {
-      if (![...ENGINES, 'inherit'].includes(opts.engine)) throw new CliError('bad_engine', `--engine must be one of ${[...ENGINES, 'inherit'].join(', ')}, got "${opts.engine}"`, EXIT.usage);
-      const m = await api().call<{ name: string; engine: string | null }>('PATCH', metalPath(ref), { engine: opts.engine === 'inherit' ? null : opts.engine });
+      const m = await api().call<{ name: string; engine: string | null }>('PATCH', metalPath(ref), { engine: parseEngineOption(opts.engine, true) });
       print(m, !!opts.json, (v: { name: string; engine: string | null }) => `metal ${v.name}: engine ${v.engine ?? 'inherited from its default Space'}`);
     }),
   );
 }
 
-/** `tips space set --engine`. */
-export function registerSpacePhase1Commands(space: Command): void {
-  jsonOption(
-    space
-      .command('set <space>')
-      .description('set a Space’s Phase 1 settings')
-      .requiredOption('--engine <engine>', `${ENGINES.join(' | ')}: the engine of the metals whose default Space this is (a metal may override it)`),
-  ).action(
-    action(async (ref: string, opts: { engine: string; json?: boolean }) => {
-      if (!ENGINES.includes(opts.engine)) throw new CliError('bad_engine', `--engine must be one of ${ENGINES.join(', ')}, got "${opts.engine}"`, EXIT.usage);
-      const s = await api().call<{ name: string; engine: string }>('PATCH', `api/v1/spaces/${encodeURIComponent(ref)}`, { engine: opts.engine });
-      print(s, !!opts.json, (v: { name: string; engine: string }) => `Space ${v.name}: engine ${v.engine}`);
-    }),
-  );
+/** An `--engine` value, checked before any request (`inherit` only where a metal may inherit). */
+export function parseEngineOption(value: string, inherit: boolean): string | null {
+  const allowed = inherit ? [...ENGINES, 'inherit'] : ENGINES;
+  if (!allowed.includes(value)) throw new CliError('bad_engine', `--engine must be one of ${allowed.join(', ')}, got "${value}"`, EXIT.usage);
+  return value === 'inherit' ? null : value;
 }

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { action, api, collect, jsonOption } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
-import { registerSpacePhase1Commands } from './provisioning.ts';
+import { parseEngineOption } from './provisioning.ts';
 
 interface SpaceOut {
   id: string;
@@ -83,15 +83,17 @@ export function registerSpaceCommands(program: Command): Command {
       .description('rename a Space or set the Glaze it delivers (on a Phase 3 Space its metals are notified over MQTT)')
       .option('--name <name>', 'new name')
       .option('--glaze <glaze>', 'the Glaze (name, name@version or ID) this Space delivers; it must allow the Space')
-      .option('--no-glaze', 'deliver no Glaze'),
+      .option('--no-glaze', 'deliver no Glaze')
+      .option('--engine <engine>', 'builtin | tinkerbell: the Phase 1 engine of the metals whose default Space this is (a metal may override it: tips metal set --engine)'),
   ).action(
-    action(async (ref: string, opts: { name?: string; glaze?: string | false; json?: boolean }) => {
+    action(async (ref: string, opts: { name?: string; glaze?: string | false; engine?: string; json?: boolean }) => {
       const body: Record<string, unknown> = {};
       if (opts.name !== undefined) body.name = opts.name;
       if (opts.glaze === false) body.glaze = null;
       else if (typeof opts.glaze === 'string') body.glaze = opts.glaze;
-      if (Object.keys(body).length === 0) throw new CliError('nothing_to_update', 'give --name, --glaze or --no-glaze', EXIT.usage);
-      print(await api().call<SpaceOut>('PATCH', path(ref), body), !!opts.json, (v: SpaceOut) => `updated Space ${v.name}`);
+      if (opts.engine !== undefined) body.engine = parseEngineOption(opts.engine, false);
+      if (Object.keys(body).length === 0) throw new CliError('nothing_to_update', 'give --name, --glaze, --no-glaze or --engine', EXIT.usage);
+      print(await api().call<SpaceOut>('PATCH', path(ref), body), !!opts.json, (v: SpaceOut) => `updated Space ${v.name}${opts.engine !== undefined ? `: engine ${v.engine}` : ''}`);
     }),
   );
 
@@ -129,6 +131,5 @@ export function registerSpaceCommands(program: Command): Command {
         process.stdout.write(`removed ${metalRef} from Space ${spaceRef}\n`);
       }),
     );
-  registerSpacePhase1Commands(space);
   return space;
 }

@@ -302,4 +302,42 @@ describe('D2 rootfs-ab: recover() after an interruption at each phase (in-proces
     expect(readFileSync(recordPath(stateDir), 'utf8')).toBe(committed);
     expect(existsSync(journalPath(stateDir))).toBe(false);
   });
+
+  it('on a device: the switch reboots, the next start (kernel says tips.slot=b) checks, and a failed check reboots back to a', async () => {
+    const conf = join(dir, 'extlinux.conf');
+    const cmdline = join(dir, 'cmdline');
+    const reboots = join(dir, 'reboots');
+    writeFileSync(conf, extlinux('tips-a'));
+    writeFileSync(cmdline, 'root=PARTLABEL=root-a tips.slot=a\n');
+    configure({ bootloader: { kind: 'extlinux', file: conf }, bootedSlot: 'cmdline', cmdlineFile: cmdline, reboot: ['sh', '-c', `echo reboot >> ${reboots}`] });
+    const bad = image('bad', 'BROKEN!');
+    let settled = false;
+    void rootfsAb.install({ payloadPath: bad.path, glaze: bad.glaze, stateDir, log }).finally(() => {
+      settled = true;
+    });
+    await until(() => (existsSync(reboots) ? true : undefined));
+    // install() never settles: the device is going down.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(settled).toBe(false);
+    expect(readFileSync(conf, 'utf8')).toBe(extlinux('tips-b'));
+    // The next boot runs slot b; its health check fails; the agent rolls back and reboots into a.
+    writeFileSync(cmdline, 'root=PARTLABEL=root-b tips.slot=b\n');
+    expect(await rootfsAb.recover(stateDir, log)).toBe('rolled_back');
+    expect(readFileSync(reboots, 'utf8')).toBe('reboot\nreboot\n');
+    expect(readFileSync(conf, 'utf8')).toBe(extlinux('tips-a'));
+    // Slot a boots again: nothing left to do, no further reboot.
+    writeFileSync(cmdline, 'root=PARTLABEL=root-a tips.slot=a\n');
+    expect(await rootfsAb.recover(stateDir, log)).toBe('clean');
+    expect(readFileSync(reboots, 'utf8')).toBe('reboot\nreboot\n');
+  });
 });
+
+async function until<T>(what: () => T | undefined, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = what();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

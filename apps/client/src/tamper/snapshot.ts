@@ -4,7 +4,7 @@
  * installed packages with their versions).
  */
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, type Stats } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export type FileEntry = { type: 'file'; sha256: string; mode: number; size: number } | { type: 'symlink'; target: string };
@@ -14,7 +14,7 @@ export interface DpkgState {
   statusPath: string;
   /** null when there is no dpkg database (not a Debian-family system). */
   statusSha256: string | null;
-  /** `name:arch` → version, only packages dpkg considers present (not `not-installed`/`config-files`). */
+  /** `name:arch` → version (`1.0 [install unpacked]` while not fully installed); gone packages not listed. */
   packages: Record<string, string>;
 }
 
@@ -34,14 +34,34 @@ export function parseDpkgStatus(text: string): Record<string, string> {
     const name = field('Package');
     const status = field('Status');
     if (!name || !status) continue;
-    const state = status.split(/\s+/)[2];
-    if (state === 'not-installed' || state === 'config-files') continue;
-    packages[`${name}:${field('Architecture') ?? 'all'}`] = field('Version') ?? '';
+    const [want, , state] = status.split(/\s+/);
+    // Gone (or only its configuration left) and not being installed: not a package on this system.
+    if ((state === 'not-installed' || state === 'config-files') && want !== 'install') continue;
+    const version = field('Version') ?? '';
+    // Mid-install (unpacked, half-configured…) is a package too, marked with its dpkg state.
+    packages[`${name}:${field('Architecture') ?? 'all'}`] = state === 'installed' ? version : `${version} [${want} ${state}]`.trim();
   }
   return packages;
 }
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+/** SHA-256 of a file read 1 MiB at a time (a managed file may be large). */
+function sha256OfFile(path: string): string {
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fd = openSync(path, 'r');
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
 
 /** A hash cache keyed by what the kernel says about a file, so an unchanged file is not read again. */
 export class HashCache {
@@ -51,7 +71,7 @@ export class HashCache {
     const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
     const hit = this.entries.get(path);
     if (hit && hit.key === key) return hit.sha256;
-    const digest = sha256(readFileSync(path));
+    const digest = sha256OfFile(path);
     this.entries.set(path, { key, sha256: digest });
     return digest;
   }
@@ -60,7 +80,8 @@ export class HashCache {
   }
 }
 
-function walk(path: string, out: Record<string, FileEntry>, cache: HashCache): void {
+function walk(path: string, out: Record<string, FileEntry>, cache: HashCache, exclude: string[]): void {
+  if (exclude.some((x) => path === x || path.startsWith(`${x}/`))) return;
   let st: Stats;
   try {
     st = lstatSync(path);
@@ -70,7 +91,7 @@ function walk(path: string, out: Record<string, FileEntry>, cache: HashCache): v
   }
   if (st.isSymbolicLink()) out[path] = { type: 'symlink', target: readlinkSync(path) };
   else if (st.isDirectory()) {
-    for (const name of readdirSync(path).sort()) walk(join(path, name), out, cache);
+    for (const name of readdirSync(path).sort()) walk(join(path, name), out, cache, exclude);
   } else if (st.isFile()) {
     try {
       out[path] = { type: 'file', sha256: cache.hash(path, st), mode: st.mode & 0o7777, size: st.size };
@@ -81,10 +102,12 @@ function walk(path: string, out: Record<string, FileEntry>, cache: HashCache): v
   }
 }
 
-export function takeSnapshot(opts: { managedPaths: string[]; dpkgRoot: string; cache?: HashCache }): Snapshot {
+/** `exclude`: paths left out (the agent's own state dir, which changes by design). */
+export function takeSnapshot(opts: { managedPaths: string[]; dpkgRoot: string; cache?: HashCache; exclude?: string[] }): Snapshot {
   const cache = opts.cache ?? new HashCache();
   const files: Record<string, FileEntry> = {};
-  for (const p of opts.managedPaths) walk(resolve(p), files, cache);
+  const exclude = (opts.exclude ?? []).map((x) => resolve(x));
+  for (const p of opts.managedPaths) walk(resolve(p), files, cache, exclude);
   const statusPath = dpkgStatusPath(opts.dpkgRoot);
   let status: Buffer | null = null;
   try {

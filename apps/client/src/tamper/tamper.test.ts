@@ -36,7 +36,7 @@ beforeEach(() => {
   stateDir = join(root, 'var/lib/tips-client');
   app = join(root, 'opt/app');
   mkdirSync(join(app, 'bin'), { recursive: true });
-  mkdirSync(join(root, 'var/lib/dpkg'), { recursive: true });
+  mkdirSync(join(root, 'var/lib/dpkg/updates'), { recursive: true });
   writeFileSync(join(app, 'bin/server'), '#!/bin/sh\necho server\n', { mode: 0o755 });
   writeFileSync(join(app, 'config.json'), '{"port":80}\n');
   symlinkSync('bin/server', join(app, 'current'));
@@ -72,8 +72,10 @@ async function watchRoot(extra: Partial<Parameters<typeof startTamperWatch>[0]> 
 }
 
 describe('T16 tamper detection: snapshot and change list', () => {
-  it('reads installed packages from the dpkg status, not removed ones', () => {
+  it('reads installed packages from the dpkg status, not removed ones; one mid-install is marked with its state', () => {
     expect(parseDpkgStatus(STATUS)).toEqual({ 'base-files:amd64': '12.4', 'tips-client:all': '0.1.0' });
+    const midway = `${STATUS}\nPackage: tiny\nStatus: install ok unpacked\nArchitecture: all\nVersion: 1.0\n\nPackage: next\nStatus: install ok not-installed\nArchitecture: all\n`;
+    expect(parseDpkgStatus(midway)).toMatchObject({ 'tiny:all': '1.0 [install unpacked]', 'next:all': '[install not-installed]' });
   });
 
   it('names every change: content, mode, symlink, added, removed, packages', () => {
@@ -212,5 +214,36 @@ describe('T16 tamper detection: the watch', () => {
     writeBaseline(stateDir, takeSnapshot({ managedPaths: [app], dpkgRoot: root }));
     expect(await w.check()).toEqual([{ path: baselinePath(stateDir), kind: 'modified', detail: 'the tamper baseline is not signed' }]);
     expect(reports.at(-1)).toEqual([{ path: baselinePath(stateDir), kind: 'modified', detail: 'the tamper baseline is not signed' }]);
+  });
+
+  it('while dpkg is inside a transaction the check waits (bounded), so the report names the package', async () => {
+    const { reports } = await watchRoot({ dpkgSettleMs: 60_000 });
+    writeFileSync(join(root, 'var/lib/dpkg/updates/0000'), 'Package: tiny\n');
+    dpkgWrites(STATUS.replace('Version: 12.4', 'Version: 12.4\nConffiles:\n /etc/x 0123'));
+    await new Promise((r) => setTimeout(r, 600));
+    expect(reports).toEqual([]);
+    dpkgWrites(STATUS + TINY);
+    rmSync(join(root, 'var/lib/dpkg/updates/0000'));
+    expect(await until(() => reports[0])).toEqual([{ path: statusFile, kind: 'package', detail: 'installed outside TIPS: tiny 1.0 (all)' }]);
+  });
+
+  it('a dpkg journal that never clears delays the report by dpkgSettleMs at most', async () => {
+    const { reports } = await watchRoot({ dpkgSettleMs: 300 });
+    writeFileSync(join(root, 'var/lib/dpkg/updates/0000'), 'Package: tiny\n');
+    dpkgWrites(STATUS + TINY);
+    expect(await until(() => reports[0])).toEqual([{ path: statusFile, kind: 'package', detail: 'installed outside TIPS: tiny 1.0 (all)' }]);
+  });
+
+  it("the agent's own state dir inside a managed path is not a managed file", async () => {
+    stateDir = join(app, 'var/tips-client');
+    const { w, reports } = await watchRoot();
+    writeFileSync(join(stateDir, 'agent-state.json'), '{"n":1}');
+    await w.signOff();
+    writeFileSync(join(stateDir, 'agent-state.json'), '{"n":2}');
+    expect(await w.check()).toEqual([]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(reports).toEqual([]);
+    writeFileSync(join(app, 'bin/server'), 'changed');
+    expect(await until(() => reports[0])).toEqual([expect.objectContaining({ path: join(app, 'bin/server'), kind: 'modified' })]);
   });
 });

@@ -7,11 +7,12 @@
  * a failed report is retried.
  */
 import type { KeyObject } from 'node:crypto';
-import { type FSWatcher, watch } from 'node:fs';
+import { type FSWatcher, readdirSync, watch } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { baselinePath, readBaseline, writeBaseline } from './baseline.ts';
 import { diffSnapshots, type TamperChange } from './diff.ts';
-import { HashCache, type Snapshot, takeSnapshot, watchedDirectories } from './snapshot.ts';
+import { dpkgAdminDir, HashCache, type Snapshot, takeSnapshot, watchedDirectories } from './snapshot.ts';
 
 export type { TamperChange } from './diff.ts';
 
@@ -27,6 +28,12 @@ export interface TamperWatchOptions {
   fullCheckIntervalMs?: number;
   /** Quiet time after a file-system event before the check. Default 300 ms. */
   debounceMs?: number;
+  /**
+   * While dpkg is inside a transaction (its `updates/` journal is not empty) a check waits up to
+   * this long, so the one report a metal sends before the gateway cuts it off names the package.
+   * Default 3 s.
+   */
+  dpkgSettleMs?: number;
   /** Watch with inotify (fs.watch); false: only the periodic full check (file systems without inotify). Default true. */
   inotify?: boolean;
   /** Delay before a failed report is tried again. Default 5 s. */
@@ -54,11 +61,13 @@ export async function startTamperWatch(opts: TamperWatchOptions): Promise<Tamper
   const dpkgRoot = opts.dpkgRoot ?? '/';
   const fullCheckIntervalMs = opts.fullCheckIntervalMs ?? 60_000;
   const debounceMs = opts.debounceMs ?? 300;
+  const dpkgSettleMs = opts.dpkgSettleMs ?? 3_000;
   const retryMs = opts.retryMs ?? 5_000;
   const log = opts.log;
   const cache = new HashCache();
   const watchers = new Map<string, FSWatcher>();
-  const snapshot = (): Snapshot => takeSnapshot({ managedPaths: opts.managedPaths, dpkgRoot, cache });
+  // The agent's state dir changes by design (the baseline itself lives there): never a managed file.
+  const snapshot = (): Snapshot => takeSnapshot({ managedPaths: opts.managedPaths, dpkgRoot, cache, exclude: [opts.stateDir] });
 
   let stopped = false;
   let installing = 0;
@@ -100,13 +109,26 @@ export async function startTamperWatch(opts: TamperWatchOptions): Promise<Tamper
     }
   }
 
-  /** A check at most `delay` after the first event: a file written without pause cannot postpone it. */
-  function schedule(delay = debounceMs): void {
+  /** dpkg is between its journal and its status rewrite. */
+  function dpkgBusy(): boolean {
+    try {
+      return readdirSync(join(dpkgAdminDir(dpkgRoot), 'updates')).some((n) => /^\d+$/.test(n));
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * A check at most `delay` after the first event: a file written without pause cannot postpone it;
+   * only a dpkg transaction in progress can, for at most `dpkgSettleMs`.
+   */
+  function schedule(delay = debounceMs, since = Date.now()): void {
     if (stopped) return;
     if (debounce && delay > 0) return;
     clearTimeout(debounce);
     debounce = setTimeout(() => {
       debounce = undefined;
+      if (dpkgBusy() && Date.now() - since < dpkgSettleMs) return schedule(Math.max(debounceMs, 50), since);
       void runCheck().catch((e) => log?.error({ err: (e as Error).message }, 'tamper: check failed'));
     }, delay);
   }

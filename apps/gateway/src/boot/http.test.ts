@@ -12,7 +12,7 @@ import { createMetrics, type GatewayMetrics } from '../status/metrics.ts';
 import { MasterClient } from '../uplink/client.ts';
 import { SmallFileCache } from './files.ts';
 import { GlazeCache } from './glaze-cache.ts';
-import { BootHttpServer } from './http.ts';
+import { type BootHttpOptions, BootHttpServer } from './http.ts';
 
 const MAC = '02:00:00:00:00:07';
 const GATEWAY_ID = 'gw_test';
@@ -114,6 +114,7 @@ class FakeMaster {
 let dir: string;
 let fake: FakeMaster;
 let boot: BootHttpServer;
+let bootOptions: BootHttpOptions;
 let base: string;
 let metrics: GatewayMetrics;
 let active: boolean;
@@ -142,7 +143,7 @@ describe('T13 Phase 1 HTTP boot service (contract A2): attested MAC, signed rela
     fake = new FakeMaster(publicKey);
     const masterUrl = await fake.start();
     metrics = createMetrics();
-    boot = new BootHttpServer({
+    bootOptions = {
       address: '127.0.0.1',
       port: 0,
       ipxeDir: join(dir, 'ipxe'),
@@ -154,7 +155,8 @@ describe('T13 Phase 1 HTTP boot service (contract A2): attested MAC, signed rela
       master: new MasterClient(masterUrl, GATEWAY_ID, privateKey, 5000),
       log: pino({ level: process.env.TEST_LOG ?? 'silent' }),
       metrics,
-    });
+    };
+    boot = new BootHttpServer(bootOptions);
     await boot.start();
     base = boot.baseUrl;
   });
@@ -191,6 +193,10 @@ describe('T13 Phase 1 HTTP boot service (contract A2): attested MAC, signed rela
     expect(q.get('base')).toBe(base);
     const cacheFile = join(dir, 'cache', 'scripts', '020000000007.ipxe');
     expect(readFileSync(cacheFile, 'utf8')).toBe(text);
+    // HEAD would make the master issue a new token (voiding this one): not served.
+    const seen = fake.seen.length;
+    expect((await fetch(`${base}/boot/script.ipxe`, { method: 'HEAD' })).status).toBe(405);
+    expect(fake.seen.length).toBe(seen);
 
     // The master cannot be reached: the cached copy is served.
     fake.mode = 'down';
@@ -274,6 +280,16 @@ describe('T13 Phase 1 HTTP boot service (contract A2): attested MAC, signed rela
     expect(resume.body.equals(GLAZE.subarray(100_000))).toBe(true);
     expect(fake.fullGlazeFetches()).toBe(fetchesAfterFill);
     expect(await metric('tips_gateway_boot_cache_hits_total{cache="glaze"}')).toBe(2);
+    // A restarted gateway (new process state, same cache dir) knows the job and serves the cached copy after hashing it.
+    const again = new BootHttpServer({ ...bootOptions, port: 0, glazes: new GlazeCache(join(dir, 'cache')), metrics: createMetrics() });
+    await again.start();
+    try {
+      const r = await fetch(`${again.baseUrl}/phase1/jobs/${JOB}/glaze`);
+      expect(Buffer.from(await r.arrayBuffer()).equals(GLAZE)).toBe(true);
+      expect(fake.fullGlazeFetches()).toBe(fetchesAfterFill);
+    } finally {
+      await again.stop();
+    }
     // Once the master no longer serves the job, the cached copy is not served either.
     fake.mode = 'job_closed';
     const closed = await get(`/phase1/jobs/${JOB}/glaze`);
@@ -282,7 +298,7 @@ describe('T13 Phase 1 HTTP boot service (contract A2): attested MAC, signed rela
     expect(await metric('tips_gateway_boot_cache_hits_total{cache="glaze"}')).toBe(2);
     fake.mode = 'ok';
     // Each request was authorised by the master (one-byte probe with the attested MAC).
-    expect(fake.seen.filter((s) => s.range === 'bytes=0-0' && s.path.includes(`mac=${encodeURIComponent(MAC)}`)).length).toBe(4);
+    expect(fake.seen.filter((s) => s.range === 'bytes=0-0' && s.path.includes(`mac=${encodeURIComponent(MAC)}`)).length).toBe(5);
   });
 
   it('a cached Glaze altered on disk is re-verified, dropped and fetched again; a Glaze not matching its digest is never cached', async () => {

@@ -168,7 +168,8 @@ export class BootHttpServer {
     const read = method === 'GET' || method === 'HEAD';
     try {
       if (kind === 'ipxe' && read) return await this.bootProgram(req, res, path);
-      if (kind === 'script' && read) return await this.script(res, mac, method === 'HEAD');
+      // GET only: each script the master makes issues a new token and voids the last one.
+      if (kind === 'script' && method === 'GET') return await this.script(res, mac);
       if (kind === 'installer' && read) return await this.installer(req, res, path);
       if (kind === 'work' && method === 'POST') return await this.work(req, res, mac);
       if (kind === 'glaze' && read) return await this.glaze(req, res, mac, path);
@@ -237,7 +238,7 @@ export class BootHttpServer {
     return `${mac.replaceAll(':', '')}.ipxe`;
   }
 
-  private async script(res: ServerResponse, mac: string, head: boolean): Promise<void> {
+  private async script(res: ServerResponse, mac: string): Promise<void> {
     let text: string;
     let outcome = 'ok';
     try {
@@ -253,7 +254,7 @@ export class BootHttpServer {
         this.o.log.info({ mac, status: e.status, code: e.remoteCode }, 'master refused the boot script');
         const body = `#!ipxe\necho TIPS: no boot script for this machine (${e.remoteCode ?? e.status}); booting from disk\nexit\n`;
         res.writeHead(e.status ?? 404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-        res.end(head ? undefined : body);
+        res.end(body);
         return;
       }
       const cached = await readFile(join(this.scripts, this.scriptFile(mac)), 'utf8').catch(() => undefined);
@@ -264,9 +265,9 @@ export class BootHttpServer {
       outcome = 'cached';
     }
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-    res.end(head ? undefined : text);
+    res.end(text);
     this.count('script', outcome);
-    if (!head) this.o.metrics.bootBytes.inc({ kind: 'script' }, Buffer.byteLength(text));
+    this.o.metrics.bootBytes.inc({ kind: 'script' }, Buffer.byteLength(text));
   }
 
   /** Streams a file with one optional byte range (206/416), Content-Length and ETag. */
@@ -296,7 +297,7 @@ export class BootHttpServer {
       res.end();
     } else {
       try {
-        // Large reads: a boot file is tens of MiB and the metals are many (64 KiB chunks cost 3× the CPU).
+        // Large reads: an installer is tens of MiB and many metals fetch it at once (fewer read calls).
         await pipeline(createReadStream(file, { start, end, highWaterMark: 1024 * 1024 }), res);
       } catch {
         // The metal went away mid-file (it resumes with a Range).

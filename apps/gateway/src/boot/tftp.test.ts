@@ -163,6 +163,22 @@ describe('T13 Phase 1 TFTP first stage: real clients (tftp-hpa, atftp) against t
     s.close();
   });
 
+  it('a request repeated before the first answer (the client retransmitted) starts one transfer, not two', async () => {
+    const s = dgram.createSocket('udp4');
+    const from = new Set<number>();
+    s.on('message', (_m, r) => from.add(r.port));
+    await new Promise<void>((r) => s.bind(0, HOST, () => r()));
+    const rrq = encodeRequest(OPCODE.RRQ, 'undionly.kpxe', 'octet', new Map([['blksize', '1428']]));
+    s.send(rrq, server.port, HOST);
+    s.send(rrq, server.port, HOST);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(server.activeTransfers).toBe(1);
+    expect(from.size).toBe(1);
+    s.close();
+    await new Promise((r) => setTimeout(r, 3500)); // it times out (retries: 2) and frees its slot
+    expect(server.activeTransfers).toBe(0);
+  });
+
   it('bounds the number of transfers at once: the next request is told the server is busy', async () => {
     const sockets: dgram.Socket[] = [];
     for (let i = 0; i < 8; i++) {

@@ -42,6 +42,8 @@ type Outcome = 'ok' | 'refused' | 'not_found' | 'denied' | 'busy' | 'timeout' | 
 export class TftpServer {
   private socket: dgram.Socket | undefined;
   private readonly transfers = new Map<string, Transfer>();
+  /** Requests being set up (file read, socket bound): a retransmitted RRQ meanwhile is not a second transfer. */
+  private readonly starting = new Set<string>();
   private readonly limits: typeof DEFAULT_LIMITS;
 
   constructor(private readonly o: TftpServerOptions) {
@@ -85,7 +87,7 @@ export class TftpServer {
       return;
     }
     const key = `${from.address}:${from.port}`;
-    if (this.transfers.has(key)) return; // the client repeated its request; the transfer retransmits on its own
+    if (this.transfers.has(key) || this.starting.has(key)) return; // the client repeated its request; the transfer retransmits on its own
     let p: TftpPacket;
     try {
       p = decodeTftp(msg);
@@ -117,25 +119,34 @@ export class TftpServer {
       this.reply(from, ERROR_CODE.ACCESS_VIOLATION, 'only boot programs by plain name are served');
       return;
     }
-    const file = found.kind === 'ok' ? await this.o.files.read(bootProgramPath(this.o.ipxeDir, found.name)) : undefined;
-    if (!file) {
-      this.count('not_found');
-      this.reply(from, ERROR_CODE.FILE_NOT_FOUND, `${p.filename.slice(0, 100)} is not served here`);
-      return;
-    }
-    if (this.transfers.size >= this.limits.maxTransfers) {
+    if (this.transfers.size + this.starting.size >= this.limits.maxTransfers) {
       this.count('busy');
       this.reply(from, ERROR_CODE.NOT_DEFINED, 'server busy, try again');
       return;
     }
-    const params = negotiate(p.options, file.data.length, this.limits);
+    this.starting.add(key);
+    try {
+      await this.startTransfer(key, from, mac, p.filename, p.options, found.kind === 'ok' ? bootProgramPath(this.o.ipxeDir, found.name) : undefined);
+    } finally {
+      this.starting.delete(key);
+    }
+  }
+
+  private async startTransfer(key: string, from: dgram.RemoteInfo, mac: string, filename: string, options: Map<string, string>, path: string | undefined): Promise<void> {
+    const file = path ? await this.o.files.read(path) : undefined;
+    if (!file) {
+      this.count('not_found');
+      this.reply(from, ERROR_CODE.FILE_NOT_FOUND, `${filename.slice(0, 100)} is not served here`);
+      return;
+    }
+    const params = negotiate(options, file.data.length, this.limits);
     const sock = await bind(this.o.address, 0);
     const t = new Transfer(sock, from, file.data, params, this.limits.retries, (outcome) => {
       this.transfers.delete(key);
       this.o.metrics.bootTftpTransfers.set(this.transfers.size);
       this.count(outcome);
       if (outcome === 'ok') this.o.metrics.bootBytes.inc({ kind: 'tftp' }, file.data.length);
-      this.o.log.info({ mac, ip: from.address, file: p.filename, bytes: file.data.length, blksize: params.blksize, windowsize: params.windowsize, outcome }, 'tftp transfer ended');
+      this.o.log.info({ mac, ip: from.address, file: filename, bytes: file.data.length, blksize: params.blksize, windowsize: params.windowsize, outcome }, 'tftp transfer ended');
     });
     this.transfers.set(key, t);
     this.o.metrics.bootTftpTransfers.set(this.transfers.size);

@@ -34,6 +34,6 @@ export const ipxeScripts = {
       '',
     ].join('\n'),
   waiting: (base: string) => ['#!ipxe', 'echo TIPS: the default Space has no Glaze yet; waiting', 'sleep 30', `chain ${base}/boot/script.ipxe`, ''].join('\n'),
-  finished: (state: string, reason: string | null) => ['#!ipxe', `echo TIPS: ${state} (${reason ?? 'no reason given'}); booting from disk`, 'exit', ''].join('\n'),
+  finished: (state: string, reason: string | null) => ['#!ipxe', `echo TIPS: ${state} (${reason ?? (state === 'installed' ? 'ok' : 'no reason given')}); booting from disk`, 'exit', ''].join('\n'),
   otherEngine: (engine: string) => ['#!ipxe', `echo TIPS: this metal is provisioned by the ${engine} engine; booting from disk`, 'exit', ''].join('\n'),
 };

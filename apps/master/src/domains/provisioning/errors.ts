@@ -16,10 +16,11 @@ export type ProvisioningErrorCode =
   | 'invalid_installer_key'
   | 'report_malformed'
   | 'wrong_mac'
-  | 'report_media_type';
+  | 'report_media_type'
+  | 'metal_blocked';
 
 /** Refusals that are security events: logged with `securityEvent`, and they change nothing. */
-const SECURITY: ReadonlySet<ProvisioningErrorCode> = new Set<ProvisioningErrorCode>(['phase1_token_invalid', 'job_claimed', 'report_invalid', 'job_not_installing', 'wrong_mac']);
+const SECURITY: ReadonlySet<ProvisioningErrorCode> = new Set<ProvisioningErrorCode>(['phase1_token_invalid', 'job_claimed', 'report_invalid', 'job_not_installing', 'wrong_mac', 'metal_blocked']);
 
 export class ProvisioningError extends DomainError<ProvisioningErrorCode> {
   readonly security: boolean;

@@ -88,6 +88,19 @@ describe('T13 Phase 1 boot script (CONTRACT A3 boot-script)', () => {
     expect((await ok(m, m.alice.token, 'GET', '/api/v1/provisioning/jobs')).json().items).toEqual([]);
   });
 
+  it('T16 refuses a metal its owner blocked (403 metal_blocked, a security event) and serves it again once unblocked', async () => {
+    const { token } = parseBootingScript(await (await bootScript(PXE_MAC)).text());
+    await ok(m, m.alice.token, 'POST', '/api/v1/metals/pi-07/block', { reason: 'tamper' });
+    const refused = await bootScript(PXE_MAC);
+    expect(refused.status).toBe(403);
+    expect(await errorCode(refused)).toBe('metal_blocked');
+    expect((await work({ mac: PXE_MAC, token, installerKey: installerKey().publicRaw })).status).toBe(403);
+    expect((await ok(m, m.alice.token, 'GET', '/api/v1/metals/pi-07')).json().phase1.state).toBe('booting');
+    expect(securityEvents()).toEqual(['metal_blocked', 'metal_blocked']);
+    await ok(m, m.alice.token, 'POST', '/api/v1/metals/pi-07/unblock');
+    expect((await bootScript(PXE_MAC)).status).toBe(200);
+  });
+
   it('a metal whose default Space has no Glaze waits (waiting_for_glaze, reason no_glaze) and boots once the Space gets one', async () => {
     await ok(m, m.alice.token, 'PATCH', '/api/v1/spaces/base-os', { glaze: null });
     const r = await bootScript(PXE_MAC);
@@ -154,7 +167,7 @@ describe('T13 Phase 1 work, Glaze and report (CONTRACT A3, A4)', () => {
       createHash('sha256').update(signedReport(inst.key, { jobId, result: 'installed', glazeSha256: glazeA.sha256, bytesWritten: IMAGE_A.length })).digest('hex'),
     );
     // Installed: the metal boots from its disk, and its Glaze is no longer served.
-    expect(await (await bootScript(PXE_MAC)).text()).toBe(['#!ipxe', 'echo TIPS: installed (no reason given); booting from disk', 'exit', ''].join('\n'));
+    expect(await (await bootScript(PXE_MAC)).text()).toBe(['#!ipxe', 'echo TIPS: installed (ok); booting from disk', 'exit', ''].join('\n'));
     expect(await errorCode(await glaze(jobId, PXE_MAC))).toBe('job_not_installing');
     expect((await ok(m, m.alice.token, 'GET', '/api/v1/metals/pi-07')).json().phase1).toMatchObject({ id: jobId, state: 'installed' });
   });
@@ -182,6 +195,13 @@ describe('T13 Phase 1 work, Glaze and report (CONTRACT A3, A4)', () => {
     expect(r.status).toBe(409);
     expect(await errorCode(r)).toBe('job_claimed');
     expect(await job(jobId)).toEqual(claimed);
+    // The installer that claimed it may claim again (restarted after a kill, same boot, same key):
+    // a fresh one-use secret, the previous one revoked.
+    const again = await work({ mac: PXE_MAC, token, installerKey: inst.publicRaw });
+    expect(again.status).toBe(200);
+    const secrets = (await ok(m, m.alice.token, 'GET', '/api/v1/enrollment/secrets')).json().items as { id: string; revokedAt: string | null }[];
+    expect(secrets.filter((x) => x.revokedAt === null).map((x) => x.id)).toEqual([(await again.json()).enrollment.secretId]);
+    expect(secrets).toHaveLength(2);
     // Bytes and reports only for the job's MAC and only from the owner's gateways.
     expect((await glaze(jobId, WIFI_MAC)).status).toBe(403);
     expect((await glaze(jobId, PXE_MAC, {}, bobGw)).status).toBe(404);

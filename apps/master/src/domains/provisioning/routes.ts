@@ -27,6 +27,7 @@ registerStatusTable<ProvisioningErrorCode>('provisioning', {
   report_malformed: 422,
   wrong_mac: 403,
   report_media_type: 415,
+  metal_blocked: 403,
 });
 
 /** The COSE media type installer reports travel in (RFC 9052 §11; CONTRACT A3). */
@@ -175,7 +176,7 @@ export async function provisioningGatewayRoutes(parent: FastifyInstance, provisi
             { mac: MacField, base: Type.String({ maxLength: 200, description: "the gateway's boot URL, http://<LAN address>:<port>", examples: ['http://192.0.2.1:8080'] }) },
             { additionalProperties: false },
           ),
-          response: { 200: binary('text/plain', 'the iPXE script (#!ipxe …)'), ...errorResponses(400, 404, 409) },
+          response: { 200: binary('text/plain', 'the iPXE script (#!ipxe …)'), ...errorResponses(400, 403, 404, 409) },
         },
       },
       async (req, reply) => {
@@ -217,7 +218,7 @@ export async function provisioningGatewayRoutes(parent: FastifyInstance, provisi
             },
             { additionalProperties: false },
           ),
-          response: { 200: WorkOut, ...errorResponses(400, 401, 409) },
+          response: { 200: WorkOut, ...errorResponses(400, 401, 403, 409) },
         },
       },
       async (req) => {

@@ -61,6 +61,19 @@ describe.each(adapters)('T13 Phase 1 provisioner on %s (service over the real st
     expect(secrets.find((s) => s.revokedAt === null)!.id).toBe(job!.enrollmentSecretId);
   });
 
+  it('emits provisioning.job.changed for every state a job reaches, for the domains that react (Phase 2 waits for installed)', async () => {
+    const seen: string[] = [];
+    m.services.events.on('provisioning.job.changed', (e) => {
+      seen.push(`${e.state}${e.reason ? `:${e.reason}` : ''}`);
+    });
+    await ok(m, m.alice.token, 'PATCH', '/api/v1/spaces/base-os', { glaze: null });
+    await m.services.provisioning.bootScript(gateway, PXE_MAC, BASE);
+    await ok(m, m.alice.token, 'PATCH', '/api/v1/spaces/base-os', { glaze: 'os-a' });
+    await m.services.provisioning.bootScript(gateway, PXE_MAC, BASE);
+    await m.services.provisioning.reprovision(m.alice.id, 'pi-07', true);
+    expect(seen).toEqual(['waiting_for_glaze:no_glaze', 'queued', 'booting', 'failed:superseded', 'queued']);
+  });
+
   it('ends the open job of a deleted metal as failed (metal_deleted) and keeps it as history', async () => {
     await m.services.provisioning.bootScript(gateway, PXE_MAC, BASE);
     const del = await m.app.inject({ method: 'DELETE', url: '/api/v1/metals/pi-07', headers: m.auth(m.alice.token) });

@@ -124,6 +124,7 @@ function sameHex(a: string, b: string): boolean {
  */
 export class ProvisioningService {
   private readonly listeners: TransitionListener[] = [];
+  private blockCheck: (metalId: TipsId) => Promise<boolean> = async () => false;
 
   constructor(
     private readonly store: ProvisioningStore,
@@ -163,6 +164,15 @@ export class ProvisioningService {
     const metal = await this.metals.get(ownerId, metalId);
     const iface = metal.interfaces.find((i) => i.name === open.interfaceName);
     if (!iface || iface.mac !== open.mac || !iface.pxe || membership.interfaces[0] !== open.interfaceName) await this.move(open, 'failed', 'interface_changed', null);
+  }
+
+  /** Wired by the composition root: a metal blocked by TIPS-D (T16) gets no boot script and no work while the block lasts. */
+  useBlockCheck(check: (metalId: TipsId) => Promise<boolean>): void {
+    this.blockCheck = check;
+  }
+
+  private async refuseBlocked(metal: Metal): Promise<void> {
+    if (await this.blockCheck(metal.id)) throw new ProvisioningError('metal_blocked', `metal "${metal.name}" is blocked by its owner (T16)`, 'mac');
   }
 
   /** Metrics and logs hear every transition (from = null: the job was created in `to`). */
@@ -244,7 +254,7 @@ export class ProvisioningService {
       if (open) return open;
       throw new ProvisioningError('job_running', 'another Phase 1 job of this metal was created at the same moment; retry', 'metal');
     }
-    this.notify(null, job);
+    await this.notify(null, job);
     return job.state === 'queued' ? this.startEngine(job, metal) : job;
   }
 
@@ -275,13 +285,13 @@ export class ProvisioningService {
     };
     if (!isOpen(to)) next.tokenHash = null;
     if (!(await this.store.update(next, job.state))) return undefined;
-    if (to !== job.state) this.notify(job.state, next);
+    if (to !== job.state) await this.notify(job.state, next);
     return next;
   }
 
-  private notify(from: JobState | null, job: Phase1Job): void {
+  private async notify(from: JobState | null, job: Phase1Job): Promise<void> {
     for (const l of this.listeners) l(from, job.state, job);
-    void this.events.emit('provisioning.job.changed', { ownerId: job.ownerId, metalId: job.metalId, jobId: job.id, state: job.state, reason: job.reason });
+    await this.events.emit('provisioning.job.changed', { ownerId: job.ownerId, metalId: job.metalId, jobId: job.id, state: job.state, reason: job.reason });
   }
 
   // --- gateway API (A3) ------------------------------------------------------------------------
@@ -299,6 +309,7 @@ export class ProvisioningService {
   async bootScript(gateway: Gateway, rawMac: string, rawBase: string): Promise<{ script: string; job: Phase1Job | null }> {
     const base = parseBase(rawBase);
     const { metal, mac } = await this.metalOf(gateway, rawMac);
+    await this.refuseBlocked(metal);
     const { iface } = await this.target(metal);
     if (iface.mac !== mac) throw new ProvisioningError('unknown_metal', `metal "${metal.name}" is provisioned over its interface ${iface.name}, not this one`, 'mac');
     let job = await this.store.findOpen(metal.id);
@@ -337,6 +348,7 @@ export class ProvisioningService {
     if (!found) throw refused();
     const job = await this.store.findOpen(found.metal.id);
     if (!job || job.mac !== mac || job.tokenHash === null || !sameHex(sha256Hex(input.token), job.tokenHash)) throw refused();
+    await this.refuseBlocked(found.metal);
     if (job.state === 'waiting_for_glaze' || !job.glaze) throw new ProvisioningError('waiting_for_glaze', 'the default Space has no Glaze yet', 'token');
     if (job.state === 'installing' && job.installerKey !== input.installerKey) throw new ProvisioningError('job_claimed', 'another installer already claimed this job', 'installerKey');
     if (job.state !== 'booting' && job.state !== 'installing') throw refused();
