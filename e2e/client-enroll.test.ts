@@ -60,7 +60,7 @@ describe('S6 S14 T14 tips-client enroll: EST from the Node 18 bundle against the
     const help = client(['--help']);
     expect(help.status, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/^Usage: tips-client/);
-    for (const cmd of ['enroll']) {
+    for (const cmd of ['enroll', 'run', 'status']) {
       const h = client([cmd, '--help']);
       expect(h.status, h.stderr).toBe(0);
       expect(h.stdout).toContain(`Usage: tips-client ${cmd}`);
@@ -95,6 +95,17 @@ describe('S6 S14 T14 tips-client enroll: EST from the Node 18 bundle against the
     expect(again.status, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ status: 'already_enrolled', serial: out.serial });
     expect(readdirSync(join(state, 'identity')).sort()).toEqual(before);
+
+    // status shows the identity and its expiry, from the state alone (no master needed).
+    const st = client(['status', '--config', config, '--state-dir', state, '--json']);
+    expect(st.status, st.stderr).toBe(0);
+    expect(JSON.parse(st.stdout)).toMatchObject({ tipsId: metal.id, enrolled: true, certificate: { serial: out.serial, notAfter: out.notAfter }, installed: [], lastError: null, stopped: null });
+  });
+
+  it('the bin apps/client/bin/tips-client.js runs the bundle', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'apps/client/bin/tips-client.js'), 'status', '--help'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('Usage: tips-client status');
   });
 
   it('a wrong secret is refused (exit 3): nothing in force, enrollment.json kept for the next try', async () => {

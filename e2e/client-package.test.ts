@@ -19,7 +19,7 @@ let out = '';
 let status = -1;
 
 // One shell session in one mount namespace: build the root, install, start the units, purge.
-const SCRIPT = String.raw`set -eu
+const SCRIPT = `set -eu
 W=$1; DEBS=$2; DEB=$3; ETC=$4
 R=$W/root
 mkdir -p $R/usr $R/etc $R/var/lib/dpkg/info $R/var/lib/dpkg/updates $R/tmp $R/proc $R/dev $R/run $R/var/log $W/upper $W/ovl

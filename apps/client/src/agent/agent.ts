@@ -16,6 +16,7 @@ import { type ClientConfig, loadEnrollmentSecret } from '../config/config.ts';
 import { ClientError } from '../errors.ts';
 import { enroll, readCa, reenroll } from '../identity/enroll.ts';
 import { loadIdentity, type MetalIdentity, recoverIdentity } from '../identity/store.ts';
+import { lastOutcome } from '../install/rootfs-ab.ts';
 import { InstallError, type InstallHandler } from '../install/types.ts';
 import { MetalApi, type WorkItem } from '../master/metal-api.ts';
 import { buildProfile } from '../profile/profile.ts';
@@ -72,8 +73,14 @@ export class Agent {
     if (inflight) {
       const outcome = outcomes.get(inflight.handler);
       if (outcome === 'rolled_back') {
-        // The previous version runs; the item is pulled and tried again on the next cycle.
-        this.queueReport({ glazeId: inflight.glazeId, spaceId: inflight.spaceId, result: 'rolled_back', reason: 'interrupted', sequence: inflight.sequence, at: this.now().toISOString() });
+        // The previous version runs. A kill is retried on the next pull; an A/B trial that failed its
+        // health check (or ran out of boot tries) across a reboot is not: it is recorded as refused.
+        const ab = inflight.handler === 'rootfs-ab' ? lastOutcome(this.o.stateDir) : undefined;
+        const reason = ab?.code ?? 'interrupted';
+        if (reason !== 'interrupted') {
+          this.state.recordRefused({ glazeId: inflight.glazeId, sha256: inflight.sha256, spaceId: inflight.spaceId, reason, detail: ab?.reason ?? '', at: this.now().toISOString() });
+        }
+        this.queueReport({ glazeId: inflight.glazeId, spaceId: inflight.spaceId, result: 'rolled_back', reason, sequence: inflight.sequence, at: this.now().toISOString() });
       } else if (outcome === 'finished') {
         this.committed(inflight, { id: inflight.glazeId, name: inflight.name, version: inflight.version, sha256: inflight.sha256 });
       }

@@ -1,5 +1,6 @@
 /** The install handlers this client knows, by the `handler` name a Glaze carries (contract C/D). */
 import { archiveHandler } from './archive.ts';
+import { rootfsAb } from './rootfs-ab.ts';
 import { scriptHandler } from './script.ts';
 import { type SystemdOptions, systemdServiceHandler } from './systemd-service.ts';
 import type { InstallHandler } from './types.ts';
@@ -12,6 +13,6 @@ export interface HandlerOptions {
 }
 
 export function installHandlers(options: HandlerOptions = {}): Map<string, InstallHandler> {
-  const list: InstallHandler[] = [archiveHandler, systemdServiceHandler(options.systemd), scriptHandler({ timeoutMs: options.scriptTimeoutMs })];
+  const list: InstallHandler[] = [archiveHandler, rootfsAb, systemdServiceHandler(options.systemd), scriptHandler({ timeoutMs: options.scriptTimeoutMs })];
   return new Map(list.map((h) => [h.name, h]));
 }
