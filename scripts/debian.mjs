@@ -15,6 +15,15 @@ export const DEBIAN_PACKAGES = [
   { check: 'coap-client', pkg: 'libcoap3-bin' },
   { check: 'tftp', pkg: 'tftp-hpa' },
   { check: 'nginx', pkg: 'nginx-light' },
+  // Phase 1 image builder (tips glaze build-phase1) and the qemu metal of the Phase 1 e2e tests.
+  { check: 'mmdebstrap', pkg: 'mmdebstrap' },
+  { check: 'extlinux', pkg: 'extlinux' },
+  { check: '/usr/lib/syslinux/mbr/mbr.bin', pkg: 'syslinux-common' },
+  { check: 'mke2fs', pkg: 'e2fsprogs' },
+  { check: 'sfdisk', pkg: 'fdisk' },
+  { check: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
+  { check: '/usr/lib/ipxe/qemu/pxe-virtio.rom', pkg: 'ipxe-qemu' },
+  { check: 'qemu-img', pkg: 'qemu-utils' },
 ];
 
 function has(check) {
