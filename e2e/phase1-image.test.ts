@@ -144,11 +144,12 @@ describe('T13 Phase 1 image: tips glaze build-phase1 builds a signed, bootable d
         await vm.waitForSerial(/SYSLINUX 6\.04/, boot);
         await vm.waitForSerial(new RegExp(`Linux version ${built.kernel.replace(/[.+]/g, '\\$&')}`), boot);
         await vm.waitForSerial(/Started .*systemd-networkd\.service/, boot);
-        await vm.waitForSerial(/Finished .*tips-client-enroll\.service/, boot);
+        await vm.waitForSerial(/Starting .*tips-client-enrol/, boot);
         await vm.waitForSerial(/tips-metal login:/, boot);
+        await vm.waitForSerial(/TIPS-C: enrolled/, boot);
         const console = stripTerminal(vm.serial);
         expect(console).toContain('root=LABEL=tips-root');
-        expect(console).not.toMatch(/Failed to start .*tips-client-enroll/);
+        expect(console).not.toMatch(/Failed to start .*tips-client-enrol/);
       } finally {
         await vm.stop();
       }

@@ -41,6 +41,9 @@ export interface QemuMetalOptions {
   label?: string;
 }
 
+/** qemu dies with the test process, even when that is killed before it can clean up. */
+const PDEATHSIG = ['--pdeathsig', 'KILL'];
+
 const accelChoice = new Map<string, Promise<QemuAccel>>();
 
 /**
@@ -70,7 +73,7 @@ async function probeKvm(kernel?: string): Promise<QemuAccel> {
     const guest = kernel
       ? { args: ['-kernel', kernel, '-append', 'console=ttyS0 panic=-1'], banner: /Linux version/ }
       : { args: ['-netdev', 'user,id=n0,restrict=on', '-device', 'virtio-net-pci,netdev=n0', '-boot', 'order=n'], banner: /iPXE/ };
-    const child = spawn(QEMU, [...baseArgs('kvm', 256, log, dir), ...guest.args], { stdio: 'ignore' });
+    const child = spawn('setpriv', [...PDEATHSIG, QEMU, ...baseArgs('kvm', 256, log, dir), ...guest.args], { stdio: 'ignore' });
     const end = Date.now() + 20_000;
     let ok = false;
     while (Date.now() < end && child.exitCode === null) {
@@ -162,10 +165,10 @@ export class QemuMetal {
         await ns.enslave(tap, bridge);
         await ns.up(tap);
         args.push('-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`);
-        proc = ns.spawn(QEMU, args, { label });
+        proc = ns.spawn('setpriv', [...PDEATHSIG, QEMU, ...args], { label });
       } else {
         args.push('-netdev', `user,id=n0${opts.userNet ? `,${opts.userNet}` : ''}`);
-        const child: ChildProcess = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child: ChildProcess = spawn('setpriv', [...PDEATHSIG, QEMU, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
         proc = new NsProcess(child, label);
       }
       undo.push(() => proc.kill9());

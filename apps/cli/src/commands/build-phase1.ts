@@ -155,6 +155,7 @@ ConditionPathExists=/etc/tips-client/enrollment.json
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=/usr/bin/tips-client enroll --config /etc/tips-client/config.json
+ExecStartPost=/bin/echo "TIPS-C: enrolled"
 Restart=on-failure
 RestartSec=10s
 StandardOutput=journal+console
@@ -174,8 +175,6 @@ ConditionPathExists=/etc/tips-client/config.json
 ExecStart=/usr/bin/tips-client run --config /etc/tips-client/config.json
 Restart=always
 RestartSec=10s
-StandardOutput=journal+console
-StandardError=journal+console
 
 [Install]
 WantedBy=multi-user.target
