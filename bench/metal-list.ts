@@ -3,9 +3,10 @@
  *
  *   node --import tsx bench/metal-list.ts     # TIPS_BENCH_METALS, _LIMIT, _CONNECTIONS, _SECONDS to change
  *   TIPS_BENCH_PG=postgres://…  also runs the master on that PostgreSQL (a fresh schema, dropped after)
+ *   TIPS_BENCH_PROFILE=DIR      also writes a V8 CPU profile of the master (node --cpu-prof) into DIR
  *
  * Writes the metals straight into the database in transactions of 500 rows (the rows the metals
- * store writes; 100,000 HTTP calls would measure the create path, not the list), starts
+ * store writes, its `interfaces` copy included; 100,000 HTTP calls would measure the create path, not the list), starts
  * `tips-master` on that database, walks the whole list once with `?limit=` pages (checking every
  * metal comes exactly once, and collecting the cursors), then drives GET /api/v1/metals?limit=100
  * &cursor=… over keep-alive HTTP/1.1 connections, each request a random page of the list, for
@@ -30,6 +31,7 @@ const LIMIT = Number(process.env.TIPS_BENCH_LIMIT ?? 100);
 const CONNECTIONS = Number(process.env.TIPS_BENCH_CONNECTIONS ?? 32);
 const SECONDS = Number(process.env.TIPS_BENCH_SECONDS ?? 15);
 const PG_URL = process.env.TIPS_BENCH_PG;
+const PROFILE = process.env.TIPS_BENCH_PROFILE;
 const GOAL = { p99Ms: 20, pagesPerSecond: 2_000 };
 
 const hex = (n: number, bytes: number) => n.toString(16).padStart(bytes * 2, '0');
@@ -55,7 +57,11 @@ async function prepare(config: DatabaseConfig, dir: string): Promise<{ token: st
               const i = from + k;
               // A few metals per millisecond, as a fleet import makes them: ties on created_at are broken by ID.
               const at = new Date(base + Math.floor(i / 3)).toISOString();
-              return { id, owner_id: owner.id, name: `node-${String(i).padStart(6, '0')}`, labels: JSON.stringify({ rack: `r${i % 40}`, site: 'bench' }), created_at: at, updated_at: at };
+              const interfaces = JSON.stringify([
+                { name: 'eth0', mac: macOf(i), type: 'ethernet', pxe: true },
+                { name: 'wlan0', mac: macOf(i).replace(/:30$/, ':31'), type: 'wifi', pxe: false },
+              ]);
+              return { id, owner_id: owner.id, name: `node-${String(i).padStart(6, '0')}`, labels: JSON.stringify({ rack: `r${i % 40}`, site: 'bench' }), interfaces, created_at: at, updated_at: at };
             }),
           )
           .execute();
@@ -134,10 +140,11 @@ async function walk(base: string, token: string): Promise<{ cursors: string[]; s
       const cursor = cursors.at(-1)!;
       const r = await c.get(url.host, `/api/v1/metals?limit=${LIMIT}${cursor ? `&cursor=${cursor}` : ''}`, token);
       if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body.toString().slice(0, 300)}`);
-      const page = JSON.parse(r.body.toString('utf8')) as { items: { id: string }[]; nextCursor: string | null };
+      const page = JSON.parse(r.body.toString('utf8')) as { items: { id: string; interfaces: { mac: string }[] }[]; nextCursor: string | null };
       if (cursors.length === 2) sample = r.body;
       for (const m of page.items) {
         if (seen.has(m.id)) throw new Error(`metal ${m.id} listed twice`);
+        if (m.interfaces.length !== 2) throw new Error(`metal ${m.id} listed with ${m.interfaces.length} interfaces, not 2`);
         seen.add(m.id);
       }
       if (page.nextCursor === null) break;
@@ -148,6 +155,13 @@ async function walk(base: string, token: string): Promise<{ cursors: string[]; s
   }
   if (seen.size !== METALS) throw new Error(`walked ${seen.size} metals, expected ${METALS}`);
   return { cursors, sample };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 10 ms). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** `connections` keep-alive connections, each asking a random page after another, for `seconds`. */
@@ -181,7 +195,7 @@ async function drive(base: string, token: string, paths: string[], seconds: numb
 }
 
 /** The floor: a bare Fastify process answering one real page's bytes from memory. */
-async function peer(sampleFile: string): Promise<{ url: string; stop: () => void }> {
+async function peer(sampleFile: string): Promise<{ url: string; pid: number; stop: () => void }> {
   const script = `import Fastify from 'fastify';
 import { readFileSync } from 'node:fs';
 const page = readFileSync(${JSON.stringify(sampleFile)});
@@ -198,15 +212,16 @@ console.log('listening on ' + a);`;
     if (proc.exitCode !== null) throw new Error(`peer exited ${proc.exitCode}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { url: /listening on (\S+)/.exec(out)![1]!, stop: () => proc.kill() };
+  return { url: /listening on (\S+)/.exec(out)![1]!, pid: proc.pid!, stop: () => proc.kill() };
 }
 
 async function run(store: string, config: DatabaseConfig, masterArgs: string[], dir: string): Promise<string[]> {
   const { token } = await prepare(config, dir);
-  const m = await startMaster(['--host', '127.0.0.1', '--data-dir', dir, ...masterArgs]);
+  const m = await startMaster(['--host', '127.0.0.1', '--data-dir', dir, ...masterArgs], {}, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []);
   let walked: Awaited<ReturnType<typeof walk>>;
   let r: Awaited<ReturnType<typeof drive>>;
   let load: string;
+  let cpuPerPage: number;
   try {
     const t0 = performance.now();
     walked = await walk(m.url, token);
@@ -214,7 +229,9 @@ async function run(store: string, config: DatabaseConfig, masterArgs: string[], 
     process.stdout.write(`[${store}] walked ${METALS} metals in ${walked.cursors.length} pages of ${LIMIT}, each exactly once, in ${(walkMs / 1000).toFixed(1)} s\n`);
     const paths = walked.cursors.map((c) => `/api/v1/metals?limit=${LIMIT}${c ? `&cursor=${c}` : ''}`);
     await drive(m.url, token, paths, 2);
+    const cpu0 = cpuSeconds(m.proc.pid!);
     r = await drive(m.url, token, paths, SECONDS);
+    cpuPerPage = ((cpuSeconds(m.proc.pid!) - cpu0) / r.pages) * 1e6;
     load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   } finally {
     await m.stop();
@@ -223,17 +240,20 @@ async function run(store: string, config: DatabaseConfig, masterArgs: string[], 
   writeFileSync(sampleFile, walked.sample);
   const bare = await peer(sampleFile);
   let p: Awaited<ReturnType<typeof drive>>;
+  let peerCpuPerPage: number;
   try {
     await drive(bare.url, token, ['/api/v1/metals?limit=100'], 2, walked.sample.length);
+    const cpu0 = cpuSeconds(bare.pid);
     p = await drive(bare.url, token, ['/api/v1/metals?limit=100'], SECONDS, walked.sample.length);
+    peerCpuPerPage = ((cpuSeconds(bare.pid) - cpu0) / p.pages) * 1e6;
   } finally {
     bare.stop();
   }
   const met = r.p99 <= GOAL.p99Ms && r.perSecond >= GOAL.pagesPerSecond;
   return [
     `[${store}] ${CONNECTIONS} connections, pages of ${LIMIT} (${Math.round(r.avgBytes)} bytes on average), random page of ${walked.cursors.length}, ${SECONDS} s after a 2 s warm-up`,
-    `  master: ${Math.round(r.perSecond)} pages/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms (${r.pages} pages)`,
-    `  peer (bare Fastify, one page's bytes from memory): ${Math.round(p.perSecond)} pages/s, p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms`,
+    `  master: ${Math.round(r.perSecond)} pages/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms (${r.pages} pages); master CPU ${Math.round(cpuPerPage)} µs a page (${Math.round(1e6 / cpuPerPage)} pages per CPU-second)`,
+    `  peer (bare Fastify, one page's bytes from memory): ${Math.round(p.perSecond)} pages/s, p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms; peer CPU ${Math.round(peerCpuPerPage)} µs a page (${Math.round(1e6 / peerCpuPerPage)} per CPU-second)`,
     `  master/peer: throughput ${(r.perSecond / p.perSecond).toFixed(2)}, p99 ${(r.p99 / p.p99).toFixed(2)}×`,
     `  goal p99 ≤ ${GOAL.p99Ms} ms and ≥ ${GOAL.pagesPerSecond} pages/s: ${met ? 'met' : 'NOT met'}; load average at the end: ${load}`,
   ];

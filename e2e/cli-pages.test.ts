@@ -63,4 +63,38 @@ describe('D6 tips list commands follow pages', () => {
     expect(oldest.stdout.trimEnd().split('\n').map((l) => (JSON.parse(l) as { mac: string }).mac)).toEqual(['02:ee:00:00:00:00', '02:ee:00:00:00:01']);
     expect((await tips(['discovery', 'failures'])).stdout.trimEnd().split('\n')).toHaveLength(6);
   });
+
+  it('space show follows the members past the first page; space members pages like the lists', async () => {
+    await m.services.spaces.create(m.alice.id, { name: 'fleet', phase: 2 });
+    const metals = JSON.parse((await tips(['metal', 'list', '--json'])).stdout) as { id: string }[];
+    for (const metal of metals) await m.services.spaces.addMember(m.alice.id, 'fleet', { metal: metal.id, interfaces: ['eth0'] });
+    const ids = metals.map((x) => x.id).sort();
+    const shown = await tips(['space', 'show', 'fleet', '--json']);
+    expect(shown.code, shown.stderr).toBe(0);
+    const space = JSON.parse(shown.stdout) as { members: { metalId: string }[]; membersNextCursor: string | null };
+    expect(space.members.map((x) => x.metalId)).toEqual(ids);
+    expect(space.membersNextCursor).toBeNull();
+    expect((await tips(['space', 'show', 'fleet'])).stdout.trimEnd().split('\n').filter((l) => l.includes(' via eth0'))).toHaveLength(N);
+    const lines = (await tips(['space', 'members', 'fleet', '--jsonl', '--limit', '700'])).stdout.trimEnd().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { metalId: string }).metalId)).toEqual(ids.slice(0, 700));
+    const t = (await tips(['space', 'members', 'fleet'])).stdout.trimEnd().split('\n');
+    expect(t[0]).toMatch(/^METAL\s+INTERFACES\s+DEFAULT$/);
+    expect(t).toHaveLength(N + 1);
+  }, 120_000);
+
+  it('gateway show prints the whole interface table past its first page; gateway interfaces pages it', async () => {
+    const gw = await TestGateway.enroll(m.app, m.alice.token, 'gw-table');
+    const rows = Array.from({ length: 1203 }, (_, i) => ({ mac: `02:dd:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, ip: `10.8.${i >> 8}.${i & 255}`, state: 'active', gatewayInterface: 'lan0' }));
+    expect((await gw.request('PUT', '/api/gateway/v1/table', { rows })).statusCode).toBe(204);
+    const shown = await tips(['gateway', 'show', 'gw-table', '--json']);
+    expect(shown.code, shown.stderr).toBe(0);
+    const g = JSON.parse(shown.stdout) as { table: { rowCount: number; rows: unknown[]; nextCursor: string | null } };
+    expect(g.table).toMatchObject({ rowCount: 1203, rows, nextCursor: null });
+    const human = (await tips(['gateway', 'show', 'gw-table'])).stdout;
+    expect(human).toContain('table:      1203 rows');
+    expect(human.split('\n').filter((l) => l.includes(' lan0 '))).toHaveLength(1203);
+    const lines = (await tips(['gateway', 'interfaces', 'gw-table', '--jsonl', '--limit', '600'])).stdout.trimEnd().split('\n');
+    expect(lines.map((l) => JSON.parse(l))).toEqual(rows.slice(0, 600));
+    expect((await tips(['gateway', 'interfaces', 'gw-table'])).stdout.trimEnd().split('\n')).toHaveLength(1204);
+  }, 120_000);
 });

@@ -70,11 +70,15 @@ export class GatewayLab {
     readonly addr: LabAddresses,
   ) {}
 
-  /** Builds the namespaces, starts and enrolls everything; `gatewayArgs` are added to `tips-gateway run`. */
-  static async start(area: string, addr: LabAddresses, gatewayArgs: string[] = []): Promise<GatewayLab> {
+  /**
+   * Builds the namespaces, starts and enrolls everything; `gatewayArgs` are added to `tips-gateway run`.
+   * The gateway's own TFTP/HTTP boot services run only with `bootServices` (suites that put their own
+   * listeners on the LAN boot ports need those ports free).
+   */
+  static async start(area: string, addr: LabAddresses, gatewayArgs: string[] = [], opts: { bootServices?: boolean } = {}): Promise<GatewayLab> {
     const lab = new GatewayLab(await Topology.create(area), addr);
     try {
-      await lab.build(gatewayArgs);
+      await lab.build(opts.bootServices ? gatewayArgs : [...gatewayArgs, '--no-boot-services']);
     } catch (err) {
       await lab.destroy();
       throw err;
@@ -153,8 +157,18 @@ export class GatewayLab {
     return metal;
   }
 
-  /** A metal namespace with one veth per MAC on the gateway's LAN bridge, each running udhcpc. */
-  async startMetal(macs: string[]): Promise<Metal> {
+  /** The udhcpc hook script (records events to $EVENTS, configures the address). */
+  get udhcpcScript(): string {
+    return join(this.work, 'udhcpc.sh');
+  }
+
+  /** The gateway's data directory. */
+  get gatewayDataDir(): string {
+    return this.gwData;
+  }
+
+  /** A metal namespace with one veth per MAC on the gateway's LAN bridge, each running udhcpc (with `udhcpcArgs`). */
+  async startMetal(macs: string[], opts: { udhcpcArgs?: string[] } = {}): Promise<Metal> {
     const n = ++this.metals;
     const ns = await this.topo.namespace(`metal${n}`);
     const events = join(this.work, `metal${n}.events`);
@@ -165,7 +179,7 @@ export class GatewayLab {
       await this.topo.veth(ns, `eth${i}`, this.gw, port, { aMac: mac });
       await this.gw.enslave(port, 'br0');
       dhcp.push(
-        ns.spawn('udhcpc', ['-f', '-i', `eth${i}`, '-s', join(this.work, 'udhcpc.sh'), '-t', '3', '-T', '1', '-A', '1', '-x', `hostname:metal${n}-${i}`], {
+        ns.spawn('udhcpc', ['-f', '-i', `eth${i}`, '-s', join(this.work, 'udhcpc.sh'), '-t', '3', '-T', '1', '-A', '1', '-x', `hostname:metal${n}-${i}`, ...(opts.udhcpcArgs ?? [])], {
           env: { ...process.env, EVENTS: events, METRIC: String(100 + i) },
           label: `udhcpc metal${n}/eth${i}`,
         }),

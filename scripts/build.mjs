@@ -16,6 +16,42 @@ const ROOT = resolve(import.meta.dirname, '..');
 export const DIST = join(ROOT, 'dist');
 /** app → its entry; dist/<app>/main.js is what apps/<app>/bin/*.js runs. */
 export const ENTRIES = { cli: 'apps/cli/src/main.ts', master: 'apps/master/src/main.ts', gateway: 'apps/gateway/src/main.ts' };
+/**
+ * The metal agent is one self-contained CommonJS file for Debian 12's Node 18 (contract B): every
+ * dependency inside, no chunks, no native addon — `node tips-client.cjs` is all a metal runs.
+ */
+export const CLIENT_ENTRY = 'apps/client/src/main.ts';
+export const CLIENT_BUNDLE = join(ROOT, 'apps/client/dist/tips-client.cjs');
+
+/** Builds CLIENT_BUNDLE (beside it, then renamed into place). Refuses any .node addon. */
+export async function buildClient() {
+  const tmp = `${CLIENT_BUNDLE}.${process.pid}.tmp`;
+  mkdirSync(join(ROOT, 'apps/client/dist'), { recursive: true });
+  try {
+    await build({
+      absWorkingDir: ROOT,
+      entryPoints: [CLIENT_ENTRY],
+      outfile: tmp,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node18',
+      logLevel: 'warning',
+      legalComments: 'none',
+      // A native addon would need a compiler (or a prebuilt binary) on the metal.
+      plugins: [{ name: 'no-native', setup: (b) => b.onLoad({ filter: /\.node$/ }, (a) => ({ errors: [{ text: `native addon ${a.path} cannot ship in tips-client` }] })) }],
+    });
+    renameSync(tmp, CLIENT_BUNDLE);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+/**
+ * The installer runs in the in-memory environment on Debian 12's Node 18, from one file with no
+ * node_modules beside it: everything bundled, no chunks, `.mjs` (no package.json says "module").
+ */
+export const INSTALLER = { entry: 'apps/installer/src/main.ts', out: 'installer/tips-installer.mjs' };
 
 /** Bundles the workspace's own code; leaves bare imports of other packages to Node. */
 const externalDependencies = {
@@ -54,11 +90,13 @@ export async function buildBins({ quiet = false } = {}) {
     // runs from dist/ alone. The servers keep their dependencies external (see above).
     await build({ ...common, entryPoints: entries(['cli']) });
     await build({ ...common, entryPoints: entries(['master', 'gateway']), plugins: [externalDependencies] });
+    await build({ ...common, splitting: false, chunkNames: undefined, target: 'node18', sourcemap: false, entryPoints: [INSTALLER.entry], outdir: undefined, outfile: join(staging, INSTALLER.out) });
+    await buildClient();
     // Chunks first, so a new entry never runs before the chunks it imports are in place.
     mkdirSync(join(DIST, 'chunks'), { recursive: true });
     const fresh = new Set(readdirSync(join(staging, 'chunks')));
     for (const f of fresh) renameSync(join(staging, 'chunks', f), join(DIST, 'chunks', f));
-    for (const app of Object.keys(ENTRIES)) {
+    for (const app of [...Object.keys(ENTRIES), 'installer']) {
       mkdirSync(join(DIST, app), { recursive: true });
       // rename onto an existing file replaces it atomically.
       for (const f of readdirSync(join(staging, app))) renameSync(join(staging, app, f), join(DIST, app, f));
@@ -71,7 +109,7 @@ export async function buildBins({ quiet = false } = {}) {
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
-  if (!quiet) process.stdout.write(`built ${Object.keys(ENTRIES).map((a) => `dist/${a}/main.js`).join(', ')} in ${Date.now() - started} ms\n`);
+  if (!quiet) process.stdout.write(`built ${Object.keys(ENTRIES).map((a) => `dist/${a}/main.js`).join(', ')}, apps/client/dist/tips-client.cjs, dist/${INSTALLER.out} in ${Date.now() - started} ms\n`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) await buildBins();

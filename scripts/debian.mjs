@@ -12,17 +12,22 @@ export const DEBIAN_PACKAGES = [
   { check: 'udhcpc', pkg: 'udhcpc' },
   { check: 'busybox', pkg: 'busybox' },
   { check: 'mosquitto_sub', pkg: 'mosquitto-clients' },
+  // The external broker Phase 3 push is also tested against (e2e/phase3-mqtt.test.ts).
+  { check: '/usr/sbin/mosquitto', pkg: 'mosquitto' },
   { check: 'coap-client', pkg: 'libcoap3-bin' },
   { check: 'tftp', pkg: 'tftp-hpa' },
   { check: 'nginx', pkg: 'nginx-light' },
+  { check: '/usr/lib/ipxe/undionly.kpxe', pkg: 'ipxe' },
+  { check: 'atftp', pkg: 'atftp' },
+  // The installer: its disk images (mkfs.ext4 -d builds test Glazes) and its boot test in qemu.
+  { check: 'mkfs.ext4', pkg: 'e2fsprogs' },
+  { check: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
   // Phase 1 image builder (tips glaze build-phase1) and the qemu metal of the Phase 1 e2e tests.
   { check: 'mmdebstrap', pkg: 'mmdebstrap' },
   { check: 'extlinux', pkg: 'extlinux' },
   { check: '/usr/lib/syslinux/mbr/mbr.bin', pkg: 'syslinux-common' },
-  { check: 'mke2fs', pkg: 'e2fsprogs' },
   { check: 'sfdisk', pkg: 'fdisk' },
-  { check: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
-  { check: '/usr/lib/ipxe/qemu/pxe-virtio.rom', pkg: 'ipxe-qemu' },
+  { check: '/usr/lib/ipxe/qemu/efi-virtio.rom', pkg: 'ipxe-qemu' },
   { check: 'qemu-img', pkg: 'qemu-utils' },
 ];
 

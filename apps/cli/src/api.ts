@@ -1,12 +1,17 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { IncomingMessage, RequestOptions } from 'node:http';
 import type { CliConfig } from './config.ts';
 import { CliError, EXIT, exitCodeForStatus } from './errors.ts';
+
+// node:http, node:https (TLS), node:stream and node:fs/promises are loaded when a transfer starts,
+// not by every `tips` run: together they were ~20 ms of each start (bench/cli-startup.ts). JSON calls
+// use fetch, which Node loads lazily itself.
+async function transferModules() {
+  const [http, https, stream, streamPromises, fsPromises] = await Promise.all([import('node:http'), import('node:https'), import('node:stream'), import('node:stream/promises'), import('node:fs/promises')]);
+  const request = (url: URL, options: RequestOptions) => (url.protocol === 'https:' ? https.request : http.request)(url, options);
+  return { request, Transform: stream.Transform, pipeline: streamPromises.pipeline, rename: fsPromises.rename, rm: fsPromises.rm, stat: fsPromises.stat };
+}
 
 export interface Progress {
   start(total: number): void;
@@ -51,10 +56,11 @@ export class Api {
 
   /**
    * Follows a list's pages (`?limit=&cursor=`, answered `{ items, nextCursor }`) from the first to
-   * the last, or until `max` items; yields each page as it arrives, so output can stream.
+   * the last, or until `max` items; yields each page as it arrives, so output can stream. `from`:
+   * a cursor another answer gave (a detail's first page), to continue after it.
    */
-  async *pages<T>(path: string, query: URLSearchParams = new URLSearchParams(), max = Number.POSITIVE_INFINITY): AsyncGenerator<T[]> {
-    let cursor: string | null = null;
+  async *pages<T>(path: string, query: URLSearchParams = new URLSearchParams(), max = Number.POSITIVE_INFINITY, from: string | null = null): AsyncGenerator<T[]> {
+    let cursor: string | null = from;
     let left = max;
     while (left > 0) {
       const q = new URLSearchParams(query);
@@ -71,6 +77,7 @@ export class Api {
 
   /** Streams a file to the master (never reading it whole), reporting progress. */
   async upload<T>(path: string, file: string, progress?: Progress, extraHeaders: Record<string, string> = {}): Promise<{ body: T; sha256: string }> {
+    const { request, Transform, pipeline, stat } = await transferModules();
     const { size } = await stat(file);
     const url = this.url(path);
     progress?.start(size);
@@ -86,7 +93,7 @@ export class Api {
     });
     try {
       const res = await new Promise<IncomingMessage>((resolve, reject) => {
-        const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, {
+        const req = request(url, {
           method: 'POST',
           headers: { ...extraHeaders, authorization: `Bearer ${this.config.token}`, 'content-type': 'application/octet-stream', 'content-length': size },
         });
@@ -107,9 +114,10 @@ export class Api {
 
   /** Downloads to `dest` via a temp file and rename, resuming nothing half-written. */
   async download(path: string, dest: string, progress?: Progress): Promise<{ bytes: number; etag?: string }> {
+    const { request, Transform, pipeline, rename, rm } = await transferModules();
     const url = this.url(path);
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { headers: { authorization: `Bearer ${this.config.token}` } });
+      const req = request(url, { headers: { authorization: `Bearer ${this.config.token}` } });
       req.on('response', resolve);
       req.on('error', (err) => reject(this.unreachable(err)));
       req.end();

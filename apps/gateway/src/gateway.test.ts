@@ -144,4 +144,18 @@ describe('T5 T7 T10 T16 the gateway daemon: rules before service, commands, expi
     await until(() => enforcer.flushed.includes('127.0.0.100'));
     expect(gw.table.get(MAC, 'lo')).toMatchObject({ ip: null, state: 'pending' });
   });
+
+  it('T13 A2 the boot services attest a source address only as an Active row holding that bound lease', async () => {
+    await join4(MAC);
+    expect(gw.attest('127.0.0.100')).toBeUndefined(); // Pending
+    gw.table.decide(MAC, 'lo', { state: 'active', tipsId: 'tips_1', reason: null });
+    expect(gw.attest('127.0.0.100')).toBe(MAC);
+    expect(gw.attest('127.0.0.101')).toBeUndefined(); // no lease there
+    expect(gw.attest('127.0.0.1')).toBeUndefined();
+    gw.table.decide(MAC, 'lo', { state: 'blocked', tipsId: null, reason: 'metal_blocked' });
+    expect(gw.attest('127.0.0.100')).toBeUndefined();
+    gw.table.decide(MAC, 'lo', { state: 'active', tipsId: 'tips_1', reason: null });
+    gw.table.forgetAddress(MAC, '127.0.0.100'); // the row lost its address (lease expired/released)
+    expect(gw.attest('127.0.0.100')).toBeUndefined();
+  });
 });

@@ -3,6 +3,10 @@ import http from 'node:http';
 import { networkInterfaces } from 'node:os';
 import type { InterfaceType } from '@tips/core';
 import type { Logger } from 'pino';
+import { SmallFileCache } from './boot/files.ts';
+import { GlazeCache } from './boot/glaze-cache.ts';
+import { BootHttpServer } from './boot/http.ts';
+import { TftpServer } from './boot/tftp.ts';
 import type { Ipv4 } from './dhcp/codec.ts';
 import { ipToNumber, LeasePool, numberToIp, SqliteLeaseStore } from './dhcp/leases.ts';
 import type { BootConfig, LeaseEvent } from './dhcp/responder.ts';
@@ -32,6 +36,17 @@ export interface GatewayConfig {
   tableReportMs: number;
   expirySweepMs?: number;
   dhcpPort?: number;
+  /** TFTP and HTTP boot on the LAN address (A2); undefined when another server provides them. */
+  bootServices?: BootServicesConfig;
+}
+
+export interface BootServicesConfig {
+  ipxeDir: string;
+  installerDir: string;
+  cacheDir: string;
+  httpPort: number;
+  tftpPort: number;
+  tftpMaxTransfers: number;
 }
 
 export class GatewayConfigError extends Error {
@@ -58,6 +73,8 @@ export class Gateway {
   readonly table: InterfaceTable;
   private readonly pool: LeasePool;
   private dhcp: DhcpServer | undefined;
+  private tftp: TftpServer | undefined;
+  private bootHttp: BootHttpServer | undefined;
   private registrar: Registrar | undefined;
   private channel: Channel | undefined;
   private status: http.Server | undefined;
@@ -114,6 +131,7 @@ export class Gateway {
       ...(this.cfg.dhcpPort !== undefined ? { port: this.cfg.dhcpPort } : {}),
     });
     await this.dhcp.start();
+    await this.startBootServices();
     this.registrar.kickAll();
     this.channel = new Channel({
       connectInfo: () => this.master.channelHeaders(),
@@ -133,6 +151,48 @@ export class Gateway {
     await this.startStatus();
     this.updateGauges();
     this.log.info({ lan: this.cfg.lan, uplink: this.cfg.uplink, pool: this.cfg.pool, rows: this.table.counts() }, 'gateway started');
+  }
+
+  /**
+   * The MAC behind a LAN source address, attested from the gateway's own state: a bound lease of
+   * that address, and that MAC's row on this LAN Active with that address. Anything else: undefined.
+   */
+  attest(ip: string): string | undefined {
+    const mac = this.pool.holderOf(ip);
+    if (!mac) return undefined;
+    const row = this.table.get(mac, this.cfg.lan);
+    return row?.state === 'active' && row.ip === ip ? mac : undefined;
+  }
+
+  private async startBootServices(): Promise<void> {
+    const b = this.cfg.bootServices;
+    if (!b) return;
+    const files = new SmallFileCache();
+    this.tftp = new TftpServer({
+      address: this.lanInfo.ip,
+      port: b.tftpPort,
+      ipxeDir: b.ipxeDir,
+      files,
+      admit: (ip) => this.attest(ip),
+      limits: { maxTransfers: b.tftpMaxTransfers },
+      log: this.log.child({ service: 'tftp' }),
+      metrics: this.metrics,
+    });
+    await this.tftp.start();
+    this.bootHttp = new BootHttpServer({
+      address: this.lanInfo.ip,
+      port: b.httpPort,
+      ipxeDir: b.ipxeDir,
+      installerDir: b.installerDir,
+      cacheDir: b.cacheDir,
+      files,
+      glazes: new GlazeCache(b.cacheDir),
+      attest: (ip) => this.attest(ip),
+      master: this.master,
+      log: this.log.child({ service: 'boot-http' }),
+      metrics: this.metrics,
+    });
+    await this.bootHttp.start();
   }
 
   private every(ms: number, f: () => Promise<void> | void): void {
@@ -301,6 +361,8 @@ export class Gateway {
     this.registrar?.stop();
     this.channel?.stop();
     await this.dhcp?.stop();
+    await this.tftp?.stop();
+    await this.bootHttp?.stop();
     await new Promise<void>((r) => (this.status ? this.status.close(() => r()) : r()));
     await this.applyChain;
   }

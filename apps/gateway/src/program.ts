@@ -1,5 +1,7 @@
 // `tips-gateway`: run the gateway daemon, enroll it with a master, read its table and leases.
 import { mkdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { parseInterfaceType } from '@tips/core';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
@@ -74,7 +76,13 @@ export function createProgram(): Command {
     .option('--tftp-server <ip>', 'next-server / option 66 for PXE clients (default: the LAN address)')
     .option('--bios-bootfile <file>', 'boot file for legacy BIOS PXE clients (TFTP)', 'undionly.kpxe')
     .option('--uefi-bootfile <url>', 'boot file for UEFI clients (default http://<lan address>:<boot-http-port>/ipxe.efi)')
-    .option('--boot-http-port <port>', 'HTTP boot port Pending metals may reach on the LAN address', int('boot-http-port', 1, 65535), BOOT_PORTS.httpTcp)
+    .option('--boot-http-port <port>', 'HTTP boot service port on the LAN address (iPXE script, boot programs, installer, Phase 1 relay)', int('boot-http-port', 1, 65535), BOOT_PORTS.httpTcp)
+    .option('--ipxe-dir <dir>', 'directory of the iPXE boot programs undionly.kpxe and ipxe.efi (Debian package ipxe)', '/usr/lib/ipxe')
+    .option('--installer-dir <dir>', 'directory with the installer\'s vmlinuz and initrd.img (default $TIPS_CACHE_DIR/installer/current, TIPS_CACHE_DIR defaulting to ~/.cache/tips; kept by `npm run build:installer`)')
+    .option('--cache-dir <dir>', 'boot cache: per-metal iPXE scripts and Glazes by SHA-256 (default <data-dir>/boot-cache)')
+    .option('--tftp-port <port>', 'TFTP port on the LAN address', int('tftp-port', 0, 65535), BOOT_PORTS.tftpUdp)
+    .option('--tftp-max-transfers <n>', 'TFTP transfers at once; more are told to retry', int('tftp-max-transfers', 1, 4096), 64)
+    .option('--no-boot-services', 'do not serve TFTP and HTTP boot here (another server on the LAN address does)')
     .option('--status-host <host>', 'address of the status/metrics HTTP server', '127.0.0.1')
     .option('--status-port <port>', 'port of the status/metrics HTTP server (0 = any)', int('status-port', 0, 65535), 9467)
     .option('--nat-sample <duration>', 'how often NAT columns are read from conntrack', parseDuration, 2000)
@@ -106,7 +114,7 @@ export function createProgram(): Command {
         lan: [o.lan],
         lanAddress: lan.ip,
         uplink: o.uplink,
-        bootUdpPorts: [BOOT_PORTS.tftpUdp],
+        bootUdpPorts: [o.tftpPort || BOOT_PORTS.tftpUdp],
         bootTcpPorts: [o.bootHttpPort],
       });
       const gw = new Gateway(
@@ -121,7 +129,20 @@ export function createProgram(): Command {
             tftpServer: o.tftpServer ? ipv4(o.tftpServer) : lan.ip,
             biosBootfile: o.biosBootfile,
             uefiBootfile: o.uefiBootfile ?? `http://${lan.ip}:${o.bootHttpPort}/ipxe.efi`,
+            ...(o.bootServices ? { ipxeScriptUrl: `http://${lan.ip}:${o.bootHttpPort}/boot/script.ipxe` } : {}),
           },
+          ...(o.bootServices
+            ? {
+                bootServices: {
+                  ipxeDir: o.ipxeDir,
+                  installerDir: o.installerDir ?? join(process.env.TIPS_CACHE_DIR || join(homedir(), '.cache', 'tips'), 'installer', 'current'),
+                  cacheDir: o.cacheDir ?? join(o.dataDir, 'boot-cache'),
+                  httpPort: o.bootHttpPort,
+                  tftpPort: o.tftpPort,
+                  tftpMaxTransfers: o.tftpMaxTransfers,
+                },
+              }
+            : {}),
           pendingTimeoutMs: o.pendingTimeout,
           retry: { initialMs: o.retryInitial, maxMs: o.retryMax },
           statusHost: o.statusHost,

@@ -41,6 +41,19 @@ import { keyRoutes } from './domains/keys/routes.ts';
 import { KeyService } from './domains/keys/service.ts';
 import { KyselyKeyStore } from './domains/keys/store.kysely.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './ports.ts';
+import { BuiltinEngine, type ProvisioningEngine } from './domains/provisioning/engine.ts';
+import type { Engine } from './domains/provisioning/model.ts';
+import { installProvisioningMetrics } from './domains/provisioning/metrics.ts';
+import { provisioningGatewayRoutes, provisioningOwnerRoutes } from './domains/provisioning/routes.ts';
+import { ProvisioningService } from './domains/provisioning/service.ts';
+import { KyselyProvisioningStore } from './domains/provisioning/store.kysely.ts';
+import { DEFAULT_TINKERBELL, TinkerbellEngine, type TinkerbellOptions } from './domains/provisioning/tinkerbell.ts';
+import { NotificationService } from './domains/notifications/service.ts';
+import { MetalUpdatesSchema, updateMetalRoutes, updateOwnerRoutes } from './domains/updates/routes.ts';
+import { UpdateService } from './domains/updates/service.ts';
+import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
+import { DEFAULT_REAUTH_SECONDS } from './domains/updates/model.ts';
+import { installUpdateMetrics } from './domains/updates/metrics.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -72,6 +85,10 @@ export interface MasterDeps {
   uploadIdleTimeoutMs?: number;
   /** Where gateways reach the master (--public-url, else the listen address), for the enroll commands `POST /gateways` answers. */
   publicUrls?: () => PublicUrls;
+  /** The tinkerbell engine's settings (--tinkerbell-dir, --tinkerbell-kubectl, --tinkerbell-glaze-base). */
+  tinkerbell?: Partial<TinkerbellOptions>;
+  /** Metal-API requests need a token issued within this many seconds (`--reauth-period`, default 120). */
+  reauthPeriodSeconds?: number;
 }
 
 export interface Services {
@@ -85,6 +102,9 @@ export interface Services {
   keys: KeyService;
   gateways: GatewayService;
   discovery: DiscoveryService;
+  provisioning: ProvisioningService;
+  notifications: NotificationService;
+  updates: UpdateService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -106,7 +126,28 @@ export function createServices(deps: MasterDeps): Services {
   gateways.useTls({ ca: () => enrollment.ca(), requireTls: deps.gatewayRequireTls === true });
   // A metal blocked by TIPS-D (T16) is refused on the metal API while the block lasts (S6).
   enrollment.useBlockCheck((metalId) => discovery.isBlocked(metalId));
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys };
+  const engines = new Map<Engine, ProvisioningEngine>([
+    ['builtin', new BuiltinEngine()],
+    ['tinkerbell', new TinkerbellEngine({ ...DEFAULT_TINKERBELL, ...deps.tinkerbell })],
+  ]);
+  const provisioning = new ProvisioningService(new KyselyProvisioningStore(deps.db), metals, spaces, glazes, keys, enrollment, events, clock, random, engines, { urls: deps.publicUrls });
+  const notifications = new NotificationService();
+  const updates = new UpdateService(
+    new KyselyUpdateStore(deps.db),
+    metals,
+    spaces,
+    glazes,
+    keys,
+    tokens,
+    enrollment,
+    discovery,
+    notifications,
+    events,
+    clock,
+    random,
+    deps.reauthPeriodSeconds ?? DEFAULT_REAUTH_SECONDS,
+  );
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -130,9 +171,12 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installErrorHandler(app);
   installEdgeGuards(app);
   const metrics = installMetrics(app);
+  installUpdateMetrics(metrics, services.updates, services.notifications);
+  services.notifications.useLog(app.log);
   const uploadIdleTimeoutMs = deps.uploadIdleTimeoutMs ?? 60_000;
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
   installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
+  installProvisioningMetrics(app, services.provisioning, metrics);
 
   // Statuses the framework and the edge give on every route are documented centrally.
   documentResponses(app, { onResponseMismatch: deps.onResponseMismatch });
@@ -168,7 +212,12 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
         req.owner = await services.owners.authenticate(token);
       });
       ownerRoutes(scope, services.owners);
-      metalRoutes(scope, services.metals, services.spaces);
+      metalRoutes(scope, services.metals, services.spaces, {
+        matching: (ownerId, q) => services.updates.metalsMatching(ownerId, q),
+        describe: (ownerId, metalId) => services.updates.view(ownerId, metalId),
+        schema: MetalUpdatesSchema,
+      }, (metalId) => services.provisioning.currentOf(metalId));
+      updateOwnerRoutes(scope, services.updates);
       spaceRoutes(scope, services.spaces);
       glazeRoutes(scope, services.glazes, {
         uploadIdleTimeoutMs,
@@ -192,6 +241,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       keyRoutes(scope, services.keys);
       gatewayOwnerRoutes(scope, services.gateways, deps.publicUrls);
       discoveryOwnerRoutes(scope, services.discovery);
+      provisioningOwnerRoutes(scope, services.provisioning);
     },
     { prefix: '/api/v1' },
   );
@@ -202,6 +252,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       installGatewayAuth(scope, services.gateways);
       await gatewayApiRoutes(scope, services.gateways);
       discoveryGatewayRoutes(scope, services.discovery);
+      await provisioningGatewayRoutes(scope, services.provisioning);
     },
     { prefix: '/api/gateway/v1' },
   );
@@ -214,7 +265,9 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
         refusals: { 401: 'No valid metal client certificate (missing, unknown, revoked or expired)', 403: 'The metal is blocked (T16)' },
       });
       metalScope(scope, services.enrollment);
-      tokenMetalRoutes(scope, services.tokens);
+      tokenMetalRoutes(scope, services.tokens, { ttlMinutes: Math.min(60, Math.ceil(services.updates.reauthSeconds / 60) + 1) });
+      // The Update Manager (Phases 2–3): a one-hop PoP token on every request besides mTLS.
+      await scope.register(async (updates) => updateMetalRoutes(updates, services.updates, { masterUri: () => deps.publicUrls?.().tlsUrl ?? undefined }));
     },
     { prefix: '/api/metal/v1' },
   );

@@ -76,3 +76,30 @@ describe('T5 master configuration: --public-url', () => {
     expect(with_('0.0.0.0', 'https://tips.example.com')).toBe('https://tips.example.com');
   });
 });
+
+describe('T13 A5 master configuration: the tinkerbell engine', () => {
+  it('writes to <data-dir>/tinkerbell unless told otherwise, takes kubectl and the glaze base from flags or environment, and refuses a base that is not a URL', () => {
+    const c = loadConfig({ dataDir: '/srv/tips' }, {});
+    expect(c.tinkerbell).toEqual({ dir: '/srv/tips/tinkerbell', kubectl: null, glazeBase: 'http://tips-gateway:8080' });
+    expect(loadConfig({ tinkerbellKubectl: '/usr/bin/kubectl', tinkerbellGlazeBase: 'http://10.77.0.1:8080/' }, { TIPS_TINKERBELL_DIR: '/tmp/tb' }).tinkerbell).toEqual({
+      dir: '/tmp/tb',
+      kubectl: '/usr/bin/kubectl',
+      glazeBase: 'http://10.77.0.1:8080',
+    });
+    for (const bad of ['10.0.0.1:8080', 'http://x/$(id)', 'http://x?a']) expect(() => loadConfig({ tinkerbellGlazeBase: bad }, {})).toThrow(/--tinkerbell-glaze-base/);
+  });
+});
+
+describe('T15 master configuration: --reauth-period and MQTT', () => {
+  it('defaults to 120 s and an embedded broker on 8883 (any free port with --port 0); off, or an external mqtts:// broker instead', () => {
+    expect(loadConfig({}, {})).toMatchObject({ reauthPeriodSeconds: 120, mqttPort: 8883, mqttUrl: null });
+    expect(loadConfig({ port: '0' }, {}).mqttPort).toBe(0);
+    expect(loadConfig({ reauthPeriod: '30' }, {}).reauthPeriodSeconds).toBe(30);
+    expect(loadConfig({}, { TIPS_REAUTH_PERIOD: '600' }).reauthPeriodSeconds).toBe(600);
+    expect(loadConfig({ mqttPort: 'off' }, {})).toMatchObject({ mqttPort: null, mqttUrl: null });
+    expect(loadConfig({ mqttUrl: 'mqtts://broker.example:8883' }, {})).toMatchObject({ mqttPort: null, mqttUrl: 'mqtts://broker.example:8883' });
+    for (const bad of ['0', '5', 'soon']) expect(() => loadConfig({ reauthPeriod: bad }, {})).toThrow(/--reauth-period/);
+    for (const bad of ['mqtt://plain:1883', 'mqtts://nohost', 'mqtts://u:p@h:8883', 'https://h:8883']) expect(() => loadConfig({ mqttUrl: bad }, {})).toThrow(/--mqtt-url/);
+    expect(() => loadConfig({ mqttUrl: 'mqtts://h:8883', mqttPort: '1883' }, {})).toThrow(/exclude/);
+  });
+});

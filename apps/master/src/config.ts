@@ -27,6 +27,14 @@ export interface MasterConfig {
   metalCertDays: number;
   /** The URL gateways and operators reach the master at (`tips gateway add` prints it); null = derived from --host/--port. */
   publicUrl: string | null;
+  /** The tinkerbell engine (A5): where it writes Hardware/Template/Workflow, or the kubectl it pipes them to, and the gateway URL its worker fetches Glazes from. */
+  tinkerbell: { dir: string; kubectl: string | null; glazeBase: string };
+  /** Metal-API requests need an authentication (token) no older than this, in seconds (T15). */
+  reauthPeriodSeconds: number;
+  /** Embedded MQTT broker port (TLS, client certificates); null = no embedded broker. */
+  mqttPort: number | null;
+  /** An external broker (mqtts://host:port) the master publishes to instead of the embedded one. */
+  mqttUrl: string | null;
 }
 
 export interface RawOptions {
@@ -44,6 +52,12 @@ export interface RawOptions {
   uploadIdleTimeout?: string;
   metalCertDays?: string;
   publicUrl?: string;
+  tinkerbellDir?: string;
+  tinkerbellKubectl?: string;
+  tinkerbellGlazeBase?: string;
+  reauthPeriod?: string;
+  mqttPort?: string;
+  mqttUrl?: string;
 }
 
 export const DEFAULTS = {
@@ -56,6 +70,9 @@ export const DEFAULTS = {
   tlsHostname: 'localhost',
   uploadIdleTimeoutSeconds: 60,
   metalCertDays: 7,
+  tinkerbellGlazeBase: 'http://tips-gateway:8080',
+  reauthPeriodSeconds: 120,
+  mqttPort: 8883,
 };
 /** Metal certificates stay short-lived: renewal (simplereenroll) is how a revoked key ages out. */
 export const MAX_METAL_CERT_DAYS = 397;
@@ -112,7 +129,33 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     uploadIdleTimeoutSeconds: uploadIdle === undefined ? DEFAULTS.uploadIdleTimeoutSeconds : int('--upload-idle-timeout', uploadIdle, 1, 86_400),
     metalCertDays: int('--metal-cert-days', opts.metalCertDays ?? env.TIPS_METAL_CERT_DAYS ?? String(DEFAULTS.metalCertDays), 1, MAX_METAL_CERT_DAYS),
     publicUrl: publicUrl(opts.publicUrl ?? env.TIPS_PUBLIC_URL),
+    tinkerbell: {
+      dir: resolve(opts.tinkerbellDir ?? env.TIPS_TINKERBELL_DIR ?? join(dataDir, 'tinkerbell')),
+      kubectl: opts.tinkerbellKubectl ?? env.TIPS_TINKERBELL_KUBECTL ?? null,
+      glazeBase: glazeBase(opts.tinkerbellGlazeBase ?? env.TIPS_TINKERBELL_GLAZE_BASE ?? DEFAULTS.tinkerbellGlazeBase),
+    },
+    reauthPeriodSeconds: int('--reauth-period', opts.reauthPeriod ?? env.TIPS_REAUTH_PERIOD ?? String(DEFAULTS.reauthPeriodSeconds), 10, 86_400),
+    ...mqtt(opts.mqttPort ?? env.TIPS_MQTT_PORT, opts.mqttUrl ?? env.TIPS_MQTT_URL, port !== undefined && Number(port) === 0),
   };
+}
+
+/** The embedded broker (default, port 8883; any free one with --port 0), none (`off`), or an external one. */
+function mqtt(portOpt: string | undefined, url: string | undefined, anyPort: boolean): { mqttPort: number | null; mqttUrl: string | null } {
+  if (url !== undefined && url !== '') {
+    let u: URL | undefined;
+    try {
+      u = new URL(url);
+    } catch {
+      // Reported below.
+    }
+    if (u?.protocol !== 'mqtts:' || !u.port || u.pathname.replace(/^\/+/, '') !== '' || u.username || u.password) {
+      throw new ConfigError(`--mqtt-url must be mqtts://host:port (TLS with the master's client certificate, no credentials), got "${url.replace(/\/\/[^@]*@/, '//***@')}"`);
+    }
+    if (portOpt !== undefined && portOpt !== 'off') throw new ConfigError('--mqtt-url and --mqtt-port exclude each other: the external broker replaces the embedded one');
+    return { mqttPort: null, mqttUrl: `mqtts://${u.host}` };
+  }
+  if (portOpt === 'off') return { mqttPort: null, mqttUrl: null };
+  return { mqttPort: portOpt === undefined ? (anyPort ? 0 : DEFAULTS.mqttPort) : int('--mqtt-port', portOpt, 0, 65535), mqttUrl: null };
 }
 
 function publicUrl(value: string | undefined): string | null {
@@ -127,6 +170,13 @@ function publicUrl(value: string | undefined): string | null {
     throw new ConfigError(`--public-url must be an http:// or https:// base URL without query or credentials, e.g. https://tips.example.com:8443, got "${value}"`);
   }
   return u.href.replace(/\/+$/, '');
+}
+
+function glazeBase(value: string): string {
+  if (!/^https?:\/\/[A-Za-z0-9.:[\]-]+(\/[A-Za-z0-9._~-]+)*\/?$/.test(value)) {
+    throw new ConfigError(`--tinkerbell-glaze-base must be the gateway boot URL, http://<gateway LAN address>:<port>, got "${value}"`);
+  }
+  return value.replace(/\/+$/, '');
 }
 
 /**

@@ -9,6 +9,10 @@ export interface DomainEventMap {
   'metal.interfaces.changed': { ownerId: OwnerId; metalId: TipsId; added: Mac[]; removed: Mac[]; removedNames: string[] };
   'space.membership.changed': { ownerId: OwnerId; metalId: TipsId; spaceId: string };
   'space.deleted': { ownerId: OwnerId; spaceId: string };
+  /** A Phase 1 job was created or changed state (provisioning); `installed` is what Phase 2 waits for. */
+  'provisioning.job.changed': { ownerId: OwnerId; metalId: TipsId; jobId: string; state: string; reason: string | null };
+  /** A Space's Glaze was set or cleared (Phase 3 Spaces notify their metals: T15). */
+  'space.glaze.changed': { ownerId: OwnerId; spaceId: string; phase: number; glazeId: string | null };
 }
 
 type Handler<K extends keyof DomainEventMap> = (event: DomainEventMap[K]) => Promise<void> | void;

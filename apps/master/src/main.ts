@@ -12,6 +12,9 @@ import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enro
 import { describeListen } from './http/bind-address.ts';
 import { systemClock, systemRandom } from './ports.ts';
 import { listenTls } from './tls/listener.ts';
+import { startEmbeddedBroker } from './domains/notifications/broker.ts';
+import { connectExternalBroker, MASTER_MQTT_USER, masterClientCertificate, writeMosquittoFiles } from './domains/notifications/external.ts';
+import type { NotificationBus } from './domains/notifications/model.ts';
 
 const program = new Command('tips-master')
   .description('TIPS master: the Controller (owners, metals, Spaces, Glazes), discovery and updates, over HTTP')
@@ -52,6 +55,28 @@ const program = new Command('tips-master')
       .env('TIPS_METAL_CERT_DAYS')
       .default(String(DEFAULTS.metalCertDays)),
   )
+  .addOption(
+    new Option('--tinkerbell-dir <dir>', 'tinkerbell engine: where the Hardware, Template and Workflow of each job are written, one JSON List per job (default: <data-dir>/tinkerbell)').env(
+      'TIPS_TINKERBELL_DIR',
+    ),
+  )
+  .addOption(new Option('--tinkerbell-kubectl <path>', 'tinkerbell engine: pipe the objects to `<path> apply -f -` instead of writing them').env('TIPS_TINKERBELL_KUBECTL'))
+  .addOption(
+    new Option('--tinkerbell-glaze-base <url>', "tinkerbell engine: the gateway boot URL the metal's Tinkerbell worker fetches its Glaze from (/phase1/jobs/<job>/glaze)")
+      .env('TIPS_TINKERBELL_GLAZE_BASE')
+      .default(DEFAULTS.tinkerbellGlazeBase),
+  )
+  .addOption(
+    new Option('--reauth-period <seconds>', 'metal-API requests need a PoP token issued within this period; older ones get 401 reauth_required (T15)')
+      .env('TIPS_REAUTH_PERIOD')
+      .default(String(DEFAULTS.reauthPeriodSeconds)),
+  )
+  .addOption(new Option('--mqtt-port <n|off>', 'embedded MQTT broker (TLS, metal client certificates) for Phase 3 push; default 8883, or any free port when --port is 0; off = metals only pull').env('TIPS_MQTT_PORT'))
+  .addOption(
+    new Option('--mqtt-url <mqtts://host:port>', "publish to an external broker (e.g. Mosquitto) instead of the embedded one, with the master's own client certificate; the broker's configuration, certificates and ACL are written to <ca-dir>/mosquitto/").env(
+      'TIPS_MQTT_URL',
+    ),
+  )
   .addHelpText(
     'after',
     '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN (tips_ followed by 32–128 base64url characters) sets the admin token\ncreated on the first start (automation); otherwise a random one is printed once. On a database that\nalready has an admin it is ignored (with a warning): make further tokens with `tips token create`.',
@@ -82,6 +107,8 @@ const program = new Command('tips-master')
       requireUploadToken: config.requireUploadToken,
       uploadIdleTimeoutMs: config.uploadIdleTimeoutSeconds * 1000,
       certLifetimeHours: config.metalCertDays * 24,
+      tinkerbell: config.tinkerbell,
+      reauthPeriodSeconds: config.reauthPeriodSeconds,
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);
@@ -96,8 +123,8 @@ const program = new Command('tips-master')
     }
     publicUrls.url = derivePublicUrl(config, (app.server.address() as AddressInfo).port, hostname());
     let tls: Awaited<ReturnType<typeof listenTls>> | undefined;
+    const hostnames = [config.tlsHostname, 'localhost', '127.0.0.1', '::1', ...(config.host === '0.0.0.0' || config.host === '::' ? [] : [config.host])];
     if (config.tlsPort !== null) {
-      const hostnames = [config.tlsHostname, 'localhost', '127.0.0.1', '::1', ...(config.host === '0.0.0.0' || config.host === '::' ? [] : [config.host])];
       const server = await ensureServerCertificate(config.caDir, ca, { hostnames, clock: systemClock, random: systemRandom });
       try {
         tls = await listenTls(app, { host: config.host, port: config.tlsPort, certPem: server.chainPem, keyPem: server.keyPem, clientCaPem: server.clientCaPem });
@@ -111,6 +138,39 @@ const program = new Command('tips-master')
       const tlsListening = describeListen(config.host, tls.port, 'https', tls.url);
       process.stdout.write(`TIPS master TLS ${tlsListening.line}  (EST: ${tlsListening.usable}/.well-known/est; CA: ${config.caDir})\n`);
     }
+    // Phase 3 push (T15): the embedded broker, or an external one the master publishes to.
+    let bus: NotificationBus | undefined;
+    if (config.mqttPort !== null || config.mqttUrl !== null) {
+      const server = await ensureServerCertificate(config.caDir, ca, { hostnames, clock: systemClock, random: systemRandom });
+      if (config.mqttUrl !== null) {
+        const u = new URL(config.mqttUrl);
+        const conf = await writeMosquittoFiles(join(config.caDir, 'mosquitto'), ca, { host: u.hostname, port: Number(u.port) }, systemClock.now(), systemRandom);
+        const client = await masterClientCertificate(ca, systemClock.now(), systemRandom);
+        bus = connectExternalBroker({ url: config.mqttUrl, caPem: server.clientCaPem, certPem: client.certPem, keyPem: client.keyPem, log: app.log });
+        process.stdout.write(`TIPS master MQTT: publishing to ${config.mqttUrl} as ${MASTER_MQTT_USER} (Mosquitto configuration: ${conf})\n`);
+      } else {
+        try {
+          bus = await startEmbeddedBroker({
+            host: config.host,
+            port: config.mqttPort!,
+            publicHost: config.tlsHostname,
+            certPem: server.chainPem,
+            keyPem: server.keyPem,
+            clientCaPem: server.clientCaPem,
+            authenticateMetal: (peer) => services.enrollment.authenticateMetal(peer),
+            log: app.log,
+          });
+        } catch (err) {
+          await tls?.close();
+          await app.close();
+          await db.destroy();
+          program.error(`error: cannot listen for MQTT on ${config.host}:${config.mqttPort} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose --mqtt-port or --mqtt-port off`, { exitCode: 1 });
+          return;
+        }
+        process.stdout.write(`TIPS master MQTT ${bus.url} (embedded broker, TLS with metal certificates; topic tips/metal/<TIPS ID>)\n`);
+      }
+      services.notifications.useBus(bus);
+    }
     if (caCreated) process.stdout.write(`Created a CA in ${config.caDir} (its root key was discarded; for an offline root use \`tips ca init\`)\n`);
     if (admin && !config.bootstrapAdminToken) {
       process.stdout.write(`Admin API token (shown once, keep it safe):\n  ${admin.token}\nLog in with: tips login --url ${url} --token <token>\n`);
@@ -121,6 +181,7 @@ const program = new Command('tips-master')
       if (closing) return;
       closing = true;
       await tls?.close();
+      await bus?.close().catch(() => {});
       await app.close();
       await db.destroy();
       process.exit(0);

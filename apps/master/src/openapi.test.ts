@@ -10,11 +10,13 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
 import { buildApp } from './app.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
 import { type Db, openDatabase } from './db/database.ts';
 import { TestGateway } from './domains/gateways/test-client.ts';
 import type { ResponseMismatch } from './http/openapi-responses.ts';
+import { installerKey, parseBootingScript, signedReport } from './domains/provisioning/test-helpers.ts';
 import { makeCsr } from './tls/testing.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: the document is JSON walked generically, whatever routes it describes
@@ -62,6 +64,15 @@ const fx = {
   envelope: Buffer.alloc(0) as Buffer,
   spareEnrollmentTokens: [] as string[],
   ed25519Pem: generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+  // Phase 1: a job booted through the gateway (its token, its installer and report), and a metal
+  // the walk reprovisions and boots (so the walk never voids that job's token).
+  p1Job: '',
+  p1Mac: '02:00:00:00:fe:01',
+  p1Token: '',
+  p1BootMac: '02:00:00:00:fe:02',
+  p1Installer: installerKey(),
+  p1Report: Buffer.alloc(0) as Buffer,
+  p1BootMetal: '',
 };
 
 let counter = 0;
@@ -96,11 +107,26 @@ beforeAll(async () => {
   const used = (await call('POST', '/api/v1/enrollment/secrets', { metal: fx.metal })).json();
   const csr = await makeCsr({ uris: [`urn:tips:metal:${fx.metal}`] });
   fx.serial = (await built.services.enrollment.enroll({ id: used.id, secret: used.secret }, csr.der)).record.serial;
+  // An installed Glaze, so a rollback request has something to roll back.
+  await new KyselyUpdateStore(db).recordReport({ id: 'rpt_fx', ownerId: admin.owner.id, metalId: fx.metal as never, spaceId: fx.space as never, glazeId: fx.glaze as never, result: 'installed', reason: null, sequence: 1, at: new Date().toISOString(), cose: new Uint8Array([0xd2]), createdAt: new Date().toISOString() });
   fx.scope = `pull:glaze:${fx.glaze}`;
   fx.cwt = (await call('POST', '/api/v1/tokens/issue', { audience: 'urn:tips:master', scope: [fx.scope], holder: { publicKey: fx.ed25519Pem } })).json().cwt;
   gateway = await TestGateway.enroll(app, adminToken, 'fx-gateway');
   fx.gateway = gateway.id;
   for (let i = 0; i < 3; i++) fx.spareEnrollmentTokens.push((await call('POST', '/api/v1/gateways', { name: `fx-spare-${i}` })).json().enrollmentToken);
+  const p1Space = (await call('POST', '/api/v1/spaces', { name: 'fx-p1-space', phase: 1 })).json().id;
+  for (const [name, mac] of [['fx-p1', fx.p1Mac], ['fx-p1-boot', fx.p1BootMac]] as const) {
+    const id = (await call('POST', '/api/v1/metals', { name, interfaces: [{ name: 'eth0', mac, type: 'ethernet', pxe: true }] })).json().id;
+    await call('POST', `/api/v1/spaces/${p1Space}/members`, { metal: id, interfaces: ['eth0'], default: true });
+    if (name === 'fx-p1-boot') fx.p1BootMetal = id;
+  }
+  const p1Glaze = (await call('POST', `/api/v1/glazes?name=fx-p1-glaze&spaces=${p1Space}`, Buffer.from('phase 1 image'), { 'content-type': 'application/octet-stream' })).json();
+  await call('POST', `/api/v1/glazes/${p1Glaze.id}/manifest/sign`, { key: fx.key, sequenceNumber: 1, vendorDomain: 'example.com', classInfo: 'fx', component: 'disk', uri: 'https://example.com/p1' });
+  await call('PATCH', `/api/v1/spaces/${p1Space}`, { glaze: p1Glaze.id });
+  const bootPath = `/api/gateway/v1/provisioning/boot-script?mac=${encodeURIComponent(fx.p1Mac)}&base=${encodeURIComponent('http://192.0.2.1:8080')}`;
+  const booted = await app.inject({ method: 'GET', url: bootPath, headers: gateway.headers('GET', bootPath, undefined) });
+  ({ jobId: fx.p1Job, token: fx.p1Token } = parseBootingScript(booted.body));
+  fx.p1Report = signedReport(fx.p1Installer.key, { jobId: fx.p1Job, result: 'installed', glazeSha256: p1Glaze.sha256 });
   // Decision records, so the JSON-lines exports have lines to check.
   await gateway.register({ mac: '02:00:00:00:ff:01', ip: '192.0.2.1', gatewayInterface: 'eth1' });
   await gateway.register({ mac: '02:00:00:00:ff:99', ip: '192.0.2.2', gatewayInterface: 'eth1' });
@@ -128,6 +154,7 @@ function pathFixture(path: string, param: string): string | undefined {
     tokens: fx.apiToken,
     secrets: fx.secret,
     certificates: fx.serial,
+    jobs: fx.p1Job,
   };
   return before === undefined ? undefined : byCollection[before];
 }
@@ -163,6 +190,15 @@ const chosenOptional: Record<string, Record<string, unknown>> = {
   'POST /api/v1/enrollment/secrets': { metal: () => fx.metal },
   'POST /api/v1/keys': { serverHeld: () => true },
   'POST /api/v1/tokens/issue': { holder: () => ({ publicKey: fx.ed25519Pem }) },
+  'POST /api/gateway/v1/provisioning/work': { mac: () => fx.p1Mac, token: () => fx.p1Token, installerKey: () => fx.p1Installer.publicRaw },
+};
+
+/** Query and path values an operation needs that the property name alone cannot pick. */
+const chosenParams: Record<string, Record<string, () => string>> = {
+  'GET /api/gateway/v1/provisioning/boot-script': { mac: () => fx.p1BootMac, base: () => 'http://192.0.2.1:8080' },
+  'GET /api/gateway/v1/provisioning/jobs/{jobId}/glaze': { mac: () => fx.p1Mac },
+  'POST /api/gateway/v1/provisioning/jobs/{jobId}/report': { mac: () => fx.p1Mac },
+  'POST /api/v1/metals/{ref}/reprovision': { ref: () => fx.p1BootMetal },
 };
 
 /** A valid value for a schema: an example or default if it gives one, else the least that satisfies it. */
@@ -316,8 +352,7 @@ async function send(o: Operation, p: Probe): Promise<LightMyRequestResponse> {
     const schemes = Object.keys(security(o)[0] ?? {});
     if (schemes.includes('ownerToken')) headers.authorization = `Bearer ${adminToken}`;
     if (schemes.includes('gatewaySignature')) {
-      const signed = body === undefined ? undefined : Buffer.isBuffer(body) ? body.toString('utf8') : body;
-      Object.assign(headers, gateway.headers(o.method, url, signed));
+      Object.assign(headers, gateway.headers(o.method, url, body));
     }
     // metalCertificate (mutual TLS) cannot be presented in-process: those operations answer their refusal.
   }
@@ -330,9 +365,12 @@ function probesFor(o: Operation): Probe[] {
   const pathParams = ((o.op.parameters ?? []) as Schema[]).filter((p) => p.in === 'path');
   const queryParams = ((o.op.parameters ?? []) as Schema[]).filter((p) => p.in === 'query');
   const fill = (values: Record<string, string>) => o.path.replace(/\{(\w+)\}/g, (_m, n: string) => values[n] ?? '');
-  const validParams: Record<string, string> = Object.fromEntries(pathParams.map((p) => [p.name, pathFixture(o.path, p.name) ?? String(sample(p.schema ?? {}, p.name))]));
+  const chosen = chosenParams[`${o.method} ${o.path}`] ?? {};
+  const validParams: Record<string, string> = Object.fromEntries(
+    pathParams.map((p) => [p.name, chosen[p.name]?.() ?? pathFixture(o.path, p.name) ?? String(sample(p.schema ?? {}, p.name))]),
+  );
   const validPath = fill(Object.fromEntries(Object.entries(validParams).map(([k, v]) => [k, encodeURIComponent(v)])));
-  const query: Record<string, string> = Object.fromEntries(queryParams.filter((p) => p.required).map((p) => [p.name, String(sample(p.schema ?? {}, p.name))]));
+  const query: Record<string, string> = Object.fromEntries(queryParams.filter((p) => p.required).map((p) => [p.name, chosen[p.name]?.() ?? String(sample(p.schema ?? {}, p.name))]));
   const auth = true;
   const probes: Probe[] = [];
 
@@ -350,6 +388,8 @@ function probesFor(o: Operation): Probe[] {
       validBody = JSON.stringify(value);
     } else if (essence(media) === 'application/suit-envelope+cose') {
       validBody = fx.envelope;
+    } else if (essence(media) === 'application/cose') {
+      validBody = fx.p1Report;
     } else {
       validBody = Buffer.from('some bytes');
     }

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import pg from 'pg';
-import { buildApp, type Services } from './app.ts';
+import { buildApp, type MasterDeps, type Services } from './app.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
 import { type Db, openDatabase } from './db/database.ts';
 
@@ -11,7 +12,7 @@ import { type Db, openDatabase } from './db/database.ts';
  * An in-process master on a throw-away SQLite file and blob dir, for route tests (`app.inject`);
  * with `pgUrl` (the unit project's `inject('pgUrl')`) on a throw-away schema of that PostgreSQL.
  */
-export async function testMaster(opts: { maxGlazeBytes?: number; requireUploadToken?: boolean; pgUrl?: string } = {}) {
+export async function testMaster(opts: { maxGlazeBytes?: number; requireUploadToken?: boolean; pgUrl?: string; tinkerbell?: MasterDeps['tinkerbell']; logs?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tips-master-test-'));
   const schema = `test_${randomBytes(6).toString('hex')}`;
   const pgAdmin = opts.pgUrl === undefined ? undefined : new pg.Client({ connectionString: opts.pgUrl });
@@ -19,7 +20,16 @@ export async function testMaster(opts: { maxGlazeBytes?: number; requireUploadTo
   await pgAdmin?.query(`CREATE SCHEMA ${schema}`);
   const db: Db = await openDatabase(opts.pgUrl === undefined ? { kind: 'sqlite', file: join(dir, 'tips.db') } : { kind: 'postgres', url: opts.pgUrl, schema, poolSize: 4 });
   const blobs = await FsBlobStore.open(join(dir, 'glazes'));
-  const { app, services } = await buildApp({ db, blobs, maxGlazeBytes: opts.maxGlazeBytes, requireUploadToken: opts.requireUploadToken });
+  // With `logs`, the master's pino lines (JSON) are kept for the test to read.
+  const logs: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(String(chunk));
+      cb();
+    },
+  });
+  const logger = opts.logs ? { level: 'info', stream } : undefined;
+  const { app, services } = await buildApp({ db, blobs, maxGlazeBytes: opts.maxGlazeBytes, requireUploadToken: opts.requireUploadToken, tinkerbell: opts.tinkerbell, logger });
   const admin = await services.owners.ensureAdmin();
   if (!admin) throw new Error('fresh database must create an admin');
   const alice = await services.owners.createOwnerAsAdmin(admin.owner, 'alice');
@@ -30,6 +40,7 @@ export async function testMaster(opts: { maxGlazeBytes?: number; requireUploadTo
     db,
     blobs,
     dir,
+    logs,
     adminToken: admin.token,
     alice: { ...alice.owner, token: alice.token },
     bob: { ...bob.owner, token: bob.token },

@@ -14,8 +14,11 @@ export interface GatewayOut {
   enrollmentExpiresAt: string | null;
   createdAt: string;
   lastSeenAt: string | null;
-  table?: { updatedAt: string; rows: Record<string, unknown>[] } | null;
+  table?: { updatedAt: string; rowCount?: number; rows: Record<string, unknown>[]; nextCursor?: string | null } | null;
 }
+
+const TABLE_HEADERS = ['IFACE', 'MAC', 'IP', 'STATE', 'TYPE', 'TIPS ID'];
+const tableRow = (r: Record<string, unknown>) => [r.gatewayInterface, r.mac, r.ip, r.state, r.type, r.tipsId].map(cell);
 
 /** The enroll commands the master builds from its public URL (`POST /gateways`). */
 export interface EnrollOut {
@@ -54,8 +57,7 @@ function showGateway(g: GatewayOut): string {
   if (g.table === undefined) return lines.join('\n');
   if (g.table === null) return [...lines, '  table:      (never reported)'].join('\n');
   lines.push(`  table:      ${g.table.rows.length} rows, reported ${g.table.updatedAt}`);
-  const rows = g.table.rows.map((r) => [r.gatewayInterface, r.mac, r.ip, r.state, r.type, r.tipsId].map(cell));
-  lines.push(...table(['IFACE', 'MAC', 'IP', 'STATE', 'TYPE', 'TIPS ID'], rows).split('\n').map((l) => `    ${l}`));
+  lines.push(...table(TABLE_HEADERS, g.table.rows.map(tableRow)).split('\n').map((l) => `    ${l}`));
   return lines.join('\n');
 }
 
@@ -139,9 +141,22 @@ export function registerDiscoveryCommands(program: Command): void {
     }),
   );
 
-  jsonOption(gateway.command('show <gateway>').description('show a gateway (by name or ID) and its latest interface table')).action(
+  jsonOption(gateway.command('show <gateway>').description('show a gateway (by name or ID) and its whole latest interface table (following its pages)')).action(
     action(async (ref: string, opts: { json?: boolean }) => {
-      print(await api().call<GatewayOut>('GET', gatewayPath(ref)), !!opts.json, showGateway);
+      const g = await api().call<GatewayOut>('GET', gatewayPath(ref));
+      // The answer holds the table's first page; the rest come from /interfaces after its cursor.
+      if (g.table?.nextCursor) {
+        for await (const page of api().pages<Record<string, unknown>>(`${gatewayPath(g.id)}/interfaces`, undefined, undefined, g.table.nextCursor)) g.table.rows.push(...page);
+        g.table.nextCursor = null;
+      }
+      print(g, !!opts.json, showGateway);
+    }),
+  );
+
+  pageOptions(jsonOption(gateway.command('interfaces <gateway>').description("list a gateway's latest interface table (T11), page after page"))).action(
+    action(async (ref: string, opts: { json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      await printPages(api().pages<Record<string, unknown>>(`${gatewayPath(ref)}/interfaces`, undefined, max), mode, TABLE_HEADERS, tableRow);
     }),
   );
 

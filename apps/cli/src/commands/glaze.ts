@@ -18,6 +18,8 @@ export interface GlazeOut {
   mediaType: string;
   createdAt: string;
   spaces: string[];
+  handler?: string;
+  version?: string | null;
 }
 
 const path = (ref: string) => `api/v1/glazes/${encodeURIComponent(ref)}`;
@@ -32,6 +34,8 @@ function showGlaze(g: GlazeOut): string {
     `  media type: ${g.mediaType}`,
     `  created:    ${g.createdAt}`,
     `  spaces:     ${g.spaces.join(', ') || '-'}`,
+    ...(g.handler ? [`  handler:    ${g.handler}`] : []),
+    ...(g.version ? [`  version:    ${g.version}  (reference: ${g.name}@${g.version})`] : []),
   ].join('\n');
 }
 
@@ -61,6 +65,8 @@ export function registerGlazeCommands(program: Command): Command {
       .requiredOption('--name <name>', 'a name unique among your Glazes')
       .option('--space <space>', 'a Space allowed to use this Glaze (repeatable)', collect)
       .option('--media-type <type>', 'media type of the payload', 'application/octet-stream')
+      .option('--handler <handler>', 'how metals install it in Phases 2-3: archive | rootfs-ab | systemd-service | script', 'archive')
+      .option('--version <label>', 'a version label, e.g. 1.4: the Glaze can then be named <name>@<label>')
       .option('--sign-key <pem>', 'sign a SUIT manifest for the Glaze locally with this private key and attach it (the key is registered with `tips key`)')
       .option('--vendor-domain <domain>', 'with --sign-key: vendor domain (vendor ID = UUID5(DNS, domain))', 'tips.local')
       .option('--class <info>', 'with --sign-key: class info (class ID = UUID5(vendor ID, info)); default: the Glaze name')
@@ -72,11 +78,12 @@ export function registerGlazeCommands(program: Command): Command {
       .option('--progress', 'always show the progress bar')
       .option('--no-progress', 'never show the progress bar'),
   ).action(
-    action(async (file: string, opts: { name: string; space?: string[]; mediaType: string; progress?: boolean; json?: boolean; uploadToken?: string; holderKey?: string; signKey?: string; vendorDomain: string; class?: string; component?: string; seq?: string; uri?: string }) => {
+    action(async (file: string, opts: { name: string; space?: string[]; mediaType: string; handler: string; version?: string; progress?: boolean; json?: boolean; uploadToken?: string; holderKey?: string; signKey?: string; vendorDomain: string; class?: string; component?: string; seq?: string; uri?: string }) => {
       // Read the key before uploading: a bad key must not leave an unsigned Glaze behind.
       const signKey = opts.signKey ? readSigningKey(opts.signKey) : undefined;
       if (opts.seq !== undefined && !/^\d{1,15}$/.test(opts.seq)) throw new CliError('bad_option', '--seq must be a non-negative integer', EXIT.usage);
-      const q = new URLSearchParams({ name: opts.name, mediaType: opts.mediaType });
+      const q = new URLSearchParams({ name: opts.name, mediaType: opts.mediaType, handler: opts.handler });
+      if (opts.version !== undefined) q.set('version', opts.version);
       if (opts.space?.length) q.set('spaces', opts.space.join(','));
       const client = api();
       const hop = await uploadHopHeaders(client, opts.uploadToken, opts.holderKey);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { action, api, collect, jsonOption, parseLabels } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
+import { type JobOut, phase1Line, registerMetalPhase1Commands } from './provisioning.ts';
 
 export interface MetalOut {
   id: string;
@@ -9,7 +10,41 @@ export interface MetalOut {
   labels: Record<string, string>;
   interfaces: { name: string; mac: string; type: string; pxe: boolean }[];
   spaces?: { spaceId: string; spaceName: string; phase: number; interfaces: string[]; isDefault: boolean }[];
+  engine?: string | null;
+  phase1?: JobOut | null;
   createdAt: string;
+  updates?: MetalUpdates;
+}
+
+interface ReportOut {
+  id: string;
+  spaceId: string;
+  glazeId: string;
+  result: string;
+  reason: string | null;
+  sequence: number;
+  at: string;
+}
+interface EventOut {
+  id: string;
+  kind: string;
+  code: string;
+  detail: Record<string, unknown>;
+  createdAt: string;
+}
+interface MetalUpdates {
+  profile: { vendorId: string | null; classId: string | null; protocols: string[]; updatedAt: string } | null;
+  installed: { spaceId: string; glazeId: string; glazeName: string | null; version: string | null; sequence: number | null; installedAt: string | null }[];
+  lastReport: ReportOut | null;
+  history: ReportOut[];
+  events: EventOut[];
+}
+
+const reportLine = (r: ReportOut) => `${r.at}  ${r.result.padEnd(11)} ${r.glazeId} seq ${r.sequence} in ${r.spaceId}${r.reason ? `  (${r.reason})` : ''}`;
+function eventLine(e: EventOut): string {
+  const changes = Array.isArray(e.detail.changes) ? (e.detail.changes as { kind: string; path: string; detail: string }[]) : [];
+  const what = changes.length > 0 ? `: ${changes.map((c) => `${c.kind} ${c.path}${c.detail ? ` (${c.detail})` : ''}`).join('; ')}` : typeof e.detail.message === 'string' ? `: ${e.detail.message}` : '';
+  return `${e.createdAt}  ${e.kind.padEnd(18)} ${e.code}${what}`;
 }
 
 /** `--iface NAME=MAC[,TYPE][,pxe]`, e.g. `eth0=dc:a6:32:01:02:03,ethernet,pxe`. */
@@ -28,6 +63,7 @@ function showMetal(m: MetalOut): string {
     `  TIPS ID:    ${m.id}`,
     `  labels:     ${Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(', ') || '-'}`,
     `  created:    ${m.createdAt}`,
+    `  engine:     ${m.engine ?? 'inherited from its default Space'}`,
     '  interfaces:',
     ...m.interfaces.map((i) => `    ${i.name.padEnd(8)} ${i.mac}  ${i.type}${i.pxe ? '  pxe' : ''}`),
   ];
@@ -35,6 +71,17 @@ function showMetal(m: MetalOut): string {
     lines.push('  spaces:');
     if (m.spaces.length === 0) lines.push('    (none)');
     for (const s of m.spaces) lines.push(`    ${s.spaceName.padEnd(16)} phase ${s.phase}  via ${s.interfaces.join(',')}${s.isDefault ? '  (default)' : ''}`);
+  }
+  if (m.phase1 !== undefined) lines.push(`  phase 1:    ${phase1Line(m.phase1)}`);
+  const u = m.updates;
+  if (u) {
+    if (u.profile) lines.push(`  profile:    vendor ${u.profile.vendorId ?? '-'}  class ${u.profile.classId ?? '-'}  protocols ${u.profile.protocols.join(',') || '-'}  (${u.profile.updatedAt})`);
+    lines.push('  installed Glazes:');
+    if (u.installed.length === 0) lines.push('    (none reported)');
+    for (const i of u.installed) lines.push(`    ${(i.glazeName ?? i.glazeId).padEnd(16)} ${i.version ?? '-'}  seq ${i.sequence ?? '-'}  in ${i.spaceId}  since ${i.installedAt ?? '-'}`);
+    lines.push(`  last report: ${u.lastReport ? reportLine(u.lastReport) : '-'}`);
+    if (u.history.length > 1) lines.push('  history:', ...u.history.map((r) => `    ${reportLine(r)}`));
+    if (u.events.length > 0) lines.push('  events:', ...u.events.map((e) => `    ${eventLine(e)}`));
   }
   return lines.join('\n');
 }
@@ -58,10 +105,21 @@ export function registerMetalCommands(program: Command): Command {
     }),
   );
 
-  pageOptions(jsonOption(metal.command('list').description('list your metals, oldest first').option('--label <k=v>', 'only metals with this label'))).action(
-    action(async (opts: { label?: string; json?: boolean; jsonl?: boolean; limit?: string }) => {
+  pageOptions(
+    jsonOption(
+      metal
+        .command('list')
+        .description('list your metals, oldest first')
+        .option('--label <k=v>', 'only metals with this label')
+        .option('--vendor <uuid>', 'only metals whose profile has this vendor ID')
+        .option('--class <uuid>', 'only metals whose profile has this class ID')
+        .option('--glaze <glaze>', 'only metals with this Glaze installed (name, name@version or ID)'),
+    ),
+  ).action(
+    action(async (opts: { label?: string; vendor?: string; class?: string; glaze?: string; json?: boolean; jsonl?: boolean; limit?: string }) => {
       const { mode, max } = listOptions(opts);
-      const q = new URLSearchParams(opts.label ? { label: opts.label } : {});
+      const q = new URLSearchParams();
+      for (const k of ['label', 'vendor', 'class', 'glaze'] as const) if (opts[k] !== undefined) q.set(k, opts[k]!);
       await printPages(api().pages<MetalOut>('api/v1/metals', q, max), mode, ['NAME', 'TIPS ID', 'INTERFACES'], (m) => [
         m.name,
         m.id,
@@ -70,7 +128,42 @@ export function registerMetalCommands(program: Command): Command {
     }),
   );
 
-  jsonOption(metal.command('show <metal>').description('show a metal (by name or TIPS ID) and its Spaces')).action(
+  jsonOption(
+    metal
+      .command('rollback <metal>')
+      .description('ask a metal to roll back an installed Glaze (every installed one without --glaze): recorded, and the metal is notified over MQTT')
+      .option('--glaze <glaze>', 'only this Glaze (name, name@version or ID)'),
+  ).action(
+    action(async (ref: string, opts: { glaze?: string; json?: boolean }) => {
+      const r = await api().call<{ eventId: string; spaces: { spaceId: string; glazeId: string }[]; notified: number }>('POST', `${path(ref)}/rollback`, opts.glaze ? { glaze: opts.glaze } : {});
+      print(r, !!opts.json, (v: typeof r) =>
+        [`rollback requested for ${ref} (${v.eventId})`, ...v.spaces.map((s) => `  ${s.glazeId} in ${s.spaceId}`), `  notified: ${v.notified ? 'yes (MQTT)' : 'no (MQTT off or not delivered; the metal sees it when it next pulls)'}`].join('\n'),
+      );
+    }),
+  );
+
+  pageOptions(
+    jsonOption(
+      metal
+        .command('tamper-events <metal>')
+        .description("a metal's tamper reports (T16) with what changed, newest first; --all adds refused authentications and rollback requests")
+        .option('--all', 'every event kind'),
+    ),
+  ).action(
+    action(async (ref: string, opts: { all?: boolean; json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      const r = await api().call<{ items: EventOut[] }>('GET', `${path(ref)}/events${opts.all ? '' : '?kind=tamper'}`);
+      const items = r.items.slice(0, max ?? r.items.length);
+      if (mode === 'json') return print(items, true, () => '');
+      if (mode === 'jsonl') {
+        for (const e of items) process.stdout.write(`${JSON.stringify(e)}\n`);
+        return;
+      }
+      process.stdout.write(items.length === 0 ? 'no events\n' : `${items.map(eventLine).join('\n')}\n`);
+    }),
+  );
+
+  jsonOption(metal.command('show <metal>').description('show a metal (by name or TIPS ID), its Spaces, installed Glazes, report history and events')).action(
     action(async (ref: string, opts: { json?: boolean }) => {
       print(await api().call<MetalOut>('GET', path(ref)), !!opts.json, showMetal);
     }),
@@ -107,5 +200,6 @@ export function registerMetalCommands(program: Command): Command {
         process.stdout.write(`deleted metal ${ref}\n`);
       }),
     );
+  registerMetalPhase1Commands(metal);
   return metal;
 }

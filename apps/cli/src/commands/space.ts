@@ -2,13 +2,22 @@ import type { Command } from 'commander';
 import { action, api, collect, jsonOption } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
+import { registerSpacePhase1Commands } from './provisioning.ts';
 
 interface SpaceOut {
   id: string;
   name: string;
   phase: number;
   glazeId: string | null;
-  members?: { metalId: string; interfaces: string[]; isDefault: boolean }[];
+  engine?: string;
+  members?: Member[];
+  membersNextCursor?: string | null;
+}
+
+interface Member {
+  metalId: string;
+  interfaces: string[];
+  isDefault: boolean;
 }
 
 const path = (ref: string) => `api/v1/spaces/${encodeURIComponent(ref)}`;
@@ -19,6 +28,7 @@ function showSpace(s: SpaceOut): string {
     `  ID:      ${s.id}`,
     `  phase:   ${s.phase}`,
     `  glaze:   ${s.glazeId ?? '-'}`,
+    `  engine:  ${s.engine ?? 'builtin'}`,
     '  members:',
     ...(s.members?.length ? s.members.map((m) => `    ${m.metalId}  via ${m.interfaces.join(',')}${m.isDefault ? '  (default)' : ''}`) : ['    (none)']),
   ].join('\n');
@@ -43,16 +53,36 @@ export function registerSpaceCommands(program: Command): Command {
     }),
   );
 
-  jsonOption(space.command('show <space>').description('show a Space and its members')).action(
-    action(async (ref: string, opts: { json?: boolean }) => print(await api().call<SpaceOut>('GET', path(ref)), !!opts.json, showSpace)),
+  jsonOption(space.command('show <space>').description('show a Space and all its members (following their pages)')).action(
+    action(async (ref: string, opts: { json?: boolean }) => {
+      const s = await api().call<SpaceOut>('GET', path(ref));
+      // The answer holds the first page of members; the rest come from /members after its cursor.
+      if (s.membersNextCursor) {
+        for await (const page of api().pages<Member>(`${path(s.id)}/members`, undefined, undefined, s.membersNextCursor)) s.members?.push(...page);
+        s.membersNextCursor = null;
+      }
+      print(s, !!opts.json, showSpace);
+    }),
+  );
+
+  pageOptions(jsonOption(space.command('members <space>').description("list a Space's members by metal ID, page after page"))).action(
+    action(async (ref: string, opts: { json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      await printPages(api().pages<Member>(`${path(ref)}/members`, undefined, max), mode, ['METAL', 'INTERFACES', 'DEFAULT'], (m) => [
+        m.metalId,
+        m.interfaces.join(','),
+        m.isDefault ? 'yes' : '-',
+      ]);
+    }),
   );
 
   jsonOption(
     space
       .command('update <space>')
-      .description('rename a Space or set the Glaze it delivers')
+      .alias('set')
+      .description('rename a Space or set the Glaze it delivers (on a Phase 3 Space its metals are notified over MQTT)')
       .option('--name <name>', 'new name')
-      .option('--glaze <glaze>', 'the Glaze (name or ID) this Space delivers; it must allow the Space')
+      .option('--glaze <glaze>', 'the Glaze (name, name@version or ID) this Space delivers; it must allow the Space')
       .option('--no-glaze', 'deliver no Glaze'),
   ).action(
     action(async (ref: string, opts: { name?: string; glaze?: string | false; json?: boolean }) => {
@@ -99,5 +129,6 @@ export function registerSpaceCommands(program: Command): Command {
         process.stdout.write(`removed ${metalRef} from Space ${spaceRef}\n`);
       }),
     );
+  registerSpacePhase1Commands(space);
   return space;
 }

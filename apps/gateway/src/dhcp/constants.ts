@@ -60,6 +60,7 @@ export const OPTION = {
   VENDOR_CLASS_IDENTIFIER: 60,
   CLIENT_IDENTIFIER: 61,
   TFTP_SERVER_NAME: 66,
+  USER_CLASS: 77,
   BOOTFILE_NAME: 67,
   CLIENT_SYSTEM_ARCHITECTURE: 93,
   CLIENT_NETWORK_INTERFACE_IDENTIFIER: 94,
@@ -74,6 +75,9 @@ export const CLIENT_ARCH = {
   EFI_BC: 7,
   EFI_X86_64: 9,
 } as const;
+
+/** Option 77 (user class) value iPXE sends: the client already runs iPXE and wants its script. */
+export const IPXE_USER_CLASS = 'iPXE';
 
 /** Option 60 prefix that marks a PXE client (PXE 2.1 spec, RFC 4578 §2). */
 export const PXE_VENDOR_CLASS_PREFIX = 'PXEClient';

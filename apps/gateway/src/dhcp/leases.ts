@@ -95,6 +95,12 @@ export class LeasePool {
     return this.store.byMac(mac);
   }
 
+  /** The MAC holding a bound, unexpired lease of `ip`, if any (the boot services' attestation). */
+  holderOf(ip: Ipv4): string | undefined {
+    const l = this.store.get(ip);
+    return l && l.state === 'bound' && l.mac !== null && l.expiresAt > this.now() ? l.mac : undefined;
+  }
+
   private isFreeFor(lease: Lease | undefined, mac: string, now: number): boolean {
     if (!lease) return true;
     if (lease.mac === mac && lease.state !== 'declined') return true;

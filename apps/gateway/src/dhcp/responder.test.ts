@@ -14,7 +14,12 @@ const CFG: ResponderConfig = {
   broadcastAddress: '10.77.0.255',
   router: '10.77.0.1',
   dnsServers: ['10.77.0.1'],
-  boot: { tftpServer: '10.77.0.1', biosBootfile: 'undionly.kpxe', uefiBootfile: 'http://10.77.0.1:8080/ipxe.efi' },
+  boot: {
+    tftpServer: '10.77.0.1',
+    biosBootfile: 'undionly.kpxe',
+    uefiBootfile: 'http://10.77.0.1:8080/ipxe.efi',
+    ipxeScriptUrl: 'http://10.77.0.1:8080/boot/script.ipxe',
+  },
 };
 const MAC_A = '02:00:00:00:00:0a';
 const MAC_B = '02:00:00:00:00:0b';
@@ -199,5 +204,45 @@ describe('T5 DHCP lease pool and server decisions (RFC 2131 §4.3)', () => {
     const plain = exchange('02:00:00:00:00:0c').offer.reply!;
     expect(plain.options.bootfileName).toBeUndefined();
     expect(plain.siaddr).toBe('0.0.0.0');
+  });
+
+  it('T13 A1 iPXE (option 77 "iPXE", raw or RFC 3004) gets its script URL as boot file; the PXE ROM before it gets the first stage', () => {
+    const ipxe = { code: 77, data: Buffer.from('iPXE') };
+    const rom = respond(
+      request(MAC_A, DHCP_MESSAGE_TYPE.DHCPDISCOVER, { vendorClass: 'PXEClient:Arch:00000:UNDI:002001', clientArchitectures: [0] }),
+      pool,
+      CFG,
+      serve,
+      now,
+    ).reply!;
+    expect(rom.options.bootfileName).toBe('undionly.kpxe');
+    const chained = respond(
+      request(MAC_A, DHCP_MESSAGE_TYPE.DHCPDISCOVER, { vendorClass: 'PXEClient:Arch:00000:UNDI:002001', clientArchitectures: [0], other: [ipxe] }),
+      pool,
+      CFG,
+      serve,
+      now,
+    ).reply!;
+    expect(chained.options.bootfileName).toBe('http://10.77.0.1:8080/boot/script.ipxe');
+    expect(chained.file).toBe('http://10.77.0.1:8080/boot/script.ipxe');
+    expect(chained.siaddr).toBe('10.77.0.1');
+    // udhcpc `-x 0x4d:...` without a vendor class, and the RFC 3004 form (length prefix).
+    const rfc3004 = { code: 77, data: Buffer.from('\x04iPXE', 'latin1') };
+    for (const other of [[ipxe], [rfc3004]]) {
+      const offer = respond(request(MAC_B, DHCP_MESSAGE_TYPE.DHCPDISCOVER, { other }), pool, CFG, serve, now).reply!;
+      expect(offer.options.bootfileName).toBe('http://10.77.0.1:8080/boot/script.ipxe');
+    }
+    // The ACK carries it too, and the table learns the interface boots from the network.
+    const ip = respond(request(MAC_B, DHCP_MESSAGE_TYPE.DHCPDISCOVER, { other: [ipxe] }), pool, CFG, serve, now).reply!.yiaddr;
+    const ack = respond(request(MAC_B, DHCP_MESSAGE_TYPE.DHCPREQUEST, { serverIdentifier: CFG.serverIp, requestedIp: ip, other: [ipxe] }), pool, CFG, serve, now);
+    expect(ack.reply!.options.bootfileName).toBe('http://10.77.0.1:8080/boot/script.ipxe');
+    expect(ack.event).toMatchObject({ kind: 'bound', pxe: true });
+    // Another user class, or "iPXE" as a prefix of something else, is not iPXE.
+    for (const data of [Buffer.from('iPXE2'), Buffer.from('gPXE'), Buffer.from('\x05iPXE2', 'latin1')]) {
+      const r = respond(request('02:00:00:00:00:0c', DHCP_MESSAGE_TYPE.DHCPDISCOVER, { other: [{ code: 77, data }] }), pool, CFG, serve, now).reply!;
+      expect(r.options.bootfileName).toBeUndefined();
+    }
+    // A Blocked MAC gets nothing, iPXE or not.
+    expect(respond(request('02:00:00:00:00:0d', DHCP_MESSAGE_TYPE.DHCPDISCOVER, { other: [ipxe] }), pool, CFG, () => 'refuse', now)).toEqual({ dropped: 'refused' });
   });
 });

@@ -8,6 +8,8 @@ import {
   DHCP_MESSAGE_TYPE,
   type DhcpMessageType,
   FLAG_BROADCAST,
+  IPXE_USER_CLASS,
+  OPTION,
   PXE_VENDOR_CLASS_PREFIX,
   SERVER_PORT,
 } from './constants.ts';
@@ -20,6 +22,8 @@ export interface BootConfig {
   biosBootfile: string;
   /** UEFI (arch 6/7/9) boot file: an HTTP URL of ipxe.efi, or a TFTP path. */
   uefiBootfile: string;
+  /** For clients already running iPXE (option 77 "iPXE"): the URL of their per-metal script (A1). */
+  ipxeScriptUrl?: string;
 }
 
 export interface ResponderConfig {
@@ -54,9 +58,24 @@ export function isPxeClient(req: DhcpPacket): boolean {
   return req.options.vendorClass?.startsWith(PXE_VENDOR_CLASS_PREFIX) ?? false;
 }
 
+/**
+ * Option 77 says "iPXE": raw as iPXE sends it, or as one RFC 3004 user class (length, then the text).
+ * A PXE ROM chain-loads iPXE, which asks again with this class: only then is the script the answer.
+ */
+export function isIpxeClient(req: DhcpPacket): boolean {
+  const uc = req.options.other.find((o) => o.code === OPTION.USER_CLASS)?.data;
+  if (!uc) return false;
+  const text = Buffer.from(uc).toString('latin1');
+  return text === IPXE_USER_CLASS || (uc[0] === IPXE_USER_CLASS.length && text.slice(1) === IPXE_USER_CLASS);
+}
+
 function bootOptions(req: DhcpPacket, boot: BootConfig | undefined): { siaddr: Ipv4; file: string; opts: Partial<DhcpOptions> } {
   const vendor = req.options.vendorClass ?? '';
   const httpClient = vendor.startsWith('HTTPClient');
+  if (boot?.ipxeScriptUrl && isIpxeClient(req)) {
+    const url = boot.ipxeScriptUrl;
+    return { siaddr: boot.tftpServer, file: url.length < 128 ? url : '', opts: { tftpServerName: boot.tftpServer, bootfileName: url } };
+  }
   if (!boot || (!isPxeClient(req) && !httpClient)) return { siaddr: ZERO, file: '', opts: {} };
   const arch = req.options.clientArchitectures?.[0] ?? CLIENT_ARCH.INTEL_X86PC;
   const uefi = arch === CLIENT_ARCH.EFI_IA32 || arch === CLIENT_ARCH.EFI_BC || arch === CLIENT_ARCH.EFI_X86_64 || httpClient;
@@ -163,7 +182,7 @@ export function respond(req: DhcpPacket, pool: LeasePool, cfg: ResponderConfig, 
     return {
       reply,
       to: destination(req, reply, cfg),
-      event: { kind: 'bound', mac, ip, hostname, pxe: isPxeClient(req), renewal: renewing },
+      event: { kind: 'bound', mac, ip, hostname, pxe: isPxeClient(req) || isIpxeClient(req), renewal: renewing },
     };
   }
 

@@ -11,6 +11,11 @@ export interface GatewayMetrics {
   interfaces: Gauge<'state'>;
   uplinkConnected: Gauge;
   enforcerApplies: Counter<'outcome'>;
+  bootRequests: Counter<'kind' | 'outcome'>;
+  bootBytes: Counter<'kind'>;
+  bootCacheHits: Counter<'cache'>;
+  bootCacheMisses: Counter<'cache'>;
+  bootTftpTransfers: Gauge;
 }
 
 export function createMetrics(): GatewayMetrics {
@@ -26,5 +31,10 @@ export function createMetrics(): GatewayMetrics {
     interfaces: new Gauge({ name: 'tips_gateway_interfaces', help: 'Rows of the interface table by state', labelNames: ['state'], registers: [registry] }),
     uplinkConnected: new Gauge({ name: 'tips_gateway_uplink_connected', help: '1 while the command channel to the master is open', registers: [registry] }),
     enforcerApplies: c('tips_gateway_enforcer_applies_total', 'Rule set applications, by outcome', ['outcome']),
+    bootRequests: c('tips_gateway_boot_requests_total', 'Boot service requests (TFTP, HTTP boot, Phase 1 forwards), by kind and outcome', ['kind', 'outcome']),
+    bootBytes: c('tips_gateway_boot_bytes_total', 'Bytes of boot files, scripts and Glazes served to metals, by kind', ['kind']),
+    bootCacheHits: c('tips_gateway_boot_cache_hits_total', 'Boot cache hits (glaze: verified copy served; script: master unreachable, cached copy served)', ['cache']),
+    bootCacheMisses: c('tips_gateway_boot_cache_misses_total', 'Boot cache misses (fetched from the master)', ['cache']),
+    bootTftpTransfers: new Gauge({ name: 'tips_gateway_boot_tftp_transfers', help: 'TFTP transfers in progress', registers: [registry] }),
   };
 }

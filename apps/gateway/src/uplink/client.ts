@@ -3,6 +3,7 @@
 // certificate the master issued at enrollment and verifies the master against ca.pem (never
 // against nothing: rejectUnauthorized stays true).
 import type { KeyObject } from 'node:crypto';
+import { type IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent, request } from 'node:https';
 import type { InterfaceType } from '@tips/core';
 import { signedHeaders } from './sign.ts';
@@ -211,6 +212,86 @@ export class MasterClient {
   async putTable(rows: unknown[]): Promise<void> {
     await this.signed('PUT', `${GATEWAY_API}/table`, { rows });
   }
+
+  /**
+   * A signed request whose answer comes back as it arrives (any status, headers, body stream): the
+   * boot service relays Phase 1 answers to the metal without buffering a Glaze. Rejects only when the
+   * master cannot be reached (`master_unreachable`).
+   */
+  signedRaw(method: string, pathWithQuery: string, opts: { body?: Uint8Array; contentType?: string; headers?: Record<string, string> } = {}): Promise<IncomingMessage> {
+    const url = new URL(pathWithQuery, this.baseUrl);
+    const headers: Record<string, string> = {
+      ...opts.headers,
+      ...signedHeaders(this.gatewayId, this.key, { method, pathWithQuery: url.pathname + url.search, ...(opts.body ? { body: opts.body } : {}) }),
+      ...(opts.body ? { 'content-type': opts.contentType ?? 'application/octet-stream', 'content-length': String(opts.body.length) } : {}),
+    };
+    return new Promise((resolve, reject) => {
+      const onResponse = (res: IncomingMessage) => resolve(res);
+      const req =
+        url.protocol === 'https:'
+          ? request(url, { method, headers, agent: this.agent, timeout: this.timeoutMs }, onResponse)
+          : httpRequest(url, { method, headers, timeout: this.timeoutMs }, onResponse);
+      req.on('timeout', () => req.destroy(new Error(`timed out after ${this.timeoutMs} ms`)));
+      req.on('error', (err) => reject(new MasterError('master_unreachable', `${method} ${url.pathname}: ${err.message}`)));
+      req.end(opts.body);
+    });
+  }
+
+  /**
+   * The per-metal iPXE script (contract A3 `boot-script`) for `mac`, with URLs under `base` (the
+   * gateway's HTTP boot address). `master_rejected` carries the master's code (`unknown_metal`, …).
+   */
+  async bootScript(mac: string, base: string): Promise<string> {
+    const q = new URLSearchParams({ mac, base });
+    const path = `${GATEWAY_API}/provisioning/boot-script?${q}`;
+    const res = await this.signedRaw('GET', path, { headers: { accept: 'text/plain' } });
+    const text = await readAll(res, 256 * 1024, path);
+    const status = res.statusCode ?? 0;
+    if (status >= 500) throw new MasterError('master_error', `GET boot-script: HTTP ${status}`, status);
+    if (status >= 400) {
+      let code: string | undefined;
+      try {
+        code = (JSON.parse(text) as { error?: { code?: string } }).error?.code;
+      } catch {
+        code = undefined;
+      }
+      throw new MasterError('master_rejected', `GET boot-script: HTTP ${status} ${code ?? ''}`.trim(), status, code);
+    }
+    if (status !== 200 || !text.startsWith('#!ipxe')) throw new MasterError('bad_response', `GET boot-script answered ${status} without an iPXE script`);
+    return text;
+  }
+
+  /** A3 `work`: the installer's request, with the MAC the gateway attested. */
+  phase1Work(req: { mac: string; token: string; installerKey: string }): Promise<IncomingMessage> {
+    return this.signedRaw('POST', `${GATEWAY_API}/provisioning/work`, { body: Buffer.from(JSON.stringify(req)), contentType: 'application/json' });
+  }
+
+  /** A3 `glaze`: the job's pinned Glaze bytes, optionally one range (`bytes=a-b`). */
+  phase1Glaze(jobId: string, mac: string, range?: string): Promise<IncomingMessage> {
+    const q = new URLSearchParams({ mac });
+    return this.signedRaw('GET', `${GATEWAY_API}/provisioning/jobs/${encodeURIComponent(jobId)}/glaze?${q}`, range ? { headers: { range } } : {});
+  }
+
+  /** A3 `report`: the installer's signed COSE report, as received. */
+  phase1Report(jobId: string, mac: string, cose: Uint8Array): Promise<IncomingMessage> {
+    const q = new URLSearchParams({ mac });
+    return this.signedRaw('POST', `${GATEWAY_API}/provisioning/jobs/${encodeURIComponent(jobId)}/report?${q}`, { body: cose, contentType: 'application/cose' });
+  }
+}
+
+/** Reads a whole (small) answer; more than `max` bytes is a bad response. */
+async function readAll(res: IncomingMessage, max: number, what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res) {
+    n += (c as Buffer).length;
+    if (n > max) {
+      res.destroy();
+      throw new MasterError('bad_response', `${what}: answer larger than ${max} bytes`);
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Validates TIPS-D's answer: anything else than a well-formed decision is an error (never "active" by default). */

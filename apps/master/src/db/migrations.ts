@@ -1,9 +1,11 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
-import { up0003Enrollment } from '../domains/enrollment/migrations.ts';
 import { up0002Discovery } from '../domains/discovery/migrations.ts';
+import { up0003Enrollment } from '../domains/enrollment/migrations.ts';
 import { up0004GatewayCertificates } from '../domains/gateways/migrations.ts';
-import { up0005MetalMacPerOwner } from '../domains/metals/migrations.ts';
+import { up0005MetalMacPerOwner, up0010Perf } from '../domains/metals/migrations.ts';
+import { up0007Provisioning } from '../domains/provisioning/migrations.ts';
 import { up0006ListKeysets } from './keyset-indexes.ts';
+import { up0008Updates } from '../domains/updates/migrations.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
 // Only portable types: text, integer, bigint. Each domain's tables carry its prefix.
@@ -91,6 +93,9 @@ export const migrations: Record<string, Migration> = {
   '0004_gateway_certificates': { up: up0004GatewayCertificates },
   '0005_metal_mac_per_owner': { up: up0005MetalMacPerOwner },
   '0006_list_keysets': { up: up0006ListKeysets },
+  '0007_provisioning': { up: up0007Provisioning },
+  '0008_updates': { up: up0008Updates },
+  '0010_perf': { up: up0010Perf },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -24,6 +24,8 @@ export interface MetalsTable {
   owner_id: string;
   name: string;
   labels: string;
+  /** 0010: the interface list as JSON in position order, a read copy of `metal_interfaces` (one query a page). */
+  interfaces: string;
   created_at: string;
   updated_at: string;
 }

@@ -87,6 +87,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
         { name: 'wlan0', mac: '02:00:00:00:00:02' as Mac, type: 'wifi' as const, pxe: false },
         { name: 'eth0', mac: '02:00:00:00:00:01' as Mac, type: 'ethernet' as const, pxe: true },
       ],
+      engine: 'tinkerbell' as const,
       createdAt: '2026-01-01T00:00:00.000Z',
       updatedAt: '2026-01-01T00:00:00.000Z',
     };
@@ -108,6 +109,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
       name: 'dup',
       labels: {},
       interfaces: [{ name: 'e', mac: '02:00:00:00:00:01' as Mac, type: 'other' as const, pxe: false }],
+      engine: null,
       createdAt: 'x',
       updatedAt: 'x',
     };
@@ -119,7 +121,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
   it('keeps one default Space per metal across Spaces', async () => {
     const store = new KyselySpaceStore(db);
     const metalId = 'mtl_0000000000000000000000000a' as TipsId;
-    const mk = (id: string, name: string) => ({ id: id as SpaceId, ownerId: owner, name, phase: 1 as const, glazeId: null, createdAt: 'x', updatedAt: 'x' });
+    const mk = (id: string, name: string) => ({ id: id as SpaceId, ownerId: owner, name, phase: 1 as const, glazeId: null, engine: 'builtin' as const, createdAt: 'x', updatedAt: 'x' });
     await store.insert(mk('spc_0000000000000000000000000a', 's1'));
     await store.insert(mk('spc_0000000000000000000000000b', 's2'));
     await store.putMember('spc_0000000000000000000000000a' as SpaceId, { metalId, interfaces: ['eth0'], isDefault: true });
@@ -142,6 +144,8 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
       mediaType: 'application/octet-stream',
       createdAt: 'x',
       spaces: ['spc_0000000000000000000000000a' as SpaceId],
+      handler: 'rootfs-ab' as const,
+      version: '1.4',
     };
     await store.insert(g);
     expect(await store.findById(owner, g.id)).toEqual(g);
@@ -151,7 +155,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
 
   it('T12 tells which blob keys a Glaze row references, across owners and beyond one statement', async () => {
     const store = new KyselyGlazeStore(db);
-    await store.insert({ id: 'glz_0000000000000000000000000r' as GlazeId, ownerId: owner, name: 'ref', size: 1, sha256: 'b'.repeat(64) as never, mediaType: 'application/octet-stream', createdAt: 'x', spaces: [] });
+    await store.insert({ id: 'glz_0000000000000000000000000r' as GlazeId, ownerId: owner, name: 'ref', size: 1, sha256: 'b'.repeat(64) as never, mediaType: 'application/octet-stream', createdAt: 'x', spaces: [], handler: 'archive', version: null });
     const asked = [...Array.from({ length: 1200 }, (_, i) => `glz_orphan${i}`), 'glz_0000000000000000000000000r'];
     expect([...(await store.referencedBlobKeys(asked))]).toEqual(['glz_0000000000000000000000000r']);
     expect((await store.referencedBlobKeys([])).size).toBe(0);
@@ -376,6 +380,7 @@ describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
     name: `m${n}`,
     labels,
     interfaces: [{ name: 'eth0', mac: `02:00:00:00:${Math.floor(n / 256).toString(16).padStart(2, '0')}:${(n % 256).toString(16).padStart(2, '0')}` as Mac, type: 'ethernet' as const, pxe: true }],
+    engine: null,
     createdAt,
     updatedAt: createdAt,
   });
@@ -446,7 +451,7 @@ describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
     const o = 'own_0000000000000000000000000s' as OwnerId;
     const ids = (prefix: string) => Array.from({ length: 11 }, (_, n) => `${prefix}_${String(n).padStart(26, '0')}`);
     const spaces = new KyselySpaceStore(db);
-    for (const [n, id] of ids('spc').entries()) await spaces.insert({ id: id as SpaceId, ownerId: o, name: `s${10 - n}`, phase: 1, glazeId: null, createdAt: at(n >> 1), updatedAt: at(0) });
+    for (const [n, id] of ids('spc').entries()) await spaces.insert({ id: id as SpaceId, ownerId: o, name: `s${10 - n}`, phase: 1, glazeId: null, engine: 'builtin', createdAt: at(n >> 1), updatedAt: at(0) });
     expect(await walk('spaces', 3, (w) => spaces.list(o, undefined, w), (s) => ({ at: s.createdAt, id: s.id }), (s) => s.id)).toEqual(ids('spc'));
     expect(await walk('spaces', 3, (w) => spaces.list(o, 2, w), (s) => ({ at: s.createdAt, id: s.id }), (s) => s.id)).toEqual([]);
 
@@ -467,7 +472,7 @@ describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
 
     const glazes = new KyselyGlazeStore(db);
     for (const [n, id] of ids('glz').entries()) {
-      await glazes.insert({ id: id as GlazeId, ownerId: o, name: `z${n}`, size: n, sha256: '0'.repeat(64) as never, mediaType: 'application/octet-stream', createdAt: at(n % 3 === 0 ? 1 : 2), spaces: n % 2 ? ['spc_x' as SpaceId] : [] });
+      await glazes.insert({ id: id as GlazeId, ownerId: o, name: `z${n}`, size: n, sha256: '0'.repeat(64) as never, mediaType: 'application/octet-stream', createdAt: at(n % 3 === 0 ? 1 : 2), spaces: n % 2 ? ['spc_x' as SpaceId] : [], handler: 'archive', version: null });
     }
     const glazeOrder = ids('glz').filter((_, n) => n % 3 === 0).concat(ids('glz').filter((_, n) => n % 3 !== 0));
     expect(await walk('glazes', 2, (w) => glazes.list(o, undefined, w), (g) => ({ at: g.createdAt, id: g.id }), (g) => g.id)).toEqual(glazeOrder);

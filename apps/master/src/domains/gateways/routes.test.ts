@@ -80,6 +80,50 @@ describe('T11 gateways of an owner', () => {
     expect(show.lastSeenAt).toEqual(expect.any(String));
   });
 
+  it('T11 pages the interface table: the detail holds the first page, /interfaces the rest; a newer table refuses an old cursor (409)', async () => {
+    const gw = await TestGateway.enroll(m.app, m.alice.token, 'gw-lab');
+    const h = m.auth(m.alice.token);
+    const empty = (await m.app.inject({ url: '/api/v1/gateways/gw-lab/interfaces', headers: h })).json();
+    expect(empty).toEqual({ updatedAt: null, items: [], nextCursor: null });
+    const rows = Array.from({ length: 250 }, (_, i) => ({ mac: `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, state: 'active', n: i }));
+    expect((await gw.request('PUT', TABLE, { rows })).statusCode).toBe(204);
+    const show = (await m.app.inject({ url: '/api/v1/gateways/gw-lab', headers: h })).json();
+    expect(show.table).toMatchObject({ rowCount: 250, rows: rows.slice(0, 100), nextCursor: expect.any(String) });
+    const walked: unknown[] = [...show.table.rows];
+    let cursor: string | null = show.table.nextCursor;
+    const sizes: number[] = [];
+    while (cursor) {
+      const r = await m.app.inject({ url: `/api/v1/gateways/gw-lab/interfaces?limit=60&cursor=${cursor}`, headers: h });
+      expect(r.statusCode).toBe(200);
+      expect(r.json().updatedAt).toBe(show.table.updatedAt);
+      walked.push(...r.json().items);
+      sizes.push(r.json().items.length);
+      cursor = r.json().nextCursor;
+    }
+    expect(sizes).toEqual([60, 60, 30]);
+    expect(walked).toEqual(rows);
+    // The gateway reports a new table: a cursor into the old one would skip or repeat rows.
+    const old = (await m.app.inject({ url: '/api/v1/gateways/gw-lab/interfaces?limit=10', headers: h })).json().nextCursor;
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await gw.request('PUT', TABLE, { rows: rows.slice(0, 20) })).statusCode).toBe(204);
+    const stale = await m.app.inject({ url: `/api/v1/gateways/gw-lab/interfaces?cursor=${old}`, headers: h });
+    expect(stale.statusCode).toBe(409);
+    expect(stale.json().error).toMatchObject({ code: 'table_changed', field: 'cursor' });
+    const fresh = (await m.app.inject({ url: '/api/v1/gateways/gw-lab', headers: h })).json();
+    expect(fresh.table).toMatchObject({ rowCount: 20, rows: rows.slice(0, 20), nextCursor: null });
+    // Another gateway's cursor, a bad limit: 400 naming the field; another owner: 404.
+    await TestGateway.enroll(m.app, m.alice.token, 'gw-hall');
+    for (const [q, field] of [
+      [`cursor=${old}`, 'cursor'],
+      ['limit=0', 'limit'],
+    ] as const) {
+      const r = await m.app.inject({ url: `/api/v1/gateways/gw-hall/interfaces?${q}`, headers: h });
+      expect(r.statusCode, q).toBe(400);
+      expect(r.json().error.field).toBe(field);
+    }
+    expect((await m.app.inject({ url: `/api/v1/gateways/${show.id}/interfaces`, headers: m.auth(m.bob.token) })).statusCode).toBe(404);
+  });
+
   it.each([
     [{ rows: 'x' }, 400],
     [{ rows: [1] }, 400],

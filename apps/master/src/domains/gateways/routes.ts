@@ -4,9 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
-import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
+import { DEFAULT_PAGE_LIMIT, Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import { isTls, peerCertificate } from '../../tls/peer.ts';
-import type { GatewayErrorCode } from './errors.ts';
+import { GatewayError, type GatewayErrorCode } from './errors.ts';
 import { type Gateway, MAX_TABLE_BYTES } from './model.ts';
 import { GatewayAuthError, type GatewayService } from './service.ts';
 import { GATEWAY_HEADERS } from './signature.ts';
@@ -31,6 +31,7 @@ registerStatusTable<GatewayErrorCode>('gateways', {
   gateway_auth_failed: 401,
   table_too_large: 413,
   invalid_table: 400,
+  table_changed: 409,
 });
 
 const Nullable = (s: ReturnType<typeof Type.String>) => Type.Union([s, Type.Null()]);
@@ -45,15 +46,50 @@ export const GatewaySchema = Type.Object({
   createdAt: Type.String(),
   lastSeenAt: Nullable(Type.String()),
 });
+const TableRow = Type.Object({}, { additionalProperties: true, description: 'one interface as the gateway reported it (T11): mac, ip, tipsId, state, type, gatewayInterface, nat …' });
 const GatewayDetail = Type.Intersect([
   GatewaySchema,
   Type.Object({
     table: Type.Union([
-      Type.Object({ updatedAt: Type.String(), rows: Type.Array(Type.Object({}, { additionalProperties: true })) }),
+      Type.Object({
+        updatedAt: Type.String(),
+        rowCount: Type.Integer({ description: 'rows in the whole table' }),
+        rows: Type.Array(TableRow, { description: `the first page of rows (at most ${DEFAULT_PAGE_LIMIT}), in the gateway's order` }),
+        nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'null when `rows` is the whole table; else pass as ?cursor= to GET /gateways/{ref}/interfaces for the rest' }),
+      }),
       Type.Null(),
     ]),
   }),
 ]);
+const TablePage = Type.Object({
+  updatedAt: Type.Union([Type.String(), Type.Null()], { description: 'when the gateway reported this table; null: never' }),
+  items: Type.Array(TableRow),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'pass as ?cursor= for the next page; null when this is the last page' }),
+});
+
+type Snapshot = { rows: Record<string, unknown>[]; updatedAt: string };
+
+/**
+ * One page of a gateway's interface table. The table is one snapshot the gateway replaces whole,
+ * so a position is (the snapshot's time, a row index): a cursor of an older snapshot would skip or
+ * repeat rows, and is refused with 409 table_changed instead.
+ */
+function tablePage(gatewayId: string, t: Snapshot, q: PageParams) {
+  return readPage(
+    `gateway-table:${gatewayId}`,
+    q,
+    async (w) => {
+      if (w.after && w.after.at !== t.updatedAt) {
+        throw new GatewayError('table_changed', `the gateway reported a new table (${t.updatedAt}) since this cursor; start again without cursor`, 'cursor');
+      }
+      const start = w.after ? Number(w.after.id) + 1 : 0;
+      if (!Number.isSafeInteger(start) || start < 0) throw new GatewayError('table_changed', 'the cursor names no row of this table; start again without cursor', 'cursor');
+      return t.rows.slice(start, start + w.limit).map((row, k) => ({ row, index: start + k }));
+    },
+    (x) => ({ at: t.updatedAt, id: String(x.index) }),
+    (x) => x.row,
+  );
+}
 
 const CertificateOut = Type.Object({
   certificate: Type.String({ description: "the gateway's TLS client certificate, PEM (its Ed25519 key, SAN urn:tips:gateway:<id>, clientAuth)" }),
@@ -135,7 +171,30 @@ export function gatewayOwnerRoutes(app: FastifyInstance, gateways: GatewayServic
         response: { 200: GatewayDetail, ...errorResponses(404) },
       },
     },
-    async (req) => gateways.show(req.owner.id, req.params.ref),
+    async (req) => {
+      const g = await gateways.show(req.owner.id, req.params.ref);
+      if (!g.table) return g;
+      const page = await tablePage(g.id, g.table, {});
+      return { ...g, table: { updatedAt: g.table.updatedAt, rowCount: g.table.rows.length, rows: page.items, nextCursor: page.nextCursor } };
+    },
+  );
+
+  app.get<{ Params: { ref: string }; Querystring: PageParams }>(
+    '/gateways/:ref/interfaces',
+    {
+      schema: {
+        tags: ['gateways'],
+        summary: "A gateway's latest interface table (T11), a page at a time in the gateway's order",
+        params: Type.Object({ ref: Ref }),
+        querystring: Type.Object(PageQuery, { additionalProperties: false }),
+        response: { 200: TablePage, ...errorResponses(400, 404, 409) },
+      },
+    },
+    async (req) => {
+      const g = await gateways.show(req.owner.id, req.params.ref);
+      if (!g.table) return { updatedAt: null, ...(await tablePage(g.id, { rows: [], updatedAt: '' }, req.query)) };
+      return { updatedAt: g.table.updatedAt, ...(await tablePage(g.id, g.table, req.query)) };
+    },
   );
 
   app.delete<{ Params: { ref: string } }>(

@@ -11,7 +11,9 @@ export interface SignOptions {
   /** Claim another gateway's ID while signing with this gateway's key. */
   claimId?: string;
   /** Sign this body but send `body`. */
-  signedBody?: string;
+  signedBody?: string | Buffer;
+  /** Content-Type of a body (default application/json). */
+  contentType?: string;
   key?: KeyObject;
 }
 
@@ -41,18 +43,18 @@ export class TestGateway {
     return new TestGateway(app, r.json().gatewayId, privateKey, r.json().certificate, r.json().caChain);
   }
 
-  headers(method: string, pathWithQuery: string, body: string | undefined, o: SignOptions = {}): Record<string, string> {
+  headers(method: string, pathWithQuery: string, body: string | Buffer | undefined, o: SignOptions = {}): Record<string, string> {
     const timestamp = o.timestamp ?? Date.now();
     const nonce = o.nonce ?? randomBytes(16).toString('base64url');
     const signed = o.signedBody ?? body ?? '';
-    const digest = createHash('sha256').update(signed, 'utf8').digest('hex');
+    const digest = createHash('sha256').update(typeof signed === 'string' ? Buffer.from(signed, 'utf8') : signed).digest('hex');
     const canonical = `${SIGNATURE_SCHEME}\n${method}\n${pathWithQuery}\n${timestamp}\n${nonce}\n${digest}`;
     return {
       'x-tips-gateway': o.claimId ?? this.id,
       'x-tips-timestamp': String(timestamp),
       'x-tips-nonce': nonce,
       'x-tips-signature': sign(null, Buffer.from(canonical, 'utf8'), o.key ?? this.key).toString('base64url'),
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(body !== undefined ? { 'content-type': o.contentType ?? 'application/json' } : {}),
     };
   }
 

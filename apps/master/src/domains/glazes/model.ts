@@ -10,4 +10,13 @@ export interface Glaze {
   mediaType: string;
   createdAt: string;
   spaces: SpaceId[];
+  /** How a metal installs it in Phases 2–3 (TIPS-C install handlers); default `archive`. */
+  handler: GlazeHandler;
+  /** The operator's version label, e.g. "1.4" (`web@1.4` references it); null when none was given. */
+  version: string | null;
 }
+
+export const GLAZE_HANDLERS = ['archive', 'rootfs-ab', 'systemd-service', 'script'] as const;
+export type GlazeHandler = (typeof GLAZE_HANDLERS)[number];
+/** A version label: what `name@version` references take after the @. */
+export const VERSION_RE = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,31}$/;

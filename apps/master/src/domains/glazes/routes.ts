@@ -33,6 +33,8 @@ export const GlazeSchema = Type.Object({
   mediaType: Type.String(),
   createdAt: Type.String(),
   spaces: Type.Array(Type.String(), { description: 'IDs of the Spaces allowed to use this Glaze' }),
+  handler: Type.String({ description: 'install handler on the metal: archive | rootfs-ab | systemd-service | script' }),
+  version: Type.Union([Type.String(), Type.Null()], { description: 'version label; `name@version` references it' }),
 });
 
 const out = ({ ownerId: _o, ...g }: Glaze) => g;
@@ -65,7 +67,7 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
   // Glaze payloads are streamed straight to the blob store; Fastify must not buffer them.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
-  app.post<{ Querystring: { name: string; spaces?: string; mediaType?: string; sha256?: string }; Body: Readable }>(
+  app.post<{ Querystring: { name: string; spaces?: string; mediaType?: string; sha256?: string; handler?: string; version?: string }; Body: Readable }>(
     '/glazes',
     {
       bodyLimit: Number.MAX_SAFE_INTEGER,
@@ -78,6 +80,8 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
             spaces: Type.Optional(Type.String({ maxLength: 4096, description: 'comma-separated Space IDs or names allowed to use it' })),
             mediaType: Type.Optional(Type.String({ maxLength: 255 })),
             sha256: Type.Optional(Type.String({ maxLength: 64, description: 'digest the client computed; checked' })),
+            handler: Type.Optional(Type.String({ maxLength: 32, description: 'install handler on the metal: archive (default) | rootfs-ab | systemd-service | script' })),
+            version: Type.Optional(Type.String({ maxLength: 32, description: 'version label, e.g. 1.4 (`name@version`)' })),
           },
           { additionalProperties: false },
         ),
@@ -100,6 +104,8 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
             spaces: spaceRefs,
             mediaType: req.query.mediaType,
             expectedSha256: req.query.sha256,
+            handler: req.query.handler,
+            version: req.query.version,
             expectedSize: length === undefined ? undefined : Number(length),
           },
           idleBounded(req.body, hooks.uploadIdleTimeoutMs ?? 60_000),

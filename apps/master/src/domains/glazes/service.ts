@@ -7,7 +7,7 @@ import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { GlazeLookup, SpaceService } from '../spaces/service.ts';
 import { GlazeError } from './errors.ts';
-import type { Glaze } from './model.ts';
+import { GLAZE_HANDLERS, type Glaze, type GlazeHandler, VERSION_RE } from './model.ts';
 import type { GlazeStore } from './store.ts';
 import { testCrashPoint } from './test-crash-point.ts';
 
@@ -19,6 +19,10 @@ export interface UploadInput {
   expectedSize?: number;
   /** Digest the client computed: a mismatch means corruption in transit. */
   expectedSha256?: string;
+  /** Install handler on the metal (default archive). */
+  handler?: string;
+  /** Version label (`name@version`). */
+  version?: string;
 }
 
 /** What a reconciliation removed: blobs no Glaze references, and partial writes of dead uploads. */
@@ -53,6 +57,11 @@ export class GlazeService implements GlazeLookup {
     if (input.expectedSize !== undefined && input.expectedSize > this.maxBytes) {
       throw new GlazeError('upload_too_large', `a Glaze may be at most ${this.maxBytes} bytes`, 'body');
     }
+    const handler = input.handler ?? 'archive';
+    if (!(GLAZE_HANDLERS as readonly string[]).includes(handler)) throw new InvalidValueError('handler', `handler must be one of ${GLAZE_HANDLERS.join(', ')}, got "${handler.slice(0, 32)}"`);
+    if (input.version !== undefined && !VERSION_RE.test(input.version)) {
+      throw new InvalidValueError('version', 'version must be 1–32 letters, digits, ".", "_", "+" or "-", starting with a letter or digit');
+    }
     if (await this.store.findByName(ownerId, name)) throw this.nameTaken(name);
 
     const id = newId('glaze', this.random.bytes(16));
@@ -75,6 +84,8 @@ export class GlazeService implements GlazeLookup {
         mediaType,
         createdAt: this.clock.now().toISOString(),
         spaces,
+        handler: handler as GlazeHandler,
+        version: input.version ?? null,
       };
       // The row is written only once the blob is complete and durable.
       await this.store.insert(glaze);
@@ -105,7 +116,14 @@ export class GlazeService implements GlazeLookup {
     return { blobs, partials };
   }
 
+  /** By ID, by name, or as `name@version` (the Glaze of that name, which must carry that version label). */
   async get(ownerId: OwnerId, ref: string): Promise<Glaze> {
+    const at = ref.indexOf('@');
+    if (at > 0) {
+      const g = await this.store.findByName(ownerId, ref.slice(0, at));
+      if (!g || g.version !== ref.slice(at + 1)) throw new GlazeError('glaze_not_found', `no Glaze "${ref}" (name@version)`, 'glaze');
+      return g;
+    }
     const g = await findByRef('glaze', ref, (id) => this.store.findById(ownerId, id), (name) => this.store.findByName(ownerId, name));
     if (!g) throw new GlazeError('glaze_not_found', `no Glaze "${ref}"`, 'glaze');
     return g;

@@ -2,7 +2,7 @@ import type { GlazeId, OwnerId, Sha256, SpaceId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
 import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { GlazesTable } from '../../db/schema.ts';
-import type { Glaze } from './model.ts';
+import type { Glaze, GlazeHandler } from './model.ts';
 import type { GlazeStore } from './store.ts';
 
 export class KyselyGlazeStore implements GlazeStore {
@@ -77,6 +77,8 @@ export class KyselyGlazeStore implements GlazeStore {
       media_type: g.mediaType,
       blob_key: g.id,
       created_at: g.createdAt,
+      handler: g.handler,
+      version: g.version,
     };
   }
 
@@ -101,6 +103,8 @@ export class KyselyGlazeStore implements GlazeStore {
       mediaType: r.media_type,
       createdAt: r.created_at,
       spaces: links.filter((l) => l.glaze_id === r.id).map((l) => l.space_id as SpaceId),
+      handler: (r.handler ?? 'archive') as GlazeHandler,
+      version: r.version ?? null,
     }));
   }
 }

@@ -161,6 +161,16 @@ export class KeyService {
     return this.attachManifest(ownerId, glaze.id, envelope);
   }
 
+  /** The owner's active (unrevoked) keys: what a metal's trust list holds. */
+  activeKeys(ownerId: OwnerId): Promise<OperatorKey[]> {
+    return this.store.list(ownerId, false);
+  }
+
+  /** The Glaze's signed envelope, if one is attached (the Glaze ID is the caller's to have checked). */
+  findManifest(ownerId: OwnerId, glazeId: string): Promise<GlazeManifest | undefined> {
+    return this.store.getManifest(ownerId, glazeId);
+  }
+
   async getManifest(ownerId: OwnerId, glazeRef: string): Promise<GlazeManifest> {
     const glaze = await this.glazes.get(ownerId, glazeRef);
     const m = await this.store.getManifest(ownerId, glaze.id);

@@ -42,14 +42,16 @@ const adapters: [string, () => Promise<{ db: Kysely<Database>; cleanup: () => Pr
   ],
 ];
 
-describe.each(adapters)('T6 migration 0005: a MAC is unique per owner, on %s', (_name, open) => {
+describe.each(adapters)('T6 T3 migrations 0005 (a MAC is unique per owner) and 0010 (interfaces copied onto metals), on %s', (_name, open) => {
   it('keeps every interface with its owner, then lets another owner use the MAC but not the same owner', async () => {
     const { db, cleanup } = await open();
     try {
       const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
       expect((await migrator.migrateTo('0004_gateway_certificates')).error).toBeUndefined();
       const metal = (id: string, owner: string) => ({ id, owner_id: owner, name: id, labels: '{}', created_at: 'x', updated_at: 'x' });
-      await db.insertInto('metals').values([metal('mtl_a', 'own_a'), metal('mtl_b', 'own_b')]).execute();
+      // The metals table as 0001 made it (0010 adds `interfaces`).
+      const legacyMetals = db as unknown as Kysely<{ metals: Omit<Database['metals'], 'interfaces'> }>;
+      await legacyMetals.insertInto('metals').values([metal('mtl_a', 'own_a'), metal('mtl_b', 'own_b')]).execute();
       const legacy = db as unknown as Kysely<{ metal_interfaces: Omit<Database['metal_interfaces'], 'owner_id'> }>;
       await legacy
         .insertInto('metal_interfaces')
@@ -68,9 +70,23 @@ describe.each(adapters)('T6 migration 0005: a MAC is unique per owner, on %s', (
         ['mtl_a', 'own_a', 'wlan0', '02:00:00:00:00:02', 'wifi', 0, 1],
         ['mtl_b', 'own_b', 'eth0', '02:00:00:00:00:03', 'ethernet', 1, 0],
       ]);
+      // 0010: each metal carries its interface list (position order, pxe a boolean), copied from the rows.
+      expect(done.results?.map((r) => r.migrationName)).toContain('0010_perf');
+      const copies = await db.selectFrom('metals').select(['id', 'interfaces']).orderBy('id').execute();
+      expect(copies.map((r) => [r.id, JSON.parse(r.interfaces)])).toEqual([
+        [
+          'mtl_a',
+          [
+            { name: 'eth0', mac: '02:00:00:00:00:01', type: 'ethernet', pxe: true },
+            { name: 'wlan0', mac: '02:00:00:00:00:02', type: 'wifi', pxe: false },
+          ],
+        ],
+        ['mtl_b', [{ name: 'eth0', mac: '02:00:00:00:00:03', type: 'ethernet', pxe: true }]],
+      ]);
       // Owner B may now hold owner A's MAC; a second metal of owner A may not.
       await db.insertInto('metal_interfaces').values({ metal_id: 'mtl_b', owner_id: 'own_b', name: 'eth1', mac: '02:00:00:00:00:01', type: 'ethernet', pxe: 0, position: 1 }).execute();
-      await db.insertInto('metals').values(metal('mtl_a2', 'own_a')).execute();
+      await legacyMetals.insertInto('metals').values(metal('mtl_a2', 'own_a')).execute();
+      expect((await db.selectFrom('metals').select('interfaces').where('id', '=', 'mtl_a2').executeTakeFirstOrThrow()).interfaces).toBe('[]');
       const dup = await db
         .insertInto('metal_interfaces')
         .values({ metal_id: 'mtl_a2', owner_id: 'own_a', name: 'eth0', mac: '02:00:00:00:00:01', type: 'ethernet', pxe: 0, position: 0 })

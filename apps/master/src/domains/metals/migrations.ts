@@ -44,3 +44,27 @@ export async function up0005MetalMacPerOwner(raw: Kysely<unknown>): Promise<void
   await db.schema.dropTable('metal_interfaces').execute();
   await db.schema.alterTable('metal_interfaces_v5').renameTo('metal_interfaces').execute();
 }
+
+/**
+ * 0010_perf — `metals.interfaces`: the metal's interface list as JSON (`[{ name, mac, type, pxe }]`
+ * in position order), a read copy of its `metal_interfaces` rows written in the same transaction.
+ * A page of the metal list is then one index range scan of `metals` — no second query fetching 200
+ * interface rows by `metal_id IN (…)`, sorting them and building a JS object per row, which cost
+ * twice the metals query itself (bench/RESULTS.md, metal-list). `metal_interfaces` stays the table
+ * of record for what needs an index: a MAC's uniqueness per owner and the lookup by MAC.
+ */
+export async function up0010Perf(raw: Kysely<unknown>): Promise<void> {
+  const db = raw as unknown as Kysely<Database>;
+  await db.schema
+    .alterTable('metals')
+    .addColumn('interfaces', 'text', (c) => c.notNull().defaultTo('[]'))
+    .execute();
+  const rows = await db.selectFrom('metal_interfaces').select(['metal_id', 'name', 'mac', 'type', 'pxe']).orderBy('metal_id').orderBy('position').execute();
+  const byMetal = new Map<string, { name: string; mac: string; type: string; pxe: boolean }[]>();
+  for (const r of rows) {
+    const list = byMetal.get(r.metal_id) ?? [];
+    if (list.length === 0) byMetal.set(r.metal_id, list);
+    list.push({ name: r.name, mac: r.mac, type: r.type, pxe: r.pxe === 1 });
+  }
+  for (const [id, list] of byMetal) await db.updateTable('metals').set({ interfaces: JSON.stringify(list) }).where('id', '=', id).execute();
+}

@@ -1,4 +1,5 @@
 import type { InterfaceType, Mac, OwnerId, TipsId } from '@tips/core';
+import type { Engine } from '../provisioning/model.ts';
 
 /** One network interface of a metal (T3). */
 export interface MetalInterface {
@@ -15,6 +16,8 @@ export interface Metal {
   name: string;
   labels: Record<string, string>;
   interfaces: MetalInterface[];
+  /** Its Phase 1 engine (A5); null = its default Space's. */
+  engine: Engine | null;
   createdAt: string;
   updatedAt: string;
 }

@@ -3,6 +3,7 @@ import { isUniqueViolation } from '../../db/database.ts';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
+import { parseEngine } from '../provisioning/model.ts';
 import { MetalError } from './errors.ts';
 import { MAX_INTERFACES, MAX_LABELS, type Metal, type MetalInterface } from './model.ts';
 import type { MetalQuery, MetalStore } from './store.ts';
@@ -17,9 +18,12 @@ export interface CreateMetalInput {
   name: string;
   labels?: Record<string, string>;
   interfaces: InterfaceInput[];
+  engine?: string | null;
 }
 export interface UpdateMetalInput {
   name?: string;
+  /** The metal's Phase 1 engine; null = inherit its default Space's. */
+  engine?: string | null;
   labels?: Record<string, string>;
   interfaces?: InterfaceInput[];
   /** With `interfaces`: drop the Space memberships the new list breaks instead of refusing it. */
@@ -85,10 +89,11 @@ export class MetalService {
     const name = parseName(input.name);
     const interfaces = parseInterfaces(input.interfaces);
     const labels = parseLabels(input.labels ?? {});
+    const engine = input.engine === undefined || input.engine === null ? null : parseEngine(input.engine);
     await this.assertMacsFree(ownerId, undefined, interfaces);
     if (await this.store.findByName(ownerId, name)) throw new MetalError('metal_name_taken', `you already have a metal named "${name}"`, 'name');
     const now = this.clock.now().toISOString();
-    const metal: Metal = { id: newId('metal', this.random.bytes(16)), ownerId, name, labels, interfaces, createdAt: now, updatedAt: now };
+    const metal: Metal = { id: newId('metal', this.random.bytes(16)), ownerId, name, labels, interfaces, engine, createdAt: now, updatedAt: now };
     await this.write(ownerId, metal, () => this.store.insert(metal));
     await this.events.emit('metal.interfaces.changed', {
       ownerId,
@@ -109,6 +114,7 @@ export class MetalService {
       if (other && other.id !== current.id) throw new MetalError('metal_name_taken', `you already have a metal named "${next.name}"`, 'name');
     }
     if (input.labels !== undefined) next.labels = parseLabels(input.labels);
+    if (input.engine !== undefined) next.engine = input.engine === null ? null : parseEngine(input.engine);
     if (input.dropMemberships !== undefined && (input.interfaces === undefined || typeof input.dropMemberships !== 'boolean')) {
       throw new InvalidValueError('dropMemberships', 'dropMemberships is a boolean given together with interfaces');
     }

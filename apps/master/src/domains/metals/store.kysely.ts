@@ -1,11 +1,10 @@
-import type { InterfaceType, Mac, OwnerId, TipsId } from '@tips/core';
+import type { Mac, OwnerId, TipsId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
 import { applyKeyset, containsText, type KeysetWindow } from '../../db/keyset.ts';
 import type { MetalsTable } from '../../db/schema.ts';
+import type { Engine } from '../provisioning/model.ts';
 import type { Metal, MetalInterface } from './model.ts';
 import type { MacHolder, MetalQuery, MetalStore } from './store.ts';
-
-type IfaceRow = { metal_id: string; name: string; mac: string; type: string; pxe: number; position: number };
 
 export class KyselyMetalStore implements MetalStore {
   constructor(private readonly db: Db) {}
@@ -38,17 +37,21 @@ export class KyselyMetalStore implements MetalStore {
 
   async findById(ownerId: OwnerId, id: TipsId): Promise<Metal | undefined> {
     const r = await this.db.selectFrom('metals').selectAll().where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst();
-    return r ? (await this.hydrate([r]))[0] : undefined;
+    return r ? this.hydrate([r])[0] : undefined;
   }
 
   async findByName(ownerId: OwnerId, name: string): Promise<Metal | undefined> {
     const r = await this.db.selectFrom('metals').selectAll().where('name', '=', name).where('owner_id', '=', ownerId).executeTakeFirst();
-    return r ? (await this.hydrate([r]))[0] : undefined;
+    return r ? this.hydrate([r])[0] : undefined;
   }
 
   async list(ownerId: OwnerId, query: MetalQuery = {}, window?: KeysetWindow): Promise<Metal[]> {
     let q = this.db.selectFrom('metals').selectAll().where('owner_id', '=', ownerId);
     if (query.name !== undefined) q = q.where('name', '=', query.name);
+    if (query.ids !== undefined) {
+      if (query.ids.length === 0) return [];
+      q = q.where('id', 'in', [...query.ids]);
+    }
     const label = query.label;
     // Labels are stored as JSON.stringify of a flat string map, so `"key":"value"` occurs in the text
     // exactly when the metal has that label (keys cannot contain quotes; values are escaped the same way).
@@ -80,6 +83,9 @@ export class KyselyMetalStore implements MetalStore {
       owner_id: m.ownerId,
       name: m.name,
       labels: JSON.stringify(m.labels),
+      // Field by field, so the copy holds exactly the model's fields in the list's order.
+      interfaces: JSON.stringify(m.interfaces.map((i) => ({ name: i.name, mac: i.mac, type: i.type, pxe: i.pxe }))),
+      engine: m.engine,
       created_at: m.createdAt,
       updated_at: m.updatedAt,
     };
@@ -93,32 +99,22 @@ export class KyselyMetalStore implements MetalStore {
       .execute();
   }
 
-  private async hydrate(rows: MetalsTable[]): Promise<Metal[]> {
-    if (rows.length === 0) return [];
-    const ifaces = await this.db
-      .selectFrom('metal_interfaces')
-      .selectAll()
-      .where(
-        'metal_id',
-        'in',
-        rows.map((r) => r.id),
-      )
-      .orderBy('position')
-      .execute();
-    const byMetal = new Map<string, MetalInterface[]>();
-    for (const i of ifaces as IfaceRow[]) {
-      const list = byMetal.get(i.metal_id) ?? [];
-      list.push({ name: i.name, mac: i.mac as Mac, type: i.type as InterfaceType, pxe: i.pxe === 1 });
-      byMetal.set(i.metal_id, list);
+  /** Rows to metals: the interfaces are the row's own JSON copy (0010), so a page is one query. */
+  private hydrate(rows: MetalsTable[]): Metal[] {
+    const out: Metal[] = new Array(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      out[i] = {
+        id: r.id as TipsId,
+        ownerId: r.owner_id as OwnerId,
+        name: r.name,
+        labels: JSON.parse(r.labels) as Record<string, string>,
+        interfaces: JSON.parse(r.interfaces) as MetalInterface[],
+        engine: (r.engine ?? null) as Engine | null,
+        createdAt: r.created_at,
+        updatedAt: r.updated_at,
+      };
     }
-    return rows.map((r) => ({
-      id: r.id as TipsId,
-      ownerId: r.owner_id as OwnerId,
-      name: r.name,
-      labels: JSON.parse(r.labels) as Record<string, string>,
-      interfaces: byMetal.get(r.id) ?? [],
-      createdAt: r.created_at,
-      updatedAt: r.updated_at,
-    }));
+    return out;
   }
 }

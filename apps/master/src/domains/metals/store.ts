@@ -13,6 +13,8 @@ export interface MacHolder {
 export interface MetalQuery {
   name?: string;
   label?: { key: string; value: string };
+  /** Only these metals (a profile query of the updates domain chose them). */
+  ids?: readonly string[];
 }
 
 /** Storage port of the metals domain (tables `metals`, `metal_interfaces`). */

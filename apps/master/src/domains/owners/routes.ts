@@ -16,7 +16,10 @@ registerStatusTable<OwnerErrorCode>('owners', {
 });
 
 const OwnerSchema = Type.Object({ id: Type.String(), name: Type.String(), isAdmin: Type.Boolean(), createdAt: Type.String() });
-const TokenSchema = Type.Object({ id: Type.String(), name: Type.String(), createdAt: Type.String(), lastUsedAt: Type.Union([Type.String(), Type.Null()]) });
+const TokenSchema = Type.Object({ id: Type.String(), name: Type.String(), createdAt: Type.String(), lastUsedAt: Type.Union([Type.String(), Type.Null()], {
+    description: 'when the token last authenticated a request, to within a minute: it is written at most once a minute per token (null: never used)',
+  }),
+});
 
 /** Owners (DURM) and their API tokens. Mounted inside the authenticated /api/v1 scope. */
 export function ownerRoutes(app: FastifyInstance, owners: OwnerService): void {

@@ -8,6 +8,12 @@ import type { OwnerStore } from './store.ts';
 
 const TOKEN_PREFIX = 'tips_';
 
+/**
+ * A token's `lastUsedAt` is written at most once per this period: a write per authenticated
+ * request would make every read a write transaction (on SQLite, one writer for the whole master).
+ */
+export const TOKEN_TOUCH_PERIOD_MS = 60_000;
+
 /** Tokens are 256-bit random values, so a plain SHA-256 is a sufficient at-rest hash. */
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
@@ -95,7 +101,9 @@ export class OwnerService {
     if (!token || !API_TOKEN_FORMAT.test(token)) throw new OwnerError('unauthenticated', 'a valid API token is required');
     const found = await this.store.findOwnerByTokenHash(hashToken(token));
     if (!found) throw new OwnerError('unauthenticated', 'a valid API token is required');
-    await this.store.touchToken(found.tokenId, this.clock.now().toISOString());
+    const now = this.clock.now();
+    const staleBefore = new Date(now.getTime() - TOKEN_TOUCH_PERIOD_MS).toISOString();
+    if (found.lastUsedAt === null || found.lastUsedAt < staleBefore) await this.store.touchToken(found.tokenId, now.toISOString(), staleBefore);
     return found.owner;
   }
 

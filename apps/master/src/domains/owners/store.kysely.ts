@@ -45,18 +45,23 @@ export class KyselyOwnerStore implements OwnerStore {
       .execute();
   }
 
-  async findOwnerByTokenHash(tokenHash: string): Promise<{ owner: Owner; tokenId: string } | undefined> {
+  async findOwnerByTokenHash(tokenHash: string): Promise<{ owner: Owner; tokenId: string; lastUsedAt: string | null } | undefined> {
     const r = await this.db
       .selectFrom('api_tokens')
       .innerJoin('owners', 'owners.id', 'api_tokens.owner_id')
-      .select(['owners.id', 'owners.name', 'owners.is_admin', 'owners.created_at', 'api_tokens.id as token_id'])
+      .select(['owners.id', 'owners.name', 'owners.is_admin', 'owners.created_at', 'api_tokens.id as token_id', 'api_tokens.last_used_at'])
       .where('api_tokens.token_hash', '=', tokenHash)
       .executeTakeFirst();
-    return r && { owner: toOwner(r), tokenId: r.token_id };
+    return r && { owner: toOwner(r), tokenId: r.token_id, lastUsedAt: r.last_used_at };
   }
 
-  async touchToken(tokenId: string, at: string): Promise<void> {
-    await this.db.updateTable('api_tokens').set({ last_used_at: at }).where('id', '=', tokenId).execute();
+  async touchToken(tokenId: string, at: string, staleBefore: string): Promise<void> {
+    await this.db
+      .updateTable('api_tokens')
+      .set({ last_used_at: at })
+      .where('id', '=', tokenId)
+      .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', staleBefore)]))
+      .execute();
   }
 
   async listTokens(ownerId: OwnerId, window?: KeysetWindow): Promise<ApiToken[]> {

@@ -10,8 +10,9 @@ export interface OwnerStore {
   /** Oldest first by (createdAt, id); with a window, at most `limit` after its position. */
   listOwners(window?: KeysetWindow): Promise<Owner[]>;
   insertToken(token: ApiToken, tokenHash: string): Promise<void>;
-  findOwnerByTokenHash(tokenHash: string): Promise<{ owner: Owner; tokenId: string } | undefined>;
-  touchToken(tokenId: string, at: string): Promise<void>;
+  findOwnerByTokenHash(tokenHash: string): Promise<{ owner: Owner; tokenId: string; lastUsedAt: string | null } | undefined>;
+  /** Sets the token's last use to `at` unless it is already `staleBefore` or later (a concurrent touch, another replica). */
+  touchToken(tokenId: string, at: string, staleBefore: string): Promise<void>;
   /** Oldest first by (createdAt, id); with a window, at most `limit` after its position. */
   listTokens(ownerId: OwnerId, window?: KeysetWindow): Promise<ApiToken[]>;
   deleteToken(ownerId: OwnerId, tokenId: string): Promise<boolean>;

@@ -1,4 +1,5 @@
 import type { GlazeId, OwnerId, Phase, SpaceId, TipsId } from '@tips/core';
+import type { Engine } from '../provisioning/model.ts';
 
 /** A metal's membership of a Space: which of its interfaces link it (T4). */
 export interface SpaceMember {
@@ -14,10 +15,8 @@ export interface Space {
   name: string;
   phase: Phase;
   glazeId: GlazeId | null;
+  /** The Phase 1 engine of the metals this Space provisions (A5; default builtin). */
+  engine: Engine;
   createdAt: string;
   updatedAt: string;
-}
-
-export interface SpaceWithMembers extends Space {
-  members: SpaceMember[];
 }

@@ -117,3 +117,76 @@ describe('T4 Spaces', () => {
     expect((await m.app.inject({ url: '/api/v1/spaces/apps', headers: h })).json().members).toEqual([]);
   });
 });
+
+describe('T4 Space members are paged (issue 10: lists that scale)', () => {
+  const member = (n: number) => ({
+    name: `m-${String(n).padStart(3, '0')}`,
+    interfaces: [
+      { name: 'eth0', mac: `02:00:00:00:${String(n >> 8).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`, type: 'ethernet' as const, pxe: true },
+      { name: 'wlan0', mac: `02:00:00:01:${String(n >> 8).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`, type: 'wifi' as const },
+    ],
+  });
+  const fill = async (spaceName: string, count: number) => {
+    const ids: string[] = [];
+    for (let n = 0; n < count; n++) {
+      const metal = await m.services.metals.create(m.alice.id, member(n));
+      await m.services.spaces.addMember(m.alice.id, spaceName, { metal: metal.id, interfaces: ['eth0', 'wlan0'] });
+      ids.push(metal.id);
+    }
+    return ids.sort();
+  };
+
+  it('walks every member exactly once, by metal ID, never splitting a member across pages', async () => {
+    await space('apps', 2);
+    const ids = await fill('apps', 7);
+    const seen: string[] = [];
+    const sizes: number[] = [];
+    let cursor: string | null = null;
+    do {
+      const r = await m.app.inject({ url: `/api/v1/spaces/apps/members?limit=3${cursor ? `&cursor=${cursor}` : ''}`, headers: h });
+      expect(r.statusCode).toBe(200);
+      const page = r.json() as { items: { metalId: string; interfaces: string[]; isDefault: boolean }[]; nextCursor: string | null };
+      for (const it of page.items) expect(it).toEqual({ metalId: it.metalId, interfaces: ['eth0', 'wlan0'], isDefault: false });
+      seen.push(...page.items.map((i) => i.metalId));
+      sizes.push(page.items.length);
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(sizes).toEqual([3, 3, 1]);
+    expect(seen).toEqual(ids);
+    // The detail shows the first page, and says it is all of them.
+    const detail = (await m.app.inject({ url: '/api/v1/spaces/apps', headers: h })).json();
+    expect(detail.members.map((x: { metalId: string }) => x.metalId)).toEqual(ids);
+    expect(detail.membersNextCursor).toBeNull();
+  });
+
+  it('the detail holds at most one page; its cursor continues on /members', async () => {
+    await space('big', 2);
+    const ids = await fill('big', 101);
+    const detail = (await m.app.inject({ url: '/api/v1/spaces/big', headers: h })).json();
+    expect(detail.members).toHaveLength(100);
+    expect(detail.membersNextCursor).toEqual(expect.any(String));
+    const rest = (await m.app.inject({ url: `/api/v1/spaces/big/members?cursor=${detail.membersNextCursor}`, headers: h })).json();
+    expect([...detail.members, ...rest.items].map((x: { metalId: string }) => x.metalId)).toEqual(ids);
+    expect(rest.nextCursor).toBeNull();
+  });
+
+  it('refuses a bad limit, a damaged cursor or one of another Space with 400 naming the field; hides other owners (404)', async () => {
+    await space('a', 2);
+    await space('b', 2);
+    await fill('a', 2);
+    const first = (await m.app.inject({ url: '/api/v1/spaces/a/members?limit=1', headers: h })).json();
+    expect(first.nextCursor).toEqual(expect.any(String));
+    for (const [q, field] of [
+      ['limit=0', 'limit'],
+      ['limit=1001', 'limit'],
+      ['limit=x', 'limit'],
+      ['cursor=AAAA', 'cursor'],
+      [`cursor=${first.nextCursor}`, 'cursor'],
+    ] as const) {
+      const r = await m.app.inject({ url: `/api/v1/spaces/b/members?${q}`, headers: h });
+      expect(r.statusCode, q).toBe(400);
+      expect(r.json().error.field, q).toBe(field);
+    }
+    expect((await m.app.inject({ url: '/api/v1/spaces/a/members', headers: m.auth(m.bob.token) })).statusCode).toBe(404);
+  });
+});

@@ -3,9 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
-import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
+import { DEFAULT_PAGE_LIMIT, Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import type { SpaceErrorCode } from './errors.ts';
-import type { Space } from './model.ts';
+import type { Space, SpaceMember } from './model.ts';
 import type { AddMemberInput, SpaceService } from './service.ts';
 
 registerStatusTable<SpaceErrorCode>('spaces', {
@@ -23,11 +23,22 @@ export const SpaceSchema = Type.Object({
   name: Type.String(),
   phase: Type.Integer(),
   glazeId: Type.Union([Type.String(), Type.Null()]),
+  engine: Type.String({ description: 'Phase 1 engine of its metals: builtin | tinkerbell' }),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
 const MemberSchema = Type.Object({ metalId: Type.String(), interfaces: Type.Array(Type.String()), isDefault: Type.Boolean() });
-const SpaceDetail = Type.Intersect([SpaceSchema, Type.Object({ members: Type.Array(MemberSchema) })]);
+const SpaceDetail = Type.Intersect([
+  SpaceSchema,
+  Type.Object({
+    members: Type.Array(MemberSchema, { description: `the first page of members (at most ${DEFAULT_PAGE_LIMIT}, by metal ID)` }),
+    membersNextCursor: Type.Union([Type.String(), Type.Null()], { description: 'null when `members` is all of them; else pass as ?cursor= to GET /spaces/{ref}/members for the rest' }),
+  }),
+]);
+
+/** A Space's members are paged by metal ID; the list name carries the Space, so a cursor of another Space is refused. */
+const membersList = (spaceId: string) => `space-members:${spaceId}`;
+const memberPosition = (m: SpaceMember) => ({ at: '', id: m.metalId });
 
 const out = ({ ownerId: _o, ...s }: Space) => s;
 
@@ -62,22 +73,51 @@ export function spaceRoutes(app: FastifyInstance, spaces: SpaceService): void {
 
   app.get<{ Params: { ref: string } }>(
     '/spaces/:ref',
-    { schema: { tags: ['spaces'], summary: 'Show a Space and its members', params: Type.Object({ ref: Ref }), response: { 200: SpaceDetail, ...errorResponses(404) } } },
+    {
+      schema: {
+        tags: ['spaces'],
+        summary: 'Show a Space and the first page of its members',
+        params: Type.Object({ ref: Ref }),
+        response: { 200: SpaceDetail, ...errorResponses(404) },
+      },
+    },
     async (req) => {
-      const { ownerId: _o, ...s } = await spaces.show(req.owner.id, req.params.ref);
-      return s;
+      const s = await spaces.get(req.owner.id, req.params.ref);
+      const page = await readPage(membersList(s.id), {}, (w) => spaces.members(s.id, w), memberPosition);
+      return { ...out(s), members: page.items, membersNextCursor: page.nextCursor };
     },
   );
 
-  app.patch<{ Params: { ref: string }; Body: { name?: string; glaze?: string | null } }>(
+  app.get<{ Params: { ref: string }; Querystring: PageParams }>(
+    '/spaces/:ref/members',
+    {
+      schema: {
+        tags: ['spaces'],
+        summary: "List a Space's members by metal ID, a page at a time",
+        params: Type.Object({ ref: Ref }),
+        querystring: Type.Object(PageQuery, { additionalProperties: false }),
+        response: { 200: Page(MemberSchema), ...errorResponses(400, 404) },
+      },
+    },
+    async (req) => {
+      const s = await spaces.get(req.owner.id, req.params.ref);
+      return readPage(membersList(s.id), req.query, (w) => spaces.members(s.id, w), memberPosition);
+    },
+  );
+
+  app.patch<{ Params: { ref: string }; Body: { name?: string; glaze?: string | null; engine?: string } }>(
     '/spaces/:ref',
     {
       schema: {
         tags: ['spaces'],
-        summary: "Rename a Space or set the Glaze it delivers (the Glaze must allow the Space); glaze null clears it",
+        summary: "Rename a Space, set the Glaze it delivers (the Glaze must allow the Space; null clears it) or its metals' Phase 1 engine",
         params: Type.Object({ ref: Ref }),
         body: Type.Object(
-          { name: Type.Optional(NameField), glaze: Type.Optional(Type.Union([Ref, Type.Null()])) },
+          {
+            name: Type.Optional(NameField),
+            glaze: Type.Optional(Type.Union([Ref, Type.Null()])),
+            engine: Type.Optional(Type.String({ maxLength: 16, description: 'builtin | tinkerbell: the Phase 1 engine of the metals whose default Space this is (a metal may override it)' })),
+          },
           { additionalProperties: false, minProperties: 1 },
         ),
         response: { 200: SpaceSchema, ...errorResponses(400, 404, 409, 422) },

@@ -4,8 +4,9 @@ import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { MetalService } from '../metals/service.ts';
+import { DEFAULT_ENGINE, parseEngine } from '../provisioning/model.ts';
 import { SpaceError } from './errors.ts';
-import type { Space, SpaceMember, SpaceWithMembers } from './model.ts';
+import type { Space, SpaceMember } from './model.ts';
 import type { MembershipOfMetal, SpaceStore } from './store.ts';
 
 /** What spaces need to know about Glazes; the glazes domain provides it (no cross-table reads). */
@@ -60,7 +61,7 @@ export class SpaceService {
     const phase = parsePhase(input.phase);
     if (await this.store.findByName(ownerId, name)) throw this.nameTaken(name);
     const now = this.clock.now().toISOString();
-    const space: Space = { id: newId('space', this.random.bytes(16)), ownerId, name, phase, glazeId: null, createdAt: now, updatedAt: now };
+    const space: Space = { id: newId('space', this.random.bytes(16)), ownerId, name, phase, glazeId: null, engine: DEFAULT_ENGINE, createdAt: now, updatedAt: now };
     try {
       await this.store.insert(space);
     } catch (err) {
@@ -76,16 +77,16 @@ export class SpaceService {
     return space;
   }
 
-  async show(ownerId: OwnerId, ref: string): Promise<SpaceWithMembers> {
-    const space = await this.get(ownerId, ref);
-    return { ...space, members: await this.store.members(space.id) };
+  /** The Space's members by metal ID, a window at a time (a member is a metal with its linking interfaces). */
+  members(spaceId: SpaceId, window?: KeysetWindow): Promise<SpaceMember[]> {
+    return this.store.members(spaceId, window);
   }
 
   list(ownerId: OwnerId, phase?: number, window?: KeysetWindow): Promise<Space[]> {
     return this.store.list(ownerId, phase, window);
   }
 
-  async update(ownerId: OwnerId, ref: string, input: { name?: string; glaze?: string | null }): Promise<Space> {
+  async update(ownerId: OwnerId, ref: string, input: { name?: string; glaze?: string | null; engine?: string }): Promise<Space> {
     const space = await this.get(ownerId, ref);
     const next: Space = { ...space, updatedAt: this.clock.now().toISOString() };
     if (input.name !== undefined) {
@@ -93,6 +94,7 @@ export class SpaceService {
       const other = await this.store.findByName(ownerId, next.name);
       if (other && other.id !== space.id) throw this.nameTaken(next.name);
     }
+    if (input.engine !== undefined) next.engine = parseEngine(input.engine);
     if (input.glaze === null) next.glazeId = null;
     else if (input.glaze !== undefined) {
       if (!this.glazes) throw new Error('glaze lookup not wired');
@@ -103,6 +105,7 @@ export class SpaceService {
       next.glazeId = glaze.id;
     }
     await this.store.update(next);
+    if (input.glaze !== undefined) await this.events.emit('space.glaze.changed', { ownerId, spaceId: space.id, phase: space.phase, glazeId: next.glazeId });
     return next;
   }
 

@@ -2,6 +2,7 @@ import type { GlazeId, OwnerId, Phase, SpaceId, TipsId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
 import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { SpacesTable } from '../../db/schema.ts';
+import { DEFAULT_ENGINE, type Engine } from '../provisioning/model.ts';
 import type { Space, SpaceMember } from './model.ts';
 import type { MembershipOfMetal, SpaceStore } from './store.ts';
 
@@ -11,6 +12,7 @@ const toSpace = (r: SpacesTable): Space => ({
   name: r.name,
   phase: r.phase as Phase,
   glazeId: r.glaze_id as GlazeId | null,
+  engine: (r.engine ?? DEFAULT_ENGINE) as Engine,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -66,8 +68,17 @@ export class KyselySpaceStore implements SpaceStore {
     return (await applyKeyset(q, 'created_at', 'id', window).execute()).map(toSpace);
   }
 
-  async members(spaceId: SpaceId): Promise<SpaceMember[]> {
-    const rows = await this.db.selectFrom('space_members').selectAll().where('space_id', '=', spaceId).orderBy('metal_id').orderBy('interface_name').execute();
+  async members(spaceId: SpaceId, window?: KeysetWindow): Promise<SpaceMember[]> {
+    let q = this.db.selectFrom('space_members').selectAll().where('space_id', '=', spaceId);
+    if (window) {
+      // A member is a metal (one row per linking interface): the window counts metals, so the
+      // page's metals come first — a range scan of the primary key (space_id, metal_id, …).
+      const after = window.after?.id;
+      let ids = this.db.selectFrom('space_members').select('metal_id').distinct().where('space_id', '=', spaceId);
+      if (after !== undefined) ids = ids.where('metal_id', '>', after);
+      q = q.where('metal_id', 'in', ids.orderBy('metal_id').limit(window.limit));
+    }
+    const rows = await q.orderBy('metal_id').orderBy('interface_name').execute();
     return [...groupMembers(rows).values()].map(({ spaceId: _s, ...m }) => m);
   }
 
@@ -114,6 +125,6 @@ export class KyselySpaceStore implements SpaceStore {
   }
 
   private row(s: Space): SpacesTable {
-    return { id: s.id, owner_id: s.ownerId, name: s.name, phase: s.phase, glaze_id: s.glazeId, created_at: s.createdAt, updated_at: s.updatedAt };
+    return { id: s.id, owner_id: s.ownerId, name: s.name, phase: s.phase, glaze_id: s.glazeId, engine: s.engine === DEFAULT_ENGINE ? null : s.engine, created_at: s.createdAt, updated_at: s.updatedAt };
   }
 }

@@ -17,7 +17,8 @@ export interface SpaceStore {
   findByName(ownerId: OwnerId, name: string): Promise<Space | undefined>;
   /** Oldest first by (createdAt, id); with a window, at most `limit` after its position. */
   list(ownerId: OwnerId, phase?: number, window?: KeysetWindow): Promise<Space[]>;
-  members(spaceId: SpaceId): Promise<SpaceMember[]>;
+  /** By metal ID; with a window, at most `limit` metals whose ID is after `after.id` (`after.at` is unused). */
+  members(spaceId: SpaceId, window?: KeysetWindow): Promise<SpaceMember[]>;
   /**
    * Replaces a metal's membership of one Space. With `isDefault`, clears the metal's default flag
    * in every other Space in the same transaction, so a metal never has two defaults.

@@ -93,7 +93,24 @@ export function tokenRoutes(app: FastifyInstance, tokens: TokenService): void {
 }
 
 /** Metal API (inside /api/metal/v1, mTLS): a metal presents a token bound to its certificate key. */
-export function tokenMetalRoutes(app: FastifyInstance, tokens: TokenService): void {
+export function tokenMetalRoutes(app: FastifyInstance, tokens: TokenService, opts: { ttlMinutes?: number } = {}): void {
+  app.post(
+    '/tokens/issue',
+    {
+      schema: {
+        tags: ['metal'],
+        summary:
+          'A one-hop token for the metal→master hop (audience urn:tips:master, scope pull:metal:<id> register:metal:<id>), bound to this certificate key; sent as `Authorization: PoP <cwt>` on this connection. Getting one is the fresh authentication the re-authentication period asks for',
+        response: { 201: TokenOut, ...errorResponses(401, 403, 404) },
+      },
+    },
+    async (req, reply) => {
+      const id = req.metal.metalId;
+      const token = await tokens.issue(req.metal.ownerId, { audience: 'urn:tips:master', scope: [`pull:metal:${id}`, `register:metal:${id}`], ttlMinutes: opts.ttlMinutes, holder: { metal: id } });
+      return reply.code(201).send(token);
+    },
+  );
+
   app.post<{ Body: { token: string; scope: string } }>(
     '/tokens/check',
     {

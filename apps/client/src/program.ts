@@ -1,0 +1,166 @@
+/** `tips-client`: the agent on a metal (TIPS-C) — enroll, run, status. */
+import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
+import pino, { type Logger } from 'pino';
+import { type ClientConfig, DEFAULT_CONFIG, DEFAULT_STATE_DIR, loadConfig } from './config/config.ts';
+import { ClientError, EXIT, exitCodeOf } from './errors.ts';
+import { Agent } from './agent/agent.ts';
+import { enroll } from './identity/enroll.ts';
+import { loadIdentity } from './identity/store.ts';
+import { installHandlers } from './install/registry.ts';
+import { AgentState } from './state/agent-state.ts';
+
+export interface CommonOptions {
+  config: string;
+  stateDir?: string;
+  logLevel: string;
+}
+
+/** Logs go to stderr (the journal under systemd); stdout carries only command output. */
+export function makeLogger(level: string): Logger {
+  return pino({ level, base: { app: 'tips-client' }, redact: { paths: ['secret', '*.secret', 'authorization', '*.authorization'], censor: '[redacted]' } }, pino.destination({ fd: 2, sync: true }));
+}
+
+/** --state-dir, else config.json's stateDir, else /var/lib/tips-client. */
+export function stateDirOf(o: CommonOptions, config?: ClientConfig): string {
+  return o.stateDir ?? config?.stateDir ?? DEFAULT_STATE_DIR;
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', 'the client configuration the installer wrote', DEFAULT_CONFIG)
+    .option('--state-dir <dir>', `state directory (default: config.json's stateDir, else ${DEFAULT_STATE_DIR})`)
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'));
+}
+
+async function guarded(log: Logger, what: string, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    const code = e instanceof ClientError ? e.code : 'internal';
+    log.error({ event: `${what}_failed`, code, remoteCode: (e as ClientError).remoteCode, err: e instanceof ClientError ? undefined : e }, (e as Error).message);
+    process.stderr.write(`tips-client ${what}: ${(e as Error).message}\n`);
+    process.exitCode = exitCodeOf(e);
+  }
+}
+
+export function createProgram(): Command {
+  const program = new Command('tips-client')
+    .description('TIPS client (TIPS-C): the agent on a metal — enrollment, Phase 2 updates, reports')
+    .showHelpAfterError()
+    .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 usage, 3 authentication refused, 7 master unreachable.');
+
+  common(
+    program
+      .command('enroll')
+      .description('enroll with the master over EST (the enrollment secret of enrollment.json); exits 0 when enrolled, also when already enrolled')
+      .option('--json', 'print the outcome as JSON'),
+  ).action(async (o: CommonOptions & { json?: boolean }) => {
+    const log = makeLogger(o.logLevel);
+    await guarded(log, 'enroll', async () => {
+      const config = loadConfig(o.config);
+      const r = await enroll(config, stateDirOf(o, config), log);
+      const out = { status: r.status, tipsId: config.tipsId, serial: r.identity.serial, notAfter: r.identity.notAfter.toISOString() };
+      process.stdout.write(o.json ? `${JSON.stringify(out)}\n` : `${r.status === 'enrolled' ? 'enrolled' : 'already enrolled'}: ${config.tipsId}, certificate ${out.serial} valid until ${out.notAfter}\n`);
+    });
+  });
+
+  common(
+    program
+      .command('run')
+      .description('run the agent: enroll if needed, re-enroll before expiry, register the profile, pull Phase 2 work, verify, download, install, report')
+      .option('--interval <duration>', 'time between pulls (e.g. 30s, 5m)', parseDuration, 60_000)
+      .option('--once', 'one cycle, then exit (non-zero when it failed)')
+      .option('--renew-before <duration>', 're-enroll when the certificate has less than this left (default: a third of its lifetime)', parseDuration)
+      .option('--unit-dir <dir>', 'where the systemd-service handler installs units', '/etc/systemd/system'),
+  ).action(async (o: CommonOptions & { interval: number; once?: boolean; renewBefore?: number; unitDir: string }) => {
+    const log = makeLogger(o.logLevel);
+    await guarded(log, 'run', async () => {
+      const config = loadConfig(o.config);
+      const agent = new Agent({ config, stateDir: stateDirOf(o, config), log, handlers: installHandlers({ systemd: { unitDir: o.unitDir } }), renewBeforeMs: o.renewBefore });
+      await agent.recover();
+      if (o.once) return agent.cycle();
+      let stop = false;
+      let wake: (() => void) | undefined;
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+        process.once(sig, () => {
+          stop = true;
+          log.info({ event: 'stopping', signal: sig }, 'stopping');
+          wake?.();
+        });
+      }
+      log.info({ event: 'started', tipsId: config.tipsId, intervalMs: o.interval }, 'tips-client running');
+      while (!stop) {
+        try {
+          await agent.cycle();
+        } catch (e) {
+          log.warn({ event: 'cycle_failed', code: (e as ClientError).remoteCode ?? (e as ClientError).code, message: (e as Error).message }, 'cycle failed; next try after the interval');
+        }
+        if (stop) break;
+        await new Promise<void>((r) => {
+          const timer = setTimeout(r, o.interval);
+          wake = () => {
+            clearTimeout(timer);
+            r();
+          };
+        });
+      }
+    });
+  });
+
+  common(program.command('status').description("show the metal's identity, certificate expiry, installed Glazes and the last error").option('--json', 'print as JSON')).action(
+    async (o: CommonOptions & { json?: boolean }) => {
+      const log = makeLogger(o.logLevel);
+      await guarded(log, 'status', async () => {
+        const config = loadConfig(o.config);
+        const stateDir = stateDirOf(o, config);
+        const id = loadIdentity(stateDir);
+        const state = new AgentState(stateDir);
+        const st = state.status();
+        const out = {
+          tipsId: config.tipsId,
+          masterUrl: config.masterUrl,
+          enrolled: id !== undefined,
+          certificate: id ? { serial: id.serial, notBefore: id.notBefore.toISOString(), notAfter: id.notAfter.toISOString() } : null,
+          installed: state.installed(),
+          refused: state.refused(),
+          lastPullAt: st.lastPullAt,
+          lastError: st.lastError,
+          stopped: st.stopped,
+        };
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+          return;
+        }
+        const lines = [
+          `metal:       ${out.tipsId}`,
+          `master:      ${out.masterUrl}`,
+          `identity:    ${id ? `certificate ${id.serial}, valid until ${out.certificate!.notAfter}` : 'not enrolled'}`,
+          `last pull:   ${out.lastPullAt ?? 'never'}`,
+          `last error:  ${out.lastError ? `${out.lastError.code} at ${out.lastError.at}: ${out.lastError.message}` : 'none'}`,
+          ...(out.stopped ? [`STOPPED:     Phases 2 and 3 stopped by ${out.stopped.code} at ${out.stopped.at}`] : []),
+          `installed:   ${out.installed.length === 0 ? 'nothing yet' : ''}`,
+          ...out.installed.map((g) => `  ${g.name} ${g.version} (${g.id}, sequence ${g.sequence}, ${g.handler})`),
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      });
+    },
+  );
+
+  return program;
+}
+
+/** Durations like 500ms, 30s, 5m, 2h, 3d. */
+export function parseDuration(v: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(v.trim());
+  if (!m) throw new InvalidArgumentError(`"${v}" is not a duration (e.g. 500ms, 30s, 5m, 2h, 3d)`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms'];
+}
+
+/** Usage errors exit with 2 everywhere in the tree (commander's default is 1). */
+export function applyExitOverride(cmd: Command): void {
+  cmd.exitOverride((err: CommanderError) => {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    process.exit(err.exitCode === 0 ? 0 : EXIT.usage);
+  });
+  for (const sub of cmd.commands) applyExitOverride(sub);
+}

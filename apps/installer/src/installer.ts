@@ -1,0 +1,188 @@
+/**
+ * One Phase 1 install (T13): work → verify the manifest → disk checks → download (resumable) →
+ * digest → power-safe write → TIPS-C files → marker → signed report. Nothing is written to the
+ * disk before the manifest and the downloaded bytes are verified; every refusal is reported.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { InstallerOptions } from './cmdline.ts';
+import { configureInstalledSystem } from './config.ts';
+import { defaultDisk, diskSize, hashInto, readMarker, writeGlaze, writeMarker } from './disk.ts';
+import { InstallerError, type ReportCode } from './errors.ts';
+import { type Backoff, DEFAULT_BACKOFF, downloadResumable, errorOf, requestWithRetry, sleep } from './http.ts';
+import { planWrite } from './plan.ts';
+import { type InstallerKey, type InstallReport, loadOrCreateKey, signReport } from './report.ts';
+import { verifyGlazeManifest } from './verify.ts';
+import { parseWork, type Work } from './work.ts';
+
+export const EXIT = { installed: 0, usage: 1, refused: 2, unreported: 3 } as const;
+
+export interface RunDeps {
+  log: Logger;
+  now?: () => Date;
+  backoff?: Backoff;
+  /** How long to wait between asks while the master says waiting_for_glaze. */
+  waitForGlazeMs?: number;
+}
+
+async function askForWork(o: InstallerOptions, key: InstallerKey, d: RunDeps): Promise<Work> {
+  const body = new TextEncoder().encode(JSON.stringify({ token: o.token, installerKey: key.publicRaw }));
+  for (;;) {
+    let res: Awaited<ReturnType<typeof requestWithRetry>>;
+    try {
+      res = await requestWithRetry('POST', `${o.bootUrl}/phase1/work`, { headers: { 'content-type': 'application/json' }, body }, d.log, 'work', d.backoff ?? DEFAULT_BACKOFF);
+    } catch (e) {
+      throw new InstallerError('work_unreachable', `POST ${o.bootUrl}/phase1/work: ${(e as Error).message}`);
+    }
+    if (res.status === 200) {
+      try {
+        return parseWork(JSON.parse(res.body.toString('utf8')));
+      } catch (e) {
+        if (e instanceof InstallerError) throw e;
+        throw new InstallerError('work_refused', 'work: expected a JSON body');
+      }
+    }
+    const err = errorOf(res);
+    if (res.status === 409 && err.code === 'waiting_for_glaze') {
+      d.log.info({ phase: 'work' }, 'the default Space has no Glaze yet; asking again later');
+      await sleep(d.waitForGlazeMs ?? 30_000);
+      continue;
+    }
+    throw new InstallerError('work_refused', `the gateway refused the work (${res.status} ${err.code}): ${err.message}`);
+  }
+}
+
+async function sendReport(o: InstallerOptions, work: Work, key: InstallerKey, report: InstallReport, d: RunDeps): Promise<void> {
+  const cose = signReport(report, key.privateKey);
+  const res = await requestWithRetry('POST', `${o.bootUrl}${work.reportPath}`, { headers: { 'content-type': 'application/cose' }, body: cose }, d.log, 'report', d.backoff ?? DEFAULT_BACKOFF).catch((e: Error) => {
+    throw new InstallerError('report_failed', `POST ${work.reportPath}: ${e.message}`);
+  });
+  if (res.status < 200 || res.status > 299) {
+    const err = errorOf(res);
+    throw new InstallerError('report_failed', `the gateway refused the report (${res.status} ${err.code}): ${err.message}`);
+  }
+  d.log.info({ phase: 'report', result: report.result, reason: report.reason }, 'report sent');
+}
+
+/**
+ * Downloads the Glaze into the state dir (resuming a partial file left by an earlier run) and
+ * returns its path once its SHA-256 is the manifest's. A mismatch deletes it: the next try starts over.
+ */
+async function fetchGlaze(o: InstallerOptions, work: Work, d: RunDeps): Promise<string> {
+  const spool = join(o.stateDir, `glaze-${work.glaze.sha256}.img`);
+  const size = work.glaze.size;
+  let from = existsSync(spool) ? statSync(spool).size : 0;
+  if (from > size) {
+    rmSync(spool);
+    from = 0;
+  }
+  const h = createHash('sha256');
+  if (from > 0) {
+    // Hash what an earlier run already holds; the resumed bytes continue the same digest.
+    await hashInto(h, spool, { offset: 0, length: from });
+    d.log.info({ phase: 'download', bytes: from, size }, 'resuming the Glaze download');
+  }
+  const fh = await open(spool, from > 0 ? 'r+' : 'w');
+  try {
+    let pos = from;
+    await downloadResumable({
+      url: `${o.bootUrl}${work.glazePath}`,
+      size,
+      from,
+      log: d.log,
+      ...(d.backoff ? { backoff: d.backoff } : {}),
+      sink: async (chunk) => {
+        h.update(chunk);
+        let done = 0;
+        while (done < chunk.length) done += (await fh.write(chunk, done, chunk.length - done, pos + done)).bytesWritten;
+        pos += chunk.length;
+      },
+    });
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  const got = h.digest('hex');
+  if (got !== work.glaze.sha256) {
+    rmSync(spool, { force: true });
+    throw new InstallerError('suit_digest_mismatch', `the downloaded Glaze has SHA-256 ${got}; the signed manifest says ${work.glaze.sha256}`);
+  }
+  return spool;
+}
+
+/** Runs the installer; resolves with the process exit code (EXIT). */
+export async function runInstaller(o: InstallerOptions, d: RunDeps): Promise<number> {
+  const log = d.log;
+  const now = d.now ?? (() => new Date());
+  mkdirSync(o.stateDir, { recursive: true, mode: 0o700 });
+  const key = loadOrCreateKey(o.stateDir);
+  const work = await askForWork(o, key, d);
+  if (o.jobId && work.jobId !== o.jobId) log.warn({ phase: 'work', expected: o.jobId, got: work.jobId }, 'the gateway answered for another job than tips.job names');
+  log.info({ phase: 'work', jobId: work.jobId, metal: work.metal.name, glaze: work.glaze.id, size: work.glaze.size, sha256: work.glaze.sha256 }, 'work received');
+
+  const disk = o.disk ?? defaultDisk();
+  let bytesWritten = 0;
+  const report = (result: 'installed' | 'failed', reason: ReportCode | null, detail: string | null): InstallReport => ({
+    jobId: work.jobId,
+    result,
+    reason,
+    detail,
+    glazeSha256: work.glaze.sha256,
+    bytesWritten,
+    disk: disk ?? '',
+    at: now().toISOString(),
+  });
+
+  try {
+    const verified = verifyGlazeManifest(work);
+    log.info({ phase: 'verify', sequence: verified.sequence, signedBy: verified.keyId }, 'manifest verified');
+    if (!disk) throw new InstallerError('write_failed', 'no target disk: tips.disk is not set and /sys/block has no non-removable disk');
+    let size: number;
+    try {
+      size = diskSize(disk);
+    } catch (e) {
+      throw new InstallerError('write_failed', `${disk}: ${(e as Error).message}`);
+    }
+    const plan = planWrite(size, work.glaze.size);
+    const marker = await readMarker(disk, size);
+    if (marker.ok && marker.marker.sha256 === work.glaze.sha256) {
+      log.info({ phase: 'marker', disk, jobId: marker.marker.jobId }, 'the disk already holds this Glaze (valid marker); reporting only');
+      await sendReport(o, work, key, report('installed', null, `already installed by job ${marker.marker.jobId} at ${marker.marker.at}`), d);
+      return EXIT.installed;
+    }
+    log.info({ phase: 'download', url: `${o.bootUrl}${work.glazePath}` }, 'downloading the Glaze');
+    const spool = await fetchGlaze(o, work, d);
+    log.info({ phase: 'download', sha256: work.glaze.sha256 }, 'Glaze digest matches the signed manifest');
+
+    log.info({ phase: 'write', disk, size: work.glaze.size, diskSize: size }, 'writing the disk');
+    let lastLog = 0;
+    bytesWritten = await writeGlaze({
+      disk,
+      source: spool,
+      plan,
+      sha256: work.glaze.sha256,
+      progress: (stage, bytes) => {
+        bytesWritten = bytes;
+        const t = Date.now();
+        if (stage === 'body' && t - lastLog < 1000) return;
+        lastLog = t;
+        log.info({ phase: 'write', stage, bytes, size: work.glaze.size, percent: Math.floor((bytes / work.glaze.size) * 100) }, 'write progress');
+      },
+    });
+    log.info({ phase: 'verify', disk, sha256: work.glaze.sha256 }, 'read-back digest matches');
+    await configureInstalledSystem({ disk, work, stateDir: o.stateDir, log });
+    await writeMarker(disk, plan, { glazeId: work.glaze.id, sha256: work.glaze.sha256, size: work.glaze.size, sequence: verified.sequence, jobId: work.jobId, at: now().toISOString() });
+    log.info({ phase: 'marker', disk }, 'marker written: the disk claims the Glaze');
+    rmSync(spool, { force: true });
+    await sendReport(o, work, key, report('installed', null, null), d);
+    return EXIT.installed;
+  } catch (e) {
+    if (!(e instanceof InstallerError) || !e.reportable) throw e;
+    log.error({ phase: 'refused', reason: e.code, detail: e.message }, `install failed: ${e.code}`);
+    await sendReport(o, work, key, report('failed', e.code as ReportCode, e.message), d);
+    return EXIT.refused;
+  }
+}

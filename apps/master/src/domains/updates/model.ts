@@ -1,0 +1,81 @@
+import type { GlazeId, OwnerId, SpaceId, TipsId } from '@tips/core';
+import type { GlazeHandler } from '../glazes/model.ts';
+
+/** What a metal says about itself (S7): re-registered after every install. */
+export interface MetalProfile {
+  metalId: TipsId;
+  ownerId: OwnerId;
+  vendorId: string | null;
+  classId: string | null;
+  glazes: { id: string; name: string; version: string; sequence: number }[];
+  interfaces: { name: string; mac: string; addresses: string[] }[];
+  protocols: string[];
+  updatedAt: string;
+}
+
+export type ReportResult = 'installed' | 'failed' | 'rolled_back';
+export const REPORT_RESULTS: readonly ReportResult[] = ['installed', 'failed', 'rolled_back'];
+
+/** The state of one metal in one Phase 2/3 Space: what it runs there and how its last attempt went. */
+export interface Installation {
+  metalId: TipsId;
+  spaceId: SpaceId;
+  ownerId: OwnerId;
+  installedGlazeId: GlazeId | null;
+  installedSequence: number | null;
+  installedAt: string | null;
+  lastGlazeId: GlazeId;
+  lastResult: ReportResult;
+  lastReason: string | null;
+  updatedAt: string;
+}
+
+/** One signed report a metal sent (the history `tips metal show` prints). */
+export interface InstallReport {
+  id: string;
+  ownerId: OwnerId;
+  metalId: TipsId;
+  spaceId: SpaceId;
+  glazeId: GlazeId;
+  result: ReportResult;
+  reason: string | null;
+  sequence: number;
+  at: string;
+  /** The COSE_Sign1 as received. */
+  cose: Uint8Array;
+  createdAt: string;
+}
+
+export type MetalEventKind = 'tamper' | 'auth_failure' | 'rollback_requested';
+
+/** Something the owner must see about a metal (T16 tamper, refused authentications, rollback requests). */
+export interface MetalEvent {
+  id: string;
+  ownerId: OwnerId;
+  metalId: TipsId;
+  kind: MetalEventKind;
+  code: string;
+  detail: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface TamperChange {
+  path: string;
+  kind: 'modified' | 'added' | 'removed' | 'package';
+  detail: string;
+}
+export const TAMPER_KINDS: readonly TamperChange['kind'][] = ['modified', 'added', 'removed', 'package'];
+
+/** One unit of Phase 2/3 work: the Glaze a Space assigns, with its signed manifest. */
+export interface WorkItem {
+  spaceId: SpaceId;
+  spaceName: string;
+  phase: 2 | 3;
+  glaze: { id: GlazeId; name: string; version: string; size: number; sha256: string; handler: GlazeHandler };
+  manifest: string;
+  blobPath: string;
+}
+
+export const MAX_REPORT_BYTES = 64 * 1024;
+export const MAX_TAMPER_CHANGES = 1000;
+export const DEFAULT_REAUTH_SECONDS = 120;

@@ -1,0 +1,478 @@
+// The Phase 1 installer as a real process in a network namespace, against a real HTTP server playing
+// the gateway's A2 boot endpoints (work, Glaze with Range, report), writing a disk image attached with
+// losetup. Issue 8 tests 3 (kill -9 during the write) and 4 (refusals leave the disk untouched).
+import { execFileSync } from 'node:child_process';
+import { createHash, createPublicKey, randomBytes, randomInt } from 'node:crypto';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bindGlaze, type CborMap, coseSign1Verify, decodeCbor, decodeEnvelope, encodeEnvelope, generateSigningKey } from '@tips/suit';
+import { type Namespace, type NsProcess, Topology } from '@tips/testbed';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from './helpers.ts';
+
+const INSTALLER = join(ROOT, 'apps/installer/bin/tips-installer.js');
+const MiB = 1024 * 1024;
+const DISK_SIZE = 128 * MiB;
+
+// ---------------------------------------------------------------- Glaze images (A6 layout)
+
+interface Glaze {
+  id: string;
+  bytes: Buffer;
+  size: number;
+  sha256: string;
+  /** SHA-256 of /payload.bin inside partition 1. */
+  payloadSha256: string;
+}
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** A raw disk image: MBR, partition 1 at 1 MiB = ext4 labelled tips-root holding a random payload. */
+function makeGlaze(work: string, id: string, sizeMiB: number, payloadMiB: number): Glaze {
+  const dir = join(work, `${id}-root`);
+  mkdirSync(join(dir, 'etc'), { recursive: true });
+  const payload = randomBytes(payloadMiB * MiB);
+  writeFileSync(join(dir, 'payload.bin'), payload);
+  writeFileSync(join(dir, 'etc/hostname'), `${id}\n`);
+  const part = join(work, `${id}.part`);
+  const partBytes = (sizeMiB - 1) * MiB;
+  writeFileSync(part, Buffer.alloc(0));
+  execFileSync('truncate', ['-s', String(partBytes), part]);
+  execFileSync('mkfs.ext4', ['-q', '-F', '-L', 'tips-root', '-d', dir, part]);
+  const mbr = Buffer.alloc(MiB);
+  const e = 446;
+  mbr[e] = 0x80;
+  mbr[e + 4] = 0x83;
+  mbr.writeUInt32LE(2048, e + 8);
+  mbr.writeUInt32LE(partBytes / 512, e + 12);
+  mbr[510] = 0x55;
+  mbr[511] = 0xaa;
+  randomBytes(64).copy(mbr, 0); // boot code stand-in: the head must arrive intact too
+  const bytes = Buffer.concat([mbr, readFileSync(part)]);
+  rmSync(part);
+  rmSync(dir, { recursive: true });
+  return { id, bytes, size: bytes.length, sha256: sha(bytes), payloadSha256: sha(payload) };
+}
+
+// ---------------------------------------------------------------- the disk, read independently of the installer
+
+interface MarkerJson {
+  glazeId: string;
+  sha256: string;
+  size: number;
+  sequence: number;
+  jobId: string;
+  at: string;
+}
+
+/** The A6 marker, decoded here from the spec (not with the installer's codec). */
+function readMarker(disk: string): MarkerJson | null {
+  const b = readFileSync(disk).subarray(DISK_SIZE - 4096);
+  if (b.subarray(0, 10).toString('latin1') !== 'TIPSMARK1\n') return null;
+  if (sha(b.subarray(0, 4064)) !== b.subarray(4064).toString('hex')) return null;
+  const nl = b.indexOf(0x0a, 10);
+  return JSON.parse(b.subarray(10, nl).toString('utf8')) as MarkerJson;
+}
+
+/** Mounts partition 1 read-only (no journal replay) and returns what the checks need. */
+function inspectRoot(disk: string): { payloadSha256: string; config: Record<string, unknown> | null; enrollmentMode: number | null; enrollment: unknown; ca: string | null } {
+  const loop = execFileSync('losetup', ['-r', '-f', '--show', '-o', String(MiB), disk], { encoding: 'utf8' }).trim();
+  const mnt = mkdtempSync(join(tmpdir(), 'tips-inst-mnt-'));
+  try {
+    execFileSync('mount', ['-t', 'ext4', '-o', 'ro,noload', loop, mnt]);
+    try {
+      const cfgDir = join(mnt, 'etc/tips-client');
+      const read = (f: string): string | null => {
+        try {
+          return readFileSync(join(cfgDir, f), 'utf8');
+        } catch {
+          return null;
+        }
+      };
+      const cfg = read('config.json');
+      const enr = read('enrollment.json');
+      return {
+        payloadSha256: sha(readFileSync(join(mnt, 'payload.bin'))),
+        config: cfg ? (JSON.parse(cfg) as Record<string, unknown>) : null,
+        enrollment: enr ? JSON.parse(enr) : null,
+        enrollmentMode: enr ? statSync(join(cfgDir, 'enrollment.json')).mode & 0o777 : null,
+        ca: read('ca.pem'),
+      };
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  } finally {
+    execFileSync('losetup', ['-d', loop]);
+    rmSync(mnt, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The invariant of S12/A6: a disk that claims a Glaze fully holds it — its first MiB (boot code,
+ * partition table) is the Glaze's and its root filesystem holds the Glaze's payload, configured.
+ */
+function assertHonestClaim(disk: string, glazes: Glaze[], label: string): MarkerJson | null {
+  const m = readMarker(disk);
+  if (!m) return null;
+  const g = glazes.find((x) => x.sha256 === m.sha256);
+  expect(g, `${label}: the marker names a Glaze we never served`).toBeDefined();
+  const head = readFileSync(disk).subarray(0, MiB);
+  expect(sha(head), `${label}: the disk claims ${g!.id} but its first MiB is not ${g!.id}'s`).toBe(sha(g!.bytes.subarray(0, MiB)));
+  const root = inspectRoot(disk);
+  expect(root.payloadSha256, `${label}: the disk claims ${g!.id} but its payload is not ${g!.id}'s`).toBe(g!.payloadSha256);
+  expect(root.config, `${label}: a claimed disk carries the TIPS-C configuration`).not.toBeNull();
+  return m;
+}
+
+// ---------------------------------------------------------------- the gateway's A2 endpoints, played by a real HTTP server
+
+const operator = generateSigningKey('es256');
+const stranger = generateSigningKey('es256');
+const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n';
+
+interface Job {
+  id: string;
+  token: string;
+  glaze: Glaze;
+  /** The Glaze the manifest describes and the work announces (differs from `glaze` when tampered). */
+  announced: { size: number; sha256: string };
+  manifest: Uint8Array;
+  minSequence: number;
+  vendorId: string | null;
+  installerKey: string | null;
+  reports: { payload: Map<string, unknown>; raw: Buffer }[];
+  workCalls: number;
+}
+
+const jobs = new Map<string, Job>();
+let server: Server;
+let bootUrl = '';
+
+function manifestFor(g: { sha256: string; size: number }, seq: number, key = operator.key): Uint8Array {
+  return bindGlaze({ payloadSha256: g.sha256, payloadSize: g.size, uri: 'http://gateway.invalid/glaze', vendorDomain: 'tips.local', classInfo: 'base-os', component: 'base-os', sequenceNumber: seq, key });
+}
+
+function newJob(glaze: Glaze, opts: Partial<Pick<Job, 'announced' | 'manifest' | 'minSequence' | 'vendorId'>> = {}): Job {
+  const announced = opts.announced ?? { size: glaze.bytes.length, sha256: glaze.sha256 };
+  const job: Job = {
+    id: `p1j_${randomBytes(6).toString('hex')}`,
+    token: randomBytes(32).toString('base64url'),
+    glaze,
+    announced,
+    manifest: opts.manifest ?? manifestFor({ sha256: announced.sha256, size: announced.size }, 10),
+    minSequence: opts.minSequence ?? 0,
+    vendorId: opts.vendorId ?? null,
+    installerKey: null,
+    reports: [],
+    workCalls: 0,
+  };
+  jobs.set(job.id, job);
+  return job;
+}
+
+function send(res: ServerResponse, status: number, body?: unknown): void {
+  if (body === undefined) {
+    res.writeHead(status).end();
+    return;
+  }
+  const b = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': b.length }).end(b);
+}
+const fail = (res: ServerResponse, status: number, code: string) => send(res, status, { error: { code, message: code }, requestId: 'test' });
+
+async function body(req: IncomingMessage, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > max) throw new Error('too large');
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://x');
+  if (req.method === 'POST' && url.pathname === '/phase1/work') {
+    const { token, installerKey } = JSON.parse((await body(req, 4096)).toString()) as { token: string; installerKey: string };
+    const job = [...jobs.values()].find((j) => j.token === token);
+    if (!job) return fail(res, 401, 'phase1_token_invalid');
+    if (job.installerKey && job.installerKey !== installerKey) return fail(res, 409, 'job_claimed');
+    job.installerKey = installerKey;
+    job.workCalls++;
+    return send(res, 200, {
+      jobId: job.id,
+      metal: { id: 'mtl_test', name: 'pi-07', tipsId: 'tips-id-pi-07' },
+      glaze: { id: job.glaze.id, name: 'base-os', version: '1.0', size: job.announced.size, sha256: job.announced.sha256 },
+      manifest: Buffer.from(job.manifest).toString('base64'),
+      trustedKeys: [{ id: 'key_ops', name: 'ops', alg: 'ES256', publicKeyPem: operator.publicPem }],
+      minSequence: job.minSequence,
+      vendorId: job.vendorId,
+      classId: null,
+      glazePath: `/phase1/jobs/${job.id}/glaze`,
+      reportPath: `/phase1/jobs/${job.id}/report`,
+      enrollment: { secretId: 'sec_1', secret: `s3cret-${job.id}`, estUrl: 'https://master.test:8443/.well-known/est', masterUrl: 'https://master.test:8443', caPem: CA_PEM },
+    });
+  }
+  const m = /^\/phase1\/jobs\/([^/]+)\/(glaze|report)$/.exec(url.pathname);
+  const job = m ? jobs.get(m[1]!) : undefined;
+  if (!m || !job) return fail(res, 404, 'not_found');
+  if (m[2] === 'glaze' && req.method === 'GET') {
+    const b = job.glaze.bytes;
+    const r = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
+    if (req.headers.range && !r) return fail(res, 416, 'range');
+    const start = r ? Number(r[1]) : 0;
+    const end = r?.[2] ? Math.min(Number(r[2]), b.length - 1) : b.length - 1;
+    if (start >= b.length) {
+      res.writeHead(416, { 'content-range': `bytes */${b.length}` }).end();
+      return;
+    }
+    res.writeHead(r ? 206 : 200, { 'content-length': end - start + 1, 'accept-ranges': 'bytes', ...(r ? { 'content-range': `bytes ${start}-${end}/${b.length}` } : {}) });
+    // Sent in 1 MiB pieces with back-pressure, so a kill can land in the middle of a download too.
+    for (let o = start; o <= end; o += MiB) {
+      if (!res.write(b.subarray(o, Math.min(o + MiB, end + 1)))) await new Promise((ok) => res.once('drain', ok));
+      if (res.destroyed) return;
+    }
+    res.end();
+    return;
+  }
+  if (m[2] === 'report' && req.method === 'POST') {
+    if (req.headers['content-type'] !== 'application/cose') return fail(res, 415, 'unsupported_media_type');
+    const raw = await body(req, 64 * 1024);
+    if (!job.installerKey) return fail(res, 401, 'report_invalid');
+    const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: job.installerKey }, format: 'jwk' });
+    let payload: Uint8Array;
+    try {
+      payload = coseSign1Verify(new Uint8Array(raw), [{ publicKey }]).payload;
+    } catch {
+      return fail(res, 401, 'report_invalid');
+    }
+    const map = decodeCbor(payload) as CborMap;
+    job.reports.push({ payload: new Map([...map].map(([k, v]) => [String(k), v])), raw });
+    return send(res, 204);
+  }
+  return fail(res, 405, 'method_not_allowed');
+}
+
+// ---------------------------------------------------------------- running the installer
+
+let topo: Topology;
+let metal: Namespace;
+let work: string;
+
+function startInstaller(job: Job, disk: string, stateDir: string, extra: string[] = []): NsProcess {
+  return metal.spawn(process.execPath, [INSTALLER, '--boot-url', bootUrl, '--token', job.token, '--job', job.id, '--disk', disk, '--state-dir', stateDir, '--no-reboot', ...extra], { label: `installer ${job.id}` });
+}
+
+async function runInstaller(job: Job, disk: string, stateDir: string): Promise<{ code: number | null; output: string }> {
+  const p = startInstaller(job, disk, stateDir);
+  const code = await p.exited;
+  return { code, output: p.output };
+}
+
+function lastReport(job: Job): Map<string, unknown> {
+  const r = job.reports.at(-1);
+  expect(r, `job ${job.id} has no report`).toBeDefined();
+  return r!.payload;
+}
+
+function freshDisk(name: string): string {
+  const disk = join(work, name);
+  writeFileSync(disk, Buffer.alloc(0));
+  execFileSync('truncate', ['-s', String(DISK_SIZE), disk]);
+  // Not zeros: a disk with content, so "untouched" is tested against bytes that could change.
+  const fd = openSync(disk, 'r+');
+  writeSync(fd, randomBytes(4 * MiB), 0, 4 * MiB, 0);
+  closeSync(fd);
+  return disk;
+}
+
+let g0: Glaze;
+let g1: Glaze;
+let g2: Glaze;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'tips-e2e-installer-'));
+  chmodSync(work, 0o700);
+  g0 = makeGlaze(work, 'glz_g0', 40, 16);
+  g1 = makeGlaze(work, 'glz_g1', 48, 24);
+  g2 = makeGlaze(work, 'glz_g2', 40, 16);
+  topo = await Topology.create('inst');
+  metal = await topo.namespace('metal');
+  const link = await topo.hostLink(metal, 'eth0');
+  server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) fail(res, 500, 'internal');
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((ok) => server.listen(0, link.hostIp, ok));
+  bootUrl = `http://${link.hostIp}:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await topo?.destroy();
+  await new Promise((ok) => (server ? server.close(ok) : ok(undefined)));
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('T13 S12 Phase 1 installer: kill -9 at random points, then a re-run completes; the disk never claims a Glaze it does not fully hold', () => {
+  it('installs G0, then G1 through kills in every phase (download, body, head, read-back, configure), each checked on the disk', async () => {
+    const disk = freshDisk('disk-kill.img');
+    expect(readMarker(disk)).toBeNull();
+
+    // The disk first holds G0, installed by a full run: a claim the kills below must not leave standing.
+    const j0 = newJob(g0);
+    const first = await runInstaller(j0, disk, join(work, 'state-j0'));
+    expect(first.code, first.output).toBe(0);
+    expect(assertHonestClaim(disk, [g0], 'after G0')?.sha256).toBe(g0.sha256);
+    expect(lastReport(j0).get('result')).toBe('installed');
+    expect(lastReport(j0).get('bytesWritten')).toBe(g0.bytes.length);
+
+    const j1 = newJob(g1);
+    const state = join(work, 'state-j1');
+    // Kill points: after a log line of that phase, plus a random delay (so each run lands elsewhere).
+    const points: [RegExp, number][] = [
+      [/"phase":"download"/, 5],
+      [/writing the disk/, 0],
+      [/writing the disk/, 15],
+      [/"stage":"head"|"stage":"verify"|read-back/, 0],
+      [/read-back digest matches/, 0],
+      [/TIPS-C configuration written/, 0],
+    ];
+    const phases: string[] = [];
+    for (const [i, [pattern, maxDelay]] of points.entries()) {
+      const p = startInstaller(j1, disk, state);
+      try {
+        await p.waitFor(pattern, 60_000);
+      } catch {
+        // It finished (or failed) before the kill point: the checks below still hold.
+      }
+      if (maxDelay) await new Promise((r) => setTimeout(r, randomInt(maxDelay + 1)));
+      await p.kill9();
+      const lines = p.output.split('\n').filter((l) => l.startsWith('{'));
+      phases.push(String(JSON.parse(lines.at(-1) ?? '{}').phase ?? 'start'));
+      const claim = assertHonestClaim(disk, [g0, g1], `kill ${i} (${pattern})`);
+      // Once G1's write began, G0's claim is gone (the marker is wiped before the first byte).
+      if (claim && /"stage":"(wipe|body|head|verify)"/.test(p.output)) expect(claim.sha256, `kill ${i}: the disk still claims G0 after G1's write began`).toBe(g1.sha256);
+    }
+    // The kills landed inside the write, not only around it.
+    expect(phases.filter((ph) => ph === 'write' || ph === 'verify').length, phases.join(',')).toBeGreaterThan(0);
+
+    const done = await runInstaller(j1, disk, state);
+    expect(done.code, done.output).toBe(0);
+    const claim = assertHonestClaim(disk, [g0, g1], 'final');
+    expect(claim).toMatchObject({ glazeId: g1.id, sha256: g1.sha256, size: g1.bytes.length, sequence: 10, jobId: j1.id });
+    expect(lastReport(j1)).toEqual(
+      new Map<string, unknown>([
+        ['at', expect.any(String)],
+        ['disk', disk],
+        ['jobId', j1.id],
+        ['reason', null],
+        ['detail', expect.toSatisfy((d: unknown) => d === null || /already installed/.test(String(d)))],
+        ['result', 'installed'],
+        ['glazeSha256', g1.sha256],
+        ['bytesWritten', expect.any(Number)],
+      ]),
+    );
+    // Every run of the job used the one key bound at the first `work` (a second key would be 409).
+    expect(j1.workCalls).toBe(points.length + 1);
+
+    // TIPS-C's files (contract B) are in the installed system, the secret 0600.
+    const root = inspectRoot(disk);
+    expect(root.config).toEqual({
+      masterUrl: 'https://master.test:8443',
+      estUrl: 'https://master.test:8443/.well-known/est',
+      caFile: '/etc/tips-client/ca.pem',
+      tipsId: 'tips-id-pi-07',
+      metalId: 'mtl_test',
+      enrollmentFile: '/etc/tips-client/enrollment.json',
+      stateDir: '/var/lib/tips-client',
+      vendorId: null,
+      classId: null,
+    });
+    expect(root.enrollment).toEqual({ secretId: 'sec_1', secret: `s3cret-${j1.id}` });
+    expect(root.enrollmentMode).toBe(0o600);
+    expect(root.ca).toBe(CA_PEM);
+    // No secret in the installer's logs.
+    expect(done.output).not.toContain(j1.token);
+    expect(done.output).not.toContain(`s3cret-${j1.id}`);
+
+    // A restarted installer on a disk that already claims this Glaze only re-reports: not a byte changes.
+    const before = sha(readFileSync(disk));
+    const again = await runInstaller(j1, disk, join(work, 'state-j1'));
+    expect(again.code, again.output).toBe(0);
+    expect(sha(readFileSync(disk))).toBe(before);
+    expect(lastReport(j1).get('result')).toBe('installed');
+    expect(lastReport(j1).get('bytesWritten')).toBe(0);
+    expect(String(lastReport(j1).get('detail'))).toMatch(/already installed/);
+  });
+});
+
+describe('T13 S12 S3 S4 Phase 1 installer refusals: reported with their reason, the disk byte-identical to before', () => {
+  let disk: string;
+  let j0: Job;
+
+  beforeAll(async () => {
+    disk = freshDisk('disk-refuse.img');
+    j0 = newJob(g0);
+    const r = await runInstaller(j0, disk, join(work, 'state-r0'));
+    expect(r.code, r.output).toBe(0);
+  });
+
+  const tampered = (): Buffer => {
+    const b = Buffer.from(g2.bytes);
+    const at = MiB + randomInt(b.length - MiB);
+    b[at] = b[at]! ^ 0xff;
+    return b;
+  };
+
+  const cases: [string, () => Job, string][] = [
+    ['tampered Glaze (one byte flipped after signing)', () => newJob({ ...g2, bytes: tampered() }, { announced: { size: g2.bytes.length, sha256: g2.sha256 } }), 'suit_digest_mismatch'],
+    [
+      'tampered manifest (the signed manifest replaced by another under the same signature)',
+      () => {
+        const signed = decodeEnvelope(manifestFor(g2, 10));
+        const other = decodeEnvelope(manifestFor(g2, 99));
+        other.authentication = signed.authentication;
+        return newJob(g2, { manifest: encodeEnvelope(other) });
+      },
+      'suit_signature_invalid',
+    ],
+    ['manifest signed by a key the owner never registered', () => newJob(g2, { manifest: manifestFor(g2, 10, stranger.key) }), 'suit_unknown_key'],
+    ['rollback: sequence below the last one Phase 1 installed', () => newJob(g2, { manifest: manifestFor(g2, 9), minSequence: 10 }), 'suit_rollback'],
+    ['a manifest for another size than the Glaze the job pinned', () => newJob(g2, { manifest: manifestFor({ sha256: g2.sha256, size: g2.bytes.length + 1 }, 10) }), 'suit_size_mismatch'],
+    ['a manifest for another Glaze than the job pinned', () => newJob(g2, { manifest: manifestFor(g1, 10) }), 'suit_digest_mismatch'],
+    ['a manifest for another vendor than the metal', () => newJob(g2, { vendorId: '00112233-4455-6677-8899-aabbccddeeff' }), 'suit_vendor_mismatch'],
+    ['a Glaze larger than the disk minus 1 MiB', () => newJob({ ...g2, bytes: Buffer.concat([g2.bytes, Buffer.alloc(DISK_SIZE)]) }, { announced: { size: g2.bytes.length + DISK_SIZE, sha256: sha(Buffer.concat([g2.bytes, Buffer.alloc(DISK_SIZE)])) } }), 'disk_too_small'],
+  ];
+
+  for (const [what, make, reason] of cases) {
+    it(`${what} → ${reason}`, async () => {
+      const before = sha(readFileSync(disk));
+      const job = make();
+      const r = await runInstaller(job, disk, join(work, `state-${job.id}`));
+      expect(r.code, r.output).toBe(2);
+      expect(sha(readFileSync(disk)), 'the disk changed').toBe(before);
+      expect(readMarker(disk)?.sha256).toBe(g0.sha256);
+      const rep = lastReport(job);
+      expect(rep.get('result')).toBe('failed');
+      expect(rep.get('reason')).toBe(reason);
+      expect(rep.get('bytesWritten')).toBe(0);
+      expect(String(rep.get('detail')).length).toBeGreaterThan(0);
+    });
+  }
+
+  it('a token the gateway does not know → no work, no report, exit 3, the disk unchanged', async () => {
+    const before = sha(readFileSync(disk));
+    const job = newJob(g2);
+    const r = await runInstaller({ ...job, token: randomBytes(32).toString('base64url') }, disk, join(work, 'state-badtoken'));
+    expect(r.code, r.output).toBe(3);
+    expect(r.output).toMatch(/phase1_token_invalid/);
+    expect(job.reports).toHaveLength(0);
+    expect(sha(readFileSync(disk))).toBe(before);
+  });
+});
