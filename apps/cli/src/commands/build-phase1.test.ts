@@ -124,6 +124,7 @@ describe('T13 Phase 1 image builder: the staged root gets TIPS-C, its units and 
     expect(enroll).toMatch(/^After=network-online.target$/m);
     expect(enroll).toMatch(/^ExecStart=\/usr\/bin\/tips-client enroll --config \/etc\/tips-client\/config.json$/m);
     expect(existsSync(join(root, 'lib/systemd/system/tips-client.service'))).toBe(true);
+    expect(readFileSync(join(root, 'etc/systemd/system/tips-client-enroll.service.d/console.conf'), 'utf8')).toMatch(/^StandardOutput=journal\+console$/m);
     for (const [wants, unit] of [
       ['multi-user.target.wants', 'tips-client-enroll.service'],
       ['multi-user.target.wants', 'tips-client.service'],
@@ -183,7 +184,25 @@ describe('T13 tips glaze build-phase1: refusals come before the build', () => {
   });
 });
 
-describe('T13 tips glaze build-phase1: where the TIPS-C bundle comes from', () => {
+describe('T13 tips glaze build-phase1: where the TIPS-C bundle and its units come from', () => {
+  it("installs the client's own units when the bundle is in a TIPS-C tree (apps/client/dist beside apps/client/debian)", () => {
+    const client = join(ROOT, 'apps/client');
+    const root = mkdtempSync(join(dir, 'root-units-'));
+    mkdirSync(join(root, 'boot'));
+    for (const f of ['vmlinuz-6.1.0-50-amd64', 'initrd.img-6.1.0-50-amd64']) writeFileSync(join(root, 'boot', f), 'k');
+    mkdirSync(join(root, 'usr/bin'), { recursive: true });
+    writeFileSync(join(root, 'usr/bin/node'), '');
+    mkdirSync(join(root, 'lib/systemd'), { recursive: true });
+    writeFileSync(join(root, 'lib/systemd/systemd'), '');
+    const fakeTree = join(dir, 'client-tree');
+    mkdirSync(join(fakeTree, 'dist'), { recursive: true });
+    mkdirSync(join(fakeTree, 'debian'), { recursive: true });
+    writeFileSync(join(fakeTree, 'dist/tips-client.cjs'), '');
+    for (const u of ['tips-client-enroll.service', 'tips-client.service']) writeFileSync(join(fakeTree, 'debian', u), readFileSync(join(client, 'debian', u)));
+    customizeRoot(root, join(fakeTree, 'dist/tips-client.cjs'), 'x');
+    for (const u of ['tips-client-enroll.service', 'tips-client.service']) expect(readFileSync(join(root, 'lib/systemd/system', u), 'utf8')).toBe(readFileSync(join(client, 'debian', u), 'utf8'));
+  });
+
   it('finds apps/client/dist/tips-client.cjs in a directory above, and nothing when there is none', async () => {
     const { findClientBundle } = await import('./build-phase1.ts');
     const repo = mkdtempSync(join(dir, 'repo-'));

@@ -140,9 +140,10 @@ exec /usr/bin/node /usr/lib/tips-client/tips-client.cjs "$@"
 `;
 
 /**
- * First boot: enroll with the master. The installer writes enrollment.json; the client removes it once
- * enrolled, so the unit runs until enrollment succeeded and never after. Output goes to the console too
- * (a metal without a screen still tells on its serial line).
+ * The units TIPS-C ships (apps/client/debian/) are used when they are beside the bundle; these are for a
+ * `--client-bundle` from elsewhere. First boot: enroll with the master. The installer writes
+ * enrollment.json; the client removes it once enrolled, so the unit runs until enrollment succeeded
+ * and never after.
  */
 export const ENROLL_UNIT = `[Unit]
 Description=TIPS-C: enroll this metal with its TIPS master (first boot)
@@ -155,11 +156,8 @@ ConditionPathExists=/etc/tips-client/enrollment.json
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=/usr/bin/tips-client enroll --config /etc/tips-client/config.json
-ExecStartPost=/bin/echo "TIPS-C: enrolled"
 Restart=on-failure
 RestartSec=10s
-StandardOutput=journal+console
-StandardError=journal+console
 
 [Install]
 WantedBy=multi-user.target
@@ -179,6 +177,21 @@ RestartSec=10s
 [Install]
 WantedBy=multi-user.target
 `;
+
+/** Enrollment also tells the console: a metal without a screen still says on its serial line that it enrolled or why not. */
+export const ENROLL_CONSOLE_DROPIN = `# Written by tips glaze build-phase1.
+[Service]
+StandardOutput=journal+console
+StandardError=journal+console
+`;
+
+/** The client's own units, when the bundle sits in a TIPS-C tree (apps/client/dist → apps/client/debian). */
+export function findClientUnits(bundle: string): { enroll: string; agent: string } | undefined {
+  const dir = join(dirname(resolve(bundle)), '..', 'debian');
+  const enroll = join(dir, 'tips-client-enroll.service');
+  const agent = join(dir, 'tips-client.service');
+  return existsSync(enroll) && existsSync(agent) ? { enroll: readFileSync(enroll, 'utf8'), agent: readFileSync(agent, 'utf8') } : undefined;
+}
 
 export const FSTAB = `# Written by tips glaze build-phase1.
 LABEL=${ROOT_LABEL} / ext4 errors=remount-ro 0 1
@@ -347,8 +360,10 @@ export function customizeRoot(root: string, clientBundle: string, hostname: stri
   writeFile(join(root, 'usr/bin/tips-client'), CLIENT_WRAPPER, 0o755);
   mkdirSync(join(root, 'etc/tips-client'), { recursive: true, mode: 0o755 });
   mkdirSync(join(root, 'var/lib/tips-client'), { recursive: true, mode: 0o700 });
-  writeFile(join(root, 'lib/systemd/system/tips-client-enroll.service'), ENROLL_UNIT);
-  writeFile(join(root, 'lib/systemd/system/tips-client.service'), AGENT_UNIT);
+  const units = findClientUnits(clientBundle) ?? { enroll: ENROLL_UNIT, agent: AGENT_UNIT };
+  writeFile(join(root, 'lib/systemd/system/tips-client-enroll.service'), units.enroll);
+  writeFile(join(root, 'lib/systemd/system/tips-client.service'), units.agent);
+  writeFile(join(root, 'etc/systemd/system/tips-client-enroll.service.d/console.conf'), ENROLL_CONSOLE_DROPIN);
   // What `systemctl enable` would link (done by hand: the host's systemctl may not match the root's).
   linkUnit(root, 'multi-user.target', 'tips-client-enroll.service', 'tips-client-enroll.service');
   linkUnit(root, 'multi-user.target', 'tips-client.service', 'tips-client.service');
@@ -545,7 +560,7 @@ export function registerBuildPhase1Command(glaze: Command): void {
       .description('build a bootable Phase 1 disk image (Debian root, extlinux, TIPS-C), sign its manifest, and push it (--push) or write it (--out)')
       .requiredOption('--name <name>', 'the Glaze name')
       .requiredOption('--sign-key <pem>', "the owner's private key that signs the SUIT manifest (registered with `tips key`)")
-      .option('--version <version>', 'the Glaze version (in the manifest text)', '1.0')
+      .option('--version <version>', 'the Glaze version label (`<name>@<version>`; also in the manifest text)', '1.0')
       .option('--sequence <n>', 'manifest sequence number (installers refuse a lower one than installed); default: the current UTC time in seconds')
       .option('--push', 'upload the image as a Glaze and attach the signed manifest')
       .option('--space <space>', 'with --push: a Space allowed to use the Glaze (repeatable)', collect)
@@ -572,7 +587,7 @@ export function registerBuildPhase1Command(glaze: Command): void {
       if (opts.variant !== 'minbase' && opts.variant !== 'important') throw new CliError('bad_option', `--variant "${opts.variant}" must be minbase or important`, EXIT.usage, 'variant');
       if (opts.sequence !== undefined && !/^\d{1,15}$/.test(opts.sequence)) throw new CliError('bad_option', '--sequence must be a non-negative integer', EXIT.usage, 'sequence');
       if (opts.space && !opts.push) throw new CliError('bad_option', '--space goes with --push', EXIT.usage, 'space');
-      if (!/^[A-Za-z0-9][A-Za-z0-9._+~-]{0,63}$/.test(opts.version)) throw new CliError('bad_option', '--version must be 1–64 letters, digits or . _ + ~ -', EXIT.usage, 'version');
+      if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,31}$/.test(opts.version)) throw new CliError('bad_option', '--version must be 1–32 letters, digits, ".", "_", "+" or "-", starting with a letter or digit', EXIT.usage, 'version');
       const size = opts.size === undefined ? undefined : parseSize(opts.size);
       // Everything that can be refused is refused before the (long) build.
       const key = readSigningKey(opts.signKey);
@@ -630,7 +645,7 @@ export function registerBuildPhase1Command(glaze: Command): void {
         }
         if (opts.push) {
           log(`push: uploading ${bytes(built.size)} as Glaze ${opts.name}`);
-          const q = new URLSearchParams({ name: opts.name, mediaType: 'application/octet-stream' });
+          const q = new URLSearchParams({ name: opts.name, version: opts.version, mediaType: 'application/octet-stream' });
           if (opts.space?.length) q.set('spaces', opts.space.join(','));
           const client = api();
           const { body: g, sha256 } = await client.upload<GlazeOut>(`api/v1/glazes?${q}`, imagePath, undefined, {});
