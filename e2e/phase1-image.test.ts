@@ -146,7 +146,8 @@ describe('T13 Phase 1 image: tips glaze build-phase1 builds a signed, bootable d
         await vm.waitForSerial(/Started .*systemd-networkd\.service/, boot);
         await vm.waitForSerial(/Starting .*tips-client-enrol/, boot);
         await vm.waitForSerial(/tips-metal login:/, boot);
-        await vm.waitForSerial(/TIPS-C: enrolled/, boot);
+        // TIPS-C's own words, on the console through the image's drop-in.
+        await vm.waitForSerial(new RegExp(`enrolled: ${metal.id}, certificate [0-9a-f]+ valid until`), boot);
         const console = stripTerminal(vm.serial);
         expect(console).toContain('root=LABEL=tips-root');
         expect(console).not.toMatch(/Failed to start .*tips-client-enrol/);

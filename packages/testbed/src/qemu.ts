@@ -34,6 +34,8 @@ export interface QemuMetalOptions {
   /** The NIC's option ROM (`romfile=`); default: qemu's own, Debian's iPXE efi-virtio.rom. */
   nicRom?: string;
   accel?: QemuAccel;
+  /** Let the guest reboot (an installer reboots into the installed system); default: a reboot ends qemu. */
+  reboot?: boolean;
   /** A Linux kernel to probe KVM with (see qemuAccel) when `accel` is not given. */
   probeKernel?: string;
   /** Where the serial log (and the disk, when created here) goes; default: a new temp directory. */
@@ -97,10 +99,10 @@ function serconFile(dir: string): string {
   return f;
 }
 
-function baseArgs(accel: QemuAccel, memoryMiB: number, serialLog: string, dir: string): string[] {
+function baseArgs(accel: QemuAccel, memoryMiB: number, serialLog: string, dir: string, reboot = false): string[] {
   return [
     ...['-accel', accel, '-m', String(memoryMiB), '-smp', '1'],
-    ...['-nodefaults', '-display', 'none', '-vga', 'none', '-monitor', 'none', '-no-reboot'],
+    ...['-nodefaults', '-display', 'none', '-vga', 'none', '-monitor', 'none', ...(reboot ? [] : ['-no-reboot'])],
     ...['-serial', `file:${serialLog}`],
     ...['-fw_cfg', `name=etc/sercon-port,file=${serconFile(dir)}`],
   ];
@@ -149,7 +151,7 @@ export class QemuMetal {
       if (!existsSync(rom)) throw new TestbedError('command_failed', `no iPXE option ROM at ${rom} (apt-get install ipxe-qemu)`);
       const romOpt = opts.nicRom ? `,romfile=${opts.nicRom}` : '';
       const args = [
-        ...baseArgs(accel, opts.memoryMiB ?? 1024, serialLog, dir),
+        ...baseArgs(accel, opts.memoryMiB ?? 1024, serialLog, dir, opts.reboot),
         ...['-drive', `file=${opts.disk.file},format=raw,if=virtio,cache=unsafe${opts.disk.snapshot ? ',snapshot=on' : ''}`],
         ...['-device', `virtio-net-pci,netdev=n0,mac=${opts.mac}${romOpt}`],
         ...['-boot', `order=${opts.bootOrder ?? 'nc'}`],
