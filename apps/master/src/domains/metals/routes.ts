@@ -56,9 +56,8 @@ const MetalDetail = Type.Intersect([
 ]);
 
 // Field by field: a rest spread per item costs ~0.6 µs (V8's slow path), 100 of them a page.
-const out = (m: Metal) => ({ id: m.id, name: m.name, labels: m.labels, interfaces: m.interfaces, createdAt: m.createdAt, updatedAt: m.updatedAt });
+const out = (m: Metal) => ({ id: m.id, name: m.name, labels: m.labels, interfaces: m.interfaces, engine: m.engine, createdAt: m.createdAt, updatedAt: m.updatedAt });
 
-/** Metal Objects (T3). Every route is owner-scoped: another owner's metal is a 404. */
 /** What other domains add to the metal routes: the Update Manager's profile query and show fields (S7). */
 export interface MetalRouteExtensions {
   /** IDs of the owner's metals whose profile matches (vendor ID, class ID, installed Glaze `name@version`). */
