@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { action, api, collect, jsonOption } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
-import { registerSpacePhase1Commands } from './provisioning.ts';
 
 interface SpaceOut {
   id: string;
@@ -83,14 +82,19 @@ export function registerSpaceCommands(program: Command): Command {
       .description('rename a Space or set the Glaze it delivers (on a Phase 3 Space its metals are notified over MQTT)')
       .option('--name <name>', 'new name')
       .option('--glaze <glaze>', 'the Glaze (name, name@version or ID) this Space delivers; it must allow the Space')
-      .option('--no-glaze', 'deliver no Glaze'),
+      .option('--no-glaze', 'deliver no Glaze')
+      .option('--engine <engine>', 'builtin | tinkerbell: the Phase 1 engine of the metals whose default Space this is (a metal may override it)'),
   ).action(
-    action(async (ref: string, opts: { name?: string; glaze?: string | false; json?: boolean }) => {
+    action(async (ref: string, opts: { name?: string; glaze?: string | false; engine?: string; json?: boolean }) => {
       const body: Record<string, unknown> = {};
       if (opts.name !== undefined) body.name = opts.name;
+      if (opts.engine !== undefined) {
+        if (!['builtin', 'tinkerbell'].includes(opts.engine)) throw new CliError('bad_engine', `--engine must be one of builtin, tinkerbell, got "${opts.engine}"`, EXIT.usage);
+        body.engine = opts.engine;
+      }
       if (opts.glaze === false) body.glaze = null;
       else if (typeof opts.glaze === 'string') body.glaze = opts.glaze;
-      if (Object.keys(body).length === 0) throw new CliError('nothing_to_update', 'give --name, --glaze or --no-glaze', EXIT.usage);
+      if (Object.keys(body).length === 0) throw new CliError('nothing_to_update', 'give --name, --glaze, --no-glaze or --engine', EXIT.usage);
       print(await api().call<SpaceOut>('PATCH', path(ref), body), !!opts.json, (v: SpaceOut) => `updated Space ${v.name}`);
     }),
   );
@@ -129,6 +133,5 @@ export function registerSpaceCommands(program: Command): Command {
         process.stdout.write(`removed ${metalRef} from Space ${spaceRef}\n`);
       }),
     );
-  registerSpacePhase1Commands(space);
   return space;
 }
