@@ -95,7 +95,8 @@ export function registerSpaceCommands(program: Command): Command {
       if (opts.glaze === false) body.glaze = null;
       else if (typeof opts.glaze === 'string') body.glaze = opts.glaze;
       if (Object.keys(body).length === 0) throw new CliError('nothing_to_update', 'give --name, --glaze, --no-glaze or --engine', EXIT.usage);
-      print(await api().call<SpaceOut>('PATCH', path(ref), body), !!opts.json, (v: SpaceOut) => `updated Space ${v.name}`);
+      const onlyEngine = Object.keys(body).length === 1 && body.engine !== undefined;
+      print(await api().call<SpaceOut>('PATCH', path(ref), body), !!opts.json, (v: SpaceOut & { engine?: string }) => (onlyEngine ? `Space ${v.name}: engine ${v.engine}` : `updated Space ${v.name}`));
     }),
   );
 
