@@ -31,6 +31,8 @@ export async function withImagePartition<T>(image: string, fn: (root: string) =>
     return out;
   } finally {
     if (mounted) await run('umount', [mnt]);
+    await run('blockdev', ['--flushbufs', `${loop}p1`]);
+    await run('blockdev', ['--flushbufs', loop]);
     await run('partx', ['--delete', loop]);
     await run('losetup', ['--detach', loop]);
     rmSync(mnt, { recursive: true, force: true });

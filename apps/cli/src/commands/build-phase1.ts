@@ -429,8 +429,18 @@ async function installExtlinux(image: string, work: string, log: Log): Promise<v
     await execOk('sync', ['-f', mnt]);
   } finally {
     if (mounted) await exec('umount', [mnt]);
+    // extlinux writes its boot sector through the partition's block device: those pages must reach the
+    // image file before it is hashed, not whenever the kernel's writeback gets to them.
+    await exec('blockdev', ['--flushbufs', part]);
+    await exec('blockdev', ['--flushbufs', loop]);
     await exec('partx', ['--delete', loop]);
     await exec('losetup', ['--detach', loop]);
+  }
+  // A busy loop device is detached lazily (at last close): wait until the image is no loop's backing file.
+  const end = Date.now() + 30_000;
+  while ((await exec('losetup', ['--associated', image])).stdout.trim() !== '') {
+    if (Date.now() > end) throw new CliError('build_failed', `the loop device over ${image} did not go away`, EXIT.failure);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 
