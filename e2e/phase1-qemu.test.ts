@@ -83,6 +83,8 @@ describe('T13 Phase 1 in qemu: real iPXE firmware → gateway → installer → 
         disk: { file: disk, sizeBytes: glaze.size + 256 * MIB },
         bootOrder: 'nc',
         reboot: true,
+        // The installer holds the whole Glaze in memory to verify it before writing a byte.
+        memoryMiB: 3072,
         probeKernel: join(INSTALLER, 'vmlinuz'),
         workDir: work,
         label: 'qemu-metal',

@@ -167,7 +167,9 @@ export class QemuMetal {
         await ns.enslave(tap, bridge);
         await ns.up(tap);
         args.push('-netdev', `tap,id=n0,ifname=${tap},script=no,downscript=no`);
-        proc = ns.spawn('setpriv', [...PDEATHSIG, QEMU, ...args], { label });
+        // `ip netns exec` stays qemu's parent: it too must die with the test process, and qemu with it.
+        const child: ChildProcess = spawn('setpriv', [...PDEATHSIG, 'ip', 'netns', 'exec', ns.name, 'setpriv', ...PDEATHSIG, QEMU, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        proc = new NsProcess(child, label);
       } else {
         args.push('-netdev', `user,id=n0${opts.userNet ? `,${opts.userNet}` : ''}`);
         const child: ChildProcess = spawn('setpriv', [...PDEATHSIG, QEMU, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
