@@ -62,6 +62,8 @@ export class GatewayLab {
   gw!: Namespace;
   phase1Space = '';
   private metals = 0;
+  /** Added to `tips-master` (e.g. a TLS listener the metals reach). */
+  private masterArgs: string[] = [];
   private readonly work = mkdtempSync(join(tmpdir(), 'tgw-lab-'));
   private readonly gwData = join(this.work, 'gateway');
 
@@ -75,8 +77,9 @@ export class GatewayLab {
    * The gateway's own TFTP/HTTP boot services run only with `bootServices` (suites that put their own
    * listeners on the LAN boot ports need those ports free).
    */
-  static async start(area: string, addr: LabAddresses, gatewayArgs: string[] = [], opts: { bootServices?: boolean } = {}): Promise<GatewayLab> {
+  static async start(area: string, addr: LabAddresses, gatewayArgs: string[] = [], opts: { bootServices?: boolean; masterArgs?: string[] } = {}): Promise<GatewayLab> {
     const lab = new GatewayLab(await Topology.create(area), addr);
+    lab.masterArgs = opts.masterArgs ?? [];
     try {
       await lab.build(opts.bootServices ? gatewayArgs : [...gatewayArgs, '--no-boot-services']);
     } catch (err) {
@@ -125,7 +128,7 @@ export class GatewayLab {
   async startMaster(): Promise<void> {
     this.master = this.cloud.spawn(
       'node',
-      [MASTER_BIN, '--port', String(this.masterPort), '--host', '0.0.0.0', '--data-dir', join(this.work, 'master')],
+      [MASTER_BIN, '--port', String(this.masterPort), '--host', '0.0.0.0', '--data-dir', join(this.work, 'master'), ...this.masterArgs],
       { env: { ...process.env, TIPS_BOOTSTRAP_ADMIN_TOKEN: this.adminToken, TIPS_LOG_LEVEL: 'warn' }, logFile: join(this.work, 'master.log'), label: 'tips-master' },
     );
     await until(

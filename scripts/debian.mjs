@@ -22,6 +22,13 @@ export const DEBIAN_PACKAGES = [
   // The installer: its disk images (mkfs.ext4 -d builds test Glazes) and its boot test in qemu.
   { check: 'mkfs.ext4', pkg: 'e2fsprogs' },
   { check: 'qemu-system-x86_64', pkg: 'qemu-system-x86' },
+  // Phase 1 image builder (tips glaze build-phase1) and the qemu metal of the Phase 1 e2e tests.
+  { check: 'mmdebstrap', pkg: 'mmdebstrap' },
+  { check: 'extlinux', pkg: 'extlinux' },
+  { check: '/usr/lib/syslinux/mbr/mbr.bin', pkg: 'syslinux-common' },
+  { check: 'sfdisk', pkg: 'fdisk' },
+  { check: '/usr/lib/ipxe/qemu/efi-virtio.rom', pkg: 'ipxe-qemu' },
+  { check: 'qemu-img', pkg: 'qemu-utils' },
 ];
 
 function has(check) {

@@ -1,5 +1,6 @@
 import { NAME_RULE } from '@tips/core';
 import { Command, type CommanderError, Help } from 'commander';
+import { registerBuildPhase1Command } from './commands/build-phase1.ts';
 import { registerDiscoveryCommands } from './commands/discovery.ts';
 import { registerGlazeCommands } from './commands/glaze.ts';
 import { registerIdentityCommands } from './commands/identity.ts';
@@ -22,7 +23,7 @@ export function createProgram(): Command {
   registerLoginCommands(program);
   registerMetalCommands(program);
   registerSpaceCommands(program);
-  registerGlazeCommands(program);
+  registerBuildPhase1Command(registerGlazeCommands(program));
   registerIdentityCommands(program);
   registerDiscoveryCommands(program);
   registerProvisioningCommands(program);

@@ -10,3 +10,4 @@ export {
   Topology,
 } from './netns.ts';
 export { until } from './wait.ts';
+export { IPXE_VIRTIO_ROM, QEMU, type QemuAccel, QemuMetal, type QemuMetalOptions, qemuAccel, stripTerminal } from './qemu.ts';
