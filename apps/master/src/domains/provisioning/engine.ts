@@ -28,7 +28,7 @@ export const ipxeScripts = {
   booting: (base: string, jobId: string, token: string) =>
     [
       '#!ipxe',
-      `kernel ${base}/boot/installer/vmlinuz console=ttyS0,115200 console=tty0 tips.boot=${base} tips.job=${jobId} tips.token=${token}`,
+      `kernel ${base}/boot/installer/vmlinuz console=tty0 console=ttyS0,115200 tips.boot=${base} tips.job=${jobId} tips.token=${token}`,
       `initrd ${base}/boot/installer/initrd.img`,
       'boot',
       '',

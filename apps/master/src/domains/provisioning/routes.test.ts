@@ -53,7 +53,7 @@ describe('T13 Phase 1 boot script (CONTRACT A3 boot-script)', () => {
     expect(script).toBe(
       [
         '#!ipxe',
-        `kernel ${BOOT_BASE}/boot/installer/vmlinuz console=ttyS0,115200 console=tty0 tips.boot=${BOOT_BASE} tips.job=${jobId} tips.token=${token}`,
+        `kernel ${BOOT_BASE}/boot/installer/vmlinuz console=tty0 console=ttyS0,115200 tips.boot=${BOOT_BASE} tips.job=${jobId} tips.token=${token}`,
         `initrd ${BOOT_BASE}/boot/installer/initrd.img`,
         'boot',
         '',
