@@ -5,11 +5,11 @@
  *                 its tries left, what each slot holds — replaced atomically, it is the switch;
  * - `journal.json` the install in progress (write-ahead intent), removed when it ends;
  * - `outcome.json` the last result (installed / failed / rolled_back with the reason) the agent reports.
- * Every write: temp + fsync + rename + fsync of the directory, so a power cut leaves the old file
- * or the new one, never half of either.
+ * Every write: temp + fsync + rename + fsync of the directory (state/files.ts, the client's one
+ * implementation), so a power cut leaves the old file or the new one, never half of either.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { readJsonIfExists, removeDurably, syncDir, writeFileDurably, writeJsonDurably } from '../state/files.ts';
 import { InstallError, type InstallErrorCode } from './types.ts';
 
 export type Slot = 'a' | 'b';
@@ -141,47 +141,8 @@ export const recordPath = (stateDir: string) => join(abDir(stateDir), 'boot.json
 export const journalPath = (stateDir: string) => join(abDir(stateDir), 'journal.json');
 export const outcomePath = (stateDir: string) => join(abDir(stateDir), 'outcome.json');
 
-export function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-export function writeFileDurably(path: string, data: string): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, Buffer.from(data, 'utf8'));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  syncDir(dir);
-}
-
-export const writeJsonDurably = (path: string, value: unknown) => writeFileDurably(path, `${JSON.stringify(value, null, 2)}\n`);
-
-export function removeDurably(path: string): void {
-  rmSync(path, { force: true });
-  syncDir(dirname(path));
-}
-
-export function readJsonIfExists<T>(path: string): T | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  return JSON.parse(text) as T;
-}
+// Durable writes are the client's one implementation (state/files.ts), re-exported for the A/B code.
+export { readJsonIfExists, removeDurably, syncDir, writeFileDurably, writeJsonDurably };
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const bad = (field: string, what: string) => new RootfsAbError('config_invalid', `rootfs-ab/slots.json: ${field} ${what}`, field);
