@@ -57,3 +57,22 @@ export function parseName(value: unknown, field = 'name'): Name {
   }
   return value as Name;
 }
+
+/**
+ * Why a Phase 1 install failed, as the installer reports it and the master records it on the job
+ * (CONTRACT A4). One list for both ends; a refusal leaves the disk untouched.
+ */
+export const PHASE1_REPORT_REASONS = [
+  'suit_signature_invalid',
+  'suit_unknown_key',
+  'suit_digest_mismatch',
+  'suit_size_mismatch',
+  'suit_rollback',
+  'suit_vendor_mismatch',
+  'suit_class_mismatch',
+  'disk_too_small',
+  'write_failed',
+  'verify_failed',
+  'download_failed',
+] as const;
+export type Phase1ReportReason = (typeof PHASE1_REPORT_REASONS)[number];

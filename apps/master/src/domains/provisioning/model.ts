@@ -90,20 +90,6 @@ export interface InstallerReport {
   at: string;
 }
 
-/** Refusal codes an installer may report (CONTRACT A4). */
-export const REPORT_REASONS = [
-  'suit_signature_invalid',
-  'suit_unknown_key',
-  'suit_digest_mismatch',
-  'suit_size_mismatch',
-  'suit_rollback',
-  'suit_vendor_mismatch',
-  'suit_class_mismatch',
-  'disk_too_small',
-  'write_failed',
-  'verify_failed',
-  'download_failed',
-] as const;
 
 export interface JobQuery {
   metalId?: TipsId;
