@@ -27,7 +27,13 @@ function refused(raw: unknown): string {
 
 describe('S14 config.json (contract B)', () => {
   it('accepts the installer file and trims the trailing slash of the master URL', () => {
-    expect(parseConfig(ok)).toEqual({ ...ok, masterUrl: 'https://master:8443' });
+    expect(parseConfig(ok)).toEqual({ ...ok, masterUrl: 'https://master:8443', servers: [], managedPaths: [] });
+  });
+  it('S10 T16: takes a list of update servers and managed paths, each entry checked', () => {
+    expect(parseConfig({ ...ok, servers: ['https://gw:8443/', 'https://m2'], managedPaths: ['/opt/app'] })).toMatchObject({ servers: ['https://gw:8443', 'https://m2'], managedPaths: ['/opt/app'] });
+    expect(refused({ ...ok, servers: ['https://gw', 'http://plain'] })).toContain('servers[1]');
+    expect(refused({ ...ok, servers: 'https://gw' })).toContain('servers');
+    expect(refused({ ...ok, managedPaths: ['relative/path'] })).toContain('managedPaths[0]');
   });
   it('names the field that is wrong', () => {
     expect(refused({ ...ok, masterUrl: 'http://master' })).toContain('masterUrl');

@@ -20,6 +20,10 @@ export interface ClientConfig {
   /** Hex UUIDs (16 bytes) or null: the SUIT vendor/class identifiers this metal accepts. */
   vendorId: string | null;
   classId: string | null;
+  /** S10: more update servers (master replicas, gateway caches), tried in order before masterUrl. */
+  servers: string[];
+  /** T16: files and directories TIPS manages, watched for changes made outside TIPS. */
+  managedPaths: string[];
 }
 
 export interface EnrollmentSecretFile {
@@ -58,6 +62,12 @@ function uuidOrNull(v: unknown, field: string): string | null {
   return v.toLowerCase();
 }
 
+function list(v: unknown, field: string, item: (v: unknown, field: string) => string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > 32) return bad(field, 'expected an array of at most 32 entries');
+  return v.map((x, i) => item(x, `${field}[${i}]`));
+}
+
 /** Parses and validates config.json; every field is checked and named when wrong. */
 export function parseConfig(raw: unknown): ClientConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('', 'expected a JSON object');
@@ -76,6 +86,8 @@ export function parseConfig(raw: unknown): ClientConfig {
     stateDir: path(o.stateDir, 'stateDir', DEFAULT_STATE_DIR),
     vendorId: uuidOrNull(o.vendorId, 'vendorId'),
     classId: uuidOrNull(o.classId, 'classId'),
+    servers: list(o.servers, 'servers', httpsUrl),
+    managedPaths: list(o.managedPaths, 'managedPaths', (v, f) => path(v, f)),
   };
 }
 

@@ -11,6 +11,7 @@ import type { ClientConfig } from '../config/config.ts';
 import { ClientError } from '../errors.ts';
 import { errorOf, type HttpResponse, open, send, type TlsMaterial } from '../http/https.ts';
 import type { MetalIdentity } from '../identity/store.ts';
+import { ServerList } from '../agent/servers.ts';
 
 export const METAL_API = '/api/metal/v1';
 
@@ -38,10 +39,19 @@ export interface WorkItem {
   manifest: string;
   blobPath: string;
 }
+/** A `tips metal rollback` the metal has not answered yet (the pull side of the MQTT hint). */
+export interface RollbackRequest {
+  eventId: string;
+  spaceId: string;
+  glazeId: string;
+  requestedAt: string;
+}
 export interface WorkAnswer {
   items: WorkItem[];
   notify: { url: string; topic: string } | null;
   reauthAfterSeconds: number;
+  /** Absent from masters that predate Phase 3 rollbacks. */
+  rollbacks?: RollbackRequest[];
 }
 
 export interface Profile {
@@ -53,7 +63,11 @@ export interface Profile {
 }
 
 export class MetalApi {
-  private token: { value: string; expiresAt: number } | undefined;
+  private token: { value: string; expiresAt: number; issuedAt: number } | undefined;
+  /** The master's re-authentication period (from GET /work): a token older than this is renewed before use. */
+  private reauthMs: number | undefined;
+  /** S10: where requests go; one server (masterUrl) unless the agent gives a list. */
+  readonly servers: ServerList;
 
   constructor(
     private readonly config: ClientConfig,
@@ -61,15 +75,18 @@ export class MetalApi {
     private readonly identity: () => MetalIdentity,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+    servers?: ServerList,
+  ) {
+    this.servers = servers ?? new ServerList([config.masterUrl], { rounds: 1 });
+  }
 
   private tls(): TlsMaterial {
     const id = this.identity();
     return { ca: this.ca, cert: id.certPem, key: id.keyPem };
   }
 
-  private url(path: string): string {
-    return `${this.config.masterUrl}${path.startsWith(METAL_API) ? path : `${METAL_API}${path}`}`;
+  private url(path: string, base = this.servers.current()): string {
+    return `${base}${path.startsWith(METAL_API) ? path : `${METAL_API}${path}`}`;
   }
 
   /** Raises the refusal as a ClientError: auth failures as unauthenticated/forbidden. */
@@ -85,11 +102,11 @@ export class MetalApi {
    * certificate key is the holder key, so holding the connection is the proof of possession).
    */
   async authenticate(): Promise<void> {
-    const res = await send({ url: this.url('/tokens/issue'), method: 'POST', tls: this.tls() });
+    const res = await this.servers.attempt('POST /tokens/issue', (base) => send({ url: this.url('/tokens/issue', base), method: 'POST', tls: this.tls() }));
     if (res.status !== 201 && res.status !== 200) this.refuse('POST /tokens/issue', res);
     const t = JSON.parse(res.body.toString('utf8')) as { cwt?: string; expiresAt?: string };
     if (!t.cwt) throw new ClientError('master_error', 'POST /tokens/issue answered without a token');
-    this.token = { value: t.cwt, expiresAt: t.expiresAt ? Date.parse(t.expiresAt) : this.now() + 60_000 };
+    this.token = { value: t.cwt, expiresAt: t.expiresAt ? Date.parse(t.expiresAt) : this.now() + 60_000, issuedAt: this.now() };
     this.log.debug({ event: 'token_issued', expiresAt: t.expiresAt }, 'metal→master token');
   }
 
@@ -98,15 +115,27 @@ export class MetalApi {
     this.token = undefined;
   }
 
+  /** Seconds, as GET /work states them; a token is renewed a little before it turns that old. */
+  setReauthPeriod(seconds: number): void {
+    if (Number.isFinite(seconds) && seconds > 0) this.reauthMs = seconds * 1000;
+  }
+
+  private stale(t: { expiresAt: number; issuedAt: number }): boolean {
+    const now = this.now();
+    if (t.expiresAt - now < 15_000) return true;
+    return this.reauthMs !== undefined && now - t.issuedAt > this.reauthMs - Math.min(5_000, this.reauthMs / 4);
+  }
+
   private async authorization(): Promise<string> {
-    if (!this.token || this.token.expiresAt - this.now() < 15_000) await this.authenticate();
+    if (!this.token || this.stale(this.token)) await this.authenticate();
     return `PoP ${this.token!.value}`;
   }
 
   /** One request with the token; `reauth_required` (or an expired token) gets a new token and one retry. */
   async call(method: string, path: string, init: { body?: string | Uint8Array; headers?: Record<string, string> } = {}): Promise<HttpResponse> {
     for (let attempt = 0; ; attempt++) {
-      const res = await send({ url: this.url(path), method, tls: this.tls(), headers: { authorization: await this.authorization(), ...init.headers }, body: init.body });
+      const authorization = await this.authorization();
+      const res = await this.servers.attempt(`${method} ${path.split('?')[0]}`, (base) => send({ url: this.url(path, base), method, tls: this.tls(), headers: { authorization, ...init.headers }, body: init.body }));
       const code = res.status === 401 ? errorOf(res)?.code : undefined;
       if (attempt === 0 && (code === 'reauth_required' || code === 'token_expired')) {
         this.log.info({ event: 'reauth', code }, 'the master asks for fresh authentication');
@@ -126,7 +155,14 @@ export class MetalApi {
     const res = await this.call('GET', `/work?phase=${phase}`);
     const w = JSON.parse(res.body.toString('utf8')) as WorkAnswer;
     if (!Array.isArray(w.items)) throw new ClientError('master_error', 'GET /work: expected { items: [...] }');
+    if (typeof w.reauthAfterSeconds === 'number') this.setReauthPeriod(w.reauthAfterSeconds);
     return w;
+  }
+
+  /** T16: what changed outside TIPS (`POST /tamper`); the master blocks the metal at every gateway. */
+  async tamper(changes: { path: string; kind: string; detail: string }[]): Promise<{ eventId: string; gateways: number }> {
+    const res = await this.call('POST', '/tamper', { body: JSON.stringify({ changes }), headers: { 'content-type': 'application/json' } });
+    return JSON.parse(res.body.toString('utf8')) as { eventId: string; gateways: number };
   }
 
   /** The trust list bytes (@tips/trust CBOR): a CBOR body, or JSON carrying it in base64. */

@@ -76,6 +76,14 @@ export interface WorkItem {
   blobPath: string;
 }
 
+/** A `tips metal rollback` target the metal has not answered yet: the pull side of the MQTT hint. */
+export interface PendingRollback {
+  eventId: string;
+  spaceId: string;
+  glazeId: string;
+  requestedAt: string;
+}
+
 export const MAX_REPORT_BYTES = 64 * 1024;
 export const MAX_TAMPER_CHANGES = 1000;
 export const DEFAULT_REAUTH_SECONDS = 120;

@@ -269,6 +269,37 @@ describe('T14 signed reports move installation state and history', () => {
     const ev = (await ok('GET', '/api/v1/metals/pi-07/events?kind=rollback_requested')).items;
     expect(ev).toHaveLength(1);
   });
+  it('T15 a rollback request waits in the Phase 3 work answer (pull, when the hint is lost) until the metal reports it', async () => {
+    const { pi, other, spaces, glazes } = await setup();
+    const t = await pi.token();
+    const work = async (phase: 2 | 3, who = pi, tok = t) => (await m.https('GET', `/api/metal/v1/work?phase=${phase}`, { ...who.tls, headers: who.pop(tok) })).json();
+    const post = async (body: Record<string, unknown>) => {
+      m.clock.advance(1000);
+      const r = await m.https('POST', '/api/metal/v1/reports', { ...pi.tls, headers: { ...pi.pop(t), ...COSE }, body: signedReport(pi.keyPem, body) });
+      expect(r.status, r.body).toBe(204);
+    };
+    const installed = { glazeId: glazes.g3.id, spaceId: spaces.p3, result: 'installed', reason: null, sequence: 7, at: '2026-11-29T10:00:00.000Z' };
+    await post(installed);
+    expect((await work(3)).rollbacks).toEqual([]);
+    m.clock.advance(1000);
+    const r = await ok('POST', '/api/v1/metals/pi-07/rollback', { glaze: 'web@1.4' }, 202);
+    const w3 = await work(3);
+    expect(w3.rollbacks).toEqual([{ eventId: r.eventId, spaceId: spaces.p3, glazeId: glazes.g3.id, requestedAt: expect.any(String) }]);
+    // Only the asked phase's Spaces; another metal never sees it.
+    expect((await work(2)).rollbacks).toEqual([]);
+    expect((await work(3, other, await other.token())).rollbacks).toEqual([]);
+    // An unrelated report does not answer it; the metal's rolled_back report does.
+    await post({ ...installed, result: 'failed', reason: 'download_failed' });
+    expect((await work(3)).rollbacks).toHaveLength(1);
+    await post({ ...installed, result: 'rolled_back', reason: 'rollback_requested' });
+    expect((await work(3)).rollbacks).toEqual([]);
+    // A second request, answered by "cannot": a rollback_* reason answers it too.
+    m.clock.advance(1000);
+    await ok('POST', '/api/v1/metals/pi-07/rollback', {}, 202);
+    expect((await work(3)).rollbacks).toHaveLength(1);
+    await post({ ...installed, result: 'failed', reason: 'rollback_unavailable' });
+    expect((await work(3)).rollbacks).toEqual([]);
+  });
 });
 
 describe('T16 tamper reports block the metal everywhere and are visible to the owner', () => {

@@ -40,6 +40,10 @@ const WorkOut = Type.Object({
   items: Type.Array(WorkItemOut, { description: 'exactly one per Space of the asked phase the metal is in that has a signed Glaze' }),
   notify: Type.Union([Type.Object({ url: Type.String({ description: 'mqtts://host:port' }), topic: Type.String() }), Type.Null()]),
   reauthAfterSeconds: Type.Integer(),
+  rollbacks: Type.Array(
+    Type.Object({ eventId: Type.String(), spaceId: Type.String(), glazeId: Type.String(), requestedAt: Type.String() }),
+    { description: '`tips metal rollback` requests for Spaces of this phase the metal has not answered with a report yet (the pull side of the MQTT hint)' },
+  ),
 });
 
 /**

@@ -26,6 +26,7 @@ import {
   type MetalEvent,
   type MetalEventKind,
   type MetalProfile,
+  type PendingRollback,
   REPORT_RESULTS,
   type ReportResult,
   TAMPER_KINDS,
@@ -171,10 +172,15 @@ export class UpdateService {
   }
 
   /** Exactly one item per Space of that phase the metal is in and whose Glaze is signed — never another Space's. */
-  async work(metal: MetalPrincipal, phase: 2 | 3): Promise<{ items: WorkItem[]; notify: { url: string; topic: string } | null; reauthAfterSeconds: number }> {
+  async work(
+    metal: MetalPrincipal,
+    phase: 2 | 3,
+  ): Promise<{ items: WorkItem[]; notify: { url: string; topic: string } | null; reauthAfterSeconds: number; rollbacks: PendingRollback[] }> {
     const items: WorkItem[] = [];
+    const ofPhase = new Set<string>();
     for (const m of await this.spaces.membershipsOfMetal(metal.metalId as TipsId)) {
       if (m.phase !== phase) continue;
+      ofPhase.add(m.spaceId);
       const space = await this.spaces.get(metal.ownerId, m.spaceId);
       if (space.glazeId === null) continue;
       const glaze = await this.glazes.get(metal.ownerId, space.glazeId);
@@ -190,7 +196,31 @@ export class UpdateService {
         blobPath: `/api/metal/v1/glazes/${glaze.id}/blob`,
       });
     }
-    return { items, notify: this.notifications.subscription(metal.metalId), reauthAfterSeconds: this.reauthSeconds };
+    const rollbacks = (await this.pendingRollbacks(metal.metalId as TipsId)).filter((r) => ofPhase.has(r.spaceId));
+    return { items, notify: this.notifications.subscription(metal.metalId), reauthAfterSeconds: this.reauthSeconds, rollbacks };
+  }
+
+  /**
+   * Rollback requests the metal has not answered: a target is answered by a report for that Space
+   * and Glaze made after the request that rolled back (result rolled_back) or says why it could
+   * not (a reason starting with `rollback`); a Space whose installed Glaze changed since is dropped.
+   * The MQTT notification is only a hint: this list is what the metal acts on.
+   */
+  async pendingRollbacks(metalId: TipsId): Promise<PendingRollback[]> {
+    const events = await this.store.events(metalId, 'rollback_requested', 50);
+    if (events.length === 0) return [];
+    const reports = await this.store.reports(metalId, 500);
+    const installed = new Map((await this.store.installations(metalId)).map((i) => [i.spaceId as string, i.installedGlazeId as string | null]));
+    const out: PendingRollback[] = [];
+    for (const e of [...events].reverse()) {
+      const targets = Array.isArray(e.detail.spaces) ? (e.detail.spaces as { spaceId: string; glazeId: string }[]) : [];
+      for (const t of targets) {
+        if (installed.get(t.spaceId) !== t.glazeId) continue;
+        const answered = reports.some((r) => r.spaceId === t.spaceId && r.glazeId === t.glazeId && r.createdAt >= e.createdAt && (r.result === 'rolled_back' || (r.reason ?? '').startsWith('rollback')));
+        if (!answered) out.push({ eventId: e.id, spaceId: t.spaceId, glazeId: t.glazeId, requestedAt: e.createdAt });
+      }
+    }
+    return out;
   }
 
   /** A Glaze the metal may download: the Glaze of a Space it is in (else not found — no oracle for other IDs). */
