@@ -70,7 +70,7 @@ export class MetalApi {
   readonly servers: ServerList;
 
   constructor(
-    private readonly config: ClientConfig,
+    config: ClientConfig,
     private readonly ca: string,
     private readonly identity: () => MetalIdentity,
     private readonly log: Logger,
