@@ -39,7 +39,18 @@ export async function buildClient() {
       logLevel: 'warning',
       legalComments: 'none',
       // A native addon would need a compiler (or a prebuilt binary) on the metal.
-      plugins: [{ name: 'no-native', setup: (b) => b.onLoad({ filter: /\.node$/ }, (a) => ({ errors: [{ text: `native addon ${a.path} cannot ship in tips-client` }] })) }],
+      plugins: [
+        { name: 'no-native', setup: (b) => b.onLoad({ filter: /\.node$/ }, (a) => ({ errors: [{ text: `native addon ${a.path} cannot ship in tips-client` }] })) },
+        // ws (inside mqtt.js) tries these optional native speed-ups in a try/catch: bundle a module
+        // that throws, so the bundle requires nothing but Node's own modules.
+        {
+          name: 'optional-native-absent',
+          setup: (b) => {
+            b.onResolve({ filter: /^(bufferutil|utf-8-validate)$/ }, (a) => ({ path: a.path, namespace: 'absent' }));
+            b.onLoad({ filter: /.*/, namespace: 'absent' }, (a) => ({ contents: `throw new Error('${a.path} is not part of tips-client');`, loader: 'js' }));
+          },
+        },
+      ],
     });
     renameSync(tmp, CLIENT_BUNDLE);
   } finally {

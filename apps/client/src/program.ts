@@ -4,6 +4,8 @@ import pino, { type Logger } from 'pino';
 import { type ClientConfig, DEFAULT_CONFIG, DEFAULT_STATE_DIR, loadConfig } from './config/config.ts';
 import { ClientError, EXIT, exitCodeOf } from './errors.ts';
 import { Agent } from './agent/agent.ts';
+import { runLoop } from './agent/phase3.ts';
+import { ServerList, serverOrder } from './agent/servers.ts';
 import { enroll } from './identity/enroll.ts';
 import { loadIdentity } from './identity/store.ts';
 import { installHandlers } from './install/registry.ts';
@@ -67,45 +69,53 @@ export function createProgram(): Command {
   common(
     program
       .command('run')
-      .description('run the agent: enroll if needed, re-enroll before expiry, register the profile, pull Phase 2 work, verify, download, install, report')
-      .option('--interval <duration>', 'time between pulls (e.g. 30s, 5m)', parseDuration, 60_000)
-      .option('--once', 'one cycle, then exit (non-zero when it failed)')
+      .description(
+        'run the agent: enroll if needed, re-enroll before expiry, register the profile, pull Phase 2 and Phase 3 work (woken by MQTT hints), verify, download, install, report; carry out rollback requests; watch for software installed outside TIPS',
+      )
+      .option('--interval <duration>', 'time between pulls while the MQTT subscription is up (e.g. 30s, 5m)', parseDuration, 60_000)
+      .option('--poll-interval <duration>', 'time between pulls while MQTT push is unavailable or off', parseDuration, 30_000)
+      .option('--no-push', 'do not subscribe to Phase 3 hints over MQTT (pull only)')
+      .option('--server <url>', 'an update server (master or gateway cache, https://), tried in order before those of config.json; repeatable', collectHttps, [] as string[])
+      .option('--managed-path <path>', 'a file or directory TIPS manages, watched for changes made outside TIPS (with config.json managedPaths); repeatable', collect, [] as string[])
+      .option('--dpkg-root <dir>', 'the root whose var/lib/dpkg is watched for packages installed outside TIPS', '/')
+      .option('--no-tamper', 'do not run the tamper watch')
+      .option('--once', 'one cycle (Phase 2, Phase 3, rollbacks), then exit (non-zero when it failed); no MQTT, no tamper watch')
       .option('--renew-before <duration>', 're-enroll when the certificate has less than this left (default: a third of its lifetime)', parseDuration)
       .option('--unit-dir <dir>', 'where the systemd-service handler installs units', '/etc/systemd/system'),
-  ).action(async (o: CommonOptions & { interval: number; once?: boolean; renewBefore?: number; unitDir: string }) => {
-    const log = makeLogger(o.logLevel);
-    await guarded(log, 'run', async () => {
-      const config = loadConfig(o.config);
-      const agent = new Agent({ config, stateDir: stateDirOf(o, config), log, handlers: installHandlers({ systemd: { unitDir: o.unitDir } }), renewBeforeMs: o.renewBefore });
-      await agent.recover();
-      if (o.once) return agent.cycle();
-      let stop = false;
-      let wake: (() => void) | undefined;
-      for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-        process.once(sig, () => {
-          stop = true;
-          log.info({ event: 'stopping', signal: sig }, 'stopping');
-          wake?.();
+  ).action(
+    async (
+      o: CommonOptions & { interval: number; pollInterval: number; push: boolean; server: string[]; managedPath: string[]; dpkgRoot: string; tamper: boolean; once?: boolean; renewBefore?: number; unitDir: string },
+    ) => {
+      const log = makeLogger(o.logLevel);
+      await guarded(log, 'run', async () => {
+        const config = loadConfig(o.config);
+        const stateDir = stateDirOf(o, config);
+        const servers = new ServerList(serverOrder(o.server, config.servers, config.masterUrl), { log });
+        const agent = new Agent({ config, stateDir, log, handlers: installHandlers({ systemd: { unitDir: o.unitDir } }), renewBeforeMs: o.renewBefore, servers });
+        await agent.recover();
+        if (o.once) return agent.cycle();
+        const stopped = new Promise<void>((resolve) => {
+          for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+            process.once(sig, () => {
+              log.info({ event: 'stopping', signal: sig }, 'stopping');
+              resolve();
+            });
+          }
         });
-      }
-      log.info({ event: 'started', tipsId: config.tipsId, intervalMs: o.interval }, 'tips-client running');
-      while (!stop) {
-        try {
-          await agent.cycle();
-        } catch (e) {
-          log.warn({ event: 'cycle_failed', code: (e as ClientError).remoteCode ?? (e as ClientError).code, message: (e as Error).message }, 'cycle failed; next try after the interval');
-        }
-        if (stop) break;
-        await new Promise<void>((r) => {
-          const timer = setTimeout(r, o.interval);
-          wake = () => {
-            clearTimeout(timer);
-            r();
-          };
+        await runLoop({
+          agent,
+          tipsId: config.tipsId,
+          stateDir,
+          log,
+          intervalMs: o.interval,
+          pollIntervalMs: o.pollInterval,
+          push: o.push,
+          tamper: o.tamper ? { managedPaths: [...config.managedPaths, ...o.managedPath], dpkgRoot: o.dpkgRoot } : undefined,
+          stopped,
         });
-      }
-    });
-  });
+      });
+    },
+  );
 
   common(program.command('status').description("show the metal's identity, certificate expiry, installed Glazes and the last error").option('--json', 'print as JSON')).action(
     async (o: CommonOptions & { json?: boolean }) => {
@@ -147,6 +157,22 @@ export function createProgram(): Command {
   );
 
   return program;
+}
+
+/** Repeatable options: each occurrence appends. */
+function collect(v: string, list: string[]): string[] {
+  return [...list, v];
+}
+
+function collectHttps(v: string, list: string[]): string[] {
+  let u: URL | undefined;
+  try {
+    u = new URL(v);
+  } catch {
+    u = undefined;
+  }
+  if (u?.protocol !== 'https:') throw new InvalidArgumentError(`"${v}" is not an https:// URL`);
+  return [...list, v];
 }
 
 /** Durations like 500ms, 30s, 5m, 2h, 3d. */

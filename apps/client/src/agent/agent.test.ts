@@ -109,6 +109,9 @@ class FakeMaster {
   cutBlobOnce = new Set<string>();
   refuseWork: { status: number; code: string } | undefined;
   reauthOnce = false;
+  /** Phase 3 Spaces' Glazes and the rollback requests GET /work?phase=3 lists. */
+  glazes3: Glaze[] = [];
+  rollbacks3: { eventId: string; spaceId: string; glazeId: string; requestedAt: string }[] = [];
 
   async start() {
     this.server = createServer({ cert: pki.serverCert, key: pki.serverKey, ca: pki.chainPem, requestCert: true, rejectUnauthorized: true }, (req, res) => this.handle(req, res));
@@ -150,13 +153,16 @@ class FakeMaster {
       return res.writeHead(204).end();
     }
     if (path === '/trust-list') return res.writeHead(200, { 'content-type': 'application/cbor' }).end(encodeTrustList({ version: 1, operators: [{ name: 'ops', publicKey: operator.key.publicKey! }], updateServers: [] }));
-    if (path === '/work?phase=2') {
+    const work = /^\/work\?phase=([23])$/.exec(path);
+    if (work) {
       if (this.refuseWork) return this.json(res, this.refuseWork.status, { error: { code: this.refuseWork.code, message: 'no' } });
+      const phase = Number(work[1]);
       return this.json(res, 200, {
-        items: this.glazes.map((g) => ({
+        rollbacks: phase === 3 ? this.rollbacks3 : [],
+        items: (phase === 2 ? this.glazes : this.glazes3).map((g) => ({
           spaceId: g.spaceId,
           spaceName: g.spaceId.slice(4),
-          phase: 2,
+          phase,
           glaze: { id: g.id, name: g.name, version: g.version, size: g.payload.length, sha256: createHash('sha256').update(g.payload).digest('hex'), handler: g.handler },
           manifest: Buffer.from(g.manifest).toString('base64'),
           blobPath: `/api/metal/v1/glazes/${g.id}/blob`,
@@ -167,7 +173,7 @@ class FakeMaster {
     }
     const blob = /^\/glazes\/([^/]+)\/blob$/.exec(path);
     if (blob) {
-      const g = this.glazes.find((x) => x.id === blob[1]);
+      const g = [...this.glazes, ...this.glazes3].find((x) => x.id === blob[1]);
       if (!g) return this.json(res, 404, { error: { code: 'glaze_not_found', message: '' } });
       const bytes = g.served ?? g.payload;
       const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
@@ -201,7 +207,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function agentFor(cert = pki.metalCert, key = pki.metalKey, tipsId = METAL) {
+function agentFor(cert = pki.metalCert, key = pki.metalKey, tipsId = METAL, extra: Partial<ConstructorParameters<typeof Agent>[0]> = {}) {
   const state = join(dir, 'state');
   writeFileSync(join(dir, 'ca.pem'), pki.caPem);
   const config = parseConfig({
@@ -220,7 +226,7 @@ function agentFor(cert = pki.metalCert, key = pki.metalKey, tipsId = METAL) {
     writeCertificate(g, cert);
     activate(state, g);
   }
-  return new Agent({ config, stateDir: state, log, handlers: installHandlers(), renewBeforeMs: 0 });
+  return new Agent({ config, stateDir: state, log, handlers: installHandlers(), renewBeforeMs: 0, ...extra });
 }
 
 function reports() {
@@ -321,5 +327,66 @@ describe('T14 S4 S5 S7 Phase 2 pull: verify, download, install, report', () => {
     master.refuseWork = undefined;
     await agent.cycle();
     expect(master.calls.filter((c) => c.startsWith('GET /work')).length).toBe(pulls);
+  });
+});
+
+describe('T15 Phase 3 pull and rollback requests', () => {
+  it('installs the Phase 3 Glazes after Phase 2; a rollback request goes back to the kept version, is reported once, and the Glaze is not reinstalled', async () => {
+    const agent = agentFor();
+    const v1 = glaze(dir, { id: 'glz_w1', name: 'web', version: '1.3', seq: 13, spaceId: 'spc_apps' });
+    const v2 = glaze(dir, { id: 'glz_w2', name: 'web', version: '1.4', seq: 14, spaceId: 'spc_apps' });
+    master.glazes3 = [v1];
+    await agent.cycle();
+    master.glazes3 = [v2];
+    await agent.cycle();
+    expect(master.calls.filter((c) => c.startsWith('GET /work'))).toEqual(['GET /work?phase=2', 'GET /work?phase=3', 'GET /work?phase=2', 'GET /work?phase=3']);
+    expect(readlinkSync(join(dir, 'state', 'apps', 'web', 'current'))).toBe('1.4');
+    master.rollbacks3 = [{ eventId: 'evt_1', spaceId: 'spc_apps', glazeId: 'glz_w2', requestedAt: new Date().toISOString() }];
+    await agent.cycle();
+    expect(readlinkSync(join(dir, 'state', 'apps', 'web', 'current'))).toBe('1.3');
+    expect(readFileSync(join(dir, 'state', 'apps', 'web', 'current', 'hello.txt'), 'utf8')).toBe('web 1.3');
+    expect(reports().map((r) => [r.glazeId, r.result, r.reason, r.sequence])).toEqual([
+      ['glz_w1', 'installed', null, 13],
+      ['glz_w2', 'installed', null, 14],
+      ['glz_w2', 'rolled_back', 'rollback_requested', 14],
+    ]);
+    expect(agent.state.installed().map((g) => `${g.name}@${g.version}`)).toEqual(['web@1.3']);
+    expect((master.profiles.at(-1) as { glazes: { version: string }[] }).glazes.map((g) => g.version)).toEqual(['1.3']);
+    // The master still lists the request (its report may not have landed) and still offers 1.4:
+    // neither the rollback nor the install happens again.
+    await agent.cycle();
+    expect(readlinkSync(join(dir, 'state', 'apps', 'web', 'current'))).toBe('1.3');
+    expect(master.reports.length).toBe(3);
+    expect(master.calls.filter((c) => c.includes('/blob'))).toEqual(['GET /glazes/glz_w1/blob', 'GET /glazes/glz_w2/blob']);
+  });
+
+  it('a rollback with nothing kept to go back to is reported failed with a rollback_* reason, and nothing changes', async () => {
+    const agent = agentFor();
+    master.glazes3 = [glaze(dir, { id: 'glz_only', name: 'web', version: '1.0', seq: 1, spaceId: 'spc_apps' })];
+    await agent.cycle();
+    master.rollbacks3 = [
+      { eventId: 'evt_2', spaceId: 'spc_apps', glazeId: 'glz_only', requestedAt: new Date().toISOString() },
+      { eventId: 'evt_3', spaceId: 'spc_apps', glazeId: 'glz_never', requestedAt: new Date().toISOString() },
+    ];
+    await agent.cycle();
+    expect(reports().slice(1).map((r) => [r.glazeId, r.result, r.reason])).toEqual([
+      ['glz_only', 'failed', 'rollback_unavailable'],
+      ['glz_never', 'failed', 'rollback_not_installed'],
+    ]);
+    expect(readlinkSync(join(dir, 'state', 'apps', 'web', 'current'))).toBe('1.0');
+    expect(agent.state.installed().map((g) => g.id)).toEqual(['glz_only']);
+  });
+
+  it('S10: a dead first server fails over to the live one for every call of the cycle', async () => {
+    const { createServer: tcp } = await import('node:net');
+    const s = tcp();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const dead = `https://localhost:${(s.address() as { port: number }).port}`;
+    await new Promise<void>((r) => s.close(() => r()));
+    const { ServerList } = await import('./servers.ts');
+    master.glazes = [glaze(dir, { id: 'glz_s', name: 'web', version: '1.0', seq: 1 })];
+    const agent = agentFor(pki.metalCert, pki.metalKey, METAL, { servers: new ServerList([dead, master.url], { sleep: async () => {} }) });
+    await agent.cycle();
+    expect(reports().map((r) => r.result)).toEqual(['installed']);
   });
 });

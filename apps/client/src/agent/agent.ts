@@ -5,6 +5,9 @@
  * handler, the install in flight). Then, each cycle: enroll if never enrolled, re-enroll before the
  * certificate expires, register the profile (after enrollment and after every install), refresh the
  * trust list, pull Phase 2 work, and for each item verify → download (resume) → install → report.
+ * Then Phase 3 (T15): the same for `GET /work?phase=3`, and the rollback requests both answers list
+ * (`tips metal rollback`, carried out through the handler — agent/rollback.ts). The run loop around
+ * cycles (MQTT hints, polling, the tamper watch) is agent/phase3.ts.
  * An authentication or authorization failure stops Phases 2 and 3 (logged, visible in `status`).
  */
 import { createHash } from 'node:crypto';
@@ -18,12 +21,14 @@ import { enroll, readCa, reenroll } from '../identity/enroll.ts';
 import { loadIdentity, type MetalIdentity, recoverIdentity } from '../identity/store.ts';
 import { lastOutcome } from '../install/rootfs-ab.ts';
 import { InstallError, type InstallHandler } from '../install/types.ts';
-import { MetalApi, type WorkItem } from '../master/metal-api.ts';
+import { MetalApi, type RollbackRequest, type WorkAnswer, type WorkItem } from '../master/metal-api.ts';
 import { buildProfile } from '../profile/profile.ts';
 import { AgentState } from '../state/agent-state.ts';
 import { readJsonIfExists, writeFileDurably, writeJsonDurably } from '../state/files.ts';
 import { type InstallReport, signInstallReport } from '../updates/report.ts';
 import { verifyItem } from '../updates/verify.ts';
+import { carryOutRollback } from './rollback.ts';
+import type { ServerList } from './servers.ts';
 
 export interface AgentOptions {
   config: ClientConfig;
@@ -33,6 +38,12 @@ export interface AgentOptions {
   /** Re-enroll when the certificate has less than this left (ms); default a third of its lifetime. */
   renewBeforeMs?: number;
   now?: () => Date;
+  /** S10: the update servers in order (default: masterUrl alone). */
+  servers?: ServerList;
+  /** Wraps every handler install (the tamper watch holds its reports and signs off the result). */
+  aroundInstall?: <T>(install: () => Promise<T>) => Promise<T>;
+  /** Pull Phase 3 work too (default true). */
+  phase3?: boolean;
 }
 
 const AUTH_CODES = new Set(['unauthenticated', 'forbidden', 'est_refused']);
@@ -49,10 +60,15 @@ export class Agent {
   private api: MetalApi | undefined;
   private profileDirty = true;
   private readonly now: () => Date;
+  /** Wraps every install and rollback (the tamper watch's `whileInstalling`: no report of TIPS's own change). */
+  installGuard: (<T>(install: () => Promise<T>) => Promise<T>) | undefined;
+  /** Where the master says Phase 3 hints are published (from the last GET /work), null when push is off. */
+  notify: WorkAnswer['notify'] = null;
 
   constructor(private readonly o: AgentOptions) {
     this.state = new AgentState(o.stateDir);
     this.now = o.now ?? (() => new Date());
+    this.installGuard = o.aroundInstall;
   }
 
   private get log(): Logger {
@@ -108,8 +124,22 @@ export class Agent {
   }
 
   private metalApi(): MetalApi {
-    this.api ??= new MetalApi(this.o.config, readCa(this.o.config), () => this.identity!, this.log, () => this.now().getTime());
+    this.api ??= new MetalApi(this.o.config, readCa(this.o.config), () => this.identity!, this.log, () => this.now().getTime(), this.o.servers);
     return this.api;
+  }
+
+  /** The TLS material of the metal's current identity (MQTT uses the same certificate as HTTPS). */
+  tlsMaterial(): { ca: string; cert: string; key: string } {
+    const id = this.identity ?? loadIdentity(this.o.stateDir);
+    if (!id) throw new ClientError('not_enrolled', 'not enrolled yet');
+    return { ca: readCa(this.o.config), cert: id.certPem, key: id.keyPem };
+  }
+
+  /** T16: posts a change list found by the tamper watch (`POST /tamper`). Rejects to have it retried. */
+  async reportTamper(changes: { path: string; kind: string; detail: string }[]): Promise<void> {
+    await this.ensureIdentity();
+    const r = await this.metalApi().tamper(changes);
+    this.log.warn({ event: 'tamper_reported', changes: changes.length, eventId: r.eventId, gateways: r.gateways }, `reported ${changes.length} change(s) made outside TIPS`);
   }
 
   /** One cycle. Throws on an auth failure (after recording it) so `--once` can exit non-zero. */
@@ -129,10 +159,15 @@ export class Agent {
       await this.flushReports();
       if (this.profileDirty) await this.sendProfile();
       const trust = await this.refreshTrustList();
-      const work = await api.work(2);
-      this.state.updateStatus({ lastPullAt: this.now().toISOString() });
-      this.log.info({ event: 'work', phase: 2, items: work.items.map((i) => ({ space: i.spaceName, glaze: i.glaze.name, version: i.glaze.version })) }, `${work.items.length} Phase 2 item(s)`);
-      for (const item of work.items) await this.process(item, trust);
+      for (const phase of this.o.phase3 === false ? ([2] as const) : ([2, 3] as const)) {
+        const work = await api.work(phase);
+        this.state.updateStatus({ lastPullAt: this.now().toISOString() });
+        if (phase === 3) this.notify = work.notify;
+        this.log.info({ event: 'work', phase, items: work.items.map((i) => ({ space: i.spaceName, glaze: i.glaze.name, version: i.glaze.version })), rollbacks: work.rollbacks?.length ?? 0 }, `${work.items.length} Phase ${phase} item(s)`);
+        // A rollback first: the Glaze it leaves is then refused, so the items below do not reinstall it.
+        for (const r of work.rollbacks ?? []) await this.rollback(r);
+        for (const item of work.items) await this.process(item, trust);
+      }
       await this.flushReports();
       if (this.profileDirty) await this.sendProfile();
     } catch (e) {
@@ -223,7 +258,8 @@ export class Agent {
     const inflight = { glazeId: g.id, spaceId: item.spaceId, handler: handler.name, sequence: v.value.sequence, name: g.name, version: g.version, sha256: g.sha256, components: v.value.components };
     this.state.setInflight(inflight);
     try {
-      await handler.install({ payloadPath: file, glaze: { id: g.id, name: g.name, version: g.version, sha256: g.sha256 }, stateDir: this.o.stateDir, log: this.log });
+      const install = () => handler.install({ payloadPath: file, glaze: { id: g.id, name: g.name, version: g.version, sha256: g.sha256 }, stateDir: this.o.stateDir, log: this.log });
+      await (this.installGuard ? this.installGuard(install) : install());
     } catch (e) {
       this.state.setInflight(undefined);
       const code = e instanceof InstallError ? e.code : 'install_failed';
@@ -245,6 +281,20 @@ export class Agent {
 
   private get outbox(): string {
     return join(this.o.stateDir, 'agent', 'outbox.json');
+  }
+
+  /** `tips metal rollback` (T15): through the handler, reported, never repeated for the same request. */
+  private async rollback(r: RollbackRequest): Promise<void> {
+    const done = await carryOutRollback(r, {
+      state: this.state,
+      handlers: this.o.handlers,
+      stateDir: this.o.stateDir,
+      log: this.log,
+      now: this.now,
+      queueReport: (x) => this.queueReport(x),
+      aroundInstall: this.installGuard,
+    });
+    if (done) this.profileDirty = true;
   }
 
   /** Reports wait in a durable outbox until the master took them (a network cut loses none). */

@@ -44,6 +44,22 @@ function prune(appDir: string, keep: (string | undefined)[]): void {
   syncDir(appDir);
 }
 
+/**
+ * Manual rollback (`tips metal rollback`): `current` is switched back to the version kept beside it
+ * — one rename, so a kill leaves one version or the other. Resolves with the version now current.
+ */
+export function rollbackArchive(stateDir: string, glazeName: string, log: Logger): string {
+  const appDir = join(appsDir(stateDir), safeSegment(glazeName, 'glaze name'));
+  if (existsSync(journalOf(stateDir))) throw new InstallError('install_input_invalid', 'an archive install is in progress: recover() first');
+  const link = join(appDir, 'current');
+  const now = readSymlink(link);
+  const kept = existsSync(appDir) ? readdirSync(appDir).filter((e) => e !== 'current' && e !== now && !e.startsWith(STAGING) && !e.startsWith('.')) : [];
+  if (!now || kept.length !== 1) throw new InstallError('install_input_invalid', `${glazeName}: no previous version kept to roll back to`);
+  switchSymlink(link, kept[0]!);
+  log.info({ event: 'rollback_committed', handler: 'archive', name: glazeName, from: now, to: kept[0] }, `rolled ${glazeName} back from ${now} to ${kept[0]}`);
+  return kept[0]!;
+}
+
 export const archiveHandler: InstallHandler = {
   name: 'archive',
 

@@ -5,6 +5,8 @@
  *   agent/refused.json     Glazes refused or failed, by id and sha256 (reported once, not retried)
  *   agent/status.json      last error, last pull, whether Phases 2–3 are stopped by an auth failure
  *   agent/inflight.json    the install under way (written before a handler starts)
+ *   agent/previous.json    per Glaze name, the entry a newer install replaced (what a manual rollback returns to)
+ *   agent/rollbacks.json   rollback requests (event, Space, Glaze) already carried out, so a retried pull does not repeat one
  *   trust-list.cbor        the trust list in force (@tips/trust encoding)
  */
 import { join } from 'node:path';
@@ -55,10 +57,36 @@ export class AgentState {
   installed(): InstalledGlaze[] {
     return readJsonIfExists<InstalledGlaze[]>(this.p('installed.json')) ?? [];
   }
-  /** Records an install; one entry per Glaze name (a newer version replaces the older). */
+  /** Records an install; one entry per Glaze name (a newer version replaces the older, which is kept as the previous one). */
   recordInstalled(g: InstalledGlaze): void {
-    const list = this.installed().filter((x) => x.name !== g.name);
-    writeJsonDurably(this.p('installed.json'), [...list, g]);
+    const all = this.installed();
+    const replaced = all.find((x) => x.name === g.name);
+    if (replaced && replaced.sha256 !== g.sha256) writeJsonDurably(this.p('previous.json'), { ...this.previousAll(), [g.name]: replaced });
+    writeJsonDurably(this.p('installed.json'), [...all.filter((x) => x.name !== g.name), g]);
+  }
+
+  private previousAll(): Record<string, InstalledGlaze> {
+    return readJsonIfExists<Record<string, InstalledGlaze>>(this.p('previous.json')) ?? {};
+  }
+  previousOf(name: string): InstalledGlaze | undefined {
+    return this.previousAll()[name];
+  }
+  /** After a manual rollback: the previous entry is what runs again (or nothing, when there was none). */
+  restorePrevious(name: string): InstalledGlaze | undefined {
+    const prev = this.previousOf(name);
+    const list = this.installed().filter((x) => x.name !== name);
+    writeJsonDurably(this.p('installed.json'), prev ? [...list, prev] : list);
+    const { [name]: _gone, ...rest } = this.previousAll();
+    writeJsonDurably(this.p('previous.json'), rest);
+    return prev;
+  }
+
+  rollbackDone(key: string): boolean {
+    return (readJsonIfExists<string[]>(this.p('rollbacks.json')) ?? []).includes(key);
+  }
+  recordRollback(key: string): void {
+    const list = readJsonIfExists<string[]>(this.p('rollbacks.json')) ?? [];
+    writeJsonDurably(this.p('rollbacks.json'), [...list.filter((k) => k !== key), key].slice(-200));
   }
 
   sequences(): Record<string, number> {
