@@ -149,7 +149,7 @@ class Lab {
   }
   async updates(name: string) {
     return (
-      await this.m.api<{ updates: { installed: { glazeId: string }[]; history: { glazeId: string; result: string; reason: string | null }[]; profile: { glazes: { version: string }[] } | null } }>(
+      await this.m.api<{ updates: { installed: { glazeId: string }[]; history: { glazeId: string; result: string; reason: string | null }[]; profile: { glazes: { version: string }[]; protocols: string[] } | null } }>(
         'GET',
         `/api/v1/metals/${this.metals[name]!.id}`,
       )
@@ -192,6 +192,8 @@ describe('T15 S9 T16 issue 9 test 2: a running tips-client gets Phase 3 Glazes b
     // The hint woke exactly the pulls that installed it (no timer fired).
     expect(c.events('work').length).toBeGreaterThan(pulls);
     await until('the signed report', async () => ((await lab.updates('pi-push')).history.some((h) => h.glazeId === g.id && h.result === 'installed') ? true : undefined), 30_000, c.log);
+    // S7: the profile says the metal takes hints over MQTT.
+    expect((await lab.updates('pi-push')).profile?.protocols).toEqual(['https', 'mqtt']);
   }, 120_000);
 
   it('the master demands fresh authentication after --reauth-period: the running client re-authenticates and keeps going (not stopped)', async () => {

@@ -91,7 +91,7 @@ export function createProgram(): Command {
         const config = loadConfig(o.config);
         const stateDir = stateDirOf(o, config);
         const servers = new ServerList(serverOrder(o.server, config.servers, config.masterUrl), { log });
-        const agent = new Agent({ config, stateDir, log, handlers: installHandlers({ systemd: { unitDir: o.unitDir } }), renewBeforeMs: o.renewBefore, servers });
+        const agent = new Agent({ config, stateDir, log, handlers: installHandlers({ systemd: { unitDir: o.unitDir } }), renewBeforeMs: o.renewBefore, servers, protocols: o.push && !o.once ? ['https', 'mqtt'] : ['https'] });
         await agent.recover();
         if (o.once) return agent.cycle();
         const stopped = new Promise<void>((resolve) => {

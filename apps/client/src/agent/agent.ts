@@ -44,6 +44,8 @@ export interface AgentOptions {
   aroundInstall?: <T>(install: () => Promise<T>) => Promise<T>;
   /** Pull Phase 3 work too (default true). */
   phase3?: boolean;
+  /** What the profile says the metal speaks (S7); default ["https"], `run` adds "mqtt" when it subscribes to hints. */
+  protocols?: string[];
 }
 
 const AUTH_CODES = new Set(['unauthenticated', 'forbidden', 'est_refused']);
@@ -183,7 +185,7 @@ export class Agent {
   }
 
   private async sendProfile(): Promise<void> {
-    const p = buildProfile(this.o.config, this.state.installed());
+    const p = buildProfile(this.o.config, this.state.installed(), undefined, this.o.protocols);
     await this.metalApi().putProfile(p);
     this.profileDirty = false;
     this.log.info({ event: 'profile_registered', glazes: p.glazes.length, interfaces: p.interfaces.length }, 'profile registered');

@@ -14,12 +14,13 @@ export function interfacesNow(): Profile['interfaces'] {
   return out;
 }
 
-export function buildProfile(config: ClientConfig, installed: InstalledGlaze[], interfaces = interfacesNow()): Profile {
+/** `protocols`: how this metal can be reached for updates — https always, mqtt when `run` subscribes to hints. */
+export function buildProfile(config: ClientConfig, installed: InstalledGlaze[], interfaces = interfacesNow(), protocols: Profile['protocols'] = ['https']): Profile {
   return {
     vendorId: config.vendorId,
     classId: config.classId,
     glazes: installed.map((g) => ({ id: g.id, name: g.name, version: g.version, sequence: g.sequence })),
     interfaces,
-    protocols: ['https'],
+    protocols,
   };
 }
