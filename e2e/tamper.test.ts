@@ -19,6 +19,7 @@ const ADDR = { masterIp: '10.96.0.1', gatewayUplinkIp: '10.96.0.2', gatewayLanIp
 const EXTERNAL_IP = '10.96.0.100';
 const TLS_PORT = 8443;
 const RUNNER = join(ROOT, 'e2e/tamper-runner.ts');
+const BUNDLE = join(ROOT, 'apps/client/dist/tips-client.cjs');
 
 let work: string;
 let lab: GatewayLab;
@@ -161,6 +162,46 @@ describe('T16 tamper response end to end (issue 9 test 5): dpkg -i on a metal �
     // The state that did not change: the honest metal is still Active and still forwarded.
     expect((await lab.row(other.mac))?.state).toBe('active');
     expect(await httpFrom(other.m.ns, EXTERNAL_IP, 80)).toBe(`${EXTERNAL_IP}:80 from ${ADDR.gatewayUplinkIp}`);
+  });
+
+  it('the real agent: `tips-client run` (enrolled over EST from the metal) watches by itself; dpkg -i → Blocked within 10 s', async () => {
+    const pi = await activeMetal('pi-agent');
+    const root = metalRoot('agent');
+    const etc = join(work, 'agent-etc');
+    mkdirSync(etc, { recursive: true });
+    const s = await lab.api<{ id: string; secret: string }>('POST', '/api/v1/enrollment/secrets', { metal: pi.id });
+    writeFileSync(join(etc, 'enrollment.json'), JSON.stringify({ secretId: s.id, secret: s.secret }), { mode: 0o600 });
+    const state = join(root, 'var/lib/tips-client');
+    writeFileSync(
+      join(etc, 'config.json'),
+      JSON.stringify({
+        masterUrl: `https://${ADDR.masterIp}:${TLS_PORT}`,
+        estUrl: `https://${ADDR.masterIp}:${TLS_PORT}/.well-known/est`,
+        caFile: join(work, 'offline/root.pem'),
+        tipsId: pi.id,
+        metalId: pi.id,
+        enrollmentFile: join(etc, 'enrollment.json'),
+        stateDir: state,
+        vendorId: null,
+        classId: null,
+        managedPaths: [join(root, 'opt/app')],
+      }),
+    );
+    await pi.m.ns.execOk(process.execPath, [BUNDLE, 'enroll', '--config', join(etc, 'config.json')], { timeoutMs: 120_000 });
+    const agent = pi.m.ns.spawn(process.execPath, [BUNDLE, 'run', '--config', join(etc, 'config.json'), '--dpkg-root', root, '--no-push', '--poll-interval', '1h'], {
+      label: 'tips-client run',
+      logFile: join(work, 'agent-run.log'),
+    });
+    runners.push(agent);
+    await agent.waitFor(/"event":"tamper_watch_started"/, 90_000);
+    // The first cycle (it may fail: this owner has no operator key, so no trust list) — the watch runs regardless.
+    await agent.waitFor(/"event":"(work|cycle_failed)"/, 90_000);
+    expect(agent.output).not.toMatch(/"event":"tamper_reported"/);
+
+    await pi.m.ns.execOk('dpkg', ['--root', root, '--admindir', join(root, 'var/lib/dpkg'), '-i', tinyDeb()]);
+    await blockedWithin10s(pi, Date.now());
+    const events = await lab.api<{ items: { kind: string; detail?: unknown }[] }>('GET', '/api/v1/metals/pi-agent/events?kind=tamper');
+    expect(JSON.stringify(events.items)).toContain('installed outside TIPS: tiny 1.0 (all)');
   });
 
   it('a write into a managed path on the metal: Blocked within 10 s, the owner sees the modified file', async () => {
