@@ -13,6 +13,7 @@ import pino from 'pino';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/config.ts';
 import { activate, newGeneration, writeCertificate, writeKey } from '../identity/store.ts';
+import { rollbackArchive } from '../install/archive.ts';
 import { installHandlers } from '../install/registry.ts';
 import { Agent } from './agent.ts';
 
@@ -358,6 +359,26 @@ describe('T15 Phase 3 pull and rollback requests', () => {
     expect(readlinkSync(join(dir, 'state', 'apps', 'web', 'current'))).toBe('1.3');
     expect(master.reports.length).toBe(3);
     expect(master.calls.filter((c) => c.includes('/blob'))).toEqual(['GET /glazes/glz_w1/blob', 'GET /glazes/glz_w2/blob']);
+  });
+
+  it('a kill between the handler going back and the bookkeeping: the next pull finishes the bookkeeping and never rolls back twice', async () => {
+    const agent = agentFor();
+    master.glazes3 = [glaze(dir, { id: 'glz_k1', name: 'web', version: '1.0', seq: 1, spaceId: 'spc_apps' })];
+    await agent.cycle();
+    master.glazes3 = [glaze(dir, { id: 'glz_k2', name: 'web', version: '2.0', seq: 2, spaceId: 'spc_apps' })];
+    await agent.cycle();
+    // What a kill right after the switch leaves: the request written down, current on 1.0, nothing else.
+    const entry = agent.state.installed().find((g) => g.id === 'glz_k2')!;
+    agent.state.setRollbackInflight({ key: 'evt_k/spc_apps/glz_k2', startedAt: new Date().toISOString(), entry });
+    rollbackArchive(join(dir, 'state'), 'web', log);
+    expect(readlinkSync(join(dir, 'state', 'apps', 'web', 'current'))).toBe('1.0');
+    master.rollbacks3 = [{ eventId: 'evt_k', spaceId: 'spc_apps', glazeId: 'glz_k2', requestedAt: new Date().toISOString() }];
+    await agentFor().cycle();
+    // Still 1.0 (a second switch would have gone back to 2.0), reported once, bookkeeping done.
+    expect(readlinkSync(join(dir, 'state', 'apps', 'web', 'current'))).toBe('1.0');
+    expect(reports().slice(2).map((r) => [r.glazeId, r.result, r.reason])).toEqual([['glz_k2', 'rolled_back', 'rollback_requested']]);
+    expect(agent.state.installed().map((g) => `${g.name}@${g.version}`)).toEqual(['web@1.0']);
+    expect(agent.state.rollbackInflight()).toBeUndefined();
   });
 
   it('a rollback with nothing kept to go back to is reported failed with a rollback_* reason, and nothing changes', async () => {

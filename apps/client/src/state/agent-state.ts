@@ -7,6 +7,7 @@
  *   agent/inflight.json    the install under way (written before a handler starts)
  *   agent/previous.json    per Glaze name, the entry a newer install replaced (what a manual rollback returns to)
  *   agent/rollbacks.json   rollback requests (event, Space, Glaze) already carried out, so a retried pull does not repeat one
+ *   agent/rollback-inflight.json  the rollback under way (written before the handler is called)
  *   trust-list.cbor        the trust list in force (@tips/trust encoding)
  */
 import { join } from 'node:path';
@@ -79,6 +80,14 @@ export class AgentState {
     const { [name]: _gone, ...rest } = this.previousAll();
     writeJsonDurably(this.p('previous.json'), rest);
     return prev;
+  }
+
+  rollbackInflight(): { key: string; startedAt: string; entry: InstalledGlaze } | undefined {
+    return readJsonIfExists<{ key: string; startedAt: string; entry: InstalledGlaze }>(this.p('rollback-inflight.json'));
+  }
+  setRollbackInflight(r: { key: string; startedAt: string; entry: InstalledGlaze } | undefined): void {
+    if (r) writeJsonDurably(this.p('rollback-inflight.json'), r);
+    else removeDurably(this.p('rollback-inflight.json'));
   }
 
   rollbackDone(key: string): boolean {
