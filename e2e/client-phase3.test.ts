@@ -299,3 +299,46 @@ describe('T15 S10 pull when push is unavailable, and the update-server list fail
     await until('the rolled_back report', async () => ((await lab.updates('pi-pull')).history[0]?.result === 'rolled_back' ? true : undefined), 30_000, c.log);
   }, 120_000);
 });
+
+describe('T15 S9 the same push against an external Mosquitto broker (--mqtt-url)', () => {
+  const lab = new Lab();
+  let c: RunningClient;
+  let mosquitto: ChildProcess | undefined;
+  let log = '';
+  beforeAll(async () => {
+    const port = await freePort();
+    await lab.start(['--mqtt-url', `mqtts://localhost:${port}`]);
+    const conf = /Mosquitto configuration: (\S+)\)/.exec(lab.m.master.output())![1]!;
+    // As root Mosquitto would drop to its own user, which cannot read the CA directory (0700).
+    const testConf = join(lab.work, 'mosquitto-test.conf');
+    writeFileSync(testConf, `${process.getuid?.() === 0 ? 'user root\n' : ''}persistence false\nlog_dest stdout\n${readFileSync(conf, 'utf8')}`);
+    mosquitto = spawn('stdbuf', ['-oL', '/usr/sbin/mosquitto', '-c', testConf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    mosquitto.stdout!.on('data', (d) => {
+      log += d;
+    });
+    mosquitto.stderr!.on('data', (d) => {
+      log += d;
+    });
+    await until('mosquitto listening', () => /Opening ipv[46] listen socket on port/.test(log) || mosquitto!.exitCode !== null, 30_000, () => log);
+    if (mosquitto.exitCode !== null) throw new Error(`mosquitto exited: ${log}`);
+    await until('the master connected to mosquitto', () => /tips-master/.test(log), 30_000, () => log);
+    lab.cli(['space', 'create', '--name', 'edge', '--phase', '3', '--json']);
+    await lab.metal('pi-mosq', '02:c3:00:00:00:03', 'edge');
+    c = lab.run('pi-mosq', ['--interval', '1h', '--poll-interval', '1h', '--no-tamper']);
+    await until('the MQTT subscription at Mosquitto', () => c.events('push_subscribed').length > 0, 90_000, () => `${c.log()}\n${log}`);
+    await until('the cycle after subscribing', () => c.events('work').filter((e) => e.phase === 3).length >= 2, 60_000, c.log);
+  }, 240_000);
+  afterAll(async () => {
+    await lab.stop();
+    mosquitto?.kill('SIGTERM');
+  });
+
+  it('`tips space set` reaches the running client through Mosquitto (ACL by certificate CN): it pulls and installs', async () => {
+    const g = lab.glaze('edge', 'app', '1.0', 1);
+    lab.cli(['space', 'set', 'edge', '--glaze', 'app', '--json']);
+    await until('the hint through Mosquitto', () => c.events('push_hint').find((e) => (e.glazes as string[])[0] === g.id), 60_000, () => `${c.log()}\n${log}`);
+    await until('app 1.0 installed', () => lab.current('pi-mosq', 'app') === '1.0', 60_000, c.log);
+    // Mosquitto knew the metal by its certificate's CN (its TIPS ID).
+    expect(log).toContain(lab.metals['pi-mosq']!.id);
+  }, 120_000);
+});
