@@ -54,6 +54,10 @@ import { UpdateService } from './domains/updates/service.ts';
 import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
 import { DEFAULT_REAUTH_SECONDS } from './domains/updates/model.ts';
 import { installUpdateMetrics } from './domains/updates/metrics.ts';
+import { installVoucherMetrics } from './domains/vouchers/metrics.ts';
+import { voucherRoutes } from './domains/vouchers/routes.ts';
+import { VoucherService } from './domains/vouchers/service.ts';
+import { KyselyVoucherStore } from './domains/vouchers/store.kysely.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -105,6 +109,7 @@ export interface Services {
   provisioning: ProvisioningService;
   notifications: NotificationService;
   updates: UpdateService;
+  vouchers: VoucherService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -149,7 +154,8 @@ export function createServices(deps: MasterDeps): Services {
     random,
     deps.reauthPeriodSeconds ?? DEFAULT_REAUTH_SECONDS,
   );
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates };
+  const vouchers = new VoucherService(new KyselyVoucherStore(deps.db), clock, random);
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -179,6 +185,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
   installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
   installProvisioningMetrics(app, services.provisioning, metrics);
+  installVoucherMetrics(metrics, services.vouchers);
+  services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
 
   // Statuses the framework and the edge give on every route are documented centrally.
   documentResponses(app, { onResponseMismatch: deps.onResponseMismatch });
@@ -244,6 +252,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       gatewayOwnerRoutes(scope, services.gateways, deps.publicUrls);
       discoveryOwnerRoutes(scope, services.discovery);
       provisioningOwnerRoutes(scope, services.provisioning);
+      voucherRoutes(scope, services.vouchers);
     },
     { prefix: '/api/v1' },
   );

@@ -18,6 +18,7 @@ import { TestGateway } from './domains/gateways/test-client.ts';
 import type { ResponseMismatch } from './http/openapi-responses.ts';
 import { installerKey, parseBootingScript, signedReport } from './domains/provisioning/test-helpers.ts';
 import { makeCsr } from './tls/testing.ts';
+import { voucherFor } from './domains/vouchers/test-helpers.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: the document is JSON walked generically, whatever routes it describes
 type Schema = Record<string, any>;
@@ -73,6 +74,10 @@ const fx = {
   p1Installer: installerKey(),
   p1Report: Buffer.alloc(0) as Buffer,
   p1BootMetal: '',
+  // Ownership vouchers: an onboarding key and a voucher (base64) whose chain ends at it.
+  onboardingKey: '',
+  voucher: '',
+  guid: '',
 };
 
 let counter = 0;
@@ -127,6 +132,10 @@ beforeAll(async () => {
   const booted = await app.inject({ method: 'GET', url: bootPath, headers: gateway.headers('GET', bootPath, undefined) });
   ({ jobId: fx.p1Job, token: fx.p1Token } = parseBootingScript(booted.body));
   fx.p1Report = signedReport(fx.p1Installer.key, { jobId: fx.p1Job, result: 'installed', glazeSha256: p1Glaze.sha256 });
+  const onboardingKey = (await call('POST', '/api/v1/onboarding-keys', { name: 'fx-onboarding' })).json();
+  fx.onboardingKey = onboardingKey.id;
+  fx.voucher = Buffer.from(voucherFor(onboardingKey.publicKey).voucher).toString('base64');
+  fx.guid = (await call('POST', '/api/v1/vouchers', { vouchers: [fx.voucher] })).json().items[0].voucher.guid;
   // Decision records, so the JSON-lines exports have lines to check.
   await gateway.register({ mac: '02:00:00:00:ff:01', ip: '192.0.2.1', gatewayInterface: 'eth1' });
   await gateway.register({ mac: '02:00:00:00:ff:99', ip: '192.0.2.2', gatewayInterface: 'eth1' });
@@ -155,6 +164,8 @@ function pathFixture(path: string, param: string): string | undefined {
     secrets: fx.secret,
     certificates: fx.serial,
     jobs: fx.p1Job,
+    'onboarding-keys': fx.onboardingKey,
+    vouchers: fx.guid,
   };
   return before === undefined ? undefined : byCollection[before];
 }
@@ -182,6 +193,7 @@ const hints: Record<string, (s: Schema) => unknown> = {
   uri: () => 'https://example.com/glaze.img',
   gatewayInterface: () => 'eth1',
   rows: () => [],
+  vouchers: () => [fx.voucher],
   items: (s) => (s.items && Object.keys(s.items).length === 0 ? [{ mac: freshMac(), ip: '192.0.2.200', gatewayInterface: 'eth1' }] : undefined),
 };
 
