@@ -1,6 +1,6 @@
 /**
  * Voucher files: the CBOR bytes, or the same bytes armoured as FDO tools exchange them
- * (`-----BEGIN OWNERSHIP VOUCHER-----`, base64, as fido-device-onboard-rs and go-fdo write).
+ * (`-----BEGIN OWNERSHIP VOUCHER-----`, base64: the PEM label fido-device-onboard-rs uses).
  */
 import { VoucherError } from './errors.ts';
 
