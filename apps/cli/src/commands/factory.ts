@@ -19,6 +19,7 @@ import { action, collect, jsonOption } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { writeFileDurably } from '../files.ts';
 import { print, table } from '../output.ts';
+import { createTpmDeviceKey, type TpmKeyRecord } from './factory-tpm.ts';
 import { writeNewFile } from './identity.ts';
 
 function readFile(path: string, what: string): Buffer {
@@ -116,10 +117,13 @@ export function registerFactoryCommands(program: Command): void {
       .requiredOption('--info <key=value>', 'device info (repeatable): vendor=…, class=…, model=…', collect)
       .requiredOption('--out-dir <dir>', 'where to write the files')
       .option('--count <n>', 'how many devices', '1')
-      .option('--to <next-owner.pub>', 'sign each new voucher over to this key at once (the first hop)'),
+      .option('--to <next-owner.pub>', 'sign each new voucher over to this key at once (the first hop)')
+      .option('--tpm <tcti>', "make the device key inside the device's TPM 2.0 (tpm2-tools TCTI, e.g. swtpm:host=127.0.0.1,port=2321 or device:/dev/tpmrm0); one device")
+      .option('--tpm-handle <handle>', 'persistent handle for the TPM key', '0x81010001'),
   ).action(
-    action(async (opts: { manufacturerKey: string; rendezvous: string[]; info: string[]; outDir: string; count: string; to?: string; json?: boolean }) => {
+    action(async (opts: { manufacturerKey: string; rendezvous: string[]; info: string[]; outDir: string; count: string; to?: string; tpm?: string; tpmHandle: string; json?: boolean }) => {
       if (!/^[1-9][0-9]{0,4}$/.test(opts.count)) throw new CliError('bad_count', `--count must be an integer from 1 to 99999, got "${opts.count}"`, EXIT.usage, '--count');
+      if (opts.tpm !== undefined && opts.count !== '1') throw new CliError('bad_count', '--tpm makes the key of the one device whose TPM it reaches: --count must be 1', EXIT.usage, '--count');
       const mfr = loadPrivateKey(opts.manufacturerKey, '--manufacturer-key');
       const next = opts.to === undefined ? undefined : loadPublicKey(opts.to, '--to');
       const info = deviceInfo(opts.info);
@@ -133,7 +137,8 @@ export function registerFactoryCommands(program: Command): void {
       mkdirSync(dir, { recursive: true, mode: 0o755 });
       const made: DeviceMade[] = [];
       for (let n = 0; n < Number(opts.count); n++) {
-        const pair = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+        // Software: a key pair whose private half goes to the device's file. TPM: the key is made inside it.
+        const pair = opts.tpm === undefined ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }) : { privateKey: undefined, publicKey: createTpmDeviceKey(opts.tpm, opts.tpmHandle) };
         const guidBytes = new Uint8Array(randomBytes(16));
         const guid = guidToString(guidBytes);
         let voucher: Uint8Array;
@@ -146,8 +151,12 @@ export function registerFactoryCommands(program: Command): void {
         }
         const deviceDir = join(dir, guid);
         mkdirSync(deviceDir, { mode: 0o700 });
-        const files = { deviceKey: join(deviceDir, 'device.key'), credential: join(deviceDir, 'device.cred'), voucher: join(dir, `${guid}.voucher`) };
-        writeNewFile(files.deviceKey, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+        const files = { deviceKey: join(deviceDir, pair.privateKey ? 'device.key' : 'device.tpm'), credential: join(deviceDir, 'device.cred'), voucher: join(dir, `${guid}.voucher`) };
+        if (pair.privateKey) writeNewFile(files.deviceKey, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
+        else {
+          const record: TpmKeyRecord = { tpm2: { handle: opts.tpmHandle, alg: 'ecdsa-p256-sha256' }, publicKey: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString() };
+          writeNewFile(files.deviceKey, `${JSON.stringify(record, null, 2)}\n`, 0o600);
+        }
         writeNewFile(files.credential, credential, 0o600);
         writeNewFile(files.voucher, armorVoucher(voucher), 0o644);
         made.push({ guid, ...files, deviceKeyFingerprint: keyFingerprint(pair.publicKey), owner: keyFingerprint(next ?? mfr) });
