@@ -37,3 +37,18 @@ export {
   verifyVoucher,
   verifyVoucherChain,
 } from './voucher.ts';
+export {
+  MAX_NONCE,
+  MIN_NONCE,
+  nonceDigest,
+  nonceFrom,
+  type ProofContext,
+  ProofError,
+  type ProofErrorCode,
+  sameBytes,
+  signProof,
+  signTo1d,
+  type To1d,
+  verifyProof,
+  verifyTo1d,
+} from './protocol.ts';
