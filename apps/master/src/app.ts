@@ -55,7 +55,10 @@ import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
 import { DEFAULT_REAUTH_SECONDS } from './domains/updates/model.ts';
 import { installUpdateMetrics } from './domains/updates/metrics.ts';
 import { installVoucherMetrics } from './domains/vouchers/metrics.ts';
-import { voucherRoutes } from './domains/vouchers/routes.ts';
+import { onboardingDeviceRoutes, voucherRoutes } from './domains/vouchers/routes.ts';
+import { rendezvousRoutes } from './domains/rendezvous/routes.ts';
+import { RendezvousService } from './domains/rendezvous/service.ts';
+import { KyselyRendezvousStore } from './domains/rendezvous/store.kysely.ts';
 import { VoucherService } from './domains/vouchers/service.ts';
 import { KyselyVoucherStore } from './domains/vouchers/store.kysely.ts';
 
@@ -93,6 +96,8 @@ export interface MasterDeps {
   tinkerbell?: Partial<TinkerbellOptions>;
   /** Metal-API requests need a token issued within this many seconds (`--reauth-period`, default 120). */
   reauthPeriodSeconds?: number;
+  /** How the master reaches other servers (rendezvous registration); tests route it in-process. */
+  fetch?: typeof fetch;
 }
 
 export interface Services {
@@ -110,6 +115,7 @@ export interface Services {
   notifications: NotificationService;
   updates: UpdateService;
   vouchers: VoucherService;
+  rendezvous: RendezvousService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -154,8 +160,9 @@ export function createServices(deps: MasterDeps): Services {
     random,
     deps.reauthPeriodSeconds ?? DEFAULT_REAUTH_SECONDS,
   );
-  const vouchers = new VoucherService(new KyselyVoucherStore(deps.db), clock, random);
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers };
+  const vouchers = new VoucherService(new KyselyVoucherStore(deps.db), clock, random, deps.fetch);
+  const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -252,7 +259,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       gatewayOwnerRoutes(scope, services.gateways, deps.publicUrls);
       discoveryOwnerRoutes(scope, services.discovery);
       provisioningOwnerRoutes(scope, services.provisioning);
-      voucherRoutes(scope, services.vouchers);
+      voucherRoutes(scope, services.vouchers, deps.publicUrls && (() => deps.publicUrls!().url));
     },
     { prefix: '/api/v1' },
   );
@@ -281,6 +288,23 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       await scope.register(async (updates) => updateMetalRoutes(updates, services.updates, { masterUri: () => deps.publicUrls?.().tlsUrl ?? undefined }));
     },
     { prefix: '/api/metal/v1' },
+  );
+  // Zero-touch onboarding (issue 11): the rendezvous server (TO0/TO1) and the owner's TO2. No
+  // credential: registrations are proven by the voucher chain and the owner's signature, devices by
+  // the key their voucher binds.
+  await app.register(
+    async (scope) => {
+      documentScope(scope, { security: [], refusals: {} });
+      rendezvousRoutes(scope, services.rendezvous);
+    },
+    { prefix: '/api/rendezvous/v1' },
+  );
+  await app.register(
+    async (scope) => {
+      documentScope(scope, { security: [], refusals: {} });
+      onboardingDeviceRoutes(scope, services.vouchers);
+    },
+    { prefix: '/api/onboarding/v1' },
   );
   // EST (RFC 7030) for enrollment and renewal, HTTPS only.
   await app.register(

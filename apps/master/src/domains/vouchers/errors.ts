@@ -7,7 +7,14 @@ export type VoucherDomainErrorCode =
   | 'voucher_conflict'
   | 'voucher_not_found'
   | 'onboarding_key_not_found'
-  | 'onboarding_key_name_taken';
+  | 'onboarding_key_name_taken'
+  /** Registering at rendezvous: no rendezvous address answered, or each refused (the message says why). */
+  | 'rendezvous_failed'
+  /** TO2: no voucher on this master for the device's GUID. */
+  | 'guid_unknown'
+  /** TO2: the device's proof is not signed by the key its voucher binds, or not over a nonce we gave. */
+  | 'proof_invalid'
+  | 'onboarding_malformed';
 
 export class VoucherDomainError extends DomainError<VoucherDomainErrorCode> {
   constructor(code: VoucherDomainErrorCode, message: string, field?: string) {

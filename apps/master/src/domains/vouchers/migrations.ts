@@ -34,4 +34,13 @@ export async function up0014Onboarding(db: Kysely<unknown>): Promise<void> {
     .addPrimaryKeyConstraint('vouchers_pk', ['owner_id', 'guid'])
     .execute();
   await db.schema.createIndex('vouchers_owner_created').on('vouchers').columns(['owner_id', 'created_at', 'guid']).execute();
+  // TO2 finds a device by GUID alone (the device does not know its owner's ID).
+  await db.schema.createIndex('vouchers_guid').on('vouchers').column('guid').execute();
+  await db.schema
+    .createTable('onboarding_nonces')
+    .addColumn('nonce_hash', 'text', (c) => c.primaryKey())
+    .addColumn('owner_id', 'text', (c) => c.notNull())
+    .addColumn('guid', 'text', (c) => c.notNull())
+    .addColumn('expires_at', 'text', (c) => c.notNull())
+    .execute();
 }

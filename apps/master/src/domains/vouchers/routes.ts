@@ -22,6 +22,10 @@ registerStatusTable<VoucherDomainErrorCode>('vouchers', {
   voucher_not_found: 404,
   onboarding_key_not_found: 404,
   onboarding_key_name_taken: 409,
+  rendezvous_failed: 502,
+  guid_unknown: 404,
+  proof_invalid: 401,
+  onboarding_malformed: 400,
 });
 
 const KeyOut = Type.Object({
@@ -78,7 +82,7 @@ function voucherBytes(s: string, index: number): Uint8Array {
 }
 
 /** Owner API (inside /api/v1): onboarding keys and ownership vouchers (issue 11, Z3). */
-export function voucherRoutes(app: FastifyInstance, vouchers: VoucherService): void {
+export function voucherRoutes(app: FastifyInstance, vouchers: VoucherService, publicUrl?: () => string): void {
   app.post<{ Body: { name: string } }>(
     '/onboarding-keys',
     {
@@ -179,6 +183,79 @@ export function voucherRoutes(app: FastifyInstance, vouchers: VoucherService): v
     async (req) => {
       const v = await vouchers.get(req.owner.id, req.params.guid);
       return { ...(await voucherOut(vouchers, req.owner.id, v)), voucher: armorVoucher(v.voucher) };
+    },
+  );
+
+  app.post<{ Params: { guid: string } }>(
+    '/vouchers/:guid/rendezvous',
+    {
+      schema: {
+        tags: ['vouchers'],
+        summary: "TO0: register the device at the rendezvous servers its voucher names, pointing it at this master (status → rendezvous_registered)",
+        params: Type.Object({ guid: Type.String({ minLength: 1, maxLength: 64, description: 'device GUID' }) }),
+        response: { 200: Type.Object({ voucher: VoucherOut, registered: Type.Array(Type.String()) }), ...errorResponses(404, 502) },
+      },
+    },
+    async (req) => {
+      const address = publicUrl?.() ?? `${req.protocol}://${req.host}`;
+      const r = await vouchers.registerRendezvous(req.owner.id, req.params.guid, address);
+      return { voucher: await voucherOut(vouchers, req.owner.id, r.voucher), registered: r.registered };
+    },
+  );
+}
+
+const B64 = Type.String({ minLength: 1, maxLength: 96 * 1024, description: 'base64' });
+function b64(s: string, field: string): Uint8Array {
+  if (s.length % 4 !== 0 || !BASE64.test(s)) throw Object.assign(new Error(`${field}: expected base64`), { field });
+  return new Uint8Array(Buffer.from(s, 'base64'));
+}
+
+/**
+ * TO2 (`/api/onboarding/v1`, no credential: the owner proves itself with the onboarding key, the
+ * device with the key its voucher binds): where rendezvous sends a device at first power-on.
+ */
+export function onboardingDeviceRoutes(app: FastifyInstance, vouchers: VoucherService): void {
+  app.post<{ Body: { guid: string; nonce: string } }>(
+    '/hello',
+    {
+      schema: {
+        tags: ['onboarding'],
+        summary: 'TO2 step 1: the device names its GUID and a nonce; the owner answers with the voucher, its nonce and a proof signed by its onboarding key',
+        body: Type.Object({ guid: Type.String({ minLength: 1, maxLength: 64 }), nonce: B64 }, { additionalProperties: false }),
+        response: { 200: Type.Object({ voucher: Type.String(), nonce: Type.String(), ownerProof: Type.String() }), ...errorResponses(400, 404) },
+      },
+    },
+    async (req, reply) => {
+      let nonce: Uint8Array;
+      try {
+        nonce = b64(req.body.nonce, 'nonce');
+      } catch (e) {
+        return reply.code(400).send({ error: { code: 'onboarding_malformed', message: (e as Error).message, field: 'nonce' }, requestId: String(req.id) });
+      }
+      const r = await vouchers.to2Hello(req.body.guid, nonce);
+      return { voucher: Buffer.from(r.voucher).toString('base64'), nonce: Buffer.from(r.ownerNonce).toString('base64'), ownerProof: Buffer.from(r.ownerProof).toString('base64') };
+    },
+  );
+
+  app.post<{ Body: { guid: string; proof: string } }>(
+    '/prove',
+    {
+      schema: {
+        tags: ['onboarding'],
+        summary: "TO2 step 2: the device's proof of possession over the owner's nonce → onboarded",
+        body: Type.Object({ guid: Type.String({ minLength: 1, maxLength: 64 }), proof: B64 }, { additionalProperties: false }),
+        response: { 200: Type.Object({ guid: Type.String(), status: Type.String() }), ...errorResponses(400, 401, 404) },
+      },
+    },
+    async (req, reply) => {
+      let proof: Uint8Array;
+      try {
+        proof = b64(req.body.proof, 'proof');
+      } catch (e) {
+        return reply.code(400).send({ error: { code: 'onboarding_malformed', message: (e as Error).message, field: 'proof' }, requestId: String(req.id) });
+      }
+      const v = await vouchers.to2Prove(req.body.guid, proof);
+      return { guid: v.guid, status: v.status };
     },
   );
 }

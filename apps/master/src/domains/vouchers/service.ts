@@ -1,6 +1,20 @@
-import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { findByRef, newId, type OwnerId, parseName } from '@tips/core';
-import { keyFingerprint, parseGuid, guidToString, readVoucherFile, type VerifiedVoucher, VoucherError, verifyVoucher } from '@tips/onboarding';
+import {
+  guidToString,
+  keyFingerprint,
+  nonceDigest,
+  nonceFrom,
+  parseGuid,
+  ProofError,
+  readVoucherFile,
+  signProof,
+  signTo1d,
+  type VerifiedVoucher,
+  VoucherError,
+  verifyProof,
+  verifyVoucher,
+} from '@tips/onboarding';
 import { isUniqueViolation } from '../../db/database.ts';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -31,6 +45,8 @@ export class VoucherService {
     private readonly store: VoucherStore,
     private readonly clock: Clock,
     private readonly random: Random,
+    /** How the master reaches rendezvous servers (a port, so tests can see what is sent). */
+    private readonly fetchImpl: typeof fetch = fetch,
   ) {}
 
   useMetrics(m: VoucherMetrics): void {
@@ -170,5 +186,96 @@ export class VoucherService {
 
   keyName(ownerId: OwnerId, v: ImportedVoucher): Promise<string | undefined> {
     return this.store.keyName(ownerId, v.onboardingKeyId);
+  }
+
+  // ---------------------------------------------------------------- rendezvous (TO0) and TO2
+
+  private async ownerKeyOf(v: ImportedVoucher): Promise<KeyObject> {
+    const pem = await this.store.privateKeyPem(v.ownerId, v.onboardingKeyId);
+    if (!pem) throw new Error(`onboarding key ${v.onboardingKeyId} of voucher ${v.guid} is gone`);
+    return createPrivateKey(pem);
+  }
+
+  /**
+   * TO0: tells each rendezvous address in the voucher header where this device should go
+   * (`ownerAddress`, this master), with a to1d signed by the onboarding key the voucher ends at.
+   * Registered at one at least → `rendezvous_registered`.
+   */
+  async registerRendezvous(ownerId: OwnerId, guidText: string, ownerAddress: string, ttlSeconds = 7 * 86_400): Promise<{ voucher: ImportedVoucher; registered: string[] }> {
+    const v = await this.get(ownerId, guidText);
+    if (v.rendezvous.length === 0) throw new VoucherDomainError('rendezvous_failed', 'the voucher names no rendezvous address');
+    const now = this.clock.now();
+    const to1d = signTo1d(await this.ownerKeyOf(v), { guid: parseGuid(v.guid)!, addresses: [ownerAddress], expiresAt: Math.floor(now.getTime() / 1000) + ttlSeconds });
+    const body = JSON.stringify({ voucher: Buffer.from(v.voucher).toString('base64'), to1d: Buffer.from(to1d).toString('base64') });
+    const registered: string[] = [];
+    const failures: string[] = [];
+    for (const rv of v.rendezvous) {
+      try {
+        const res = await this.fetchImpl(new URL('/api/rendezvous/v1/registrations', rv), { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(15_000) });
+        if (res.ok) registered.push(rv);
+        else failures.push(`${rv}: ${res.status} ${((await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } }).error?.message ?? ''}`.trim());
+      } catch (e) {
+        failures.push(`${rv}: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`);
+      }
+    }
+    this.log?.({ guid: v.guid, registered, failures }, 'rendezvous registration');
+    if (registered.length === 0) throw new VoucherDomainError('rendezvous_failed', `no rendezvous server took the registration: ${failures.join('; ')}`);
+    if (v.status === 'imported') await this.store.setStatus(ownerId, v.guid, 'rendezvous_registered', now.toISOString());
+    return { voucher: (await this.store.find(ownerId, v.guid))!, registered };
+  }
+
+  /** The voucher TO2 talks about: by GUID alone, the one registered at rendezvous first. */
+  private async forDevice(guidText: string): Promise<ImportedVoucher> {
+    const g = parseGuid(guidText);
+    if (!g) throw new VoucherDomainError('onboarding_malformed', 'guid: expected a device GUID', 'guid');
+    const all = await this.store.findByGuid(guidToString(g));
+    const v = all.find((x) => x.status !== 'imported') ?? all[0];
+    if (!v) throw new VoucherDomainError('guid_unknown', 'this master holds no voucher for the device', 'guid');
+    return v;
+  }
+
+  /**
+   * TO2 step 1: the device sends its GUID and a nonce; the owner answers with the voucher, its own
+   * nonce, and a proof over both signed by the onboarding key the voucher ends at — so the device
+   * knows it talks to its owner before it proves anything itself.
+   */
+  async to2Hello(guidText: string, deviceNonce: Uint8Array): Promise<{ voucher: Uint8Array; ownerNonce: Uint8Array; ownerProof: Uint8Array }> {
+    let nonce: Uint8Array;
+    try {
+      nonce = nonceFrom(deviceNonce, 'nonce');
+    } catch (e) {
+      throw new VoucherDomainError('onboarding_malformed', (e as Error).message, 'nonce');
+    }
+    const v = await this.forDevice(guidText);
+    const ownerNonce = this.random.bytes(16);
+    const now = this.clock.now();
+    await this.store.putNonce(nonceDigest(ownerNonce), v.ownerId, v.guid, new Date(now.getTime() + 2 * 60_000).toISOString());
+    const ownerProof = signProof(await this.ownerKeyOf(v), 'tips-to2-owner', [parseGuid(v.guid)!, nonce, ownerNonce]);
+    return { voucher: v.voucher, ownerNonce, ownerProof };
+  }
+
+  /** TO2 step 2: the device's proof over [guid, owner nonce] with the key its voucher binds → onboarded. */
+  async to2Prove(guidText: string, proof: Uint8Array): Promise<ImportedVoucher> {
+    const v = await this.forDevice(guidText);
+    const refuse = (why: string): never => {
+      this.metrics?.refused.inc({ reason: 'proof_invalid' });
+      this.log?.({ guid: v.guid, why }, 'onboarding proof refused');
+      throw new VoucherDomainError('proof_invalid', why, 'proof');
+    };
+    let fields: unknown[] = [];
+    try {
+      fields = verifyProof(proof, createPublicKey(v.deviceKeyPem), 'tips-to2-device');
+    } catch (e) {
+      if (!(e instanceof ProofError)) throw e;
+      refuse(`${e.message}: the device did not prove possession of the key its voucher binds`);
+    }
+    const [g, n] = fields;
+    if (!(g instanceof Uint8Array) || guidToString(g) !== v.guid) refuse('the proof names another device');
+    if (!(n instanceof Uint8Array) || !(await this.store.takeNonce(nonceDigest(n), v.ownerId, v.guid, this.clock.now().toISOString()))) {
+      refuse('the proof is over a nonce this master did not give the device, or one already used or expired');
+    }
+    await this.store.setStatus(v.ownerId, v.guid, 'onboarded', this.clock.now().toISOString());
+    this.log?.({ guid: v.guid, ownerId: v.ownerId }, 'device onboarded');
+    return (await this.store.find(v.ownerId, v.guid))!;
   }
 }

@@ -77,6 +77,35 @@ export class KyselyVoucherStore implements VoucherStore {
     return r?.name;
   }
 
+  async privateKeyPem(ownerId: OwnerId, id: OnboardingKeyId): Promise<string | undefined> {
+    const r = await this.db.selectFrom('onboarding_keys').select('private_key').where('owner_id', '=', ownerId).where('id', '=', id).executeTakeFirst();
+    return r?.private_key;
+  }
+
+  async findByGuid(guid: string): Promise<ImportedVoucher[]> {
+    return (await this.db.selectFrom('vouchers').selectAll().where('guid', '=', guid).execute()).map(toVoucher);
+  }
+
+  async setStatus(ownerId: OwnerId, guid: string, status: OnboardingStatus, at: string): Promise<void> {
+    await this.db.updateTable('vouchers').set({ status, updated_at: at }).where('owner_id', '=', ownerId).where('guid', '=', guid).execute();
+  }
+
+  async putNonce(nonceHash: string, ownerId: OwnerId, guid: string, expiresAt: string): Promise<void> {
+    await this.db.insertInto('onboarding_nonces').values({ nonce_hash: nonceHash, owner_id: ownerId, guid, expires_at: expiresAt }).execute();
+  }
+
+  async takeNonce(nonceHash: string, ownerId: OwnerId, guid: string, now: string): Promise<boolean> {
+    await this.db.deleteFrom('onboarding_nonces').where('expires_at', '<=', now).execute();
+    const r = await this.db
+      .deleteFrom('onboarding_nonces')
+      .where('nonce_hash', '=', nonceHash)
+      .where('owner_id', '=', ownerId)
+      .where('guid', '=', guid)
+      .where('expires_at', '>', now)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
   async importAll(vouchers: ImportedVoucher[]): Promise<{ outcomes: ImportOutcome[] } | { conflict: number }> {
     const conflict = Symbol('conflict');
     try {

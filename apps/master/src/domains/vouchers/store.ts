@@ -1,6 +1,6 @@
 import type { OnboardingKeyId, OwnerId } from '@tips/core';
 import type { KeysetWindow } from '../../db/keyset.ts';
-import type { ImportedVoucher, OnboardingKey } from './model.ts';
+import type { ImportedVoucher, OnboardingKey, OnboardingStatus } from './model.ts';
 
 /** What an import did with one voucher. */
 export type ImportOutcome = 'imported' | 'unchanged';
@@ -22,4 +22,11 @@ export interface VoucherStore {
   list(ownerId: OwnerId, window?: KeysetWindow): Promise<ImportedVoucher[]>;
   find(ownerId: OwnerId, guid: string): Promise<ImportedVoucher | undefined>;
   keyName(ownerId: OwnerId, id: OnboardingKeyId): Promise<string | undefined>;
+  privateKeyPem(ownerId: OwnerId, id: OnboardingKeyId): Promise<string | undefined>;
+  /** Every owner's voucher for this GUID (TO2: the device knows only its GUID). */
+  findByGuid(guid: string): Promise<ImportedVoucher[]>;
+  setStatus(ownerId: OwnerId, guid: string, status: OnboardingStatus, at: string): Promise<void>;
+  putNonce(nonceHash: string, ownerId: OwnerId, guid: string, expiresAt: string): Promise<void>;
+  /** Deletes the nonce; true when it was live and given for this owner and GUID. */
+  takeNonce(nonceHash: string, ownerId: OwnerId, guid: string, now: string): Promise<boolean>;
 }

@@ -41,9 +41,18 @@ export interface VouchersTable {
   updated_at: string;
 }
 
+/** TO2 challenges the owner's master gave devices (single use, 2 minutes). */
+export interface OnboardingNoncesTable {
+  nonce_hash: string;
+  owner_id: string;
+  guid: string;
+  expires_at: string;
+}
+
 declare module '../../db/schema.ts' {
   interface Database {
     onboarding_keys: OnboardingKeysTable;
     vouchers: VouchersTable;
+    onboarding_nonces: OnboardingNoncesTable;
   }
 }
