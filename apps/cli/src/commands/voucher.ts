@@ -131,6 +131,21 @@ export function registerVoucherCommands(program: Command): void {
     }),
   );
 
+  jsonOption(
+    voucher
+      .command('register <guid...>')
+      .description('register devices at the rendezvous servers their vouchers name, pointing them at this master (TO0): status → rendezvous_registered'),
+  ).action(
+    action(async (guids: string[], opts: { json?: boolean }) => {
+      const out: { guid: string; status: string; registered: string[] }[] = [];
+      for (const guid of guids) {
+        const r = await api().call<{ voucher: VoucherOut; registered: string[] }>('POST', `/api/v1/vouchers/${encodeURIComponent(guid)}/rendezvous`);
+        out.push({ guid: r.voucher.guid, status: r.voucher.status, registered: r.registered });
+      }
+      print(out, opts.json === true, (r: typeof out) => table(['GUID', 'STATUS', 'RENDEZVOUS'], r.map((x) => [x.guid, x.status, x.registered.join(', ')])));
+    }),
+  );
+
   jsonOption(voucher.command('show <guid>').description("one device's voucher: its chain of owners and onboarding status")).action(
     action(async (guid: string, opts: { json?: boolean }) => {
       const v = await api().call<VoucherOut>('GET', `/api/v1/vouchers/${encodeURIComponent(guid)}`);
