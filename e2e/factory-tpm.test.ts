@@ -5,9 +5,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readVoucherFile, verifyVoucher } from '@tips/onboarding';
+import { decodeDeviceCredential, readVoucherFile, verifyVoucher } from '@tips/onboarding';
+import { onboard } from '../apps/client/src/onboarding/onboard.ts';
+import { tpmSigner } from '../apps/client/src/onboarding/tpm-signer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tips } from './helpers.ts';
+import { startMaster, tips } from './helpers.ts';
 
 // A device whose key lives in a TPM 2.0: Debian's swtpm (a real TPM 2.0 simulator) reached by
 // tpm2-tools, as a factory's programming station reaches a device's TPM. No fake TPM.
@@ -90,3 +92,32 @@ describe('Z2 Z3 issue 11: tips factory makes the device key inside a TPM 2.0 (sw
     expect(tips([...args, '--out-dir', join(dir, 'out3'), '--count', '2'], env).status).toBe(2);
   });
 });
+
+describe('Z1 Z2 issue 11: a device whose key lives in the TPM onboards through rendezvous and TO2', { timeout: 180_000 }, () => {
+  it('every proof is signed inside the TPM (tpm2_sign); the owner marks it onboarded', async () => {
+    const rv = await startMaster(['--data-dir', join(dir, 'rv')]);
+    const owner = await startMaster(['--data-dir', join(dir, 'owner')]);
+    try {
+      const env = (m?: { url: string; adminToken?: string }) => ({ TIPS_CONFIG: join(dir, 'none.json'), TIPS_URL: m?.url ?? 'http://127.0.0.1:1', TIPS_TOKEN: m?.adminToken ?? 'tips_none' });
+      const ok = (r: { status: number; stderr: string; stdout: string }) => {
+        expect(r.status, r.stderr).toBe(0);
+        return r.stdout;
+      };
+      ok(tips(['voucher', 'owner-key', 'create', 'fleet', '--out', join(dir, 'fleet.pub')], env(owner)));
+      if (!existsSync(join(dir, 'mfr.key'))) ok(tips(['factory', 'key', 'create', '--out', join(dir, 'mfr.key')], env()));
+      const made = JSON.parse(
+        ok(tips(['factory', 'device', 'create', '--manufacturer-key', join(dir, 'mfr.key'), '--rendezvous', rv.url, '--info', 'vendor=acme', '--to', join(dir, 'fleet.pub'), '--tpm', tcti, '--tpm-handle', '0x81010002', '--out-dir', join(dir, 'tpm-devices'), '--json'], env())),
+      ).devices[0];
+      ok(tips(['voucher', 'import', made.voucher], env(owner)));
+      ok(tips(['voucher', 'register', made.guid], env(owner)));
+      const signer = tpmSigner(JSON.parse(readFileSync(made.deviceKey, 'utf8')), tcti);
+      const result = await onboard(decodeDeviceCredential(readFileSync(made.credential)), signer);
+      expect(result).toMatchObject({ guid: made.guid, owner: owner.url, status: 'onboarded' });
+      expect(JSON.parse(ok(tips(['voucher', 'show', made.guid, '--json'], env(owner)))).status).toBe('onboarded');
+    } finally {
+      await rv.stop();
+      await owner.stop();
+    }
+  });
+});
+

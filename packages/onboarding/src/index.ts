@@ -47,6 +47,8 @@ export {
   type ProofErrorCode,
   sameBytes,
   signProof,
+  signProofWith,
+  type ProofSigner,
   signTo1d,
   type To1d,
   verifyProof,

@@ -11,7 +11,7 @@
  * The context string is signed, so a signature made for one step can never be replayed at another.
  */
 import { createHash, type KeyObject } from 'node:crypto';
-import { type CborValue, coseSign1Sign, coseSign1Verify, decodeCbor, encodeCbor, SuitError } from '@tips/suit';
+import { type CborValue, coseSign1Sign, coseSign1Verify, decodeCbor, encodeCbor, encodeCoseSingle, sigStructure, SuitError } from '@tips/suit';
 import { type FdoPublicKey, toFdoPublicKey } from './codec.ts';
 import { COSE_ES256, COSE_ES384, GUID_BYTES, PK_TYPE_SECP384R1 } from './constants.ts';
 
@@ -34,6 +34,25 @@ export const MIN_NONCE = 16;
 export const MAX_NONCE = 64;
 
 const algFor = (k: FdoPublicKey) => (k.type === PK_TYPE_SECP384R1 ? COSE_ES384 : COSE_ES256);
+
+/**
+ * A key that signs where it lives (a TPM): `sign` gets the COSE Sig_structure bytes and returns
+ * the ECDSA signature over their SHA-256 as r‖s (COSE's form), `publicKey` is its public half.
+ */
+export interface ProofSigner {
+  publicKey: KeyObject;
+  sign(toBeSigned: Uint8Array): Uint8Array;
+}
+
+/** Signs `[context, ...fields]` with a signer whose key never leaves it (ES256 only: a TPM's P-256 key). */
+export function signProofWith(signer: ProofSigner, context: ProofContext, fields: CborValue[]): Uint8Array {
+  const pub = toFdoPublicKey(signer.publicKey);
+  if (algFor(pub) !== COSE_ES256) throw new ProofError('proof_malformed', 'a signer outside the process must hold a P-256 key');
+  const protectedBytes = encodeCbor(new Map([[1, COSE_ES256]]));
+  const payload = encodeCbor([context, ...fields]);
+  const tag = signer.sign(sigStructure('Signature1', protectedBytes, new Uint8Array(0), payload));
+  return encodeCoseSingle({ type: 'sign1', tagged: true, protectedBytes, protectedHeaders: new Map([[1, COSE_ES256]]), unprotectedHeaders: new Map(), payload, tag });
+}
 
 /** Signs `[context, ...fields]` with `key` (a P-256 or P-384 private key). */
 export function signProof(key: KeyObject, context: ProofContext, fields: CborValue[]): Uint8Array {

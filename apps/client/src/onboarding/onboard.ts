@@ -14,7 +14,9 @@ import {
   guidToString,
   rendezvousUrls,
   sameBytes,
+  type ProofSigner,
   signProof,
+  signProofWith,
   toFdoPublicKey,
   verifyProof,
   verifyTo1d,
@@ -66,10 +68,13 @@ const bytes = (v: unknown, what: string, step: OnboardingStep): Uint8Array => {
 
 /**
  * TO1 then TO2. `deviceKey` is the private key the factory made (software); the credential is
- * `device.cred` decoded. `now` in ms since the epoch (the device's clock; only the redirect's
+ * `device.cred` decoded; a key in a TPM comes as a `ProofSigner` (`tpmSigner`). `now` in ms since the epoch (the device's clock; only the redirect's
  * expiry depends on it).
  */
-export async function onboard(credential: DeviceCredential, deviceKey: KeyObject, opts: { fetch?: Fetch; now?: () => number } = {}): Promise<OnboardResult> {
+export async function onboard(credential: DeviceCredential, deviceKey: KeyObject | ProofSigner, opts: { fetch?: Fetch; now?: () => number } = {}): Promise<OnboardResult> {
+  const signer = typeof (deviceKey as ProofSigner).sign === 'function' ? (deviceKey as ProofSigner) : undefined;
+  const sign = (context: 'tips-to1-device' | 'tips-to2-device', fields: Uint8Array[]) => (signer ? signProofWith(signer, context, fields) : signProof(deviceKey as KeyObject, context, fields));
+  const devicePublic = signer ? signer.publicKey : createPublicKey(deviceKey as KeyObject);
   const fetchImpl = opts.fetch ?? fetch;
   const now = opts.now ?? Date.now;
   const guid = guidToString(credential.guid);
@@ -83,7 +88,7 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
     try {
       const hello = await post(fetchImpl, rv, '/api/rendezvous/v1/hello', { guid }, 'rendezvous');
       const nonce = bytes(hello.nonce, 'nonce', 'rendezvous');
-      const proof = signProof(deviceKey, 'tips-to1-device', [credential.guid, nonce]);
+      const proof = sign('tips-to1-device', [credential.guid, nonce]);
       const answer = await post(fetchImpl, rv, '/api/rendezvous/v1/prove', { guid, proof: Buffer.from(proof).toString('base64') }, 'rendezvous');
       to1d = bytes(answer.to1d, 'to1d', 'rendezvous');
       rendezvous = rv;
@@ -111,7 +116,7 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
   } catch (e) {
     throw new OnboardingError('owner', 'voucher_invalid', (e as Error).message);
   }
-  if (!sameBytes(chain.deviceKey.body, toFdoPublicKey(createPublicKey(deviceKey)).body)) throw new OnboardingError('owner', 'voucher_not_ours', 'the voucher binds another device key');
+  if (!sameBytes(chain.deviceKey.body, toFdoPublicKey(devicePublic).body)) throw new OnboardingError('owner', 'voucher_not_ours', 'the voucher binds another device key');
   try {
     verifyTo1d(to1d, chain.currentOwner, Math.floor(now() / 1000));
     const [g, dn, on] = verifyProof(bytes(hello.ownerProof, 'ownerProof', 'owner'), chain.currentOwner, 'tips-to2-owner');
@@ -120,7 +125,7 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
       throw new OnboardingError('owner', 'owner_proof_invalid', 'the owner\'s proof is not over this device and these nonces');
     }
     // TO2 step 2: the device proves possession of its key over the owner's nonce.
-    const proof = signProof(deviceKey, 'tips-to2-device', [credential.guid, ownerNonce]);
+    const proof = sign('tips-to2-device', [credential.guid, ownerNonce]);
     const done = await post(fetchImpl, owner, '/api/onboarding/v1/prove', { guid, proof: Buffer.from(proof).toString('base64') }, 'prove');
     return { guid, rendezvous, owner, status: String(done.status) };
   } catch (e) {
