@@ -56,6 +56,7 @@ import { DEFAULT_REAUTH_SECONDS } from './domains/updates/model.ts';
 import { installUpdateMetrics } from './domains/updates/metrics.ts';
 import { installVoucherMetrics } from './domains/vouchers/metrics.ts';
 import { onboardingDeviceRoutes, voucherRoutes } from './domains/vouchers/routes.ts';
+import { installRendezvousMetrics } from './domains/rendezvous/metrics.ts';
 import { rendezvousRoutes } from './domains/rendezvous/routes.ts';
 import { RendezvousService } from './domains/rendezvous/service.ts';
 import { KyselyRendezvousStore } from './domains/rendezvous/store.kysely.ts';
@@ -193,6 +194,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
   installProvisioningMetrics(app, services.provisioning, metrics);
   installVoucherMetrics(metrics, services.vouchers);
+  installRendezvousMetrics(metrics, services.rendezvous);
   services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
 
   // Statuses the framework and the edge give on every route are documented centrally.

@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { decodeVoucher, signProof, signTo1d, verifyProof, verifyVoucherChain } from '@tips/onboarding';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type TestMaster, testMaster } from '../../testing.ts';
 import { voucherFor } from '../vouchers/test-helpers.ts';
 
@@ -8,7 +8,12 @@ const p256 = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const soon = () => Math.floor(Date.now() / 1000) + 600;
 
-describe('Z1 rendezvous (TO0/TO1) and TO2 on the master: each refusal changes nothing', () => {
+const adapters: [string, () => string | undefined][] = [
+  ['SQLite', () => undefined],
+  ['PostgreSQL', () => inject('pgUrl')],
+];
+
+describe.each(adapters)('Z1 rendezvous (TO0/TO1) and TO2 on %s: each refusal changes nothing', (_name, pgUrl) => {
   let m: TestMaster;
   const post = (url: string, payload: unknown) => m.app.inject({ method: 'POST', url, payload: payload as object });
   const rows = async () =>
@@ -18,7 +23,7 @@ describe('Z1 rendezvous (TO0/TO1) and TO2 on the master: each refusal changes no
     ]);
 
   beforeAll(async () => {
-    m = await testMaster();
+    m = await testMaster({ pgUrl: pgUrl() });
   });
   afterAll(async () => m.close());
 
@@ -93,5 +98,7 @@ describe('Z1 rendezvous (TO0/TO1) and TO2 on the master: each refusal changes no
     expect((await post('/api/onboarding/v1/prove', { guid, proof })).statusCode).toBe(401);
     const metrics = (await m.app.inject({ url: '/metrics' })).body;
     expect(metrics).toMatch(/tips_master_vouchers_refused_total\{reason="proof_invalid"\} [1-9]/);
+    expect(metrics).toMatch(/tips_master_rendezvous_requests_total\{step="to1_prove",result="proof_invalid"\} [1-9]/);
+    expect(metrics).toMatch(/tips_master_rendezvous_requests_total\{step="to0_register",result="ok"\} [1-9]/);
   });
 });

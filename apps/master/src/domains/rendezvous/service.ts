@@ -28,14 +28,38 @@ const MAX_REGISTRATION_S = 30 * 86_400;
  * tricked with: every registration is checked against the voucher chain, and a registration can
  * be replaced only by the same owner or a later one in that chain.
  */
+export type RendezvousStep = 'to0_register' | 'to1_hello' | 'to1_prove';
+
 export class RendezvousService {
+  private counter: { inc(labels: { step: RendezvousStep; result: string }): void } | undefined;
+
+  useMetrics(counter: { inc(labels: { step: RendezvousStep; result: string }): void }): void {
+    this.counter = counter;
+  }
+
+  /** Runs one step and counts its result: `ok`, or the error code. */
+  private async counted<T>(step: RendezvousStep, fn: () => Promise<T>): Promise<T> {
+    try {
+      const out = await fn();
+      this.counter?.inc({ step, result: 'ok' });
+      return out;
+    } catch (e) {
+      this.counter?.inc({ step, result: e instanceof RendezvousError ? e.code : 'error' });
+      throw e;
+    }
+  }
+
   constructor(
     private readonly store: RendezvousStore,
     private readonly clock: Clock,
     private readonly random: Random,
   ) {}
 
-  async register(voucherBytes: Uint8Array, to1d: Uint8Array): Promise<{ guid: string; expiresAt: string }> {
+  register(voucherBytes: Uint8Array, to1d: Uint8Array): Promise<{ guid: string; expiresAt: string }> {
+    return this.counted('to0_register', () => this.registerOnce(voucherBytes, to1d));
+  }
+
+  private async registerOnce(voucherBytes: Uint8Array, to1d: Uint8Array): Promise<{ guid: string; expiresAt: string }> {
     let chain: ReturnType<typeof verifyVoucherChain>;
     try {
       chain = verifyVoucherChain(readVoucherFile(voucherBytes));
@@ -83,7 +107,11 @@ export class RendezvousService {
   }
 
   /** TO1 step 1: a fresh challenge for a GUID we hold a live registration for. */
-  async hello(guidText: string): Promise<Uint8Array> {
+  hello(guidText: string): Promise<Uint8Array> {
+    return this.counted('to1_hello', () => this.helloOnce(guidText));
+  }
+
+  private async helloOnce(guidText: string): Promise<Uint8Array> {
     const guid = this.guidOf(guidText);
     const now = this.clock.now();
     const reg = await this.store.find(guid);
@@ -94,7 +122,11 @@ export class RendezvousService {
   }
 
   /** TO1 step 2: the device's proof over [guid, nonce] with its voucher's key → the owner's signed redirect. */
-  async prove(guidText: string, proof: Uint8Array): Promise<Uint8Array> {
+  prove(guidText: string, proof: Uint8Array): Promise<Uint8Array> {
+    return this.counted('to1_prove', () => this.proveOnce(guidText, proof));
+  }
+
+  private async proveOnce(guidText: string, proof: Uint8Array): Promise<Uint8Array> {
     const guid = this.guidOf(guidText);
     const now = this.clock.now();
     const reg = await this.store.find(guid);
