@@ -123,8 +123,10 @@ export class VoucherService {
     const now = this.clock.now().toISOString();
     const rows: ImportedVoucher[] = vouchers.map((raw, i) => {
       let v: VerifiedVoucher;
+      let bytes: Uint8Array;
       try {
-        v = verifyVoucher(readVoucherFile(raw), objects);
+        bytes = readVoucherFile(raw);
+        v = verifyVoucher(bytes, objects);
       } catch (e) {
         if (!(e instanceof VoucherError)) throw e;
         const code = e.code === 'voucher_not_current_owner' || e.code === 'credential_invalid' || e.code === 'voucher_bad_input' ? 'voucher_malformed' : e.code;
@@ -135,7 +137,7 @@ export class VoucherService {
         ownerId,
         guid: v.guid,
         sha256: v.sha256,
-        voucher: readVoucherFile(raw),
+        voucher: bytes,
         deviceInfo: v.deviceInfo,
         rendezvous: v.rendezvousUrls,
         manufacturerKey: keyFingerprint(v.manufacturerKey),
