@@ -29,6 +29,9 @@ export const DEBIAN_PACKAGES = [
   { check: 'sfdisk', pkg: 'fdisk' },
   { check: '/usr/lib/ipxe/qemu/efi-virtio.rom', pkg: 'ipxe-qemu' },
   { check: 'qemu-img', pkg: 'qemu-utils' },
+  // Onboarding: a device key inside a TPM 2.0 — the swtpm simulator and tpm2-tools (e2e/factory-tpm.test.ts).
+  { check: 'swtpm', pkg: 'swtpm' },
+  { check: 'tpm2_sign', pkg: 'tpm2-tools' },
 ];
 
 function has(check) {

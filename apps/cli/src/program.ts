@@ -2,12 +2,14 @@ import { NAME_RULE } from '@tips/core';
 import { Command, type CommanderError, Help } from 'commander';
 import { registerBuildPhase1Command } from './commands/build-phase1.ts';
 import { registerDiscoveryCommands } from './commands/discovery.ts';
+import { registerFactoryCommands } from './commands/factory.ts';
 import { registerGlazeCommands } from './commands/glaze.ts';
 import { registerIdentityCommands } from './commands/identity.ts';
 import { registerLoginCommands } from './commands/login.ts';
 import { registerMetalCommands } from './commands/metal.ts';
 import { registerProvisioningCommands } from './commands/provisioning.ts';
 import { registerSpaceCommands } from './commands/space.ts';
+import { registerVoucherCommands } from './commands/voucher.ts';
 import { EXIT } from './errors.ts';
 
 /** The `tips` command tree. Each command family registers itself here. */
@@ -27,6 +29,8 @@ export function createProgram(): Command {
   registerIdentityCommands(program);
   registerDiscoveryCommands(program);
   registerProvisioningCommands(program);
+  registerFactoryCommands(program);
+  registerVoucherCommands(program);
   return program;
 }
 

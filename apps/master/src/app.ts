@@ -54,6 +54,14 @@ import { UpdateService } from './domains/updates/service.ts';
 import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
 import { DEFAULT_REAUTH_SECONDS } from './domains/updates/model.ts';
 import { installUpdateMetrics } from './domains/updates/metrics.ts';
+import { installVoucherMetrics } from './domains/vouchers/metrics.ts';
+import { onboardingDeviceRoutes, voucherRoutes } from './domains/vouchers/routes.ts';
+import { installRendezvousMetrics } from './domains/rendezvous/metrics.ts';
+import { rendezvousRoutes } from './domains/rendezvous/routes.ts';
+import { RendezvousService } from './domains/rendezvous/service.ts';
+import { KyselyRendezvousStore } from './domains/rendezvous/store.kysely.ts';
+import { VoucherService } from './domains/vouchers/service.ts';
+import { KyselyVoucherStore } from './domains/vouchers/store.kysely.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -89,6 +97,8 @@ export interface MasterDeps {
   tinkerbell?: Partial<TinkerbellOptions>;
   /** Metal-API requests need a token issued within this many seconds (`--reauth-period`, default 120). */
   reauthPeriodSeconds?: number;
+  /** How the master reaches other servers (rendezvous registration); tests route it in-process. */
+  fetch?: typeof fetch;
 }
 
 export interface Services {
@@ -105,6 +115,8 @@ export interface Services {
   provisioning: ProvisioningService;
   notifications: NotificationService;
   updates: UpdateService;
+  vouchers: VoucherService;
+  rendezvous: RendezvousService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -149,7 +161,9 @@ export function createServices(deps: MasterDeps): Services {
     random,
     deps.reauthPeriodSeconds ?? DEFAULT_REAUTH_SECONDS,
   );
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates };
+  const vouchers = new VoucherService(new KyselyVoucherStore(deps.db), clock, random, deps.fetch);
+  const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -179,6 +193,9 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
   installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
   installProvisioningMetrics(app, services.provisioning, metrics);
+  installVoucherMetrics(metrics, services.vouchers);
+  installRendezvousMetrics(metrics, services.rendezvous);
+  services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
 
   // Statuses the framework and the edge give on every route are documented centrally.
   documentResponses(app, { onResponseMismatch: deps.onResponseMismatch });
@@ -244,6 +261,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       gatewayOwnerRoutes(scope, services.gateways, deps.publicUrls);
       discoveryOwnerRoutes(scope, services.discovery);
       provisioningOwnerRoutes(scope, services.provisioning);
+      voucherRoutes(scope, services.vouchers, deps.publicUrls && (() => deps.publicUrls!().url));
     },
     { prefix: '/api/v1' },
   );
@@ -272,6 +290,23 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       await scope.register(async (updates) => updateMetalRoutes(updates, services.updates, { masterUri: () => deps.publicUrls?.().tlsUrl ?? undefined }));
     },
     { prefix: '/api/metal/v1' },
+  );
+  // Zero-touch onboarding (issue 11): the rendezvous server (TO0/TO1) and the owner's TO2. No
+  // credential: registrations are proven by the voucher chain and the owner's signature, devices by
+  // the key their voucher binds.
+  await app.register(
+    async (scope) => {
+      documentScope(scope, { security: [], refusals: {} });
+      rendezvousRoutes(scope, services.rendezvous);
+    },
+    { prefix: '/api/rendezvous/v1' },
+  );
+  await app.register(
+    async (scope) => {
+      documentScope(scope, { security: [], refusals: {} });
+      onboardingDeviceRoutes(scope, services.vouchers);
+    },
+    { prefix: '/api/onboarding/v1' },
   );
   // EST (RFC 7030) for enrollment and renewal, HTTPS only.
   await app.register(

@@ -18,6 +18,8 @@ import { TestGateway } from './domains/gateways/test-client.ts';
 import type { ResponseMismatch } from './http/openapi-responses.ts';
 import { installerKey, parseBootingScript, signedReport } from './domains/provisioning/test-helpers.ts';
 import { makeCsr } from './tls/testing.ts';
+import { voucherFor } from './domains/vouchers/test-helpers.ts';
+import { signProof, signTo1d } from '@tips/onboarding';
 
 // biome-ignore lint/suspicious/noExplicitAny: the document is JSON walked generically, whatever routes it describes
 type Schema = Record<string, any>;
@@ -73,6 +75,16 @@ const fx = {
   p1Installer: installerKey(),
   p1Report: Buffer.alloc(0) as Buffer,
   p1BootMetal: '',
+  // Ownership vouchers: an onboarding key and a voucher (base64) whose chain ends at it.
+  onboardingKey: '',
+  voucher: '',
+  guid: '',
+  // Rendezvous (TO0/TO1) and TO2: a registration, and proofs made over nonces the fixture asked for.
+  rvVoucher: '',
+  rvTo1d: '',
+  rvGuid: '',
+  rvProof: '',
+  to2Proof: '',
 };
 
 let counter = 0;
@@ -89,7 +101,13 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tips-openapi-test-'));
   db = await openDatabase({ kind: 'sqlite', file: join(dir, 'tips.db') });
   const blobs = await FsBlobStore.open(join(dir, 'glazes'));
-  const built = await buildApp({ db, blobs, onResponseMismatch: (m) => mismatches.push(m) });
+  // Rendezvous registrations the master sends (to whatever host a voucher names) come back to this app.
+  const inProcessFetch = (async (url: string | URL, init?: RequestInit) => {
+    const u = new URL(String(url));
+    const r = await app.inject({ method: (init?.method ?? 'GET') as 'POST', url: u.pathname + u.search, headers: { 'content-type': 'application/json' }, payload: init?.body as string });
+    return new Response(r.body, { status: r.statusCode, headers: { 'content-type': String(r.headers['content-type'] ?? 'application/json') } });
+  }) as typeof fetch;
+  const built = await buildApp({ db, blobs, onResponseMismatch: (m) => mismatches.push(m), fetch: inProcessFetch });
   app = built.app;
   const admin = await built.services.owners.ensureAdmin();
   if (!admin) throw new Error('fresh database must create an admin');
@@ -127,6 +145,21 @@ beforeAll(async () => {
   const booted = await app.inject({ method: 'GET', url: bootPath, headers: gateway.headers('GET', bootPath, undefined) });
   ({ jobId: fx.p1Job, token: fx.p1Token } = parseBootingScript(booted.body));
   fx.p1Report = signedReport(fx.p1Installer.key, { jobId: fx.p1Job, result: 'installed', glazeSha256: p1Glaze.sha256 });
+  const onboardingKey = (await call('POST', '/api/v1/onboarding-keys', { name: 'fx-onboarding' })).json();
+  fx.onboardingKey = onboardingKey.id;
+  const made = voucherFor(onboardingKey.publicKey);
+  fx.voucher = Buffer.from(made.voucher).toString('base64');
+  fx.guid = (await call('POST', '/api/v1/vouchers', { vouchers: [fx.voucher] })).json().items[0].voucher.guid;
+  const to2 = (await call('POST', '/api/onboarding/v1/hello', { guid: fx.guid, nonce: Buffer.alloc(16, 1).toString('base64') })).json();
+  fx.to2Proof = Buffer.from(signProof(made.device.privateKey, 'tips-to2-device', [Buffer.from(fx.guid.replaceAll('-', ''), 'hex'), Buffer.from(to2.nonce, 'base64')])).toString('base64');
+  const rvOwner = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const rv = voucherFor(rvOwner.publicKey);
+  fx.rvVoucher = Buffer.from(rv.voucher).toString('base64');
+  const rvGuid = (await import('@tips/onboarding')).decodeVoucher(rv.voucher).header.guid;
+  fx.rvTo1d = Buffer.from(signTo1d(rvOwner.privateKey, { guid: rvGuid, addresses: ['http://192.0.2.1:8080'], expiresAt: Math.floor(Date.now() / 1000) + 3600 })).toString('base64');
+  fx.rvGuid = (await call('POST', '/api/rendezvous/v1/registrations', { voucher: fx.rvVoucher, to1d: fx.rvTo1d })).json().guid;
+  const rvNonce = (await call('POST', '/api/rendezvous/v1/hello', { guid: fx.rvGuid })).json().nonce;
+  fx.rvProof = Buffer.from(signProof(rv.device.privateKey, 'tips-to1-device', [rvGuid, Buffer.from(rvNonce, 'base64')])).toString('base64');
   // Decision records, so the JSON-lines exports have lines to check.
   await gateway.register({ mac: '02:00:00:00:ff:01', ip: '192.0.2.1', gatewayInterface: 'eth1' });
   await gateway.register({ mac: '02:00:00:00:ff:99', ip: '192.0.2.2', gatewayInterface: 'eth1' });
@@ -155,6 +188,8 @@ function pathFixture(path: string, param: string): string | undefined {
     secrets: fx.secret,
     certificates: fx.serial,
     jobs: fx.p1Job,
+    'onboarding-keys': fx.onboardingKey,
+    vouchers: fx.guid,
   };
   return before === undefined ? undefined : byCollection[before];
 }
@@ -182,6 +217,7 @@ const hints: Record<string, (s: Schema) => unknown> = {
   uri: () => 'https://example.com/glaze.img',
   gatewayInterface: () => 'eth1',
   rows: () => [],
+  vouchers: () => [fx.voucher],
   items: (s) => (s.items && Object.keys(s.items).length === 0 ? [{ mac: freshMac(), ip: '192.0.2.200', gatewayInterface: 'eth1' }] : undefined),
 };
 
@@ -191,6 +227,11 @@ const chosenOptional: Record<string, Record<string, unknown>> = {
   'POST /api/v1/keys': { serverHeld: () => true },
   'POST /api/v1/tokens/issue': { holder: () => ({ publicKey: fx.ed25519Pem }) },
   'POST /api/gateway/v1/provisioning/work': { mac: () => fx.p1Mac, token: () => fx.p1Token, installerKey: () => fx.p1Installer.publicRaw },
+  'POST /api/rendezvous/v1/registrations': { voucher: () => fx.rvVoucher, to1d: () => fx.rvTo1d },
+  'POST /api/rendezvous/v1/hello': { guid: () => fx.rvGuid },
+  'POST /api/rendezvous/v1/prove': { guid: () => fx.rvGuid, proof: () => fx.rvProof },
+  'POST /api/onboarding/v1/hello': { guid: () => fx.guid, nonce: () => Buffer.alloc(16, 2).toString('base64') },
+  'POST /api/onboarding/v1/prove': { guid: () => fx.guid, proof: () => fx.to2Proof },
 };
 
 /** Query and path values an operation needs that the property name alone cannot pick. */

@@ -8,6 +8,7 @@ export type OwnerId = Brand<string, 'OwnerId'>;
 export type GatewayId = Brand<string, 'GatewayId'>;
 export type KeyId = Brand<string, 'KeyId'>;
 export type EnrollmentSecretId = Brand<string, 'EnrollmentSecretId'>;
+export type OnboardingKeyId = Brand<string, 'OnboardingKeyId'>;
 
 export const ID_PREFIX = {
   metal: 'mtl',
@@ -17,6 +18,7 @@ export const ID_PREFIX = {
   gateway: 'gwy',
   key: 'key',
   enrollmentSecret: 'ens',
+  onboardingKey: 'obk',
 } as const;
 export type IdKind = keyof typeof ID_PREFIX;
 
@@ -32,7 +34,9 @@ export type IdOf<K extends IdKind> = K extends 'metal'
           ? KeyId
           : K extends 'enrollmentSecret'
             ? EnrollmentSecretId
-            : GatewayId;
+            : K extends 'onboardingKey'
+              ? OnboardingKeyId
+              : GatewayId;
 
 // Crockford base32 without padding: 26 characters for 128 bits, case-insensitive, no ambiguity.
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';

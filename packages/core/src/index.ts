@@ -2,6 +2,7 @@ export { type Brand, InvalidValueError } from './brand.ts';
 export {
   article,
   type EnrollmentSecretId,
+  type OnboardingKeyId,
   encodeBase32,
   findByRef,
   type GatewayId,

@@ -13,7 +13,7 @@ import { listOptions, pageOptions, print, printPages } from '../output.ts';
 const DAY = 86_400_000;
 
 /** Durable write of a new file: temp, fsync, rename; refuses to replace an existing one. */
-export function writeNewFile(path: string, data: string, mode: number): void {
+export function writeNewFile(path: string, data: string | Uint8Array, mode: number): void {
   if (existsSync(path)) throw new CliError('file_exists', `${path} already exists; refusing to overwrite it`, EXIT.conflict);
   writeFileDurably(path, data, mode);
 }

@@ -1,0 +1,166 @@
+/**
+ * First power-on (issue 11, Z1), the device's side: find the owner through rendezvous (TO1), check
+ * the owner is who the voucher says (TO2 step 1), prove possession of the device key (TO2 step 2).
+ * The device trusts nothing it is told before it has checked it against what the factory gave it:
+ * its credential's HMAC secret and manufacturer key hash make the voucher's header its own, the
+ * chain makes the current owner, and only that owner's signatures (the redirect, the TO2 proof)
+ * are accepted. Node 18, no dependency beyond the workspace's pure packages.
+ */
+import { createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
+import {
+  credentialMatchesVoucher,
+  type DeviceCredential,
+  decodeVoucher,
+  guidToString,
+  rendezvousUrls,
+  sameBytes,
+  type ProofSigner,
+  signProof,
+  signProofWith,
+  toFdoPublicKey,
+  verifyProof,
+  verifyTo1d,
+  verifyVoucherChain,
+} from '@tips/onboarding';
+import { CborTag, decodeCbor } from '@tips/suit';
+
+export type OnboardingStep = 'rendezvous' | 'owner' | 'prove';
+
+export class OnboardingError extends Error {
+  constructor(
+    readonly step: OnboardingStep,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'OnboardingError';
+  }
+}
+
+export interface OnboardResult {
+  guid: string;
+  /** The rendezvous server that answered. */
+  rendezvous: string;
+  /** The owner's master the device onboarded with. */
+  owner: string;
+  /** What the owner's master answered: `onboarded`. */
+  status: string;
+}
+
+type Fetch = typeof fetch;
+
+async function post(fetchImpl: Fetch, base: string, path: string, body: unknown, step: OnboardingStep): Promise<Record<string, unknown>> {
+  let res: Response;
+  try {
+    res = await fetchImpl(new URL(path, base), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
+  } catch (e) {
+    throw new OnboardingError(step, 'unreachable', `${base}: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`);
+  }
+  const json = (await res.json().catch(() => ({}))) as Record<string, unknown> & { error?: { code?: string; message?: string } };
+  if (!res.ok) throw new OnboardingError(step, json.error?.code ?? `http_${res.status}`, `${base}${path}: ${json.error?.message ?? `HTTP ${res.status}`}`);
+  return json;
+}
+
+const bytes = (v: unknown, what: string, step: OnboardingStep): Uint8Array => {
+  if (typeof v !== 'string') throw new OnboardingError(step, 'bad_answer', `expected ${what} (base64)`);
+  return new Uint8Array(Buffer.from(v, 'base64'));
+};
+
+/**
+ * TO1 then TO2. `deviceKey` is the private key the factory made (software); the credential is
+ * `device.cred` decoded; a key in a TPM comes as a `ProofSigner` (`tpmSigner`). `now` in ms since the epoch (the device's clock; only the redirect's
+ * expiry depends on it).
+ */
+export async function onboard(credential: DeviceCredential, deviceKey: KeyObject | ProofSigner, opts: { fetch?: Fetch; now?: () => number } = {}): Promise<OnboardResult> {
+  const signer = typeof (deviceKey as ProofSigner).sign === 'function' ? (deviceKey as ProofSigner) : undefined;
+  const sign = (context: 'tips-to1-device' | 'tips-to2-device', fields: Uint8Array[]) => (signer ? signProofWith(signer, context, fields) : signProof(deviceKey as KeyObject, context, fields));
+  const devicePublic = signer ? signer.publicKey : createPublicKey(deviceKey as KeyObject);
+  const fetchImpl = opts.fetch ?? fetch;
+  const now = opts.now ?? Date.now;
+  const guid = guidToString(credential.guid);
+  if (!credential.active) throw new OnboardingError('rendezvous', 'credential_inactive', 'the device credential is not active');
+
+  // TO1: each rendezvous address from the factory, in order, until one knows this device.
+  let to1d: Uint8Array | undefined;
+  let rendezvous = '';
+  const failures: string[] = [];
+  for (const rv of rendezvousUrls(credential.rendezvous)) {
+    try {
+      const hello = await post(fetchImpl, rv, '/api/rendezvous/v1/hello', { guid }, 'rendezvous');
+      const nonce = bytes(hello.nonce, 'nonce', 'rendezvous');
+      const proof = sign('tips-to1-device', [credential.guid, nonce]);
+      const answer = await post(fetchImpl, rv, '/api/rendezvous/v1/prove', { guid, proof: Buffer.from(proof).toString('base64') }, 'rendezvous');
+      to1d = bytes(answer.to1d, 'to1d', 'rendezvous');
+      rendezvous = rv;
+      break;
+    } catch (e) {
+      if (!(e instanceof OnboardingError)) throw e;
+      failures.push(`${e.code}: ${e.message}`);
+    }
+  }
+  if (!to1d) throw new OnboardingError('rendezvous', 'rendezvous_failed', `no rendezvous server knows this device: ${failures.join('; ')}`);
+
+  // The redirect is not trusted yet (we do not know the owner key before we hold the voucher): we
+  // read the address from it, and check its signature once the voucher names the owner.
+  const addresses = peekAddresses(to1d);
+  const owner = addresses[0]!;
+
+  // TO2 step 1: the owner shows the voucher and proves it holds the key the chain ends at.
+  const deviceNonce = new Uint8Array(randomBytes(16));
+  const hello = await post(fetchImpl, owner, '/api/onboarding/v1/hello', { guid, nonce: Buffer.from(deviceNonce).toString('base64') }, 'owner');
+  const voucher = decodeVoucherOr(bytes(hello.voucher, 'voucher', 'owner'));
+  if (!credentialMatchesVoucher(credential, voucher)) throw new OnboardingError('owner', 'voucher_not_ours', 'the voucher shown is not this device\'s (header HMAC, GUID or manufacturer key differ)');
+  let chain: ReturnType<typeof verifyVoucherChain>;
+  try {
+    chain = verifyVoucherChain(voucher);
+  } catch (e) {
+    throw new OnboardingError('owner', 'voucher_invalid', (e as Error).message);
+  }
+  if (!sameBytes(chain.deviceKey.body, toFdoPublicKey(devicePublic).body)) throw new OnboardingError('owner', 'voucher_not_ours', 'the voucher binds another device key');
+  try {
+    verifyTo1d(to1d, chain.currentOwner, Math.floor(now() / 1000));
+    const [g, dn, on] = verifyProof(bytes(hello.ownerProof, 'ownerProof', 'owner'), chain.currentOwner, 'tips-to2-owner');
+    const ownerNonce = bytes(hello.nonce, 'nonce', 'owner');
+    if (!(g instanceof Uint8Array) || !sameBytes(g, credential.guid) || !(dn instanceof Uint8Array) || !sameBytes(dn, deviceNonce) || !(on instanceof Uint8Array) || !sameBytes(on, ownerNonce)) {
+      throw new OnboardingError('owner', 'owner_proof_invalid', 'the owner\'s proof is not over this device and these nonces');
+    }
+    // TO2 step 2: the device proves possession of its key over the owner's nonce.
+    const proof = sign('tips-to2-device', [credential.guid, ownerNonce]);
+    const done = await post(fetchImpl, owner, '/api/onboarding/v1/prove', { guid, proof: Buffer.from(proof).toString('base64') }, 'prove');
+    return { guid, rendezvous, owner, status: String(done.status) };
+  } catch (e) {
+    if (e instanceof OnboardingError) throw e;
+    throw new OnboardingError('owner', 'owner_proof_invalid', `the redirect or the owner's proof is not signed by the voucher's owner: ${(e as Error).message}`);
+  }
+}
+
+function decodeVoucherOr(b: Uint8Array) {
+  try {
+    return decodeVoucher(b);
+  } catch (e) {
+    throw new OnboardingError('owner', 'voucher_invalid', (e as Error).message);
+  }
+}
+
+/** The addresses of a to1d, read without trusting them (verified after TO2 step 1). */
+function peekAddresses(to1d: Uint8Array): string[] {
+  const payload = to1dPayload(to1d);
+  const addresses = Array.isArray(payload) ? payload[2] : undefined;
+  if (!Array.isArray(addresses) || addresses.length === 0 || !addresses.every((a) => typeof a === 'string' && /^https?:\/\//.test(a))) {
+    throw new OnboardingError('rendezvous', 'to1d_invalid', 'the redirect names no http(s) address');
+  }
+  return addresses as string[];
+}
+
+
+/** The COSE_Sign1's payload, decoded: [context, guid, addresses, expiresAt]; undefined if it is not one. */
+function to1dPayload(to1d: Uint8Array): unknown {
+  try {
+    const outer = decodeCbor(to1d);
+    const body = outer instanceof CborTag ? outer.value : outer;
+    if (!Array.isArray(body) || !(body[2] instanceof Uint8Array)) return undefined;
+    return decodeCbor(body[2]);
+  } catch {
+    return undefined;
+  }
+}

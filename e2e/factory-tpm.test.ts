@@ -1,0 +1,123 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createPublicKey, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeDeviceCredential, readVoucherFile, verifyVoucher } from '@tips/onboarding';
+import { onboard } from '../apps/client/src/onboarding/onboard.ts';
+import { tpmSigner } from '../apps/client/src/onboarding/tpm-signer.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMaster, tips } from './helpers.ts';
+
+// A device whose key lives in a TPM 2.0: Debian's swtpm (a real TPM 2.0 simulator) reached by
+// tpm2-tools, as a factory's programming station reaches a device's TPM. No fake TPM.
+let dir: string;
+let swtpm: ChildProcess;
+let tcti: string;
+
+/** Two consecutive free TCP ports (swtpm's server and control ports). */
+async function freePortPair(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const s = createServer().listen(0, '127.0.0.1');
+    await once(s, 'listening');
+    const port = (s.address() as { port: number }).port;
+    s.close();
+    const next = createServer().listen(port + 1, '127.0.0.1');
+    const ok = await new Promise<boolean>((resolve) => {
+      next.once('listening', () => resolve(true));
+      next.once('error', () => resolve(false));
+    });
+    next.close();
+    if (ok && port < 65535) return port;
+  }
+  throw new Error('no free port pair');
+}
+
+const tpm = (args: string[]) => spawnSync(args[0]!, args.slice(1), { cwd: dir, env: { ...process.env, TPM2TOOLS_TCTI: tcti }, encoding: 'utf8' });
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tips-e2e-tpm-'));
+  const port = await freePortPair();
+  tcti = `swtpm:host=127.0.0.1,port=${port}`;
+  swtpm = spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${join(dir)}`, '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`, '--flags', 'startup-clear'], { stdio: 'ignore' });
+  for (let i = 0; i < 100 && tpm(['tpm2_getcap', 'properties-fixed']).status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+});
+afterAll(async () => {
+  if (swtpm && swtpm.exitCode === null) {
+    swtpm.kill();
+    await once(swtpm, 'exit');
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Z2 Z3 issue 11: tips factory makes the device key inside a TPM 2.0 (swtpm + tpm2-tools)', { timeout: 120_000 }, () => {
+  it('the voucher binds the TPM-held key; only the TPM can sign for it; a second device key at the same handle is refused', () => {
+    const env = { TIPS_CONFIG: join(dir, 'none.json'), TIPS_URL: 'http://127.0.0.1:1', TIPS_TOKEN: 'tips_none' };
+    expect(tips(['factory', 'key', 'create', '--out', join(dir, 'mfr.key')], env).status).toBe(0);
+    const owner = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    writeFileSync(join(dir, 'owner.pub'), owner.publicKey.export({ type: 'spki', format: 'pem' }));
+    const args = ['factory', 'device', 'create', '--manufacturer-key', join(dir, 'mfr.key'), '--rendezvous', 'https://rv.example.com:8041', '--info', 'vendor=acme', '--to', join(dir, 'owner.pub'), '--tpm', tcti, '--json'];
+    const r = tips([...args, '--out-dir', join(dir, 'out')], env);
+    expect(r.status, r.stderr).toBe(0);
+    const device = JSON.parse(r.stdout).devices[0];
+    expect(device.deviceKey.endsWith('device.tpm')).toBe(true);
+    const record = JSON.parse(readFileSync(device.deviceKey, 'utf8'));
+    expect(record.tpm2).toEqual({ handle: '0x81010001', alg: 'ecdsa-p256-sha256' });
+    expect(existsSync(join(dir, 'out', device.guid, 'device.key'))).toBe(false);
+
+    // The voucher's device key is the TPM's persistent key, read back from the TPM itself.
+    const v = verifyVoucher(readVoucherFile(readFileSync(device.voucher)), [owner.publicKey]);
+    expect(tpm(['tpm2_readpublic', '-Q', '-c', '0x81010001', '-f', 'pem', '-o', 'tpm.pem']).status).toBe(0);
+    expect(v.deviceKey.key.export({ type: 'spki', format: 'pem' })).toBe(createPublicKey(readFileSync(join(dir, 'tpm.pem'))).export({ type: 'spki', format: 'pem' }));
+    expect(record.publicKey).toBe(readFileSync(join(dir, 'tpm.pem'), 'utf8'));
+
+    // Possession: a fresh nonce signed inside the TPM verifies under the voucher's device key.
+    const nonce = randomBytes(32);
+    writeFileSync(join(dir, 'nonce'), nonce);
+    const signed = tpm(['tpm2_sign', '-c', '0x81010001', '-g', 'sha256', '-s', 'ecdsa', '-f', 'plain', '-o', 'sig.der', 'nonce']);
+    expect(signed.status, signed.stderr).toBe(0);
+    tpm(['tpm2_flushcontext', '-s']);
+    const sig = readFileSync(join(dir, 'sig.der'));
+    expect(verify('sha256', nonce, { key: v.deviceKey.key, dsaEncoding: 'der' }, sig)).toBe(true);
+    expect(verify('sha256', randomBytes(32), { key: v.deviceKey.key, dsaEncoding: 'der' }, sig)).toBe(false);
+
+    // The TPM already holds this device's key: a second run is refused and writes nothing.
+    const again = tips([...args, '--out-dir', join(dir, 'out2')], env);
+    expect(again.status).toBe(5);
+    expect(again.stderr).toContain('tpm_handle_in_use');
+    expect(existsSync(join(dir, 'out2')) ? readdirSync(join(dir, 'out2')) : []).toEqual([]);
+    // --tpm is one device.
+    expect(tips([...args, '--out-dir', join(dir, 'out3'), '--count', '2'], env).status).toBe(2);
+  });
+});
+
+describe('Z1 Z2 issue 11: a device whose key lives in the TPM onboards through rendezvous and TO2', { timeout: 180_000 }, () => {
+  it('every proof is signed inside the TPM (tpm2_sign); the owner marks it onboarded', async () => {
+    const rv = await startMaster(['--data-dir', join(dir, 'rv')]);
+    const owner = await startMaster(['--data-dir', join(dir, 'owner')]);
+    try {
+      const env = (m?: { url: string; adminToken?: string }) => ({ TIPS_CONFIG: join(dir, 'none.json'), TIPS_URL: m?.url ?? 'http://127.0.0.1:1', TIPS_TOKEN: m?.adminToken ?? 'tips_none' });
+      const ok = (r: { status: number; stderr: string; stdout: string }) => {
+        expect(r.status, r.stderr).toBe(0);
+        return r.stdout;
+      };
+      ok(tips(['voucher', 'owner-key', 'create', 'fleet', '--out', join(dir, 'fleet.pub')], env(owner)));
+      if (!existsSync(join(dir, 'mfr.key'))) ok(tips(['factory', 'key', 'create', '--out', join(dir, 'mfr.key')], env()));
+      const made = JSON.parse(
+        ok(tips(['factory', 'device', 'create', '--manufacturer-key', join(dir, 'mfr.key'), '--rendezvous', rv.url, '--info', 'vendor=acme', '--to', join(dir, 'fleet.pub'), '--tpm', tcti, '--tpm-handle', '0x81010002', '--out-dir', join(dir, 'tpm-devices'), '--json'], env())),
+      ).devices[0];
+      ok(tips(['voucher', 'import', made.voucher], env(owner)));
+      ok(tips(['voucher', 'register', made.guid], env(owner)));
+      const signer = tpmSigner(JSON.parse(readFileSync(made.deviceKey, 'utf8')), tcti);
+      const result = await onboard(decodeDeviceCredential(readFileSync(made.credential)), signer);
+      expect(result).toMatchObject({ guid: made.guid, owner: owner.url, status: 'onboarded' });
+      expect(JSON.parse(ok(tips(['voucher', 'show', made.guid, '--json'], env(owner)))).status).toBe('onboarded');
+    } finally {
+      await rv.stop();
+      await owner.stop();
+    }
+  });
+});
+
