@@ -43,6 +43,7 @@ import { KyselyKeyStore } from './domains/keys/store.kysely.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './ports.ts';
 import { BuiltinEngine, type ProvisioningEngine } from './domains/provisioning/engine.ts';
 import type { Engine } from './domains/provisioning/model.ts';
+import { installEngineSync } from './domains/provisioning/engine-sync.ts';
 import { installProvisioningMetrics } from './domains/provisioning/metrics.ts';
 import { provisioningGatewayRoutes, provisioningOwnerRoutes } from './domains/provisioning/routes.ts';
 import { ProvisioningService } from './domains/provisioning/service.ts';
@@ -87,6 +88,8 @@ export interface MasterDeps {
   publicUrls?: () => PublicUrls;
   /** The tinkerbell engine's settings (--tinkerbell-dir, --tinkerbell-kubectl, --tinkerbell-glaze-base). */
   tinkerbell?: Partial<TinkerbellOptions>;
+  /** How often engines that install by themselves (tinkerbell) are asked where their jobs stand; 0 = never (tests call syncEngineJobs). */
+  engineSyncMs?: number;
   /** Metal-API requests need a token issued within this many seconds (`--reauth-period`, default 120). */
   reauthPeriodSeconds?: number;
 }
@@ -179,6 +182,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
   installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
   installProvisioningMetrics(app, services.provisioning, metrics);
+  installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
 
   // Statuses the framework and the edge give on every route are documented centrally.
   documentResponses(app, { onResponseMismatch: deps.onResponseMismatch });
