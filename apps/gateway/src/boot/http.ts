@@ -223,7 +223,10 @@ export class BootHttpServer {
   private sendBytes(req: IncomingMessage, res: ServerResponse, kind: Kind, file: FileBytes): void {
     const etag = `"${file.data.length.toString(16)}-${Math.floor(file.mtimeMs).toString(16)}"`;
     const r = decideRange(req.headers.range, file.data.length);
-    if (r.kind === 'unsatisfiable') return this.unsatisfiable(res, kind, file.data.length);
+    if (r.kind === 'unsatisfiable') {
+      this.unsatisfiable(res, kind, file.data.length);
+      return;
+    }
     const [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, file.data.length - 1];
     const body = file.data.subarray(start, end + 1);
     res.writeHead(r.kind === 'partial' ? 206 : 200, {
