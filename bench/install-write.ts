@@ -28,7 +28,7 @@ import { streamGlaze } from '../apps/installer/src/write.ts';
 
 const TOTAL = Number(process.env.TIPS_BENCH_BYTES ?? 2 * 2 ** 30);
 const MiB = 2 ** 20;
-const WINDOWS = (process.env.TIPS_BENCH_WINDOWS ?? '8:4')
+const WINDOWS = (process.env.TIPS_BENCH_WINDOWS ?? '8:4,16:4')
   .split(',')
   .map((w) => w.split(':').map(Number) as [number, number]);
 const work = mkdtempSync(join(tmpdir(), 'tips-bench-install-'));
@@ -90,6 +90,18 @@ const fmt = (s: number) => `${s.toFixed(2)} s (${(TOTAL / MiB / s).toFixed(0)} M
 const all = (xs: number[]) => `[${xs.map((s) => s.toFixed(2)).join(', ')}]`;
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
+function cleanUp(): void {
+  if (loop) execFileSync('losetup', ['-d', loop]);
+  loop = '';
+  rmSync(work, { recursive: true, force: true });
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    cleanUp();
+    process.exit(130);
+  });
+}
+
 try {
   const sha256 = makeGlaze();
   execFileSync('truncate', ['-s', String(TOTAL + 64 * MiB), image]);
@@ -127,6 +139,5 @@ try {
     console.log(`${name}: load ${load()}`);
   }
 } finally {
-  if (loop) execFileSync('losetup', ['-d', loop]);
-  rmSync(work, { recursive: true, force: true });
+  cleanUp();
 }
