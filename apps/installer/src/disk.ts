@@ -1,22 +1,18 @@
 /**
- * The target disk: finding it, its size, its marker, the power-safe write (plan.ts gives the
- * order), and the partition 1 of the written image. Works on a block device (the metal's disk in
+ * The target disk: finding it, its size, its marker, and the partition 1 of the written image
+ * (the power-safe write is write.ts). Works on a block device (the metal's disk in
  * the initramfs) and on a regular file (a disk image in tests and benches).
  */
 import { execFile } from 'node:child_process';
-import { createHash, type Hash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { promisify } from 'node:util';
 import { InstallerError } from './errors.ts';
 import { decodeMarker, encodeMarker, MARKER_SIZE, type Marker, type MarkerResult } from './marker.ts';
-import type { Range, WritePlan } from './plan.ts';
+import type { WritePlan } from './plan.ts';
 
 const run = promisify(execFile);
-
-/** Chunk size of the copy and the read-back: large enough to keep the disk streaming. */
-export const CHUNK = 8 * 1024 * 1024;
 
 /** `tips.disk` when given, else the first disk of /sys/block that is not removable, ram, loop, sr (A6). */
 export function defaultDisk(sysBlock = '/sys/block'): string | null {
@@ -76,161 +72,6 @@ export async function readMarker(path: string, size: number): Promise<MarkerResu
     return decodeMarker(b);
   } finally {
     await fh.close();
-  }
-}
-
-/** Feeds a byte range of a file or device into a hash: reads the next chunk while it hashes this one. */
-export async function hashInto(h: Hash, path: string, range: Range): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
-    const end = range.offset + range.length;
-    let pos = range.offset;
-    let i = 0;
-    let pending: Promise<number> | null = pos < end ? readInto(fh, bufs[0]!, pos, Math.min(CHUNK, end - pos)) : null;
-    while (pending) {
-      const n = await pending;
-      const cur = bufs[i]!;
-      pos += n;
-      i ^= 1;
-      pending = pos < end ? readInto(fh, bufs[i]!, pos, Math.min(CHUNK, end - pos)) : null;
-      h.update(cur.subarray(0, n));
-    }
-  } finally {
-    await fh.close();
-  }
-}
-
-/** SHA-256 (hex) of a byte range of a file or device. */
-export async function hashRange(path: string, range: Range): Promise<string> {
-  const h = createHash('sha256');
-  await hashInto(h, path, range);
-  return h.digest('hex');
-}
-
-async function readInto(fh: FileHandle, buf: Buffer, position: number, length: number): Promise<number> {
-  await readExactly(fh, buf.subarray(0, length), position);
-  return length;
-}
-
-export type WriteProgress = (stage: 'wipe' | 'body' | 'head' | 'verify' | 'marker', bytes: number) => void;
-
-/**
- * Copies [range) of the source to the same offsets of the disk, reading ahead while it writes.
- */
-async function copyRange(src: FileHandle, dst: FileHandle, range: Range, onBytes: (n: number) => void): Promise<void> {
-  const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
-  const end = range.offset + range.length;
-  let pos = range.offset;
-  let i = 0;
-  let pending: Promise<number> | null = pos < end ? readInto(src, bufs[0]!, pos, Math.min(CHUNK, end - pos)) : null;
-  while (pending) {
-    const n = await pending;
-    const cur = bufs[i]!;
-    const at = pos;
-    pos += n;
-    i ^= 1;
-    pending = pos < end ? readInto(src, bufs[i]!, pos, Math.min(CHUNK, end - pos)) : null;
-    await writeExactly(dst, cur.subarray(0, n), at);
-    onBytes(n);
-  }
-}
-
-/**
- * The power-safe write (A6): marker wiped and flushed, body, fsync, first MiB, fsync, read-back
- * check (the disk's image range equals the verified Glaze). Any I/O error is write_failed; a read-back that differs is verify_failed. The disk
- * never holds a marker during this, so a kill at any point leaves a disk that claims nothing.
- */
-export async function writeGlaze(o: {
-  disk: string;
-  source: string;
-  plan: WritePlan;
-  sha256: string;
-  progress?: WriteProgress;
-  /** 'compare' (default): byte for byte against the verified source; 'sha256': hash the read-back. */
-  readBack?: 'compare' | 'sha256';
-}): Promise<number> {
-  const progress = o.progress ?? (() => {});
-  let written = 0;
-  const dst = await open(o.disk, 'r+').catch((e: Error) => {
-    throw new InstallerError('write_failed', `cannot open ${o.disk} for writing: ${e.message}`);
-  });
-  try {
-    const src = await open(o.source, 'r');
-    try {
-      await writeExactly(dst, Buffer.alloc(MARKER_SIZE), o.plan.markerOffset);
-      await dst.sync();
-      progress('wipe', 0);
-      await copyRange(src, dst, o.plan.body, (n) => {
-        written += n;
-        progress('body', written);
-      });
-      await dst.sync();
-      await copyRange(src, dst, o.plan.head, (n) => {
-        written += n;
-        progress('head', written);
-      });
-      await dst.sync();
-    } finally {
-      await src.close();
-    }
-  } catch (e) {
-    if (e instanceof InstallerError) throw e;
-    throw new InstallerError('write_failed', `writing ${o.disk} failed after ${written} bytes: ${(e as Error).message}`);
-  } finally {
-    await dst.close();
-  }
-  progress('verify', written);
-  try {
-    if (o.readBack === 'sha256') {
-      const got = await hashRange(o.disk, o.plan.verify);
-      if (got !== o.sha256) throw new InstallerError('verify_failed', `read-back SHA-256 of ${o.disk} is ${got}, expected ${o.sha256}`);
-    } else {
-      await compareRange(o.disk, o.source, o.plan.verify);
-    }
-  } catch (e) {
-    if (e instanceof InstallerError) throw e;
-    throw new InstallerError('verify_failed', `reading ${o.disk} back failed: ${(e as Error).message}`);
-  }
-  return written;
-}
-
-/**
- * Reads the range back from the disk and compares it byte for byte with the source. The source is
- * the Glaze whose SHA-256 the installer computed in this run and found equal to the signed
- * manifest's, so equal bytes mean the disk's range has that SHA-256 — without a second 2 GiB
- * SHA-256 pass (see bench/install-write.ts and RESULTS.md for what that pass costs).
- */
-export async function compareRange(disk: string, source: string, range: Range): Promise<void> {
-  const d = await open(disk, 'r');
-  const s = await open(source, 'r');
-  try {
-    const end = range.offset + range.length;
-    const bufs = [0, 1].map(() => [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)] as const);
-    const readPair = (i: number, pos: number) => {
-      const n = Math.min(CHUNK, end - pos);
-      return Promise.all([readInto(d, bufs[i]![0].subarray(0, n), pos, n), readInto(s, bufs[i]![1].subarray(0, n), pos, n)]).then(() => n);
-    };
-    let pos = range.offset;
-    let i = 0;
-    let pending: Promise<number> | null = pos < end ? readPair(0, pos) : null;
-    while (pending) {
-      const n = await pending;
-      const [got, want] = bufs[i]!;
-      const at = pos;
-      pos += n;
-      i ^= 1;
-      pending = pos < end ? readPair(i, pos) : null;
-      if (!got.subarray(0, n).equals(want.subarray(0, n))) {
-        await pending?.catch(() => undefined);
-        let k = 0;
-        while (got[k] === want[k]) k++;
-        throw new InstallerError('verify_failed', `read-back of ${disk} differs from the verified Glaze at byte ${at + k}`);
-      }
-    }
-  } finally {
-    await d.close();
-    await s.close();
   }
 }
 

@@ -1,22 +1,22 @@
 /**
- * One Phase 1 install (T13): work → verify the manifest → disk checks → download (resumable) →
- * digest → power-safe write → TIPS-C files → marker → signed report. Nothing is written to the
- * disk before the manifest and the downloaded bytes are verified; every refusal is reported.
+ * One Phase 1 install (T13): work → verify the manifest → disk checks → stream the Glaze to the
+ * disk (resumable, digest on the way, read back) → TIPS-C files → marker → signed report. Nothing
+ * is written before the manifest is verified; a disk that claims a Glaze is written only after a
+ * first pass proved the stream's digest; every refusal is reported.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { InstallerOptions } from './cmdline.ts';
 import { configureInstalledSystem, refreshInstalledSystem } from './config.ts';
-import { defaultDisk, diskSize, hashInto, readMarker, writeGlaze, writeMarker } from './disk.ts';
+import { defaultDisk, diskSize, readMarker, writeMarker } from './disk.ts';
 import { InstallerError, type ReportCode } from './errors.ts';
 import { type Backoff, DEFAULT_BACKOFF, downloadResumable, errorOf, requestWithRetry, sleep } from './http.ts';
 import { planWrite } from './plan.ts';
 import { type InstallerKey, type InstallReport, loadOrCreateKey, signReport } from './report.ts';
 import { verifyGlazeManifest } from './verify.ts';
 import { parseWork, type Work } from './work.ts';
+import { streamGlaze } from './write.ts';
 
 export const EXIT = { installed: 0, usage: 1, refused: 2, unreported: 3 } as const;
 
@@ -68,49 +68,24 @@ async function sendReport(o: InstallerOptions, work: Work, key: InstallerKey, re
 }
 
 /**
- * Downloads the Glaze into the state dir (resuming a partial file left by an earlier run) and
- * returns its path once its SHA-256 is the manifest's. A mismatch deletes it: the next try starts over.
+ * Streams the Glaze once through SHA-256 without keeping a byte (resumable within the run): the
+ * pass a disk that claims a Glaze gets before it is overwritten, so a tampered stream cannot cost
+ * it the Glaze it holds.
  */
-async function fetchGlaze(o: InstallerOptions, work: Work, d: RunDeps): Promise<string> {
-  const spool = join(o.stateDir, `glaze-${work.glaze.sha256}.img`);
-  const size = work.glaze.size;
-  let from = existsSync(spool) ? statSync(spool).size : 0;
-  if (from > size) {
-    rmSync(spool);
-    from = 0;
-  }
+async function verifyStream(o: InstallerOptions, work: Work, d: RunDeps): Promise<void> {
   const h = createHash('sha256');
-  if (from > 0) {
-    // Hash what an earlier run already holds; the resumed bytes continue the same digest.
-    await hashInto(h, spool, { offset: 0, length: from });
-    d.log.info({ phase: 'download', bytes: from, size }, 'resuming the Glaze download');
-  }
-  const fh = await open(spool, from > 0 ? 'r+' : 'w');
-  try {
-    let pos = from;
-    await downloadResumable({
-      url: `${o.bootUrl}${work.glazePath}`,
-      size,
-      from,
-      log: d.log,
-      ...(d.backoff ? { backoff: d.backoff } : {}),
-      sink: async (chunk) => {
-        h.update(chunk);
-        let done = 0;
-        while (done < chunk.length) done += (await fh.write(chunk, done, chunk.length - done, pos + done)).bytesWritten;
-        pos += chunk.length;
-      },
-    });
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  await downloadResumable({
+    url: `${o.bootUrl}${work.glazePath}`,
+    size: work.glaze.size,
+    from: 0,
+    log: d.log,
+    ...(d.backoff ? { backoff: d.backoff } : {}),
+    sink: async (chunk) => {
+      h.update(chunk);
+    },
+  });
   const got = h.digest('hex');
-  if (got !== work.glaze.sha256) {
-    rmSync(spool, { force: true });
-    throw new InstallerError('suit_digest_mismatch', `the downloaded Glaze has SHA-256 ${got}; the signed manifest says ${work.glaze.sha256}`);
-  }
-  return spool;
+  if (got !== work.glaze.sha256) throw new InstallerError('suit_digest_mismatch', `the Glaze the gateway serves has SHA-256 ${got}; the signed manifest says ${work.glaze.sha256} (nothing written)`);
 }
 
 /** Runs the installer; resolves with the process exit code (EXIT). */
@@ -154,17 +129,19 @@ export async function runInstaller(o: InstallerOptions, d: RunDeps): Promise<num
       await sendReport(o, work, key, report('installed', null, `already installed by job ${marker.marker.jobId} at ${marker.marker.at}`), d);
       return EXIT.installed;
     }
-    log.info({ phase: 'download', url: `${o.bootUrl}${work.glazePath}` }, 'downloading the Glaze');
-    const spool = await fetchGlaze(o, work, d);
-    log.info({ phase: 'download', sha256: work.glaze.sha256 }, 'Glaze digest matches the signed manifest');
-
-    log.info({ phase: 'write', disk, size: work.glaze.size, diskSize: size }, 'writing the disk');
+    if (marker.ok) {
+      // The disk holds another Glaze: its bytes are only given up for a stream already proven whole.
+      log.info({ phase: 'download', url: `${o.bootUrl}${work.glazePath}`, holds: marker.marker.sha256 }, 'the disk claims another Glaze: checking the stream\'s digest before writing');
+      await verifyStream(o, work, d);
+      log.info({ phase: 'download', sha256: work.glaze.sha256 }, 'Glaze digest matches the signed manifest');
+    }
+    log.info({ phase: 'write', disk, size: work.glaze.size, diskSize: size, url: `${o.bootUrl}${work.glazePath}` }, 'writing the disk');
     let lastLog = 0;
-    bytesWritten = await writeGlaze({
+    const result = await streamGlaze({
       disk,
-      source: spool,
       plan,
       sha256: work.glaze.sha256,
+      feed: (sink) => downloadResumable({ url: `${o.bootUrl}${work.glazePath}`, size: work.glaze.size, from: 0, log, ...(d.backoff ? { backoff: d.backoff } : {}), sink }),
       progress: (stage, bytes) => {
         bytesWritten = bytes;
         const t = Date.now();
@@ -173,11 +150,11 @@ export async function runInstaller(o: InstallerOptions, d: RunDeps): Promise<num
         log.info({ phase: 'write', stage, bytes, size: work.glaze.size, percent: Math.floor((bytes / work.glaze.size) * 100) }, 'write progress');
       },
     });
-    log.info({ phase: 'verify', disk, sha256: work.glaze.sha256 }, 'read-back digest matches');
+    bytesWritten = result.bytesWritten;
+    log.info({ phase: 'verify', disk, sha256: work.glaze.sha256, readBack: result.readBack }, 'read-back digest matches');
     await configureInstalledSystem({ disk, work, stateDir: o.stateDir, log });
     await writeMarker(disk, plan, { glazeId: work.glaze.id, sha256: work.glaze.sha256, size: work.glaze.size, sequence: verified.sequence, jobId: work.jobId, at: now().toISOString() });
     log.info({ phase: 'marker', disk }, 'marker written: the disk claims the Glaze');
-    rmSync(spool, { force: true });
     await sendReport(o, work, key, report('installed', null, null), d);
     return EXIT.installed;
   } catch (e) {

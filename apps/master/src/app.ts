@@ -43,6 +43,7 @@ import { KyselyKeyStore } from './domains/keys/store.kysely.ts';
 import { type Clock, type Random, systemClock, systemRandom } from './ports.ts';
 import { BuiltinEngine, type ProvisioningEngine } from './domains/provisioning/engine.ts';
 import type { Engine } from './domains/provisioning/model.ts';
+import { installEngineSync } from './domains/provisioning/engine-sync.ts';
 import { installProvisioningMetrics } from './domains/provisioning/metrics.ts';
 import { provisioningGatewayRoutes, provisioningOwnerRoutes } from './domains/provisioning/routes.ts';
 import { ProvisioningService } from './domains/provisioning/service.ts';
@@ -95,6 +96,8 @@ export interface MasterDeps {
   publicUrls?: () => PublicUrls;
   /** The tinkerbell engine's settings (--tinkerbell-dir, --tinkerbell-kubectl, --tinkerbell-glaze-base). */
   tinkerbell?: Partial<TinkerbellOptions>;
+  /** How often engines that install by themselves (tinkerbell) are asked where their jobs stand; 0 = never (tests call syncEngineJobs). */
+  engineSyncMs?: number;
   /** Metal-API requests need a token issued within this many seconds (`--reauth-period`, default 120). */
   reauthPeriodSeconds?: number;
   /** How the master reaches other servers (rendezvous registration); tests route it in-process. */
@@ -196,6 +199,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installVoucherMetrics(metrics, services.vouchers);
   installRendezvousMetrics(metrics, services.rendezvous);
   services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
+  installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
 
   // Statuses the framework and the edge give on every route are documented centrally.
   documentResponses(app, { onResponseMismatch: deps.onResponseMismatch });

@@ -10,6 +10,7 @@ interface SpaceOut {
   phase: number;
   glazeId: string | null;
   engine?: string;
+  engineRules?: { match: string; engine: string }[];
   members?: Member[];
   membersNextCursor?: string | null;
 }
@@ -22,6 +23,14 @@ interface Member {
 
 const path = (ref: string) => `api/v1/spaces/${encodeURIComponent(ref)}`;
 
+/** `--engine-for arch=arm64:tinkerbell` → `{ match: 'arch=arm64', engine: 'tinkerbell' }`, checked before any request. */
+export function parseEngineFor(text: string): { match: string; engine: string } {
+  const at = text.lastIndexOf(':');
+  const match = at > 0 ? text.slice(0, at) : '';
+  if (!/^[^=\s]+=[^=\s]+$/.test(match)) throw new CliError('bad_engine_rule', `--engine-for is <label>=<value>:<engine> (e.g. arch=arm64:tinkerbell), got "${text.slice(0, 64)}"`, EXIT.usage);
+  return { match, engine: parseEngineOption(text.slice(at + 1), false)! };
+}
+
 function showSpace(s: SpaceOut): string {
   return [
     `Space ${s.name}`,
@@ -29,6 +38,7 @@ function showSpace(s: SpaceOut): string {
     `  phase:   ${s.phase}`,
     `  glaze:   ${s.glazeId ?? '-'}`,
     `  engine:  ${s.engine ?? 'builtin'}`,
+    ...(s.engineRules ?? []).map((r) => `           ${r.engine} for metals labelled ${r.match}`),
     '  members:',
     ...(s.members?.length ? s.members.map((m) => `    ${m.metalId}  via ${m.interfaces.join(',')}${m.isDefault ? '  (default)' : ''}`) : ['    (none)']),
   ].join('\n');
@@ -84,16 +94,22 @@ export function registerSpaceCommands(program: Command): Command {
       .option('--name <name>', 'new name')
       .option('--glaze <glaze>', 'the Glaze (name, name@version or ID) this Space delivers; it must allow the Space')
       .option('--no-glaze', 'deliver no Glaze')
-      .option('--engine <engine>', 'builtin | tinkerbell: the Phase 1 engine of the metals whose default Space this is (a metal may override it: tips metal set --engine)'),
+      .option('--engine <engine>', 'builtin | tinkerbell: the Phase 1 engine of the metals whose default Space this is (a metal may override it: tips metal set --engine)')
+      .option('--engine-for <label=value:engine>', 'another engine for the metals whose label matches, e.g. arch=arm64:tinkerbell; repeat for more (first match wins; replaces the Space’s rules; a metal’s own engine still wins)', collect)
+      .option('--no-engine-rules', 'remove the Space’s --engine-for rules'),
   ).action(
-    action(async (ref: string, opts: { name?: string; glaze?: string | false; engine?: string; json?: boolean }) => {
+    action(async (ref: string, opts: { name?: string; glaze?: string | false; engine?: string; engineFor?: string[]; engineRules?: boolean; json?: boolean }) => {
       const body: Record<string, unknown> = {};
       if (opts.name !== undefined) body.name = opts.name;
       if (opts.glaze === false) body.glaze = null;
       else if (typeof opts.glaze === 'string') body.glaze = opts.glaze;
       if (opts.engine !== undefined) body.engine = parseEngineOption(opts.engine, false);
-      if (Object.keys(body).length === 0) throw new CliError('nothing_to_update', 'give --name, --glaze, --no-glaze or --engine', EXIT.usage);
-      print(await api().call<SpaceOut>('PATCH', path(ref), body), !!opts.json, (v: SpaceOut) => `updated Space ${v.name}${opts.engine !== undefined ? `: engine ${v.engine}` : ''}`);
+      if (opts.engineFor && opts.engineRules === false) throw new CliError('bad_engine_rules', 'give --engine-for or --no-engine-rules, not both', EXIT.usage);
+      if (opts.engineFor) body.engineRules = opts.engineFor.map(parseEngineFor);
+      if (opts.engineRules === false) body.engineRules = [];
+      if (Object.keys(body).length === 0) throw new CliError('nothing_to_update', 'give --name, --glaze, --no-glaze, --engine, --engine-for or --no-engine-rules', EXIT.usage);
+      const rules = (v: SpaceOut) => (v.engineRules?.length ? `; ${v.engineRules.map((r) => `${r.match} → ${r.engine}`).join(', ')}` : '; no engine rules');
+      print(await api().call<SpaceOut>('PATCH', path(ref), body), !!opts.json, (v: SpaceOut) => `updated Space ${v.name}${opts.engine !== undefined || body.engineRules ? `: engine ${v.engine}${rules(v)}` : ''}`);
     }),
   );
 

@@ -30,11 +30,15 @@ export interface FileBytes {
 }
 
 /**
- * Small files read whole and kept while unchanged (size and mtime): the boot programs are ~100 KiB
- * to ~1 MiB and a hundred metals booting at once should not read them a hundred times.
+ * Files read whole and kept while unchanged (inode, size and mtime): the boot programs (~100 KiB to
+ * ~1 MiB) and the installer's kernel and initrd (~50 MiB together). A hundred metals booting at once
+ * are served from the one copy in memory — written to their sockets without a read per request,
+ * which is what lets one Node process keep up with nginx's sendfile (bench/pxe-scale.ts) — and
+ * concurrent first requests share one read.
  */
 export class SmallFileCache {
-  private readonly entries = new Map<string, { size: number; mtimeMs: number; data: Buffer }>();
+  private readonly entries = new Map<string, { ino: number; size: number; mtimeMs: number; data: Buffer }>();
+  private readonly loading = new Map<string, Promise<Buffer>>();
 
   constructor(private readonly maxBytes = 16 * 1024 * 1024) {}
 
@@ -48,15 +52,30 @@ export class SmallFileCache {
     }
     if (!st.isFile() || st.size > this.maxBytes) return undefined;
     const hit = this.entries.get(path);
-    if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return { data: hit.data, mtimeMs: hit.mtimeMs };
-    const fh = await open(path, 'r');
-    try {
-      const data = await fh.readFile();
-      this.entries.set(path, { size: data.length, mtimeMs: st.mtimeMs, data });
-      return { data, mtimeMs: st.mtimeMs };
-    } finally {
-      await fh.close();
+    if (hit && hit.ino === st.ino && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return { data: hit.data, mtimeMs: hit.mtimeMs };
+    const key = `${path}\0${st.ino}:${st.size}:${st.mtimeMs}`;
+    let load = this.loading.get(key);
+    if (!load) {
+      load = (async () => {
+        const fh = await open(path, 'r');
+        try {
+          return await fh.readFile();
+        } finally {
+          await fh.close();
+        }
+      })();
+      this.loading.set(key, load);
+      load.then(
+        (data) => {
+          this.loading.delete(key);
+          // Replaced while it was read: served once, not kept (the next request reads the new one).
+          if (data.length === st.size) this.entries.set(path, { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, data });
+        },
+        () => this.loading.delete(key),
+      );
     }
+    const data = await load;
+    return { data, mtimeMs: st.mtimeMs };
   }
 }
 

@@ -2,7 +2,7 @@
 // master's Phase 1 API (contract A3): it verifies every TIPS-GW-1 signature the way the master does
 // (apps/master/src/domains/gateways/signature.ts), so the relay is tested over real sockets.
 import { createHash, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -242,6 +242,22 @@ describe('T13 Phase 1 HTTP boot service (contract A2): attested MAC, signed rela
       expect(r.status, p).toBe(404);
       expect(r.body.toString()).not.toBe('nope');
     }
+  });
+
+  it('installer files are held in memory but never stale: 20 first requests at once share one read; a rebuild renamed into place is served at once', async () => {
+    const path = join(dir, 'installer', 'initrd.img');
+    const before = readFileSync(path);
+    const many = await Promise.all(Array.from({ length: 20 }, () => get('/boot/installer/initrd.img')));
+    for (const r of many) expect(r.body.equals(before)).toBe(true);
+    const rebuilt = randomBytes(300_000);
+    writeFileSync(`${path}.new`, rebuilt);
+    renameSync(`${path}.new`, path);
+    const after = await get('/boot/installer/initrd.img');
+    expect(after.body.equals(rebuilt)).toBe(true);
+    expect(after.headers.get('content-length')).toBe('300000');
+    writeFileSync(`${path}.new`, before);
+    renameSync(`${path}.new`, path);
+    expect((await get('/boot/installer/initrd.img')).body.equals(before)).toBe(true);
   });
 
   it('POST /phase1/work relays to the master with the attested MAC, bad input is a 400 naming the field and never reaches the master', async () => {

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { GatewayMetrics } from '../status/metrics.ts';
 import { MasterError } from '../uplink/client.ts';
-import { BOOT_PROGRAMS, bootProgramPath, INSTALLER_FILES, lookupBootProgram, type SmallFileCache } from './files.ts';
+import { BOOT_PROGRAMS, bootProgramPath, type FileBytes, INSTALLER_FILES, lookupBootProgram, SmallFileCache } from './files.ts';
 import { type GlazeCache, JOB_ID, writeDurably } from './glaze-cache.ts';
 import { decideRange } from './range.ts';
 
@@ -40,6 +40,8 @@ export interface BootHttpOptions {
 }
 
 export const MAX_WORK_BODY = 16 * 1024;
+/** An installer file larger than this is streamed from the disk instead of kept in memory. */
+export const INSTALLER_IN_MEMORY_MAX = 256 * 1024 * 1024;
 export const MAX_REPORT_BODY = 64 * 1024;
 const MAX_RELAYED_JSON = 1024 * 1024;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
@@ -100,6 +102,9 @@ function relayedHeaders(from: IncomingMessage): Record<string, string> {
 export class BootHttpServer {
   private server: http.Server | undefined;
   private readonly scripts: string;
+
+  /** The installer's kernel and initrd, kept in memory while unchanged (a rebuild moves `current`). */
+  private readonly installerFiles = new SmallFileCache(INSTALLER_IN_MEMORY_MAX);
 
   constructor(private readonly o: BootHttpOptions) {
     this.scripts = join(o.cacheDir, 'scripts');
@@ -211,9 +216,17 @@ export class BootHttpServer {
       this.count('ipxe', 'not_found');
       return this.error(res, 404, 'not_found', `${path} is not installed on this gateway (Debian package ipxe)`);
     }
+    this.sendBytes(req, res, 'ipxe', file);
+  }
+
+  /** A file held in memory, with one optional byte range (206/416), Content-Length and ETag: one socket write, no read. */
+  private sendBytes(req: IncomingMessage, res: ServerResponse, kind: Kind, file: FileBytes): void {
     const etag = `"${file.data.length.toString(16)}-${Math.floor(file.mtimeMs).toString(16)}"`;
     const r = decideRange(req.headers.range, file.data.length);
-    if (r.kind === 'unsatisfiable') return this.unsatisfiable(res, 'ipxe', file.data.length);
+    if (r.kind === 'unsatisfiable') {
+      this.unsatisfiable(res, kind, file.data.length);
+      return;
+    }
     const [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, file.data.length - 1];
     const body = file.data.subarray(start, end + 1);
     res.writeHead(r.kind === 'partial' ? 206 : 200, {
@@ -223,9 +236,18 @@ export class BootHttpServer {
       etag,
       ...(r.kind === 'partial' ? { 'content-range': `bytes ${start}-${end}/${file.data.length}` } : {}),
     });
-    res.end(req.method === 'HEAD' ? undefined : body);
-    this.count('ipxe', 'ok');
-    if (req.method !== 'HEAD') this.o.metrics.bootBytes.inc({ kind: 'ipxe' }, body.length);
+    if (req.method === 'HEAD' || body.length === 0) {
+      res.end();
+      this.count(kind, 'ok');
+      return;
+    }
+    res.end(body);
+    res.once('close', () => {
+      if (res.writableFinished) {
+        this.count(kind, 'ok');
+        this.o.metrics.bootBytes.inc({ kind }, body.length);
+      } else this.count(kind, 'aborted');
+    });
   }
 
   private unsatisfiable(res: ServerResponse, kind: Kind, size: number): void {
@@ -313,6 +335,8 @@ export class BootHttpServer {
   private async installer(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const name = path.slice('/boot/installer/'.length);
     const known = INSTALLER_FILES.find((f) => f === name);
+    const file = known ? await this.installerFiles.read(join(this.o.installerDir, known)) : undefined;
+    if (file) return this.sendBytes(req, res, 'installer', file);
     if (!known || !(await this.sendFile(req, res, 'installer', join(this.o.installerDir, known)))) {
       this.count('installer', 'not_found');
       this.error(res, 404, 'not_found', `${path.slice(0, 100)} is not served here (installer: ${INSTALLER_FILES.join(', ')} from --installer-dir)`);

@@ -3,7 +3,7 @@ import { up0002Discovery } from '../domains/discovery/migrations.ts';
 import { up0003Enrollment } from '../domains/enrollment/migrations.ts';
 import { up0004GatewayCertificates } from '../domains/gateways/migrations.ts';
 import { up0005MetalMacPerOwner, up0010Perf } from '../domains/metals/migrations.ts';
-import { up0007Provisioning } from '../domains/provisioning/migrations.ts';
+import { up0007Provisioning, up0012Engines } from '../domains/provisioning/migrations.ts';
 import { up0006ListKeysets } from './keyset-indexes.ts';
 import { up0008Updates } from '../domains/updates/migrations.ts';
 import { up0014Onboarding } from '../domains/vouchers/migrations.ts';
@@ -104,6 +104,7 @@ export const migrations: Record<string, Migration> = {
       await up0014Rendezvous(db);
     },
   },
+  '0012_engines': { up: up0012Engines },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -121,7 +121,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
   it('keeps one default Space per metal across Spaces', async () => {
     const store = new KyselySpaceStore(db);
     const metalId = 'mtl_0000000000000000000000000a' as TipsId;
-    const mk = (id: string, name: string) => ({ id: id as SpaceId, ownerId: owner, name, phase: 1 as const, glazeId: null, engine: 'builtin' as const, createdAt: 'x', updatedAt: 'x' });
+    const mk = (id: string, name: string) => ({ id: id as SpaceId, ownerId: owner, name, phase: 1 as const, glazeId: null, engine: 'builtin' as const, engineRules: [], createdAt: 'x', updatedAt: 'x' });
     await store.insert(mk('spc_0000000000000000000000000a', 's1'));
     await store.insert(mk('spc_0000000000000000000000000b', 's2'));
     await store.putMember('spc_0000000000000000000000000a' as SpaceId, { metalId, interfaces: ['eth0'], isDefault: true });
@@ -131,6 +131,21 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
       ['s1', false],
       ['s2', true],
     ]);
+  });
+
+  it('keeps a Space’s engine rules in their order (0012_engines); none is stored as none', async () => {
+    const store = new KyselySpaceStore(db);
+    const s = { id: 'spc_0000000000000000000000000r' as SpaceId, ownerId: owner, name: 'rules', phase: 1 as const, glazeId: null, engine: 'builtin' as const, engineRules: [], createdAt: 'x', updatedAt: 'x' };
+    await store.insert(s);
+    expect((await store.findByName(owner, 'rules'))?.engineRules).toEqual([]);
+    const rules = [
+      { match: 'arch=arm64', engine: 'tinkerbell' as const },
+      { match: 'rack=r7', engine: 'builtin' as const },
+    ];
+    await store.update({ ...s, engineRules: rules });
+    expect((await store.findByName(owner, 'rules'))?.engineRules).toEqual(rules);
+    await store.update({ ...s, engineRules: [] });
+    expect((await store.findByName(owner, 'rules'))?.engineRules).toEqual([]);
   });
 
   it('stores Glaze sizes beyond 32 bits and filters by Space', async () => {
@@ -451,7 +466,7 @@ describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
     const o = 'own_0000000000000000000000000s' as OwnerId;
     const ids = (prefix: string) => Array.from({ length: 11 }, (_, n) => `${prefix}_${String(n).padStart(26, '0')}`);
     const spaces = new KyselySpaceStore(db);
-    for (const [n, id] of ids('spc').entries()) await spaces.insert({ id: id as SpaceId, ownerId: o, name: `s${10 - n}`, phase: 1, glazeId: null, engine: 'builtin', createdAt: at(n >> 1), updatedAt: at(0) });
+    for (const [n, id] of ids('spc').entries()) await spaces.insert({ id: id as SpaceId, ownerId: o, name: `s${10 - n}`, phase: 1, glazeId: null, engine: 'builtin', engineRules: [], createdAt: at(n >> 1), updatedAt: at(0) });
     expect(await walk('spaces', 3, (w) => spaces.list(o, undefined, w), (s) => ({ at: s.createdAt, id: s.id }), (s) => s.id)).toEqual(ids('spc'));
     expect(await walk('spaces', 3, (w) => spaces.list(o, 2, w), (s) => ({ at: s.createdAt, id: s.id }), (s) => s.id)).toEqual([]);
 

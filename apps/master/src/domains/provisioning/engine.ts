@@ -9,6 +9,18 @@ import type { Engine, Phase1Job } from './model.ts';
 export interface ProvisioningEngine {
   readonly name: Engine;
   start(job: Phase1Job, metal: Metal): Promise<{ state: 'queued' | 'booting'; detail: string | null }>;
+  /**
+   * Engines that run the install themselves (not through the TIPS installer's signed report) say
+   * where a job they started stands; null when they know nothing new (nothing applied yet, no status).
+   */
+  status?(job: Phase1Job): Promise<EngineStatus | null>;
+}
+
+/** Where an engine says a job stands. */
+export interface EngineStatus {
+  state: 'booting' | 'installing' | 'installed' | 'failed';
+  reason: string | null;
+  detail: string | null;
 }
 
 /**

@@ -39,3 +39,8 @@ export async function up0007Provisioning(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('metals').addColumn('engine', 'text').execute();
   await db.schema.alterTable('spaces').addColumn('engine', 'text').execute();
 }
+
+/** 0012_engines — a Space's engine rules by metal label (JSON list of { match, engine }; null = none). */
+export async function up0012Engines(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('spaces').addColumn('engine_rules', 'text').execute();
+}

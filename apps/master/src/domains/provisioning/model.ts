@@ -15,6 +15,56 @@ export function parseEngine(value: unknown, field = 'engine'): Engine {
   return value as Engine;
 }
 
+/**
+ * A Space's rule choosing the engine of the metals it provisions by what they are (A5, refined):
+ * `arch=arm64:tinkerbell` — the metal whose label `arch` is `arm64` gets the tinkerbell engine. The
+ * key is any label key (`arch` is the label metals carry their architecture in, e.g. from their
+ * inventory or `tips metal set --label arch=arm64`). First matching rule wins.
+ */
+export interface EngineRule {
+  /** `<label key>=<value>` */
+  match: string;
+  engine: Engine;
+}
+export const MAX_ENGINE_RULES = 16;
+const RULE_MATCH = /^([A-Za-z0-9][A-Za-z0-9._/-]{0,62})=([^\s=]{1,128})$/;
+
+export function parseEngineRules(value: unknown, field = 'engineRules'): EngineRule[] {
+  if (!Array.isArray(value)) throw new InvalidValueError(field, 'engine rules are a list of { match: "<label>=<value>", engine }');
+  if (value.length > MAX_ENGINE_RULES) throw new InvalidValueError(field, `at most ${MAX_ENGINE_RULES} engine rules`);
+  const seen = new Set<string>();
+  return value.map((r, i) => {
+    const at = `${field}[${i}]`;
+    if (typeof r !== 'object' || r === null) throw new InvalidValueError(at, 'an engine rule is { match, engine }');
+    const { match, engine } = r as { match?: unknown; engine?: unknown };
+    if (typeof match !== 'string' || !RULE_MATCH.test(match)) throw new InvalidValueError(`${at}.match`, `match is "<label key>=<value>" (e.g. arch=arm64), got ${JSON.stringify(String(match).slice(0, 64))}`);
+    if (seen.has(match)) throw new InvalidValueError(`${at}.match`, `"${match}" appears twice`);
+    seen.add(match);
+    return { match, engine: parseEngine(engine, `${at}.engine`) };
+  });
+}
+
+/** `<key>=<value>:<engine>` (the CLI's `--engine-for`) → a rule. */
+export function parseEngineRuleText(text: string, field = 'engine-for'): EngineRule {
+  const at = text.lastIndexOf(':');
+  if (at < 0) throw new InvalidValueError(field, `expected <label>=<value>:<engine> (e.g. arch=arm64:tinkerbell), got "${text.slice(0, 64)}"`);
+  return parseEngineRules([{ match: text.slice(0, at), engine: text.slice(at + 1) }], field)[0]!;
+}
+
+/**
+ * The engine of a metal (A5): its own setting, else the first of its default Space's rules that
+ * its labels match, else the Space's engine.
+ */
+export function chooseEngine(metal: { engine: Engine | null; labels: Record<string, string> }, space: { engine: Engine; engineRules: readonly EngineRule[] } | undefined): Engine {
+  if (metal.engine) return metal.engine;
+  if (!space) return DEFAULT_ENGINE;
+  for (const r of space.engineRules) {
+    const eq = r.match.indexOf('=');
+    if (metal.labels[r.match.slice(0, eq)] === r.match.slice(eq + 1)) return r.engine;
+  }
+  return space.engine;
+}
+
 export const JOB_STATES = ['waiting_for_glaze', 'queued', 'booting', 'installing', 'installed', 'failed'] as const;
 export type JobState = (typeof JOB_STATES)[number];
 export const OPEN_STATES: readonly JobState[] = ['waiting_for_glaze', 'queued', 'booting', 'installing'];

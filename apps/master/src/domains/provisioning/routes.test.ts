@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeCsr } from '../../tls/testing.ts';
@@ -264,5 +267,42 @@ describe('T13 Phase 1 work, Glaze and report (CONTRACT A3, A4)', () => {
     expect(await job(forced.id)).toMatchObject({ state: 'failed', reason: 'superseded' });
     const history = (await ok(m, m.alice.token, 'GET', '/api/v1/provisioning/jobs?metal=pi-07')).json().items.map((j: { id: string }) => j.id);
     expect(history).toEqual([replaced.id, forced.id, again.id, jobId]);
+  });
+});
+
+describe('T13 A5 engines by label and the tinkerbell status, through the API', () => {
+  let tm: TestMaster;
+  let dir: string;
+  // The file's afterEach closes `m`, which this test points at its own master.
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a rule arch=arm64 → tinkerbell gives the arm64 metal the tinkerbell engine (its script exits); its Workflow status moves the job to installed, shown by GET /provisioning/jobs/:job', async () => {
+    await m.close(); // this test runs its own master, with a tinkerbell directory
+    dir = mkdtempSync(join(tmpdir(), 'tips-tinkerbell-api-'));
+    tm = await testMaster({ tinkerbell: { dir, glazeBase: BOOT_BASE } });
+    m = tm;
+    await provisionableMetal(tm, tm.alice.token, 'pi-07');
+    await signedGlaze(tm, tm.alice.token, 'os-a', IMAGE_A, ['base-os'], 5);
+    await ok(tm, tm.alice.token, 'PATCH', '/api/v1/spaces/base-os', { glaze: 'os-a', engineRules: [{ match: 'arch=arm64', engine: 'tinkerbell' }] });
+    await ok(tm, tm.alice.token, 'PATCH', '/api/v1/metals/pi-07', { labels: { arch: 'arm64' } });
+    expect((await ok(tm, tm.alice.token, 'GET', '/api/v1/spaces/base-os')).json().engineRules).toEqual([{ match: 'arch=arm64', engine: 'tinkerbell' }]);
+    gw = await TestGateway.enroll(tm.app, tm.alice.token, 'gw-arm');
+    await tm.app.listen({ port: 0, host: '127.0.0.1' });
+    base = `http://127.0.0.1:${(tm.app.server.address() as AddressInfo).port}`;
+
+    const r = await bootScript(PXE_MAC);
+    expect(r.status).toBe(200);
+    expect(await r.text()).toContain('provisioned by the tinkerbell engine');
+    const [j] = (await ok(tm, tm.alice.token, 'GET', '/api/v1/provisioning/jobs?metal=pi-07')).json().items as { id: string; engine: string; state: string }[];
+    expect(j).toMatchObject({ engine: 'tinkerbell', state: 'booting' });
+    expect(readdirSync(dir)).toContain(`tips-${j!.id.replace('_', '-')}.json`);
+
+    writeFileSync(join(dir, `tips-${j!.id.replace('_', '-')}.status.json`), JSON.stringify({ kind: 'Workflow', status: { state: 'SUCCESS' } }));
+    expect((await tm.services.provisioning.syncEngineJobs()).moved).toBe(1);
+    const after = (await ok(tm, tm.alice.token, 'GET', `/api/v1/provisioning/jobs/${j!.id}`)).json();
+    expect(after).toMatchObject({ state: 'installed', engine: 'tinkerbell' });
+    expect(after.transitions.map((t: { state: string }) => t.state)).toEqual(['queued', 'booting', 'installed']);
   });
 });

@@ -114,6 +114,69 @@ describe.each(adapters)('T13 Phase 1 provisioner on %s (service over the real st
     expect((await m.services.metals.get(m.alice.id, 'pi-07')).engine).toBeNull();
   });
 
+  it('chooses the engine by the default Space’s rules on metal labels (first match), under the metal’s own setting; bad rules change nothing (A5)', async () => {
+    const engineOf = async () => m.services.provisioning.engineOf(await m.services.metals.get(m.alice.id, 'pi-07'));
+    const set = await ok(m, m.alice.token, 'PATCH', '/api/v1/spaces/base-os', { engineRules: [{ match: 'arch=arm64', engine: 'tinkerbell' }, { match: 'rack=r7', engine: 'builtin' }] });
+    expect(set.json().engineRules).toEqual([
+      { match: 'arch=arm64', engine: 'tinkerbell' },
+      { match: 'rack=r7', engine: 'builtin' },
+    ]);
+    expect(await engineOf()).toBe('builtin');
+    await ok(m, m.alice.token, 'PATCH', '/api/v1/metals/pi-07', { labels: { arch: 'arm64', rack: 'r7' } });
+    expect(await engineOf()).toBe('tinkerbell');
+    await ok(m, m.alice.token, 'PATCH', '/api/v1/metals/pi-07', { engine: 'builtin' });
+    expect(await engineOf()).toBe('builtin');
+    await ok(m, m.alice.token, 'PATCH', '/api/v1/metals/pi-07', { engine: null });
+    for (const [rules, field] of [
+      [[{ match: 'arch', engine: 'tinkerbell' }], 'engineRules[0].match'],
+      [[{ match: 'arch=arm64', engine: 'foreman' }], 'engineRules[0].engine'],
+      [[{ match: 'arch=arm64', engine: 'builtin' }, { match: 'arch=arm64', engine: 'tinkerbell' }], 'engineRules[1].match'],
+      [[{ match: 'arch=arm64', engine: 'builtin', extra: 1 }], 'engineRules[0].extra'],
+    ] as const) {
+      const bad = await m.app.inject({ method: 'PATCH', url: '/api/v1/spaces/base-os', headers: m.auth(m.alice.token), payload: { engineRules: rules } });
+      expect(bad.statusCode, JSON.stringify(rules)).toBe(400);
+      expect(bad.json().error.field, JSON.stringify(rules)).toBe(field);
+    }
+    expect((await m.services.spaces.get(m.alice.id, 'base-os')).engineRules).toHaveLength(2);
+    const { job } = await m.services.provisioning.bootScript(gateway, PXE_MAC, BASE);
+    expect(job).toMatchObject({ engine: 'tinkerbell', state: 'booting' });
+    await ok(m, m.alice.token, 'PATCH', '/api/v1/spaces/base-os', { engineRules: [] });
+    expect(await engineOf()).toBe('builtin');
+  });
+
+  it('reads a tinkerbell job’s Workflow status back from the output dir: running → installing, success → installed; failed with the action’s message', async () => {
+    await ok(m, m.alice.token, 'PATCH', '/api/v1/metals/pi-07', { engine: 'tinkerbell' });
+    const { job } = await m.services.provisioning.bootScript(gateway, PXE_MAC, BASE);
+    const dir = job!.detail!.replace(/^written to /, '').replace(/\/[^/]+$/, '');
+    const status = (st: Record<string, unknown>) => writeFileSync(join(dir, `tips-${job!.id.replace('_', '-')}.status.json`), JSON.stringify({ apiVersion: 'tinkerbell.org/v1alpha1', kind: 'Workflow', status: st }));
+    const state = async () => (await m.services.provisioning.get(m.alice.id, job!.id)).state;
+    expect(await m.services.provisioning.syncEngineJobs()).toEqual({ moved: 0, errors: [] });
+    expect(await state()).toBe('booting');
+    status({ state: 'PENDING' });
+    expect((await m.services.provisioning.syncEngineJobs()).moved).toBe(0);
+    status({ state: 'RUNNING', currentState: { actionName: 'stream-glaze' } });
+    expect((await m.services.provisioning.syncEngineJobs()).moved).toBe(1);
+    expect(await m.services.provisioning.get(m.alice.id, job!.id)).toMatchObject({ state: 'installing', detail: 'action stream-glaze' });
+    status({ state: 'PENDING' });
+    await m.services.provisioning.syncEngineJobs();
+    expect(await state(), 'never moved back').toBe('installing');
+    status({ state: 'SUCCESS' });
+    expect((await m.services.provisioning.syncEngineJobs()).moved).toBe(1);
+    expect(await state()).toBe('installed');
+    expect((await m.services.provisioning.get(m.alice.id, job!.id)).transitions.map((t) => t.state)).toEqual(['queued', 'booting', 'installing', 'installed']);
+
+    const again = await m.services.provisioning.reprovision(m.alice.id, 'pi-07');
+    writeFileSync(join(dir, `tips-${again.id.replace('_', '-')}.status.json`), JSON.stringify({ kind: 'Workflow', status: { state: 'STATE_FAILED', tasks: [{ name: 'tips-phase1', actions: [{ id: 'a1', name: 'stream-glaze', state: 'STATE_FAILED', message: 'disk /dev/sda not found' }] }] } }));
+    await m.services.provisioning.syncEngineJobs();
+    expect(await m.services.provisioning.get(m.alice.id, again.id)).toMatchObject({ state: 'failed', reason: 'workflow_failed', detail: 'action stream-glaze: disk /dev/sda not found' });
+
+    const third = await m.services.provisioning.reprovision(m.alice.id, 'pi-07');
+    writeFileSync(join(dir, `tips-${third.id.replace('_', '-')}.status.json`), '{ not json');
+    const r = await m.services.provisioning.syncEngineJobs();
+    expect(r.errors).toEqual([{ jobId: third.id, message: expect.stringContaining('not JSON') }]);
+    expect((await m.services.provisioning.get(m.alice.id, third.id)).state).toBe('booting');
+  });
+
   it('hands a tinkerbell metal to its engine: objects written durably, job booting, the boot script exits, the Glaze is served to its MAC', async () => {
     await ok(m, m.alice.token, 'PATCH', '/api/v1/metals/pi-07', { engine: 'tinkerbell' });
     const { script, job } = await m.services.provisioning.bootScript(gateway, PXE_MAC, BASE);
@@ -157,6 +220,22 @@ describe('T13 A5 tinkerbell engine through kubectl', () => {
     const job = await m.services.provisioning.reprovision(m.alice.id, 'pi-07');
     expect(job).toMatchObject({ state: 'booting', detail: expect.stringContaining('workflow.tinkerbell.org/x created') });
     expect(JSON.parse(readFileSync(join(dir, 'applied.json'), 'utf8')).kind).toBe('List');
+  });
+
+  it('reads the Workflow back with `kubectl get workflow <name> -n tink-system -o json` into the job state (timeout → failed workflow_timeout)', async () => {
+    await start(
+      [
+        'if [ "$1" = apply ]; then cat >/dev/null; echo applied; exit 0; fi',
+        `[ "$1 $2" = "get workflow" ] && [ "$4 $5 $6 $7" = "-n tink-system -o json" ] || exit 9`,
+        `cat "${dir}/$3.json" 2>/dev/null || { echo 'Error from server (NotFound): workflows.tinkerbell.org "'$3'" not found' >&2; exit 1; }`,
+      ].join('\n'),
+    );
+    const job = await m.services.provisioning.reprovision(m.alice.id, 'pi-07');
+    expect(job.state).toBe('booting');
+    expect(await m.services.provisioning.syncEngineJobs()).toEqual({ moved: 0, errors: [] });
+    writeFileSync(join(dir, `tips-${job.id.replace('_', '-')}.json`), JSON.stringify({ kind: 'Workflow', status: { state: 'TIMEOUT', conditions: [{ type: 'Failed', status: 'True', reason: 'Timeout', message: 'global timeout 3600 s' }] } }));
+    expect((await m.services.provisioning.syncEngineJobs()).moved).toBe(1);
+    expect(await m.services.provisioning.get(m.alice.id, job.id)).toMatchObject({ state: 'failed', reason: 'workflow_timeout', detail: 'Timeout: global timeout 3600 s' });
   });
 
   it('fails the job (engine_failed, with kubectl’s error) when kubectl refuses', async () => {

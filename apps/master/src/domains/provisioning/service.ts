@@ -13,10 +13,10 @@ import type { KeyService } from '../keys/service.ts';
 import type { Metal } from '../metals/model.ts';
 import type { MetalService } from '../metals/service.ts';
 import type { SpaceService } from '../spaces/service.ts';
-import { ipxeScripts, type ProvisioningEngine } from './engine.ts';
+import { type EngineStatus, ipxeScripts, type ProvisioningEngine } from './engine.ts';
 import { ProvisioningError } from './errors.ts';
 import {
-  DEFAULT_ENGINE,
+  chooseEngine,
   type Engine,
   ENROLLMENT_SECRET_TTL_MINUTES,
   type InstallerReport,
@@ -186,12 +186,38 @@ export class ProvisioningService {
 
   // --- the engine choice -------------------------------------------------------------------
 
-  /** The metal's engine: its own setting, else its default Space's, else builtin (A5). */
+  /** The metal's engine: its own setting, else its default Space's first matching rule, else the Space's engine, else builtin (A5). */
   async engineOf(metal: Metal): Promise<Engine> {
     if (metal.engine) return metal.engine;
     const membership = await this.spaces.defaultSpaceOf(metal.id);
-    if (!membership) return DEFAULT_ENGINE;
-    return (await this.spaces.get(metal.ownerId, membership.spaceId)).engine;
+    return chooseEngine(metal, membership ? await this.spaces.get(metal.ownerId, membership.spaceId) : undefined);
+  }
+
+  /**
+   * Asks each engine that installs by itself (tinkerbell: its Workflow's status) where its open
+   * jobs stand and moves them forward — booting → installing → installed | failed (with the
+   * engine's reason) — never back. Run periodically by the composition root.
+   */
+  async syncEngineJobs(): Promise<{ moved: number; errors: { jobId: string; message: string }[] }> {
+    let moved = 0;
+    const errors: { jobId: string; message: string }[] = [];
+    const rank: Record<EngineStatus['state'], number> = { booting: 0, installing: 1, installed: 2, failed: 2 };
+    for (const [name, engine] of this.engines) {
+      if (!engine.status) continue;
+      for (const job of await this.store.openByEngine(name)) {
+        if (job.state !== 'booting' && job.state !== 'installing') continue;
+        let st: EngineStatus | null;
+        try {
+          st = await engine.status(job);
+        } catch (e) {
+          errors.push({ jobId: job.id, message: (e as Error).message.slice(0, 300) });
+          continue;
+        }
+        if (!st || rank[st.state] <= rank[job.state]) continue;
+        if (await this.move(job, st.state, st.reason, st.detail)) moved++;
+      }
+    }
+    return { moved, errors };
   }
 
   // --- jobs ----------------------------------------------------------------------------------

@@ -107,6 +107,11 @@ export class KyselyProvisioningStore implements ProvisioningStore {
     return rows.map(job);
   }
 
+  async openByEngine(engine: Engine): Promise<Phase1Job[]> {
+    const rows = await this.db.selectFrom('provisioning_jobs').selectAll().where('engine', '=', engine).where('open_metal_id', 'is not', null).execute();
+    return rows.map(job);
+  }
+
   async latest(metalId: TipsId): Promise<Phase1Job | undefined> {
     const r = await this.db.selectFrom('provisioning_jobs').selectAll().where('metal_id', '=', metalId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(1).executeTakeFirst();
     return r && job(r);

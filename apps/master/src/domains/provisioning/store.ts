@@ -1,6 +1,6 @@
 import type { OwnerId, SpaceId, TipsId } from '@tips/core';
 import type { KeysetWindow } from '../../db/keyset.ts';
-import type { JobId, JobQuery, JobState, Phase1Job } from './model.ts';
+import type { Engine, JobId, JobQuery, JobState, Phase1Job } from './model.ts';
 
 /** Storage port of the provisioning domain (table `provisioning_jobs`). */
 export interface ProvisioningStore {
@@ -15,6 +15,8 @@ export interface ProvisioningStore {
   findOpen(metalId: TipsId): Promise<Phase1Job | undefined>;
   /** Open jobs that were made for a Space (its deletion ends them). */
   openInSpace(spaceId: SpaceId): Promise<Phase1Job[]>;
+  /** Open jobs driven by an engine (engines that install by themselves are asked where they stand). */
+  openByEngine(engine: Engine): Promise<Phase1Job[]>;
   /** The metal's newest job, open or not. */
   latest(metalId: TipsId): Promise<Phase1Job | undefined>;
   /** The newest job of the metal that ended `installed`. */

@@ -43,5 +43,7 @@ declare module '../../db/schema.ts' {
   interface SpacesTable {
     /** 0007: the engine of the metals this Space provisions in Phase 1; null = builtin. */
     engine?: string | null;
+    /** 0012: JSON list of engine rules by metal label ({ match, engine }); null = none. */
+    engine_rules?: string | null;
   }
 }

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Metal } from '../metals/model.ts';
-import type { ProvisioningEngine } from './engine.ts';
+import type { EngineStatus, ProvisioningEngine } from './engine.ts';
 import type { Phase1Job } from './model.ts';
 
 export interface TinkerbellOptions {
@@ -113,9 +113,9 @@ async function writeDurably(path: string, text: string): Promise<void> {
   await rename(tmp, path);
 }
 
-function kubectlApply(kubectl: string, json: string): Promise<string> {
+function kubectl(path: string, args: string[], input: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(kubectl, ['apply', '-f', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(path, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => {
@@ -125,9 +125,50 @@ function kubectlApply(kubectl: string, json: string): Promise<string> {
       err += c.toString();
     });
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${kubectl} apply exited ${code}: ${err.trim().slice(-300)}`))));
-    child.stdin.end(json);
+    child.on('close', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`${path} ${args[0]} exited ${code}: ${err.trim().slice(-300)}`))));
+    child.stdin.end(input);
   });
+}
+
+/** The Workflow object's name for a job (the Template shares it). */
+export const workflowName = (jobId: string): string => k8sName(jobId);
+
+const str = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/**
+ * What a Tinkerbell Workflow's status says about the job (the CRD's `status`: `state`, the tasks'
+ * actions with `state` and `message`, `conditions`). Tinkerbell names states `PENDING`, `RUNNING`,
+ * `SUCCESS`, `FAILED`, `TIMEOUT` (and `PREPARING`, `POST`); releases before 0.10 prefix them
+ * `STATE_`. Accepts the Workflow or a List holding it. Null: no status yet.
+ */
+export function workflowStatus(obj: unknown): EngineStatus | null {
+  let wf = obj as { kind?: unknown; items?: unknown[]; status?: Record<string, unknown> } | null;
+  if (wf && wf.kind === 'List' && Array.isArray(wf.items)) wf = (wf.items.find((i) => (i as { kind?: unknown })?.kind === 'Workflow') as typeof wf) ?? null;
+  const st = wf?.status;
+  if (!st || typeof st !== 'object') return null;
+  const state = str(st.state).toUpperCase().replace(/^STATE_/, '');
+  const actions = (Array.isArray(st.tasks) ? st.tasks : []).flatMap((t) => (Array.isArray((t as { actions?: unknown }).actions) ? ((t as { actions: unknown[] }).actions as Record<string, unknown>[]) : []));
+  const current = st.currentState as Record<string, unknown> | undefined;
+  switch (state) {
+    case '':
+    case 'PENDING':
+    case 'PREPARING':
+      return { state: 'booting', reason: null, detail: null };
+    case 'RUNNING':
+    case 'POST':
+      return { state: 'installing', reason: null, detail: current?.actionName ? `action ${str(current.actionName)}` : null };
+    case 'SUCCESS':
+      return { state: 'installed', reason: null, detail: 'Tinkerbell workflow succeeded' };
+    case 'FAILED':
+    case 'TIMEOUT': {
+      const bad = actions.find((a) => /FAILED|TIMEOUT/.test(str(a.state).toUpperCase()));
+      const cond = (Array.isArray(st.conditions) ? (st.conditions as Record<string, unknown>[]) : []).find((c) => str(c.type) === 'Failed' && str(c.status) === 'True');
+      const why = bad ? `action ${str(bad.name)}: ${str(bad.message) || str(bad.state)}` : cond ? `${str(cond.reason)}: ${str(cond.message)}` : current?.actionName ? `action ${str(current.actionName)}` : null;
+      return { state: 'failed', reason: state === 'TIMEOUT' ? 'workflow_timeout' : 'workflow_failed', detail: why ? why.slice(0, 500) : null };
+    }
+    default:
+      return null;
+  }
 }
 
 /** The `tinkerbell` engine (A5): hands the job to a Tinkerbell installation, which boots and installs the metal. */
@@ -138,7 +179,7 @@ export class TinkerbellEngine implements ProvisioningEngine {
   async start(job: Phase1Job, metal: Metal): Promise<{ state: 'booting'; detail: string }> {
     const json = `${JSON.stringify(asList(renderTinkerbell(job, metal, this.opts)), null, 2)}\n`;
     if (this.opts.kubectl) {
-      const out = await kubectlApply(this.opts.kubectl, json);
+      const out = await kubectl(this.opts.kubectl, ['apply', '-f', '-'], json);
       return { state: 'booting', detail: `applied with ${this.opts.kubectl}: ${out.slice(0, 300)}` };
     }
     if (!this.opts.dir) throw new Error('the tinkerbell engine needs --tinkerbell-dir or --tinkerbell-kubectl');
@@ -146,5 +187,36 @@ export class TinkerbellEngine implements ProvisioningEngine {
     const path = join(this.opts.dir, `${k8sName(job.id)}.json`);
     await writeDurably(path, json);
     return { state: 'booting', detail: `written to ${path}` };
+  }
+
+  /**
+   * Reads the job's Workflow back: `kubectl get workflow -o json` when a kubectl is configured, else
+   * `<dir>/<workflow>.status.json` — the Workflow as that command prints it, put there by whatever
+   * watches the cluster for this master. Null while there is nothing to read.
+   */
+  async status(job: Phase1Job): Promise<EngineStatus | null> {
+    const name = workflowName(job.id);
+    let text: string;
+    if (this.opts.kubectl) {
+      try {
+        text = await kubectl(this.opts.kubectl, ['get', 'workflow', name, '-n', this.opts.namespace, '-o', 'json'], '');
+      } catch (e) {
+        if (/NotFound|not found/i.test((e as Error).message)) return null;
+        throw e;
+      }
+    } else {
+      if (!this.opts.dir) return null;
+      try {
+        text = await readFile(join(this.opts.dir, `${name}.status.json`), 'utf8');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw e;
+      }
+    }
+    try {
+      return workflowStatus(JSON.parse(text));
+    } catch {
+      throw new Error(`the status of workflow ${name} is not JSON`);
+    }
   }
 }

@@ -1,5 +1,5 @@
 import type { GlazeId, OwnerId, Phase, SpaceId, TipsId } from '@tips/core';
-import type { Engine } from '../provisioning/model.ts';
+import type { Engine, EngineRule } from '../provisioning/model.ts';
 
 /** A metal's membership of a Space: which of its interfaces link it (T4). */
 export interface SpaceMember {
@@ -17,6 +17,8 @@ export interface Space {
   glazeId: GlazeId | null;
   /** The Phase 1 engine of the metals this Space provisions (A5; default builtin). */
   engine: Engine;
+  /** Rules choosing another engine for some of those metals by label (first match wins; a metal's own setting still wins). */
+  engineRules: EngineRule[];
   createdAt: string;
   updatedAt: string;
 }

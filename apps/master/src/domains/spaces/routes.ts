@@ -18,12 +18,21 @@ registerStatusTable<SpaceErrorCode>('spaces', {
   glaze_not_allowed_in_space: 422,
 });
 
+const EngineRuleSchema = Type.Object(
+  {
+    match: Type.String({ maxLength: 192, description: '<label key>=<value>, e.g. arch=arm64 (the metal’s label `arch`)' }),
+    engine: Type.String({ maxLength: 16, description: 'builtin | tinkerbell' }),
+  },
+  { additionalProperties: false },
+);
+
 export const SpaceSchema = Type.Object({
   id: Type.String(),
   name: Type.String(),
   phase: Type.Integer(),
   glazeId: Type.Union([Type.String(), Type.Null()]),
   engine: Type.String({ description: 'Phase 1 engine of its metals: builtin | tinkerbell' }),
+  engineRules: Type.Array(EngineRuleSchema, { description: 'engine by metal label, first match wins (a metal’s own engine still wins)' }),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
@@ -105,7 +114,7 @@ export function spaceRoutes(app: FastifyInstance, spaces: SpaceService): void {
     },
   );
 
-  app.patch<{ Params: { ref: string }; Body: { name?: string; glaze?: string | null; engine?: string } }>(
+  app.patch<{ Params: { ref: string }; Body: { name?: string; glaze?: string | null; engine?: string; engineRules?: { match: string; engine: string }[] } }>(
     '/spaces/:ref',
     {
       schema: {
@@ -117,6 +126,7 @@ export function spaceRoutes(app: FastifyInstance, spaces: SpaceService): void {
             name: Type.Optional(NameField),
             glaze: Type.Optional(Type.Union([Ref, Type.Null()])),
             engine: Type.Optional(Type.String({ maxLength: 16, description: 'builtin | tinkerbell: the Phase 1 engine of the metals whose default Space this is (a metal may override it)' })),
+            engineRules: Type.Optional(Type.Array(EngineRuleSchema, { maxItems: 16, description: 'replaces the rules choosing an engine by metal label (first match wins; [] clears them)' })),
           },
           { additionalProperties: false, minProperties: 1 },
         ),

@@ -4,7 +4,7 @@ import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { MetalService } from '../metals/service.ts';
-import { DEFAULT_ENGINE, parseEngine } from '../provisioning/model.ts';
+import { DEFAULT_ENGINE, parseEngine, parseEngineRules } from '../provisioning/model.ts';
 import type { Metal } from '../metals/model.ts';
 import { SpaceError } from './errors.ts';
 import type { Space, SpaceMember } from './model.ts';
@@ -62,7 +62,7 @@ export class SpaceService {
     const phase = parsePhase(input.phase);
     if (await this.store.findByName(ownerId, name)) throw this.nameTaken(name);
     const now = this.clock.now().toISOString();
-    const space: Space = { id: newId('space', this.random.bytes(16)), ownerId, name, phase, glazeId: null, engine: DEFAULT_ENGINE, createdAt: now, updatedAt: now };
+    const space: Space = { id: newId('space', this.random.bytes(16)), ownerId, name, phase, glazeId: null, engine: DEFAULT_ENGINE, engineRules: [], createdAt: now, updatedAt: now };
     try {
       await this.store.insert(space);
     } catch (err) {
@@ -87,7 +87,7 @@ export class SpaceService {
     return this.store.list(ownerId, phase, window);
   }
 
-  async update(ownerId: OwnerId, ref: string, input: { name?: string; glaze?: string | null; engine?: string }): Promise<Space> {
+  async update(ownerId: OwnerId, ref: string, input: { name?: string; glaze?: string | null; engine?: string; engineRules?: unknown[] }): Promise<Space> {
     const space = await this.get(ownerId, ref);
     const next: Space = { ...space, updatedAt: this.clock.now().toISOString() };
     if (input.name !== undefined) {
@@ -96,6 +96,7 @@ export class SpaceService {
       if (other && other.id !== space.id) throw this.nameTaken(next.name);
     }
     if (input.engine !== undefined) next.engine = parseEngine(input.engine);
+    if (input.engineRules !== undefined) next.engineRules = parseEngineRules(input.engineRules);
     if (input.glaze === null) next.glazeId = null;
     else if (input.glaze !== undefined) {
       if (!this.glazes) throw new Error('glaze lookup not wired');

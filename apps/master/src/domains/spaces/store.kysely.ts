@@ -2,7 +2,7 @@ import type { GlazeId, OwnerId, Phase, SpaceId, TipsId } from '@tips/core';
 import type { Db, Tx } from '../../db/database.ts';
 import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { SpacesTable } from '../../db/schema.ts';
-import { DEFAULT_ENGINE, type Engine } from '../provisioning/model.ts';
+import { DEFAULT_ENGINE, type Engine, type EngineRule } from '../provisioning/model.ts';
 import type { Space, SpaceMember } from './model.ts';
 import type { MembershipOfMetal, SpaceStore } from './store.ts';
 
@@ -13,6 +13,7 @@ const toSpace = (r: SpacesTable): Space => ({
   phase: r.phase as Phase,
   glazeId: r.glaze_id as GlazeId | null,
   engine: (r.engine ?? DEFAULT_ENGINE) as Engine,
+  engineRules: r.engine_rules ? (JSON.parse(r.engine_rules) as EngineRule[]) : [],
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -126,6 +127,6 @@ export class KyselySpaceStore implements SpaceStore {
   }
 
   private row(s: Space): SpacesTable {
-    return { id: s.id, owner_id: s.ownerId, name: s.name, phase: s.phase, glaze_id: s.glazeId, engine: s.engine === DEFAULT_ENGINE ? null : s.engine, created_at: s.createdAt, updated_at: s.updatedAt };
+    return { id: s.id, owner_id: s.ownerId, name: s.name, phase: s.phase, glaze_id: s.glazeId, engine: s.engine === DEFAULT_ENGINE ? null : s.engine, engine_rules: s.engineRules.length > 0 ? JSON.stringify(s.engineRules) : null, created_at: s.createdAt, updated_at: s.updatedAt };
   }
 }
