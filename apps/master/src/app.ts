@@ -33,6 +33,9 @@ import { documentRequestBodies, documentResponses, documentScope, type OpenApiRe
 import { createEphemeralCa, type MasterCa } from './domains/enrollment/ca.ts';
 import { enrollmentRoutes, estRoutes, metalScope, refuseCertificateWithoutToken } from './domains/enrollment/routes.ts';
 import { EnrollmentService } from './domains/enrollment/service.ts';
+import { directiveMetalRoutes, directiveOwnerRoutes } from './domains/directives/routes.ts';
+import { DirectiveService } from './domains/directives/service.ts';
+import { KyselyDirectiveStore } from './domains/directives/store.kysely.ts';
 import { KyselyEnrollmentStore } from './domains/enrollment/store.kysely.ts';
 import { tokenMetalRoutes, tokenRoutes } from './domains/tokens/routes.ts';
 import { ephemeralTokenKey, TokenService } from './domains/tokens/service.ts';
@@ -105,6 +108,7 @@ export interface Services {
   provisioning: ProvisioningService;
   notifications: NotificationService;
   updates: UpdateService;
+  directives: DirectiveService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -149,7 +153,8 @@ export function createServices(deps: MasterDeps): Services {
     random,
     deps.reauthPeriodSeconds ?? DEFAULT_REAUTH_SECONDS,
   );
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates };
+  const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, directives };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -241,6 +246,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       enrollmentRoutes(scope, services.enrollment);
       tokenRoutes(scope, services.tokens);
       keyRoutes(scope, services.keys);
+      directiveOwnerRoutes(scope, services.directives);
       gatewayOwnerRoutes(scope, services.gateways, deps.publicUrls);
       discoveryOwnerRoutes(scope, services.discovery);
       provisioningOwnerRoutes(scope, services.provisioning);
@@ -264,9 +270,10 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
     async (scope) => {
       documentScope(scope, {
         security: [{ metalCertificate: [] }],
-        refusals: { 401: 'No valid metal client certificate (missing, unknown, revoked or expired)', 403: 'The metal is blocked (T16)' },
+        refusals: { 401: 'No valid metal client certificate (missing, unknown, revoked or expired)', 403: 'The metal is blocked (T16) or retired (S14: metal_retired)' },
       });
       metalScope(scope, services.enrollment);
+      directiveMetalRoutes(scope, services.directives);
       tokenMetalRoutes(scope, services.tokens, { ttlMinutes: Math.min(60, Math.ceil(services.updates.reauthSeconds / 60) + 1) });
       // The Update Manager (Phases 2–3): a one-hop PoP token on every request besides mTLS.
       await scope.register(async (updates) => updateMetalRoutes(updates, services.updates, { masterUri: () => deps.publicUrls?.().tlsUrl ?? undefined }));

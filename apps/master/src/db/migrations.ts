@@ -1,6 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
 import { up0002Discovery } from '../domains/discovery/migrations.ts';
-import { up0003Enrollment } from '../domains/enrollment/migrations.ts';
+import { up0003Enrollment, up0011Lifecycle } from '../domains/enrollment/migrations.ts';
 import { up0004GatewayCertificates } from '../domains/gateways/migrations.ts';
 import { up0005MetalMacPerOwner, up0010Perf } from '../domains/metals/migrations.ts';
 import { up0007Provisioning } from '../domains/provisioning/migrations.ts';
@@ -96,6 +96,7 @@ export const migrations: Record<string, Migration> = {
   '0007_provisioning': { up: up0007Provisioning },
   '0008_updates': { up: up0008Updates },
   '0010_perf': { up: up0010Perf },
+  '0011_lifecycle': { up: up0011Lifecycle },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -85,6 +85,22 @@ class MemoryStore implements EnrollmentStore {
     Object.assign(c, { status: 'revoked', revokedAt: at, revokeReason: reason });
     return true;
   }
+  retired = new Map<string, string>();
+  async retire(_ownerId: OwnerId, metalId: string, at: string) {
+    if (!this.retired.has(metalId)) this.retired.set(metalId, at);
+    const certificates = await this.revokeSubject({ kind: 'metal', id: metalId }, at, 'retired');
+    let secrets = 0;
+    for (const s of this.secrets.values()) {
+      if (s.secret.scope.kind === 'metal' && s.secret.scope.id === metalId && !s.secret.revokedAt) {
+        s.secret.revokedAt = at;
+        secrets++;
+      }
+    }
+    return { retiredAt: this.retired.get(metalId)!, certificates, secrets };
+  }
+  async retiredAt(metalId: string) {
+    return this.retired.get(metalId);
+  }
 }
 
 const notFound = (what: string) => Object.assign(new Error(`${what} not found`), { code: 'not_found' });
@@ -498,6 +514,31 @@ describe('S6 mTLS identity, re-enrollment and revocation', () => {
     const fourth = await enrolled();
     await events.emit('metal.deleted', { ownerId: OWNER, metalId: M1, macs: [] });
     expect(store.certs.get(fourth.record.serial)).toMatchObject({ status: 'revoked', revokeReason: 'deleted' });
+  });
+
+  it('S14 retirement: certificates and metal secrets revoked, the next mTLS request answers metal_retired, no secret enrolls it again', async () => {
+    const { der, record } = await enrolled();
+    const unused = await secret({ metal: M1 });
+    const fleet = await secret({ space: 'fleet', maxUses: 5 });
+    expect(await code(svc.authenticateMetal(peer(der)))).toBe('ok');
+    t = T0 + 5000;
+    // Both metal secrets are revoked: the spent one and the unused one.
+    expect(await svc.retireMetal(OWNER, 'pi-1')).toEqual({ metal: M1, retiredAt: new Date(T0 + 5000).toISOString(), certificatesRevoked: 1, secretsRevoked: 2 });
+    expect(store.certs.get(record.serial)).toMatchObject({ status: 'revoked', revokeReason: 'retired' });
+    expect(await code(svc.authenticateMetal(peer(der)))).toBe('metal_retired');
+    // Neither its own (revoked) secret nor a Space's secret enrolls it again; the Space secret is not spent.
+    expect(await code(svc.enroll(unused, (await csrOf(M1)).der))).toBe('enrollment_secret_invalid');
+    expect(await code(svc.enroll(fleet, (await csrOf(M1)).der))).toBe('metal_retired');
+    expect(store.secrets.get(fleet.id)!.secret.uses).toBe(0);
+    expect([...store.certs.values()].filter((c) => c.subject.id === M1 && c.status === 'active')).toEqual([]);
+    // Idempotent: the first retirement time stays.
+    t = T0 + 9000;
+    expect(await svc.retireMetal(OWNER, M1)).toEqual({ metal: M1, retiredAt: new Date(T0 + 5000).toISOString(), certificatesRevoked: 0, secretsRevoked: 0 });
+    expect(await svc.retiredAt(M1)).toBe(new Date(T0 + 5000).toISOString());
+    expect(await svc.retiredAt(M2)).toBeNull();
+    // Another owner cannot retire it (no oracle either).
+    expect(await code(svc.retireMetal(OTHER_OWNER, 'pi-2'))).toBe('not_found');
+    expect(await svc.retiredAt(M2)).toBeNull();
   });
 
   it('re-enrolls the same metal with a fresh key; the old certificate is superseded; any other identity is refused', async () => {

@@ -260,6 +260,8 @@ export class EnrollmentService {
     if (csr.identities.length === 0) throw new EnrollmentError('csr_identity_missing', 'the CSR must name its metal: subjectAltName URI urn:tips:metal:<TIPS ID> (or CN = the TIPS ID)', 'csr');
     if (metals.length !== 1 || csr.identities.length !== 1) throw new EnrollmentError('csr_identity_mismatch', 'the CSR must name exactly one metal', 'csr');
     const metalId = metals[0]!.id as TipsId;
+    // S14: a retired metal never comes back, whatever secret (a Space's too) it shows.
+    if ((await this.store.retiredAt(metalId)) !== undefined) throw new EnrollmentError('metal_retired', 'this metal has been retired by its owner');
     if (secret.scope.kind === 'metal') {
       if (metalId !== secret.scope.id) throw new EnrollmentError('csr_identity_mismatch', 'the CSR names a metal this enrollment secret may not enroll', 'csr');
     } else {
@@ -354,6 +356,8 @@ export class EnrollmentService {
     if (!record || record.fingerprint !== fingerprint || record.subject.kind !== 'metal' || record.subject.id !== metal.id) {
       throw new EnrollmentError('certificate_unknown', 'the client certificate is not one this master issued');
     }
+    // The certificate proves which metal asks, so a retired one is told so (it then wipes its credentials).
+    if (record.status !== 'active' && record.revokeReason === 'retired') throw new EnrollmentError('metal_retired', 'this metal has been retired by its owner');
     if (record.status !== 'active') throw new EnrollmentError('certificate_revoked', 'the client certificate has been revoked');
     const now = this.now();
     if (now < record.notBefore || now > record.notAfter) throw new EnrollmentError('certificate_expired', 'the client certificate has expired');
@@ -372,6 +376,23 @@ export class EnrollmentService {
   async revokeMetal(ownerId: OwnerId, metalRef: string, reason: RevokeReason = 'operator'): Promise<number> {
     const metal = await this.metals.get(ownerId, metalRef);
     return this.store.revokeSubject({ kind: 'metal', id: metal.id }, this.now(), reason);
+  }
+
+  /**
+   * S14 retirement (`tips metal retire`): the metal's certificates are revoked (reason `retired`: the
+   * next mTLS request answers 403 metal_retired, and the client wipes its credentials), its
+   * metal-scoped enrollment secrets are revoked, and it can never enroll again. Metal tokens are
+   * bound to the certificate key (PoP over mTLS), so they die with the certificate. Idempotent.
+   */
+  async retireMetal(ownerId: OwnerId, metalRef: string): Promise<{ metal: TipsId; retiredAt: string; certificatesRevoked: number; secretsRevoked: number }> {
+    const metal = await this.metals.get(ownerId, metalRef);
+    const r = await this.store.retire(ownerId, metal.id, this.now());
+    return { metal: metal.id, retiredAt: r.retiredAt, certificatesRevoked: r.certificates, secretsRevoked: r.secrets };
+  }
+
+  /** When the metal was retired, or null. */
+  async retiredAt(metalId: TipsId): Promise<string | null> {
+    return (await this.store.retiredAt(metalId)) ?? null;
   }
 
   /** For other domains (discovery blocking a metal): revoke by TIPS ID. */

@@ -168,4 +168,31 @@ export class KyselyEnrollmentStore implements EnrollmentStore {
       .executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
   }
+
+  async retire(ownerId: OwnerId, metalId: string, at: string): Promise<{ retiredAt: string; certificates: number; secrets: number }> {
+    return this.db.transaction().execute(async (tx) => {
+      const existing = await tx.selectFrom('enrollment_retirements').select('retired_at').where('metal_id', '=', metalId).executeTakeFirst();
+      if (!existing) await tx.insertInto('enrollment_retirements').values({ metal_id: metalId, owner_id: ownerId, retired_at: at }).execute();
+      const certs = await tx
+        .updateTable('enrollment_certificates')
+        .set({ status: 'revoked', revoked_at: at, revoke_reason: 'retired' })
+        .where('subject_kind', '=', 'metal')
+        .where('subject_id', '=', metalId)
+        .where('status', '=', 'active')
+        .executeTakeFirst();
+      const secrets = await tx
+        .updateTable('enrollment_secrets')
+        .set({ revoked_at: at })
+        .where('scope_kind', '=', 'metal')
+        .where('scope_id', '=', metalId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return { retiredAt: existing?.retired_at ?? at, certificates: Number(certs.numUpdatedRows), secrets: Number(secrets.numUpdatedRows) };
+    });
+  }
+
+  async retiredAt(metalId: string): Promise<string | undefined> {
+    const r = await this.db.selectFrom('enrollment_retirements').select('retired_at').where('metal_id', '=', metalId).executeTakeFirst();
+    return r?.retired_at;
+  }
 }

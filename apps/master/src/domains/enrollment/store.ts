@@ -24,4 +24,11 @@ export interface EnrollmentStore {
   /** Revokes every active certificate of a subject; returns how many. */
   revokeSubject(subject: { kind: string; id: string }, at: string, reason: RevokeReason): Promise<number>;
   revokeCertificate(ownerId: OwnerId, serial: string, at: string, reason: RevokeReason): Promise<boolean>;
+  /**
+   * S14 retirement, in one transaction: records the metal retired (once; the first time stays),
+   * revokes its active certificates (reason `retired`) and its unrevoked metal-scoped secrets.
+   */
+  retire(ownerId: OwnerId, metalId: string, at: string): Promise<{ retiredAt: string; certificates: number; secrets: number }>;
+  /** When the metal was retired, or undefined. */
+  retiredAt(metalId: string): Promise<string | undefined>;
 }
