@@ -5,6 +5,7 @@
  *   agent/refused.json     Glazes refused or failed, by id and sha256 (reported once, not retried)
  *   agent/status.json      last error, last pull, whether Phases 2–3 are stopped by an auth failure
  *   agent/inflight.json    the install under way (written before a handler starts)
+ *   agent/retired.json     set when the owner retired the metal (identity/retire.ts): nothing runs again
  *   trust-list.cbor        the trust list in force (@tips/trust encoding)
  */
 import { join } from 'node:path';
