@@ -1,3 +1,4 @@
+import { registerTrustListCommands } from './commands/lifecycle.ts';
 import { NAME_RULE } from '@tips/core';
 import { Command, type CommanderError, Help } from 'commander';
 import { registerBuildPhase1Command } from './commands/build-phase1.ts';
@@ -27,6 +28,7 @@ export function createProgram(): Command {
   registerIdentityCommands(program);
   registerDiscoveryCommands(program);
   registerProvisioningCommands(program);
+  registerTrustListCommands(program);
   return program;
 }
 
