@@ -52,16 +52,24 @@ class MemoryStore implements EnrollmentStore {
     const s = this.secrets.get(secretId)!;
     if (this.enrollRefuses || s.secret.uses >= s.secret.maxUses || s.secret.expiresAt <= now || s.secret.revokedAt) return false;
     s.secret.uses++;
-    await this.revokeSubject(cert.subject, now, 'superseded');
     this.certs.set(cert.serial, cert);
     return true;
   }
-  async reenroll(previous: string, now: string, cert: IssuedCertificate) {
+  async reenroll(previous: string, _now: string, cert: IssuedCertificate) {
     const p = this.certs.get(previous);
     if (p?.status !== 'active') return false;
-    Object.assign(p, { status: 'revoked', revokedAt: now, revokeReason: 'superseded' });
     this.certs.set(cert.serial, cert);
     return true;
+  }
+  async supersedeOlder(cert: IssuedCertificate, now: string) {
+    let n = 0;
+    for (const c of this.certs.values()) {
+      if (c.status === 'active' && c.serial !== cert.serial && c.subject.kind === cert.subject.kind && c.subject.id === cert.subject.id && c.createdAt <= cert.createdAt) {
+        Object.assign(c, { status: 'revoked', revokedAt: now, revokeReason: 'superseded' });
+        n++;
+      }
+    }
+    return n;
   }
   async findCertificate(serial: string) {
     return this.certs.get(serial);
@@ -554,7 +562,13 @@ describe('S6 mTLS identity, re-enrollment and revocation', () => {
     const next = await svc.reenroll(principal, (await csrOf(M1)).der);
     expect(next.record).toMatchObject({ issuedVia: 'reenroll', secretId: null, ownerId: OWNER, subject: { kind: 'metal', id: M1 }, createdAt: new Date(T0 + 1000).toISOString() });
     expect(parseCertificate(next.der).notAfter.getTime()).toBe(T0 + 1000 + 48 * 3_600_000);
-    expect(store.certs.get(principal.serial)!.status).toBe('revoked');
+    // S14: the old certificate works until the new one is used (the answer may never have reached the metal)…
+    expect(store.certs.get(principal.serial)!.status).toBe('active');
+    expect(await code(svc.authenticateMetal(peer(der)))).toBe('ok');
+    // …and is superseded the moment the new one is.
+    expect((await svc.authenticateMetal(peer(next.der))).serial).toBe(next.record.serial);
+    expect(store.certs.get(principal.serial)).toMatchObject({ status: 'revoked', revokeReason: 'superseded' });
+    expect(await code(svc.authenticateMetal(peer(der)))).toBe('certificate_revoked');
     // The old certificate cannot renew a second time.
     expect(await code(svc.reenroll(principal, (await csrOf(M1)).der))).toBe('certificate_revoked');
   });

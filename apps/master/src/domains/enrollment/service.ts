@@ -289,7 +289,7 @@ export class EnrollmentService {
 
   /**
    * EST simplereenroll: the metal proves itself with its current certificate (mTLS); the CSR must
-   * name the same metal. The old certificate is revoked (superseded) as the new one is recorded.
+   * name the same metal. The old certificate is superseded when the new one is first used (proven).
    */
   async reenroll(principal: MetalPrincipal, csrDer: Uint8Array): Promise<{ der: Uint8Array; record: IssuedCertificate }> {
     const csr = await verifyCsr(csrDer).catch(pkiToEnrollment);
@@ -362,7 +362,23 @@ export class EnrollmentService {
     const now = this.now();
     if (now < record.notBefore || now > record.notAfter) throw new EnrollmentError('certificate_expired', 'the client certificate has expired');
     if (this.blockCheck && (await this.blockCheck(metal.id as TipsId))) throw new EnrollmentError('metal_blocked', 'this metal is blocked by its owner');
+    await this.proven(record);
     return { metalId: metal.id, ownerId: record.ownerId, serial: record.serial, fingerprint, notAfter: record.notAfter, spki: new Uint8Array(cert.publicKey.rawData) };
+  }
+
+  /**
+   * A new certificate (re-enrollment, or enrollment by an order's secret) does not revoke the one it
+   * replaces at issue time: if the answer never reaches the metal (a cut, a kill -9 before the
+   * certificate is on its disk) the metal would be left with nothing that works. The older ones are
+   * superseded when the new one is first used — it is then provably on the metal. Remembered per
+   * process (bounded), so the UPDATE runs once per certificate per process.
+   */
+  private readonly provenSerials = new Set<string>();
+  private async proven(record: IssuedCertificate): Promise<void> {
+    if (this.provenSerials.has(record.serial)) return;
+    await this.store.supersedeOlder(record, this.now());
+    if (this.provenSerials.size >= 50_000) this.provenSerials.delete(this.provenSerials.values().next().value as string);
+    this.provenSerials.add(record.serial);
   }
 
   // --- certificates (owner API) -------------------------------------------------------------

@@ -109,30 +109,31 @@ export class KyselyEnrollmentStore implements EnrollmentStore {
         .where('revoked_at', 'is', null)
         .executeTakeFirst();
       if (Number(used.numUpdatedRows) !== 1) return false;
-      await tx
-        .updateTable('enrollment_certificates')
-        .set({ status: 'revoked', revoked_at: now, revoke_reason: 'superseded' })
-        .where('subject_kind', '=', cert.subject.kind)
-        .where('subject_id', '=', cert.subject.id)
-        .where('status', '=', 'active')
-        .execute();
       await tx.insertInto('enrollment_certificates').values(certRow(cert)).execute();
       return true;
     });
   }
 
-  async reenroll(previousSerial: string, now: string, cert: IssuedCertificate): Promise<boolean> {
+  async reenroll(previousSerial: string, _now: string, cert: IssuedCertificate): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
-      const r = await tx
-        .updateTable('enrollment_certificates')
-        .set({ status: 'revoked', revoked_at: now, revoke_reason: 'superseded' })
-        .where('serial', '=', previousSerial)
-        .where('status', '=', 'active')
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) !== 1) return false;
+      const prev = await tx.selectFrom('enrollment_certificates').select('serial').where('serial', '=', previousSerial).where('status', '=', 'active').executeTakeFirst();
+      if (!prev) return false;
       await tx.insertInto('enrollment_certificates').values(certRow(cert)).execute();
       return true;
     });
+  }
+
+  async supersedeOlder(cert: IssuedCertificate, now: string): Promise<number> {
+    const r = await this.db
+      .updateTable('enrollment_certificates')
+      .set({ status: 'revoked', revoked_at: now, revoke_reason: 'superseded' })
+      .where('subject_kind', '=', cert.subject.kind)
+      .where('subject_id', '=', cert.subject.id)
+      .where('status', '=', 'active')
+      .where('serial', '!=', cert.serial)
+      .where('created_at', '<=', cert.createdAt)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows);
   }
 
   async findCertificate(serial: string): Promise<IssuedCertificate | undefined> {

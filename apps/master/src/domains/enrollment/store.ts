@@ -12,12 +12,17 @@ export interface EnrollmentStore {
   revokeSecret(ownerId: OwnerId, id: string, at: string): Promise<boolean>;
   /**
    * In one transaction: counts one use of the secret — only while uses < max, unexpired at `now`
-   * and not revoked (a conditional UPDATE, exact under concurrency) — then supersedes the
-   * subject's active certificates and records `cert`. False, and nothing written, when no use was left.
+   * and not revoked (a conditional UPDATE, exact under concurrency) — then records `cert`. False, and
+   * nothing written, when no use was left. Older certificates stay until `cert` is proven (supersedeOlder).
    */
   enrollWithSecret(secretId: string, now: string, cert: IssuedCertificate): Promise<boolean>;
-  /** In one transaction: revokes `previousSerial` (superseded) if still active, then records `cert`. False when it was not active. */
+  /** In one transaction: records `cert` if `previousSerial` is still active (which stays so until `cert` is proven). False when it was not active. */
   reenroll(previousSerial: string, now: string, cert: IssuedCertificate): Promise<boolean>;
+  /**
+   * `cert` was just used (proven to be in the metal's hands): revokes (superseded) the subject's other
+   * active certificates issued no later than it. Returns how many.
+   */
+  supersedeOlder(cert: IssuedCertificate, now: string): Promise<number>;
   findCertificate(serial: string): Promise<IssuedCertificate | undefined>;
   /** Oldest first by (createdAt, serial); with a window, at most `limit` after its position. */
   listCertificates(ownerId: OwnerId, subject?: { kind: string; id: string }, window?: KeysetWindow): Promise<IssuedCertificate[]>;
