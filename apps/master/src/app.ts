@@ -57,6 +57,7 @@ import { UpdateService } from './domains/updates/service.ts';
 import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
 import { DEFAULT_REAUTH_SECONDS } from './domains/updates/model.ts';
 import { installUpdateMetrics } from './domains/updates/metrics.ts';
+import { installLifecycleMetrics } from './domains/directives/metrics.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -179,6 +180,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installEdgeGuards(app);
   const metrics = installMetrics(app);
   installUpdateMetrics(metrics, services.updates, services.notifications);
+  installLifecycleMetrics(metrics, services.enrollment, services.directives);
   services.notifications.useLog(app.log);
   const uploadIdleTimeoutMs = deps.uploadIdleTimeoutMs ?? 60_000;
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);

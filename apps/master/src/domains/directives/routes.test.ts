@@ -42,6 +42,12 @@ describe('S5 S6 S14 directives: signed orders to metals', () => {
     const list = await m.app.inject({ method: 'GET', url: '/api/v1/directives', headers: m.auth(m.alice.token) });
     expect(list.json().items.map((d: { kind: string }) => d.kind)).toEqual(['reenroll', 'trust-list']);
     expect((await m.app.inject({ method: 'GET', url: '/api/v1/directives', headers: m.auth(m.bob.token) })).json().items).toEqual([]);
+    const metrics = (await m.app.inject({ url: '/metrics' })).body;
+    expect(metrics).toContain('tips_master_directives_published_total{kind="trust-list"} 1');
+    expect(metrics).toContain('tips_master_directives_published_total{kind="reenroll"} 1');
+    // Retirement is counted once, however often it is asked.
+    for (let i = 0; i < 2; i++) expect((await m.app.inject({ method: 'POST', url: '/api/v1/metals/pi-1/retire', headers: m.auth(m.alice.token) })).statusCode).toBe(200);
+    expect((await m.app.inject({ url: '/metrics' })).body).toContain('tips_master_metals_retired_total 1');
   });
 
   it('refuses unsigned, foreign-signed (a stranger, another owner), other components, missing or stray metal, garbage — nothing stored', async () => {

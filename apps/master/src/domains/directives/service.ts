@@ -28,6 +28,11 @@ export class DirectiveService {
     private readonly random: Random,
   ) {}
 
+  private metrics: { published: { inc(labels: { kind: string }): void } } | undefined;
+  useMetrics(m: { published: { inc(labels: { kind: string }): void } }): void {
+    this.metrics = m;
+  }
+
   async upload(ownerId: OwnerId, envelope: Uint8Array, metalRef: string | undefined): Promise<Directive> {
     if (envelope.length === 0 || envelope.length > MAX_DIRECTIVE_BYTES) throw new DirectiveError('directive_malformed', `a SUIT envelope of 1 to ${MAX_DIRECTIVE_BYTES} bytes is expected`, 'body');
     const trust: TrustedKey[] = (await this.keys.activeKeys(ownerId)).map((k) => ({ ...importKey(k.publicKeyPem), name: k.id }));
@@ -75,6 +80,7 @@ export class DirectiveService {
       createdAt: this.clock.now().toISOString(),
     };
     await this.store.insert(d);
+    this.metrics?.published.inc({ kind: d.kind });
     return d;
   }
 

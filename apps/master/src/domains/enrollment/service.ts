@@ -374,9 +374,14 @@ export class EnrollmentService {
    * process (bounded), so the UPDATE runs once per certificate per process.
    */
   private readonly provenSerials = new Set<string>();
+  private lifecycleMetrics: { retired: { inc(): void }; superseded: { inc(n?: number): void } } | undefined;
+  useLifecycleMetrics(m: { retired: { inc(): void }; superseded: { inc(n?: number): void } }): void {
+    this.lifecycleMetrics = m;
+  }
   private async proven(record: IssuedCertificate): Promise<void> {
     if (this.provenSerials.has(record.serial)) return;
-    await this.store.supersedeOlder(record, this.now());
+    const n = await this.store.supersedeOlder(record, this.now());
+    if (n > 0) this.lifecycleMetrics?.superseded.inc(n);
     if (this.provenSerials.size >= 50_000) this.provenSerials.delete(this.provenSerials.values().next().value as string);
     this.provenSerials.add(record.serial);
   }
@@ -402,7 +407,9 @@ export class EnrollmentService {
    */
   async retireMetal(ownerId: OwnerId, metalRef: string): Promise<{ metal: TipsId; retiredAt: string; certificatesRevoked: number; secretsRevoked: number }> {
     const metal = await this.metals.get(ownerId, metalRef);
-    const r = await this.store.retire(ownerId, metal.id, this.now());
+    const at = this.now();
+    const r = await this.store.retire(ownerId, metal.id, at);
+    if (r.retiredAt === at) this.lifecycleMetrics?.retired.inc();
     return { metal: metal.id, retiredAt: r.retiredAt, certificatesRevoked: r.certificates, secretsRevoked: r.secrets };
   }
 
