@@ -102,6 +102,34 @@ describe('S5 S6 S14 T14 identity and life cycle: renewal, signed orders, retirem
     expect(whoami('new').body.metal).toBe(pi.id);
   });
 
+  it('kill -9 at any point of a renewal leaves a usable identity: the next run works with the master', async () => {
+    // Killed as the EST request leaves, while it is answered, and around the write of the new pair.
+    for (const delayMs of [0, 15, 40, 80, 150, 300]) {
+      const before = status().certificate.serial;
+      const child = spawn(node[0]!, [...node.slice(1), BUNDLE, 'run', '--once', '--config', pi.config, '--renew-before', '1d'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      running.push(child);
+      let log = '';
+      const exited = new Promise<void>((r) => child.on('exit', () => r()));
+      await new Promise<void>((resolve) => {
+        child.stderr!.on('data', (c) => {
+          log += c;
+          if (log.includes('"event":"reenroll_request"')) setTimeout(() => {
+            child.kill('SIGKILL');
+            resolve();
+          }, delayMs);
+        });
+        child.on('exit', () => resolve());
+      });
+      await exited;
+      // Whatever the cut left, the next start recovers a pair the master accepts.
+      const next = run();
+      expect(next.status, `killed ${delayMs} ms after the request (before: ${before})\n${log}\n${next.stderr}`).toBe(0);
+      expect(status().enrolled).toBe(true);
+      keep('survivor');
+      expect(whoami('survivor').body.metal).toBe(pi.id);
+    }
+  }, 240_000);
+
   it('a forged re-enrollment order (signed by a key the master holds but the metal never trusted) is refused: same identity, secret unspent', () => {
     // The key reaches the master's list, not the metal's: a wider list is not adopted unsigned (S5).
     cli(['key', 'create', '--out', join(work, 'rogue.pem'), '--register', 'rogue', '--json']);
