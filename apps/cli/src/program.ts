@@ -1,3 +1,4 @@
+import { registerTrustListCommands } from './commands/lifecycle.ts';
 import { NAME_RULE } from '@tips/core';
 import { Command, type CommanderError, Help } from 'commander';
 import { registerBuildPhase1Command } from './commands/build-phase1.ts';
@@ -31,6 +32,7 @@ export function createProgram(): Command {
   registerProvisioningCommands(program);
   registerFactoryCommands(program);
   registerVoucherCommands(program);
+  registerTrustListCommands(program);
   return program;
 }
 

@@ -7,6 +7,7 @@ import { Agent } from './agent/agent.ts';
 import { runLoop } from './agent/phase3.ts';
 import { ServerList, serverOrder } from './agent/servers.ts';
 import { enroll } from './identity/enroll.ts';
+import { readRetirement } from './identity/retire.ts';
 import { loadIdentity } from './identity/store.ts';
 import { installHandlers } from './install/registry.ts';
 import { AgentState } from './state/agent-state.ts';
@@ -113,6 +114,8 @@ export function createProgram(): Command {
           tamper: o.tamper ? { managedPaths: [...config.managedPaths, ...o.managedPath], dpkgRoot: o.dpkgRoot } : undefined,
           stopped,
         });
+        // S14: a retired metal has wiped its credentials; the agent ends (exit 3, so systemd does not restart it).
+        if (agent.retired) process.exitCode = EXIT.auth;
       });
     },
   );
@@ -126,9 +129,12 @@ export function createProgram(): Command {
         const id = loadIdentity(stateDir);
         const state = new AgentState(stateDir);
         const st = state.status();
+        const retired = readRetirement(stateDir);
         const out = {
           tipsId: config.tipsId,
           masterUrl: config.masterUrl,
+          state: retired ? 'retired' : id ? 'enrolled' : 'not_enrolled',
+          retired: retired ? { at: retired.at, serial: retired.serial } : null,
           enrolled: id !== undefined,
           certificate: id ? { serial: id.serial, notBefore: id.notBefore.toISOString(), notAfter: id.notAfter.toISOString() } : null,
           installed: state.installed(),
@@ -144,7 +150,7 @@ export function createProgram(): Command {
         const lines = [
           `metal:       ${out.tipsId}`,
           `master:      ${out.masterUrl}`,
-          `identity:    ${id ? `certificate ${id.serial}, valid until ${out.certificate!.notAfter}` : 'not enrolled'}`,
+          `identity:    ${retired ? `retired at ${retired.at} (credentials wiped)` : id ? `certificate ${id.serial}, valid until ${out.certificate!.notAfter}` : 'not enrolled'}`,
           `last pull:   ${out.lastPullAt ?? 'never'}`,
           `last error:  ${out.lastError ? `${out.lastError.code} at ${out.lastError.at}: ${out.lastError.message}` : 'none'}`,
           ...(out.stopped ? [`STOPPED:     Phases 2 and 3 stopped by ${out.stopped.code} at ${out.stopped.at}`] : []),

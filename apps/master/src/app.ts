@@ -33,6 +33,9 @@ import { documentRequestBodies, documentResponses, documentScope, type OpenApiRe
 import { createEphemeralCa, type MasterCa } from './domains/enrollment/ca.ts';
 import { enrollmentRoutes, estRoutes, metalScope, refuseCertificateWithoutToken } from './domains/enrollment/routes.ts';
 import { EnrollmentService } from './domains/enrollment/service.ts';
+import { directiveMetalRoutes, directiveOwnerRoutes } from './domains/directives/routes.ts';
+import { DirectiveService } from './domains/directives/service.ts';
+import { KyselyDirectiveStore } from './domains/directives/store.kysely.ts';
 import { KyselyEnrollmentStore } from './domains/enrollment/store.kysely.ts';
 import { tokenMetalRoutes, tokenRoutes } from './domains/tokens/routes.ts';
 import { ephemeralTokenKey, TokenService } from './domains/tokens/service.ts';
@@ -63,6 +66,7 @@ import { RendezvousService } from './domains/rendezvous/service.ts';
 import { KyselyRendezvousStore } from './domains/rendezvous/store.kysely.ts';
 import { VoucherService } from './domains/vouchers/service.ts';
 import { KyselyVoucherStore } from './domains/vouchers/store.kysely.ts';
+import { installLifecycleMetrics } from './domains/directives/metrics.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -120,6 +124,7 @@ export interface Services {
   updates: UpdateService;
   vouchers: VoucherService;
   rendezvous: RendezvousService;
+  directives: DirectiveService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -166,7 +171,8 @@ export function createServices(deps: MasterDeps): Services {
   );
   const vouchers = new VoucherService(new KyselyVoucherStore(deps.db), clock, random, deps.fetch);
   const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous };
+  const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -191,6 +197,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installEdgeGuards(app);
   const metrics = installMetrics(app);
   installUpdateMetrics(metrics, services.updates, services.notifications);
+  installLifecycleMetrics(metrics, services.enrollment, services.directives);
   services.notifications.useLog(app.log);
   const uploadIdleTimeoutMs = deps.uploadIdleTimeoutMs ?? 60_000;
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
@@ -262,6 +269,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       enrollmentRoutes(scope, services.enrollment);
       tokenRoutes(scope, services.tokens);
       keyRoutes(scope, services.keys);
+      directiveOwnerRoutes(scope, services.directives);
       gatewayOwnerRoutes(scope, services.gateways, deps.publicUrls);
       discoveryOwnerRoutes(scope, services.discovery);
       provisioningOwnerRoutes(scope, services.provisioning);
@@ -286,9 +294,10 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
     async (scope) => {
       documentScope(scope, {
         security: [{ metalCertificate: [] }],
-        refusals: { 401: 'No valid metal client certificate (missing, unknown, revoked or expired)', 403: 'The metal is blocked (T16)' },
+        refusals: { 401: 'No valid metal client certificate (missing, unknown, revoked or expired)', 403: 'The metal is blocked (T16) or retired (S14: metal_retired)' },
       });
       metalScope(scope, services.enrollment);
+      directiveMetalRoutes(scope, services.directives);
       tokenMetalRoutes(scope, services.tokens, { ttlMinutes: Math.min(60, Math.ceil(services.updates.reauthSeconds / 60) + 1) });
       // The Update Manager (Phases 2–3): a one-hop PoP token on every request besides mTLS.
       await scope.register(async (updates) => updateMetalRoutes(updates, services.updates, { masterUri: () => deps.publicUrls?.().tlsUrl ?? undefined }));

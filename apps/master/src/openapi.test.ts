@@ -20,6 +20,8 @@ import { installerKey, parseBootingScript, signedReport } from './domains/provis
 import { makeCsr } from './tls/testing.ts';
 import { voucherFor } from './domains/vouchers/test-helpers.ts';
 import { signProof, signTo1d } from '@tips/onboarding';
+import { buildEnvelope, generateSigningKey } from '@tips/suit';
+import { encodeTrustList, TRUST_LIST_COMPONENT } from '@tips/trust';
 
 // biome-ignore lint/suspicious/noExplicitAny: the document is JSON walked generically, whatever routes it describes
 type Schema = Record<string, any>;
@@ -64,6 +66,8 @@ const fx = {
   cwt: '',
   scope: '',
   envelope: Buffer.alloc(0) as Buffer,
+  directive: Buffer.alloc(0) as Buffer,
+  retireMetal: '',
   spareEnrollmentTokens: [] as string[],
   ed25519Pem: generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString(),
   // Phase 1: a job booted through the gateway (its token, its installer and report), and a metal
@@ -120,6 +124,12 @@ beforeAll(async () => {
   fx.key = (await call('POST', '/api/v1/keys', { name: 'fx-key', serverHeld: true })).json().id;
   await call('POST', `/api/v1/glazes/${fx.glaze}/manifest/sign`, { key: fx.key, sequenceNumber: 1, vendorDomain: 'example.com', classInfo: 'fx', component: 'rootfs', uri: 'https://example.com/fx' });
   fx.envelope = (await call('GET', `/api/v1/glazes/${fx.glaze}/manifest`)).rawPayload;
+  // A signed trust-list update (directives) and a metal of its own to retire (retiring fx-metal would revoke its secrets).
+  const dirKey = generateSigningKey('ed25519');
+  await call('POST', '/api/v1/keys', { name: 'fx-directive-key', publicKey: dirKey.publicPem });
+  const list = encodeTrustList({ version: 2, operators: [{ name: 'fx', publicKey: dirKey.key.publicKey! }], updateServers: [] });
+  fx.directive = Buffer.from(buildEnvelope({ vendorDomain: 'tips.directive', classInfo: 'trust-list', component: TRUST_LIST_COMPONENT, sequenceNumber: 2, payload: list, delivery: { mode: 'integrated' }, key: dirKey.key }));
+  fx.retireMetal = (await call('POST', '/api/v1/metals', { name: 'fx-retire', interfaces: [{ name: 'eth0', mac: '02:00:00:00:ff:02', type: 'ethernet', pxe: true }] })).json().id;
   fx.apiToken = (await call('POST', '/api/v1/tokens', { name: 'fx-token' })).json().id;
   fx.secret = (await call('POST', '/api/v1/enrollment/secrets', { metal: fx.metal })).json().id;
   const used = (await call('POST', '/api/v1/enrollment/secrets', { metal: fx.metal })).json();
@@ -240,6 +250,7 @@ const chosenParams: Record<string, Record<string, () => string>> = {
   'GET /api/gateway/v1/provisioning/jobs/{jobId}/glaze': { mac: () => fx.p1Mac },
   'POST /api/gateway/v1/provisioning/jobs/{jobId}/report': { mac: () => fx.p1Mac },
   'POST /api/v1/metals/{ref}/reprovision': { ref: () => fx.p1BootMetal },
+  'POST /api/v1/metals/{ref}/retire': { ref: () => fx.retireMetal },
 };
 
 /** A valid value for a schema: an example or default if it gives one, else the least that satisfies it. */
@@ -428,7 +439,7 @@ function probesFor(o: Operation): Probe[] {
       jsonBody = value;
       validBody = JSON.stringify(value);
     } else if (essence(media) === 'application/suit-envelope+cose') {
-      validBody = fx.envelope;
+      validBody = o.path === '/api/v1/directives' ? fx.directive : fx.envelope;
     } else if (essence(media) === 'application/cose') {
       validBody = fx.p1Report;
     } else {

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { action, api, collect, jsonOption, parseLabels } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
+import { registerMetalLifecycleCommands } from './lifecycle.ts';
 import { type JobOut, phase1Line, registerMetalPhase1Commands } from './provisioning.ts';
 
 export interface MetalOut {
@@ -90,6 +91,7 @@ const path = (ref: string) => `api/v1/metals/${encodeURIComponent(ref)}`;
 
 export function registerMetalCommands(program: Command): Command {
   const metal = program.command('metal').description('Metal Objects: your declared devices and their interfaces');
+  registerMetalLifecycleCommands(metal);
 
   jsonOption(
     metal

@@ -7,8 +7,8 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bindGlaze, type CborValue, classIdFrom, coseSign1Verify, decodeCbor, generateSigningKey, importKey, uuidToString, vendorIdFromDomain } from '@tips/suit';
-import { createIntermediateCa, createRootCa, encodeTrustList, issueCertificate, privateKeyToPem, serialFrom, generateKeyPair } from '@tips/trust';
+import { bindGlaze, buildEnvelope, type CborValue, classIdFrom, coseSign1Verify, decodeCbor, generateSigningKey, importKey, uuidToString, vendorIdFromDomain } from '@tips/suit';
+import { createIntermediateCa, createRootCa, encodeTrustList, TRUST_LIST_COMPONENT, issueCertificate, privateKeyToPem, serialFrom, generateKeyPair } from '@tips/trust';
 import pino from 'pino';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/config.ts';
@@ -113,6 +113,8 @@ class FakeMaster {
   /** Phase 3 Spaces' Glazes and the rollback requests GET /work?phase=3 lists. */
   glazes3: Glaze[] = [];
   rollbacks3: { eventId: string; spaceId: string; glazeId: string; requestedAt: string }[] = [];
+  trustList: Uint8Array | undefined;
+  directives: { id: string; kind: string; envelope: string }[] = [];
 
   async start() {
     this.server = createServer({ cert: pki.serverCert, key: pki.serverKey, ca: pki.chainPem, requestCert: true, rejectUnauthorized: true }, (req, res) => this.handle(req, res));
@@ -153,7 +155,8 @@ class FakeMaster {
       this.profiles.push(JSON.parse(body.toString('utf8')));
       return res.writeHead(204).end();
     }
-    if (path === '/trust-list') return res.writeHead(200, { 'content-type': 'application/cbor' }).end(encodeTrustList({ version: 1, operators: [{ name: 'ops', publicKey: operator.key.publicKey! }], updateServers: [] }));
+    if (path === '/trust-list') return res.writeHead(200, { 'content-type': 'application/cbor' }).end(this.trustList ?? encodeTrustList({ version: 1, operators: [{ name: 'ops', publicKey: operator.key.publicKey! }], updateServers: [] }));
+    if (path === '/directives') return this.json(res, 200, { directives: this.directives });
     const work = /^\/work\?phase=([23])$/.exec(path);
     if (work) {
       if (this.refuseWork) return this.json(res, this.refuseWork.status, { error: { code: this.refuseWork.code, message: 'no' } });
@@ -409,5 +412,92 @@ describe('T15 Phase 3 pull and rollback requests', () => {
     const agent = agentFor(pki.metalCert, pki.metalKey, METAL, { servers: new ServerList([dead, master.url], { sleep: async () => {} }) });
     await agent.cycle();
     expect(reports().map((r) => r.result)).toEqual(['installed']);
+  });
+});
+
+const trustListOf = (version: number, ...keys: (typeof operator)[]) => encodeTrustList({ version, operators: keys.map((k, i) => ({ name: `op${i}`, publicKey: k.key.publicKey! })), updateServers: [] });
+const signedTrustList = (by: typeof operator | undefined, list: Uint8Array, seq: number) =>
+  buildEnvelope({ vendorDomain: 'tips.directive', classInfo: 'trust-list', component: TRUST_LIST_COMPONENT, sequenceNumber: seq, payload: list, delivery: { mode: 'integrated' }, ...(by ? { key: by.key } : {}) });
+
+describe('S5 the trust list changes only by a signed update; the master alone may only narrow it', () => {
+  it('a wider list served unsigned is not adopted: a Glaze signed by the added key is refused, the kept list stays', async () => {
+    const agent = agentFor();
+    await agent.cycle();
+    const v1 = readFileSync(join(dir, 'state', 'trust-list.cbor'));
+    // The master (or someone who took it over) adds its own key in a higher version, unsigned.
+    master.trustList = trustListOf(2, operator, stranger);
+    master.glazes = [glaze(dir, { id: 'glz_evil', name: 'tool', version: '1.0', seq: 60, key: stranger })];
+    await agent.cycle();
+    expect(readFileSync(join(dir, 'state', 'trust-list.cbor'))).toEqual(v1);
+    expect(reports().map((r) => [r.glazeId, r.result, r.reason])).toEqual([['glz_evil', 'failed', 'suit_signature_invalid']]);
+    expect(existsSync(join(dir, 'state', 'apps', 'tool'))).toBe(false);
+  });
+
+  it('a narrower list (a revoked operator) is adopted unsigned; an older one is not', async () => {
+    master.trustList = trustListOf(3, operator, stranger);
+    const agent = agentFor();
+    await agent.cycle();
+    master.trustList = trustListOf(4, operator);
+    await agent.cycle();
+    expect(Buffer.from(readFileSync(join(dir, 'state', 'trust-list.cbor')))).toEqual(Buffer.from(trustListOf(4, operator)));
+    master.trustList = trustListOf(2, operator);
+    await agent.cycle();
+    expect(Buffer.from(readFileSync(join(dir, 'state', 'trust-list.cbor')))).toEqual(Buffer.from(trustListOf(4, operator)));
+  });
+
+  it('a wider list signed by a kept operator is adopted; unsigned, stranger-signed or a replayed one are refused and change nothing', async () => {
+    const agent = agentFor();
+    await agent.cycle();
+    const v1 = Buffer.from(readFileSync(join(dir, 'state', 'trust-list.cbor')));
+    const wider = trustListOf(7, operator, stranger);
+    const enc = (b: Uint8Array) => Buffer.from(b).toString('base64');
+    master.directives = [
+      { id: 'dir_unsigned', kind: 'trust-list', envelope: enc(signedTrustList(undefined, wider, 7)) },
+      { id: 'dir_stranger', kind: 'trust-list', envelope: enc(signedTrustList(stranger, wider, 7)) },
+    ];
+    await agent.cycle();
+    expect(Buffer.from(readFileSync(join(dir, 'state', 'trust-list.cbor')))).toEqual(v1);
+    expect(agent.state.refused().map((r) => [r.glazeId, r.reason])).toEqual([
+      ['dir_unsigned', 'suit_unsigned'],
+      ['dir_stranger', 'suit_signature_invalid'],
+    ]);
+    master.directives = [{ id: 'dir_ok', kind: 'trust-list', envelope: enc(signedTrustList(operator, wider, 7)) }];
+    master.glazes = [glaze(dir, { id: 'glz_s', name: 'tool', version: '1.0', seq: 60, key: stranger })];
+    await agent.cycle();
+    expect(Buffer.from(readFileSync(join(dir, 'state', 'trust-list.cbor')))).toEqual(Buffer.from(wider));
+    expect(reports().map((r) => [r.glazeId, r.result])).toEqual([['glz_s', 'installed']]);
+    // The same update again, or an older signed list, changes nothing and is not refused loudly.
+    master.directives = [{ id: 'dir_old', kind: 'trust-list', envelope: enc(signedTrustList(operator, trustListOf(6, operator), 6)) }];
+    await agent.cycle();
+    expect(Buffer.from(readFileSync(join(dir, 'state', 'trust-list.cbor')))).toEqual(Buffer.from(wider));
+  });
+});
+
+describe('S14 retirement: 403 metal_retired wipes the credentials and stops the agent for good', () => {
+  it('key, certificate and enrollment secret are destroyed, the retirement recorded; no request is made after', async () => {
+    const agent = agentFor();
+    await agent.cycle();
+    writeFileSync(join(dir, 'enrollment.json'), JSON.stringify({ secretId: `ens_${'0'.repeat(26)}`, secret: `est_${'a'.repeat(43)}` }), { mode: 0o600 });
+    const gen = join(dir, 'state', 'identity', readlinkSync(join(dir, 'state', 'identity', 'current')));
+    master.refuseWork = { status: 403, code: 'metal_retired' };
+    await expect(agent.cycle()).rejects.toMatchObject({ code: 'forbidden', remoteCode: 'metal_retired' });
+    expect(existsSync(join(gen, 'key.pem'))).toBe(false);
+    expect(existsSync(gen)).toBe(false);
+    expect(existsSync(join(dir, 'state', 'identity', 'current'))).toBe(false);
+    expect(existsSync(join(dir, 'enrollment.json'))).toBe(false);
+    expect(agent.retired).toBe(true);
+    expect(agent.state.status().stopped?.code).toBe('metal_retired');
+    const calls = master.calls.length;
+    master.refuseWork = undefined;
+    await expect(agent.cycle()).rejects.toMatchObject({ remoteCode: 'metal_retired' });
+    expect(master.calls.length).toBe(calls);
+  });
+
+  it('another 403 (blocked) stops Phase 2 but wipes nothing', async () => {
+    master.refuseWork = { status: 403, code: 'metal_blocked' };
+    const agent = agentFor();
+    await expect(agent.cycle()).rejects.toMatchObject({ code: 'forbidden' });
+    expect(existsSync(join(dir, 'state', 'identity', 'current'))).toBe(true);
+    expect(agent.retired).toBe(false);
   });
 });

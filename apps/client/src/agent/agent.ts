@@ -11,14 +11,17 @@
  * An authentication or authorization failure stops Phases 2 and 3 (logged, visible in `status`).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeTrustList, type TrustList } from '@tips/trust';
 import type { Logger } from 'pino';
 import { type ClientConfig, loadEnrollmentSecret } from '../config/config.ts';
 import { ClientError } from '../errors.ts';
-import { enroll, readCa, reenroll } from '../identity/enroll.ts';
+import { enroll, enrollByOrder, readCa, reenroll } from '../identity/enroll.ts';
+import { ENROLLMENT_COMPONENT_KEY, judgeReenrollOrder } from '../identity/orders.ts';
+import { readRetirement, wipeCredentials } from '../identity/retire.ts';
 import { loadIdentity, type MetalIdentity, recoverIdentity } from '../identity/store.ts';
+import { judgeServedList, judgeSignedList, TRUST_LIST_COMPONENT_KEY } from '../identity/trust-list.ts';
 import { lastOutcome } from '../install/rootfs-ab.ts';
 import { InstallError, type InstallHandler } from '../install/types.ts';
 import { MetalApi, type RollbackRequest, type WorkAnswer, type WorkItem } from '../master/metal-api.ts';
@@ -144,13 +147,52 @@ export class Agent {
     this.log.warn({ event: 'tamper_reported', changes: changes.length, eventId: r.eventId, gateways: r.gateways }, `reported ${changes.length} change(s) made outside TIPS`);
   }
 
+  /** Set once the owner retired this metal (S14): nothing runs again. */
+  get retired(): boolean {
+    return readRetirement(this.o.stateDir) !== undefined;
+  }
+
+  /**
+   * Proves a new identity with an authenticated call (a token for its key) before the previous
+   * generation is removed; if the master refuses it, the previous one is used again.
+   */
+  private async prove(next: MetalIdentity, previous: MetalIdentity): Promise<void> {
+    this.identity = next;
+    this.api?.dropToken();
+    try {
+      await this.metalApi().authenticate();
+    } catch (e) {
+      if (e instanceof ClientError && AUTH_CODES.has(e.code)) {
+        this.identity = previous;
+        this.api?.dropToken();
+      }
+      throw e;
+    }
+  }
+
+  /** S14: the master said this metal is retired — wipe every credential, record it, stop for good. */
+  private retire(serial: string | null): void {
+    const r = wipeCredentials(this.o.stateDir, this.o.config.enrollmentFile, { code: 'metal_retired', serial, at: this.now().toISOString() });
+    this.identity = undefined;
+    this.api = undefined;
+    this.state.updateStatus({ stopped: { code: 'metal_retired', at: r.at } });
+    this.log.error({ event: 'metal_retired', serial, wiped: r.wiped.length }, 'this metal was retired by its owner: its key, certificates and enrollment secret are wiped; Phases 2 and 3 stop for good');
+  }
+
   /** One cycle. Throws on an auth failure (after recording it) so `--once` can exit non-zero. */
   async cycle(): Promise<void> {
     const stopped = this.state.status().stopped;
+    const retirement = readRetirement(this.o.stateDir);
+    if (retirement) {
+      // A wipe a kill interrupted is finished; then nothing runs.
+      if (existsSync(join(this.o.stateDir, 'identity', 'current')) || loadEnrollmentSecret(this.o.config.enrollmentFile)) this.retire(retirement.serial);
+      throw new ClientError('forbidden', `this metal was retired by its owner (${retirement.at}); it does nothing any more`, 'metal_retired');
+    }
     try {
       let id = await this.ensureIdentity();
       if (this.renewalDue(id)) {
-        id = this.identity = await reenroll(this.o.config, this.o.stateDir, id, this.log);
+        const previous = id;
+        id = this.identity = await reenroll(this.o.config, this.o.stateDir, id, this.log, (next) => this.prove(next, previous));
         this.api?.dropToken();
       }
       if (stopped) {
@@ -160,7 +202,7 @@ export class Agent {
       const api = this.metalApi();
       await this.flushReports();
       if (this.profileDirty) await this.sendProfile();
-      const trust = await this.refreshTrustList();
+      const trust = await this.applyDirectives(await this.refreshTrustList());
       for (const phase of this.o.phase3 === false ? ([2] as const) : ([2, 3] as const)) {
         const work = await api.work(phase);
         this.state.updateStatus({ lastPullAt: this.now().toISOString() });
@@ -176,7 +218,9 @@ export class Agent {
       const ce = e instanceof ClientError ? e : undefined;
       const code = ce?.remoteCode ?? ce?.code ?? (e as { code?: string }).code ?? 'internal';
       this.state.updateStatus({ lastError: { code, message: (e as Error).message.slice(0, 500), at: this.now().toISOString() } });
-      if (ce && AUTH_CODES.has(ce.code)) {
+      if (ce?.remoteCode === 'metal_retired') {
+        this.retire(this.identity?.serial ?? null);
+      } else if (ce && AUTH_CODES.has(ce.code)) {
         this.state.updateStatus({ stopped: { code, at: this.now().toISOString() } });
         this.log.error({ event: 'phase2_stopped', code, message: ce.message }, 'authentication/authorization refused: Phases 2 and 3 stop');
       }
@@ -191,7 +235,10 @@ export class Agent {
     this.log.info({ event: 'profile_registered', glazes: p.glazes.length, interfaces: p.interfaces.length }, 'profile registered');
   }
 
-  /** The trust list from the master; a list with a lower version than the one kept is refused. */
+  /**
+   * The trust list from the master (S5): adopted at first use, later only when it narrows the kept
+   * one (identity/trust-list.ts); a wider list needs a signed update (applyDirectives).
+   */
   private async refreshTrustList(): Promise<TrustList> {
     const kept = readTrustList(this.state.trustListFile);
     let fresh: Uint8Array;
@@ -204,16 +251,69 @@ export class Agent {
       }
       throw e;
     }
-    const list = decodeTrustList(fresh);
-    if (kept && list.version < kept.list.version) {
-      this.log.warn({ event: 'trust_list_rollback', kept: kept.list.version, offered: list.version }, 'the master offered an older trust list; keeping ours');
+    const d = judgeServedList(kept, fresh);
+    if (!d.adopt) {
+      if (d.reason !== 'unchanged') this.log.warn({ event: d.reason, kept: kept?.list.version, detail: d.detail }, `the master's trust list is not adopted: ${d.reason}`);
+      if (!kept) throw new ClientError('master_error', `GET /trust-list: ${d.detail}`);
       return kept.list;
     }
-    if (!kept || !Buffer.from(fresh).equals(Buffer.from(kept.bytes))) {
-      writeFileDurably(this.state.trustListFile, fresh, 0o644);
-      this.log.info({ event: 'trust_list_updated', version: list.version, operators: list.operators.map((o) => o.name) }, 'trust list updated');
+    writeFileDurably(this.state.trustListFile, d.bytes, 0o644);
+    this.log.info({ event: 'trust_list_updated', how: d.how, version: d.list.version, operators: d.list.operators.map((o) => o.name) }, `trust list updated (${d.how})`);
+    return d.list;
+  }
+
+  /**
+   * Signed orders (S5, S6): a trust-list update is adopted only when an operator of the kept list
+   * signed it; a re-enrollment order is obeyed only when so signed and newer than the last one
+   * obeyed. A refused order is logged and reported in `status` once; it is not retried.
+   */
+  private async applyDirectives(trust: TrustList): Promise<TrustList> {
+    const directives = await this.metalApi().directives();
+    for (const d of directives) {
+      const bytes = new Uint8Array(Buffer.from(d.envelope, 'base64'));
+      const digest = createHash('sha256').update(bytes).digest('hex');
+      if (this.state.isRefused(d.id, digest)) continue;
+      const refuse = (reason: string, detail: string) => {
+        this.log.warn({ event: 'directive_refused', id: d.id, kind: d.kind, reason, detail }, `refused a ${d.kind} order: ${reason}`);
+        this.state.recordRefused({ glazeId: d.id, sha256: digest, spaceId: '', reason, detail, at: this.now().toISOString() });
+        this.state.updateStatus({ lastError: { code: reason, message: `${d.kind} order ${d.id}: ${detail}`.slice(0, 500), at: this.now().toISOString() } });
+      };
+      if (d.kind === 'trust-list') {
+        const kept = readTrustList(this.state.trustListFile);
+        if (!kept) continue;
+        const r = await judgeSignedList(kept, bytes, this.state.sequences());
+        // Older or equal: one already in force (or superseded), not an attack worth a report.
+        if (!r.adopt && (r.reason === 'suit_rollback' || r.reason === 'trust_list_rollback')) continue;
+        if (!r.adopt) {
+          refuse(r.reason, r.detail);
+          continue;
+        }
+        writeFileDurably(this.state.trustListFile, r.bytes, 0o644);
+        if (r.sequence !== undefined) this.state.recordSequence([TRUST_LIST_COMPONENT_KEY], r.sequence);
+        this.log.info({ event: 'trust_list_updated', how: 'signed', id: d.id, version: r.list.version, operators: r.list.operators.map((o) => o.name) }, 'trust list updated by a signed update');
+        trust = r.list;
+      } else if (d.kind === 'reenroll') {
+        const r = await judgeReenrollOrder(trust, bytes, this.state.sequences());
+        if (!r.ok && r.reason === 'suit_rollback') continue;
+        if (!r.ok) {
+          refuse(r.reason, r.detail);
+          continue;
+        }
+        const previous = this.identity!;
+        try {
+          this.identity = await enrollByOrder(this.o.config, this.o.stateDir, previous, r.instruction, this.log, (next) => this.prove(next, previous));
+        } catch (e) {
+          // EST refused the order's secret (spent, expired, another metal's): the current identity
+          // stays in force, and the order is recorded as refused rather than stopping Phase 2.
+          if (!(e instanceof ClientError && (e.code === 'est_refused' || e.code === 'est_bad_response'))) throw e;
+          refuse(e.remoteCode ?? e.code, e.message);
+          continue;
+        }
+        this.state.recordSequence([ENROLLMENT_COMPONENT_KEY], r.sequence);
+        this.profileDirty = true;
+      }
     }
-    return list;
+    return trust;
   }
 
   private refuse(item: WorkItem, reason: string, detail: string, sequence: number | null, result: InstallReport['result'] = 'failed'): void {

@@ -119,6 +119,8 @@ export async function runLoop(o: RunLoopOptions): Promise<void> {
       } catch (e) {
         log.warn({ event: 'cycle_failed', code: (e as ClientError).remoteCode ?? (e as ClientError).code, message: (e as Error).message }, 'cycle failed; next try after the interval');
       }
+      // S14: a retired metal has wiped its credentials: the loop ends for good.
+      if (agent.retired) break;
       await syncPush().catch((e) => log.warn({ event: 'push_failed', message: (e as Error).message }, 'cannot start the MQTT subscription'));
       if (stop) break;
       // A hint that came during the cycle is pulled now, not after the interval.

@@ -5,12 +5,13 @@
  * removed only after that — so a cut at any point either repeats an unspent enrollment or finds a
  * finished one at the next start (recoverIdentity).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { ClientConfig } from '../config/config.ts';
 import { loadEnrollmentSecret } from '../config/config.ts';
 import { ClientError } from '../errors.ts';
-import { removeDurably } from '../state/files.ts';
+import { removeDurably, syncDir } from '../state/files.ts';
 import { makeKeyAndCsr, simpleEnroll, simpleReenroll } from './est.ts';
 import { activate, loadIdentity, type MetalIdentity, newGeneration, recoverIdentity, writeCertificate, writeKey } from './store.ts';
 
@@ -56,8 +57,37 @@ export function renewalDue(id: Pick<MetalIdentity, 'notBefore' | 'notAfter'>, no
   return now.getTime() >= id.notBefore.getTime() + (life * 2) / 3;
 }
 
-/** simplereenroll with a new key; the new pair is put in force only once it is on disk. */
-export async function reenroll(config: ClientConfig, stateDir: string, current: MetalIdentity, log: Logger): Promise<MetalIdentity> {
+/**
+ * Proves a freshly activated identity (an authenticated call with it). Until it is proven the
+ * previous generation stays on disk; if the master refuses the new one, the previous is put back.
+ */
+export type ProveIdentity = (next: MetalIdentity) => Promise<void>;
+
+async function proveOrRollBack(stateDir: string, previous: MetalIdentity, next: MetalIdentity, prove: ProveIdentity | undefined, log: Logger): Promise<MetalIdentity> {
+  if (prove) {
+    try {
+      await prove(next);
+    } catch (e) {
+      if (e instanceof ClientError && (e.code === 'unauthenticated' || e.code === 'forbidden')) {
+        log.error({ event: 'identity_refused', serial: next.serial, code: e.remoteCode ?? e.code }, 'the master refused the new certificate; the previous one is put back');
+        // The refused pair goes first (recoverIdentity would put a newer pair back); a cut between the
+        // two steps leaves `current` dangling, and recoverIdentity then puts the previous pair in force.
+        rmSync(next.dir, { recursive: true, force: true });
+        syncDir(dirname(next.dir));
+        activate(stateDir, previous.dir);
+        throw e;
+      }
+      // Unreachable master: the new pair stays in force (the master issued it); the next call proves it.
+      log.warn({ event: 'identity_unproven', serial: next.serial, message: (e as Error).message }, 'new certificate not yet proven; the previous generation is kept until the next start');
+      return next;
+    }
+  }
+  recoverIdentity(stateDir);
+  return next;
+}
+
+/** simplereenroll with a new key; the new pair is put in force only once it is on disk, the old one removed once the new one is proven. */
+export async function reenroll(config: ClientConfig, stateDir: string, current: MetalIdentity, log: Logger, prove?: ProveIdentity): Promise<MetalIdentity> {
   const csr = await makeKeyAndCsr(config.tipsId);
   const gen = newGeneration(stateDir);
   writeKey(gen, csr.keyPem);
@@ -65,8 +95,25 @@ export async function reenroll(config: ClientConfig, stateDir: string, current: 
   const { certPem } = await simpleReenroll(config.estUrl, readCa(config), current, csr, config.tipsId);
   writeCertificate(gen, certPem);
   activate(stateDir, gen);
-  recoverIdentity(stateDir);
-  const next = loadIdentity(stateDir)!;
-  log.info({ event: 'reenrolled', serial: next.serial, notAfter: next.notAfter.toISOString() }, 're-enrolled');
+  const next = await proveOrRollBack(stateDir, current, loadIdentity(stateDir)!, prove, log);
+  log.info({ event: 'reenrolled', serial: next.serial, previous: current.serial, notAfter: next.notAfter.toISOString() }, 're-enrolled');
+  return next;
+}
+
+/**
+ * Obeys a verified re-enrollment order (identity/orders.ts): a new key, simpleenroll with the
+ * order's one-use secret at the order's EST server (our CA file still pins the TLS peer). The secret
+ * is never written to disk.
+ */
+export async function enrollByOrder(config: ClientConfig, stateDir: string, current: MetalIdentity, order: { estUri: string; secretId: string; secret: string }, log: Logger, prove?: ProveIdentity): Promise<MetalIdentity> {
+  const csr = await makeKeyAndCsr(config.tipsId);
+  const gen = newGeneration(stateDir);
+  writeKey(gen, csr.keyPem);
+  log.info({ event: 'reenroll_order_request', serial: current.serial, estUri: order.estUri, secretId: order.secretId }, 'EST simpleenroll by a signed order');
+  const { certPem } = await simpleEnroll(order.estUri, readCa(config), order, csr, config.tipsId);
+  writeCertificate(gen, certPem);
+  activate(stateDir, gen);
+  const next = await proveOrRollBack(stateDir, current, loadIdentity(stateDir)!, prove, log);
+  log.info({ event: 'reenrolled', serial: next.serial, previous: current.serial, by: 'order', notAfter: next.notAfter.toISOString() }, 're-enrolled by a signed order (new key)');
   return next;
 }

@@ -25,6 +25,7 @@ export const AUTH_FAILURES = new Set([
   'certificate_revoked',
   'certificate_expired',
   'metal_blocked',
+  'metal_retired',
   'token_signature_invalid',
   'token_audience_mismatch',
   'token_scope_insufficient',
@@ -176,6 +177,23 @@ export class MetalApi {
       return new Uint8Array(Buffer.from(b64, 'base64'));
     }
     return new Uint8Array(res.body);
+  }
+
+  /**
+   * Signed orders for this metal (trust-list updates, re-enrollment orders: base64 SUIT envelopes),
+   * to be verified against the trust list before anything is done. A master without the route: none.
+   */
+  async directives(): Promise<{ id: string; kind: string; envelope: string }[]> {
+    let res: HttpResponse;
+    try {
+      res = await this.call('GET', '/directives');
+    } catch (e) {
+      if (e instanceof ClientError && e.code === 'master_error' && /^(not_found|http_404)$/.test(e.remoteCode ?? '')) return [];
+      throw e;
+    }
+    const d = JSON.parse(res.body.toString('utf8')) as { directives?: unknown };
+    if (!Array.isArray(d.directives)) throw new ClientError('master_error', 'GET /directives: expected { directives: [...] }');
+    return d.directives.filter((x): x is { id: string; kind: string; envelope: string } => typeof x?.id === 'string' && typeof x?.kind === 'string' && typeof x?.envelope === 'string');
   }
 
   async postReport(cose: Uint8Array): Promise<void> {

@@ -8,6 +8,7 @@
  *   agent/previous.json    per Glaze name, the entry a newer install replaced (what a manual rollback returns to)
  *   agent/rollbacks.json   rollback requests (event, Space, Glaze) already carried out, so a retried pull does not repeat one
  *   agent/rollback-inflight.json  the rollback under way (written before the handler is called)
+ *   agent/retired.json     set when the owner retired the metal (identity/retire.ts): nothing runs again
  *   trust-list.cbor        the trust list in force (@tips/trust encoding)
  */
 import { join } from 'node:path';

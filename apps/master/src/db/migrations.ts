@@ -1,6 +1,6 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
 import { up0002Discovery } from '../domains/discovery/migrations.ts';
-import { up0003Enrollment } from '../domains/enrollment/migrations.ts';
+import { up0003Enrollment, up0011Lifecycle } from '../domains/enrollment/migrations.ts';
 import { up0004GatewayCertificates } from '../domains/gateways/migrations.ts';
 import { up0005MetalMacPerOwner, up0010Perf } from '../domains/metals/migrations.ts';
 import { up0007Provisioning, up0012Engines } from '../domains/provisioning/migrations.ts';
@@ -98,13 +98,14 @@ export const migrations: Record<string, Migration> = {
   '0007_provisioning': { up: up0007Provisioning },
   '0008_updates': { up: up0008Updates },
   '0010_perf': { up: up0010Perf },
+  '0011_lifecycle': { up: up0011Lifecycle },
+  '0012_engines': { up: up0012Engines },
   '0014_onboarding': {
     async up(db: Kysely<unknown>) {
       await up0014Onboarding(db);
       await up0014Rendezvous(db);
     },
   },
-  '0012_engines': { up: up0012Engines },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -348,8 +348,13 @@ describe.each(adapters)('S6 Enrollment store contract on %s', (_name, open) => {
     expect((await store.findSecret('ens_race'))?.secret.uses).toBe(3);
     const certs = await store.listCertificates(owner);
     expect(certs).toHaveLength(3);
-    expect(certs.filter((c) => c.status === 'active')).toHaveLength(1);
-    expect(certs.filter((c) => c.revokeReason === 'superseded')).toHaveLength(2);
+    // Every new certificate stays active until one is proven (used); that one supersedes the others of the metal issued no later.
+    expect(certs.filter((c) => c.status === 'active')).toHaveLength(3);
+    const newest = certs.reduce((a, b) => (b.createdAt > a.createdAt || (b.createdAt === a.createdAt && b.serial > a.serial) ? b : a));
+    expect(await store.supersedeOlder(newest, '2026-01-01T00:00:01.000Z')).toBe(2);
+    const after = await store.listCertificates(owner);
+    expect(after.filter((c) => c.status === 'active').map((c) => c.serial)).toEqual([newest.serial]);
+    expect(after.filter((c) => c.revokeReason === 'superseded')).toHaveLength(2);
   });
 
   it('spends nothing from an expired or revoked secret, and re-enrolls only from an active certificate', async () => {
@@ -361,10 +366,28 @@ describe.each(adapters)('S6 Enrollment store contract on %s', (_name, open) => {
     expect(await store.findCertificate('old1')).toBeUndefined();
     expect((await store.findSecret('ens_old'))?.secret.uses).toBe(0);
     const active = (await store.listCertificates(owner)).find((c) => c.status === 'active')!;
-    expect(await store.reenroll(active.serial, '2026-01-02T00:00:00.000Z', cert('next', { issuedVia: 'reenroll' }))).toBe(true);
+    const next = cert('next', { issuedVia: 'reenroll', createdAt: '2026-01-02T00:00:00.000Z' });
+    expect(await store.reenroll(active.serial, '2026-01-02T00:00:00.000Z', next)).toBe(true);
+    // The previous certificate stays until the new one is proven; then it cannot renew any more.
+    expect((await store.findCertificate(active.serial))?.status).toBe('active');
+    expect(await store.supersedeOlder(next, '2026-01-02T00:00:01.000Z')).toBe(1);
     expect(await store.reenroll(active.serial, '2026-01-02T00:00:00.000Z', cert('again', { issuedVia: 'reenroll' }))).toBe(false);
     expect(await store.revokeSubject({ kind: 'metal', id: metal }, '2026-01-03T00:00:00.000Z', 'blocked')).toBe(1);
     expect((await store.findCertificate('next'))?.status).toBe('revoked');
+  });
+
+  it('S14 retires a metal once: its active certificates and unrevoked metal secrets revoked in one go; the first time stays', async () => {
+    await store.insertSecret(secret('ens_ret', 5), 'd'.repeat(64));
+    expect(await store.enrollWithSecret('ens_ret', '2026-01-01T00:00:00.000Z', cert('ret1'))).toBe(true);
+    expect(await store.retiredAt(metal)).toBeUndefined();
+    const unrevoked = (await store.listSecrets(owner)).filter((x) => x.scope.id === metal && x.revokedAt === null).length;
+    expect(unrevoked).toBeGreaterThan(0);
+    expect(await store.retire(owner, metal, '2026-01-04T00:00:00.000Z')).toEqual({ retiredAt: '2026-01-04T00:00:00.000Z', certificates: 1, secrets: unrevoked });
+    expect((await store.listSecrets(owner)).filter((x) => x.scope.id === metal && x.revokedAt === null)).toEqual([]);
+    expect(await store.findCertificate('ret1')).toMatchObject({ status: 'revoked', revokeReason: 'retired' });
+    expect((await store.findSecret('ens_ret'))?.secret.revokedAt).toBe('2026-01-04T00:00:00.000Z');
+    expect(await store.retire(owner, metal, '2026-01-05T00:00:00.000Z')).toEqual({ retiredAt: '2026-01-04T00:00:00.000Z', certificates: 0, secrets: 0 });
+    expect(await store.retiredAt(metal)).toBe('2026-01-04T00:00:00.000Z');
   });
 });
 

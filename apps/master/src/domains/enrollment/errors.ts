@@ -21,6 +21,7 @@ export type EnrollmentErrorCode =
   | 'certificate_not_accepted_here'
   | 'certificate_not_found'
   | 'metal_blocked'
+  | 'metal_retired'
   | 'too_many_attempts'
   | 'scope_invalid';
 
@@ -39,6 +40,7 @@ const SECURITY: ReadonlySet<EnrollmentErrorCode> = new Set<EnrollmentErrorCode>(
   'certificate_expired',
   'certificate_not_accepted_here',
   'metal_blocked',
+  'metal_retired',
   'too_many_attempts',
 ]);
 

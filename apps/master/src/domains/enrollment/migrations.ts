@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { up0003Keys } from '../keys/migrations.ts';
 import { up0003Tokens } from '../tokens/migrations.ts';
+import { up0011Directives } from '../directives/migrations.ts';
 
 /**
  * 0003_enrollment — identity and trust: enrollment secrets (stored hashed), every certificate the
@@ -41,4 +42,19 @@ export async function up0003Enrollment(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex('enrollment_certificates_subject').on('enrollment_certificates').columns(['subject_kind', 'subject_id']).execute();
   await up0003Tokens(db);
   await up0003Keys(db);
+}
+
+/**
+ * 0011_lifecycle — S14: `enrollment_retirements`, the metals retired (`tips metal retire`), so a
+ * retired metal never enrolls again whatever secret it shows (the rows of `enrollment_certificates`
+ * say which certificates retirement revoked); and the directives domain's table of signed orders.
+ */
+export async function up0011Lifecycle(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('enrollment_retirements')
+    .addColumn('metal_id', 'text', (c) => c.primaryKey())
+    .addColumn('owner_id', 'text', (c) => c.notNull())
+    .addColumn('retired_at', 'text', (c) => c.notNull())
+    .execute();
+  await up0011Directives(db);
 }

@@ -38,6 +38,7 @@ registerStatusTable<EnrollmentErrorCode>('enrollment', {
   certificate_not_accepted_here: 401,
   certificate_not_found: 404,
   metal_blocked: 403,
+  metal_retired: 403,
   too_many_attempts: 429,
   scope_invalid: 422,
 });
@@ -178,6 +179,27 @@ export function enrollmentRoutes(app: FastifyInstance, enrollment: EnrollmentSer
       },
     },
     async (req) => ({ revoked: await enrollment.revokeMetal(req.owner.id, req.params.ref) }),
+  );
+
+  app.post<{ Params: { ref: string } }>(
+    '/metals/:ref/retire',
+    {
+      schema: {
+        tags: ['enrollment'],
+        summary:
+          'Retire a metal (S14): revoke its certificates and metal-scoped enrollment secrets (its PoP tokens die with the certificate key); its next request is refused with 403 metal_retired, on which the client wipes its credentials; it never enrolls again. Idempotent',
+        params: Type.Object({ ref: Ref }),
+        response: {
+          200: Type.Object({ metal: Type.String(), retiredAt: Type.String(), certificatesRevoked: Type.Integer(), secretsRevoked: Type.Integer() }),
+          ...errorResponses(404),
+        },
+      },
+    },
+    async (req) => {
+      const r = await enrollment.retireMetal(req.owner.id, req.params.ref);
+      req.log.info({ event: 'metal_retired', metal: r.metal, certificatesRevoked: r.certificatesRevoked, secretsRevoked: r.secretsRevoked }, 'metal retired');
+      return r;
+    },
   );
 
   app.get('/enrollment/ca', { schema: { tags: ['enrollment'], summary: 'The root and intermediate CA certificates (PEM)', response: { 200: Type.Object({ rootPem: Type.String(), intermediatePem: Type.String() }) } } }, async () =>

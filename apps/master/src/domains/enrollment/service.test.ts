@@ -52,16 +52,24 @@ class MemoryStore implements EnrollmentStore {
     const s = this.secrets.get(secretId)!;
     if (this.enrollRefuses || s.secret.uses >= s.secret.maxUses || s.secret.expiresAt <= now || s.secret.revokedAt) return false;
     s.secret.uses++;
-    await this.revokeSubject(cert.subject, now, 'superseded');
     this.certs.set(cert.serial, cert);
     return true;
   }
-  async reenroll(previous: string, now: string, cert: IssuedCertificate) {
+  async reenroll(previous: string, _now: string, cert: IssuedCertificate) {
     const p = this.certs.get(previous);
     if (p?.status !== 'active') return false;
-    Object.assign(p, { status: 'revoked', revokedAt: now, revokeReason: 'superseded' });
     this.certs.set(cert.serial, cert);
     return true;
+  }
+  async supersedeOlder(cert: IssuedCertificate, now: string) {
+    let n = 0;
+    for (const c of this.certs.values()) {
+      if (c.status === 'active' && c.serial !== cert.serial && c.subject.kind === cert.subject.kind && c.subject.id === cert.subject.id && c.createdAt <= cert.createdAt) {
+        Object.assign(c, { status: 'revoked', revokedAt: now, revokeReason: 'superseded' });
+        n++;
+      }
+    }
+    return n;
   }
   async findCertificate(serial: string) {
     return this.certs.get(serial);
@@ -84,6 +92,22 @@ class MemoryStore implements EnrollmentStore {
     if (!c || c.ownerId !== ownerId || c.status !== 'active') return false;
     Object.assign(c, { status: 'revoked', revokedAt: at, revokeReason: reason });
     return true;
+  }
+  retired = new Map<string, string>();
+  async retire(_ownerId: OwnerId, metalId: string, at: string) {
+    if (!this.retired.has(metalId)) this.retired.set(metalId, at);
+    const certificates = await this.revokeSubject({ kind: 'metal', id: metalId }, at, 'retired');
+    let secrets = 0;
+    for (const s of this.secrets.values()) {
+      if (s.secret.scope.kind === 'metal' && s.secret.scope.id === metalId && !s.secret.revokedAt) {
+        s.secret.revokedAt = at;
+        secrets++;
+      }
+    }
+    return { retiredAt: this.retired.get(metalId)!, certificates, secrets };
+  }
+  async retiredAt(metalId: string) {
+    return this.retired.get(metalId);
   }
 }
 
@@ -500,6 +524,31 @@ describe('S6 mTLS identity, re-enrollment and revocation', () => {
     expect(store.certs.get(fourth.record.serial)).toMatchObject({ status: 'revoked', revokeReason: 'deleted' });
   });
 
+  it('S14 retirement: certificates and metal secrets revoked, the next mTLS request answers metal_retired, no secret enrolls it again', async () => {
+    const { der, record } = await enrolled();
+    const unused = await secret({ metal: M1 });
+    const fleet = await secret({ space: 'fleet', maxUses: 5 });
+    expect(await code(svc.authenticateMetal(peer(der)))).toBe('ok');
+    t = T0 + 5000;
+    // Both metal secrets are revoked: the spent one and the unused one.
+    expect(await svc.retireMetal(OWNER, 'pi-1')).toEqual({ metal: M1, retiredAt: new Date(T0 + 5000).toISOString(), certificatesRevoked: 1, secretsRevoked: 2 });
+    expect(store.certs.get(record.serial)).toMatchObject({ status: 'revoked', revokeReason: 'retired' });
+    expect(await code(svc.authenticateMetal(peer(der)))).toBe('metal_retired');
+    // Neither its own (revoked) secret nor a Space's secret enrolls it again; the Space secret is not spent.
+    expect(await code(svc.enroll(unused, (await csrOf(M1)).der))).toBe('enrollment_secret_invalid');
+    expect(await code(svc.enroll(fleet, (await csrOf(M1)).der))).toBe('metal_retired');
+    expect(store.secrets.get(fleet.id)!.secret.uses).toBe(0);
+    expect([...store.certs.values()].filter((c) => c.subject.id === M1 && c.status === 'active')).toEqual([]);
+    // Idempotent: the first retirement time stays.
+    t = T0 + 9000;
+    expect(await svc.retireMetal(OWNER, M1)).toEqual({ metal: M1, retiredAt: new Date(T0 + 5000).toISOString(), certificatesRevoked: 0, secretsRevoked: 0 });
+    expect(await svc.retiredAt(M1)).toBe(new Date(T0 + 5000).toISOString());
+    expect(await svc.retiredAt(M2)).toBeNull();
+    // Another owner cannot retire it (no oracle either).
+    expect(await code(svc.retireMetal(OTHER_OWNER, 'pi-2'))).toBe('not_found');
+    expect(await svc.retiredAt(M2)).toBeNull();
+  });
+
   it('re-enrolls the same metal with a fresh key; the old certificate is superseded; any other identity is refused', async () => {
     const { der } = await enrolled();
     const principal = await svc.authenticateMetal(peer(der));
@@ -513,7 +562,13 @@ describe('S6 mTLS identity, re-enrollment and revocation', () => {
     const next = await svc.reenroll(principal, (await csrOf(M1)).der);
     expect(next.record).toMatchObject({ issuedVia: 'reenroll', secretId: null, ownerId: OWNER, subject: { kind: 'metal', id: M1 }, createdAt: new Date(T0 + 1000).toISOString() });
     expect(parseCertificate(next.der).notAfter.getTime()).toBe(T0 + 1000 + 48 * 3_600_000);
-    expect(store.certs.get(principal.serial)!.status).toBe('revoked');
+    // S14: the old certificate works until the new one is used (the answer may never have reached the metal)…
+    expect(store.certs.get(principal.serial)!.status).toBe('active');
+    expect(await code(svc.authenticateMetal(peer(der)))).toBe('ok');
+    // …and is superseded the moment the new one is.
+    expect((await svc.authenticateMetal(peer(next.der))).serial).toBe(next.record.serial);
+    expect(store.certs.get(principal.serial)).toMatchObject({ status: 'revoked', revokeReason: 'superseded' });
+    expect(await code(svc.authenticateMetal(peer(der)))).toBe('certificate_revoked');
     // The old certificate cannot renew a second time.
     expect(await code(svc.reenroll(principal, (await csrOf(M1)).der))).toBe('certificate_revoked');
   });

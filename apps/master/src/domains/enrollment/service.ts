@@ -260,6 +260,8 @@ export class EnrollmentService {
     if (csr.identities.length === 0) throw new EnrollmentError('csr_identity_missing', 'the CSR must name its metal: subjectAltName URI urn:tips:metal:<TIPS ID> (or CN = the TIPS ID)', 'csr');
     if (metals.length !== 1 || csr.identities.length !== 1) throw new EnrollmentError('csr_identity_mismatch', 'the CSR must name exactly one metal', 'csr');
     const metalId = metals[0]!.id as TipsId;
+    // S14: a retired metal never comes back, whatever secret (a Space's too) it shows.
+    if ((await this.store.retiredAt(metalId)) !== undefined) throw new EnrollmentError('metal_retired', 'this metal has been retired by its owner');
     if (secret.scope.kind === 'metal') {
       if (metalId !== secret.scope.id) throw new EnrollmentError('csr_identity_mismatch', 'the CSR names a metal this enrollment secret may not enroll', 'csr');
     } else {
@@ -287,7 +289,7 @@ export class EnrollmentService {
 
   /**
    * EST simplereenroll: the metal proves itself with its current certificate (mTLS); the CSR must
-   * name the same metal. The old certificate is revoked (superseded) as the new one is recorded.
+   * name the same metal. The old certificate is superseded when the new one is first used (proven).
    */
   async reenroll(principal: MetalPrincipal, csrDer: Uint8Array): Promise<{ der: Uint8Array; record: IssuedCertificate }> {
     const csr = await verifyCsr(csrDer).catch(pkiToEnrollment);
@@ -354,11 +356,34 @@ export class EnrollmentService {
     if (!record || record.fingerprint !== fingerprint || record.subject.kind !== 'metal' || record.subject.id !== metal.id) {
       throw new EnrollmentError('certificate_unknown', 'the client certificate is not one this master issued');
     }
+    // The certificate proves which metal asks, so a retired one is told so (it then wipes its credentials).
+    if (record.status !== 'active' && record.revokeReason === 'retired') throw new EnrollmentError('metal_retired', 'this metal has been retired by its owner');
     if (record.status !== 'active') throw new EnrollmentError('certificate_revoked', 'the client certificate has been revoked');
     const now = this.now();
     if (now < record.notBefore || now > record.notAfter) throw new EnrollmentError('certificate_expired', 'the client certificate has expired');
     if (this.blockCheck && (await this.blockCheck(metal.id as TipsId))) throw new EnrollmentError('metal_blocked', 'this metal is blocked by its owner');
+    await this.proven(record);
     return { metalId: metal.id, ownerId: record.ownerId, serial: record.serial, fingerprint, notAfter: record.notAfter, spki: new Uint8Array(cert.publicKey.rawData) };
+  }
+
+  /**
+   * A new certificate (re-enrollment, or enrollment by an order's secret) does not revoke the one it
+   * replaces at issue time: if the answer never reaches the metal (a cut, a kill -9 before the
+   * certificate is on its disk) the metal would be left with nothing that works. The older ones are
+   * superseded when the new one is first used — it is then provably on the metal. Remembered per
+   * process (bounded), so the UPDATE runs once per certificate per process.
+   */
+  private readonly provenSerials = new Set<string>();
+  private lifecycleMetrics: { retired: { inc(): void }; superseded: { inc(n?: number): void } } | undefined;
+  useLifecycleMetrics(m: { retired: { inc(): void }; superseded: { inc(n?: number): void } }): void {
+    this.lifecycleMetrics = m;
+  }
+  private async proven(record: IssuedCertificate): Promise<void> {
+    if (this.provenSerials.has(record.serial)) return;
+    const n = await this.store.supersedeOlder(record, this.now());
+    if (n > 0) this.lifecycleMetrics?.superseded.inc(n);
+    if (this.provenSerials.size >= 50_000) this.provenSerials.delete(this.provenSerials.values().next().value as string);
+    this.provenSerials.add(record.serial);
   }
 
   // --- certificates (owner API) -------------------------------------------------------------
@@ -372,6 +397,25 @@ export class EnrollmentService {
   async revokeMetal(ownerId: OwnerId, metalRef: string, reason: RevokeReason = 'operator'): Promise<number> {
     const metal = await this.metals.get(ownerId, metalRef);
     return this.store.revokeSubject({ kind: 'metal', id: metal.id }, this.now(), reason);
+  }
+
+  /**
+   * S14 retirement (`tips metal retire`): the metal's certificates are revoked (reason `retired`: the
+   * next mTLS request answers 403 metal_retired, and the client wipes its credentials), its
+   * metal-scoped enrollment secrets are revoked, and it can never enroll again. Metal tokens are
+   * bound to the certificate key (PoP over mTLS), so they die with the certificate. Idempotent.
+   */
+  async retireMetal(ownerId: OwnerId, metalRef: string): Promise<{ metal: TipsId; retiredAt: string; certificatesRevoked: number; secretsRevoked: number }> {
+    const metal = await this.metals.get(ownerId, metalRef);
+    const at = this.now();
+    const r = await this.store.retire(ownerId, metal.id, at);
+    if (r.retiredAt === at) this.lifecycleMetrics?.retired.inc();
+    return { metal: metal.id, retiredAt: r.retiredAt, certificatesRevoked: r.certificates, secretsRevoked: r.secrets };
+  }
+
+  /** When the metal was retired, or null. */
+  async retiredAt(metalId: TipsId): Promise<string | null> {
+    return (await this.store.retiredAt(metalId)) ?? null;
   }
 
   /** For other domains (discovery blocking a metal): revoke by TIPS ID. */

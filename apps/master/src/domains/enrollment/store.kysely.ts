@@ -109,30 +109,31 @@ export class KyselyEnrollmentStore implements EnrollmentStore {
         .where('revoked_at', 'is', null)
         .executeTakeFirst();
       if (Number(used.numUpdatedRows) !== 1) return false;
-      await tx
-        .updateTable('enrollment_certificates')
-        .set({ status: 'revoked', revoked_at: now, revoke_reason: 'superseded' })
-        .where('subject_kind', '=', cert.subject.kind)
-        .where('subject_id', '=', cert.subject.id)
-        .where('status', '=', 'active')
-        .execute();
       await tx.insertInto('enrollment_certificates').values(certRow(cert)).execute();
       return true;
     });
   }
 
-  async reenroll(previousSerial: string, now: string, cert: IssuedCertificate): Promise<boolean> {
+  async reenroll(previousSerial: string, _now: string, cert: IssuedCertificate): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
-      const r = await tx
-        .updateTable('enrollment_certificates')
-        .set({ status: 'revoked', revoked_at: now, revoke_reason: 'superseded' })
-        .where('serial', '=', previousSerial)
-        .where('status', '=', 'active')
-        .executeTakeFirst();
-      if (Number(r.numUpdatedRows) !== 1) return false;
+      const prev = await tx.selectFrom('enrollment_certificates').select('serial').where('serial', '=', previousSerial).where('status', '=', 'active').executeTakeFirst();
+      if (!prev) return false;
       await tx.insertInto('enrollment_certificates').values(certRow(cert)).execute();
       return true;
     });
+  }
+
+  async supersedeOlder(cert: IssuedCertificate, now: string): Promise<number> {
+    const r = await this.db
+      .updateTable('enrollment_certificates')
+      .set({ status: 'revoked', revoked_at: now, revoke_reason: 'superseded' })
+      .where('subject_kind', '=', cert.subject.kind)
+      .where('subject_id', '=', cert.subject.id)
+      .where('status', '=', 'active')
+      .where('serial', '!=', cert.serial)
+      .where('created_at', '<=', cert.createdAt)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows);
   }
 
   async findCertificate(serial: string): Promise<IssuedCertificate | undefined> {
@@ -167,5 +168,32 @@ export class KyselyEnrollmentStore implements EnrollmentStore {
       .where('status', '=', 'active')
       .executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
+  }
+
+  async retire(ownerId: OwnerId, metalId: string, at: string): Promise<{ retiredAt: string; certificates: number; secrets: number }> {
+    return this.db.transaction().execute(async (tx) => {
+      const existing = await tx.selectFrom('enrollment_retirements').select('retired_at').where('metal_id', '=', metalId).executeTakeFirst();
+      if (!existing) await tx.insertInto('enrollment_retirements').values({ metal_id: metalId, owner_id: ownerId, retired_at: at }).execute();
+      const certs = await tx
+        .updateTable('enrollment_certificates')
+        .set({ status: 'revoked', revoked_at: at, revoke_reason: 'retired' })
+        .where('subject_kind', '=', 'metal')
+        .where('subject_id', '=', metalId)
+        .where('status', '=', 'active')
+        .executeTakeFirst();
+      const secrets = await tx
+        .updateTable('enrollment_secrets')
+        .set({ revoked_at: at })
+        .where('scope_kind', '=', 'metal')
+        .where('scope_id', '=', metalId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return { retiredAt: existing?.retired_at ?? at, certificates: Number(certs.numUpdatedRows), secrets: Number(secrets.numUpdatedRows) };
+    });
+  }
+
+  async retiredAt(metalId: string): Promise<string | undefined> {
+    const r = await this.db.selectFrom('enrollment_retirements').select('retired_at').where('metal_id', '=', metalId).executeTakeFirst();
+    return r?.retired_at;
   }
 }

@@ -36,9 +36,17 @@ export interface EnrollmentCertificatesTable {
   created_at: string;
 }
 
+/** S14: a retired metal (0011_lifecycle) — its certificates revoked, never to enroll again. */
+export interface EnrollmentRetirementsTable {
+  metal_id: string;
+  owner_id: string;
+  retired_at: string;
+}
+
 declare module '../../db/schema.ts' {
   interface Database {
     enrollment_secrets: EnrollmentSecretsTable;
     enrollment_certificates: EnrollmentCertificatesTable;
+    enrollment_retirements: EnrollmentRetirementsTable;
   }
 }

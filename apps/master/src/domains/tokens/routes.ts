@@ -106,7 +106,7 @@ export function tokenMetalRoutes(app: FastifyInstance, tokens: TokenService, opt
     },
     async (req, reply) => {
       const id = req.metal.metalId;
-      const token = await tokens.issue(req.metal.ownerId, { audience: 'urn:tips:master', scope: [`pull:metal:${id}`, `register:metal:${id}`], ttlMinutes: opts.ttlMinutes, holder: { metal: id } });
+      const token = await tokens.issue(req.metal.ownerId, { audience: 'urn:tips:master', scope: [`pull:metal:${id}`, `register:metal:${id}`], ttlMinutes: opts.ttlMinutes, holder: { metal: id, certificateSpki: req.metal.spki } });
       return reply.code(201).send(token);
     },
   );

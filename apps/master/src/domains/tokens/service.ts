@@ -18,7 +18,7 @@ export interface IssueInput {
   scope: string[];
   ttlMinutes?: number;
   /** The holder's public key (PEM or JWK JSON), or a metal whose current certificate key holds the token. */
-  holder: { publicKey?: string; metal?: string };
+  holder: { publicKey?: string; metal?: string; certificateSpki?: Uint8Array };
 }
 
 export interface VerifyExpectation {
@@ -90,7 +90,10 @@ export class TokenService {
     }
     if (input.holder.metal !== undefined) {
       const metal = await this.metals.get(ownerId, input.holder.metal);
-      holder = createPublicKey({ key: Buffer.from(await this.enrollment.activeKeyOfMetal(ownerId, metal.id)), format: 'der', type: 'spki' });
+      // On the metal API the key is the certificate's on this very connection: while a renewal is
+      // unproven the metal has two active certificates, and the newest may not be the one it holds.
+      const spki = input.holder.certificateSpki ?? (await this.enrollment.activeKeyOfMetal(ownerId, metal.id));
+      holder = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
       subject = `urn:tips:metal:${metal.id}`;
     } else {
       try {
