@@ -29,6 +29,8 @@ export const DEBIAN_PACKAGES = [
   { check: 'sfdisk', pkg: 'fdisk' },
   { check: '/usr/lib/ipxe/qemu/efi-virtio.rom', pkg: 'ipxe-qemu' },
   { check: 'qemu-img', pkg: 'qemu-utils' },
+  // Reads what the S3 blob store wrote (blob contract suite, e2e/glaze-s3.test.ts); /usr/bin, not a pyenv shim.
+  { check: '/usr/bin/aws', pkg: 'awscli' },
 ];
 
 function has(check) {
