@@ -5,7 +5,7 @@
 // Active may also leave through the uplink (masqueraded) and ping the gateway; Blocked nothing.
 import { spawn } from 'node:child_process';
 import type { InterfaceRow } from '../table/table.ts';
-import { type Enforcer, EnforcerError } from './enforcer.ts';
+import { type Enforcer, EnforcerError, type RowChange } from './enforcer.ts';
 
 export interface RuleConfig {
   /** nft table name (family inet). */
@@ -43,6 +43,89 @@ function ports(p: number[], what: string): string {
   return `{ ${p.join(', ')} }`;
 }
 
+/** The one set element a row puts in force (Active also names its address in `active_ip`); none for an Active row without an address. */
+export type RowElement = { set: 'pending'; element: string } | { set: 'blocked'; element: string } | { set: 'active'; element: string; ip: string };
+
+/** Validates the row's MAC, interface and address, and renders its element. Pure. */
+export function rowElements(r: InterfaceRow): RowElement | undefined {
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(r.mac)) throw new EnforcerError('bad_name', `row MAC "${r.mac}" is not lower-case colon form`);
+  checkName(r.gatewayInterface, 'gateway interface');
+  const ifmac = `"${r.gatewayInterface}" . ${r.mac}`;
+  if (r.state === 'blocked') return { set: 'blocked', element: ifmac };
+  if (r.state === 'pending') return { set: 'pending', element: ifmac };
+  if (r.ip === null) return undefined;
+  return { set: 'active', element: `${ifmac} . ${checkIpv4(r.ip, 'row address')}`, ip: r.ip };
+}
+
+const rowKey = (mac: string, gi: string) => `${gi}|${mac}`;
+
+/**
+ * What the kernel holds, per interface, as the enforcer last loaded it: the base an incremental
+ * change is computed from. `active_ip` is counted, since two rows may (briefly) share an address.
+ */
+export class EnforcedElements {
+  private readonly byRow = new Map<string, RowElement>();
+  private readonly ipRefs = new Map<string, number>();
+
+  static of(rows: InterfaceRow[]): EnforcedElements {
+    const e = new EnforcedElements();
+    for (const r of rows) {
+      const el = rowElements(r);
+      if (el) e.put(rowKey(r.mac, r.gatewayInterface), el);
+    }
+    return e;
+  }
+
+  private put(k: string, el: RowElement): void {
+    this.byRow.set(k, el);
+    if (el.set === 'active') this.ipRefs.set(el.ip, (this.ipRefs.get(el.ip) ?? 0) + 1);
+  }
+
+  /**
+   * The nft commands (one transaction: deletions first) that move the kernel from this state to
+   * the one with `changes` applied, and the state after them. Neither this state nor the kernel
+   * changes until the caller commits the result.
+   */
+  diff(table: string, changes: RowChange[]): { commands: string[]; next: EnforcedElements } {
+    // The last change of an interface is its state now; elements are keyed by (interface, MAC), so
+    // two interfaces never share one — only `active_ip` entries are shared, hence counted.
+    const now = new Map<string, RowElement | undefined>();
+    for (const c of changes) now.set(rowKey(c.mac, c.gatewayInterface), c.row ? rowElements(c.row) : undefined);
+    const next = new EnforcedElements();
+    for (const [k, v] of this.byRow) next.byRow.set(k, v);
+    for (const [k, v] of this.ipRefs) next.ipRefs.set(k, v);
+    const del: string[] = [];
+    const add: string[] = [];
+    const ips = new Set<string>();
+    const cmd = (verb: 'add' | 'delete', set: string, element: string) => `${verb} element inet ${table} ${set} { ${element} }`;
+    for (const [k, after] of now) {
+      const before = this.byRow.get(k);
+      if (before?.set === after?.set && before?.element === after?.element) continue;
+      if (before) {
+        next.byRow.delete(k);
+        del.push(cmd('delete', before.set, before.element));
+        if (before.set === 'active') {
+          ips.add(before.ip);
+          next.ipRefs.set(before.ip, (next.ipRefs.get(before.ip) ?? 1) - 1);
+        }
+      }
+      if (after) {
+        next.put(k, after);
+        add.push(cmd('add', after.set, after.element));
+        if (after.set === 'active') ips.add(after.ip);
+      }
+    }
+    for (const ip of ips) {
+      const was = this.ipRefs.get(ip) ?? 0;
+      const is = next.ipRefs.get(ip) ?? 0;
+      if (is === 0) next.ipRefs.delete(ip);
+      if (was > 0 && is === 0) del.push(cmd('delete', 'active_ip', ip));
+      if (was === 0 && is > 0) add.push(cmd('add', 'active_ip', ip));
+    }
+    return { commands: [...del, ...add], next };
+  }
+}
+
 /** Renders the complete nft script for the rows. Pure; validates every name and address it embeds. */
 export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
   const table = checkName(cfg.table, 'table');
@@ -55,14 +138,13 @@ export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
   const pending: string[] = [];
   const blocked: string[] = [];
   for (const r of rows) {
-    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(r.mac)) throw new EnforcerError('bad_name', `row MAC "${r.mac}" is not lower-case colon form`);
-    checkName(r.gatewayInterface, 'gateway interface');
-    const ifmac = `"${r.gatewayInterface}" . ${r.mac}`;
-    if (r.state === 'blocked') blocked.push(ifmac);
-    else if (r.state === 'pending') pending.push(ifmac);
-    else if (r.ip !== null) {
-      active.push(`${ifmac} . ${checkIpv4(r.ip, 'row address')}`);
-      activeIp.add(r.ip);
+    const e = rowElements(r);
+    if (e === undefined) continue;
+    if (e.set === 'blocked') blocked.push(e.element);
+    else if (e.set === 'pending') pending.push(e.element);
+    else {
+      active.push(e.element);
+      activeIp.add(e.ip);
     }
   }
   const lanSet = `{ ${lans.map((l) => `"${l}"`).join(', ')} }`;
@@ -151,10 +233,27 @@ export class NftEnforcer implements Enforcer {
     private readonly exec: CommandRunner = runCommand,
   ) {}
 
+  /** What the kernel holds; undefined until a full render succeeded, and again after any failed load. */
+  private enforced: EnforcedElements | undefined;
+
   async apply(rows: InterfaceRow[]): Promise<void> {
     const script = renderRuleset(this.cfg, rows);
+    this.enforced = undefined;
     const r = await this.exec('nft', ['-f', '-'], script);
     if (r.code !== 0) throw new EnforcerError('apply_failed', `nft -f failed (exit ${r.code}): ${r.stderr.trim().slice(0, 500)}`);
+    this.enforced = EnforcedElements.of(rows);
+  }
+
+  async change(changes: RowChange[]): Promise<void> {
+    if (!this.enforced) throw new EnforcerError('apply_failed', 'no complete rule set is known to be in force: render the whole table');
+    const { commands, next } = this.enforced.diff(checkName(this.cfg.table, 'table'), changes);
+    if (commands.length === 0) return;
+    // The kernel may no longer match what we loaded (a failed load, someone else's nft): until the
+    // next full render, no further change is computed from this state.
+    this.enforced = undefined;
+    const r = await this.exec('nft', ['-f', '-'], `${commands.join('\n')}\n`);
+    if (r.code !== 0) throw new EnforcerError('apply_failed', `nft -f (element change) failed (exit ${r.code}): ${r.stderr.trim().slice(0, 500)}`);
+    this.enforced = next;
   }
 
   async flushConnections(ip: string): Promise<void> {
