@@ -3,7 +3,7 @@
 // half-written policy. A metal on the LAN reaches the gateway only at the gateway's LAN address:
 // unknown sources may only talk DHCP; Pending may also reach the boot services (BOOT_PORTS);
 // Active may also leave through the uplink (masqueraded) and ping the gateway; Blocked nothing.
-import { spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import type { InterfaceRow } from '../table/table.ts';
 import { type Enforcer, EnforcerError, type RowChange } from './enforcer.ts';
 
@@ -223,15 +223,99 @@ export function runCommand(cmd: string, args: string[], stdin?: string): Promise
   });
 }
 
+/** Starts `nft <args>` with piped stdio (tests start it inside a namespace). */
+export type NftSpawner = (args: string[]) => ChildProcessWithoutNullStreams;
+
+export const spawnNft: NftSpawner = (args) => spawn('nft', args);
+
+/**
+ * One long-lived `nft -i`: a change is one input line (commands joined by `;`), which nft runs as
+ * one transaction, followed by a marker command that fails with a known message on stderr — once
+ * the marker's error is in, everything nft printed before it is what the change said. This saves
+ * the fork and exec of `nft` per change, which dominates its cost (nft itself does not read the
+ * sets' elements to add or delete one, so its own work does not grow with the table).
+ */
+export class NftSession {
+  private child: ChildProcessWithoutNullStreams | undefined;
+  private stderr = '';
+  private seq = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly start: NftSpawner,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  /** Runs `commands` as one transaction; resolves with nft's complaint ('' when it took them). */
+  run(commands: string[]): Promise<string> {
+    const line = commands.join('; ');
+    if (/[\r\n]/.test(line)) return Promise.reject(new EnforcerError('bad_name', 'an nft command contains a line break'));
+    const result = this.chain.then(() => this.runNow(line));
+    this.chain = result.catch(() => undefined);
+    return result;
+  }
+
+  private async runNow(line: string): Promise<string> {
+    const child = this.ensure();
+    const marker = `list table inet tips_sync_${process.pid}_${++this.seq}`;
+    child.stdin.write(`${line}\n${marker}\n`);
+    const deadline = Date.now() + this.timeoutMs;
+    // The marker's complaint: "Error: …", its echo, and a line of carets under the table name.
+    const echo = new RegExp(`\\n${marker}\\n[ ^~]*\\n`);
+    for (;;) {
+      const m = echo.exec(this.stderr);
+      if (m) {
+        const errorLine = this.stderr.lastIndexOf('Error:', m.index);
+        const said = this.stderr.slice(0, Math.max(0, errorLine)).trim();
+        this.stderr = this.stderr.slice(m.index + m[0].length);
+        return said;
+      }
+      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+        this.close();
+        throw new EnforcerError('apply_failed', `nft -i ${child.exitCode !== null || child.signalCode !== null ? 'exited' : 'did not answer'}: ${this.stderr.trim().slice(0, 300)}`);
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  private ensure(): ChildProcessWithoutNullStreams {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) return this.child;
+    const child = this.start(['-i']);
+    this.stderr = '';
+    child.stderr.on('data', (d) => {
+      this.stderr += d;
+    });
+    child.stdout.resume();
+    child.stdin.on('error', () => undefined);
+    child.on('error', () => undefined);
+    // The session never keeps the daemon alive; on exit its stdin closes and nft ends.
+    child.unref();
+    for (const s of [child.stdin, child.stdout, child.stderr] as unknown as { unref?: () => void }[]) s.unref?.();
+    this.child = child;
+    return child;
+  }
+
+  close(): void {
+    this.child?.kill();
+    this.child = undefined;
+  }
+}
+
 /**
  * Linux adapter: nftables + conntrack in the gateway's network namespace. `exec` runs the programs
  * (tests pass one that records calls, or one that enters a throw-away namespace).
  */
 export class NftEnforcer implements Enforcer {
+  private readonly session: NftSession | undefined;
+
+  /** With `interactive`, element changes go through one long-lived `nft -i` (NftSession) instead of an `nft -f -` each. */
   constructor(
     private readonly cfg: RuleConfig,
     private readonly exec: CommandRunner = runCommand,
-  ) {}
+    opts: { interactive?: NftSpawner } = {},
+  ) {
+    this.session = opts.interactive ? new NftSession(opts.interactive) : undefined;
+  }
 
   /** What the kernel holds; undefined until a full render succeeded, and again after any failed load. */
   private enforced: EnforcedElements | undefined;
@@ -251,8 +335,13 @@ export class NftEnforcer implements Enforcer {
     // The kernel may no longer match what we loaded (a failed load, someone else's nft): until the
     // next full render, no further change is computed from this state.
     this.enforced = undefined;
-    const r = await this.exec('nft', ['-f', '-'], `${commands.join('\n')}\n`);
-    if (r.code !== 0) throw new EnforcerError('apply_failed', `nft -f (element change) failed (exit ${r.code}): ${r.stderr.trim().slice(0, 500)}`);
+    if (this.session) {
+      const said = await this.session.run(commands);
+      if (said !== '') throw new EnforcerError('apply_failed', `nft -i (element change) refused it: ${said.slice(0, 500)}`);
+    } else {
+      const r = await this.exec('nft', ['-f', '-'], `${commands.join('\n')}\n`);
+      if (r.code !== 0) throw new EnforcerError('apply_failed', `nft -f (element change) failed (exit ${r.code}): ${r.stderr.trim().slice(0, 500)}`);
+    }
     this.enforced = next;
   }
 
