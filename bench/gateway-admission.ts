@@ -7,8 +7,9 @@
  *                                                    # TIPS_BENCH_FULL (20) whole renders per size
  *
  * A throw-away network namespace (@tips/testbed); the measuring process runs inside it (`ip netns
- * exec … node`) so each change is exactly what tips-gateway does: NftEnforcer.change spawning
- * `nft -f -` with one transaction of element deletions/additions. Each change touches one
+ * exec … node`) so each change is exactly what tips-gateway does: NftEnforcer.change sending one
+ * transaction of element deletions/additions to its long-lived `nft -i` session. For comparison in
+ * the same run: the same changes each through its own `nft -f -` process. Each change touches one
  * interface, cycling Pending → Active → Blocked → forgotten → Pending, spread over the table.
  * In the same run, for the curve it replaces: the whole-table render (NftEnforcer.apply), which is
  * what every change cost before.
@@ -16,7 +17,7 @@
 import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { Topology } from '@tips/testbed';
-import { NftEnforcer, type RuleConfig } from '../apps/gateway/src/enforcer/nft.ts';
+import { NftEnforcer, type RuleConfig, runCommand, spawnNft } from '../apps/gateway/src/enforcer/nft.ts';
 import type { InterfaceRow } from '../apps/gateway/src/table/table.ts';
 
 const SIZES = [100, 1_000, 10_000];
@@ -50,37 +51,51 @@ const ms = (ns: bigint) => Number(ns) / 1e6;
 interface Figures {
   rows: number;
   change: { n: number; p50: number; p99: number; max: number };
+  /** The same changes, each through its own `nft -f -` process (the enforcer without a session). */
+  spawned: { n: number; p50: number; p99: number };
   full: { n: number; p50: number; p99: number };
 }
 
 /** Inside the namespace: load `rows`, then time single-interface changes and whole renders. */
-async function inner(size: number): Promise<Figures> {
-  const enforcer = new NftEnforcer(CFG);
-  const states = ['pending', 'active', 'blocked'] as const;
-  const rows = Array.from({ length: size }, (_, i) => row(i, states[i % 3]!, ipOf(i)));
-  await enforcer.apply(rows);
-  const cycle = ['active', 'blocked', 'gone', 'pending'] as const;
+/** Rows by index; undefined once forgotten (the master's clear). */
+type Table = (InterfaceRow | undefined)[];
+
+async function timeChanges(enforcer: NftEnforcer, rows: Table, size: number, count: number): Promise<number[]> {
   const changes: number[] = [];
-  for (let k = 0; k < CHANGES; k++) {
-    // Interfaces spread over the table; each step moves one along its cycle.
+  for (let k = 0; k < count; k++) {
+    // Interfaces spread over the table; each step moves one along Pending → Active → Blocked → forgotten → Pending.
     const i = (k * 7919) % size;
-    const cur = rows[i]!;
-    const next = cycle[(cycle.indexOf(cur.state === 'pending' && cur.ip === null ? 'gone' : (cur.state as 'active' | 'blocked' | 'pending')) + 1) % cycle.length]!;
-    const after = next === 'gone' ? undefined : row(i, next, next === 'active' ? ipOf(i) : null);
+    const cur = rows[i];
+    const after = cur === undefined ? row(i, 'pending', ipOf(i)) : cur.state === 'pending' ? row(i, 'active', ipOf(i)) : cur.state === 'active' ? row(i, 'blocked', ipOf(i)) : undefined;
     const t0 = process.hrtime.bigint();
-    await enforcer.change([{ mac: cur.mac, gatewayInterface: 'br0', row: after }]);
+    await enforcer.change([{ mac: row(i, 'pending', null).mac, gatewayInterface: 'br0', row: after }]);
     changes.push(ms(process.hrtime.bigint() - t0));
-    rows[i] = after ?? row(i, 'pending', null);
+    rows[i] = after;
   }
+  return changes;
+}
+
+async function inner(size: number): Promise<Figures> {
+  // As tips-gateway runs it: element changes through one `nft -i` session.
+  const enforcer = new NftEnforcer(CFG, runCommand, { interactive: spawnNft });
+  const states = ['pending', 'active', 'blocked'] as const;
+  const rows: Table = Array.from({ length: size }, (_, i) => row(i, states[i % 3]!, ipOf(i)));
+  const present = () => rows.filter((r): r is InterfaceRow => r !== undefined);
+  await enforcer.apply(present());
+  const changes = await timeChanges(enforcer, rows, size, CHANGES);
+  const plain = new NftEnforcer(CFG);
+  await plain.apply(present());
+  const spawned = await timeChanges(plain, rows, size, Math.min(CHANGES, 100));
   const full: number[] = [];
   for (let k = 0; k < FULL; k++) {
     const t0 = process.hrtime.bigint();
-    await enforcer.apply(rows);
+    await enforcer.apply(present());
     full.push(ms(process.hrtime.bigint() - t0));
   }
   return {
     rows: size,
     change: { n: changes.length, p50: pct(changes, 50), p99: pct(changes, 99), max: Math.max(...changes) },
+    spawned: { n: spawned.length, p50: pct(spawned, 50), p99: pct(spawned, 99) },
     full: { n: full.length, p50: pct(full, 50), p99: pct(full, 99) },
   };
 }
@@ -108,9 +123,11 @@ async function outer(): Promise<void> {
   }
   const f = (x: number) => x.toFixed(2);
   console.log(`gateway-admission: ${CHANGES} single-interface changes and ${FULL} whole renders per size; ${cpus().length} cores, load ${loadavg().map((l) => l.toFixed(1)).join(' ')}, Node ${process.version}`);
-  console.log('| rows | change p50 | change p99 | change max | whole render p50 | whole render p99 |');
+  console.log('| rows | change p50 (nft -i) | change p99 (nft -i) | change max | change p50 / p99, one `nft -f` each | whole render p50 / p99 |');
   console.log('|---|---|---|---|---|---|');
-  for (const r of results) console.log(`| ${r.rows} | ${f(r.change.p50)} ms | ${f(r.change.p99)} ms | ${f(r.change.max)} ms | ${f(r.full.p50)} ms | ${f(r.full.p99)} ms |`);
+  for (const r of results) {
+    console.log(`| ${r.rows} | ${f(r.change.p50)} ms | ${f(r.change.p99)} ms | ${f(r.change.max)} ms | ${f(r.spawned.p50)} / ${f(r.spawned.p99)} ms | ${f(r.full.p50)} / ${f(r.full.p99)} ms |`);
+  }
   const big = results.at(-1)!;
   console.log(`goal p99 ≤ 5 ms at ${big.rows} rows: ${big.change.p99 <= 5 ? 'met' : 'NOT met'} (${f(big.change.p99)} ms); p99 at ${results[0]!.rows} rows: ${f(results[0]!.change.p99)} ms`);
 }

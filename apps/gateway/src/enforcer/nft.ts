@@ -83,46 +83,49 @@ export class EnforcedElements {
 
   /**
    * The nft commands (one transaction: deletions first) that move the kernel from this state to
-   * the one with `changes` applied, and the state after them. Neither this state nor the kernel
-   * changes until the caller commits the result.
+   * the one with `changes` applied, and `commit`, which makes this state that one once the kernel
+   * took them. Costs what the changes touch: nothing is copied or scanned per row of the table.
    */
-  diff(table: string, changes: RowChange[]): { commands: string[]; next: EnforcedElements } {
+  diff(table: string, changes: RowChange[]): { commands: string[]; commit: () => void } {
     // The last change of an interface is its state now; elements are keyed by (interface, MAC), so
     // two interfaces never share one — only `active_ip` entries are shared, hence counted.
     const now = new Map<string, RowElement | undefined>();
     for (const c of changes) now.set(rowKey(c.mac, c.gatewayInterface), c.row ? rowElements(c.row) : undefined);
-    const next = new EnforcedElements();
-    for (const [k, v] of this.byRow) next.byRow.set(k, v);
-    for (const [k, v] of this.ipRefs) next.ipRefs.set(k, v);
     const del: string[] = [];
     const add: string[] = [];
-    const ips = new Set<string>();
+    const ipDelta = new Map<string, number>();
+    const updates: [string, RowElement | undefined][] = [];
     const cmd = (verb: 'add' | 'delete', set: string, element: string) => `${verb} element inet ${table} ${set} { ${element} }`;
     for (const [k, after] of now) {
       const before = this.byRow.get(k);
       if (before?.set === after?.set && before?.element === after?.element) continue;
+      updates.push([k, after]);
       if (before) {
-        next.byRow.delete(k);
         del.push(cmd('delete', before.set, before.element));
-        if (before.set === 'active') {
-          ips.add(before.ip);
-          next.ipRefs.set(before.ip, (next.ipRefs.get(before.ip) ?? 1) - 1);
-        }
+        if (before.set === 'active') ipDelta.set(before.ip, (ipDelta.get(before.ip) ?? 0) - 1);
       }
       if (after) {
-        next.put(k, after);
         add.push(cmd('add', after.set, after.element));
-        if (after.set === 'active') ips.add(after.ip);
+        if (after.set === 'active') ipDelta.set(after.ip, (ipDelta.get(after.ip) ?? 0) + 1);
       }
     }
-    for (const ip of ips) {
+    for (const [ip, d] of ipDelta) {
       const was = this.ipRefs.get(ip) ?? 0;
-      const is = next.ipRefs.get(ip) ?? 0;
-      if (is === 0) next.ipRefs.delete(ip);
-      if (was > 0 && is === 0) del.push(cmd('delete', 'active_ip', ip));
-      if (was === 0 && is > 0) add.push(cmd('add', 'active_ip', ip));
+      if (was > 0 && was + d === 0) del.push(cmd('delete', 'active_ip', ip));
+      if (was === 0 && d > 0) add.push(cmd('add', 'active_ip', ip));
     }
-    return { commands: [...del, ...add], next };
+    const commit = () => {
+      for (const [k, el] of updates) {
+        if (el) this.byRow.set(k, el);
+        else this.byRow.delete(k);
+      }
+      for (const [ip, d] of ipDelta) {
+        const n = (this.ipRefs.get(ip) ?? 0) + d;
+        if (n > 0) this.ipRefs.set(ip, n);
+        else this.ipRefs.delete(ip);
+      }
+    };
+    return { commands: [...del, ...add], commit };
   }
 }
 
@@ -330,7 +333,8 @@ export class NftEnforcer implements Enforcer {
 
   async change(changes: RowChange[]): Promise<void> {
     if (!this.enforced) throw new EnforcerError('apply_failed', 'no complete rule set is known to be in force: render the whole table');
-    const { commands, next } = this.enforced.diff(checkName(this.cfg.table, 'table'), changes);
+    const enforced = this.enforced;
+    const { commands, commit } = enforced.diff(checkName(this.cfg.table, 'table'), changes);
     if (commands.length === 0) return;
     // The kernel may no longer match what we loaded (a failed load, someone else's nft): until the
     // next full render, no further change is computed from this state.
@@ -342,7 +346,8 @@ export class NftEnforcer implements Enforcer {
       const r = await this.exec('nft', ['-f', '-'], `${commands.join('\n')}\n`);
       if (r.code !== 0) throw new EnforcerError('apply_failed', `nft -f (element change) failed (exit ${r.code}): ${r.stderr.trim().slice(0, 500)}`);
     }
-    this.enforced = next;
+    commit();
+    this.enforced = enforced;
   }
 
   async flushConnections(ip: string): Promise<void> {
