@@ -305,6 +305,7 @@ describe('T7 T8 T11 the loaded rule set contains Pending and Blocked metals (rea
       'former active → cloud': null,
       'former pending → cloud': `${CLOUD_IP}:80 from ${UPLINK_IP}`,
     });
+    session.close();
   });
 
   it('a rule set the kernel refuses leaves the previous one in force, unchanged', async () => {

@@ -111,6 +111,7 @@ describe.each(['nft -i session', 'nft -f per change'])('T2 T7 gateway at scale: 
     );
   }, 120_000);
   afterAll(async () => {
+    enforcer?.close();
     await topo?.destroy();
   });
 

@@ -350,6 +350,11 @@ export class NftEnforcer implements Enforcer {
     this.enforced = enforced;
   }
 
+  /** Ends the `nft -i` session, if any (the rules stay in the kernel). */
+  close(): void {
+    this.session?.close();
+  }
+
   async flushConnections(ip: string): Promise<void> {
     checkIpv4(ip, 'connection address');
     // Exit status 1 with "0 flow entries" just means there was nothing to delete.
