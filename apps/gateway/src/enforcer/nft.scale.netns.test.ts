@@ -53,7 +53,7 @@ async function snapshot(): Promise<Snapshot> {
   const s: Snapshot = { table: -1, rules: {}, setHandles: {}, elements: {} };
   for (const it of items) {
     if (it.table) s.table = it.table.handle;
-    if (it.rule) (s.rules[it.rule.chain!] ??= []).push(it.rule.handle);
+    if (it.rule) s.rules[it.rule.chain!] = [...(s.rules[it.rule.chain!] ?? []), it.rule.handle];
     if (it.set) {
       s.setHandles[it.set.name!] = it.set.handle;
       s.elements[it.set.name!] = new Set((it.set.elem ?? []).map((e) => (typeof e === 'string' ? e : (e as { concat: string[] }).concat.join(' . '))));
