@@ -32,6 +32,8 @@ export const DEBIAN_PACKAGES = [
   // Onboarding: a device key inside a TPM 2.0 — the swtpm simulator and tpm2-tools (e2e/factory-tpm.test.ts).
   { check: 'swtpm', pkg: 'swtpm' },
   { check: 'tpm2_sign', pkg: 'tpm2-tools' },
+  // Reads what the S3 blob store wrote (blob contract suite, e2e/glaze-s3.test.ts); /usr/bin, not a pyenv shim.
+  { check: '/usr/bin/aws', pkg: 'awscli' },
 ];
 
 function has(check) {

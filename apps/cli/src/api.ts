@@ -116,12 +116,20 @@ export class Api {
   async download(path: string, dest: string, progress?: Progress): Promise<{ bytes: number; etag?: string }> {
     const { request, Transform, pipeline, rename, rm } = await transferModules();
     const url = this.url(path);
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request(url, { headers: { authorization: `Bearer ${this.config.token}` } });
-      req.on('response', resolve);
-      req.on('error', (err) => reject(this.unreachable(err)));
-      req.end();
-    });
+    const get = (u: URL, headers: Record<string, string>) =>
+      new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request(u, { headers });
+        req.on('response', resolve);
+        req.on('error', (err) => reject(this.unreachable(err)));
+        req.end();
+      });
+    let res = await get(url, { authorization: `Bearer ${this.config.token}` });
+    // A master with --s3-presign redirects to a pre-signed object-store URL: followed once, and
+    // without the API token, which is for the master only (the URL carries its own authorisation).
+    if ((res.statusCode === 302 || res.statusCode === 307) && res.headers.location) {
+      res.resume();
+      res = await get(new URL(res.headers.location, url), {});
+    }
     if ((res.statusCode ?? 500) >= 400) throw this.apiError(res.statusCode ?? 500, await readAll(res));
     const total = Number(res.headers['content-length'] ?? 0);
     progress?.start(total);

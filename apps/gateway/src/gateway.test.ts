@@ -8,7 +8,7 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeDhcp, macToChaddr } from './dhcp/codec.ts';
 import { DHCP_MESSAGE_TYPE } from './dhcp/constants.ts';
-import type { Enforcer } from './enforcer/enforcer.ts';
+import type { Enforcer, RowChange } from './enforcer/enforcer.ts';
 import { Gateway } from './gateway.ts';
 import { openGatewayDb } from './store/db.ts';
 import type { InterfaceRow } from './table/table.ts';
@@ -25,6 +25,24 @@ class RecordingEnforcer implements Enforcer {
       throw new Error('nft: resource busy');
     }
     this.applied.push(rows);
+    this.full++;
+  }
+  /** Whole renders and element changes, as counts: changes must not re-render the table. */
+  full = 0;
+  changes: RowChange[][] = [];
+  async change(changes: RowChange[]): Promise<void> {
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Error('nft: resource busy');
+    }
+    this.changes.push(changes);
+    // The view the kernel would have: the last rows with these rows replaced, added or removed.
+    const rows = new Map((this.applied.at(-1) ?? []).map((r) => [`${r.gatewayInterface}|${r.mac}`, r]));
+    for (const c of changes) {
+      if (c.row) rows.set(`${c.gatewayInterface}|${c.mac}`, c.row);
+      else rows.delete(`${c.gatewayInterface}|${c.mac}`);
+    }
+    this.applied.push([...rows.values()]);
   }
   async flushConnections(ip: string): Promise<void> {
     this.flushed.push(ip);
@@ -127,6 +145,13 @@ describe('T5 T7 T10 T16 the gateway daemon: rules before service, commands, expi
     await gw.onCommand({ type: 'clear', mac: MAC });
     expect(gw.table.get(MAC, 'lo')).toBeUndefined();
     expect(enforcer.applied.at(-1)!.find((r) => r.mac === MAC)).toBeUndefined();
+    // T2: after the start-up render, each of these was an element change of that one interface.
+    expect(enforcer.full).toBe(1);
+    expect(enforcer.changes.map((c) => c.map((x) => [x.mac, x.row?.state ?? 'gone']))).toEqual([
+      [[MAC, 'pending']],
+      [[MAC, 'blocked']],
+      [[MAC, 'gone']],
+    ]);
   });
 
   it('a failed rule application is retried until the block is in the kernel', async () => {
@@ -136,6 +161,8 @@ describe('T5 T7 T10 T16 the gateway daemon: rules before service, commands, expi
     await until(() => enforcer.applied.at(-1)?.find((r) => r.mac === MAC)?.state === 'blocked', 5000);
     expect(enforcer.failures).toBe(0);
     expect(enforcer.flushed).toContain('127.0.0.100');
+    // The failed element change fell back to a whole render (which failed too), and the retry rendered the whole table.
+    expect(enforcer.full).toBe(2);
   });
 
   it('a row whose lease expired loses its address in the rules', async () => {

@@ -213,13 +213,13 @@ export class Gateway {
         hostname: e.hostname,
       });
       if (created) this.log.info({ mac: e.mac, ip: e.ip }, 'new interface: Pending, asking TIPS-D');
-      if (created || ipChanged) this.queueApply();
+      if (created || ipChanged) this.queueApply([row]);
       if (row.state === 'pending') this.registrar?.kick(row.mac, row.gatewayInterface);
       this.scheduleReport();
     } else if (e.kind === 'released') {
       const rows = this.table.forgetAddress(e.mac, e.ip);
       if (rows.length > 0) {
-        this.queueApply(e.ip);
+        this.queueApply(rows, e.ip);
         this.scheduleReport();
       }
     }
@@ -228,7 +228,7 @@ export class Gateway {
   private onStateChange(before: InterfaceRow, after: InterfaceRow): void {
     if (before.state === after.state && before.ip === after.ip) return;
     this.log.info({ mac: after.mac, from: before.state, to: after.state, tipsId: after.tipsId, reason: after.reason }, 'interface state changed');
-    this.queueApply(before.ip ?? undefined);
+    this.queueApply([after], before.ip ?? undefined);
     this.scheduleReport();
   }
 
@@ -237,10 +237,13 @@ export class Gateway {
     if (c.type === 'block') {
       const changed = this.table.block(c.tipsId, c.macs, c.reason ?? 'metal_blocked');
       for (const ch of changed) this.log.info({ mac: ch.after.mac, from: ch.before.state }, 'interface blocked by master');
-      await this.queueApply(...changed.map((ch) => ch.before.ip).filter((ip): ip is string => ip !== null));
+      await this.queueApply(
+        changed.map((ch) => ch.after),
+        ...changed.map((ch) => ch.before.ip).filter((ip): ip is string => ip !== null),
+      );
     } else {
       const removed = this.table.clear(c.mac);
-      await this.queueApply(...removed.map((r) => r.ip).filter((ip): ip is string => ip !== null));
+      await this.queueApply(removed, ...removed.map((r) => r.ip).filter((ip): ip is string => ip !== null));
       if (c.type === 'unblock') {
         // Re-register at once with the lease we know instead of waiting for the next renewal.
         const lease = this.pool.leaseOf(c.mac);
@@ -252,12 +255,16 @@ export class Gateway {
     this.scheduleReport();
   }
 
-  /** Serialised rule application; flushes the given addresses' connections after the new rules are in. */
-  queueApply(...flush: (string | undefined)[]): Promise<void> {
+  /**
+   * Serialised rule application: the rows of these interfaces (as the table holds them when their
+   * turn comes) are changed element by element — or, with `changed` undefined, the whole table is
+   * rendered. Flushes the given addresses' connections after the new rules are in.
+   */
+  queueApply(changed: { mac: string; gatewayInterface: string }[] | undefined, ...flush: (string | undefined)[]): Promise<void> {
     const ips = flush.filter((ip): ip is string => ip !== undefined);
     this.applyChain = this.applyChain
       .then(async () => {
-        await this.applyRules();
+        await this.applyRules(changed);
         for (const ip of ips) await this.enforcer.flushConnections(ip);
       })
       .catch((err) => {
@@ -265,14 +272,27 @@ export class Gateway {
         this.metrics.enforcerApplies.inc({ outcome: 'failed' });
         this.log.error({ err }, 'enforcement failed, retrying in 1 s');
         if (!this.stopped) {
-          const t = setTimeout(() => void this.queueApply(...ips), 1000);
+          // Recovery renders the whole table: it no longer matters which change failed.
+          const t = setTimeout(() => void this.queueApply(undefined, ...ips), 1000);
           t.unref();
         }
       });
     return this.applyChain;
   }
 
-  private async applyRules(): Promise<void> {
+  private async applyRules(changed?: { mac: string; gatewayInterface: string }[]): Promise<void> {
+    if (changed) {
+      try {
+        // The cost of a change follows the rows it touches, not the size of the table (T2).
+        await this.enforcer.change(changed.map((k) => ({ mac: k.mac, gatewayInterface: k.gatewayInterface, row: this.table.get(k.mac, k.gatewayInterface) })));
+        this.metrics.enforcerApplies.inc({ outcome: 'ok' });
+        this.updateGauges();
+        return;
+      } catch (err) {
+        this.metrics.enforcerApplies.inc({ outcome: 'failed' });
+        this.log.warn({ err }, 'element change of the rules failed: rendering the whole table');
+      }
+    }
     await this.enforcer.apply(this.table.all());
     this.metrics.enforcerApplies.inc({ outcome: 'ok' });
     this.updateGauges();
@@ -289,16 +309,17 @@ export class Gateway {
    */
   expireAddresses(now = Date.now()): void {
     const flushed: string[] = [];
+    const expired: InterfaceRow[] = [];
     for (const r of this.table.all()) {
       if (r.ip === null) continue;
       const lease = this.pool.leaseOf(r.mac);
       if (lease && lease.ip === r.ip && lease.state === 'bound' && lease.expiresAt > now) continue;
-      this.table.forgetAddress(r.mac, r.ip);
+      expired.push(...this.table.forgetAddress(r.mac, r.ip));
       flushed.push(r.ip);
     }
     if (flushed.length > 0) {
       this.log.info({ addresses: flushed }, 'leases expired: addresses withdrawn from the rules');
-      void this.queueApply(...flushed);
+      void this.queueApply(expired, ...flushed);
       this.scheduleReport();
     }
   }

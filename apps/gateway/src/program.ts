@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { ipToNumber, parsePoolRange, SqliteLeaseStore } from './dhcp/leases.ts';
 import { BOOT_PORTS } from './enforcer/enforcer.ts';
-import { NftEnforcer } from './enforcer/nft.ts';
+import { NftEnforcer, runCommand, spawnNft } from './enforcer/nft.ts';
 import { Gateway, lanAddress } from './gateway.ts';
 import { openGatewayDb } from './store/db.ts';
 import { InterfaceTable } from './table/table.ts';
@@ -116,7 +116,7 @@ export function createProgram(): Command {
         uplink: o.uplink,
         bootUdpPorts: [o.tftpPort || BOOT_PORTS.tftpUdp],
         bootTcpPorts: [o.bootHttpPort],
-      });
+      }, runCommand, { interactive: spawnNft });
       const gw = new Gateway(
         {
           lan: o.lan,

@@ -103,3 +103,40 @@ describe('T15 master configuration: --reauth-period and MQTT', () => {
     expect(() => loadConfig({ mqttUrl: 'mqtts://h:8883', mqttPort: '1883' }, {})).toThrow(/exclude/);
   });
 });
+
+describe('T2 master configuration: --blob-store and the S3 settings', () => {
+  it('keeps Glazes in <data-dir>/glazes by default and takes s3://bucket/prefix, endpoint, region and presigning from flags or environment', () => {
+    expect(loadConfig({ dataDir: '/srv/tips' }, {}).blobStore).toEqual({ kind: 'file', dir: '/srv/tips/glazes' });
+    expect(loadConfig({ blobStore: 's3://tips-glazes/fleet/a/', s3Endpoint: 'http://127.0.0.1:9000/' }, {}).blobStore).toEqual({
+      kind: 's3',
+      bucket: 'tips-glazes',
+      prefix: 'fleet/a/',
+      endpoint: 'http://127.0.0.1:9000',
+      region: 'us-east-1',
+      presignSeconds: null,
+    });
+    const fromEnv = loadConfig({}, { TIPS_BLOB_STORE: 's3://b-1', AWS_REGION: 'eu-west-3', TIPS_S3_PRESIGN: '60' }).blobStore;
+    expect(fromEnv).toEqual({ kind: 's3', bucket: 'b-1', prefix: '', endpoint: null, region: 'eu-west-3', presignSeconds: 60 });
+    expect(loadConfig({ blobStore: 's3://b-1', s3Presign: true, s3Region: 'eu-north-1' }, { AWS_REGION: 'eu-west-3' }).blobStore).toMatchObject({ presignSeconds: 300, region: 'eu-north-1' });
+  });
+
+  it('refuses a malformed location, endpoint, region or lifetime, and S3 settings without an S3 store, never echoing credentials', () => {
+    const cases: [Parameters<typeof loadConfig>[0], RegExp][] = [
+      [{ blobStore: 'minio://b' }, /--blob-store must be file or s3:/],
+      [{ blobStore: 's3://B' }, /--blob-store/],
+      [{ blobStore: 's3://bbb', s3Endpoint: 'ftp://x' }, /--s3-endpoint must be/],
+      [{ blobStore: 's3://bbb', s3Region: 'Mars 1' }, /--s3-region/],
+      [{ blobStore: 's3://bbb', s3Presign: '0' }, /--s3-presign/],
+      [{ s3Endpoint: 'http://127.0.0.1:9000' }, /need --blob-store s3:/],
+      [{ s3Presign: true }, /need --blob-store s3:/],
+    ];
+    for (const [opts, msg] of cases) expect(() => loadConfig(opts, {}), JSON.stringify(opts)).toThrow(msg);
+    try {
+      loadConfig({ blobStore: 's3://bbb', s3Endpoint: 'http://AKIA:secret@host?x=1' }, {});
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).not.toContain('secret');
+    }
+  });
+});

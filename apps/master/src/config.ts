@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DatabaseConfig } from './db/database.ts';
+import { parseS3Url } from './blob/s3-location.ts';
 import { API_TOKEN_FORMAT } from './domains/owners/model.ts';
 
 /** Every setting, with its flag, its environment variable and its default (`tips-master --help`). */
@@ -35,7 +36,23 @@ export interface MasterConfig {
   mqttPort: number | null;
   /** An external broker (mqtts://host:port) the master publishes to instead of the embedded one. */
   mqttUrl: string | null;
+  /** Where Glaze payloads live: files under the data dir, or an S3-compatible bucket (T2 scale-out). */
+  blobStore: BlobStoreConfig;
 }
+
+export type BlobStoreConfig =
+  | { kind: 'file'; dir: string }
+  | {
+      kind: 's3';
+      bucket: string;
+      /** '' or ending in '/'. */
+      prefix: string;
+      /** An S3-compatible endpoint (path-style); null = AWS S3. */
+      endpoint: string | null;
+      region: string;
+      /** Downloads answered with a pre-signed redirect valid this long; null = streamed by the master. */
+      presignSeconds: number | null;
+    };
 
 export interface RawOptions {
   host?: string;
@@ -58,6 +75,10 @@ export interface RawOptions {
   reauthPeriod?: string;
   mqttPort?: string;
   mqttUrl?: string;
+  blobStore?: string;
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3Presign?: string | boolean;
 }
 
 export const DEFAULTS = {
@@ -73,6 +94,8 @@ export const DEFAULTS = {
   tinkerbellGlazeBase: 'http://tips-gateway:8080',
   reauthPeriodSeconds: 120,
   mqttPort: 8883,
+  s3Region: 'us-east-1',
+  s3PresignSeconds: 300,
 };
 /** Metal certificates stay short-lived: renewal (simplereenroll) is how a revoked key ages out. */
 export const MAX_METAL_CERT_DAYS = 397;
@@ -136,7 +159,47 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     },
     reauthPeriodSeconds: int('--reauth-period', opts.reauthPeriod ?? env.TIPS_REAUTH_PERIOD ?? String(DEFAULTS.reauthPeriodSeconds), 10, 86_400),
     ...mqtt(opts.mqttPort ?? env.TIPS_MQTT_PORT, opts.mqttUrl ?? env.TIPS_MQTT_URL, port !== undefined && Number(port) === 0),
+    blobStore: blobStore(opts, env, dataDir),
   };
+}
+
+/** `file` (default: <data-dir>/glazes) or `s3://bucket[/prefix]` with its endpoint, region and presigning. */
+function blobStore(opts: RawOptions, env: NodeJS.ProcessEnv, dataDir: string): BlobStoreConfig {
+  const url = opts.blobStore ?? env.TIPS_BLOB_STORE ?? 'file';
+  const endpoint = opts.s3Endpoint ?? env.TIPS_S3_ENDPOINT;
+  const region = opts.s3Region ?? env.TIPS_S3_REGION ?? env.AWS_REGION ?? DEFAULTS.s3Region;
+  const presign = opts.s3Presign ?? env.TIPS_S3_PRESIGN;
+  if (url === 'file') {
+    if (endpoint !== undefined || opts.s3Region !== undefined || (presign !== undefined && presign !== false && presign !== 'off')) {
+      throw new ConfigError('--s3-endpoint, --s3-region and --s3-presign need --blob-store s3://<bucket>[/<prefix>]');
+    }
+    return { kind: 'file', dir: join(dataDir, 'glazes') };
+  }
+  let location: { bucket: string; prefix: string };
+  try {
+    location = parseS3Url(url);
+  } catch (err) {
+    throw new ConfigError(`--blob-store must be file or s3://<bucket>[/<prefix>]: ${(err as Error).message}`);
+  }
+  if (!/^[a-z0-9-]{2,32}$/.test(region)) throw new ConfigError(`--s3-region must be a region name like us-east-1, got "${region.slice(0, 40)}"`);
+  let presignSeconds: number | null = null;
+  if (presign === true || presign === '' || presign === 'on') presignSeconds = DEFAULTS.s3PresignSeconds;
+  else if (presign !== undefined && presign !== false && presign !== 'off') presignSeconds = int('--s3-presign', presign, 1, 7 * 86_400);
+  return { kind: 's3', ...location, endpoint: endpoint === undefined || endpoint === '' ? null : s3Endpoint(endpoint), region, presignSeconds };
+}
+
+function s3Endpoint(value: string): string {
+  let u: URL | undefined;
+  try {
+    u = new URL(value);
+  } catch {
+    // Reported below.
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.search || u.hash || u.username || u.password) {
+    // Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, never from the URL: do not echo one.
+    throw new ConfigError(`--s3-endpoint must be an http:// or https:// URL without credentials or query, e.g. http://127.0.0.1:9000, got "${value.replace(/\/\/[^@]*@/, '//***@')}"`);
+  }
+  return u.href.replace(/\/+$/, '');
 }
 
 /** The embedded broker (default, port 8883; any free one with --port 0), none (`off`), or an external one. */

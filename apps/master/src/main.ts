@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { importKey } from '@tips/suit';
 import { Command, Option } from 'commander';
 import { buildApp } from './app.ts';
+import type { BlobStore } from './blob/blob-store.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
 import { ConfigError, DEFAULTS, derivePublicUrl, loadConfig, MAX_METAL_CERT_DAYS, type RawOptions } from './config.ts';
 import { openDatabase } from './db/database.ts';
@@ -75,6 +76,18 @@ const program = new Command('tips-master')
       'TIPS_MQTT_URL',
     ),
   )
+  .addOption(
+    new Option('--blob-store <file|s3://bucket/prefix>', 'where Glaze payloads live: file (<data-dir>/glazes) or an S3-compatible bucket and key prefix; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)')
+      .env('TIPS_BLOB_STORE')
+      .default('file'),
+  )
+  .addOption(new Option('--s3-endpoint <url>', 'S3-compatible endpoint, path-style (e.g. http://127.0.0.1:9000); default: AWS S3').env('TIPS_S3_ENDPOINT'))
+  .addOption(new Option('--s3-region <region>', `S3 region (default: AWS_REGION, else ${DEFAULTS.s3Region})`).env('TIPS_S3_REGION'))
+  .addOption(
+    new Option('--s3-presign [seconds]', `answer Glaze downloads with a redirect to a pre-signed S3 URL valid this long (default ${DEFAULTS.s3PresignSeconds} s), so the bytes do not pass through the master`).env(
+      'TIPS_S3_PRESIGN',
+    ),
+  )
   .addHelpText(
     'after',
     '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN (tips_ followed by 32–128 base64url characters) sets the admin token\ncreated on the first start (automation); otherwise a random one is printed once. On a database that\nalready has an admin it is ignored (with a warning): make further tokens with `tips token create`.',
@@ -89,7 +102,31 @@ const program = new Command('tips-master')
     }
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const db = await openDatabase(config.database);
-    const blobs = await FsBlobStore.open(join(config.dataDir, 'glazes'));
+    let blobs: BlobStore;
+    if (config.blobStore.kind === 'file') blobs = await FsBlobStore.open(config.blobStore.dir);
+    else {
+      const b = config.blobStore;
+      // Loaded only for S3: a file-store master (and `--help`) does not load the AWS SDK.
+      const { MAX_PARTS, S3BlobStore } = await import('./blob/s3-blob-store.ts');
+      try {
+        blobs = await S3BlobStore.open({
+          bucket: b.bucket,
+          prefix: b.prefix,
+          ...(b.endpoint ? { endpoint: b.endpoint } : {}),
+          region: b.region,
+          presignSeconds: b.presignSeconds,
+          // Parts large enough that the largest Glaze allowed fits in S3's 10,000.
+          partBytes: Math.max(8 * 2 ** 20, Math.ceil(config.maxGlazeBytes / MAX_PARTS)),
+        });
+      } catch (err) {
+        await db.destroy();
+        program.error(`error: ${(err as Error).message} (check --blob-store, --s3-endpoint, --s3-region and the AWS_* credentials)`, { exitCode: 1 });
+        return;
+      }
+      process.stdout.write(
+        `TIPS master Glazes in s3://${b.bucket}/${b.prefix} at ${b.endpoint ?? `AWS ${b.region}`}${b.presignSeconds ? ` (downloads: pre-signed redirects valid ${b.presignSeconds} s)` : ''}\n`,
+      );
+    }
     const { ca, created: caCreated } = await openCaDir(config.caDir, { clock: systemClock, random: systemRandom });
     const tokenKey = importKey(await openTokenKey(config.caDir));
     // Known once both listeners are bound (--port 0 picks a free port).

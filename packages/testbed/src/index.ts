@@ -11,3 +11,4 @@ export {
 } from './netns.ts';
 export { until } from './wait.ts';
 export { IPXE_VIRTIO_ROM, QEMU, type QemuAccel, QemuMetal, type QemuMetalOptions, qemuAccel, stripTerminal } from './qemu.ts';
+export { type S3TestServer, startS3Server } from './s3.ts';

@@ -1,6 +1,7 @@
 // The rule set as the kernel runs it: NftEnforcer (real nft, real conntrack) loads it into a
 // throw-away gateway namespace, metal namespaces on its LAN bridge send real packets, and the tests
 // assert what got through. Needs root (ip netns), like the e2e suites.
+import { spawn } from 'node:child_process';
 import { type Namespace, Topology } from '@tips/testbed';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { InterfaceRow } from '../table/table.ts';
@@ -278,6 +279,33 @@ describe('T7 T8 T11 the loaded rule set contains Pending and Blocked metals (rea
     expect(await enforcer.sampleConnections()).not.toContain(`=${METALS.pending.ip} `);
     // Nothing left to delete is not an error.
     await enforcer.flushConnections(METALS.pending.ip);
+  });
+
+  it('T2 element changes through an nft -i session admit and block exactly as a whole render does (traffic)', async () => {
+    const session = new NftEnforcer(CFG, inGateway, { interactive: (args) => spawn('ip', ['netns', 'exec', gw.name, 'nft', ...args]) });
+    await session.apply(START);
+    // Pending becomes Active, Active becomes Blocked: one interface per change.
+    await session.change([{ mac: METALS.pending.mac, gatewayInterface: 'br0', row: row(METALS.pending.mac, 'active', METALS.pending.ip) }]);
+    await session.change([{ mac: METALS.active.mac, gatewayInterface: 'br0', row: row(METALS.active.mac, 'blocked', METALS.active.ip) }]);
+    expect(await listSet('active')).toEqual([`br0 . ${METALS.pending.mac} . ${METALS.pending.ip}`]);
+    expect(await listSet('active_ip')).toEqual([METALS.pending.ip]);
+    expect(await listSet('pending')).toEqual([]);
+    expect((await listSet('blocked')).sort()).toEqual([`br0 . ${METALS.active.mac}`, `br0 . ${METALS.blocked.mac}`].sort());
+    const r = await probe({
+      now: {
+        'former pending → cloud': () => httpFrom(ns.pending, CLOUD_IP, 80),
+        'former active → cloud': () => httpFrom(ns.active, CLOUD_IP, 80),
+        'former active → LAN boot HTTP': () => httpFrom(ns.active, LAN_IP, BOOT_HTTP),
+        'blocked → cloud': () => httpFrom(ns.blocked, CLOUD_IP, 80),
+      },
+    });
+    expect(r).toEqual({
+      'blocked → cloud': null,
+      'former active → LAN boot HTTP': null,
+      'former active → cloud': null,
+      'former pending → cloud': `${CLOUD_IP}:80 from ${UPLINK_IP}`,
+    });
+    session.close();
   });
 
   it('a rule set the kernel refuses leaves the previous one in force, unchanged', async () => {

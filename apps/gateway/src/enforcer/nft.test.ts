@@ -259,3 +259,89 @@ describe('T7 T11 NftEnforcer drives nft and conntrack', () => {
     await expect(runCommand('/nonexistent/nft', [])).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
+
+describe('T2 T7 NftEnforcer.change: one interface changes element by element, the rest of the table is not rendered', () => {
+  const A = '02:00:00:00:00:01';
+  const P = '02:00:00:00:00:02';
+  const B = '02:00:00:00:00:03';
+  const el = (verb: string, set: string, e: string) => `${verb} element inet tips_gw ${set} { ${e} }`;
+
+  it('refuses before the first full render, and after a failed load, so the caller renders the whole table', async () => {
+    const r = recorder();
+    const e = new NftEnforcer(CFG, r.exec);
+    await expect(e.change([{ mac: P, gatewayInterface: 'br0', row: row(P, 'active', '10.77.0.101') }])).rejects.toMatchObject({ code: 'apply_failed', message: /render the whole table/ });
+    expect(r.calls).toEqual([]);
+
+    const failing = recorder({ code: 0, stdout: '', stderr: '' }, { code: 1, stdout: '', stderr: 'Error: Could not process rule: No such file or directory' });
+    const f = new NftEnforcer(CFG, failing.exec);
+    await f.apply(ROWS);
+    await expect(f.change([{ mac: P, gatewayInterface: 'br0', row: row(P, 'active', '10.77.0.101') }])).rejects.toMatchObject({ code: 'apply_failed', message: /element change.*No such file/ });
+    await expect(f.change([{ mac: B, gatewayInterface: 'br0', row: undefined }])).rejects.toMatchObject({ message: /render the whole table/ });
+    expect(failing.calls).toHaveLength(2);
+    await f.apply(ROWS);
+    await f.change([{ mac: B, gatewayInterface: 'br0', row: undefined }]);
+    expect(failing.calls.at(-1)!.stdin).toBe(`${el('delete', 'blocked', `"br0" . ${B}`)}\n`);
+  });
+
+  it('admit, block, expire, forget: deletions then additions in one `nft -f -`, active_ip counted across rows', async () => {
+    const r = recorder();
+    const e = new NftEnforcer(CFG, r.exec);
+    await e.apply(ROWS);
+    r.calls.length = 0;
+    // Pending is admitted.
+    await e.change([{ mac: P, gatewayInterface: 'br0', row: row(P, 'active', '10.77.0.101') }]);
+    // Active is blocked.
+    await e.change([{ mac: A, gatewayInterface: 'br0', row: row(A, 'blocked', '10.77.0.100') }]);
+    // The admitted one's lease expires (Active without an address: no grant), the blocked one is cleared.
+    await e.change([
+      { mac: P, gatewayInterface: 'br0', row: row(P, 'active', null) },
+      { mac: B, gatewayInterface: 'br0', row: undefined },
+    ]);
+    // Nothing changed: nothing is run.
+    await e.change([{ mac: A, gatewayInterface: 'br0', row: row(A, 'blocked', null) }]);
+    expect(r.calls.map((c) => [c.cmd, ...c.args, c.stdin])).toEqual([
+      ['nft', '-f', '-', `${el('delete', 'pending', `"br0" . ${P}`)}\n${el('add', 'active', `"br0" . ${P} . 10.77.0.101`)}\n${el('add', 'active_ip', '10.77.0.101')}\n`],
+      ['nft', '-f', '-', `${el('delete', 'active', `"br0" . ${A} . 10.77.0.100`)}\n${el('delete', 'active_ip', '10.77.0.100')}\n${el('add', 'blocked', `"br0" . ${A}`)}\n`],
+      ['nft', '-f', '-', `${el('delete', 'active', `"br0" . ${P} . 10.77.0.101`)}\n${el('delete', 'blocked', `"br0" . ${B}`)}\n${el('delete', 'active_ip', '10.77.0.101')}\n`],
+    ]);
+  });
+
+  it('an address shared by two Active rows stays in active_ip until the last one goes; one moving between rows is not touched', async () => {
+    const r = recorder();
+    const e = new NftEnforcer(CFG, r.exec);
+    const X = '02:00:00:00:00:0a';
+    const Y = '02:00:00:00:00:0b';
+    await e.apply([row(X, 'active', '10.77.0.50'), row(Y, 'active', '10.77.0.50', 'br1')]);
+    r.calls.length = 0;
+    await e.change([{ mac: X, gatewayInterface: 'br0', row: undefined }]);
+    await e.change([
+      { mac: Y, gatewayInterface: 'br1', row: undefined },
+      { mac: X, gatewayInterface: 'br0', row: row(X, 'active', '10.77.0.50') },
+    ]);
+    await e.change([
+      { mac: X, gatewayInterface: 'br0', row: row(X, 'pending', null) },
+      { mac: X, gatewayInterface: 'br0', row: row(X, 'active', '10.77.0.50') },
+    ]);
+    expect(r.calls.map((c) => c.stdin)).toEqual([
+      `${el('delete', 'active', `"br0" . ${X} . 10.77.0.50`)}\n`,
+      `${el('delete', 'active', `"br1" . ${Y} . 10.77.0.50`)}\n${el('add', 'active', `"br0" . ${X} . 10.77.0.50`)}\n`,
+    ]);
+  });
+
+  it('validates every changed row before running anything', async () => {
+    const r = recorder();
+    const e = new NftEnforcer(CFG, r.exec);
+    await e.apply(ROWS);
+    r.calls.length = 0;
+    await expect(
+      e.change([
+        { mac: P, gatewayInterface: 'br0', row: row(P, 'active', '10.77.0.101') },
+        { mac: A, gatewayInterface: 'br0', row: row(A, 'active', '10.0.0.1 } ; flush ruleset ; add element inet t s {') },
+      ]),
+    ).rejects.toMatchObject({ code: 'bad_name' });
+    expect(r.calls).toEqual([]);
+    // The state it vouches for is unchanged: the next change is computed from the loaded rows.
+    await e.change([{ mac: P, gatewayInterface: 'br0', row: row(P, 'blocked', null) }]);
+    expect(r.calls.map((c) => c.stdin)).toEqual([`${el('delete', 'pending', `"br0" . ${P}`)}\n${el('add', 'blocked', `"br0" . ${P}`)}\n`]);
+  });
+});

@@ -3,9 +3,9 @@
 // half-written policy. A metal on the LAN reaches the gateway only at the gateway's LAN address:
 // unknown sources may only talk DHCP; Pending may also reach the boot services (BOOT_PORTS);
 // Active may also leave through the uplink (masqueraded) and ping the gateway; Blocked nothing.
-import { spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import type { InterfaceRow } from '../table/table.ts';
-import { type Enforcer, EnforcerError } from './enforcer.ts';
+import { type Enforcer, EnforcerError, type RowChange } from './enforcer.ts';
 
 export interface RuleConfig {
   /** nft table name (family inet). */
@@ -43,6 +43,92 @@ function ports(p: number[], what: string): string {
   return `{ ${p.join(', ')} }`;
 }
 
+/** The one set element a row puts in force (Active also names its address in `active_ip`); none for an Active row without an address. */
+export type RowElement = { set: 'pending'; element: string } | { set: 'blocked'; element: string } | { set: 'active'; element: string; ip: string };
+
+/** Validates the row's MAC, interface and address, and renders its element. Pure. */
+export function rowElements(r: InterfaceRow): RowElement | undefined {
+  if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(r.mac)) throw new EnforcerError('bad_name', `row MAC "${r.mac}" is not lower-case colon form`);
+  checkName(r.gatewayInterface, 'gateway interface');
+  const ifmac = `"${r.gatewayInterface}" . ${r.mac}`;
+  if (r.state === 'blocked') return { set: 'blocked', element: ifmac };
+  if (r.state === 'pending') return { set: 'pending', element: ifmac };
+  if (r.ip === null) return undefined;
+  return { set: 'active', element: `${ifmac} . ${checkIpv4(r.ip, 'row address')}`, ip: r.ip };
+}
+
+const rowKey = (mac: string, gi: string) => `${gi}|${mac}`;
+
+/**
+ * What the kernel holds, per interface, as the enforcer last loaded it: the base an incremental
+ * change is computed from. `active_ip` is counted, since two rows may (briefly) share an address.
+ */
+export class EnforcedElements {
+  private readonly byRow = new Map<string, RowElement>();
+  private readonly ipRefs = new Map<string, number>();
+
+  static of(rows: InterfaceRow[]): EnforcedElements {
+    const e = new EnforcedElements();
+    for (const r of rows) {
+      const el = rowElements(r);
+      if (el) e.put(rowKey(r.mac, r.gatewayInterface), el);
+    }
+    return e;
+  }
+
+  private put(k: string, el: RowElement): void {
+    this.byRow.set(k, el);
+    if (el.set === 'active') this.ipRefs.set(el.ip, (this.ipRefs.get(el.ip) ?? 0) + 1);
+  }
+
+  /**
+   * The nft commands (one transaction: deletions first) that move the kernel from this state to
+   * the one with `changes` applied, and `commit`, which makes this state that one once the kernel
+   * took them. Costs what the changes touch: nothing is copied or scanned per row of the table.
+   */
+  diff(table: string, changes: RowChange[]): { commands: string[]; commit: () => void } {
+    // The last change of an interface is its state now; elements are keyed by (interface, MAC), so
+    // two interfaces never share one — only `active_ip` entries are shared, hence counted.
+    const now = new Map<string, RowElement | undefined>();
+    for (const c of changes) now.set(rowKey(c.mac, c.gatewayInterface), c.row ? rowElements(c.row) : undefined);
+    const del: string[] = [];
+    const add: string[] = [];
+    const ipDelta = new Map<string, number>();
+    const updates: [string, RowElement | undefined][] = [];
+    const cmd = (verb: 'add' | 'delete', set: string, element: string) => `${verb} element inet ${table} ${set} { ${element} }`;
+    for (const [k, after] of now) {
+      const before = this.byRow.get(k);
+      if (before?.set === after?.set && before?.element === after?.element) continue;
+      updates.push([k, after]);
+      if (before) {
+        del.push(cmd('delete', before.set, before.element));
+        if (before.set === 'active') ipDelta.set(before.ip, (ipDelta.get(before.ip) ?? 0) - 1);
+      }
+      if (after) {
+        add.push(cmd('add', after.set, after.element));
+        if (after.set === 'active') ipDelta.set(after.ip, (ipDelta.get(after.ip) ?? 0) + 1);
+      }
+    }
+    for (const [ip, d] of ipDelta) {
+      const was = this.ipRefs.get(ip) ?? 0;
+      if (was > 0 && was + d === 0) del.push(cmd('delete', 'active_ip', ip));
+      if (was === 0 && d > 0) add.push(cmd('add', 'active_ip', ip));
+    }
+    const commit = () => {
+      for (const [k, el] of updates) {
+        if (el) this.byRow.set(k, el);
+        else this.byRow.delete(k);
+      }
+      for (const [ip, d] of ipDelta) {
+        const n = (this.ipRefs.get(ip) ?? 0) + d;
+        if (n > 0) this.ipRefs.set(ip, n);
+        else this.ipRefs.delete(ip);
+      }
+    };
+    return { commands: [...del, ...add], commit };
+  }
+}
+
 /** Renders the complete nft script for the rows. Pure; validates every name and address it embeds. */
 export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
   const table = checkName(cfg.table, 'table');
@@ -55,14 +141,13 @@ export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
   const pending: string[] = [];
   const blocked: string[] = [];
   for (const r of rows) {
-    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(r.mac)) throw new EnforcerError('bad_name', `row MAC "${r.mac}" is not lower-case colon form`);
-    checkName(r.gatewayInterface, 'gateway interface');
-    const ifmac = `"${r.gatewayInterface}" . ${r.mac}`;
-    if (r.state === 'blocked') blocked.push(ifmac);
-    else if (r.state === 'pending') pending.push(ifmac);
-    else if (r.ip !== null) {
-      active.push(`${ifmac} . ${checkIpv4(r.ip, 'row address')}`);
-      activeIp.add(r.ip);
+    const e = rowElements(r);
+    if (e === undefined) continue;
+    if (e.set === 'blocked') blocked.push(e.element);
+    else if (e.set === 'pending') pending.push(e.element);
+    else {
+      active.push(e.element);
+      activeIp.add(e.ip);
     }
   }
   const lanSet = `{ ${lans.map((l) => `"${l}"`).join(', ')} }`;
@@ -141,20 +226,133 @@ export function runCommand(cmd: string, args: string[], stdin?: string): Promise
   });
 }
 
+/** Starts `nft <args>` with piped stdio (tests start it inside a namespace). */
+export type NftSpawner = (args: string[]) => ChildProcessWithoutNullStreams;
+
+export const spawnNft: NftSpawner = (args) => spawn('nft', args);
+
+/**
+ * One long-lived `nft -i`: a change is one input line (commands joined by `;`), which nft runs as
+ * one transaction, followed by a marker command that fails with a known message on stderr — once
+ * the marker's error is in, everything nft printed before it is what the change said. This saves
+ * the fork and exec of `nft` per change, which dominates its cost (nft itself does not read the
+ * sets' elements to add or delete one, so its own work does not grow with the table).
+ */
+export class NftSession {
+  private child: ChildProcessWithoutNullStreams | undefined;
+  private stderr = '';
+  private seq = 0;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly start: NftSpawner,
+    private readonly timeoutMs = 10_000,
+  ) {}
+
+  /** Runs `commands` as one transaction; resolves with nft's complaint ('' when it took them). */
+  run(commands: string[]): Promise<string> {
+    const line = commands.join('; ');
+    if (/[\r\n]/.test(line)) return Promise.reject(new EnforcerError('bad_name', 'an nft command contains a line break'));
+    const result = this.chain.then(() => this.runNow(line));
+    this.chain = result.catch(() => undefined);
+    return result;
+  }
+
+  private async runNow(line: string): Promise<string> {
+    const child = this.ensure();
+    const marker = `list table inet tips_sync_${process.pid}_${++this.seq}`;
+    child.stdin.write(`${line}\n${marker}\n`);
+    const deadline = Date.now() + this.timeoutMs;
+    // The marker's complaint: "Error: …", its echo, and a line of carets under the table name.
+    const echo = new RegExp(`\\n${marker}\\n[ ^~]*\\n`);
+    for (;;) {
+      const m = echo.exec(this.stderr);
+      if (m) {
+        const errorLine = this.stderr.lastIndexOf('Error:', m.index);
+        const said = this.stderr.slice(0, Math.max(0, errorLine)).trim();
+        this.stderr = this.stderr.slice(m.index + m[0].length);
+        return said;
+      }
+      if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
+        this.close();
+        throw new EnforcerError('apply_failed', `nft -i ${child.exitCode !== null || child.signalCode !== null ? 'exited' : 'did not answer'}: ${this.stderr.trim().slice(0, 300)}`);
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  private ensure(): ChildProcessWithoutNullStreams {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) return this.child;
+    const child = this.start(['-i']);
+    this.stderr = '';
+    child.stderr.on('data', (d) => {
+      this.stderr += d;
+    });
+    child.stdout.resume();
+    child.stdin.on('error', () => undefined);
+    child.on('error', () => undefined);
+    // The session never keeps the daemon alive; on exit its stdin closes and nft ends.
+    child.unref();
+    for (const s of [child.stdin, child.stdout, child.stderr] as unknown as { unref?: () => void }[]) s.unref?.();
+    this.child = child;
+    return child;
+  }
+
+  close(): void {
+    this.child?.kill();
+    this.child = undefined;
+  }
+}
+
 /**
  * Linux adapter: nftables + conntrack in the gateway's network namespace. `exec` runs the programs
  * (tests pass one that records calls, or one that enters a throw-away namespace).
  */
 export class NftEnforcer implements Enforcer {
+  private readonly session: NftSession | undefined;
+
+  /** With `interactive`, element changes go through one long-lived `nft -i` (NftSession) instead of an `nft -f -` each. */
   constructor(
     private readonly cfg: RuleConfig,
     private readonly exec: CommandRunner = runCommand,
-  ) {}
+    opts: { interactive?: NftSpawner } = {},
+  ) {
+    this.session = opts.interactive ? new NftSession(opts.interactive) : undefined;
+  }
+
+  /** What the kernel holds; undefined until a full render succeeded, and again after any failed load. */
+  private enforced: EnforcedElements | undefined;
 
   async apply(rows: InterfaceRow[]): Promise<void> {
     const script = renderRuleset(this.cfg, rows);
+    this.enforced = undefined;
     const r = await this.exec('nft', ['-f', '-'], script);
     if (r.code !== 0) throw new EnforcerError('apply_failed', `nft -f failed (exit ${r.code}): ${r.stderr.trim().slice(0, 500)}`);
+    this.enforced = EnforcedElements.of(rows);
+  }
+
+  async change(changes: RowChange[]): Promise<void> {
+    if (!this.enforced) throw new EnforcerError('apply_failed', 'no complete rule set is known to be in force: render the whole table');
+    const enforced = this.enforced;
+    const { commands, commit } = enforced.diff(checkName(this.cfg.table, 'table'), changes);
+    if (commands.length === 0) return;
+    // The kernel may no longer match what we loaded (a failed load, someone else's nft): until the
+    // next full render, no further change is computed from this state.
+    this.enforced = undefined;
+    if (this.session) {
+      const said = await this.session.run(commands);
+      if (said !== '') throw new EnforcerError('apply_failed', `nft -i (element change) refused it: ${said.slice(0, 500)}`);
+    } else {
+      const r = await this.exec('nft', ['-f', '-'], `${commands.join('\n')}\n`);
+      if (r.code !== 0) throw new EnforcerError('apply_failed', `nft -f (element change) failed (exit ${r.code}): ${r.stderr.trim().slice(0, 500)}`);
+    }
+    commit();
+    this.enforced = enforced;
+  }
+
+  /** Ends the `nft -i` session, if any (the rules stay in the kernel). */
+  close(): void {
+    this.session?.close();
   }
 
   async flushConnections(ip: string): Promise<void> {

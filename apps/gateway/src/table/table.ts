@@ -80,7 +80,13 @@ export class InterfaceTable {
 
   private withNat(rows: Row[]): InterfaceRow[] {
     const nat = new Map<string, NatEntry[]>();
-    for (const n of this.db.prepare<[], NatRow>('SELECT * FROM nat ORDER BY rowid').all()) {
+    // A few rows (one interface changing) read their own NAT entries by index: the cost of a change
+    // must not grow with the table.
+    const natRows =
+      rows.length <= 16
+        ? rows.flatMap((r) => this.db.prepare<[string, string], NatRow>('SELECT * FROM nat WHERE mac = ? AND gateway_interface = ? ORDER BY rowid').all(r.mac, r.gateway_interface))
+        : this.db.prepare<[], NatRow>('SELECT * FROM nat ORDER BY rowid').all();
+    for (const n of natRows) {
       const list = nat.get(key(n.mac, n.gateway_interface)) ?? [];
       list.push({
         protocol: n.protocol,
@@ -175,7 +181,11 @@ export class InterfaceTable {
   /** The master's `block` (T16): every row of the TIPS ID or of the listed MACs becomes Blocked. */
   block(tipsId: string | null, macs: string[], reason: string): { before: InterfaceRow; after: InterfaceRow }[] {
     return this.db.transaction(() => {
-      const targets = this.all().filter((r) => (tipsId !== null && r.tipsId === tipsId) || macs.includes(r.mac));
+      const targets = this.withNat(
+        this.db
+          .prepare<[string | null, string], Row>('SELECT * FROM interfaces WHERE tips_id = ? OR mac IN (SELECT value FROM json_each(?)) ORDER BY gateway_interface, mac')
+          .all(tipsId, JSON.stringify(macs)),
+      );
       const out: { before: InterfaceRow; after: InterfaceRow }[] = [];
       for (const r of targets) {
         const d = this.decide(r.mac, r.gatewayInterface, { state: 'blocked', tipsId, reason });

@@ -21,8 +21,9 @@ export interface ByteRange {
 }
 
 /**
- * The `BlobStore` port: where Glaze payloads live. Adapters: the filesystem (embedded default);
- * an S3-compatible store fits the same four verbs.
+ * The `BlobStore` port: where Glaze payloads live. Adapters: the filesystem (embedded default,
+ * fs-blob-store.ts) and an S3-compatible object store (s3-blob-store.ts); one contract suite
+ * (blob-store.contract.ts) runs against both.
  *
  * Invariant: `put` is atomic. A reader never sees a partial blob, and a failed or interrupted
  * put leaves nothing behind under `key`.
@@ -41,6 +42,11 @@ export interface BlobStore {
    * (S3: AbortMultipartUpload for uploads initiated before `olderThan`.)
    */
   removeStalePartials(olderThan: Date): Promise<StoredBlob[]>;
+  /**
+   * Where a client can fetch the blob itself, for a short while, without the master passing the
+   * bytes (S3 with --s3-presign: a pre-signed URL); undefined when the master must stream it.
+   */
+  downloadUrl?(key: string, opts: { contentType: string }): Promise<string | undefined>;
 }
 
 export class BlobError extends Error {

@@ -174,6 +174,9 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
         response: {
           200: binary('*/*', "the whole payload, as the Glaze's media type (application/octet-stream unless another was given at upload)"),
           206: binary('*/*', 'the requested range (Content-Range says which)'),
+          302: noContent(
+            'With --s3-presign: fetch the payload from the object store at Location, a pre-signed URL valid for a short while (follow it without the Authorization header; Range works there too)',
+          ),
           304: noContent('Not modified: the If-None-Match ETag matches'),
           ...errorResponses(404, 416),
         },
@@ -185,6 +188,9 @@ export function glazeRoutes(app: FastifyInstance, glazes: GlazeService, hooks: G
       reply.header('etag', etag).header('accept-ranges', 'bytes').header('content-type', glaze.mediaType);
       const inm = req.headers['if-none-match'];
       if (inm?.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return reply.code(304).send();
+      const direct = await glazes.downloadUrl(glaze);
+      // The bytes do not pass through the master: the object store answers the same Range requests.
+      if (direct) return reply.code(302).header('location', direct).header('cache-control', 'no-store').send();
       let range: ByteRange | undefined;
       const ifRange = req.headers['if-range'];
       if (req.headers.range && (!ifRange || ifRange === etag)) {

@@ -166,6 +166,11 @@ export class GlazeService implements GlazeLookup {
     return { glaze, stream: await this.blobs.get(glaze.id, range) };
   }
 
+  /** A short-lived URL the owner's client may fetch the payload from directly, when the blob store offers one. */
+  async downloadUrl(glaze: Glaze): Promise<string | undefined> {
+    return this.blobs.downloadUrl?.(glaze.id, { contentType: glaze.mediaType });
+  }
+
   async resolveForSpace(ownerId: OwnerId, glazeRef: string, spaceId: SpaceId): Promise<{ id: GlazeId; allowed: boolean }> {
     const g = await this.get(ownerId, glazeRef);
     return { id: g.id, allowed: g.spaces.includes(spaceId) };
