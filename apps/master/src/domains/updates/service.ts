@@ -30,6 +30,7 @@ import {
   type ReportResult,
   TAMPER_KINDS,
   type TamperChange,
+  type WorkInterface,
   type WorkItem,
 } from './model.ts';
 import type { UpdateStore } from './store.ts';
@@ -173,6 +174,7 @@ export class UpdateService {
   /** Exactly one item per Space of that phase the metal is in and whose Glaze is signed — never another Space's. */
   async work(metal: MetalPrincipal, phase: 2 | 3): Promise<{ items: WorkItem[]; notify: { url: string; topic: string } | null; reauthAfterSeconds: number }> {
     const items: WorkItem[] = [];
+    let links: ((names: string[]) => Promise<WorkInterface[]>) | undefined;
     for (const m of await this.spaces.membershipsOfMetal(metal.metalId as TipsId)) {
       if (m.phase !== phase) continue;
       const space = await this.spaces.get(metal.ownerId, m.spaceId);
@@ -188,9 +190,21 @@ export class UpdateService {
         glaze: { id: glaze.id, name: glaze.name, version: glaze.version ?? manifest.sequenceNumber, size: glaze.size, sha256: glaze.sha256, handler: glaze.handler },
         manifest: Buffer.from(manifest.envelope).toString('base64'),
         blobPath: `/api/metal/v1/glazes/${glaze.id}/blob`,
+        interfaces: await (links ??= await this.linkResolver(metal))(m.interfaces),
       });
     }
     return { items, notify: this.notifications.subscription(metal.metalId), reauthAfterSeconds: this.reauthSeconds };
+  }
+
+  /**
+   * Interface names of a membership → the metal's interfaces (MAC from the Metal Object, addresses
+   * from the profile the metal registered, matched by MAC): what a multi-homed download may bind to.
+   */
+  private async linkResolver(metal: MetalPrincipal): Promise<(names: string[]) => Promise<WorkInterface[]>> {
+    const [twin, profile] = await Promise.all([this.metals.get(metal.ownerId, metal.metalId), this.store.profile(metal.metalId as TipsId)]);
+    const addressesOf = new Map((profile?.interfaces ?? []).map((i) => [i.mac.toLowerCase(), i.addresses]));
+    return async (names) =>
+      twin.interfaces.filter((i) => names.includes(i.name)).map((i) => ({ name: i.name, mac: i.mac, addresses: addressesOf.get(i.mac.toLowerCase()) ?? [] }));
   }
 
   /** A Glaze the metal may download: the Glaze of a Space it is in (else not found — no oracle for other IDs). */
