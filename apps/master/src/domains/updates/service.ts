@@ -174,7 +174,7 @@ export class UpdateService {
   /** Exactly one item per Space of that phase the metal is in and whose Glaze is signed — never another Space's. */
   async work(metal: MetalPrincipal, phase: 2 | 3): Promise<{ items: WorkItem[]; notify: { url: string; topic: string } | null; reauthAfterSeconds: number }> {
     const items: WorkItem[] = [];
-    let links: ((names: string[]) => Promise<WorkInterface[]>) | undefined;
+    let links: ((names: string[]) => WorkInterface[]) | undefined;
     for (const m of await this.spaces.membershipsOfMetal(metal.metalId as TipsId)) {
       if (m.phase !== phase) continue;
       const space = await this.spaces.get(metal.ownerId, m.spaceId);
@@ -183,6 +183,7 @@ export class UpdateService {
       const manifest = await this.keys.findManifest(metal.ownerId, glaze.id);
       // An unsigned Glaze cannot be verified by the metal, so it is not offered.
       if (!manifest) continue;
+      links ??= await this.linkResolver(metal);
       items.push({
         spaceId: space.id,
         spaceName: space.name,
@@ -190,7 +191,7 @@ export class UpdateService {
         glaze: { id: glaze.id, name: glaze.name, version: glaze.version ?? manifest.sequenceNumber, size: glaze.size, sha256: glaze.sha256, handler: glaze.handler },
         manifest: Buffer.from(manifest.envelope).toString('base64'),
         blobPath: `/api/metal/v1/glazes/${glaze.id}/blob`,
-        interfaces: await (links ??= await this.linkResolver(metal))(m.interfaces),
+        interfaces: links(m.interfaces),
       });
     }
     return { items, notify: this.notifications.subscription(metal.metalId), reauthAfterSeconds: this.reauthSeconds };
@@ -200,10 +201,10 @@ export class UpdateService {
    * Interface names of a membership → the metal's interfaces (MAC from the Metal Object, addresses
    * from the profile the metal registered, matched by MAC): what a multi-homed download may bind to.
    */
-  private async linkResolver(metal: MetalPrincipal): Promise<(names: string[]) => Promise<WorkInterface[]>> {
+  private async linkResolver(metal: MetalPrincipal): Promise<(names: string[]) => WorkInterface[]> {
     const [twin, profile] = await Promise.all([this.metals.get(metal.ownerId, metal.metalId), this.store.profile(metal.metalId as TipsId)]);
     const addressesOf = new Map((profile?.interfaces ?? []).map((i) => [i.mac.toLowerCase(), i.addresses]));
-    return async (names) =>
+    return (names) =>
       twin.interfaces.filter((i) => names.includes(i.name)).map((i) => ({ name: i.name, mac: i.mac, addresses: addressesOf.get(i.mac.toLowerCase()) ?? [] }));
   }
 
