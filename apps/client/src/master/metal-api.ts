@@ -37,6 +37,8 @@ export interface WorkItem {
   glaze: { id: string; name: string; version: string; size: number; sha256: string; handler: string };
   manifest: string;
   blobPath: string;
+  /** T17: the metal's interfaces that link it to this Space (absent from masters before multi-homing). */
+  interfaces?: { name: string; mac: string; addresses: string[] }[];
 }
 export interface WorkAnswer {
   items: WorkItem[];
@@ -63,12 +65,12 @@ export class MetalApi {
     private readonly now: () => number = Date.now,
   ) {}
 
-  private tls(): TlsMaterial {
+  tls(): TlsMaterial {
     const id = this.identity();
     return { ca: this.ca, cert: id.certPem, key: id.keyPem };
   }
 
-  private url(path: string): string {
+  url(path: string): string {
     return `${this.config.masterUrl}${path.startsWith(METAL_API) ? path : `${METAL_API}${path}`}`;
   }
 
@@ -98,7 +100,7 @@ export class MetalApi {
     this.token = undefined;
   }
 
-  private async authorization(): Promise<string> {
+  async authorization(): Promise<string> {
     if (!this.token || this.token.expiresAt - this.now() < 15_000) await this.authenticate();
     return `PoP ${this.token!.value}`;
   }
