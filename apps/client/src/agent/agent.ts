@@ -198,6 +198,7 @@ export class Agent {
     mkdirSync(this.state.downloadsDir, { recursive: true });
     const file = join(this.state.downloadsDir, `${g.id}.part`);
     const links = linksFor(item);
+    const t0 = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
         this.log.info({ event: 'download_start', glaze: g.id, name: g.name, size: g.size, resumeFrom: statSize(file) }, `downloading ${g.name} ${g.version}`);
@@ -206,6 +207,7 @@ export class Agent {
           await this.metalApi().download(item.blobPath, file, g.size, (done) =>
             this.log.info({ event: 'download_progress', glaze: g.id, bytes: done, size: g.size, percent: Math.floor((done * 100) / Math.max(g.size, 1)) }, `${g.name}: ${done}/${g.size} bytes`),
           );
+        this.log.info({ event: 'download_finished', glaze: g.id, bytes: statSize(file), links: Math.max(links.length, 1), ms: Date.now() - t0 }, `${g.name}: downloaded`);
         break;
       } catch (e) {
         if (e instanceof ClientError && AUTH_CODES.has(e.code)) throw e;

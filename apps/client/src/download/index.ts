@@ -21,7 +21,7 @@ export function linksFor(item: WorkItem): Link[] {
 export async function downloadOverLinks(api: MetalApi, item: WorkItem, file: string, links: Link[], log: Logger): Promise<MultipathResult> {
   const g = item.glaze;
   try {
-    if (statSync(file).size === g.size) return { bytes: g.size, perLink: {}, resumed: g.size, deadLinks: [] };
+    if (statSync(file).size === g.size) return { bytes: g.size, perLink: {}, resumed: g.size, deadLinks: [], linkStats: {} };
   } catch {
     // not there yet
   }
@@ -40,6 +40,6 @@ export async function downloadOverLinks(api: MetalApi, item: WorkItem, file: str
     onProgress: (done, perLink) =>
       log.info({ event: 'download_progress', glaze: g.id, bytes: done, size: g.size, percent: Math.floor((done * 100) / Math.max(g.size, 1)), perLink }, `${g.name}: ${done}/${g.size} bytes`),
   });
-  log.info({ event: 'download_done', glaze: g.id, bytes: r.bytes, resumed: r.resumed, perLink: r.perLink, deadLinks: r.deadLinks, ms: Date.now() - t0 }, `${g.name}: ${r.bytes} bytes over ${links.length} links`);
+  log.info({ event: 'download_done', glaze: g.id, bytes: r.bytes, resumed: r.resumed, perLink: r.perLink, linkStats: r.linkStats, deadLinks: r.deadLinks, ms: Date.now() - t0 }, `${g.name}: ${r.bytes} bytes over ${links.length} links`);
   return r;
 }

@@ -2,16 +2,17 @@
  * T17 multi-homing: one Glaze payload fetched as disjoint byte ranges over several links at once —
  * HTTPS Range requests on sockets bound to each link's local address — and assembled in one file.
  *
- * - Work stealing: the payload is cut into chunks that the links take one at a time; a link with
- *   nothing left to take splits the largest range still in flight on another link and fetches its
- *   second half, so a slow link never holds the end of the download.
+ * - Work stealing: each link starts with an equal share (one request: no gap between chunks, one TCP
+ *   window to grow); a link with nothing left to take splits the largest range still in flight on
+ *   another link and fetches its second half, so a slow link never holds the end of the download.
  * - A link that fails (no answer, no byte within the idle timeout, a refused connection) gives what
  *   it has not fetched back to the others; after `maxLinkFailures` broken ranges in a row it is
  *   dropped and the download goes on over the rest. Only when every link is down does the
  *   download fail (the agent retries it, resuming).
  * - Power-safe resume: bytes land at their offsets in `<file>.mp`; a range counts as done only after
  *   its bytes were fdatasync'ed, and the list of done ranges is written durably beside it
- *   (`<file>.mp.json`, temp + fsync + rename). A kill -9 loses at most the ranges in flight. When
+ *   (`<file>.mp.json`, temp + fsync + rename), at the end of a range and every 4 MiB within one. A
+ *   kill -9 loses at most the last few MiB of each link. When
  *   every byte is there the file is fsync'ed and renamed to `file`; the caller checks the SUIT digest.
  */
 import { type FileHandle, open, rename } from 'node:fs/promises';
@@ -39,9 +40,14 @@ export interface MultipathOptions {
   /** Called when the master asks for a fresh token (`reauth_required`, `token_expired`). */
   dropToken: () => void;
   log: Logger;
-  /** Bytes a link takes at a time (default: the payload over 8 per link, between 1 and 8 MiB). */
+  /**
+   * Bytes a link takes at a time (default: an equal share per link — one request each; the links
+   * that finish first then steal from the others, so unequal links balance themselves).
+   */
   chunkBytes?: number;
-  /** A range is split by a thief only when at least this much of it is left (default 256 KiB). */
+  /** Within a range, written bytes are recorded as done every this many bytes (default 4 MiB). */
+  checkpointBytes?: number;
+  /** A range is split by a thief only when at least twice this much of it is left (default 1 MiB). */
   minStealBytes?: number;
   /** No byte for this long on a request: the link is treated as failed for that range (default 10 s). */
   idleTimeoutMs?: number;
@@ -56,6 +62,8 @@ export interface MultipathResult {
   /** Bytes already on disk from an earlier run. */
   resumed: number;
   deadLinks: string[];
+  /** Per link: requests made, ranges stolen from another link, ms from the start to its last byte. */
+  linkStats: Record<string, { requests: number; steals: number; lastByteMs: number }>;
 }
 
 interface ResumeRecord {
@@ -115,8 +123,9 @@ export async function downloadMultipath(o: MultipathOptions): Promise<MultipathR
   const dataFile = `${o.file}.mp`;
   const recordFile = `${o.file}.mp.json`;
   const linkCount = Math.max(o.links.length, 1);
-  const chunk = o.chunkBytes ?? Math.min(8 << 20, Math.max(1 << 20, Math.ceil(o.size / (linkCount * 8))));
-  const minSteal = o.minStealBytes ?? 256 << 10;
+  const chunk = o.chunkBytes ?? Math.max(1 << 20, Math.ceil(o.size / linkCount));
+  const checkpoint = o.checkpointBytes ?? 4 << 20;
+  const minSteal = o.minStealBytes ?? 1 << 20;
   const idleMs = o.idleTimeoutMs ?? 10_000;
   const maxFailures = o.maxLinkFailures ?? 3;
 
@@ -142,6 +151,8 @@ export async function downloadMultipath(o: MultipathOptions): Promise<MultipathR
   const inflight = new Set<InFlight>();
   const perLink: Record<string, number> = Object.fromEntries(o.links.map((l) => [l.localAddress, 0]));
   const dead: string[] = [];
+  const t0 = Date.now();
+  const stats: MultipathResult['linkStats'] = Object.fromEntries(o.links.map((l) => [l.localAddress, { requests: 0, steals: 0, lastByteMs: 0 }]));
   let done = resumed;
   let lastTenth = Math.floor((done * 10) / Math.max(o.size, 1));
   let fatal: Error | undefined;
@@ -179,6 +190,8 @@ export async function downloadMultipath(o: MultipathOptions): Promise<MultipathR
     const mid = victim.pos + Math.floor((victim.end - victim.pos) / 2);
     const stolen: InFlight = { start: mid, pos: mid, end: victim.end, link };
     victim.end = mid;
+    const st = stats[link];
+    if (st) st.steals++;
     o.log.debug({ event: 'download_steal', from: victim.link, by: link, start: mid, end: stolen.end }, 'range split for an idle link');
     return stolen;
   };
@@ -187,6 +200,8 @@ export async function downloadMultipath(o: MultipathOptions): Promise<MultipathR
 
   /** Fetches f.pos..f.end over `link`, writing as it comes; resolves when f.pos reaches f.end (which may shrink). */
   const fetchRange = async (link: Link, f: InFlight): Promise<void> => {
+    const st = stats[link.localAddress]!;
+    st.requests++;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(o.url, {
         method: 'GET',
@@ -225,23 +240,31 @@ export async function downloadMultipath(o: MultipathOptions): Promise<MultipathR
       if (res.statusCode === 403) throw new ClientError('forbidden', what, code);
       throw new ClientError('download_failed', what, code);
     }
+    const asked = f.end;
     const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
     if (!m || Number(m[1]) !== f.pos || Number(m[3]) !== o.size) {
       res.destroy();
       throw new ClientError('download_failed', `expected Content-Range from ${f.pos} of ${o.size}, came ${res.headers['content-range'] ?? 'none'}`);
     }
-    // Coalesce the socket's small chunks into larger positional writes.
+    // The socket's small chunks are coalesced into 1 MiB positional writes that run behind the reading
+    // (up to 8 MiB queued), so a slow write or a concurrent fdatasync does not stall the link.
     let buf: Buffer[] = [];
     let bufBytes = 0;
     let bufAt = f.pos;
-    const flush = async () => {
+    let writes = Promise.resolve();
+    let queued = 0;
+    const flush = () => {
       if (bufBytes === 0) return;
       const data = buf.length === 1 ? buf[0]! : Buffer.concat(buf, bufBytes);
       const at = bufAt;
       buf = [];
       bufAt += bufBytes;
       bufBytes = 0;
-      await fh.write(data, 0, data.length, at);
+      queued += data.length;
+      writes = writes.then(async () => {
+        await fh.write(data, 0, data.length, at);
+        queued -= data.length;
+      });
     };
     try {
       for await (const c of res) {
@@ -258,15 +281,30 @@ export async function downloadMultipath(o: MultipathOptions): Promise<MultipathR
           lastTenth = tenth;
           o.onProgress?.(done, { ...perLink });
         }
-        if (bufBytes >= 1 << 20) await flush();
-        // A thief took the rest (or this range is complete): this connection is no use any more.
-        if (f.pos >= f.end) break;
+        if (bufBytes >= 1 << 20) {
+          flush();
+          // Checkpoint: once written and synced these bytes count as done, so a kill loses little of a long range.
+          if (f.pos - f.start >= checkpoint) {
+            const r: Range = [f.start, f.pos];
+            f.start = f.pos;
+            writes = writes.then(() => {
+              markDone(r).catch((e: Error) => {
+                fatal ??= e;
+              });
+            });
+          }
+          if (queued > 8 << 20) await writes;
+        }
+        // A thief took the rest of what was asked: this answer is no use any more (its connection
+        // goes). A range that simply completed lets the answer end, so the connection is kept.
+        if (f.pos >= f.end && f.end < asked) break;
       }
     } finally {
-      await flush();
+      st.lastByteMs = Date.now() - t0;
+      flush();
+      await writes;
     }
     if (f.pos < f.end) throw new LinkDown(`${link.iface} (${link.localAddress}): the answer broke off at ${f.pos} of ${f.end}`);
-    if (!res.complete) res.destroy();
   };
 
   const worker = async (link: Link): Promise<void> => {
@@ -292,7 +330,10 @@ export async function downloadMultipath(o: MultipathOptions): Promise<MultipathR
         if (!fatal) o.log.warn({ event: 'download_link_error', iface: link.iface, localAddress: link.localAddress, failures, message: (e as Error).message }, `${link.iface}: ${(e as Error).message}`);
       } finally {
         inflight.delete(f);
-        if (f.pos > f.start) await markDone([f.start, f.pos]);
+        // Recorded in the background (datasync, then the record): the link goes on meanwhile.
+        if (f.pos > f.start) markDone([f.start, f.pos]).catch((e: Error) => {
+          fatal ??= e;
+        });
         if (f.pos < f.end) pending.unshift([f.pos, f.end]);
         notify();
       }
@@ -325,5 +366,5 @@ export async function downloadMultipath(o: MultipathOptions): Promise<MultipathR
   await rename(dataFile, o.file);
   syncDir(dirname(o.file));
   removeDurably(recordFile);
-  return { bytes: o.size, perLink, resumed, deadLinks: dead };
+  return { bytes: o.size, perLink, resumed, deadLinks: dead, linkStats: stats };
 }
