@@ -43,13 +43,13 @@ try {
       const ev = JSON.parse(line.slice(line.indexOf('{'))) as { ms: number; bytes: number; links: number };
       if (ev.bytes !== g.size) throw new Error(`downloaded ${ev.bytes} of ${g.size}`);
       times[mode].push(ev.ms);
-      const doneLine = c.output.split('\n').find((l) => l.includes('"event":"download_done"'));
-      if (doneLine) console.log(`  links: ${JSON.stringify(JSON.parse(doneLine.slice(doneLine.indexOf('{'))).linkStats)}`);
       const rx = { eth1: after.eth1! - before.eth1!, eth2: after.eth2! - before.eth2! };
       carried.push(rx);
       console.log(
         `${mode.padEnd(6)} round ${round + 1}: ${(ev.ms / 1000).toFixed(2)} s for ${(g.size / 2 ** 20).toFixed(1)} MiB (${((g.size * 8) / 1e6 / (ev.ms / 1000)).toFixed(1)} Mbit/s) — rx eth1 ${(rx.eth1 / 2 ** 20).toFixed(1)} MiB, eth2 ${(rx.eth2 / 2 ** 20).toFixed(1)} MiB`,
       );
+      const doneLine = c.output.split('\n').find((l) => l.includes('"event":"download_done"'));
+      if (doneLine) console.log(`  links: ${JSON.stringify(JSON.parse(doneLine.slice(doneLine.indexOf('{'))).linkStats)}`);
     }
   }
   const best = (xs: number[]) => Math.min(...xs);
