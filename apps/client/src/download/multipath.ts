@@ -202,6 +202,8 @@ export async function downloadMultipath(o: MultipathOptions): Promise<MultipathR
   const fetchRange = async (link: Link, f: InFlight): Promise<void> => {
     const st = stats[link.localAddress]!;
     st.requests++;
+    // What this request asks for; a thief may lower f.end before or while the answer comes.
+    const asked = f.end;
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = request(o.url, {
         method: 'GET',
@@ -240,7 +242,6 @@ export async function downloadMultipath(o: MultipathOptions): Promise<MultipathR
       if (res.statusCode === 403) throw new ClientError('forbidden', what, code);
       throw new ClientError('download_failed', what, code);
     }
-    const asked = f.end;
     const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
     if (!m || Number(m[1]) !== f.pos || Number(m[3]) !== o.size) {
       res.destroy();
