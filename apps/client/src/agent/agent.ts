@@ -17,6 +17,7 @@ import { decodeTrustList, type TrustList } from '@tips/trust';
 import type { Logger } from 'pino';
 import { type ClientConfig, loadEnrollmentSecret } from '../config/config.ts';
 import { ClientError } from '../errors.ts';
+import { downloadOverLinks, linksFor } from '../download/index.ts';
 import { enroll, enrollByOrder, readCa, reenroll } from '../identity/enroll.ts';
 import { ENROLLMENT_COMPONENT_KEY, judgeReenrollOrder } from '../identity/orders.ts';
 import { readRetirement, wipeCredentials } from '../identity/retire.ts';
@@ -333,12 +334,17 @@ export class Agent {
     if (!handler) return this.refuse(item, 'handler_unknown', `this client has no "${String(g.handler).slice(0, 40)}" handler (it has ${[...this.o.handlers.keys()].join(', ')})`, v.value.sequence);
     mkdirSync(this.state.downloadsDir, { recursive: true });
     const file = join(this.state.downloadsDir, `${g.id}.part`);
+    const links = linksFor(item);
+    const t0 = Date.now();
     for (let attempt = 1; ; attempt++) {
       try {
         this.log.info({ event: 'download_start', glaze: g.id, name: g.name, size: g.size, resumeFrom: statSize(file) }, `downloading ${g.name} ${g.version}`);
-        await this.metalApi().download(item.blobPath, file, g.size, (done) =>
-          this.log.info({ event: 'download_progress', glaze: g.id, bytes: done, size: g.size, percent: Math.floor((done * 100) / Math.max(g.size, 1)) }, `${g.name}: ${done}/${g.size} bytes`),
-        );
+        if (links.length >= 2) await downloadOverLinks(this.metalApi(), item, file, links, this.log);
+        else
+          await this.metalApi().download(item.blobPath, file, g.size, (done) =>
+            this.log.info({ event: 'download_progress', glaze: g.id, bytes: done, size: g.size, percent: Math.floor((done * 100) / Math.max(g.size, 1)) }, `${g.name}: ${done}/${g.size} bytes`),
+          );
+        this.log.info({ event: 'download_finished', glaze: g.id, bytes: statSize(file), links: Math.max(links.length, 1), ms: Date.now() - t0 }, `${g.name}: downloaded`);
         break;
       } catch (e) {
         if (e instanceof ClientError && AUTH_CODES.has(e.code)) throw e;

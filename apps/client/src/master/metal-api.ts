@@ -39,6 +39,8 @@ export interface WorkItem {
   glaze: { id: string; name: string; version: string; size: number; sha256: string; handler: string };
   manifest: string;
   blobPath: string;
+  /** T17: the metal's interfaces that link it to this Space (absent from masters before multi-homing). */
+  interfaces?: { name: string; mac: string; addresses: string[] }[];
 }
 /** A `tips metal rollback` the metal has not answered yet (the pull side of the MQTT hint). */
 export interface RollbackRequest {
@@ -81,12 +83,12 @@ export class MetalApi {
     this.servers = servers ?? new ServerList([config.masterUrl], { rounds: 1 });
   }
 
-  private tls(): TlsMaterial {
+  tls(): TlsMaterial {
     const id = this.identity();
     return { ca: this.ca, cert: id.certPem, key: id.keyPem };
   }
 
-  private url(path: string, base = this.servers.current()): string {
+  url(path: string, base = this.servers.current()): string {
     return `${base}${path.startsWith(METAL_API) ? path : `${METAL_API}${path}`}`;
   }
 
@@ -127,7 +129,7 @@ export class MetalApi {
     return this.reauthMs !== undefined && now - t.issuedAt > this.reauthMs - Math.min(5_000, this.reauthMs / 4);
   }
 
-  private async authorization(): Promise<string> {
+  async authorization(): Promise<string> {
     if (!this.token || this.stale(this.token)) await this.authenticate();
     return `PoP ${this.token!.value}`;
   }

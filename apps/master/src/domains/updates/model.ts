@@ -74,6 +74,18 @@ export interface WorkItem {
   glaze: { id: GlazeId; name: string; version: string; size: number; sha256: string; handler: GlazeHandler };
   manifest: string;
   blobPath: string;
+  /**
+   * T17 multi-homing: the metal's interfaces that link it to this Space (its membership), with the
+   * addresses its last profile registered for each. With two or more the client downloads disjoint
+   * byte ranges over each (a socket bound to each local address).
+   */
+  interfaces: WorkInterface[];
+}
+
+export interface WorkInterface {
+  name: string;
+  mac: string;
+  addresses: string[];
 }
 
 /** A `tips metal rollback` target the metal has not answered yet: the pull side of the MQTT hint. */

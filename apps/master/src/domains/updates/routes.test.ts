@@ -207,6 +207,44 @@ describe('S5/S7 trust list and profile', () => {
   });
 });
 
+describe('T17 multi-homing: a work item lists the interfaces that link the metal to its Space', () => {
+  it('names each linking interface with its MAC and the addresses of the registered profile, and no other interface', async () => {
+    const { pi, spaces } = await setup();
+    const both = await space('dual', 2);
+    const g = await glaze('big', ['dual']);
+    await ok('PATCH', '/api/v1/spaces/dual', { glaze: g.id });
+    await ok('POST', '/api/v1/spaces/dual/members', { metal: pi.id, interfaces: ['eth0', 'wlan0'] }, 201);
+    const t = await pi.token();
+    const items = async () => (await m.https('GET', '/api/metal/v1/work?phase=2', { ...pi.tls, headers: pi.pop(t) })).json().items as { spaceId: string; interfaces: unknown }[];
+    // No profile yet: the links are known, their addresses are not.
+    await expect(items().then((i) => i.find((x) => x.spaceId === both)?.interfaces)).resolves.toEqual([
+      { name: 'eth0', mac: '02:00:00:00:07:01', addresses: [] },
+      { name: 'wlan0', mac: '02:00:00:00:07:ff', addresses: [] },
+    ]);
+    const profile = {
+      vendorId: null,
+      classId: null,
+      glazes: [],
+      interfaces: [
+        { name: 'enp1s0', mac: '02:00:00:00:07:01', addresses: ['10.1.0.2'] },
+        { name: 'wlp2s0', mac: '02:00:00:00:07:FF', addresses: ['10.2.0.2', 'fd00::2'] },
+        { name: 'usb0', mac: '02:00:00:00:07:77', addresses: ['10.3.0.2'] },
+      ],
+      protocols: ['https'],
+    };
+    const put = await m.https('PUT', '/api/metal/v1/profile', { ...pi.tls, headers: { ...pi.pop(t), 'content-type': 'application/json' }, body: JSON.stringify(profile) });
+    expect(put.status, put.body).toBe(204);
+    const now = await items();
+    // Matched by MAC (the OS may name an interface differently from the Metal Object).
+    expect(now.find((x) => x.spaceId === both)?.interfaces).toEqual([
+      { name: 'eth0', mac: '02:00:00:00:07:01', addresses: ['10.1.0.2'] },
+      { name: 'wlan0', mac: '02:00:00:00:07:ff', addresses: ['10.2.0.2', 'fd00::2'] },
+    ]);
+    // A Space linked by one interface lists only that one.
+    expect(now.find((x) => x.spaceId === spaces.a)?.interfaces).toEqual([{ name: 'wlan0', mac: '02:00:00:00:07:ff', addresses: ['10.2.0.2', 'fd00::2'] }]);
+  });
+});
+
 async function fetchBytes(path: string, tls: { cert: string; key: string }, headers: Record<string, string>): Promise<Uint8Array> {
   const { request } = await import('node:https');
   return new Promise((resolve, reject) => {

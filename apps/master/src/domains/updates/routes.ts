@@ -35,6 +35,9 @@ const WorkItemOut = Type.Object({
   glaze: Type.Object({ id: Type.String(), name: Type.String(), version: Type.String(), size: Type.Integer(), sha256: Type.String(), handler: Type.String() }),
   manifest: Type.String({ description: 'the operator-signed SUIT envelope, base64' }),
   blobPath: Type.String(),
+  interfaces: Type.Array(Type.Object({ name: Type.String(), mac: Type.String(), addresses: Type.Array(Type.String()) }), {
+    description: "T17: the metal's interfaces that link it to this Space, with the addresses its profile registered; with two or more the client downloads disjoint ranges over each",
+  }),
 });
 const WorkOut = Type.Object({
   items: Type.Array(WorkItemOut, { description: 'exactly one per Space of the asked phase the metal is in that has a signed Glaze' }),

@@ -31,6 +31,7 @@ import {
   type ReportResult,
   TAMPER_KINDS,
   type TamperChange,
+  type WorkInterface,
   type WorkItem,
 } from './model.ts';
 import type { UpdateStore } from './store.ts';
@@ -178,6 +179,7 @@ export class UpdateService {
   ): Promise<{ items: WorkItem[]; notify: { url: string; topic: string } | null; reauthAfterSeconds: number; rollbacks: PendingRollback[] }> {
     const items: WorkItem[] = [];
     const ofPhase = new Set<string>();
+    let links: ((names: string[]) => WorkInterface[]) | undefined;
     for (const m of await this.spaces.membershipsOfMetal(metal.metalId as TipsId)) {
       if (m.phase !== phase) continue;
       ofPhase.add(m.spaceId);
@@ -187,6 +189,7 @@ export class UpdateService {
       const manifest = await this.keys.findManifest(metal.ownerId, glaze.id);
       // An unsigned Glaze cannot be verified by the metal, so it is not offered.
       if (!manifest) continue;
+      links ??= await this.linkResolver(metal);
       items.push({
         spaceId: space.id,
         spaceName: space.name,
@@ -194,6 +197,7 @@ export class UpdateService {
         glaze: { id: glaze.id, name: glaze.name, version: glaze.version ?? manifest.sequenceNumber, size: glaze.size, sha256: glaze.sha256, handler: glaze.handler },
         manifest: Buffer.from(manifest.envelope).toString('base64'),
         blobPath: `/api/metal/v1/glazes/${glaze.id}/blob`,
+        interfaces: links(m.interfaces),
       });
     }
     const rollbacks = (await this.pendingRollbacks(metal.metalId as TipsId)).filter((r) => ofPhase.has(r.spaceId));
@@ -221,6 +225,17 @@ export class UpdateService {
       }
     }
     return out;
+  }
+
+  /**
+   * Interface names of a membership → the metal's interfaces (MAC from the Metal Object, addresses
+   * from the profile the metal registered, matched by MAC): what a multi-homed download may bind to.
+   */
+  private async linkResolver(metal: MetalPrincipal): Promise<(names: string[]) => WorkInterface[]> {
+    const [twin, profile] = await Promise.all([this.metals.get(metal.ownerId, metal.metalId), this.store.profile(metal.metalId as TipsId)]);
+    const addressesOf = new Map((profile?.interfaces ?? []).map((i) => [i.mac.toLowerCase(), i.addresses]));
+    return (names) =>
+      twin.interfaces.filter((i) => names.includes(i.name)).map((i) => ({ name: i.name, mac: i.mac, addresses: addressesOf.get(i.mac.toLowerCase()) ?? [] }));
   }
 
   /** A Glaze the metal may download: the Glaze of a Space it is in (else not found — no oracle for other IDs). */
