@@ -54,6 +54,12 @@ import { UpdateService } from './domains/updates/service.ts';
 import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
 import { DEFAULT_REAUTH_SECONDS } from './domains/updates/model.ts';
 import { installUpdateMetrics } from './domains/updates/metrics.ts';
+import { authenticateOwner, sessionRoutes, sessionSignInRoutes } from './domains/sessions/routes.ts';
+import { SessionService } from './domains/sessions/service.ts';
+import { KyselySessionStore } from './domains/sessions/store.kysely.ts';
+import { interfaceStateRoutes } from './domains/gateways/states.ts';
+import { installConsole } from './http/console.ts';
+import { LiveFeed, liveRoutes } from './http/live.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -89,6 +95,10 @@ export interface MasterDeps {
   tinkerbell?: Partial<TinkerbellOptions>;
   /** Metal-API requests need a token issued within this many seconds (`--reauth-period`, default 120). */
   reauthPeriodSeconds?: number;
+  /** The built web console (dist/web) served at `/`; without it `/` says how to build it. */
+  webDir?: string;
+  /** Lifetime of a console session (default 12 h). */
+  sessionTtlSeconds?: number;
 }
 
 export interface Services {
@@ -105,6 +115,7 @@ export interface Services {
   provisioning: ProvisioningService;
   notifications: NotificationService;
   updates: UpdateService;
+  sessions: SessionService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -149,7 +160,8 @@ export function createServices(deps: MasterDeps): Services {
     random,
     deps.reauthPeriodSeconds ?? DEFAULT_REAUTH_SECONDS,
   );
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates };
+  const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, sessions };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -179,6 +191,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
   installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
   installProvisioningMetrics(app, services.provisioning, metrics);
+  const live = new LiveFeed(metrics);
+  live.install(app);
 
   // Statuses the framework and the edge give on every route are documented centrally.
   documentResponses(app, { onResponseMismatch: deps.onResponseMismatch });
@@ -204,14 +218,29 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   });
 
   app.decorateRequest('owner', null as unknown as Owner);
+  app.decorateRequest('consoleSession', null);
+  // Console sign-in: the API token comes in the body, so this route is outside the token check.
   await app.register(
     async (scope) => {
-      documentScope(scope, { security: [{ ownerToken: [] }], refusals: { 401: 'No valid API token (a client certificate is not one)' } });
+      documentScope(scope, { security: [], refusals: { 401: 'Not a valid API token' } });
+      sessionSignInRoutes(scope, services.sessions);
+    },
+    { prefix: '/api/v1' },
+  );
+  await app.register(
+    async (scope) => {
+      documentScope(scope, {
+        security: [{ ownerToken: [] }, { consoleSession: [] }],
+        refusals: {
+          401: 'No valid API token or console session (a client certificate is not one)',
+          403: 'A write with the console session cookie that lacks the X-Tips-Csrf header or comes from another origin',
+        },
+      });
       scope.addHook('onRequest', async (req) => {
         const h = req.headers.authorization;
         const token = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
         refuseCertificateWithoutToken(req, token);
-        req.owner = await services.owners.authenticate(token);
+        req.owner = await authenticateOwner(req, services.sessions, (t) => services.owners.authenticate(t), token);
       });
       ownerRoutes(scope, services.owners);
       metalRoutes(scope, services.metals, services.spaces, {
@@ -244,6 +273,9 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       gatewayOwnerRoutes(scope, services.gateways, deps.publicUrls);
       discoveryOwnerRoutes(scope, services.discovery);
       provisioningOwnerRoutes(scope, services.provisioning);
+      sessionRoutes(scope, services.sessions);
+      liveRoutes(scope, live);
+      interfaceStateRoutes(scope, services.gateways);
     },
     { prefix: '/api/v1' },
   );
@@ -281,5 +313,6 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
     },
     { prefix: '/.well-known/est' },
   );
+  installConsole(app, deps.webDir);
   return { app, services };
 }

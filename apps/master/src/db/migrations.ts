@@ -6,6 +6,7 @@ import { up0005MetalMacPerOwner, up0010Perf } from '../domains/metals/migrations
 import { up0007Provisioning } from '../domains/provisioning/migrations.ts';
 import { up0006ListKeysets } from './keyset-indexes.ts';
 import { up0008Updates } from '../domains/updates/migrations.ts';
+import { up0013Console } from '../domains/sessions/migrations.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
 // Only portable types: text, integer, bigint. Each domain's tables carry its prefix.
@@ -96,6 +97,7 @@ export const migrations: Record<string, Migration> = {
   '0007_provisioning': { up: up0007Provisioning },
   '0008_updates': { up: up0008Updates },
   '0010_perf': { up: up0010Perf },
+  '0013_console': { up: up0013Console },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
