@@ -29,6 +29,8 @@ export const DEBIAN_PACKAGES = [
   { check: 'sfdisk', pkg: 'fdisk' },
   { check: '/usr/lib/ipxe/qemu/efi-virtio.rom', pkg: 'ipxe-qemu' },
   { check: 'qemu-img', pkg: 'qemu-utils' },
+  // The web console's browser tests (playwright-core drives Debian's Chromium; never a downloaded browser).
+  { check: '/usr/bin/chromium', pkg: 'chromium' },
 ];
 
 function has(check) {

@@ -58,6 +58,7 @@ import { authenticateOwner, sessionRoutes, sessionSignInRoutes } from './domains
 import { SessionService } from './domains/sessions/service.ts';
 import { KyselySessionStore } from './domains/sessions/store.kysely.ts';
 import { interfaceStateRoutes } from './domains/gateways/states.ts';
+import { defaultSpaceRoutes } from './domains/spaces/defaults.ts';
 import { installConsole } from './http/console.ts';
 import { LiveFeed, liveRoutes } from './http/live.ts';
 
@@ -276,6 +277,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       sessionRoutes(scope, services.sessions);
       liveRoutes(scope, live);
       interfaceStateRoutes(scope, services.gateways);
+      defaultSpaceRoutes(scope, services.metals, services.spaces);
     },
     { prefix: '/api/v1' },
   );

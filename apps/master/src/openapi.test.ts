@@ -182,6 +182,7 @@ const hints: Record<string, (s: Schema) => unknown> = {
   uri: () => 'https://example.com/glaze.img',
   gatewayInterface: () => 'eth1',
   macs: () => '02:00:00:00:ff:01',
+  metals: () => fx.metal,
   rows: () => [],
   items: (s) => (s.items && Object.keys(s.items).length === 0 ? [{ mac: freshMac(), ip: '192.0.2.200', gatewayInterface: 'eth1' }] : undefined),
 };

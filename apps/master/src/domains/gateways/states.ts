@@ -15,6 +15,7 @@ const StateOut = Type.Object({
   ip: Type.Union([Type.String(), Type.Null()]),
   tipsId: Type.Union([Type.String(), Type.Null()]),
   reason: Type.Union([Type.String(), Type.Null()]),
+  lastSeenAt: Type.Union([Type.String(), Type.Null()], { description: 'when the gateway last updated this row' }),
   reportedAt: Type.String({ description: 'when the gateway reported the table this row is from' }),
 });
 
@@ -77,6 +78,7 @@ export function interfaceStateRoutes(app: FastifyInstance, gateways: GatewayServ
               ip: str(row.ip),
               tipsId: str(row.tipsId),
               reason: str(row.reason),
+              lastSeenAt: typeof row.updatedAt === 'number' ? new Date(row.updatedAt).toISOString() : null,
               reportedAt: index.updatedAt,
             });
           }
