@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { errorBody, MAX_PARAM_LENGTH } from './edge.ts';
 
 /** Paths that belong to the API and the service pages; the console never answers them. */
 const RESERVED = ['/api/', '/docs', '/openapi.json', '/metrics', '/healthz', '/readyz', '/.well-known/'];
@@ -66,8 +67,15 @@ export function installConsole(app: FastifyInstance, dir: string | undefined): v
   const files = dir !== undefined && existsSync(join(dir, 'index.html')) ? load(dir) : undefined;
   const serve = (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split('?')[0] ?? '/';
-    if (RESERVED.some((p) => path === p.replace(/\/$/, '') || path.startsWith(p))) return reply.callNotFound();
+    if (RESERVED.some((p) => path === p.replace(/\/$/, '') || path.startsWith(p))) {
+      // This catch-all matched only because no API route did: answer as the router would have.
+      if (path.split('/').some((seg) => seg.length > MAX_PARAM_LENGTH)) {
+        return reply.code(414).send(errorBody(String(req.id), 'uri_too_long', `a path segment is longer than ${MAX_PARAM_LENGTH} characters`));
+      }
+      return reply.callNotFound();
+    }
     if (!files) {
+      if (path !== '/') return reply.callNotFound();
       return reply
         .code(503)
         .type('text/plain; charset=utf-8')

@@ -33,6 +33,8 @@ const RETRY_MS = 2000;
 export class LiveFeed {
   private readonly streams = new Map<string, Set<(e: LiveEvent) => void>>();
   private readonly gauge: Gauge | undefined;
+  /** Ends every open stream (the master is closing: it must not wait for browsers to hang up). */
+  readonly enders = new Set<() => void>();
 
   constructor(metrics?: Registry) {
     this.gauge = metrics && new Gauge({ name: 'tips_master_live_streams', help: 'open console event streams (GET /api/v1/events)', registers: [metrics] });
@@ -56,6 +58,9 @@ export class LiveFeed {
 
   /** Watches answers for the changes the feed announces. */
   install(app: FastifyInstance): void {
+    app.addHook('preClose', async () => {
+      for (const end of [...this.enders]) end();
+    });
     app.addHook('onResponse', async (req, reply) => {
       if (reply.statusCode >= 300 || req.method === 'GET' || req.method === 'HEAD') return;
       const route = req.routeOptions.url ?? '';
@@ -94,14 +99,20 @@ export function liveRoutes(app: FastifyInstance, feed: LiveFeed): void {
       let n = 0;
       const unsubscribe = feed.subscribe(req.owner.id, (e) => out.write(`id: ${++n}\nevent: change\ndata: ${JSON.stringify(e)}\n\n`));
       const heartbeat = setInterval(() => out.write(': keep-alive\n\n'), HEARTBEAT_MS);
+      let ended = false;
       const end = () => {
+        if (ended) return;
+        ended = true;
         clearInterval(heartbeat);
         clearTimeout(timer);
         unsubscribe();
+        feed.enders.delete(end);
         out.end();
       };
       const timer = setTimeout(end, seconds * 1000);
-      req.raw.once('close', end);
+      feed.enders.add(end);
+      // The browser went away (its connection closed): stop writing to it.
+      reply.raw.once('close', end);
       if (seconds === 0) end();
       return reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-store').header('x-accel-buffering', 'no').send(out);
     },
