@@ -1,5 +1,5 @@
 import { type FormEvent, useEffect, useRef, useState } from 'react';
-import uPlot from 'uplot';
+import type uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { get, type Page, q, type Registration } from '../api.ts';
 import { useLive } from '../live.ts';
@@ -31,8 +31,13 @@ function Histogram({ items }: { items: Registration[] }) {
   useEffect(() => {
     const el = ref.current;
     if (!el) return;
-    const width = Math.max(280, el.clientWidth);
-    const plot = new uPlot(
+    let plot: uPlot | undefined;
+    let gone = false;
+    // uPlot is loaded with this view only: the fleet's first paint does not wait for it.
+    void import('uplot').then(({ default: UPlot }) => {
+      if (gone) return;
+      const width = Math.max(280, el.clientWidth);
+      plot = new UPlot(
       {
         width,
         height: 180,
@@ -40,12 +45,16 @@ function Histogram({ items }: { items: Registration[] }) {
         cursor: { show: false },
         scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
         axes: [{ stroke: '#1f2937' }, { stroke: '#1f2937', label: 'failures' }],
-        series: [{}, { label: 'failures', stroke: '#b42318', fill: 'rgba(180,35,24,0.35)', paths: uPlot.paths.bars!({ size: [0.9, 60] }), points: { show: false } }],
+        series: [{}, { label: 'failures', stroke: '#b42318', fill: 'rgba(180,35,24,0.35)', paths: UPlot.paths.bars!({ size: [0.9, 60] }), points: { show: false } }],
       },
       [h.x, h.y],
       el,
     );
-    return () => plot.destroy();
+    });
+    return () => {
+      gone = true;
+      plot?.destroy();
+    };
   }, [items]);
   return (
     <figure className="chart">

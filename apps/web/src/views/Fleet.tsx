@@ -6,15 +6,17 @@ import { Empty, ErrorBox, StateBadge, useAction, useLoad, when } from '../ui.tsx
 
 export const PAGE_SIZE = 50;
 
-interface FleetPage {
-  page: Page<Metal>;
+interface FleetExtras {
   states: Map<string, IfaceState[]>;
   defaults: Map<string, string>;
 }
 
-/** One page of metals, then their interface states and default Spaces: three requests, each one indexed query or lookup per item. */
-export async function loadFleetPage(filters: { name?: string; label?: string }, cursor: string | undefined): Promise<FleetPage> {
-  const page = await get<Page<Metal>>(`/api/v1/metals${q({ limit: String(PAGE_SIZE), cursor, name: filters.name, label: filters.label })}`);
+/** One page of metals (a keyset range scan); the rows show as soon as it is here. */
+const loadMetals = (filters: { name?: string; label?: string }, cursor: string | undefined) =>
+  get<Page<Metal>>(`/api/v1/metals${q({ limit: String(PAGE_SIZE), cursor, name: filters.name, label: filters.label })}`);
+
+/** Then their interface states and default Spaces, two requests side by side. */
+async function loadExtras(page: Page<Metal>): Promise<FleetExtras> {
   const macs = page.items.flatMap((m) => m.interfaces.map((i) => i.mac));
   const [states, defaults] = await Promise.all([
     macs.length ? get<{ items: IfaceState[] }>(`/api/v1/interface-states${q({ macs: macs.join(',') })}`) : { items: [] },
@@ -22,7 +24,7 @@ export async function loadFleetPage(filters: { name?: string; label?: string }, 
   ]);
   const byMac = new Map<string, IfaceState[]>();
   for (const s of states.items) byMac.set(s.mac, [...(byMac.get(s.mac) ?? []), s]);
-  return { page, states: byMac, defaults: new Map(defaults.items.map((d) => [d.metalId, d.spaceName])) };
+  return { states: byMac, defaults: new Map(defaults.items.map((d) => [d.metalId, d.spaceName])) };
 }
 
 function DeclareMetal({ onDone }: { onDone: () => void }) {
@@ -81,8 +83,13 @@ export function FleetView() {
   // Keyset pagination goes forward only: the cursors of the pages before are kept to go back.
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const cursor = cursors[cursors.length - 1];
-  const { data, error, loading, reload } = useLoad(() => loadFleetPage(filters, cursor), [filters, cursor]);
-  useLive((e) => e.kind !== 'write' || ['metals', 'spaces', 'gateways', 'session'].includes(e.resource ?? '') === true, reload);
+  const metals = useLoad(() => loadMetals(filters, cursor), [filters, cursor]);
+  const extras = useLoad(async () => (metals.data ? loadExtras(metals.data) : undefined), [metals.data]);
+  useLive((e) => e.kind !== 'write' || ['metals', 'spaces', 'gateways'].includes(e.resource ?? ''), metals.reload);
+  const loading = metals.loading || extras.loading;
+  const reload = metals.reload;
+  const error = metals.error ?? extras.error;
+  const data = metals.data && { page: metals.data, states: extras.data?.states, defaults: extras.data?.defaults };
 
   const apply = (e: FormEvent) => {
     e.preventDefault();
@@ -152,7 +159,7 @@ export function FleetView() {
             </thead>
             <tbody>
               {items.map((m) => {
-                const rows = m.interfaces.flatMap((i) => data?.states.get(i.mac.toLowerCase()) ?? []);
+                const rows = m.interfaces.flatMap((i) => data?.states?.get(i.mac.toLowerCase()) ?? []);
                 const seen = rows.map((r) => r.lastSeenAt).filter((x): x is string => x !== null).sort().pop();
                 const gateways = [...new Set(rows.map((r) => r.gatewayName))];
                 return (
@@ -164,18 +171,24 @@ export function FleetView() {
                     <td>
                       <ul className="plain">
                         {m.interfaces.map((i) => {
-                          const st = data?.states.get(i.mac.toLowerCase()) ?? [];
+                          const st = data?.states?.get(i.mac.toLowerCase()) ?? [];
                           return (
                             <li key={i.mac} data-mac={i.mac}>
                               <span className="mono">{i.name}</span> <span className="mono small">{i.mac}</span>{' '}
-                              {st.length === 0 ? <span className="badge state-unseen">Not seen</span> : st.map((s) => <StateBadge key={s.gatewayId} state={s.state} />)}
+                              {!data?.states ? (
+                                <span className="muted">…</span>
+                              ) : st.length === 0 ? (
+                                <span className="badge state-unseen">Not seen</span>
+                              ) : (
+                                st.map((s) => <StateBadge key={s.gatewayId} state={s.state} />)
+                              )}
                             </li>
                           );
                         })}
                       </ul>
                     </td>
                     <td>{gateways.join(', ') || '—'}</td>
-                    <td>{data?.defaults.get(m.id) ?? <span className="muted">none</span>}</td>
+                    <td>{data?.defaults ? (data.defaults.get(m.id) ?? <span className="muted">none</span>) : <span className="muted">…</span>}</td>
                     <td>
                       {Object.entries(m.labels).map(([k, v]) => (
                         <span key={k} className="label">

@@ -1,4 +1,4 @@
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useEffect, useState } from 'react';
 import { ApiError, api, get, type Glaze, type Page, q, type Space, upload } from '../api.ts';
 import { useLive } from '../live.ts';
 import { bytes, ConfirmButton, Empty, ErrorBox, useLoad, when } from '../ui.tsx';
@@ -97,10 +97,16 @@ export function GlazesView() {
   }, []);
   useLive((e) => e.kind === 'write' && (e.resource === 'glazes' || e.resource === 'spaces'), reload);
   const spaceName = (id: string) => data?.spaces.find((s) => s.id === id)?.name ?? id;
+  // Open while there is no Glaze; after that it stays as the user left it (an upload's result stays in view).
+  const [open, setOpen] = useState(false);
+  const none = data !== undefined && data.glazes.length === 0;
+  useEffect(() => {
+    if (none) setOpen(true);
+  }, [none]);
   return (
     <section aria-labelledby="glazes-title">
       <h1 id="glazes-title">Glazes</h1>
-      <details className="panel" open={data?.glazes.length === 0 ? true : undefined}>
+      <details className="panel" open={open} onToggle={(e) => setOpen(e.currentTarget.open)}>
         <summary>Upload a Glaze</summary>
         <UploadGlaze spaces={data?.spaces ?? []} onDone={reload} />
       </details>

@@ -52,7 +52,7 @@ export async function authenticateOwner(req: FastifyRequest, sessions: SessionSe
     csrfHeader: header(req, CSRF_HEADER),
     origin: header(req, 'origin'),
     fetchSite: header(req, 'sec-fetch-site'),
-    selfOrigin: `${req.protocol}://${req.host}`,
+    selfHost: req.host,
   });
   req.consoleSession = session;
   return owner;

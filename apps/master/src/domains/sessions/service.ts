@@ -22,8 +22,8 @@ export interface CookieRequest {
   origin: string | undefined;
   /** Sec-Fetch-Site as sent, when Origin is absent. */
   fetchSite: string | undefined;
-  /** This master's own origin as the request reached it (scheme://host[:port]). */
-  selfOrigin: string;
+  /** This master's host as the request reached it (the Host header: name[:port]). */
+  selfHost: string;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -84,9 +84,11 @@ export class SessionService {
 }
 
 function checkCsrf(req: CookieRequest, session: ConsoleSession): void {
-  // Origin first: a page of another site can never make the browser send this master's Origin.
+  // Origin first: a page of another origin can never make the browser send this master's. The host
+  // is compared, not the scheme, so a master behind a TLS-terminating proxy (it sees http, the
+  // browser says https) still accepts its own page; the port is part of the host.
   if (req.origin !== undefined) {
-    if (req.origin !== req.selfOrigin) throw new SessionError('csrf_failed', `a cookie-authenticated write must come from ${req.selfOrigin}, not ${req.origin.slice(0, 100)}`);
+    if (hostKey(req.origin) !== hostKey(`http://${req.selfHost}`)) throw new SessionError('csrf_failed', `a cookie-authenticated write must come from this master's own page (${req.selfHost}), not ${req.origin.slice(0, 100)}`);
   } else if (req.fetchSite !== undefined && req.fetchSite !== 'same-origin') {
     throw new SessionError('csrf_failed', 'a cookie-authenticated write must come from this origin');
   }
@@ -94,5 +96,16 @@ function checkCsrf(req: CookieRequest, session: ConsoleSession): void {
   const expected = Buffer.from(session.csrfToken, 'utf8');
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     throw new SessionError('csrf_failed', 'a cookie-authenticated write needs the X-Tips-Csrf header (the tips_csrf cookie\'s value)', 'x-tips-csrf');
+  }
+}
+
+/** name and port of a URL's host, the default ports (80, 443) left out so `host` and `host:80` agree. */
+function hostKey(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    const port = u.port === '80' || u.port === '443' ? '' : u.port;
+    return `${u.hostname}:${port}`;
+  } catch {
+    return undefined;
   }
 }
