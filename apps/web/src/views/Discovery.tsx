@@ -10,11 +10,14 @@ const BINS = 24;
 const HISTOGRAM_SAMPLE = 1000;
 
 /** Failures per time bin, from the oldest in the sample to now. */
+const duration = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${Math.round(s / 60)} min` : `${s} s`);
+
 export function histogram(items: { at: string }[], now: number): { x: number[]; y: number[]; binSeconds: number } {
   const times = items.map((i) => Date.parse(i.at) / 1000);
   const end = Math.ceil(now / 1000);
   const oldest = times.length ? Math.min(...times) : end - 3600;
-  const span = Math.max(end - oldest, 60);
+  // At least the last hour, so a few recent failures read as a moment, not as the whole chart.
+  const span = Math.max(end - oldest, 3600);
   const binSeconds = Math.ceil(span / BINS);
   const start = end - binSeconds * BINS;
   const x = Array.from({ length: BINS }, (_, i) => start + i * binSeconds);
@@ -58,9 +61,9 @@ function Histogram({ items }: { items: Registration[] }) {
   }, [items]);
   return (
     <figure className="chart">
-      <div ref={ref} role="img" aria-label={`Histogram of ${total} failed registrations over time, ${Math.round(h.binSeconds / 60)} minutes per bar`} data-total={total} />
+      <div ref={ref} role="img" aria-label={`Histogram of ${total} failed registrations over time, ${duration(h.binSeconds)} per bar`} data-total={total} />
       <figcaption className="muted">
-        Failed registrations per {h.binSeconds >= 3600 ? `${(h.binSeconds / 3600).toFixed(1)} h` : `${Math.round(h.binSeconds / 60)} min`} (the newest {Math.min(items.length, HISTOGRAM_SAMPLE)}).
+        Failed registrations per {duration(h.binSeconds)} (the newest {Math.min(items.length, HISTOGRAM_SAMPLE)}).
       </figcaption>
     </figure>
   );
