@@ -8,7 +8,7 @@
 // (swagger-ui's static assets, pino's transports in worker threads) work exactly as from source.
 // Outputs are written beside their final name and renamed into place, so a bin started while a
 // build runs (two test runs at once) reads the old file or the new one, never half of one.
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 
@@ -123,4 +123,30 @@ export async function buildBins({ quiet = false } = {}) {
   if (!quiet) process.stdout.write(`built ${Object.keys(ENTRIES).map((a) => `dist/${a}/main.js`).join(', ')}, apps/client/dist/tips-client.cjs, dist/${INSTALLER.out} in ${Date.now() - started} ms\n`);
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) await buildBins();
+/** The web console (apps/web): Vite bundles it into dist/web, which tips-master serves at `/`. */
+export const WEB_DIR = join(DIST, 'web');
+
+/**
+ * Builds the console beside dist/web and swaps it into place; a master already running keeps the
+ * files it read at start. Vite is loaded only here, so building the bins never loads it.
+ */
+export async function buildWeb({ quiet = false } = {}) {
+  const started = Date.now();
+  const { build: vite } = await import('vite');
+  const staging = join(DIST, `.web-${process.pid}`);
+  const old = join(DIST, `.web-old-${process.pid}`);
+  try {
+    await vite({ configFile: join(ROOT, 'apps/web/vite.config.ts'), logLevel: 'warn', build: { outDir: staging, emptyOutDir: true } });
+    if (existsSync(WEB_DIR)) renameSync(WEB_DIR, old);
+    renameSync(staging, WEB_DIR);
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+    rmSync(old, { recursive: true, force: true });
+  }
+  if (!quiet) process.stdout.write(`built dist/web (the console) in ${Date.now() - started} ms\n`);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
+  await buildBins();
+  await buildWeb();
+}

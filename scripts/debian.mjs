@@ -34,6 +34,8 @@ export const DEBIAN_PACKAGES = [
   { check: 'tpm2_sign', pkg: 'tpm2-tools' },
   // Reads what the S3 blob store wrote (blob contract suite, e2e/glaze-s3.test.ts); /usr/bin, not a pyenv shim.
   { check: '/usr/bin/aws', pkg: 'awscli' },
+  // The web console's browser tests (playwright-core drives Debian's Chromium; never a downloaded browser).
+  { check: '/usr/bin/chromium', pkg: 'chromium' },
 ];
 
 function has(check) {

@@ -67,6 +67,13 @@ import { KyselyRendezvousStore } from './domains/rendezvous/store.kysely.ts';
 import { VoucherService } from './domains/vouchers/service.ts';
 import { KyselyVoucherStore } from './domains/vouchers/store.kysely.ts';
 import { installLifecycleMetrics } from './domains/directives/metrics.ts';
+import { authenticateOwner, sessionRoutes, sessionSignInRoutes } from './domains/sessions/routes.ts';
+import { SessionService } from './domains/sessions/service.ts';
+import { KyselySessionStore } from './domains/sessions/store.kysely.ts';
+import { interfaceStateRoutes } from './domains/gateways/states.ts';
+import { defaultSpaceRoutes } from './domains/spaces/defaults.ts';
+import { installConsole } from './http/console.ts';
+import { LiveFeed, liveRoutes } from './http/live.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -106,6 +113,10 @@ export interface MasterDeps {
   reauthPeriodSeconds?: number;
   /** How the master reaches other servers (rendezvous registration); tests route it in-process. */
   fetch?: typeof fetch;
+  /** The built web console (dist/web) served at `/`; without it `/` says how to build it. */
+  webDir?: string;
+  /** Lifetime of a console session (default 12 h). */
+  sessionTtlSeconds?: number;
 }
 
 export interface Services {
@@ -125,6 +136,7 @@ export interface Services {
   vouchers: VoucherService;
   rendezvous: RendezvousService;
   directives: DirectiveService;
+  sessions: SessionService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -172,7 +184,8 @@ export function createServices(deps: MasterDeps): Services {
   const vouchers = new VoucherService(new KyselyVoucherStore(deps.db), clock, random, deps.fetch);
   const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives };
+  const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -207,6 +220,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installRendezvousMetrics(metrics, services.rendezvous);
   services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
   installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
+  const live = new LiveFeed(metrics);
+  live.install(app);
 
   // Statuses the framework and the edge give on every route are documented centrally.
   documentResponses(app, { onResponseMismatch: deps.onResponseMismatch });
@@ -232,14 +247,29 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   });
 
   app.decorateRequest('owner', null as unknown as Owner);
+  app.decorateRequest('consoleSession', null);
+  // Console sign-in: the API token comes in the body, so this route is outside the token check.
   await app.register(
     async (scope) => {
-      documentScope(scope, { security: [{ ownerToken: [] }], refusals: { 401: 'No valid API token (a client certificate is not one)' } });
+      documentScope(scope, { security: [], refusals: { 401: 'Not a valid API token' } });
+      sessionSignInRoutes(scope, services.sessions);
+    },
+    { prefix: '/api/v1' },
+  );
+  await app.register(
+    async (scope) => {
+      documentScope(scope, {
+        security: [{ ownerToken: [] }, { consoleSession: [] }],
+        refusals: {
+          401: 'No valid API token or console session (a client certificate is not one)',
+          403: 'A write with the console session cookie that lacks the X-Tips-Csrf header or comes from another origin',
+        },
+      });
       scope.addHook('onRequest', async (req) => {
         const h = req.headers.authorization;
         const token = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
         refuseCertificateWithoutToken(req, token);
-        req.owner = await services.owners.authenticate(token);
+        req.owner = await authenticateOwner(req, services.sessions, (t) => services.owners.authenticate(t), token);
       });
       ownerRoutes(scope, services.owners);
       metalRoutes(scope, services.metals, services.spaces, {
@@ -274,6 +304,10 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       discoveryOwnerRoutes(scope, services.discovery);
       provisioningOwnerRoutes(scope, services.provisioning);
       voucherRoutes(scope, services.vouchers, deps.publicUrls && (() => deps.publicUrls!().url));
+      sessionRoutes(scope, services.sessions);
+      liveRoutes(scope, live);
+      interfaceStateRoutes(scope, services.gateways);
+      defaultSpaceRoutes(scope, services.metals, services.spaces);
     },
     { prefix: '/api/v1' },
   );
@@ -329,5 +363,6 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
     },
     { prefix: '/.well-known/est' },
   );
+  installConsole(app, deps.webDir);
   return { app, services };
 }

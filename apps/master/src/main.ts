@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -144,6 +144,7 @@ const program = new Command('tips-master')
       certLifetimeHours: config.metalCertDays * 24,
       tinkerbell: config.tinkerbell,
       reauthPeriodSeconds: config.reauthPeriodSeconds,
+      webDir: consoleDir(),
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);
@@ -229,3 +230,10 @@ const program = new Command('tips-master')
   });
 
 await program.parseAsync(process.argv);
+
+/** The built console: dist/web beside dist/master (the bundle), else the repository's dist/web (from source); TIPS_WEB_DIR overrides. */
+function consoleDir(): string {
+  if (process.env.TIPS_WEB_DIR) return process.env.TIPS_WEB_DIR;
+  const beside = join(import.meta.dirname, '..', 'web');
+  return existsSync(join(beside, 'index.html')) ? beside : join(import.meta.dirname, '..', '..', '..', 'dist', 'web');
+}

@@ -226,6 +226,8 @@ const hints: Record<string, (s: Schema) => unknown> = {
   component: () => 'rootfs',
   uri: () => 'https://example.com/glaze.img',
   gatewayInterface: () => 'eth1',
+  macs: () => '02:00:00:00:ff:01',
+  metals: () => fx.metal,
   rows: () => [],
   vouchers: () => [fx.voucher],
   items: (s) => (s.items && Object.keys(s.items).length === 0 ? [{ mac: freshMac(), ip: '192.0.2.200', gatewayInterface: 'eth1' }] : undefined),
@@ -242,6 +244,8 @@ const chosenOptional: Record<string, Record<string, unknown>> = {
   'POST /api/rendezvous/v1/prove': { guid: () => fx.rvGuid, proof: () => fx.rvProof },
   'POST /api/onboarding/v1/hello': { guid: () => fx.guid, nonce: () => Buffer.alloc(16, 2).toString('base64') },
   'POST /api/onboarding/v1/prove': { guid: () => fx.guid, proof: () => fx.to2Proof },
+  // Console sign-in takes an owner API token, not the CWT the `token` hint gives.
+  'POST /api/v1/session': { token: () => adminToken },
 };
 
 /** Query and path values an operation needs that the property name alone cannot pick. */
@@ -251,6 +255,8 @@ const chosenParams: Record<string, Record<string, () => string>> = {
   'POST /api/gateway/v1/provisioning/jobs/{jobId}/report': { mac: () => fx.p1Mac },
   'POST /api/v1/metals/{ref}/reprovision': { ref: () => fx.p1BootMetal },
   'POST /api/v1/metals/{ref}/retire': { ref: () => fx.retireMetal },
+  // An event stream ends only when asked to: 0 s answers the opening events and ends.
+  'GET /api/v1/events': { seconds: () => '0' },
 };
 
 /** A valid value for a schema: an example or default if it gives one, else the least that satisfies it. */
@@ -422,7 +428,7 @@ function probesFor(o: Operation): Probe[] {
     pathParams.map((p) => [p.name, chosen[p.name]?.() ?? pathFixture(o.path, p.name) ?? String(sample(p.schema ?? {}, p.name))]),
   );
   const validPath = fill(Object.fromEntries(Object.entries(validParams).map(([k, v]) => [k, encodeURIComponent(v)])));
-  const query: Record<string, string> = Object.fromEntries(queryParams.filter((p) => p.required).map((p) => [p.name, chosen[p.name]?.() ?? String(sample(p.schema ?? {}, p.name))]));
+  const query: Record<string, string> = Object.fromEntries(queryParams.filter((p) => p.required || chosen[p.name] !== undefined).map((p) => [p.name, chosen[p.name]?.() ?? String(sample(p.schema ?? {}, p.name))]));
   const auth = true;
   const probes: Probe[] = [];
 

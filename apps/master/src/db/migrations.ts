@@ -8,6 +8,7 @@ import { up0006ListKeysets } from './keyset-indexes.ts';
 import { up0008Updates } from '../domains/updates/migrations.ts';
 import { up0014Onboarding } from '../domains/vouchers/migrations.ts';
 import { up0014Rendezvous } from '../domains/rendezvous/migrations.ts';
+import { up0013Console } from '../domains/sessions/migrations.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
 // Only portable types: text, integer, bigint. Each domain's tables carry its prefix.
@@ -100,6 +101,7 @@ export const migrations: Record<string, Migration> = {
   '0010_perf': { up: up0010Perf },
   '0011_lifecycle': { up: up0011Lifecycle },
   '0012_engines': { up: up0012Engines },
+  '0013_console': { up: up0013Console },
   '0014_onboarding': {
     async up(db: Kysely<unknown>) {
       await up0014Onboarding(db);

@@ -30,6 +30,12 @@ declare module 'fastify' {
 /** Security schemes of the three audiences and of EST, named by the routes' `security`. */
 export const SECURITY_SCHEMES = {
   ownerToken: { type: 'http', scheme: 'bearer', description: 'an owner API token (tips_…)' },
+  consoleSession: {
+    type: 'apiKey',
+    in: 'cookie',
+    name: 'tips_session',
+    description: 'the web console: the session cookie POST /api/v1/session sets; writes also need X-Tips-Csrf (the tips_csrf cookie) and this Origin',
+  },
   gatewaySignature: {
     type: 'apiKey',
     in: 'header',

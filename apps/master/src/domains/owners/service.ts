@@ -107,6 +107,14 @@ export class OwnerService {
     return found.owner;
   }
 
+  /**
+   * The owner of the API token whose SHA-256 is `tokenHash`, if that token still exists: a console
+   * session keeps the hash of the token it was opened with, so revoking the token ends the session.
+   */
+  async ownerOfTokenHash(tokenHash: string): Promise<Owner | undefined> {
+    return (await this.store.findOwnerByTokenHash(tokenHash))?.owner;
+  }
+
   /** Whether `token` is a current API token of an admin (a bootstrap token already in effect). */
   async isAdminToken(token: string): Promise<boolean> {
     if (!API_TOKEN_FORMAT.test(token)) return false;

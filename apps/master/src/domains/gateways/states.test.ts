@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testMaster, type TestMaster } from '../../testing.ts';
+import { TestGateway } from './test-client.ts';
+
+let m: TestMaster;
+beforeAll(async () => {
+  m = await testMaster();
+});
+afterAll(async () => m?.close());
+
+const row = (mac: string, state: string, extra: Record<string, unknown> = {}) => ({ mac, state, gatewayInterface: 'br0', ip: '10.0.0.5', tipsId: null, reason: null, updatedAt: Date.parse('2026-11-29T12:00:00Z'), ...extra });
+
+describe('T11 D6 interface states and default Spaces for a page of metals (the fleet view)', () => {
+  it("answers each MAC's row from the latest table of each of the owner's gateways, and nothing from another owner's", async () => {
+    const a1 = await TestGateway.enroll(m.app, m.alice.token, 'states-a1');
+    const a2 = await TestGateway.enroll(m.app, m.alice.token, 'states-a2');
+    const b = await TestGateway.enroll(m.app, m.bob.token, 'states-b');
+    await a1.request('PUT', '/api/gateway/v1/table', { rows: [row('02:00:00:00:51:01', 'active'), row('02:00:00:00:51:02', 'pending')] });
+    await a2.request('PUT', '/api/gateway/v1/table', { rows: [row('02:00:00:00:51:01', 'blocked', { reason: 'metal_blocked' })] });
+    await b.request('PUT', '/api/gateway/v1/table', { rows: [row('02:00:00:00:51:03', 'active')] });
+    const r = await m.app.inject({ url: '/api/v1/interface-states?macs=02:00:00:00:51:01,02-00-00-00-51-03,02:00:00:00:51:09', headers: m.auth(m.alice.token) });
+    expect(r.statusCode).toBe(200);
+    const items = r.json().items as { mac: string; gatewayName: string; state: string; reason: string | null; lastSeenAt: string }[];
+    expect(items.map((i) => [i.mac, i.gatewayName, i.state, i.reason]).sort()).toEqual([
+      ['02:00:00:00:51:01', 'states-a1', 'active', null],
+      ['02:00:00:00:51:01', 'states-a2', 'blocked', 'metal_blocked'],
+    ]);
+    expect(items[0]!.lastSeenAt).toBe('2026-11-29T12:00:00.000Z');
+    // A new snapshot replaces the old one (the index is rebuilt per snapshot).
+    await a1.request('PUT', '/api/gateway/v1/table', { rows: [row('02:00:00:00:51:01', 'blocked')] });
+    const again = await m.app.inject({ url: '/api/v1/interface-states?macs=02:00:00:00:51:01', headers: m.auth(m.alice.token) });
+    expect((again.json().items as { state: string }[]).map((i) => i.state)).toEqual(['blocked', 'blocked']);
+  });
+
+  it('refuses a MAC that is not one, naming it, and more than 200', async () => {
+    const bad = await m.app.inject({ url: '/api/v1/interface-states?macs=02:00:00:00:51:01,nope', headers: m.auth(m.alice.token) });
+    expect([bad.statusCode, bad.json().error.field]).toEqual([400, 'querystring.macs']);
+    const many = Array.from({ length: 201 }, (_, i) => `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`).join(',');
+    expect((await m.app.inject({ url: `/api/v1/interface-states?macs=${many}`, headers: m.auth(m.alice.token) })).statusCode).toBe(400);
+  });
+
+  it("names each metal's default Phase 1 Space; another owner's metal is a 404", async () => {
+    const h = m.auth(m.alice.token);
+    const mk = async (name: string, mac: string) => (await m.app.inject({ method: 'POST', url: '/api/v1/metals', headers: h, payload: { name, interfaces: [{ name: 'eth0', mac, type: 'ethernet', pxe: true }] } })).json().id as string;
+    const one = await mk('def-1', '02:00:00:00:52:01');
+    const two = await mk('def-2', '02:00:00:00:52:02');
+    const space = (await m.app.inject({ method: 'POST', url: '/api/v1/spaces', headers: h, payload: { name: 'def-base', phase: 1 } })).json().id;
+    await m.app.inject({ method: 'POST', url: `/api/v1/spaces/${space}/members`, headers: h, payload: { metal: one, interfaces: ['eth0'], default: true } });
+    const r = await m.app.inject({ url: `/api/v1/default-spaces?metals=${one},def-2`, headers: h });
+    expect(r.json().items).toEqual([{ metalId: one, spaceId: space, spaceName: 'def-base' }]);
+    expect(two).toMatch(/^mtl_/);
+    const bob = await m.app.inject({ url: `/api/v1/default-spaces?metals=${one}`, headers: m.auth(m.bob.token) });
+    expect(bob.statusCode).toBe(404);
+  });
+});

@@ -1,0 +1,285 @@
+// The web console in a real browser (D6, T3, T4, T9, T11, T12, T16): Debian's Chromium driven by
+// playwright-core against a real tips-master process. Every change reaches the page the way it
+// would in production: the operator's clicks go through the public owner API with the session
+// cookie; a gateway speaks the real gateway API (signed); the page learns of it over the live
+// event stream, without a reload. With TIPS_SCREENSHOTS=<dir> (npm run screenshots) each view is
+// also saved as a PNG there.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildWeb } from '../scripts/build.mjs';
+import { ApiGateway, launchChromium, ownerApi, seriousViolations, tableRow } from './console-kit.ts';
+import { type RunningMaster, startMaster } from './helpers.ts';
+
+const TOKEN = `tips_${randomBytes(32).toString('base64url')}`;
+const SHOTS = process.env.TIPS_SCREENSHOTS ? resolve(process.env.TIPS_SCREENSHOTS) : undefined;
+const MAC = '02:c0:00:00:00:01';
+const INTRUDER = '02:c0:00:00:00:66';
+const LIVE = 20_000;
+
+let dir: string;
+let master: RunningMaster;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let gateway: ApiGateway;
+let evil: Server | undefined;
+let sessionCookie = '';
+
+async function shot(name: string): Promise<void> {
+  if (!SHOTS) return;
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function accessible(view: string): Promise<void> {
+  expect(await seriousViolations(page), `axe-core on ${view}`).toEqual([]);
+}
+
+/** Moves between views the way a user does: the nav link, no reload. */
+async function nav(label: string): Promise<void> {
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: label, exact: true }).click();
+}
+
+beforeAll(async () => {
+  await buildWeb({ quiet: true });
+  dir = mkdtempSync(join(tmpdir(), 'tips-console-e2e-'));
+  master = await startMaster(['--data-dir', dir, '--tls-port', 'off', '--mqtt-port', 'off', '--log-level', 'info'], { TIPS_BOOTSTRAP_ADMIN_TOKEN: TOKEN });
+  browser = await launchChromium();
+  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  page = await context.newPage();
+  if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+});
+
+afterAll(async () => {
+  gateway?.close();
+  evil?.close();
+  await browser?.close();
+  await master?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('D6 web console in Chromium against a real master', () => {
+  it('shows the sign-in page, refuses a wrong token in words, and signs in with a session cookie (HttpOnly, SameSite=Strict, the token stored nowhere)', async () => {
+    await page.goto(master.url);
+    await expect.poll(() => page.getByLabel('API token').isVisible(), { timeout: LIVE }).toBe(true);
+    await accessible('sign-in');
+    await shot('sign-in');
+    await page.getByLabel('API token').fill(`tips_${'A'.repeat(43)}`);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent(), { timeout: LIVE }).toContain('not valid');
+
+    await page.getByLabel('API token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('heading', { name: 'Fleet' }).isVisible(), { timeout: LIVE }).toBe(true);
+    const cookies = await context.cookies();
+    const session = cookies.find((c) => c.name === 'tips_session')!;
+    expect(session.httpOnly).toBe(true);
+    expect(session.sameSite).toBe('Strict');
+    sessionCookie = `tips_session=${session.value}`;
+    const stored = await page.evaluate(() => JSON.stringify({ local: { ...localStorage }, session: { ...sessionStorage }, cookie: document.cookie }));
+    expect(stored).not.toContain(TOKEN.slice(5));
+    expect(stored).not.toContain(session.value);
+    // The empty fleet tells a new user what to do next.
+    await expect.poll(() => page.getByText('Declare your first metal').isVisible(), { timeout: LIVE }).toBe(true);
+    await accessible('empty fleet');
+    await shot('fleet-empty');
+  });
+
+  it('creates a Space and a metal, and makes the Space the metal’s default (T3, T4)', async () => {
+    await nav('Spaces');
+    await page.getByLabel('Name').fill('lab-base');
+    await page.getByRole('button', { name: 'Create Space' }).click();
+    await expect.poll(() => page.getByRole('heading', { name: /lab-base/ }).isVisible(), { timeout: LIVE }).toBe(true);
+
+    await nav('Fleet');
+    await page.locator('summary', { hasText: 'Declare a metal' }).click();
+    await page.getByLabel('Name', { exact: true }).fill('pi-1');
+    await page.getByLabel('MAC address').fill(MAC);
+    await page.getByRole('button', { name: 'Declare metal' }).click();
+    const row = page.locator('tr[data-metal="pi-1"]');
+    await expect.poll(() => row.textContent(), { timeout: LIVE }).toContain('Not seen');
+
+    await nav('Spaces');
+    await page.getByRole('link', { name: 'lab-base' }).click();
+    await page.getByLabel('Metal (name or TIPS ID)').fill('pi-1');
+    await page.getByRole('button', { name: 'Add member' }).click();
+    await expect.poll(() => page.getByRole('table', { name: 'Members' }).textContent(), { timeout: LIVE }).toContain('yes');
+    await accessible('Space');
+    await shot('space');
+    await nav('Spaces');
+    await expect.poll(() => page.getByRole('table', { name: 'Spaces' }).isVisible(), { timeout: LIVE }).toBe(true);
+    await accessible('Spaces');
+    const owner = await ownerApi<{ spaces: { spaceName: string; isDefault: boolean }[] }>(master.url, TOKEN, 'GET', '/api/v1/metals/pi-1');
+    expect(owner.spaces).toEqual([expect.objectContaining({ spaceName: 'lab-base', isDefault: true })]);
+  });
+
+  it('uploads a Glaze with a progress bar that climbs to 100 % (T12)', async () => {
+    await nav('Glazes');
+    await expect.poll(() => page.getByText('No Glazes yet').isVisible(), { timeout: LIVE }).toBe(true);
+    await accessible('empty Glazes');
+    const size = 8 * 1024 * 1024;
+    await page.getByLabel('Image file').setInputFiles({ name: 'base.img', mimeType: 'application/octet-stream', buffer: randomBytes(size) });
+    await page.getByLabel('Version').fill('1.0');
+    await page.getByLabel(/lab-base/).check();
+    // Every value the progress bar takes, recorded in the page as it changes.
+    await page.evaluate(() => {
+      const w = window as unknown as { progress: number[] };
+      w.progress = [];
+      new MutationObserver(() => {
+        const p = document.querySelector('progress');
+        if (p && w.progress[w.progress.length - 1] !== p.value) w.progress.push(p.value);
+      }).observe(document.body, { subtree: true, childList: true, attributes: true });
+    });
+    await page.getByRole('button', { name: 'Upload' }).click();
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'Uploaded' }).isVisible(), { timeout: 60_000 }).toBe(true);
+    const values = await page.evaluate(() => (window as unknown as { progress: number[] }).progress);
+    expect(values[0]).toBe(0);
+    expect(values[values.length - 1]).toBe(size);
+    expect([...values].sort((a, b) => a - b)).toEqual(values);
+    expect(await page.locator('progress').getAttribute('max')).toBe(String(size));
+    const glazes = await ownerApi<{ items: { name: string; size: number; spaces: string[] }[] }>(master.url, TOKEN, 'GET', '/api/v1/glazes');
+    expect(glazes.items).toEqual([expect.objectContaining({ name: 'base.img', size, spaces: [expect.stringMatching(/^spc_/)] })]);
+    await expect.poll(() => page.getByRole('table', { name: 'Glazes' }).textContent(), { timeout: LIVE }).toContain('base.img@1.0');
+    await accessible('Glazes');
+    await shot('glazes');
+  });
+
+  it('enrolls a gateway: shows the one-time token and the exact tips-gateway enroll command (T11)', async () => {
+    await nav('Gateways');
+    await expect.poll(() => page.getByText('No gateways yet').isVisible(), { timeout: LIVE }).toBe(true);
+    await page.getByLabel('Name').fill('gw-shown');
+    await page.getByRole('button', { name: 'Enroll a gateway' }).click();
+    const command = page.getByTestId('enroll-command');
+    await expect.poll(() => command.isVisible(), { timeout: LIVE }).toBe(true);
+    const token = (await page.getByTestId('enrollment-token').textContent())!.trim();
+    expect((await command.textContent())!.trim()).toBe(`tips-gateway enroll --master ${master.url} --token ${token} --data-dir /var/lib/tips-gateway --name gw-shown`);
+    await accessible('Gateways');
+    await shot('gateways');
+  });
+
+  it('a metal goes Pending → Active live when its gateway registers it, without a reload (T5, T6, T11)', async () => {
+    gateway = await ApiGateway.enroll(master.url, TOKEN, 'gw-lab');
+    await gateway.connect();
+    await nav('Fleet');
+    const row = page.locator('tr[data-metal="pi-1"]');
+    await expect.poll(() => row.textContent(), { timeout: LIVE }).toContain('Not seen');
+    await page.evaluate(() => {
+      (window as unknown as { sameDocument: boolean }).sameDocument = true;
+    });
+
+    // The gateway saw DHCP from the metal: a Pending row in its table.
+    await gateway.putTable([tableRow(MAC, 'pending', { ip: '10.0.0.100' })]);
+    await expect.poll(() => row.locator('.badge').allTextContents(), { timeout: LIVE }).toEqual(['Pending']);
+    // TIPS-D decides by the T6 rule (declared MAC, default Phase 1 Space, not blocked): active.
+    const decision = await gateway.register(MAC, '10.0.0.100');
+    expect(decision.decision).toBe('active');
+    await gateway.putTable([tableRow(MAC, 'active', { ip: '10.0.0.100', tipsId: decision.tipsId })]);
+    await expect.poll(() => row.locator('.badge').allTextContents(), { timeout: LIVE }).toEqual(['Active']);
+    expect(await row.textContent()).toContain('gw-lab');
+    expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
+    await accessible('fleet');
+    await shot('fleet');
+
+    await nav('Gateways');
+    await page.getByRole('link', { name: 'gw-lab' }).click();
+    await expect.poll(() => page.getByRole('table', { name: 'Interface table' }).textContent(), { timeout: LIVE }).toContain('10.0.0.100');
+    await accessible('gateway table');
+    await shot('gateway-table');
+  });
+
+  it('blocking the metal (after a confirmation) tells its gateway; its rows turn Blocked live (T16)', async () => {
+    await nav('Fleet');
+    await page.getByRole('link', { name: 'pi-1' }).click();
+    await expect.poll(() => page.getByRole('heading', { name: 'pi-1' }).isVisible(), { timeout: LIVE }).toBe(true);
+    await accessible('metal');
+    await page.getByRole('button', { name: 'Block', exact: true }).click();
+    const dialog = page.getByRole('dialog');
+    await expect.poll(() => dialog.isVisible(), { timeout: LIVE }).toBe(true);
+    await accessible('block confirmation');
+    // Cancel changes nothing: no command reaches the gateway.
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(gateway.commands.filter((c) => c.type === 'block')).toEqual([]);
+
+    await page.getByRole('button', { name: 'Block', exact: true }).click();
+    await dialog.getByLabel('Reason (optional)').fill('lost in transit');
+    await dialog.getByRole('button', { name: 'Block at every gateway' }).click();
+    await expect.poll(() => gateway.commands.find((c) => c.type === 'block'), { timeout: LIVE }).toMatchObject({ macs: [MAC], reason: 'lost in transit' });
+    await expect.poll(() => page.getByRole('status').filter({ hasText: 'Block sent to 1 gateway' }).isVisible(), { timeout: LIVE }).toBe(true);
+    // The gateway applies the block and reports its table, as tips-gateway does.
+    await gateway.putTable([tableRow(MAC, 'blocked', { ip: '10.0.0.100', reason: 'metal_blocked' })]);
+    const rows = page.getByRole('table', { name: 'Interfaces and their state per gateway' });
+    await expect.poll(() => rows.locator('.badge').allTextContents(), { timeout: LIVE }).toEqual(['Blocked']);
+    await shot('metal');
+    await nav('Fleet');
+    await expect.poll(() => page.locator('tr[data-metal="pi-1"] .badge').allTextContents(), { timeout: LIVE }).toEqual(['Blocked']);
+  });
+
+  it('a refused registration appears in the failures table and the histogram, live (T9)', async () => {
+    await nav('Discovery');
+    await expect.poll(() => page.getByText('No failed registrations').isVisible(), { timeout: LIVE }).toBe(true);
+    const chart = page.locator('figure.chart [role="img"]');
+    expect(await chart.getAttribute('data-total')).toBe('0');
+    await accessible('empty discovery');
+    const decision = await gateway.register(INTRUDER, '10.0.0.166');
+    expect(decision).toMatchObject({ decision: 'blocked' });
+    const table = page.getByRole('table', { name: 'Failed registrations' });
+    await expect.poll(() => table.locator(`tr[data-mac="${INTRUDER}"]`).count(), { timeout: LIVE }).toBe(1);
+    expect(await table.textContent()).toContain(decision.reason!);
+    await expect.poll(() => chart.getAttribute('data-total'), { timeout: LIVE }).toBe('1');
+    expect(await page.locator('figure.chart canvas').count()).toBeGreaterThan(0);
+    await accessible('discovery');
+    await shot('discovery');
+  });
+
+  it('a write from another origin with the session cookie is refused (CSRF), and changes nothing', async () => {
+    const before = gateway.commands.length;
+    // Another origin on the same host (another port): same site, so the SameSite=Strict cookie is
+    // sent; the Origin check and the missing CSRF header must refuse the write.
+    evil = createServer((_req, res) => {
+      res.setHeader('content-type', 'text/html');
+      res.end(`<!doctype html><title>evil</title><script>
+        fetch(${JSON.stringify(`${master.url}/api/v1/metals/pi-1/unblock`)}, { method: 'POST', mode: 'no-cors', credentials: 'include' })
+          .then(() => { document.title = 'sent'; }, () => { document.title = 'failed'; });
+      </script>`);
+    });
+    await new Promise<void>((ok) => evil!.listen(0, '127.0.0.1', ok));
+    const evilPage = await context.newPage();
+    await evilPage.goto(`http://127.0.0.1:${(evil.address() as AddressInfo).port}/`);
+    await expect.poll(() => evilPage.title(), { timeout: LIVE }).not.toBe('evil');
+    await evilPage.close();
+    // The master saw the cookie and refused the write for its origin (not for a missing session).
+    await expect.poll(() => master.output(), { timeout: LIVE }).toContain('csrf_failed');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(gateway.commands.slice(before).filter((c) => c.type === 'unblock')).toEqual([]);
+    // Still blocked: unblocking through the API now works, which it would not had the attack succeeded.
+    expect(await ownerApi(master.url, TOKEN, 'POST', '/api/v1/metals/pi-1/unblock')).toMatchObject({ tipsId: expect.stringMatching(/^mtl_/) });
+  });
+
+  it('signs out: the session is deleted and the old cookie is refused', async () => {
+    expect((await fetch(`${master.url}/api/v1/me`, { headers: { cookie: sessionCookie } })).status).toBe(200);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expect.poll(() => page.getByLabel('API token').isVisible(), { timeout: LIVE }).toBe(true);
+    expect((await context.cookies()).filter((c) => c.name === 'tips_session')).toEqual([]);
+    expect((await fetch(`${master.url}/api/v1/me`, { headers: { cookie: sessionCookie } })).status).toBe(401);
+    await page.reload();
+    await expect.poll(() => page.getByLabel('API token').isVisible(), { timeout: LIVE }).toBe(true);
+  });
+
+  it('is readable on a phone: the fleet fits a 390 px viewport without sideways scrolling of the page', async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const p = await phone.newPage();
+    await p.goto(master.url);
+    await p.getByLabel('API token').fill(TOKEN);
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => p.locator('tr[data-metal="pi-1"]').isVisible(), { timeout: LIVE }).toBe(true);
+    expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    if (SHOTS) await p.screenshot({ path: join(SHOTS, 'fleet-phone.png'), fullPage: true });
+    await phone.close();
+  });
+});
