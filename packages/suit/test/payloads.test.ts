@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { signEnvelope } from '../src/builder.ts';
 import { type CborValue, encodeCbor, wrapBstr } from '../src/cbor.ts';
 import {
+  SUIT_CONDITION_IMAGE_MATCH,
   SUIT_DIRECTIVE_FETCH,
   SUIT_DIRECTIVE_OVERRIDE_PARAMETERS,
   SUIT_DIRECTIVE_RUN_SEQUENCE,
@@ -219,5 +220,15 @@ describe('S1/S2 integrated payloads are checked against their image digest', () 
   it('an envelope without integrated payloads has nothing to check, however many paths it has', () => {
     const many = Array.from({ length: 9 }, () => tryEach([[bind(payload)], [bind(payload)]]));
     expect(check(envelope({ install: [...many, fetch], integrated: [] }))).toEqual([]);
+  });
+
+  it('only directive-fetch fetches, and only a payload the envelope carries: a condition or a remote URI binds nothing', () => {
+    const imageMatch: SuitCommand = { id: SUIT_CONDITION_IMAGE_MATCH, arg: { kind: 'policy', policy: 15 } };
+    expect(check(envelope({ shared: [bind(payload)], install: [imageMatch] }))).toMatch(/expected a directive-fetch/);
+    // A fetch of a remote URI (component 1, no digest) is not an integrated payload's and is not checked here.
+    expect(check(envelope({ components: 2, install: [bind(payload), fetch, index(1), params([SUIT_PARAMETER_URI, 'https://m/x']), fetch, index(1), imageMatch] }))).toEqual([
+      { name: '#p', component: 0, size: payload.length },
+    ]);
+    expect(check(envelope({ components: 2, install: [bind(payload), fetch, index(1), params([SUIT_PARAMETER_IMAGE_SIZE, 1]), fetch] }))).toHaveLength(1);
   });
 });
