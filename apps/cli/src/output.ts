@@ -1,4 +1,3 @@
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { Progress } from './api.ts';
 import { CliError, EXIT } from './errors.ts';
@@ -31,9 +30,13 @@ export function bytes(n: number): string {
   return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }
 
-/** A progress bar on stderr when it is a terminal (or forced); silent otherwise. */
-export function progressBar(label: string, enabled: boolean): Progress | undefined {
+/**
+ * A progress bar on stderr when it is a terminal (or forced); silent otherwise. cli-progress (and
+ * the string-width/emoji tables under it) loads only when a bar is shown, not at every `tips` start.
+ */
+export async function progressBar(label: string, enabled: boolean): Promise<Progress | undefined> {
   if (!enabled) return undefined;
+  const { default: cliProgress } = await import('cli-progress');
   const bar = new cliProgress.SingleBar(
     {
       format: `${label} [{bar}] {percentage}% | {done}/{size} | {speed}`,

@@ -12,6 +12,7 @@ import { registerProvisioningCommands } from './commands/provisioning.ts';
 import { registerSpaceCommands } from './commands/space.ts';
 import { registerVoucherCommands } from './commands/voucher.ts';
 import { EXIT } from './errors.ts';
+import { loadSuit } from './suit-lib.ts';
 
 /** The `tips` command tree. Each command family registers itself here. */
 export function createProgram(): Command {
@@ -22,7 +23,11 @@ export function createProgram(): Command {
     // whose first call loads ICU collation (~10 ms of every `--help`; bench/cli-startup.ts).
     .configureHelp({ visibleCommands: (cmd) => Help.prototype.visibleCommands.call(new Help(), cmd).sort((a, b) => (a.name() < b.name() ? -1 : a.name() > b.name() ? 1 : 0)) })
     .addHelpText('after', '\nExit codes: 0 ok, 1 failure, 2 usage, 3 login/authentication, 4 not found, 5 conflict, 6 input refused, 7 master unreachable, 8 verification failed.')
-    .addHelpText('after', `Names (of metals, Spaces, Glazes, gateways, keys, tokens, owners): ${NAME_RULE}. A <ref> is an ID or a name.`);
+    .addHelpText('after', `Names (of metals, Spaces, Glazes, gateways, keys, tokens, owners): ${NAME_RULE}. A <ref> is an ID or a name.`)
+    // Libraries an action may need load before it runs; help and usage errors never load them.
+    .hook('preAction', async () => {
+      await loadSuit();
+    });
   registerLoginCommands(program);
   registerMetalCommands(program);
   registerSpaceCommands(program);

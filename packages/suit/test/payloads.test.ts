@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { signEnvelope } from '../src/builder.ts';
 import { type CborValue, encodeCbor, wrapBstr } from '../src/cbor.ts';
 import {
+  SUIT_CONDITION_IMAGE_MATCH,
   SUIT_DIRECTIVE_FETCH,
   SUIT_DIRECTIVE_OVERRIDE_PARAMETERS,
   SUIT_DIRECTIVE_RUN_SEQUENCE,
@@ -14,6 +15,7 @@ import {
   SUIT_PARAMETER_IMAGE_SIZE,
   SUIT_PARAMETER_URI,
   SUIT_PAYLOAD_FETCH,
+  SUIT_UNINSTALL,
 } from '../src/constants.ts';
 import { SuitError } from '../src/errors.ts';
 import { buildEnvelope, checkIntegratedPayloads, decodeEnvelope, encodeEnvelope, generateSigningKey, importKey, type SuitCommand } from '../src/index.ts';
@@ -36,16 +38,31 @@ const runSeq = (...c: SuitCommand[]): SuitCommand => ({ id: SUIT_DIRECTIVE_RUN_S
 const bind = (data: Uint8Array, uri = '#p', size = data.length) => params([SUIT_PARAMETER_IMAGE_DIGEST, digestOf(data)], [SUIT_PARAMETER_IMAGE_SIZE, size], [SUIT_PARAMETER_URI, uri]);
 
 /** A signed envelope with the given sequences and integrated payloads. */
-function envelope(s: { shared?: SuitCommand[]; install?: SuitCommand[]; fetchSection?: SuitCommand[]; invoke?: SuitCommand[]; integrated?: [string, Uint8Array][]; components?: number }): Uint8Array {
+function envelope(s: {
+  shared?: SuitCommand[];
+  install?: SuitCommand[];
+  fetchSection?: SuitCommand[];
+  invoke?: SuitCommand[];
+  uninstall?: SuitCommand[];
+  integrated?: [string, Uint8Array][];
+  components?: number;
+  dependencies?: number[];
+}): Uint8Array {
   const severable = new Map();
   if (s.install) severable.set(SUIT_INSTALL, { severed: false, bytes: new Uint8Array(0), sequence: sequenceFrom(s.install) });
   if (s.fetchSection) severable.set(SUIT_PAYLOAD_FETCH, { severed: false, bytes: new Uint8Array(0), sequence: sequenceFrom(s.fetchSection) });
   const sequences = new Map();
   if (s.invoke) sequences.set(SUIT_INVOKE, sequenceFrom(s.invoke));
+  if (s.uninstall) sequences.set(SUIT_UNINSTALL, sequenceFrom(s.uninstall));
   const manifest: SuitManifest = {
     version: 1,
     sequenceNumber: 1,
-    common: { bytes: new Uint8Array(0), components: C.slice(0, s.components ?? 1), ...(s.shared ? { sharedSequence: sequenceFrom(s.shared) } : {}) },
+    common: {
+      bytes: new Uint8Array(0),
+      components: C.slice(0, s.components ?? 1),
+      ...(s.shared ? { sharedSequence: sequenceFrom(s.shared) } : {}),
+      ...(s.dependencies ? { dependencies: new Map(s.dependencies.map((d) => [d, new Map()])) } : {}),
+    },
     sequences,
     severable,
   };
@@ -166,5 +183,52 @@ describe('S1/S2 integrated payloads are checked against their image digest', () 
 
   it('a wrapped payload digest is not confused with the raw one', () => {
     expect(check(envelope({ shared: [params([SUIT_PARAMETER_IMAGE_DIGEST, digestOf(wrapBstr(payload))], [SUIT_PARAMETER_URI, '#p'])], install: [fetch] }))).toMatch(/expected it to match/);
+  });
+
+  it('try-each branches start from copies: parameters one option sets are not seen by the next', () => {
+    // Component 0 has parameters before the try-each, so both options write into one existing map.
+    const before = [params([SUIT_PARAMETER_IMAGE_SIZE, payload.length])];
+    expect(check(envelope({ install: [...before, tryEach([[params([SUIT_PARAMETER_IMAGE_DIGEST, digestOf(payload)])], [params([SUIT_PARAMETER_URI, '#p'])]]), fetch] }))).toMatch(
+      /\(component 0\): expected an image-digest/,
+    );
+    // The index list is copied too: an option that moves it does not move the other option's.
+    const two = { components: 2 };
+    expect(check(envelope({ ...two, install: [bind(payload), tryEach([[index(1)], [params([SUIT_PARAMETER_URI, '#p'])]]), fetch] }))).toEqual([{ name: '#p', component: 0, size: payload.length }]);
+    // A fetch inside an option is followed on that option's path.
+    expect(check(envelope({ install: [tryEach([[bind(other), fetch], [bind(payload), fetch]])] }))).toEqual([{ name: '#p', component: 0, size: payload.length }]);
+  });
+
+  it('a fetch into a component that has no parameters binds nothing, and is no error of the walk', () => {
+    expect(check(envelope({ components: 2, install: [bind(payload), fetch, index(1), fetch] }))).toEqual([{ name: '#p', component: 0, size: payload.length }]);
+  });
+
+  it('sections run in the interpreter order (install before invoke), then the others (uninstall)', () => {
+    // Invoke (9) runs after install (20): a digest set in invoke binds no fetch of install.
+    expect(check(envelope({ invoke: [bind(payload)], install: [fetch] }))).toMatch(/expected a directive-fetch/);
+    expect(check(envelope({ install: [bind(payload)], invoke: [fetch] }))).toHaveLength(1);
+    // Uninstall is not a default section; it is walked too, after them.
+    expect(check(envelope({ shared: [bind(payload)], uninstall: [fetch] }))).toHaveLength(1);
+    expect(check(envelope({ install: [bind(other)], uninstall: [params([SUIT_PARAMETER_IMAGE_DIGEST, digestOf(payload)]), fetch] }))).toHaveLength(1);
+    expect(check(envelope({ uninstall: [bind(other)], install: [bind(payload), fetch] }))).toHaveLength(1);
+  });
+
+  it('a dependency index beyond the component list counts as a component (set-component-index true reaches it)', () => {
+    expect(check(envelope({ components: 1, dependencies: [1], install: [index(true), bind(payload), fetch] }))).toMatch(/^integrated payload "#p" \(component 1\): expected it to match/);
+    expect(check(envelope({ components: 1, install: [index(true), bind(payload), fetch] }))).toEqual([{ name: '#p', component: 0, size: payload.length }]);
+  });
+
+  it('an envelope without integrated payloads has nothing to check, however many paths it has', () => {
+    const many = Array.from({ length: 9 }, () => tryEach([[bind(payload)], [bind(payload)]]));
+    expect(check(envelope({ install: [...many, fetch], integrated: [] }))).toEqual([]);
+  });
+
+  it('only directive-fetch fetches, and only a payload the envelope carries: a condition or a remote URI binds nothing', () => {
+    const imageMatch: SuitCommand = { id: SUIT_CONDITION_IMAGE_MATCH, arg: { kind: 'policy', policy: 15 } };
+    expect(check(envelope({ shared: [bind(payload)], install: [imageMatch] }))).toMatch(/expected a directive-fetch/);
+    // A fetch of a remote URI (component 1, no digest) is not an integrated payload's and is not checked here.
+    expect(check(envelope({ components: 2, install: [bind(payload), fetch, index(1), params([SUIT_PARAMETER_URI, 'https://m/x']), fetch, index(1), imageMatch] }))).toEqual([
+      { name: '#p', component: 0, size: payload.length },
+    ]);
+    expect(check(envelope({ components: 2, install: [bind(payload), fetch, index(1), params([SUIT_PARAMETER_IMAGE_SIZE, 1]), fetch] }))).toHaveLength(1);
   });
 });

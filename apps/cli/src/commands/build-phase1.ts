@@ -27,7 +27,7 @@ import {
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { bindGlaze } from '@tips/suit';
+import { suit } from '../suit-lib.ts';
 import { loadConfig } from '../config.ts';
 import { action, api, collect, jsonOption } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
@@ -635,7 +635,7 @@ export function registerBuildPhase1Command(glaze: Command): void {
           log,
         );
         const sign = (uri: string) =>
-          bindGlaze({
+          suit().bindGlaze({
             payloadSha256: built.sha256,
             payloadSize: built.size,
             uri,

@@ -6,7 +6,7 @@ import { action, api, collect, jsonOption } from '../context.ts';
 import { loadConfig } from '../config.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { bytes, listOptions, pageOptions, print, printPages, progressBar } from '../output.ts';
-import { bindGlaze } from '@tips/suit';
+import { suit } from '../suit-lib.ts';
 import type { Api } from '../api.ts';
 import { readSigningKey, sendBytes } from './identity.ts';
 
@@ -87,14 +87,14 @@ export function registerGlazeCommands(program: Command): Command {
       if (opts.space?.length) q.set('spaces', opts.space.join(','));
       const client = api();
       const hop = await uploadHopHeaders(client, opts.uploadToken, opts.holderKey);
-      const { body: g, sha256 } = await client.upload<GlazeOut>(`api/v1/glazes?${q}`, file, progressBar(`upload ${basename(file)}`, wantProgress(opts.progress)), hop);
+      const { body: g, sha256 } = await client.upload<GlazeOut>(`api/v1/glazes?${q}`, file, await progressBar(`upload ${basename(file)}`, wantProgress(opts.progress)), hop);
       if (g.sha256 !== sha256) {
         await client.call('DELETE', path(g.id)).catch(() => {});
         throw new CliError('digest_mismatch', `the master stored SHA-256 ${g.sha256} but the file is ${sha256}; the Glaze was removed`, EXIT.failure);
       }
       let manifest: { sequenceNumber: string; signedBy: { id: string; name: string } } | undefined;
       if (signKey) {
-        const envelope = bindGlaze({
+        const envelope = suit().bindGlaze({
           payloadSha256: sha256,
           payloadSize: g.size,
           uri: opts.uri ?? new URL(`${path(g.id)}/content`, `${loadConfig().url.replace(/\/$/, '')}/`).toString(),
@@ -167,7 +167,7 @@ export function registerGlazeCommands(program: Command): Command {
       .option('--no-progress', 'never show the progress bar'),
   ).action(
     action(async (ref: string, opts: { output: string; progress?: boolean; json?: boolean }) => {
-      const r = await api().download(`${path(ref)}/content`, opts.output, progressBar(`download ${ref}`, wantProgress(opts.progress)));
+      const r = await api().download(`${path(ref)}/content`, opts.output, await progressBar(`download ${ref}`, wantProgress(opts.progress)));
       print({ file: opts.output, ...r }, !!opts.json, () => `wrote ${bytes(r.bytes)} to ${opts.output}`);
     }),
   );

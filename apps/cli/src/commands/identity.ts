@@ -1,7 +1,8 @@
 import { createHash, createPublicKey, type KeyObject, sign as nodeSign, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type CoseKey, generateSigningKey, importKey } from '@tips/suit';
+import type { CoseKey } from '@tips/suit';
+import { suit } from '../suit-lib.ts';
 import type { loadCa } from '@tips/trust';
 import type { Command } from 'commander';
 import { action, api, jsonOption } from '../context.ts';
@@ -309,7 +310,7 @@ function readKeyFile(file: string): string {
 export function readSigningKey(file: string): CoseKey {
   const text = readKeyFile(file);
   try {
-    const k = importKey(text);
+    const k = suit().importKey(text);
     if (!k.privateKey) throw new Error('it holds no private key');
     return k;
   } catch (e) {
@@ -320,7 +321,7 @@ export function readSigningKey(file: string): CoseKey {
 function publicPemOf(file: string): string {
   const text = readKeyFile(file);
   try {
-    const k = importKey(text);
+    const k = suit().importKey(text);
     const pub = k.publicKey ?? createPublicKey(k.privateKey!);
     return pub.export({ type: 'spki', format: 'pem' }).toString();
   } catch (e) {
@@ -343,7 +344,7 @@ export function registerKeyAndTokenCommands(program: Command): void {
   ).action(
     action(async (opts: { out: string; alg: string; register?: string; json?: boolean }) => {
       if (opts.alg !== 'ed25519' && opts.alg !== 'es256') throw new CliError('bad_option', '--alg must be ed25519 or es256', EXIT.usage);
-      const k = generateSigningKey(opts.alg);
+      const k = suit().generateSigningKey(opts.alg);
       writeNewFile(resolve(opts.out), k.privatePem, 0o600);
       writeNewFile(`${resolve(opts.out)}.pub`, k.publicPem, 0o644);
       const registered = opts.register ? await api().call<KeyOut>('POST', 'api/v1/keys', { name: opts.register, publicKey: k.publicPem }) : undefined;

@@ -1,27 +1,11 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import {
-  buildEnvelope,
-  checkIntegratedPayloads,
-  classIdFrom,
-  type CoseKey,
-  decodeCbor,
-  decodeEnvelope,
-  envelopeToJson,
-  generateSigningKey,
-  importKey,
-  signEnvelope,
-  SuitError,
-  toDiagnostic,
-  uuidToBytes,
-  uuidToString,
-  vendorIdFromDomain,
-  verifyEnvelope,
-} from '@tips/suit';
+import type { CoseKey } from '@tips/suit';
 import type { Command } from 'commander';
 import { action, collect, jsonOption } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { print } from '../output.ts';
+import { suit as suitLib } from '../suit-lib.ts';
 
 /** Verification failures exit 8 (EXIT.verification, as every `tips` check); usage errors exit 2. */
 const EXIT_VERIFY = EXIT.verification;
@@ -57,15 +41,15 @@ function loadKey(path: string): CoseKey {
   const raw = readInput(path, '--key');
   const text = Buffer.from(raw).toString('utf8');
   try {
-    if (text.includes('-----BEGIN') || text.trimStart().startsWith('{')) return importKey(text);
-    return importKey(raw);
+    if (text.includes('-----BEGIN') || text.trimStart().startsWith('{')) return suitLib().importKey(text);
+    return suitLib().importKey(raw);
   } catch (e) {
     throw suitToCli(e, EXIT.usage);
   }
 }
 
 function suitToCli(e: unknown, exitCode: number = EXIT_VERIFY): unknown {
-  if (e instanceof SuitError) return new CliError(e.code, e.message, exitCode);
+  if (e instanceof suitLib().SuitError) return new CliError(e.code, e.message, exitCode);
   return e;
 }
 
@@ -84,10 +68,10 @@ const UUID_RE = /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}
 function identities(opts: { vendor?: string; class?: string }): { vendorId?: Uint8Array; classId?: Uint8Array } {
   const out: { vendorId?: Uint8Array; classId?: Uint8Array } = {};
   try {
-    if (opts.vendor !== undefined) out.vendorId = UUID_RE.test(opts.vendor) ? uuidToBytes(opts.vendor) : vendorIdFromDomain(opts.vendor);
+    if (opts.vendor !== undefined) out.vendorId = UUID_RE.test(opts.vendor) ? suitLib().uuidToBytes(opts.vendor) : suitLib().vendorIdFromDomain(opts.vendor);
     if (opts.class !== undefined) {
-      if (UUID_RE.test(opts.class)) out.classId = uuidToBytes(opts.class);
-      else if (out.vendorId) out.classId = classIdFrom(out.vendorId, opts.class);
+      if (UUID_RE.test(opts.class)) out.classId = suitLib().uuidToBytes(opts.class);
+      else if (out.vendorId) out.classId = suitLib().classIdFrom(out.vendorId, opts.class);
       else throw new CliError('missing_vendor', '--class given as class info needs --vendor (a domain or UUID)', EXIT.usage, '--vendor');
     }
   } catch (e) {
@@ -119,9 +103,9 @@ export function registerSuitCommands(program: Command): Command {
     action(async (file: string, opts: { json?: boolean }) => {
       const bytes = readInput(file, 'envelope');
       try {
-        const env = decodeEnvelope(bytes);
-        if (opts.json) print(envelopeToJson(env), true);
-        else process.stdout.write(`${toDiagnostic(decodeCbor(bytes), { embedded: true })}\n`);
+        const env = suitLib().decodeEnvelope(bytes);
+        if (opts.json) print(suitLib().envelopeToJson(env), true);
+        else process.stdout.write(`${suitLib().toDiagnostic(suitLib().decodeCbor(bytes), { embedded: true })}\n`);
       } catch (e) {
         throw suitToCli(e);
       }
@@ -151,7 +135,7 @@ export function registerSuitCommands(program: Command): Command {
         const key = opts.key ? loadKey(opts.key) : undefined;
         let env: Uint8Array;
         try {
-          env = buildEnvelope({
+          env = suitLib().buildEnvelope({
             vendorDomain: opts.vendorDomain,
             classInfo: opts.class,
             component: opts.component,
@@ -166,8 +150,8 @@ export function registerSuitCommands(program: Command): Command {
           throw suitToCli(e, EXIT.usage);
         }
         writeDurable(opts.out, env);
-        const vendorId = vendorIdFromDomain(opts.vendorDomain);
-        const out = { out: opts.out, size: env.length, signed: !!key, vendorId: uuidToString(vendorId), classId: uuidToString(classIdFrom(vendorId, opts.class)) };
+        const vendorId = suitLib().vendorIdFromDomain(opts.vendorDomain);
+        const out = { out: opts.out, size: env.length, signed: !!key, vendorId: suitLib().uuidToString(vendorId), classId: suitLib().uuidToString(suitLib().classIdFrom(vendorId, opts.class)) };
         print(out, !!opts.json, (v: typeof out) => `wrote ${v.signed ? 'signed' : 'unsigned'} envelope ${v.out} (${v.size} bytes)\n  vendor ID: ${v.vendorId}\n  class ID:  ${v.classId}`);
       },
     ),
@@ -186,7 +170,7 @@ export function registerSuitCommands(program: Command): Command {
         const input = readInput(opts.in, '--in');
         let signed: Uint8Array;
         try {
-          signed = signEnvelope(input, key);
+          signed = suitLib().signEnvelope(input, key);
         } catch (e) {
           throw suitToCli(e);
         }
@@ -216,13 +200,13 @@ export function registerSuitCommands(program: Command): Command {
       if (ids.classId) checks.push('class');
       if (opts.component) checks.push('components');
       try {
-        const v = await verifyEnvelope(bytes, {
+        const v = await suitLib().verifyEnvelope(bytes, {
           trust,
           ...(currentSeq !== undefined ? { currentSeq } : {}),
           device: { ...ids, ...(opts.component ? { components: opts.component.map((c) => [new Uint8Array(Buffer.from(c, 'utf8'))]) } : {}) },
         });
         // Authentication covers the manifest; an integrated payload is bound by its image-digest.
-        const payloads = checkIntegratedPayloads(v);
+        const payloads = suitLib().checkIntegratedPayloads(v);
         if (v.envelope.integrated.size > 0) checks.push('integrated payloads');
         const out: VerifyOut = {
           ok: true,
@@ -253,7 +237,7 @@ export function registerSuitCommands(program: Command): Command {
     .action(
       action(async (opts: { alg: string; out: string }) => {
         if (opts.alg !== 'es256' && opts.alg !== 'ed25519') throw new CliError('bad_alg', `--alg must be es256 or ed25519, got "${opts.alg}"`, EXIT.usage, '--alg');
-        const k = generateSigningKey(opts.alg);
+        const k = suitLib().generateSigningKey(opts.alg);
         writeDurable(`${opts.out}.key`, k.privatePem, 0o600);
         writeDurable(`${opts.out}.pub`, k.publicPem);
         process.stdout.write(`wrote ${opts.out}.key and ${opts.out}.pub (${opts.alg})\n`);

@@ -461,6 +461,44 @@ describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
     expect(seen).not.toContain(metal(900, at(0), other).id);
   });
 
+  it('listStored answers the rows list answers, labels and interfaces as the JSON text the store wrote, for every window and filter', async () => {
+    const store = new KyselyMetalStore(db);
+    const o = 'own_0000000000000000000000000s' as OwnerId;
+    const ms = Array.from({ length: 6 }, (_, n) => metal(3000 + n, at(Math.floor(n / 2)), o, { rack: `r${n % 2}`, note: `"${n}" \\ ü` }));
+    for (const m of ms) await store.insert(m);
+    const parse = (r: Awaited<ReturnType<typeof store.listStored>>[number]) => ({
+      id: r.id,
+      ownerId: o,
+      name: r.name,
+      labels: JSON.parse(r.labelsJson),
+      interfaces: JSON.parse(r.interfacesJson),
+      engine: r.engine,
+      createdAt: r.createdAt,
+      updatedAt: r.updatedAt,
+    });
+    const after = { at: ms[1]!.createdAt, id: [ms[0]!.id, ms[1]!.id].sort()[0]! };
+    const cases: [Parameters<typeof store.list>[1], Parameters<typeof store.list>[2]][] = [
+      [{}, undefined],
+      [{}, { limit: 3 }],
+      [{}, { limit: 3, after }],
+      // Twice each: the second call runs the page query kept by its shape.
+      [{}, { limit: 2, after }],
+      [{}, { limit: 3 }],
+      [{ label: { key: 'rack', value: 'r1' } }, { limit: 10 }],
+      [{ name: ms[4]!.name }, { limit: 10, after }],
+      [{ ids: [ms[5]!.id, ms[0]!.id] }, undefined],
+      [{ ids: [] }, { limit: 10 }],
+    ];
+    for (const [q, w] of cases) {
+      const listed = await store.list(o, q, w);
+      const stored = await store.listStored(o, q, w);
+      expect(stored.map(parse)).toEqual(listed);
+      for (const r of stored) expect(r.labelsJson).toBe(JSON.stringify(ms.find((m) => m.id === r.id)!.labels));
+    }
+    expect((await store.listStored(o, {}, { limit: 3 })).map((r) => r.id)).toEqual((await store.list(o)).slice(0, 3).map((m) => m.id));
+    expect(await store.listStored(o, {}, { limit: 100, after: { at: ms[5]!.createdAt, id: 'mtl_zzzzzzzzzzzzzzzzzzzzzzzzzz' } })).toEqual([]);
+  });
+
   it('keeps filters across pages: label (exact, case-sensitive, quotes and = in values) and name', async () => {
     const store = new KyselyMetalStore(db);
     const o = 'own_0000000000000000000000000r' as OwnerId;

@@ -166,20 +166,39 @@ export function documentResponses(app: FastifyInstance, opts: OpenApiResponseOpt
     addErrors(route, statuses);
     if (opts.onResponseMismatch) {
       const report = opts.onResponseMismatch;
-      const check = async (_req: unknown, reply: FastifyReply, payload: unknown) => {
-        // The serializer Fastify will use: the one for this status and media type, or for this status.
+      // The serializer Fastify uses for an object body: the one for this status and media type, or for this status.
+      const serializerOf = (reply: FastifyReply) => {
         const media = String(reply.getHeader('content-type') ?? 'application/json').split(';')[0]!.trim();
         const status = String(reply.statusCode);
-        const serialize = reply.getSerializationFunction(status, media) ?? reply.getSerializationFunction(status);
+        return { media, serialize: reply.getSerializationFunction(status, media) ?? reply.getSerializationFunction(status) };
+      };
+      const checked = new WeakSet<FastifyReply>();
+      const check = async (_req: unknown, reply: FastifyReply, payload: unknown) => {
+        const { serialize } = serializerOf(reply);
         if (typeof serialize === 'function' && typeof payload === 'object' && payload !== null && !Buffer.isBuffer(payload)) {
+          checked.add(reply);
           const serialized = JSON.parse(serialize(payload as Record<string, unknown>));
           const sent = roundTrip(payload);
           if (!sameJson(sent, serialized)) report({ method: methods.join(','), url: route.url, status: reply.statusCode, sent, serialized });
         }
         return payload;
       };
+      // A route that writes its JSON itself (a list page spliced from stored JSON) skips the
+      // serializer: its text must be what the serializer would have written from the parsed value.
+      const checkWritten = async (_req: unknown, reply: FastifyReply, payload: unknown) => {
+        if (checked.has(reply) || typeof payload !== 'string') return payload;
+        const { media, serialize } = serializerOf(reply);
+        if (media === 'application/json' && typeof serialize === 'function') {
+          const sent = JSON.parse(payload) as unknown;
+          const serialized = JSON.parse(serialize(sent as Record<string, unknown>));
+          if (!sameJson(sent, serialized)) report({ method: methods.join(','), url: route.url, status: reply.statusCode, sent, serialized });
+        }
+        return payload;
+      };
       const own = route.preSerialization;
       route.preSerialization = own === undefined ? [check] : [...(Array.isArray(own) ? own : [own]), check];
+      const onSend = route.onSend;
+      route.onSend = onSend === undefined ? [checkWritten] : [...(Array.isArray(onSend) ? onSend : [onSend]), checkWritten];
     }
   });
 }

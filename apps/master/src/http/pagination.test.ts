@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestMaster, testMaster } from '../testing.ts';
-import { DEFAULT_PAGE_LIMIT, decodeCursor, encodeCursor, MAX_PAGE_LIMIT, pageWindow } from './pagination.ts';
+import { DEFAULT_PAGE_LIMIT, decodeCursor, encodeCursor, MAX_PAGE_LIMIT, pageWindow, readPageJson } from './pagination.ts';
 
 let m: TestMaster;
 beforeAll(async () => {
@@ -165,5 +166,78 @@ describe('D6 pageWindow and decodeCursor refuse what they did not give out (unit
       refused(() => decodeCursor('metals', bad), 'cursor');
     }
     expect(() => decodeCursor('metals', encodeCursor('spaces', { at: 'a', id: 'b' }))).toThrow(/another list, spaces/);
+  });
+
+  /** The refusal's message, or 'accepted'. */
+  const why = (cursor: string) => {
+    try {
+      decodeCursor('metals', cursor);
+      return 'accepted';
+    } catch (e) {
+      expect((e as { code?: string }).code).toBe('invalid_cursor');
+      return (e as Error).message;
+    }
+  };
+  /** A cursor whose check is right (the check is an integrity code, not a secret): only its payload is wrong. */
+  const sealed = (payload: string | Buffer) => {
+    const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload, 'utf8');
+    const check = createHash('sha256').update('tips-cursor-v1\0').update(p).digest().subarray(0, 8);
+    return Buffer.concat([p, check]).toString('base64url');
+  };
+
+  it('cursor: the payload is [list, at, id] of strings under a domain-separated check; every other payload is refused as damaged', () => {
+    // The check is computed as documented: an honest payload sealed here is accepted.
+    expect(decodeCursor('metals', sealed('["metals","2030-01-01T00:00:00.000Z","mtl_a"]'))).toEqual({ at: '2030-01-01T00:00:00.000Z', id: 'mtl_a' });
+    expect(sealed(JSON.stringify(['metals', 'é', 'b']))).toBe(encodeCursor('metals', { at: 'é', id: 'b' }));
+    const damaged = 'cursor is not one this list gave out (damaged); start again without cursor';
+    for (const payload of ['not json', ' ', '{"0":"metals","1":"a","2":"b"}', '"metals"', '["metals","a"]', '["metals","a","b","c"]', '["metals",1,"b"]', '["metals","a",null]', '[1,2,3]']) {
+      expect(why(sealed(payload)), payload).toBe(damaged);
+    }
+    expect(why(sealed(Buffer.from([0xff, 0xfe, 0x5b])))).toBe(damaged);
+  });
+
+  it('cursor: each refusal says why (alphabet and length, too short, damaged, another list) and the limit refusal says the range', () => {
+    const c = encodeCursor('metals', { at: 'a', id: 'b' });
+    const msg = (w: string) => `cursor is not one this list gave out (${w}); start again without cursor`;
+    expect(why('A'.repeat(513))).toBe(msg('not base64url'));
+    // 512 characters are in the limit: this one is refused by its check, not by its length.
+    expect(why('A'.repeat(512))).toBe(msg('damaged'));
+    expect(why(`!${c}`)).toBe(msg('not base64url'));
+    expect(why(`${c}=`)).toBe(msg('not base64url'));
+    expect(why('')).toBe(msg('not base64url'));
+    // Eight bytes hold a check and no payload, even the check of an empty payload.
+    expect(why(sealed(''))).toBe(msg('too short'));
+    expect(why(Buffer.alloc(8).toString('base64url'))).toBe(msg('too short'));
+    expect(why(Buffer.alloc(9).toString('base64url'))).toBe(msg('damaged'));
+    expect(why(encodeCursor('spaces', { at: 'a', id: 'b' }))).toBe(msg('it belongs to another list, spaces'));
+    expect(() => pageWindow('metals', { limit: '0' })).toThrow(`limit must be an integer from 1 to ${MAX_PAGE_LIMIT}`);
+  });
+});
+
+describe('D6 readPageJson writes the page the Page schema would (unit)', () => {
+  const rows = Array.from({ length: 5 }, (_, n) => ({ at: `t${n}`, id: `i${n}`, json: `{"n":${n}}` }));
+  const read = (q: { limit?: string; cursor?: string }, have = rows) =>
+    readPageJson(
+      'things',
+      q,
+      async (w) => {
+        const from = w.after ? have.findIndex((r) => r.id === w.after!.id) + 1 : 0;
+        return have.slice(from, from + w.limit);
+      },
+      (r) => ({ at: r.at, id: r.id }),
+      (r) => r.json,
+    );
+
+  it('items in order, the next cursor at the last item, null on the last page; an empty list is an empty page', async () => {
+    const first = await read({ limit: '2' });
+    expect(first).toBe(`{"items":[{"n":0},{"n":1}],"nextCursor":"${encodeCursor('things', { at: 't1', id: 'i1' })}"}`);
+    const second = JSON.parse(await read({ limit: '2', cursor: JSON.parse(first).nextCursor }));
+    expect(second.items).toEqual([{ n: 2 }, { n: 3 }]);
+    expect(await read({ limit: '2', cursor: second.nextCursor })).toBe('{"items":[{"n":4}],"nextCursor":null}');
+    // Exactly a page left: no next page, though the window asked one row more.
+    expect(await read({ limit: '5' })).toBe('{"items":[{"n":0},{"n":1},{"n":2},{"n":3},{"n":4}],"nextCursor":null}');
+    expect(await read({}, [])).toBe('{"items":[],"nextCursor":null}');
+    expect(await read({ limit: '1' }, rows.slice(0, 1))).toBe('{"items":[{"n":0}],"nextCursor":null}');
+    await expect(read({ limit: '0' })).rejects.toThrow(/limit must be/);
   });
 });

@@ -91,6 +91,29 @@ export async function readPage<T, O = T>(
   return { items: items.map(out), nextCursor: rows.length > limit && last ? encodeCursor(list, positionOf(last)) : null };
 }
 
+/**
+ * As `readPage`, for items the caller already has as JSON text (`json` writes one): the page is one
+ * string, `{"items":[…],"nextCursor":…}`, the document the `Page` schema's serializer would write
+ * from the parsed items — without parsing stored JSON into objects only to serialize them again.
+ * Send it with `Content-Type: application/json` (a string with a JSON type skips the serializer).
+ */
+export async function readPageJson<T>(
+  list: string,
+  q: PageParams,
+  fetch: (window: KeysetWindow) => Promise<T[]>,
+  positionOf: (item: T) => KeysetPosition,
+  json: (item: T) => string,
+): Promise<string> {
+  const window = pageWindow(list, q);
+  const rows = await fetch(window);
+  const limit = window.limit - 1;
+  const n = Math.min(rows.length, limit);
+  let body = '{"items":[';
+  for (let i = 0; i < n; i++) body += i === 0 ? json(rows[i]!) : `,${json(rows[i]!)}`;
+  const next = rows.length > limit && n > 0 ? encodeCursor(list, positionOf(rows[n - 1]!)) : null;
+  return `${body}],"nextCursor":${JSON.stringify(next)}}`;
+}
+
 /** Strips the paging parameters from a route's query, leaving its filters. */
 export function filtersOf<Q extends PageParams>(q: Q): Omit<Q, 'limit' | 'cursor'> {
   const { limit: _l, cursor: _c, ...rest } = q;

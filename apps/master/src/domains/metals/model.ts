@@ -24,3 +24,20 @@ export interface Metal {
 
 export const MAX_INTERFACES = 16;
 export const MAX_LABELS = 32;
+
+/**
+ * A metal as its row holds it for the list: labels and interfaces are still the JSON text the store
+ * wrote (`JSON.stringify` of the model's fields, in the model's order), so a page can splice them
+ * into the answer instead of parsing and re-serializing 200 values (bench/RESULTS.md, metal-list).
+ */
+export interface StoredMetal {
+  id: TipsId;
+  name: string;
+  /** JSON of `Metal['labels']`. */
+  labelsJson: string;
+  /** JSON of `Metal['interfaces']` (`[{ name, mac, type, pxe }]`). */
+  interfacesJson: string;
+  engine: Engine | null;
+  createdAt: string;
+  updatedAt: string;
+}

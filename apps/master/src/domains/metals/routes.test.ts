@@ -147,6 +147,54 @@ describe('T3 Metal Objects through the owner API', () => {
   });
 });
 
+describe('T3 D4 the metal list is spliced from stored JSON and says exactly what the API says of each metal', () => {
+  it('answers the document the response schema would write: same fields, same order, same values, same bytes', async () => {
+    const odd = { quote: 'a "quoted" \\ value', unicode: 'Grüße ✓ 😀', html: '</script><b>', empty: '' };
+    const made = [
+      (await create(m.alice.token, pi({ name: 'a1', labels: odd, engine: 'tinkerbell' }))).json(),
+      (await create(m.alice.token, pi({ name: 'a2', labels: {}, interfaces: [{ name: 'e', mac: '02:00:00:00:00:02', type: 'other' }] }))).json(),
+      (await create(m.alice.token, pi({ name: 'a3', interfaces: [{ name: 'e', mac: '02:00:00:00:00:03', type: 'other' }] }))).json(),
+    ];
+    expect(made.map((x) => x.id)).toHaveLength(3);
+    const fields = ['id', 'name', 'labels', 'interfaces', 'engine', 'createdAt', 'updatedAt'];
+    const seen: unknown[] = [];
+    let cursor: string | null = null;
+    do {
+      const r: { statusCode: number; headers: Record<string, unknown>; body: string; json: () => { items: Record<string, unknown>[]; nextCursor: string | null } } = await m.app.inject({ url: `/api/v1/metals?limit=2${cursor ? `&cursor=${cursor}` : ''}`, headers: m.auth(m.alice.token) });
+      expect(r.statusCode).toBe(200);
+      expect(r.headers['content-type']).toBe('application/json; charset=utf-8');
+      const page = r.json();
+      // The exact bytes JSON.stringify writes: no stray whitespace, fields in the schema's order.
+      expect(r.body).toBe(JSON.stringify(page));
+      expect(Object.keys(page)).toEqual(['items', 'nextCursor']);
+      for (const item of page.items) expect(Object.keys(item)).toEqual(fields);
+      seen.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    // Each listed metal is what creating it answered (the serializer's output) and what showing it says.
+    expect(seen).toEqual(made);
+    for (const item of seen as { id: string }[]) {
+      const shown = (await m.app.inject({ url: `/api/v1/metals/${item.id}`, headers: m.auth(m.alice.token) })).json();
+      expect(Object.fromEntries(fields.map((f) => [f, shown[f]]))).toEqual(item);
+    }
+    expect((seen[0] as { labels: unknown }).labels).toEqual(odd);
+    expect((seen[0] as { engine: unknown }).engine).toBe('tinkerbell');
+    // Bob's list holds none of them.
+    const bob = await m.app.inject({ url: '/api/v1/metals', headers: m.auth(m.bob.token) });
+    expect(bob.body).toBe('{"items":[],"nextCursor":null}');
+  });
+
+  it('answers the same for every filter (name, label) as for the plain list', async () => {
+    await create(m.alice.token, pi({ name: 'b1', labels: { rack: '1' } }));
+    await create(m.alice.token, pi({ name: 'b2', labels: { rack: '2' }, interfaces: [{ name: 'e', mac: '02:00:00:00:00:12', type: 'other' }] }));
+    const all = (await m.app.inject({ url: '/api/v1/metals', headers: m.auth(m.alice.token) })).json().items;
+    const byName = await m.app.inject({ url: '/api/v1/metals?name=b2', headers: m.auth(m.alice.token) });
+    expect(byName.json()).toEqual({ items: [all[1]], nextCursor: null });
+    const byLabel = await m.app.inject({ url: '/api/v1/metals?label=rack=1&limit=1', headers: m.auth(m.alice.token) });
+    expect(byLabel.json()).toEqual({ items: [all[0]], nextCursor: null });
+  });
+});
+
 describe('T3 T4 changing interfaces never drops a Space membership silently', () => {
   const patch = (ref: string, payload: Record<string, unknown>) =>
     m.app.inject({ method: 'PATCH', url: `/api/v1/metals/${ref}`, headers: m.auth(m.alice.token), payload });

@@ -5,7 +5,7 @@ import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import { parseEngine } from '../provisioning/model.ts';
 import { MetalError } from './errors.ts';
-import { MAX_INTERFACES, MAX_LABELS, type Metal, type MetalInterface } from './model.ts';
+import { MAX_INTERFACES, MAX_LABELS, type Metal, type MetalInterface, type StoredMetal } from './model.ts';
 import type { MetalQuery, MetalStore } from './store.ts';
 
 export interface InterfaceInput {
@@ -166,6 +166,11 @@ export class MetalService {
 
   list(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<Metal[]> {
     return this.store.list(ownerId, query, window);
+  }
+
+  /** As `list`, with labels and interfaces as their stored JSON text: for answers that only pass them on. */
+  listStored(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<StoredMetal[]> {
+    return this.store.listStored(ownerId, query, window);
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { Mac, OwnerId, TipsId } from '@tips/core';
 import type { Tx } from '../../db/database.ts';
 import type { KeysetWindow } from '../../db/keyset.ts';
-import type { Metal } from './model.ts';
+import type { Metal, StoredMetal } from './model.ts';
 
 export interface MacHolder {
   mac: Mac;
@@ -34,6 +34,8 @@ export interface MetalStore {
   findByName(ownerId: OwnerId, name: string): Promise<Metal | undefined>;
   /** The owner's metals, oldest first by (createdAt, id); with a window, at most `limit` after its position. */
   list(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<Metal[]>;
+  /** The same rows as `list`, with labels and interfaces left as the stored JSON text (the list route's fast path). */
+  listStored(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<StoredMetal[]>;
   /** Which of the owner's metals hold these MACs: a MAC is unique per owner only (0005, T6). */
   findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]>;
 }
