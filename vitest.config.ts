@@ -16,6 +16,8 @@ export default defineConfig({
           globalSetup: ['scripts/vitest-global-setup.mjs'],
           include: ['apps/*/src/**/*.test.ts', 'packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts'],
           testTimeout: 30_000,
+          // Hooks start databases and servers; on a loaded 2-core machine 10 s (the default) is too short.
+          hookTimeout: 60_000,
         },
       },
       {
