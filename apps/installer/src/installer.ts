@@ -69,8 +69,7 @@ async function sendReport(o: InstallerOptions, work: Work, key: InstallerKey, re
 
 /**
  * Streams the Glaze once through SHA-256 without keeping a byte (resumable within the run): the
- * pass a disk that claims a Glaze gets before it is overwritten, so a tampered stream cannot cost
- * it the Glaze it holds.
+ * pass every disk gets before a byte is written, so a tampered stream leaves it byte-identical.
  */
 async function verifyStream(o: InstallerOptions, work: Work, d: RunDeps): Promise<void> {
   const h = createHash('sha256');
@@ -129,12 +128,12 @@ export async function runInstaller(o: InstallerOptions, d: RunDeps): Promise<num
       await sendReport(o, work, key, report('installed', null, `already installed by job ${marker.marker.jobId} at ${marker.marker.at}`), d);
       return EXIT.installed;
     }
-    if (marker.ok) {
-      // The disk holds another Glaze: its bytes are only given up for a stream already proven whole.
-      log.info({ phase: 'download', url: `${o.bootUrl}${work.glazePath}`, holds: marker.marker.sha256 }, 'the disk claims another Glaze: checking the stream\'s digest before writing');
-      await verifyStream(o, work, d);
-      log.info({ phase: 'download', sha256: work.glaze.sha256 }, 'Glaze digest matches the signed manifest');
-    }
+    // T13/A6: a refusal leaves the disk untouched, and the stream's digest is known only after its last
+    // byte: the whole stream is proven first (hashed, nothing kept), then written in a second pass. The
+    // gateway serves it from its LAN cache, so the second pass costs LAN time, not the uplink's.
+    log.info({ phase: 'download', url: `${o.bootUrl}${work.glazePath}`, holds: marker.ok ? marker.marker.sha256 : null }, 'checking the stream\'s digest before writing');
+    await verifyStream(o, work, d);
+    log.info({ phase: 'download', sha256: work.glaze.sha256 }, 'Glaze digest matches the signed manifest');
     log.info({ phase: 'write', disk, size: work.glaze.size, diskSize: size, url: `${o.bootUrl}${work.glazePath}` }, 'writing the disk');
     let lastLog = 0;
     const result = await streamGlaze({
