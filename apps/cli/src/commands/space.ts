@@ -108,7 +108,7 @@ export function registerSpaceCommands(program: Command): Command {
       if (opts.engineFor) body.engineRules = opts.engineFor.map(parseEngineFor);
       if (opts.engineRules === false) body.engineRules = [];
       if (Object.keys(body).length === 0) throw new CliError('nothing_to_update', 'give --name, --glaze, --no-glaze, --engine, --engine-for or --no-engine-rules', EXIT.usage);
-      const rules = (v: SpaceOut) => (v.engineRules?.length ? `; ${v.engineRules.map((r) => `${r.match} → ${r.engine}`).join(', ')}` : '; no engine rules');
+      const rules = (v: SpaceOut) => (v.engineRules?.length ? `; ${v.engineRules.map((r) => `${r.match} → ${r.engine}`).join(', ')}` : body.engineRules ? '; no engine rules' : '');
       print(await api().call<SpaceOut>('PATCH', path(ref), body), !!opts.json, (v: SpaceOut) => `updated Space ${v.name}${opts.engine !== undefined || body.engineRules ? `: engine ${v.engine}${rules(v)}` : ''}`);
     }),
   );
