@@ -94,14 +94,15 @@ export class UpdateService {
   ) {
     events.on('space.glaze.changed', async (e) => {
       if (e.phase !== 3 || e.glazeId === null) return;
-      // Every member (no window: all pages), of a Space this owner holds.
+      // A Space this owner holds; then `space set` is answered at once and the fan-out runs in the
+      // background: every member's ID in one query, published without waiting on each (metals also pull).
       await this.spaces.get(e.ownerId, e.spaceId);
-      const members = await this.spaces.members(e.spaceId as SpaceId);
-      // Fan-out runs after the change is answered: a slow or absent broker never holds `space set` (metals also pull).
-      this.lastFanOut = this.notifications.notify(
-        members.map((m) => m.metalId),
-        { glazes: [e.glazeId], spaceId: e.spaceId, reason: 'glaze_set', notBefore: null },
-      );
+      this.lastFanOut = this.notifications.fanOut(() => this.spaces.memberIds(e.spaceId as SpaceId), {
+        glazes: [e.glazeId],
+        spaceId: e.spaceId,
+        reason: 'glaze_set',
+        notBefore: null,
+      });
     });
     events.on('metal.deleted', (e) => this.store.forgetMetal(e.metalId));
   }
