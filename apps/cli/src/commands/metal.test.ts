@@ -27,7 +27,7 @@ describe('S14 D2 tips metal show: retirement and rollbacks', () => {
         { ...report, result: 'rolled_back', reason: 'rollback_requested', rolledBackTo: { glazeId: null, glazeName: null, version: null } },
         { ...report, result: 'installed', reason: null },
       ],
-      events: [],
+      events: [{ id: 'evt_1', kind: 'rolled_back', code: 'glaze_rolled_back', detail: { reportId: 'rpt_1', spaceId: 'spc_apps', from: 'glz_14', to: 'glz_13' }, createdAt: '2026-11-29T12:00:01.000Z' }],
     };
     const out = showMetal({ ...metal, updates }).split('\n');
     expect(out).toContain('    web              1.3  seq 13  in spc_apps  since 2026-11-29T12:00:00.000Z');
@@ -35,5 +35,6 @@ describe('S14 D2 tips metal show: retirement and rollbacks', () => {
     expect(history[0]).toMatch(/rolled_back glz_14 .*\(rollback_requested\) {2}-> back to web 1\.3$/);
     expect(history[1]).toMatch(/-> back to nothing TIPS installed$/);
     expect(history[2]).not.toMatch(/back to/);
+    expect(out).toContain('    2026-11-29T12:00:01.000Z  rolled_back        glaze_rolled_back: glz_14 -> glz_13');
   });
 });

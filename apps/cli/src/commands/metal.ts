@@ -49,7 +49,8 @@ const reportLine = (r: ReportOut) =>
   `${r.at}  ${r.result.padEnd(11)} ${r.glazeId} seq ${r.sequence} in ${r.spaceId}${r.reason ? `  (${r.reason})` : ''}${r.rolledBackTo ? `  -> back to ${r.rolledBackTo.glazeId === null ? 'nothing TIPS installed' : `${r.rolledBackTo.glazeName ?? r.rolledBackTo.glazeId} ${r.rolledBackTo.version ?? ''}`.trimEnd()}` : ''}`;
 function eventLine(e: EventOut): string {
   const changes = Array.isArray(e.detail.changes) ? (e.detail.changes as { kind: string; path: string; detail: string }[]) : [];
-  const what = changes.length > 0 ? `: ${changes.map((c) => `${c.kind} ${c.path}${c.detail ? ` (${c.detail})` : ''}`).join('; ')}` : typeof e.detail.message === 'string' ? `: ${e.detail.message}` : '';
+  const rolledBack = typeof e.detail.from === 'string' ? `: ${e.detail.from} -> ${typeof e.detail.to === 'string' ? e.detail.to : 'nothing TIPS installed'}` : '';
+  const what = changes.length > 0 ? `: ${changes.map((c) => `${c.kind} ${c.path}${c.detail ? ` (${c.detail})` : ''}`).join('; ')}` : typeof e.detail.message === 'string' ? `: ${e.detail.message}` : rolledBack;
   return `${e.createdAt}  ${e.kind.padEnd(18)} ${e.code}${what}`;
 }
 
@@ -154,7 +155,7 @@ export function registerMetalCommands(program: Command): Command {
     jsonOption(
       metal
         .command('tamper-events <metal>')
-        .description("a metal's tamper reports (T16) with what changed, newest first; --all adds refused authentications and rollback requests")
+        .description("a metal's tamper reports (T16) with what changed, newest first; --all adds refused authentications, rollback requests and rollbacks done")
         .option('--all', 'every event kind'),
     ),
   ).action(
