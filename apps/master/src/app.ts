@@ -276,6 +276,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
         matching: (ownerId, q) => services.updates.metalsMatching(ownerId, q),
         describe: (ownerId, metalId) => services.updates.view(ownerId, metalId),
         schema: MetalUpdatesSchema,
+        retiredAt: (metalId) => services.enrollment.retiredAt(metalId),
       }, (metalId) => services.provisioning.currentOf(metalId));
       updateOwnerRoutes(scope, services.updates);
       spaceRoutes(scope, services.spaces);

@@ -13,6 +13,8 @@ export interface MetalOut {
   spaces?: { spaceId: string; spaceName: string; phase: number; interfaces: string[]; isDefault: boolean }[];
   engine?: string | null;
   phase1?: JobOut | null;
+  /** S14: when it was retired (null while in service). */
+  retiredAt?: string | null;
   createdAt: string;
   updates?: MetalUpdates;
 }
@@ -25,6 +27,8 @@ interface ReportOut {
   reason: string | null;
   sequence: number;
   at: string;
+  /** A rollback: what the metal went back to. */
+  rolledBackTo?: { glazeId: string | null; glazeName: string | null; version: string | null };
 }
 interface EventOut {
   id: string;
@@ -41,10 +45,12 @@ interface MetalUpdates {
   events: EventOut[];
 }
 
-const reportLine = (r: ReportOut) => `${r.at}  ${r.result.padEnd(11)} ${r.glazeId} seq ${r.sequence} in ${r.spaceId}${r.reason ? `  (${r.reason})` : ''}`;
+const reportLine = (r: ReportOut) =>
+  `${r.at}  ${r.result.padEnd(11)} ${r.glazeId} seq ${r.sequence} in ${r.spaceId}${r.reason ? `  (${r.reason})` : ''}${r.rolledBackTo ? `  -> back to ${r.rolledBackTo.glazeId === null ? 'nothing TIPS installed' : `${r.rolledBackTo.glazeName ?? r.rolledBackTo.glazeId} ${r.rolledBackTo.version ?? ''}`.trimEnd()}` : ''}`;
 function eventLine(e: EventOut): string {
   const changes = Array.isArray(e.detail.changes) ? (e.detail.changes as { kind: string; path: string; detail: string }[]) : [];
-  const what = changes.length > 0 ? `: ${changes.map((c) => `${c.kind} ${c.path}${c.detail ? ` (${c.detail})` : ''}`).join('; ')}` : typeof e.detail.message === 'string' ? `: ${e.detail.message}` : '';
+  const rolledBack = typeof e.detail.from === 'string' ? `: ${e.detail.from} -> ${typeof e.detail.to === 'string' ? e.detail.to : 'nothing TIPS installed'}` : '';
+  const what = changes.length > 0 ? `: ${changes.map((c) => `${c.kind} ${c.path}${c.detail ? ` (${c.detail})` : ''}`).join('; ')}` : typeof e.detail.message === 'string' ? `: ${e.detail.message}` : rolledBack;
   return `${e.createdAt}  ${e.kind.padEnd(18)} ${e.code}${what}`;
 }
 
@@ -58,7 +64,7 @@ export function parseIface(spec: string): { name: string; mac: string; type: str
   return { name: m[1]!, mac: m[2]!, type: types[0] ?? 'ethernet', pxe: flags.includes('pxe') };
 }
 
-function showMetal(m: MetalOut): string {
+export function showMetal(m: MetalOut): string {
   const lines = [
     `Metal ${m.name}`,
     `  TIPS ID:    ${m.id}`,
@@ -74,6 +80,7 @@ function showMetal(m: MetalOut): string {
     for (const s of m.spaces) lines.push(`    ${s.spaceName.padEnd(16)} phase ${s.phase}  via ${s.interfaces.join(',')}${s.isDefault ? '  (default)' : ''}`);
   }
   if (m.phase1 !== undefined) lines.push(`  phase 1:    ${phase1Line(m.phase1)}`);
+  if (m.retiredAt) lines.push(`  retired:    ${m.retiredAt} (certificates revoked; it never enrolls again)`);
   const u = m.updates;
   if (u) {
     if (u.profile) lines.push(`  profile:    vendor ${u.profile.vendorId ?? '-'}  class ${u.profile.classId ?? '-'}  protocols ${u.profile.protocols.join(',') || '-'}  (${u.profile.updatedAt})`);
@@ -148,7 +155,7 @@ export function registerMetalCommands(program: Command): Command {
     jsonOption(
       metal
         .command('tamper-events <metal>')
-        .description("a metal's tamper reports (T16) with what changed, newest first; --all adds refused authentications and rollback requests")
+        .description("a metal's tamper reports (T16) with what changed, newest first; --all adds refused authentications, rollback requests and rollbacks done")
         .option('--all', 'every event kind'),
     ),
   ).action(

@@ -52,6 +52,7 @@ const MetalDetail = Type.Intersect([
   Type.Object({
     spaces: Type.Array(MembershipOut),
     phase1: Type.Union([JobSchema, Type.Null()], { description: "the metal's current (open, else newest) Phase 1 job; null when it never had one" }),
+    retiredAt: Type.Union([Type.String(), Type.Null()], { description: 'S14: when `tips metal retire` retired it (certificates revoked, never enrolls again); null while in service' }),
   }),
 ]);
 
@@ -73,6 +74,8 @@ export interface MetalRouteExtensions {
   /** Installed Glazes, history, last report and events, as `updates` in `GET /metals/:ref`. */
   describe(ownerId: Metal['ownerId'], metalId: Metal['id']): Promise<unknown>;
   schema: TSchema;
+  /** S14: when the metal was retired, or null. */
+  retiredAt?(metalId: Metal['id']): Promise<string | null>;
 }
 
 export function metalRoutes(
@@ -88,6 +91,7 @@ export function metalRoutes(
       ...out(m),
       spaces: (await spaces.membershipsOfMetal(m.id)).map(({ metalId: _m, ...s }) => s),
       phase1: job && jobOut(job),
+      retiredAt: (await ext?.retiredAt?.(m.id)) ?? null,
       ...(ext ? { updates: await ext.describe(m.ownerId, m.id) } : {}),
     };
   };

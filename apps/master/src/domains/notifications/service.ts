@@ -1,6 +1,11 @@
 import type { Counter } from 'prom-client';
 import type { Notification, NotificationBus } from './model.ts';
 
+/** Publishes go out in batches of this many, yielding to the event loop between them so the broker's socket writes start early. */
+const BATCH = 1000;
+
+type NotificationLog = { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+
 export const metalTopic = (tipsId: string) => `tips/metal/${tipsId}`;
 
 /** MQTT fan-out (T15, S9): one message per metal on its own topic, through whichever bus is configured. */
@@ -8,9 +13,9 @@ export class NotificationService {
   private bus: NotificationBus | undefined;
   private published: Counter<'reason' | 'result'> | undefined;
 
-  private log: { warn(obj: object, msg: string): void } = { warn: () => {} };
+  private log: NotificationLog = { warn: () => {}, error: () => {} };
 
-  useLog(log: { warn(obj: object, msg: string): void }): void {
+  useLog(log: NotificationLog): void {
     this.log = log;
   }
 
@@ -31,24 +36,50 @@ export class NotificationService {
     return this.bus?.connectedMetals();
   }
 
-  /** Publishes to each metal's topic; a failed publish is logged and counted, never thrown (pull still works). */
+  /**
+   * The fan-out in the background (T15): returns at once — the caller answers before the recipients
+   * are looked up or anything is published. A failed lookup is logged (error) and counted, never
+   * thrown; each failed publish as in `notify`. With no bus nothing is looked up (metals pull).
+   */
+  fanOut(recipients: () => Promise<readonly string[]>, n: Notification): Promise<number> {
+    if (!this.bus) return Promise.resolve(0);
+    return new Promise<void>((r) => setImmediate(r))
+      .then(async () => this.notify(await recipients(), n))
+      .catch((err: unknown) => {
+        this.published?.inc({ reason: n.reason, result: 'error' });
+        this.log.error({ event: 'notification_fanout_failed', spaceId: n.spaceId, reason: n.reason, err: (err as Error).message }, 'notification fan-out failed');
+        return 0;
+      });
+  }
+
+  /**
+   * Publishes to each metal's topic without awaiting each message (in batches that yield to the
+   * event loop); a failed publish is logged and counted, never thrown (pull still works).
+   */
   async notify(metalIds: readonly string[], n: Notification): Promise<number> {
     const bus = this.bus;
     if (!bus || metalIds.length === 0) return 0;
     const payload = new Uint8Array(Buffer.from(JSON.stringify(n)));
     let sent = 0;
-    await Promise.all(
-      metalIds.map(async (id) => {
-        try {
-          await bus.publish(metalTopic(id), payload);
-          sent++;
-          this.published?.inc({ reason: n.reason, result: 'ok' });
-        } catch (err) {
-          this.published?.inc({ reason: n.reason, result: 'error' });
-          this.log.warn({ event: 'notification_failed', metal: id, err: (err as Error).message }, 'notification not published');
-        }
-      }),
-    );
+    const pending: Promise<void>[] = [];
+    for (let i = 0; i < metalIds.length; i += BATCH) {
+      if (i > 0) await new Promise<void>((r) => setImmediate(r));
+      for (const id of metalIds.slice(i, i + BATCH)) {
+        pending.push(
+          bus.publish(metalTopic(id), payload).then(
+            () => {
+              sent++;
+              this.published?.inc({ reason: n.reason, result: 'ok' });
+            },
+            (err: unknown) => {
+              this.published?.inc({ reason: n.reason, result: 'error' });
+              this.log.warn({ event: 'notification_failed', metal: id, err: (err as Error).message }, 'notification not published');
+            },
+          ),
+        );
+      }
+    }
+    await Promise.all(pending);
     return sent;
   }
 }

@@ -78,6 +78,11 @@ export class SpaceService {
     return space;
   }
 
+  /** Every member's TIPS ID (one query, no interfaces): the Phase 3 fan-out's recipients. */
+  memberIds(spaceId: SpaceId): Promise<TipsId[]> {
+    return this.store.memberIds(spaceId);
+  }
+
   /** The Space's members by metal ID, a window at a time (a member is a metal with its linking interfaces). */
   members(spaceId: SpaceId, window?: KeysetWindow): Promise<SpaceMember[]> {
     return this.store.members(spaceId, window);

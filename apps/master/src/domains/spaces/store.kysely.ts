@@ -83,6 +83,11 @@ export class KyselySpaceStore implements SpaceStore {
     return [...groupMembers(rows).values()].map(({ spaceId: _s, ...m }) => m);
   }
 
+  async memberIds(spaceId: SpaceId): Promise<TipsId[]> {
+    const rows = await this.db.selectFrom('space_members').select('metal_id').distinct().where('space_id', '=', spaceId).orderBy('metal_id').execute();
+    return rows.map((r) => r.metal_id as TipsId);
+  }
+
   async putMember(spaceId: SpaceId, m: SpaceMember, guard?: (tx: Tx) => Promise<void>): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       await guard?.(tx);

@@ -20,6 +20,8 @@ export interface SpaceStore {
   list(ownerId: OwnerId, phase?: number, window?: KeysetWindow): Promise<Space[]>;
   /** By metal ID; with a window, at most `limit` metals whose ID is after `after.id` (`after.at` is unused). */
   members(spaceId: SpaceId, window?: KeysetWindow): Promise<SpaceMember[]>;
+  /** Every member's TIPS ID, once each, in one query. */
+  memberIds(spaceId: SpaceId): Promise<TipsId[]>;
   /**
    * Replaces a metal's membership of one Space. With `isDefault`, clears the metal's default flag
    * in every other Space in the same transaction, so a metal never has two defaults. `guard` runs

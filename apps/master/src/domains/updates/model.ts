@@ -28,6 +28,8 @@ export interface Installation {
   lastResult: ReportResult;
   lastReason: string | null;
   updatedAt: string;
+  /** Set by the `rolled_back` report that left the installed Glaze: the Glaze left (installedGlazeId is what runs now). */
+  rolledBackFrom?: GlazeId;
 }
 
 /** One signed report a metal sent (the history `tips metal show` prints). */
@@ -46,9 +48,10 @@ export interface InstallReport {
   createdAt: string;
 }
 
-export type MetalEventKind = 'tamper' | 'auth_failure' | 'rollback_requested';
+export type MetalEventKind = 'tamper' | 'auth_failure' | 'rollback_requested' | 'rolled_back';
+export const METAL_EVENT_KINDS: readonly MetalEventKind[] = ['tamper', 'auth_failure', 'rollback_requested', 'rolled_back'];
 
-/** Something the owner must see about a metal (T16 tamper, refused authentications, rollback requests). */
+/** Something the owner must see about a metal (T16 tamper, refused authentications, rollback requests, rollbacks done). */
 export interface MetalEvent {
   id: string;
   ownerId: OwnerId;

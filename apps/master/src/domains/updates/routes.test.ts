@@ -23,7 +23,7 @@ async function ok(method: string, url: string, payload?: unknown, status = 200) 
 
 /** A Glaze with a manifest signed by the owner's registered key, allowed in `spaces`. */
 async function glaze(name: string, spaces: string[], opts: { handler?: string; version?: string; signed?: boolean } = {}) {
-  const bytes = Buffer.from(`payload of ${name} `.repeat(100));
+  const bytes = Buffer.from(`payload of ${name} ${opts.version ?? ''} `.repeat(100));
   const q = new URLSearchParams({ name, spaces: spaces.join(','), ...(opts.handler ? { handler: opts.handler } : {}), ...(opts.version ? { version: opts.version } : {}) });
   const g = await ok('POST', `/api/v1/glazes?${q}`, bytes, 201).catch(async () => undefined);
   const r = g ?? (await owner('POST', `/api/v1/glazes?${q}`, bytes, { 'content-type': 'application/octet-stream' })).json();
@@ -331,12 +331,65 @@ describe('T14 signed reports move installation state and history', () => {
     expect((await work(3)).rollbacks).toHaveLength(1);
     await post({ ...installed, result: 'rolled_back', reason: 'rollback_requested' });
     expect((await work(3)).rollbacks).toEqual([]);
-    // A second request, answered by "cannot": a rollback_* reason answers it too.
+    // A second request (the metal installed 1.4 again: the rollback left nothing TIPS installed), answered by "cannot": a rollback_* reason answers it too.
+    await post(installed);
     m.clock.advance(1000);
     await ok('POST', '/api/v1/metals/pi-07/rollback', {}, 202);
     expect((await work(3)).rollbacks).toHaveLength(1);
     await post({ ...installed, result: 'failed', reason: 'rollback_unavailable' });
     expect((await work(3)).rollbacks).toEqual([]);
+  });
+});
+
+describe('T15 D2 S14 tips metal show after a rollback and after retirement', () => {
+  it('shows what the metal runs after a rolled_back report (the version it went back to) and marks the rollback in its history', async () => {
+    const { pi, spaces, glazes } = await setup();
+    // (Glaze names are unique per owner: the versions before and after 1.4 go by their own names.)
+    const g13 = await glaze('web-old', ['apps'], { version: '1.3', handler: 'systemd-service' });
+    const g15 = await glaze('web-next', ['apps'], { version: '1.5', handler: 'systemd-service' });
+    const t = await pi.token();
+    const post = async (body: Record<string, unknown>) => {
+      m.clock.advance(1000);
+      const r = await m.https('POST', '/api/metal/v1/reports', { ...pi.tls, headers: { ...pi.pop(t), ...COSE }, body: signedReport(pi.keyPem, body) });
+      expect(r.status, r.body).toBe(204);
+    };
+    const base = { spaceId: spaces.p3, reason: null };
+    await post({ ...base, glazeId: g13.id, result: 'installed', sequence: 13, at: '2026-11-29T10:00:00.000Z' });
+    await post({ ...base, glazeId: glazes.g3.id, result: 'installed', sequence: 14, at: '2026-11-29T11:00:00.000Z' });
+    // 1.5's health check failed: the metal never left 1.4 — nothing changes in what it runs.
+    await post({ ...base, glazeId: g15.id, result: 'rolled_back', reason: 'health_check_failed', sequence: 15, at: '2026-11-29T11:30:00.000Z' });
+    let show = (await ok('GET', '/api/v1/metals/pi-07')).updates;
+    expect(show.installed).toEqual([{ spaceId: spaces.p3, glazeId: glazes.g3.id, glazeName: 'web', version: '1.4', sequence: 14, installedAt: '2026-11-29T11:00:00.000Z' }]);
+    expect(show.history[0]).not.toHaveProperty('rolledBackTo');
+
+    // `tips metal rollback`: the metal leaves 1.4 and runs 1.3 again.
+    await post({ ...base, glazeId: glazes.g3.id, result: 'rolled_back', reason: 'rollback_requested', sequence: 14, at: '2026-11-29T12:00:00.000Z' });
+    show = (await ok('GET', '/api/v1/metals/pi-07')).updates;
+    expect(show.installed).toEqual([{ spaceId: spaces.p3, glazeId: g13.id, glazeName: 'web-old', version: '1.3', sequence: 13, installedAt: '2026-11-29T12:00:00.000Z' }]);
+    expect(show.history[0]).toMatchObject({ glazeId: glazes.g3.id, result: 'rolled_back', rolledBackTo: { glazeId: g13.id, glazeName: 'web-old', version: '1.3' } });
+    expect(show.history.filter((h: { rolledBackTo?: unknown }) => h.rolledBackTo)).toHaveLength(1);
+    const ev = (await ok('GET', '/api/v1/metals/pi-07/events?kind=rolled_back')).items;
+    expect(ev).toEqual([expect.objectContaining({ kind: 'rolled_back', code: 'glaze_rolled_back', detail: expect.objectContaining({ spaceId: spaces.p3, from: glazes.g3.id, to: g13.id }) })]);
+    // The profile query follows: it runs 1.3, not 1.4.
+    expect((await ok('GET', '/api/v1/metals?glaze=web@1.4')).items).toEqual([]);
+    expect((await ok('GET', '/api/v1/metals?glaze=web-old@1.3')).items.map((x: { name: string }) => x.name)).toEqual(['pi-07']);
+
+    // Rolled back from 1.3 too: the one before it (1.4) was left already — nothing TIPS installed runs there.
+    await post({ ...base, glazeId: g13.id, result: 'rolled_back', reason: 'rollback_requested', sequence: 13, at: '2026-11-29T13:00:00.000Z' });
+    show = (await ok('GET', '/api/v1/metals/pi-07')).updates;
+    expect(show.installed).toEqual([]);
+    expect(show.history[0]).toMatchObject({ glazeId: g13.id, rolledBackTo: { glazeId: null, glazeName: null, version: null } });
+    expect((await owner('POST', '/api/v1/metals/pi-07/rollback', {})).statusCode).toBe(409);
+  });
+
+  it('shows when a retired metal was retired (null while in service)', async () => {
+    await setup();
+    expect((await ok('GET', '/api/v1/metals/pi-08')).retiredAt).toBeNull();
+    const r = await ok('POST', '/api/v1/metals/pi-08/retire', {});
+    const shown = await ok('GET', '/api/v1/metals/pi-08');
+    expect(shown.retiredAt).toBe(r.retiredAt);
+    expect(Date.parse(shown.retiredAt)).not.toBeNaN();
+    expect((await ok('GET', '/api/v1/metals/pi-07')).retiredAt).toBeNull();
   });
 });
 

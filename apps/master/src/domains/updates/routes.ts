@@ -6,7 +6,7 @@ import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Ref } from '../../http/schemas.ts';
 import { parseRange } from '../glazes/routes.ts';
 import { UpdateError, type UpdateErrorCode } from './errors.ts';
-import { MAX_REPORT_BYTES, TAMPER_KINDS, type TamperChange } from './model.ts';
+import { MAX_REPORT_BYTES, METAL_EVENT_KINDS, type MetalEventKind, TAMPER_KINDS, type TamperChange } from './model.ts';
 import type { ProfileInput, UpdateService } from './service.ts';
 
 registerStatusTable<UpdateErrorCode>('updates', {
@@ -199,6 +199,12 @@ const ReportOut = Type.Object({
   sequence: Type.Integer(),
   at: Type.String(),
   createdAt: Type.String(),
+  rolledBackTo: Type.Optional(
+    Type.Object(
+      { glazeId: Type.Union([Type.String(), Type.Null()]), glazeName: Type.Union([Type.String(), Type.Null()]), version: Type.Union([Type.String(), Type.Null()]) },
+      { description: 'a rolled_back report that left the installed Glaze: what the metal went back to (glazeId null: nothing TIPS installed)' },
+    ),
+  ),
 });
 const EventOut = Type.Object({ id: Type.String(), kind: Type.String(), code: Type.String(), detail: Type.Record(Type.String(), Type.Unknown()), createdAt: Type.String() });
 /** The additive part of `GET /api/v1/metals/:ref` (tips metal show). */
@@ -221,12 +227,12 @@ export const MetalUpdatesSchema = Type.Object({
       glazeName: Type.Union([Type.String(), Type.Null()]),
       version: Type.Union([Type.String(), Type.Null()]),
       sequence: Type.Union([Type.Integer(), Type.Null()]),
-      installedAt: Type.Union([Type.String(), Type.Null()]),
+      installedAt: Type.Union([Type.String(), Type.Null()], { description: 'when it was installed, or when the metal went back to it (a rollback)' }),
     }),
   ),
   lastReport: Type.Union([ReportOut, Type.Null()]),
   history: Type.Array(ReportOut, { description: 'the newest reports first' }),
-  events: Type.Array(EventOut, { description: 'tamper reports, refused authentications, rollback requests; newest first' }),
+  events: Type.Array(EventOut, { description: 'tamper reports, refused authentications, rollback requests, rollbacks done (rolled_back: detail from/to Glaze IDs); newest first' }),
 });
 
 /** Owner API (inside /api/v1): rollback requests and the metal's events. */
@@ -248,14 +254,14 @@ export function updateOwnerRoutes(app: FastifyInstance, updates: UpdateService):
     async (req, reply) => reply.code(202).send(await updates.requestRollback(req.owner.id, req.params.ref, req.body?.glaze)),
   );
 
-  app.get<{ Params: { ref: string }; Querystring: { kind?: 'tamper' | 'auth_failure' | 'rollback_requested' } }>(
+  app.get<{ Params: { ref: string }; Querystring: { kind?: MetalEventKind } }>(
     '/metals/:ref/events',
     {
       schema: {
         tags: ['metals'],
         summary: "A metal's events, newest first: tamper reports with what changed, refused metal-API authentications, rollback requests",
         params: Type.Object({ ref: Ref }),
-        querystring: Type.Object({ kind: Type.Optional(Type.Union([Type.Literal('tamper'), Type.Literal('auth_failure'), Type.Literal('rollback_requested')])) }, { additionalProperties: false }),
+        querystring: Type.Object({ kind: Type.Optional(Type.Union(METAL_EVENT_KINDS.map((k) => Type.Literal(k)))) }, { additionalProperties: false }),
         response: { 200: Type.Object({ items: Type.Array(EventOut) }), ...errorResponses(404) },
       },
     },

@@ -52,7 +52,10 @@ export interface MetalUpdateView {
   history: ReportView[];
   events: EventView[];
 }
-export type ReportView = Omit<InstallReport, 'ownerId' | 'metalId' | 'cose'>;
+export type ReportView = Omit<InstallReport, 'ownerId' | 'metalId' | 'cose'> & {
+  /** On a `rolled_back` report that left the installed Glaze: what the metal went back to (glazeId null: nothing TIPS installed). */
+  rolledBackTo?: { glazeId: string | null; glazeName: string | null; version: string | null };
+};
 export type EventView = Omit<MetalEvent, 'ownerId' | 'metalId'>;
 
 export interface UpdateMetrics {
@@ -94,14 +97,15 @@ export class UpdateService {
   ) {
     events.on('space.glaze.changed', async (e) => {
       if (e.phase !== 3 || e.glazeId === null) return;
-      // Every member (no window: all pages), of a Space this owner holds.
+      // A Space this owner holds; then `space set` is answered at once and the fan-out runs in the
+      // background: every member's ID in one query, published without waiting on each (metals also pull).
       await this.spaces.get(e.ownerId, e.spaceId);
-      const members = await this.spaces.members(e.spaceId as SpaceId);
-      // Fan-out runs after the change is answered: a slow or absent broker never holds `space set` (metals also pull).
-      this.lastFanOut = this.notifications.notify(
-        members.map((m) => m.metalId),
-        { glazes: [e.glazeId], spaceId: e.spaceId, reason: 'glaze_set', notBefore: null },
-      );
+      this.lastFanOut = this.notifications.fanOut(() => this.spaces.memberIds(e.spaceId as SpaceId), {
+        glazes: [e.glazeId],
+        spaceId: e.spaceId,
+        reason: 'glaze_set',
+        notBefore: null,
+      });
     });
     events.on('metal.deleted', (e) => this.store.forgetMetal(e.metalId));
   }
@@ -288,8 +292,9 @@ export class UpdateService {
       throw new UpdateError('glaze_not_found', 'the report names an unknown Glaze', 'glazeId');
     });
     const now = this.clock.now().toISOString();
+    const reportId = `rpt_${Buffer.from(this.random.bytes(16)).toString('hex')}`;
     const state = await this.store.recordReport({
-      id: `rpt_${Buffer.from(this.random.bytes(16)).toString('hex')}`,
+      id: reportId,
       ownerId: metal.ownerId,
       metalId: metal.metalId as TipsId,
       spaceId: r.spaceId as SpaceId,
@@ -302,6 +307,10 @@ export class UpdateService {
       createdAt: now,
     });
     this.metrics?.reports.inc({ result: r.result });
+    // The metal left the Glaze it ran for the one before (a rollback): the owner sees from what to what.
+    if (state.rolledBackFrom) {
+      await this.addEvent(metal.ownerId, metal.metalId as TipsId, 'rolled_back', 'glaze_rolled_back', { reportId, spaceId: r.spaceId, from: state.rolledBackFrom, to: state.installedGlazeId });
+    }
     return state;
   }
 
@@ -321,11 +330,22 @@ export class UpdateService {
   async view(ownerId: OwnerId, metalId: TipsId): Promise<MetalUpdateView> {
     const profile = await this.store.profile(metalId);
     const installs = await this.store.installations(metalId);
-    const history = (await this.store.reports(metalId, HISTORY)).map(reportView);
+    const glaze = (id: string) => this.glazes.get(ownerId, id as GlazeId).catch(() => undefined);
+    const rollbacks = new Map<unknown, unknown>((await this.store.events(metalId, 'rolled_back', HISTORY)).map((e) => [e.detail.reportId, e.detail.to]));
+    const history: ReportView[] = [];
+    for (const r of await this.store.reports(metalId, HISTORY)) {
+      const v = reportView(r);
+      const to = rollbacks.get(r.id);
+      if (r.result === 'rolled_back' && (typeof to === 'string' || to === null)) {
+        const g = to === null ? undefined : await glaze(to);
+        v.rolledBackTo = { glazeId: to, glazeName: g?.name ?? null, version: g?.version ?? null };
+      }
+      history.push(v);
+    }
     const installed: MetalUpdateView['installed'] = [];
     for (const i of installs) {
       if (!i.installedGlazeId) continue;
-      const g = await this.glazes.get(ownerId, i.installedGlazeId).catch(() => undefined);
+      const g = await glaze(i.installedGlazeId);
       installed.push({ spaceId: i.spaceId, glazeId: i.installedGlazeId, glazeName: g?.name ?? null, version: g?.version ?? null, sequence: i.installedSequence, installedAt: i.installedAt });
     }
     const { metalId: _m, ownerId: _o, ...p } = profile ?? ({} as MetalProfile);

@@ -124,13 +124,16 @@ export class KyselyUpdateStore implements UpdateStore {
         .execute();
       const prev = await tx.selectFrom('metal_installations').selectAll().where('metal_id', '=', r.metalId).where('space_id', '=', r.spaceId).executeTakeFirst();
       const installed = r.result === 'installed';
+      // `rolled_back` of the Glaze it runs (a manual rollback): the metal left it for the one it ran
+      // before. (`rolled_back` of a new Glaze whose health check failed leaves the installed one as is.)
+      const back = r.result === 'rolled_back' && prev?.installed_glaze_id === r.glazeId ? await this.ranBefore(tx, r) : undefined;
       const next: MetalInstallationsTable = {
         metal_id: r.metalId,
         space_id: r.spaceId,
         owner_id: r.ownerId,
-        installed_glaze_id: installed ? r.glazeId : (prev?.installed_glaze_id ?? null),
-        installed_sequence: installed ? String(r.sequence) : (prev?.installed_sequence ?? null),
-        installed_at: installed ? r.at : (prev?.installed_at ?? null),
+        installed_glaze_id: installed ? r.glazeId : back ? back.glazeId : (prev?.installed_glaze_id ?? null),
+        installed_sequence: installed ? String(r.sequence) : back ? back.sequence : (prev?.installed_sequence ?? null),
+        installed_at: installed ? r.at : back ? (back.glazeId === null ? null : r.at) : (prev?.installed_at ?? null),
         last_glaze_id: r.glazeId,
         last_result: r.result,
         last_reason: r.reason,
@@ -142,8 +145,31 @@ export class KyselyUpdateStore implements UpdateStore {
       } else {
         await tx.insertInto('metal_installations').values(next).execute();
       }
-      return installation(next);
+      return back ? { ...installation(next), rolledBackFrom: r.glazeId } : installation(next);
     });
+  }
+
+  /**
+   * What the metal ran in this Space before the Glaze a `rolled_back` report leaves: its newest
+   * `installed` report of another Glaze that no later `rolled_back` report left (null: nothing TIPS installed).
+   */
+  private async ranBefore(tx: Db, r: InstallReport): Promise<{ glazeId: string | null; sequence: string | null }> {
+    const rows = await tx
+      .selectFrom('metal_reports')
+      .select(['id', 'glaze_id', 'result', 'sequence'])
+      .where('metal_id', '=', r.metalId)
+      .where('space_id', '=', r.spaceId)
+      .where('result', 'in', ['installed', 'rolled_back'])
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .execute();
+    const left = new Set<string>([r.glazeId]);
+    for (const row of rows) {
+      if (row.id === r.id) continue;
+      if (row.result === 'rolled_back') left.add(row.glaze_id);
+      else if (!left.has(row.glaze_id)) return { glazeId: row.glaze_id, sequence: row.sequence };
+    }
+    return { glazeId: null, sequence: null };
   }
 
   async installations(metalId: TipsId): Promise<Installation[]> {

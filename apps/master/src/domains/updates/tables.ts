@@ -54,7 +54,7 @@ export interface MetalEventsTable {
   id: string;
   owner_id: string;
   metal_id: string;
-  /** tamper | auth_failure | rollback_requested */
+  /** tamper | auth_failure | rollback_requested | rolled_back */
   kind: string;
   code: string;
   /** JSON detail: the changes of a tamper report, the Glazes of a rollback request. */
