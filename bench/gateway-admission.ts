@@ -19,27 +19,14 @@ import { cpus, loadavg } from 'node:os';
 import { Topology } from '@tips/testbed';
 import { NftEnforcer, type RuleConfig, runCommand, spawnNft } from '../apps/gateway/src/enforcer/nft.ts';
 import type { InterfaceRow } from '../apps/gateway/src/table/table.ts';
+import { interfaceRow, macOf } from '../apps/gateway/src/enforcer/rows.fixture.ts';
 
 const SIZES = [100, 1_000, 10_000];
 const CHANGES = Number(process.env.TIPS_BENCH_CHANGES ?? 300);
 const FULL = Number(process.env.TIPS_BENCH_FULL ?? 20);
 const CFG: RuleConfig = { table: 'tips_bench', lan: ['br0'], lanAddress: '10.80.255.254', uplink: 'up0', bootUdpPorts: [69], bootTcpPorts: [8080] };
 
-const row = (i: number, state: InterfaceRow['state'], ip: string | null): InterfaceRow => ({
-  mac: `02:00:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
-  gatewayInterface: 'br0',
-  tipsId: null,
-  state,
-  type: 'ethernet',
-  ip,
-  pxe: false,
-  hostname: null,
-  since: 0,
-  reason: null,
-  attempts: 0,
-  updatedAt: 0,
-  nat: [],
-});
+const row = (i: number, state: InterfaceRow['state'], ip: string | null): InterfaceRow => interfaceRow(macOf(i), state, ip);
 const ipOf = (i: number) => `10.80.${(i >> 8) & 255}.${i & 255}`;
 
 const pct = (xs: number[], p: number) => {

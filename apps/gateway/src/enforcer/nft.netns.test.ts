@@ -4,10 +4,10 @@
 import { spawn } from 'node:child_process';
 import { type Namespace, Topology } from '@tips/testbed';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { InterfaceRow } from '../table/table.ts';
 import { BOOT_PORTS, EnforcerError } from './enforcer.ts';
 import { NftEnforcer, type RuleConfig, runCommand } from './nft.ts';
 import { httpFrom, pingFrom, startServices, TFTP_FILE_BYTES, tftpFrom, udpFrom } from './testing.ts';
+import { interfaceRow } from './rows.fixture.ts';
 
 const LAN_IP = '10.77.0.1';
 // IPv6 on the LAN too (static neighbours, since the rules drop ICMPv6): IPv6 must reach nothing.
@@ -28,21 +28,7 @@ const METALS = {
 } as const;
 type Who = keyof typeof METALS;
 
-const row = (mac: string, state: InterfaceRow['state'], ip: string | null): InterfaceRow => ({
-  mac,
-  gatewayInterface: 'br0',
-  tipsId: null,
-  state,
-  type: 'ethernet',
-  ip,
-  pxe: false,
-  hostname: null,
-  since: 0,
-  reason: null,
-  attempts: 0,
-  updatedAt: 0,
-  nat: [],
-});
+const row = interfaceRow;
 
 const START = [row(METALS.active.mac, 'active', METALS.active.ip), row(METALS.pending.mac, 'pending', METALS.pending.ip), row(METALS.blocked.mac, 'blocked', METALS.blocked.ip)];
 

@@ -5,29 +5,14 @@
 import { spawn } from 'node:child_process';
 import { type Namespace, type NsProcess, Topology } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { InterfaceRow } from '../table/table.ts';
 import { NftEnforcer, type RuleConfig, runCommand } from './nft.ts';
+import { interfaceRow, macOf } from './rows.fixture.ts';
 
 const TABLE = 'tips_scale';
 const CFG: RuleConfig = { table: TABLE, lan: ['br0'], lanAddress: '10.80.255.254', uplink: 'up0', bootUdpPorts: [69], bootTcpPorts: [8080] };
 const N = 10_000;
 
-const row = (mac: string, state: InterfaceRow['state'], ip: string | null): InterfaceRow => ({
-  mac,
-  gatewayInterface: 'br0',
-  tipsId: null,
-  state,
-  type: 'ethernet',
-  ip,
-  pxe: false,
-  hostname: null,
-  since: 0,
-  reason: null,
-  attempts: 0,
-  updatedAt: 0,
-  nat: [],
-});
-const macOf = (i: number) => `02:00:00:${((i >> 16) & 255).toString(16).padStart(2, '0')}:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+const row = interfaceRow;
 const ipOf = (i: number) => `10.80.${(i >> 8) & 255}.${i & 255}`;
 /** A third each: Active (with its address), Pending, Blocked. */
 const ROWS = Array.from({ length: N }, (_, i) => row(macOf(i), (['active', 'pending', 'blocked'] as const)[i % 3]!, ipOf(i)));

@@ -6,23 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InterfaceRow } from '../table/table.ts';
 import { BOOT_PORTS, EnforcerError } from './enforcer.ts';
 import { type CommandResult, NftEnforcer, type RuleConfig, renderRuleset, runCommand } from './nft.ts';
+import { interfaceRow } from './rows.fixture.ts';
 
 const CFG: RuleConfig = { table: 'tips_gw', lan: ['br0'], lanAddress: '10.77.0.1', uplink: 'up0', bootUdpPorts: [69], bootTcpPorts: [8080] };
-const row = (mac: string, state: InterfaceRow['state'], ip: string | null, gatewayInterface = 'br0'): InterfaceRow => ({
-  mac,
-  gatewayInterface,
-  tipsId: null,
-  state,
-  type: 'ethernet',
-  ip,
-  pxe: false,
-  hostname: null,
-  since: 0,
-  reason: null,
-  attempts: 0,
-  updatedAt: 0,
-  nat: [],
-});
+const row = interfaceRow;
 const ROWS = [row('02:00:00:00:00:01', 'active', '10.77.0.100'), row('02:00:00:00:00:02', 'pending', '10.77.0.101'), row('02:00:00:00:00:03', 'blocked', '10.77.0.102')];
 
 function refused(f: () => unknown, code: EnforcerError['code'], message: RegExp): void {
