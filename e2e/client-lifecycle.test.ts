@@ -6,11 +6,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ClientTestMaster, startClientTestMaster, writeClientFiles } from './client-master.ts';
+import { type ClientTestMaster, CLIENT_BUNDLE, runClient, startClientTestMaster, tipsOk, writeClientFiles } from './client-master.ts';
 import { debianNode18 } from './client-node18.ts';
-import { ROOT, tips } from './helpers.ts';
 
-const BUNDLE = join(ROOT, 'apps/client/dist/tips-client.cjs');
+const BUNDLE = CLIENT_BUNDLE;
 let work: string;
 let m: ClientTestMaster;
 let node: string[];
@@ -18,15 +17,8 @@ let env: NodeJS.ProcessEnv;
 const running: ChildProcess[] = [];
 let pi: { id: string; config: string; state: string; etc: string };
 
-function client(args: string[]) {
-  const r = spawnSync(node[0]!, [...node.slice(1), BUNDLE, ...args], { encoding: 'utf8', timeout: 180_000 });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-function cli(args: string[]) {
-  const r = tips(args, env);
-  if (r.status !== 0) throw new Error(`tips ${args.join(' ')} → ${r.status}\n${r.stderr}`);
-  return args.includes('--json') ? JSON.parse(r.stdout) : r.stdout;
-}
+const client = (args: string[]) => runClient(node, args);
+const cli = (args: string[]) => tipsOk(env, args);
 function sh(cmd: string, args: string[]) {
   const r = spawnSync(cmd, args, { cwd: work, encoding: 'utf8', timeout: 60_000 });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };

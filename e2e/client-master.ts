@@ -1,9 +1,27 @@
 // A real tips-master with the operator's CA (made by `tips ca init`) and its HTTPS listener, and the
 // files the installer would write for a metal (contract B), for the tips-client e2e tests.
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type RunningMaster, startMaster, tips } from './helpers.ts';
+import { ROOT, type RunningMaster, startMaster, tips } from './helpers.ts';
+
+/** The tips-client bundle the e2e tests run (what the .deb ships). */
+export const CLIENT_BUNDLE = join(ROOT, 'apps/client/dist/tips-client.cjs');
+
+/** Runs the tips-client bundle under `node` (Debian's Node 18 argv, or this node). */
+export function runClient(node: string[], args: string[]): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync(node[0]!, [...node.slice(1), CLIENT_BUNDLE, ...args], { encoding: 'utf8', timeout: 180_000 });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs `tips` and throws unless it succeeded; `--json` answers are parsed. */
+// biome-ignore lint/suspicious/noExplicitAny: callers read the fields of whichever answer they asked for
+export function tipsOk(env: NodeJS.ProcessEnv, args: string[]): any {
+  const r = tips(args, env);
+  if (r.status !== 0) throw new Error(`tips ${args.join(' ')} → ${r.status}\n${r.stderr}`);
+  return args.includes('--json') ? JSON.parse(r.stdout) : r.stdout;
+}
 
 export interface ClientTestMaster {
   master: RunningMaster;

@@ -7,11 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { classIdFrom, uuidToString, vendorIdFromDomain } from '@tips/suit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ClientTestMaster, startClientTestMaster, writeClientFiles } from './client-master.ts';
+import { type ClientTestMaster, runClient, startClientTestMaster, tipsOk, writeClientFiles } from './client-master.ts';
 import { debianNode18 } from './client-node18.ts';
-import { ROOT, tips } from './helpers.ts';
 
-const BUNDLE = join(ROOT, 'apps/client/dist/tips-client.cjs');
 const VENDOR = uuidToString(vendorIdFromDomain('acme.example'));
 const CLASS = uuidToString(classIdFrom(vendorIdFromDomain('acme.example'), 'pi4'));
 
@@ -21,15 +19,8 @@ let node: string[];
 let env: NodeJS.ProcessEnv;
 const metals: Record<string, { id: string; config: string; state: string }> = {};
 
-function client(args: string[]) {
-  const r = spawnSync(node[0]!, [...node.slice(1), BUNDLE, ...args], { encoding: 'utf8', timeout: 180_000 });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-function cli(args: string[]) {
-  const r = tips(args, env);
-  if (r.status !== 0) throw new Error(`tips ${args.join(' ')} → ${r.status}\n${r.stderr}`);
-  return args.includes('--json') ? JSON.parse(r.stdout) : r.stdout;
-}
+const client = (args: string[]) => runClient(node, args);
+const cli = (args: string[]) => tipsOk(env, args);
 function sh(cmd: string, args: string[]) {
   const r = spawnSync(cmd, args, { cwd: work, encoding: 'utf8', timeout: 60_000 });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
