@@ -167,6 +167,23 @@ describe('T15 S9 S10 Phase 3 notifications on the embedded broker (TLS, ACL by c
     const events = cli(lab, ['metal', 'tamper-events', 'emb-a', '--all', '--json']);
     expect(events.map((e: { code: string }) => e.code)).toContain('reauth_required');
   }, 60_000);
+
+  it('S14: retiring a metal closes its open MQTT connection at once, and it cannot connect again', async () => {
+    const b = cli(lab, ['metal', 'show', 'emb-b', '--json']).id;
+    const sub = subscribe(lab, brokerUrl, 'emb-b', `tips/metal/${b}`, ['-W', '60']);
+    await until('the SUBACK', () => /SUBACK/.test(sub.out()), 60_000, sub.out);
+    const before = sub.out().length;
+    cli(lab, ['metal', 'retire', 'emb-b', '--json']);
+    // Closed by the broker: mosquitto_sub sees the connection go (and its reconnect is refused), long before -W 60.
+    const code = await Promise.race([sub.exited, new Promise<'open'>((r) => setTimeout(() => r('open'), 15_000))]);
+    if (code === 'open') sub.proc.kill();
+    expect(code, sub.out().slice(before)).not.toBe('open');
+    expect(code).not.toBe(0);
+    expect(sub.out()).not.toContain('glaze_set');
+    expect(lab.master.output()).toMatch(/mqtt connection closed: metal access revoked/);
+    const again = spawnSync('mosquitto_sub', ['-h', new URL(brokerUrl).hostname, '-p', new URL(brokerUrl).port, '--cafile', 'ca/root.pem', '--cert', 'emb-b.pem', '--key', 'emb-b.key', '-t', `tips/metal/${b}`, '-C', '1', '-W', '10'], { cwd: lab.work, encoding: 'utf8', timeout: 30_000 });
+    expect(again.status).not.toBe(0);
+  }, 60_000);
 });
 
 async function freePort(): Promise<number> {

@@ -166,6 +166,7 @@ export function createServices(deps: MasterDeps): Services {
   // ... and gets neither a Phase 1 boot script nor installer work (T13).
   provisioning.useBlockCheck((metalId) => discovery.isBlocked(metalId));
   const notifications = new NotificationService();
+  events.on('metal.access.revoked', (e) => notifications.disconnect(e.metalId, e.reason));
   const updates = new UpdateService(
     new KyselyUpdateStore(deps.db),
     metals,

@@ -13,6 +13,11 @@ export interface DomainEventMap {
   'provisioning.job.changed': { ownerId: OwnerId; metalId: TipsId; jobId: string; state: string; reason: string | null };
   /** A Space's Glaze was set or cleared (Phase 3 Spaces notify their metals: T15). */
   'space.glaze.changed': { ownerId: OwnerId; spaceId: string; phase: number; glazeId: string | null };
+  /**
+   * A metal's credentials or standing changed so that an open authenticated channel (the MQTT
+   * connection) must authenticate again: certificates revoked or retired, the metal deleted or blocked.
+   */
+  'metal.access.revoked': { ownerId: OwnerId; metalId: TipsId; reason: 'retired' | 'revoked' | 'deleted' | 'blocked' };
 }
 
 type Handler<K extends keyof DomainEventMap> = (event: DomainEventMap[K]) => Promise<void> | void;

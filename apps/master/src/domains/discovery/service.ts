@@ -163,7 +163,7 @@ export class DiscoveryService {
     private readonly metals: MetalService,
     private readonly spaces: SpaceService,
     private readonly gateways: GatewayService,
-    events: DomainEvents,
+    private readonly events: DomainEvents,
     private readonly clock: Clock,
     private readonly random: Random,
   ) {
@@ -305,6 +305,7 @@ export class DiscoveryService {
     const macs = metal.interfaces.map((i) => i.mac);
     const gws = await this.gateways.idsOfOwner(ownerId);
     for (const g of gws) await this.gateways.send(g, { type: 'block', tipsId: metal.id, macs, ...(reason ? { reason } : {}) });
+    await this.events.emit('metal.access.revoked', { ownerId, metalId: metal.id, reason: 'blocked' });
     return { tipsId: metal.id, macs, gateways: gws.length };
   }
 

@@ -101,7 +101,7 @@ export class EnrollmentService {
     private readonly store: EnrollmentStore,
     private readonly metals: MetalService,
     private readonly spaces: SpaceService,
-    events: DomainEvents,
+    private readonly events: DomainEvents,
     private readonly clock: Clock,
     private readonly random: Random,
     private readonly caSource: () => Promise<MasterCa>,
@@ -110,6 +110,7 @@ export class EnrollmentService {
     // A deleted (retired) metal keeps no working certificate.
     events.on('metal.deleted', async (e) => {
       await this.store.revokeSubject({ kind: 'metal', id: e.metalId }, this.now(), 'deleted');
+      await this.events.emit('metal.access.revoked', { ownerId: e.ownerId, metalId: e.metalId, reason: 'deleted' });
     });
   }
 
@@ -396,7 +397,9 @@ export class EnrollmentService {
   /** Revokes every active certificate of a metal (blocked, retired, or to force re-enrollment). */
   async revokeMetal(ownerId: OwnerId, metalRef: string, reason: RevokeReason = 'operator'): Promise<number> {
     const metal = await this.metals.get(ownerId, metalRef);
-    return this.store.revokeSubject({ kind: 'metal', id: metal.id }, this.now(), reason);
+    const n = await this.store.revokeSubject({ kind: 'metal', id: metal.id }, this.now(), reason);
+    await this.events.emit('metal.access.revoked', { ownerId, metalId: metal.id, reason: reason === 'retired' ? 'retired' : 'revoked' });
+    return n;
   }
 
   /**
@@ -410,6 +413,7 @@ export class EnrollmentService {
     const at = this.now();
     const r = await this.store.retire(ownerId, metal.id, at);
     if (r.retiredAt === at) this.lifecycleMetrics?.retired.inc();
+    await this.events.emit('metal.access.revoked', { ownerId, metalId: metal.id, reason: 'retired' });
     return { metal: metal.id, retiredAt: r.retiredAt, certificatesRevoked: r.certificates, secretsRevoked: r.secrets };
   }
 
@@ -435,5 +439,7 @@ export class EnrollmentService {
     if (!(await this.store.revokeCertificate(ownerId, serial.toLowerCase(), this.now(), 'operator'))) {
       throw new EnrollmentError('certificate_not_found', `no active certificate ${serial.slice(0, 64)}`, 'serial');
     }
+    const record = await this.store.findCertificate(serial.toLowerCase());
+    if (record?.subject.kind === 'metal') await this.events.emit('metal.access.revoked', { ownerId, metalId: record.subject.id as TipsId, reason: 'revoked' });
   }
 }

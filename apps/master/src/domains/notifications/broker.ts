@@ -28,6 +28,7 @@ const NOT_AUTHORIZED = 5;
 export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<NotificationBus & { port: number; server: Server }> {
   const metalOf = new WeakMap<Client, string>();
   const connected = new Set<Client>();
+  const byMetal = new Map<string, Set<Client>>();
   const refuse = (client: Client | null, code: string, detail: Record<string, unknown> = {}) =>
     opts.log.warn({ event: 'security', code, mqttClient: client?.id, metal: client ? metalOf.get(client) : undefined, ...detail }, 'mqtt refused');
 
@@ -64,8 +65,18 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       done(new Error('publishing is not allowed'));
     },
   });
-  broker.on('clientReady', (c) => connected.add(c));
-  broker.on('clientDisconnect', (c) => connected.delete(c));
+  broker.on('clientReady', (c) => {
+    connected.add(c);
+    const metal = metalOf.get(c);
+    if (metal !== undefined) byMetal.set(metal, (byMetal.get(metal) ?? new Set()).add(c));
+  });
+  broker.on('clientDisconnect', (c) => {
+    connected.delete(c);
+    const metal = metalOf.get(c);
+    const set = metal === undefined ? undefined : byMetal.get(metal);
+    set?.delete(c);
+    if (metal !== undefined && set?.size === 0) byMetal.delete(metal);
+  });
 
   const server = createServer(
     { cert: opts.certPem, key: opts.keyPem, ca: opts.clientCaPem, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
@@ -91,6 +102,12 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         broker.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
       ),
     connectedMetals: () => connected.size,
+    disconnectMetal: (metalId) => {
+      const clients = [...(byMetal.get(metalId) ?? [])];
+      for (const c of clients) c.close();
+      byMetal.delete(metalId);
+      return clients.length;
+    },
     close: async () => {
       for (const c of connected) c.close();
       await new Promise<void>((r) => server.close(() => r()));

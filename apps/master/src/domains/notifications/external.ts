@@ -104,6 +104,7 @@ export function connectExternalBroker(opts: { url: string; caPem: string; certPe
         });
       }),
     connectedMetals: () => undefined,
+    disconnectMetal: () => undefined,
     close: async () => {
       await client.endAsync(true);
     },

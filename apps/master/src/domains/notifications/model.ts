@@ -16,5 +16,11 @@ export interface NotificationBus {
   publish(topic: string, payload: Uint8Array): Promise<void>;
   /** Metals connected right now (embedded broker), or undefined when the broker is not ours. */
   connectedMetals(): number | undefined;
+  /**
+   * Closes the metal's open connections so it must authenticate again (its certificate was revoked,
+   * it was retired, deleted or blocked): how many were closed, or undefined when the broker is not
+   * ours (an external broker checks certificates only at connect; see the notifications README).
+   */
+  disconnectMetal(metalId: string): number | undefined;
   close(): Promise<void>;
 }

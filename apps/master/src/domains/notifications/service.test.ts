@@ -14,6 +14,7 @@ function setup(fail: (topic: string) => boolean = () => false) {
       published.push(topic);
     },
     connectedMetals: () => 0,
+    disconnectMetal: () => 0,
     close: async () => {},
   };
   const s = new NotificationService();

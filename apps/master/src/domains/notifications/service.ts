@@ -36,6 +36,12 @@ export class NotificationService {
     return this.bus?.connectedMetals();
   }
 
+  /** S14/T16: a revoked, retired, deleted or blocked metal loses its open MQTT connection at once. */
+  disconnect(metalId: string, reason: string): void {
+    const n = this.bus?.disconnectMetal(metalId);
+    if (n) this.log.warn({ event: 'security', code: 'mqtt_disconnected', metal: metalId, reason, connections: n }, 'mqtt connection closed: metal access revoked');
+  }
+
   /**
    * The fan-out in the background (T15): returns at once — the caller answers before the recipients
    * are looked up or anything is published. A failed lookup is logged (error) and counted, never
