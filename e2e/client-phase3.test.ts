@@ -191,6 +191,11 @@ describe('T15 S9 T16 issue 9 test 2: a running tips-client gets Phase 3 Glazes b
     await until('the glaze_set hint in the log', () => c.events('push_hint').find((e) => e.reason === 'glaze_set' && (e.glazes as string[])[0] === g.id), 10_000, c.log);
     // The hint woke exactly the pulls that installed it (no timer fired).
     expect(c.events('work').length).toBeGreaterThan(pulls);
+    // `tips-client status` says which server answers and that push is up, with the hint's time.
+    const st = JSON.parse(lab.client(['status', '--json', '--config', lab.metals['pi-push']!.config]).stdout);
+    expect(st.server).toBe(lab.m.httpsUrl);
+    expect(st.push).toMatchObject({ state: 'subscribed', topic: expect.stringMatching(/^tips\/metal\/mtl_/), url: expect.stringMatching(/^mqtts:/), lastHintAt: expect.any(String) });
+    expect(lab.client(['status', '--config', lab.metals['pi-push']!.config]).stdout).toMatch(/push: +subscribed to tips\/metal\/mtl_\S+ at mqtts:/);
     await until('the signed report', async () => ((await lab.updates('pi-push')).history.some((h) => h.glazeId === g.id && h.result === 'installed') ? true : undefined), 30_000, c.log);
     // S7: the profile says the metal takes hints over MQTT.
     expect((await lab.updates('pi-push')).profile?.protocols).toEqual(['https', 'mqtt']);
@@ -282,6 +287,10 @@ describe('T15 S10 pull when push is unavailable, and the update-server list fail
     await until('tool 2.0 installed by pull', () => lab.current('pi-pull', 'tool') === '2.0', 60_000, c.log);
     expect(c.events('push_hint')).toEqual([]);
     expect(c.events('push_subscribed')).toEqual([]);
+    // S10: status names the live server (not the dead first one) and push as reconnecting, with why.
+    const st = JSON.parse(lab.client(['status', '--json', '--config', lab.metals['pi-pull']!.config]).stdout);
+    expect(st.server).toBe(lab.m.httpsUrl);
+    expect(st.push).toMatchObject({ state: 'connecting', why: expect.any(String), lastHintAt: null });
     await until('the signed report', async () => ((await lab.updates('pi-pull')).installed.some((i) => i.glazeId === g.id) ? true : undefined), 30_000, c.log);
     // Reconnection waits grow (exponential backoff with jitter, each within [d/2, d]).
     const waits = c.events('push_reconnect').map((e) => e.retryInMs as number);

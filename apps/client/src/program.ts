@@ -120,7 +120,7 @@ export function createProgram(): Command {
     },
   );
 
-  common(program.command('status').description("show the metal's identity, certificate expiry, installed Glazes and the last error").option('--json', 'print as JSON')).action(
+  common(program.command('status').description("show the metal's identity, certificate expiry, the update server and push subscription in use, installed Glazes and the last error").option('--json', 'print as JSON')).action(
     async (o: CommonOptions & { json?: boolean }) => {
       const log = makeLogger(o.logLevel);
       await guarded(log, 'status', async () => {
@@ -142,6 +142,8 @@ export function createProgram(): Command {
           lastPullAt: st.lastPullAt,
           lastError: st.lastError,
           stopped: st.stopped,
+          server: st.server ?? null,
+          push: st.push ?? null,
         };
         if (o.json) {
           process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
@@ -151,6 +153,14 @@ export function createProgram(): Command {
           `metal:       ${out.tipsId}`,
           `master:      ${out.masterUrl}`,
           `identity:    ${retired ? `retired at ${retired.at} (credentials wiped)` : id ? `certificate ${id.serial}, valid until ${out.certificate!.notAfter}` : 'not enrolled'}`,
+          `server:      ${out.server ?? 'none answered yet'}`,
+          `push:        ${
+            out.push
+              ? out.push.state === 'subscribed'
+                ? `subscribed to ${out.push.topic} at ${out.push.url} since ${out.push.since}${out.push.lastHintAt ? `, last hint ${out.push.lastHintAt}` : ''}`
+                : `connecting to ${out.push.url} since ${out.push.since}${out.push.why ? ` (${out.push.why})` : ''}; polling meanwhile`
+              : 'off (polling)'
+          }`,
           `last pull:   ${out.lastPullAt ?? 'never'}`,
           `last error:  ${out.lastError ? `${out.lastError.code} at ${out.lastError.at}: ${out.lastError.message}` : 'none'}`,
           ...(out.stopped ? [`STOPPED:     Phases 2 and 3 stopped by ${out.stopped.code} at ${out.stopped.at}`] : []),

@@ -134,6 +134,11 @@ export class Agent {
     return this.api;
   }
 
+  /** S10: the update server requests go to (the one that answered last). */
+  server(): string {
+    return this.o.servers?.current() ?? this.o.config.masterUrl;
+  }
+
   /** The TLS material of the metal's current identity (MQTT uses the same certificate as HTTPS). */
   tlsMaterial(): { ca: string; cert: string; key: string } {
     const id = this.identity ?? loadIdentity(this.o.stateDir);

@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { ClientError } from '../errors.ts';
 import { writeFileDurably } from '../state/files.ts';
 import { startTamperWatch, type TamperWatch } from '../tamper/index.ts';
+import type { PushStatus } from '../state/agent-state.ts';
 import type { Agent } from './agent.ts';
 import { type PushHint, type PushListener, startPush } from './push.ts';
 
@@ -79,8 +80,26 @@ export async function runLoop(o: RunLoopOptions): Promise<void> {
 
   let push: PushListener | undefined;
   let pushKey = '';
+  // `tips-client status` reads what the loop last saw: the server that answers and the push state.
+  let pushStatus: PushStatus | null = null;
+  let written = '';
+  const writeStatus = () => {
+    const next = { server: agent.server(), push: pushStatus };
+    const key = JSON.stringify(next);
+    if (key === written) return;
+    written = key;
+    try {
+      agent.state.updateStatus(next);
+    } catch (e) {
+      log.warn({ event: 'status_write_failed', message: (e as Error).message }, 'cannot record the run status');
+    }
+  };
   const notBefore = new Set<NodeJS.Timeout>();
   const onHint = (h: PushHint) => {
+    if (pushStatus) {
+      pushStatus = { ...pushStatus, lastHintAt: new Date().toISOString() };
+      writeStatus();
+    }
     const at = h.notBefore ? Date.parse(h.notBefore) - Date.now() : 0;
     if (at <= 0) return wakeUp();
     // The schedule of the notification: pull when it says, not before.
@@ -97,6 +116,8 @@ export async function runLoop(o: RunLoopOptions): Promise<void> {
     await push?.stop();
     push = undefined;
     pushKey = key;
+    pushStatus = n ? { url: n.url, topic: n.topic, state: 'connecting', since: new Date().toISOString(), why: null, lastHintAt: null } : null;
+    writeStatus();
     if (!n) return;
     push = startPush({
       url: n.url,
@@ -105,6 +126,12 @@ export async function runLoop(o: RunLoopOptions): Promise<void> {
       clientId: `${o.tipsId}-${process.pid}`,
       log,
       onHint,
+      onState: (subscribed, why) => {
+        if (!pushStatus) return;
+        const state = subscribed ? 'subscribed' : 'connecting';
+        if (pushStatus.state !== state || pushStatus.why !== why) pushStatus = { ...pushStatus, state, why, since: pushStatus.state === state ? pushStatus.since : new Date().toISOString() };
+        writeStatus();
+      },
       // Pull what was published before the subscription took (at start, and after every reconnection).
       onSubscribed: wakeUp,
     });
@@ -122,6 +149,7 @@ export async function runLoop(o: RunLoopOptions): Promise<void> {
       // S14: a retired metal has wiped its credentials: the loop ends for good.
       if (agent.retired) break;
       await syncPush().catch((e) => log.warn({ event: 'push_failed', message: (e as Error).message }, 'cannot start the MQTT subscription'));
+      writeStatus();
       if (stop) break;
       // A hint that came during the cycle is pulled now, not after the interval.
       if (woken) continue;

@@ -45,6 +45,8 @@ export interface PushOptions {
   onHint: (h: PushHint) => void;
   /** Called once subscribed (also after every reconnection). */
   onSubscribed?: () => void;
+  /** Every change of the subscription: subscribed, or lost (with why) and reconnecting. */
+  onState?: (subscribed: boolean, why: string | null) => void;
   baseMs?: number;
   maxMs?: number;
 }
@@ -100,6 +102,7 @@ export function startPush(o: PushOptions): PushListener {
       lost = true;
       subscribed = false;
       c.end(true);
+      o.onState?.(false, why);
       schedule(why);
     };
     c.on('connect', () => {
@@ -113,6 +116,7 @@ export function startPush(o: PushOptions): PushListener {
         attempt = 0;
         subscribed = true;
         o.log.info({ event: 'push_subscribed', url: o.url, topic: o.topic }, `subscribed to ${o.topic}`);
+        o.onState?.(true, null);
         o.onSubscribed?.();
       });
     });

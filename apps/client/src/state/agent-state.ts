@@ -37,6 +37,19 @@ export interface AgentStatus {
   lastPullAt: string | null;
   /** Set by an authentication/authorization failure: Phases 2 and 3 do not run until a restart. */
   stopped: { code: string; at: string } | null;
+  /** S10: the update server that answered last (absent before the first answer). */
+  server?: string | null;
+  /** T15: the Phase 3 push subscription as the run loop last saw it (null: off, or the master names no broker). */
+  push?: PushStatus | null;
+}
+export interface PushStatus {
+  url: string;
+  topic: string;
+  state: 'subscribed' | 'connecting';
+  since: string;
+  /** Why it is not subscribed (the last connection error), or null. */
+  why: string | null;
+  lastHintAt: string | null;
 }
 export interface Inflight {
   glazeId: string;
