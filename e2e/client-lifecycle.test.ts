@@ -39,6 +39,26 @@ function whoami(name: string) {
 }
 const chainOk = (cert: string) => sh('openssl', ['verify', '-CAfile', m.caFile, '-untrusted', join(work, 'offline/intermediate.pem'), cert]).stdout;
 
+/** `run --once` killed with SIGKILL `delayMs` after it logs `event`; resolves with what it logged. */
+async function killedRun(extra: string[], event: string, delayMs: number): Promise<string> {
+  const child = spawn(node[0]!, [...node.slice(1), BUNDLE, 'run', '--once', '--config', pi.config, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  running.push(child);
+  let log = '';
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  await new Promise<void>((resolve) => {
+    child.stderr!.on('data', (c) => {
+      log += c;
+      if (log.includes(`"event":"${event}"`)) setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve();
+      }, delayMs);
+    });
+    child.on('exit', () => resolve());
+  });
+  await exited;
+  return log;
+}
+
 describe('S5 S6 S14 T14 identity and life cycle: renewal, signed orders, retirement (tips-client against the real master)', () => {
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'tips-client-lifecycle-e2e-'));
@@ -98,21 +118,7 @@ describe('S5 S6 S14 T14 identity and life cycle: renewal, signed orders, retirem
     // Killed as the EST request leaves, while it is answered, and around the write of the new pair.
     for (const delayMs of [0, 15, 40, 80, 150, 300]) {
       const before = status().certificate.serial;
-      const child = spawn(node[0]!, [...node.slice(1), BUNDLE, 'run', '--once', '--config', pi.config, '--renew-before', '1d'], { stdio: ['ignore', 'ignore', 'pipe'] });
-      running.push(child);
-      let log = '';
-      const exited = new Promise<void>((r) => child.on('exit', () => r()));
-      await new Promise<void>((resolve) => {
-        child.stderr!.on('data', (c) => {
-          log += c;
-          if (log.includes('"event":"reenroll_request"')) setTimeout(() => {
-            child.kill('SIGKILL');
-            resolve();
-          }, delayMs);
-        });
-        child.on('exit', () => resolve());
-      });
-      await exited;
+      const log = await killedRun(['--renew-before', '1d'], 'reenroll_request', delayMs);
       // Whatever the cut left, the next start recovers a pair the master accepts.
       const next = run();
       expect(next.status, `killed ${delayMs} ms after the request (before: ${before})\n${log}\n${next.stderr}`).toBe(0);
@@ -156,6 +162,26 @@ describe('S5 S6 S14 T14 identity and life cycle: renewal, signed orders, retirem
     expect(status().certificate.serial).toBe(now);
   });
 
+  it('kill -9 at any point of an order-driven re-enrollment leaves a usable identity, and the order is settled once', async () => {
+    // Killed as the order's EST request leaves, while it is answered, and around the write of the new pair.
+    for (const delayMs of [0, 40, 150]) {
+      const before = status().certificate.serial;
+      const order = cli(['metal', 'reenroll', 'pi-life', '--sign-key', join(work, 'ops.pem'), '--est-url', `${m.httpsUrl}/.well-known/est`, '--json']);
+      const log = await killedRun([], 'reenroll_order_request', delayMs);
+      const next = run();
+      expect(next.status, `killed ${delayMs} ms after the order's request (before: ${before})\n${log}\n${next.stderr}`).toBe(0);
+      expect(status().enrolled).toBe(true);
+      keep('order-survivor');
+      expect(whoami('order-survivor').body.metal).toBe(pi.id);
+      // Either the cut run or the next one took the order's secret (once at most), and it is not asked again.
+      const secret = cli(['enrollment', 'secret', 'list', '--json']).find((x: { id: string; uses: number }) => x.id === order.secretId);
+      expect(secret?.uses).toBeLessThanOrEqual(1);
+      const settled = run();
+      expect(settled.status, settled.stderr).toBe(0);
+      expect(settled.stderr).not.toContain('reenroll_order_request');
+    }
+  }, 240_000);
+
   it('a trust list signed by a trusted operator is adopted (the rogue key becomes trusted only this way)', () => {
     const before = readFileSync(join(pi.state, 'trust-list.cbor'));
     cli(['trust-list', 'push', '--sign-key', join(work, 'ops.pem'), '--json']);
@@ -178,7 +204,10 @@ describe('S5 S6 S14 T14 identity and life cycle: renewal, signed orders, retirem
     while (!log.includes('"event":"work"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(log).toContain('"event":"work"');
     const retired = cli(['metal', 'retire', 'pi-life', '--json']);
-    expect(retired).toMatchObject({ metal: pi.id, certificatesRevoked: 1 });
+    // At least the one in use; an order whose EST answer a kill -9 cut (above) left a certificate whose
+    // key the metal never stored: still active until a newer one is proven or it expires — revoked here too.
+    expect(retired).toMatchObject({ metal: pi.id });
+    expect(retired.certificatesRevoked).toBeGreaterThanOrEqual(1);
     const code = await new Promise<number | null>((resolve) => {
       const t = setTimeout(() => resolve(-1), 60_000);
       agent.on('exit', (c) => {
