@@ -125,6 +125,10 @@ describe('T2 T12 tips-master --blob-store s3: push, download, pre-signed redirec
     expect(`${location.origin}${location.pathname}`).toBe(`${s3.endpoint}/${BUCKET}/${PREFIX}/${glaze.id}`);
     expect(location.searchParams.get('X-Amz-Expires')).toBe('120');
     expect(location.searchParams.get('response-content-type')).toBe('application/x-tar');
+    // The redirect is counted; no Glaze byte went through this master.
+    const metrics = await (await fetch(`${m.url}/metrics`)).text();
+    expect(metrics).toMatch(/tips_master_blob_operations_total\{store="s3",op="presign",result="ok"\} [1-9]/);
+    expect(metrics).not.toMatch(/tips_master_blob_bytes_total\{store="s3",direction="out"\}/);
     // An unauthenticated caller is still refused by the master: the redirect is not a way around the API token.
     expect((await fetch(`${m.url}/api/v1/glazes/web/content`, { redirect: 'manual' })).status).toBe(401);
 

@@ -4,6 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { CoseKey } from '@tips/suit';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { BlobStore } from './blob/blob-store.ts';
+import { MeteredBlobStore } from './blob/metered.ts';
 import type { Db } from './db/database.ts';
 import { discoveryGatewayRoutes, discoveryOwnerRoutes } from './domains/discovery/routes.ts';
 import { DiscoveryService } from './domains/discovery/service.ts';
@@ -137,6 +138,8 @@ export interface Services {
   rendezvous: RendezvousService;
   directives: DirectiveService;
   sessions: SessionService;
+  /** The blob store as the domains use it (metered). */
+  blobs: MeteredBlobStore;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -147,7 +150,8 @@ export function createServices(deps: MasterDeps): Services {
   const owners = new OwnerService(new KyselyOwnerStore(deps.db), clock, random);
   const metals = new MetalService(new KyselyMetalStore(deps.db), events, clock, random);
   const spaces = new SpaceService(new KyselySpaceStore(deps.db), metals, events, clock, random);
-  const glazes = new GlazeService(new KyselyGlazeStore(deps.db), deps.blobs, spaces, events, clock, random, deps.maxGlazeBytes ?? 64 * 2 ** 30);
+  const blobs = deps.blobs instanceof MeteredBlobStore ? deps.blobs : new MeteredBlobStore(deps.blobs, deps.blobs.kind ?? 'files');
+  const glazes = new GlazeService(new KyselyGlazeStore(deps.db), blobs, spaces, events, clock, random, deps.maxGlazeBytes ?? 64 * 2 ** 30);
   spaces.useGlazes(glazes);
   const gateways = new GatewayService(new KyselyGatewayStore(deps.db), clock, random);
   const discovery = new DiscoveryService(new KyselyDiscoveryStore(deps.db), metals, spaces, gateways, events, clock, random);
@@ -186,7 +190,7 @@ export function createServices(deps: MasterDeps): Services {
   const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions };
+  return { blobs, events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -210,6 +214,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installErrorHandler(app);
   installEdgeGuards(app);
   const metrics = installMetrics(app);
+  services.blobs.useMetrics(metrics);
   installUpdateMetrics(metrics, services.updates, services.notifications);
   installLifecycleMetrics(metrics, services.enrollment, services.directives);
   services.notifications.useLog(app.log);

@@ -29,6 +29,8 @@ export interface ByteRange {
  * put leaves nothing behind under `key`.
  */
 export interface BlobStore {
+  /** Which adapter (metrics label). */
+  readonly kind?: 'files' | 's3';
   /** Streams `source` into the store while computing SHA-256; never buffers the whole payload. */
   put(key: string, source: AsyncIterable<Uint8Array> | Readable, opts?: { onBytes?: (total: number) => void }): Promise<BlobInfo>;
   get(key: string, range?: ByteRange): Promise<Readable>;

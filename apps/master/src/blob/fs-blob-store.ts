@@ -15,6 +15,7 @@ const KEY_RE = /^[A-Za-z0-9_-]{1,128}$/;
  * reconciliation (`removeStalePartials`), once they are older than any live upload can be.
  */
 export class FsBlobStore implements BlobStore {
+  readonly kind = 'files' as const;
   private constructor(private readonly root: string) {}
 
   static async open(root: string): Promise<FsBlobStore> {

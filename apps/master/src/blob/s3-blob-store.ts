@@ -64,6 +64,7 @@ const isNotFound = (err: unknown) => {
  * ListMultipartUploads) once it is older than any live upload can be, on start and periodically.
  */
 export class S3BlobStore implements BlobStore {
+  readonly kind = 's3' as const;
   readonly client: S3Client;
   private readonly partBytes: number;
   private readonly now: () => Date;
