@@ -166,6 +166,12 @@ describe('S6 S11 T11 the gateway speaks to the master over mTLS only (--gateway-
       return r?.state === 'active' ? r : undefined;
     });
     expect(active.tipsId).toBe(metal.id);
+    // Issue 13: the registration went over mTLS without a TIPS-GW-1 signature (the channel authenticated
+    // the gateway), while the table and the channel are still signed; nothing was refused.
+    const metrics = await (await fetch(`${ownerUrl}/metrics`)).text();
+    expect(metrics).toMatch(/tips_master_gateway_auth_total\{mode="channel",result="ok"\} [1-9]/);
+    expect(metrics).toMatch(/tips_master_gateway_auth_total\{mode="signature",result="ok"\} [1-9]/);
+    expect(metrics).not.toMatch(/tips_master_gateway_auth_total\{mode="\w+",result="refused"\}/);
     // The block travels master → gateway over the mTLS channel.
     await api('POST', `/api/v1/metals/${metal.id}/block`, { reason: 'tls e2e' });
     await until('row blocked', async () => (await tableRow(mac))?.state === 'blocked', 10_000);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { CoseKey } from '@tips/suit';
+import { Counter } from 'prom-client';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { BlobStore } from './blob/blob-store.ts';
 import { MeteredBlobStore } from './blob/metered.ts';
@@ -215,6 +216,14 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installEdgeGuards(app);
   const metrics = installMetrics(app);
   services.blobs.useMetrics(metrics);
+  services.gateways.useAuthMetric(
+    new Counter({
+      name: 'tips_master_gateway_auth_total',
+      help: 'Gateway API authentications by mode (signature: TIPS-GW-1; channel: the mTLS certificate alone, registration routes) and result',
+      labelNames: ['mode', 'result'] as const,
+      registers: [metrics],
+    }),
+  );
   installUpdateMetrics(metrics, services.updates, services.notifications);
   installLifecycleMetrics(metrics, services.enrollment, services.directives);
   services.notifications.useLog(app.log);

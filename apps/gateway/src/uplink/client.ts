@@ -1,4 +1,5 @@
-// HTTP client of the gateway API of the master (TIPS-D). Every request but enroll is signed (sign.ts).
+// HTTP client of the gateway API of the master (TIPS-D). Every request but enroll is signed (sign.ts),
+// except registrations over mTLS, which the connection's certificate authenticates.
 // Towards an https:// master every request and the channel use mTLS: the gateway presents the
 // certificate the master issued at enrollment and verifies the master against ca.pem (never
 // against nothing: rejectUnauthorized stays true).
@@ -175,6 +176,16 @@ export class MasterClient {
     return call(this.baseUrl, method, path, body, headers, this.timeoutMs, this.agent);
   }
 
+  /**
+   * Issue 13: towards an https:// master the mTLS connection already authenticates this gateway, so
+   * registrations go without a TIPS-GW-1 signature (no Ed25519 sign here, no verify and nonce write
+   * there). Plain HTTP, and every other route, stay signed.
+   */
+  private overChannel(method: string, path: string, body: unknown): Promise<{ status: number; json: unknown }> {
+    if (this.tls && this.agent && new URL(this.baseUrl).protocol === 'https:') return call(this.baseUrl, method, path, body, {}, this.timeoutMs, this.agent);
+    return this.signed(method, path, body);
+  }
+
   /** Signed headers for the channel's WebSocket upgrade, with the TLS client options towards an https:// master. */
   channelHeaders(): { url: string; headers: Record<string, string>; tls?: { cert: string; key: string; ca: string } } {
     const url = new URL(`${GATEWAY_API}/channel`, this.baseUrl);
@@ -198,14 +209,14 @@ export class MasterClient {
   }
 
   async register(req: RegistrationRequest): Promise<RegistrationDecision> {
-    const r = await this.signed('POST', `${GATEWAY_API}/registrations`, req);
+    const r = await this.overChannel('POST', `${GATEWAY_API}/registrations`, req);
     return parseDecision(r.json);
   }
 
-  /** Up to MAX_BATCH registrations in one signed request; one decision per item, in order. */
+  /** Up to MAX_BATCH registrations in one request (signed, or over mTLS); one decision per item, in order. */
   async registerBatch(reqs: RegistrationRequest[]): Promise<RegistrationDecision[]> {
     if (reqs.length === 0 || reqs.length > MAX_BATCH) throw new RangeError(`a batch holds 1 to ${MAX_BATCH} registrations`);
-    const r = await this.signed('POST', `${GATEWAY_API}/registrations/batch`, { items: reqs });
+    const r = await this.overChannel('POST', `${GATEWAY_API}/registrations/batch`, { items: reqs });
     return parseDecisions(r.json, reqs.length);
   }
 

@@ -43,6 +43,10 @@ export const SECURITY_SCHEMES = {
     description:
       'TIPS-GW-1 request signature: the gateway signs "TIPS-GW-1\\n<method>\\n<path?query>\\n<timestamp>\\n<nonce>\\n<sha256(body) hex>" with its Ed25519 key and sends x-tips-gateway, x-tips-timestamp, x-tips-nonce and x-tips-signature (base64url); over TLS it also presents the certificate issued at enrollment',
   },
+  gatewayCertificate: {
+    type: 'mutualTLS',
+    description: 'the gateway client certificate issued at enrollment: on the registration routes, over TLS, it alone authenticates the gateway (no TIPS-GW-1 headers; checked once per connection and again each second)',
+  },
   metalCertificate: { type: 'mutualTLS', description: 'the metal client certificate the master CA issued by EST (S6)' },
   estSecret: { type: 'http', scheme: 'basic', description: 'EST enrollment: HTTP Basic with the enrollment secret ID and the secret' },
 } as const;

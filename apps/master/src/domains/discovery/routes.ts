@@ -159,7 +159,9 @@ export function discoveryGatewayRoutes(scope: FastifyInstance, discovery: Discov
   scope.post<{ Body: RawRegistration }>(
     '/registrations',
     {
+      config: { gatewayAuth: 'channel' },
       schema: {
+        security: [{ gatewaySignature: [] }, { gatewayCertificate: [] }],
         tags: ['gateway API'],
         summary: 'Report a joining interface; answers active (with the TIPS ID) or blocked (with a reason)',
         body: Type.Object(
@@ -182,7 +184,9 @@ export function discoveryGatewayRoutes(scope: FastifyInstance, discovery: Discov
   scope.post<{ Body: { items: unknown } }>(
     '/registrations/batch',
     {
+      config: { gatewayAuth: 'channel' },
       schema: {
+        security: [{ gatewaySignature: [] }, { gatewayCertificate: [] }],
         tags: ['gateway API'],
         summary: `Report up to ${MAX_BATCH} joining interfaces at once (a table re-registered after a restart, a fleet powering on); answers one decision per item, in order`,
         description:

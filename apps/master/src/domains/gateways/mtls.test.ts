@@ -134,6 +134,45 @@ describe('S6 S11 T11 gateway identity over mTLS', () => {
     expect(JSON.parse(refusals().at(-1)!).why).toBe('client certificate expired');
   });
 
+  it('issue 13: over mTLS the registration routes take the certificate alone (no TIPS-GW-1 headers); nothing else does, and plain HTTP never', async () => {
+    const gw = await TestGateway.enroll(m.app, m.alice.token, 'gw-a');
+    const other = await TestGateway.enroll(m.app, m.bob.token, 'gw-b');
+    const reg = JSON.stringify({ mac: '02:00:00:00:00:09', ip: '10.0.0.9', gatewayInterface: 'lan0' });
+    const json = { 'content-type': 'application/json' };
+    const agent = new (await import('node:https')).Agent({ keepAlive: true, maxSockets: 1, ca: m.rootPem, cert: gw.certificate, key: gw.keyPem });
+    try {
+      const one = await m.https('POST', '/api/gateway/v1/registrations', { headers: json, body: reg, agent });
+      expect(one.status, one.body).toBe(200);
+      expect(one.json()).toEqual({ decision: 'blocked', reason: 'unknown_mac' });
+      const batch = await m.https('POST', '/api/gateway/v1/registrations/batch', { headers: json, body: JSON.stringify({ items: [JSON.parse(reg), JSON.parse(reg)] }), agent });
+      expect(batch.status, batch.body).toBe(200);
+      expect(batch.json().items).toHaveLength(2);
+      // Recorded as this gateway's, like a signed one.
+      const recs = await m.db.selectFrom('discovery_registrations').select(['gateway_id']).execute();
+      expect(recs.map((r) => r.gateway_id)).toEqual([gw.id, gw.id, gw.id]);
+      // Another gateway's certificate makes the decision that gateway's (the certificate is the identity).
+      expect((await m.https('POST', '/api/gateway/v1/registrations', { headers: json, body: reg, ...own(other) })).status).toBe(200);
+      expect((await m.db.selectFrom('discovery_registrations').select(['gateway_id']).where('gateway_id', '=', other.id).execute()).length).toBe(1);
+      // Without a certificate, over plain HTTP, and on a route that is not a registration: refused, nothing recorded.
+      const before = (await m.db.selectFrom('discovery_registrations').select(['id']).execute()).length;
+      expect((await m.https('POST', '/api/gateway/v1/registrations', { headers: json, body: reg })).status).toBe(401);
+      expect((await m.app.inject({ method: 'POST', url: '/api/gateway/v1/registrations', headers: json, payload: reg })).statusCode).toBe(401);
+      expect((await m.https('PUT', TABLE, { headers: json, body: JSON.stringify(ROWS), agent })).status).toBe(401);
+      expect((await m.db.selectFrom('discovery_registrations').select(['id']).execute()).length).toBe(before);
+      // The owner removes the gateway (its certificate revoked): the kept-alive connection is refused
+      // once its check is a second old, and a new connection at once.
+      expect((await m.app.inject({ method: 'DELETE', url: '/api/v1/gateways/gw-a', headers: m.auth(m.alice.token) })).statusCode).toBe(204);
+      m.clock.advance(1_001);
+      const late = await m.https('POST', '/api/gateway/v1/registrations', { headers: json, body: reg, agent });
+      expect(late.status).toBe(401);
+      expect(late.json().error.code).toBe('gateway_auth_failed');
+      expect((await m.https('POST', '/api/gateway/v1/registrations', { headers: json, body: reg, ...own(gw) })).status).toBe(401);
+      expect((await m.db.selectFrom('discovery_registrations').select(['id']).execute()).length).toBe(before);
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it('revokes the certificate when the owner removes the gateway: refused on the very next request', async () => {
     const gw = await TestGateway.enroll(m.app, m.alice.token, 'gw-a');
     expect((await putTable(gw, own(gw))).status).toBe(204);

@@ -19,8 +19,12 @@ declare module 'fastify' {
     rawBody: Buffer | undefined;
   }
   interface FastifyContextConfig {
-    /** false: the route is reachable without a gateway signature (enrollment only). */
-    gatewayAuth?: boolean;
+    /**
+     * false: the route is reachable without a gateway signature (enrollment only). 'channel': over
+     * mTLS the gateway's certificate alone authenticates it (no TIPS-GW-1 headers needed; plain
+     * HTTP still needs them) — for the registration path, whose answers nobody keeps as proof.
+     */
+    gatewayAuth?: boolean | 'channel';
   }
 }
 
@@ -234,7 +238,13 @@ export function installGatewayAuth(scope: FastifyInstance, gateways: GatewayServ
       }
       return;
     }
+    const mode = req.routeOptions.config.gatewayAuth === 'channel' && isTls(req) && req.headers[GATEWAY_HEADERS.signature] === undefined ? 'channel' : 'signature';
     try {
+      if (mode === 'channel') {
+        req.gateway = await gateways.authenticateChannel(req.raw.socket, () => peerCertificate(req));
+        gateways.countAuth(mode, 'ok');
+        return;
+      }
       req.gateway = await gateways.authenticate({
         headers: req.headers,
         method: req.method,
@@ -242,7 +252,9 @@ export function installGatewayAuth(scope: FastifyInstance, gateways: GatewayServ
         body: req.rawBody,
         ...(isTls(req) ? { tls: { peer: peerCertificate(req) } } : {}),
       });
+      gateways.countAuth(mode, 'ok');
     } catch (err) {
+      gateways.countAuth(mode, 'refused');
       if (err instanceof GatewayAuthError) {
         const claimed = req.headers[GATEWAY_HEADERS.gateway];
         req.log.warn(

@@ -28,6 +28,8 @@ const ENROLLMENT_RE = /^tge_[A-Za-z0-9_-]{43}$/;
 const KEY_CACHE_MS = 5_000;
 /** lastSeenAt is written at most this often per gateway, not on every request. */
 const TOUCH_EVERY_MS = 10_000;
+/** How long an mTLS connection's certificate check holds before it is made again (authenticateChannel). */
+const CHANNEL_RECHECK_MS = 1_000;
 
 /** An authentication refusal that carries, for the security log only, why it was refused. */
 export class GatewayAuthError extends GatewayError {
@@ -77,6 +79,16 @@ const hashToken = (t: string) => createHash('sha256').update(t, 'utf8').digest('
 /** Gateways (TIPS-G) of an owner: enrollment, request authentication, table snapshots, command channel. */
 export class GatewayService {
   private readonly keys = new Map<GatewayId, { gateway: Gateway; key: KeyObject; loadedAt: number }>();
+  private authMetric: { inc(labels: { mode: string; result: string }): void } | undefined;
+  /** Wired by the composition root: gateway API authentications by mode (signature, channel) and result. */
+  useAuthMetric(m: { inc(labels: { mode: string; result: string }): void }): void {
+    this.authMetric = m;
+  }
+  countAuth(mode: 'signature' | 'channel', result: 'ok' | 'refused'): void {
+    this.authMetric?.inc({ mode, result });
+  }
+  /** Per TLS connection: the gateway its certificate named when last checked. */
+  private readonly channels = new WeakMap<object, { gateway: Gateway; checkedAt: number }>();
   private readonly touched = new Map<GatewayId, number>();
   private readonly sockets = new Map<GatewayId, ChannelSocket>();
   private readonly nonces: GroupCommit<NonceUse, boolean>;
@@ -236,6 +248,43 @@ export class GatewayService {
     if (input.tls) await this.checkCertificate(known.gateway, input.tls.peer, now);
     await this.sweepNonces(now);
     await this.seen(id, now);
+    return known.gateway;
+  }
+
+  /**
+   * Issue 13: over mTLS the channel already authenticates the gateway, so the registration path
+   * need not pay an Ed25519 verify and a nonce write per request. The certificate is checked as in
+   * `authenticate` (ours, names an enrolled gateway, active, in date) once per connection and again
+   * when the check is older than CHANNEL_RECHECK_MS — a revocation or a revoked gateway bites
+   * within that. TLS itself rules out replay on the connection.
+   */
+  async authenticateChannel(socket: object, peer: () => { authorized: boolean; der: Uint8Array } | undefined): Promise<Gateway> {
+    const now = this.clock.now().getTime();
+    const hit = this.channels.get(socket);
+    if (hit && now - hit.checkedAt < CHANNEL_RECHECK_MS) return hit.gateway;
+    const p = peer();
+    if (!p) throw new GatewayAuthError('no client certificate over TLS');
+    let cert: x509.X509Certificate;
+    try {
+      cert = parseCertificate(p.der);
+    } catch {
+      throw new GatewayAuthError('client certificate unreadable');
+    }
+    const ids = certificateIdentities(cert);
+    if (ids.length !== 1 || ids[0]!.kind !== 'gateway' || !isId('gateway', ids[0]!.id)) throw new GatewayAuthError('client certificate does not name a gateway');
+    const known = await this.keyOf(ids[0]!.id as GatewayId, now);
+    if (!known) {
+      this.channels.delete(socket);
+      throw new GatewayAuthError('unknown, revoked or unenrolled gateway');
+    }
+    try {
+      await this.checkCertificate(known.gateway, p, now);
+    } catch (err) {
+      this.channels.delete(socket);
+      throw err;
+    }
+    this.channels.set(socket, { gateway: known.gateway, checkedAt: now });
+    await this.seen(known.gateway.id, now);
     return known.gateway;
   }
 
