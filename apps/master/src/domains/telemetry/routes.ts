@@ -96,7 +96,7 @@ export function telemetryOwnerRoutes(app: FastifyInstance, telemetry: TelemetryS
     },
     async (req) => {
       const { since, ...page } = req.query;
-      return readPage(`telemetry:${req.params.ref}`, page, (w) => telemetry.samples(req.owner.id, req.params.ref, since, w, req.appToken), (s) => ({ at: s.receivedAt, id: s.id }), sampleOut);
+      return readPage('telemetry', page, (w) => telemetry.samples(req.owner.id, req.params.ref, since, w, req.appToken), (s) => ({ at: s.receivedAt, id: s.id }), sampleOut);
     },
   );
 
