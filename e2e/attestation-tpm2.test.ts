@@ -1,14 +1,14 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createHash, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CborValue, decodeCbor, encodeCbor } from '@tips/suit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTpmEvidence, tpmIdentity } from '../apps/client/src/onboarding/tpm-quote.ts';
-import { createTpm2Verifier } from '../apps/master/src/domains/attestation/tpm2.ts';
+import { createTpm2Verifier, Tpm2EvidenceError } from '../apps/master/src/domains/attestation/tpm2.ts';
 import type { AttestationContext } from '../apps/master/src/domains/attestation/verifier.ts';
 
 // Two real TPM 2.0 simulators (Debian's swtpm) reached by tpm2-tools: the device's and another
@@ -170,5 +170,37 @@ describe('Z2 issue 11: the tpm2 verifier against a real TPM 2.0 (swtpm + tpm2-to
     // B's genuine evidence is fine for B's own device key, and not for A's.
     expect((await verifier.verify(fromB, { ...c, deviceKeySpki: deviceSpki(b) })).ok).toBe(true);
     expect(await verifier.verify(fromB, c)).toMatchObject({ ok: false, reason: expect.stringMatching(/^device key: /) });
+  });
+
+  it('with EK roots configured, the EK must come as a certificate a trusted EK CA issued (read from the TPM\'s EK certificate NV index)', async () => {
+    const openssl = (args: string[]) => ok(spawnSync('openssl', args, { cwd: b.dir, encoding: 'utf8' }));
+    const ca = (name: string) => {
+      openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '30', '-subj', `/CN=${name}`]);
+      return new Uint8Array(new X509Certificate(readFileSync(join(b.dir, `${name}.pem`))).raw);
+    };
+    const vendor = ca('tpm-vendor-ek-ca');
+    const stranger = ca('another-ca');
+    // The vendor's certificate for B's EK, stored where TPM vendors (and swtpm_setup) put it.
+    const bare = decodeCbor(await tpmIdentity({ tcti: b.tcti })) as Map<CborValue, CborValue>;
+    writeFileSync(join(b.dir, 'ek.pub.pem'), createPublicKey({ key: Buffer.from(bare.get('ek') as Uint8Array), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }));
+    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'csr.key', '-subj', '/CN=ek', '-out', 'ek.csr']);
+    openssl(['x509', '-req', '-in', 'ek.csr', '-CA', 'tpm-vendor-ek-ca.pem', '-CAkey', 'tpm-vendor-ek-ca.key', '-force_pubkey', 'ek.pub.pem', '-days', '30', '-outform', 'DER', '-out', 'ek.der']);
+    const size = readFileSync(join(b.dir, 'ek.der')).length;
+    ok(tool(b, ['tpm2_nvdefine', '0x01c00002', '-C', 'o', '-s', String(size), '-a', 'ownerread|ownerwrite|authread|authwrite']));
+    ok(tool(b, ['tpm2_nvwrite', '0x01c00002', '-C', 'o', '-i', 'ek.der']));
+
+    const anchored = createTpm2Verifier({ ekRoots: [vendor] });
+    const nonce = randomBytes(32);
+    const identity = await tpmIdentity({ tcti: b.tcti });
+    expect(Buffer.from((decodeCbor(identity) as Map<CborValue, CborValue>).get('ek') as Uint8Array)).toEqual(readFileSync(join(b.dir, 'ek.der')));
+    const evidence = await makeTpmEvidence({ tcti: b.tcti, challenge: anchored.challenge(identity, nonce), nonce, pcrs: PCRS, deviceHandle: '0x81010001' });
+    const c: AttestationContext = { nonce, deviceKeySpki: deviceSpki(b), policy: { pcrs: PCRS } };
+    expect(await anchored.verify(evidence, c)).toMatchObject({ ok: true, claims: { ekAnchored: true } });
+    // Another CA's verifier refuses the same TPM at either round; a bare EK key is refused when roots are set.
+    const strict = createTpm2Verifier({ ekRoots: [stranger] });
+    expect(() => strict.challenge(identity, nonce)).toThrow(Tpm2EvidenceError);
+    expect(await strict.verify(evidence, c)).toMatchObject({ ok: false, reason: expect.stringMatching(/^ek: the EK certificate .* is not issued by a trusted EK CA/) });
+    const fromA = await attest(a, nonce);
+    expect(await anchored.verify(fromA, { ...c, deviceKeySpki: deviceSpki(a) })).toMatchObject({ ok: false, reason: expect.stringMatching(/^ek: a certificate is required/) });
   });
 });

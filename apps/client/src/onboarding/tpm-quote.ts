@@ -10,7 +10,7 @@
  * loaded and a TPM has few slots: each step flushes transient objects and sessions, as the factory does.
  */
 import { spawnSync } from 'node:child_process';
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,9 +51,28 @@ const checkHandle = (h: string, what: string) => {
   if (!/^0x81[0-9a-fA-F]{6}$/.test(h)) throw new TpmToolError(`${what}: expected a persistent handle 0x81xxxxxx, came "${h}"`);
 };
 
+/** TCG EK Credential Profile: the NV index where the TPM vendor stores the RSA 2048 EK certificate. */
+export const EK_CERT_NV_INDEX = '0x01c00002';
+
+/**
+ * The EK: its certificate (DER) when the TPM holds one for this key at EK_CERT_NV_INDEX — what a
+ * verifier configured with the vendors' EK CAs needs — else its SubjectPublicKeyInfo.
+ */
 function readEk(s: ReturnType<typeof session>): Uint8Array {
   s.run(['tpm2_createek', '-c', 'ek.ctx', '-G', 'rsa', '-u', 'ek.pem', '-f', 'pem']);
-  return new Uint8Array(createPublicKey(readFileSync(join(s.work, 'ek.pem'))).export({ type: 'spki', format: 'der' }));
+  const spki = new Uint8Array(createPublicKey(readFileSync(join(s.work, 'ek.pem'))).export({ type: 'spki', format: 'der' }));
+  // tpm2_getcap lists indices without leading zeros ("- 0x1C00002").
+  const defined = (s.run(['tpm2_getcap', 'handles-nv-index']).match(/0x[0-9a-f]+/gi) ?? []).some((h) => Number.parseInt(h, 16) === Number.parseInt(EK_CERT_NV_INDEX, 16));
+  if (!defined) return spki;
+  s.run(['tpm2_nvread', '-Q', '-C', 'o', '-o', 'ek.crt', EK_CERT_NV_INDEX]);
+  const der = s.file('ek.crt');
+  try {
+    const cert = new X509Certificate(der);
+    if (Buffer.from(cert.publicKey.export({ type: 'spki', format: 'der' })).equals(spki)) return new Uint8Array(der.subarray(0, cert.raw.length));
+  } catch {
+    // Not a certificate: the verifier gets the bare key and decides.
+  }
+  return spki;
 }
 
 /** Round one: `{ ek: SPKI DER, ak: TPM2B_PUBLIC }` as CBOR; makes the AK at `akHandle` if the TPM has none there. */
