@@ -252,7 +252,13 @@ export interface Tpm2VerifierOptions {
 }
 
 export interface Tpm2Verifier extends AttestationVerifier {
-  /** Round one: the credential for the device's `{ ek, ak }` (CBOR, `encodeTpm2Identity`), as tpm2-tools' credential file (`tpm2_activatecredential -i`). */
+  /**
+   * Round one: the credential for the device's `{ ek, ak }` (CBOR, `encodeTpm2Identity` /
+   * `tpmIdentity`), as tpm2-tools' credential file (`tpm2_activatecredential -i`), for the same
+   * `nonce` the evidence is later verified with. Throws `Tpm2EvidenceError` / `Tpm2FormatError`
+   * (its message is the reason to record) for a malformed identity, an AK that is not a restricted
+   * fixedTPM signer, or — with `ekRoots` — an EK no trusted CA certified.
+   */
   challenge(identity: Uint8Array, nonce: Uint8Array): Uint8Array;
 }
 
