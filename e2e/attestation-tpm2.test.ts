@@ -167,6 +167,18 @@ describe('Z2 issue 11: the tpm2 verifier against a real TPM 2.0 (swtpm + tpm2-to
     // B's TPM itself refuses to unwrap a credential made for A's EK and AK.
     const forA = verifier.challenge(encodeCbor(aIdentity), nonce);
     await expect(makeTpmEvidence({ tcti: b.tcti, challenge: forA, nonce, pcrs: PCRS, deviceHandle: '0x81010001' })).rejects.toThrow(/tpm2_activatecredential/);
+    // Pieces of genuine evidence recombined: B's certification in A's evidence, a quote offered as
+    // a certification, the device key offered as the AK, a device key that is not fixedTPM.
+    const get = (e: Uint8Array, k: string) => (decodeCbor(e) as Map<CborValue, CborValue>).get(k)!;
+    const certOf = (e: Uint8Array) => get(e, 'akCertify') as Map<CborValue, CborValue>;
+    expect(await verifier.verify(patch(fromA, 'akCertify', certOf(fromB)), c)).toMatchObject({ ok: false, reason: expect.stringMatching(/^akCertify: certifies another object than the device key/) });
+    expect(await verifier.verify(patch(patch(fromA, 'akCertify', certOf(fromB)), 'device', get(fromB, 'device')), { ...c, deviceKeySpki: deviceSpki(b) })).toMatchObject({ ok: false, reason: expect.stringMatching(/^akCertify: signed by another key than the quote/) });
+    const quoteAsCert = new Map<CborValue, CborValue>([['attest', get(fromA, 'quote')], ['signature', get(fromA, 'signature')]]);
+    expect(await verifier.verify(patch(fromA, 'akCertify', quoteAsCert), c)).toMatchObject({ ok: false, reason: 'akCertify: expected TPM_ST_ATTEST_CERTIFY' });
+    expect(await verifier.verify(patch(fromA, 'ak', get(fromA, 'device')), c)).toMatchObject({ ok: false, reason: expect.stringMatching(/^ak: attribute restricted is not set/) });
+    const loose = (get(fromA, 'device') as Uint8Array).slice();
+    loose[9]! &= ~0x02; // TPMA_OBJECT.fixedTPM, lowest byte of objectAttributes after size, type, nameAlg
+    expect(await verifier.verify(patch(fromA, 'device', loose), c)).toMatchObject({ ok: false, reason: expect.stringMatching(/^device key: attribute fixedTPM is not set/) });
     // B's genuine evidence is fine for B's own device key, and not for A's.
     expect((await verifier.verify(fromB, { ...c, deviceKeySpki: deviceSpki(b) })).ok).toBe(true);
     expect(await verifier.verify(fromB, c)).toMatchObject({ ok: false, reason: expect.stringMatching(/^device key: /) });
