@@ -10,6 +10,7 @@ import { registerLoginCommands } from './commands/login.ts';
 import { registerMetalCommands } from './commands/metal.ts';
 import { registerProvisioningCommands } from './commands/provisioning.ts';
 import { registerSpaceCommands } from './commands/space.ts';
+import { registerTelemetryCommands } from './commands/telemetry.ts';
 import { registerVoucherCommands } from './commands/voucher.ts';
 import { EXIT } from './errors.ts';
 import { loadSuit } from './suit-lib.ts';
@@ -38,6 +39,7 @@ export function createProgram(): Command {
   registerFactoryCommands(program);
   registerVoucherCommands(program);
   registerTrustListCommands(program);
+  registerTelemetryCommands(program);
   return program;
 }
 

@@ -12,7 +12,9 @@ export type ClientErrorCode =
   | 'forbidden'
   | 'master_error'
   | 'download_failed'
-  | 'install_failed';
+  | 'install_failed'
+  /** Bad command-line input (exit 2). */
+  | 'usage';
 
 export class ClientError extends Error {
   constructor(
@@ -33,5 +35,6 @@ export function exitCodeOf(e: unknown): number {
   if (!(e instanceof ClientError)) return EXIT.failure;
   if (e.code === 'est_refused' || e.code === 'unauthenticated' || e.code === 'forbidden') return EXIT.auth;
   if (e.code === 'master_unreachable') return EXIT.unreachable;
+  if (e.code === 'usage') return EXIT.usage;
   return EXIT.failure;
 }

@@ -1,4 +1,5 @@
 /** `tips-client`: the agent on a metal (TIPS-C) — enroll, run, status. */
+import { readFileSync } from 'node:fs';
 import { Command, type CommanderError, InvalidArgumentError, Option } from 'commander';
 import pino, { type Logger } from 'pino';
 import { type ClientConfig, DEFAULT_CONFIG, DEFAULT_STATE_DIR, loadConfig } from './config/config.ts';
@@ -172,7 +173,51 @@ export function createProgram(): Command {
     },
   );
 
+  const telemetry = program.command('telemetry').description("the metal's telemetry stream (issue 11): the owner and application tokens for this metal read it");
+  common(
+    telemetry
+      .command('send [pairs...]')
+      .description('post one sample: key=value pairs (numbers, true/false, else text), or --file with a JSON object of values')
+      .option('--file <file>', 'a JSON object { key: number | string | boolean }')
+      .option('--json', 'print the outcome as JSON'),
+  ).action(async (pairs: string[], o: CommonOptions & { file?: string; json?: boolean }) => {
+    const log = makeLogger(o.logLevel);
+    await guarded(log, 'telemetry', async () => {
+      const values = telemetryValues(pairs, o.file === undefined ? undefined : readFileSync(o.file, 'utf8'));
+      const config = loadConfig(o.config);
+      const agent = new Agent({ config, stateDir: stateDirOf(o, config), log, handlers: installHandlers({}), protocols: ['https'] });
+      const r = await agent.sendTelemetry(values);
+      process.stdout.write(o.json ? `${JSON.stringify(r)}\n` : `sent ${Object.keys(values).length} value(s): ${r.id} at ${r.receivedAt}\n`);
+    });
+  });
+
   return program;
+}
+
+/** `key=value` pairs (or a JSON file) → the values of one telemetry sample; the master checks the bounds again. */
+export function telemetryValues(pairs: string[], file?: string): Record<string, number | string | boolean> {
+  const out: Record<string, number | string | boolean> = {};
+  if (file !== undefined) {
+    let v: unknown;
+    try {
+      v = JSON.parse(file);
+    } catch {
+      throw new ClientError('usage', '--file: not JSON');
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ClientError('usage', '--file: expected a JSON object of values');
+    for (const [k, x] of Object.entries(v)) {
+      if (typeof x !== 'number' && typeof x !== 'string' && typeof x !== 'boolean') throw new ClientError('usage', `--file: ${k} must be a number, a string or a boolean`);
+      out[k] = x;
+    }
+  }
+  for (const p of pairs) {
+    const at = p.indexOf('=');
+    if (at < 1) throw new ClientError('usage', `"${p}": expected key=value`);
+    const raw = p.slice(at + 1);
+    out[p.slice(0, at)] = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  }
+  if (Object.keys(out).length === 0) throw new ClientError('usage', 'nothing to send: give key=value pairs or --file');
+  return out;
 }
 
 /** Repeatable options: each occurrence appends. */

@@ -220,6 +220,7 @@ export class Agent {
       }
       await this.flushReports();
       if (this.profileDirty) await this.sendProfile();
+      await this.sendHeartbeat();
     } catch (e) {
       const ce = e instanceof ClientError ? e : undefined;
       const code = ce?.remoteCode ?? ce?.code ?? (e as { code?: string }).code ?? 'internal';
@@ -232,6 +233,22 @@ export class Agent {
       }
       throw e;
     }
+  }
+
+  /** Each poll: the metal is alive (issue 11). A master that refuses it (older, rate limit) costs a warning, never the cycle. */
+  private async sendHeartbeat(): Promise<void> {
+    try {
+      await this.metalApi().heartbeat({ uptimeSeconds: Math.round(process.uptime()), installed: this.state.installed().length });
+    } catch (e) {
+      if (e instanceof ClientError && AUTH_CODES.has(e.code)) throw e;
+      this.log.warn({ event: 'heartbeat_failed', message: (e as Error).message }, 'heartbeat not recorded');
+    }
+  }
+
+  /** `tips-client telemetry send`: one sample over the metal API (mTLS + PoP). */
+  async sendTelemetry(values: Record<string, number | string | boolean>): Promise<{ id: string; receivedAt: string }> {
+    await this.ensureIdentity();
+    return this.metalApi().telemetry(values);
   }
 
   private async sendProfile(): Promise<void> {

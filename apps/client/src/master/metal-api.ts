@@ -154,6 +154,17 @@ export class MetalApi {
     await this.call('PUT', '/profile', { body: JSON.stringify(p), headers: { 'content-type': 'application/json' } });
   }
 
+  /** Information exchange (issue 11): the metal is alive; only the latest heartbeat is kept. */
+  async heartbeat(values: Record<string, number | string | boolean>): Promise<void> {
+    await this.call('POST', '/heartbeat', { body: JSON.stringify({ at: new Date(this.now()).toISOString(), values }), headers: { 'content-type': 'application/json' } });
+  }
+
+  /** One telemetry sample, readable by the owner and by application tokens for this metal. */
+  async telemetry(values: Record<string, number | string | boolean>, at = new Date(this.now()).toISOString()): Promise<{ id: string; receivedAt: string }> {
+    const res = await this.call('POST', '/telemetry', { body: JSON.stringify({ at, values }), headers: { 'content-type': 'application/json' } });
+    return JSON.parse(res.body.toString('utf8')) as { id: string; receivedAt: string };
+  }
+
   async work(phase: 2 | 3): Promise<WorkAnswer> {
     const res = await this.call('GET', `/work?phase=${phase}`);
     const w = JSON.parse(res.body.toString('utf8')) as WorkAnswer;
