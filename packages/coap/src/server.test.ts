@@ -437,3 +437,33 @@ describe('S13 CoAP endpoint: server-initiated requests (LwM2M direction)', () =>
     await expect(p).rejects.toMatchObject({ code: 'coap_peer_closed' });
   });
 });
+
+describe('S13 CoAP endpoint: hostile datagrams (fast-check)', () => {
+  it('random and mutated datagrams never crash the endpoint; malformed CONs get RST; it still answers afterwards', async () => {
+    const fc = (await import('fast-check')).default;
+    const { server, client } = setup();
+    let runs = 0;
+    server.route('GET', '/a', async () => ({ code: '2.05', payload: te.encode(String(++runs)) }));
+    server.route('PUT', '/a', async () => ({ code: '2.04' }));
+    const c = client();
+    const valid = encodeMessage({ type: TYPE_CON, code: 1, messageId: 9, token: Uint8Array.of(1), options: [{ number: OPTION.URI_PATH, value: te.encode('a') }], payload: new Uint8Array(0) });
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.tuple(fc.nat(valid.length - 1), fc.nat(7)).map(([at, bit]) => {
+        const b = valid.slice();
+        b[at] = (b[at] as number) ^ (1 << bit);
+        return b;
+      })), async (bytes) => {
+        c.sendRaw(bytes);
+        await new Promise((r) => setImmediate(r));
+      }),
+      { numRuns: 300 },
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    for (const m of c.inbox.splice(0)) {
+      // every reply is a well-formed ACK/RST/NON the endpoint made
+      expect([TYPE_ACK, TYPE_RST, TYPE_NON]).toContain(m.type);
+    }
+    const r = await c.call('0.01', 'a', { mid: 4242 });
+    expect(codeString(r.code)).toBe('2.05');
+  });
+});
