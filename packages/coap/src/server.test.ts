@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { decodeBlock, encodeBlock } from './block.ts';
 import { OPTION, TYPE_ACK, TYPE_CON, TYPE_NON, TYPE_RST } from './constants.ts';
 import { type CoapMessage, type CoapOption, codeOf, codeString, decodeMessage, encodeMessage, encodeUint, optionUint } from './message.ts';
@@ -376,6 +376,44 @@ describe('S13 CoAP endpoint: server-initiated requests (LwM2M direction)', () =>
     expect(res.payload).toEqual(big);
     expect(got[0]!.messageId).toBe(got[1]!.messageId); // retransmissions reuse the message ID
     expect(got).toHaveLength(2 + 5);
+  });
+
+  it('RFC 7252 §4.8 defaults: first timeout in [2 s, 3 s] (ACK_RANDOM_FACTOR 1.5), doubling, 4 retransmissions, then failure', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const { server, client } = setup({ random: () => 1 }); // the top of the random range: 3 s
+      const c = client();
+      const got = device(c, () => undefined);
+      const settle = async () => {
+        for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      };
+      let failed: unknown;
+      server.request(c.mp.peer, { method: 'GET', path: ['3', '0'] }).catch((e) => {
+        failed = e;
+      });
+      await settle();
+      expect(got).toHaveLength(1);
+      for (const [wait, total] of [
+        [3000, 2],
+        [6000, 3],
+        [12000, 4],
+        [24000, 5],
+      ] as const) {
+        await vi.advanceTimersByTimeAsync(wait - 1);
+        await settle();
+        expect(got).toHaveLength(total - 1);
+        await vi.advanceTimersByTimeAsync(1);
+        await settle();
+        expect(got).toHaveLength(total);
+      }
+      expect(failed).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(48000);
+      await settle();
+      expect(got).toHaveLength(5);
+      expect(failed).toMatchObject({ code: 'coap_timeout' });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('gives up after MAX_RETRANSMIT retransmissions', async () => {
