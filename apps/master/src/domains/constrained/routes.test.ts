@@ -1,15 +1,19 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { type TestMaster, testMaster } from '../../testing.ts';
 
-let m: TestMaster;
-beforeEach(async () => {
-  m = await testMaster();
-});
-afterEach(async () => m.close());
+const adapters: [string, () => string | undefined][] = [
+  ['SQLite', () => undefined],
+  ['PostgreSQL', () => inject('pgUrl')],
+];
 
-const call = (method: string, url: string, token = m.alice.token) => m.app.inject({ method: method as 'GET', url, headers: m.auth(token) });
+describe.each(adapters)('S13 owner API on %s: DTLS PSK credentials of a metal (CONTRACT F)', (_name, pgUrl) => {
+  let m: TestMaster;
+  beforeEach(async () => {
+    m = await testMaster({ pgUrl: pgUrl() });
+  });
+  afterEach(async () => m.close());
+  const call = (method: string, url: string, token = m.alice.token) => m.app.inject({ method: method as 'GET', url, headers: m.auth(token) });
 
-describe('S13 owner API: DTLS PSK credentials of a metal (CONTRACT F)', () => {
   it('issues a key shown once, lists identities without keys, revokes; the database holds the key only sealed', async () => {
     const metal = (await m.app.inject({ method: 'POST', url: '/api/v1/metals', headers: m.auth(m.alice.token), payload: { name: 'sensor-1', interfaces: [{ name: 'eth0', mac: '02:00:00:00:51:01', type: 'ethernet' }] } })).json();
     const a = await call('POST', '/api/v1/metals/sensor-1/psk');
