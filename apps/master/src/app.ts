@@ -80,6 +80,10 @@ import { installTelemetryMetrics } from './domains/telemetry/metrics.ts';
 import { telemetryMetalRoutes, telemetryOwnerRoutes } from './domains/telemetry/routes.ts';
 import { TelemetryService } from './domains/telemetry/service.ts';
 import { KyselyTelemetryStore } from './domains/telemetry/store.kysely.ts';
+import { installConstrainedMetrics } from './domains/constrained/metrics.ts';
+import { constrainedOwnerRoutes } from './domains/constrained/routes.ts';
+import { ConstrainedService, ephemeralPskWrapKey, type PskWrapKey } from './domains/constrained/service.ts';
+import { KyselyConstrainedStore } from './domains/constrained/store.kysely.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -123,6 +127,8 @@ export interface MasterDeps {
   webDir?: string;
   /** Lifetime of a console session (default 12 h). */
   sessionTtlSeconds?: number;
+  /** The key DTLS PSKs are sealed with at rest (`<ca-dir>/psk-wrap.key`); without one an in-memory key is made. */
+  pskWrapKey?: PskWrapKey;
 }
 
 export interface Services {
@@ -146,6 +152,7 @@ export interface Services {
   /** The blob store as the domains use it (metered). */
   blobs: MeteredBlobStore;
   telemetry: TelemetryService;
+  constrained: ConstrainedService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -197,7 +204,8 @@ export function createServices(deps: MasterDeps): Services {
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
   const telemetry = new TelemetryService(new KyselyTelemetryStore(deps.db), metals, clock, random);
-  return { blobs, events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions, telemetry };
+  const constrained = new ConstrainedService(new KyselyConstrainedStore(deps.db), metals, enrollment, discovery, events, clock, random, deps.pskWrapKey ?? ephemeralPskWrapKey());
+  return { blobs, events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions, telemetry, constrained };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -240,6 +248,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installVoucherMetrics(metrics, services.vouchers);
   installRendezvousMetrics(metrics, services.rendezvous);
   installTelemetryMetrics(metrics, services.telemetry);
+  installConstrainedMetrics(metrics, services.constrained);
   services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
   installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
   const live = new LiveFeed(metrics);
@@ -338,6 +347,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       interfaceStateRoutes(scope, services.gateways);
       defaultSpaceRoutes(scope, services.metals, services.spaces);
       telemetryOwnerRoutes(scope, services.telemetry, async (ownerId, metalId) => (await services.updates.view(ownerId as never, metalId as never)).profile);
+      constrainedOwnerRoutes(scope, services.constrained);
     },
     { prefix: '/api/v1' },
   );
