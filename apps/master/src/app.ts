@@ -4,6 +4,9 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { CoseKey } from '@tips/suit';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { BlobStore } from './blob/blob-store.ts';
+import { type Bus, BusHub } from './bus/bus.ts';
+import { InProcessBus } from './bus/in-process.ts';
+import { installBusMetrics } from './bus/metrics.ts';
 import type { Db } from './db/database.ts';
 import { discoveryGatewayRoutes, discoveryOwnerRoutes } from './domains/discovery/routes.ts';
 import { DiscoveryService } from './domains/discovery/service.ts';
@@ -117,6 +120,10 @@ export interface MasterDeps {
   webDir?: string;
   /** Lifetime of a console session (default 12 h). */
   sessionTtlSeconds?: number;
+  /** The bus to the other replicas (`--bus`); default: in-process (a lone master). The caller closes it. */
+  bus?: Bus;
+  /** What `bus` is, for logs and metrics: inprocess, mqtt or nats. */
+  busKind?: string;
 }
 
 export interface Services {
@@ -137,6 +144,7 @@ export interface Services {
   rendezvous: RendezvousService;
   directives: DirectiveService;
   sessions: SessionService;
+  bus: BusHub;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -185,7 +193,19 @@ export function createServices(deps: MasterDeps): Services {
   const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions };
+  // The other replicas (T2, B5): what they change reaches what this one caches, and back.
+  const bus = new BusHub(deps.bus ?? new InProcessBus(), deps.busKind ?? 'inprocess');
+  discovery.useBus(bus);
+  gateways.useBus(bus);
+  notifications.useReplicas(bus);
+  enrollment.useRevocationListener(async (metalId) => {
+    notifications.disconnect(metalId);
+    await bus.publish('tips.cert.revoked', { metalId });
+  });
+  bus.on('tips.cert.revoked', (m) => {
+    notifications.disconnect(m.metalId);
+  });
+  return { bus, events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -212,6 +232,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installUpdateMetrics(metrics, services.updates, services.notifications);
   installLifecycleMetrics(metrics, services.enrollment, services.directives);
   services.notifications.useLog(app.log);
+  services.bus.useLog(app.log);
+  installBusMetrics(metrics, services.bus);
   const uploadIdleTimeoutMs = deps.uploadIdleTimeoutMs ?? 60_000;
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
   installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
@@ -240,10 +262,14 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
     try {
       await deps.db.selectFrom('owners').select('id').limit(1).execute();
-      return { status: 'ready' };
     } catch {
-      return reply.code(503).send({ status: 'database unavailable' });
+      return reply.code(503).send({ status: 'database unavailable', bus: services.bus.bus.status() });
     }
+    // Bus down is degraded, not unready: this replica still answers correctly from the database,
+    // with its time-bound caches (a load balancer that took every replica out on a bus outage
+    // would turn a slower propagation into a full outage).
+    const bus = services.bus.bus.status();
+    return { status: bus === 'up' ? 'ready' : 'degraded', bus };
   });
 
   app.decorateRequest('owner', null as unknown as Owner);

@@ -8,7 +8,7 @@ import { type Mosquitto, type NatsCluster, startMosquitto, startNatsCluster } fr
 const log = { info: () => {}, warn: () => {} };
 
 describe('T2 B5 bus contract: in-process', () => {
-  const bus = new InProcessBus();
+  const bus = new InProcessBus({ sharedByReplicas: true });
   busContract(() => ({
     a: bus,
     b: bus,

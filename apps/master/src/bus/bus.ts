@@ -15,6 +15,11 @@ export interface Bus {
   publish(topic: string, msg: object): Promise<void>;
   subscribe(topic: string, handler: (msg: unknown) => void): () => void;
   status(): BusStatus;
+  /**
+   * Whether a message reaches other master processes (adapter extension of the contract): false for
+   * the in-process bus of a lone master, whose caches then keep their short time bounds.
+   */
+  readonly reachesReplicas: boolean;
   /** Called on every change of `status()` (adapter extension of the contract). */
   onStatus(listener: (status: BusStatus) => void): void;
   close(): Promise<void>;
@@ -90,8 +95,9 @@ export class BusHub {
     this.metrics = metrics;
   }
 
+  /** True while the other replicas' changes arrive on the bus: caches may then be held longer (their TTLs are a backstop). */
   up(): boolean {
-    return this.bus.status() === 'up';
+    return this.bus.reachesReplicas && this.bus.status() === 'up';
   }
 
   /** Runs when the bus comes back up after being down: drop or re-read whatever may have been missed. */

@@ -10,6 +10,12 @@ export class InProcessBus implements Bus {
   private readonly handlers = new Map<string, Set<(msg: unknown) => void>>();
   private readonly listeners = new Set<(s: BusStatus) => void>();
   private state: BusStatus = 'up';
+  /** False for a lone master; true when tests share this instance between replicas built in one process. */
+  readonly reachesReplicas: boolean;
+
+  constructor(opts: { sharedByReplicas?: boolean } = {}) {
+    this.reachesReplicas = opts.sharedByReplicas === true;
+  }
 
   async publish(topic: string, msg: object): Promise<void> {
     if (this.state === 'down') throw new Error('in-process bus is partitioned');

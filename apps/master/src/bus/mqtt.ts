@@ -9,6 +9,7 @@ import type { Bus, BusLog, BusStatus } from './bus.ts';
 export class MqttBus implements Bus {
   private readonly client: MqttClient;
   private state: BusStatus = 'down';
+  readonly reachesReplicas = true;
   private readonly listeners = new Set<(s: BusStatus) => void>();
   private readonly handlers = new Map<string, Set<(msg: unknown) => void>>();
   private lastError = '';

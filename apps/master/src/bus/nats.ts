@@ -11,6 +11,7 @@ import type { Bus, BusLog, BusStatus } from './bus.ts';
 export class NatsBus implements Bus {
   private nc: NatsConnection | undefined;
   private state: BusStatus = 'down';
+  readonly reachesReplicas = true;
   private closed = false;
   private readonly listeners = new Set<(s: BusStatus) => void>();
   private readonly subs = new Map<(msg: unknown) => void, { topic: string; sub?: Subscription }>();

@@ -110,7 +110,17 @@ export class EnrollmentService {
     // A deleted (retired) metal keeps no working certificate.
     events.on('metal.deleted', async (e) => {
       await this.store.revokeSubject({ kind: 'metal', id: e.metalId }, this.now(), 'deleted');
+      await this.revoked(e.metalId);
     });
+  }
+
+  private revokedListener: ((metalId: string) => Promise<void>) | undefined;
+  /** Wired by the composition root: told after a metal's certificates were revoked (its live sessions end, on every replica). */
+  useRevocationListener(listener: (metalId: string) => Promise<void>): void {
+    this.revokedListener = listener;
+  }
+  private async revoked(metalId: string): Promise<void> {
+    await this.revokedListener?.(metalId);
   }
 
   /** Wired by the composition root: a metal blocked by TIPS-D (T16) is refused on the metal API while the block lasts. */
@@ -396,7 +406,9 @@ export class EnrollmentService {
   /** Revokes every active certificate of a metal (blocked, retired, or to force re-enrollment). */
   async revokeMetal(ownerId: OwnerId, metalRef: string, reason: RevokeReason = 'operator'): Promise<number> {
     const metal = await this.metals.get(ownerId, metalRef);
-    return this.store.revokeSubject({ kind: 'metal', id: metal.id }, this.now(), reason);
+    const n = await this.store.revokeSubject({ kind: 'metal', id: metal.id }, this.now(), reason);
+    await this.revoked(metal.id);
+    return n;
   }
 
   /**
@@ -409,6 +421,7 @@ export class EnrollmentService {
     const metal = await this.metals.get(ownerId, metalRef);
     const at = this.now();
     const r = await this.store.retire(ownerId, metal.id, at);
+    await this.revoked(metal.id);
     if (r.retiredAt === at) this.lifecycleMetrics?.retired.inc();
     return { metal: metal.id, retiredAt: r.retiredAt, certificatesRevoked: r.certificates, secretsRevoked: r.secrets };
   }
@@ -419,8 +432,10 @@ export class EnrollmentService {
   }
 
   /** For other domains (discovery blocking a metal): revoke by TIPS ID. */
-  revokeMetalById(metalId: TipsId, reason: RevokeReason): Promise<number> {
-    return this.store.revokeSubject({ kind: 'metal', id: metalId }, this.now(), reason);
+  async revokeMetalById(metalId: TipsId, reason: RevokeReason): Promise<number> {
+    const n = await this.store.revokeSubject({ kind: 'metal', id: metalId }, this.now(), reason);
+    await this.revoked(metalId);
+    return n;
   }
 
   /** The public key (SPKI DER) of a metal's active certificate: what a token for that metal is bound to. */
@@ -435,5 +450,7 @@ export class EnrollmentService {
     if (!(await this.store.revokeCertificate(ownerId, serial.toLowerCase(), this.now(), 'operator'))) {
       throw new EnrollmentError('certificate_not_found', `no active certificate ${serial.slice(0, 64)}`, 'serial');
     }
+    const record = await this.store.findCertificate(serial.toLowerCase());
+    if (record?.subject.kind === 'metal') await this.revoked(record.subject.id);
   }
 }

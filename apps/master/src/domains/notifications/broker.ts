@@ -91,6 +91,15 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         broker.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())),
       ),
     connectedMetals: () => connected.size,
+    disconnect: (metalId) => {
+      let n = 0;
+      for (const c of connected) {
+        if (metalOf.get(c) !== metalId) continue;
+        c.close();
+        n++;
+      }
+      return n;
+    },
     close: async () => {
       for (const c of connected) c.close();
       await new Promise<void>((r) => server.close(() => r()));

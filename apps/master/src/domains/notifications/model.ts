@@ -16,5 +16,7 @@ export interface NotificationBus {
   publish(topic: string, payload: Uint8Array): Promise<void>;
   /** Metals connected right now (embedded broker), or undefined when the broker is not ours. */
   connectedMetals(): number | undefined;
+  /** Ends the live sessions of a metal whose certificates were revoked (embedded broker); returns how many. */
+  disconnect?(metalId: string): number;
   close(): Promise<void>;
 }
