@@ -37,8 +37,8 @@ export interface BusMessages {
   'tips.gateway.key': { gatewayId: string };
   /** A metal's certificates were revoked (revoke, retire, delete): its live sessions end. */
   'tips.cert.revoked': { metalId: string };
-  /** A command queued for a gateway whose channel is open on another replica: that one pushes it. */
-  'tips.gateway.command': { gatewayId: string; wire: string };
+  /** A command queued for a gateway whose channel is open on another replica: that one reads it from the queue and pushes it. */
+  'tips.gateway.command': { gatewayId: string; commandId: string };
   /** Phase 3 notifications (T15) for metals connected to any replica's embedded MQTT broker. */
   'tips.metal.notify': { metalIds: string[]; notification: Notification };
 }

@@ -87,6 +87,11 @@ describe('T2 B5 T16 replicas follow each other over the bus', () => {
     for (const s of r.slice(1)) await expect.poll(() => reasonOf(s), { timeout: 1_000 }).toBe('metal_blocked');
     await r[2]!.discovery.unblock(owner.id, 'pi');
     for (const s of r.slice(0, 2)) await expect.poll(() => reasonOf(s), { timeout: 1_000 }).toBe('active');
+    // A block message is only a reason to re-read: one that no database row backs blocks nothing.
+    const metal = await r[0]!.metals.get(owner.id, 'pi');
+    await bus.publish('tips.metal.block', { o: 'intruder', m: { metalId: metal.id, blocked: true } });
+    await new Promise((res) => setTimeout(res, 50));
+    expect(await reasonOf(r[1]!)).toBe('active');
   });
 
   it('a lost default Space or a deleted metal through one replica counts on the others at once (the 30 s cache is dropped)', async () => {
@@ -126,12 +131,16 @@ describe('T2 B5 T16 replicas follow each other over the bus', () => {
     expect(r[2]!.gateways.isConnected(gateway.id)).toBe(false);
   });
 
-  it('a command queued through one replica is pushed by the replica that holds the gateway’s channel', async () => {
+  it('a command queued through one replica is pushed by the replica that holds the gateway’s channel; a bus message naming no queued command pushes nothing', async () => {
     const sent: string[] = [];
     await r[2]!.gateways.channelOpened(gateway.id, { send: (t) => sent.push(t), close: () => {} });
     const queued = await r[0]!.gateways.send(gateway.id, { type: 'clear', mac: MAC });
     await expect.poll(() => sent.map((t) => JSON.parse(t).id), { timeout: 1_000 }).toEqual([queued.id]);
     expect(JSON.parse(sent[0]!)).toEqual({ id: queued.id, type: 'clear', mac: MAC });
+    // Whoever can publish on the bus cannot make up a command: only queued ones are pushed.
+    await bus.publish('tips.gateway.command', { o: 'intruder', m: { gatewayId: gateway.id, commandId: 'cmd_forged' } });
+    await new Promise((res) => setTimeout(res, 100));
+    expect(sent).toHaveLength(1);
   });
 
   it('Phase 3 notifications reach the metals of every replica’s broker; a revocation ends the metal’s sessions on every replica', async () => {

@@ -207,7 +207,7 @@ export class DiscoveryService {
 
   /**
    * Follows the other replicas (T2, B5): their eligibility changes drop what is cached here, their
-   * blocks and unblocks apply here as they arrive, and when the bus comes back after an outage
+   * blocks and unblocks make the blocked set be read again at the next decision, and when the bus comes back after an outage
    * everything cached is read afresh (messages may have been missed).
    */
   useBus(bus: BusHub): void {
@@ -216,10 +216,10 @@ export class DiscoveryService {
       if (m.metalId === null) this.forgetAll();
       else this.forget(m.metalId as TipsId);
     });
-    bus.on('tips.metal.block', (m) => {
+    // The message only says "re-read": the database, not the bus, says who is blocked.
+    bus.on('tips.metal.block', () => {
       this.blocksGeneration++;
-      if (m.blocked) this.blocked.add(m.metalId as TipsId);
-      else this.blocked.delete(m.metalId as TipsId);
+      this.blocksReadAt = Number.NEGATIVE_INFINITY;
     });
     bus.onResync(() => {
       this.forgetAll();

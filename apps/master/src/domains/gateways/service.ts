@@ -113,7 +113,13 @@ export class GatewayService {
   useBus(bus: BusHub): void {
     this.bus = bus;
     bus.on('tips.gateway.key', (m) => this.forgetGateway(m.gatewayId as GatewayId));
-    bus.on('tips.gateway.command', (m) => this.sockets.get(m.gatewayId as GatewayId)?.send(m.wire));
+    bus.on('tips.gateway.command', async (m) => {
+      const socket = this.sockets.get(m.gatewayId as GatewayId);
+      if (!socket) return;
+      // Only a command that is in the gateway's queue is pushed: the bus names it, the database says what it is.
+      const queued = (await this.store.pending(m.gatewayId as GatewayId)).find((c) => c.id === m.commandId);
+      if (queued) socket.send(wire(queued));
+    });
     bus.onResync(() => this.keys.clear());
   }
 
@@ -321,7 +327,7 @@ export class GatewayService {
     const socket = this.sockets.get(gatewayId);
     // Not connected here: the replica holding the channel (if any) pushes it; else it waits in the queue.
     if (socket) socket.send(wire(queued));
-    else await this.bus?.publish('tips.gateway.command', { gatewayId, wire: wire(queued) });
+    else await this.bus?.publish('tips.gateway.command', { gatewayId, commandId: queued.id });
     return queued;
   }
 
