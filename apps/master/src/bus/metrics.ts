@@ -6,7 +6,7 @@ export function installBusMetrics(registry: Registry, hub: BusHub): void {
   hub.useMetrics({
     messages: new Counter({
       name: 'tips_master_bus_messages_total',
-      help: 'Bus messages by direction (out: published, in: received from another replica, dropped: not published) and topic',
+      help: 'Bus messages by direction (out: acknowledged by the bus, in: received from another replica, dropped: refused or not acknowledged within 1 s) and topic',
       labelNames: ['direction', 'topic'] as const,
       registers: [registry],
     }),
