@@ -7,7 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type Mosquitto, startMosquitto } from '../apps/master/src/bus/test-servers.ts';
 import { type RunningMaster, startMaster, tips } from './helpers.ts';
 
 const ADMIN = `tips_${randomBytes(24).toString('base64url')}`;
@@ -232,5 +234,51 @@ describe('T15 S10 the same against an external Mosquitto broker (--mqtt-url)', (
     // Mosquitto 2.0 grants the SUBACK but never delivers what the ACL denies (checked in fanOutTest),
     // and drops a metal's PUBLISH (pi-b's subscriber would otherwise have read the forged message first).
     await fanOutTest(lab, brokerUrl, 'ext');
+  });
+});
+
+describe('T15 T2 B5 across replicas: a metal on replica B’s embedded broker hears a change made through replica A (bus: a Mosquitto)', () => {
+  let lab: Lab;
+  let replicaB: RunningMaster;
+  let bus: Mosquitto;
+  let admin: pg.Client;
+  let dbName: string;
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: inject('pgUrl') });
+    await admin.connect();
+    dbName = `p3_replicas_${randomBytes(5).toString('hex')}`;
+    await admin.query(`CREATE DATABASE ${dbName}`);
+    const url = new URL(inject('pgUrl'));
+    url.pathname = `/${dbName}`;
+    bus = await startMosquitto();
+    const shared = ['--tls-port', '0', '--database-url', url.toString(), '--bus', bus.url];
+    lab = await startLab('tips-p3-rep-', shared);
+    // Replica B: its own embedded broker, the same database, CA and bus.
+    replicaB = await startMaster(['--data-dir', join(lab.work, 'data-b'), '--ca-dir', join(lab.work, 'ca'), ...shared], { TIPS_BOOTSTRAP_ADMIN_TOKEN: ADMIN });
+    for (const m of [lab.master, replicaB]) {
+      const deadline = Date.now() + 20_000;
+      while ((await (await fetch(`${m.url}/readyz`)).json()).bus !== 'up') {
+        if (Date.now() > deadline) throw new Error(`bus not up: ${m.output()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  });
+  afterAll(async () => {
+    await replicaB?.stop();
+    await lab?.master.stop();
+    await bus?.stop();
+    await admin?.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin?.end();
+    if (lab?.work) rmSync(lab.work, { recursive: true, force: true });
+  });
+
+  it('the Glaze is set through replica A; the metals subscribed at replica B’s broker get their notification, and only their own', async () => {
+    const brokerB = /TIPS master MQTT (mqtts:\S+)/.exec(replicaB.output())![1]!;
+    expect(brokerB).not.toBe(/TIPS master MQTT (mqtts:\S+)/.exec(lab.master.output())![1]);
+    // Enrolled, declared and set through A (lab); subscribed at B.
+    await fanOutTest(lab, brokerB, 'rep');
+    const metrics = await (await fetch(`${replicaB.url}/metrics`)).text();
+    expect(metrics).toMatch(/tips_master_bus_messages_total\{direction="in",topic="tips.metal.notify"\} [1-9]/);
+    expect(metrics).toMatch(/tips_master_bus_up\{bus="mqtt"\} 1/);
   });
 });

@@ -32,6 +32,11 @@ export const DEBIAN_PACKAGES = [
   // Onboarding: a device key inside a TPM 2.0 — the swtpm simulator and tpm2-tools (e2e/factory-tpm.test.ts).
   { check: 'swtpm', pkg: 'swtpm' },
   { check: 'tpm2_sign', pkg: 'tpm2-tools' },
+  // The replicas' bus (a 3-node cluster in the bus contract suite and e2e/replicas.test.ts) and the load balancer in front of them.
+  { check: 'nats-server', pkg: 'nats-server' },
+  { check: '/usr/sbin/haproxy', pkg: 'haproxy' },
+  // Checks the units in deploy/systemd (e2e/deploy-units.test.ts).
+  { check: 'systemd-analyze', pkg: 'systemd' },
   // Reads what the S3 blob store wrote (blob contract suite, e2e/glaze-s3.test.ts); /usr/bin, not a pyenv shim.
   { check: '/usr/bin/aws', pkg: 'awscli' },
   // The web console's browser tests (playwright-core drives Debian's Chromium; never a downloaded browser).

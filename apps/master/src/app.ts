@@ -6,6 +6,9 @@ import { Counter } from 'prom-client';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { BlobStore } from './blob/blob-store.ts';
 import { MeteredBlobStore } from './blob/metered.ts';
+import { type Bus, BusHub } from './bus/bus.ts';
+import { InProcessBus } from './bus/in-process.ts';
+import { installBusMetrics } from './bus/metrics.ts';
 import type { Db } from './db/database.ts';
 import { discoveryGatewayRoutes, discoveryOwnerRoutes } from './domains/discovery/routes.ts';
 import { DiscoveryService } from './domains/discovery/service.ts';
@@ -129,6 +132,10 @@ export interface MasterDeps {
   sessionTtlSeconds?: number;
   /** The key DTLS PSKs are sealed with at rest (`<ca-dir>/psk-wrap.key`); without one an in-memory key is made. */
   pskWrapKey?: PskWrapKey;
+  /** The bus to the other replicas (`--bus`); default: in-process (a lone master). The caller closes it. */
+  bus?: Bus;
+  /** What `bus` is, for logs and metrics: inprocess, mqtt or nats. */
+  busKind?: string;
 }
 
 export interface Services {
@@ -153,6 +160,7 @@ export interface Services {
   blobs: MeteredBlobStore;
   telemetry: TelemetryService;
   constrained: ConstrainedService;
+  bus: BusHub;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -183,7 +191,6 @@ export function createServices(deps: MasterDeps): Services {
   // ... and gets neither a Phase 1 boot script nor installer work (T13).
   provisioning.useBlockCheck((metalId) => discovery.isBlocked(metalId));
   const notifications = new NotificationService();
-  events.on('metal.access.revoked', (e) => notifications.disconnect(e.metalId, e.reason));
   const updates = new UpdateService(
     new KyselyUpdateStore(deps.db),
     metals,
@@ -205,7 +212,20 @@ export function createServices(deps: MasterDeps): Services {
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
   const telemetry = new TelemetryService(new KyselyTelemetryStore(deps.db), metals, clock, random);
   const constrained = new ConstrainedService(new KyselyConstrainedStore(deps.db), metals, enrollment, discovery, events, clock, random, deps.pskWrapKey ?? ephemeralPskWrapKey());
-  return { blobs, events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions, telemetry, constrained };
+  // The other replicas (T2, B5): what they change reaches what this one caches, and back.
+  const bus = new BusHub(deps.bus ?? new InProcessBus(), deps.busKind ?? 'inprocess');
+  discovery.useBus(bus);
+  gateways.useBus(bus);
+  notifications.useReplicas(bus);
+  // A revoked, retired, deleted or blocked metal loses its live MQTT sessions here and on every replica.
+  events.on('metal.access.revoked', async (e) => {
+    notifications.disconnect(e.metalId, e.reason);
+    await bus.publish('tips.cert.revoked', { metalId: e.metalId, reason: e.reason });
+  });
+  bus.on('tips.cert.revoked', (m) => {
+    notifications.disconnect(m.metalId, m.reason ?? 'revoked');
+  });
+  return { blobs, bus, events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions, telemetry, constrained };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -241,6 +261,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installUpdateMetrics(metrics, services.updates, services.notifications);
   installLifecycleMetrics(metrics, services.enrollment, services.directives);
   services.notifications.useLog(app.log);
+  services.bus.useLog(app.log);
+  installBusMetrics(metrics, services.bus);
   const uploadIdleTimeoutMs = deps.uploadIdleTimeoutMs ?? 60_000;
   const graceMs = reconcileGraceMs(uploadIdleTimeoutMs);
   installGlazeReconciler(app, services.glazes, metrics, { graceMs, intervalMs: graceMs, clock: deps.clock ?? systemClock });
@@ -271,10 +293,14 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
     try {
       await deps.db.selectFrom('owners').select('id').limit(1).execute();
-      return { status: 'ready' };
     } catch {
-      return reply.code(503).send({ status: 'database unavailable' });
+      return reply.code(503).send({ status: 'database unavailable', bus: services.bus.bus.status() });
     }
+    // Bus down is degraded, not unready: this replica still answers correctly from the database,
+    // with its time-bound caches (a load balancer that took every replica out on a bus outage
+    // would turn a slower propagation into a full outage).
+    const bus = services.bus.bus.status();
+    return { status: bus === 'up' ? 'ready' : 'degraded', bus };
   });
 
   app.decorateRequest('owner', null as unknown as Owner);

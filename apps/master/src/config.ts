@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DatabaseConfig } from './db/database.ts';
 import { parseS3Url } from './blob/s3-location.ts';
+import { type BusConfig, parseBusUrl } from './bus/bus.ts';
 import { API_TOKEN_FORMAT } from './domains/owners/model.ts';
 
 /** Every setting, with its flag, its environment variable and its default (`tips-master --help`). */
@@ -38,6 +39,8 @@ export interface MasterConfig {
   mqttUrl: string | null;
   /** Where Glaze payloads live: files under the data dir, or an S3-compatible bucket (T2 scale-out). */
   blobStore: BlobStoreConfig;
+  /** How this replica hears of the others' changes: in-process (a lone master), an MQTT broker, a NATS cluster. */
+  bus: BusConfig;
 }
 
 export type BlobStoreConfig =
@@ -79,6 +82,7 @@ export interface RawOptions {
   s3Endpoint?: string;
   s3Region?: string;
   s3Presign?: string | boolean;
+  bus?: string;
 }
 
 export const DEFAULTS = {
@@ -160,7 +164,16 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     reauthPeriodSeconds: int('--reauth-period', opts.reauthPeriod ?? env.TIPS_REAUTH_PERIOD ?? String(DEFAULTS.reauthPeriodSeconds), 10, 86_400),
     ...mqtt(opts.mqttPort ?? env.TIPS_MQTT_PORT, opts.mqttUrl ?? env.TIPS_MQTT_URL, port !== undefined && Number(port) === 0),
     blobStore: blobStore(opts, env, dataDir),
+    bus: busConfig(opts.bus ?? env.TIPS_BUS),
   };
+}
+
+function busConfig(value: string | undefined): BusConfig {
+  try {
+    return parseBusUrl(value);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }
 
 /** `file` (default: <data-dir>/glazes) or `s3://bucket[/prefix]` with its endpoint, region and presigning. */

@@ -89,6 +89,11 @@ const program = new Command('tips-master')
       'TIPS_S3_PRESIGN',
     ),
   )
+  .addOption(
+    new Option('--bus <inprocess|mqtt://host:port|nats://host:port,…>', 'how replicas tell each other what they changed (blocks, eligibility, gateway keys, revocations, notifications): inprocess (one master), an MQTT broker, or every node of a NATS cluster')
+      .env('TIPS_BUS')
+      .default('inprocess'),
+  )
   .addHelpText(
     'after',
     '\nEnvironment: TIPS_BOOTSTRAP_ADMIN_TOKEN (tips_ followed by 32–128 base64url characters) sets the admin token\ncreated on the first start (automation); otherwise a random one is printed once. On a database that\nalready has an admin it is ignored (with a warning): make further tokens with `tips token create`.',
@@ -128,6 +133,10 @@ const program = new Command('tips-master')
         `TIPS master Glazes in s3://${b.bucket}/${b.prefix} at ${b.endpoint ?? `AWS ${b.region}`}${b.presignSeconds ? ` (downloads: pre-signed redirects valid ${b.presignSeconds} s)` : ''}\n`,
       );
     }
+    const { openBus } = await import('./bus/bus.ts');
+    // The adapter logs through the app's logger once there is one (it connects in the background).
+    let busLogger: { info(o: object, m: string): void; warn(o: object, m: string): void } | undefined;
+    const replicaBus = await openBus(config.bus, { info: (o, m) => busLogger?.info(o, m), warn: (o, m) => busLogger?.warn(o, m) });
     const { ca, created: caCreated } = await openCaDir(config.caDir, { clock: systemClock, random: systemRandom });
     const tokenKey = importKey(await openTokenKey(config.caDir));
     // Known once both listeners are bound (--port 0 picks a free port).
@@ -147,8 +156,12 @@ const program = new Command('tips-master')
       tinkerbell: config.tinkerbell,
       reauthPeriodSeconds: config.reauthPeriodSeconds,
       webDir: consoleDir(),
+      bus: replicaBus,
+      busKind: config.bus.kind,
       logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     });
+    busLogger = app.log;
+    if (config.bus.kind !== 'inprocess') process.stdout.write(`TIPS master bus: ${config.bus.kind === 'nats' ? `NATS ${config.bus.servers.map((s) => new URL(s).host).join(',')}` : `MQTT ${new URL(config.bus.url).host}`}\n`);
     const admin = await services.owners.ensureAdmin(config.bootstrapAdminToken);
     const address = await app.listen({ host: config.host, port: config.port });
     const listening = describeListen(config.host, (app.server.address() as AddressInfo).port, 'http', address.replace('[::1]', 'localhost'));
@@ -224,6 +237,7 @@ const program = new Command('tips-master')
       await tls?.close();
       await bus?.close().catch(() => {});
       await app.close();
+      await replicaBus.close().catch(() => {});
       await db.destroy();
       process.exit(0);
     };

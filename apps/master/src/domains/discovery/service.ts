@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { type GatewayId, InvalidValueError, type Mac, type OwnerId, parseInterfaceType, parseMac, type TipsId } from '@tips/core';
+import type { BusHub } from '../../bus/bus.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -36,11 +37,17 @@ interface MetalFacts {
   hasDefaultSpace: boolean;
   at: number;
 }
-/** How long another replica's change to a metal or its Spaces may take to be seen here. */
+/**
+ * How long another replica's change to a metal or its Spaces may take to be seen here while the bus
+ * is down; while it is up the change comes as a `tips.metal.eligibility` message and the TTL is only
+ * a backstop (a message lost in a broker crash).
+ */
 const FACTS_TTL_MS = 30_000;
+const FACTS_TTL_BUS_UP_MS = 300_000;
 const MAX_FACTS = 200_000;
-/** How long a block made through another master replica may take to be seen here. */
+/** How long a block made through another master replica may take to be seen here while the bus is down (up: `tips.metal.block`). */
 const BLOCKS_REFRESH_MS = 1_000;
+const BLOCKS_REFRESH_BUS_UP_MS = 30_000;
 /** Random bytes in a decision record's ID (72 bits). */
 const RECORD_ID_RANDOM = 9;
 
@@ -157,6 +164,7 @@ export class DiscoveryService {
   private blocksGeneration = 0;
   private idPool = Buffer.alloc(0);
   private idPoolAt = 0;
+  private bus: BusHub | undefined;
 
   constructor(
     private readonly store: DiscoveryStore,
@@ -173,14 +181,16 @@ export class DiscoveryService {
     });
     events.on('metal.interfaces.changed', async (e) => {
       this.forget(e.metalId);
+      await this.bus?.publish('tips.metal.eligibility', { metalId: e.metalId });
       if (e.added.length > 0) await this.release(e.ownerId, e.metalId, e.added);
     });
-    events.on('space.deleted', () => {
-      this.facts.clear();
-      this.factsOfMetal.clear();
+    events.on('space.deleted', async () => {
+      this.forgetAll();
+      await this.bus?.publish('tips.metal.eligibility', { metalId: null });
     });
     events.on('space.membership.changed', async (e) => {
       this.forget(e.metalId);
+      await this.bus?.publish('tips.metal.eligibility', { metalId: e.metalId });
       if (!(await this.spaces.defaultSpaceOf(e.metalId))) return;
       const metal = await this.metals.get(e.ownerId, e.metalId);
       await this.release(e.ownerId, metal.id, metal.interfaces.map((i) => i.mac));
@@ -190,7 +200,36 @@ export class DiscoveryService {
       await this.store.removeBlock(e.metalId);
       this.blocksGeneration++;
       this.blocked.delete(e.metalId);
+      await this.bus?.publish('tips.metal.eligibility', { metalId: e.metalId });
+      await this.bus?.publish('tips.metal.block', { metalId: e.metalId, blocked: false });
     });
+  }
+
+  /**
+   * Follows the other replicas (T2, B5): their eligibility changes drop what is cached here, their
+   * blocks and unblocks make the blocked set be read again at the next decision, and when the bus comes back after an outage
+   * everything cached is read afresh (messages may have been missed).
+   */
+  useBus(bus: BusHub): void {
+    this.bus = bus;
+    bus.on('tips.metal.eligibility', (m) => {
+      if (m.metalId === null) this.forgetAll();
+      else this.forget(m.metalId as TipsId);
+    });
+    // The message only says "re-read": the database, not the bus, says who is blocked.
+    bus.on('tips.metal.block', () => {
+      this.blocksGeneration++;
+      this.blocksReadAt = Number.NEGATIVE_INFINITY;
+    });
+    bus.onResync(() => {
+      this.forgetAll();
+      this.blocksReadAt = Number.NEGATIVE_INFINITY;
+    });
+  }
+
+  private forgetAll(): void {
+    this.facts.clear();
+    this.factsOfMetal.clear();
   }
 
   /** Decides one registration (T6) and records it (T9) before answering. */
@@ -271,7 +310,7 @@ export class DiscoveryService {
     const now = this.clock.now().getTime();
     const key = `${ownerId}/${mac}`;
     const cached = this.facts.get(key);
-    if (cached && now - cached.at < FACTS_TTL_MS) return cached;
+    if (cached && now - cached.at < (this.bus?.up() ? FACTS_TTL_BUS_UP_MS : FACTS_TTL_MS)) return cached;
     if (cached) this.forget(cached.metalId);
     const holder = await this.metals.findByMac(ownerId, mac);
     if (!holder) return undefined;
@@ -302,6 +341,7 @@ export class DiscoveryService {
     await this.store.putBlock({ metalId: metal.id, ownerId, reason: reason ?? null, blockedAt: this.clock.now().toISOString() });
     this.blocksGeneration++;
     this.blocked.add(metal.id);
+    await this.bus?.publish('tips.metal.block', { metalId: metal.id, blocked: true });
     const macs = metal.interfaces.map((i) => i.mac);
     const gws = await this.gateways.idsOfOwner(ownerId);
     for (const g of gws) await this.gateways.send(g, { type: 'block', tipsId: metal.id, macs, ...(reason ? { reason } : {}) });
@@ -315,6 +355,7 @@ export class DiscoveryService {
     if (!(await this.store.removeBlock(metal.id))) throw new DiscoveryError('metal_not_blocked', `metal "${metal.name}" is not blocked`, 'metal');
     this.blocksGeneration++;
     this.blocked.delete(metal.id);
+    await this.bus?.publish('tips.metal.block', { metalId: metal.id, blocked: false });
     const macs = metal.interfaces.map((i) => i.mac);
     const gws = await this.gateways.idsOfOwner(ownerId);
     for (const g of gws) for (const mac of macs) await this.gateways.send(g, { type: 'unblock', mac });
@@ -323,12 +364,13 @@ export class DiscoveryService {
 
   /**
    * Whether a metal is blocked. A block or unblock made through this process holds from the moment
-   * it is acknowledged (T16); one made through another master replica is seen within
-   * BLOCKS_REFRESH_MS, when the set is read again — and its gateways enforce it from the command anyway.
+   * it is acknowledged (T16); one made through another master replica arrives on the bus (within
+   * 1 s), or while the bus is down is seen within BLOCKS_REFRESH_MS, when the set is read again —
+   * and its gateways enforce it from the command anyway.
    */
   async isBlocked(metalId: TipsId): Promise<boolean> {
     const now = this.clock.now().getTime();
-    if (now - this.blocksReadAt >= BLOCKS_REFRESH_MS) {
+    if (now - this.blocksReadAt >= (this.bus?.up() ? BLOCKS_REFRESH_BUS_UP_MS : BLOCKS_REFRESH_MS)) {
       const generation = this.blocksGeneration;
       this.blocksReading ??= this.store
         .blockedMetalIds()

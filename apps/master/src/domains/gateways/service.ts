@@ -1,6 +1,7 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { findByRef, type GatewayId, InvalidValueError, isId, newId, type OwnerId, parseName } from '@tips/core';
 import { certificateFingerprint, certificateIdentities, issueCertificate, parseCertificate, serialFrom, x509 } from '@tips/trust';
+import type { BusHub } from '../../bus/bus.ts';
 import { isUniqueViolation } from '../../db/database.ts';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -24,8 +25,13 @@ import type { GatewayStore, NonceUse } from './store.ts';
 
 const ENROLLMENT_PREFIX = 'tge_';
 const ENROLLMENT_RE = /^tge_[A-Za-z0-9_-]{43}$/;
-/** How long a verified gateway key is reused before the row is read again (a local delete drops it at once). */
+/**
+ * How long a verified gateway key is reused before the row is read again while the bus is down (a
+ * local delete drops it at once); while it is up another replica's delete arrives as
+ * `tips.gateway.key` and the longer TTL is only a backstop.
+ */
 const KEY_CACHE_MS = 5_000;
+const KEY_CACHE_BUS_UP_MS = 60_000;
 /** lastSeenAt is written at most this often per gateway, not on every request. */
 const TOUCH_EVERY_MS = 10_000;
 /** How long an mTLS connection's certificate check holds before it is made again (authenticateChannel). */
@@ -95,6 +101,7 @@ export class GatewayService {
   private lastSeq = 0;
   private noncesSinceSweep = 0;
   private tlsOptions: GatewayTlsOptions | undefined;
+  private bus: BusHub | undefined;
 
   constructor(
     private readonly store: GatewayStore,
@@ -108,6 +115,32 @@ export class GatewayService {
   /** Gives the service the CA it issues gateway certificates with, and the transport policy. */
   useTls(options: GatewayTlsOptions): void {
     this.tlsOptions = options;
+  }
+
+  /**
+   * Follows the other replicas: a gateway removed through one is refused by all (its cached key
+   * dropped, its channel closed), and a command queued through one is pushed by the replica that
+   * holds the gateway's channel. After a bus outage every cached key is read again.
+   */
+  useBus(bus: BusHub): void {
+    this.bus = bus;
+    bus.on('tips.gateway.key', (m) => this.forgetGateway(m.gatewayId as GatewayId));
+    bus.on('tips.gateway.command', async (m) => {
+      const socket = this.sockets.get(m.gatewayId as GatewayId);
+      if (!socket) return;
+      // Only a command that is in the gateway's queue is pushed: the bus names it, the database says what it is.
+      const queued = (await this.store.pending(m.gatewayId as GatewayId)).find((c) => c.id === m.commandId);
+      if (queued) socket.send(wire(queued));
+    });
+    bus.onResync(() => this.keys.clear());
+  }
+
+  private forgetGateway(id: GatewayId): void {
+    this.keys.delete(id);
+    this.touched.delete(id);
+    const socket = this.sockets.get(id);
+    this.sockets.delete(id);
+    socket?.close(4001, 'gateway revoked');
   }
 
   get requiresTls(): boolean {
@@ -161,11 +194,8 @@ export class GatewayService {
   async delete(ownerId: OwnerId, ref: string): Promise<void> {
     const g = await this.get(ownerId, ref);
     if (!(await this.store.delete(ownerId, g.id, this.clock.now().toISOString()))) throw new GatewayError('gateway_not_found', `no gateway "${ref}"`, 'gateway');
-    this.keys.delete(g.id);
-    this.touched.delete(g.id);
-    const socket = this.sockets.get(g.id);
-    this.sockets.delete(g.id);
-    socket?.close(4001, 'gateway revoked');
+    this.forgetGateway(g.id);
+    await this.bus?.publish('tips.gateway.key', { gatewayId: g.id });
   }
 
   /**
@@ -343,7 +373,10 @@ export class GatewayService {
       createdAt: now.toISOString(),
     };
     await this.store.enqueue(queued, MAX_QUEUED_COMMANDS);
-    this.sockets.get(gatewayId)?.send(wire(queued));
+    const socket = this.sockets.get(gatewayId);
+    // Not connected here: the replica holding the channel (if any) pushes it; else it waits in the queue.
+    if (socket) socket.send(wire(queued));
+    else await this.bus?.publish('tips.gateway.command', { gatewayId, commandId: queued.id });
     return queued;
   }
 
@@ -390,7 +423,7 @@ export class GatewayService {
 
   private async keyOf(id: GatewayId, now: number): Promise<{ gateway: Gateway; key: KeyObject } | undefined> {
     const cached = this.keys.get(id);
-    if (cached && now - cached.loadedAt < KEY_CACHE_MS) return cached;
+    if (cached && now - cached.loadedAt < (this.bus?.up() ? KEY_CACHE_BUS_UP_MS : KEY_CACHE_MS)) return cached;
     const g = await this.store.findById(id);
     if (!g?.publicKey) {
       this.keys.delete(id);

@@ -1,4 +1,5 @@
 import type { Counter } from 'prom-client';
+import type { BusHub } from '../../bus/bus.ts';
 import type { Notification, NotificationBus } from './model.ts';
 
 /** Publishes go out in batches of this many, yielding to the event loop between them so the broker's socket writes start early. */
@@ -14,6 +15,7 @@ export class NotificationService {
   private published: Counter<'reason' | 'result'> | undefined;
 
   private log: NotificationLog = { warn: () => {}, error: () => {} };
+  private replicas: BusHub | undefined;
 
   useLog(log: NotificationLog): void {
     this.log = log;
@@ -21,6 +23,19 @@ export class NotificationService {
 
   useBus(bus: NotificationBus | undefined): void {
     this.bus = bus;
+  }
+
+  /**
+   * With an embedded broker on every replica, a metal is connected to one of them only: the replica
+   * that takes a change publishes to its own broker and relays the notification on the bus
+   * (`tips.metal.notify`), and every other replica publishes it to its broker. An external broker
+   * is shared, so nothing is relayed.
+   */
+  useReplicas(hub: BusHub): void {
+    this.replicas = hub;
+    hub.on('tips.metal.notify', async (m) => {
+      if (this.bus?.connectedMetals() !== undefined) await this.publishLocally(m.metalIds, m.notification);
+    });
   }
 
   useMetrics(published: Counter<'reason' | 'result'>): void {
@@ -63,6 +78,14 @@ export class NotificationService {
    * event loop); a failed publish is logged and counted, never thrown (pull still works).
    */
   async notify(metalIds: readonly string[], n: Notification): Promise<number> {
+    const local = this.publishLocally(metalIds, n);
+    if (this.replicas && this.bus?.connectedMetals() !== undefined) {
+      for (let i = 0; i < metalIds.length; i += BATCH) await this.replicas.publish('tips.metal.notify', { metalIds: metalIds.slice(i, i + BATCH), notification: n });
+    }
+    return local;
+  }
+
+  private async publishLocally(metalIds: readonly string[], n: Notification): Promise<number> {
     const bus = this.bus;
     if (!bus || metalIds.length === 0) return 0;
     const payload = new Uint8Array(Buffer.from(JSON.stringify(n)));
