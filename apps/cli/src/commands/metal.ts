@@ -1,3 +1,4 @@
+import type { EventOut, MetalUpdatesOut, ReportOut } from '@tips/core';
 import type { Command } from 'commander';
 import { action, api, collect, jsonOption, parseLabels } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
@@ -19,31 +20,7 @@ export interface MetalOut {
   updates?: MetalUpdates;
 }
 
-interface ReportOut {
-  id: string;
-  spaceId: string;
-  glazeId: string;
-  result: string;
-  reason: string | null;
-  sequence: number;
-  at: string;
-  /** A rollback: what the metal went back to. */
-  rolledBackTo?: { glazeId: string | null; glazeName: string | null; version: string | null };
-}
-interface EventOut {
-  id: string;
-  kind: string;
-  code: string;
-  detail: Record<string, unknown>;
-  createdAt: string;
-}
-interface MetalUpdates {
-  profile: { vendorId: string | null; classId: string | null; protocols: string[]; updatedAt: string } | null;
-  installed: { spaceId: string; glazeId: string; glazeName: string | null; version: string | null; sequence: number | null; installedAt: string | null }[];
-  lastReport: ReportOut | null;
-  history: ReportOut[];
-  events: EventOut[];
-}
+type MetalUpdates = MetalUpdatesOut;
 
 const reportLine = (r: ReportOut) =>
   `${r.at}  ${r.result.padEnd(11)} ${r.glazeId} seq ${r.sequence} in ${r.spaceId}${r.reason ? `  (${r.reason})` : ''}${r.rolledBackTo ? `  -> back to ${r.rolledBackTo.glazeId === null ? 'nothing TIPS installed' : `${r.rolledBackTo.glazeName ?? r.rolledBackTo.glazeId} ${r.rolledBackTo.version ?? ''}`.trimEnd()}` : ''}`;

@@ -53,3 +53,67 @@ describe('T11 D6 interface states and default Spaces for a page of metals (the f
     expect(bob.statusCode).toBe(404);
   });
 });
+
+describe('T11 D6 the metal list filters by interface state and by name prefix, on the server', () => {
+  it('lists the metals with an interface in the asked state at any gateway, in list order, paged; and names by prefix', async () => {
+    const h = m.auth(m.alice.token);
+    const names: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const name = `flt-${i % 2 ? 'odd' : 'even'}-${i}`;
+      names.push(name);
+      const r = await m.app.inject({ method: 'POST', url: '/api/v1/metals', headers: h, payload: { name, interfaces: [{ name: 'eth0', mac: `02:00:00:00:53:0${i}`, type: 'ethernet' }] } });
+      expect(r.statusCode).toBe(201);
+    }
+    const gw = await TestGateway.enroll(m.app, m.alice.token, 'states-filter');
+    await gw.request('PUT', '/api/gateway/v1/table', {
+      rows: [row('02:00:00:00:53:00', 'active'), row('02:00:00:00:53:02', 'active'), row('02:00:00:00:53:03', 'blocked'), row('02:00:00:00:53:04', 'pending'), row('02:00:00:00:53:05', 'active')],
+    });
+    const list = async (q: string, token = m.alice.token) => {
+      const r = await m.app.inject({ url: `/api/v1/metals?${q}`, headers: m.auth(token) });
+      expect(r.statusCode, r.body).toBe(200);
+      return r.json() as { items: { name: string }[]; nextCursor: string | null };
+    };
+    expect((await list('state=active')).items.map((x) => x.name)).toEqual(['flt-even-0', 'flt-even-2', 'flt-odd-5']);
+    const first = await list('state=active&limit=2');
+    expect(first.items.map((x) => x.name)).toEqual(['flt-even-0', 'flt-even-2']);
+    expect((await list(`state=active&limit=2&cursor=${first.nextCursor}`)).items.map((x) => x.name)).toEqual(['flt-odd-5']);
+    expect((await list('state=blocked')).items.map((x) => x.name)).toEqual(['flt-odd-3']);
+    expect((await list('state=pending&prefix=flt-even')).items.map((x) => x.name)).toEqual(['flt-even-4']);
+    expect((await list('prefix=flt-odd')).items.map((x) => x.name)).toEqual(['flt-odd-1', 'flt-odd-3', 'flt-odd-5']);
+    expect((await list('prefix=flt-odd-3')).items.map((x) => x.name)).toEqual(['flt-odd-3']);
+    expect((await list('prefix=FLT')).items).toEqual([]);
+    // Bob has none of these metals, whatever their state at Alice's gateway.
+    expect((await list('state=active', m.bob.token)).items.map((x) => x.name).filter((n) => n.startsWith('flt-'))).toEqual([]);
+    const bad = await m.app.inject({ url: '/api/v1/metals?state=sleeping', headers: h });
+    expect([bad.statusCode, bad.json().error.field]).toEqual([400, 'querystring.state']);
+  });
+
+  it('answers default Spaces for 200 metals with a fixed number of queries (no query per metal)', async () => {
+    const h = m.auth(m.alice.token);
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const r = await m.app.inject({ method: 'POST', url: '/api/v1/metals', headers: h, payload: { name: `many-${i}`, interfaces: [{ name: 'eth0', mac: `02:00:00:00:54:${i.toString(16).padStart(2, '0')}`, type: 'ethernet', pxe: true }] } });
+      ids.push(r.json().id);
+    }
+    let queries = 0;
+    const exec = m.db.getExecutor();
+    const original = exec.executeQuery.bind(exec);
+    exec.executeQuery = ((...args: Parameters<typeof original>) => {
+      queries++;
+      return original(...args);
+    }) as typeof exec.executeQuery;
+    try {
+      queries = 0;
+      const few = await m.app.inject({ url: `/api/v1/default-spaces?metals=${ids.slice(0, 2).join(',')}`, headers: h });
+      const small = queries;
+      queries = 0;
+      const all = await m.app.inject({ url: `/api/v1/default-spaces?metals=${[...ids, 'many-0'].join(',')}`, headers: h });
+      expect([few.statusCode, all.statusCode]).toEqual([200, 200]);
+      expect(queries).toBe(small + 1); // names are one more query than IDs alone, never one per metal
+    } finally {
+      exec.executeQuery = original;
+    }
+    const unknown = await m.app.inject({ url: `/api/v1/default-spaces?metals=${ids[0]},nobody-here`, headers: h });
+    expect(unknown.statusCode).toBe(404);
+  });
+});

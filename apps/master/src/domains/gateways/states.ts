@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { InvalidValueError, type OwnerId, parseMac } from '@tips/core';
+import { InvalidValueError, type Mac, type OwnerId, parseMac } from '@tips/core';
 import type { FastifyInstance } from 'fastify';
 import { errorResponses } from '../../http/schemas.ts';
 import type { GatewayService } from './service.ts';
@@ -31,22 +31,50 @@ const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
  * once per page with the MACs it shows instead of reading every gateway's whole table. Each
  * gateway's table is indexed by MAC once per snapshot it reports.
  */
-export function interfaceStateRoutes(app: FastifyInstance, gateways: GatewayService): void {
-  const cache = new Map<string, Indexed>();
-  const indexOf = async (ownerId: OwnerId, gatewayId: string): Promise<Indexed | undefined> => {
-    const g = await gateways.show(ownerId, gatewayId);
+export const INTERFACE_STATES = ['pending', 'active', 'blocked'] as const;
+export type InterfaceStateName = (typeof INTERFACE_STATES)[number];
+
+/**
+ * The owner's gateways' latest tables, indexed by MAC (and by state) once per reported snapshot:
+ * the interface-states route and the metal list's `state` filter read them through this.
+ */
+export class InterfaceStateIndex {
+  private readonly cache = new Map<string, Indexed & { byState: Map<string, string[]> }>();
+  constructor(private readonly gateways: GatewayService) {}
+
+  async indexOf(ownerId: OwnerId, gatewayId: string): Promise<(Indexed & { byState: Map<string, string[]> }) | undefined> {
+    const g = await this.gateways.show(ownerId, gatewayId);
     if (!g.table) return undefined;
-    const hit = cache.get(g.id);
+    const hit = this.cache.get(g.id);
     if (hit?.updatedAt === g.table.updatedAt) return hit;
     const byMac = new Map<string, Record<string, unknown>[]>();
+    const byState = new Map<string, string[]>();
     for (const row of g.table.rows) {
       const mac = String(row.mac).toLowerCase();
       byMac.set(mac, [...(byMac.get(mac) ?? []), row]);
+      const st = String(row.state);
+      const list = byState.get(st);
+      if (list) list.push(mac);
+      else byState.set(st, [mac]);
     }
-    const fresh = { updatedAt: g.table.updatedAt, byMac };
-    cache.set(g.id, fresh);
+    const fresh = { updatedAt: g.table.updatedAt, byMac, byState };
+    this.cache.set(g.id, fresh);
     return fresh;
-  };
+  }
+
+  /** MACs in this state at any of the owner's gateways (from each gateway's latest table). */
+  async macsInState(ownerId: OwnerId, state: InterfaceStateName): Promise<Mac[]> {
+    const out = new Set<string>();
+    for (const g of await this.gateways.list(ownerId)) {
+      const index = await this.indexOf(ownerId, g.id);
+      for (const mac of index?.byState.get(state) ?? []) out.add(mac);
+    }
+    return [...out] as Mac[];
+  }
+}
+
+export function interfaceStateRoutes(app: FastifyInstance, gateways: GatewayService, states = new InterfaceStateIndex(gateways)): void {
+  const indexOf = (ownerId: OwnerId, gatewayId: string) => states.indexOf(ownerId, gatewayId);
 
   app.get<{ Querystring: { macs: string } }>(
     '/interface-states',
