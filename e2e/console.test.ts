@@ -1,9 +1,10 @@
-// The web console in a real browser (D6, T3, T4, T9, T11, T12, T16): Debian's Chromium driven by
+// The web console in a real browser (D6, T3, T4, T9, T11, T12, T13, T16): Debian's Chromium driven by
 // playwright-core against a real tips-master process. Every change reaches the page the way it
 // would in production: the operator's clicks go through the public owner API with the session
 // cookie; a gateway speaks the real gateway API (signed); the page learns of it over the live
 // event stream, without a reload. With TIPS_SCREENSHOTS=<dir> (npm run screenshots) each view is
 // also saved as a PNG there.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -14,7 +15,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWeb } from '../scripts/build.mjs';
 import { ApiGateway, launchChromium, ownerApi, seriousViolations, tableRow } from './console-kit.ts';
-import { type RunningMaster, startMaster } from './helpers.ts';
+import { type RunningMaster, startMaster, TIPS, tips } from './helpers.ts';
 
 const TOKEN = `tips_${randomBytes(32).toString('base64url')}`;
 const SHOTS = process.env.TIPS_SCREENSHOTS ? resolve(process.env.TIPS_SCREENSHOTS) : undefined;
@@ -259,6 +260,101 @@ describe('D6 web console in Chromium against a real master', () => {
     expect(gateway.commands.slice(before).filter((c) => c.type === 'unblock')).toEqual([]);
     // Still blocked: unblocking through the API now works, which it would not had the attack succeeded.
     expect(await ownerApi(master.url, TOKEN, 'POST', '/api/v1/metals/pi-1/unblock')).toMatchObject({ tipsId: expect.stringMatching(/^mtl_/) });
+  });
+
+  it('filters the fleet by interface state and name prefix on the server; the Glazes view names the manifest signer (T11, T12)', async () => {
+    await nav('Fleet');
+    const row = page.locator('tr[data-metal="pi-1"]');
+    await expect.poll(() => row.isVisible(), { timeout: LIVE }).toBe(true);
+    // The gateway's table still says Blocked (its last report): the state filter finds pi-1 there only.
+    await page.getByLabel('Interface state').selectOption('blocked');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => row.isVisible(), { timeout: LIVE }).toBe(true);
+    await page.getByLabel('Interface state').selectOption('active');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => page.getByText('No metal matches these filters').isVisible(), { timeout: LIVE }).toBe(true);
+    await page.getByLabel('Interface state').selectOption('');
+    await page.getByLabel('Name starts with, or TIPS ID').fill('pi-');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect.poll(() => row.isVisible(), { timeout: LIVE }).toBe(true);
+    await accessible('fleet filtered');
+    await page.getByRole('button', { name: 'Clear' }).click();
+
+    await nav('Glazes');
+    const signer = page.getByRole('table', { name: 'Glazes' }).getByTestId('signer');
+    await expect.poll(() => signer.textContent(), { timeout: LIVE }).toContain('not signed');
+    await ownerApi(master.url, TOKEN, 'POST', '/api/v1/keys', { name: 'release-key', serverHeld: true });
+    await ownerApi(master.url, TOKEN, 'POST', '/api/v1/glazes/base.img/manifest/sign', { key: 'release-key', sequenceNumber: 4, vendorDomain: 'tips.local', classInfo: 'base', component: 'os', uri: 'https://example.com/base.img' });
+    // The signature is an owner write: the view refetches live and names the key, its kid and the sequence number.
+    await expect.poll(() => signer.textContent(), { timeout: LIVE }).toContain('release-key');
+    expect(await signer.textContent()).toContain('seq 4');
+    await accessible('Glazes signed');
+    await shot('glazes');
+  });
+
+  it('Phase 1 jobs: the fleet list and the metal page show a job live with its state, engine, Glaze and timestamps (T13)', async () => {
+    await nav('Phase 1');
+    await expect.poll(() => page.getByText('No Phase 1 jobs yet').isVisible(), { timeout: LIVE }).toBe(true);
+    await accessible('empty Phase 1 jobs');
+    await ownerApi(master.url, TOKEN, 'PATCH', '/api/v1/spaces/lab-base', { glaze: 'base.img' });
+    // The metal PXE-boots: its gateway asks the master for its iPXE script, which starts the job.
+    const script = await gateway.bootScript(MAC, 'http://10.0.0.1:8080');
+    expect(script).toMatch(/^#!ipxe/);
+    const jobs = page.getByRole('table', { name: 'Phase 1 jobs' });
+    const jobRow = jobs.locator('tbody tr').first();
+    await expect.poll(() => jobRow.getAttribute('data-state'), { timeout: LIVE }).toBe('booting');
+    const text = (await jobRow.textContent())!;
+    expect(text).toContain('builtin');
+    expect(text).toContain('base.img');
+    await jobRow.locator('summary').click();
+    await expect.poll(() => jobRow.getByRole('list', { name: /Transitions of/ }).textContent(), { timeout: LIVE }).toContain('booting');
+    await accessible('Phase 1 jobs');
+    await shot('jobs');
+    await page.getByLabel('State', { exact: true }).selectOption('failed');
+    await expect.poll(() => page.getByText('No failed jobs').isVisible(), { timeout: LIVE }).toBe(true);
+
+    await nav('Fleet');
+    await page.getByRole('link', { name: 'pi-1' }).click();
+    await expect.poll(() => page.getByRole('table', { name: 'Phase 1 jobs of this metal' }).textContent(), { timeout: LIVE }).toContain('booting');
+    expect(await page.getByTestId('metal-status').textContent()).toContain('Not blocked');
+    // Phases 2–3 have not run on this metal: each section says what comes next.
+    expect(await page.getByText('Nothing installed through Phases 2–3 yet').isVisible()).toBe(true);
+    expect(await page.getByText('No signed report from this metal yet').isVisible()).toBe(true);
+    await accessible('metal with jobs');
+    await shot('metal-jobs');
+  });
+
+  it('tamper events: the fleet-wide view with its empty state (T16); the CLI reads what the console reads', async () => {
+    await nav('Tamper');
+    await expect.poll(() => page.getByText('No tamper events').isVisible(), { timeout: LIVE }).toBe(true);
+    await accessible('tamper events');
+    await shot('tamper');
+
+    const env = { TIPS_URL: master.url, TIPS_TOKEN: TOKEN, TIPS_CONFIG: join(dir, 'no-config.json') };
+    const states = tips('metal states pi-1 --json', env);
+    expect(states.status, states.stderr).toBe(0);
+    expect(JSON.parse(states.stdout).items).toEqual([expect.objectContaining({ mac: MAC, gatewayName: 'gw-lab', state: 'blocked' })]);
+    const defaults = tips('metal default-spaces pi-1 --json', env);
+    expect(JSON.parse(defaults.stdout).items).toEqual([expect.objectContaining({ spaceName: 'lab-base' })]);
+    expect(JSON.parse(tips('metal list --state blocked --prefix pi --json', env).stdout).map((m: { name: string }) => m.name)).toEqual(['pi-1']);
+    expect(JSON.parse(tips('metal list --state active --json', env).stdout)).toEqual([]);
+    expect(JSON.parse(tips('tamper-events --json', env).stdout)).toEqual([]);
+    for (const cmd of ['events', 'metal states', 'metal default-spaces', 'tamper-events']) expect(tips(`${cmd} --help`, env).stdout).toContain('Usage: tips');
+    // `tips events` reads the live stream: a write made meanwhile arrives as one JSON line.
+    const follower = spawn(process.execPath, [TIPS, 'events', '--follow', '--limit', '1', '--json'], { env: { ...process.env, ...env } });
+    let out = '';
+    follower.stdout.on('data', (d) => {
+      out += String(d);
+    });
+    const exited = new Promise<number | null>((r) => follower.once('exit', r));
+    await expect
+      .poll(async () => {
+        await ownerApi(master.url, TOKEN, 'PATCH', '/api/v1/metals/pi-1', { labels: { site: `lab-${Date.now()}` } });
+        return out;
+      }, { timeout: LIVE, interval: 1000 })
+      .toContain('"kind":"write"');
+    expect(await exited).toBe(0);
+    expect(JSON.parse(out.trim().split('\n')[0]!)).toMatchObject({ kind: 'write', resource: 'metals' });
   });
 
   it('signs out: the session is deleted and the old cookie is refused', async () => {

@@ -97,15 +97,17 @@ export function registerMetalCommands(program: Command): Command {
         .command('list')
         .description('list your metals, oldest first')
         .option('--label <k=v>', 'only metals with this label')
+        .option('--prefix <text>', 'only metals whose name starts with this text (case-sensitive)')
+        .option('--state <state>', 'only metals with an interface in this state at any of your gateways: pending, active or blocked')
         .option('--vendor <uuid>', 'only metals whose profile has this vendor ID')
         .option('--class <uuid>', 'only metals whose profile has this class ID')
         .option('--glaze <glaze>', 'only metals with this Glaze installed (name, name@version or ID)'),
     ),
   ).action(
-    action(async (opts: { label?: string; vendor?: string; class?: string; glaze?: string; json?: boolean; jsonl?: boolean; limit?: string }) => {
+    action(async (opts: { label?: string; prefix?: string; state?: string; vendor?: string; class?: string; glaze?: string; json?: boolean; jsonl?: boolean; limit?: string }) => {
       const { mode, max } = listOptions(opts);
       const q = new URLSearchParams();
-      for (const k of ['label', 'vendor', 'class', 'glaze'] as const) if (opts[k] !== undefined) q.set(k, opts[k]!);
+      for (const k of ['label', 'prefix', 'state', 'vendor', 'class', 'glaze'] as const) if (opts[k] !== undefined) q.set(k, opts[k]!);
       await printPages(api().pages<MetalOut>('api/v1/metals', q, max), mode, ['NAME', 'TIPS ID', 'INTERFACES'], (m) => [
         m.name,
         m.id,
