@@ -223,6 +223,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installSessionMetrics(metrics, services.sessions);
   const live = new LiveFeed(metrics);
   const interfaceStates = new InterfaceStateIndex(services.gateways);
+  services.events.on('metal.interfaces.changed', async () => interfaceStates.invalidate());
+  services.events.on('metal.deleted', async () => interfaceStates.invalidate());
   live.install(app);
 
   // Statuses the framework and the edge give on every route are documented centrally.
@@ -280,7 +282,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
         schema: MetalUpdatesSchema,
         retiredAt: (metalId) => services.enrollment.retiredAt(metalId),
       }, (metalId) => services.provisioning.currentOf(metalId), {
-        inState: async (ownerId, state) => services.metals.idsHoldingMacs(ownerId, await interfaceStates.macsInState(ownerId, state)),
+        inState: (ownerId, state) => interfaceStates.metalsInState(ownerId, state, (macs) => services.metals.idsHoldingMacs(ownerId, macs)),
         blocked: (metalId) => services.discovery.isBlocked(metalId),
       });
       updateOwnerRoutes(scope, services.updates);

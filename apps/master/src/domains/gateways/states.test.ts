@@ -84,6 +84,12 @@ describe('T11 D6 the metal list filters by interface state and by name prefix, o
     expect((await list('prefix=FLT')).items).toEqual([]);
     // Bob has none of these metals, whatever their state at Alice's gateway.
     expect((await list('state=active', m.bob.token)).items.map((x) => x.name).filter((n) => n.startsWith('flt-'))).toEqual([]);
+    // The answer follows the metals and the tables (the set is cached per snapshot and metal change).
+    await m.app.inject({ method: 'DELETE', url: '/api/v1/metals/flt-odd-3', headers: h });
+    expect((await list('state=blocked')).items).toEqual([]);
+    await gw.request('PUT', '/api/gateway/v1/table', { rows: [row('02:00:00:00:53:01', 'blocked')] });
+    expect((await list('state=blocked')).items.map((x) => x.name)).toEqual(['flt-odd-1']);
+    expect((await list('state=active')).items).toEqual([]);
     const bad = await m.app.inject({ url: '/api/v1/metals?state=sleeping', headers: h });
     expect([bad.statusCode, bad.json().error.field]).toEqual([400, 'querystring.state']);
   });

@@ -8,6 +8,9 @@ import { MetalError } from './errors.ts';
 import { MAX_INTERFACES, MAX_LABELS, type Metal, type MetalInterface, type StoredMetal } from './model.ts';
 import type { MetalQuery, MetalStore } from './store.ts';
 
+/** MACs per lookup: well under SQLite's 32 766 and PostgreSQL's 65 535 parameters. */
+const MAC_CHUNK = 5000;
+
 export interface InterfaceInput {
   name: string;
   mac: string;
@@ -197,7 +200,7 @@ export class MetalService {
   /** The IDs of the owner's metals that hold any of these MACs (asked in chunks: no parameter limit). */
   async idsHoldingMacs(ownerId: OwnerId, macs: Mac[]): Promise<Set<string>> {
     const out = new Set<string>();
-    for (let i = 0; i < macs.length; i += 500) for (const h of await this.store.findMacHolders(ownerId, macs.slice(i, i + 500))) out.add(h.metalId);
+    for (let i = 0; i < macs.length; i += MAC_CHUNK) for (const h of await this.store.findMacHolders(ownerId, macs.slice(i, i + MAC_CHUNK))) out.add(h.metalId);
     return out;
   }
 
