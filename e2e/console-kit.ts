@@ -104,6 +104,15 @@ export class ApiGateway {
     return this.request('POST', '/api/gateway/v1/registrations', { mac, ip, gatewayInterface: 'br0', interfaceType: 'ethernet', pxe: true });
   }
 
+  /** What the gateway asks when a metal PXE-boots on its LAN: that MAC's iPXE script (starts its Phase 1 job). */
+  async bootScript(mac: string, base: string): Promise<string> {
+    const path = `/api/gateway/v1/provisioning/boot-script?mac=${encodeURIComponent(mac)}&base=${encodeURIComponent(base)}`;
+    const r = await fetch(`${this.base}${path}`, { headers: signedHeaders(this.id, this.key, { method: 'GET', pathWithQuery: path }) });
+    const text = await r.text();
+    if (r.status !== 200) throw new Error(`boot-script → ${r.status} ${text}`);
+    return text;
+  }
+
   putTable(rows: unknown[]): Promise<void> {
     return this.request('PUT', '/api/gateway/v1/table', { rows });
   }

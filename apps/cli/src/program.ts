@@ -2,6 +2,7 @@ import { registerTrustListCommands } from './commands/lifecycle.ts';
 import { NAME_RULE } from '@tips/core';
 import { Command, type CommanderError, Help } from 'commander';
 import { registerBuildPhase1Command } from './commands/build-phase1.ts';
+import { registerConsoleCommands } from './commands/console.ts';
 import { registerDiscoveryCommands } from './commands/discovery.ts';
 import { registerFactoryCommands } from './commands/factory.ts';
 import { registerGlazeCommands } from './commands/glaze.ts';
@@ -40,6 +41,7 @@ export function createProgram(): Command {
   registerVoucherCommands(program);
   registerTrustListCommands(program);
   registerTelemetryCommands(program);
+  registerConsoleCommands(program);
   return program;
 }
 

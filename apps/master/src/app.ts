@@ -72,10 +72,10 @@ import { KyselyRendezvousStore } from './domains/rendezvous/store.kysely.ts';
 import { VoucherService } from './domains/vouchers/service.ts';
 import { KyselyVoucherStore } from './domains/vouchers/store.kysely.ts';
 import { installLifecycleMetrics } from './domains/directives/metrics.ts';
-import { authenticateOwner, sessionRoutes, sessionSignInRoutes } from './domains/sessions/routes.ts';
+import { authenticateOwner, installSessionMetrics, sessionRoutes, sessionSignInRoutes } from './domains/sessions/routes.ts';
 import { SessionService } from './domains/sessions/service.ts';
 import { KyselySessionStore } from './domains/sessions/store.kysely.ts';
-import { interfaceStateRoutes } from './domains/gateways/states.ts';
+import { InterfaceStateIndex, interfaceStateRoutes } from './domains/gateways/states.ts';
 import { defaultSpaceRoutes } from './domains/spaces/defaults.ts';
 import { installConsole } from './http/console.ts';
 import { LiveFeed, liveRoutes } from './http/live.ts';
@@ -273,7 +273,11 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installConstrainedMetrics(metrics, services.constrained);
   services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
   installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
+  installSessionMetrics(metrics, services.sessions);
   const live = new LiveFeed(metrics);
+  const interfaceStates = new InterfaceStateIndex(services.gateways);
+  services.events.on('metal.interfaces.changed', async () => interfaceStates.invalidate());
+  services.events.on('metal.deleted', async () => interfaceStates.invalidate());
   live.install(app);
 
   // Statuses the framework and the edge give on every route are documented centrally.
@@ -340,7 +344,10 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
         describe: (ownerId, metalId) => services.updates.view(ownerId, metalId),
         schema: MetalUpdatesSchema,
         retiredAt: (metalId) => services.enrollment.retiredAt(metalId),
-      }, (metalId) => services.provisioning.currentOf(metalId));
+      }, (metalId) => services.provisioning.currentOf(metalId), {
+        inState: (ownerId, state) => interfaceStates.metalsInState(ownerId, state, (macs) => services.metals.idsHoldingMacs(ownerId, macs)),
+        blocked: (metalId) => services.discovery.isBlocked(metalId),
+      });
       updateOwnerRoutes(scope, services.updates);
       spaceRoutes(scope, services.spaces);
       glazeRoutes(scope, services.glazes, {
@@ -370,7 +377,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       voucherRoutes(scope, services.vouchers, deps.publicUrls && (() => deps.publicUrls!().url));
       sessionRoutes(scope, services.sessions);
       liveRoutes(scope, live);
-      interfaceStateRoutes(scope, services.gateways);
+      interfaceStateRoutes(scope, services.gateways, interfaceStates);
       defaultSpaceRoutes(scope, services.metals, services.spaces);
       telemetryOwnerRoutes(scope, services.telemetry, async (ownerId, metalId) => (await services.updates.view(ownerId as never, metalId as never)).profile);
       constrainedOwnerRoutes(scope, services.constrained);

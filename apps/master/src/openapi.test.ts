@@ -233,6 +233,7 @@ const hints: Record<string, (s: Schema) => unknown> = {
   gatewayInterface: () => 'eth1',
   macs: () => '02:00:00:00:ff:01',
   metals: () => fx.metal,
+  glazes: (s) => (s.type === 'string' ? fx.glaze : undefined),
   rows: () => [],
   vouchers: () => [fx.voucher],
   items: (s) => (s.items && Object.keys(s.items).length === 0 ? [{ mac: freshMac(), ip: '192.0.2.200', gatewayInterface: 'eth1' }] : undefined),

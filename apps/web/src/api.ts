@@ -1,3 +1,7 @@
+import type { InterfaceStateOut, PageOut, RegistrationOut } from '@tips/core';
+
+export type { EventOut, JobOut, ManifestSignerOut, MetalUpdatesOut, ReportOut, TamperEventOut } from '@tips/core';
+
 // The console's only way to the master: the public owner API, authenticated by the session cookie
 // (HttpOnly, never readable here) and, on writes, the CSRF token from the tips_csrf cookie.
 
@@ -84,10 +88,7 @@ export function upload<T>(path: string, file: Blob, onProgress: (sent: number, t
   });
 }
 
-export interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
-}
+export type Page<T> = PageOut<T>;
 
 export interface Owner {
   id: string;
@@ -108,18 +109,7 @@ export interface Metal {
   engine: string | null;
   createdAt: string;
 }
-export interface IfaceState {
-  mac: string;
-  gatewayId: string;
-  gatewayName: string;
-  gatewayInterface: string | null;
-  state: string;
-  ip: string | null;
-  tipsId: string | null;
-  reason: string | null;
-  lastSeenAt: string | null;
-  reportedAt: string;
-}
+export type IfaceState = InterfaceStateOut;
 export interface Space {
   id: string;
   name: string;
@@ -150,20 +140,7 @@ export interface Gateway {
   createdAt: string;
   lastSeenAt: string | null;
 }
-export interface Registration {
-  at: string;
-  gatewayId: string;
-  gatewayName?: string;
-  mac: string;
-  ip: string;
-  interfaceType: string;
-  gatewayInterface: string;
-  pxe: boolean;
-  hostname?: string;
-  decision: string;
-  reason?: string;
-  tipsId?: string;
-}
+export type Registration = RegistrationOut;
 
 export const q = (params: Record<string, string | undefined>) => {
   const s = new URLSearchParams();

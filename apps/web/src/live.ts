@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'react';
 
 export interface LiveEvent {
-  kind: 'table' | 'registration' | 'write';
+  kind: 'table' | 'registration' | 'write' | 'provisioning' | 'metal';
   resource?: string;
   gatewayId?: string;
   at: string;

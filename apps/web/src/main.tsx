@@ -9,7 +9,9 @@ import { DiscoveryView } from './views/Discovery.tsx';
 import { FleetView } from './views/Fleet.tsx';
 import { GatewayView, GatewaysView } from './views/Gateways.tsx';
 import { GlazesView } from './views/Glazes.tsx';
+import { JobsView } from './views/Jobs.tsx';
 import { MetalView } from './views/Metal.tsx';
+import { TamperView } from './views/Tamper.tsx';
 import { SpacesView, SpaceView } from './views/Spaces.tsx';
 
 interface Session {
@@ -60,6 +62,8 @@ const NAV = [
   { to: '/spaces', label: 'Spaces', match: (p: string) => p.startsWith('/spaces') },
   { to: '/glazes', label: 'Glazes', match: (p: string) => p.startsWith('/glazes') },
   { to: '/gateways', label: 'Gateways', match: (p: string) => p.startsWith('/gateways') },
+  { to: '/jobs', label: 'Phase 1', match: (p: string) => p.startsWith('/jobs') },
+  { to: '/tamper', label: 'Tamper', match: (p: string) => p.startsWith('/tamper') },
   { to: '/discovery', label: 'Discovery', match: (p: string) => p.startsWith('/discovery') },
 ];
 
@@ -71,6 +75,8 @@ function Page({ path }: { path: string }) {
   if (seg[0] === 'glazes') return <GlazesView />;
   if (seg[0] === 'gateways') return seg[1] ? <GatewayView key={seg[1]} gatewayRef={seg[1]} /> : <GatewaysView />;
   if (seg[0] === 'discovery') return <DiscoveryView />;
+  if (seg[0] === 'jobs') return <JobsView />;
+  if (seg[0] === 'tamper') return <TamperView />;
   return (
     <section>
       <h1>Not found</h1>

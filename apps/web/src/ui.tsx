@@ -1,4 +1,4 @@
-import { type ReactNode, useCallback, useEffect, useId, useRef, useState } from 'react';
+import { type ReactNode, useCallback, useEffect, useState } from 'react';
 import { ApiError } from './api.ts';
 
 /** Loads `load()` now and whenever `reload()` is called; keeps the last data while reloading. */
@@ -78,49 +78,6 @@ export function bytes(n: number): string {
   return `${v.toFixed(1)} ${units[i]}`;
 }
 
-/**
- * A button that asks first, in a modal dialog (focus stays inside; Escape cancels), then runs
- * `action`; the API's error is shown in the dialog in words.
- */
-export function ConfirmButton({ label, title, children, confirmLabel, action, danger }: { label: string; title: string; children: ReactNode; confirmLabel: string; action: () => Promise<void>; danger?: boolean }) {
-  const ref = useRef<HTMLDialogElement>(null);
-  const id = useId();
-  const [error, setError] = useState<ApiError>();
-  const [busy, setBusy] = useState(false);
-  const run = async () => {
-    setBusy(true);
-    setError(undefined);
-    try {
-      await action();
-      ref.current?.close();
-    } catch (e) {
-      setError(e instanceof ApiError ? e : new ApiError(0, 'client', String(e)));
-    } finally {
-      setBusy(false);
-    }
-  };
-  return (
-    <>
-      <button type="button" className={danger ? 'danger' : undefined} onClick={() => ref.current?.showModal()}>
-        {label}
-      </button>
-      <dialog ref={ref} aria-labelledby={id}>
-        <h2 id={id}>{title}</h2>
-        {children}
-        <ErrorBox error={error} />
-        <div className="actions">
-          <button type="button" onClick={() => ref.current?.close()}>
-            Cancel
-          </button>
-          <button type="button" className={danger ? 'danger' : 'primary'} disabled={busy} onClick={run}>
-            {confirmLabel}
-          </button>
-        </div>
-      </dialog>
-    </>
-  );
-}
-
 /** Runs a form's action with its error shown beside it. */
 export function useAction(): { busy: boolean; error: ApiError | undefined; run: (f: () => Promise<void>) => Promise<void>; clear: () => void } {
   const [busy, setBusy] = useState(false);
@@ -137,4 +94,43 @@ export function useAction(): { busy: boolean; error: ApiError | undefined; run: 
     }
   };
   return { busy, error, run, clear: () => setError(undefined) };
+}
+
+/** Keyset pages go forward only: the cursors of the pages before are kept to go back. */
+export function usePages(): { cursor: string | undefined; page: number; next: (c: string | null | undefined) => void; back: () => void; reset: () => void } {
+  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
+  return {
+    cursor: cursors[cursors.length - 1],
+    page: cursors.length,
+    next: (c) => {
+      if (c) setCursors([...cursors, c]);
+    },
+    back: () => setCursors(cursors.length > 1 ? cursors.slice(0, -1) : cursors),
+    reset: () => setCursors([undefined]),
+  };
+}
+
+/** Previous / next page buttons for a keyset list. */
+export function Pager({ label, pages, nextCursor }: { label: string; pages: ReturnType<typeof usePages>; nextCursor: string | null | undefined }) {
+  return (
+    <nav className="pager" aria-label={label}>
+      <button type="button" disabled={pages.page === 1} onClick={pages.back}>
+        Previous page
+      </button>
+      <span aria-live="polite">Page {pages.page}</span>
+      <button type="button" disabled={!nextCursor} onClick={() => pages.next(nextCursor)}>
+        Next page
+      </button>
+    </nav>
+  );
+}
+
+/** A timestamp as a `<time>` element: relative words, the exact instant in `title`. */
+export function At({ iso }: { iso: string | null | undefined }) {
+  if (!iso) return <span className="muted">—</span>;
+  return (
+    <time dateTime={iso} title={iso}>
+      {when(iso)}
+    </time>
+  );
 }

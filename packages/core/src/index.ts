@@ -40,3 +40,4 @@ export {
   type SeqNo,
   type Sha256,
 } from './vocabulary.ts';
+export type { EventOut, InterfaceStateOut, JobOut, ManifestSignerOut, MetalUpdatesOut, PageOut, RegistrationOut, ReportOut, TamperEventOut } from './wire.ts';

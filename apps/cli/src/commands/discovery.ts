@@ -28,20 +28,8 @@ export interface EnrollOut {
   httpsCommand: string | null;
 }
 
-export interface RegistrationOut {
-  at: string;
-  gatewayId: string;
-  gatewayName?: string;
-  mac: string;
-  ip: string;
-  interfaceType: string;
-  gatewayInterface: string;
-  pxe: boolean;
-  hostname?: string;
-  decision: string;
-  reason?: string;
-  tipsId?: string;
-}
+export type { RegistrationOut } from '@tips/core';
+import type { RegistrationOut } from '@tips/core';
 
 const gatewayPath = (ref: string) => `api/v1/gateways/${encodeURIComponent(ref)}`;
 const cell = (v: unknown) => (v === null || v === undefined || v === '' ? '-' : String(v));

@@ -1,3 +1,4 @@
+import type { EventOut, MetalUpdatesOut, ReportOut } from '@tips/core';
 import type { Command } from 'commander';
 import { action, api, collect, jsonOption, parseLabels } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
@@ -20,31 +21,7 @@ export interface MetalOut {
   updates?: MetalUpdates;
 }
 
-interface ReportOut {
-  id: string;
-  spaceId: string;
-  glazeId: string;
-  result: string;
-  reason: string | null;
-  sequence: number;
-  at: string;
-  /** A rollback: what the metal went back to. */
-  rolledBackTo?: { glazeId: string | null; glazeName: string | null; version: string | null };
-}
-interface EventOut {
-  id: string;
-  kind: string;
-  code: string;
-  detail: Record<string, unknown>;
-  createdAt: string;
-}
-interface MetalUpdates {
-  profile: { vendorId: string | null; classId: string | null; protocols: string[]; updatedAt: string } | null;
-  installed: { spaceId: string; glazeId: string; glazeName: string | null; version: string | null; sequence: number | null; installedAt: string | null }[];
-  lastReport: ReportOut | null;
-  history: ReportOut[];
-  events: EventOut[];
-}
+type MetalUpdates = MetalUpdatesOut;
 
 const reportLine = (r: ReportOut) =>
   `${r.at}  ${r.result.padEnd(11)} ${r.glazeId} seq ${r.sequence} in ${r.spaceId}${r.reason ? `  (${r.reason})` : ''}${r.rolledBackTo ? `  -> back to ${r.rolledBackTo.glazeId === null ? 'nothing TIPS installed' : `${r.rolledBackTo.glazeName ?? r.rolledBackTo.glazeId} ${r.rolledBackTo.version ?? ''}`.trimEnd()}` : ''}`;
@@ -121,15 +98,17 @@ export function registerMetalCommands(program: Command): Command {
         .command('list')
         .description('list your metals, oldest first')
         .option('--label <k=v>', 'only metals with this label')
+        .option('--prefix <text>', 'only metals whose name starts with this text (case-sensitive)')
+        .option('--state <state>', 'only metals with an interface in this state at any of your gateways: pending, active or blocked')
         .option('--vendor <uuid>', 'only metals whose profile has this vendor ID')
         .option('--class <uuid>', 'only metals whose profile has this class ID')
         .option('--glaze <glaze>', 'only metals with this Glaze installed (name, name@version or ID)'),
     ),
   ).action(
-    action(async (opts: { label?: string; vendor?: string; class?: string; glaze?: string; json?: boolean; jsonl?: boolean; limit?: string }) => {
+    action(async (opts: { label?: string; prefix?: string; state?: string; vendor?: string; class?: string; glaze?: string; json?: boolean; jsonl?: boolean; limit?: string }) => {
       const { mode, max } = listOptions(opts);
       const q = new URLSearchParams();
-      for (const k of ['label', 'vendor', 'class', 'glaze'] as const) if (opts[k] !== undefined) q.set(k, opts[k]!);
+      for (const k of ['label', 'prefix', 'state', 'vendor', 'class', 'glaze'] as const) if (opts[k] !== undefined) q.set(k, opts[k]!);
       await printPages(api().pages<MetalOut>('api/v1/metals', q, max), mode, ['NAME', 'TIPS ID', 'INTERFACES'], (m) => [
         m.name,
         m.id,

@@ -5,23 +5,8 @@ import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
 
 /** A Phase 1 job as the master shows it (GET /api/v1/provisioning/jobs[/:id]). */
-export interface JobOut {
-  id: string;
-  metalId: string;
-  interfaceName: string;
-  mac: string;
-  spaceId: string;
-  engine: string;
-  state: string;
-  reason: string | null;
-  detail: string | null;
-  glaze: { id: string; name: string; size: number; sha256: string; sequence: number } | null;
-  claimed: boolean;
-  transitions: { state: string; at: string; reason: string | null }[];
-  createdAt: string;
-  updatedAt: string;
-  report?: { receivedAt: string; cose: string; payload: { result: string; reason: string | null; detail: string | null; bytesWritten: number; disk: string; glazeSha256: string; at: string } } | null;
-}
+export type { JobOut } from '@tips/core';
+import type { JobOut } from '@tips/core';
 
 const ENGINES = ['builtin', 'tinkerbell'];
 const STATES = ['waiting_for_glaze', 'queued', 'booting', 'installing', 'installed', 'failed'];

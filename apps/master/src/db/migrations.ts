@@ -5,7 +5,7 @@ import { up0004GatewayCertificates } from '../domains/gateways/migrations.ts';
 import { up0005MetalMacPerOwner, up0010Perf } from '../domains/metals/migrations.ts';
 import { up0007Provisioning, up0012Engines } from '../domains/provisioning/migrations.ts';
 import { up0006ListKeysets } from './keyset-indexes.ts';
-import { up0008Updates } from '../domains/updates/migrations.ts';
+import { up0008Updates, up0015ConsoleViews } from '../domains/updates/migrations.ts';
 import { up0014Onboarding } from '../domains/vouchers/migrations.ts';
 import { up0014Rendezvous } from '../domains/rendezvous/migrations.ts';
 import { up0013Console } from '../domains/sessions/migrations.ts';
@@ -110,6 +110,7 @@ export const migrations: Record<string, Migration> = {
       await up0014Rendezvous(db);
     },
   },
+  '0015_console_views': { up: up0015ConsoleViews },
   '0015_constrained': { up: up0015Constrained },
   '0015_telemetry': { up: up0015Telemetry },
 };

@@ -8,9 +8,14 @@ import { errorResponses } from './schemas.ts';
 
 /** One change an owner's console should react to (the console then refetches what it shows). */
 export interface LiveEvent {
-  /** `table`: a gateway reported its interface table (T11); `registration`: TIPS-D decided on a joining interface (T5–T9); `write`: the owner changed something through /api/v1. */
-  kind: 'table' | 'registration' | 'write';
-  /** For `write`: the collection changed (`metals`, `spaces`, `glazes`, `gateways`, …). */
+  /**
+   * `table`: a gateway reported its interface table (T11); `registration`: TIPS-D decided on a joining
+   * interface (T5–T9); `write`: the owner changed something through /api/v1; `provisioning`: a Phase 1
+   * job moved through its gateway (boot script, work, report: T13); `metal`: a metal reported
+   * (install report, tamper report, profile: T14–T16).
+   */
+  kind: 'table' | 'registration' | 'write' | 'provisioning' | 'metal';
+  /** For `write`: the collection changed (`metals`, `spaces`, `glazes`, `gateways`, …); for `metal`: what the metal sent (`reports`, `tamper`, `profile`). */
   resource?: string;
   gatewayId?: string;
   at: string;
@@ -62,11 +67,16 @@ export class LiveFeed {
       for (const end of [...this.enders]) end();
     });
     app.addHook('onResponse', async (req, reply) => {
-      if (reply.statusCode >= 300 || req.method === 'GET' || req.method === 'HEAD') return;
+      if (reply.statusCode >= 300) return;
       const route = req.routeOptions.url ?? '';
       const at = new Date().toISOString();
       const gateway = (req as FastifyRequest & { gateway?: { id: string; ownerId: string } | null }).gateway;
-      if (route === '/api/gateway/v1/table' && gateway) this.publish(gateway.ownerId, { kind: 'table', gatewayId: gateway.id, at });
+      // The Phase 1 boot script is a GET that moves the job (queued → booting).
+      if (route.startsWith('/api/gateway/v1/provisioning/') && gateway) return this.publish(gateway.ownerId, { kind: 'provisioning', gatewayId: gateway.id, at });
+      if (req.method === 'GET' || req.method === 'HEAD') return;
+      const metal = (req as FastifyRequest & { metal?: { ownerId: string } | null }).metal;
+      if (route.startsWith('/api/metal/v1/') && metal) this.publish(metal.ownerId, { kind: 'metal', resource: route.split('/')[4] ?? '', at });
+      else if (route === '/api/gateway/v1/table' && gateway) this.publish(gateway.ownerId, { kind: 'table', gatewayId: gateway.id, at });
       else if (route.startsWith('/api/gateway/v1/registrations') && gateway) this.publish(gateway.ownerId, { kind: 'registration', gatewayId: gateway.id, at });
       else if (route.startsWith('/api/v1/') && req.owner) this.publish(req.owner.id, { kind: 'write', resource: route.split('/')[3] ?? '', at });
     });
@@ -82,7 +92,7 @@ export function liveRoutes(app: FastifyInstance, feed: LiveFeed): void {
         tags: ['live'],
         summary: "Server-Sent Events: what changed in the caller's fleet, as it happens (the console's live updates)",
         description:
-          'text/event-stream. First `retry:` and an `event: ready`; then one `event: change` per change, `data:` a JSON object {kind: "table" | "registration" | "write", resource?, gatewayId?, at}. ' +
+          'text/event-stream. First `retry:` and an `event: ready`; then one `event: change` per change, `data:` a JSON object {kind: "table" | "registration" | "write" | "provisioning" | "metal", resource?, gatewayId?, at}. ' +
           'A comment line every 15 s keeps proxies from closing the stream. The stream ends after `seconds`; EventSource reconnects by itself. Changes made through another master replica are not announced here.',
         querystring: Type.Object(
           { seconds: Type.Optional(Type.String({ maxLength: 4, pattern: '^[0-9]+$', description: `how long the stream stays open, 0–${MAX_STREAM_SECONDS} (default ${DEFAULT_STREAM_SECONDS})` })) },

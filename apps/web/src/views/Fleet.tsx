@@ -2,7 +2,8 @@ import { type FormEvent, useState } from 'react';
 import { api, get, type IfaceState, type Metal, type Page, q } from '../api.ts';
 import { useLive } from '../live.ts';
 import { Link, navigate } from '../router.tsx';
-import { Empty, ErrorBox, StateBadge, useAction, useLoad, when } from '../ui.tsx';
+import { CheckField, Field, Form, SelectField } from '../forms.tsx';
+import { Empty, ErrorBox, StateBadge, useLoad, when } from '../ui.tsx';
 
 export const PAGE_SIZE = 50;
 
@@ -12,8 +13,13 @@ interface FleetExtras {
 }
 
 /** One page of metals (a keyset range scan); the rows show as soon as it is here. */
-const loadMetals = (filters: { name?: string; label?: string }, cursor: string | undefined) =>
-  get<Page<Metal>>(`/api/v1/metals${q({ limit: String(PAGE_SIZE), cursor, name: filters.name, label: filters.label })}`);
+interface Filters {
+  prefix?: string;
+  state?: string;
+  label?: string;
+}
+const loadMetals = (filters: Filters, cursor: string | undefined) =>
+  get<Page<Metal>>(`/api/v1/metals${q({ limit: String(PAGE_SIZE), cursor, prefix: filters.prefix, state: filters.state, label: filters.label })}`);
 
 /** Then their interface states and default Spaces, two requests side by side. */
 async function loadExtras(page: Page<Metal>): Promise<FleetExtras> {
@@ -33,53 +39,30 @@ function DeclareMetal({ onDone }: { onDone: () => void }) {
   const [iface, setIface] = useState('eth0');
   const [type, setType] = useState('ethernet');
   const [pxe, setPxe] = useState(true);
-  const a = useAction();
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    void a.run(async () => {
-      await api('POST', '/api/v1/metals', { name: name.trim(), interfaces: [{ name: iface.trim(), mac: mac.trim(), type, pxe }] });
-      setName('');
-      setMac('');
-      onDone();
-    });
-  };
   return (
-    <form className="inline" onSubmit={submit} aria-label="Declare a metal">
-      <div>
-        <label htmlFor="metal-name">Name</label>
-        <input id="metal-name" required value={name} onChange={(e) => setName(e.target.value)} placeholder="rack1-pi-07" />
-      </div>
-      <div>
-        <label htmlFor="metal-iface">Interface</label>
-        <input id="metal-iface" required value={iface} onChange={(e) => setIface(e.target.value)} size={6} />
-      </div>
-      <div>
-        <label htmlFor="metal-mac">MAC address</label>
-        <input id="metal-mac" required value={mac} onChange={(e) => setMac(e.target.value)} placeholder="02:00:00:00:00:01" />
-      </div>
-      <div>
-        <label htmlFor="metal-type">Type</label>
-        <select id="metal-type" value={type} onChange={(e) => setType(e.target.value)}>
-          <option value="ethernet">ethernet</option>
-          <option value="wifi">wifi</option>
-          <option value="other">other</option>
-        </select>
-      </div>
-      <div className="check">
-        <input id="metal-pxe" type="checkbox" checked={pxe} onChange={(e) => setPxe(e.target.checked)} />
-        <label htmlFor="metal-pxe">PXE boots</label>
-      </div>
-      <button type="submit" className="primary" disabled={a.busy}>
-        Declare metal
-      </button>
-      <ErrorBox error={a.error} what="The metal was not declared" />
-    </form>
+    <Form
+      label="Declare a metal"
+      submit="Declare metal"
+      what="The metal was not declared"
+      action={async () => {
+        await api('POST', '/api/v1/metals', { name: name.trim(), interfaces: [{ name: iface.trim(), mac: mac.trim(), type, pxe }] });
+        setName('');
+        setMac('');
+        onDone();
+      }}
+    >
+      <Field id="metal-name" label="Name" required value={name} onChange={setName} placeholder="rack1-pi-07" />
+      <Field id="metal-iface" label="Interface" required value={iface} onChange={setIface} size={6} />
+      <Field id="metal-mac" label="MAC address" required value={mac} onChange={setMac} placeholder="02:00:00:00:00:01" />
+      <SelectField id="metal-type" label="Type" value={type} onChange={setType} options={[['ethernet', 'ethernet'], ['wifi', 'wifi'], ['other', 'other']]} />
+      <CheckField id="metal-pxe" label="PXE boots" checked={pxe} onChange={setPxe} />
+    </Form>
   );
 }
 
 export function FleetView() {
-  const [filters, setFilters] = useState<{ name?: string; label?: string }>({});
-  const [draft, setDraft] = useState({ name: '', label: '' });
+  const [filters, setFilters] = useState<Filters>({});
+  const [draft, setDraft] = useState({ name: '', state: '', label: '' });
   // Keyset pagination goes forward only: the cursors of the pages before are kept to go back.
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const cursor = cursors[cursors.length - 1];
@@ -99,29 +82,30 @@ export function FleetView() {
       return;
     }
     setCursors([undefined]);
-    setFilters({ name: ref || undefined, label: draft.label.trim() || undefined });
+    setFilters({ prefix: ref || undefined, state: draft.state || undefined, label: draft.label.trim() || undefined });
   };
-  const filtered = filters.name !== undefined || filters.label !== undefined;
+  const filtered = filters.prefix !== undefined || filters.state !== undefined || filters.label !== undefined;
   const items = data?.page.items ?? [];
 
   return (
     <section aria-labelledby="fleet-title">
       <h1 id="fleet-title">Fleet</h1>
       <form className="inline filters" onSubmit={apply} aria-label="Find metals">
-        <div>
-          <label htmlFor="f-name">Name or TIPS ID</label>
-          <input id="f-name" value={draft.name} onChange={(e) => setDraft({ ...draft, name: e.target.value })} placeholder="exact name, or mtl_…" />
-        </div>
-        <div>
-          <label htmlFor="f-label">Label</label>
-          <input id="f-label" value={draft.label} onChange={(e) => setDraft({ ...draft, label: e.target.value })} placeholder="site=berlin" />
-        </div>
+        <Field id="f-name" label="Name starts with, or TIPS ID" value={draft.name} onChange={(name) => setDraft({ ...draft, name })} placeholder="rack1-, or mtl_…" />
+        <SelectField
+          id="f-state"
+          label="Interface state"
+          value={draft.state}
+          onChange={(state) => setDraft({ ...draft, state })}
+          options={[['', 'any'], ['pending', 'Pending'], ['active', 'Active'], ['blocked', 'Blocked']]}
+        />
+        <Field id="f-label" label="Label" value={draft.label} onChange={(label) => setDraft({ ...draft, label })} placeholder="site=berlin" />
         <button type="submit">Search</button>
         {filtered ? (
           <button
             type="button"
             onClick={() => {
-              setDraft({ name: '', label: '' });
+              setDraft({ name: '', state: '', label: '' });
               setCursors([undefined]);
               setFilters({});
             }}
@@ -143,7 +127,7 @@ export function FleetView() {
           </p>
         </Empty>
       ) : null}
-      {data && items.length === 0 && filtered ? <p>No metal matches these filters. Names match exactly; labels as key=value.</p> : null}
+      {data && items.length === 0 && filtered ? <p>No metal matches these filters. Names match by their start (case matters); the state is an interface's at any gateway; labels as key=value.</p> : null}
       {items.length > 0 ? (
         <div className="table-wrap">
           <table aria-label="Metals" aria-busy={loading}>

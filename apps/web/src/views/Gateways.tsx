@@ -1,8 +1,9 @@
-import { type FormEvent, useState } from 'react';
+import { useState } from 'react';
 import { api, type Gateway, get, type Page, q } from '../api.ts';
 import { useLive } from '../live.ts';
 import { Link } from '../router.tsx';
-import { Empty, ErrorBox, StateBadge, useAction, useLoad, when } from '../ui.tsx';
+import { Field, Form } from '../forms.tsx';
+import { Empty, ErrorBox, StateBadge, useLoad, when } from '../ui.tsx';
 
 interface Enrolled {
   gateway: Gateway;
@@ -15,28 +16,17 @@ export function GatewaysView() {
   useLive((e) => e.kind === 'table' || (e.kind === 'write' && e.resource === 'gateways'), reload);
   const [name, setName] = useState('');
   const [made, setMade] = useState<Enrolled>();
-  const a = useAction();
-  const add = (e: FormEvent) => {
-    e.preventDefault();
-    void a.run(async () => {
-      setMade(await api<Enrolled>('POST', '/api/v1/gateways', { name: name.trim() }));
-      setName('');
-      reload();
-    });
+  const add = async () => {
+    setMade(await api<Enrolled>('POST', '/api/v1/gateways', { name: name.trim() }));
+    setName('');
+    reload();
   };
   return (
     <section aria-labelledby="gw-title">
       <h1 id="gw-title">Gateways</h1>
-      <form className="inline" onSubmit={add} aria-label="Enroll a gateway">
-        <div>
-          <label htmlFor="gw-name">Name</label>
-          <input id="gw-name" required value={name} onChange={(e) => setName(e.target.value)} placeholder="site-berlin" />
-        </div>
-        <button type="submit" className="primary" disabled={a.busy}>
-          Enroll a gateway
-        </button>
-        <ErrorBox error={a.error} what="The gateway was not added" />
-      </form>
+      <Form label="Enroll a gateway" submit="Enroll a gateway" what="The gateway was not added" action={add}>
+        <Field id="gw-name" label="Name" required value={name} onChange={setName} placeholder="site-berlin" />
+      </Form>
       {made ? (
         <div className="panel enroll" role="status">
           <h2>Enroll {made.gateway.name}</h2>

@@ -1,7 +1,8 @@
 import { type FormEvent, useEffect, useState } from 'react';
-import { ApiError, api, get, type Glaze, type Page, q, type Space, upload } from '../api.ts';
+import { ApiError, api, get, type Glaze, type ManifestSignerOut, type Page, q, type Space, upload } from '../api.ts';
 import { useLive } from '../live.ts';
-import { bytes, ConfirmButton, Empty, ErrorBox, useLoad, when } from '../ui.tsx';
+import { CheckField, ConfirmButton, Field } from '../forms.tsx';
+import { bytes, Empty, ErrorBox, useLoad, when } from '../ui.tsx';
 
 function UploadGlaze({ spaces, onDone }: { spaces: Space[]; onDone: () => void }) {
   const [file, setFile] = useState<File>();
@@ -40,30 +41,20 @@ function UploadGlaze({ spaces, onDone }: { spaces: Space[]; onDone: () => void }
         <input id="glaze-file" type="file" required onChange={(e) => setFile(e.target.files?.[0])} />
       </div>
       <div className="inline">
-        <div>
-          <label htmlFor="glaze-name">Name</label>
-          <input id="glaze-name" value={name} onChange={(e) => setName(e.target.value)} placeholder="the file's name" />
-        </div>
-        <div>
-          <label htmlFor="glaze-version">Version</label>
-          <input id="glaze-version" value={version} onChange={(e) => setVersion(e.target.value)} placeholder="1.0" />
-        </div>
+        <Field id="glaze-name" label="Name" value={name} onChange={setName} placeholder="the file's name" />
+        <Field id="glaze-version" label="Version" value={version} onChange={setVersion} placeholder="1.0" />
       </div>
       <fieldset>
         <legend>Spaces that may use it</legend>
         {spaces.length === 0 ? <p className="muted">No Spaces yet; you can allow Spaces later.</p> : null}
         {spaces.map((s) => (
-          <div className="check" key={s.id}>
-            <input
-              id={`allow-${s.id}`}
-              type="checkbox"
-              checked={allowed.includes(s.id)}
-              onChange={(e) => setAllowed(e.target.checked ? [...allowed, s.id] : allowed.filter((x) => x !== s.id))}
-            />
-            <label htmlFor={`allow-${s.id}`}>
-              {s.name} (Phase {s.phase})
-            </label>
-          </div>
+          <CheckField
+            key={s.id}
+            id={`allow-${s.id}`}
+            label={`${s.name} (Phase ${s.phase})`}
+            checked={allowed.includes(s.id)}
+            onChange={(on) => setAllowed(on ? [...allowed, s.id] : allowed.filter((x) => x !== s.id))}
+          />
         ))}
       </fieldset>
       <button type="submit" className="primary" disabled={!file || (progress !== undefined && !done && !error && pct < 100)}>
@@ -88,12 +79,28 @@ function UploadGlaze({ spaces, onDone }: { spaces: Space[]; onDone: () => void }
   );
 }
 
+/** The manifest's signer: the operator key's name and kid, the sequence number; or why it is not deliverable. */
+function Signer({ m }: { m: ManifestSignerOut | undefined }) {
+  if (!m) return <span className="muted">not signed: no metal accepts it yet</span>;
+  const k = m.signedBy;
+  return (
+    <>
+      <strong>{k.name}</strong>
+      {k.revokedAt ? <span className="badge state-blocked">revoked</span> : null}
+      {k.serverHeld ? <span className="badge">server-held</span> : null}
+      <div className="muted mono small" title={`key ${k.id}`}>
+        kid {k.kid.slice(0, 16)}… · {k.alg} · seq {m.sequenceNumber}
+      </div>
+    </>
+  );
+}
+
 export function GlazesView() {
   const { data, error, reload } = useLoad(async () => {
     const [glazes, spaces] = await Promise.all([get<Page<Glaze>>('/api/v1/glazes?limit=200'), get<Page<Space>>('/api/v1/spaces?limit=200')]);
-    // A Glaze is deliverable once an operator key signed its manifest (T12).
-    const signed = await Promise.all(glazes.items.map((g) => fetch(`/api/v1/glazes/${g.id}/manifest`, { method: 'HEAD', credentials: 'same-origin' }).then((r) => r.ok)));
-    return { glazes: glazes.items, spaces: spaces.items, signed };
+    // A Glaze is deliverable once an operator key signed its manifest (T12): who signed each, in one request.
+    const signers = glazes.items.length ? await get<{ items: ManifestSignerOut[] }>(`/api/v1/manifests${q({ glazes: glazes.items.map((g) => g.id).join(',') })}`) : { items: [] };
+    return { glazes: glazes.items, spaces: spaces.items, signers: new Map(signers.items.map((m) => [m.glazeId, m])) };
   }, []);
   useLive((e) => e.kind === 'write' && (e.resource === 'glazes' || e.resource === 'spaces'), reload);
   const spaceName = (id: string) => data?.spaces.find((s) => s.id === id)?.name ?? id;
@@ -129,7 +136,7 @@ export function GlazesView() {
                 <th scope="col">SHA-256</th>
                 <th scope="col">Handler</th>
                 <th scope="col">Spaces allowed</th>
-                <th scope="col">Manifest</th>
+                <th scope="col">Manifest signed by</th>
                 <th scope="col">Uploaded</th>
                 <th scope="col">
                   <span className="sr-only">Actions</span>
@@ -137,7 +144,7 @@ export function GlazesView() {
               </tr>
             </thead>
             <tbody>
-              {data.glazes.map((g, i) => (
+              {data.glazes.map((g) => (
                 <tr key={g.id}>
                   <th scope="row">
                     {g.name}
@@ -150,7 +157,9 @@ export function GlazesView() {
                   </td>
                   <td>{g.handler}</td>
                   <td>{g.spaces.map(spaceName).join(', ') || 'none'}</td>
-                  <td>{data.signed[i] ? 'signed' : 'not signed'}</td>
+                  <td data-testid="signer">
+                    <Signer m={data.signers.get(g.id)} />
+                  </td>
                   <td>{when(g.createdAt)}</td>
                   <td>
                     <ConfirmButton label="Delete" title={`Delete ${g.name}?`} confirmLabel="Delete Glaze" danger action={async () => {

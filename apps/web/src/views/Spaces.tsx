@@ -1,44 +1,41 @@
-import { type FormEvent, useState } from 'react';
+import { useState } from 'react';
 import { api, get, type Glaze, type Page, q, type Space } from '../api.ts';
 import { useLive } from '../live.ts';
 import { Link, navigate } from '../router.tsx';
-import { ConfirmButton, Empty, ErrorBox, useAction, useLoad } from '../ui.tsx';
+import { CheckField, ConfirmButton, Field, Form, SelectField } from '../forms.tsx';
+import { Empty, ErrorBox, useAction, useLoad } from '../ui.tsx';
 
 export function SpacesView() {
   const { data, error, reload } = useLoad(() => get<Page<Space>>('/api/v1/spaces?limit=200'), []);
   useLive((e) => e.kind === 'write' && (e.resource === 'spaces' || e.resource === 'glazes'), reload);
   const [name, setName] = useState('');
   const [phase, setPhase] = useState('1');
-  const a = useAction();
-  const create = (e: FormEvent) => {
-    e.preventDefault();
-    void a.run(async () => {
-      const s = await api<Space>('POST', '/api/v1/spaces', { name: name.trim(), phase: Number(phase) });
-      setName('');
-      navigate(`/spaces/${s.id}`);
-    });
-  };
   return (
     <section aria-labelledby="spaces-title">
       <h1 id="spaces-title">Spaces</h1>
-      <form className="inline" onSubmit={create} aria-label="Create a Space">
-        <div>
-          <label htmlFor="space-name">Name</label>
-          <input id="space-name" required value={name} onChange={(e) => setName(e.target.value)} placeholder="lab-base" />
-        </div>
-        <div>
-          <label htmlFor="space-phase">Phase</label>
-          <select id="space-phase" value={phase} onChange={(e) => setPhase(e.target.value)}>
-            <option value="1">1: first install (PXE)</option>
-            <option value="2">2: updates the metal pulls</option>
-            <option value="3">3: updates pushed (MQTT hint)</option>
-          </select>
-        </div>
-        <button type="submit" className="primary" disabled={a.busy}>
-          Create Space
-        </button>
-        <ErrorBox error={a.error} what="The Space was not created" />
-      </form>
+      <Form
+        label="Create a Space"
+        submit="Create Space"
+        what="The Space was not created"
+        action={async () => {
+          const s = await api<Space>('POST', '/api/v1/spaces', { name: name.trim(), phase: Number(phase) });
+          setName('');
+          navigate(`/spaces/${s.id}`);
+        }}
+      >
+        <Field id="space-name" label="Name" required value={name} onChange={setName} placeholder="lab-base" />
+        <SelectField
+          id="space-phase"
+          label="Phase"
+          value={phase}
+          onChange={setPhase}
+          options={[
+            ['1', '1: first install (PXE)'],
+            ['2', '2: updates the metal pulls'],
+            ['3', '3: updates pushed (MQTT hint)'],
+          ]}
+        />
+      </Form>
       <ErrorBox error={error} what="Spaces could not be loaded" />
       {data && data.items.length === 0 ? (
         <Empty title="No Spaces yet">
@@ -90,25 +87,21 @@ export function SpaceView({ spaceRef }: { spaceRef: string }) {
   const [metal, setMetal] = useState('');
   const [ifaces, setIfaces] = useState('eth0');
   const [isDefault, setIsDefault] = useState(true);
-  const add = useAction();
   const setGlaze = useAction();
   if (error) return <ErrorBox error={error} what={`Space ${spaceRef} could not be loaded`} />;
   if (!data) return <p aria-busy="true">Loading…</p>;
   const { space, glazes } = data;
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    void add.run(async () => {
-      await api('POST', `/api/v1/spaces/${space.id}/members`, {
-        metal: metal.trim(),
-        interfaces: ifaces
-          .split(',')
-          .map((s) => s.trim())
-          .filter(Boolean),
-        ...(space.phase === 1 ? { default: isDefault } : {}),
-      });
-      setMetal('');
-      reload();
+  const addMember = async () => {
+    await api('POST', `/api/v1/spaces/${space.id}/members`, {
+      metal: metal.trim(),
+      interfaces: ifaces
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+      ...(space.phase === 1 ? { default: isDefault } : {}),
     });
+    setMetal('');
+    reload();
   };
   return (
     <section aria-labelledby="space-title">
@@ -143,26 +136,11 @@ export function SpaceView({ spaceRef }: { spaceRef: string }) {
       {glazes.length === 0 ? <p className="muted">No Glaze allows this Space yet: upload one on the Glazes page and tick this Space.</p> : null}
       <ErrorBox error={setGlaze.error} what="The Glaze was not set" />
       <h2>Members</h2>
-      <form className="inline" onSubmit={submit} aria-label="Add a member">
-        <div>
-          <label htmlFor="member-metal">Metal (name or TIPS ID)</label>
-          <input id="member-metal" required value={metal} onChange={(e) => setMetal(e.target.value)} />
-        </div>
-        <div>
-          <label htmlFor="member-ifaces">Interfaces (comma-separated)</label>
-          <input id="member-ifaces" required value={ifaces} onChange={(e) => setIfaces(e.target.value)} />
-        </div>
-        {space.phase === 1 ? (
-          <div className="check">
-            <input id="member-default" type="checkbox" checked={isDefault} onChange={(e) => setIsDefault(e.target.checked)} />
-            <label htmlFor="member-default">Its default Space</label>
-          </div>
-        ) : null}
-        <button type="submit" className="primary" disabled={add.busy}>
-          Add member
-        </button>
-        <ErrorBox error={add.error} what="The metal was not added" />
-      </form>
+      <Form label="Add a member" submit="Add member" what="The metal was not added" action={addMember}>
+        <Field id="member-metal" label="Metal (name or TIPS ID)" required value={metal} onChange={setMetal} />
+        <Field id="member-ifaces" label="Interfaces (comma-separated)" required value={ifaces} onChange={setIfaces} />
+        {space.phase === 1 ? <CheckField id="member-default" label="Its default Space" checked={isDefault} onChange={setIsDefault} /> : null}
+      </Form>
       {space.members.length === 0 ? (
         <p>No members yet: add a metal by its name and the interfaces that link it to this Space.</p>
       ) : (

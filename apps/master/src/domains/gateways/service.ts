@@ -184,6 +184,21 @@ export class GatewayService {
     return g;
   }
 
+  /**
+   * The owner's gateways with when each last reported its table (null: never), without reading any
+   * table: readers that keep an index per snapshot re-read only the tables that changed.
+   */
+  async tableVersions(ownerId: OwnerId): Promise<{ gateway: GatewayView; updatedAt: string | null }[]> {
+    const list = await this.store.list(ownerId);
+    const versions = await this.store.tableVersions(list.map((g) => g.id));
+    return list.map((g) => ({ gateway: this.view(g), updatedAt: versions.get(g.id) ?? null }));
+  }
+
+  /** A gateway's latest table (the caller checked the gateway is the owner's). */
+  async tableOf(id: GatewayId): Promise<TableSnapshot | undefined> {
+    return this.store.getTable(id);
+  }
+
   async show(ownerId: OwnerId, ref: string): Promise<GatewayView & { table: Omit<TableSnapshot, 'gatewayId'> | null }> {
     const g = await this.get(ownerId, ref);
     const t = await this.store.getTable(g.id);

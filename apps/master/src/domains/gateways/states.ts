@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { InvalidValueError, type OwnerId, parseMac } from '@tips/core';
+import { InvalidValueError, type Mac, type OwnerId, parseMac } from '@tips/core';
 import type { FastifyInstance } from 'fastify';
 import { errorResponses } from '../../http/schemas.ts';
 import type { GatewayService } from './service.ts';
@@ -31,22 +31,85 @@ const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
  * once per page with the MACs it shows instead of reading every gateway's whole table. Each
  * gateway's table is indexed by MAC once per snapshot it reports.
  */
-export function interfaceStateRoutes(app: FastifyInstance, gateways: GatewayService): void {
-  const cache = new Map<string, Indexed>();
-  const indexOf = async (ownerId: OwnerId, gatewayId: string): Promise<Indexed | undefined> => {
-    const g = await gateways.show(ownerId, gatewayId);
-    if (!g.table) return undefined;
-    const hit = cache.get(g.id);
-    if (hit?.updatedAt === g.table.updatedAt) return hit;
-    const byMac = new Map<string, Record<string, unknown>[]>();
-    for (const row of g.table.rows) {
-      const mac = String(row.mac).toLowerCase();
-      byMac.set(mac, [...(byMac.get(mac) ?? []), row]);
+export const INTERFACE_STATES = ['pending', 'active', 'blocked'] as const;
+export type InterfaceStateName = (typeof INTERFACE_STATES)[number];
+
+/**
+ * The owner's gateways' latest tables, indexed by MAC (and by state) once per reported snapshot:
+ * the interface-states route and the metal list's `state` filter read them through this.
+ */
+export class InterfaceStateIndex {
+  private readonly cache = new Map<string, Indexed & { byState: Map<string, string[]> }>();
+  /** Metal IDs per (owner, state), valid while no table and no metal changed (`invalidate`). */
+  private readonly sets = new Map<string, { key: string; at: number; ids: Set<string> }>();
+  private generation = 0;
+  constructor(private readonly gateways: GatewayService) {}
+
+  /** The owner's gateways that reported a table, each with its index (tables re-read only when a new snapshot came). */
+  async indexes(ownerId: OwnerId): Promise<{ gateway: { id: string; name: string }; index: Indexed & { byState: Map<string, string[]> } }[]> {
+    const out = [];
+    for (const { gateway, updatedAt } of await this.gateways.tableVersions(ownerId)) {
+      if (updatedAt === null) continue;
+      let index = this.cache.get(gateway.id);
+      if (index?.updatedAt !== updatedAt) {
+        const t = await this.gateways.tableOf(gateway.id as never);
+        if (!t) continue;
+        index = build(t.updatedAt, t.rows);
+        this.cache.set(gateway.id, index);
+      }
+      out.push({ gateway: { id: gateway.id, name: gateway.name }, index });
     }
-    const fresh = { updatedAt: g.table.updatedAt, byMac };
-    cache.set(g.id, fresh);
-    return fresh;
-  };
+    return out;
+  }
+
+  /** MACs in this state at any of the owner's gateways (from each gateway's latest table). */
+  async macsInState(ownerId: OwnerId, state: InterfaceStateName): Promise<Mac[]> {
+    const out = new Set<string>();
+    for (const { index } of await this.indexes(ownerId)) for (const mac of index.byState.get(state) ?? []) out.add(mac);
+    return [...out] as Mac[];
+  }
+
+  /**
+   * The metal IDs `resolve` makes of the MACs in a state, kept while the tables and the metals stay
+   * as they were (a page change of a filtered fleet view asks again with the same answer). Kept at
+   * most 30 s, so a metal change this replica did not see is picked up.
+   */
+  async metalsInState(ownerId: OwnerId, state: InterfaceStateName, resolve: (macs: Mac[]) => Promise<Set<string>>): Promise<Set<string>> {
+    const indexes = await this.indexes(ownerId);
+    const key = `${this.generation}|${indexes.map((i) => `${i.gateway.id}@${i.index.updatedAt}`).join(',')}`;
+    const hit = this.sets.get(`${ownerId}|${state}`);
+    if (hit && hit.key === key && Date.now() - hit.at < 30_000) return hit.ids;
+    const macs = new Set<string>();
+    for (const { index } of indexes) for (const mac of index.byState.get(state) ?? []) macs.add(mac);
+    const ids = await resolve([...macs] as Mac[]);
+    this.sets.set(`${ownerId}|${state}`, { key, at: Date.now(), ids });
+    return ids;
+  }
+
+  /** A metal's interfaces changed or it was deleted: the MAC → metal sets are stale. */
+  invalidate(): void {
+    this.generation++;
+    this.sets.clear();
+  }
+}
+
+function build(updatedAt: string, rows: Record<string, unknown>[]): Indexed & { byState: Map<string, string[]> } {
+  const byMac = new Map<string, Record<string, unknown>[]>();
+  const byState = new Map<string, string[]>();
+  for (const row of rows) {
+    const mac = String(row.mac).toLowerCase();
+    const same = byMac.get(mac);
+    if (same) same.push(row);
+    else byMac.set(mac, [row]);
+    const st = String(row.state);
+    const list = byState.get(st);
+    if (list) list.push(mac);
+    else byState.set(st, [mac]);
+  }
+  return { updatedAt, byMac, byState };
+}
+
+export function interfaceStateRoutes(app: FastifyInstance, gateways: GatewayService, states = new InterfaceStateIndex(gateways)): void {
 
   app.get<{ Querystring: { macs: string } }>(
     '/interface-states',
@@ -64,9 +127,7 @@ export function interfaceStateRoutes(app: FastifyInstance, gateways: GatewayServ
       if (parts.length > MAX_MACS) throw new InvalidValueError('querystring.macs', `at most ${MAX_MACS} MACs`);
       const macs = new Set(parts.map((m) => String(parseMac(m, 'querystring.macs'))));
       const items = [];
-      for (const g of await gateways.list(req.owner.id)) {
-        const index = await indexOf(req.owner.id, g.id);
-        if (!index) continue;
+      for (const { gateway: g, index } of await states.indexes(req.owner.id)) {
         for (const mac of macs) {
           for (const row of index.byMac.get(mac) ?? []) {
             items.push({

@@ -172,6 +172,12 @@ export class KyselyGatewayStore implements GatewayStore {
       .execute();
   }
 
+  async tableVersions(ids: GatewayId[]): Promise<Map<GatewayId, string>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db.selectFrom('gateway_tables').select(['gateway_id', 'updated_at']).where('gateway_id', 'in', ids).execute();
+    return new Map(rows.map((r) => [r.gateway_id as GatewayId, r.updated_at]));
+  }
+
   async getTable(id: GatewayId): Promise<TableSnapshot | undefined> {
     const r = await this.db.selectFrom('gateway_tables').selectAll().where('gateway_id', '=', id).executeTakeFirst();
     return r && { gatewayId: id, rows: JSON.parse(r.rows) as Record<string, unknown>[], updatedAt: r.updated_at };

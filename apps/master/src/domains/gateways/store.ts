@@ -39,6 +39,8 @@ export interface GatewayStore {
   forgetNoncesBefore(unixMs: number): Promise<void>;
   putTable(snapshot: TableSnapshot): Promise<void>;
   getTable(id: GatewayId): Promise<TableSnapshot | undefined>;
+  /** When each of these gateways last reported its table (gateways that never did are absent): one query, no rows read. */
+  tableVersions(ids: GatewayId[]): Promise<Map<GatewayId, string>>;
   enqueue(command: QueuedCommand, keepAtMost: number): Promise<void>;
   pending(id: GatewayId): Promise<QueuedCommand[]>;
   ack(id: GatewayId, commandId: string): Promise<boolean>;

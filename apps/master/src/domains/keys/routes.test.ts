@@ -100,3 +100,20 @@ describe('S5 S8 operator signing keys and signed Glaze manifests', () => {
     expect((await owner('POST', '/api/v1/keys', { name: 'b', publicKey: pub(k) })).json().error.code).toBe('key_already_registered');
   });
 });
+
+describe('T12 who signed each Glaze, for a list of Glazes in one request (the console)', () => {
+  it('names the key of each signed manifest; an unsigned Glaze has no item; refuses what is not a Glaze ID', async () => {
+    const k = ed();
+    const key = (await owner('POST', '/api/v1/keys', { name: 'release', publicKey: pub(k) })).json();
+    const signed = await glaze('signed', 'one image');
+    const unsigned = await glaze('unsigned', 'another image');
+    expect((await put('signed', envelope(signed, k, 9))).statusCode).toBe(200);
+    const r = await owner('GET', `/api/v1/manifests?glazes=${signed.id},${unsigned.id}`);
+    expect(r.statusCode).toBe(200);
+    expect(r.json().items).toEqual([{ glazeId: signed.id, sequenceNumber: '9', createdAt: expect.any(String), signedBy: expect.objectContaining({ id: key.id, name: 'release', kid: key.kid }) }]);
+    // Another owner's request names the same Glaze and learns nothing.
+    expect((await owner('GET', `/api/v1/manifests?glazes=${signed.id}`, undefined, m.bob.token)).json().items).toEqual([]);
+    const bad = await owner('GET', '/api/v1/manifests?glazes=signed');
+    expect([bad.statusCode, bad.json().error.field]).toEqual([400, 'querystring.glazes']);
+  });
+});

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { InvalidValueError, isId } from '@tips/core';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
@@ -155,6 +156,28 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
       const { manifest, key } = await keys.signWithServerKey(req.owner.id, req.params.ref, req.body);
       flag(reply, [key]);
       return manifestOut(manifest, key);
+    },
+  );
+
+  app.get<{ Querystring: { glazes: string } }>(
+    '/manifests',
+    {
+      schema: {
+        tags: ['keys'],
+        summary: 'Who signed the manifest of each Glaze named (Glaze IDs, up to 200, comma-separated): key ID, name and kid, sequence number (T12)',
+        description: 'One item per Glaze that has a signed manifest; a Glaze without one (or not yours) has no item.',
+        querystring: Type.Object({ glazes: Type.String({ maxLength: 200 * 40, description: 'Glaze IDs (glz_…), comma-separated' }) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ items: Type.Array(ManifestOut) }), ...errorResponses(400) },
+      },
+    },
+    async (req, reply) => {
+      const ids = req.query.glazes.split(',').filter((g) => g !== '');
+      if (ids.length > 200) throw new InvalidValueError('querystring.glazes', 'at most 200 Glazes');
+      const bad = ids.find((g) => !isId('glaze', g));
+      if (bad !== undefined) throw new InvalidValueError('querystring.glazes', `"${bad.slice(0, 40)}" is not a Glaze ID (glz_…)`);
+      const items = await keys.signersOf(req.owner.id, [...new Set(ids)]);
+      flag(reply, items.map((m) => m.signedBy));
+      return { items: items.map((m) => ({ glazeId: m.glazeId, sequenceNumber: m.sequenceNumber, createdAt: m.createdAt, signedBy: keyOut(m.signedBy) })) };
     },
   );
 

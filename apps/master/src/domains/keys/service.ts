@@ -171,6 +171,17 @@ export class KeyService {
     return this.store.getManifest(ownerId, glazeId);
   }
 
+  /** The signer (key) and sequence number of each of these Glazes' manifests, for a list of Glazes (T12). */
+  async signersOf(ownerId: OwnerId, glazeIds: string[]): Promise<{ glazeId: string; sequenceNumber: string; createdAt: string; signedBy: OperatorKey }[]> {
+    const found = await this.store.signersOf(ownerId, glazeIds);
+    if (found.length === 0) return [];
+    const keys = new Map((await this.store.list(ownerId, true)).map((k) => [k.id, k]));
+    return found.flatMap((m) => {
+      const k = keys.get(m.keyId);
+      return k ? [{ glazeId: m.glazeId, sequenceNumber: m.sequenceNumber, createdAt: m.createdAt, signedBy: k }] : [];
+    });
+  }
+
   async getManifest(ownerId: OwnerId, glazeRef: string): Promise<GlazeManifest> {
     const glaze = await this.glazes.get(ownerId, glazeRef);
     const m = await this.store.getManifest(ownerId, glaze.id);

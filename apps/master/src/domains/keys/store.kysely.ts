@@ -84,4 +84,10 @@ export class KyselyKeyStore implements KeyStore {
       }
     );
   }
+
+  async signersOf(ownerId: OwnerId, glazeIds: string[]): Promise<{ glazeId: string; keyId: string; sequenceNumber: string; createdAt: string }[]> {
+    if (glazeIds.length === 0) return [];
+    const rows = await this.db.selectFrom('glaze_manifests').select(['glaze_id', 'key_id', 'sequence_number', 'created_at']).where('owner_id', '=', ownerId).where('glaze_id', 'in', glazeIds).execute();
+    return rows.map((r) => ({ glazeId: r.glaze_id, keyId: r.key_id, sequenceNumber: r.sequence_number, createdAt: r.created_at }));
+  }
 }

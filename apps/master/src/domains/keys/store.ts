@@ -12,4 +12,6 @@ export interface KeyStore {
   revoke(ownerId: OwnerId, id: string, at: string): Promise<boolean>;
   putManifest(m: GlazeManifest): Promise<void>;
   getManifest(ownerId: OwnerId, glazeId: string): Promise<GlazeManifest | undefined>;
+  /** Who signed each of these Glazes' manifests (those that have one), without the envelopes, in one query. */
+  signersOf(ownerId: OwnerId, glazeIds: string[]): Promise<{ glazeId: string; keyId: string; sequenceNumber: string; createdAt: string }[]>;
 }

@@ -53,6 +53,7 @@ const MetalDetail = Type.Intersect([
     spaces: Type.Array(MembershipOut),
     phase1: Type.Union([JobSchema, Type.Null()], { description: "the metal's current (open, else newest) Phase 1 job; null when it never had one" }),
     retiredAt: Type.Union([Type.String(), Type.Null()], { description: 'S14: when `tips metal retire` retired it (certificates revoked, never enrolls again); null while in service' }),
+    blocked: Type.Optional(Type.Boolean({ description: 'T16: blocked at every gateway (by `tips metal block` or a tamper report) until unblocked' })),
   }),
 ]);
 
@@ -78,13 +79,18 @@ export interface MetalRouteExtensions {
   retiredAt?(metalId: Metal['id']): Promise<string | null>;
 }
 
+/** The gateways' side of the list's `state` filter: IDs of the owner's metals with an interface in that state. */
+export type MetalsInState = (ownerId: Metal['ownerId'], state: 'pending' | 'active' | 'blocked') => Promise<Set<string>>;
+
 export function metalRoutes(
   app: FastifyInstance,
   metals: MetalService,
   spaces: SpaceService,
   ext?: MetalRouteExtensions,
   phase1: (metalId: Metal['id']) => Promise<Phase1Job | null> = async () => null,
+  more: { inState?: MetalsInState; blocked?: (metalId: Metal['id']) => Promise<boolean> } = {},
 ): void {
+  const { inState } = more;
   const detail = async (m: Metal) => {
     const job = await phase1(m.id);
     return {
@@ -92,6 +98,7 @@ export function metalRoutes(
       spaces: (await spaces.membershipsOfMetal(m.id)).map(({ metalId: _m, ...s }) => s),
       phase1: job && jobOut(job),
       retiredAt: (await ext?.retiredAt?.(m.id)) ?? null,
+      ...(more.blocked ? { blocked: await more.blocked(m.id) } : {}),
       ...(ext ? { updates: await ext.describe(m.ownerId, m.id) } : {}),
     };
   };
@@ -113,7 +120,7 @@ export function metalRoutes(
     async (req, reply) => reply.code(201).send(out(await metals.create(req.owner.id, req.body))),
   );
 
-  app.get<{ Querystring: { name?: string; label?: string; vendor?: string; class?: string; glaze?: string } & PageParams }>(
+  app.get<{ Querystring: { name?: string; prefix?: string; state?: 'pending' | 'active' | 'blocked'; label?: string; vendor?: string; class?: string; glaze?: string } & PageParams }>(
     '/metals',
     {
       schema: {
@@ -122,6 +129,16 @@ export function metalRoutes(
         querystring: Type.Object(
           {
             name: Type.Optional(Type.String({ maxLength: 64 })),
+            prefix: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'names that start with this text (case-sensitive)' })),
+            ...(inState
+              ? {
+                  state: Type.Optional(
+                    Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('blocked')], {
+                      description: "metals with an interface in this state in the latest table of any of the caller's gateways (T11)",
+                    }),
+                  ),
+                }
+              : {}),
             label: Type.Optional(Type.String({ maxLength: 200, pattern: '^[^=]+=.*$', description: 'key=value' })),
             ...(ext
               ? {
@@ -142,7 +159,9 @@ export function metalRoutes(
       const label = key === undefined ? undefined : { key, value: rest.join('=') };
       const { vendor, class: klass, glaze } = req.query;
       const ids = ext && (vendor !== undefined || klass !== undefined || glaze !== undefined) ? await ext.matching(req.owner.id, { vendor, class: klass, glaze }) : undefined;
-      const page = await readPageJson('metals', req.query, (w) => metals.listStored(req.owner.id, { name: req.query.name, label, ids }, w), (m) => ({ at: m.createdAt, id: m.id }), metalJson);
+      const idSet = inState && req.query.state !== undefined ? await inState(req.owner.id, req.query.state) : undefined;
+      const query = { name: req.query.name, namePrefix: req.query.prefix, label, ids, idSet };
+      const page = await readPageJson('metals', req.query, (w) => metals.listStored(req.owner.id, query, w), (m) => ({ at: m.createdAt, id: m.id }), metalJson);
       return reply.type('application/json; charset=utf-8').send(page);
     },
   );

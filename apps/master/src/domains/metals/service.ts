@@ -1,4 +1,4 @@
-import { findByRef, InvalidValueError, type Mac, newId, type OwnerId, parseInterfaceType, parseMac, parseName, type TipsId } from '@tips/core';
+import { findByRef, InvalidValueError, isId, looksLikeId, type Mac, newId, type OwnerId, parseInterfaceType, parseMac, parseName, type TipsId } from '@tips/core';
 import { isUniqueViolation, type Tx } from '../../db/database.ts';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
@@ -7,6 +7,9 @@ import { parseEngine } from '../provisioning/model.ts';
 import { MetalError } from './errors.ts';
 import { MAX_INTERFACES, MAX_LABELS, type Metal, type MetalInterface, type StoredMetal } from './model.ts';
 import type { MetalQuery, MetalStore } from './store.ts';
+
+/** MACs per lookup: well under SQLite's 32 766 and PostgreSQL's 65 535 parameters. */
+const MAC_CHUNK = 5000;
 
 export interface InterfaceInput {
   name: string;
@@ -171,6 +174,34 @@ export class MetalService {
   /** As `list`, with labels and interfaces as their stored JSON text: for answers that only pass them on. */
   listStored(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<StoredMetal[]> {
     return this.store.listStored(ownerId, query, window);
+  }
+
+  /**
+   * Many references (IDs or names) to the owner's metals at once, in the order asked, by two queries
+   * whatever their number; an unknown one is "not found" like `get`.
+   */
+  async getMany(ownerId: OwnerId, refs: string[]): Promise<{ id: TipsId; name: string }[]> {
+    const ids: TipsId[] = [];
+    const names: string[] = [];
+    for (const r of refs) {
+      if (!looksLikeId(r)) names.push(r);
+      else if (isId('metal', r)) ids.push(r as TipsId);
+    }
+    const found = await this.store.findMany(ownerId, ids, names);
+    const byId = new Map(found.map((m) => [m.id as string, m]));
+    const byName = new Map(found.map((m) => [m.name, m]));
+    return refs.map((r) => {
+      const m = looksLikeId(r) ? byId.get(r) : byName.get(r);
+      if (!m) throw this.notFound(r);
+      return m;
+    });
+  }
+
+  /** The IDs of the owner's metals that hold any of these MACs (asked in chunks: no parameter limit). */
+  async idsHoldingMacs(ownerId: OwnerId, macs: Mac[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (let i = 0; i < macs.length; i += MAC_CHUNK) for (const h of await this.store.findMacHolders(ownerId, macs.slice(i, i + MAC_CHUNK))) out.add(h.metalId);
+    return out;
   }
 
   /**

@@ -9,6 +9,9 @@ import type { MacHolder, MetalQuery, MetalStore } from './store.ts';
 
 /** The columns a list page reads (`owner_id` is the caller's, known already). */
 const LIST_COLUMNS = ['id', 'name', 'labels', 'interfaces', 'engine', 'created_at', 'updated_at'] as const;
+/** Up to this many IDs go to the database as `id IN (…)`; a larger set is walked (listInSet). */
+const SMALL_SET = 500;
+const WALK_BATCH = 2000;
 type ListRow = Pick<MetalsTable, (typeof LIST_COLUMNS)[number]>;
 
 export class KyselyMetalStore implements MetalStore {
@@ -94,6 +97,11 @@ export class KyselyMetalStore implements MetalStore {
     let q = this.db.selectFrom('metals').select(LIST_COLUMNS).where('owner_id', '=', ownerId);
     if (query.name !== undefined) q = q.where('name', '=', query.name);
     if (query.ids !== undefined) q = q.where('id', 'in', [...query.ids]);
+    // A range the (owner_id, name) index answers, then the exact prefix test (collations aside).
+    if (query.namePrefix !== undefined) {
+      const p = query.namePrefix;
+      q = q.where('name', '>=', p).where((eb) => eb(eb.fn('substr', ['name', eb.val(1), eb.val(p.length)]), '=', p));
+    }
     const label = query.label;
     // Labels are stored as JSON.stringify of a flat string map, so `"key":"value"` occurs in the text
     // exactly when the metal has that label (keys cannot contain quotes; values are escaped the same way).
@@ -103,7 +111,8 @@ export class KyselyMetalStore implements MetalStore {
 
   private async listRows(ownerId: OwnerId, query: MetalQuery, window: KeysetWindow | undefined): Promise<ListRow[]> {
     if (query.ids !== undefined && query.ids.length === 0) return [];
-    if (query.name !== undefined || query.ids !== undefined || query.label !== undefined) return this.listQuery(ownerId, query, window).execute();
+    if (query.idSet !== undefined) return this.listInSet(ownerId, query, query.idSet, window);
+    if (query.name !== undefined || query.ids !== undefined || query.label !== undefined || query.namePrefix !== undefined) return this.listQuery(ownerId, query, window).execute();
     const params: unknown[] = [ownerId];
     if (window?.after) params.push(window.after.at, window.after.id);
     if (window) params.push(window.limit);
@@ -117,6 +126,40 @@ export class KyselyMetalStore implements MetalStore {
       this.pageSql.set(shape, sql);
     }
     return (await this.db.executeQuery(CompiledQuery.raw(sql, params) as CompiledQuery<ListRow>)).rows;
+  }
+
+  /**
+   * A page of the metals in `set`: a small set is a primary-key lookup (`id IN …`) in list order; a
+   * large one is a walk over the owner's metals in list order, a batch at a time, keeping members
+   * (no parameter limit, and a set that large finds its page within a few batches).
+   */
+  private async listInSet(ownerId: OwnerId, query: MetalQuery, set: ReadonlySet<string>, window: KeysetWindow | undefined): Promise<ListRow[]> {
+    const { idSet: _s, ...rest } = query;
+    if (set.size === 0) return [];
+    if (set.size <= SMALL_SET) return this.listQuery(ownerId, { ...rest, ids: [...set] }, window).execute();
+    const want = window?.limit ?? Number.POSITIVE_INFINITY;
+    const out: ListRow[] = [];
+    let after = window?.after;
+    for (;;) {
+      const batch = await this.listQuery(ownerId, rest, { limit: WALK_BATCH, ...(after ? { after } : {}) }).execute();
+      for (const r of batch) {
+        if (set.has(r.id)) out.push(r);
+        if (out.length >= want) return out;
+      }
+      const last = batch.at(-1);
+      if (batch.length < WALK_BATCH || !last) return out;
+      after = { at: last.created_at, id: last.id };
+    }
+  }
+
+  async findMany(ownerId: OwnerId, ids: TipsId[], names: string[]): Promise<{ id: TipsId; name: string }[]> {
+    const out: { id: TipsId; name: string }[] = [];
+    for (const [column, values] of [['id', ids] as const, ['name', names] as const]) {
+      if (values.length === 0) continue;
+      const rows = await this.db.selectFrom('metals').select(['id', 'name']).where('owner_id', '=', ownerId).where(column, 'in', values).execute();
+      for (const r of rows) out.push({ id: r.id as TipsId, name: r.name });
+    }
+    return out;
   }
 
   async findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]> {

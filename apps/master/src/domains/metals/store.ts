@@ -16,6 +16,14 @@ export interface MetalQuery {
   label?: { key: string; value: string };
   /** Only these metals (a profile query of the updates domain chose them). */
   ids?: readonly string[];
+  /** Names starting with this text (case-sensitive). */
+  namePrefix?: string;
+  /**
+   * Only metals in this set (chosen by another domain, e.g. the interface states of the gateways'
+   * tables). Large sets are not sent to the database as a list: the store walks the owner's metals
+   * in list order and keeps the members, so there is no parameter limit to hit.
+   */
+  idSet?: ReadonlySet<string>;
 }
 
 /** Storage port of the metals domain (tables `metals`, `metal_interfaces`). */
@@ -38,4 +46,6 @@ export interface MetalStore {
   listStored(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<StoredMetal[]>;
   /** Which of the owner's metals hold these MACs: a MAC is unique per owner only (0005, T6). */
   findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]>;
+  /** The owner's metals among these IDs and names (one query each), for answers about many metals at once. */
+  findMany(ownerId: OwnerId, ids: TipsId[], names: string[]): Promise<{ id: TipsId; name: string }[]>;
 }

@@ -4,7 +4,7 @@ import { testMaster, type TestMaster } from '../../testing.ts';
 
 let m: TestMaster;
 beforeAll(async () => {
-  m = await testMaster({ sessionTtlSeconds: 2 });
+  m = await testMaster({ sessionTtlSeconds: 2, logs: true });
 });
 afterAll(async () => m?.close());
 
@@ -110,5 +110,33 @@ describe('D6 console sessions: an API token exchanged for an HttpOnly cookie, CS
     for (const v of ['x', 'A'.repeat(43), '../../etc']) {
       expect((await m.app.inject({ url: '/api/v1/me', headers: { cookie: `tips_session=${v}` } })).statusCode).toBe(401);
     }
+  });
+});
+
+describe('D6 sign-in is counted and logged, never with the token', () => {
+  const count = async (event: string) => {
+    const text = (await m.app.inject({ url: '/metrics' })).body;
+    return Number(new RegExp(`^tips_master_console_sessions_total\\{event="${event}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
+  };
+  it('counts sessions created, sign-ins refused, sessions expired and ended; the logs name the owner and not the token or secret', async () => {
+    const before = { created: await count('created'), failed: await count('failed'), expired: await count('expired'), ended: await count('ended') };
+    const { cookie, csrf } = await signIn();
+    const wrong = `tips_${'B'.repeat(43)}`;
+    await m.app.inject({ method: 'POST', url: '/api/v1/session', payload: { token: wrong } });
+    await m.app.inject({ method: 'DELETE', url: '/api/v1/session', headers: { cookie, origin: ORIGIN, 'x-tips-csrf': csrf } });
+    const late = await signIn();
+    await new Promise((r) => setTimeout(r, 2100));
+    expect((await m.app.inject({ url: '/api/v1/me', headers: { cookie: late.cookie } })).statusCode).toBe(401);
+    expect(await count('created')).toBe(before.created + 2);
+    expect(await count('failed')).toBe(before.failed + 1);
+    expect(await count('ended')).toBe(before.ended + 1);
+    expect(await count('expired')).toBeGreaterThanOrEqual(before.expired + 1);
+    const lines = m.logs.join('');
+    expect(lines).toContain('"code":"signed_in"');
+    expect(lines).toContain('"code":"sign_in_refused"');
+    expect(lines).toContain('"code":"signed_out"');
+    expect(lines).not.toContain(m.alice.token.slice(5));
+    expect(lines).not.toContain(wrong.slice(5));
+    expect(lines).not.toContain(cookie.split(';')[0]!.split('=')[1]);
   });
 });

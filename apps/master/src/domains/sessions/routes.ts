@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Counter, type Registry } from 'prom-client';
 import { registerStatusTable } from '../../http/errors.ts';
 import { noContent } from '../../http/openapi-responses.ts';
 import { errorResponses } from '../../http/schemas.ts';
@@ -87,7 +88,12 @@ export function sessionSignInRoutes(app: FastifyInstance, sessions: SessionServi
       },
     },
     async (req, reply) => {
-      const { owner, secret, session } = await sessions.signIn(req.body.token);
+      // Logged without the token or the session secret: the owner and the outcome only.
+      const { owner, secret, session } = await sessions.signIn(req.body.token).catch((e: unknown) => {
+        req.log.warn({ event: 'session', code: 'sign_in_refused' }, 'console sign-in refused');
+        throw e;
+      });
+      req.log.info({ event: 'session', code: 'signed_in', owner: owner.id, expiresAt: session.expiresAt }, 'console sign-in');
       setCookies(req, reply, { session: secret, csrf: session.csrfToken, maxAge: sessions.ttlSeconds });
       return reply.code(201).send({ owner: ownerOut(owner), csrfToken: session.csrfToken, expiresAt: session.expiresAt });
     },
@@ -124,8 +130,21 @@ export function sessionRoutes(app: FastifyInstance, sessions: SessionService): v
     },
     async (req, reply) => {
       await sessions.signOut(cookieOf(req, SESSION_COOKIE));
+      if (req.consoleSession) req.log.info({ event: 'session', code: 'signed_out', owner: req.owner.id }, 'console sign-out');
       setCookies(req, reply, { session: '', csrf: '', maxAge: 0 });
       return reply.code(204).send();
     },
   );
+}
+
+/** `tips_master_console_sessions_total{event}`: sign-ins made and refused, sessions expired and ended. */
+export function installSessionMetrics(registry: Registry, sessions: SessionService): void {
+  const c = new Counter({
+    name: 'tips_master_console_sessions_total',
+    help: 'Console sessions by event: created (sign-in), failed (sign-in refused), expired (found or swept after their lifetime), ended (sign-out)',
+    labelNames: ['event'] as const,
+    registers: [registry],
+  });
+  for (const e of ['created', 'failed', 'expired', 'ended'] as const) c.inc({ event: e }, 0);
+  sessions.useMetrics((event, n = 1) => c.inc({ event }, n));
 }

@@ -28,6 +28,8 @@ export interface CookieRequest {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+export type SessionEvent = 'created' | 'failed' | 'expired' | 'ended';
+
 /**
  * Console sign-in (D6): an owner API token is exchanged for a session whose secret travels only in
  * an HttpOnly, SameSite=Strict cookie. Sessions live in the database (any replica can check them),
@@ -44,11 +46,25 @@ export class SessionService {
     readonly ttlSeconds: number = DEFAULT_SESSION_TTL_SECONDS,
   ) {}
 
+  private count: (event: SessionEvent, n?: number) => void = () => undefined;
+
+  /** Counts sign-ins made and refused, sessions found expired (or swept) and ended by sign-out. */
+  useMetrics(count: (event: SessionEvent, n?: number) => void): void {
+    this.count = count;
+  }
+
   /** Checks the API token as a bearer request would, then opens a session. */
   async signIn(token: string): Promise<{ owner: Owner; secret: string; session: ConsoleSession }> {
-    const owner = await this.owners.authenticate(token);
+    let owner: Owner;
+    try {
+      owner = await this.owners.authenticate(token);
+    } catch (e) {
+      this.count('failed');
+      throw e;
+    }
     const now = this.clock.now();
-    await this.store.sweep(now.toISOString());
+    const swept = await this.store.sweep(now.toISOString());
+    if (swept > 0) this.count('expired', swept);
     const secret = b64url(this.random.bytes(32));
     const session: ConsoleSession = {
       idHash: sha256(secret),
@@ -59,6 +75,7 @@ export class SessionService {
       expiresAt: new Date(now.getTime() + this.ttlSeconds * 1000).toISOString(),
     };
     await this.store.insert(session);
+    this.count('created');
     return { owner, secret, session };
   }
 
@@ -67,7 +84,11 @@ export class SessionService {
     const refused = () => new SessionError('unauthenticated', 'a valid API token or console session is required');
     if (!SECRET_FORMAT.test(req.secret)) throw refused();
     const session = await this.store.find(sha256(req.secret), this.clock.now().toISOString());
-    if (!session) throw refused();
+    if (!session) {
+      // A row under this hash that `find` did not return has expired: remove it now, and count it.
+      if (await this.store.delete(sha256(req.secret))) this.count('expired');
+      throw refused();
+    }
     const owner = await this.owners.ownerOfTokenHash(session.tokenHash);
     if (!owner || owner.id !== session.ownerId) {
       await this.store.delete(session.idHash);
@@ -79,7 +100,7 @@ export class SessionService {
 
   /** Ends the session a cookie names (nothing to do when it names none). */
   async signOut(secret: string | undefined): Promise<void> {
-    if (secret !== undefined && SECRET_FORMAT.test(secret)) await this.store.delete(sha256(secret));
+    if (secret !== undefined && SECRET_FORMAT.test(secret) && (await this.store.delete(sha256(secret)))) this.count('ended');
   }
 }
 

@@ -26,11 +26,13 @@ export function defaultSpaceRoutes(app: FastifyInstance, metals: MetalService, s
     async (req) => {
       const refs = req.query.metals.split(',').filter((r) => r !== '');
       if (refs.length > MAX_METALS) throw new InvalidValueError('querystring.metals', `at most ${MAX_METALS} metals`);
+      // Two queries for the references, one for the defaults, whatever the number of metals.
+      const found = await metals.getMany(req.owner.id, refs);
+      const defaults = new Map((await spaces.defaultsOfMetals([...new Set(found.map((m) => m.id))])).map((d) => [d.metalId as string, d]));
       const items = [];
-      for (const ref of refs) {
-        const metal = await metals.get(req.owner.id, ref);
-        const d = await spaces.defaultSpaceOf(metal.id);
-        if (d) items.push({ metalId: metal.id, spaceId: d.spaceId, spaceName: d.spaceName });
+      for (const m of found) {
+        const d = defaults.get(m.id);
+        if (d) items.push({ metalId: m.id, spaceId: d.spaceId, spaceName: d.spaceName });
       }
       return { items };
     },

@@ -177,6 +177,11 @@ export class SpaceService {
     return (await this.store.membershipsOfMetal(metalId)).find((m) => m.isDefault && m.phase === 1);
   }
 
+  /** The default Phase 1 Space of each of these metals that has one (one query for a page of metals). */
+  defaultsOfMetals(metalIds: TipsId[]): Promise<{ metalId: TipsId; spaceId: SpaceId; spaceName: string }[]> {
+    return this.store.defaultsOfMetals(metalIds);
+  }
+
   spacesUsingGlaze(glazeId: GlazeId): Promise<Space[]> {
     return this.store.spacesUsingGlaze(glazeId);
   }

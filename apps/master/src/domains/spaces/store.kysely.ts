@@ -127,6 +127,20 @@ export class KyselySpaceStore implements SpaceStore {
     return [...groupMembers(rows).values()].map((m) => ({ ...m, spaceId: m.spaceId as SpaceId, ...meta.get(m.spaceId)! }));
   }
 
+  async defaultsOfMetals(metalIds: TipsId[]): Promise<{ metalId: TipsId; spaceId: SpaceId; spaceName: string }[]> {
+    if (metalIds.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('space_members')
+      .innerJoin('spaces', 'spaces.id', 'space_members.space_id')
+      .select(['space_members.metal_id', 'space_members.space_id', 'spaces.name'])
+      .distinct()
+      .where('space_members.metal_id', 'in', metalIds)
+      .where('space_members.is_default', '=', 1)
+      .where('spaces.phase', '=', 1)
+      .execute();
+    return rows.map((r) => ({ metalId: r.metal_id as TipsId, spaceId: r.space_id as SpaceId, spaceName: r.name }));
+  }
+
   async spacesUsingGlaze(glazeId: GlazeId): Promise<Space[]> {
     return (await this.db.selectFrom('spaces').selectAll().where('glaze_id', '=', glazeId).execute()).map(toSpace);
   }

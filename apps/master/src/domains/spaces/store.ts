@@ -33,5 +33,7 @@ export interface SpaceStore {
   removeInterfaces(metalId: TipsId, interfaceNames: string[]): Promise<void>;
   /** With `tx`: as that transaction sees them (a check inside another domain's write). */
   membershipsOfMetal(metalId: TipsId, tx?: Tx): Promise<MembershipOfMetal[]>;
+  /** The default Phase 1 Space of each of these metals that has one, in one query. */
+  defaultsOfMetals(metalIds: TipsId[]): Promise<{ metalId: TipsId; spaceId: SpaceId; spaceName: string }[]>;
   spacesUsingGlaze(glazeId: GlazeId): Promise<Space[]>;
 }

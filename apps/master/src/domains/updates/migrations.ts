@@ -62,3 +62,11 @@ export async function up0008Updates(db: Kysely<unknown>): Promise<void> {
     .execute();
   await db.schema.createIndex('metal_events_metal').on('metal_events').columns(['metal_id', 'created_at', 'id']).execute();
 }
+
+/**
+ * 0015_console_views — the owner-wide event list (`GET /api/v1/tamper-events`, the console's tamper
+ * view) is a keyset page per (owner, kind), newest first: one range scan at any depth.
+ */
+export async function up0015ConsoleViews(db: Kysely<unknown>): Promise<void> {
+  await db.schema.createIndex('metal_events_owner_kind').on('metal_events').columns(['owner_id', 'kind', 'created_at', 'id']).execute();
+}

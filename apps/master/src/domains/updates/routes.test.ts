@@ -413,6 +413,16 @@ describe('T16 tamper reports block the metal everywhere and are visible to the o
     expect(ev[0].detail.changes).toEqual(changes);
     const after = await m.https('GET', '/api/metal/v1/work?phase=2', { ...pi.tls, headers: pi.pop(t) });
     expect(after.status).toBe(403);
+
+    // The fleet-wide list (the console's tamper view): this report, the metal's name, blocked now.
+    const fleet = await ok('GET', '/api/v1/tamper-events?limit=10');
+    expect(fleet.items).toEqual([expect.objectContaining({ id: ev[0].id, kind: 'tamper', metalId: pi.id, metalName: 'pi-07', blocked: true, detail: { changes } })]);
+    expect(fleet.nextCursor).toBeNull();
+    await ok('POST', '/api/v1/metals/pi-07/unblock', undefined, 202);
+    expect((await ok('GET', '/api/v1/tamper-events')).items[0].blocked).toBe(false);
+    // Another owner sees none of it.
+    const bob = await m.app.inject({ url: '/api/v1/tamper-events', headers: m.auth(m.bob.token) });
+    expect(bob.json().items).toEqual([]);
   });
 });
 

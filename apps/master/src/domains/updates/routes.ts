@@ -4,6 +4,7 @@ import type { ByteRange } from '../../blob/blob-store.ts';
 import { registerStatusTable } from '../../http/errors.ts';
 import { binary, bytesBody, noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, Ref } from '../../http/schemas.ts';
+import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import { parseRange } from '../glazes/routes.ts';
 import { UpdateError, type UpdateErrorCode } from './errors.ts';
 import { MAX_REPORT_BYTES, METAL_EVENT_KINDS, type MetalEventKind, TAMPER_KINDS, type TamperChange } from './model.ts';
@@ -252,6 +253,31 @@ export function updateOwnerRoutes(app: FastifyInstance, updates: UpdateService):
       },
     },
     async (req, reply) => reply.code(202).send(await updates.requestRollback(req.owner.id, req.params.ref, req.body?.glaze)),
+  );
+
+  app.get<{ Querystring: PageParams }>(
+    '/tamper-events',
+    {
+      schema: {
+        tags: ['metals'],
+        summary: "Tamper reports (T16) of all the caller's metals, newest first, a page at a time: what changed, and whether the metal is blocked now",
+        querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
+        response: {
+          200: Page(
+            Type.Intersect([
+              EventOut,
+              Type.Object({
+                metalId: Type.String(),
+                metalName: Type.String(),
+                blocked: Type.Boolean({ description: 'the metal is blocked at every gateway now (a tamper report blocks it; the owner may have unblocked it since)' }),
+              }),
+            ]),
+          ),
+          ...errorResponses(400),
+        },
+      },
+    },
+    async (req) => readPage('tamper-events', req.query, (w) => updates.tamperEvents(req.owner.id, w), (e) => ({ at: e.createdAt, id: e.id })),
   );
 
   app.get<{ Params: { ref: string }; Querystring: { kind?: MetalEventKind } }>(

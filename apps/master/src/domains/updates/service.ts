@@ -1,3 +1,4 @@
+import type { KeysetWindow } from '../../db/keyset.ts';
 import { createHash, createPublicKey } from 'node:crypto';
 import type { GlazeId, OwnerId, SpaceId, TipsId } from '@tips/core';
 import { coseSign1Verify, decodeCbor, importKey, SuitError } from '@tips/suit';
@@ -355,6 +356,18 @@ export class UpdateService {
   async events(ownerId: OwnerId, metalRef: string, kind?: MetalEventKind): Promise<EventView[]> {
     const metal = await this.metals.get(ownerId, metalRef);
     return (await this.store.events(metal.id, kind, 1000)).map(eventView);
+  }
+
+  /**
+   * The owner's tamper reports across the fleet (T16), newest first, each with its metal's name and
+   * whether the metal is blocked now (the report blocked it; an owner may have unblocked it since).
+   */
+  async tamperEvents(ownerId: OwnerId, window: KeysetWindow): Promise<(EventView & { metalId: TipsId; metalName: string; blocked: boolean })[]> {
+    const rows = await this.store.ownerEvents(ownerId, 'tamper', window);
+    const ids = [...new Set(rows.map((r) => r.metalId))];
+    const names = new Map((await this.metals.getMany(ownerId, ids)).map((m) => [m.id as string, m.name]));
+    const blocked = new Map(await Promise.all(ids.map(async (id) => [id as string, await this.discovery.isBlocked(id)] as const)));
+    return rows.map((r) => ({ ...eventView(r), metalId: r.metalId, metalName: names.get(r.metalId) ?? r.metalId, blocked: blocked.get(r.metalId) ?? false }));
   }
 
   /** Metals matching a profile query: vendor/class IDs and an installed Glaze (ID, name or name@version). */

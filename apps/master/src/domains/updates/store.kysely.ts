@@ -1,6 +1,6 @@
 import type { GlazeId, OwnerId, SpaceId, TipsId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
-import { containsText } from '../../db/keyset.ts';
+import { applyKeyset, containsText, type KeysetWindow } from '../../db/keyset.ts';
 import type { InstallReport, Installation, MetalEvent, MetalEventKind, MetalProfile, ReportResult } from './model.ts';
 import type { UpdateStore } from './store.ts';
 import type { MetalEventsTable, MetalInstallationsTable, MetalReportsTable } from './tables.ts';
@@ -192,6 +192,11 @@ export class KyselyUpdateStore implements UpdateStore {
     let q = this.db.selectFrom('metal_events').selectAll().where('metal_id', '=', metalId);
     if (kind) q = q.where('kind', '=', kind);
     return (await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit).execute()).map(event);
+  }
+
+  async ownerEvents(ownerId: OwnerId, kind: MetalEventKind, window: KeysetWindow): Promise<MetalEvent[]> {
+    const q = this.db.selectFrom('metal_events').selectAll().where('owner_id', '=', ownerId).where('kind', '=', kind);
+    return (await applyKeyset(q, 'created_at', 'id', window, 'desc').execute()).map(event);
   }
 
   async forgetMetal(metalId: TipsId): Promise<void> {

@@ -1,3 +1,4 @@
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { GlazeId, OwnerId, TipsId } from '@tips/core';
 import type { InstallReport, Installation, MetalEvent, MetalEventKind, MetalProfile } from './model.ts';
 
@@ -15,6 +16,8 @@ export interface UpdateStore {
   addEvent(e: MetalEvent): Promise<void>;
   /** Newest first. */
   events(metalId: TipsId, kind: MetalEventKind | undefined, limit: number): Promise<MetalEvent[]>;
+  /** The owner's events of one kind across all metals, newest first (keyset window). */
+  ownerEvents(ownerId: OwnerId, kind: MetalEventKind, window: KeysetWindow): Promise<MetalEvent[]>;
   /** Drops everything about a deleted metal. */
   forgetMetal(metalId: TipsId): Promise<void>;
 }
