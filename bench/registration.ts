@@ -8,9 +8,13 @@
  * drives it over loopback from this process in two modes, one after the other in the same run:
  *   single: POST /api/gateway/v1/registrations, one registration per request (a lone lease);
  *   batch:  POST /api/gateway/v1/registrations/batch, TIPS_BENCH_BATCH (default 64) per request
- *           (a gateway re-registering its table after a restart, a fleet powering on).
- * Every request is TIPS-GW-1 signed (a fresh nonce and signature each), on keep-alive HTTP/1.1
- * connections. 90 % of the MACs belong to a metal (decision active), 10 % are unknown (blocked,
+ *           (a gateway re-registering its table after a restart, a fleet powering on);
+ *   mtls:   POST /api/gateway/v1/registrations, one per request, over TLS with the gateway's client
+ *           certificate (issued by this master at enrollment) and no signature: the channel
+ *           authenticates the gateway (issue 13). Its peer is a bare Fastify over HTTPS that demands
+ *           the same client certificate against the same CA, on the same kind of connections.
+ * single and batch requests are TIPS-GW-1 signed (a fresh nonce and signature each), on keep-alive
+ * HTTP/1.1 connections. 90 % of the MACs belong to a metal (decision active), 10 % are unknown (blocked,
  * unknown_mac), so both paths and the decision log are exercised. Every answer is checked, and at
  * the end the decision records in the database are counted against the decisions answered.
  * Prints decisions/s, master CPU per decision and latency percentiles per mode, and a bare-Fastify
@@ -23,6 +27,8 @@ import { once } from 'node:events';
 import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { spawnSync } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Mac } from '@tips/core';
@@ -44,7 +50,7 @@ const BATCH_PATH = '/api/gateway/v1/registrations/batch';
 const macOf = (i: number) => `02:${[(i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255, 0x10].map((b) => b.toString(16).padStart(2, '0')).join(':')}` as Mac;
 const unknownMacOf = (i: number) => `06:${[(i >> 24) & 255, (i >> 16) & 255, (i >> 8) & 255, i & 255, 0x20].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 
-async function prepare(dir: string, publicKeyPem: string): Promise<{ gatewayId: string }> {
+async function prepare(dir: string): Promise<{ enrollmentToken: string }> {
   const db = await openDatabase({ kind: 'sqlite', file: join(dir, 'tips.db') });
   const s = createServices({ db, blobs: await FsBlobStore.open(join(dir, 'glazes')) });
   const admin = await s.owners.ensureAdmin();
@@ -57,10 +63,22 @@ async function prepare(dir: string, publicKeyPem: string): Promise<{ gatewayId: 
     await s.spaces.addMember(owner.id, `os-${Math.floor(i / 100)}`, { metal: `m${i}`, interfaces: ['eth0'], default: true });
   }
   process.stdout.write(`prepared ${METALS} metals with a default Phase 1 Space in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+  // Enrolled once the master runs (below), so its certificate comes from that master's CA.
   const { enrollmentToken } = await s.gateways.create(owner.id, { name: 'gw-bench' });
-  const gw = await s.gateways.enroll({ enrollmentToken, publicKey: publicKeyPem });
   await db.destroy();
-  return { gatewayId: gw.id };
+  return { enrollmentToken };
+}
+
+/** The gateway's client TLS material: what `POST /enroll` answered, and the CA its peer must trust. */
+interface GatewayTls {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
+/** One registration request without a signature (the mTLS connection authenticates the gateway). */
+function unsignedRequest(host: string, path: string, body: string): Buffer {
+  return Buffer.from(`POST ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 /** One signed registration request as raw HTTP/1.1 bytes (TIPS-GW-1 headers, a fresh nonce). */
@@ -85,8 +103,11 @@ class Connection {
   private pending: { resolve: (r: { status: number; text: string }) => void; reject: (e: Error) => void } | undefined;
   private readonly socket: Socket;
 
-  constructor(port: number) {
-    this.socket = connect({ host: '127.0.0.1', port, noDelay: true });
+  constructor(port: number, tls?: GatewayTls) {
+    // Over TLS the server's name is not checked (a bench on loopback); its chain is, against `ca`.
+    this.socket = tls
+      ? tlsConnect({ host: '127.0.0.1', port, cert: tls.cert, key: tls.key, ca: tls.ca, checkServerIdentity: () => undefined }).setNoDelay(true)
+      : connect({ host: '127.0.0.1', port, noDelay: true });
     this.socket.on('data', (d: Buffer) => {
       this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
       this.parse();
@@ -149,9 +170,9 @@ function checkAnswer(d: Answer | undefined, unknown: boolean, raw: string): void
  * Drives `connections` keep-alive connections for `seconds`, each sending one signed request at a
  * time carrying `perRequest` registrations (1: the single endpoint; more: the batch endpoint).
  */
-async function drive(base: string, gatewayId: string, key: KeyObject, seconds: number, record: boolean, perRequest: number, connectionCount: number, check = true) {
+async function drive(base: string, gatewayId: string, key: KeyObject, seconds: number, record: boolean, perRequest: number, connectionCount: number, check = true, tls?: GatewayTls) {
   const url = new URL(base);
-  const connections = Array.from({ length: connectionCount }, () => new Connection(Number(url.port)));
+  const connections = Array.from({ length: connectionCount }, () => new Connection(Number(url.port), tls));
   const latencies: number[] = [];
   let next = 0;
   let active = 0;
@@ -162,7 +183,8 @@ async function drive(base: string, gatewayId: string, key: KeyObject, seconds: n
     while (performance.now() < end) {
       const regs = Array.from({ length: perRequest }, () => registration(next++));
       const body = perRequest === 1 ? JSON.stringify(regs[0]!.item) : JSON.stringify({ items: regs.map((r) => r.item) });
-      const request = signedRequest(url.host, gatewayId, key, perRequest === 1 ? PATH : BATCH_PATH, body);
+      const path = perRequest === 1 ? PATH : BATCH_PATH;
+      const request = tls ? unsignedRequest(url.host, path, body) : signedRequest(url.host, gatewayId, key, path, body);
       const t = performance.now();
       const r = await c.send(request);
       if (record) latencies.push(performance.now() - t);
@@ -194,9 +216,10 @@ async function drive(base: string, gatewayId: string, key: KeyObject, seconds: n
  * The floor any HTTP answer pays on this machine at this moment: a bare Fastify server that parses
  * the same JSON body and answers a constant decision, driven by the same generator and requests.
  */
-async function peer(): Promise<{ url: string; pid: number; stop: () => void }> {
+async function peer(tls?: { cert: string; key: string; clientCa: string }): Promise<{ url: string; pid: number; stop: () => void }> {
+  const https = tls ? `{ https: { cert: ${JSON.stringify(tls.cert)}, key: ${JSON.stringify(tls.key)}, ca: ${JSON.stringify(tls.clientCa)}, requestCert: true, rejectUnauthorized: true } }` : '{}';
   const script = `import Fastify from 'fastify';
-const app = Fastify();
+const app = Fastify(${https});
 app.post('${PATH}', async (req) => ({ decision: 'active', tipsId: 'mtl_' + req.body.mac.length }));
 app.post('${BATCH_PATH}', async (req) => ({ items: req.body.items.map((i) => ({ decision: 'active', tipsId: 'mtl_' + i.mac.length })) }));
 const a = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -214,8 +237,11 @@ console.log('listening on ' + a);`;
 }
 
 /** `tips-master` on the data dir, under `node --cpu-prof` when TIPS_BENCH_PROFILE names a directory. */
-async function master(dir: string) {
-  if (!PROFILE) return startMaster(['--host', '127.0.0.1', '--data-dir', dir]);
+async function master(dir: string): Promise<{ url: string; tlsUrl: string; proc: import('node:child_process').ChildProcess; stop: () => Promise<void> }> {
+  if (!PROFILE) {
+    const m = await startMaster(['--host', '127.0.0.1', '--data-dir', dir]);
+    return { ...m, tlsUrl: /TLS listening on (\S+)/.exec(m.output())![1]! };
+  }
   const proc = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, TIPS_MASTER, '--port', '0', '--tls-port', '0', '--log-level', 'warn', '--host', '127.0.0.1', '--data-dir', dir], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -229,6 +255,7 @@ async function master(dir: string) {
   }
   return {
     url: /listening on (\S+)/.exec(out)![1]!,
+    tlsUrl: /TLS listening on (\S+)/.exec(out)![1]!,
     proc,
     stop: async () => {
       proc.kill('SIGTERM');
@@ -252,26 +279,39 @@ interface Mode {
   name: string;
   perRequest: number;
   connections: number;
+  tls?: boolean;
 }
 
 const MODES: Mode[] = [
   { name: 'single', perRequest: 1, connections: CONNECTIONS },
   { name: `batch of ${BATCH}`, perRequest: BATCH, connections: BATCH_CONNECTIONS },
-].filter((m) => (process.env.TIPS_BENCH_MODES ?? 'single,batch').split(',').includes(m.name.split(' ')[0]!));
+  { name: 'mtls single, unsigned', perRequest: 1, connections: CONNECTIONS, tls: true },
+].filter((m) => (process.env.TIPS_BENCH_MODES ?? 'single,batch,mtls').split(',').includes(m.name.split(' ')[0]!));
 
 const dir = mkdtempSync(join(tmpdir(), 'tips-bench-registration-'));
 const { privateKey, publicKey } = generateKeyPairSync('ed25519');
 try {
-  const { gatewayId } = await prepare(dir, publicKey.export({ format: 'pem', type: 'spki' }).toString());
+  const { enrollmentToken } = await prepare(dir);
   const m = await master(dir);
+  const enrolled = await fetch(`${m.url}/api/gateway/v1/enroll`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ enrollmentToken, publicKey: publicKey.export({ format: 'pem', type: 'spki' }).toString() }),
+  });
+  if (enrolled.status !== 201) throw new Error(`gateway enroll: ${enrolled.status} ${await enrolled.text()}`);
+  const issued = (await enrolled.json()) as { gatewayId: string; certificate: string; caChain: string };
+  const gatewayId = issued.gatewayId;
+  const gatewayTls: GatewayTls = { cert: issued.certificate, key: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), ca: issued.caChain };
   const results: { mode: Mode; r: Awaited<ReturnType<typeof drive>>; masterCpu: number; generatorCpu: number; load: string; warm: number }[] = [];
   try {
     const pid = m.proc.pid!;
     for (const mode of MODES) {
-      const warm = await drive(m.url, gatewayId, privateKey, 2, false, mode.perRequest, mode.connections);
+      const base = mode.tls ? m.tlsUrl : m.url;
+      const tls = mode.tls ? gatewayTls : undefined;
+      const warm = await drive(base, gatewayId, privateKey, 2, false, mode.perRequest, mode.connections, true, tls);
       const cpu0 = cpuSeconds(pid);
       const self0 = process.cpuUsage();
-      const r = await drive(m.url, gatewayId, privateKey, SECONDS, true, mode.perRequest, mode.connections);
+      const r = await drive(base, gatewayId, privateKey, SECONDS, true, mode.perRequest, mode.connections, true, tls);
       const masterCpu = cpuSeconds(pid) - cpu0;
       const self = process.cpuUsage(self0);
       const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -284,16 +324,23 @@ try {
   const recorded = await recordedDecisions(dir);
   if (recorded !== answered) throw new Error(`${answered} decisions answered but ${recorded} recorded`);
   const peers: { perSecond: number; cpu: number; total: number }[] = [];
-  const bare = await peer();
-  try {
-    for (const mode of MODES) {
-      await drive(bare.url, gatewayId, privateKey, 2, false, mode.perRequest, mode.connections, false);
+  // The peer of the mTLS mode: HTTPS with a P-256 server certificate of its own (openssl), the
+  // gateway's client certificate demanded and verified against the same TIPS CA chain.
+  const peerKey = join(dir, 'peer.key');
+  const peerCert = join(dir, 'peer.pem');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', peerKey, '-out', peerCert, '-days', '1', '-subj', '/CN=localhost'], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`openssl: ${made.stderr}`);
+  for (const mode of MODES) {
+    const bare = await peer(mode.tls ? { cert: readFileSync(peerCert, 'utf8'), key: readFileSync(peerKey, 'utf8'), clientCa: gatewayTls.ca } : undefined);
+    const tls = mode.tls ? { ...gatewayTls, ca: readFileSync(peerCert, 'utf8') } : undefined;
+    try {
+      await drive(bare.url, gatewayId, privateKey, 2, false, mode.perRequest, mode.connections, false, tls);
       const c0 = cpuSeconds(bare.pid);
-      const p = await drive(bare.url, gatewayId, privateKey, SECONDS, true, mode.perRequest, mode.connections, false);
+      const p = await drive(bare.url, gatewayId, privateKey, SECONDS, true, mode.perRequest, mode.connections, false, tls);
       peers.push({ perSecond: p.perSecond, cpu: cpuSeconds(bare.pid) - c0, total: p.total });
+    } finally {
+      bare.stop();
     }
-  } finally {
-    bare.stop();
   }
   const us = (cpu: number, n: number) => ((cpu / n) * 1e6).toFixed(0);
   const lines = [
