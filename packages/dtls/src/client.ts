@@ -95,11 +95,14 @@ export async function createDtlsClient(opts: DtlsClientOptions): Promise<DtlsCli
       closed: (err) => {
         settle?.reject(err ?? new DtlsError('closed', 'closed by the peer'));
         closeHandler(err);
-        try {
-          socket.close();
-        } catch {
-          // already closed
-        }
+        // Let the alert we may just have queued leave before the socket goes.
+        setTimeout(() => {
+          try {
+            socket.close();
+          } catch {
+            // already closed
+          }
+        }, 20).unref();
       },
     },
   );
