@@ -1,5 +1,6 @@
 import { createSocket } from 'node:dgram';
 import { rmSync } from 'node:fs';
+import fc from 'fast-check';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DtlsServer, createDtlsClient, createDtlsServer, type DatagramPeer, DtlsError } from '../src/index.ts';
@@ -163,6 +164,37 @@ async function fetchCookie(s: ReturnType<typeof createSocket>, port: number, ran
   if (frag?.msgType !== HandshakeType.hello_verify_request) throw new Error('expected a HelloVerifyRequest');
   return frag.body.subarray(3);
 }
+
+describe('S13 T2 DTLS server under hostile datagrams', () => {
+  it('garbage, truncated and mutated records from anywhere change nothing; the session keeps working', async () => {
+    const { server, port, seen } = await echoServer();
+    const c = await createDtlsClient({ host: '127.0.0.1', port, psk: { identity: 'metal-1.1', key: PSK } });
+    const s = await udpSocket();
+    try {
+      expect(await roundTrip(c, 'before')).toBe('before');
+      const before = server.stats();
+      const valid = clientHelloDatagram(new Uint8Array(0), 3);
+      fc.assert(
+        fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }).map((edits) => {
+          const m = Uint8Array.from(valid);
+          for (const [i, v] of edits) m[i] = v;
+          return m;
+        })), (d) => {
+          s.send(d, port, '127.0.0.1');
+        }),
+        { numRuns: 500 },
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      expect(server.stats()).toMatchObject({ sessions: before.sessions, handshakesInFlight: 0 });
+      expect(await roundTrip(c, 'after')).toBe('after');
+      expect(seen.map((p) => p.identity.kind)).toEqual(['psk', 'psk']);
+    } finally {
+      s.close();
+      await c.close();
+      await server.close();
+    }
+  });
+});
 
 describe('S13 T2 DTLS denial-of-service limits', () => {
   it('a flood of ClientHellos from 200 sources without the cookie round-trip allocates no per-peer state', async () => {
