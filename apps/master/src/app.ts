@@ -75,6 +75,10 @@ import { interfaceStateRoutes } from './domains/gateways/states.ts';
 import { defaultSpaceRoutes } from './domains/spaces/defaults.ts';
 import { installConsole } from './http/console.ts';
 import { LiveFeed, liveRoutes } from './http/live.ts';
+import { installConstrainedMetrics } from './domains/constrained/metrics.ts';
+import { constrainedOwnerRoutes } from './domains/constrained/routes.ts';
+import { ConstrainedService, ephemeralPskWrapKey, type PskWrapKey } from './domains/constrained/service.ts';
+import { KyselyConstrainedStore } from './domains/constrained/store.kysely.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -118,6 +122,8 @@ export interface MasterDeps {
   webDir?: string;
   /** Lifetime of a console session (default 12 h). */
   sessionTtlSeconds?: number;
+  /** The key DTLS PSKs are sealed with at rest (`<ca-dir>/psk-wrap.key`); without one an in-memory key is made. */
+  pskWrapKey?: PskWrapKey;
 }
 
 export interface Services {
@@ -138,6 +144,7 @@ export interface Services {
   rendezvous: RendezvousService;
   directives: DirectiveService;
   sessions: SessionService;
+  constrained: ConstrainedService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -186,7 +193,8 @@ export function createServices(deps: MasterDeps): Services {
   const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions };
+  const constrained = new ConstrainedService(new KyselyConstrainedStore(deps.db), metals, enrollment, discovery, events, clock, random, deps.pskWrapKey ?? ephemeralPskWrapKey());
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions, constrained };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -219,6 +227,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installProvisioningMetrics(app, services.provisioning, metrics);
   installVoucherMetrics(metrics, services.vouchers);
   installRendezvousMetrics(metrics, services.rendezvous);
+  installConstrainedMetrics(metrics, services.constrained);
   services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
   installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
   const live = new LiveFeed(metrics);
@@ -310,6 +319,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       liveRoutes(scope, live);
       interfaceStateRoutes(scope, services.gateways);
       defaultSpaceRoutes(scope, services.metals, services.spaces);
+      constrainedOwnerRoutes(scope, services.constrained);
     },
     { prefix: '/api/v1' },
   );

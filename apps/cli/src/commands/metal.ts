@@ -3,6 +3,7 @@ import { action, api, collect, jsonOption, parseLabels } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
 import { registerMetalLifecycleCommands } from './lifecycle.ts';
+import { registerMetalPskCommands } from './psk.ts';
 import { type JobOut, phase1Line, registerMetalPhase1Commands } from './provisioning.ts';
 
 export interface MetalOut {
@@ -210,5 +211,6 @@ export function registerMetalCommands(program: Command): Command {
       }),
     );
   registerMetalPhase1Commands(metal);
+  registerMetalPskCommands(metal);
   return metal;
 }
