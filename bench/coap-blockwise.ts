@@ -6,6 +6,7 @@
  * Goal: TIPS ≥ 0.8 × libcoap.
  *
  *   npm run build && node --import tsx bench/coap-blockwise.ts     # TIPS_BENCH_ROUNDS (default 7)
+ *   TIPS_BENCH_PROFILE=/tmp/prof …                                 # also a CPU profile of the master there
  *
  * Reports the median wall-clock time of a whole `coap-client-openssl` run (process start, DTLS handshake,
  * 1024 request/response round trips, digest checked after each run) and the server CPU time per download
@@ -72,7 +73,8 @@ function cli(args: string[]) {
 }
 
 // The TIPS master with its CoAP port, a metal with a PSK, a 1 MiB Glaze on the metal's Space.
-const master = start(process.execPath, [MASTER, '--port', '0', '--tls-port', 'off', '--mqtt-port', 'off', '--coap-port', '0', '--data-dir', join(work, 'data'), '--log-level', 'warn'], {
+const profile = process.env.TIPS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TIPS_BENCH_PROFILE}`] : [];
+const master = start(process.execPath, [...profile, MASTER, '--port', '0', '--tls-port', 'off', '--mqtt-port', 'off', '--coap-port', '0', '--data-dir', join(work, 'data'), '--log-level', 'warn'], {
   TIPS_BOOTSTRAP_ADMIN_TOKEN: ADMIN,
 });
 await until('the master', () => /^TIPS master ready$/m.test(master.out()));
@@ -131,3 +133,4 @@ console.log(`  libcoap coap-server-openssl: ${l.toFixed(0)} ms (${((SIZE / 1024 
 console.log(`  TIPS master:                 ${t.toFixed(0)} ms (${((SIZE / 1024 / t) * 1000).toFixed(0)} KiB/s), server CPU ${(tc * 1000).toFixed(0)} ms`);
 console.log(`  ratio (TIPS throughput / libcoap): ${(l / t).toFixed(2)}  (goal ≥ 0.8)`);
 for (const c of children) c.kill('SIGTERM');
+await new Promise((r) => master.proc.once('exit', r));
