@@ -100,9 +100,15 @@ const libcoap = start('bash', ['-c', `exec coap-server-openssl -A 127.0.0.1 -p $
 await new Promise((r) => setTimeout(r, 500));
 coapClient(`-m put -b 1024 -f ${join(work, 'payload.bin')} -u ${psk.identity} coaps://127.0.0.1:${lcPort + 1}/blob`, key);
 
+// The DTLS + CoAP stack alone (no database, blob store or per-request authentication): where the time goes.
+const stack = start(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/coap-stack-server.ts'), '0', join(work, 'payload.bin'), psk.identity, psk.key]);
+await until('the stack server', () => /listening \d+/.test(stack.out()));
+const stackPort = Number(/listening (\d+)/.exec(stack.out())?.[1]);
+
 const sides = {
   tips: { url: `coaps://127.0.0.1:${coapPort}/glazes/${glaze.id}/blob`, pid: master.proc.pid as number, ms: [] as number[], cpu: [] as number[] },
   libcoap: { url: `coaps://127.0.0.1:${lcPort + 1}/blob`, pid: libcoap.proc.pid as number, ms: [] as number[], cpu: [] as number[] },
+  stack: { url: `coaps://127.0.0.1:${stackPort}/blob`, pid: stack.proc.pid as number, ms: [] as number[], cpu: [] as number[] },
 };
 const out = join(work, 'out.bin');
 for (let round = -1; round < ROUNDS; round++) {
@@ -132,5 +138,7 @@ console.log(`1 MiB block-wise (1024-byte blocks) over DTLS-PSK (TLS_PSK_WITH_AES
 console.log(`  libcoap coap-server-openssl: ${l.toFixed(0)} ms (${((SIZE / 1024 / l) * 1000).toFixed(0)} KiB/s), server CPU ${(lc * 1000).toFixed(0)} ms`);
 console.log(`  TIPS master:                 ${t.toFixed(0)} ms (${((SIZE / 1024 / t) * 1000).toFixed(0)} KiB/s), server CPU ${(tc * 1000).toFixed(0)} ms`);
 console.log(`  ratio (TIPS throughput / libcoap): ${(l / t).toFixed(2)}  (goal ≥ 0.8)`);
+const s = median(sides.stack.ms);
+console.log(`  @tips/dtls + @tips/coap alone (memory, no auth): ${s.toFixed(0)} ms, server CPU ${(median(sides.stack.cpu) * 1000).toFixed(0)} ms, ratio ${(l / s).toFixed(2)}`);
 for (const c of children) c.kill('SIGTERM');
 await new Promise((r) => master.proc.once('exit', r));
