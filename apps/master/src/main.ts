@@ -15,6 +15,7 @@ import { systemClock, systemRandom } from './ports.ts';
 import { listenTls } from './tls/listener.ts';
 import { openPskWrapKey } from './domains/constrained/psk-key.ts';
 import type { NotificationBus } from './domains/notifications/model.ts';
+import type { Logger } from 'pino';
 
 const program = new Command('tips-master')
   .description('TIPS master: the Controller (owners, metals, Spaces, Glazes), discovery and updates, over HTTP')
@@ -83,6 +84,12 @@ const program = new Command('tips-master')
       .default('file'),
   )
   .addOption(new Option('--s3-endpoint <url>', 'S3-compatible endpoint, path-style (e.g. http://127.0.0.1:9000); default: AWS S3').env('TIPS_S3_ENDPOINT'))
+  .addOption(
+    new Option('--coap-port <n|off>', 'CoAP over DTLS 1.2 for constrained metals (PSK or metal certificate; never plain CoAP); default off, 0 = any free port; npm start uses 5684').env(
+      'TIPS_COAP_PORT',
+    ),
+  )
+  .addOption(new Option('--coap-host <addr>', 'address the CoAP/DTLS port binds to (default: --host)').env('TIPS_COAP_HOST'))
   .addOption(new Option('--s3-region <region>', `S3 region (default: AWS_REGION, else ${DEFAULTS.s3Region})`).env('TIPS_S3_REGION'))
   .addOption(
     new Option('--s3-presign [seconds]', `answer Glaze downloads with a redirect to a pre-signed S3 URL valid this long (default ${DEFAULTS.s3PresignSeconds} s), so the bytes do not pass through the master`).env(
@@ -141,7 +148,7 @@ const program = new Command('tips-master')
     const tokenKey = importKey(await openTokenKey(config.caDir));
     // Known once both listeners are bound (--port 0 picks a free port).
     const publicUrls = { url: '', tlsUrl: null as string | null };
-    const { app, services } = await buildApp({
+    const { app, services, metrics } = await buildApp({
       publicUrls: () => publicUrls,
       db,
       blobs,
@@ -225,6 +232,46 @@ const program = new Command('tips-master')
       }
       services.notifications.useBus(bus);
     }
+    // Constrained metals (S13): CoAP over DTLS 1.2 only — the DTLS transport proves the metal (PSK or a
+    // certificate from this CA, refused at the handshake when revoked), the constrained domain serves CoAP on it.
+    let constrainedEndpoint: { close(): Promise<void> } | undefined;
+    if (config.coapPort !== null) {
+      const server = await ensureServerCertificate(config.caDir, ca, { hostnames, clock: systemClock, random: systemRandom });
+      const { installDtlsMetrics, listenDtls } = await import('./tls/dtls.ts');
+      const { startConstrained } = await import('./domains/constrained/coap.ts');
+      let dtls: Awaited<ReturnType<typeof listenDtls>>;
+      try {
+        dtls = await listenDtls({
+          host: config.coapHost,
+          port: config.coapPort,
+          logger: app.log as unknown as Logger,
+          certPem: server.chainPem,
+          keyPem: server.keyPem,
+          clientCaPem: server.clientCaPem,
+          pskLookup: (identity) => services.constrained.pskLookup(identity),
+          authenticateMetal: (der) => services.enrollment.authenticateMetal({ authorized: true, der }),
+        });
+      } catch (err) {
+        await tls?.close();
+        await bus?.close().catch(() => {});
+        await app.close();
+        await db.destroy();
+        program.error(`error: cannot listen for CoAP/DTLS on ${config.coapHost}:${config.coapPort} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose --coap-port or --coap-port off`, { exitCode: 1 });
+        return;
+      }
+      installDtlsMetrics(metrics, dtls);
+      constrainedEndpoint = startConstrained({
+        constrained: services.constrained,
+        updates: services.updates,
+        spaces: services.spaces,
+        events: services.events,
+        transport: dtls,
+        logger: app.log as unknown as Logger,
+      });
+      const bound = dtls.address();
+      const coapListening = describeListen(config.coapHost, bound.port, 'coaps', `coaps://${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`);
+      process.stdout.write(`TIPS master CoAP ${coapListening.line}  (DTLS 1.2: metal PSK or metal certificate; never plain CoAP)\n`);
+    }
     if (caCreated) process.stdout.write(`Created a CA in ${config.caDir} (its root key was discarded; for an offline root use \`tips ca init\`)\n`);
     if (admin && !config.bootstrapAdminToken) {
       process.stdout.write(`Admin API token (shown once, keep it safe):\n  ${admin.token}\nLog in with: tips login --url ${url} --token <token>\n`);
@@ -234,6 +281,7 @@ const program = new Command('tips-master')
     const shutdown = async () => {
       if (closing) return;
       closing = true;
+      await constrainedEndpoint?.close().catch(() => {});
       await tls?.close();
       await bus?.close().catch(() => {});
       await app.close();
