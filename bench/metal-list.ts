@@ -24,6 +24,7 @@ import pg from 'pg';
 import { createServices } from '../apps/master/src/app.ts';
 import { FsBlobStore } from '../apps/master/src/blob/fs-blob-store.ts';
 import { type DatabaseConfig, openDatabase } from '../apps/master/src/db/database.ts';
+import { storedMetalJson } from '../apps/master/src/domains/metals/model.ts';
 import { startMaster } from '../e2e/helpers.ts';
 
 const METALS = Number(process.env.TIPS_BENCH_METALS ?? 100_000);
@@ -61,7 +62,11 @@ async function prepare(config: DatabaseConfig, dir: string): Promise<{ token: st
                 { name: 'eth0', mac: macOf(i), type: 'ethernet', pxe: true },
                 { name: 'wlan0', mac: macOf(i).replace(/:30$/, ':31'), type: 'wifi', pxe: false },
               ]);
-              return { id, owner_id: owner.id, name: `node-${String(i).padStart(6, '0')}`, labels: JSON.stringify({ rack: `r${i % 40}`, site: 'bench' }), interfaces, created_at: at, updated_at: at };
+              const name = `node-${String(i).padStart(6, '0')}`;
+              const labels = JSON.stringify({ rack: `r${i % 40}`, site: 'bench' });
+              // The list item the store writes with every row (0015), from the same fields.
+              const list_item = storedMetalJson({ id: id as never, name, labelsJson: labels, interfacesJson: interfaces, engine: null, createdAt: at, updatedAt: at });
+              return { id, owner_id: owner.id, name, labels, interfaces, created_at: at, updated_at: at, list_item };
             }),
           )
           .execute();

@@ -35,6 +35,8 @@ interface Job {
   installerKey: string | null;
   reports: { payload: Map<string, unknown>; raw: Buffer }[];
   workCalls: number;
+  /** GETs of the Glaze from byte 0 (a verify pass or a write pass; resumed Range requests not counted). */
+  glazeGets: number;
   /** As the master does, a new one-use enrollment secret with every claim, unless frozen. */
   frozenSecret: boolean;
 }
@@ -60,6 +62,7 @@ function newJob(glaze: Glaze, opts: Partial<Pick<Job, 'announced' | 'manifest' |
     installerKey: null,
     reports: [],
     workCalls: 0,
+    glazeGets: 0,
     frozenSecret: false,
   };
   jobs.set(job.id, job);
@@ -118,6 +121,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     const r = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
     if (req.headers.range && !r) return fail(res, 416, 'range');
     const start = r ? Number(r[1]) : 0;
+    if (start === 0) job.glazeGets++;
     const end = r?.[2] ? Math.min(Number(r[2]), b.length - 1) : b.length - 1;
     if (start >= b.length) {
       res.writeHead(416, { 'content-range': `bytes */${b.length}` }).end();
@@ -160,8 +164,8 @@ function startInstaller(job: Job, disk: string, stateDir: string, extra: string[
   return metal.spawn(process.execPath, [INSTALLER, '--boot-url', bootUrl, '--token', job.token, '--job', job.id, '--disk', disk, '--state-dir', stateDir, '--no-reboot', ...extra], { label: `installer ${job.id}` });
 }
 
-async function runInstaller(job: Job, disk: string, stateDir: string): Promise<{ code: number | null; output: string }> {
-  const p = startInstaller(job, disk, stateDir);
+async function runInstaller(job: Job, disk: string, stateDir: string, extra: string[] = []): Promise<{ code: number | null; output: string }> {
+  const p = startInstaller(job, disk, stateDir, extra);
   const code = await p.exited;
   return { code, output: p.output };
 }
@@ -310,6 +314,51 @@ describe('T13 S12 Phase 1 installer: kill -9 at random points, then a re-run com
     expect(third.code, third.output).toBe(0);
     expect(sha(readFileSync(disk))).toBe(before);
     expect(lastReport(j1).get('bytesWritten')).toBe(0);
+  });
+});
+
+describe('T13 D4 Phase 1 installer RAM spool (tips.spool / --spool-budget): one download when the Glaze fits, two when it does not', () => {
+  const cases: [string, string[], number, RegExp][] = [
+    ['default budget (25 % of MemAvailable): verified, kept in RAM, written from there', [], 1, /kept in RAM/],
+    ['--spool-budget 1M (below the Glaze): verified and dropped, downloaded again to write', ['--spool-budget', '1M'], 2, /not kept: larger than the RAM budget/],
+  ];
+  for (const [what, extra, gets, log] of cases) {
+    it(`${what} → ${gets} download(s), the disk holds the Glaze and claims it`, async () => {
+      const disk = freshDisk(`disk-spool-${gets}-${extra.join('')}.img`);
+      const job = newJob(g2);
+      const r = await runInstaller(job, disk, join(work, `state-${job.id}`), extra);
+      expect(r.code, r.output).toBe(0);
+      expect(r.output).toMatch(log);
+      expect(job.glazeGets).toBe(gets);
+      // Its first MiB and payload are G2's, with the TIPS-C files the installer adds (not a raw copy).
+      expect(assertHonestClaim(disk, [g2], what)?.sha256).toBe(g2.sha256);
+      expect(lastReport(job).get('result')).toBe('installed');
+      rmSync(disk);
+    });
+  }
+
+  it('a tampered stream with the spool: refused after one download, the blank disk byte-identical, nothing claimed', async () => {
+    const blank = freshDisk('disk-spool-tampered.img');
+    const before = sha(readFileSync(blank));
+    const b = Buffer.from(g2.bytes);
+    b[b.length - 1] = b[b.length - 1]! ^ 1;
+    const job = newJob({ ...g2, bytes: b }, { announced: { size: g2.bytes.length, sha256: g2.sha256 } });
+    const r = await runInstaller(job, blank, join(work, `state-${job.id}`));
+    expect(r.code, r.output).toBe(2);
+    expect(r.output).toMatch(/kept in RAM/);
+    expect(job.glazeGets).toBe(1);
+    expect(sha(readFileSync(blank))).toBe(before);
+    expect(readMarker(blank)).toBeNull();
+    expect(lastReport(job).get('reason')).toBe('suit_digest_mismatch');
+    rmSync(blank);
+  });
+
+  it('a bad budget is a usage error naming tips.spool, before any work is asked', async () => {
+    const job = newJob(g2);
+    const r = await runInstaller(job, freshDisk('disk-spool-bad.img'), join(work, `state-${job.id}`), ['--spool-budget', 'lots']);
+    expect(r.code).toBe(1);
+    expect(r.output).toMatch(/tips\.spool/);
+    expect(job.workCalls).toBe(0);
   });
 });
 

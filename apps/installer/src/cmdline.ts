@@ -15,6 +15,12 @@ export interface InstallerOptions {
   /** Where the installer keeps its key and the downloaded Glaze (RAM in the initramfs). */
   stateDir: string;
   reboot: boolean;
+  /**
+   * RAM the verify pass may keep the Glaze in (`tips.spool=` / `--spool-budget`): a Glaze that fits
+   * is downloaded once, hashed, kept, and written from RAM; a larger one is downloaded twice (hashed,
+   * then written and hashed again). Bytes, or a share of MemAvailable at start; 0 = never spool.
+   */
+  spoolBudget: { bytes: number } | { percent: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 }
 
@@ -62,7 +68,23 @@ const FLAGS: Record<string, string> = {
   '--disk': 'disk',
   '--state-dir': 'state',
   '--log-level': 'log',
+  '--spool-budget': 'spool',
 };
+
+export const DEFAULT_SPOOL_PERCENT = 25;
+const UNITS: Record<string, number> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 };
+
+/** `25%` (of MemAvailable), `1536M`, `2G`, `0` (never spool). */
+export function parseSpoolBudget(v: string): InstallerOptions['spoolBudget'] {
+  const pct = /^(\d{1,3})%$/.exec(v);
+  if (pct) {
+    if (Number(pct[1]) > 90) bad('tips.spool', `at most 90% of MemAvailable, came "${v}"`);
+    return { percent: Number(pct[1]) };
+  }
+  const abs = /^(\d{1,15})([KMG]?)$/.exec(v);
+  if (!abs) bad('tips.spool', `expected a share of MemAvailable (25%) or bytes with an optional K, M or G suffix (1536M), came "${v}"`);
+  return { bytes: Number(abs[1]) * UNITS[abs[2]!]! };
+}
 
 function bad(field: string, message: string): never {
   throw new InstallerError('bad_cmdline', `${field}: ${message}`);
@@ -90,7 +112,7 @@ export function parseOptions(argv: readonly string[], procCmdline: string): Inst
       continue;
     }
     const key = FLAGS[name];
-    if (!key) bad(name, 'unknown flag (expected --boot-url, --job, --token, --disk, --state-dir, --log-level, --cmdline, --no-reboot)');
+    if (!key) bad(name, 'unknown flag (expected --boot-url, --job, --token, --disk, --state-dir, --log-level, --spool-budget, --cmdline, --no-reboot)');
     if (value === undefined || value.startsWith('--')) bad(name, 'expected a value');
     flags.set(key, value);
   }
@@ -124,7 +146,11 @@ export function parseOptions(argv: readonly string[], procCmdline: string): Inst
   const log = flags.get('log') ?? params.get('loglevel') ?? 'info';
   if (!(LEVELS as readonly string[]).includes(log)) bad('--log-level', `expected one of ${LEVELS.join(', ')}`);
 
+  const spool = pick('spool');
+  const spoolBudget = spool === undefined ? { percent: DEFAULT_SPOOL_PERCENT } : parseSpoolBudget(spool);
+
   return {
+    spoolBudget,
     bootUrl: url.toString().replace(/\/+$/, ''),
     jobId: job,
     token,

@@ -5,7 +5,8 @@
  * first pass proved the stream's digest; every refusal is reported.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
+import { mkdirSync, readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { InstallerOptions } from './cmdline.ts';
 import { configureInstalledSystem, refreshInstalledSystem } from './config.ts';
@@ -68,23 +69,50 @@ async function sendReport(o: InstallerOptions, work: Work, key: InstallerKey, re
 }
 
 /**
- * Streams the Glaze once through SHA-256 without keeping a byte (resumable within the run): the
- * pass every disk gets before a byte is written, so a tampered stream leaves it byte-identical.
+ * Streams the Glaze once through SHA-256 (resumable within the run): the pass every disk gets
+ * before a byte is written, so a tampered stream leaves it byte-identical. With `spool`, the bytes
+ * are kept in it (the Glaze fits the RAM budget) and the write goes from there; without, nothing is
+ * kept and the write downloads the Glaze again.
  */
-async function verifyStream(o: InstallerOptions, work: Work, d: RunDeps): Promise<void> {
+async function verifyStream(o: InstallerOptions, work: Work, d: RunDeps, spool?: Buffer): Promise<void> {
   const h = createHash('sha256');
+  let at = 0;
   await downloadResumable({
     url: `${o.bootUrl}${work.glazePath}`,
     size: work.glaze.size,
     from: 0,
     log: d.log,
     ...(d.backoff ? { backoff: d.backoff } : {}),
+    // In order from byte 0: a resumed download goes on from the last byte the sink took (HTTP Range).
     sink: async (chunk) => {
       h.update(chunk);
+      if (spool) chunk.copy(spool, at);
+      at += chunk.length;
     },
   });
   const got = h.digest('hex');
   if (got !== work.glaze.sha256) throw new InstallerError('suit_digest_mismatch', `the Glaze the gateway serves has SHA-256 ${got}; the signed manifest says ${work.glaze.sha256} (nothing written)`);
+}
+
+/** MemAvailable from /proc/meminfo, in bytes (0 if unreadable: then nothing is spooled by share). */
+export function memAvailable(meminfo = '/proc/meminfo'): number {
+  try {
+    const kb = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync(meminfo, 'utf8'))?.[1];
+    return kb ? Number(kb) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The RAM the verify pass may keep the Glaze in, in bytes (never above what one Buffer can hold). */
+export function spoolBytes(budget: InstallerOptions['spoolBudget'], available = memAvailable()): number {
+  const b = 'bytes' in budget ? budget.bytes : Math.floor((available * budget.percent) / 100);
+  return Math.min(b, bufferConstants.MAX_LENGTH);
+}
+
+/** Hands a verified RAM spool to the writer in 8 MiB chunks (views, no copies). */
+async function feedSpool(spool: Buffer, sink: (chunk: Buffer) => Promise<void>): Promise<void> {
+  for (let at = 0; at < spool.length; at += 8 * 2 ** 20) await sink(spool.subarray(at, Math.min(spool.length, at + 8 * 2 ** 20)));
 }
 
 /** Runs the installer; resolves with the process exit code (EXIT). */
@@ -129,10 +157,18 @@ export async function runInstaller(o: InstallerOptions, d: RunDeps): Promise<num
       return EXIT.installed;
     }
     // T13/A6: a refusal leaves the disk untouched, and the stream's digest is known only after its last
-    // byte: the whole stream is proven first (hashed, nothing kept), then written in a second pass. The
-    // gateway serves it from its LAN cache, so the second pass costs LAN time, not the uplink's.
-    log.info({ phase: 'download', url: `${o.bootUrl}${work.glazePath}`, holds: marker.ok ? marker.marker.sha256 : null }, 'checking the stream\'s digest before writing');
-    await verifyStream(o, work, d);
+    // byte: the whole stream is proven first, then written. A Glaze that fits the RAM budget
+    // (tips.spool, default 25 % of MemAvailable) is kept by that pass and written from RAM: one
+    // download, one SHA-256. A larger one is hashed and dropped, then downloaded again for the write
+    // (hashed again on the way); the gateway serves it from its LAN cache, so the second pass costs
+    // LAN time, not the uplink's.
+    const budget = spoolBytes(o.spoolBudget);
+    const spool = work.glaze.size > 0 && work.glaze.size <= budget ? Buffer.allocUnsafe(work.glaze.size) : undefined;
+    log.info(
+      { phase: 'download', url: `${o.bootUrl}${work.glazePath}`, holds: marker.ok ? marker.marker.sha256 : null, spool: spool ? 'ram' : 'none', spoolBudget: budget },
+      spool ? "checking the stream's digest before writing (kept in RAM)" : "checking the stream's digest before writing (not kept: larger than the RAM budget; downloaded again to write)",
+    );
+    await verifyStream(o, work, d, spool);
     log.info({ phase: 'download', sha256: work.glaze.sha256 }, 'Glaze digest matches the signed manifest');
     log.info({ phase: 'write', disk, size: work.glaze.size, diskSize: size, url: `${o.bootUrl}${work.glazePath}` }, 'writing the disk');
     let lastLog = 0;
@@ -140,7 +176,9 @@ export async function runInstaller(o: InstallerOptions, d: RunDeps): Promise<num
       disk,
       plan,
       sha256: work.glaze.sha256,
-      feed: (sink) => downloadResumable({ url: `${o.bootUrl}${work.glazePath}`, size: work.glaze.size, from: 0, log, ...(d.backoff ? { backoff: d.backoff } : {}), sink }),
+      ...(spool
+        ? { digestChecked: true, feed: (sink) => feedSpool(spool, sink) }
+        : { feed: (sink) => downloadResumable({ url: `${o.bootUrl}${work.glazePath}`, size: work.glaze.size, from: 0, log, ...(d.backoff ? { backoff: d.backoff } : {}), sink }) }),
       progress: (stage, bytes) => {
         bytesWritten = bytes;
         const t = Date.now();

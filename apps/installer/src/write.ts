@@ -38,6 +38,11 @@ export interface StreamWriteOptions {
   /** Hands the image's bytes, in order from byte 0, to `sink` (which applies back-pressure). */
   feed: (sink: (chunk: Buffer) => Promise<void>) => Promise<void>;
   progress?: WriteProgress;
+  /**
+   * The feed hands over a RAM spool whose SHA-256 the caller already checked against `sha256` (the
+   * verify pass kept the bytes): they are not hashed a second time. Size and read-back still checked.
+   */
+  digestChecked?: boolean;
   /** Tuning (bench/install-write.ts): window bytes (a multiple of 64 KiB) and windows in flight. */
   window?: number;
   inFlight?: number;
@@ -165,7 +170,7 @@ export async function streamGlaze(o: StreamWriteOptions): Promise<StreamWriteRes
       });
     };
 
-    const h = createHash('sha256');
+    const h = o.digestChecked ? undefined : createHash('sha256');
     let received = 0;
     let slot = 0;
     let fill = 0;
@@ -173,7 +178,7 @@ export async function streamGlaze(o: StreamWriteOptions): Promise<StreamWriteRes
     const sink = async (chunk: Buffer): Promise<void> => {
       if (failed) throw failed;
       if (received + chunk.length > size) throw new InstallerError('suit_size_mismatch', `the stream holds more than the manifest's ${size} bytes`);
-      h.update(chunk);
+      h?.update(chunk);
       let c = chunk;
       if (received < plan.head.length) {
         const n = Math.min(c.length, plan.head.length - received);
@@ -205,7 +210,7 @@ export async function streamGlaze(o: StreamWriteOptions): Promise<StreamWriteRes
     if (fill > 0) await launch(slot, windowAt, fill);
     await Promise.all(tasks);
     if (received !== size) throw new InstallerError('suit_size_mismatch', `the stream ended after ${received} of the manifest's ${size} bytes`);
-    const got = h.digest('hex');
+    const got = h ? h.digest('hex') : o.sha256;
     if (got !== o.sha256) {
       throw new InstallerError('suit_digest_mismatch', `the streamed Glaze has SHA-256 ${got}; the signed manifest says ${o.sha256} (the first MiB was not written; the disk claims nothing)`);
     }

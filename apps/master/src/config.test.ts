@@ -26,6 +26,19 @@ describe('T12 D4 master configuration: --upload-idle-timeout', () => {
   });
 });
 
+describe('T13 D4 master configuration: --engine-sync-interval', () => {
+  it('defaults to 15 s, is set by the flag or TIPS_ENGINE_SYNC_INTERVAL (the flag wins), 0 turns it off, and refuses fractions, words and over a day', () => {
+    expect(loadConfig({}, {}).engineSyncIntervalSeconds).toBe(15);
+    expect(loadConfig({ engineSyncInterval: '2' }, {}).engineSyncIntervalSeconds).toBe(2);
+    expect(loadConfig({}, { TIPS_ENGINE_SYNC_INTERVAL: '60' }).engineSyncIntervalSeconds).toBe(60);
+    expect(loadConfig({ engineSyncInterval: '0' }, { TIPS_ENGINE_SYNC_INTERVAL: '60' }).engineSyncIntervalSeconds).toBe(0);
+    for (const bad of ['1.5', '-1', 'often', '86401', '']) {
+      expect(() => loadConfig({ engineSyncInterval: bad }, {})).toThrow(ConfigError);
+      expect(() => loadConfig({ engineSyncInterval: bad }, {})).toThrow(/--engine-sync-interval/);
+    }
+  });
+});
+
 describe('D4 S6 TIPS_BOOTSTRAP_ADMIN_TOKEN is checked before anything starts', () => {
   it('accepts an API token and refuses anything else with one message naming the format, never echoing the value', () => {
     const ok = `tips_${'x'.repeat(43)}`;

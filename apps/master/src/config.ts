@@ -31,6 +31,8 @@ export interface MasterConfig {
   publicUrl: string | null;
   /** The tinkerbell engine (A5): where it writes Hardware/Template/Workflow, or the kubectl it pipes them to, and the gateway URL its worker fetches Glazes from. */
   tinkerbell: { dir: string; kubectl: string | null; glazeBase: string };
+  /** How often the jobs of engines that install by themselves (tinkerbell) are read back, in seconds; 0 = never. */
+  engineSyncIntervalSeconds: number;
   /** Metal-API requests need an authentication (token) no older than this, in seconds (T15). */
   reauthPeriodSeconds: number;
   /** Embedded MQTT broker port (TLS, client certificates); null = no embedded broker. */
@@ -79,6 +81,7 @@ export interface RawOptions {
   tinkerbellDir?: string;
   tinkerbellKubectl?: string;
   tinkerbellGlazeBase?: string;
+  engineSyncInterval?: string;
   reauthPeriod?: string;
   mqttPort?: string;
   mqttUrl?: string;
@@ -102,6 +105,7 @@ export const DEFAULTS = {
   uploadIdleTimeoutSeconds: 60,
   metalCertDays: 7,
   tinkerbellGlazeBase: 'http://tips-gateway:8080',
+  engineSyncIntervalSeconds: 15,
   reauthPeriodSeconds: 120,
   mqttPort: 8883,
   s3Region: 'us-east-1',
@@ -138,6 +142,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   const maxGlaze = opts.maxGlazeBytes ?? env.TIPS_MAX_GLAZE_BYTES;
   const tlsPort = opts.tlsPort ?? env.TIPS_TLS_PORT;
   const uploadIdle = opts.uploadIdleTimeout ?? env.TIPS_UPLOAD_IDLE_TIMEOUT;
+  const engineSync = opts.engineSyncInterval ?? env.TIPS_ENGINE_SYNC_INTERVAL;
   const bootstrap = env.TIPS_BOOTSTRAP_ADMIN_TOKEN;
   if (bootstrap !== undefined && !API_TOKEN_FORMAT.test(bootstrap)) {
     // The value is a secret: say what is wrong with it, never echo it.
@@ -162,6 +167,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     uploadIdleTimeoutSeconds: uploadIdle === undefined ? DEFAULTS.uploadIdleTimeoutSeconds : int('--upload-idle-timeout', uploadIdle, 1, 86_400),
     metalCertDays: int('--metal-cert-days', opts.metalCertDays ?? env.TIPS_METAL_CERT_DAYS ?? String(DEFAULTS.metalCertDays), 1, MAX_METAL_CERT_DAYS),
     publicUrl: publicUrl(opts.publicUrl ?? env.TIPS_PUBLIC_URL),
+    engineSyncIntervalSeconds: engineSync === undefined ? DEFAULTS.engineSyncIntervalSeconds : int('--engine-sync-interval', engineSync, 0, 86_400),
     tinkerbell: {
       dir: resolve(opts.tinkerbellDir ?? env.TIPS_TINKERBELL_DIR ?? join(dataDir, 'tinkerbell')),
       kubectl: opts.tinkerbellKubectl ?? env.TIPS_TINKERBELL_KUBECTL ?? null,

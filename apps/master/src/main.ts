@@ -68,6 +68,11 @@ const program = new Command('tips-master')
       .default(DEFAULTS.tinkerbellGlazeBase),
   )
   .addOption(
+    new Option('--engine-sync-interval <seconds>', 'how often the jobs of engines that install by themselves (tinkerbell) are read back and moved forward; 0 = never')
+      .env('TIPS_ENGINE_SYNC_INTERVAL')
+      .default(String(DEFAULTS.engineSyncIntervalSeconds)),
+  )
+  .addOption(
     new Option('--reauth-period <seconds>', 'metal-API requests need a PoP token issued within this period; older ones get 401 reauth_required (T15)')
       .env('TIPS_REAUTH_PERIOD')
       .default(String(DEFAULTS.reauthPeriodSeconds)),
@@ -161,6 +166,7 @@ const program = new Command('tips-master')
       uploadIdleTimeoutMs: config.uploadIdleTimeoutSeconds * 1000,
       certLifetimeHours: config.metalCertDays * 24,
       tinkerbell: config.tinkerbell,
+      engineSyncMs: config.engineSyncIntervalSeconds * 1000,
       reauthPeriodSeconds: config.reauthPeriodSeconds,
       webDir: consoleDir(),
       bus: replicaBus,

@@ -73,6 +73,16 @@ describe('B5 every paged list is one range scan of its keyset index (SQLite plan
     expect(plan).not.toMatch(/^SCAN (?!.*USING)/m);
   });
 
+  it('metals, the page joined by SQLite (0015): both range scans search metals_keyset, nothing sorted, no table scanned', async () => {
+    const plan = await planOf(() => new KyselyMetalStore(db).listPageJson(OWNER, W));
+    expect(plan.match(/SEARCH metals USING (COVERING )?INDEX metals_keyset \(owner_id=\? AND \(created_at,id\)>\(\?,\?\)\)/g)).toHaveLength(2);
+    expect(plan).not.toContain('TEMP B-TREE');
+    // Only the subqueries' own rows are scanned (co-routines: (subquery-n), p, t), never a table.
+    const scans = plan.match(/^SCAN .*/gm) ?? [];
+    expect(scans.length).toBeGreaterThan(0);
+    for (const l of scans) expect(l).toMatch(/^SCAN (\(subquery-\d+\)|p|t)$/);
+  });
+
   it('the plan check fails on a query the index cannot serve (it is not vacuous)', async () => {
     const plan = await planOf(() => db.selectFrom('metals').selectAll().where('owner_id', '=', OWNER).orderBy('updated_at').limit(101).execute());
     expect(plan).toContain('TEMP B-TREE');

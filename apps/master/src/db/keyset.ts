@@ -20,6 +20,15 @@ export interface KeysetWindow {
 }
 
 /**
+ * A page a store already joined: `items` is the page's items as JSON text joined by `,` (UTF-8,
+ * null for none), `next` the position of its last item when another row follows it.
+ */
+export interface JoinedPage {
+  items: Buffer | null;
+  next: KeysetPosition | null;
+}
+
+/**
  * Applies a window to a query ordered by (`atColumn`, `idColumn`), ascending (oldest first) or
  * descending (newest first). The position is compared as a row value, `(at, id) > (?, ?)`, which both
  * SQLite and PostgreSQL answer from a composite index `(owner_id, at, id)` as one range scan.

@@ -2,7 +2,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'k
 import { up0002Discovery } from '../domains/discovery/migrations.ts';
 import { up0003Enrollment, up0011Lifecycle } from '../domains/enrollment/migrations.ts';
 import { up0004GatewayCertificates } from '../domains/gateways/migrations.ts';
-import { up0005MetalMacPerOwner, up0010Perf } from '../domains/metals/migrations.ts';
+import { up0005MetalMacPerOwner, up0010Perf, up0015Perf } from '../domains/metals/migrations.ts';
 import { up0007Provisioning, up0012Engines } from '../domains/provisioning/migrations.ts';
 import { up0006ListKeysets } from './keyset-indexes.ts';
 import { up0008Updates, up0015ConsoleViews } from '../domains/updates/migrations.ts';
@@ -112,6 +112,7 @@ export const migrations: Record<string, Migration> = {
   },
   '0015_console_views': { up: up0015ConsoleViews },
   '0015_constrained': { up: up0015Constrained },
+  '0015_perf': { up: up0015Perf },
   '0015_telemetry': { up: up0015Telemetry },
 };
 

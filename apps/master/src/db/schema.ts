@@ -28,6 +28,8 @@ export interface MetalsTable {
   interfaces: string;
   created_at: string;
   updated_at: string;
+  /** 0015: the metal's list item as JSON (`storedMetalJson`), written with the row; SQLite joins a page of them. */
+  list_item?: string | null;
 }
 
 export interface MetalInterfacesTable {

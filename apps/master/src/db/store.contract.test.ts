@@ -13,10 +13,11 @@ import type { IssuedCertificate } from '../domains/enrollment/model.ts';
 import { KyselyEnrollmentStore } from '../domains/enrollment/store.kysely.ts';
 import { KyselyGatewayStore } from '../domains/gateways/store.kysely.ts';
 import { KyselyGlazeStore } from '../domains/glazes/store.kysely.ts';
+import { storedMetalJson } from '../domains/metals/model.ts';
 import { KyselyMetalStore } from '../domains/metals/store.kysely.ts';
 import { KyselySpaceStore } from '../domains/spaces/store.kysely.ts';
 import { KyselyOwnerStore } from '../domains/owners/store.kysely.ts';
-import { readPage } from '../http/pagination.ts';
+import { joinedPageBody, readPage, readPageJson } from '../http/pagination.ts';
 import { type Db, isUniqueViolation, openDatabase } from './database.ts';
 import { applyKeyset, type KeysetPosition, type KeysetWindow } from './keyset.ts';
 
@@ -497,6 +498,33 @@ describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
     }
     expect((await store.listStored(o, {}, { limit: 3 })).map((r) => r.id)).toEqual((await store.list(o)).slice(0, 3).map((m) => m.id));
     expect(await store.listStored(o, {}, { limit: 100, after: { at: ms[5]!.createdAt, id: 'mtl_zzzzzzzzzzzzzzzzzzzzzzzzzz' } })).toEqual([]);
+  });
+
+  it('listPageJson (0015): on SQLite the page readPageJson writes from listStored, byte for byte, for every window; PostgreSQL or a row without its stored item → undefined (read listStored)', async () => {
+    const store = new KyselyMetalStore(db);
+    const o = 'own_0000000000000000000000000j' as OwnerId;
+    const ms = Array.from({ length: 7 }, (_, n) => metal(3100 + n, at(Math.floor(n / 2)), o, { rack: `r${n % 2}`, note: `"${n}" \\ ü </script>` }));
+    for (const m of ms) await store.insert(m);
+    const sqlite = name === 'SQLite';
+    const windows: KeysetWindow[] = [{ limit: 101 }, { limit: 4 }, { limit: 8 }, { limit: 7 }, { limit: 2 }];
+    const all = await store.listStored(o);
+    for (let k = 0; k < all.length; k++) windows.push({ limit: 3, after: { at: all[k]!.createdAt, id: all[k]!.id } }, { limit: 2, after: { at: all[k]!.createdAt, id: all[k]!.id } });
+    for (const w of windows) {
+      const q = { limit: String(w.limit - 1), cursor: undefined as string | undefined };
+      const expected = await readPageJson('metals', q, () => store.listStored(o, {}, w), (m) => ({ at: m.createdAt, id: m.id }), storedMetalJson);
+      const joined = await store.listPageJson(o, w);
+      if (!sqlite) {
+        expect(joined).toBeUndefined();
+        continue;
+      }
+      expect(joined).toBeDefined();
+      expect(joinedPageBody('metals', joined!).toString('utf8')).toBe(expected);
+    }
+    if (!sqlite) return;
+    // A row the 0015 backfill has not reached (no stored item): not silently left out of the page.
+    await sql`update metals set list_item = null where id = ${ms[3]!.id}`.execute(db);
+    expect(await store.listPageJson(o, { limit: 101 })).toBeUndefined();
+    expect(await store.listPageJson(o, { limit: 3 })).toBeDefined();
   });
 
   it('keeps filters across pages: label (exact, case-sensitive, quotes and = in values) and name', async () => {

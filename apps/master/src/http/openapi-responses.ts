@@ -190,10 +190,10 @@ export function documentResponses(app: FastifyInstance, opts: OpenApiResponseOpt
       // A route that writes its JSON itself (a list page spliced from stored JSON) skips the
       // serializer: its text must be what the serializer would have written from the parsed value.
       const checkWritten = async (_req: unknown, reply: FastifyReply, payload: unknown) => {
-        if (checked.has(reply) || typeof payload !== 'string') return payload;
+        if (checked.has(reply) || (typeof payload !== 'string' && !Buffer.isBuffer(payload))) return payload;
         const { media, serialize } = serializerOf(reply);
         if (media === 'application/json' && typeof serialize === 'function') {
-          const sent = JSON.parse(payload) as unknown;
+          const sent = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8')) as unknown;
           const serialized = JSON.parse(serialize(sent as Record<string, unknown>));
           if (!sameJson(sent, serialized)) report({ method: methods.join(','), url: route.url, status: reply.statusCode, sent, serialized });
         }

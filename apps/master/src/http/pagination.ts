@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { type TSchema, Type } from '@sinclair/typebox';
 import { InvalidValueError } from '@tips/core';
-import type { KeysetPosition, KeysetWindow } from '../db/keyset.ts';
+import type { JoinedPage, KeysetPosition, KeysetWindow } from '../db/keyset.ts';
 import { DomainError, registerStatusTable } from './errors.ts';
 
 export const DEFAULT_PAGE_LIMIT = 100;
@@ -112,6 +112,14 @@ export async function readPageJson<T>(
   for (let i = 0; i < n; i++) body += i === 0 ? json(rows[i]!) : `,${json(rows[i]!)}`;
   const next = rows.length > limit && n > 0 ? encodeCursor(list, positionOf(rows[n - 1]!)) : null;
   return `${body}],"nextCursor":${JSON.stringify(next)}}`;
+}
+
+const PAGE_HEAD = Buffer.from('{"items":[');
+
+/** The page document `readPageJson` writes, from a joined page, as bytes (no UTF-8 round trip). */
+export function joinedPageBody(list: string, page: JoinedPage): Buffer {
+  const tail = Buffer.from(`],"nextCursor":${JSON.stringify(page.next ? encodeCursor(list, page.next) : null)}}`);
+  return page.items ? Buffer.concat([PAGE_HEAD, page.items, tail]) : Buffer.concat([PAGE_HEAD, tail]);
 }
 
 /** Strips the paging parameters from a route's query, leaving its filters. */

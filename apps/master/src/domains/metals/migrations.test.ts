@@ -42,7 +42,7 @@ const adapters: [string, () => Promise<{ db: Kysely<Database>; cleanup: () => Pr
   ],
 ];
 
-describe.each(adapters)('T6 T3 migrations 0005 (a MAC is unique per owner) and 0010 (interfaces copied onto metals), on %s', (_name, open) => {
+describe.each(adapters)('T6 T3 migrations 0005 (a MAC is unique per owner), 0010 (interfaces copied onto metals) and 0015 (list items), on %s', (_name, open) => {
   it('keeps every interface with its owner, then lets another owner use the MAC but not the same owner', async () => {
     const { db, cleanup } = await open();
     try {
@@ -82,6 +82,13 @@ describe.each(adapters)('T6 T3 migrations 0005 (a MAC is unique per owner) and 0
           ],
         ],
         ['mtl_b', [{ name: 'eth0', mac: '02:00:00:00:00:03', type: 'ethernet', pxe: true }]],
+      ]);
+      // 0015: each metal carries its list item, the exact text the list answers for it, built from its row.
+      expect(done.results?.map((r) => r.migrationName)).toContain('0015_perf');
+      const items = await db.selectFrom('metals').select(['id', 'list_item']).orderBy('id').execute();
+      expect(items.map((r) => r.list_item)).toEqual([
+        '{"id":"mtl_a","name":"mtl_a","labels":{},"interfaces":[{"name":"eth0","mac":"02:00:00:00:00:01","type":"ethernet","pxe":true},{"name":"wlan0","mac":"02:00:00:00:00:02","type":"wifi","pxe":false}],"engine":null,"createdAt":"x","updatedAt":"x"}',
+        '{"id":"mtl_b","name":"mtl_b","labels":{},"interfaces":[{"name":"eth0","mac":"02:00:00:00:00:03","type":"ethernet","pxe":true}],"engine":null,"createdAt":"x","updatedAt":"x"}',
       ]);
       // Owner B may now hold owner A's MAC; a second metal of owner A may not.
       await db.insertInto('metal_interfaces').values({ metal_id: 'mtl_b', owner_id: 'own_b', name: 'eth1', mac: '02:00:00:00:00:01', type: 'ethernet', pxe: 0, position: 1 }).execute();

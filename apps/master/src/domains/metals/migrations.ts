@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../db/schema.ts';
+import type { Engine } from '../provisioning/model.ts';
+import { storedMetalJson } from './model.ts';
 
 /**
  * 0005_metal_mac_per_owner — a MAC is unique per owner, no longer system-wide (T6 decides per
@@ -67,4 +69,22 @@ export async function up0010Perf(raw: Kysely<unknown>): Promise<void> {
     list.push({ name: r.name, mac: r.mac, type: r.type, pxe: r.pxe === 1 });
   }
   for (const [id, list] of byMetal) await db.updateTable('metals').set({ interfaces: JSON.stringify(list) }).where('id', '=', id).execute();
+}
+
+/**
+ * 0015_perf — `metals.list_item`: the metal's list item as the JSON the list answers
+ * (`storedMetalJson`: the list schema's fields in its order), written by the store with the row. On
+ * SQLite a page of the list is then the database joining 100 stored strings into one blob instead
+ * of the driver building 101 row objects of seven strings each (bench/RESULTS.md, metal-list).
+ * Backfilled here from each row's own columns; nullable, and a page meeting a row without its item
+ * is read the old way (the store checks), so nothing depends on the backfill having run first.
+ */
+export async function up0015Perf(raw: Kysely<unknown>): Promise<void> {
+  const db = raw as unknown as Kysely<Database>;
+  await db.schema.alterTable('metals').addColumn('list_item', 'text').execute();
+  const rows = await db.selectFrom('metals').select(['id', 'name', 'labels', 'interfaces', 'engine', 'created_at', 'updated_at']).execute();
+  for (const r of rows) {
+    const item = storedMetalJson({ id: r.id as never, name: r.name, labelsJson: r.labels, interfacesJson: r.interfaces, engine: (r.engine ?? null) as Engine | null, createdAt: r.created_at, updatedAt: r.updated_at });
+    await db.updateTable('metals').set({ list_item: item }).where('id', '=', r.id).execute();
+  }
 }

@@ -41,3 +41,11 @@ export interface StoredMetal {
   createdAt: string;
   updatedAt: string;
 }
+
+/**
+ * One item of the metal list as JSON — the list schema's fields in its order, exactly the text
+ * Fastify's serializer writes for it. The list route splices it into a page; the store keeps it in
+ * `metals.list_item` (0015) so SQLite can hand a page over as one joined string.
+ */
+export const storedMetalJson = (m: StoredMetal): string =>
+  `{"id":${JSON.stringify(m.id)},"name":${JSON.stringify(m.name)},"labels":${m.labelsJson},"interfaces":${m.interfacesJson},"engine":${JSON.stringify(m.engine)},"createdAt":${JSON.stringify(m.createdAt)},"updatedAt":${JSON.stringify(m.updatedAt)}}`;

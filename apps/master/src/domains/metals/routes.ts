@@ -3,12 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { noContent } from '../../http/openapi-responses.ts';
 import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
-import { Page, type PageParams, PageQuery, readPageJson } from '../../http/pagination.ts';
+import { joinedPageBody, Page, type PageParams, PageQuery, pageWindow, readPageJson } from '../../http/pagination.ts';
 import type { Phase1Job } from '../provisioning/model.ts';
 import { JobSchema, jobOut } from '../provisioning/routes.ts';
 import type { SpaceService } from '../spaces/service.ts';
 import type { MetalErrorCode } from './errors.ts';
-import type { Metal, StoredMetal } from './model.ts';
+import { type Metal, storedMetalJson } from './model.ts';
 import type { CreateMetalInput, MetalService, UpdateMetalInput } from './service.ts';
 
 registerStatusTable<MetalErrorCode>('metals', {
@@ -65,8 +65,8 @@ const out = (m: Metal) => ({ id: m.id, name: m.name, labels: m.labels, interface
  * order), with the row's stored labels and interfaces spliced in as they are — parsing them and
  * serializing them again was a quarter of a page's CPU (bench/RESULTS.md, metal-list).
  */
-export const metalJson = (m: StoredMetal): string =>
-  `{"id":${JSON.stringify(m.id)},"name":${JSON.stringify(m.name)},"labels":${m.labelsJson},"interfaces":${m.interfacesJson},"engine":${JSON.stringify(m.engine)},"createdAt":${JSON.stringify(m.createdAt)},"updatedAt":${JSON.stringify(m.updatedAt)}}`;
+/** One list item as JSON text (the store keeps it; see `storedMetalJson`). */
+export const metalJson = storedMetalJson;
 
 /** What other domains add to the metal routes: the Update Manager's profile query and show fields (S7). */
 export interface MetalRouteExtensions {
@@ -159,6 +159,11 @@ export function metalRoutes(
       const label = key === undefined ? undefined : { key, value: rest.join('=') };
       const { vendor, class: klass, glaze } = req.query;
       const ids = ext && (vendor !== undefined || klass !== undefined || glaze !== undefined) ? await ext.matching(req.owner.id, { vendor, class: klass, glaze }) : undefined;
+      // No filter: on SQLite the database joins the page's stored items into one blob (0015).
+      if (req.query.name === undefined && req.query.prefix === undefined && req.query.state === undefined && label === undefined && ids === undefined) {
+        const joined = await metals.listPageJson(req.owner.id, pageWindow('metals', req.query));
+        if (joined) return reply.type('application/json; charset=utf-8').send(joinedPageBody('metals', joined));
+      }
       const idSet = inState && req.query.state !== undefined ? await inState(req.owner.id, req.query.state) : undefined;
       const query = { name: req.query.name, namePrefix: req.query.prefix, label, ids, idSet };
       const page = await readPageJson('metals', req.query, (w) => metals.listStored(req.owner.id, query, w), (m) => ({ at: m.createdAt, id: m.id }), metalJson);

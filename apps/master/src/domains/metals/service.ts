@@ -1,6 +1,6 @@
 import { findByRef, InvalidValueError, isId, looksLikeId, type Mac, newId, type OwnerId, parseInterfaceType, parseMac, parseName, type TipsId } from '@tips/core';
 import { isUniqueViolation, type Tx } from '../../db/database.ts';
-import type { KeysetWindow } from '../../db/keyset.ts';
+import type { JoinedPage, KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import { parseEngine } from '../provisioning/model.ts';
@@ -174,6 +174,11 @@ export class MetalService {
   /** As `list`, with labels and interfaces as their stored JSON text: for answers that only pass them on. */
   listStored(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<StoredMetal[]> {
     return this.store.listStored(ownerId, query, window);
+  }
+
+  /** The unfiltered page as one joined JSON string, when the store can give it (else undefined: use `listStored`). */
+  listPageJson(ownerId: OwnerId, window: KeysetWindow): Promise<JoinedPage | undefined> {
+    return this.store.listPageJson(ownerId, window);
   }
 
   /**

@@ -1,6 +1,6 @@
 import type { Mac, OwnerId, TipsId } from '@tips/core';
 import type { Tx } from '../../db/database.ts';
-import type { KeysetWindow } from '../../db/keyset.ts';
+import type { JoinedPage, KeysetWindow } from '../../db/keyset.ts';
 import type { Metal, StoredMetal } from './model.ts';
 
 export interface MacHolder {
@@ -44,6 +44,12 @@ export interface MetalStore {
   list(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<Metal[]>;
   /** The same rows as `list`, with labels and interfaces left as the stored JSON text (the list route's fast path). */
   listStored(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<StoredMetal[]>;
+  /**
+   * The unfiltered page of `window` (limit + 1 rows, as `readPage` asks) as the stored list items
+   * joined into one string by the database, and the next position; undefined when this store cannot
+   * (PostgreSQL today, or a row without its stored item) — then read `listStored`.
+   */
+  listPageJson(ownerId: OwnerId, window: KeysetWindow): Promise<JoinedPage | undefined>;
   /** Which of the owner's metals hold these MACs: a MAC is unique per owner only (0005, T6). */
   findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]>;
   /** The owner's metals among these IDs and names (one query each), for answers about many metals at once. */

@@ -1,4 +1,5 @@
 import type { OwnerId } from '@tips/core';
+import { CompiledQuery } from 'kysely';
 import type { Db } from '../../db/database.ts';
 import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { ApiToken, Owner } from './model.ts';
@@ -14,6 +15,9 @@ const toOwner = (r: OwnerRow): Owner => ({
 
 /** The owners store on Kysely: the same queries on SQLite and PostgreSQL. */
 export class KyselyOwnerStore implements OwnerStore {
+  /** SQL of the token lookup every authenticated request runs, compiled by Kysely once (its text never changes). */
+  private tokenSql: string | undefined;
+
   constructor(private readonly db: Db) {}
 
   async countOwners(): Promise<number> {
@@ -46,12 +50,21 @@ export class KyselyOwnerStore implements OwnerStore {
   }
 
   async findOwnerByTokenHash(tokenHash: string): Promise<{ owner: Owner; tokenId: string; lastUsedAt: string | null } | undefined> {
-    const r = await this.db
-      .selectFrom('api_tokens')
-      .innerJoin('owners', 'owners.id', 'api_tokens.owner_id')
-      .select(['owners.id', 'owners.name', 'owners.is_admin', 'owners.created_at', 'api_tokens.id as token_id', 'api_tokens.last_used_at'])
-      .where('api_tokens.token_hash', '=', tokenHash)
-      .executeTakeFirst();
+    const query = () =>
+      this.db
+        .selectFrom('api_tokens')
+        .innerJoin('owners', 'owners.id', 'api_tokens.owner_id')
+        .select(['owners.id', 'owners.name', 'owners.is_admin', 'owners.created_at', 'api_tokens.id as token_id', 'api_tokens.last_used_at'])
+        .where('api_tokens.token_hash', '=', tokenHash);
+    type Row = Awaited<ReturnType<ReturnType<typeof query>['executeTakeFirst']>>;
+    let r: Row;
+    if (this.tokenSql === undefined) {
+      // Building and compiling the query tree cost more than running it (bench/RESULTS.md, metal-list):
+      // compiled once, kept only when its one parameter is the hash.
+      const compiled = query().compile();
+      if (compiled.parameters.length === 1 && compiled.parameters[0] === tokenHash) this.tokenSql = compiled.sql;
+      r = (await this.db.executeQuery(compiled)).rows[0];
+    } else r = (await this.db.executeQuery(CompiledQuery.raw(this.tokenSql, [tokenHash]) as CompiledQuery<NonNullable<Row>>)).rows[0];
     return r && { owner: toOwner(r), tokenId: r.token_id, lastUsedAt: r.last_used_at };
   }
 

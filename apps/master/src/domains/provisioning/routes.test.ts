@@ -305,4 +305,46 @@ describe('T13 A5 engines by label and the tinkerbell status, through the API', (
     expect(after).toMatchObject({ state: 'installed', engine: 'tinkerbell' });
     expect(after.transitions.map((t: { state: string }) => t.state)).toEqual(['queued', 'booting', 'installed']);
   });
+
+  /** A master with a tinkerbell directory and this engine-sync interval, and pi-07's job booting on it. */
+  async function tinkerbellJob(engineSyncMs: number) {
+    await m.close();
+    dir = mkdtempSync(join(tmpdir(), 'tips-tinkerbell-sync-'));
+    tm = await testMaster({ tinkerbell: { dir, glazeBase: BOOT_BASE }, engineSyncMs });
+    m = tm;
+    await provisionableMetal(tm, tm.alice.token, 'pi-07');
+    await signedGlaze(tm, tm.alice.token, 'os-a', IMAGE_A, ['base-os'], 5);
+    await ok(tm, tm.alice.token, 'PATCH', '/api/v1/spaces/base-os', { glaze: 'os-a', engine: 'tinkerbell' });
+    gw = await TestGateway.enroll(tm.app, tm.alice.token, 'gw-sync');
+    await tm.app.listen({ port: 0, host: '127.0.0.1' });
+    base = `http://127.0.0.1:${(tm.app.server.address() as AddressInfo).port}`;
+    expect((await bootScript(PXE_MAC)).status).toBe(200);
+    const state = async () => ((await ok(tm, tm.alice.token, 'GET', '/api/v1/provisioning/jobs?metal=pi-07')).json().items as { id: string; state: string }[])[0]!;
+    const job = await state();
+    expect(job.state).toBe('booting');
+    const status = (s: string) => writeFileSync(join(dir, `tips-${job.id.replace('_', '-')}.status.json`), JSON.stringify({ kind: 'Workflow', status: { state: s } }));
+    /** The job's state once it is `want`, or after ~10 s whatever it is. */
+    const until = async (want: string) => {
+      for (let i = 0; i < 200 && (await state()).state !== want; i++) await new Promise((r) => setTimeout(r, 50));
+      return (await state()).state;
+    };
+    return { status, until, state };
+  }
+
+  it('the engine sync runs by itself every engineSyncMs (--engine-sync-interval): RUNNING then SUCCESS move the job, no call from the test', async () => {
+    const { status, until } = await tinkerbellJob(100);
+    status('RUNNING');
+    expect(await until('installing')).toBe('installing');
+    status('SUCCESS');
+    expect(await until('installed')).toBe('installed');
+  });
+
+  it('engineSyncMs 0 (--engine-sync-interval 0) never reads the status back: the job stays booting', async () => {
+    const { status, state } = await tinkerbellJob(0);
+    status('SUCCESS');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect((await state()).state).toBe('booting');
+    // What the timer would have done, done by hand: the status was readable all along.
+    expect((await tm.services.provisioning.syncEngineJobs()).moved).toBe(1);
+  });
 });
