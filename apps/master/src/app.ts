@@ -74,6 +74,11 @@ import { interfaceStateRoutes } from './domains/gateways/states.ts';
 import { defaultSpaceRoutes } from './domains/spaces/defaults.ts';
 import { installConsole } from './http/console.ts';
 import { LiveFeed, liveRoutes } from './http/live.ts';
+import { installDeviceMgmtMetrics } from './domains/devicemgmt/metrics.ts';
+import { deviceMgmtOwnerRoutes, MetalLwm2mSchema } from './domains/devicemgmt/routes.ts';
+import { DeviceMgmtService } from './domains/devicemgmt/service.ts';
+import { KyselyDeviceMgmtStore } from './domains/devicemgmt/store.kysely.ts';
+import { installLwm2mSweeper } from './domains/devicemgmt/sweeper.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -117,6 +122,8 @@ export interface MasterDeps {
   webDir?: string;
   /** Lifetime of a console session (default 12 h). */
   sessionTtlSeconds?: number;
+  /** LwM2M: seconds past a registration's lifetime before the device is offline (default 15), and how often that is checked (default 5000 ms). */
+  lwm2m?: { graceSeconds?: number; sweepMs?: number };
 }
 
 export interface Services {
@@ -137,6 +144,7 @@ export interface Services {
   rendezvous: RendezvousService;
   directives: DirectiveService;
   sessions: SessionService;
+  devices: DeviceMgmtService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -185,7 +193,8 @@ export function createServices(deps: MasterDeps): Services {
   const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions };
+  const devices = new DeviceMgmtService(new KyselyDeviceMgmtStore(deps.db), metals, spaces, glazes, keys, events, clock, random, deps.lwm2m?.graceSeconds);
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions, devices };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -218,6 +227,9 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installProvisioningMetrics(app, services.provisioning, metrics);
   installVoucherMetrics(metrics, services.vouchers);
   installRendezvousMetrics(metrics, services.rendezvous);
+  installDeviceMgmtMetrics(metrics, services.devices);
+  services.devices.useLog((obj, msg) => app.log.info(obj, msg));
+  installLwm2mSweeper(app, services.devices, deps.lwm2m?.sweepMs ?? 5000);
   services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
   installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
   const live = new LiveFeed(metrics);
@@ -277,6 +289,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
         describe: (ownerId, metalId) => services.updates.view(ownerId, metalId),
         schema: MetalUpdatesSchema,
         retiredAt: (metalId) => services.enrollment.retiredAt(metalId),
+        lwm2m: { describe: (metalId) => services.devices.view(metalId), schema: MetalLwm2mSchema },
       }, (metalId) => services.provisioning.currentOf(metalId));
       updateOwnerRoutes(scope, services.updates);
       spaceRoutes(scope, services.spaces);
@@ -309,6 +322,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       liveRoutes(scope, live);
       interfaceStateRoutes(scope, services.gateways);
       defaultSpaceRoutes(scope, services.metals, services.spaces);
+      deviceMgmtOwnerRoutes(scope, services.devices);
     },
     { prefix: '/api/v1' },
   );

@@ -9,6 +9,7 @@ import { up0008Updates } from '../domains/updates/migrations.ts';
 import { up0014Onboarding } from '../domains/vouchers/migrations.ts';
 import { up0014Rendezvous } from '../domains/rendezvous/migrations.ts';
 import { up0013Console } from '../domains/sessions/migrations.ts';
+import { up0015DeviceMgmt } from '../domains/devicemgmt/migrations.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
 // Only portable types: text, integer, bigint. Each domain's tables carry its prefix.
@@ -108,6 +109,7 @@ export const migrations: Record<string, Migration> = {
       await up0014Rendezvous(db);
     },
   },
+  '0015_devicemgmt': { up: up0015DeviceMgmt },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
