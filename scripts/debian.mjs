@@ -15,6 +15,8 @@ export const DEBIAN_PACKAGES = [
   // The external broker Phase 3 push is also tested against (e2e/phase3-mqtt.test.ts).
   { check: '/usr/sbin/mosquitto', pkg: 'mosquitto' },
   { check: 'coap-client', pkg: 'libcoap3-bin' },
+  // The second independent DTLS stack our DTLS server is tested against (packages/dtls/test/interop.test.ts).
+  { check: 'gnutls-cli', pkg: 'gnutls-bin' },
   { check: 'tftp', pkg: 'tftp-hpa' },
   { check: 'nginx', pkg: 'nginx-light' },
   { check: '/usr/lib/ipxe/undionly.kpxe', pkg: 'ipxe' },

@@ -140,3 +140,16 @@ describe('T2 master configuration: --blob-store and the S3 settings', () => {
     }
   });
 });
+
+describe('S13 master configuration: --coap-port and --coap-host (CoAP over DTLS)', () => {
+  it('is off by default, takes a port (0 = any) and a bind address from flags or environment, and refuses a bad port', () => {
+    expect(loadConfig({}, {})).toMatchObject({ coapPort: null, coapHost: '127.0.0.1' });
+    expect(loadConfig({ port: '0' }, {}).coapPort).toBeNull();
+    expect(loadConfig({ coapPort: '5684' }, {})).toMatchObject({ coapPort: 5684, coapHost: '127.0.0.1' });
+    expect(loadConfig({ coapPort: 'off' }, { TIPS_COAP_PORT: '5684' }).coapPort).toBeNull();
+    expect(loadConfig({ host: '0.0.0.0' }, { TIPS_COAP_PORT: '0', TIPS_COAP_HOST: '10.1.2.3' })).toMatchObject({ coapPort: 0, coapHost: '10.1.2.3' });
+    expect(loadConfig({ host: '::' }, { TIPS_COAP_PORT: '0' }).coapHost).toBe('::');
+    for (const bad of ['65536', '-1', 'dtls']) expect(() => loadConfig({ coapPort: bad }, {})).toThrow(/--coap-port/);
+    expect(() => loadConfig({ coapPort: '5684', coapHost: ' ' }, {})).toThrow(/--coap-host/);
+  });
+});

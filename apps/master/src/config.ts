@@ -38,6 +38,10 @@ export interface MasterConfig {
   mqttUrl: string | null;
   /** Where Glaze payloads live: files under the data dir, or an S3-compatible bucket (T2 scale-out). */
   blobStore: BlobStoreConfig;
+  /** CoAP over DTLS for constrained metals (S13, issue 12); null = off (the default; `npm start` uses 5684). */
+  coapPort: number | null;
+  /** Address the CoAP/DTLS port binds to (default: --host). */
+  coapHost: string;
 }
 
 export type BlobStoreConfig =
@@ -78,6 +82,8 @@ export interface RawOptions {
   blobStore?: string;
   s3Endpoint?: string;
   s3Region?: string;
+  coapPort?: string;
+  coapHost?: string;
   s3Presign?: string | boolean;
 }
 
@@ -160,7 +166,16 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     reauthPeriodSeconds: int('--reauth-period', opts.reauthPeriod ?? env.TIPS_REAUTH_PERIOD ?? String(DEFAULTS.reauthPeriodSeconds), 10, 86_400),
     ...mqtt(opts.mqttPort ?? env.TIPS_MQTT_PORT, opts.mqttUrl ?? env.TIPS_MQTT_URL, port !== undefined && Number(port) === 0),
     blobStore: blobStore(opts, env, dataDir),
+    ...coap(opts.coapPort ?? env.TIPS_COAP_PORT, opts.coapHost ?? env.TIPS_COAP_HOST, opts.host ?? env.TIPS_HOST ?? DEFAULTS.host),
   };
+}
+
+/** The CoAP/DTLS port: off unless asked for (`off` says so explicitly); 0 = any free port. */
+function coap(portOpt: string | undefined, host: string | undefined, defaultHost: string): { coapPort: number | null; coapHost: string } {
+  const coapHost = host ?? defaultHost;
+  if (host !== undefined && host.trim() === '') throw new ConfigError('--coap-host must be an address, got an empty string');
+  if (portOpt === undefined || portOpt === 'off') return { coapPort: null, coapHost };
+  return { coapPort: int('--coap-port', portOpt, 0, 65535), coapHost };
 }
 
 /** `file` (default: <data-dir>/glazes) or `s3://bucket[/prefix]` with its endpoint, region and presigning. */

@@ -82,6 +82,12 @@ const program = new Command('tips-master')
       .default('file'),
   )
   .addOption(new Option('--s3-endpoint <url>', 'S3-compatible endpoint, path-style (e.g. http://127.0.0.1:9000); default: AWS S3').env('TIPS_S3_ENDPOINT'))
+  .addOption(
+    new Option('--coap-port <n|off>', 'CoAP over DTLS 1.2 for constrained metals (PSK or metal certificate; never plain CoAP); default off, 0 = any free port; npm start uses 5684').env(
+      'TIPS_COAP_PORT',
+    ),
+  )
+  .addOption(new Option('--coap-host <addr>', 'address the CoAP/DTLS port binds to (default: --host)').env('TIPS_COAP_HOST'))
   .addOption(new Option('--s3-region <region>', `S3 region (default: AWS_REGION, else ${DEFAULTS.s3Region})`).env('TIPS_S3_REGION'))
   .addOption(
     new Option('--s3-presign [seconds]', `answer Glaze downloads with a redirect to a pre-signed S3 URL valid this long (default ${DEFAULTS.s3PresignSeconds} s), so the bytes do not pass through the master`).env(

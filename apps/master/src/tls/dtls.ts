@@ -1,0 +1,46 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createDtlsServer, type DtlsServer } from '@tips/dtls';
+import type { Logger } from 'pino';
+
+export interface DtlsListenOptions {
+  host: string;
+  port: number;
+  logger: Logger;
+  /** The master's server certificate chain (leaf, then intermediate) and its P-256 key, PEM — the HTTPS one. */
+  certPem: string;
+  keyPem: string;
+  /** CAs a metal certificate may chain to (root, intermediate, still-valid previous intermediates), PEM. */
+  clientCaPem: string;
+  /** The metal's PSK by identity (`constrained.pskLookup`); undefined = unknown or revoked. */
+  pskLookup: (identity: string) => Promise<Uint8Array | undefined>;
+  /** Throws unless the leaf is an active certificate of a metal this master issued (revocation, retirement, block). */
+  authenticateMetal: (leafDer: Uint8Array) => Promise<unknown>;
+}
+
+function pemCertificates(pem: string): Uint8Array[] {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => new Uint8Array(new X509Certificate(p).raw));
+}
+
+/**
+ * The master's CoAP port transport (S13): DTLS 1.2 only, with the HTTPS server certificate (P-256 from the
+ * TIPS CA, so the same one serves ECDHE-ECDSA) and the metal CA as trust anchors. The handshake refuses an
+ * unknown/revoked PSK identity or a certificate the enrollment domain does not accept; the CoAP layer
+ * checks the identity again on every request.
+ */
+export async function listenDtls(opts: DtlsListenOptions): Promise<DtlsServer> {
+  const key = createPrivateKey(opts.keyPem);
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new Error('the master server key is not P-256: DTLS (RFC 7925) needs an ECDSA P-256 certificate');
+  }
+  return createDtlsServer({
+    host: opts.host,
+    port: opts.port,
+    logger: opts.logger,
+    psk: opts.pskLookup,
+    certificate: { key, chain: pemCertificates(opts.certPem) },
+    trustAnchors: pemCertificates(opts.clientCaPem),
+    verifyPeer: async (chain) => {
+      await opts.authenticateMetal(chain[0] as Uint8Array);
+    },
+  });
+}

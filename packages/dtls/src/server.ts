@@ -1,0 +1,225 @@
+/**
+ * The DTLS server: node:dgram plus the stateless cookie check in front of per-peer state. A datagram
+ * from an address with no handshake in flight and no session is answered (HelloVerifyRequest) or
+ * dropped — never stored — until it proves it can receive at its source address.
+ */
+import { createSocket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Logger } from 'pino';
+import { type Connection as Conn, Connection, type LocalCertificate, type SessionState, helloVerifyRequestDatagram, peekClientHello } from './connection.ts';
+import { CookieJar } from './cookie.ts';
+import { DtlsError } from './errors.ts';
+import type { DatagramPeer, DatagramTransport } from './transport-types.ts';
+
+export interface DtlsServerOptions {
+  host: string;
+  port: number;
+  logger: Logger;
+  psk?: (identity: string) => Promise<Uint8Array | undefined>;
+  certificate?: LocalCertificate;
+  trustAnchors?: Uint8Array[];
+  verifyPeer?: (chain: Uint8Array[]) => Promise<void>;
+  maxHandshakesInFlight?: number;
+  sessionTimeoutMs?: number;
+  maxSessions?: number;
+  handshakeTimeoutMs?: number;
+  mtu?: number;
+}
+
+export interface DtlsServerStats {
+  handshakesInFlight: number;
+  sessions: number;
+  cachedSessions: number;
+  helloVerifyRequestsSent: number;
+  handshakesRefused: number;
+  handshakesDropped: number;
+}
+
+export interface DtlsServer extends DatagramTransport {
+  stats(): DtlsServerStats;
+}
+
+interface Session {
+  conn: Conn;
+  peer: DatagramPeer;
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsServer> {
+  const log = opts.logger.child({ component: 'dtls' });
+  const maxHandshakes = opts.maxHandshakesInFlight ?? 64;
+  const maxSessions = opts.maxSessions ?? 10_000;
+  const sessionTimeoutMs = opts.sessionTimeoutMs ?? 5 * 60_000;
+  const socket = createSocket({ type: isIPv6(opts.host) ? 'udp6' : 'udp4' });
+  const cookies = new CookieJar();
+  const handshakes = new Map<string, Conn>();
+  const sessions = new Map<string, Session>();
+  const sessionCache = new Map<string, SessionState>();
+  const counters = { helloVerifyRequestsSent: 0, handshakesRefused: 0, handshakesDropped: 0 };
+  let dataHandler: (peer: DatagramPeer, data: Uint8Array) => void = () => {};
+  let closedHandler: (peer: DatagramPeer) => void = () => {};
+  let serial = 0;
+
+  const sendTo = (address: string, port: number) => (datagram: Uint8Array) => {
+    socket.send(datagram, port, address, (err) => {
+      if (err) log.debug({ err: err.message, address, port }, 'dtls send failed');
+    });
+  };
+
+  const dropSession = (key: string, s: Session) => {
+    if (sessions.get(key) !== s) return;
+    sessions.delete(key);
+    closedHandler(s.peer);
+  };
+
+  const startHandshake = (address: string, port: number, key: string, msg: Uint8Array) => {
+    const peeked = peekClientHello(msg);
+    if (!peeked) return;
+    if (!cookies.valid(address, port, peeked.hello)) {
+      counters.helloVerifyRequestsSent++;
+      sendTo(address, port)(helloVerifyRequestDatagram(peeked.record.sequence, cookies.issue(address, port, peeked.hello)));
+      return;
+    }
+    if (handshakes.size >= maxHandshakes) {
+      counters.handshakesDropped++;
+      log.warn({ address, port, inFlight: handshakes.size }, 'dtls handshake dropped: too many in flight');
+      return;
+    }
+    const conn: Conn = new Connection(
+      {
+        role: 'server',
+        pskLookup: opts.psk,
+        certificate: opts.certificate,
+        trustAnchors: opts.trustAnchors,
+        verifyPeer: opts.verifyPeer,
+        findSession: (id) => sessionCache.get(hex(id)),
+        mtu: opts.mtu,
+        handshakeTimeoutMs: opts.handshakeTimeoutMs,
+      },
+      {
+        send: sendTo(address, port),
+        data: (d) => {
+          const s = sessions.get(key);
+          if (s && s.conn === conn) dataHandler(s.peer, d);
+        },
+        established: (state) => {
+          handshakes.delete(key);
+          const old = sessions.get(key);
+          if (old) {
+            old.conn.close();
+            dropSession(key, old);
+          }
+          if (sessions.size >= maxSessions) {
+            let oldest: [string, Session] | undefined;
+            for (const e of sessions) if (!oldest || e[1].conn.lastActivity < oldest[1].conn.lastActivity) oldest = e;
+            if (oldest) {
+              oldest[1].conn.close();
+              dropSession(oldest[0], oldest[1]);
+            }
+          }
+          const peer: DatagramPeer = { key: `${key}#${++serial}`, address, port, identity: state.identity };
+          sessions.set(key, { conn, peer });
+          if (state.id.length > 0) {
+            sessionCache.delete(hex(state.id));
+            sessionCache.set(hex(state.id), state);
+            if (sessionCache.size > maxSessions) sessionCache.delete(sessionCache.keys().next().value as string);
+          }
+          log.info({ peer: peer.key, identity: state.identity.kind === 'psk' ? state.identity.identity : state.identity.kind, suite: state.suite }, 'dtls session established');
+        },
+        closed: (err) => {
+          if (handshakes.get(key) === conn) {
+            handshakes.delete(key);
+            counters.handshakesRefused++;
+            log.info({ address, port, reason: err?.code, message: err?.message }, 'dtls handshake failed');
+          }
+          const s = sessions.get(key);
+          if (s && s.conn === conn) {
+            dropSession(key, s);
+            log.info({ peer: s.peer.key, reason: err?.code }, 'dtls session closed');
+          }
+        },
+      },
+    );
+    handshakes.set(key, conn);
+    void conn.acceptClientHello(peeked.hello, peeked.raw, peeked.fragment.messageSeq);
+  };
+
+  socket.on('message', (msg, rinfo) => {
+    const key = `${rinfo.address}:${rinfo.port}`;
+    const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
+    const hs = handshakes.get(key);
+    if (hs) {
+      void hs.receive(data);
+      return;
+    }
+    try {
+      // An epoch-0 ClientHello starts a (new) handshake, even from an address with a session (RFC 6347 §4.2.8).
+      if (data[0] === 22 && data[3] === 0 && data[4] === 0) {
+        startHandshake(rinfo.address, rinfo.port, key, data);
+        return;
+      }
+    } catch (e) {
+      if (!(e instanceof DtlsError)) log.warn({ err: (e as Error).message }, 'dtls: unexpected error on a ClientHello');
+      return;
+    }
+    const s = sessions.get(key);
+    if (s) void s.conn.receive(data);
+  });
+
+  const sweep = setInterval(
+    () => {
+      const cutoff = Date.now() - sessionTimeoutMs;
+      for (const [key, s] of sessions) {
+        if (s.conn.lastActivity < cutoff) {
+          s.conn.close();
+          dropSession(key, s);
+        }
+      }
+    },
+    Math.max(100, Math.min(10_000, Math.floor(sessionTimeoutMs / 4))),
+  );
+  sweep.unref();
+
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(opts.port, opts.host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  socket.on('error', (err) => log.warn({ err: err.message }, 'dtls socket error'));
+  const bound = socket.address();
+  log.info({ address: bound.address, port: bound.port }, 'dtls listening');
+
+  return {
+    onDatagram(h) {
+      dataHandler = h;
+    },
+    onPeerClosed(h) {
+      closedHandler = h;
+    },
+    async send(peer, data) {
+      const s = sessions.get(`${peer.address}:${peer.port}`);
+      if (!s || s.peer.key !== peer.key) throw new DtlsError('closed', `no DTLS session for ${peer.key}`);
+      await s.conn.sendData(data);
+    },
+    address() {
+      const a = socket.address();
+      return { address: a.address, port: a.port };
+    },
+    stats() {
+      return { handshakesInFlight: handshakes.size, sessions: sessions.size, cachedSessions: sessionCache.size, ...counters };
+    },
+    async close() {
+      clearInterval(sweep);
+      for (const c of handshakes.values()) c.close();
+      handshakes.clear();
+      for (const [key, s] of sessions) {
+        s.conn.close();
+        dropSession(key, s);
+      }
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
