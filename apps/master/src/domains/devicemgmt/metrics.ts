@@ -6,7 +6,7 @@ import type { DeviceMgmtService } from './service.ts';
  * of op="update"), refusals, expiries, devices registered and online, firmware results.
  */
 export function installDeviceMgmtMetrics(registry: Registry, devices: DeviceMgmtService): void {
-  const registrations = new Counter({ name: 'tips_master_lwm2m_registrations_total', help: 'LwM2M registration interface operations accepted, by op (register, update, deregister)', labelNames: ['op'] as const, registers: [registry] });
+  const registrations = new Counter({ name: 'tips_master_lwm2m_registrations_total', help: 'LwM2M registration and bootstrap interface operations accepted, by op (register, update, deregister, bootstrap)', labelNames: ['op'] as const, registers: [registry] });
   const refused = new Counter({ name: 'tips_master_lwm2m_refusals_total', help: 'LwM2M registration requests refused, by reason (endpoint: ep is not the metal of the session; malformed; unknown_registration)', labelNames: ['reason'] as const, registers: [registry] });
   const expired = new Counter({ name: 'tips_master_lwm2m_expired_total', help: 'LwM2M registrations marked offline because their lifetime (plus grace) passed without an Update', registers: [registry] });
   const firmware = new Counter({ name: 'tips_master_lwm2m_firmware_results_total', help: 'Firmware Update (object 5) jobs finished, by result (success, or the device result name, or delivery_failed)', labelNames: ['result'] as const, registers: [registry] });

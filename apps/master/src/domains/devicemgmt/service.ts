@@ -38,7 +38,7 @@ export interface DeviceChannel {
 }
 
 export interface DeviceMgmtMetrics {
-  registration(op: 'register' | 'update' | 'deregister'): void;
+  registration(op: 'register' | 'update' | 'deregister' | 'bootstrap'): void;
   refused(reason: string): void;
   expired(n: number): void;
   firmwareResult(result: string): void;
@@ -171,6 +171,21 @@ export class DeviceMgmtService {
     this.metrics?.registration('register');
     this.log({ event: 'lwm2m_registered', metal: r.metalId, registration: r.id, lifetime, queueMode, objects: objects.map((o) => o.objectId) }, 'LwM2M device registered');
     return r;
+  }
+
+  /** The metal `ep` names if it is the metal of the session (Bootstrap-Request), else undefined. */
+  async metalByEndpoint(p: DevicePrincipal, ep: string): Promise<TipsId | undefined> {
+    if (ep.length > MAX_ENDPOINT) return undefined;
+    const metal = await this.metals.get(p.ownerId, ep).catch(() => undefined);
+    if (!metal || metal.id !== p.metalId) {
+      this.metrics?.refused('endpoint');
+      return undefined;
+    }
+    return metal.id;
+  }
+
+  bootstrapped(): void {
+    this.metrics?.registration('bootstrap');
   }
 
   /** The registration `id` if it is this metal's; another metal's is "not found" (no oracle). */
