@@ -179,8 +179,11 @@ describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to fi
     expect((await ok('GET', '/api/v1/metals/sensor-03/lwm2m')).online).toBe(true);
     await until('sensor-03 offline', async () => (await ok('GET', '/api/v1/metals/sensor-03/lwm2m')).online === false, 20_000);
     expect((await ok('GET', '/api/v1/metals/sensor-04/lwm2m')).online).toBe(true);
+    // The sweeper marks it in the database too (the view alone would already say offline at the deadline).
+    await until('the sweeper marked it', async () => (await m.services.devices.counts()).online === (await m.services.devices.counts()).registered - 1, 20_000);
     const metrics = (await m.app.inject({ method: 'GET', url: '/metrics' })).body;
     expect(metrics).toMatch(/tips_master_lwm2m_expired_total [1-9]/);
+    expect(metrics).toMatch(/tips_master_lwm2m_devices\{state="online"\} 2/);
     expect(metrics).toMatch(/tips_master_lwm2m_registrations_total\{op="update"\} [1-9]/);
     const r = await api('POST', '/api/v1/metals/sensor-03/lwm2m/read', { path: '/3/0' });
     expect(r.json().error.code).toBe('lwm2m_offline');
