@@ -4,7 +4,10 @@ import { createDtlsClient, createDtlsServer } from '@tips/dtls';
 import { bindGlaze, importKey } from '@tips/suit';
 import { Lwm2mSim, until } from '@tips/testbed';
 import pino from 'pino';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TIPS } from './helpers.ts';
 import { installLwm2mCoap } from '../apps/master/src/domains/devicemgmt/coap.ts';
 import { type TestMaster, testMaster } from '../apps/master/src/testing.ts';
 
@@ -27,6 +30,9 @@ const stranger = generateKeyPairSync('ed25519');
 let m: TestMaster;
 let coap: CoapServer;
 let base = '';
+let url = '';
+/** The real `tips` CLI against this master. */
+const tips = async (...args: string[]) => (await promisify(execFile)(process.execPath, [TIPS, ...args], { env: { ...process.env, TIPS_URL: url, TIPS_TOKEN: m.alice.token, TIPS_CONFIG: '/nonexistent/tips.json' } })).stdout;
 const psk = new Map<string, { key: Uint8Array; metalId: string }>();
 const sims: Lwm2mSim[] = [];
 const api = (method: string, url: string, payload?: unknown) => m.app.inject({ method: method as 'GET', url, headers: m.auth(m.alice.token), payload: payload as object });
@@ -61,7 +67,7 @@ async function signedGlaze(name: string, bytes: Buffer, key = operator.privateKe
 
 beforeAll(async () => {
   m = await testMaster({ lwm2m: { graceSeconds: 1, sweepMs: 200 } });
-  await m.app.ready();
+  url = await m.app.listen({ host: '127.0.0.1', port: 0 });
   const transport = await createDtlsServer({ host: '127.0.0.1', port: 0, logger, psk: async (id) => psk.get(id)?.key });
   coap = new CoapServer(transport, { logger, ackTimeoutMs: 1000 });
   base = `coaps://127.0.0.1:${transport.address().port}`;
@@ -146,6 +152,9 @@ describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to fi
       { state: 0, result: 1 },
     ]);
     expect((await ok('GET', '/api/v1/metals/sensor-01/lwm2m/resources/5/0/5')).value).toBe(1);
+    expect(JSON.parse(await tips('lwm2m', 'show', 'sensor-01', '--json')).firmware).toMatchObject({ status: 'succeeded', result: 'success' });
+    expect(await tips('metal', 'show', 'sensor-01')).toMatch(/lwm2m: +online {2}registration \S+ {2}LwM2M 1\.1[\s\S]*firmware: +succeeded {2}state idle {2}result success/);
+    expect(await tips('lwm2m', 'read', 'sensor-01', '/5/0/3')).toMatch(/^\/5\/0\/3 +0$/m);
 
     // A Glaze signed by a key the owner registered but the device does not trust: the device refuses
     // the manifest (integrity check failure), downloads nothing, and the job fails.

@@ -7,6 +7,7 @@ import { registerFactoryCommands } from './commands/factory.ts';
 import { registerGlazeCommands } from './commands/glaze.ts';
 import { registerIdentityCommands } from './commands/identity.ts';
 import { registerLoginCommands } from './commands/login.ts';
+import { registerLwm2mCommands } from './commands/lwm2m.ts';
 import { registerMetalCommands } from './commands/metal.ts';
 import { registerProvisioningCommands } from './commands/provisioning.ts';
 import { registerSpaceCommands } from './commands/space.ts';
@@ -38,6 +39,7 @@ export function createProgram(): Command {
   registerFactoryCommands(program);
   registerVoucherCommands(program);
   registerTrustListCommands(program);
+  registerLwm2mCommands(program);
   return program;
 }
 

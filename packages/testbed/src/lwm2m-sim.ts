@@ -54,7 +54,6 @@ const O_CONTENT_FORMAT = 12;
 const O_URI_QUERY = 15;
 const O_ACCEPT = 17;
 const O_BLOCK2 = 23;
-const O_SIZE2 = 28;
 const CF_TEXT = 0;
 const CF_LINK = 40;
 const CF_OPAQUE = 42;
