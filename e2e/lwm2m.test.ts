@@ -1,5 +1,4 @@
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { type CoapPayloadReader, CoapServer, type DatagramPeer } from '@tips/coap';
 import { createDtlsClient, createDtlsServer } from '@tips/dtls';
 import { bindGlaze, importKey } from '@tips/suit';
 import { Lwm2mSim, until } from '@tips/testbed';
@@ -8,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TIPS } from './helpers.ts';
+import { type ConstrainedEndpoint, startConstrained } from '../apps/master/src/domains/constrained/coap.ts';
 import { installLwm2mCoap } from '../apps/master/src/domains/devicemgmt/coap.ts';
 import { type TestMaster, testMaster } from '../apps/master/src/testing.ts';
 
@@ -18,22 +18,21 @@ import { type TestMaster, testMaster } from '../apps/master/src/testing.ts';
  * its own trust list, downloads the Glaze block-wise, checks the digest, reports result 1), and a
  * device whose lifetime runs out is marked offline.
  *
- * The master's CoAP port wiring (helper coap's `constrained` domain: PSK credentials, principal(),
- * GET /glazes/:id/blob) is not on this branch yet, so this file stands it up in-process with the
- * same pieces: the PSK table and the metal behind each identity are the test's, and the blob route
- * authorizes with updates.blobGlaze as the constrained domain does.
+ * The master runs in-process (its HTTP API on a real port for the `tips` CLI) with its CoAP endpoint
+ * built as tips-master builds it: DTLS with constrained.pskLookup, the constrained domain's resources
+ * (GET /glazes/:id/blob among them) and the LwM2M routes on the same CoapServer. PSKs are issued with
+ * POST /api/v1/metals/{ref}/psk.
  */
 const logger = pino({ level: 'silent' });
 const operator = generateKeyPairSync('ed25519');
 const stranger = generateKeyPairSync('ed25519');
 
 let m: TestMaster;
-let coap: CoapServer;
+let ep: ConstrainedEndpoint;
 let base = '';
 let url = '';
 /** The real `tips` CLI against this master. */
 const tips = async (...args: string[]) => (await promisify(execFile)(process.execPath, [TIPS, ...args], { env: { ...process.env, TIPS_URL: url, TIPS_TOKEN: m.alice.token, TIPS_CONFIG: '/nonexistent/tips.json' } })).stdout;
-const psk = new Map<string, { key: Uint8Array; metalId: string }>();
 const sims: Lwm2mSim[] = [];
 const api = (method: string, url: string, payload?: unknown) => m.app.inject({ method: method as 'GET', url, headers: m.auth(m.alice.token), payload: payload as object });
 const ok = async (method: string, url: string, payload?: unknown, status = 200) => {
@@ -44,10 +43,8 @@ const ok = async (method: string, url: string, payload?: unknown, status = 200) 
 
 async function metal(name: string) {
   const r = await ok('POST', '/api/v1/metals', { name, interfaces: [{ name: 'eth0', mac: `02:00:00:12:00:${name.slice(-2)}`, type: 'ethernet', pxe: true }] }, 201);
-  const identity = `${r.id}.1`;
-  const key = new Uint8Array(randomBytes(16));
-  psk.set(identity, { key, metalId: r.id });
-  return { id: r.id as string, identity, key };
+  const p = await ok('POST', `/api/v1/metals/${r.id}/psk`, undefined, 201);
+  return { id: r.id as string, identity: p.identity as string, key: new Uint8Array(Buffer.from(p.key, 'hex')) };
 }
 
 async function device(who: { id: string; identity: string; key: Uint8Array }, endpoint: string, lifetime = 300) {
@@ -68,28 +65,10 @@ async function signedGlaze(name: string, bytes: Buffer, key = operator.privateKe
 beforeAll(async () => {
   m = await testMaster({ lwm2m: { graceSeconds: 1, sweepMs: 200 } });
   url = await m.app.listen({ host: '127.0.0.1', port: 0 });
-  const transport = await createDtlsServer({ host: '127.0.0.1', port: 0, logger, psk: async (id) => psk.get(id)?.key });
-  coap = new CoapServer(transport, { logger, ackTimeoutMs: 1000 });
+  const transport = await createDtlsServer({ host: '127.0.0.1', port: 0, logger, psk: (id) => m.services.constrained.pskLookup(id) });
   base = `coaps://127.0.0.1:${transport.address().port}`;
-  const principal = async (peer: DatagramPeer) => {
-    if (peer.identity.kind !== 'psk') throw new Error('PSK only in this test');
-    const e = psk.get(peer.identity.identity);
-    if (!e) throw new Error('unknown identity');
-    return { metalId: e.metalId, ownerId: m.alice.id };
-  };
-  installLwm2mCoap(coap, m.services.devices, { principal, baseUri: () => base, pskKey: async (id) => psk.get(id)?.key });
-  coap.route('GET', '/glazes/:id/blob', async (req) => {
-    const p = await principal(req.peer);
-    const glaze = await m.services.updates.blobGlaze({ ...p, serial: '', fingerprint: '', notAfter: '', spki: new Uint8Array() }, req.params.id!);
-    const whole = await new Promise<Buffer>((resolve, reject) => {
-      m.services.glazes.open(m.alice.id, glaze.id).then(({ stream }) => {
-        const parts: Buffer[] = [];
-        stream.on('data', (c: Buffer) => parts.push(c)).on('end', () => resolve(Buffer.concat(parts))).on('error', reject);
-      }, reject);
-    });
-    const reader: CoapPayloadReader = { size: whole.length, read: async (o, n) => new Uint8Array(whole.subarray(o, o + n)) };
-    return { code: '2.05', contentFormat: 42, payload: reader };
-  });
+  ep = startConstrained({ transport, ...m.services, logger, coap: { ackTimeoutMs: 1000 } });
+  installLwm2mCoap(ep.coap, m.services.devices, { principal: (peer) => m.services.constrained.principal(peer), baseUri: () => base, pskKey: (id) => m.services.constrained.pskLookup(id) });
   await ok('POST', '/api/v1/keys', { name: 'ops', publicKey: operator.publicKey.export({ type: 'spki', format: 'pem' }).toString() }, 201);
   await ok('POST', '/api/v1/keys', { name: 'other', publicKey: stranger.publicKey.export({ type: 'spki', format: 'pem' }).toString() }, 201);
   await ok('POST', '/api/v1/spaces', { name: 'fleet', phase: 2 }, 201);
@@ -97,7 +76,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const s of sims) await s.close().catch(() => {});
-  await coap?.close();
+  await ep?.close();
   await m?.close();
 });
 

@@ -79,6 +79,10 @@ import { deviceMgmtOwnerRoutes, MetalLwm2mSchema } from './domains/devicemgmt/ro
 import { DeviceMgmtService } from './domains/devicemgmt/service.ts';
 import { KyselyDeviceMgmtStore } from './domains/devicemgmt/store.kysely.ts';
 import { installLwm2mSweeper } from './domains/devicemgmt/sweeper.ts';
+import { installConstrainedMetrics } from './domains/constrained/metrics.ts';
+import { constrainedOwnerRoutes } from './domains/constrained/routes.ts';
+import { ConstrainedService, ephemeralPskWrapKey, type PskWrapKey } from './domains/constrained/service.ts';
+import { KyselyConstrainedStore } from './domains/constrained/store.kysely.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -124,6 +128,8 @@ export interface MasterDeps {
   sessionTtlSeconds?: number;
   /** LwM2M: seconds past a registration's lifetime before the device is offline (default 15), and how often that is checked (default 5000 ms). */
   lwm2m?: { graceSeconds?: number; sweepMs?: number };
+  /** The key DTLS PSKs are sealed with at rest (`<ca-dir>/psk-wrap.key`); without one an in-memory key is made. */
+  pskWrapKey?: PskWrapKey;
 }
 
 export interface Services {
@@ -145,6 +151,7 @@ export interface Services {
   directives: DirectiveService;
   sessions: SessionService;
   devices: DeviceMgmtService;
+  constrained: ConstrainedService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -194,7 +201,8 @@ export function createServices(deps: MasterDeps): Services {
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
   const devices = new DeviceMgmtService(new KyselyDeviceMgmtStore(deps.db), metals, spaces, glazes, keys, events, clock, random, deps.lwm2m?.graceSeconds);
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions, devices };
+  const constrained = new ConstrainedService(new KyselyConstrainedStore(deps.db), metals, enrollment, discovery, events, clock, random, deps.pskWrapKey ?? ephemeralPskWrapKey());
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions, devices, constrained };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -230,6 +238,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installDeviceMgmtMetrics(metrics, services.devices);
   services.devices.useLog((obj, msg) => app.log.info(obj, msg));
   installLwm2mSweeper(app, services.devices, deps.lwm2m?.sweepMs ?? 5000);
+  installConstrainedMetrics(metrics, services.constrained);
   services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
   installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
   const live = new LiveFeed(metrics);
@@ -323,6 +332,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       interfaceStateRoutes(scope, services.gateways);
       defaultSpaceRoutes(scope, services.metals, services.spaces);
       deviceMgmtOwnerRoutes(scope, services.devices);
+      constrainedOwnerRoutes(scope, services.constrained);
     },
     { prefix: '/api/v1' },
   );

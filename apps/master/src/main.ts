@@ -13,6 +13,7 @@ import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enro
 import { describeListen } from './http/bind-address.ts';
 import { systemClock, systemRandom } from './ports.ts';
 import { listenTls } from './tls/listener.ts';
+import { openPskWrapKey } from './domains/constrained/psk-key.ts';
 import type { NotificationBus } from './domains/notifications/model.ts';
 
 const program = new Command('tips-master')
@@ -144,6 +145,7 @@ const program = new Command('tips-master')
       maxGlazeBytes: config.maxGlazeBytes,
       ca: async () => ca,
       tokenKey: async () => tokenKey,
+      pskWrapKey: await openPskWrapKey(config.caDir),
       gatewayRequireTls: config.gatewayRequireTls,
       requireUploadToken: config.requireUploadToken,
       uploadIdleTimeoutMs: config.uploadIdleTimeoutSeconds * 1000,

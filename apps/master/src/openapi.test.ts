@@ -68,6 +68,7 @@ const fx = {
   envelope: Buffer.alloc(0) as Buffer,
   directive: Buffer.alloc(0) as Buffer,
   retireMetal: '',
+  pskIdentity: '',
   spareEnrollmentTokens: [] as string[],
   ed25519Pem: generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString(),
   // Phase 1: a job booted through the gateway (its token, its installer and report), and a metal
@@ -130,6 +131,7 @@ beforeAll(async () => {
   const list = encodeTrustList({ version: 2, operators: [{ name: 'fx', publicKey: dirKey.key.publicKey! }], updateServers: [] });
   fx.directive = Buffer.from(buildEnvelope({ vendorDomain: 'tips.directive', classInfo: 'trust-list', component: TRUST_LIST_COMPONENT, sequenceNumber: 2, payload: list, delivery: { mode: 'integrated' }, key: dirKey.key }));
   fx.retireMetal = (await call('POST', '/api/v1/metals', { name: 'fx-retire', interfaces: [{ name: 'eth0', mac: '02:00:00:00:ff:02', type: 'ethernet', pxe: true }] })).json().id;
+  fx.pskIdentity = (await call('POST', `/api/v1/metals/${fx.metal}/psk`)).json().identity;
   fx.apiToken = (await call('POST', '/api/v1/tokens', { name: 'fx-token' })).json().id;
   fx.secret = (await call('POST', '/api/v1/enrollment/secrets', { metal: fx.metal })).json().id;
   const used = (await call('POST', '/api/v1/enrollment/secrets', { metal: fx.metal })).json();
@@ -262,6 +264,7 @@ const chosenParams: Record<string, Record<string, () => string>> = {
   'POST /api/v1/metals/{ref}/reprovision': { ref: () => fx.p1BootMetal },
   'POST /api/v1/metals/{ref}/retire': { ref: () => fx.retireMetal },
   'GET /api/v1/metals/{ref}/lwm2m/resources/{obj}/{inst}/{res}': { obj: () => '3', inst: () => '0', res: () => '9' },
+  'DELETE /api/v1/metals/{ref}/psk/{identity}': { identity: () => fx.pskIdentity },
   // An event stream ends only when asked to: 0 s answers the opening events and ends.
   'GET /api/v1/events': { seconds: () => '0' },
 };

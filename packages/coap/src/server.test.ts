@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { decodeBlock, encodeBlock } from './block.ts';
 import { OPTION, TYPE_ACK, TYPE_CON, TYPE_NON, TYPE_RST } from './constants.ts';
 import { type CoapMessage, type CoapOption, codeOf, codeString, decodeMessage, encodeMessage, encodeUint, optionUint } from './message.ts';
@@ -378,6 +378,44 @@ describe('S13 CoAP endpoint: server-initiated requests (LwM2M direction)', () =>
     expect(got).toHaveLength(2 + 5);
   });
 
+  it('RFC 7252 §4.8 defaults: first timeout in [2 s, 3 s] (ACK_RANDOM_FACTOR 1.5), doubling, 4 retransmissions, then failure', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const { server, client } = setup({ random: () => 1 }); // the top of the random range: 3 s
+      const c = client();
+      const got = device(c, () => undefined);
+      const settle = async () => {
+        for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      };
+      let failed: unknown;
+      server.request(c.mp.peer, { method: 'GET', path: ['3', '0'] }).catch((e) => {
+        failed = e;
+      });
+      await settle();
+      expect(got).toHaveLength(1);
+      for (const [wait, total] of [
+        [3000, 2],
+        [6000, 3],
+        [12000, 4],
+        [24000, 5],
+      ] as const) {
+        await vi.advanceTimersByTimeAsync(wait - 1);
+        await settle();
+        expect(got).toHaveLength(total - 1);
+        await vi.advanceTimersByTimeAsync(1);
+        await settle();
+        expect(got).toHaveLength(total);
+      }
+      expect(failed).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(48000);
+      await settle();
+      expect(got).toHaveLength(5);
+      expect(failed).toMatchObject({ code: 'coap_timeout' });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('gives up after MAX_RETRANSMIT retransmissions', async () => {
     const { server, client } = setup({ ackTimeoutMs: 10, maxRetransmit: 3 });
     const c = client();
@@ -435,5 +473,35 @@ describe('S13 CoAP endpoint: server-initiated requests (LwM2M direction)', () =>
     await new Promise((r) => setTimeout(r, 20));
     c.mp.close();
     await expect(p).rejects.toMatchObject({ code: 'coap_peer_closed' });
+  });
+});
+
+describe('S13 CoAP endpoint: hostile datagrams (fast-check)', () => {
+  it('random and mutated datagrams never crash the endpoint; malformed CONs get RST; it still answers afterwards', async () => {
+    const fc = (await import('fast-check')).default;
+    const { server, client } = setup();
+    let runs = 0;
+    server.route('GET', '/a', async () => ({ code: '2.05', payload: te.encode(String(++runs)) }));
+    server.route('PUT', '/a', async () => ({ code: '2.04' }));
+    const c = client();
+    const valid = encodeMessage({ type: TYPE_CON, code: 1, messageId: 9, token: Uint8Array.of(1), options: [{ number: OPTION.URI_PATH, value: te.encode('a') }], payload: new Uint8Array(0) });
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.tuple(fc.nat(valid.length - 1), fc.nat(7)).map(([at, bit]) => {
+        const b = valid.slice();
+        b[at] = (b[at] as number) ^ (1 << bit);
+        return b;
+      })), async (bytes) => {
+        c.sendRaw(bytes);
+        await new Promise((r) => setImmediate(r));
+      }),
+      { numRuns: 300 },
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    for (const m of c.inbox.splice(0)) {
+      // every reply is a well-formed ACK/RST/NON the endpoint made
+      expect([TYPE_ACK, TYPE_RST, TYPE_NON]).toContain(m.type);
+    }
+    const r = await c.call('0.01', 'a', { mid: 4242 });
+    expect(codeString(r.code)).toBe('2.05');
   });
 });

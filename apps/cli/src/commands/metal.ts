@@ -4,6 +4,7 @@ import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
 import { registerMetalLifecycleCommands } from './lifecycle.ts';
 import { type Lwm2mOut, lwm2mLines } from './lwm2m.ts';
+import { registerMetalPskCommands } from './psk.ts';
 import { type JobOut, phase1Line, registerMetalPhase1Commands } from './provisioning.ts';
 
 export interface MetalOut {
@@ -214,5 +215,6 @@ export function registerMetalCommands(program: Command): Command {
       }),
     );
   registerMetalPhase1Commands(metal);
+  registerMetalPskCommands(metal);
   return metal;
 }

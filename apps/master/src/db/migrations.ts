@@ -9,6 +9,7 @@ import { up0008Updates } from '../domains/updates/migrations.ts';
 import { up0014Onboarding } from '../domains/vouchers/migrations.ts';
 import { up0014Rendezvous } from '../domains/rendezvous/migrations.ts';
 import { up0013Console } from '../domains/sessions/migrations.ts';
+import { up0015Constrained } from '../domains/constrained/migrations.ts';
 import { up0015DeviceMgmt } from '../domains/devicemgmt/migrations.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
@@ -109,6 +110,7 @@ export const migrations: Record<string, Migration> = {
       await up0014Rendezvous(db);
     },
   },
+  '0015_constrained': { up: up0015Constrained },
   '0015_devicemgmt': { up: up0015DeviceMgmt },
 };
 

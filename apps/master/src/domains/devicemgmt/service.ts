@@ -269,14 +269,19 @@ export class DeviceMgmtService {
     return this.view(metal.id);
   }
 
-  /** Values a device reported (read answers and notifications) are kept, last one per path. */
-  async recordValues(metalId: TipsId, records: ResourceRecord[]): Promise<void> {
+  /**
+   * Values a device reported (read answers and notifications) are kept, last one per path. One
+   * metal's reports are applied in the order they arrived (the queue is joined before any await), so
+   * a slower write never lands after a newer one.
+   */
+  recordValues(metalId: TipsId, records: ResourceRecord[]): Promise<void> {
     const at = this.clock.now().toISOString();
-    await this.store.putObserved(metalId, records.map((r) => ({ path: formatPath(r.path), value: valueToJson(r.value), observedAt: at })));
-    const state = records.find((r) => r.path.join('/') === '5/0/3')?.value;
-    const result = records.find((r) => r.path.join('/') === '5/0/5')?.value;
-    if (state === undefined && result === undefined) return;
-    await this.serially(metalId, () => this.firmwareReport(metalId, state, result));
+    return this.serially(metalId, async () => {
+      await this.store.putObserved(metalId, records.map((r) => ({ path: formatPath(r.path), value: valueToJson(r.value), observedAt: at })));
+      const state = records.find((r) => r.path.join('/') === '5/0/3')?.value;
+      const result = records.find((r) => r.path.join('/') === '5/0/5')?.value;
+      if (state !== undefined || result !== undefined) await this.firmwareReport(metalId, state, result);
+    });
   }
 
   /** Notifications of State and Result arrive close together: one job write at a time per metal. */
@@ -397,9 +402,12 @@ export class DeviceMgmtService {
     }
     if (state === FW_STATE.DOWNLOADED && !this.executed.has(job.id) && this.channel) {
       this.executed.add(job.id);
-      await this.channel.execute(metalId, [OBJ_FIRMWARE, 0, 2]).catch(async (e) => {
-        await this.store.updateJob(job.id, { status: 'failed', state, result, message: `Update (/5/0/2) failed: ${(e as Error).message}`, updatedAt: this.clock.now().toISOString() });
-      });
+      // Not awaited: the device's own notifications (Updating, then the result) queue behind this report.
+      this.channel.execute(metalId, [OBJ_FIRMWARE, 0, 2]).catch((e) =>
+        this.serially(metalId, () =>
+          this.store.updateJob(job.id, { status: 'failed', state, result, message: `Update (/5/0/2) failed: ${(e as Error).message}`, updatedAt: this.clock.now().toISOString() }),
+        ).catch((err) => this.log({ event: 'lwm2m_record_failed', err: String(err) }, 'recording a failed Update failed')),
+      );
     }
   }
 }
