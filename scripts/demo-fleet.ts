@@ -61,7 +61,10 @@ function fleetBlocker(): string | undefined {
 }
 
 async function startMaster(): Promise<{ proc: ChildProcess; url: string; adminToken?: string }> {
-  const args = [MASTER_BIN, ...(masterArgs.includes('--data-dir') ? [] : ['--data-dir', join(DATA, 'master')]), ...masterArgs];
+  // CoAP over DTLS for constrained metals (issue 12) on its IANA port 5684 — any free one with --port 0
+  // (tests, several demos on one machine) — unless the flags say otherwise.
+  const coap = masterArgs.includes('--coap-port') ? [] : ['--coap-port', port === 0 ? '0' : '5684'];
+  const args = [MASTER_BIN, ...(masterArgs.includes('--data-dir') ? [] : ['--data-dir', join(DATA, 'master')]), ...coap, ...masterArgs];
   if (portArg < 0) args.push('--port', String(port));
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { TIPS_LOG_LEVEL: 'warn', ...process.env } });
   let out = '';

@@ -29,6 +29,7 @@ import { DomainEvents } from './events.ts';
 import { edgeServerOptions, installEdgeGuards } from './http/edge.ts';
 import { installErrorHandler } from './http/error-handler.ts';
 import { installMetrics } from './http/metrics.ts';
+import type { Registry } from 'prom-client';
 import { documentRequestBodies, documentResponses, documentScope, type OpenApiResponseOptions, securitySchemes } from './http/openapi-responses.ts';
 import { createEphemeralCa, type MasterCa } from './domains/enrollment/ca.ts';
 import { enrollmentRoutes, estRoutes, metalScope, refuseCertificateWithoutToken } from './domains/enrollment/routes.ts';
@@ -208,7 +209,7 @@ export function createServices(deps: MasterDeps): Services {
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Builds the HTTP application. Three audiences, kept apart by prefix and by credential. */
-export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance; services: Services }> {
+export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance; services: Services; metrics: Registry }> {
   const services = createServices(deps);
   const app = Fastify({
     logger: deps.logger ?? false,
@@ -389,5 +390,5 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
     { prefix: '/.well-known/est' },
   );
   installConsole(app, deps.webDir);
-  return { app, services };
+  return { app, services, metrics };
 }

@@ -15,6 +15,7 @@ import { systemClock, systemRandom } from './ports.ts';
 import { listenTls } from './tls/listener.ts';
 import { openPskWrapKey } from './domains/constrained/psk-key.ts';
 import type { NotificationBus } from './domains/notifications/model.ts';
+import type { Logger } from 'pino';
 
 const program = new Command('tips-master')
   .description('TIPS master: the Controller (owners, metals, Spaces, Glazes), discovery and updates, over HTTP')
@@ -138,7 +139,7 @@ const program = new Command('tips-master')
     const tokenKey = importKey(await openTokenKey(config.caDir));
     // Known once both listeners are bound (--port 0 picks a free port).
     const publicUrls = { url: '', tlsUrl: null as string | null };
-    const { app, services } = await buildApp({
+    const { app, services, metrics } = await buildApp({
       publicUrls: () => publicUrls,
       db,
       blobs,
@@ -218,6 +219,58 @@ const program = new Command('tips-master')
       }
       services.notifications.useBus(bus);
     }
+    // Constrained metals (S13): CoAP over DTLS 1.2 only — the DTLS transport proves the metal (PSK or a
+    // certificate from this CA, refused at the handshake when revoked), the constrained domain serves CoAP on it.
+    let constrainedEndpoint: { close(): Promise<void> } | undefined;
+    if (config.coapPort !== null) {
+      const server = await ensureServerCertificate(config.caDir, ca, { hostnames, clock: systemClock, random: systemRandom });
+      const { installDtlsMetrics, listenDtls } = await import('./tls/dtls.ts');
+      const { startConstrained } = await import('./domains/constrained/coap.ts');
+      let dtls: Awaited<ReturnType<typeof listenDtls>>;
+      try {
+        dtls = await listenDtls({
+          host: config.coapHost,
+          port: config.coapPort,
+          logger: app.log as unknown as Logger,
+          certPem: server.chainPem,
+          keyPem: server.keyPem,
+          clientCaPem: server.clientCaPem,
+          pskLookup: (identity) => services.constrained.pskLookup(identity),
+          authenticateMetal: (der) => services.enrollment.authenticateMetal({ authorized: true, der }),
+        });
+      } catch (err) {
+        await tls?.close();
+        await bus?.close().catch(() => {});
+        await app.close();
+        await db.destroy();
+        program.error(`error: cannot listen for CoAP/DTLS on ${config.coapHost}:${config.coapPort} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose --coap-port or --coap-port off`, { exitCode: 1 });
+        return;
+      }
+      installDtlsMetrics(metrics, dtls);
+      const endpoint = startConstrained({
+        constrained: services.constrained,
+        updates: services.updates,
+        spaces: services.spaces,
+        events: services.events,
+        transport: dtls,
+        logger: app.log as unknown as Logger,
+      });
+      constrainedEndpoint = endpoint;
+      const bound = dtls.address();
+      // LwM2M (Z5): the Registration and Bootstrap interfaces on the same CoAP port.
+      const { installLwm2mCoap } = await import('./domains/devicemgmt/coap.ts');
+      // Package URIs name the host devices reach: the TLS hostname when bound to every address.
+      const coapHostName = config.coapHost === '0.0.0.0' || config.coapHost === '::' ? config.tlsHostname : config.coapHost;
+      const coapBase = `coaps://${coapHostName.includes(':') ? `[${coapHostName}]` : coapHostName}:${bound.port}`;
+      installLwm2mCoap(endpoint.coap, services.devices, {
+        principal: (peer) => services.constrained.principal(peer),
+        baseUri: () => coapBase,
+        pskKey: (identity) => services.constrained.pskLookup(identity),
+        log: (obj, msg) => app.log.info(obj, msg),
+      });
+      const coapListening = describeListen(config.coapHost, bound.port, 'coaps', `coaps://${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`);
+      process.stdout.write(`TIPS master CoAP ${coapListening.line}  (DTLS 1.2: metal PSK or metal certificate; never plain CoAP)\n`);
+    }
     if (caCreated) process.stdout.write(`Created a CA in ${config.caDir} (its root key was discarded; for an offline root use \`tips ca init\`)\n`);
     if (admin && !config.bootstrapAdminToken) {
       process.stdout.write(`Admin API token (shown once, keep it safe):\n  ${admin.token}\nLog in with: tips login --url ${url} --token <token>\n`);
@@ -227,6 +280,7 @@ const program = new Command('tips-master')
     const shutdown = async () => {
       if (closing) return;
       closing = true;
+      await constrainedEndpoint?.close().catch(() => {});
       await tls?.close();
       await bus?.close().catch(() => {});
       await app.close();

@@ -179,11 +179,15 @@ export class Connection {
 
   /**
    * Server: takes over after the stateless cookie check: `hello` is the verified ClientHello, `raw` its
-   * encoded message (it opens the transcript), `recordSeq` the sequence number it came in.
+   * encoded message (it opens the transcript), `recordSequence` the record sequence number it came in.
    */
-  async acceptClientHello(hello: ClientHello, raw: Uint8Array, messageSeq: number): Promise<void> {
+  async acceptClientHello(hello: ClientHello, raw: Uint8Array, messageSeq: number, recordSequence: number): Promise<void> {
     this.recvMessageSeq = messageSeq + 1;
     this.sendMessageSeq = messageSeq;
+    // The stateless HelloVerifyRequest went out with the first ClientHello's record sequence number
+    // (RFC 6347 §4.2.1); continuing from this ClientHello's keeps our epoch-0 numbers from repeating it,
+    // which a peer's replay window would drop (GnuTLS does: it then never sees our ServerHello).
+    this.writeSeq[0] = recordSequence;
     this.enqueue(async () => this.serverHello(hello, raw));
     await this.work;
   }
@@ -364,7 +368,8 @@ export class Connection {
 
   /** Sends the current flight packed into datagrams of at most `mtu` bytes. */
   private transmitFlight(): void {
-    const mtu = this.cfg.mtu ?? 1200;
+    // libcoap's default MTU is 1152 (COAP_DEFAULT_MTU): stay under it.
+    const mtu = this.cfg.mtu ?? 1152;
     const records: Uint8Array[] = [];
     for (const m of this.flight) {
       if (m.kind === 'ccs') {

@@ -142,7 +142,7 @@ export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsSer
       },
     );
     handshakes.set(key, conn);
-    void conn.acceptClientHello(peeked.hello, peeked.raw, peeked.fragment.messageSeq);
+    void conn.acceptClientHello(peeked.hello, peeked.raw, peeked.fragment.messageSeq, peeked.record.sequence);
   };
 
   socket.on('message', (msg, rinfo) => {

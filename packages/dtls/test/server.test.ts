@@ -196,6 +196,29 @@ describe('S13 T2 DTLS server under hostile datagrams', () => {
   });
 });
 
+describe('S13 DTLS record sequence numbers across the stateless cookie exchange (RFC 6347 §4.2.1)', () => {
+  it('the HelloVerifyRequest echoes the ClientHello record sequence; the ServerHello flight continues after the second one', async () => {
+    const { server, port } = await echoServer();
+    const s = await udpSocket();
+    try {
+      const first = new Promise<Buffer>((r) => s.once('message', (m) => r(m)));
+      s.send(clientHelloDatagram(new Uint8Array(0), 9, 0), port, '127.0.0.1');
+      const hvr = decodeRecords(await first)[0];
+      expect(hvr?.sequence).toBe(0);
+      const cookie = decodeHandshakeFragments((hvr as { fragment: Uint8Array }).fragment)[0]?.body.subarray(3) as Uint8Array;
+      const second = new Promise<Buffer>((r) => s.once('message', (m) => r(m)));
+      s.send(clientHelloDatagram(cookie, 9, 1), port, '127.0.0.1');
+      const flight = decodeRecords(await second);
+      // A peer that saw sequence 0 in the HelloVerifyRequest would drop a ServerHello numbered 0 as a replay.
+      expect(flight[0]?.sequence).toBe(1);
+      expect(decodeHandshakeFragments((flight[0] as { fragment: Uint8Array }).fragment)[0]?.msgType).toBe(HandshakeType.server_hello);
+    } finally {
+      s.close();
+      await server.close();
+    }
+  });
+});
+
 describe('S13 T2 DTLS denial-of-service limits', () => {
   it('a flood of ClientHellos from 200 sources without the cookie round-trip allocates no per-peer state', async () => {
     const { server, port } = await echoServer();

@@ -18,7 +18,7 @@ const bracket = (a: string) => (a.includes(':') ? `[${a}]` : a);
 export function describeListen(
   host: string,
   port: number,
-  scheme: 'http' | 'https',
+  scheme: 'http' | 'https' | 'coaps',
   boundUrl: string,
   interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces(),
 ): ListenLine {

@@ -1,6 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { createDtlsServer, type DtlsServer } from '@tips/dtls';
+import { createDtlsServer, type DtlsServer, type DtlsServerStats } from '@tips/dtls';
 import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
 
 export interface DtlsListenOptions {
   host: string;
@@ -43,4 +44,32 @@ export async function listenDtls(opts: DtlsListenOptions): Promise<DtlsServer> {
       await opts.authenticateMetal(chain[0] as Uint8Array);
     },
   });
+}
+
+/** Prometheus view of the DTLS port: what the flood and limit defences are doing (S-D1, S-D2). */
+export function installDtlsMetrics(registry: Registry, server: DtlsServer): void {
+  const gauge = (name: string, help: string, read: (s: DtlsServerStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(server.stats()));
+      },
+    });
+  gauge('tips_master_dtls_sessions', 'Established DTLS sessions on the CoAP port', (s) => s.sessions);
+  gauge('tips_master_dtls_handshakes_in_flight', 'DTLS handshakes past the cookie exchange and not finished', (s) => s.handshakesInFlight);
+  const counter = (name: string, help: string, read: (s: DtlsServerStats) => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read(server.stats()));
+      },
+    });
+  counter('tips_master_dtls_hello_verify_requests_total', 'HelloVerifyRequests sent (ClientHellos without a valid cookie: no state kept)', (s) => s.helloVerifyRequestsSent);
+  counter('tips_master_dtls_handshakes_refused_total', 'DTLS handshakes that failed (wrong or unknown PSK, untrusted or revoked certificate, timeout)', (s) => s.handshakesRefused);
+  counter('tips_master_dtls_handshakes_dropped_total', 'ClientHellos with a valid cookie dropped because too many handshakes were in flight', (s) => s.handshakesDropped);
 }
