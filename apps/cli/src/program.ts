@@ -8,6 +8,7 @@ import { registerFactoryCommands } from './commands/factory.ts';
 import { registerGlazeCommands } from './commands/glaze.ts';
 import { registerIdentityCommands } from './commands/identity.ts';
 import { registerLoginCommands } from './commands/login.ts';
+import { registerLwm2mCommands } from './commands/lwm2m.ts';
 import { registerMetalCommands } from './commands/metal.ts';
 import { registerProvisioningCommands } from './commands/provisioning.ts';
 import { registerSpaceCommands } from './commands/space.ts';
@@ -42,6 +43,7 @@ export function createProgram(): Command {
   registerTrustListCommands(program);
   registerTelemetryCommands(program);
   registerConsoleCommands(program);
+  registerLwm2mCommands(program);
   return program;
 }
 

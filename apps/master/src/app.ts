@@ -84,6 +84,11 @@ import { installTelemetryMetrics } from './domains/telemetry/metrics.ts';
 import { telemetryMetalRoutes, telemetryOwnerRoutes } from './domains/telemetry/routes.ts';
 import { TelemetryService } from './domains/telemetry/service.ts';
 import { KyselyTelemetryStore } from './domains/telemetry/store.kysely.ts';
+import { installDeviceMgmtMetrics } from './domains/devicemgmt/metrics.ts';
+import { deviceMgmtOwnerRoutes, MetalLwm2mSchema } from './domains/devicemgmt/routes.ts';
+import { DeviceMgmtService } from './domains/devicemgmt/service.ts';
+import { KyselyDeviceMgmtStore } from './domains/devicemgmt/store.kysely.ts';
+import { installLwm2mSweeper } from './domains/devicemgmt/sweeper.ts';
 import { installConstrainedMetrics } from './domains/constrained/metrics.ts';
 import { constrainedOwnerRoutes } from './domains/constrained/routes.ts';
 import { ConstrainedService, ephemeralPskWrapKey, type PskWrapKey } from './domains/constrained/service.ts';
@@ -131,6 +136,8 @@ export interface MasterDeps {
   webDir?: string;
   /** Lifetime of a console session (default 12 h). */
   sessionTtlSeconds?: number;
+  /** LwM2M: seconds past a registration's lifetime before the device is offline (default 15), and how often that is checked (default 5000 ms). */
+  lwm2m?: { graceSeconds?: number; sweepMs?: number };
   /** The key DTLS PSKs are sealed with at rest (`<ca-dir>/psk-wrap.key`); without one an in-memory key is made. */
   pskWrapKey?: PskWrapKey;
   /** The bus to the other replicas (`--bus`); default: in-process (a lone master). The caller closes it. */
@@ -160,6 +167,7 @@ export interface Services {
   /** The blob store as the domains use it (metered). */
   blobs: MeteredBlobStore;
   telemetry: TelemetryService;
+  devices: DeviceMgmtService;
   constrained: ConstrainedService;
   bus: BusHub;
 }
@@ -212,6 +220,7 @@ export function createServices(deps: MasterDeps): Services {
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
   const telemetry = new TelemetryService(new KyselyTelemetryStore(deps.db), metals, clock, random);
+  const devices = new DeviceMgmtService(new KyselyDeviceMgmtStore(deps.db), metals, spaces, glazes, keys, events, clock, random, deps.lwm2m?.graceSeconds);
   const constrained = new ConstrainedService(new KyselyConstrainedStore(deps.db), metals, enrollment, discovery, events, clock, random, deps.pskWrapKey ?? ephemeralPskWrapKey());
   // The other replicas (T2, B5): what they change reaches what this one caches, and back.
   const bus = new BusHub(deps.bus ?? new InProcessBus(), deps.busKind ?? 'inprocess');
@@ -226,7 +235,7 @@ export function createServices(deps: MasterDeps): Services {
   bus.on('tips.cert.revoked', (m) => {
     notifications.disconnect(m.metalId, m.reason ?? 'revoked');
   });
-  return { blobs, bus, events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions, telemetry, constrained };
+  return { blobs, bus, events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions, telemetry, devices, constrained };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -271,6 +280,9 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installVoucherMetrics(metrics, services.vouchers);
   installRendezvousMetrics(metrics, services.rendezvous);
   installTelemetryMetrics(metrics, services.telemetry);
+  installDeviceMgmtMetrics(metrics, services.devices);
+  services.devices.useLog((obj, msg) => app.log.info(obj, msg));
+  installLwm2mSweeper(app, services.devices, deps.lwm2m?.sweepMs ?? 5000);
   installConstrainedMetrics(metrics, services.constrained);
   services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
   installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
@@ -345,6 +357,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
         describe: (ownerId, metalId) => services.updates.view(ownerId, metalId),
         schema: MetalUpdatesSchema,
         retiredAt: (metalId) => services.enrollment.retiredAt(metalId),
+        lwm2m: { describe: (metalId) => services.devices.view(metalId), schema: MetalLwm2mSchema },
       }, (metalId) => services.provisioning.currentOf(metalId), {
         inState: (ownerId, state) => interfaceStates.metalsInState(ownerId, state, (macs) => services.metals.idsHoldingMacs(ownerId, macs)),
         blocked: (metalId) => services.discovery.isBlocked(metalId),
@@ -381,6 +394,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       interfaceStateRoutes(scope, services.gateways, interfaceStates);
       defaultSpaceRoutes(scope, services.metals, services.spaces);
       telemetryOwnerRoutes(scope, services.telemetry, async (ownerId, metalId) => (await services.updates.view(ownerId as never, metalId as never)).profile);
+      deviceMgmtOwnerRoutes(scope, services.devices);
       constrainedOwnerRoutes(scope, services.constrained);
     },
     { prefix: '/api/v1' },

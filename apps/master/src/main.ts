@@ -266,7 +266,7 @@ const program = new Command('tips-master')
         return;
       }
       installDtlsMetrics(metrics, dtls);
-      constrainedEndpoint = startConstrained({
+      const endpoint = startConstrained({
         constrained: services.constrained,
         updates: services.updates,
         spaces: services.spaces,
@@ -274,7 +274,19 @@ const program = new Command('tips-master')
         transport: dtls,
         logger: app.log as unknown as Logger,
       });
+      constrainedEndpoint = endpoint;
       const bound = dtls.address();
+      // LwM2M (Z5): the Registration and Bootstrap interfaces on the same CoAP port.
+      const { installLwm2mCoap } = await import('./domains/devicemgmt/coap.ts');
+      // Package URIs name the host devices reach: the TLS hostname when bound to every address.
+      const coapHostName = config.coapHost === '0.0.0.0' || config.coapHost === '::' ? config.tlsHostname : config.coapHost;
+      const coapBase = `coaps://${coapHostName.includes(':') ? `[${coapHostName}]` : coapHostName}:${bound.port}`;
+      installLwm2mCoap(endpoint.coap, services.devices, {
+        principal: (peer) => services.constrained.principal(peer),
+        baseUri: () => coapBase,
+        pskKey: (identity) => services.constrained.pskLookup(identity),
+        log: (obj, msg) => app.log.info(obj, msg),
+      });
       const coapListening = describeListen(config.coapHost, bound.port, 'coaps', `coaps://${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`);
       process.stdout.write(`TIPS master CoAP ${coapListening.line}  (DTLS 1.2: metal PSK or metal certificate; never plain CoAP)\n`);
     }

@@ -174,6 +174,12 @@ beforeAll(async () => {
   fx.rvGuid = (await call('POST', '/api/rendezvous/v1/registrations', { voucher: fx.rvVoucher, to1d: fx.rvTo1d })).json().guid;
   const rvNonce = (await call('POST', '/api/rendezvous/v1/hello', { guid: fx.rvGuid })).json().nonce;
   fx.rvProof = Buffer.from(signProof(rv.device.privateKey, 'tips-to1-device', [rvGuid, Buffer.from(rvNonce, 'base64')])).toString('base64');
+  // LwM2M (Z5): fx-metal registered as the CoAP route registers the metal of a DTLS session, a value it
+  // reported, its Space's Glaze set (a firmware update needs one), and a stand-in for the device's CoAP channel.
+  await built.services.devices.register({ metalId: fx.metal, ownerId: admin.owner.id }, { ep: fx.metal, lt: '86400', lwm2m: '1.1' }, Buffer.from('</3/0>,</5/0>'));
+  await built.services.devices.recordValues(fx.metal as never, [{ path: [3, 0, 9], value: 87 }]);
+  built.services.devices.useChannel({ read: async () => [{ path: [3, 0, 9], value: 87 }], write: async () => {}, writeRaw: async () => {}, execute: async () => {}, observe: async () => {}, baseUri: () => 'coaps://master.test' });
+  await call('PATCH', `/api/v1/spaces/${fx.space}`, { glaze: fx.glaze });
   // Decision records, so the JSON-lines exports have lines to check.
   await gateway.register({ mac: '02:00:00:00:ff:01', ip: '192.0.2.1', gatewayInterface: 'eth1' });
   await gateway.register({ mac: '02:00:00:00:ff:99', ip: '192.0.2.2', gatewayInterface: 'eth1' });
@@ -262,6 +268,7 @@ const chosenParams: Record<string, Record<string, () => string>> = {
   'POST /api/gateway/v1/provisioning/jobs/{jobId}/report': { mac: () => fx.p1Mac },
   'POST /api/v1/metals/{ref}/reprovision': { ref: () => fx.p1BootMetal },
   'POST /api/v1/metals/{ref}/retire': { ref: () => fx.retireMetal },
+  'GET /api/v1/metals/{ref}/lwm2m/resources/{obj}/{inst}/{res}': { obj: () => '3', inst: () => '0', res: () => '9' },
   'DELETE /api/v1/metals/{ref}/psk/{identity}': { identity: () => fx.pskIdentity },
   // An event stream ends only when asked to: 0 s answers the opening events and ends.
   'GET /api/v1/events': { seconds: () => '0' },

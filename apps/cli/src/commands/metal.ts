@@ -4,6 +4,7 @@ import { action, api, collect, jsonOption, parseLabels } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
 import { registerMetalLifecycleCommands } from './lifecycle.ts';
+import { type Lwm2mOut, lwm2mLines } from './lwm2m.ts';
 import { registerMetalPskCommands } from './psk.ts';
 import { type JobOut, phase1Line, registerMetalPhase1Commands } from './provisioning.ts';
 
@@ -19,6 +20,8 @@ export interface MetalOut {
   retiredAt?: string | null;
   createdAt: string;
   updates?: MetalUpdates;
+  /** Z5: the LwM2M registration (null: never registered over LwM2M). */
+  lwm2m?: Lwm2mOut | null;
 }
 
 type MetalUpdates = MetalUpdatesOut;
@@ -59,6 +62,7 @@ export function showMetal(m: MetalOut): string {
   }
   if (m.phase1 !== undefined) lines.push(`  phase 1:    ${phase1Line(m.phase1)}`);
   if (m.retiredAt) lines.push(`  retired:    ${m.retiredAt} (certificates revoked; it never enrolls again)`);
+  lines.push(...lwm2mLines(m.lwm2m));
   const u = m.updates;
   if (u) {
     if (u.profile) lines.push(`  profile:    vendor ${u.profile.vendorId ?? '-'}  class ${u.profile.classId ?? '-'}  protocols ${u.profile.protocols.join(',') || '-'}  (${u.profile.updatedAt})`);

@@ -11,6 +11,7 @@ import { up0014Rendezvous } from '../domains/rendezvous/migrations.ts';
 import { up0013Console } from '../domains/sessions/migrations.ts';
 import { up0015Telemetry } from '../domains/telemetry/migrations.ts';
 import { up0015Constrained } from '../domains/constrained/migrations.ts';
+import { up0015DeviceMgmt } from '../domains/devicemgmt/migrations.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
 // Only portable types: text, integer, bigint. Each domain's tables carry its prefix.
@@ -112,6 +113,7 @@ export const migrations: Record<string, Migration> = {
   },
   '0015_console_views': { up: up0015ConsoleViews },
   '0015_constrained': { up: up0015Constrained },
+  '0015_devicemgmt': { up: up0015DeviceMgmt },
   '0015_perf': { up: up0015Perf },
   '0015_telemetry': { up: up0015Telemetry },
 };

@@ -77,6 +77,8 @@ export interface MetalRouteExtensions {
   schema: TSchema;
   /** S14: when the metal was retired, or null. */
   retiredAt?(metalId: Metal['id']): Promise<string | null>;
+  /** Z5: the LwM2M registration and firmware state, as `lwm2m` (null when none). */
+  lwm2m?: { describe(metalId: Metal['id']): Promise<unknown>; schema: TSchema };
 }
 
 /** The gateways' side of the list's `state` filter: IDs of the owner's metals with an interface in that state. */
@@ -100,9 +102,10 @@ export function metalRoutes(
       retiredAt: (await ext?.retiredAt?.(m.id)) ?? null,
       ...(more.blocked ? { blocked: await more.blocked(m.id) } : {}),
       ...(ext ? { updates: await ext.describe(m.ownerId, m.id) } : {}),
+      ...(ext?.lwm2m ? { lwm2m: await ext.lwm2m.describe(m.id) } : {}),
     };
   };
-  const Detail = ext ? Type.Intersect([MetalDetail, Type.Object({ updates: ext.schema })]) : MetalDetail;
+  const Detail = ext ? Type.Intersect([MetalDetail, Type.Object({ updates: ext.schema, ...(ext.lwm2m ? { lwm2m: ext.lwm2m.schema } : {}) })]) : MetalDetail;
 
   app.post<{ Body: CreateMetalInput }>(
     '/metals',

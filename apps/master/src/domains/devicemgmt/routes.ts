@@ -1,0 +1,134 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { registerStatusTable } from '../../http/errors.ts';
+import { errorResponses, Ref } from '../../http/schemas.ts';
+import { DeviceMgmtError, type DeviceMgmtErrorCode } from './errors.ts';
+import type { FirmwareJob } from './model.ts';
+import type { DeviceMgmtService } from './service.ts';
+import { FW_RESULT_NAMES, FW_STATE_NAMES } from './firmware.ts';
+import { formatPath, valueToJson } from './values.ts';
+
+registerStatusTable<DeviceMgmtErrorCode>('devicemgmt', {
+  lwm2m_malformed: 400,
+  lwm2m_endpoint_mismatch: 403,
+  lwm2m_registration_not_found: 404,
+  lwm2m_resource_not_found: 404,
+  lwm2m_not_registered: 409,
+  lwm2m_offline: 409,
+  lwm2m_glaze_not_for_metal: 409,
+  lwm2m_glaze_unsigned: 409,
+  lwm2m_firmware_busy: 409,
+  lwm2m_device_error: 502,
+  lwm2m_no_coap: 503,
+});
+
+const Value = Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Object({ base64: Type.String() }), Type.Object({ objlnk: Type.String({ description: '"obj:inst"' }) })], {
+  description: 'the resource value: string, number (an integer beyond 2^53 as a decimal string), boolean, {base64} for opaque, {objlnk} for an object link',
+});
+
+const FirmwareOut = Type.Object({
+  jobId: Type.String(),
+  glazeId: Type.String(),
+  status: Type.String({ description: 'delivering | downloading | downloaded | updating | succeeded | failed' }),
+  state: Type.Union([Type.String({ description: '/5/0/3: idle | downloading | downloaded | updating' }), Type.Null()]),
+  result: Type.Union([Type.String({ description: '/5/0/5: initial | success | not_enough_flash | … | unsupported_protocol' }), Type.Null()]),
+  packageUri: Type.String({ description: 'the CoAP URI of the Glaze payload written to /5/0/1' }),
+  updatedAt: Type.String(),
+});
+
+export const Lwm2mSchema = Type.Object({
+  registrationId: Type.String({ description: 'the ID in /rd/{id}' }),
+  endpoint: Type.String({ description: 'the ep the device registered with (its TIPS ID or name)' }),
+  lwm2mVersion: Type.String(),
+  lifetime: Type.Integer({ description: 'seconds; past lifetime + grace without an Update the device is offline' }),
+  binding: Type.String({ description: 'U, or UQ in queue mode' }),
+  queueMode: Type.Boolean(),
+  objects: Type.Array(Type.Object({ objectId: Type.Integer(), version: Type.Optional(Type.String()), instances: Type.Array(Type.Integer()) })),
+  registeredAt: Type.String(),
+  lastUpdate: Type.String(),
+  online: Type.Boolean(),
+  firmware: Type.Union([FirmwareOut, Type.Null()], { description: 'the newest firmware job (object 5)' }),
+});
+/** The `lwm2m` field of `GET /metals/:ref` (tips metal show). */
+export const MetalLwm2mSchema = Type.Union([Lwm2mSchema, Type.Null()], { description: 'Z5: LwM2M registration and firmware state; null when the metal never registered over LwM2M' });
+
+const jobOut = (j: FirmwareJob) => ({
+  jobId: j.id,
+  glazeId: j.glazeId,
+  status: j.status,
+  state: j.state === null ? null : FW_STATE_NAMES[j.state],
+  result: j.result === null ? null : FW_RESULT_NAMES[j.result],
+  packageUri: j.packageUri,
+  updatedAt: j.updatedAt,
+});
+
+const Id = Type.String({ pattern: '^(0|[1-9][0-9]{0,4})$', description: 'an LwM2M ID 0..65535' });
+
+/** Owner API (inside /api/v1): what LwM2M devices registered and reported, and the operations on them. */
+export function deviceMgmtOwnerRoutes(app: FastifyInstance, devices: DeviceMgmtService): void {
+  app.get<{ Params: { ref: string } }>(
+    '/metals/:ref/lwm2m',
+    {
+      schema: {
+        tags: ['lwm2m'],
+        summary: "Z5: the metal's LwM2M registration (lifetime, binding, objects, last update, online) and its newest firmware job",
+        params: Type.Object({ ref: Ref }),
+        response: { 200: Lwm2mSchema, ...errorResponses(404) },
+      },
+    },
+    async (req) => {
+      const v = await devices.viewByRef(req.owner.id, req.params.ref);
+      if (!v) throw new DeviceMgmtError('lwm2m_registration_not_found', 'this metal has no LwM2M registration', 'ref');
+      return v;
+    },
+  );
+
+  app.get<{ Params: { ref: string; obj: string; inst: string; res: string } }>(
+    '/metals/:ref/lwm2m/resources/:obj/:inst/:res',
+    {
+      schema: {
+        tags: ['lwm2m'],
+        summary: 'Z5: the last value the device reported for /obj/inst/res (a read answer or an Observe notification)',
+        params: Type.Object({ ref: Ref, obj: Id, inst: Id, res: Id }),
+        response: { 200: Type.Object({ path: Type.String(), value: Value, observedAt: Type.String() }), ...errorResponses(404) },
+      },
+    },
+    async (req) => {
+      const { obj, inst, res } = req.params;
+      return devices.observedValue(req.owner.id, req.params.ref, `/${Number(obj)}/${Number(inst)}/${Number(res)}`);
+    },
+  );
+
+  app.post<{ Params: { ref: string }; Body: { path: string } }>(
+    '/metals/:ref/lwm2m/read',
+    {
+      schema: {
+        tags: ['lwm2m'],
+        summary: 'Z5: read /obj, /obj/inst or /obj/inst/res live from the device (TLV or SenML-CBOR); the values are kept as observed values',
+        params: Type.Object({ ref: Ref }),
+        body: Type.Object({ path: Type.String({ minLength: 2, maxLength: 24, description: '/3/0, /3/0/9, …', examples: ['/3/0/9'] }) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ records: Type.Array(Type.Object({ path: Type.String(), value: Value })) }), ...errorResponses(400, 404, 409, 502, 503) },
+      },
+    },
+    async (req) => ({ records: (await devices.read(req.owner.id, req.params.ref, req.body.path)).map((r) => ({ path: formatPath(r.path), value: valueToJson(r.value) })) }),
+  );
+
+  app.post<{ Params: { ref: string }; Body: { glaze: string } }>(
+    '/metals/:ref/lwm2m/firmware',
+    {
+      schema: {
+        tags: ['lwm2m'],
+        summary:
+          'Z5 S4 S5: update the device through Firmware Update (object 5): the Glaze of one of its Spaces, its signed SUIT manifest written to /5/0/0, its CoAP URI to /5/0/1; the device verifies, downloads block-wise, and the master executes /5/0/2 and records State/Result',
+        params: Type.Object({ ref: Ref }),
+        body: Type.Object({ glaze: Ref }, { additionalProperties: false }),
+        response: { 202: FirmwareOut, ...errorResponses(400, 404, 409, 502, 503) },
+      },
+    },
+    async (req, reply) => {
+      const job = await devices.startFirmwareUpdate(req.owner.id, req.params.ref, req.body.glaze);
+      req.log.info({ event: 'lwm2m_firmware_requested', metal: job.metalId, job: job.id, glaze: job.glazeId }, 'LwM2M firmware update requested');
+      return reply.code(202).send(jobOut(job));
+    },
+  );
+}

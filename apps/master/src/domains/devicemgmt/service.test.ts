@@ -1,0 +1,200 @@
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { bindGlaze, importKey } from '@tips/suit';
+import type { TipsId } from '@tips/core';
+import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
+import { type TestMaster, testMaster } from '../../testing.ts';
+import { DeviceMgmtError } from './errors.ts';
+import { FW_RESULT, FW_STATE, nextJobStatus } from './firmware.ts';
+import { DeviceMgmtService, type DeviceChannel } from './service.ts';
+import { KyselyDeviceMgmtStore } from './store.kysely.ts';
+import type { Lwm2mPath, ResourceRecord } from './values.ts';
+
+const operator = generateKeyPairSync('ed25519');
+const enc = (s: string) => new TextEncoder().encode(s);
+const BODY = enc('</>;rt="oma.lwm2m",</1/0>,</3/0>,</5/0>');
+
+/** A device behind a fake channel: what it was asked, and a Firmware Update object that walks the spec's states. */
+class FakeDevice implements DeviceChannel {
+  calls: string[] = [];
+  observers = new Map<string, (r: ResourceRecord[]) => void>();
+  state = 0;
+  result = 0;
+  failWrite = false;
+  baseUri = () => 'coaps://master.test:5684';
+  private notify() {
+    this.observers.get('5/0/3')?.([{ path: [5, 0, 3], value: this.state }]);
+    this.observers.get('5/0/5')?.([{ path: [5, 0, 5], value: this.result }]);
+  }
+  async read(_m: TipsId, path: Lwm2mPath) {
+    this.calls.push(`read ${path.join('/')}`);
+    return [{ path: [3, 0, 9], value: 87 }, { path: [3, 0, 0], value: 'ACME' }];
+  }
+  async write(_m: TipsId, path: Lwm2mPath) {
+    this.calls.push(`write ${path.join('/')}`);
+  }
+  async writeRaw(_m: TipsId, path: Lwm2mPath, value: Uint8Array | string) {
+    this.calls.push(`writeRaw ${path.join('/')} ${typeof value === 'string' ? value : `${value.length} bytes`}`);
+    if (this.failWrite) throw new DeviceMgmtError('lwm2m_device_error', 'device answered 4.00', 'device');
+    if (path.join('/') === '5/0/1') {
+      queueMicrotask(() => {
+        this.state = FW_STATE.DOWNLOADING;
+        this.notify();
+        this.state = FW_STATE.DOWNLOADED;
+        this.notify();
+      });
+    }
+  }
+  async execute(_m: TipsId, path: Lwm2mPath) {
+    this.calls.push(`execute ${path.join('/')}`);
+    this.state = FW_STATE.UPDATING;
+    this.notify();
+    this.state = FW_STATE.IDLE;
+    this.result = FW_RESULT.SUCCESS;
+    this.notify();
+  }
+  async observe(_m: TipsId, path: Lwm2mPath, on: (r: ResourceRecord[]) => void) {
+    this.calls.push(`observe ${path.join('/')}`);
+    this.observers.set(path.join('/'), on);
+    on([{ path: path as number[], value: path[2] === 3 ? this.state : this.result }]);
+  }
+}
+
+for (const db of ['sqlite', 'postgres'] as const) {
+  describe(`Z5 S13 LwM2M registrations and firmware jobs (${db})`, () => {
+    let m: TestMaster;
+    let now = Date.parse('2026-11-29T16:00:00Z');
+    let devices: DeviceMgmtService;
+    const owner = (method: string, url: string, payload?: unknown) => m.app.inject({ method: method as 'GET', url, headers: m.auth(m.alice.token), payload: payload as object });
+    beforeEach(async () => {
+      m = await testMaster(db === 'postgres' ? { pgUrl: inject('pgUrl') } : {});
+      const s = m.services;
+      // The service with a clock the test moves; the routes' service shares its store (same database).
+      devices = new DeviceMgmtService(new KyselyDeviceMgmtStore(m.db), s.metals, s.spaces, s.glazes, s.keys, s.events, { now: () => new Date(now) }, { bytes: (n) => new Uint8Array(n).map(() => Math.floor(Math.random() * 256)) }, 10);
+    });
+    afterEach(async () => m.close());
+
+    async function metal(name: string) {
+      const r = await owner('POST', '/api/v1/metals', { name, interfaces: [{ name: 'eth0', mac: `02:00:00:00:00:${name.slice(-2)}`, type: 'ethernet', pxe: true }] });
+      expect(r.statusCode, r.body).toBe(201);
+      return { metalId: r.json().id as string, ownerId: m.alice.id };
+    }
+
+    it('registers only the metal of the session (ep by TIPS ID or name), updates, expires after lifetime + grace, de-registers', async () => {
+      const a = await metal('sensor-01');
+      const b = await metal('sensor-02');
+      await expect(devices.register(a, { ep: 'sensor-02', lt: '60', lwm2m: '1.1', b: 'U' }, BODY)).rejects.toMatchObject({ code: 'lwm2m_endpoint_mismatch' });
+      await expect(devices.register(a, { ep: 'nobody', lt: '60' }, BODY)).rejects.toMatchObject({ code: 'lwm2m_endpoint_mismatch' });
+      expect(await devices.registrationOf(b.metalId as TipsId)).toBeUndefined();
+      expect(await devices.registrationOf(a.metalId as TipsId)).toBeUndefined();
+      for (const [q, field] of [
+        [{ ep: 'sensor-01', lt: '0' }, 'lt'],
+        [{ ep: 'sensor-01', lt: '12x' }, 'lt'],
+        [{ ep: 'sensor-01', b: 'T' }, 'b'],
+        [{ ep: 'sensor-01', lwm2m: '2.0' }, 'lwm2m'],
+        [{ lt: '5' }, 'ep'],
+      ] as const) {
+        await expect(devices.register(a, q as Record<string, string>, BODY)).rejects.toMatchObject({ code: 'lwm2m_malformed', field });
+      }
+      await expect(devices.register(a, { ep: 'sensor-01' }, enc('</3/0'))).rejects.toMatchObject({ code: 'lwm2m_malformed', field: 'payload' });
+      expect(await devices.registrationOf(a.metalId as TipsId)).toBeUndefined();
+
+      const r = await devices.register(a, { ep: 'sensor-01', lt: '60', lwm2m: '1.1', b: 'UQ' }, BODY);
+      expect(r).toMatchObject({ lifetime: 60, queueMode: true, online: true, objects: [{ objectId: 1, instances: [0] }, { objectId: 3, instances: [0] }, { objectId: 5, instances: [0] }] });
+      // Another metal cannot touch it: not found, nothing changes.
+      await expect(devices.update(b, r.id, { lt: '5' }, new Uint8Array())).rejects.toMatchObject({ code: 'lwm2m_registration_not_found' });
+      await expect(devices.deregister(b, r.id)).rejects.toMatchObject({ code: 'lwm2m_registration_not_found' });
+      expect((await devices.registrationOf(a.metalId as TipsId))?.lifetime).toBe(60);
+
+      now += 65_000;
+      expect(await devices.sweep()).toBe(0);
+      await devices.update(a, r.id, { lt: '30' }, new Uint8Array());
+      now += 39_000;
+      expect(await devices.sweep()).toBe(0);
+      expect((await devices.view(a.metalId as TipsId))?.online).toBe(true);
+      now += 2_000;
+      expect(await devices.sweep()).toBe(1);
+      const shown = await owner('GET', '/api/v1/metals/sensor-01');
+      expect(shown.json().lwm2m).toMatchObject({ registrationId: r.id, lifetime: 30, binding: 'UQ', online: false, firmware: null });
+      expect((await owner('GET', '/api/v1/metals/sensor-02')).json().lwm2m).toBeNull();
+      // An Update brings it back online.
+      await devices.update(a, r.id, {}, new Uint8Array());
+      expect((await devices.view(a.metalId as TipsId))?.online).toBe(true);
+      await devices.deregister(a, r.id);
+      expect(await devices.registrationOf(a.metalId as TipsId)).toBeUndefined();
+      expect((await owner('GET', '/api/v1/metals/sensor-01/lwm2m')).statusCode).toBe(404);
+    });
+
+    it('Z5 S4 S5: a firmware job writes the signed manifest then the CoAP URI, executes Update at Downloaded once, ends at success', async () => {
+      const a = await metal('sensor-01');
+      expect((await owner('POST', '/api/v1/keys', { name: 'ops', publicKey: operator.publicKey.export({ type: 'spki', format: 'pem' }).toString() })).statusCode).toBe(201);
+      expect((await owner('POST', '/api/v1/spaces', { name: 'fleet', phase: 2 })).statusCode).toBe(201);
+      const bytes = Buffer.from('firmware '.repeat(300));
+      const g = (await m.app.inject({ method: 'POST', url: '/api/v1/glazes?name=fw&spaces=fleet', headers: { ...m.auth(m.alice.token), 'content-type': 'application/octet-stream' }, payload: bytes })).json();
+      const other = (await m.app.inject({ method: 'POST', url: '/api/v1/glazes?name=fw2', headers: { ...m.auth(m.alice.token), 'content-type': 'application/octet-stream' }, payload: bytes })).json();
+      expect((await owner('POST', '/api/v1/spaces/fleet/members', { metal: a.metalId, interfaces: ['eth0'] })).statusCode).toBe(201);
+      expect((await owner('PATCH', '/api/v1/spaces/fleet', { glaze: g.id })).statusCode).toBe(200);
+      const dev = new FakeDevice();
+      devices.useChannel(dev);
+      await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)).rejects.toMatchObject({ code: 'lwm2m_not_registered' });
+      await devices.register(a, { ep: a.metalId, lt: '300' }, BODY);
+      await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)).rejects.toMatchObject({ code: 'lwm2m_glaze_unsigned' });
+      await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', other.id)).rejects.toMatchObject({ code: 'lwm2m_glaze_not_for_metal' });
+      expect(dev.calls).toEqual([]);
+      const envelope = bindGlaze({ payloadSha256: createHash('sha256').update(bytes).digest('hex'), payloadSize: bytes.length, uri: 'x', vendorDomain: 'tips.local', classInfo: 'fw', component: 'fw', sequenceNumber: 3, key: importKey(operator.privateKey) });
+      expect((await m.app.inject({ method: 'PUT', url: `/api/v1/glazes/${g.id}/manifest`, headers: { ...m.auth(m.alice.token), 'content-type': 'application/suit-envelope+cose' }, payload: Buffer.from(envelope) })).statusCode).toBe(200);
+
+      const job = await devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id);
+      expect(job.packageUri).toBe(`coaps://master.test:5684/glazes/${g.id}/blob`);
+      await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)).rejects.toMatchObject({ code: 'lwm2m_firmware_busy' });
+      for (let i = 0; i < 500 && (await devices.view(a.metalId as TipsId))?.firmware?.status !== 'succeeded'; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(dev.calls).toEqual(['observe 5/0/3', 'observe 5/0/5', `writeRaw 5/0/0 ${envelope.length} bytes`, `writeRaw 5/0/1 ${job.packageUri}`, 'execute 5/0/2']);
+      const v = await owner('GET', '/api/v1/metals/sensor-01/lwm2m');
+      expect(v.json().firmware).toMatchObject({ jobId: job.id, status: 'succeeded', state: 'idle', result: 'success', glazeId: g.id });
+      const res = await owner('GET', '/api/v1/metals/sensor-01/lwm2m/resources/5/0/5');
+      expect(res.json()).toMatchObject({ path: '/5/0/5', value: 1 });
+      expect((await owner('GET', '/api/v1/metals/sensor-01/lwm2m/resources/3/0/9')).json().error.code).toBe('lwm2m_resource_not_found');
+
+      // A device that refuses the write fails the job with its answer; nothing is executed.
+      dev.failWrite = true;
+      dev.calls = [];
+      await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)).rejects.toMatchObject({ code: 'lwm2m_device_error' });
+      expect((await devices.view(a.metalId as TipsId))?.firmware).toMatchObject({ status: 'failed' });
+      expect(dev.calls.filter((c) => c.startsWith('execute'))).toEqual([]);
+    });
+
+    it('owner API: reads live through the channel and keeps the values; offline and unregistered devices are 409', async () => {
+      const a = await metal('sensor-01');
+      const r = await owner('POST', '/api/v1/metals/sensor-01/lwm2m/read', { path: '/3/0' });
+      expect(r.statusCode).toBe(409);
+      expect(r.json().error.code).toBe('lwm2m_not_registered');
+      // The routes' own service (the app's) has no CoAP endpoint in this test master.
+      await m.services.devices.register(a, { ep: 'sensor-01', lt: '60' }, BODY);
+      const n = await owner('POST', '/api/v1/metals/sensor-01/lwm2m/read', { path: '/3/0' });
+      expect(n.statusCode).toBe(503);
+      expect((await owner('POST', '/api/v1/metals/sensor-01/lwm2m/read', { path: '/3/x' })).statusCode).toBe(400);
+      expect((await owner('POST', '/api/v1/metals/sensor-01/lwm2m/read', { path: '/0/0' })).json().error).toMatchObject({ code: 'lwm2m_malformed', field: 'path' });
+      m.services.devices.useChannel(new FakeDevice());
+      const ok = await owner('POST', '/api/v1/metals/sensor-01/lwm2m/read', { path: '/3/0' });
+      expect(ok.statusCode, ok.body).toBe(200);
+      expect(ok.json().records).toEqual([{ path: '/3/0/9', value: 87 }, { path: '/3/0/0', value: 'ACME' }]);
+      expect((await owner('GET', '/api/v1/metals/sensor-01/lwm2m/resources/3/0/0')).json().value).toBe('ACME');
+      expect((await owner('GET', '/api/v1/metals/sensor-01/lwm2m/resources/3/0/x')).statusCode).toBe(400);
+      // Bob sees none of it.
+      const bob = await m.app.inject({ method: 'GET', url: '/api/v1/metals/sensor-01/lwm2m', headers: m.auth(m.bob.token) });
+      expect(bob.statusCode).toBe(404);
+    });
+  });
+}
+
+describe('Z5 firmware job status from State/Result reports', () => {
+  it('counts success only after Updating, and fails on a failure result or a transition the spec does not allow', () => {
+    expect(nextJobStatus('delivering', 0, 1, 0)).toBe('downloading');
+    expect(nextJobStatus('downloading', 1, 2, 0)).toBe('downloaded');
+    expect(nextJobStatus('downloaded', 2, 3, 0)).toBe('updating');
+    expect(nextJobStatus('updating', 3, 0, 1)).toBe('succeeded');
+    expect(nextJobStatus('delivering', 0, 0, 1)).toBe('failed');
+    expect(nextJobStatus('downloading', 1, 0, 5)).toBe('failed');
+    expect(nextJobStatus('delivering', 0, 3, 0)).toBe('failed');
+    expect(nextJobStatus('succeeded', 3, 0, 8)).toBe('succeeded');
+  });
+});

@@ -1,0 +1,147 @@
+import type { OwnerId, TipsId } from '@tips/core';
+import type { Db } from '../../db/database.ts';
+import type { FirmwareJobStatus, FirmwareResult, FirmwareState } from './firmware.ts';
+import type { FirmwareJob, ObservedValue, Registration } from './model.ts';
+import type { DeviceMgmtStore } from './store.ts';
+import type { Lwm2mFirmwareJobsTable, Lwm2mRegistrationsTable } from './tables.ts';
+
+const toRegistration = (r: Lwm2mRegistrationsTable): Registration => ({
+  id: r.id,
+  metalId: r.metal_id as TipsId,
+  ownerId: r.owner_id as OwnerId,
+  endpoint: r.endpoint,
+  lwm2mVersion: r.lwm2m_version,
+  lifetime: Number(r.lifetime),
+  binding: 'U',
+  queueMode: Number(r.queue_mode) === 1,
+  objects: JSON.parse(r.objects),
+  registeredAt: r.registered_at,
+  lastUpdate: r.last_update,
+  expiresAt: Number(r.expires_at),
+  online: Number(r.online) === 1,
+});
+
+const toJob = (r: Lwm2mFirmwareJobsTable): FirmwareJob => ({
+  id: r.id,
+  ownerId: r.owner_id as OwnerId,
+  metalId: r.metal_id as TipsId,
+  glazeId: r.glaze_id,
+  packageUri: r.package_uri,
+  status: r.status as FirmwareJobStatus,
+  state: r.state === null ? null : (Number(r.state) as FirmwareState),
+  result: r.result === null ? null : (Number(r.result) as FirmwareResult),
+  message: r.message,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+export class KyselyDeviceMgmtStore implements DeviceMgmtStore {
+  constructor(private readonly db: Db) {}
+
+  async putRegistration(r: Registration): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.deleteFrom('lwm2m_registrations').where('metal_id', '=', r.metalId).execute();
+      await tx
+        .insertInto('lwm2m_registrations')
+        .values({
+          id: r.id,
+          metal_id: r.metalId,
+          owner_id: r.ownerId,
+          endpoint: r.endpoint,
+          lwm2m_version: r.lwm2mVersion,
+          lifetime: r.lifetime,
+          binding: r.binding,
+          queue_mode: r.queueMode ? 1 : 0,
+          objects: JSON.stringify(r.objects),
+          registered_at: r.registeredAt,
+          last_update: r.lastUpdate,
+          expires_at: r.expiresAt,
+          online: r.online ? 1 : 0,
+        })
+        .execute();
+    });
+  }
+
+  async registrationById(id: string): Promise<Registration | undefined> {
+    const r = await this.db.selectFrom('lwm2m_registrations').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toRegistration(r);
+  }
+
+  async registrationOf(metalId: TipsId): Promise<Registration | undefined> {
+    const r = await this.db.selectFrom('lwm2m_registrations').selectAll().where('metal_id', '=', metalId).executeTakeFirst();
+    return r && toRegistration(r);
+  }
+
+  async touch(id: string, p: Pick<Registration, 'lifetime' | 'binding' | 'queueMode' | 'objects' | 'lastUpdate' | 'expiresAt'>): Promise<boolean> {
+    const res = await this.db
+      .updateTable('lwm2m_registrations')
+      .set({ lifetime: p.lifetime, binding: p.binding, queue_mode: p.queueMode ? 1 : 0, objects: JSON.stringify(p.objects), last_update: p.lastUpdate, expires_at: p.expiresAt, online: 1 })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async deleteRegistration(id: string): Promise<boolean> {
+    const res = await this.db.deleteFrom('lwm2m_registrations').where('id', '=', id).executeTakeFirst();
+    return Number(res.numDeletedRows) === 1;
+  }
+
+  async expire(nowMs: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('lwm2m_registrations').select('id').where('online', '=', 1).where('expires_at', '<', nowMs).execute();
+    if (rows.length === 0) return [];
+    const ids = rows.map((r) => r.id);
+    // The expiry is checked again in the write, so an Update that lands in between keeps the device online.
+    await this.db.updateTable('lwm2m_registrations').set({ online: 0 }).where('id', 'in', ids).where('expires_at', '<', nowMs).execute();
+    return ids;
+  }
+
+  async counts(): Promise<{ registered: number; online: number }> {
+    const r = await this.db
+      .selectFrom('lwm2m_registrations')
+      .select((eb) => [eb.fn.countAll<number>().as('registered'), eb.fn.sum<number>('online').as('online')])
+      .executeTakeFirstOrThrow();
+    return { registered: Number(r.registered), online: Number(r.online ?? 0) };
+  }
+
+  async putJob(j: FirmwareJob): Promise<void> {
+    await this.db
+      .insertInto('lwm2m_firmware_jobs')
+      .values({
+        id: j.id,
+        owner_id: j.ownerId,
+        metal_id: j.metalId,
+        glaze_id: j.glazeId,
+        package_uri: j.packageUri,
+        status: j.status,
+        state: j.state,
+        result: j.result,
+        message: j.message,
+        created_at: j.createdAt,
+        updated_at: j.updatedAt,
+      })
+      .execute();
+  }
+
+  async updateJob(id: string, p: Pick<FirmwareJob, 'status' | 'state' | 'result' | 'message' | 'updatedAt'>): Promise<void> {
+    await this.db.updateTable('lwm2m_firmware_jobs').set({ status: p.status, state: p.state, result: p.result, message: p.message, updated_at: p.updatedAt }).where('id', '=', id).execute();
+  }
+
+  async latestJob(metalId: TipsId): Promise<FirmwareJob | undefined> {
+    const r = await this.db.selectFrom('lwm2m_firmware_jobs').selectAll().where('metal_id', '=', metalId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(1).executeTakeFirst();
+    return r && toJob(r);
+  }
+
+  async putObserved(metalId: TipsId, values: ObservedValue[]): Promise<void> {
+    if (values.length === 0) return;
+    await this.db
+      .insertInto('lwm2m_observed')
+      .values(values.map((v) => ({ metal_id: metalId, path: v.path, value: JSON.stringify(v.value), observed_at: v.observedAt })))
+      .onConflict((oc) => oc.columns(['metal_id', 'path']).doUpdateSet((eb) => ({ value: eb.ref('excluded.value'), observed_at: eb.ref('excluded.observed_at') })))
+      .execute();
+  }
+
+  async observed(metalId: TipsId, path: string): Promise<ObservedValue | undefined> {
+    const r = await this.db.selectFrom('lwm2m_observed').selectAll().where('metal_id', '=', metalId).where('path', '=', path).executeTakeFirst();
+    return r && { path: r.path, value: JSON.parse(r.value), observedAt: r.observed_at };
+  }
+}

@@ -1,0 +1,21 @@
+import type { TipsId } from '@tips/core';
+import type { FirmwareJob, ObservedValue, Registration } from './model.ts';
+
+/** Storage port of the devicemgmt domain (tables lwm2m_*). */
+export interface DeviceMgmtStore {
+  /** Inserts or replaces the metal's one registration (a new Register supersedes the old). */
+  putRegistration(r: Registration): Promise<void>;
+  registrationById(id: string): Promise<Registration | undefined>;
+  registrationOf(metalId: TipsId): Promise<Registration | undefined>;
+  /** Update: refreshes lifetime, binding, objects, last update; false when the ID is gone. */
+  touch(id: string, patch: Pick<Registration, 'lifetime' | 'binding' | 'queueMode' | 'objects' | 'lastUpdate' | 'expiresAt'>): Promise<boolean>;
+  deleteRegistration(id: string): Promise<boolean>;
+  /** Marks offline every online registration whose expiry is before `nowMs`; returns their IDs. */
+  expire(nowMs: number): Promise<string[]>;
+  counts(): Promise<{ registered: number; online: number }>;
+  putJob(j: FirmwareJob): Promise<void>;
+  updateJob(id: string, patch: Pick<FirmwareJob, 'status' | 'state' | 'result' | 'message' | 'updatedAt'>): Promise<void>;
+  latestJob(metalId: TipsId): Promise<FirmwareJob | undefined>;
+  putObserved(metalId: TipsId, values: ObservedValue[]): Promise<void>;
+  observed(metalId: TipsId, path: string): Promise<ObservedValue | undefined>;
+}
