@@ -109,10 +109,11 @@ describe('Z1 Z2 issue 11: a device whose key lives in the TPM onboards through r
         ok(tips(['factory', 'device', 'create', '--manufacturer-key', join(dir, 'mfr.key'), '--rendezvous', rv.url, '--info', 'vendor=acme', '--to', join(dir, 'fleet.pub'), '--tpm', tcti, '--tpm-handle', '0x81010002', '--out-dir', join(dir, 'tpm-devices'), '--json'], env())),
       ).devices[0];
       ok(tips(['voucher', 'import', made.voucher], env(owner)));
+      ok(tips(['bootstrap', 'profile', 'create', 'tpm-devices'], env(owner)));
       ok(tips(['voucher', 'register', made.guid], env(owner)));
       const signer = tpmSigner(JSON.parse(readFileSync(made.deviceKey, 'utf8')), tcti);
-      const result = await onboard(decodeDeviceCredential(readFileSync(made.credential)), signer);
-      expect(result).toMatchObject({ guid: made.guid, owner: owner.url, status: 'onboarded' });
+      const result = await onboard(decodeDeviceCredential(readFileSync(made.credential)), signer, { facts: { interfaces: [{ name: 'eth0', mac: '02:7e:00:00:00:01', type: 'ethernet', pxe: true }] } });
+      expect(result).toMatchObject({ guid: made.guid, owner: owner.url, status: 'registered' });
       expect(JSON.parse(ok(tips(['voucher', 'show', made.guid, '--json'], env(owner)))).status).toBe('onboarded');
     } finally {
       await rv.stop();

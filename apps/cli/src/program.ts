@@ -11,6 +11,7 @@ import { registerMetalCommands } from './commands/metal.ts';
 import { registerProvisioningCommands } from './commands/provisioning.ts';
 import { registerSpaceCommands } from './commands/space.ts';
 import { registerVoucherCommands } from './commands/voucher.ts';
+import { registerBootstrapCommands } from './commands/bootstrap.ts';
 import { EXIT } from './errors.ts';
 import { loadSuit } from './suit-lib.ts';
 
@@ -37,6 +38,7 @@ export function createProgram(): Command {
   registerProvisioningCommands(program);
   registerFactoryCommands(program);
   registerVoucherCommands(program);
+  registerBootstrapCommands(program);
   registerTrustListCommands(program);
   return program;
 }

@@ -12,7 +12,10 @@ export type ClientErrorCode =
   | 'forbidden'
   | 'master_error'
   | 'download_failed'
-  | 'install_failed';
+  | 'install_failed'
+  /** Zero-touch onboarding refused or failed (the message names the step and the owner's reason). */
+  | 'onboarding_failed'
+  | 'onboarding_refused';
 
 export class ClientError extends Error {
   constructor(
@@ -31,7 +34,7 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, auth: 3, unreachable: 7 } as 
 
 export function exitCodeOf(e: unknown): number {
   if (!(e instanceof ClientError)) return EXIT.failure;
-  if (e.code === 'est_refused' || e.code === 'unauthenticated' || e.code === 'forbidden') return EXIT.auth;
+  if (e.code === 'est_refused' || e.code === 'unauthenticated' || e.code === 'forbidden' || e.code === 'onboarding_refused') return EXIT.auth;
   if (e.code === 'master_unreachable') return EXIT.unreachable;
   return EXIT.failure;
 }

@@ -59,7 +59,13 @@ import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
 import { DEFAULT_REAUTH_SECONDS } from './domains/updates/model.ts';
 import { installUpdateMetrics } from './domains/updates/metrics.ts';
 import { installVoucherMetrics } from './domains/vouchers/metrics.ts';
-import { onboardingDeviceRoutes, voucherRoutes } from './domains/vouchers/routes.ts';
+import { voucherRoutes } from './domains/vouchers/routes.ts';
+import { softwareKeyVerifier } from './domains/attestation/software-key.ts';
+import type { AttestationVerifier, VerifierName } from './domains/attestation/verifier.ts';
+import { installBootstrapMetrics } from './domains/bootstrap/metrics.ts';
+import { bootstrapRoutes, onboardingDeviceRoutes } from './domains/bootstrap/routes.ts';
+import { BootstrapService } from './domains/bootstrap/service.ts';
+import { KyselyBootstrapStore } from './domains/bootstrap/store.kysely.ts';
 import { installRendezvousMetrics } from './domains/rendezvous/metrics.ts';
 import { rendezvousRoutes } from './domains/rendezvous/routes.ts';
 import { RendezvousService } from './domains/rendezvous/service.ts';
@@ -135,6 +141,7 @@ export interface Services {
   updates: UpdateService;
   vouchers: VoucherService;
   rendezvous: RendezvousService;
+  bootstrap: BootstrapService;
   directives: DirectiveService;
   sessions: SessionService;
 }
@@ -183,9 +190,11 @@ export function createServices(deps: MasterDeps): Services {
   );
   const vouchers = new VoucherService(new KyselyVoucherStore(deps.db), clock, random, deps.fetch);
   const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
+  const verifiers = new Map<VerifierName, AttestationVerifier>([[softwareKeyVerifier.name, softwareKeyVerifier]]);
+  const bootstrap = new BootstrapService(new KyselyBootstrapStore(deps.db), vouchers, metals, spaces, glazes, enrollment, verifiers, { tlsUrl: () => deps.publicUrls?.().tlsUrl ?? null }, events, clock, random);
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions };
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, bootstrap, directives, sessions };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -218,6 +227,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installProvisioningMetrics(app, services.provisioning, metrics);
   installVoucherMetrics(metrics, services.vouchers);
   installRendezvousMetrics(metrics, services.rendezvous);
+  installBootstrapMetrics(metrics, services.bootstrap);
+  services.bootstrap.useLog((obj, msg) => app.log.info(obj, msg));
   services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
   installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
   const live = new LiveFeed(metrics);
@@ -304,7 +315,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       gatewayOwnerRoutes(scope, services.gateways, deps.publicUrls);
       discoveryOwnerRoutes(scope, services.discovery);
       provisioningOwnerRoutes(scope, services.provisioning);
-      voucherRoutes(scope, services.vouchers, deps.publicUrls && (() => deps.publicUrls!().url));
+      voucherRoutes(scope, services.vouchers, deps.publicUrls && (() => deps.publicUrls!().url), (owner, guid, reason) => services.bootstrap.recordImportRefusal(owner, guid, reason));
+      bootstrapRoutes(scope, services.bootstrap);
       sessionRoutes(scope, services.sessions);
       liveRoutes(scope, live);
       interfaceStateRoutes(scope, services.gateways);
@@ -352,7 +364,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   await app.register(
     async (scope) => {
       documentScope(scope, { security: [], refusals: {} });
-      onboardingDeviceRoutes(scope, services.vouchers);
+      onboardingDeviceRoutes(scope, services.bootstrap);
     },
     { prefix: '/api/onboarding/v1' },
   );

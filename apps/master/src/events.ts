@@ -13,6 +13,8 @@ export interface DomainEventMap {
   'provisioning.job.changed': { ownerId: OwnerId; metalId: TipsId; jobId: string; state: string; reason: string | null };
   /** A Space's Glaze was set or cleared (Phase 3 Spaces notify their metals: T15). */
   'space.glaze.changed': { ownerId: OwnerId; spaceId: string; phase: number; glazeId: string | null };
+  /** A metal enrolled over EST with an enrollment secret (onboarding records move to `enrolled`). */
+  'enrollment.enrolled': { ownerId: OwnerId; metalId: TipsId; secretId: string };
 }
 
 type Handler<K extends keyof DomainEventMap> = (event: DomainEventMap[K]) => Promise<void> | void;

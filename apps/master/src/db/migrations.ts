@@ -8,6 +8,7 @@ import { up0006ListKeysets } from './keyset-indexes.ts';
 import { up0008Updates } from '../domains/updates/migrations.ts';
 import { up0014Onboarding } from '../domains/vouchers/migrations.ts';
 import { up0014Rendezvous } from '../domains/rendezvous/migrations.ts';
+import { up0015Bootstrap } from '../domains/bootstrap/migrations.ts';
 import { up0013Console } from '../domains/sessions/migrations.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
@@ -108,6 +109,7 @@ export const migrations: Record<string, Migration> = {
       await up0014Rendezvous(db);
     },
   },
+  '0015_bootstrap': { up: up0015Bootstrap },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -101,7 +101,7 @@ export class EnrollmentService {
     private readonly store: EnrollmentStore,
     private readonly metals: MetalService,
     private readonly spaces: SpaceService,
-    events: DomainEvents,
+    private readonly events: DomainEvents,
     private readonly clock: Clock,
     private readonly random: Random,
     private readonly caSource: () => Promise<MasterCa>,
@@ -278,6 +278,7 @@ export class EnrollmentService {
       if (after) this.assertUsable(after.secret, now);
       throw new EnrollmentError('enrollment_secret_exhausted', 'the enrollment secret has no use left');
     }
+    await this.events.emit('enrollment.enrolled', { ownerId: secret.ownerId, metalId, secretId: secret.id });
     return { der, record };
   }
 
