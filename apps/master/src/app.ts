@@ -80,6 +80,10 @@ import { interfaceStateRoutes } from './domains/gateways/states.ts';
 import { defaultSpaceRoutes } from './domains/spaces/defaults.ts';
 import { installConsole } from './http/console.ts';
 import { LiveFeed, liveRoutes } from './http/live.ts';
+import { installTelemetryMetrics } from './domains/telemetry/metrics.ts';
+import { telemetryMetalRoutes, telemetryOwnerRoutes } from './domains/telemetry/routes.ts';
+import { TelemetryService } from './domains/telemetry/service.ts';
+import { KyselyTelemetryStore } from './domains/telemetry/store.kysely.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -144,6 +148,7 @@ export interface Services {
   bootstrap: BootstrapService;
   directives: DirectiveService;
   sessions: SessionService;
+  telemetry: TelemetryService;
 }
 
 /** Wires the domains over their ports: the master's composition root. */
@@ -194,7 +199,8 @@ export function createServices(deps: MasterDeps): Services {
   const bootstrap = new BootstrapService(new KyselyBootstrapStore(deps.db), vouchers, metals, spaces, glazes, enrollment, verifiers, { tlsUrl: () => deps.publicUrls?.().tlsUrl ?? null }, events, clock, random);
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
-  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, bootstrap, directives, sessions };
+  const telemetry = new TelemetryService(new KyselyTelemetryStore(deps.db), metals, clock, random);
+  return { events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, bootstrap, directives, sessions, telemetry };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -229,6 +235,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installRendezvousMetrics(metrics, services.rendezvous);
   installBootstrapMetrics(metrics, services.bootstrap);
   services.bootstrap.useLog((obj, msg) => app.log.info(obj, msg));
+  installTelemetryMetrics(metrics, services.telemetry);
   services.vouchers.useLog((obj, msg) => app.log.info(obj, msg));
   installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
   const live = new LiveFeed(metrics);
@@ -280,6 +287,12 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
         const h = req.headers.authorization;
         const token = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
         refuseCertificateWithoutToken(req, token);
+        // An application token (issue 11) reads one device's telemetry and nothing else: 403 on every other route.
+        if (TelemetryService.isAppToken(token)) {
+          req.appToken = await services.telemetry.authenticateApp(token, req.method, req.routeOptions.url);
+          req.owner = { id: req.appToken.ownerId, name: `app-token:${req.appToken.tokenId}`, isAdmin: false, createdAt: '' };
+          return;
+        }
         req.owner = await authenticateOwner(req, services.sessions, (t) => services.owners.authenticate(t), token);
       });
       ownerRoutes(scope, services.owners);
@@ -321,6 +334,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       liveRoutes(scope, live);
       interfaceStateRoutes(scope, services.gateways);
       defaultSpaceRoutes(scope, services.metals, services.spaces);
+      telemetryOwnerRoutes(scope, services.telemetry, async (ownerId, metalId) => (await services.updates.view(ownerId as never, metalId as never)).profile);
     },
     { prefix: '/api/v1' },
   );
@@ -348,6 +362,11 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       tokenMetalRoutes(scope, services.tokens, { ttlMinutes: Math.min(60, Math.ceil(services.updates.reauthSeconds / 60) + 1) });
       // The Update Manager (Phases 2–3): a one-hop PoP token on every request besides mTLS.
       await scope.register(async (updates) => updateMetalRoutes(updates, services.updates, { masterUri: () => deps.publicUrls?.().tlsUrl ?? undefined }));
+      // Information exchange (issue 11): heartbeats and telemetry, under the same PoP token as the Update Manager's routes.
+      await scope.register(async (t) => {
+        t.addHook('onRequest', async (req) => services.updates.authorize(req.metal, req.headers.authorization));
+        telemetryMetalRoutes(t, services.telemetry);
+      });
     },
     { prefix: '/api/metal/v1' },
   );

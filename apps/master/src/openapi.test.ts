@@ -61,6 +61,7 @@ const fx = {
   key: '',
   gateway: '',
   apiToken: '',
+  appToken: '',
   secret: '',
   serial: '',
   cwt: '',
@@ -135,6 +136,7 @@ beforeAll(async () => {
   fx.directive = Buffer.from(buildEnvelope({ vendorDomain: 'tips.directive', classInfo: 'trust-list', component: TRUST_LIST_COMPONENT, sequenceNumber: 2, payload: list, delivery: { mode: 'integrated' }, key: dirKey.key }));
   fx.retireMetal = (await call('POST', '/api/v1/metals', { name: 'fx-retire', interfaces: [{ name: 'eth0', mac: '02:00:00:00:ff:02', type: 'ethernet', pxe: true }] })).json().id;
   fx.apiToken = (await call('POST', '/api/v1/tokens', { name: 'fx-token' })).json().id;
+  fx.appToken = (await call('POST', '/api/v1/app-tokens', { metal: fx.metal, scope: ['telemetry:read'] })).json().id;
   fx.secret = (await call('POST', '/api/v1/enrollment/secrets', { metal: fx.metal })).json().id;
   const used = (await call('POST', '/api/v1/enrollment/secrets', { metal: fx.metal })).json();
   const csr = await makeCsr({ uris: [`urn:tips:metal:${fx.metal}`] });
@@ -210,6 +212,7 @@ function pathFixture(path: string, param: string): string | undefined {
     vouchers: fx.guid,
     profiles: fx.profile,
     onboardings: fx.guid,
+    'app-tokens': fx.appToken,
   };
   return before === undefined ? undefined : byCollection[before];
 }
@@ -256,6 +259,7 @@ const chosenOptional: Record<string, Record<string, unknown>> = {
   'POST /api/onboarding/v1/prove': { guid: () => fx.guid, nonce: () => fx.to2Nonce, proof: () => fx.to2Proof },
   // Console sign-in takes an owner API token, not the CWT the `token` hint gives.
   'POST /api/v1/session': { token: () => adminToken },
+  'POST /api/v1/app-tokens': { scope: () => ['telemetry:read'] },
 };
 
 /** Query and path values an operation needs that the property name alone cannot pick. */

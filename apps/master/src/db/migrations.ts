@@ -10,6 +10,7 @@ import { up0014Onboarding } from '../domains/vouchers/migrations.ts';
 import { up0014Rendezvous } from '../domains/rendezvous/migrations.ts';
 import { up0015Bootstrap } from '../domains/bootstrap/migrations.ts';
 import { up0013Console } from '../domains/sessions/migrations.ts';
+import { up0015Telemetry } from '../domains/telemetry/migrations.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
 // Only portable types: text, integer, bigint. Each domain's tables carry its prefix.
@@ -110,6 +111,7 @@ export const migrations: Record<string, Migration> = {
     },
   },
   '0015_bootstrap': { up: up0015Bootstrap },
+  '0015_telemetry': { up: up0015Telemetry },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
