@@ -61,10 +61,11 @@ import { installUpdateMetrics } from './domains/updates/metrics.ts';
 import { installVoucherMetrics } from './domains/vouchers/metrics.ts';
 import { voucherRoutes } from './domains/vouchers/routes.ts';
 import { softwareKeyVerifier } from './domains/attestation/software-key.ts';
-import type { AttestationVerifier, VerifierName } from './domains/attestation/verifier.ts';
+import { tpm2Verifier } from './domains/attestation/tpm2.ts';
+import type { VerifierName } from './domains/attestation/verifier.ts';
 import { installBootstrapMetrics } from './domains/bootstrap/metrics.ts';
 import { bootstrapRoutes, onboardingDeviceRoutes } from './domains/bootstrap/routes.ts';
-import { BootstrapService } from './domains/bootstrap/service.ts';
+import { BootstrapService, type ChallengingVerifier } from './domains/bootstrap/service.ts';
 import { KyselyBootstrapStore } from './domains/bootstrap/store.kysely.ts';
 import { installRendezvousMetrics } from './domains/rendezvous/metrics.ts';
 import { rendezvousRoutes } from './domains/rendezvous/routes.ts';
@@ -195,7 +196,10 @@ export function createServices(deps: MasterDeps): Services {
   );
   const vouchers = new VoucherService(new KyselyVoucherStore(deps.db), clock, random, deps.fetch);
   const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
-  const verifiers = new Map<VerifierName, AttestationVerifier>([[softwareKeyVerifier.name, softwareKeyVerifier]]);
+  const verifiers = new Map<VerifierName, ChallengingVerifier>([
+    [softwareKeyVerifier.name, softwareKeyVerifier],
+    [tpm2Verifier.name, tpm2Verifier],
+  ]);
   const bootstrap = new BootstrapService(new KyselyBootstrapStore(deps.db), vouchers, metals, spaces, glazes, enrollment, verifiers, { tlsUrl: () => deps.publicUrls?.().tlsUrl ?? null }, events, clock, random);
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);

@@ -16,7 +16,8 @@ import type { Logger } from 'pino';
 import { ClientError } from '../errors.ts';
 import { writeFileDurably, writeJsonDurably } from '../state/files.ts';
 import { OnboardingError, onboard } from './onboard.ts';
-import { tpmSigner } from './tpm-signer.ts';
+import { makeTpmEvidence, tpmIdentity } from './tpm-quote.ts';
+import { type TpmKeyRecord, tpmSigner } from './tpm-signer.ts';
 
 const SYS_NET = '/sys/class/net';
 
@@ -137,20 +138,19 @@ export interface OnboardDeviceOptions {
   stateDir: string;
   log: Logger;
   fetch?: typeof fetch;
-  /** TPM evidence (tpm2 profiles): made over the owner's nonce and the PCRs the profile asks for. */
-  evidence?: (nonce: Uint8Array, pcrs: number[]) => Promise<Uint8Array>;
 }
 
 /** TO1 + TO2 and the files; the caller enrolls. Refusals by the owner are `onboarding_refused` (exit 3). */
 export async function onboardDevice(o: OnboardDeviceOptions): Promise<{ guid: string; owner: string; setup: DeviceSetup }> {
   const credential = loadCredential(o.credentialFile);
   if (o.rendezvous.length > 0) credential.rendezvous = rendezvousFromUrls(o.rendezvous);
-  const key = loadDeviceKey(o.keyFile ?? defaultKeyFile(o.credentialFile), o.tcti);
+  const keyFile = o.keyFile ?? defaultKeyFile(o.credentialFile);
+  const key = loadDeviceKey(keyFile, o.tcti);
   const facts = deviceFacts({ interfaces: o.interfaces, purpose: o.purpose, storagePath: existsSync(o.stateDir) ? o.stateDir : '/' });
   o.log.info({ event: 'onboarding', interfaces: facts.interfaces.map((i) => `${i.name}=${i.mac}`), arch: facts.arch, ramMb: facts.ramMb }, 'onboarding: finding the owner');
   let r: Awaited<ReturnType<typeof onboard>>;
   try {
-    r = await onboard(credential, key, { facts, ...(o.fetch ? { fetch: o.fetch } : {}), ...(o.evidence ? { evidence: o.evidence } : {}) });
+    r = await onboard(credential, key, { facts, ...(o.fetch ? { fetch: o.fetch } : {}), ...(o.tcti ? { tpm: await deviceTpm(o.tcti, keyFile) } : {}) });
   } catch (e) {
     if (!(e instanceof OnboardingError)) throw e;
     const refused = ['attestation_failed', 'voucher_used', 'no_profile', 'registration_failed', 'voucher_not_ours', 'owner_proof_invalid', 'setup_invalid'].includes(e.code);
@@ -159,4 +159,21 @@ export async function onboardDevice(o: OnboardDeviceOptions): Promise<{ guid: st
   writeSetup(r.setup, o.configFile, o.stateDir);
   o.log.info({ event: 'onboarded', guid: r.guid, owner: r.owner, metal: r.setup.metalId, profile: r.setup.profile }, 'onboarded: a Metal Object now, enrolling next');
   return { guid: r.guid, owner: r.owner, setup: r.setup };
+}
+
+/**
+ * The device's TPM for the tpm2 verifier (tpm-quote.ts): its identity (EK, AK — made once at a
+ * persistent handle) for the hello, and evidence over the master's challenge and the owner's nonce,
+ * certifying the device key the voucher binds (the handle of device.tpm). A device whose key is a
+ * software file has no TPM evidence to give.
+ */
+async function deviceTpm(tcti: string, keyFile: string): Promise<{ identity: Uint8Array; evidence(challenge: Uint8Array, nonce: Uint8Array, pcrs: number[]): Promise<Uint8Array> }> {
+  let record: TpmKeyRecord;
+  try {
+    record = JSON.parse(readFileSync(keyFile, 'utf8')) as TpmKeyRecord;
+  } catch {
+    throw new ClientError('config_invalid', `--tcti: the device key ${keyFile} is not a TPM key record (device.tpm)`);
+  }
+  const identity = await tpmIdentity({ tcti });
+  return { identity, evidence: (challenge, nonce, pcrs) => makeTpmEvidence({ tcti, challenge, nonce, pcrs, deviceHandle: record.tpm2.handle }) };
 }

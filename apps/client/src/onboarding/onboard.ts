@@ -61,8 +61,11 @@ export interface OnboardOptions {
   now?: () => number;
   /** What the device reports: its interfaces (with their MACs), resources, purpose. */
   facts: DeviceFacts;
-  /** TPM evidence over the owner's nonce and the PCRs the profile asks for (tpm2 profiles). */
-  evidence?: (nonce: Uint8Array, pcrs: number[]) => Promise<Uint8Array>;
+  /**
+   * The device's TPM (tpm2 profiles): its identity goes with the hello; the evidence is made over the
+   * master's challenge (credential activation), the owner's nonce and the PCRs the profile asks for.
+   */
+  tpm?: { identity: Uint8Array; evidence(challenge: Uint8Array, nonce: Uint8Array, pcrs: number[]): Promise<Uint8Array> };
 }
 
 type Fetch = typeof fetch;
@@ -125,7 +128,7 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
 
   // TO2 step 1: the owner shows the voucher and proves it holds the key the chain ends at.
   const deviceNonce = new Uint8Array(randomBytes(16));
-  const hello = await post(fetchImpl, owner, '/api/onboarding/v1/hello', { guid, nonce: Buffer.from(deviceNonce).toString('base64'), device: opts.facts }, 'owner');
+  const hello = await post(fetchImpl, owner, '/api/onboarding/v1/hello', { guid, nonce: Buffer.from(deviceNonce).toString('base64'), device: opts.facts, ...(opts.tpm ? { tpm: Buffer.from(opts.tpm.identity).toString('base64') } : {}) }, 'owner');
   const voucher = decodeVoucherOr(bytes(hello.voucher, 'voucher', 'owner'));
   if (!credentialMatchesVoucher(credential, voucher)) throw new OnboardingError('owner', 'voucher_not_ours', 'the voucher shown is not this device\'s (header HMAC, GUID or manufacturer key differ)');
   let chain: ReturnType<typeof verifyVoucherChain>;
@@ -146,11 +149,11 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
     // it reported and a fresh key the owner encrypts the setup to.
     const setupKey = makeSetupKey();
     const proof = sign('tips-to2-device', [credential.guid, ownerNonce, deviceFactsDigest(opts.facts), setupKey.publicRaw]);
-    const attestation = hello.attestation as { verifier?: string; pcrs?: number[] } | undefined;
+    const attestation = hello.attestation as { verifier?: string; pcrs?: number[]; challenge?: string } | undefined;
     let evidence: Uint8Array | undefined;
     if (attestation?.verifier === 'tpm2') {
-      if (!opts.evidence) throw new OnboardingError('prove', 'tpm_required', 'the owner\'s profile for this device asks for TPM 2.0 evidence, and this device has no TPM configured (--tcti)');
-      evidence = await opts.evidence(ownerNonce, attestation.pcrs ?? []);
+      if (!opts.tpm) throw new OnboardingError('prove', 'tpm_required', 'the owner\'s profile for this device asks for TPM 2.0 evidence, and this device has no TPM configured (--tcti)');
+      evidence = await opts.tpm.evidence(bytes(attestation.challenge, 'attestation.challenge', 'owner'), ownerNonce, attestation.pcrs ?? []);
     }
     const body = { guid, nonce: Buffer.from(ownerNonce).toString('base64'), proof: Buffer.from(proof).toString('base64'), ...(evidence ? { evidence: Buffer.from(evidence).toString('base64') } : {}) };
     const done = await post(fetchImpl, owner, '/api/onboarding/v1/prove', body, 'prove');

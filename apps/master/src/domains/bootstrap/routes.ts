@@ -214,19 +214,26 @@ export function onboardingDeviceRoutes(app: FastifyInstance, b: BootstrapService
   const malformed = (reply: { code(n: number): { send(x: unknown): unknown } }, id: unknown, e: unknown) =>
     reply.code(400).send({ error: { code: 'onboarding_malformed', message: (e as Error).message, field: (e as { field?: string }).field }, requestId: String(id) });
 
-  app.post<{ Body: { guid: string; nonce: string; device: DeviceFacts } }>(
+  app.post<{ Body: { guid: string; nonce: string; device: DeviceFacts; tpm?: string } }>(
     '/hello',
     {
       schema: {
         tags: ['onboarding'],
         summary: 'TO2 step 1: the device names its GUID, a nonce and its facts; the owner answers with the voucher, its nonce, a proof signed by its onboarding key, and the attestation its profile asks for',
-        body: Type.Object({ guid: Type.String({ minLength: 1, maxLength: 64 }), nonce: B64, device: Facts }, { additionalProperties: false }),
+        body: Type.Object(
+          { guid: Type.String({ minLength: 1, maxLength: 64 }), nonce: B64, device: Facts, tpm: Type.Optional({ ...B64, description: "base64 CBOR { ek, ak }: the device's TPM identity (tpm2 profiles challenge it)" }) },
+          { additionalProperties: false },
+        ),
         response: {
           200: Type.Object({
             voucher: Type.String(),
             nonce: Type.String(),
             ownerProof: Type.String(),
-            attestation: Type.Object({ verifier: lit(ATTESTATIONS), pcrs: Type.Array(Type.Integer()) }),
+            attestation: Type.Object({
+              verifier: lit(ATTESTATIONS),
+              pcrs: Type.Array(Type.Integer()),
+              challenge: Type.Optional(Type.String({ description: 'tpm2: base64 credential for tpm2_activatecredential (only the TPM holding the EK, with the AK, unwraps it)' })),
+            }),
           }),
           ...errorResponses(400, 404, 409, 422),
         },
@@ -234,17 +241,19 @@ export function onboardingDeviceRoutes(app: FastifyInstance, b: BootstrapService
     },
     async (req, reply) => {
       let nonce: Uint8Array;
+      let tpm: Uint8Array | undefined;
       try {
         nonce = b64(req.body.nonce, 'nonce');
+        tpm = req.body.tpm === undefined ? undefined : b64(req.body.tpm, 'tpm');
       } catch (e) {
         return malformed(reply, req.id, e);
       }
-      const r = await b.hello(req.body.guid, nonce, req.body.device);
+      const r = await b.hello(req.body.guid, nonce, req.body.device, tpm);
       return {
         voucher: Buffer.from(r.voucher).toString('base64'),
         nonce: Buffer.from(r.ownerNonce).toString('base64'),
         ownerProof: Buffer.from(r.ownerProof).toString('base64'),
-        attestation: r.attestation,
+        attestation: { verifier: r.attestation.verifier, pcrs: r.attestation.pcrs, ...(r.attestation.challenge ? { challenge: Buffer.from(r.attestation.challenge).toString('base64') } : {}) },
       };
     },
   );

@@ -47,6 +47,9 @@ export interface BootstrapUrls {
   tlsUrl: () => string | null;
 }
 
+/** A verifier that needs a round before the evidence (tpm2: the credential only the device's TPM can activate). */
+export type ChallengingVerifier = AttestationVerifier & { challenge?(identity: Uint8Array, nonce: Uint8Array): Uint8Array };
+
 /** Stages the benchmark breaks an onboarding into. */
 export type OnboardingStage = 'signatures' | 'database';
 
@@ -91,7 +94,7 @@ export class BootstrapService {
     private readonly spaces: SpaceService,
     private readonly glazes: GlazeService,
     private readonly enrollment: EnrollmentService,
-    private readonly verifiers: ReadonlyMap<VerifierName, AttestationVerifier>,
+    private readonly verifiers: ReadonlyMap<VerifierName, ChallengingVerifier>,
     private readonly urls: BootstrapUrls,
     events: DomainEvents,
     private readonly clock: Clock,
@@ -300,7 +303,13 @@ export class BootstrapService {
    * TO2 step 1: the owner proves itself (vouchers domain) and says which verifier and PCRs it will
    * ask for — the profile the device's facts select. The record is `waiting`.
    */
-  async hello(guid: string, deviceNonce: Uint8Array, facts: DeviceFacts): Promise<{ voucher: Uint8Array; ownerNonce: Uint8Array; ownerProof: Uint8Array; attestation: { verifier: Attestation; pcrs: number[] } }> {
+  async hello(
+    guid: string,
+    deviceNonce: Uint8Array,
+    facts: DeviceFacts,
+    /** A device with a TPM sends its identity (tpm2: `{ ek, ak }`, CBOR) so a tpm2 profile can challenge it at once. */
+    tpmIdentity?: Uint8Array,
+  ): Promise<{ voucher: Uint8Array; ownerNonce: Uint8Array; ownerProof: Uint8Array; attestation: { verifier: Attestation; pcrs: number[]; challenge?: Uint8Array } }> {
     const v = await this.voucherOf(guid);
     const record = (await this.store.findRecord(v.ownerId, v.guid)) ?? this.fresh(v);
     if (record.status === 'enrolled') return this.refuse(record, 'voucher_used', 'this device was onboarded and enrolled already; its voucher is spent (a replay, or a copied credential)');
@@ -308,10 +317,23 @@ export class BootstrapService {
     const profile = await this.matchProfile(v.ownerId, v.deviceInfo, facts);
     if (!profile) return this.refuse({ ...record, facts }, 'no_profile', `no bootstrapping profile matches this device (${v.deviceInfo}; arch ${facts.arch ?? '?'}, ${facts.ramMb ?? '?'} MB RAM, ${facts.storageMb ?? '?'} MB storage)`);
     const hello = await this.timed('signatures', () => this.vouchers.to2Hello(guid, deviceNonce));
+    let challenge: Uint8Array | undefined;
+    if (profile.attestation !== 'software-key') {
+      const verifier = this.verifiers.get(profile.attestation);
+      if (!verifier) return this.refuse({ ...record, facts, profileId: profile.id }, 'attestation_failed', `the profile asks for ${profile.attestation}, which this master does not verify`);
+      if (verifier.challenge) {
+        if (!tpmIdentity) return this.refuse({ ...record, facts, profileId: profile.id }, 'attestation_failed', `${profile.attestation}: the profile asks for TPM evidence and the device sent no TPM identity (is its TPM configured?)`, 'tpm');
+        try {
+          challenge = verifier.challenge(tpmIdentity, hello.ownerNonce);
+        } catch (e) {
+          return this.refuse({ ...record, facts, profileId: profile.id }, 'attestation_failed', `${profile.attestation}: ${(e as Error).message}`, 'tpm');
+        }
+      }
+    }
     // A device already registered that lost its answer may come again: it keeps its metal.
     const next = record.status === 'registered' ? { ...record, facts, profileId: profile.id, verifier: profile.attestation, events: [...record.events, { status: 'waiting' as const, at: this.clock.now().toISOString(), reason: 'the device asked again before enrolling' }].slice(-MAX_EVENTS) } : this.moved(record, 'waiting', null, { facts, profileId: profile.id, verifier: profile.attestation });
     await this.timed('database', () => this.store.putRecord(next));
-    return { voucher: hello.voucher, ownerNonce: hello.ownerNonce, ownerProof: hello.ownerProof, attestation: { verifier: profile.attestation, pcrs: profile.pcrs } };
+    return { voucher: hello.voucher, ownerNonce: hello.ownerNonce, ownerProof: hello.ownerProof, attestation: { verifier: profile.attestation, pcrs: profile.pcrs, ...(challenge ? { challenge } : {}) } };
   }
 
   /**
