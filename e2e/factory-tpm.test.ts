@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createPublicKey, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeDeviceCredential, readVoucherFile, verifyVoucher } from '@tips/onboarding';
 import { onboard } from '../apps/client/src/onboarding/onboard.ts';
+import { makeTpmEvidence, tpmIdentity } from '../apps/client/src/onboarding/tpm-quote.ts';
 import { tpmSigner } from '../apps/client/src/onboarding/tpm-signer.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMaster, tips } from './helpers.ts';
@@ -93,8 +94,8 @@ describe('Z2 Z3 issue 11: tips factory makes the device key inside a TPM 2.0 (sw
   });
 });
 
-describe('Z1 Z2 issue 11: a device whose key lives in the TPM onboards through rendezvous and TO2', { timeout: 180_000 }, () => {
-  it('every proof is signed inside the TPM (tpm2_sign); the owner marks it onboarded', async () => {
+describe('Z1 Z2 issue 11: a device whose key lives in the TPM onboards with the tpm2 verifier; a tampered PCR is refused', { timeout: 240_000 }, () => {
+  it('every proof is signed inside the TPM; the quote over PCR 16 must match the profile; tampered → refused, nothing created; restored → a metal', async () => {
     const rv = await startMaster(['--data-dir', join(dir, 'rv')]);
     const owner = await startMaster(['--data-dir', join(dir, 'owner')]);
     try {
@@ -103,6 +104,7 @@ describe('Z1 Z2 issue 11: a device whose key lives in the TPM onboards through r
         expect(r.status, r.stderr).toBe(0);
         return r.stdout;
       };
+      const json = (m: { url: string; adminToken?: string }, args: string[]) => JSON.parse(ok(tips([...args, '--json'], env(m))));
       ok(tips(['voucher', 'owner-key', 'create', 'fleet', '--out', join(dir, 'fleet.pub')], env(owner)));
       if (!existsSync(join(dir, 'mfr.key'))) ok(tips(['factory', 'key', 'create', '--out', join(dir, 'mfr.key')], env()));
       const made = JSON.parse(
@@ -110,14 +112,51 @@ describe('Z1 Z2 issue 11: a device whose key lives in the TPM onboards through r
       ).devices[0];
       ok(tips(['voucher', 'import', made.voucher], env(owner)));
       ok(tips(['voucher', 'register', made.guid], env(owner)));
+      // The golden value: PCR 16 as it is now (all zero after reset), SHA-256 over the selection.
+      expect(tpm(['tpm2_pcrreset', '16']).status).toBe(0);
+      const golden = createHash('sha256').update(Buffer.alloc(32)).digest('hex');
+      ok(tips(['bootstrap', 'profile', 'create', 'tpm-devices', '--attestation', 'tpm2', '--pcr', '16', '--pcr-digest', golden], env(owner)));
+      const credential = decodeDeviceCredential(readFileSync(made.credential));
       const signer = tpmSigner(JSON.parse(readFileSync(made.deviceKey, 'utf8')), tcti);
-      const result = await onboard(decodeDeviceCredential(readFileSync(made.credential)), signer);
-      expect(result).toMatchObject({ guid: made.guid, owner: owner.url, status: 'onboarded' });
-      expect(JSON.parse(ok(tips(['voucher', 'show', made.guid, '--json'], env(owner)))).status).toBe('onboarded');
+      const facts = { interfaces: [{ name: 'eth0', mac: '02:7e:00:00:00:01', type: 'ethernet' as const, pxe: true }] };
+      const device = async () => ({
+        identity: await tpmIdentity({ tcti }),
+        evidence: (challenge: Uint8Array, nonce: Uint8Array, pcrs: number[]) => makeTpmEvidence({ tcti, challenge, nonce, pcrs, deviceHandle: '0x81010002' }),
+      });
+      const metals = () => json(owner, ['metal', 'list']).length;
+
+      // A measured component changed: PCR 16 extended. The quote is genuine, its PCRs are not the profile's.
+      expect(tpm(['tpm2_pcrextend', `16:sha256=${'ab'.repeat(32)}`]).status).toBe(0);
+      const before = metals();
+      const refused = await onboard(credential, signer, { facts, tpm: await device() }).then(
+        () => undefined,
+        (e: unknown) => e as { code: string; message: string },
+      );
+      expect(refused?.code).toBe('attestation_failed');
+      expect(refused?.message).toMatch(/tpm2: pcrs: digest [0-9a-f]{64} is not the policy's/);
+      const record = json(owner, ['onboarding', 'show', made.guid]);
+      expect(record).toMatchObject({ status: 'failed', verifier: 'tpm2' });
+      expect(record.reason).toMatch(/attestation_failed: tpm2: pcrs: digest/);
+      expect(metals()).toBe(before);
+
+      // A device without its TPM evidence is refused too (the profile asks for tpm2).
+      const noTpm = await onboard(credential, signer, { facts }).then(
+        () => undefined,
+        (e: unknown) => e as { code: string },
+      );
+      expect(noTpm?.code).toBe('attestation_failed');
+      expect(metals()).toBe(before);
+
+      // Restored: the same device onboards; every proof signed in the TPM, the quote over the golden PCR.
+      expect(tpm(['tpm2_pcrreset', '16']).status).toBe(0);
+      const result = await onboard(credential, signer, { facts, tpm: await device() });
+      expect(result).toMatchObject({ guid: made.guid, owner: owner.url, status: 'registered', setup: { profile: 'tpm-devices' } });
+      expect(json(owner, ['onboarding', 'show', made.guid])).toMatchObject({ status: 'registered', verifier: 'tpm2', metal: result.setup.metalId });
+      expect(json(owner, ['voucher', 'show', made.guid]).status).toBe('onboarded');
+      expect(metals()).toBe(before + 1);
     } finally {
       await rv.stop();
       await owner.stop();
     }
   });
 });
-

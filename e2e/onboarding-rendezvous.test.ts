@@ -1,4 +1,4 @@
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ const device = (d: { guid: string; credential: string; deviceKey: string }) => (
   key: createPrivateKey(readFileSync(d.deviceKey)),
 });
 const status = (guid: string) => json(['voucher', 'show', guid], owner).status;
+const facts = () => ({ interfaces: [{ name: 'eth0', mac: `02:${randomBytes(5).toString('hex').replace(/(..)(?!$)/g, '$1:')}`, type: 'ethernet' as const, pxe: true }] });
 async function refusal(p: Promise<unknown>): Promise<OnboardingError> {
   try {
     await p;
@@ -42,6 +43,7 @@ beforeAll(async () => {
   json(['factory', 'key', 'create', '--out', join(dir, 'mfr.key')]);
   json(['factory', 'key', 'create', '--out', join(dir, 'dist.key')]);
   json(['voucher', 'owner-key', 'create', 'fleet', '--out', join(dir, 'owner.pub')], owner);
+  json(['bootstrap', 'profile', 'create', 'any-device'], owner);
   made = json([
     'factory', 'device', 'create', '--manufacturer-key', join(dir, 'mfr.key'), '--rendezvous', rv.url,
     '--info', 'vendor=acme', '--count', '3', '--out-dir', join(dir, 'devices'), '--to', join(dir, 'dist.key.pub'),
@@ -70,7 +72,7 @@ describe('Z1 Z3 issue 11: first power-on finds the owner through rendezvous and 
   it('a device proving another key is refused at rendezvous, and nothing changes', async () => {
     const d1 = device(made[1]!);
     const wrongKey = device(made[0]!).key;
-    const e = await refusal(onboard(d1.credential, wrongKey));
+    const e = await refusal(onboard(d1.credential, wrongKey, { facts: facts() }));
     expect(e).toMatchObject({ step: 'rendezvous', code: 'rendezvous_failed' });
     expect(e.message).toContain('proof_invalid');
     expect(status(made[1]!.guid)).toBe('rendezvous_registered');
@@ -78,7 +80,7 @@ describe('Z1 Z3 issue 11: first power-on finds the owner through rendezvous and 
 
   it('a GUID rendezvous never saw is refused there; its status stays imported', async () => {
     const d2 = device(made[2]!);
-    const e = await refusal(onboard(d2.credential, d2.key));
+    const e = await refusal(onboard(d2.credential, d2.key, { facts: facts() }));
     expect(e.message).toContain('guid_unknown');
     expect(status(made[2]!.guid)).toBe('imported');
   });
@@ -96,10 +98,13 @@ describe('Z1 Z3 issue 11: first power-on finds the owner through rendezvous and 
     expect(((await r.json()) as { error: { code: string } }).error.code).toBe('registration_superseded');
   });
 
-  it('the device finds its owner (TO1), checks the owner against its voucher, proves its key (TO2): onboarded', async () => {
+  it('the device finds its owner (TO1), checks the owner against its voucher, proves its key (TO2): a metal, its setup sealed to it', async () => {
     const d0 = device(made[0]!);
-    const result = await onboard(d0.credential, d0.key);
-    expect(result).toEqual({ guid: made[0]!.guid, rendezvous: rv.url, owner: owner.url, status: 'onboarded' });
+    const f = facts();
+    const result = await onboard(d0.credential, d0.key, { facts: f });
+    expect(result).toMatchObject({ guid: made[0]!.guid, rendezvous: rv.url, owner: owner.url, status: 'registered', setup: { profile: 'any-device' } });
+    expect(json(['metal', 'show', result.setup.metalId], owner).interfaces[0].mac).toBe(f.interfaces[0]!.mac);
+    expect(json(['onboarding', 'show', made[0]!.guid], owner).status).toBe('registered');
     expect(status(made[0]!.guid)).toBe('onboarded');
     const list = json(['voucher', 'list'], owner);
     expect(list.map((v: { guid: string; status: string }) => [v.guid, v.status]).sort()).toEqual(

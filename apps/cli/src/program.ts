@@ -14,6 +14,7 @@ import { registerProvisioningCommands } from './commands/provisioning.ts';
 import { registerSpaceCommands } from './commands/space.ts';
 import { registerTelemetryCommands } from './commands/telemetry.ts';
 import { registerVoucherCommands } from './commands/voucher.ts';
+import { registerBootstrapCommands } from './commands/bootstrap.ts';
 import { EXIT } from './errors.ts';
 import { loadSuit } from './suit-lib.ts';
 
@@ -40,6 +41,7 @@ export function createProgram(): Command {
   registerProvisioningCommands(program);
   registerFactoryCommands(program);
   registerVoucherCommands(program);
+  registerBootstrapCommands(program);
   registerTrustListCommands(program);
   registerTelemetryCommands(program);
   registerConsoleCommands(program);

@@ -14,7 +14,10 @@ export type ClientErrorCode =
   | 'download_failed'
   | 'install_failed'
   /** Bad command-line input (exit 2). */
-  | 'usage';
+  | 'usage'
+  /** Zero-touch onboarding refused or failed (the message names the step and the owner's reason). */
+  | 'onboarding_failed'
+  | 'onboarding_refused';
 
 export class ClientError extends Error {
   constructor(
@@ -33,7 +36,7 @@ export const EXIT = { ok: 0, failure: 1, usage: 2, auth: 3, unreachable: 7 } as 
 
 export function exitCodeOf(e: unknown): number {
   if (!(e instanceof ClientError)) return EXIT.failure;
-  if (e.code === 'est_refused' || e.code === 'unauthenticated' || e.code === 'forbidden') return EXIT.auth;
+  if (e.code === 'est_refused' || e.code === 'unauthenticated' || e.code === 'forbidden' || e.code === 'onboarding_refused') return EXIT.auth;
   if (e.code === 'master_unreachable') return EXIT.unreachable;
   if (e.code === 'usage') return EXIT.usage;
   return EXIT.failure;

@@ -12,6 +12,8 @@ import { readRetirement } from './identity/retire.ts';
 import { loadIdentity } from './identity/store.ts';
 import { installHandlers } from './install/registry.ts';
 import { AgentState } from './state/agent-state.ts';
+import { onboardDevice } from './onboarding/device.ts';
+import { existsSync } from 'node:fs';
 
 export interface CommonOptions {
   config: string;
@@ -68,6 +70,37 @@ export function createProgram(): Command {
     });
   });
 
+
+  common(
+    program
+      .command('onboard')
+      .description(
+        "zero-touch onboarding at first power-on: find the owner through rendezvous, prove the device key (TO1/TO2), receive the metal's setup sealed to this device, write config.json, ca.pem and enrollment.json, enroll over EST, register the profile; exits 0 when enrolled (also when it already was)",
+      )
+      .requiredOption('--device-credential <file>', 'the device credential from `tips factory device create` (device.cred)')
+      .option('--device-key <file>', 'the device key: device.key (PEM) or device.tpm (a key in the TPM); default: beside the credential')
+      .option('--tcti <tcti>', 'the TPM the device key (and tpm2 evidence) lives in, e.g. device:/dev/tpmrm0')
+      .option('--rendezvous <url>', "a rendezvous address to use instead of the credential's (repeatable)", collect, [] as string[])
+      .option('--interface <name>', 'an interface to report (repeatable; the first is the one the device boots from); default: every one with a MAC', collect, [] as string[])
+      .option('--purpose <label>', 'the purpose label bootstrapping profiles may match on')
+      .option('--no-register', 'stop after enrolling (do not register the profile)')
+      .option('--json', 'print the outcome as JSON'),
+  ).action(
+    async (o: CommonOptions & { deviceCredential: string; deviceKey?: string; tcti?: string; rendezvous: string[]; interface: string[]; purpose?: string; register: boolean; json?: boolean }) => {
+      const log = makeLogger(o.logLevel);
+      await guarded(log, 'onboard', async () => {
+        const out = await onboardThenEnroll(o, log);
+        if (o.register) {
+          const config = loadConfig(o.config);
+          const agent = new Agent({ config, stateDir: stateDirOf(o, config), log, handlers: installHandlers({}), servers: new ServerList(serverOrder([], config.servers, config.masterUrl), { log }), protocols: ['https'] });
+          await agent.recover();
+          await agent.cycle();
+        }
+        process.stdout.write(o.json ? `${JSON.stringify(out)}\n` : `${out.onboarded ? 'onboarded' : 'already onboarded'}: ${out.tipsId} (${out.profile ?? 'profile unknown'}), ${out.status === 'enrolled' ? 'enrolled' : 'already enrolled'}, certificate ${out.serial}\n`);
+      });
+    },
+  );
+
   common(
     program
       .command('run')
@@ -83,13 +116,19 @@ export function createProgram(): Command {
       .option('--no-tamper', 'do not run the tamper watch')
       .option('--once', 'one cycle (Phase 2, Phase 3, rollbacks), then exit (non-zero when it failed); no MQTT, no tamper watch')
       .option('--renew-before <duration>', 're-enroll when the certificate has less than this left (default: a third of its lifetime)', parseDuration)
-      .option('--unit-dir <dir>', 'where the systemd-service handler installs units', '/etc/systemd/system'),
+      .option('--unit-dir <dir>', 'where the systemd-service handler installs units', '/etc/systemd/system')
+      .option('--device-credential <file>', 'onboard first (as `tips-client onboard`) when config.json does not exist yet: first power-on of a device from the factory')
+      .option('--device-key <file>', 'with --device-credential: the device key (default: beside the credential)')
+      .option('--tcti <tcti>', 'with --device-credential: the TPM the device key lives in')
+      .option('--interface <name>', 'with --device-credential: an interface to report (repeatable)', collect, [] as string[])
+      .option('--purpose <label>', 'with --device-credential: the purpose label'),
   ).action(
     async (
-      o: CommonOptions & { interval: number; pollInterval: number; push: boolean; server: string[]; managedPath: string[]; dpkgRoot: string; tamper: boolean; once?: boolean; renewBefore?: number; unitDir: string },
+      o: CommonOptions & { interval: number; pollInterval: number; push: boolean; server: string[]; managedPath: string[]; dpkgRoot: string; tamper: boolean; once?: boolean; renewBefore?: number; unitDir: string; deviceCredential?: string; deviceKey?: string; tcti?: string; interface: string[]; purpose?: string },
     ) => {
       const log = makeLogger(o.logLevel);
       await guarded(log, 'run', async () => {
+        if (o.deviceCredential !== undefined) await onboardThenEnroll({ ...o, deviceCredential: o.deviceCredential, rendezvous: [] }, log);
         const config = loadConfig(o.config);
         const stateDir = stateDirOf(o, config);
         const servers = new ServerList(serverOrder(o.server, config.servers, config.masterUrl), { log });
@@ -218,6 +257,40 @@ export function telemetryValues(pairs: string[], file?: string): Record<string, 
   }
   if (Object.keys(out).length === 0) throw new ClientError('usage', 'nothing to send: give key=value pairs or --file');
   return out;
+/**
+ * Onboards unless config.json exists (then the device was onboarded before: a cut after the setup
+ * was written resumes here), then enrolls (idempotent).
+ */
+async function onboardThenEnroll(
+  o: CommonOptions & { deviceCredential: string; deviceKey?: string; tcti?: string; rendezvous: string[]; interface: string[]; purpose?: string },
+  log: Logger,
+): Promise<{ onboarded: boolean; guid: string | null; owner: string | null; tipsId: string; profile: string | null; status: string; serial: string; notAfter: string }> {
+  let onboarded: Awaited<ReturnType<typeof onboardDevice>> | undefined;
+  if (!existsSync(o.config)) {
+    onboarded = await onboardDevice({
+      credentialFile: o.deviceCredential,
+      ...(o.deviceKey ? { keyFile: o.deviceKey } : {}),
+      ...(o.tcti ? { tcti: o.tcti } : {}),
+      rendezvous: o.rendezvous,
+      interfaces: o.interface,
+      ...(o.purpose ? { purpose: o.purpose } : {}),
+      configFile: o.config,
+      stateDir: o.stateDir ?? DEFAULT_STATE_DIR,
+      log,
+    });
+  }
+  const config = loadConfig(o.config);
+  const r = await enroll(config, stateDirOf(o, config), log);
+  return {
+    onboarded: onboarded !== undefined,
+    guid: onboarded?.guid ?? null,
+    owner: onboarded?.owner ?? null,
+    tipsId: config.tipsId,
+    profile: onboarded?.setup.profile ?? null,
+    status: r.status,
+    serial: r.identity.serial,
+    notAfter: r.identity.notAfter.toISOString(),
+  };
 }
 
 /** Repeatable options: each occurrence appends. */

@@ -65,7 +65,14 @@ import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
 import { DEFAULT_REAUTH_SECONDS } from './domains/updates/model.ts';
 import { installUpdateMetrics } from './domains/updates/metrics.ts';
 import { installVoucherMetrics } from './domains/vouchers/metrics.ts';
-import { onboardingDeviceRoutes, voucherRoutes } from './domains/vouchers/routes.ts';
+import { voucherRoutes } from './domains/vouchers/routes.ts';
+import { softwareKeyVerifier } from './domains/attestation/software-key.ts';
+import { tpm2Verifier } from './domains/attestation/tpm2.ts';
+import type { VerifierName } from './domains/attestation/verifier.ts';
+import { installBootstrapMetrics } from './domains/bootstrap/metrics.ts';
+import { bootstrapRoutes, onboardingDeviceRoutes } from './domains/bootstrap/routes.ts';
+import { BootstrapService, type ChallengingVerifier } from './domains/bootstrap/service.ts';
+import { KyselyBootstrapStore } from './domains/bootstrap/store.kysely.ts';
 import { installRendezvousMetrics } from './domains/rendezvous/metrics.ts';
 import { rendezvousRoutes } from './domains/rendezvous/routes.ts';
 import { RendezvousService } from './domains/rendezvous/service.ts';
@@ -162,6 +169,7 @@ export interface Services {
   updates: UpdateService;
   vouchers: VoucherService;
   rendezvous: RendezvousService;
+  bootstrap: BootstrapService;
   directives: DirectiveService;
   sessions: SessionService;
   /** The blob store as the domains use it (metered). */
@@ -217,6 +225,11 @@ export function createServices(deps: MasterDeps): Services {
   );
   const vouchers = new VoucherService(new KyselyVoucherStore(deps.db), clock, random, deps.fetch);
   const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
+  const verifiers = new Map<VerifierName, ChallengingVerifier>([
+    [softwareKeyVerifier.name, softwareKeyVerifier],
+    [tpm2Verifier.name, tpm2Verifier],
+  ]);
+  const bootstrap = new BootstrapService(new KyselyBootstrapStore(deps.db), vouchers, metals, spaces, glazes, enrollment, verifiers, { tlsUrl: () => deps.publicUrls?.().tlsUrl ?? null }, events, clock, random);
   const directives = new DirectiveService(new KyselyDirectiveStore(deps.db), metals, keys, clock, random);
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
   const telemetry = new TelemetryService(new KyselyTelemetryStore(deps.db), metals, clock, random);
@@ -235,7 +248,7 @@ export function createServices(deps: MasterDeps): Services {
   bus.on('tips.cert.revoked', (m) => {
     notifications.disconnect(m.metalId, m.reason ?? 'revoked');
   });
-  return { blobs, bus, events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, directives, sessions, telemetry, devices, constrained };
+  return { blobs, bus, events, owners, metals, spaces, glazes, gateways, discovery, enrollment, tokens, keys, provisioning, notifications, updates, vouchers, rendezvous, bootstrap, directives, sessions, telemetry, devices, constrained };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -279,6 +292,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installProvisioningMetrics(app, services.provisioning, metrics);
   installVoucherMetrics(metrics, services.vouchers);
   installRendezvousMetrics(metrics, services.rendezvous);
+  installBootstrapMetrics(metrics, services.bootstrap);
+  services.bootstrap.useLog((obj, msg) => app.log.info(obj, msg));
   installTelemetryMetrics(metrics, services.telemetry);
   installDeviceMgmtMetrics(metrics, services.devices);
   services.devices.useLog((obj, msg) => app.log.info(obj, msg));
@@ -388,7 +403,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
       gatewayOwnerRoutes(scope, services.gateways, deps.publicUrls);
       discoveryOwnerRoutes(scope, services.discovery);
       provisioningOwnerRoutes(scope, services.provisioning);
-      voucherRoutes(scope, services.vouchers, deps.publicUrls && (() => deps.publicUrls!().url));
+      voucherRoutes(scope, services.vouchers, deps.publicUrls && (() => deps.publicUrls!().url), (owner, guid, reason) => services.bootstrap.recordImportRefusal(owner, guid, reason));
+      bootstrapRoutes(scope, services.bootstrap);
       sessionRoutes(scope, services.sessions);
       liveRoutes(scope, live);
       interfaceStateRoutes(scope, services.gateways, interfaceStates);
@@ -444,7 +460,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   await app.register(
     async (scope) => {
       documentScope(scope, { security: [], refusals: {} });
-      onboardingDeviceRoutes(scope, services.vouchers);
+      onboardingDeviceRoutes(scope, services.bootstrap);
     },
     { prefix: '/api/onboarding/v1' },
   );

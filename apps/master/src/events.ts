@@ -18,6 +18,8 @@ export interface DomainEventMap {
    * connection) must authenticate again: certificates revoked or retired, the metal deleted or blocked.
    */
   'metal.access.revoked': { ownerId: OwnerId; metalId: TipsId; reason: 'retired' | 'revoked' | 'deleted' | 'blocked' };
+  /** A metal enrolled over EST with an enrollment secret (onboarding records move to `enrolled`). */
+  'enrollment.enrolled': { ownerId: OwnerId; metalId: TipsId; secretId: string };
 }
 
 type Handler<K extends keyof DomainEventMap> = (event: DomainEventMap[K]) => Promise<void> | void;

@@ -19,7 +19,7 @@ import type { ResponseMismatch } from './http/openapi-responses.ts';
 import { installerKey, parseBootingScript, signedReport } from './domains/provisioning/test-helpers.ts';
 import { makeCsr } from './tls/testing.ts';
 import { voucherFor } from './domains/vouchers/test-helpers.ts';
-import { signProof, signTo1d } from '@tips/onboarding';
+import { deviceFactsDigest, makeSetupKey, signProof, signTo1d } from '@tips/onboarding';
 import { buildEnvelope, generateSigningKey } from '@tips/suit';
 import { encodeTrustList, TRUST_LIST_COMPONENT } from '@tips/trust';
 
@@ -91,6 +91,9 @@ const fx = {
   rvGuid: '',
   rvProof: '',
   to2Proof: '',
+  to2Nonce: '',
+  profile: '',
+  facts: { interfaces: [{ name: 'eth0', mac: '0a:1b:2c:3d:4e:5f', type: 'ethernet' as const, pxe: true }], ramMb: 1024, arch: 'x86_64' },
 };
 
 let counter = 0;
@@ -113,7 +116,8 @@ beforeAll(async () => {
     const r = await app.inject({ method: (init?.method ?? 'GET') as 'POST', url: u.pathname + u.search, headers: { 'content-type': 'application/json' }, payload: init?.body as string });
     return new Response(r.body, { status: r.statusCode, headers: { 'content-type': String(r.headers['content-type'] ?? 'application/json') } });
   }) as typeof fetch;
-  const built = await buildApp({ db, blobs, onResponseMismatch: (m) => mismatches.push(m), fetch: inProcessFetch });
+  // A TLS URL to hand onboarded devices (TO2 registration needs one; app.inject itself has no TLS).
+  const built = await buildApp({ db, blobs, onResponseMismatch: (m) => mismatches.push(m), fetch: inProcessFetch, publicUrls: () => ({ url: 'http://192.0.2.1:8080', tlsUrl: 'https://192.0.2.1:8443' }) });
   app = built.app;
   const admin = await built.services.owners.ensureAdmin();
   if (!admin) throw new Error('fresh database must create an admin');
@@ -164,8 +168,12 @@ beforeAll(async () => {
   const made = voucherFor(onboardingKey.publicKey);
   fx.voucher = Buffer.from(made.voucher).toString('base64');
   fx.guid = (await call('POST', '/api/v1/vouchers', { vouchers: [fx.voucher] })).json().items[0].voucher.guid;
-  const to2 = (await call('POST', '/api/onboarding/v1/hello', { guid: fx.guid, nonce: Buffer.alloc(16, 1).toString('base64') })).json();
-  fx.to2Proof = Buffer.from(signProof(made.device.privateKey, 'tips-to2-device', [Buffer.from(fx.guid.replaceAll('-', ''), 'hex'), Buffer.from(to2.nonce, 'base64')])).toString('base64');
+  fx.profile = (await call('POST', '/api/v1/bootstrap/profiles', { name: 'fx-profile', spaces: [fx.space] })).json().id;
+  const to2 = (await call('POST', '/api/onboarding/v1/hello', { guid: fx.guid, nonce: Buffer.alloc(16, 1).toString('base64'), device: fx.facts })).json();
+  fx.to2Nonce = to2.nonce;
+  fx.to2Proof = Buffer.from(
+    signProof(made.device.privateKey, 'tips-to2-device', [Buffer.from(fx.guid.replaceAll('-', ''), 'hex'), Buffer.from(to2.nonce, 'base64'), deviceFactsDigest(fx.facts), makeSetupKey().publicRaw]),
+  ).toString('base64');
   const rvOwner = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const rv = voucherFor(rvOwner.publicKey);
   fx.rvVoucher = Buffer.from(rv.voucher).toString('base64');
@@ -210,6 +218,8 @@ function pathFixture(path: string, param: string): string | undefined {
     jobs: fx.p1Job,
     'onboarding-keys': fx.onboardingKey,
     vouchers: fx.guid,
+    profiles: fx.profile,
+    onboardings: fx.guid,
     'app-tokens': fx.appToken,
   };
   return before === undefined ? undefined : byCollection[before];
@@ -254,8 +264,8 @@ const chosenOptional: Record<string, Record<string, unknown>> = {
   'POST /api/rendezvous/v1/registrations': { voucher: () => fx.rvVoucher, to1d: () => fx.rvTo1d },
   'POST /api/rendezvous/v1/hello': { guid: () => fx.rvGuid },
   'POST /api/rendezvous/v1/prove': { guid: () => fx.rvGuid, proof: () => fx.rvProof },
-  'POST /api/onboarding/v1/hello': { guid: () => fx.guid, nonce: () => Buffer.alloc(16, 2).toString('base64') },
-  'POST /api/onboarding/v1/prove': { guid: () => fx.guid, proof: () => fx.to2Proof },
+  'POST /api/onboarding/v1/hello': { guid: () => fx.guid, nonce: () => Buffer.alloc(16, 2).toString('base64'), device: () => fx.facts },
+  'POST /api/onboarding/v1/prove': { guid: () => fx.guid, nonce: () => fx.to2Nonce, proof: () => fx.to2Proof },
   // Console sign-in takes an owner API token, not the CWT the `token` hint gives.
   'POST /api/v1/session': { token: () => adminToken },
   'POST /api/v1/app-tokens': { scope: () => ['telemetry:read'] },

@@ -12,7 +12,7 @@ import { type Db, openDatabase } from './db/database.ts';
  * An in-process master on a throw-away SQLite file and blob dir, for route tests (`app.inject`);
  * with `pgUrl` (the unit project's `inject('pgUrl')`) on a throw-away schema of that PostgreSQL.
  */
-export async function testMaster(opts: { maxGlazeBytes?: number; requireUploadToken?: boolean; pgUrl?: string; tinkerbell?: MasterDeps['tinkerbell']; engineSyncMs?: number; logs?: boolean; sessionTtlSeconds?: number; webDir?: string; lwm2m?: MasterDeps['lwm2m'] } = {}) {
+export async function testMaster(opts: { maxGlazeBytes?: number; requireUploadToken?: boolean; pgUrl?: string; tinkerbell?: MasterDeps['tinkerbell']; engineSyncMs?: number; logs?: boolean; sessionTtlSeconds?: number; webDir?: string; lwm2m?: MasterDeps['lwm2m']; publicUrls?: MasterDeps['publicUrls'] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'tips-master-test-'));
   const schema = `test_${randomBytes(6).toString('hex')}`;
   const pgAdmin = opts.pgUrl === undefined ? undefined : new pg.Client({ connectionString: opts.pgUrl });
@@ -29,7 +29,7 @@ export async function testMaster(opts: { maxGlazeBytes?: number; requireUploadTo
     },
   });
   const logger = opts.logs ? { level: 'info', stream } : undefined;
-  const { app, services } = await buildApp({ db, blobs, maxGlazeBytes: opts.maxGlazeBytes, requireUploadToken: opts.requireUploadToken, tinkerbell: opts.tinkerbell, engineSyncMs: opts.engineSyncMs, logger, sessionTtlSeconds: opts.sessionTtlSeconds, webDir: opts.webDir, lwm2m: opts.lwm2m });
+  const { app, services } = await buildApp({ db, blobs, maxGlazeBytes: opts.maxGlazeBytes, requireUploadToken: opts.requireUploadToken, tinkerbell: opts.tinkerbell, engineSyncMs: opts.engineSyncMs, logger, sessionTtlSeconds: opts.sessionTtlSeconds, webDir: opts.webDir, lwm2m: opts.lwm2m, publicUrls: opts.publicUrls });
   const admin = await services.owners.ensureAdmin();
   if (!admin) throw new Error('fresh database must create an admin');
   const alice = await services.owners.createOwnerAsAdmin(admin.owner, 'alice');

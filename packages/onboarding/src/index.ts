@@ -54,3 +54,4 @@ export {
   verifyProof,
   verifyTo1d,
 } from './protocol.ts';
+export { type DeviceFacts, type DeviceSetup, deviceFactsDigest, makeSetupKey, openSetup, parseDeviceSetup, type ReportedInterface, type SetupKey, sealSetup } from './setup.ts';

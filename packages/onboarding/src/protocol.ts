@@ -15,7 +15,7 @@ import { type CborValue, coseSign1Sign, coseSign1Verify, decodeCbor, encodeCbor,
 import { type FdoPublicKey, toFdoPublicKey } from './codec.ts';
 import { COSE_ES256, COSE_ES384, GUID_BYTES, PK_TYPE_SECP384R1 } from './constants.ts';
 
-export type ProofContext = 'tips-to1d' | 'tips-to1-device' | 'tips-to2-owner' | 'tips-to2-device';
+export type ProofContext = 'tips-to1d' | 'tips-to1-device' | 'tips-to2-owner' | 'tips-to2-device' | 'tips-to2-setup';
 
 export type ProofErrorCode = 'proof_malformed' | 'proof_invalid' | 'proof_expired';
 

@@ -10,8 +10,14 @@ import { createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
 import {
   credentialMatchesVoucher,
   type DeviceCredential,
+  type DeviceFacts,
+  type DeviceSetup,
   decodeVoucher,
+  deviceFactsDigest,
   guidToString,
+  makeSetupKey,
+  openSetup,
+  parseDeviceSetup,
   rendezvousUrls,
   sameBytes,
   type ProofSigner,
@@ -24,7 +30,7 @@ import {
 } from '@tips/onboarding';
 import { CborTag, decodeCbor } from '@tips/suit';
 
-export type OnboardingStep = 'rendezvous' | 'owner' | 'prove';
+export type OnboardingStep = 'rendezvous' | 'owner' | 'prove' | 'setup';
 
 export class OnboardingError extends Error {
   constructor(
@@ -43,8 +49,23 @@ export interface OnboardResult {
   rendezvous: string;
   /** The owner's master the device onboarded with. */
   owner: string;
-  /** What the owner's master answered: `onboarded`. */
+  /** What the owner's master answered: `registered` (the Metal Object exists; EST is next). */
   status: string;
+  /** What the owner sealed for this device: its metal, the EST credential, the agent settings. */
+  setup: DeviceSetup;
+}
+
+export interface OnboardOptions {
+  fetch?: Fetch;
+  /** The device's clock, ms since the epoch (only the redirect's expiry depends on it). */
+  now?: () => number;
+  /** What the device reports: its interfaces (with their MACs), resources, purpose. */
+  facts: DeviceFacts;
+  /**
+   * The device's TPM (tpm2 profiles): its identity goes with the hello; the evidence is made over the
+   * master's challenge (credential activation), the owner's nonce and the PCRs the profile asks for.
+   */
+  tpm?: { identity: Uint8Array; evidence(challenge: Uint8Array, nonce: Uint8Array, pcrs: number[]): Promise<Uint8Array> };
 }
 
 type Fetch = typeof fetch;
@@ -71,7 +92,7 @@ const bytes = (v: unknown, what: string, step: OnboardingStep): Uint8Array => {
  * `device.cred` decoded; a key in a TPM comes as a `ProofSigner` (`tpmSigner`). `now` in ms since the epoch (the device's clock; only the redirect's
  * expiry depends on it).
  */
-export async function onboard(credential: DeviceCredential, deviceKey: KeyObject | ProofSigner, opts: { fetch?: Fetch; now?: () => number } = {}): Promise<OnboardResult> {
+export async function onboard(credential: DeviceCredential, deviceKey: KeyObject | ProofSigner, opts: OnboardOptions): Promise<OnboardResult> {
   const signer = typeof (deviceKey as ProofSigner).sign === 'function' ? (deviceKey as ProofSigner) : undefined;
   const sign = (context: 'tips-to1-device' | 'tips-to2-device', fields: Uint8Array[]) => (signer ? signProofWith(signer, context, fields) : signProof(deviceKey as KeyObject, context, fields));
   const devicePublic = signer ? signer.publicKey : createPublicKey(deviceKey as KeyObject);
@@ -107,7 +128,7 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
 
   // TO2 step 1: the owner shows the voucher and proves it holds the key the chain ends at.
   const deviceNonce = new Uint8Array(randomBytes(16));
-  const hello = await post(fetchImpl, owner, '/api/onboarding/v1/hello', { guid, nonce: Buffer.from(deviceNonce).toString('base64') }, 'owner');
+  const hello = await post(fetchImpl, owner, '/api/onboarding/v1/hello', { guid, nonce: Buffer.from(deviceNonce).toString('base64'), device: opts.facts, ...(opts.tpm ? { tpm: Buffer.from(opts.tpm.identity).toString('base64') } : {}) }, 'owner');
   const voucher = decodeVoucherOr(bytes(hello.voucher, 'voucher', 'owner'));
   if (!credentialMatchesVoucher(credential, voucher)) throw new OnboardingError('owner', 'voucher_not_ours', 'the voucher shown is not this device\'s (header HMAC, GUID or manufacturer key differ)');
   let chain: ReturnType<typeof verifyVoucherChain>;
@@ -124,10 +145,25 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
     if (!(g instanceof Uint8Array) || !sameBytes(g, credential.guid) || !(dn instanceof Uint8Array) || !sameBytes(dn, deviceNonce) || !(on instanceof Uint8Array) || !sameBytes(on, ownerNonce)) {
       throw new OnboardingError('owner', 'owner_proof_invalid', 'the owner\'s proof is not over this device and these nonces');
     }
-    // TO2 step 2: the device proves possession of its key over the owner's nonce.
-    const proof = sign('tips-to2-device', [credential.guid, ownerNonce]);
-    const done = await post(fetchImpl, owner, '/api/onboarding/v1/prove', { guid, proof: Buffer.from(proof).toString('base64') }, 'prove');
-    return { guid, rendezvous, owner, status: String(done.status) };
+    // TO2 step 2: the device proves possession of its key over the owner's nonce, binding the facts
+    // it reported and a fresh key the owner encrypts the setup to.
+    const setupKey = makeSetupKey();
+    const proof = sign('tips-to2-device', [credential.guid, ownerNonce, deviceFactsDigest(opts.facts), setupKey.publicRaw]);
+    const attestation = hello.attestation as { verifier?: string; pcrs?: number[]; challenge?: string } | undefined;
+    let evidence: Uint8Array | undefined;
+    if (attestation?.verifier === 'tpm2') {
+      if (!opts.tpm) throw new OnboardingError('prove', 'tpm_required', 'the owner\'s profile for this device asks for TPM 2.0 evidence, and this device has no TPM configured (--tcti)');
+      evidence = await opts.tpm.evidence(bytes(attestation.challenge, 'attestation.challenge', 'owner'), ownerNonce, attestation.pcrs ?? []);
+    }
+    const body = { guid, nonce: Buffer.from(ownerNonce).toString('base64'), proof: Buffer.from(proof).toString('base64'), ...(evidence ? { evidence: Buffer.from(evidence).toString('base64') } : {}) };
+    const done = await post(fetchImpl, owner, '/api/onboarding/v1/prove', body, 'prove');
+    let setup: DeviceSetup;
+    try {
+      setup = parseDeviceSetup(openSetup(bytes(done.setup, 'setup', 'setup'), chain.currentOwner, credential.guid, ownerNonce, setupKey));
+    } catch (e) {
+      throw new OnboardingError('setup', 'setup_invalid', `the owner's setup is not sealed for this device by its owner: ${(e as Error).message}`);
+    }
+    return { guid, rendezvous, owner, status: String(done.status), setup };
   } catch (e) {
     if (e instanceof OnboardingError) throw e;
     throw new OnboardingError('owner', 'owner_proof_invalid', `the redirect or the owner's proof is not signed by the voucher's owner: ${(e as Error).message}`);

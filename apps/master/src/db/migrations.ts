@@ -8,6 +8,7 @@ import { up0006ListKeysets } from './keyset-indexes.ts';
 import { up0008Updates, up0015ConsoleViews } from '../domains/updates/migrations.ts';
 import { up0014Onboarding } from '../domains/vouchers/migrations.ts';
 import { up0014Rendezvous } from '../domains/rendezvous/migrations.ts';
+import { up0015Bootstrap } from '../domains/bootstrap/migrations.ts';
 import { up0013Console } from '../domains/sessions/migrations.ts';
 import { up0015Telemetry } from '../domains/telemetry/migrations.ts';
 import { up0015Constrained } from '../domains/constrained/migrations.ts';
@@ -111,6 +112,7 @@ export const migrations: Record<string, Migration> = {
       await up0014Rendezvous(db);
     },
   },
+  '0015_bootstrap': { up: up0015Bootstrap },
   '0015_console_views': { up: up0015ConsoleViews },
   '0015_constrained': { up: up0015Constrained },
   '0015_devicemgmt': { up: up0015DeviceMgmt },

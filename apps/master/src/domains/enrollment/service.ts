@@ -279,6 +279,7 @@ export class EnrollmentService {
       if (after) this.assertUsable(after.secret, now);
       throw new EnrollmentError('enrollment_secret_exhausted', 'the enrollment secret has no use left');
     }
+    await this.events.emit('enrollment.enrolled', { ownerId: secret.ownerId, metalId, secretId: secret.id });
     return { der, record };
   }
 

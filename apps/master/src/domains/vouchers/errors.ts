@@ -12,8 +12,6 @@ export type VoucherDomainErrorCode =
   | 'rendezvous_failed'
   /** TO2: no voucher on this master for the device's GUID. */
   | 'guid_unknown'
-  /** TO2: the device's proof is not signed by the key its voucher binds, or not over a nonce we gave. */
-  | 'proof_invalid'
   | 'onboarding_malformed';
 
 export class VoucherDomainError extends DomainError<VoucherDomainErrorCode> {

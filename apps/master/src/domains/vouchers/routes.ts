@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import type { OwnerId } from '@tips/core';
-import { armorVoucher } from '@tips/onboarding';
+import { armorVoucher, decodeVoucher, guidToString, readVoucherFile } from '@tips/onboarding';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
 import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
-import type { VoucherDomainErrorCode } from './errors.ts';
+import { VoucherDomainError, type VoucherDomainErrorCode } from './errors.ts';
 import { type ImportedVoucher, MAX_VOUCHERS_PER_IMPORT, ONBOARDING_STATUSES, type OnboardingKey } from './model.ts';
 import type { VoucherService } from './service.ts';
 
@@ -24,7 +24,6 @@ registerStatusTable<VoucherDomainErrorCode>('vouchers', {
   onboarding_key_name_taken: 409,
   rendezvous_failed: 502,
   guid_unknown: 404,
-  proof_invalid: 401,
   onboarding_malformed: 400,
 });
 
@@ -74,6 +73,15 @@ async function voucherOut(vouchers: VoucherService, ownerId: OwnerId, v: Importe
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
+/** The GUID a voucher's header names, read without trusting it (for the refusal's record), or undefined. */
+function guidOf(bytes: Uint8Array): string | undefined {
+  try {
+    return guidToString(decodeVoucher(readVoucherFile(bytes)).header.guid);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A voucher as the API takes it: base64 of the CBOR, or the armoured text. */
 function voucherBytes(s: string, index: number): Uint8Array {
   if (s.trimStart().startsWith('-----BEGIN')) return new Uint8Array(Buffer.from(s, 'utf8'));
@@ -82,7 +90,13 @@ function voucherBytes(s: string, index: number): Uint8Array {
 }
 
 /** Owner API (inside /api/v1): onboarding keys and ownership vouchers (issue 11, Z3). */
-export function voucherRoutes(app: FastifyInstance, vouchers: VoucherService, publicUrl?: () => string): void {
+export function voucherRoutes(
+  app: FastifyInstance,
+  vouchers: VoucherService,
+  publicUrl?: () => string,
+  /** An import refused: the bootstrap domain records it on the device's onboarding (when the voucher names a GUID). */
+  onRefused?: (ownerId: OwnerId, guid: string, reason: string) => Promise<void>,
+): void {
   app.post<{ Body: { name: string } }>(
     '/onboarding-keys',
     {
@@ -146,7 +160,15 @@ export function voucherRoutes(app: FastifyInstance, vouchers: VoucherService, pu
         const field = (e as { field?: string }).field ?? 'vouchers';
         return reply.code(400).send({ error: { code: 'voucher_malformed', message: (e as Error).message, field }, requestId: String(req.id) });
       }
-      const results = await vouchers.import(req.owner.id, bytes);
+      let results: Awaited<ReturnType<VoucherService['import']>>;
+      try {
+        results = await vouchers.import(req.owner.id, bytes);
+      } catch (e) {
+        const i = e instanceof VoucherDomainError ? /^vouchers\[(\d+)\]$/.exec(e.field ?? '') : null;
+        const guid = i ? guidOf(bytes[Number(i[1])]!) : undefined;
+        if (onRefused && guid && e instanceof VoucherDomainError) await onRefused(req.owner.id, guid, `${e.code}: ${e.message}`);
+        throw e;
+      }
       const names = new Map((await vouchers.listKeys(req.owner.id)).map((k) => [k.id as string, k.name]));
       const items = await Promise.all(results.map(async (r) => ({ result: r.outcome, voucher: await voucherOut(vouchers, req.owner.id, r.voucher, names) })));
       return { items, imported: results.filter((r) => r.outcome === 'imported').length, unchanged: results.filter((r) => r.outcome === 'unchanged').length };
@@ -200,62 +222,6 @@ export function voucherRoutes(app: FastifyInstance, vouchers: VoucherService, pu
       const address = publicUrl?.() ?? `${req.protocol}://${req.host}`;
       const r = await vouchers.registerRendezvous(req.owner.id, req.params.guid, address);
       return { voucher: await voucherOut(vouchers, req.owner.id, r.voucher), registered: r.registered };
-    },
-  );
-}
-
-const B64 = Type.String({ minLength: 1, maxLength: 96 * 1024, description: 'base64' });
-function b64(s: string, field: string): Uint8Array {
-  if (s.length % 4 !== 0 || !BASE64.test(s)) throw Object.assign(new Error(`${field}: expected base64`), { field });
-  return new Uint8Array(Buffer.from(s, 'base64'));
-}
-
-/**
- * TO2 (`/api/onboarding/v1`, no credential: the owner proves itself with the onboarding key, the
- * device with the key its voucher binds): where rendezvous sends a device at first power-on.
- */
-export function onboardingDeviceRoutes(app: FastifyInstance, vouchers: VoucherService): void {
-  app.post<{ Body: { guid: string; nonce: string } }>(
-    '/hello',
-    {
-      schema: {
-        tags: ['onboarding'],
-        summary: 'TO2 step 1: the device names its GUID and a nonce; the owner answers with the voucher, its nonce and a proof signed by its onboarding key',
-        body: Type.Object({ guid: Type.String({ minLength: 1, maxLength: 64 }), nonce: B64 }, { additionalProperties: false }),
-        response: { 200: Type.Object({ voucher: Type.String(), nonce: Type.String(), ownerProof: Type.String() }), ...errorResponses(400, 404) },
-      },
-    },
-    async (req, reply) => {
-      let nonce: Uint8Array;
-      try {
-        nonce = b64(req.body.nonce, 'nonce');
-      } catch (e) {
-        return reply.code(400).send({ error: { code: 'onboarding_malformed', message: (e as Error).message, field: 'nonce' }, requestId: String(req.id) });
-      }
-      const r = await vouchers.to2Hello(req.body.guid, nonce);
-      return { voucher: Buffer.from(r.voucher).toString('base64'), nonce: Buffer.from(r.ownerNonce).toString('base64'), ownerProof: Buffer.from(r.ownerProof).toString('base64') };
-    },
-  );
-
-  app.post<{ Body: { guid: string; proof: string } }>(
-    '/prove',
-    {
-      schema: {
-        tags: ['onboarding'],
-        summary: "TO2 step 2: the device's proof of possession over the owner's nonce → onboarded",
-        body: Type.Object({ guid: Type.String({ minLength: 1, maxLength: 64 }), proof: B64 }, { additionalProperties: false }),
-        response: { 200: Type.Object({ guid: Type.String(), status: Type.String() }), ...errorResponses(400, 401, 404) },
-      },
-    },
-    async (req, reply) => {
-      let proof: Uint8Array;
-      try {
-        proof = b64(req.body.proof, 'proof');
-      } catch (e) {
-        return reply.code(400).send({ error: { code: 'onboarding_malformed', message: (e as Error).message, field: 'proof' }, requestId: String(req.id) });
-      }
-      const v = await vouchers.to2Prove(req.body.guid, proof);
-      return { guid: v.guid, status: v.status };
     },
   );
 }

@@ -6,13 +6,12 @@ import {
   nonceDigest,
   nonceFrom,
   parseGuid,
-  ProofError,
   readVoucherFile,
+  sealSetup,
   signProof,
   signTo1d,
   type VerifiedVoucher,
   VoucherError,
-  verifyProof,
   verifyVoucher,
 } from '@tips/onboarding';
 import { isUniqueViolation } from '../../db/database.ts';
@@ -192,10 +191,18 @@ export class VoucherService {
 
   // ---------------------------------------------------------------- rendezvous (TO0) and TO2
 
+  /** Parsed once per key: an onboarding key is never changed, only made. */
+  private readonly ownerKeys_ = new Map<string, KeyObject>();
+
   private async ownerKeyOf(v: ImportedVoucher): Promise<KeyObject> {
+    const cached = this.ownerKeys_.get(v.onboardingKeyId);
+    if (cached) return cached;
     const pem = await this.store.privateKeyPem(v.ownerId, v.onboardingKeyId);
     if (!pem) throw new Error(`onboarding key ${v.onboardingKeyId} of voucher ${v.guid} is gone`);
-    return createPrivateKey(pem);
+    const key = createPrivateKey(pem);
+    if (this.ownerKeys_.size > 1000) this.ownerKeys_.clear();
+    this.ownerKeys_.set(v.onboardingKeyId, key);
+    return key;
   }
 
   /**
@@ -227,7 +234,7 @@ export class VoucherService {
   }
 
   /** The voucher TO2 talks about: by GUID alone, the one registered at rendezvous first. */
-  private async forDevice(guidText: string): Promise<ImportedVoucher> {
+  async forDevice(guidText: string): Promise<ImportedVoucher> {
     const g = parseGuid(guidText);
     if (!g) throw new VoucherDomainError('onboarding_malformed', 'guid: expected a device GUID', 'guid');
     const all = await this.store.findByGuid(guidToString(g));
@@ -256,28 +263,19 @@ export class VoucherService {
     return { voucher: v.voucher, ownerNonce, ownerProof };
   }
 
-  /** TO2 step 2: the device's proof over [guid, owner nonce] with the key its voucher binds → onboarded. */
-  async to2Prove(guidText: string, proof: Uint8Array): Promise<ImportedVoucher> {
-    const v = await this.forDevice(guidText);
-    const refuse = (why: string): never => {
-      this.metrics?.refused.inc({ reason: 'proof_invalid' });
-      this.log?.({ guid: v.guid, why }, 'onboarding proof refused');
-      throw new VoucherDomainError('proof_invalid', why, 'proof');
-    };
-    let fields: unknown[] = [];
-    try {
-      fields = verifyProof(proof, createPublicKey(v.deviceKeyPem), 'tips-to2-device');
-    } catch (e) {
-      if (!(e instanceof ProofError)) throw e;
-      refuse(`${e.message}: the device did not prove possession of the key its voucher binds`);
-    }
-    const [g, n] = fields;
-    if (!(g instanceof Uint8Array) || guidToString(g) !== v.guid) refuse('the proof names another device');
-    if (!(n instanceof Uint8Array) || !(await this.store.takeNonce(nonceDigest(n), v.ownerId, v.guid, this.clock.now().toISOString()))) {
-      refuse('the proof is over a nonce this master did not give the device, or one already used or expired');
-    }
+  /** TO2 step 2 (the bootstrap domain runs it): the owner nonce is live and was given for this voucher's device; it is spent. */
+  takeTo2Nonce(v: ImportedVoucher, nonce: Uint8Array): Promise<boolean> {
+    return this.store.takeNonce(nonceDigest(nonce), v.ownerId, v.guid, this.clock.now().toISOString());
+  }
+
+  /** The device proved its key and became a metal: the voucher is spent (status `onboarded`). */
+  async markOnboarded(v: ImportedVoucher): Promise<void> {
     await this.store.setStatus(v.ownerId, v.guid, 'onboarded', this.clock.now().toISOString());
     this.log?.({ guid: v.guid, ownerId: v.ownerId }, 'device onboarded');
-    return (await this.store.find(v.ownerId, v.guid))!;
+  }
+
+  /** TO2's last message: `plaintext` encrypted to the device's setup key, signed with the onboarding key the voucher ends at. */
+  async sealSetup(v: ImportedVoucher, nonce: Uint8Array, deviceSetupKey: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
+    return sealSetup(await this.ownerKeyOf(v), parseGuid(v.guid)!, nonce, deviceSetupKey, plaintext);
   }
 }

@@ -1,0 +1,179 @@
+/**
+ * `tips-client onboard` (issue 11, Z1): from the factory's device credential to an enrolled metal.
+ * The device reports what it is (interfaces with their MACs as the kernel knows them, memory,
+ * storage, architecture, purpose), runs TO1/TO2 (onboard.ts), writes what the owner sealed for it
+ * — ca.pem, enrollment.json (0600), then config.json last, each temp + fsync + rename — and enrolls
+ * over EST like any metal. Once config.json exists the device is no longer onboarding: a later run
+ * only enrolls (if it still has to), so a power cut at any point resumes without asking the owner
+ * again (who would refuse: the voucher is spent once the metal enrolled).
+ */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
+import { arch as osArch, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { type DeviceCredential, type DeviceFacts, type DeviceSetup, decodeDeviceCredential, type ProofSigner, type ReportedInterface, rendezvousFromUrls } from '@tips/onboarding';
+import type { Logger } from 'pino';
+import { ClientError } from '../errors.ts';
+import { writeFileDurably, writeJsonDurably } from '../state/files.ts';
+import { OnboardingError, onboard } from './onboard.ts';
+import { makeTpmEvidence, tpmIdentity } from './tpm-quote.ts';
+import { type TpmKeyRecord, tpmSigner } from './tpm-signer.ts';
+
+const SYS_NET = '/sys/class/net';
+
+function readSys(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** One interface as the kernel knows it; the first named is the one the device boots from. */
+export function reportedInterface(name: string, pxe: boolean, sys = SYS_NET): ReportedInterface {
+  const mac = readSys(join(sys, name, 'address'));
+  if (!mac || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac) || mac === '00:00:00:00:00:00') throw new ClientError('config_invalid', `--interface ${name}: the kernel knows no Ethernet MAC for it (${join(sys, name, 'address')})`);
+  const type = existsSync(join(sys, name, 'wireless')) ? 'wifi' : readSys(join(sys, name, 'type')) === '1' ? 'ethernet' : 'other';
+  return { name, mac, type, pxe };
+}
+
+/** The device's interfaces: those named (in order), else every one with a MAC but loopback. */
+export function interfacesOf(names: string[], sys = SYS_NET): ReportedInterface[] {
+  const list = names.length > 0 ? names : readdirSync(sys).filter((n) => n !== 'lo').sort();
+  const out = list.flatMap((n, i) => {
+    try {
+      return [reportedInterface(n, i === 0, sys)];
+    } catch (e) {
+      if (names.length > 0) throw e;
+      return [];
+    }
+  });
+  if (out.length === 0) throw new ClientError('config_invalid', 'no network interface with a MAC to report');
+  out[0]!.pxe = true;
+  return out.slice(0, 16);
+}
+
+const ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', arm: 'armv7l', ia32: 'i686', riscv64: 'riscv64' };
+
+export function deviceFacts(o: { interfaces: string[]; purpose?: string; storagePath: string }): DeviceFacts {
+  let storageMb: number | undefined;
+  try {
+    const s = statfsSync(o.storagePath);
+    storageMb = Math.floor((s.blocks * s.bsize) / 2 ** 20);
+  } catch {
+    storageMb = undefined;
+  }
+  return {
+    interfaces: interfacesOf(o.interfaces),
+    ramMb: Math.floor(totalmem() / 2 ** 20),
+    ...(storageMb === undefined ? {} : { storageMb }),
+    arch: ARCH[osArch()] ?? osArch(),
+    ...(o.purpose ? { purpose: o.purpose } : {}),
+  };
+}
+
+/** The device key: `device.key` (PKCS#8 PEM) or `device.tpm` (a TPM key record, with a TCTI). */
+export function loadDeviceKey(file: string, tcti: string | undefined): KeyObject | ProofSigner {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ClientError('config_invalid', `--device-key: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (text.trimStart().startsWith('{')) {
+    if (!tcti) throw new ClientError('config_invalid', `--device-key ${file} is a TPM key: give --tcti (e.g. device:/dev/tpmrm0)`);
+    return tpmSigner(JSON.parse(text), tcti);
+  }
+  try {
+    return createPrivateKey(text);
+  } catch {
+    throw new ClientError('config_invalid', `--device-key ${file}: not a PEM private key`);
+  }
+}
+
+export function loadCredential(file: string): DeviceCredential {
+  try {
+    return decodeDeviceCredential(readFileSync(file));
+  } catch (e) {
+    throw new ClientError('config_invalid', `--device-credential ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** The key file beside the credential: device.key, else device.tpm. */
+export function defaultKeyFile(credentialFile: string): string {
+  const dir = dirname(credentialFile);
+  return existsSync(join(dir, 'device.key')) ? join(dir, 'device.key') : join(dir, 'device.tpm');
+}
+
+/** Writes the sealed setup as the files contract B names (config.json last: its presence means "onboarded"). */
+export function writeSetup(setup: DeviceSetup, configFile: string, stateDir: string): void {
+  const etc = dirname(configFile);
+  const caFile = join(etc, 'ca.pem');
+  const enrollmentFile = join(etc, 'enrollment.json');
+  writeFileDurably(caFile, setup.caPem, 0o644);
+  writeJsonDurably(enrollmentFile, { secretId: setup.enrollment.secretId, secret: setup.enrollment.secret }, 0o600);
+  writeJsonDurably(configFile, {
+    masterUrl: setup.masterUrl,
+    estUrl: setup.estUrl,
+    caFile,
+    tipsId: setup.tipsId,
+    metalId: setup.metalId,
+    enrollmentFile,
+    stateDir,
+    vendorId: setup.agent.vendorId ?? null,
+    classId: setup.agent.classId ?? null,
+    managedPaths: setup.agent.managedPaths ?? [],
+    onboarding: { profile: setup.profile, phase1Glaze: setup.phase1Glaze, protocols: setup.protocols, pollIntervalSeconds: setup.agent.pollIntervalSeconds ?? null, push: setup.agent.push ?? null },
+  });
+}
+
+export interface OnboardDeviceOptions {
+  credentialFile: string;
+  keyFile?: string;
+  tcti?: string;
+  rendezvous: string[];
+  interfaces: string[];
+  purpose?: string;
+  configFile: string;
+  stateDir: string;
+  log: Logger;
+  fetch?: typeof fetch;
+}
+
+/** TO1 + TO2 and the files; the caller enrolls. Refusals by the owner are `onboarding_refused` (exit 3). */
+export async function onboardDevice(o: OnboardDeviceOptions): Promise<{ guid: string; owner: string; setup: DeviceSetup }> {
+  const credential = loadCredential(o.credentialFile);
+  if (o.rendezvous.length > 0) credential.rendezvous = rendezvousFromUrls(o.rendezvous);
+  const keyFile = o.keyFile ?? defaultKeyFile(o.credentialFile);
+  const key = loadDeviceKey(keyFile, o.tcti);
+  const facts = deviceFacts({ interfaces: o.interfaces, purpose: o.purpose, storagePath: existsSync(o.stateDir) ? o.stateDir : '/' });
+  o.log.info({ event: 'onboarding', interfaces: facts.interfaces.map((i) => `${i.name}=${i.mac}`), arch: facts.arch, ramMb: facts.ramMb }, 'onboarding: finding the owner');
+  let r: Awaited<ReturnType<typeof onboard>>;
+  try {
+    r = await onboard(credential, key, { facts, ...(o.fetch ? { fetch: o.fetch } : {}), ...(o.tcti ? { tpm: await deviceTpm(o.tcti, keyFile) } : {}) });
+  } catch (e) {
+    if (!(e instanceof OnboardingError)) throw e;
+    const refused = ['attestation_failed', 'voucher_used', 'no_profile', 'registration_failed', 'voucher_not_ours', 'owner_proof_invalid', 'setup_invalid'].includes(e.code);
+    throw new ClientError(refused ? 'onboarding_refused' : e.code === 'unreachable' ? 'master_unreachable' : 'onboarding_failed', `onboarding (${e.step}): ${e.code}: ${e.message}`, e.code);
+  }
+  writeSetup(r.setup, o.configFile, o.stateDir);
+  o.log.info({ event: 'onboarded', guid: r.guid, owner: r.owner, metal: r.setup.metalId, profile: r.setup.profile }, 'onboarded: a Metal Object now, enrolling next');
+  return { guid: r.guid, owner: r.owner, setup: r.setup };
+}
+
+/**
+ * The device's TPM for the tpm2 verifier (tpm-quote.ts): its identity (EK, AK — made once at a
+ * persistent handle) for the hello, and evidence over the master's challenge and the owner's nonce,
+ * certifying the device key the voucher binds (the handle of device.tpm). A device whose key is a
+ * software file has no TPM evidence to give.
+ */
+async function deviceTpm(tcti: string, keyFile: string): Promise<{ identity: Uint8Array; evidence(challenge: Uint8Array, nonce: Uint8Array, pcrs: number[]): Promise<Uint8Array> }> {
+  let record: TpmKeyRecord;
+  try {
+    record = JSON.parse(readFileSync(keyFile, 'utf8')) as TpmKeyRecord;
+  } catch {
+    throw new ClientError('config_invalid', `--tcti: the device key ${keyFile} is not a TPM key record (device.tpm)`);
+  }
+  const identity = await tpmIdentity({ tcti });
+  return { identity, evidence: (challenge, nonce, pcrs) => makeTpmEvidence({ tcti, challenge, nonce, pcrs, deviceHandle: record.tpm2.handle }) };
+}
