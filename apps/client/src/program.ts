@@ -257,6 +257,8 @@ export function telemetryValues(pairs: string[], file?: string): Record<string, 
   }
   if (Object.keys(out).length === 0) throw new ClientError('usage', 'nothing to send: give key=value pairs or --file');
   return out;
+}
+
 /**
  * Onboards unless config.json exists (then the device was onboarded before: a cut after the setup
  * was written resumes here), then enrolls (idempotent).
