@@ -1,11 +1,11 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CborValue, decodeCbor, encodeCbor } from '@tips/suit';
+import { startSwtpm } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTpmEvidence, tpmIdentity } from '../apps/client/src/onboarding/tpm-quote.ts';
 import { createTpm2Verifier, Tpm2EvidenceError } from '../apps/master/src/domains/attestation/tpm2.ts';
@@ -20,22 +20,6 @@ interface Tpm {
 }
 const tpms: Tpm[] = [];
 
-async function freePortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const s = createServer().listen(0, '127.0.0.1');
-    await once(s, 'listening');
-    const port = (s.address() as { port: number }).port;
-    s.close();
-    const next = createServer().listen(port + 1, '127.0.0.1');
-    const ok = await new Promise<boolean>((resolve) => {
-      next.once('listening', () => resolve(true));
-      next.once('error', () => resolve(false));
-    });
-    next.close();
-    if (ok && port < 65535) return port;
-  }
-  throw new Error('no free port pair');
-}
 
 const tool = (t: Tpm, args: string[]) => {
   const r = spawnSync(args[0]!, args.slice(1), { cwd: t.dir, env: { ...process.env, TPM2TOOLS_TCTI: t.tcti }, encoding: 'utf8' });
@@ -46,10 +30,9 @@ const ok = (r: { status: number | null; stderr: string }) => expect(r.status, r.
 
 async function startTpm(): Promise<Tpm> {
   const dir = mkdtempSync(join(tmpdir(), 'tips-e2e-tpm2-'));
-  const port = await freePortPair();
-  const t: Tpm = { dir, tcti: `swtpm:host=127.0.0.1,port=${port}`, proc: spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${dir}`, '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`, '--flags', 'startup-clear'], { stdio: 'ignore' }) };
+  const sw = await startSwtpm(dir);
+  const t: Tpm = { dir, tcti: sw.tcti, proc: sw.proc };
   tpms.push(t);
-  for (let i = 0; i < 100 && tool(t, ['tpm2_getcap', 'properties-fixed']).status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
   // The device key, made the way `tips factory device create --tpm` makes it (fixedTPM ECDSA P-256, persistent).
   for (const args of [
     ['tpm2_createprimary', '-Q', '-C', 'o', '-g', 'sha256', '-G', 'ecc256', '-c', 'primary.ctx'],

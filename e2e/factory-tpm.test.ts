@@ -1,55 +1,32 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, verify } from 'node:crypto';
-import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeDeviceCredential, readVoucherFile, verifyVoucher } from '@tips/onboarding';
+import { type Swtpm, startSwtpm } from '@tips/testbed';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onboard } from '../apps/client/src/onboarding/onboard.ts';
 import { makeTpmEvidence, tpmIdentity } from '../apps/client/src/onboarding/tpm-quote.ts';
 import { tpmSigner } from '../apps/client/src/onboarding/tpm-signer.ts';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMaster, tips } from './helpers.ts';
 
 // A device whose key lives in a TPM 2.0: Debian's swtpm (a real TPM 2.0 simulator) reached by
 // tpm2-tools, as a factory's programming station reaches a device's TPM. No fake TPM.
 let dir: string;
-let swtpm: ChildProcess;
+let swtpm: Swtpm;
 let tcti: string;
 
-/** Two consecutive free TCP ports (swtpm's server and control ports). */
-async function freePortPair(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const s = createServer().listen(0, '127.0.0.1');
-    await once(s, 'listening');
-    const port = (s.address() as { port: number }).port;
-    s.close();
-    const next = createServer().listen(port + 1, '127.0.0.1');
-    const ok = await new Promise<boolean>((resolve) => {
-      next.once('listening', () => resolve(true));
-      next.once('error', () => resolve(false));
-    });
-    next.close();
-    if (ok && port < 65535) return port;
-  }
-  throw new Error('no free port pair');
-}
 
 const tpm = (args: string[]) => spawnSync(args[0]!, args.slice(1), { cwd: dir, env: { ...process.env, TPM2TOOLS_TCTI: tcti }, encoding: 'utf8' });
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tips-e2e-tpm-'));
-  const port = await freePortPair();
-  tcti = `swtpm:host=127.0.0.1,port=${port}`;
-  swtpm = spawn('swtpm', ['socket', '--tpm2', '--tpmstate', `dir=${join(dir)}`, '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`, '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`, '--flags', 'startup-clear'], { stdio: 'ignore' });
-  for (let i = 0; i < 100 && tpm(['tpm2_getcap', 'properties-fixed']).status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+  swtpm = await startSwtpm(dir);
+  tcti = swtpm.tcti;
 });
 afterAll(async () => {
-  if (swtpm && swtpm.exitCode === null) {
-    swtpm.kill();
-    await once(swtpm, 'exit');
-  }
+  await swtpm?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
