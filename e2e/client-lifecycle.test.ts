@@ -116,7 +116,7 @@ describe('S5 S6 S14 T14 identity and life cycle: renewal, signed orders, retirem
 
   it('kill -9 at any point of a renewal leaves a usable identity: the next run works with the master', async () => {
     // Killed as the EST request leaves, while it is answered, and around the write of the new pair.
-    for (const delayMs of [0, 15, 40, 80, 150, 300]) {
+    for (const delayMs of [0, 40, 150]) {
       const before = status().certificate.serial;
       const log = await killedRun(['--renew-before', '1d'], 'reenroll_request', delayMs);
       // Whatever the cut left, the next start recovers a pair the master accepts.
@@ -163,8 +163,8 @@ describe('S5 S6 S14 T14 identity and life cycle: renewal, signed orders, retirem
   });
 
   it('kill -9 at any point of an order-driven re-enrollment leaves a usable identity, and the order is settled once', async () => {
-    // Killed as the order's EST request leaves, while it is answered, and around the write of the new pair.
-    for (const delayMs of [0, 40, 150]) {
+    // Killed as the order's EST request leaves, and once it is answered (around the write of the new pair).
+    for (const delayMs of [0, 150]) {
       const before = status().certificate.serial;
       const order = cli(['metal', 'reenroll', 'pi-life', '--sign-key', join(work, 'ops.pem'), '--est-url', `${m.httpsUrl}/.well-known/est`, '--json']);
       const log = await killedRun([], 'reenroll_order_request', delayMs);
