@@ -2,7 +2,6 @@ export { type Brand, InvalidValueError } from './brand.ts';
 export {
   article,
   type EnrollmentSecretId,
-  type OnboardingKeyId,
   encodeBase32,
   findByRef,
   type GatewayId,
@@ -14,6 +13,7 @@ export {
   type KeyId,
   looksLikeId,
   newId,
+  type OnboardingKeyId,
   type OwnerId,
   parseId,
   type SpaceId,
@@ -40,4 +40,4 @@ export {
   type SeqNo,
   type Sha256,
 } from './vocabulary.ts';
-export type { EventOut, InterfaceStateOut, JobOut, ManifestSignerOut, MetalUpdatesOut, PageOut, RegistrationOut, ReportOut, TamperEventOut } from './wire.ts';
+export type { EventOut, InterfaceStateOut, JobOut, Lwm2mOut, ManifestSignerOut, MetalUpdatesOut, PageOut, RegistrationOut, ReportOut, TamperEventOut } from './wire.ts';

@@ -102,3 +102,18 @@ export interface ManifestSignerOut {
   createdAt: string;
   signedBy: { id: string; name: string; alg: string; kid: string; serverHeld: boolean; revokedAt: string | null };
 }
+
+/** An LwM2M device's registration and firmware state (GET /api/v1/metals/{ref}/lwm2m; `lwm2m` in `tips metal show`). */
+export interface Lwm2mOut {
+  registrationId: string;
+  endpoint: string;
+  lwm2mVersion: string;
+  lifetime: number;
+  binding: string;
+  queueMode: boolean;
+  objects: { objectId: number; version?: string; instances: number[] }[];
+  registeredAt: string;
+  lastUpdate: string;
+  online: boolean;
+  firmware: { jobId: string; glazeId: string; status: string; state: string | null; result: string | null; packageUri: string; updatedAt: string } | null;
+}

@@ -1,20 +1,8 @@
+import type { Lwm2mOut } from '@tips/core';
 import type { Command } from 'commander';
 import { action, api, jsonOption } from '../context.ts';
 import { print } from '../output.ts';
 
-export interface Lwm2mOut {
-  registrationId: string;
-  endpoint: string;
-  lwm2mVersion: string;
-  lifetime: number;
-  binding: string;
-  queueMode: boolean;
-  objects: { objectId: number; version?: string; instances: number[] }[];
-  registeredAt: string;
-  lastUpdate: string;
-  online: boolean;
-  firmware: { jobId: string; glazeId: string; status: string; state: string | null; result: string | null; packageUri: string; updatedAt: string } | null;
-}
 
 const firmwareLine = (f: NonNullable<Lwm2mOut['firmware']>) => `${f.status}  state ${f.state ?? '-'}  result ${f.result ?? '-'}  Glaze ${f.glazeId}  (${f.updatedAt})`;
 

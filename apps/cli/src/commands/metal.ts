@@ -1,12 +1,12 @@
-import type { EventOut, MetalUpdatesOut, ReportOut } from '@tips/core';
+import type { EventOut, Lwm2mOut, MetalUpdatesOut, ReportOut } from '@tips/core';
 import type { Command } from 'commander';
 import { action, api, collect, jsonOption, parseLabels } from '../context.ts';
 import { CliError, EXIT } from '../errors.ts';
 import { listOptions, pageOptions, print, printPages } from '../output.ts';
 import { registerMetalLifecycleCommands } from './lifecycle.ts';
-import { type Lwm2mOut, lwm2mLines } from './lwm2m.ts';
-import { registerMetalPskCommands } from './psk.ts';
+import { lwm2mLines } from './lwm2m.ts';
 import { type JobOut, phase1Line, registerMetalPhase1Commands } from './provisioning.ts';
+import { registerMetalPskCommands } from './psk.ts';
 
 export interface MetalOut {
   id: string;

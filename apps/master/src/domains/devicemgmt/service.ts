@@ -1,3 +1,4 @@
+import type { Lwm2mOut as Lwm2mView } from '@tips/core';
 import { encodeBase32, type OwnerId, type TipsId } from '@tips/core';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -6,12 +7,12 @@ import type { KeyService } from '../keys/service.ts';
 import type { MetalService } from '../metals/service.ts';
 import type { SpaceService } from '../spaces/service.ts';
 import { DeviceMgmtError } from './errors.ts';
-import { FW_RESULT_NAMES, FW_STATE, FW_STATE_NAMES, type FirmwareResult, type FirmwareState, isFirmwareResult, isFirmwareState, nextJobStatus } from './firmware.ts';
+import { type FirmwareResult, type FirmwareState, FW_RESULT_NAMES, FW_STATE, FW_STATE_NAMES, isFirmwareResult, isFirmwareState, nextJobStatus } from './firmware.ts';
 import { declaredObjects } from './link-format.ts';
 import { DEFAULT_LIFETIME, type FirmwareJob, MAX_ENDPOINT, MAX_LIFETIME, type ObservedValue, type Registration } from './model.ts';
 import { OBJ_FIRMWARE } from './objects.ts';
 import type { DeviceMgmtStore } from './store.ts';
-import { formatPath, type Lwm2mPath, Lwm2mFormatError, parsePath, type ResourceRecord, type ResourceValue, valueToJson } from './values.ts';
+import { formatPath, Lwm2mFormatError, type Lwm2mPath, parsePath, type ResourceRecord, type ResourceValue, valueToJson } from './values.ts';
 
 /** Who sent a CoAP request: the metal of the DTLS session (constrained.principal(peer)). */
 export interface DevicePrincipal {
@@ -44,19 +45,7 @@ export interface DeviceMgmtMetrics {
   firmwareResult(result: string): void;
 }
 
-export interface Lwm2mView {
-  registrationId: string;
-  endpoint: string;
-  lwm2mVersion: string;
-  lifetime: number;
-  binding: string;
-  queueMode: boolean;
-  objects: { objectId: number; version?: string; instances: number[] }[];
-  registeredAt: string;
-  lastUpdate: string;
-  online: boolean;
-  firmware: { jobId: string; glazeId: string; status: string; state: string | null; result: string | null; packageUri: string; updatedAt: string } | null;
-}
+export type { Lwm2mOut as Lwm2mView } from '@tips/core';
 
 const BINDINGS = new Set(['U', 'UQ']);
 const VERSIONS = new Set(['1.0', '1.1']);
