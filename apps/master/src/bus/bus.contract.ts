@@ -58,12 +58,13 @@ export function busContract(make: () => BusHarness): void {
     const first = await received(b, 'tips.cert.revoked');
     const second = await received(b, 'tips.cert.revoked');
     await deliver(a, 'tips.cert.revoked', { n: 1 }, first.got);
-    await expect.poll(() => second.got.length).toBeGreaterThan(0);
+    await deliver(a, 'tips.cert.revoked', { n: 1 }, second.got);
     first.stop();
     const before = first.got.length;
-    second.got.length = 0;
+    // deliver may have published { n: 1 } more than once: only { n: 2 } counts from here.
+    const twos = (got: unknown[]) => got.filter((m) => (m as { n?: number }).n === 2);
     await a.publish('tips.cert.revoked', { n: 2 });
-    await expect.poll(() => second.got, { timeout: 10_000 }).toEqual([{ n: 2 }]);
+    await expect.poll(() => twos(second.got), { timeout: 10_000 }).toEqual([{ n: 2 }]);
     expect(first.got.length).toBe(before);
     second.stop();
   });
