@@ -179,7 +179,7 @@ describe('T2 B5 /readyz and metrics show the bus', () => {
       expect(metrics).toMatch(/tips_master_bus_up\{bus="nats"\} 1/);
       expect(metrics).toMatch(/tips_master_bus_messages_total\{direction="dropped",topic="tips.metal.block"\} 1/);
       expect(metrics).toMatch(/tips_master_bus_messages_total\{direction="out",topic="tips.metal.block"\} 1/);
-      await expect.poll(() => peer).toEqual([{ o: services.bus.origin, m: { metalId: 'm', blocked: false } }]);
+      await expect.poll(() => peer, { timeout: 5_000 }).toEqual([{ o: services.bus.origin, m: { metalId: 'm', blocked: false } }]);
     } finally {
       await app.close();
       await db.destroy();
