@@ -104,6 +104,13 @@ describe('T13 Phase 1 in qemu: real iPXE firmware → gateway → installer → 
         await vm.waitForSerial(/tips-metal login:/, step);
         const console = stripTerminal(vm.serial);
         expect(console).toContain('root=LABEL=tips-root');
+        // S12: the job token reaches the installer on its kernel command line (which Linux itself
+        // prints); the installer's own log lines never repeat it.
+        const token = /tips\.token=(\S+)/.exec(console)?.[1];
+        expect(token, 'the installer kernel command line carries tips.token=').toBeTruthy();
+        const installerLines = console.split('\n').filter((l) => l.includes('"app":"tips-installer"'));
+        expect(installerLines.length).toBeGreaterThan(3);
+        for (const line of installerLines) expect(line).not.toContain(token);
       } finally {
         await vm.stop();
       }
