@@ -130,8 +130,15 @@ const program = new Command('tips-master')
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const db = await openDatabase(config.database);
     // Opened after the migrations; closed by the app's onClose (buildApp), or with the process.
-    const readPool =
-      config.database.kind === 'sqlite' && config.database.file !== ':memory:' && config.readThreads > 0 ? await openReadPool(config.database.file, config.readThreads) : undefined;
+    let readPool: Awaited<ReturnType<typeof openReadPool>> | undefined;
+    if (config.database.kind === 'sqlite' && config.database.file !== ':memory:' && config.readThreads > 0) {
+      try {
+        readPool = await openReadPool(config.database.file, config.readThreads);
+      } catch (err) {
+        // Not fatal: every read then runs on the main connection, as with --read-threads 0.
+        process.stderr.write(`warning: --read-threads ${config.readThreads}: cannot open the read threads (${(err as Error).message}); reading on the main connection\n`);
+      }
+    }
     let blobs: BlobStore;
     if (config.blobStore.kind === 'file') blobs = await FsBlobStore.open(config.blobStore.dir);
     else {
