@@ -219,6 +219,14 @@ export class KyselyMetalStore implements MetalStore {
     return out;
   }
 
+  async metalIdsHoldingMacs(ownerId: OwnerId, macs: Mac[]): Promise<TipsId[]> {
+    if (macs.length === 0) return [];
+    // One unique-index lookup (owner_id, mac) and one small row per MAC; joining `metals` for the
+    // holders' names read each holder's whole row (its JSON copies too): twice the time at 85,000 MACs.
+    const rows = await this.db.selectFrom('metal_interfaces').select('metal_id').where('owner_id', '=', ownerId).where('mac', 'in', macs).execute();
+    return rows.map((r) => r.metal_id as TipsId);
+  }
+
   async findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]> {
     if (macs.length === 0) return [];
     const rows = await this.db
