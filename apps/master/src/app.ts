@@ -10,6 +10,7 @@ import { type Bus, BusHub } from './bus/bus.ts';
 import { InProcessBus } from './bus/in-process.ts';
 import { installBusMetrics } from './bus/metrics.ts';
 import type { Db } from './db/database.ts';
+import type { ReadPool } from './db/read-pool.ts';
 import { discoveryGatewayRoutes, discoveryOwnerRoutes } from './domains/discovery/routes.ts';
 import { DiscoveryService } from './domains/discovery/service.ts';
 import { KyselyDiscoveryStore } from './domains/discovery/store.kysely.ts';
@@ -109,6 +110,8 @@ declare module 'fastify' {
 
 export interface MasterDeps {
   db: Db;
+  /** SQLite: read-only connections on worker threads for snapshot-safe list reads (`--read-threads`); the app closes it. */
+  readPool?: ReadPool;
   blobs: BlobStore;
   clock?: Clock;
   random?: Random;
@@ -186,7 +189,7 @@ export function createServices(deps: MasterDeps): Services {
   const random = deps.random ?? systemRandom;
   const events = new DomainEvents();
   const owners = new OwnerService(new KyselyOwnerStore(deps.db), clock, random);
-  const metals = new MetalService(new KyselyMetalStore(deps.db), events, clock, random);
+  const metals = new MetalService(new KyselyMetalStore(deps.db, deps.readPool), events, clock, random);
   const spaces = new SpaceService(new KyselySpaceStore(deps.db), metals, events, clock, random);
   const blobs = deps.blobs instanceof MeteredBlobStore ? deps.blobs : new MeteredBlobStore(deps.blobs, deps.blobs.kind ?? 'files');
   const glazes = new GlazeService(new KyselyGlazeStore(deps.db), blobs, spaces, events, clock, random, deps.maxGlazeBytes ?? 64 * 2 ** 30);
@@ -266,8 +269,10 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     ...edgeServerOptions,
   });
-  app.addHook('onSend', async (req, reply) => {
+  // Callback style: an async hook costs every answer a promise and a microtask turn.
+  app.addHook('onSend', (req, reply, payload, done) => {
     reply.header('x-request-id', req.id);
+    done(null, payload);
   });
   installErrorHandler(app);
   installEdgeGuards(app);
@@ -427,6 +432,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
     { prefix: '/api/gateway/v1' },
   );
   app.addHook('preClose', async () => services.gateways.closeAll());
+  app.addHook('onClose', async () => deps.readPool?.close());
   // Metals: mutual TLS only — the certificate our CA issued is the identity (S6); tokens mean nothing here.
   await app.register(
     async (scope) => {

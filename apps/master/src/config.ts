@@ -4,6 +4,7 @@ import type { DatabaseConfig } from './db/database.ts';
 import { parseS3Url } from './blob/s3-location.ts';
 import { type BusConfig, parseBusUrl } from './bus/bus.ts';
 import { API_TOKEN_FORMAT } from './domains/owners/model.ts';
+import { DEFAULT_READ_THREADS, MAX_READ_THREADS } from './db/read-pool.ts';
 
 /** Every setting, with its flag, its environment variable and its default (`tips-master --help`). */
 export interface MasterConfig {
@@ -25,6 +26,8 @@ export interface MasterConfig {
   requireUploadToken: boolean;
   /** An upload sending no bytes for this many seconds is abandoned and its temp file removed. */
   uploadIdleTimeoutSeconds: number;
+  /** SQLite: worker threads with their own read-only connection for snapshot-safe list reads (db/read-pool.ts); 0 = all reads on the event loop. */
+  readThreads: number;
   /** Lifetime of metal certificates issued by EST (simpleenroll, simplereenroll), in days. */
   metalCertDays: number;
   /** The URL gateways and operators reach the master at (`tips gateway add` prints it); null = derived from --host/--port. */
@@ -92,6 +95,7 @@ export interface RawOptions {
   coapHost?: string;
   s3Presign?: string | boolean;
   bus?: string;
+  readThreads?: string;
 }
 
 export const DEFAULTS = {
@@ -110,6 +114,7 @@ export const DEFAULTS = {
   mqttPort: 8883,
   s3Region: 'us-east-1',
   s3PresignSeconds: 300,
+  readThreads: DEFAULT_READ_THREADS,
 };
 /** Metal certificates stay short-lived: renewal (simplereenroll) is how a revoked key ages out. */
 export const MAX_METAL_CERT_DAYS = 397;
@@ -143,6 +148,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
   const tlsPort = opts.tlsPort ?? env.TIPS_TLS_PORT;
   const uploadIdle = opts.uploadIdleTimeout ?? env.TIPS_UPLOAD_IDLE_TIMEOUT;
   const engineSync = opts.engineSyncInterval ?? env.TIPS_ENGINE_SYNC_INTERVAL;
+  const readThreads = opts.readThreads ?? env.TIPS_READ_THREADS;
   const bootstrap = env.TIPS_BOOTSTRAP_ADMIN_TOKEN;
   if (bootstrap !== undefined && !API_TOKEN_FORMAT.test(bootstrap)) {
     // The value is a secret: say what is wrong with it, never echo it.
@@ -165,6 +171,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     gatewayRequireTls: opts.gatewayRequireTls === true || bool('TIPS_GATEWAY_REQUIRE_TLS', env.TIPS_GATEWAY_REQUIRE_TLS),
     requireUploadToken: opts.requireUploadToken === true || bool('TIPS_REQUIRE_UPLOAD_TOKEN', env.TIPS_REQUIRE_UPLOAD_TOKEN),
     uploadIdleTimeoutSeconds: uploadIdle === undefined ? DEFAULTS.uploadIdleTimeoutSeconds : int('--upload-idle-timeout', uploadIdle, 1, 86_400),
+    readThreads: readThreads === undefined ? DEFAULTS.readThreads : int('--read-threads', readThreads, 0, MAX_READ_THREADS),
     metalCertDays: int('--metal-cert-days', opts.metalCertDays ?? env.TIPS_METAL_CERT_DAYS ?? String(DEFAULTS.metalCertDays), 1, MAX_METAL_CERT_DAYS),
     publicUrl: publicUrl(opts.publicUrl ?? env.TIPS_PUBLIC_URL),
     engineSyncIntervalSeconds: engineSync === undefined ? DEFAULTS.engineSyncIntervalSeconds : int('--engine-sync-interval', engineSync, 0, 86_400),

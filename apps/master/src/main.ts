@@ -9,6 +9,7 @@ import type { BlobStore } from './blob/blob-store.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
 import { ConfigError, DEFAULTS, derivePublicUrl, loadConfig, MAX_METAL_CERT_DAYS, type RawOptions } from './config.ts';
 import { openDatabase } from './db/database.ts';
+import { MAX_READ_THREADS, openReadPool } from './db/read-pool.ts';
 import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enrollment/ca-dir.ts';
 import { describeListen } from './http/bind-address.ts';
 import { systemClock, systemRandom } from './ports.ts';
@@ -50,6 +51,14 @@ const program = new Command('tips-master')
     new Option('--upload-idle-timeout <seconds>', 'abandon a Glaze upload that sends no bytes for this long and remove its partial write')
       .env('TIPS_UPLOAD_IDLE_TIMEOUT')
       .default(String(DEFAULTS.uploadIdleTimeoutSeconds)),
+  )
+  .addOption(
+    new Option(
+      '--read-threads <n>',
+      `SQLite: worker threads, each with its own read-only connection, that read list pages off the event loop (0 to ${MAX_READ_THREADS}; 0 = every read on the main connection; PostgreSQL ignores it)`,
+    )
+      .env('TIPS_READ_THREADS')
+      .default(String(DEFAULTS.readThreads)),
   )
   .addOption(
     new Option('--metal-cert-days <n>', `lifetime of metal certificates issued by EST, in days (1 to ${MAX_METAL_CERT_DAYS}; never beyond the intermediate's); metals renew with simplereenroll`)
@@ -120,6 +129,16 @@ const program = new Command('tips-master')
     }
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const db = await openDatabase(config.database);
+    // Opened after the migrations; closed by the app's onClose (buildApp), or with the process.
+    let readPool: Awaited<ReturnType<typeof openReadPool>> | undefined;
+    if (config.database.kind === 'sqlite' && config.database.file !== ':memory:' && config.readThreads > 0) {
+      try {
+        readPool = await openReadPool(config.database.file, config.readThreads);
+      } catch (err) {
+        // Not fatal: every read then runs on the main connection, as with --read-threads 0.
+        process.stderr.write(`warning: --read-threads ${config.readThreads}: cannot open the read threads (${(err as Error).message}); reading on the main connection\n`);
+      }
+    }
     let blobs: BlobStore;
     if (config.blobStore.kind === 'file') blobs = await FsBlobStore.open(config.blobStore.dir);
     else {
@@ -156,6 +175,7 @@ const program = new Command('tips-master')
     const { app, services, metrics } = await buildApp({
       publicUrls: () => publicUrls,
       db,
+      readPool,
       blobs,
       maxGlazeBytes: config.maxGlazeBytes,
       ca: async () => ca,

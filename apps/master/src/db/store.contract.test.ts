@@ -98,6 +98,10 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
     expect(await store.findMacHolders(owner, ['02:00:00:00:00:01' as Mac])).toEqual([
       { mac: '02:00:00:00:00:01', metalId: metal.id, ownerId: owner, metalName: 'pi', interfaceName: 'eth0' },
     ]);
+    // Both MACs name the one metal (once per interface); another owner's lookup and an unknown MAC find nothing.
+    expect(await store.metalIdsHoldingMacs(owner, ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:0f:ff'] as Mac[])).toEqual([metal.id, metal.id]);
+    expect(await store.metalIdsHoldingMacs('own_00000000000000000000000002' as OwnerId, ['02:00:00:00:00:01' as Mac])).toEqual([]);
+    expect(await store.metalIdsHoldingMacs(owner, [])).toEqual([]);
     await store.update({ ...metal, interfaces: [metal.interfaces[1]!], labels: {} });
     expect((await store.findByName(owner, 'pi'))?.interfaces.map((i) => i.name)).toEqual(['eth0']);
   });

@@ -144,7 +144,8 @@ function findBadString(value: unknown, path: (string | number)[], depth = 0): { 
 /** The first query parameter whose name or value is not valid percent-encoded UTF-8 (the parser would pass it on undecoded). */
 function badlyEncodedQuery(url: string): string | undefined {
   const q = url.indexOf('?');
-  if (q === -1) return undefined;
+  // Only a percent sign can be badly encoded (most queries, list cursors included, have none).
+  if (q === -1 || url.indexOf('%', q) === -1) return undefined;
   for (const pair of url.slice(q + 1).split('&')) {
     const [name = '', value = ''] = pair.split('=', 2);
     const decode = (s: string) => {

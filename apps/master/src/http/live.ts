@@ -69,11 +69,12 @@ export class LiveFeed {
     app.addHook('onResponse', async (req, reply) => {
       if (reply.statusCode >= 300) return;
       const route = req.routeOptions.url ?? '';
-      const at = new Date().toISOString();
       const gateway = (req as FastifyRequest & { gateway?: { id: string; ownerId: string } | null }).gateway;
       // The Phase 1 boot script is a GET that moves the job (queued → booting).
-      if (route.startsWith('/api/gateway/v1/provisioning/') && gateway) return this.publish(gateway.ownerId, { kind: 'provisioning', gatewayId: gateway.id, at });
+      if (route.startsWith('/api/gateway/v1/provisioning/') && gateway) return this.publish(gateway.ownerId, { kind: 'provisioning', gatewayId: gateway.id, at: new Date().toISOString() });
+      // Reads change nothing (and are most requests: no clock read for them).
       if (req.method === 'GET' || req.method === 'HEAD') return;
+      const at = new Date().toISOString();
       const metal = (req as FastifyRequest & { metal?: { ownerId: string } | null }).metal;
       if (route.startsWith('/api/metal/v1/') && metal) this.publish(metal.ownerId, { kind: 'metal', resource: route.split('/')[4] ?? '', at });
       else if (route === '/api/gateway/v1/table' && gateway) this.publish(gateway.ownerId, { kind: 'table', gatewayId: gateway.id, at });

@@ -205,7 +205,7 @@ export class MetalService {
   /** The IDs of the owner's metals that hold any of these MACs (asked in chunks: no parameter limit). */
   async idsHoldingMacs(ownerId: OwnerId, macs: Mac[]): Promise<Set<string>> {
     const out = new Set<string>();
-    for (let i = 0; i < macs.length; i += MAC_CHUNK) for (const h of await this.store.findMacHolders(ownerId, macs.slice(i, i + MAC_CHUNK))) out.add(h.metalId);
+    for (let i = 0; i < macs.length; i += MAC_CHUNK) for (const id of await this.store.metalIdsHoldingMacs(ownerId, macs.slice(i, i + MAC_CHUNK))) out.add(id);
     return out;
   }
 

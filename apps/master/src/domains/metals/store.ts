@@ -52,6 +52,8 @@ export interface MetalStore {
   listPageJson(ownerId: OwnerId, window: KeysetWindow): Promise<JoinedPage | undefined>;
   /** Which of the owner's metals hold these MACs: a MAC is unique per owner only (0005, T6). */
   findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]>;
+  /** IDs of the owner's metals holding any of these MACs (the list's state filter: `metal_interfaces` alone, no metal rows read). */
+  metalIdsHoldingMacs(ownerId: OwnerId, macs: Mac[]): Promise<TipsId[]>;
   /** The owner's metals among these IDs and names (one query each), for answers about many metals at once. */
   findMany(ownerId: OwnerId, ids: TipsId[], names: string[]): Promise<{ id: TipsId; name: string }[]>;
 }
