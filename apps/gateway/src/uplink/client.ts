@@ -30,6 +30,8 @@ export interface RegistrationRequest {
   interfaceType?: InterfaceType;
   pxe?: boolean;
   hostname?: string;
+  /** The same on every retry of this registration: the master records it once (issue 13). */
+  idempotencyKey?: string;
 }
 
 export type RegistrationDecision = { decision: 'active'; tipsId: string } | { decision: 'blocked'; tipsId?: string; reason: string };

@@ -1,6 +1,7 @@
 // Registration of Pending rows at TIPS-D (T5, T6, T7). Retries with exponential backoff for as long
 // as it takes: after `pendingTimeoutMs` a row is flagged (reason `pending_timeout`) but stays Pending
 // and keeps retrying. Nothing here can make a row Active except a well-formed answer of the master.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { GatewayMetrics } from '../status/metrics.ts';
 import type { InterfaceRow, InterfaceTable } from '../table/table.ts';
@@ -34,6 +35,8 @@ export interface RegistrarOptions {
   pendingTimeoutMs: number;
   now?: () => number;
   random?: () => number;
+  /** A fresh idempotency key (default: 96 random bits, base64url). */
+  newKey?: () => string;
 }
 
 interface Attempt {
@@ -41,6 +44,14 @@ interface Attempt {
   inFlight: boolean;
   attempt: number;
   again: boolean;
+  /**
+   * Sent with every attempt of this registration, so the master records it once however many
+   * times the answer is lost and the request retried (a replica killed after its commit, issue 13).
+   * A new registration takes a new key: after an answer, or when what is reported changed.
+   */
+  key: string;
+  /** What was last sent under `key`. */
+  sent: RegistrationRequest | undefined;
 }
 
 export class Registrar {
@@ -54,13 +65,17 @@ export class Registrar {
     return (this.o.now ?? Date.now)();
   }
 
+  private newKey(): string {
+    return this.o.newKey ? this.o.newKey() : randomBytes(12).toString('base64url');
+  }
+
   /** Registers this row now (or right after the attempt in flight). */
   kick(mac: string, gatewayInterface: string): void {
     if (this.stopped) return;
     const k = `${mac}|${gatewayInterface}`;
     let a = this.attempts.get(k);
     if (!a) {
-      a = { timer: undefined, inFlight: false, attempt: 0, again: false };
+      a = { timer: undefined, inFlight: false, attempt: 0, again: false, key: this.newKey(), sent: undefined };
       this.attempts.set(k, a);
     }
     if (a.inFlight) {
@@ -101,7 +116,7 @@ export class Registrar {
         continue;
       }
       a.inFlight = true;
-      sent.push({ k, mac, gi, a, row, req: requestOf(row) });
+      sent.push({ k, mac, gi, a, row, req: this.requestFor(row, a) });
     }
     if (sent.length === 0) return;
     let answers: RegistrationDecision[] | undefined;
@@ -122,6 +137,17 @@ export class Registrar {
     }
   }
 
+  /** The request for this row under the attempt's key (a new key when the row's facts changed since the last send). */
+  private requestFor(row: InterfaceRow, a: Attempt): RegistrationRequest {
+    let req = requestOf(row, a.key);
+    if (a.sent && !sameRegistration(a.sent, req)) {
+      a.key = this.newKey();
+      req = requestOf(row, a.key);
+    }
+    a.sent = req;
+    return req;
+  }
+
   /** Every Pending row, now (start-up, or the master came back). */
   kickAll(): void {
     for (const r of this.o.table.all()) if (r.state === 'pending') this.kick(r.mac, r.gatewayInterface);
@@ -136,7 +162,7 @@ export class Registrar {
     a.inFlight = true;
     let retry = true;
     try {
-      this.apply(mac, gi, await this.o.register(requestOf(row)));
+      this.apply(mac, gi, await this.o.register(this.requestFor(row, a)));
       retry = false;
     } catch (err) {
       this.failed(mac, gi, row, err);
@@ -179,6 +205,11 @@ export class Registrar {
     if (a.again) {
       a.again = false;
       a.attempt = 0;
+      // Answered: whatever comes next is a new registration. Not answered: the same one, retried.
+      if (!retry) {
+        a.key = this.newKey();
+        a.sent = undefined;
+      }
       void this.attempt(k, mac, gi, a);
       return;
     }
@@ -203,8 +234,9 @@ export class Registrar {
   }
 }
 
-function requestOf(row: InterfaceRow): RegistrationRequest {
+function requestOf(row: InterfaceRow, idempotencyKey: string): RegistrationRequest {
   return {
+    idempotencyKey,
     mac: row.mac,
     ip: row.ip!,
     gatewayInterface: row.gatewayInterface,
@@ -212,4 +244,8 @@ function requestOf(row: InterfaceRow): RegistrationRequest {
     pxe: row.pxe,
     ...(row.hostname ? { hostname: row.hostname } : {}),
   };
+}
+
+function sameRegistration(a: RegistrationRequest, b: RegistrationRequest): boolean {
+  return a.mac === b.mac && a.ip === b.ip && a.gatewayInterface === b.gatewayInterface && a.interfaceType === b.interfaceType && a.pxe === b.pxe && a.hostname === b.hostname;
 }

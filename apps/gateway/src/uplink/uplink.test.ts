@@ -151,7 +151,10 @@ describe('T6 T7 registration at TIPS-D: signed, retried with backoff, never fail
       interfaceType: 'ethernet',
       pxe: false,
       hostname: 'm1',
+      idempotencyKey: expect.stringMatching(/^[A-Za-z0-9_-]{16}$/),
     });
+    // The three attempts are one registration: the same key each time (the master records it once).
+    expect(new Set(master.registrations.map((r) => (r as { idempotencyKey: string }).idempotencyKey)).size).toBe(1);
     expect(master.authFailures).toBe(0);
   });
 
@@ -259,8 +262,10 @@ describe('T6 T7 batch registration: rows Pending together go in one signed reque
     await until(() => decisions.length === 3);
     expect(master.paths).toEqual([BATCH]);
     expect(master.registrations[0]).toEqual({
-      items: MACS.map((mac, i) => ({ mac, ip: `10.77.0.${100 + i}`, gatewayInterface: 'br0', interfaceType: 'ethernet', pxe: i === 0 })),
+      items: MACS.map((mac, i) => ({ mac, ip: `10.77.0.${100 + i}`, gatewayInterface: 'br0', interfaceType: 'ethernet', pxe: i === 0, idempotencyKey: expect.stringMatching(/^[A-Za-z0-9_-]{16}$/) })),
     });
+    const keys = (master.registrations[0] as { items: { idempotencyKey: string }[] }).items.map((x) => x.idempotencyKey);
+    expect(new Set(keys).size).toBe(3);
     expect(table.get(MACS[0]!, 'br0')).toMatchObject({ state: 'active', tipsId: 'mtl_1' });
     expect(table.get(MACS[1]!, 'br0')).toMatchObject({ state: 'blocked', reason: 'unknown_mac' });
     expect(table.get(MACS[2]!, 'br0')).toMatchObject({ state: 'active', tipsId: 'mtl_3' });
@@ -272,14 +277,23 @@ describe('T6 T7 batch registration: rows Pending together go in one signed reque
     await until(() => decisions.length === 4);
     expect(master.paths).toEqual([BATCH, SINGLE]);
     expect(master.registrations[1]).toMatchObject({ mac: '02:00:00:00:00:09', interfaceType: 'wifi' });
+    expect(keys).not.toContain((master.registrations[1] as { idempotencyKey: string }).idempotencyKey);
   });
 
-  it('a failed batch leaves every row Pending and retries each on its own backoff until answered', async () => {
+  it('a failed batch leaves every row Pending and retries each on its own backoff until answered, under the key the batch carried (issue 13: recorded once)', async () => {
     master.answers.push(() => [503, {}]);
     for (let i = 0; i < 3; i++) master.answers.push((b) => [200, { decision: 'active', tipsId: `mtl_${(b as { mac: string }).mac.slice(-1)}` }]);
     registrar!.kickAll();
     await until(() => decisions.length === 3);
     expect(master.paths).toEqual([BATCH, SINGLE, SINGLE, SINGLE]);
+    const batchKeys = new Map((master.registrations[0] as { items: { mac: string; idempotencyKey: string }[] }).items.map((x) => [x.mac, x.idempotencyKey]));
+    for (const r of master.registrations.slice(1) as { mac: string; idempotencyKey: string }[]) expect(r.idempotencyKey).toBe(batchKeys.get(r.mac));
+    // Answered: the row's next registration (it went Pending again) is a new one, with a new key.
+    table.observeLease({ mac: '02:00:00:00:00:07', gatewayInterface: 'br0', ip: '10.77.0.107', type: 'ethernet', pxe: false, hostname: null });
+    master.answers.push(() => [200, { decision: 'active', tipsId: 'mtl_7' }]);
+    registrar!.kick('02:00:00:00:00:07', 'br0');
+    await until(() => decisions.length === 4);
+    expect([...batchKeys.values()]).not.toContain((master.registrations[4] as { idempotencyKey: string }).idempotencyKey);
     for (const mac of MACS) expect(table.get(mac, 'br0')).toMatchObject({ state: 'active', tipsId: `mtl_${mac.slice(-1)}`, attempts: 1 });
   });
 

@@ -1,5 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
-import { up0002Discovery } from '../domains/discovery/migrations.ts';
+import { up0002Discovery, up0016Scale } from '../domains/discovery/migrations.ts';
 import { up0003Enrollment, up0011Lifecycle } from '../domains/enrollment/migrations.ts';
 import { up0004GatewayCertificates } from '../domains/gateways/migrations.ts';
 import { up0005MetalMacPerOwner, up0010Perf, up0015Perf } from '../domains/metals/migrations.ts';
@@ -118,6 +118,7 @@ export const migrations: Record<string, Migration> = {
   '0015_devicemgmt': { up: up0015DeviceMgmt },
   '0015_perf': { up: up0015Perf },
   '0015_telemetry': { up: up0015Telemetry },
+  '0016_scale': { up: up0016Scale },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -124,6 +124,8 @@ export interface DiscoveryRegistrationsTable {
   decision: string;
   reason: string | null;
   tips_id: string | null;
+  /** The gateway's key for this registration, unique per gateway (0016); null before, or when none was sent. */
+  idempotency_key: string | null;
 }
 
 export interface DiscoveryBlocksTable {

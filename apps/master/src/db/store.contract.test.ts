@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -266,6 +266,7 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
       decision: (n % 3 === 0 ? 'active' : 'blocked') as 'active' | 'blocked',
       reason: n % 3 === 0 ? null : ('unknown_mac' as const),
       tipsId: n % 3 === 0 ? ('mtl_0000000000000000000000000a' as TipsId) : null,
+      idempotencyKey: null,
       ...over,
     });
     await store.record(Array.from({ length: 120 }, (_, n) => rec(n)));
@@ -295,6 +296,56 @@ describe.each(adapters)('T2 Store contract on %s', (_name, open) => {
     expect(await store.findBlock(metalId)).toEqual({ metalId, ownerId: owner, reason: null, blockedAt: 't2' });
     expect(await store.removeBlock(metalId)).toBe(true);
     expect(await store.removeBlock(metalId)).toBe(false);
+  });
+
+  it('issue 13 T9: a registration retried under its idempotency key is recorded once and answered the same, single or batch, even concurrently', async () => {
+    const { enrollmentToken } = await services.gateways.create(owner, { name: 'idem-gw' });
+    const gateway = await services.gateways.enroll({ enrollmentToken, publicKey: generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString() });
+    const mac = (n: number) => `02:1d:00:00:00:${n.toString(16).padStart(2, '0')}`;
+    await services.spaces.create(owner, { name: 'idem-os', phase: 1 });
+    const metal = await services.metals.create(owner, { name: 'idem-pi', interfaces: [{ name: 'eth0', mac: mac(0), type: 'ethernet', pxe: true }] });
+    await services.spaces.addMember(owner, 'idem-os', { metal: 'idem-pi', interfaces: ['eth0'], default: true });
+    const item = (n: number, key?: string) => ({ mac: mac(n), ip: `10.1.0.${n + 2}`, gatewayInterface: 'lan0', ...(key ? { idempotencyKey: key } : {}) });
+    const batch = [item(0, 'batch-one-0'), item(1, 'batch-one-1'), item(2, 'batch-one-2')];
+    const records = async () => {
+      const all = await services.discovery.list(owner, { gatewayId: gateway.id, limit: '1000' }, false);
+      const n = new Map<string, number>();
+      for (const r of all) n.set(r.mac, (n.get(r.mac) ?? 0) + 1);
+      return n;
+    };
+
+    const first = await services.discovery.registerBatch(gateway, batch);
+    expect(first).toEqual([{ decision: 'active', tipsId: metal.id }, { decision: 'blocked', reason: 'unknown_mac' }, { decision: 'blocked', reason: 'unknown_mac' }]);
+    // The metal is blocked meanwhile: the retry still gets the decision that was recorded, and adds nothing.
+    await services.discovery.block(owner, 'idem-pi');
+    expect(await services.discovery.registerBatch(gateway, batch)).toEqual(first);
+    // The gateway retries one row of a failed batch on its own, under the same key.
+    expect(await services.discovery.register(gateway, item(0, 'batch-one-0'))).toEqual(first[0]);
+    expect(await records()).toEqual(new Map([0, 1, 2].map((n) => [mac(n), 1])));
+
+    // Retries arriving together (one group commit, or two replicas' transactions) still make one record each.
+    const again = [item(3, 'batch-two-3'), item(0, 'batch-two-0')];
+    const answers = await Promise.all([services.discovery.registerBatch(gateway, again), services.discovery.registerBatch(gateway, again), services.discovery.register(gateway, again[1]!)]);
+    expect(answers[1]).toEqual(answers[0]);
+    expect(answers[2]).toEqual(answers[0]![1]);
+    expect(answers[0]).toEqual([{ decision: 'blocked', reason: 'unknown_mac' }, { decision: 'blocked', reason: 'metal_blocked', tipsId: metal.id }]);
+    expect(await records()).toEqual(new Map([...[0, 1, 2].map((n) => [mac(n), 1] as const), [mac(0), 2], [mac(3), 1]]));
+
+    // Without a key every registration is its own decision (as before 0016).
+    await services.discovery.register(gateway, item(4));
+    await services.discovery.register(gateway, item(4));
+    expect((await records()).get(mac(4))).toBe(2);
+
+    // A key reused for another registration is refused (409), and records nothing; a key twice in one batch is a 400.
+    await expect(services.discovery.register(gateway, item(5, 'batch-one-1'))).rejects.toMatchObject({ code: 'idempotency_key_reused', field: 'idempotencyKey' });
+    await expect(services.discovery.registerBatch(gateway, [item(6, 'fresh-key-6'), item(5, 'batch-one-2')])).rejects.toMatchObject({ code: 'idempotency_key_reused', field: 'items[1].idempotencyKey' });
+    await expect(services.discovery.registerBatch(gateway, [item(7, 'dup-key-77'), item(8, 'dup-key-77')])).rejects.toMatchObject({ field: 'items[1].idempotencyKey' });
+    const after = await records();
+    for (const n of [5, 7, 8]) expect(after.has(mac(n)), mac(n)).toBe(false);
+    // The other item of the refused batch was recorded under its key: its retry is answered from it.
+    expect(after.get(mac(6))).toBe(1);
+    expect(await services.discovery.register(gateway, item(6, 'fresh-key-6'))).toEqual({ decision: 'blocked', reason: 'unknown_mac' });
+    expect((await records()).get(mac(6))).toBe(1);
   });
 
   it('runs raw SQL the same on both (case-sensitive text comparison)', async () => {
@@ -601,6 +652,7 @@ describe.each(adapters)('D6 list pagination (keyset) on %s', (name, open) => {
       decision: (n % 2 ? 'blocked' : 'active') as 'active' | 'blocked',
       reason: n % 2 ? ('unknown_mac' as const) : null,
       tipsId: null,
+      idempotencyKey: null,
     });
     await discovery.record(Array.from({ length: 23 }, (_, n) => rec(n)));
     const newestFirst = Array.from({ length: 23 }, (_, n) => rec(22 - n).id);

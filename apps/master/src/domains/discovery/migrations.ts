@@ -77,3 +77,15 @@ export async function up0002Discovery(db: Kysely<unknown>): Promise<void> {
     .addColumn('blocked_at', 'text', (c) => c.notNull())
     .execute();
 }
+
+/**
+ * Migration 0016_scale (issue 13): a decision recorded once per registration. The gateway sends an
+ * idempotency key with each registration and keeps it across its retries; the record carries it,
+ * unique per gateway, so a retry of a registration whose answer was lost (a replica killed after
+ * the commit) is answered from the record instead of adding a second one. Records made before, and
+ * registrations sent without a key, have none (NULLs never collide).
+ */
+export async function up0016Scale(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('discovery_registrations').addColumn('idempotency_key', 'text').execute();
+  await db.schema.createIndex('discovery_registrations_idempotency').on('discovery_registrations').columns(['gateway_id', 'idempotency_key']).unique().execute();
+}

@@ -19,6 +19,11 @@ export interface RegistrationInput {
   interfaceType: InterfaceType;
   pxe: boolean;
   hostname: string | null;
+  /**
+   * The gateway's key for this registration, kept across its retries (issue 13): a retry whose
+   * first attempt was recorded is answered from that record, never recorded twice. Unique per gateway.
+   */
+  idempotencyKey: string | null;
 }
 
 /** TIPS-D's answer to the gateway. */

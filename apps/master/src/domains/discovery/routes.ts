@@ -12,6 +12,7 @@ import { type DiscoveryService, MAX_BATCH, type RawQuery, type RawRegistration }
 
 registerStatusTable<DiscoveryErrorCode>('discovery', {
   metal_not_blocked: 409,
+  idempotency_key_reused: 409,
 });
 
 const RecordSchema = Type.Object({
@@ -172,10 +173,16 @@ export function discoveryGatewayRoutes(scope: FastifyInstance, discovery: Discov
             interfaceType: Type.Optional(Type.String({ maxLength: 16, description: 'ethernet | wifi | other' })),
             pxe: Type.Optional(Type.Boolean()),
             hostname: Type.Optional(Type.String({ maxLength: 255 })),
+            idempotencyKey: Type.Optional(
+              Type.String({
+                maxLength: 64,
+                description: "the gateway's key for this registration, the same on every retry: a retry of a registration already recorded is answered from that record (8–64 of A–Z a–z 0–9 . _ : -)",
+              }),
+            ),
           },
           { additionalProperties: false },
         ),
-        response: { 200: Decision, ...errorResponses(400, 401) },
+        response: { 200: Decision, ...errorResponses(400, 401, 409) },
       },
     },
     async (req) => discovery.register(req.gateway, req.body),
@@ -191,9 +198,10 @@ export function discoveryGatewayRoutes(scope: FastifyInstance, discovery: Discov
         summary: `Report up to ${MAX_BATCH} joining interfaces at once (a table re-registered after a restart, a fleet powering on); answers one decision per item, in order`,
         description:
           'Each item has the body of POST /registrations ({mac, ip, gatewayInterface, interfaceType?, pxe?, hostname?}) and is decided by the same rule and recorded. ' +
-          'A bad item refuses the whole batch (400, field `items[i].name`) and records nothing.',
+          'A bad item refuses the whole batch (400, field `items[i].name`) and records nothing. ' +
+          'An item whose idempotencyKey this gateway already sent is answered from the decision recorded then and adds no record (a retry after a lost answer).',
         body: Type.Object({ items: Type.Array(Type.Unknown(), { description: `1–${MAX_BATCH} registrations` }) }, { additionalProperties: false }),
-        response: { 200: Type.Object({ items: Type.Array(Decision) }), ...errorResponses(400, 401) },
+        response: { 200: Type.Object({ items: Type.Array(Decision) }), ...errorResponses(400, 401, 409) },
       },
     },
     async (req) => ({ items: await discovery.registerBatch(req.gateway, req.body.items) }),

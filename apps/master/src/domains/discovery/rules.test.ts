@@ -37,6 +37,7 @@ class FakeStore implements DiscoveryStore {
   nextRead?: Deferred<TipsId[]>;
   async record(records: RegistrationRecord[]) {
     this.records.push(...records);
+    return records;
   }
   async list(ownerId: OwnerId, q: RegistrationQuery) {
     this.listCalls++;
@@ -167,6 +168,7 @@ describe('T6 the decision rule, in order, among the gateway owner’s metals onl
         interfaceType: 'wifi',
         pxe: true,
         hostname: 'pi-07',
+        idempotencyKey: null,
         decision: 'active',
         reason: null,
         tipsId: PI,
@@ -404,7 +406,11 @@ describe('T5 T9 registrations are validated before anything is decided or record
   });
 
   it('defaults interfaceType to other, pxe to false and hostname to null; refuses an unknown type and a bad MAC', () => {
-    expect(parseRegistration(join(ETH))).toEqual({ mac: ETH, ip: '10.77.0.9', gatewayInterface: 'lan0', interfaceType: 'other', pxe: false, hostname: null });
+    expect(parseRegistration(join(ETH))).toEqual({ mac: ETH, ip: '10.77.0.9', gatewayInterface: 'lan0', interfaceType: 'other', pxe: false, hostname: null, idempotencyKey: null });
+    expect(parseRegistration(join(ETH, { idempotencyKey: 'k'.repeat(8) }))).toMatchObject({ idempotencyKey: 'kkkkkkkk' });
+    for (const bad of ['short', 'k'.repeat(65), 'has space!', 7]) {
+      expect(() => parseRegistration(join(ETH, { idempotencyKey: bad as string }))).toThrow(expect.objectContaining({ field: 'idempotencyKey' }));
+    }
     expect(parseRegistration(join(ETH, { pxe: true, interfaceType: 'ethernet' }))).toMatchObject({ pxe: true, interfaceType: 'ethernet' });
     expect(() => parseRegistration(join(ETH, { interfaceType: 'token-ring' }))).toThrow(expect.objectContaining({ field: 'interfaceType' }));
     expect(() => parseRegistration(join('nope'))).toThrow(expect.objectContaining({ field: 'mac' }));

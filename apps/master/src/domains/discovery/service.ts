@@ -30,6 +30,7 @@ export interface RawRegistration {
   interfaceType?: string;
   pxe?: boolean;
   hostname?: string;
+  idempotencyKey?: string;
 }
 
 interface MetalFacts {
@@ -62,6 +63,7 @@ export interface RawQuery {
 
 const GATEWAY_INTERFACE = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,31}$/;
 const HOSTNAME = /^[\x21-\x7e]{1,255}$/;
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{8,64}$/;
 
 export function parseRegistration(r: RawRegistration): RegistrationInput {
   const mac = parseMac(r.mac, 'mac');
@@ -73,18 +75,22 @@ export function parseRegistration(r: RawRegistration): RegistrationInput {
   if (r.hostname !== undefined && (typeof r.hostname !== 'string' || !HOSTNAME.test(r.hostname))) {
     throw new InvalidValueError('hostname', 'a hostname is 1–255 printable characters without spaces');
   }
-  return { mac, ip: r.ip, gatewayInterface: r.gatewayInterface, interfaceType, pxe: r.pxe ?? false, hostname: r.hostname ?? null };
+  if (r.idempotencyKey !== undefined && (typeof r.idempotencyKey !== 'string' || !IDEMPOTENCY_KEY.test(r.idempotencyKey))) {
+    throw new InvalidValueError('idempotencyKey', 'an idempotency key is 8–64 letters, digits, ".", "_", ":" or "-"');
+  }
+  return { mac, ip: r.ip, gatewayInterface: r.gatewayInterface, interfaceType, pxe: r.pxe ?? false, hostname: r.hostname ?? null, idempotencyKey: r.idempotencyKey ?? null };
 }
 
 /** Most registrations one batch request may carry. */
 export const MAX_BATCH = 256;
-const ITEM_FIELDS = new Set(['mac', 'ip', 'gatewayInterface', 'interfaceType', 'pxe', 'hostname']);
+const ITEM_FIELDS = new Set(['mac', 'ip', 'gatewayInterface', 'interfaceType', 'pxe', 'hostname', 'idempotencyKey']);
 const ITEM_MAX_LENGTH: [string, number][] = [
   ['mac', 64],
   ['ip', 64],
   ['gatewayInterface', 64],
   ['interfaceType', 16],
   ['hostname', 255],
+  ['idempotencyKey', 64],
 ];
 
 /**
@@ -106,6 +112,7 @@ export function parseBatchItem(raw: unknown, i: number): RegistrationInput {
     if (typeof v === 'string' && v.length > max) throw new InvalidValueError(at(k), `${k} is at most ${max} characters`);
   }
   if (r.pxe !== undefined && typeof r.pxe !== 'boolean') throw new InvalidValueError(at('pxe'), 'pxe is a boolean');
+  if (r.idempotencyKey !== undefined && typeof r.idempotencyKey !== 'string') throw new InvalidValueError(at('idempotencyKey'), 'idempotencyKey is a string');
   try {
     return parseRegistration(r as unknown as RawRegistration);
   } catch (err) {
@@ -152,7 +159,7 @@ export function parseQuery(q: RawQuery): RegistrationQuery {
  * that someone else declared a MAC (`foreign_gateway` appears only in records made before 0005).
  */
 export class DiscoveryService {
-  private readonly log: GroupCommit<RegistrationRecord, undefined>;
+  private readonly log: GroupCommit<RegistrationRecord, RegistrationRecord>;
   /** (owner, MAC) → its metal, for metals that had a default Space when last looked up (see `lookup`). */
   private readonly facts = new Map<string, MetalFacts>();
   private readonly factsOfMetal = new Map<TipsId, Set<string>>();
@@ -175,10 +182,7 @@ export class DiscoveryService {
     private readonly clock: Clock,
     private readonly random: Random,
   ) {
-    this.log = new GroupCommit(async (records) => {
-      await this.store.record(records);
-      return records.map(() => undefined);
-    });
+    this.log = new GroupCommit((records) => this.store.record(records));
     events.on('metal.interfaces.changed', async (e) => {
       this.forget(e.metalId);
       await this.bus?.publish('tips.metal.eligibility', { metalId: e.metalId });
@@ -232,12 +236,16 @@ export class DiscoveryService {
     this.factsOfMetal.clear();
   }
 
-  /** Decides one registration (T6) and records it (T9) before answering. */
+  /**
+   * Decides one registration (T6) and records it (T9) before answering. A retry under an
+   * idempotency key already recorded for this gateway is answered from that record (issue 13).
+   */
   async register(gateway: Gateway, raw: RawRegistration): Promise<DecisionResult> {
     const input = parseRegistration(raw);
     const result = await this.decide(gateway, input.mac);
-    await this.log.submit(this.recordOf(gateway, input, result, this.clock.now()));
-    return result;
+    const record = this.recordOf(gateway, input, result, this.clock.now());
+    const stood = await this.log.submit(record);
+    return stood === record ? result : answerFrom(stood, input, 'idempotencyKey');
   }
 
   /**
@@ -251,11 +259,21 @@ export class DiscoveryService {
       throw new InvalidValueError('items', `items is a list of 1 to ${MAX_BATCH} registrations`);
     }
     const inputs = raw.map((r, i) => parseBatchItem(r, i));
+    const keys = new Set<string>();
+    for (const [i, input] of inputs.entries()) {
+      if (input.idempotencyKey === null) continue;
+      if (keys.has(input.idempotencyKey)) throw new InvalidValueError(`items[${i}].idempotencyKey`, 'the same idempotency key is on an earlier item of this batch');
+      keys.add(input.idempotencyKey);
+    }
     const results: DecisionResult[] = [];
     for (const input of inputs) results.push(await this.decide(gateway, input.mac));
     const at = this.clock.now();
     const atIso = at.toISOString();
-    await this.log.submitAll(inputs.map((input, i) => this.recordOf(gateway, input, results[i]!, at, atIso)));
+    const records = inputs.map((input, i) => this.recordOf(gateway, input, results[i]!, at, atIso));
+    const stood = await this.log.submitAll(records);
+    for (let i = 0; i < records.length; i++) {
+      if (stood[i] !== records[i]) results[i] = answerFrom(stood[i]!, inputs[i]!, `items[${i}].idempotencyKey`);
+    }
     return results;
   }
 
@@ -268,6 +286,7 @@ export class DiscoveryService {
       interfaceType: input.interfaceType,
       pxe: input.pxe,
       hostname: input.hostname,
+      idempotencyKey: input.idempotencyKey,
       id: this.recordId(at.getTime()),
       at: atIso,
       ownerId: gateway.ownerId,
@@ -433,4 +452,16 @@ export class DiscoveryService {
     }
   }
 
+}
+
+/**
+ * The answer a retry gets: the decision recorded when the gateway first sent this key — the same
+ * registration (MAC, gateway interface), or the key was reused for another one (409, nothing recorded).
+ */
+function answerFrom(recorded: RegistrationRecord, input: RegistrationInput, field: string): DecisionResult {
+  if (recorded.mac !== input.mac || recorded.gatewayInterface !== input.gatewayInterface) {
+    throw new DiscoveryError('idempotency_key_reused', 'this idempotency key was sent with another registration (MAC or gateway interface)', field);
+  }
+  if (recorded.decision === 'active') return { decision: 'active', tipsId: recorded.tipsId! };
+  return { decision: 'blocked', reason: recorded.reason!, ...(recorded.tipsId !== null ? { tipsId: recorded.tipsId } : {}) };
 }

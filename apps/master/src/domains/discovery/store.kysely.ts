@@ -18,6 +18,7 @@ const toRecord = (r: DiscoveryRegistrationsTable): RegistrationRecord => ({
   decision: r.decision as Decision,
   reason: r.reason as BlockReason | null,
   tipsId: r.tips_id as TipsId | null,
+  idempotencyKey: r.idempotency_key,
 });
 
 const toRow = (r: RegistrationRecord): DiscoveryRegistrationsTable => ({
@@ -34,24 +35,45 @@ const toRow = (r: RegistrationRecord): DiscoveryRegistrationsTable => ({
   decision: r.decision,
   reason: r.reason,
   tips_id: r.tipsId,
+  idempotency_key: r.idempotencyKey,
 });
 
-// SQLite caps bound parameters per statement; 13 columns × 50 rows stays far below it.
+// SQLite caps bound parameters per statement; 14 columns × 50 rows stays far below it.
 const INSERT_CHUNK = 50;
 
 /** The discovery store on Kysely: the same queries on SQLite and PostgreSQL. */
 export class KyselyDiscoveryStore implements DiscoveryStore {
   constructor(private readonly db: Db) {}
 
-  async record(records: RegistrationRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    await this.db.transaction().execute(async (tx) => {
+  async record(records: RegistrationRecord[]): Promise<RegistrationRecord[]> {
+    if (records.length === 0) return [];
+    return this.db.transaction().execute(async (tx) => {
+      const inserted = new Set<string>();
       for (let i = 0; i < records.length; i += INSERT_CHUNK) {
-        await tx
+        const rows = await tx
           .insertInto('discovery_registrations')
           .values(records.slice(i, i + INSERT_CHUNK).map(toRow))
+          // A registration already recorded under this gateway's key (a retry) adds nothing.
+          .onConflict((oc) => oc.columns(['gateway_id', 'idempotency_key']).doNothing())
+          .returning('id')
           .execute();
+        for (const r of rows) inserted.add(r.id);
       }
+      if (inserted.size === records.length) return records;
+      const retried = records.filter((r) => !inserted.has(r.id));
+      // Read in the same transaction: a conflicting row is committed (or ours, from this very batch).
+      const earlier = await tx
+        .selectFrom('discovery_registrations')
+        .selectAll()
+        .where((eb) => eb.or(retried.map((r) => eb.and([eb('gateway_id', '=', r.gatewayId), eb('idempotency_key', '=', r.idempotencyKey)]))))
+        .execute();
+      const byKey = new Map(earlier.map((r) => [`${r.gateway_id} ${r.idempotency_key}`, toRecord(r)]));
+      return records.map((r) => {
+        if (inserted.has(r.id)) return r;
+        const e = byKey.get(`${r.gatewayId} ${r.idempotencyKey}`);
+        if (!e) throw new Error(`decision record ${r.id} neither inserted nor found under its idempotency key`);
+        return e;
+      });
     });
   }
 
