@@ -3,7 +3,7 @@
  * `dd bs=4M conv=fsync` of the same bytes to the same target, in one run (issue 8: goal ≥ 0.8× dd).
  *
  *   node --import tsx bench/install-write.ts        # as root; TIPS_BENCH_BYTES (default 2 GiB),
- *                                                  # TIPS_BENCH_WINDOWS="8:4,4:4,16:2" (MiB:in flight)
+ *                                                  # TIPS_BENCH_WINDOWS="8:4,16:4" (MiB:in flight)
  *
  * Both sides read the same Glaze file (in the page cache: it stands in for the gateway's stream).
  * The installer's side is exactly what it runs on a metal (apps/installer/src/write.ts streamGlaze):
@@ -19,29 +19,48 @@
  *
  * Two installer modes (TIPS_BENCH_MODES, default both): `stream` — the write pass of a Glaze larger
  * than the RAM spool budget (downloaded again, SHA-256 on the way, as above); `spool` — the write of
- * a Glaze the verify pass kept in RAM (tips.spool): the same write and read-back from the spool,
- * not hashed again (the verify pass did; its cost is the "SHA-256 of the stream alone" line).
+ * a Glaze the verify pass kept in RAM (tips.spool, allocated by allocSpool as the installer does):
+ * the same write and read-back from the spool, not hashed again (the verify pass did; its cost is
+ * the "SHA-256 of the stream alone" line).
+ *
+ * Before/after in one run: TIPS_BENCH_BEFORE=<git revision> also times that revision's
+ * apps/installer/src/write.ts (mode `before`: its write from the RAM spool), alternated with the
+ * others, e.g. TIPS_BENCH_BEFORE=7a617c1 TIPS_BENCH_MODES=spool.
  */
 import { execFileSync, execSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { diskSize } from '../apps/installer/src/disk.ts';
 import { planWrite } from '../apps/installer/src/plan.ts';
-import { streamGlaze } from '../apps/installer/src/write.ts';
+import { allocSpool, streamGlaze } from '../apps/installer/src/write.ts';
 
 const TOTAL = Number(process.env.TIPS_BENCH_BYTES ?? 2 * 2 ** 30);
 const MiB = 2 ** 20;
 const WINDOWS = (process.env.TIPS_BENCH_WINDOWS ?? '8:4,16:4')
   .split(',')
   .map((w) => w.split(':').map(Number) as [number, number]);
-const MODES = (process.env.TIPS_BENCH_MODES ?? 'stream,spool').split(',') as ('stream' | 'spool')[];
+type Mode = 'stream' | 'spool' | 'before';
+const BEFORE = process.env.TIPS_BENCH_BEFORE;
+const MODES = [...(process.env.TIPS_BENCH_MODES ?? 'stream,spool').split(','), ...(BEFORE ? ['before'] : [])] as Mode[];
 let spool: Buffer | undefined;
 const work = mkdtempSync(join(tmpdir(), 'tips-bench-install-'));
 const glaze = join(work, 'glaze.img');
 const image = join(work, 'disk.img');
 let loop = '';
+
+/** `streamGlaze` of another revision: its write.ts, importing this tree's unchanged neighbours. */
+type OldStreamGlaze = (o: Record<string, unknown>) => Promise<{ bytesWritten: number; readBack: string }>;
+let beforeGlaze: OldStreamGlaze | undefined;
+async function loadBefore(rev: string): Promise<OldStreamGlaze> {
+  const src = resolve(dirname(fileURLToPath(import.meta.url)), '../apps/installer/src');
+  const text = execFileSync('git', ['show', `${rev}:apps/installer/src/write.ts`], { cwd: src, encoding: 'utf8' }).replaceAll("from './", `from '${src}/`);
+  const file = join(work, 'write-before.ts');
+  writeFileSync(file, text);
+  return ((await import(pathToFileURL(file).href)) as { streamGlaze: OldStreamGlaze }).streamGlaze;
+}
 
 function makeGlaze(): string {
   const fd = openSync(glaze, 'w');
@@ -57,19 +76,39 @@ function makeGlaze(): string {
   return h.digest('hex');
 }
 
+/** The Glaze in one Buffer, read in 64 MiB pieces (readFileSync refuses files of 2 GiB and more). */
+function readWhole(path: string): Buffer {
+  const b = allocSpool(TOTAL);
+  const fd = openSync(path, 'r');
+  try {
+    for (let at = 0; at < TOTAL; ) {
+      const n = readSync(fd, b, at, Math.min(64 * MiB, TOTAL - at), at);
+      if (n === 0) throw new Error(`${path}: ended at byte ${at} of ${TOTAL}`);
+      at += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return b;
+}
+
 async function feedFile(sink: (c: Buffer) => Promise<void>): Promise<void> {
   for await (const c of createReadStream(glaze, { highWaterMark: MiB }) as AsyncIterable<Buffer>) await sink(c);
 }
 
-/** The installer's feed from its RAM spool (apps/installer/src/installer.ts feedSpool): 8 MiB views. */
+/** The old installer's feed from its RAM spool (installer.ts feedSpool before it): 8 MiB views. */
 async function feedSpool(sink: (c: Buffer) => Promise<void>): Promise<void> {
   for (let at = 0; at < spool!.length; at += 8 * MiB) await sink(spool!.subarray(at, Math.min(spool!.length, at + 8 * MiB)));
 }
 
-async function timeInstaller(target: string, sha256: string, windowMiB: number, inFlight: number, mode: 'stream' | 'spool'): Promise<number> {
+async function timeInstaller(target: string, sha256: string, windowMiB: number, inFlight: number, mode: Mode): Promise<number> {
   const plan = planWrite(diskSize(target), TOTAL);
   const t0 = process.hrtime.bigint();
-  const r = await streamGlaze({ disk: target, plan, sha256, window: windowMiB * MiB, inFlight, ...(mode === 'spool' ? { feed: feedSpool, digestChecked: true } : { feed: feedFile }) });
+  const common = { disk: target, plan, sha256, window: windowMiB * MiB, inFlight };
+  const r =
+    mode === 'before'
+      ? await beforeGlaze!({ ...common, feed: feedSpool, digestChecked: true })
+      : await streamGlaze({ ...common, ...(mode === 'spool' ? { spool: spool! } : { feed: feedFile }) });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.bytesWritten !== TOTAL || r.readBack !== 'direct') throw new Error(`installer wrote ${r.bytesWritten} of ${TOTAL}, read-back ${r.readBack}`);
   return s;
@@ -116,7 +155,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 try {
   const sha256 = makeGlaze();
-  if (MODES.includes('spool')) spool = readFileSync(glaze);
+  if (MODES.includes('spool') || MODES.includes('before')) spool = readWhole(glaze);
+  if (BEFORE) beforeGlaze = await loadBefore(BEFORE);
   execFileSync('truncate', ['-s', String(TOTAL + 64 * MiB), image]);
   loop = execFileSync('losetup', ['-f', '--show', image], { encoding: 'utf8' }).trim();
   const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model;
@@ -136,7 +176,7 @@ try {
         scramble(target);
         if (who === 'dd') dd.push(timeDd(target));
         else {
-          const [w, q, mode] = who.split(':') as [string, string, 'stream' | 'spool'];
+          const [w, q, mode] = who.split(':') as [string, string, Mode];
           inst.get(who)!.push(await timeInstaller(target, sha256, Number(w), Number(q), mode));
           const got = deviceSha(target);
           if (got !== sha256) throw new Error(`${name}: the device holds SHA-256 ${got} after the installer, expected ${sha256}`);
@@ -148,7 +188,8 @@ try {
     for (const [k, xs] of inst) {
       const bi = Math.min(...xs);
       const [w, q, mode] = k.split(':');
-      console.log(`${name}: installer (${mode === 'spool' ? 'from the RAM spool' : 'streamed, hashed'}), window ${w} MiB × ${q} in flight   best ${fmt(bi)} ${all(xs)}  ratio dd/installer ${(bd / bi).toFixed(2)}× (goal ≥ 0.80×)`);
+      const what = mode === 'spool' ? 'from the RAM spool' : mode === 'before' ? `from the RAM spool, ${BEFORE}` : 'streamed, hashed';
+      console.log(`${name}: installer (${what}), window ${w} MiB × ${q} in flight   best ${fmt(bi)} ${all(xs)}  ratio dd/installer ${(bd / bi).toFixed(2)}× (goal ≥ 0.80×)`);
     }
     console.log(`${name}: load ${load()}`);
   }

@@ -1,8 +1,9 @@
-// Disk images for the installer's e2e tests: Glazes in the A6 layout, and the disk read back
-// independently of the installer (marker from the spec, partition 1 mounted read-only).
-import { execFileSync } from 'node:child_process';
+// Disk images for the installer's e2e tests: Glazes in the A6 layout, the disk read back
+// independently of the installer (marker from the spec, partition 1 mounted read-only), and a disk
+// that lies (QEMU's qcow2 driver with two clusters aliased, served through the kernel's FUSE).
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -119,3 +120,89 @@ export function assertHonestClaim(disk: string, glazes: Glaze[], label: string):
   return m;
 }
 
+
+// ---------------------------------------------------------------- a disk that lies
+
+/**
+ * Where guest cluster `cluster`'s L2 entry lives in a qcow2 image (version 3, standard 8-byte L2
+ * entries, read from the spec's header fields), and its value.
+ */
+export function qcow2L2Entry(image: string, cluster: number): { at: number; entry: bigint } {
+  const fd = openSync(image, 'r');
+  try {
+    const h = Buffer.alloc(104);
+    readSync(fd, h, 0, h.length, 0);
+    if (h.readUInt32BE(0) !== 0x514649fb || h.readUInt32BE(4) !== 3) throw new Error(`${image}: not a qcow2 v3 image`);
+    if (h.readBigUInt64BE(72) & 0x10n) throw new Error(`${image}: extended L2 entries are not handled here`);
+    const perL2 = 2 ** (h.readUInt32BE(20) - 3);
+    const e = Buffer.alloc(8);
+    readSync(fd, e, 0, 8, Number(h.readBigUInt64BE(40)) + 8 * Math.floor(cluster / perL2));
+    const l2 = Number(e.readBigUInt64BE(0) & 0x00fffffffffffe00n);
+    if (l2 === 0) throw new Error(`${image}: guest cluster ${cluster} has no L2 table`);
+    const at = l2 + 8 * (cluster % perL2);
+    readSync(fd, e, 0, 8, at);
+    return { at, entry: e.readBigUInt64BE(0) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function setQcow2L2Entry(image: string, at: number, entry: bigint): void {
+  const e = Buffer.alloc(8);
+  e.writeBigUInt64BE(entry);
+  const fd = openSync(image, 'r+');
+  try {
+    writeSync(fd, e, 0, 8, at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const fsType = (path: string): string => {
+  try {
+    return execFileSync('findmnt', ['-n', '-o', 'FSTYPE', '--mountpoint', path], { encoding: 'utf8' }).trim();
+  } catch {
+    return '';
+  }
+};
+
+/**
+ * A qcow2 image served as a regular file through the kernel's FUSE by qemu-storage-daemon (a real
+ * peer: QEMU's block layer answers every read and write, O_DIRECT ones included). stop() ends the
+ * daemon (it unmounts) and unmounts lazily if it could not.
+ */
+export async function fuseExport(image: string, mountpoint: string): Promise<{ stop: () => Promise<void> }> {
+  writeFileSync(mountpoint, '');
+  // setpriv: the daemon goes when the test process does, even on a crash.
+  const child: ChildProcess = spawn(
+    'setpriv',
+    ['--pdeathsig', 'TERM', 'qemu-storage-daemon', '--blockdev', `driver=file,node-name=f,filename=${image},cache.direct=off`, '--blockdev', 'driver=qcow2,node-name=q,file=f', '--export', `type=fuse,id=e,node-name=q,mountpoint=${mountpoint},writable=on`],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let err = '';
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<void>((ok) => child.once('exit', () => ok()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((ok) => setTimeout(ok, 10_000))]);
+    }
+    if (fsType(mountpoint) === 'fuse') execFileSync('umount', ['-l', mountpoint]);
+  };
+  for (let i = 0; fsType(mountpoint) !== 'fuse'; i++) {
+    if (child.exitCode !== null || i > 300) {
+      await stop();
+      throw new Error(`qemu-storage-daemon did not export ${image}: ${err}`);
+    }
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  // QEMU 7.2's FUSE export receives every request into one buffer and lets the next request
+  // overwrite it while a write is still in flight: with the kernel's usual 12 requests at once, a
+  // multi-MiB O_DIRECT write is acknowledged and other bytes stored (a lie of its own, which the
+  // installer's read-back catches too — but not one a test can place). One request at a time
+  // (the connection's max_background) makes the export honest, so the only lie is the one set up.
+  const connections = '/sys/fs/fuse/connections';
+  if (fsType(connections) !== 'fusectl') execFileSync('mount', ['-t', 'fusectl', 'fusectl', connections]);
+  writeFileSync(join(connections, String(statSync(mountpoint).dev), 'max_background'), '1');
+  return { stop };
+}

@@ -1,6 +1,7 @@
 // The Phase 1 installer as a real process in a network namespace, against a real HTTP server playing
 // the gateway's A2 boot endpoints (work, Glaze with Range, report), writing a disk image attached with
-// losetup. Issue 8 tests 3 (kill -9 during the write) and 4 (refusals leave the disk untouched).
+// losetup. Issue 8 tests 3 (kill -9 during the write) and 4 (refusals leave the disk untouched), and
+// the read-back catching a disk that lies (verify_failed).
 import { execFileSync } from 'node:child_process';
 import { createPublicKey, randomBytes, randomInt } from 'node:crypto';
 import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -12,7 +13,8 @@ import { bindGlaze, type CborMap, coseSign1Verify, decodeCbor, decodeEnvelope, e
 import { type Namespace, type NsProcess, Topology } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from './helpers.ts';
-import { assertHonestClaim, type Glaze, inspectRoot, MiB, makeGlaze, readMarker, sha } from './installer-disk.ts';
+import { encodeMarker } from '../apps/installer/src/marker.ts';
+import { assertHonestClaim, fuseExport, type Glaze, inspectRoot, MiB, makeGlaze, qcow2L2Entry, readMarker, setQcow2L2Entry, sha } from './installer-disk.ts';
 
 const INSTALLER = join(ROOT, 'apps/installer/bin/tips-installer.js');
 const DISK_SIZE = 128 * MiB;
@@ -440,5 +442,80 @@ describe('T13 S12 S3 S4 Phase 1 installer refusals: reported with their reason, 
     expect(r.output).toMatch(/phase1_token_invalid/);
     expect(job.reports).toHaveLength(0);
     expect(sha(readFileSync(disk))).toBe(before);
+  });
+});
+
+describe('T13 S12 A6 Phase 1 installer read-back: a disk that lies → verify_failed naming the byte and window, no claim, not bootable; healed, the same job installs', () => {
+  // This kernel has no device-mapper (no dm-flakey) nor NBD, so the lying disk is QEMU's: a qcow2
+  // image served by qemu-storage-daemon (a real peer) as a regular file through the kernel's FUSE,
+  // its L2 table edited so two neighbouring guest clusters map to one host cluster — a counterfeit
+  // flash drive's lie: both writes acknowledged, the later one overwrites the earlier, and the
+  // disk returns the other cluster's bytes. The installer's O_DIRECT I/O goes kernel → FUSE → QEMU.
+  const CLUSTER = 64 * 1024;
+  let stop: (() => Promise<void>) | undefined;
+
+  afterAll(async () => {
+    await stop?.();
+  });
+
+  it('the aliased clusters lie: refused with verify_failed, the old claim wiped, the first MiB never written; with the L2 entry restored the same job installs and claims', async () => {
+    const image = join(work, 'lying.qcow2');
+    const disk = join(work, 'lying.img');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `cluster_size=${CLUSTER},preallocation=metadata`, image, String(DISK_SIZE)]);
+    // Two neighbouring clusters whose G1 bytes differ, inside the first window after the head
+    // ([1 MiB, 9 MiB): the first window whatever its size), so one window's read-back must differ.
+    let a = MiB / CLUSTER;
+    const cluster = (c: number) => g1.bytes.subarray(c * CLUSTER, (c + 1) * CLUSTER);
+    while (cluster(a).equals(cluster(a + 1))) a++;
+    expect((a + 2) * CLUSTER).toBeLessThanOrEqual(9 * MiB);
+    let k = 0;
+    while (cluster(a)[k] === cluster(a + 1)[k]) k++;
+    const ea = qcow2L2Entry(image, a);
+    const eb = qcow2L2Entry(image, a + 1);
+    expect(ea.entry).not.toBe(eb.entry);
+    setQcow2L2Entry(image, ea.at, eb.entry);
+
+    try {
+      ({ stop } = await fuseExport(image, disk));
+      // The disk holds other bytes and claims an older Glaze (G0), as a disk being reprovisioned does.
+      const fd = openSync(disk, 'r+');
+      writeSync(fd, randomBytes(4 * MiB), 0, 4 * MiB, 0);
+      writeSync(fd, Buffer.from(encodeMarker({ glazeId: g0.id, sha256: g0.sha256, size: g0.size, sequence: 9, jobId: 'p1j_old', at: new Date().toISOString() })), 0, 4096, DISK_SIZE - 4096);
+      closeSync(fd);
+      expect(readMarker(disk)?.sha256).toBe(g0.sha256);
+      const headBefore = sha(readFileSync(disk).subarray(0, MiB));
+
+      const job = newJob(g1);
+      const state = join(work, `state-${job.id}`);
+      const r = await runInstaller(job, disk, state);
+      expect(r.code, r.output).toBe(2);
+      expect(r.output).toMatch(/install failed: verify_failed/);
+      const rep = lastReport(job);
+      expect(rep.get('result')).toBe('failed');
+      expect(rep.get('reason')).toBe('verify_failed');
+      // The first differing byte is in whichever of the two clusters was written first.
+      const m = /differs from the streamed Glaze at byte (\d+) \(window of (\d+) bytes at (\d+)\)/.exec(String(rep.get('detail')));
+      expect(m, String(rep.get('detail'))).not.toBeNull();
+      expect([a * CLUSTER + k, (a + 1) * CLUSTER + k]).toContain(Number(m![1]));
+      expect(Number(m![3])).toBe(MiB);
+      expect(Number(rep.get('bytesWritten'))).toBeLessThan(g1.size);
+      // The disk claims nothing (G0's claim wiped before the first byte, G1's never written) and is
+      // not bootable as G1: its first MiB is the one it had.
+      expect(readMarker(disk)).toBeNull();
+      expect(sha(readFileSync(disk).subarray(0, MiB))).toBe(headBefore);
+
+      // Healed (the cluster's own L2 entry back), the same job on the same disk installs.
+      await stop();
+      stop = undefined;
+      setQcow2L2Entry(image, ea.at, ea.entry);
+      ({ stop } = await fuseExport(image, disk));
+      const again = await runInstaller(job, disk, state);
+      expect(again.code, again.output).toBe(0);
+      expect(lastReport(job).get('result')).toBe('installed');
+      expect(assertHonestClaim(disk, [g1], 'healed')).toMatchObject({ glazeId: g1.id, sha256: g1.sha256, jobId: job.id });
+    } finally {
+      await stop?.();
+      stop = undefined;
+    }
   });
 });

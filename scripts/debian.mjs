@@ -31,6 +31,8 @@ export const DEBIAN_PACKAGES = [
   { check: 'sfdisk', pkg: 'fdisk' },
   { check: '/usr/lib/ipxe/qemu/efi-virtio.rom', pkg: 'ipxe-qemu' },
   { check: 'qemu-img', pkg: 'qemu-utils' },
+  // A disk that lies for the installer's read-back test: a qcow2 served through FUSE (e2e/installer.test.ts).
+  { check: 'qemu-storage-daemon', pkg: 'qemu-system-common' },
   // Onboarding: a device key inside a TPM 2.0 — the swtpm simulator and tpm2-tools (e2e/factory-tpm.test.ts).
   { check: 'swtpm', pkg: 'swtpm' },
   { check: 'tpm2_sign', pkg: 'tpm2-tools' },

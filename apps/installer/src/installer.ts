@@ -17,7 +17,7 @@ import { planWrite } from './plan.ts';
 import { type InstallerKey, type InstallReport, loadOrCreateKey, signReport } from './report.ts';
 import { verifyGlazeManifest } from './verify.ts';
 import { parseWork, type Work } from './work.ts';
-import { streamGlaze } from './write.ts';
+import { allocSpool, streamGlaze } from './write.ts';
 
 export const EXIT = { installed: 0, usage: 1, refused: 2, unreported: 3 } as const;
 
@@ -110,11 +110,6 @@ export function spoolBytes(budget: InstallerOptions['spoolBudget'], available = 
   return Math.min(b, bufferConstants.MAX_LENGTH);
 }
 
-/** Hands a verified RAM spool to the writer in 8 MiB chunks (views, no copies). */
-async function feedSpool(spool: Buffer, sink: (chunk: Buffer) => Promise<void>): Promise<void> {
-  for (let at = 0; at < spool.length; at += 8 * 2 ** 20) await sink(spool.subarray(at, Math.min(spool.length, at + 8 * 2 ** 20)));
-}
-
 /** Runs the installer; resolves with the process exit code (EXIT). */
 export async function runInstaller(o: InstallerOptions, d: RunDeps): Promise<number> {
   const log = d.log;
@@ -163,7 +158,7 @@ export async function runInstaller(o: InstallerOptions, d: RunDeps): Promise<num
     // (hashed again on the way); the gateway serves it from its LAN cache, so the second pass costs
     // LAN time, not the uplink's.
     const budget = spoolBytes(o.spoolBudget);
-    const spool = work.glaze.size > 0 && work.glaze.size <= budget ? Buffer.allocUnsafe(work.glaze.size) : undefined;
+    const spool = work.glaze.size > 0 && work.glaze.size <= budget ? allocSpool(work.glaze.size) : undefined;
     log.info(
       { phase: 'download', url: `${o.bootUrl}${work.glazePath}`, holds: marker.ok ? marker.marker.sha256 : null, spool: spool ? 'ram' : 'none', spoolBudget: budget },
       spool ? "checking the stream's digest before writing (kept in RAM)" : "checking the stream's digest before writing (not kept: larger than the RAM budget; downloaded again to write)",
@@ -177,7 +172,7 @@ export async function runInstaller(o: InstallerOptions, d: RunDeps): Promise<num
       plan,
       sha256: work.glaze.sha256,
       ...(spool
-        ? { digestChecked: true, feed: (sink) => feedSpool(spool, sink) }
+        ? { spool }
         : { feed: (sink) => downloadResumable({ url: `${o.bootUrl}${work.glazePath}`, size: work.glaze.size, from: 0, log, ...(d.backoff ? { backoff: d.backoff } : {}), sink }) }),
       progress: (stage, bytes) => {
         bytesWritten = bytes;

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { InstallerError } from './errors.ts';
 import { encodeMarker } from './marker.ts';
 import { HEAD_SIZE, planWrite } from './plan.ts';
-import { streamGlaze, type WriteStage } from './write.ts';
+import { allocSpool, streamGlaze, type WriteStage } from './write.ts';
 
 const MiB = 1024 * 1024;
 const dir = mkdtempSync(join(tmpdir(), 'tips-installer-write-'));
@@ -39,6 +39,28 @@ describe('T13 S12 Phase 1 streaming write (A6): digest on the way, windows read 
     expect(stages[0]).toBe('wipe');
     expect(stages.indexOf('head')).toBeGreaterThan(stages.lastIndexOf('body'));
     expect(stages.at(-1)).toBe('verify');
+  });
+
+  it('from a RAM spool, page-aligned (written without a copy) or not: the same bytes on the disk, the head last', async () => {
+    const image = randomBytes(5 * MiB + 4097);
+    const sha256 = createHash('sha256').update(image).digest('hex');
+    const aligned = allocSpool(image.length);
+    image.copy(aligned);
+    for (const [name, spool] of [
+      ['aligned', aligned],
+      ['plain', Buffer.from(image)],
+    ] as const) {
+      const d = disk(`spool-${name}.img`, 16 * MiB);
+      const stages: WriteStage[] = [];
+      const r = await streamGlaze({ disk: d.path, plan: planWrite(16 * MiB, image.length), sha256, spool, window: 2 * MiB, inFlight: 2, progress: (s) => stages.push(s) });
+      expect(r.bytesWritten).toBe(image.length);
+      const after = readFileSync(d.path);
+      expect(after.subarray(0, image.length).equals(image), name).toBe(true);
+      expect(after.subarray(image.length, 16 * MiB - 4096).equals(d.before.subarray(image.length, 16 * MiB - 4096)), name).toBe(true);
+      expect(stages.indexOf('head')).toBeGreaterThan(stages.lastIndexOf('body'));
+    }
+    const wrong = await streamGlaze({ disk: disk('spool-size.img', 16 * MiB).path, plan: planWrite(16 * MiB, image.length + 1), sha256, spool: aligned }).catch((x: unknown) => x);
+    expect((wrong as InstallerError).code).toBe('suit_size_mismatch');
   });
 
   it('a stream whose digest is not the signed one: suit_digest_mismatch after the body, the first MiB never written', async () => {

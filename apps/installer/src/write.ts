@@ -13,6 +13,10 @@
  *   5. fsync; the first MiB; fsync; read back and compared.
  * Equal bytes read back + the streamed bytes' SHA-256 equal to the signed digest ⇒ the disk's image
  * range has the signed SHA-256, with one SHA-256 pass instead of two (bench/install-write.ts).
+ *
+ * From a RAM spool (the verify pass kept the Glaze and checked its digest) the same steps run
+ * without the feed: when the spool is page-aligned (allocSpool) each window is written with
+ * O_DIRECT straight from it and only the read-back needs buffers — no copy of the image in RAM.
  */
 import { constants } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -25,6 +29,11 @@ import type { WritePlan } from './plan.ts';
 export const WINDOW_BYTES = 8 * 1024 * 1024;
 /** Windows written or being read back at once: RAM ≈ 2 × WINDOWS_IN_FLIGHT × WINDOW_BYTES. */
 export const WINDOWS_IN_FLIGHT = 4;
+/**
+ * Window from an aligned RAM spool: only the read-back needs buffers, so the same 64 MiB hold
+ * windows twice as large (fewer, larger requests: bench/install-write.ts).
+ */
+export const SPOOL_WINDOW_BYTES = 16 * 1024 * 1024;
 const ALIGN = 4096;
 
 export type WriteStage = 'wipe' | 'body' | 'head' | 'verify';
@@ -36,13 +45,13 @@ export interface StreamWriteOptions {
   /** The signed manifest's SHA-256 of the image (hex). */
   sha256: string;
   /** Hands the image's bytes, in order from byte 0, to `sink` (which applies back-pressure). */
-  feed: (sink: (chunk: Buffer) => Promise<void>) => Promise<void>;
-  progress?: WriteProgress;
+  feed?: (sink: (chunk: Buffer) => Promise<void>) => Promise<void>;
   /**
-   * The feed hands over a RAM spool whose SHA-256 the caller already checked against `sha256` (the
-   * verify pass kept the bytes): they are not hashed a second time. Size and read-back still checked.
+   * Instead of `feed`: the whole image in RAM, its SHA-256 already checked against `sha256` by the
+   * caller (the verify pass). Written without a copy when it comes from allocSpool.
    */
-  digestChecked?: boolean;
+  spool?: Buffer;
+  progress?: WriteProgress;
   /** Tuning (bench/install-write.ts): window bytes (a multiple of 64 KiB) and windows in flight. */
   window?: number;
   inFlight?: number;
@@ -65,6 +74,26 @@ function alignedBuffers(count: number, size: number): Buffer[] {
   const mem = new WebAssembly.Memory({ initial: (count * size) / 65536 });
   return Array.from({ length: count }, (_, i) => Buffer.from(mem.buffer, i * size, size));
 }
+
+/** The backing stores allocSpool made page-aligned. */
+const alignedSpools = new WeakSet<ArrayBufferLike>();
+
+/**
+ * RAM for the verify pass to keep a Glaze in: a page-aligned WebAssembly memory when one that
+ * large can be had (up to 4 GiB), so streamGlaze writes from it with O_DIRECT without a copy; a
+ * plain Buffer otherwise (then the windows are copied, as from the network).
+ */
+export function allocSpool(size: number): Buffer {
+  try {
+    const mem = new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(size / 65536)) });
+    alignedSpools.add(mem.buffer);
+    return Buffer.from(mem.buffer, 0, size);
+  } catch {
+    return Buffer.allocUnsafe(size);
+  }
+}
+
+const isAligned = (b: Buffer): boolean => alignedSpools.has(b.buffer) && b.byteOffset % ALIGN === 0;
 
 async function writeAt(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
   let done = 0;
@@ -106,7 +135,7 @@ async function verifyWindow(d: Disk, disk: string, buf: Buffer, out: Buffer, pos
   if (!got.equals(want)) {
     let k = 0;
     while (got[k] === want[k]) k++;
-    throw new InstallerError('verify_failed', `read-back of ${disk} differs from the streamed Glaze at byte ${position + k}`);
+    throw new InstallerError('verify_failed', `read-back of ${disk} differs from the streamed Glaze at byte ${position + k} (window of ${length} bytes at ${position})`);
   }
 }
 
@@ -123,17 +152,25 @@ async function openDisk(disk: string): Promise<Disk> {
   }
 }
 
+/** Hands an unaligned spool to the window-filling sink in 8 MiB views. */
+async function feedSpool(spool: Buffer, sink: (chunk: Buffer) => Promise<void>): Promise<void> {
+  for (let at = 0; at < spool.length; at += 8 * 1024 * 1024) await sink(spool.subarray(at, Math.min(spool.length, at + 8 * 1024 * 1024)));
+}
+
 /** Writes the Glaze as described above; resolves once the whole image is on the disk and read back equal. */
 export async function streamGlaze(o: StreamWriteOptions): Promise<StreamWriteResult> {
   const progress = o.progress ?? (() => {});
   const { plan } = o;
-  const windowBytes = o.window ?? WINDOW_BYTES;
+  const size = plan.head.length + plan.body.length;
+  if (!o.feed === !o.spool) throw new TypeError('streamGlaze: expected either feed or spool');
+  if (o.spool && o.spool.length !== size) throw new InstallerError('suit_size_mismatch', `the spool holds ${o.spool.length} bytes, the manifest ${size}`);
+  const zeroCopy = o.spool !== undefined && isAligned(o.spool);
+  const windowBytes = o.window ?? (zeroCopy ? SPOOL_WINDOW_BYTES : WINDOW_BYTES);
   const slots = o.inFlight ?? WINDOWS_IN_FLIGHT;
   if (windowBytes % 65536 !== 0 || windowBytes < plan.head.length || slots < 1) throw new RangeError(`window: expected a multiple of 64 KiB ≥ the head, came ${windowBytes} × ${slots}`);
-  const size = plan.head.length + plan.body.length;
   let written = 0;
   let d: Disk | undefined;
-  // Per slot: the window being filled or written, its read-back buffer, and the task using them.
+  // Per slot: the window being filled or written (none from an aligned spool), its read-back buffer, and the task using them.
   const tasks: (Promise<void> | undefined)[] = Array.from({ length: slots });
   let failed: InstallerError | undefined;
   try {
@@ -143,8 +180,10 @@ export async function streamGlaze(o: StreamWriteOptions): Promise<StreamWriteRes
       throw new InstallerError('write_failed', `cannot open ${o.disk}: ${(e as Error).message}`);
     }
     const disk = d;
-    const bufs = alignedBuffers(2 * slots, windowBytes);
-    const head = Buffer.allocUnsafe(plan.head.length);
+    const direct = zeroCopy && disk.direct !== null;
+    const bufs = alignedBuffers(direct ? slots : 2 * slots, windowBytes);
+    const readBuf = (slot: number): Buffer => bufs[direct ? slot : slots + slot]!;
+    const fillBuf = (slot: number): Buffer => bufs[slot]!;
 
     // The marker goes before the first byte is written (not before the first byte arrives: a
     // download that fails early leaves the disk as it was).
@@ -156,11 +195,12 @@ export async function streamGlaze(o: StreamWriteOptions): Promise<StreamWriteRes
         progress('wipe', 0);
       })());
 
-    const launch = async (slot: number, position: number, length: number): Promise<void> => {
+    /** Writes src[0, length) at position from this slot, then reads it back into the slot's buffer and compares. */
+    const launch = async (slot: number, src: Buffer, position: number, length: number): Promise<void> => {
       await wipe();
       tasks[slot] = (async () => {
-        await writeWindow(disk, bufs[2 * slot]!, position, length);
-        await verifyWindow(disk, o.disk, bufs[2 * slot]!, bufs[2 * slot + 1]!, position, length);
+        await writeWindow(disk, src, position, length);
+        await verifyWindow(disk, o.disk, src, readBuf(slot), position, length);
         written += length;
         progress('body', written);
       })().catch((e: unknown) => {
@@ -168,62 +208,84 @@ export async function streamGlaze(o: StreamWriteOptions): Promise<StreamWriteRes
         failed ??= e instanceof InstallerError ? e : new InstallerError('write_failed', `writing ${o.disk} at byte ${position} failed: ${(e as Error).message}`);
         throw failed;
       });
+      // Handled here so a window failing while another is awaited is no unhandled rejection;
+      // `failed` stops the loop and the slot's next await still sees the error.
+      tasks[slot].catch(() => undefined);
+    };
+    /** Waits until a slot's buffers are free (its last window is on the disk and read back). */
+    const free = async (slot: number): Promise<void> => {
+      if (!tasks[slot]) return;
+      await tasks[slot];
+      tasks[slot] = undefined;
     };
 
-    const h = o.digestChecked ? undefined : createHash('sha256');
-    let received = 0;
-    let slot = 0;
-    let fill = 0;
-    let windowAt = plan.body.offset;
-    const sink = async (chunk: Buffer): Promise<void> => {
-      if (failed) throw failed;
-      if (received + chunk.length > size) throw new InstallerError('suit_size_mismatch', `the stream holds more than the manifest's ${size} bytes`);
-      h?.update(chunk);
-      let c = chunk;
-      if (received < plan.head.length) {
-        const n = Math.min(c.length, plan.head.length - received);
-        c.copy(head, received, 0, n);
-        received += n;
-        c = c.subarray(n);
+    let head: Buffer;
+    if (direct) {
+      // The spool is page-aligned: each window is written straight from it (its digest was checked).
+      const spool = o.spool!;
+      head = spool.subarray(0, plan.head.length);
+      let slot = 0;
+      for (let at = plan.body.offset; at < size; at += windowBytes) {
+        await free(slot);
+        if (failed) throw failed;
+        await launch(slot, spool.subarray(at), at, Math.min(windowBytes, size - at));
+        slot = (slot + 1) % slots;
       }
-      while (c.length > 0) {
-        if (fill === 0 && tasks[slot]) {
-          // This slot's buffers are free once its last window is on the disk and read back.
-          await tasks[slot];
-          tasks[slot] = undefined;
+      await Promise.all(tasks);
+    } else {
+      head = Buffer.allocUnsafe(plan.head.length);
+      const h = o.spool ? undefined : createHash('sha256');
+      let received = 0;
+      let slot = 0;
+      let fill = 0;
+      let windowAt = plan.body.offset;
+      const sink = async (chunk: Buffer): Promise<void> => {
+        if (failed) throw failed;
+        if (received + chunk.length > size) throw new InstallerError('suit_size_mismatch', `the stream holds more than the manifest's ${size} bytes`);
+        h?.update(chunk);
+        let c = chunk;
+        if (received < plan.head.length) {
+          const n = Math.min(c.length, plan.head.length - received);
+          c.copy(head, received, 0, n);
+          received += n;
+          c = c.subarray(n);
         }
-        const n = Math.min(c.length, windowBytes - fill);
-        c.copy(bufs[2 * slot]!, fill, 0, n);
-        fill += n;
-        received += n;
-        c = c.subarray(n);
-        if (fill === windowBytes) {
-          await launch(slot, windowAt, fill);
-          windowAt += fill;
-          fill = 0;
-          slot = (slot + 1) % slots;
+        while (c.length > 0) {
+          if (fill === 0) await free(slot);
+          const n = Math.min(c.length, windowBytes - fill);
+          c.copy(fillBuf(slot), fill, 0, n);
+          fill += n;
+          received += n;
+          c = c.subarray(n);
+          if (fill === windowBytes) {
+            await launch(slot, fillBuf(slot), windowAt, fill);
+            windowAt += fill;
+            fill = 0;
+            slot = (slot + 1) % slots;
+          }
         }
-      }
-    };
+      };
 
-    await o.feed(sink);
-    if (fill > 0) await launch(slot, windowAt, fill);
-    await Promise.all(tasks);
-    if (received !== size) throw new InstallerError('suit_size_mismatch', `the stream ended after ${received} of the manifest's ${size} bytes`);
-    const got = h ? h.digest('hex') : o.sha256;
-    if (got !== o.sha256) {
-      throw new InstallerError('suit_digest_mismatch', `the streamed Glaze has SHA-256 ${got}; the signed manifest says ${o.sha256} (the first MiB was not written; the disk claims nothing)`);
+      await (o.spool ? feedSpool(o.spool, sink) : o.feed!(sink));
+      if (fill > 0) await launch(slot, fillBuf(slot), windowAt, fill);
+      await Promise.all(tasks);
+      if (received !== size) throw new InstallerError('suit_size_mismatch', `the stream ended after ${received} of the manifest's ${size} bytes`);
+      const got = h ? h.digest('hex') : o.sha256;
+      if (got !== o.sha256) {
+        throw new InstallerError('suit_digest_mismatch', `the streamed Glaze has SHA-256 ${got}; the signed manifest says ${o.sha256} (the first MiB was not written; the disk claims nothing)`);
+      }
+      head.copy(fillBuf(0));
+      head = fillBuf(0);
     }
 
     await wipe();
     await disk.fh.sync();
-    head.copy(bufs[0]!);
-    await writeWindow(disk, bufs[0]!, 0, head.length);
-    written += head.length;
+    await writeWindow(disk, head, 0, plan.head.length);
+    written += plan.head.length;
     progress('head', written);
     await disk.fh.sync();
     progress('verify', written);
-    await verifyWindow(disk, o.disk, bufs[0]!, bufs[1]!, 0, head.length);
+    await verifyWindow(disk, o.disk, head, readBuf(0), 0, plan.head.length);
     return { bytesWritten: written, readBack: disk.direct ? 'direct' : 'cached' };
   } catch (e) {
     await Promise.allSettled(tasks);
