@@ -12,7 +12,7 @@ import { readRetirement } from './identity/retire.ts';
 import { loadIdentity } from './identity/store.ts';
 import { installHandlers } from './install/registry.ts';
 import { AgentState } from './state/agent-state.ts';
-import { onboardDevice } from './onboarding/device.ts';
+import { onboardDevice, waitReachable } from './onboarding/device.ts';
 import { existsSync } from 'node:fs';
 
 export interface CommonOptions {
@@ -284,6 +284,7 @@ async function onboardThenEnroll(
     });
   }
   const config = loadConfig(o.config);
+  if (onboarded?.relay) await waitReachable(config.estUrl, 60_000, log);
   const r = await enroll(config, stateDirOf(o, config), log);
   return {
     onboarded: onboarded !== undefined,

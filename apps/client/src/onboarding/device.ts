@@ -9,6 +9,7 @@
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { arch as osArch, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
@@ -179,6 +180,35 @@ export async function discoverRelay(router: string | undefined, fetchImpl: typeo
     return res.ok && j?.relay === 'tips-onboarding' ? base : undefined;
   }
   return undefined;
+}
+
+/**
+ * After onboarding through a relay the device was Blocked until the master's decision reached its
+ * gateway; the relay answers once the row is Active, but under load the rules may trail it. Waits
+ * (TCP connects only — nothing is sent, no secret spent) until `url`'s host and port take a
+ * connection, or `timeoutMs` passed; EST then runs once, as always.
+ */
+export async function waitReachable(url: string, timeoutMs: number, log?: Logger): Promise<boolean> {
+  const u = new URL(url);
+  const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+  const end = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect({ host: u.hostname, port, timeout: 3000 }, () => {
+        sock.destroy();
+        resolve(true);
+      });
+      sock.on('timeout', () => {
+        sock.destroy();
+        resolve(false);
+      });
+      sock.on('error', () => resolve(false));
+    });
+    if (ok) return true;
+    if (Date.now() >= end) return false;
+    if (attempt === 0) log?.info({ event: 'waiting_for_gateway', url: `${u.protocol}//${u.host}` }, 'the owner is not reachable yet: waiting for the gateway to let this device through');
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 export interface OnboardDeviceOptions {
