@@ -1,13 +1,14 @@
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CborValue, decodeCbor, encodeCbor } from '@tips/suit';
 import { startSwtpm } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTpmEvidence, tpmIdentity } from '../apps/client/src/onboarding/tpm-quote.ts';
+import { ACTIVATION_KEY_FILE, openActivationKey } from '../apps/master/src/domains/attestation/activation-key.ts';
 import { createTpm2Verifier, Tpm2EvidenceError } from '../apps/master/src/domains/attestation/tpm2.ts';
 import type { AttestationContext } from '../apps/master/src/domains/attestation/verifier.ts';
 
@@ -133,6 +134,33 @@ describe('Z2 issue 11: the tpm2 verifier against a real TPM 2.0 (swtpm + tpm2-to
     const later = randomBytes(32);
     const extended = await attest(a, later);
     expect(await refused(extended, { nonce: later, deviceKeySpki: deviceSpki(a), policy })).toMatch(/^pcrs: digest [0-9a-f]{64} is not the policy's [0-9a-f]{64} \(a measured component changed\)/);
+  });
+
+  it('a master restarted between challenge and answer (or another replica on the same CA dir) still verifies: the activation key is <ca-dir>/tpm2-activation.key; a per-process key would not', async () => {
+    const caDir = mkdtempSync(join(tmpdir(), 'tips-e2e-tpm2-ca-'));
+    try {
+      const before = createTpm2Verifier({ activationKey: await openActivationKey(caDir) });
+      const nonce = randomBytes(32);
+      const identity = await tpmIdentity({ tcti: a.tcti });
+      const evidence = await makeTpmEvidence({ tcti: a.tcti, challenge: before.challenge(identity, nonce), nonce, pcrs: PCRS, deviceHandle: '0x81010001' });
+      // The process that made the challenge is gone; the next one reads the key from the CA dir (0600, made once).
+      expect(statSync(join(caDir, ACTIVATION_KEY_FILE)).mode & 0o777).toBe(0o600);
+      const after = createTpm2Verifier({ activationKey: await openActivationKey(caDir) });
+      const ctx: AttestationContext = { nonce, deviceKeySpki: deviceSpki(a), policy: { pcrs: PCRS, pcrDigest: pcrDigestNow(a, PCRS) } };
+      expect((await after.verify(evidence, ctx)).ok).toBe(true);
+      // What happened before: a fresh per-process key does not recognise the credential, nor does another CA dir's key.
+      const perProcess = await createTpm2Verifier().verify(evidence, ctx);
+      expect(perProcess.ok ? '' : perProcess.reason).toMatch(/^activation: /);
+      const otherDir = mkdtempSync(join(tmpdir(), 'tips-e2e-tpm2-ca-'));
+      const other = await createTpm2Verifier({ activationKey: await openActivationKey(otherDir) }).verify(evidence, ctx);
+      rmSync(otherDir, { recursive: true, force: true });
+      expect(other.ok ? '' : other.reason).toMatch(/^activation: /);
+      // A damaged key file is refused at start, never replaced by a fresh one.
+      writeFileSync(join(caDir, ACTIVATION_KEY_FILE), 'not hex\n');
+      await expect(openActivationKey(caDir)).rejects.toThrow(/must hold 32 bytes as 64 hex digits/);
+    } finally {
+      rmSync(caDir, { recursive: true, force: true });
+    }
   });
 
   it('another TPM cannot stand in: its AK is not activated under this EK, and it cannot unwrap this TPM\'s credential', async () => {

@@ -1,8 +1,11 @@
 // T7 containment end to end: the real tips-gateway (decisions from the real master) and real TCP
 // services on the gateway host — one on the boot port of its LAN address, one on another port of the
 // LAN address, one on its uplink address where a master on its default port would be. Pending may
-// reach only the first; Blocked none; Active is forwarded to the outside.
-import { until } from '@tips/testbed';
+// reach only the first; Blocked none; Active is forwarded to the outside. With the onboarding relay
+// on (issue 11), every leased source also reaches the relay's port on the LAN address — and there
+// only the onboarding routes, forwarded to the master; still nothing else.
+import { ONBOARDING_RELAY_PORT } from '@tips/onboarding';
+import { type Namespace, until } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_PORTS } from '../apps/gateway/src/enforcer/enforcer.ts';
 import { httpFrom, startServices } from '../apps/gateway/src/enforcer/testing.ts';
@@ -12,6 +15,27 @@ const ADDR = { masterIp: '10.97.0.1', gatewayUplinkIp: '10.97.0.2', gatewayLanIp
 const EXTERNAL_IP = '10.97.0.100';
 const BOOT = BOOT_PORTS.httpTcp;
 const OTHER = 8081;
+const RELAY = ONBOARDING_RELAY_PORT;
+const STATUS = 9467;
+
+/** curl from the metal to the relay: status and body (the relay's or the master's answer), or null when nothing answered. */
+async function relayFrom(ns: Namespace, host: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: { relay?: string; error?: { code: string } } } | null> {
+  const r = await ns.exec('curl', [
+    ...['-s', '-m', '5', '-X', method, '-w', '\n%{http_code}'],
+    ...(body === undefined ? [] : ['-H', 'content-type: application/json', '--data-binary', JSON.stringify(body)]),
+    `http://${host}:${RELAY}${path}`,
+  ], { timeoutMs: 15_000 });
+  if (r.code !== 0) return null;
+  const at = r.stdout.lastIndexOf('\n');
+  return { status: Number(r.stdout.slice(at + 1)), body: JSON.parse(r.stdout.slice(0, at) || '{}') };
+}
+
+/** The gateway's relay counter for one route and outcome (its status server, inside the gateway's namespace). */
+async function relayCount(route: string, outcome: string): Promise<number> {
+  const text = (await lab.gw.execOk('curl', ['-s', `http://127.0.0.1:${STATUS}/metrics`])).stdout;
+  const m = new RegExp(`^tips_gateway_onboarding_relay_requests_total\\{route="${route}",outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
 
 let lab: GatewayLab;
 
@@ -28,10 +52,11 @@ async function reach(m: Metal) {
 
 describe('T7 containment: what Pending, Blocked and Active metals reach on and through the real gateway', () => {
   beforeAll(async () => {
-    lab = await GatewayLab.start('cont', ADDR, ['--boot-http-port', String(BOOT), '--pending-timeout', '60s']);
+    lab = await GatewayLab.start('cont', ADDR, ['--boot-http-port', String(BOOT), '--pending-timeout', '60s', '--onboarding-relay', '--status-port', String(STATUS)]);
     await lab.cloud.addAddress('eth0', `${EXTERNAL_IP}/24`);
     await startServices(lab.cloud, [`http:${EXTERNAL_IP}:80`]);
-    await startServices(lab.gw, [`http:${ADDR.gatewayLanIp}:${BOOT}`, `http:${ADDR.gatewayLanIp}:${OTHER}`, `http:${ADDR.gatewayUplinkIp}:${BOOT}`]);
+    // The relay's port on the uplink address (where the relay does not listen) must stay out of reach too.
+    await startServices(lab.gw, [`http:${ADDR.gatewayLanIp}:${BOOT}`, `http:${ADDR.gatewayLanIp}:${OTHER}`, `http:${ADDR.gatewayUplinkIp}:${BOOT}`, `http:${ADDR.gatewayUplinkIp}:${RELAY}`]);
   }, 180_000);
 
   afterAll(async () => {
@@ -63,6 +88,32 @@ describe('T7 containment: what Pending, Blocked and Active metals reach on and t
     expect(await reach(m)).toEqual({ boot: null, other: null, uplink: null, external: null });
   });
 
+  it('issue 11 Z1: Blocked (undeclared MAC) reaches the onboarding relay — only its onboarding routes, forwarded to the master — and still nothing else', async () => {
+    const mac = randomMac();
+    const m = await lab.startMetal([mac]);
+    await lab.leased(m);
+    expect((await lab.rowInState(mac, 'blocked')).reason).toBe('unknown_mac');
+    // The relay answers its probe; an onboarding route reaches the master (which knows no such device: its own 404, passed back).
+    expect(await relayFrom(m.ns, ADDR.gatewayLanIp, 'GET', '/api/onboarding-relay/v1')).toMatchObject({ status: 200, body: { relay: 'tips-onboarding' } });
+    const forwarded = await relayFrom(m.ns, ADDR.gatewayLanIp, 'POST', '/api/rendezvous/v1/hello', { guid: '00000000-0000-4000-8000-000000000000' });
+    expect(forwarded?.status).toBeGreaterThanOrEqual(400);
+    expect(forwarded?.status).toBeLessThan(500);
+    expect(forwarded?.body.error?.code).not.toBe('not_found');
+    expect(await relayCount('to1-hello', 'refused_by_master')).toBe(1);
+    // Any other route of the master through the relay: 404 from the relay, counted, never forwarded.
+    const before = await relayCount('other', 'not_found');
+    for (const path of ['/api/v1/metals', '/api/gateway/v1/registrations', '/.well-known/est/simpleenroll', '/metrics']) {
+      expect(await relayFrom(m.ns, ADDR.gatewayLanIp, 'POST', path, {})).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+    }
+    expect(await relayCount('other', 'not_found')).toBe(before + 4);
+    // An onboarding route with the wrong method is refused by the relay, not forwarded.
+    expect((await relayFrom(m.ns, ADDR.gatewayLanIp, 'GET', '/api/onboarding/v1/hello'))?.status).toBe(405);
+    // Still nothing else: not the boot port, another port, the uplink address (not even the relay's port there), the outside.
+    expect(await reach(m)).toEqual({ boot: null, other: null, uplink: null, external: null });
+    expect(await httpFrom(m.ns, ADDR.gatewayUplinkIp, RELAY)).toBeNull();
+    expect((await lab.row(mac))?.state).toBe('blocked');
+  });
+
   it('Pending (master unreachable) reaches the boot port on the LAN address only: not another port, not the uplink address, not the outside', async () => {
     const mac = randomMac();
     await lab.declareMetal('cont-pending', mac);
@@ -71,5 +122,9 @@ describe('T7 containment: what Pending, Blocked and Active metals reach on and t
     const ip = await lab.leased(m);
     expect((await lab.rowInState(mac, 'pending')).tipsId).toBeNull();
     expect(await reach(m)).toEqual({ boot: `${ADDR.gatewayLanIp}:${BOOT} from ${ip}`, other: null, uplink: null, external: null });
+    // The relay's port too (issue 11): its onboarding routes answer 502 while the master is away, the rest 404.
+    expect(await relayFrom(m.ns, ADDR.gatewayLanIp, 'POST', '/api/onboarding/v1/hello', { guid: 'x' })).toMatchObject({ status: 502, body: { error: { code: 'master_unreachable' } } });
+    expect(await relayFrom(m.ns, ADDR.gatewayLanIp, 'GET', '/api/v1/metals')).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+    expect(await httpFrom(m.ns, ADDR.gatewayUplinkIp, RELAY)).toBeNull();
   });
 });

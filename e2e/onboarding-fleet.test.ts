@@ -1,14 +1,13 @@
 // Issue 11 test 1 (Z1 Z3 Z4 S14): twenty devices from the factory onboard themselves. Vouchers go
 // manufacturer → distributor → owner with `tips factory`; the owner imports them and registers them
-// at rendezvous; each device is a namespace on the TIPS gateway's LAN (busybox udhcpc: its row is
-// Blocked, unknown MAC — nobody declared it) running the real tips-client bundle: rendezvous →
-// owner → proof → sealed setup → EST → profile. The gateway then sees the MAC on a metal with a
-// default Space and, at the next lease renewal, the interface is Active. No `tips metal create`,
-// no MAC typed anywhere: the only MACs are the ones the kernel gave the devices' interfaces.
-//
-// Before it is a metal a device can reach nothing through the gateway (Blocked), so its first
-// contact goes over a management link to the cloud (obr0) — see the report/README: the gateway does
-// not relay onboarding for unknown MACs yet.
+// at rendezvous; each device is a namespace whose only link is the TIPS gateway's LAN (busybox
+// udhcpc: its row is Blocked, unknown MAC — nobody declared it) running the real tips-client
+// bundle. Blocked, it reaches nothing but the gateway's onboarding relay (found at its DHCP router,
+// well-known port): rendezvous → owner → proof → sealed setup, all through the relay; the master
+// makes it a metal and tells the gateway to clear its record, the gateway registers it again at once
+// and it is Active before the relay answers the proof; then EST and the profile go straight to the
+// master. No `tips metal create`, no MAC typed anywhere, no link but the gateway's LAN: the only
+// MACs are the ones the kernel gave the devices' interfaces.
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,7 +52,7 @@ async function allInState(state: string, timeoutMs: number) {
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'tips-e2e-fleet-'));
-  lab = await GatewayLab.start('onbf', ADDR, [], { masterArgs: ['--tls-hostname', ADDR.masterIp, '--public-url', MASTER] });
+  lab = await GatewayLab.start('onbf', ADDR, ['--onboarding-relay', '--status-port', '9467'], { masterArgs: ['--tls-hostname', ADDR.masterIp, '--public-url', MASTER] });
   env = { TIPS_CONFIG: join(work, 'none.json'), TIPS_URL: lab.masterUrl, TIPS_TOKEN: lab.adminToken };
 
   // The supply chain: the manufacturer makes the devices and signs them over to the distributor, who signs them over to the owner.
@@ -74,19 +73,13 @@ beforeAll(async () => {
   // An operator key, so the trust list the clients fetch after enrolling exists (as on any fleet).
   await lab.api('POST', '/api/v1/keys', { name: 'fleet-ops', serverHeld: true });
 
-  // The devices: each a namespace on the gateway's LAN (DHCP from the gateway) and on the management link.
-  const cloudBridge = 'obr0';
-  await lab.cloud.bridge(cloudBridge);
-  await lab.cloud.addAddress(cloudBridge, '10.91.9.1/24');
-  for (const [n, d] of made.entries()) {
+  // The devices: each a namespace with one link, on the gateway's LAN (DHCP from the gateway).
+  for (const d of made) {
     const mac = randomMac();
     const metal = await lab.startMetal([mac]);
-    await lab.topo.veth(metal.ns, 'ob0', lab.cloud, `ob${n}`);
-    await lab.cloud.enslave(`ob${n}`, cloudBridge);
-    await metal.ns.addAddress('ob0', `10.91.9.${10 + n}/24`);
-    await metal.ns.ip('route', 'add', '10.91.0.0/24', 'via', '10.91.9.1');
     devices.push({ metal, mac, guid: d.guid });
   }
+  await Promise.all(devices.map((d) => lab.leased(d.metal)));
 }, 240_000);
 
 afterAll(async () => {
@@ -95,10 +88,12 @@ afterAll(async () => {
 });
 
 describe('Z1 Z3 Z4 S14 issue 11: twenty devices power on, onboard, become metals in the profile\'s Spaces, enroll, and end Active at the gateway', { timeout: 240_000 }, () => {
-  it('before onboarding no device is known: each interface is Blocked (unknown MAC) and no metal exists', async () => {
+  it('before onboarding no device is known: each interface is Blocked (unknown MAC), reaches neither the master nor its rendezvous directly, and no metal exists', async () => {
     const t = await allInState('blocked', 90_000);
     for (const d of devices) expect(t.get(d.mac)?.reason).toBe('unknown_mac');
     expect(json(['metal', 'list'])).toEqual([]);
+    const direct = await devices[0]!.metal.ns.exec('curl', ['-s', '-m', '2', '-o', '/dev/null', '-w', '%{http_code}', `${MASTER}/readyz`], { timeoutMs: 10_000 });
+    expect(direct.code).not.toBe(0);
   });
 
   it('each device runs `tips-client onboard` with only its factory credential: all twenty enroll and register their profile', async () => {
@@ -118,6 +113,8 @@ describe('Z1 Z3 Z4 S14 issue 11: twenty devices power on, onboard, become metals
     for (const [n, c] of clients.entries()) expect(c.exitCode, `device ${n}: ${c.output.slice(-2000)}`).toBe(0);
     const outs = clients.map((c) => JSON.parse(/\{.*"onboarded".*\}/.exec(c.output)![0]));
     expect(outs.every((o) => o.onboarded === true && o.status === 'enrolled' && o.profile === 'acme-sensors')).toBe(true);
+    // Each found the relay at its DHCP router and went through it; the owner it names is the master.
+    expect(outs.every((o) => o.relay === `http://${ADDR.gatewayLanIp}:8071` && o.owner === MASTER)).toBe(true);
 
     // The owner sees twenty metals made from what the devices reported, in the profile's Spaces.
     const metals: { id: string; name: string; interfaces: { mac: string }[]; labels: Record<string, string> }[] = json(['metal', 'list']);
@@ -141,11 +138,14 @@ describe('Z1 Z3 Z4 S14 issue 11: twenty devices power on, onboard, become metals
     expect(metrics).toMatch(new RegExp(`tips_master_onboardings_total\\{result="enrolled"\\} ${DEVICES}`));
   });
 
-  it('at the next lease renewal every interface is Active at the gateway, as the metal the device became', async () => {
+  it('every interface is Active at the gateway, as the metal the device became, with no lease renewal; the relay forwarded every step', async () => {
     const byMac = new Map((json(['metal', 'list']) as { id: string; interfaces: { mac: string }[] }[]).map((m) => [m.interfaces[0]!.mac, m.id]));
-    for (const d of devices) d.metal.dhcp[0]!.signal('SIGUSR1');
-    const t = await allInState('active', 90_000);
-    for (const d of devices) expect(t.get(d.mac)?.tipsId).toBe(byMac.get(d.mac));
+    const t = await table();
+    for (const d of devices) expect(t.get(d.mac)).toMatchObject({ state: 'active', tipsId: byMac.get(d.mac) });
+    // No udhcpc renewed: each bound once.
+    for (const d of devices) expect(d.metal.dhcp[0]!.output.match(/lease of \S+ obtained/g)).toHaveLength(1);
+    const metrics = (await lab.gw.execOk('curl', ['-s', 'http://127.0.0.1:9467/metrics'])).stdout;
+    for (const route of ['to1-hello', 'to1-prove', 'to2-hello', 'to2-prove']) expect(metrics).toContain(`tips_gateway_onboarding_relay_requests_total{route="${route}",outcome="ok"} ${DEVICES}`);
   });
 
   it('the same credential again is refused (the voucher is spent) and nothing is created', async () => {

@@ -12,7 +12,7 @@ import { readRetirement } from './identity/retire.ts';
 import { loadIdentity } from './identity/store.ts';
 import { installHandlers } from './install/registry.ts';
 import { AgentState } from './state/agent-state.ts';
-import { onboardDevice } from './onboarding/device.ts';
+import { onboardDevice, waitReachable } from './onboarding/device.ts';
 import { existsSync } from 'node:fs';
 
 export interface CommonOptions {
@@ -81,12 +81,13 @@ export function createProgram(): Command {
       .option('--device-key <file>', 'the device key: device.key (PEM) or device.tpm (a key in the TPM); default: beside the credential')
       .option('--tcti <tcti>', 'the TPM the device key (and tpm2 evidence) lives in, e.g. device:/dev/tpmrm0')
       .option('--rendezvous <url>', "a rendezvous address to use instead of the credential's (repeatable)", collect, [] as string[])
+      .option('--onboarding-relay <url>', "the TIPS gateway's onboarding relay, or `none`; default: asked of the boot interface's router at the well-known port 8071, used when it answers")
       .option('--interface <name>', 'an interface to report (repeatable; the first is the one the device boots from); default: every one with a MAC', collect, [] as string[])
       .option('--purpose <label>', 'the purpose label bootstrapping profiles may match on')
       .option('--no-register', 'stop after enrolling (do not register the profile)')
       .option('--json', 'print the outcome as JSON'),
   ).action(
-    async (o: CommonOptions & { deviceCredential: string; deviceKey?: string; tcti?: string; rendezvous: string[]; interface: string[]; purpose?: string; register: boolean; json?: boolean }) => {
+    async (o: CommonOptions & { deviceCredential: string; deviceKey?: string; tcti?: string; rendezvous: string[]; onboardingRelay?: string; interface: string[]; purpose?: string; register: boolean; json?: boolean }) => {
       const log = makeLogger(o.logLevel);
       await guarded(log, 'onboard', async () => {
         const out = await onboardThenEnroll(o, log);
@@ -264,9 +265,9 @@ export function telemetryValues(pairs: string[], file?: string): Record<string, 
  * was written resumes here), then enrolls (idempotent).
  */
 async function onboardThenEnroll(
-  o: CommonOptions & { deviceCredential: string; deviceKey?: string; tcti?: string; rendezvous: string[]; interface: string[]; purpose?: string },
+  o: CommonOptions & { deviceCredential: string; deviceKey?: string; tcti?: string; rendezvous: string[]; onboardingRelay?: string; interface: string[]; purpose?: string },
   log: Logger,
-): Promise<{ onboarded: boolean; guid: string | null; owner: string | null; tipsId: string; profile: string | null; status: string; serial: string; notAfter: string }> {
+): Promise<{ onboarded: boolean; guid: string | null; owner: string | null; relay: string | null; tipsId: string; profile: string | null; status: string; serial: string; notAfter: string }> {
   let onboarded: Awaited<ReturnType<typeof onboardDevice>> | undefined;
   if (!existsSync(o.config)) {
     onboarded = await onboardDevice({
@@ -274,6 +275,7 @@ async function onboardThenEnroll(
       ...(o.deviceKey ? { keyFile: o.deviceKey } : {}),
       ...(o.tcti ? { tcti: o.tcti } : {}),
       rendezvous: o.rendezvous,
+      ...(o.onboardingRelay ? { relay: o.onboardingRelay } : {}),
       interfaces: o.interface,
       ...(o.purpose ? { purpose: o.purpose } : {}),
       configFile: o.config,
@@ -282,11 +284,13 @@ async function onboardThenEnroll(
     });
   }
   const config = loadConfig(o.config);
+  if (onboarded?.relay) await waitReachable(config.estUrl, 60_000, log);
   const r = await enroll(config, stateDirOf(o, config), log);
   return {
     onboarded: onboarded !== undefined,
     guid: onboarded?.guid ?? null,
     owner: onboarded?.owner ?? null,
+    relay: onboarded?.relay ?? null,
     tipsId: config.tipsId,
     profile: onboarded?.setup.profile ?? null,
     status: r.status,

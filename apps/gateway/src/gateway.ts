@@ -12,6 +12,7 @@ import { ipToNumber, LeasePool, numberToIp, SqliteLeaseStore } from './dhcp/leas
 import type { BootConfig, LeaseEvent } from './dhcp/responder.ts';
 import { DhcpServer } from './dhcp/server.ts';
 import type { Enforcer } from './enforcer/enforcer.ts';
+import { OnboardingRelay, type RelayAdmission, type RelayLimits } from './onboarding-relay/relay.ts';
 import { createMetrics, type GatewayMetrics } from './status/metrics.ts';
 import type { Db } from './store/db.ts';
 import { natByAddress, parseConntrack } from './table/conntrack.ts';
@@ -38,6 +39,8 @@ export interface GatewayConfig {
   dhcpPort?: number;
   /** TFTP and HTTP boot on the LAN address (A2); undefined when another server provides them. */
   bootServices?: BootServicesConfig;
+  /** The onboarding relay on the LAN address (issue 11, `--onboarding-relay`); undefined: off. */
+  onboardingRelay?: { port: number; limits?: Partial<RelayLimits> };
 }
 
 export interface BootServicesConfig {
@@ -75,6 +78,7 @@ export class Gateway {
   private dhcp: DhcpServer | undefined;
   private tftp: TftpServer | undefined;
   private bootHttp: BootHttpServer | undefined;
+  private relay: OnboardingRelay | undefined;
   private registrar: Registrar | undefined;
   private channel: Channel | undefined;
   private status: http.Server | undefined;
@@ -132,6 +136,7 @@ export class Gateway {
     });
     await this.dhcp.start();
     await this.startBootServices();
+    await this.startOnboardingRelay();
     this.registrar.kickAll();
     this.channel = new Channel({
       connectInfo: () => this.master.channelHeaders(),
@@ -162,6 +167,54 @@ export class Gateway {
     if (!mac) return undefined;
     const row = this.table.get(mac, this.cfg.lan);
     return row?.state === 'active' && row.ip === ip ? mac : undefined;
+  }
+
+  /**
+   * Who may use the onboarding relay: a source holding a bound lease of this gateway (its MAC is
+   * the lease's, never one it claims), whose interface is not Blocked for a reason other than an
+   * unknown MAC (a metal its owner blocked does not get to onboard again).
+   */
+  relayAdmission(ip: string): RelayAdmission {
+    const mac = this.pool.holderOf(ip);
+    if (!mac) return { admit: false, code: 'no_lease', message: 'this address holds no lease of this gateway: get one over DHCP first' };
+    const row = this.table.get(mac, this.cfg.lan);
+    if (row?.state === 'blocked' && row.reason !== 'unknown_mac') return { admit: false, code: 'interface_blocked', message: 'this interface is blocked by its owner' };
+    return { admit: true, mac };
+  }
+
+  /** Resolves true once the row of `mac` on the LAN is Active, false after `waitMs`. */
+  async whenActive(mac: string, waitMs: number): Promise<boolean> {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      if (this.table.get(mac, this.cfg.lan)?.state === 'active') {
+        // The decision queued its rules when it was made: answer once they are in the kernel.
+        await this.applyChain;
+        return true;
+      }
+      if (Date.now() >= until || this.stopped) return false;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The relay's port (0 in the config means any; this is the one bound). */
+  get onboardingRelayPort(): number | undefined {
+    return this.relay?.port;
+  }
+
+  private async startOnboardingRelay(): Promise<void> {
+    const r = this.cfg.onboardingRelay;
+    if (!r) return;
+    this.relay = new OnboardingRelay({
+      address: this.lanInfo.ip,
+      port: r.port,
+      master: this.master,
+      admit: (ip) => this.relayAdmission(ip),
+      proved: (mac, waitMs) => this.whenActive(mac, waitMs),
+      log: this.log.child({ service: 'onboarding-relay' }),
+      metrics: this.metrics,
+      ...(r.limits ? { limits: r.limits } : {}),
+    });
+    await this.relay.start();
   }
 
   private async startBootServices(): Promise<void> {
@@ -244,12 +297,12 @@ export class Gateway {
     } else {
       const removed = this.table.clear(c.mac);
       await this.queueApply(removed, ...removed.map((r) => r.ip).filter((ip): ip is string => ip !== null));
-      if (c.type === 'unblock') {
-        // Re-register at once with the lease we know instead of waiting for the next renewal.
-        const lease = this.pool.leaseOf(c.mac);
-        if (lease && lease.state === 'bound' && lease.expiresAt > Date.now()) {
-          this.onLease({ kind: 'bound', mac: c.mac, ip: lease.ip, hostname: lease.hostname, pxe: false, renewal: true });
-        }
+      // Unblocked, or the cause of a refusal was fixed (a MAC declared — an onboarded device is one):
+      // re-register at once with the lease we know instead of waiting for the next renewal. Only
+      // the master's answer to that registration makes the row Active.
+      const lease = this.pool.leaseOf(c.mac);
+      if (lease && lease.state === 'bound' && lease.expiresAt > Date.now()) {
+        this.onLease({ kind: 'bound', mac: c.mac, ip: lease.ip, hostname: lease.hostname, pxe: false, renewal: true });
       }
     }
     this.scheduleReport();
@@ -384,6 +437,7 @@ export class Gateway {
     await this.dhcp?.stop();
     await this.tftp?.stop();
     await this.bootHttp?.stop();
+    await this.relay?.stop();
     await new Promise<void>((r) => (this.status ? this.status.close(() => r()) : r()));
     await this.applyChain;
   }

@@ -6,6 +6,7 @@ import { parseInterfaceType } from '@tips/core';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import pino from 'pino';
 import { ipToNumber, parsePoolRange, SqliteLeaseStore } from './dhcp/leases.ts';
+import { ONBOARDING_RELAY_PORT } from '@tips/onboarding';
 import { BOOT_PORTS } from './enforcer/enforcer.ts';
 import { NftEnforcer, runCommand, spawnNft } from './enforcer/nft.ts';
 import { Gateway, lanAddress } from './gateway.ts';
@@ -87,6 +88,8 @@ export function createProgram(): Command {
     .option('--status-port <port>', 'port of the status/metrics HTTP server (0 = any)', int('status-port', 0, 65535), 9467)
     .option('--nat-sample <duration>', 'how often NAT columns are read from conntrack', parseDuration, 2000)
     .option('--log-level <level>', 'pino log level', 'info')
+    .option('--onboarding-relay', `zero-touch onboarding (issue 11): let devices nobody declared reach the onboarding relay on the LAN address (only rendezvous TO1 and the owner's TO2, forwarded to the master over the uplink; 404 for anything else); off by default`)
+    .option('--onboarding-relay-port <port>', 'TCP port of the onboarding relay on the LAN address (devices use the well-known one: change it only for tests)', int('onboarding-relay-port', 1, 65535), ONBOARDING_RELAY_PORT)
     .action(async (o) => {
       if (o.leaseTime < 60_000) throw new InvalidArgumentError('--lease-time must be at least 60s');
       const log = pino({ level: o.logLevel, base: { app: 'tips-gateway' } });
@@ -116,6 +119,7 @@ export function createProgram(): Command {
         uplink: o.uplink,
         bootUdpPorts: [o.tftpPort || BOOT_PORTS.tftpUdp],
         bootTcpPorts: [o.bootHttpPort],
+        ...(o.onboardingRelay ? { onboardingRelayPort: o.onboardingRelayPort } : {}),
       }, runCommand, { interactive: spawnNft });
       const gw = new Gateway(
         {
@@ -143,6 +147,7 @@ export function createProgram(): Command {
                 },
               }
             : {}),
+          ...(o.onboardingRelay ? { onboardingRelay: { port: o.onboardingRelayPort } } : {}),
           pendingTimeoutMs: o.pendingTimeout,
           retry: { initialMs: o.retryInitial, maxMs: o.retryMax },
           statusHost: o.statusHost,

@@ -68,7 +68,7 @@ import { installUpdateMetrics } from './domains/updates/metrics.ts';
 import { installVoucherMetrics } from './domains/vouchers/metrics.ts';
 import { voucherRoutes } from './domains/vouchers/routes.ts';
 import { softwareKeyVerifier } from './domains/attestation/software-key.ts';
-import { tpm2Verifier } from './domains/attestation/tpm2.ts';
+import { createTpm2Verifier, tpm2Verifier as perProcessTpm2Verifier } from './domains/attestation/tpm2.ts';
 import type { VerifierName } from './domains/attestation/verifier.ts';
 import { installBootstrapMetrics } from './domains/bootstrap/metrics.ts';
 import { bootstrapRoutes, onboardingDeviceRoutes } from './domains/bootstrap/routes.ts';
@@ -150,6 +150,12 @@ export interface MasterDeps {
   lwm2m?: { graceSeconds?: number; sweepMs?: number };
   /** The key DTLS PSKs are sealed with at rest (`<ca-dir>/psk-wrap.key`); without one an in-memory key is made. */
   pskWrapKey?: PskWrapKey;
+  /**
+   * The tpm2 verifier's activation key (`<ca-dir>/tpm2-activation.key`): shared by a restarted
+   * master and by replicas, so a TPM's answer to another process's challenge still verifies;
+   * without one a per-process key is used.
+   */
+  tpm2ActivationKey?: Uint8Array;
   /** The bus to the other replicas (`--bus`); default: in-process (a lone master). The caller closes it. */
   bus?: Bus;
   /** What `bus` is, for logs and metrics: inprocess, mqtt or nats. */
@@ -228,6 +234,7 @@ export function createServices(deps: MasterDeps): Services {
   );
   const vouchers = new VoucherService(new KyselyVoucherStore(deps.db), clock, random, deps.fetch);
   const rendezvous = new RendezvousService(new KyselyRendezvousStore(deps.db), clock, random);
+  const tpm2Verifier = deps.tpm2ActivationKey ? createTpm2Verifier({ activationKey: deps.tpm2ActivationKey }) : perProcessTpm2Verifier;
   const verifiers = new Map<VerifierName, ChallengingVerifier>([
     [softwareKeyVerifier.name, softwareKeyVerifier],
     [tpm2Verifier.name, tpm2Verifier],

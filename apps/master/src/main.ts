@@ -14,6 +14,7 @@ import { ensureServerCertificate, openCaDir, openTokenKey } from './domains/enro
 import { describeListen } from './http/bind-address.ts';
 import { systemClock, systemRandom } from './ports.ts';
 import { listenTls } from './tls/listener.ts';
+import { openActivationKey } from './domains/attestation/activation-key.ts';
 import { openPskWrapKey } from './domains/constrained/psk-key.ts';
 import type { NotificationBus } from './domains/notifications/model.ts';
 import type { Logger } from 'pino';
@@ -181,6 +182,7 @@ const program = new Command('tips-master')
       ca: async () => ca,
       tokenKey: async () => tokenKey,
       pskWrapKey: await openPskWrapKey(config.caDir),
+      tpm2ActivationKey: await openActivationKey(config.caDir),
       gatewayRequireTls: config.gatewayRequireTls,
       requireUploadToken: config.requireUploadToken,
       uploadIdleTimeoutMs: config.uploadIdleTimeoutSeconds * 1000,

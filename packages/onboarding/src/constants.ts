@@ -47,3 +47,18 @@ export const HMAC_SECRET_BYTES = 32;
 export const MAX_ENTRIES = 32;
 /** A voucher larger than this is refused before it is decoded. */
 export const MAX_VOUCHER_BYTES = 64 * 1024;
+
+/**
+ * The gateway's onboarding relay (issue 11, TIPS-specific): a device whose MAC nobody declared
+ * reaches exactly this TCP port of its gateway — the router its DHCP lease named (option 3) — and
+ * there only these routes, which the gateway forwards to its master over its signed uplink. The
+ * probe is answered by the relay itself.
+ */
+export const ONBOARDING_RELAY_PORT = 8071;
+export const ONBOARDING_RELAY_PROBE = '/api/onboarding-relay/v1';
+export const ONBOARDING_RELAY_ROUTES = {
+  '/api/rendezvous/v1/hello': 'to1-hello',
+  '/api/rendezvous/v1/prove': 'to1-prove',
+  '/api/onboarding/v1/hello': 'to2-hello',
+  '/api/onboarding/v1/prove': 'to2-prove',
+} as const;

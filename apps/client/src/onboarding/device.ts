@@ -9,9 +9,20 @@
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { arch as osArch, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { type DeviceCredential, type DeviceFacts, type DeviceSetup, decodeDeviceCredential, type ProofSigner, type ReportedInterface, rendezvousFromUrls } from '@tips/onboarding';
+import {
+  type DeviceCredential,
+  type DeviceFacts,
+  type DeviceSetup,
+  decodeDeviceCredential,
+  ONBOARDING_RELAY_PORT,
+  ONBOARDING_RELAY_PROBE,
+  type ProofSigner,
+  type ReportedInterface,
+  rendezvousFromUrls,
+} from '@tips/onboarding';
 import type { Logger } from 'pino';
 import { ClientError } from '../errors.ts';
 import { writeFileDurably, writeJsonDurably } from '../state/files.ts';
@@ -127,6 +138,79 @@ export function writeSetup(setup: DeviceSetup, configFile: string, stateDir: str
   });
 }
 
+/**
+ * The default router of `iface` (any interface when undefined) from the kernel's routing table:
+ * what the DHCP lease named in option 3 — on a TIPS LAN, the gateway's own LAN address.
+ */
+export function defaultRouter(iface: string | undefined, routeFile = '/proc/net/route'): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(routeFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n').slice(1)) {
+    const [name, destination, gateway, , , , , mask] = line.trim().split(/\s+/);
+    if (!name || (iface !== undefined && name !== iface) || destination !== '00000000' || mask !== '00000000' || !gateway || !/^[0-9A-Fa-f]{8}$/.test(gateway) || gateway === '00000000') continue;
+    // Little-endian hex, as the kernel prints it.
+    const n = Number.parseInt(gateway, 16);
+    return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.');
+  }
+  return undefined;
+}
+
+/**
+ * The gateway's onboarding relay, if the router runs one: it answers the probe at the well-known
+ * port. No router, nothing listening (refused), another answer: none, at once. A probe that times
+ * out is tried again (a busy gateway, a device booting with many others), three times 5 s at most.
+ */
+export async function discoverRelay(router: string | undefined, fetchImpl: typeof fetch = fetch, timeoutMs = 5000, tries = 3): Promise<string | undefined> {
+  if (!router) return undefined;
+  const base = `http://${router}:${ONBOARDING_RELAY_PORT}`;
+  for (let i = 0; i < tries; i++) {
+    let res: Response;
+    try {
+      res = await fetchImpl(new URL(ONBOARDING_RELAY_PROBE, base), { signal: AbortSignal.timeout(timeoutMs) });
+    } catch (e) {
+      const timedOut = (e as Error).name === 'TimeoutError' || /TIMEOUT/.test((e as { cause?: { code?: string } }).cause?.code ?? '');
+      if (timedOut) continue;
+      return undefined;
+    }
+    const j = (await res.json().catch(() => undefined)) as { relay?: unknown } | undefined;
+    return res.ok && j?.relay === 'tips-onboarding' ? base : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * After onboarding through a relay the device was Blocked until the master's decision reached its
+ * gateway; the relay answers once the row is Active, but under load the rules may trail it. Waits
+ * (TCP connects only — nothing is sent, no secret spent) until `url`'s host and port take a
+ * connection, or `timeoutMs` passed; EST then runs once, as always.
+ */
+export async function waitReachable(url: string, timeoutMs: number, log?: Logger): Promise<boolean> {
+  const u = new URL(url);
+  const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+  const end = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect({ host: u.hostname, port, timeout: 3000 }, () => {
+        sock.destroy();
+        resolve(true);
+      });
+      sock.on('timeout', () => {
+        sock.destroy();
+        resolve(false);
+      });
+      sock.on('error', () => resolve(false));
+    });
+    if (ok) return true;
+    if (Date.now() >= end) return false;
+    if (attempt === 0) log?.info({ event: 'waiting_for_gateway', url: `${u.protocol}//${u.host}` }, 'the owner is not reachable yet: waiting for the gateway to let this device through');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 export interface OnboardDeviceOptions {
   credentialFile: string;
   keyFile?: string;
@@ -138,27 +222,30 @@ export interface OnboardDeviceOptions {
   stateDir: string;
   log: Logger;
   fetch?: typeof fetch;
+  /** The onboarding relay: a URL, `none`, or undefined to look for one at the boot interface's router. */
+  relay?: string;
 }
 
 /** TO1 + TO2 and the files; the caller enrolls. Refusals by the owner are `onboarding_refused` (exit 3). */
-export async function onboardDevice(o: OnboardDeviceOptions): Promise<{ guid: string; owner: string; setup: DeviceSetup }> {
+export async function onboardDevice(o: OnboardDeviceOptions): Promise<{ guid: string; owner: string; relay: string | null; setup: DeviceSetup }> {
   const credential = loadCredential(o.credentialFile);
   if (o.rendezvous.length > 0) credential.rendezvous = rendezvousFromUrls(o.rendezvous);
   const keyFile = o.keyFile ?? defaultKeyFile(o.credentialFile);
   const key = loadDeviceKey(keyFile, o.tcti);
   const facts = deviceFacts({ interfaces: o.interfaces, purpose: o.purpose, storagePath: existsSync(o.stateDir) ? o.stateDir : '/' });
-  o.log.info({ event: 'onboarding', interfaces: facts.interfaces.map((i) => `${i.name}=${i.mac}`), arch: facts.arch, ramMb: facts.ramMb }, 'onboarding: finding the owner');
+  const relay = o.relay === 'none' ? undefined : (o.relay ?? (await discoverRelay(defaultRouter(facts.interfaces[0]!.name), o.fetch)));
+  o.log.info({ event: 'onboarding', interfaces: facts.interfaces.map((i) => `${i.name}=${i.mac}`), arch: facts.arch, ramMb: facts.ramMb, relay: relay ?? null }, 'onboarding: finding the owner');
   let r: Awaited<ReturnType<typeof onboard>>;
   try {
-    r = await onboard(credential, key, { facts, ...(o.fetch ? { fetch: o.fetch } : {}), ...(o.tcti ? { tpm: await deviceTpm(o.tcti, keyFile) } : {}) });
+    r = await onboard(credential, key, { facts, ...(relay ? { relay } : {}), ...(o.fetch ? { fetch: o.fetch } : {}), ...(o.tcti ? { tpm: await deviceTpm(o.tcti, keyFile) } : {}) });
   } catch (e) {
     if (!(e instanceof OnboardingError)) throw e;
     const refused = ['attestation_failed', 'voucher_used', 'no_profile', 'registration_failed', 'voucher_not_ours', 'owner_proof_invalid', 'setup_invalid'].includes(e.code);
     throw new ClientError(refused ? 'onboarding_refused' : e.code === 'unreachable' ? 'master_unreachable' : 'onboarding_failed', `onboarding (${e.step}): ${e.code}: ${e.message}`, e.code);
   }
   writeSetup(r.setup, o.configFile, o.stateDir);
-  o.log.info({ event: 'onboarded', guid: r.guid, owner: r.owner, metal: r.setup.metalId, profile: r.setup.profile }, 'onboarded: a Metal Object now, enrolling next');
-  return { guid: r.guid, owner: r.owner, setup: r.setup };
+  o.log.info({ event: 'onboarded', guid: r.guid, owner: r.owner, relay: r.relay, metal: r.setup.metalId, profile: r.setup.profile }, 'onboarded: a Metal Object now, enrolling next');
+  return { guid: r.guid, owner: r.owner, relay: r.relay, setup: r.setup };
 }
 
 /**

@@ -49,6 +49,8 @@ export interface OnboardResult {
   rendezvous: string;
   /** The owner's master the device onboarded with. */
   owner: string;
+  /** The gateway's onboarding relay it went through, or null (direct). */
+  relay: string | null;
   /** What the owner's master answered: `registered` (the Metal Object exists; EST is next). */
   status: string;
   /** What the owner sealed for this device: its metal, the EST credential, the agent settings. */
@@ -66,6 +68,13 @@ export interface OnboardOptions {
    * master's challenge (credential activation), the owner's nonce and the PCRs the profile asks for.
    */
   tpm?: { identity: Uint8Array; evidence(challenge: Uint8Array, nonce: Uint8Array, pcrs: number[]): Promise<Uint8Array> };
+  /**
+   * The gateway's onboarding relay (`http://<router>:8071`), tried before the credential's
+   * rendezvous addresses: a device nobody declared reaches nothing else through a TIPS gateway. When
+   * TO1 went through it, TO2 does too (the relay forwards to the gateway's master). Nothing it
+   * relays is trusted more than a direct answer: the same signatures are checked.
+   */
+  relay?: string;
 }
 
 type Fetch = typeof fetch;
@@ -104,8 +113,9 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
   // TO1: each rendezvous address from the factory, in order, until one knows this device.
   let to1d: Uint8Array | undefined;
   let rendezvous = '';
+  let viaRelay = false;
   const failures: string[] = [];
-  for (const rv of rendezvousUrls(credential.rendezvous)) {
+  for (const rv of [...(opts.relay ? [opts.relay] : []), ...rendezvousUrls(credential.rendezvous)]) {
     try {
       const hello = await post(fetchImpl, rv, '/api/rendezvous/v1/hello', { guid }, 'rendezvous');
       const nonce = bytes(hello.nonce, 'nonce', 'rendezvous');
@@ -113,6 +123,7 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
       const answer = await post(fetchImpl, rv, '/api/rendezvous/v1/prove', { guid, proof: Buffer.from(proof).toString('base64') }, 'rendezvous');
       to1d = bytes(answer.to1d, 'to1d', 'rendezvous');
       rendezvous = rv;
+      viaRelay = rv === opts.relay;
       break;
     } catch (e) {
       if (!(e instanceof OnboardingError)) throw e;
@@ -125,10 +136,11 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
   // read the address from it, and check its signature once the voucher names the owner.
   const addresses = peekAddresses(to1d);
   const owner = addresses[0]!;
+  const ownerBase = viaRelay ? opts.relay! : owner;
 
   // TO2 step 1: the owner shows the voucher and proves it holds the key the chain ends at.
   const deviceNonce = new Uint8Array(randomBytes(16));
-  const hello = await post(fetchImpl, owner, '/api/onboarding/v1/hello', { guid, nonce: Buffer.from(deviceNonce).toString('base64'), device: opts.facts, ...(opts.tpm ? { tpm: Buffer.from(opts.tpm.identity).toString('base64') } : {}) }, 'owner');
+  const hello = await post(fetchImpl, ownerBase, '/api/onboarding/v1/hello', { guid, nonce: Buffer.from(deviceNonce).toString('base64'), device: opts.facts, ...(opts.tpm ? { tpm: Buffer.from(opts.tpm.identity).toString('base64') } : {}) }, 'owner');
   const voucher = decodeVoucherOr(bytes(hello.voucher, 'voucher', 'owner'));
   if (!credentialMatchesVoucher(credential, voucher)) throw new OnboardingError('owner', 'voucher_not_ours', 'the voucher shown is not this device\'s (header HMAC, GUID or manufacturer key differ)');
   let chain: ReturnType<typeof verifyVoucherChain>;
@@ -156,14 +168,14 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
       evidence = await opts.tpm.evidence(bytes(attestation.challenge, 'attestation.challenge', 'owner'), ownerNonce, attestation.pcrs ?? []);
     }
     const body = { guid, nonce: Buffer.from(ownerNonce).toString('base64'), proof: Buffer.from(proof).toString('base64'), ...(evidence ? { evidence: Buffer.from(evidence).toString('base64') } : {}) };
-    const done = await post(fetchImpl, owner, '/api/onboarding/v1/prove', body, 'prove');
+    const done = await post(fetchImpl, ownerBase, '/api/onboarding/v1/prove', body, 'prove');
     let setup: DeviceSetup;
     try {
       setup = parseDeviceSetup(openSetup(bytes(done.setup, 'setup', 'setup'), chain.currentOwner, credential.guid, ownerNonce, setupKey));
     } catch (e) {
       throw new OnboardingError('setup', 'setup_invalid', `the owner's setup is not sealed for this device by its owner: ${(e as Error).message}`);
     }
-    return { guid, rendezvous, owner, status: String(done.status), setup };
+    return { guid, rendezvous, owner, relay: viaRelay ? opts.relay! : null, status: String(done.status), setup };
   } catch (e) {
     if (e instanceof OnboardingError) throw e;
     throw new OnboardingError('owner', 'owner_proof_invalid', `the redirect or the owner's proof is not signed by the voucher's owner: ${(e as Error).message}`);

@@ -151,6 +151,19 @@ describe('T7 T8 T11 the rendered rule set as nft loads and lists it', () => {
     expect(matched(pending[0]!, 'daddr')).toEqual(['10.77.0.1']);
   });
 
+  it('issue 11: the onboarding relay port is accepted at the LAN address only, before Blocked is dropped; without the relay no rule names it', async () => {
+    const l = await load({ ...CFG, onboardingRelayPort: 8071 }, ROWS);
+    const input = l.rules.filter((r) => r.chain === 'input');
+    const relay = input.findIndex((r) => text(r).includes('8071'));
+    const blockedDrop = input.findIndex((r) => text(r).includes('"@blocked"'));
+    expect(relay).toBeGreaterThanOrEqual(0);
+    expect(relay).toBeLessThan(blockedDrop);
+    expect(matched(input[relay]!, 'daddr')).toEqual(['10.77.0.1']);
+    expect(input[relay]!.expr.at(-1)).toEqual({ accept: null });
+    expect((await load(CFG, ROWS)).rules.some((r) => text(r).includes('8071'))).toBe(false);
+    expect(() => renderRuleset({ ...CFG, onboardingRelayPort: 70000 }, [])).toThrow(/onboarding relay port/);
+  });
+
   it('several LAN interfaces and boot ports: each rule names all of them', async () => {
     const l = await load({ ...CFG, lan: ['br0', 'br1'], bootUdpPorts: [69, 4011], bootTcpPorts: [8080, 8443] }, ROWS);
     const lanRules = l.rules.filter((r) => matched(r, 'iifname').length > 0 || matched(r, 'oifname').length > 0);

@@ -18,6 +18,12 @@ export interface RuleConfig {
   /** Gateway boot services reachable by Pending and Active metals, at lanAddress only (BOOT_PORTS). */
   bootUdpPorts: number[];
   bootTcpPorts: number[];
+  /**
+   * The onboarding relay's TCP port (issue 11), when it is on: the one gateway port every LAN
+   * source may reach — unknown, Pending and Blocked alike — at lanAddress only. The relay itself
+   * refuses sources without a lease and interfaces blocked for any reason but an unknown MAC.
+   */
+  onboardingRelayPort?: number;
 }
 
 // The patterns sit inside the checks (not module constants) so mutation testing exercises them.
@@ -174,6 +180,7 @@ export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
     // DHCP is served on the LAN only (node cannot bind a socket to one device).
     `\t\tiifname != ${lanSet} udp dport 67 drop`,
     `\t\tiifname != ${lanSet} accept`,
+    ...(cfg.onboardingRelayPort !== undefined ? [`\t\t${toGateway} tcp dport ${ports([cfg.onboardingRelayPort], 'onboarding relay')} accept`] : []),
     '\t\tiifname . ether saddr @blocked drop',
     // DHCP: broadcast from clients without an address, unicast renewals to the server identifier.
     `\t\tip daddr { 255.255.255.255, ${lanIp} } udp sport 68 udp dport 67 accept`,

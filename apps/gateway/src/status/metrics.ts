@@ -16,6 +16,7 @@ export interface GatewayMetrics {
   bootCacheHits: Counter<'cache'>;
   bootCacheMisses: Counter<'cache'>;
   bootTftpTransfers: Gauge;
+  onboardingRelayRequests: Counter<'route' | 'outcome'>;
 }
 
 export function createMetrics(): GatewayMetrics {
@@ -36,5 +37,6 @@ export function createMetrics(): GatewayMetrics {
     bootCacheHits: c('tips_gateway_boot_cache_hits_total', 'Boot cache hits (glaze: verified copy served; script: master unreachable, cached copy served)', ['cache']),
     bootCacheMisses: c('tips_gateway_boot_cache_misses_total', 'Boot cache misses (fetched from the master)', ['cache']),
     bootTftpTransfers: new Gauge({ name: 'tips_gateway_boot_tftp_transfers', help: 'TFTP transfers in progress', registers: [registry] }),
+    onboardingRelayRequests: c('tips_gateway_onboarding_relay_requests_total', 'Onboarding relay requests (probe, TO1, TO2, other), by route and outcome', ['route', 'outcome']),
   };
 }

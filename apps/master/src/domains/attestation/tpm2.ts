@@ -244,7 +244,7 @@ export function decodeTpm2Evidence(bytes: Uint8Array): Tpm2Evidence {
 }
 
 export interface Tpm2VerifierOptions {
-  /** Key of the activation HMAC; share it between masters that serve one onboarding. Default: random per process. */
+  /** Key of the activation HMAC; share it between masters that serve one onboarding (the master reads `<ca-dir>/tpm2-activation.key`, activation-key.ts). Default: random per process. */
   activationKey?: Uint8Array;
   /** DER certificates of the CAs that issue EK certificates; when given, the EK must be a certificate one of them issued. */
   ekRoots?: Uint8Array[];
@@ -358,5 +358,5 @@ function encodeToolsCredentialFile(credentialBlob: Uint8Array, encryptedSecret: 
   return concat(u32(0xbadcc0de), u32(1), tpm2b(credentialBlob), tpm2b(encryptedSecret));
 }
 
-/** The verifier with a per-process activation key and no EK roots (see the module comment). */
+/** The verifier with a per-process activation key and no EK roots (see the module comment): for an app built without a CA dir (tests). */
 export const tpm2Verifier: Tpm2Verifier = createTpm2Verifier();
