@@ -19,7 +19,6 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
-const MASTER = join(ROOT, 'apps/master/bin/tips-master.js');
 const TIPS = join(ROOT, 'apps/cli/bin/tips.js');
 const ROUNDS = Number(process.env.TIPS_BENCH_ROUNDS ?? 7);
 const SIZE = 1 << 20;
@@ -65,34 +64,42 @@ function coapClient(args: string, key: Buffer): void {
 }
 
 const ADMIN = `tips_${randomBytes(24).toString('base64url')}`;
-const env = { TIPS_TOKEN: ADMIN, TIPS_CONFIG: join(work, 'no-config.json') } as NodeJS.ProcessEnv;
-function cli(args: string[]) {
+function cli(env: NodeJS.ProcessEnv, args: string[]) {
   const r = spawnSync(process.execPath, [TIPS, ...args, '--json'], { env: { ...process.env, ...env }, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`tips ${args.join(' ')} → ${r.status}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
 
-// The TIPS master with its CoAP port, a metal with a PSK, a 1 MiB Glaze on the metal's Space.
-const profile = process.env.TIPS_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.TIPS_BENCH_PROFILE}`] : [];
-const master = start(process.execPath, [...profile, MASTER, '--port', '0', '--tls-port', 'off', '--mqtt-port', 'off', '--coap-port', '0', '--data-dir', join(work, 'data'), '--log-level', 'warn'], {
-  TIPS_BOOTSTRAP_ADMIN_TOKEN: ADMIN,
-});
-await until('the master', () => /^TIPS master ready$/m.test(master.out()));
-env.TIPS_URL = /listening on (\S+)/.exec(master.out())?.[1];
-const coapPort = Number(/CoAP listening on coaps:\/\/[^\s]*:(\d+)/.exec(master.out())?.[1]);
-if (!coapPort) throw new Error(`no CoAP port in the master's output:\n${master.out()}`);
 const payload = randomBytes(SIZE);
 const digest = createHash('sha256').update(payload).digest('hex');
 writeFileSync(join(work, 'payload.bin'), payload);
-cli(['metal', 'create', '--name', 'sensor-1', '--iface', 'eth0=02:be:00:00:00:01,ethernet']);
-cli(['space', 'create', '--name', 'sensors', '--phase', '2']);
-cli(['space', 'add', 'sensors', 'sensor-1', '--iface', 'eth0']);
-const glaze = cli(['glaze', 'push', join(work, 'payload.bin'), '--name', 'fw', '--version', '1', '--space', 'sensors', '--no-progress']);
-cli(['space', 'set', 'sensors', '--glaze', glaze.id]);
-let psk = cli(['metal', 'psk', 'issue', 'sensor-1']);
-// A key with a zero byte cannot be passed on coap-client's command line (a C string): issue another.
-while (Buffer.from(psk.key, 'hex').includes(0)) psk = cli(['metal', 'psk', 'issue', 'sensor-1']);
-const key = Buffer.from(psk.key, 'hex');
+
+/** A TIPS master (`root`'s build) with its CoAP port, a metal with a PSK, a 1 MiB Glaze on the metal's Space. */
+async function tipsMaster(root: string, name: string, profileDir?: string) {
+  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const master = start(process.execPath, [...profile, join(root, 'apps/master/bin/tips-master.js'), '--port', '0', '--tls-port', 'off', '--mqtt-port', 'off', '--coap-port', '0', '--data-dir', join(work, `data-${name}`), '--log-level', 'warn'], {
+    TIPS_BOOTSTRAP_ADMIN_TOKEN: ADMIN,
+  });
+  await until(`the master (${name})`, () => /^TIPS master ready$/m.test(master.out()));
+  const env = { TIPS_TOKEN: ADMIN, TIPS_CONFIG: join(work, 'no-config.json'), TIPS_URL: /listening on (\S+)/.exec(master.out())?.[1] } as NodeJS.ProcessEnv;
+  const coapPort = Number(/CoAP listening on coaps:\/\/[^\s]*:(\d+)/.exec(master.out())?.[1]);
+  if (!coapPort) throw new Error(`no CoAP port in the master's output:\n${master.out()}`);
+  cli(env, ['metal', 'create', '--name', 'sensor-1', '--iface', 'eth0=02:be:00:00:00:01,ethernet']);
+  cli(env, ['space', 'create', '--name', 'sensors', '--phase', '2']);
+  cli(env, ['space', 'add', 'sensors', 'sensor-1', '--iface', 'eth0']);
+  const glaze = cli(env, ['glaze', 'push', join(work, 'payload.bin'), '--name', 'fw', '--version', '1', '--space', 'sensors', '--no-progress']);
+  cli(env, ['space', 'set', 'sensors', '--glaze', glaze.id]);
+  let psk = cli(env, ['metal', 'psk', 'issue', 'sensor-1']);
+  // A key with a zero byte cannot be passed on coap-client's command line (a C string): issue another.
+  while (Buffer.from(psk.key, 'hex').includes(0)) psk = cli(env, ['metal', 'psk', 'issue', 'sensor-1']);
+  return { proc: master.proc, url: `coaps://127.0.0.1:${coapPort}/glazes/${glaze.id}/blob`, identity: psk.identity as string, key: Buffer.from(psk.key, 'hex'), hexKey: psk.key as string };
+}
+
+const master = await tipsMaster(ROOT, 'tips', process.env.TIPS_BENCH_PROFILE);
+// Before/after in one run: TIPS_BENCH_BASE=<a checkout of the base commit with `npm run build` done>.
+const base = process.env.TIPS_BENCH_BASE ? await tipsMaster(process.env.TIPS_BENCH_BASE, 'base') : undefined;
+const psk = { identity: master.identity, key: master.hexKey };
+const key = master.key;
 
 // libcoap's own server with the same key, serving the same bytes from a dynamic resource.
 const lcPort = 20000 + Math.floor(Math.random() * 20000);
@@ -105,10 +112,12 @@ const stack = start(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/coap
 await until('the stack server', () => /listening \d+/.test(stack.out()));
 const stackPort = Number(/listening (\d+)/.exec(stack.out())?.[1]);
 
-const sides = {
-  tips: { url: `coaps://127.0.0.1:${coapPort}/glazes/${glaze.id}/blob`, pid: master.proc.pid as number, ms: [] as number[], cpu: [] as number[] },
-  libcoap: { url: `coaps://127.0.0.1:${lcPort + 1}/blob`, pid: libcoap.proc.pid as number, ms: [] as number[], cpu: [] as number[] },
-  stack: { url: `coaps://127.0.0.1:${stackPort}/blob`, pid: stack.proc.pid as number, ms: [] as number[], cpu: [] as number[] },
+type Side = { url: string; pid: number; identity: string; key: Buffer; ms: number[]; cpu: number[] };
+const sides: Record<string, Side> = {
+  ...(base ? { base: { url: base.url, pid: base.proc.pid as number, identity: base.identity, key: base.key, ms: [], cpu: [] } } : {}),
+  tips: { url: master.url, pid: master.proc.pid as number, identity: master.identity, key, ms: [] as number[], cpu: [] as number[] },
+  libcoap: { url: `coaps://127.0.0.1:${lcPort + 1}/blob`, pid: libcoap.proc.pid as number, identity: psk.identity, key, ms: [] as number[], cpu: [] as number[] },
+  stack: { url: `coaps://127.0.0.1:${stackPort}/blob`, pid: stack.proc.pid as number, identity: psk.identity, key, ms: [] as number[], cpu: [] as number[] },
 };
 const out = join(work, 'out.bin');
 for (let round = -1; round < ROUNDS; round++) {
@@ -116,7 +125,7 @@ for (let round = -1; round < ROUNDS; round++) {
     rmSync(out, { force: true });
     const cpu0 = cpuOf(side.pid);
     const t = performance.now();
-    coapClient(`-b 1024 -o ${out} -u ${psk.identity} ${side.url}`, key);
+    coapClient(`-b 1024 -o ${out} -u ${side.identity} ${side.url}`, side.key);
     const ms = performance.now() - t;
     const cpu = cpuOf(side.pid) - cpu0;
     const got = createHash('sha256').update(readFileSync(out)).digest('hex');
@@ -129,16 +138,23 @@ for (let round = -1; round < ROUNDS; round++) {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-const t = median(sides.tips.ms);
-const l = median(sides.libcoap.ms);
-const tc = median(sides.tips.cpu);
-const lc = median(sides.libcoap.cpu);
+const t = median(sides.tips!.ms);
+const l = median(sides.libcoap!.ms);
+const tc = median(sides.tips!.cpu);
+const lc = median(sides.libcoap!.cpu);
+const BLOCKS = SIZE / 1024;
 console.log(`CPU: ${cpus()[0]?.model} × ${cpus().length}, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 console.log(`1 MiB block-wise (1024-byte blocks) over DTLS-PSK (TLS_PSK_WITH_AES_128_CCM_8) by coap-client-openssl, ${ROUNDS} rounds each, medians:`);
 console.log(`  libcoap coap-server-openssl: ${l.toFixed(0)} ms (${((SIZE / 1024 / l) * 1000).toFixed(0)} KiB/s), server CPU ${(lc * 1000).toFixed(0)} ms`);
 console.log(`  TIPS master:                 ${t.toFixed(0)} ms (${((SIZE / 1024 / t) * 1000).toFixed(0)} KiB/s), server CPU ${(tc * 1000).toFixed(0)} ms`);
 console.log(`  ratio (TIPS throughput / libcoap): ${(l / t).toFixed(2)}  (goal ≥ 0.8)`);
-const s = median(sides.stack.ms);
-console.log(`  @tips/dtls + @tips/coap alone (memory, no auth): ${s.toFixed(0)} ms, server CPU ${(median(sides.stack.cpu) * 1000).toFixed(0)} ms, ratio ${(l / s).toFixed(2)}`);
+console.log(`  server CPU per block: libcoap ${((lc / BLOCKS) * 1e6).toFixed(0)} µs, TIPS ${((tc / BLOCKS) * 1e6).toFixed(0)} µs`);
+if (sides.base) {
+  const b = median(sides.base.ms);
+  const bc = median(sides.base.cpu);
+  console.log(`  base (TIPS_BENCH_BASE, alternated with the above): ${b.toFixed(0)} ms, server CPU ${(bc * 1000).toFixed(0)} ms (${((bc / BLOCKS) * 1e6).toFixed(0)} µs a block), ratio ${(l / b).toFixed(2)}`);
+}
+const s = median(sides.stack!.ms);
+console.log(`  @tips/dtls + @tips/coap alone (memory, no auth): ${s.toFixed(0)} ms, server CPU ${(median(sides.stack!.cpu) * 1000).toFixed(0)} ms (${((median(sides.stack!.cpu) / BLOCKS) * 1e6).toFixed(0)} µs a block), ratio ${(l / s).toFixed(2)}`);
 for (const c of children) c.kill('SIGTERM');
 await new Promise((r) => master.proc.once('exit', r));

@@ -1,53 +1,70 @@
+import { execFile } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { createDtlsClient, createDtlsServer } from '@tips/dtls';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createDtlsClient } from '@tips/dtls';
+import { decodeVoucher, type DeviceFacts, deviceFactsDigest, guidToString, makeSetupKey, signProof } from '@tips/onboarding';
 import { bindGlaze, importKey } from '@tips/suit';
 import { Lwm2mSim, until } from '@tips/testbed';
-import pino from 'pino';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TIPS } from './helpers.ts';
-import { type ConstrainedEndpoint, startConstrained } from '../apps/master/src/domains/constrained/coap.ts';
-import { installLwm2mCoap } from '../apps/master/src/domains/devicemgmt/coap.ts';
-import { type TestMaster, testMaster } from '../apps/master/src/testing.ts';
+import { voucherFor } from '../apps/master/src/domains/vouchers/test-helpers.ts';
+import { type RunningMaster, startMaster, TIPS } from './helpers.ts';
 
 /**
- * ISSUE-12 test 2 (Z5 S13 S4 S5): the testbed's LwM2M client simulator — its own CoAP and TLV code,
- * over a real DTLS 1.2 PSK session (@tips/dtls) to the master's CoapServer — bootstraps, registers,
- * is read and observed, takes a firmware update through object 5 (verifies the SUIT manifest with
- * its own trust list, downloads the Glaze block-wise, checks the digest, reports result 1), and a
- * device whose lifetime runs out is marked offline.
- *
- * The master runs in-process (its HTTP API on a real port for the `tips` CLI) with its CoAP endpoint
- * built as tips-master builds it: DTLS with constrained.pskLookup, the constrained domain's resources
- * (GET /glazes/:id/blob among them) and the LwM2M routes on the same CoapServer. PSKs are issued with
- * POST /api/v1/metals/{ref}/psk.
+ * ISSUE-12 test 2 (Z5 S13 S4 S5, contract K): the testbed's LwM2M client simulator — its own CoAP and
+ * TLV code, over a real DTLS 1.2 PSK session (@tips/dtls) to a real `tips-master` process started
+ * with `--coap-port 0` as a user starts it — bootstraps (with the values of the bootstrapping profile
+ * its onboarding named, or the master's defaults), registers, is read and observed, takes a firmware
+ * update through object 5 (verifies the SUIT manifest with its own trust list, downloads the Glaze
+ * block-wise, checks the digest, reports result 1), and a device whose lifetime runs out is marked
+ * offline. Everything the owner does goes through the HTTP API or the `tips` CLI.
  */
-const logger = pino({ level: 'silent' });
 const operator = generateKeyPairSync('ed25519');
 const stranger = generateKeyPairSync('ed25519');
+const ADMIN = `tips_${randomBytes(24).toString('base64url')}`;
 
-let m: TestMaster;
-let ep: ConstrainedEndpoint;
+let master: RunningMaster;
+let work = '';
 let base = '';
-let url = '';
 /** The real `tips` CLI against this master. */
-const tips = async (...args: string[]) => (await promisify(execFile)(process.execPath, [TIPS, ...args], { env: { ...process.env, TIPS_URL: url, TIPS_TOKEN: m.alice.token, TIPS_CONFIG: '/nonexistent/tips.json' } })).stdout;
+const tipsCli = async (...args: string[]) => (await promisify(execFile)(process.execPath, [TIPS, ...args], { env: { ...process.env, TIPS_URL: master.url, TIPS_TOKEN: ADMIN, TIPS_CONFIG: '/nonexistent/tips.json' } })).stdout;
+const tipsFails = async (...args: string[]) => {
+  try {
+    await tipsCli(...args);
+  } catch (e) {
+    return e as { code: number; stderr: string };
+  }
+  throw new Error(`tips ${args.join(' ')} succeeded`);
+};
 const sims: Lwm2mSim[] = [];
-const api = (method: string, url: string, payload?: unknown) => m.app.inject({ method: method as 'GET', url, headers: m.auth(m.alice.token), payload: payload as object });
+async function api(method: string, path: string, payload?: unknown, headers: Record<string, string> = {}) {
+  const body = payload === undefined ? undefined : Buffer.isBuffer(payload) ? new Uint8Array(payload) : JSON.stringify(payload);
+  const res = await fetch(new URL(path, master.url), {
+    method,
+    headers: { authorization: `Bearer ${ADMIN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body,
+  });
+  const text = await res.text();
+  return { statusCode: res.status, body: text, json: () => JSON.parse(text) };
+}
 const ok = async (method: string, url: string, payload?: unknown, status = 200) => {
   const r = await api(method, url, payload);
   expect(r.statusCode, `${method} ${url}: ${r.body}`).toBe(status);
-  return r.json();
+  return r.statusCode === 204 ? undefined : r.json();
 };
 
 async function metal(name: string) {
   const r = await ok('POST', '/api/v1/metals', { name, interfaces: [{ name: 'eth0', mac: `02:00:00:12:00:${name.slice(-2)}`, type: 'ethernet', pxe: true }] }, 201);
-  const p = await ok('POST', `/api/v1/metals/${r.id}/psk`, undefined, 201);
-  return { id: r.id as string, identity: p.identity as string, key: new Uint8Array(Buffer.from(p.key, 'hex')) };
+  return { id: r.id as string, ...(await psk(r.id)) };
+}
+async function psk(metalId: string) {
+  const p = await ok('POST', `/api/v1/metals/${metalId}/psk`, undefined, 201);
+  return { identity: p.identity as string, key: new Uint8Array(Buffer.from(p.key, 'hex')) };
 }
 
-async function device(who: { id: string; identity: string; key: Uint8Array }, endpoint: string, lifetime = 300) {
+async function device(who: { identity: string; key: Uint8Array }, endpoint: string, lifetime = 300) {
   const link = await createDtlsClient({ host: '127.0.0.1', port: Number(new URL(base.replace('coaps', 'http')).port), psk: { identity: who.identity, key: who.key } });
   const sim = new Lwm2mSim({ endpoint, link, lifetime, trust: [{ ...importKey(operator.publicKey.export({ type: 'spki', format: 'pem' }).toString()), name: 'ops' }], blockSize: 512, ackTimeoutMs: 1000 });
   sims.push(sim);
@@ -55,20 +72,35 @@ async function device(who: { id: string; identity: string; key: Uint8Array }, en
 }
 
 async function signedGlaze(name: string, bytes: Buffer, key = operator.privateKey) {
-  const g = (await m.app.inject({ method: 'POST', url: `/api/v1/glazes?name=${name}&spaces=fleet`, headers: { ...m.auth(m.alice.token), 'content-type': 'application/octet-stream' }, payload: bytes })).json();
+  const g = (await api('POST', `/api/v1/glazes?name=${name}&spaces=fleet`, bytes, { 'content-type': 'application/octet-stream' })).json();
   const envelope = bindGlaze({ payloadSha256: createHash('sha256').update(bytes).digest('hex'), payloadSize: bytes.length, uri: `coaps://master/${name}`, vendorDomain: 'tips.local', classInfo: 'sensor', component: 'firmware', sequenceNumber: 10, key: importKey(key) });
-  const a = await m.app.inject({ method: 'PUT', url: `/api/v1/glazes/${g.id}/manifest`, headers: { ...m.auth(m.alice.token), 'content-type': 'application/suit-envelope+cose' }, payload: Buffer.from(envelope) });
+  const a = await api('PUT', `/api/v1/glazes/${g.id}/manifest`, Buffer.from(envelope), { 'content-type': 'application/suit-envelope+cose' });
   expect(a.statusCode, a.body).toBe(200);
   return g.id as string;
 }
 
+/** A device onboarded zero-touch (TO2 as apps/client runs it, over the master's HTTP port): its metal ID. */
+async function onboardedMetal(ownerKeyPem: string, mac: string): Promise<string> {
+  const v = voucherFor(ownerKeyPem, { hops: 2, deviceInfo: 'vendor=acme;class=lwm2m-sensor' });
+  await ok('POST', '/api/v1/vouchers', { vouchers: [Buffer.from(v.voucher).toString('base64')] });
+  const guidBytes = decodeVoucher(v.voucher).header.guid;
+  const guid = guidToString(guidBytes);
+  const facts: DeviceFacts = { interfaces: [{ name: 'eth0', mac, type: 'ethernet', pxe: true }], ramMb: 1, storageMb: 1, arch: 'armv7m' };
+  const hello = await api('POST', '/api/onboarding/v1/hello', { guid, nonce: randomBytes(16).toString('base64'), device: facts });
+  expect(hello.statusCode, hello.body).toBe(200);
+  const nonce = new Uint8Array(Buffer.from(hello.json().nonce, 'base64'));
+  const proof = signProof(v.device.privateKey, 'tips-to2-device', [guidBytes, nonce, deviceFactsDigest(facts), makeSetupKey().publicRaw]);
+  const res = await api('POST', '/api/onboarding/v1/prove', { guid, nonce: Buffer.from(nonce).toString('base64'), proof: Buffer.from(proof).toString('base64') });
+  expect(res.statusCode, res.body).toBe(200);
+  return res.json().metal as string;
+}
+
 beforeAll(async () => {
-  m = await testMaster({ lwm2m: { graceSeconds: 1, sweepMs: 200 } });
-  url = await m.app.listen({ host: '127.0.0.1', port: 0 });
-  const transport = await createDtlsServer({ host: '127.0.0.1', port: 0, logger, psk: (id) => m.services.constrained.pskLookup(id) });
-  base = `coaps://127.0.0.1:${transport.address().port}`;
-  ep = startConstrained({ transport, ...m.services, logger, coap: { ackTimeoutMs: 1000 } });
-  installLwm2mCoap(ep.coap, m.services.devices, { principal: (peer) => m.services.constrained.principal(peer), baseUri: () => base, pskKey: (id) => m.services.constrained.pskLookup(id) });
+  work = mkdtempSync(join(tmpdir(), 'tips-e2e-lwm2m-'));
+  master = await startMaster(['--data-dir', join(work, 'data'), '--ca-dir', join(work, 'ca'), '--mqtt-port', 'off', '--coap-port', '0', '--lwm2m-grace', '1'], { TIPS_BOOTSTRAP_ADMIN_TOKEN: ADMIN });
+  const port = /CoAP listening on coaps:\/\/\S*:(\d+)/.exec(master.output())?.[1];
+  expect(port, master.output()).toBeDefined();
+  base = `coaps://127.0.0.1:${port}`;
   await ok('POST', '/api/v1/keys', { name: 'ops', publicKey: operator.publicKey.export({ type: 'spki', format: 'pem' }).toString() }, 201);
   await ok('POST', '/api/v1/keys', { name: 'other', publicKey: stranger.publicKey.export({ type: 'spki', format: 'pem' }).toString() }, 201);
   await ok('POST', '/api/v1/spaces', { name: 'fleet', phase: 2 }, 201);
@@ -76,8 +108,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const s of sims) await s.close().catch(() => {});
-  await ep?.close();
-  await m?.close();
+  await master?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to firmware update', () => {
@@ -131,9 +163,9 @@ describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to fi
       { state: 0, result: 1 },
     ]);
     expect((await ok('GET', '/api/v1/metals/sensor-01/lwm2m/resources/5/0/5')).value).toBe(1);
-    expect(JSON.parse(await tips('lwm2m', 'show', 'sensor-01', '--json')).firmware).toMatchObject({ status: 'succeeded', result: 'success' });
-    expect(await tips('metal', 'show', 'sensor-01')).toMatch(/lwm2m: +online {2}registration \S+ {2}LwM2M 1\.1[\s\S]*firmware: +succeeded {2}state idle {2}result success/);
-    expect(await tips('lwm2m', 'read', 'sensor-01', '/5/0/3')).toMatch(/^\/5\/0\/3 +0$/m);
+    expect(JSON.parse(await tipsCli('lwm2m', 'show', 'sensor-01', '--json')).firmware).toMatchObject({ status: 'succeeded', result: 'success' });
+    expect(await tipsCli('metal', 'show', 'sensor-01')).toMatch(/lwm2m: +online {2}registration \S+ {2}LwM2M 1\.1[\s\S]*firmware: +succeeded {2}state idle {2}result success/);
+    expect(await tipsCli('lwm2m', 'read', 'sensor-01', '/5/0/3')).toMatch(/^\/5\/0\/3 +0$/m);
 
     // A Glaze signed by a key the owner registered but the device does not trust: the device refuses
     // the manifest (integrity check failure), downloads nothing, and the job fails.
@@ -168,13 +200,62 @@ describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to fi
     await until('sensor-03 offline', async () => (await ok('GET', '/api/v1/metals/sensor-03/lwm2m')).online === false, 20_000);
     expect((await ok('GET', '/api/v1/metals/sensor-04/lwm2m')).online).toBe(true);
     // The sweeper marks it in the database too (the view alone would already say offline at the deadline).
-    await until('the sweeper marked it', async () => (await m.services.devices.counts()).online === (await m.services.devices.counts()).registered - 1, 20_000);
-    const metrics = (await m.app.inject({ method: 'GET', url: '/metrics' })).body;
-    expect(metrics).toMatch(/tips_master_lwm2m_expired_total [1-9]/);
+    const metrics = await until('the sweeper marked it', async () => {
+      const text = (await api('GET', '/metrics')).body;
+      return /tips_master_lwm2m_expired_total [1-9]/.test(text) ? text : undefined;
+    }, 20_000);
     expect(metrics).toMatch(/tips_master_lwm2m_devices\{state="online"\} 2/);
     expect(metrics).toMatch(/tips_master_lwm2m_registrations_total\{op="update"\} [1-9]/);
     const r = await api('POST', '/api/v1/metals/sensor-03/lwm2m/read', { path: '/3/0' });
     expect(r.json().error.code).toBe('lwm2m_offline');
     alive.stopUpdates();
+  }, 60_000);
+
+  it('contract K: an onboarded device is bootstrapped with the LwM2M part of the profile its onboarding named; bad values are 400 by field and change nothing', async () => {
+    const ownerKey = (await ok('POST', '/api/v1/onboarding-keys', { name: 'lwm2m-fleet' }, 201)).publicKey as string;
+    const created = JSON.parse(
+      await tipsCli(
+        ...['bootstrap', 'profile', 'create', 'lwm2m-sensors', '--vendor', 'acme', '--class', 'lwm2m-sensor', '--space', 'fleet', '--protocol', 'coap'],
+        ...['--lwm2m-lifetime', '120', '--lwm2m-binding', 'UQ', '--lwm2m-server', 'coaps://lwm2m.example.test:5684', '--lwm2m-min-period', '5', '--lwm2m-max-period', '90', '--json'],
+      ),
+    );
+    expect(created.lwm2m).toEqual({ serverUri: 'coaps://lwm2m.example.test:5684', lifetime: 120, binding: 'UQ', defaultMinPeriod: 5, defaultMaxPeriod: 90 });
+
+    // Refused by field, and the profile is as it was.
+    const refusals: [string[], Record<string, unknown>, string][] = [
+      [['--lwm2m-lifetime', '120', '--lwm2m-server', 'http://lwm2m.example.test'], { lifetime: 120, binding: 'U', serverUri: 'http://lwm2m.example.test' }, 'lwm2m.serverUri'],
+      [['--lwm2m-lifetime', '0'], { lifetime: 0, binding: 'U' }, 'lwm2m.lifetime'],
+      [['--lwm2m-lifetime', '60', '--lwm2m-binding', 'T'], { lifetime: 60, binding: 'T' }, 'lwm2m.binding'],
+      [['--lwm2m-lifetime', '60', '--lwm2m-min-period', '30', '--lwm2m-max-period', '10'], { lifetime: 60, binding: 'U', defaultMinPeriod: 30, defaultMaxPeriod: 10 }, 'lwm2m.defaultMaxPeriod'],
+    ];
+    for (const [args, lwm2m, field] of refusals) {
+      const r = await api('PATCH', '/api/v1/bootstrap/profiles/lwm2m-sensors', { lwm2m });
+      expect(r.statusCode, r.body).toBe(400);
+      expect(r.json().error.field).toBe(field);
+      const cli = await tipsFails('bootstrap', 'profile', 'update', 'lwm2m-sensors', ...args);
+      expect(cli.stderr).toContain(field);
+    }
+    expect((await ok('GET', '/api/v1/bootstrap/profiles/lwm2m-sensors')).lwm2m).toEqual(created.lwm2m);
+    expect(await tipsCli('bootstrap', 'profile', 'show', 'lwm2m-sensors')).toMatch(/^lwm2m: +lifetime 120 s, binding UQ, server coaps:\/\/lwm2m\.example\.test:5684, min period 5 s, max period 90 s$/m);
+
+    const metalId = await onboardedMetal(ownerKey, '02:00:00:12:00:51');
+    expect((await ok('GET', `/api/v1/onboardings?status=registered`)).items.map((r: { metal: string; profile: { name: string } }) => [r.metal, r.profile.name])).toContainEqual([metalId, 'lwm2m-sensors']);
+    const dev = await device(await psk(metalId), metalId);
+    await dev.bootstrap();
+    expect(dev.resources.get('0/0/0')).toBe('coaps://lwm2m.example.test:5684');
+    expect(dev.resources.get('0/0/10')).toBe(1);
+    expect(dev.resources.get('1/0/1')).toBe(120);
+    expect(dev.resources.get('1/0/2')).toBe(5);
+    expect(dev.resources.get('1/0/3')).toBe(90);
+    expect(dev.resources.get('1/0/7')).toBe('UQ');
+
+    // An update changes what the next bootstrap writes (the master's endpoint when serverUri is left out).
+    const updated = JSON.parse(await tipsCli('bootstrap', 'profile', 'update', 'lwm2m-sensors', '--lwm2m-lifetime', '600', '--json'));
+    expect(updated.lwm2m).toEqual({ lifetime: 600, binding: 'U' });
+    const again = await device(await psk(metalId), metalId);
+    await again.bootstrap();
+    expect(again.resources.get('0/0/0')).toBe(base);
+    expect(again.resources.get('1/0/1')).toBe(600);
+    expect(again.resources.get('1/0/7')).toBe('U');
   }, 60_000);
 });

@@ -244,6 +244,8 @@ export function createServices(deps: MasterDeps): Services {
   const sessions = new SessionService(new KyselySessionStore(deps.db), owners, clock, random, deps.sessionTtlSeconds);
   const telemetry = new TelemetryService(new KyselyTelemetryStore(deps.db), metals, clock, random);
   const devices = new DeviceMgmtService(new KyselyDeviceMgmtStore(deps.db), metals, spaces, glazes, keys, events, clock, random, deps.lwm2m?.graceSeconds);
+  // LwM2M bootstrap values come from the bootstrapping profile the metal's onboarding named (contract K).
+  devices.useBootstrapProfiles(async (ownerId, metalId) => (await bootstrap.profileOfMetal(ownerId, metalId))?.lwm2m);
   const constrained = new ConstrainedService(new KyselyConstrainedStore(deps.db), metals, enrollment, discovery, events, clock, random, deps.pskWrapKey ?? ephemeralPskWrapKey());
   // The other replicas (T2, B5): what they change reaches what this one caches, and back.
   const bus = new BusHub(deps.bus ?? new InProcessBus(), deps.busKind ?? 'inprocess');

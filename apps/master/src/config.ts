@@ -50,6 +50,8 @@ export interface MasterConfig {
   coapPort: number | null;
   /** Address the CoAP/DTLS port binds to (default: --host). */
   coapHost: string;
+  /** LwM2M: seconds past its lifetime before a silent device counts as offline. */
+  lwm2mGraceSeconds: number;
 }
 
 export type BlobStoreConfig =
@@ -93,6 +95,7 @@ export interface RawOptions {
   s3Region?: string;
   coapPort?: string;
   coapHost?: string;
+  lwm2mGrace?: string;
   s3Presign?: string | boolean;
   bus?: string;
   readThreads?: string;
@@ -185,6 +188,7 @@ export function loadConfig(opts: RawOptions, env: NodeJS.ProcessEnv = process.en
     blobStore: blobStore(opts, env, dataDir),
     bus: busConfig(opts.bus ?? env.TIPS_BUS),
     ...coap(opts.coapPort ?? env.TIPS_COAP_PORT, opts.coapHost ?? env.TIPS_COAP_HOST, opts.host ?? env.TIPS_HOST ?? DEFAULTS.host),
+    lwm2mGraceSeconds: int('--lwm2m-grace', opts.lwm2mGrace ?? env.TIPS_LWM2M_GRACE ?? '15', 0, 86_400),
   };
 }
 

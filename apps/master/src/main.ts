@@ -105,6 +105,7 @@ const program = new Command('tips-master')
     ),
   )
   .addOption(new Option('--coap-host <addr>', 'address the CoAP/DTLS port binds to (default: --host)').env('TIPS_COAP_HOST'))
+  .addOption(new Option('--lwm2m-grace <seconds>', 'LwM2M: seconds past its lifetime before a silent device counts as offline (default 15)').env('TIPS_LWM2M_GRACE'))
   .addOption(new Option('--s3-region <region>', `S3 region (default: AWS_REGION, else ${DEFAULTS.s3Region})`).env('TIPS_S3_REGION'))
   .addOption(
     new Option('--s3-presign [seconds]', `answer Glaze downloads with a redirect to a pre-signed S3 URL valid this long (default ${DEFAULTS.s3PresignSeconds} s), so the bytes do not pass through the master`).env(
@@ -190,6 +191,7 @@ const program = new Command('tips-master')
       tinkerbell: config.tinkerbell,
       engineSyncMs: config.engineSyncIntervalSeconds * 1000,
       reauthPeriodSeconds: config.reauthPeriodSeconds,
+      lwm2m: { graceSeconds: config.lwm2mGraceSeconds, sweepMs: Math.min(5000, Math.max(200, config.lwm2mGraceSeconds * 500)) },
       webDir: consoleDir(),
       bus: replicaBus,
       busKind: config.bus.kind,
@@ -307,6 +309,7 @@ const program = new Command('tips-master')
         principal: (peer) => services.constrained.principal(peer),
         baseUri: () => coapBase,
         pskKey: (identity) => services.constrained.pskLookup(identity),
+        bootstrapProfile: (p) => services.devices.bootstrapProfile(p, coapBase),
         log: (obj, msg) => app.log.info(obj, msg),
       });
       const coapListening = describeListen(config.coapHost, bound.port, 'coaps', `coaps://${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`);

@@ -618,7 +618,10 @@ export class CoapServer {
     const read = (offset: number, length: number): Promise<Uint8Array> =>
       body instanceof Uint8Array ? Promise.resolve(body.subarray(offset, offset + length)) : body.read(offset, length);
     const maxSize = blockSize(this.maxSzx);
-    if (!block2 && size <= maxSize) return { code: res.code, options, payload: size === 0 ? EMPTY : await read(0, size) };
+    // An error answer to a block of a transfer (e.g. 4.01 when the credential was revoked mid-way) is
+    // its own small representation, sent whole, not block `num` of it (RFC 7959 §2.2: a diagnostic payload).
+    const whole = !block2 || (!res.code.startsWith('2.') && size <= maxSize);
+    if (whole && size <= maxSize) return { code: res.code, options, payload: size === 0 ? EMPTY : await read(0, size) };
     // The client's size if it asked for one no larger than ours (§2.4), else ours; NUM rescaled to it.
     const szx = block2 ? Math.min(block2.szx, this.maxSzx) : this.maxSzx;
     const bsize = blockSize(szx);

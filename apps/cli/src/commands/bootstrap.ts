@@ -15,8 +15,51 @@ interface ProfileOut {
   attestation: string;
   pcrs: number[];
   pcrDigest: string | null;
+  lwm2m?: Lwm2mOut;
   createdAt: string;
 }
+
+interface Lwm2mOut {
+  serverUri?: string;
+  lifetime: number;
+  binding: string;
+  defaultMinPeriod?: number;
+  defaultMaxPeriod?: number;
+}
+
+interface Lwm2mFlags {
+  lwm2mServer?: string;
+  lwm2mLifetime?: string;
+  lwm2mBinding?: string;
+  lwm2mMinPeriod?: string;
+  lwm2mMaxPeriod?: string;
+}
+
+/** The LwM2M flags of create/update (contract K); --lwm2m-lifetime is what turns the part on. */
+function addLwm2mOptions(c: Command): Command {
+  return c
+    .option('--lwm2m-lifetime <seconds>', 'LwM2M: registration lifetime written to the Server object (/1/0/1); gives the profile an LwM2M part')
+    .option('--lwm2m-binding <b>', 'LwM2M: U, or UQ for queue mode (the device sleeps between updates)', 'U')
+    .option('--lwm2m-server <uri>', "LwM2M: coaps://host:port of the LwM2M server (default: this master's CoAP endpoint)")
+    .option('--lwm2m-min-period <seconds>', 'LwM2M: default minimum observation period (/1/0/2)')
+    .option('--lwm2m-max-period <seconds>', 'LwM2M: default maximum observation period (/1/0/3)');
+}
+
+function lwm2mBody(o: Lwm2mFlags): Lwm2mOut | undefined {
+  const lifetime = int(o.lwm2mLifetime, '--lwm2m-lifetime');
+  if (lifetime === undefined) {
+    if (o.lwm2mServer !== undefined || o.lwm2mMinPeriod !== undefined || o.lwm2mMaxPeriod !== undefined) throw new CliError('bad_option', 'the --lwm2m-* flags need --lwm2m-lifetime', EXIT.usage, '--lwm2m-lifetime');
+    return undefined;
+  }
+  return Object.fromEntries(
+    Object.entries({ serverUri: o.lwm2mServer, lifetime, binding: o.lwm2mBinding ?? 'U', defaultMinPeriod: int(o.lwm2mMinPeriod, '--lwm2m-min-period'), defaultMaxPeriod: int(o.lwm2mMaxPeriod, '--lwm2m-max-period') }).filter(
+      ([, v]) => v !== undefined,
+    ),
+  ) as unknown as Lwm2mOut;
+}
+
+const lwm2mText = (l: Lwm2mOut | undefined) =>
+  l ? `lifetime ${l.lifetime} s, binding ${l.binding}, server ${l.serverUri ?? "this master's CoAP endpoint"}${l.defaultMinPeriod !== undefined ? `, min period ${l.defaultMinPeriod} s` : ''}${l.defaultMaxPeriod !== undefined ? `, max period ${l.defaultMaxPeriod} s` : ''}` : "none (the master's defaults)";
 
 interface OnboardingOut {
   id: string;
@@ -55,7 +98,7 @@ export function registerBootstrapCommands(program: Command): void {
     .addHelpText('after', '\nA device tries the profiles by priority (lower first), then age; the first whose every condition it meets applies. No profile matches: the onboarding fails (no_profile) and nothing is created.');
 
   jsonOption(
-    profile
+    addLwm2mOptions(profile
       .command('create <name>')
       .description('make a profile')
       .option('--vendor <vendor>', "match the voucher's device-info vendor=")
@@ -74,7 +117,7 @@ export function registerBootstrapCommands(program: Command): void {
       .option('--vendor-id <uuid>', "agent: the SUIT vendor ID the metal accepts")
       .option('--class-id <uuid>', 'agent: the SUIT class ID the metal accepts')
       .option('--managed-path <path>', 'agent: a path TIPS manages (repeatable)', collect, [] as string[])
-      .option('--poll-interval <seconds>', 'agent: seconds between pulls'),
+      .option('--poll-interval <seconds>', 'agent: seconds between pulls')),
   ).action(
     action(
       async (
@@ -98,7 +141,7 @@ export function registerBootstrapCommands(program: Command): void {
           managedPath: string[];
           pollInterval?: string;
           json?: boolean;
-        },
+        } & Lwm2mFlags,
       ) => {
         const match = Object.fromEntries(
           Object.entries({ vendor: o.vendor, class: o.class, arch: o.arch, minRamMb: int(o.minRam, '--min-ram'), minStorageMb: int(o.minStorage, '--min-storage'), purpose: o.purpose }).filter(([, v]) => v !== undefined),
@@ -117,6 +160,7 @@ export function registerBootstrapCommands(program: Command): void {
           ...(o.pcr.length ? { pcrs: o.pcr.map((p) => int(p, '--pcr')) } : {}),
           ...(o.pcrDigest ? { pcrDigest: o.pcrDigest } : {}),
           agent,
+          ...(lwm2mBody(o) ? { lwm2m: lwm2mBody(o) } : {}),
         };
         const p = await api().call<ProfileOut>('POST', '/api/v1/bootstrap/profiles', body);
         print(p, o.json === true, (x: ProfileOut) => `profile ${x.name} (${x.id}): ${matchText(x.match)} → ${x.spaces.length} Space(s), ${x.attestation}`);
@@ -151,8 +195,25 @@ export function registerBootstrapCommands(program: Command): void {
           `protocols:    ${x.protocols.join(', ')}`,
           `attestation:  ${x.attestation}${x.pcrs.length ? ` (PCRs ${x.pcrs.join(', ')}${x.pcrDigest ? `, digest ${x.pcrDigest}` : ''})` : ''}`,
           `agent:        ${JSON.stringify(x.agent)}`,
+          `lwm2m:        ${lwm2mText(x.lwm2m)}`,
         ].join('\n'),
       );
+    }),
+  );
+
+  jsonOption(
+    addLwm2mOptions(
+      profile
+        .command('update <ref>')
+        .description("change a profile's LwM2M part (what the LwM2M bootstrap server writes into its devices' Security and Server objects)")
+        .option('--no-lwm2m', 'remove the LwM2M part (devices get the master\'s defaults)'),
+    ),
+  ).action(
+    action(async (ref: string, o: Lwm2mFlags & { lwm2m: boolean; json?: boolean }) => {
+      const lwm2m = o.lwm2m === false ? null : lwm2mBody(o);
+      if (lwm2m === undefined) throw new CliError('bad_option', 'give --lwm2m-lifetime (with the other --lwm2m-* flags) or --no-lwm2m', EXIT.usage, '--lwm2m-lifetime');
+      const p = await api().call<ProfileOut>('PATCH', `/api/v1/bootstrap/profiles/${encodeURIComponent(ref)}`, { lwm2m });
+      print(p, o.json === true, (x: ProfileOut) => `profile ${x.name} (${x.id}): lwm2m ${lwm2mText(x.lwm2m)}`);
     }),
   );
 

@@ -30,6 +30,21 @@ export interface AgentSettings {
   push?: boolean;
 }
 
+export const LWM2M_BINDINGS = ['U', 'UQ'] as const;
+/**
+ * The LwM2M part of a profile (contract K, Z5): what the LwM2M bootstrap server writes into the
+ * device's Security (0) and Server (1) objects. `serverUri` absent: this master's CoAP endpoint.
+ */
+export interface Lwm2mSettings {
+  serverUri?: string;
+  /** Registration lifetime in seconds (/1/0/1). */
+  lifetime: number;
+  /** U, or UQ: queue mode (the device sleeps between updates). */
+  binding: (typeof LWM2M_BINDINGS)[number];
+  defaultMinPeriod?: number;
+  defaultMaxPeriod?: number;
+}
+
 /** A bootstrapping profile (Z4): which devices, and what they become. */
 export interface BootstrapProfile {
   id: string;
@@ -48,6 +63,8 @@ export interface BootstrapProfile {
   /** tpm2: the PCR indices the quote must cover, and their expected digest (hex SHA-256) or null. */
   pcrs: number[];
   pcrDigest: string | null;
+  /** LwM2M bootstrap values (devices that speak LwM2M); absent: the master's defaults. */
+  lwm2m?: Lwm2mSettings;
   createdAt: string;
 }
 

@@ -4,7 +4,7 @@ import { registerStatusTable } from '../../http/errors.ts';
 import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
 import type { BootstrapErrorCode } from './errors.ts';
-import { ATTESTATIONS, type BootstrapProfile, type DeviceFacts, ONBOARDING_STATES, type OnboardingRecord, type OnboardingState, PROTOCOLS } from './model.ts';
+import { ATTESTATIONS, type BootstrapProfile, type DeviceFacts, type Lwm2mSettings, ONBOARDING_STATES, type OnboardingRecord, type OnboardingState, PROTOCOLS } from './model.ts';
 import type { BootstrapService, CreateProfileInput } from './service.ts';
 
 registerStatusTable<BootstrapErrorCode>('bootstrap', {
@@ -42,6 +42,16 @@ const Agent = Type.Object(
   },
   { additionalProperties: false },
 );
+const Lwm2m = Type.Object(
+  {
+    serverUri: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: "coaps://host[:port] of the LwM2M server the device registers with; absent: this master's CoAP endpoint" })),
+    lifetime: Type.Integer({ description: 'registration lifetime in seconds (Server object /1/0/1), 1 to 2147483647' }),
+    binding: Type.String({ description: 'U, or UQ (queue mode: the device sleeps between its updates; operations wait for it)' }),
+    defaultMinPeriod: Type.Optional(Type.Integer({ description: 'seconds (/1/0/2)' })),
+    defaultMaxPeriod: Type.Optional(Type.Integer({ description: 'seconds (/1/0/3), not less than defaultMinPeriod' })),
+  },
+  { additionalProperties: false, description: "what the LwM2M bootstrap server writes into the device's Security (0) and Server (1) objects (contract K)" },
+);
 const ProfileIn = Type.Object(
   {
     name: NameField,
@@ -54,6 +64,7 @@ const ProfileIn = Type.Object(
     attestation: Type.Optional(lit(ATTESTATIONS)),
     pcrs: Type.Optional(Type.Array(Type.Integer(), { maxItems: 24, description: 'tpm2: PCR indices the quote must cover' })),
     pcrDigest: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()], { description: 'tpm2: expected hex SHA-256 over the selected PCRs' })),
+    lwm2m: Type.Optional(Type.Union([Lwm2m, Type.Null()])),
   },
   { additionalProperties: false },
 );
@@ -69,6 +80,7 @@ const ProfileOut = Type.Object({
   attestation: lit(ATTESTATIONS),
   pcrs: Type.Array(Type.Integer()),
   pcrDigest: Type.Union([Type.String(), Type.Null()]),
+  lwm2m: Type.Optional(Lwm2m),
   createdAt: Type.String(),
 });
 const profileOut = (p: BootstrapProfile) => ({
@@ -83,6 +95,7 @@ const profileOut = (p: BootstrapProfile) => ({
   attestation: p.attestation,
   pcrs: p.pcrs,
   pcrDigest: p.pcrDigest,
+  ...(p.lwm2m ? { lwm2m: p.lwm2m } : {}),
   createdAt: p.createdAt,
 });
 
@@ -167,6 +180,20 @@ export function bootstrapRoutes(app: FastifyInstance, b: BootstrapService): void
     '/bootstrap/profiles/:ref',
     { schema: { tags: ['bootstrap'], summary: 'One bootstrapping profile, by ID or name', params: Type.Object({ ref: Ref }), response: { 200: ProfileOut, ...errorResponses(404) } } },
     async (req) => profileOut(await b.getProfile(req.owner.id, req.params.ref)),
+  );
+
+  app.patch<{ Params: { ref: string }; Body: { lwm2m: Lwm2mSettings | null } }>(
+    '/bootstrap/profiles/:ref',
+    {
+      schema: {
+        tags: ['bootstrap'],
+        summary: "Change a bootstrapping profile's LwM2M part (the Security/Server values its devices are bootstrapped with); null removes it",
+        params: Type.Object({ ref: Ref }),
+        body: Type.Object({ lwm2m: Type.Union([Lwm2m, Type.Null()]) }, { additionalProperties: false }),
+        response: { 200: ProfileOut, ...errorResponses(400, 404) },
+      },
+    },
+    async (req) => profileOut(await b.updateProfileLwm2m(req.owner.id, req.params.ref, req.body.lwm2m)),
   );
 
   app.get<{ Querystring: PageParams & { status?: OnboardingState } }>(

@@ -20,6 +20,8 @@ import {
   type Attestation,
   type BootstrapProfile,
   type DeviceFacts,
+  LWM2M_BINDINGS,
+  type Lwm2mSettings,
   MAX_EVENTS,
   type OnboardingRecord,
   type OnboardingState,
@@ -40,6 +42,8 @@ export interface CreateProfileInput {
   attestation?: Attestation;
   pcrs?: number[];
   pcrDigest?: string | null;
+  /** The LwM2M part (contract K); absent or null: the master's defaults. */
+  lwm2m?: Lwm2mSettings | null;
 }
 
 /** Where devices reach this master after onboarding (its HTTPS listener: EST needs it). */
@@ -173,6 +177,7 @@ export class BootstrapService {
     if (attestation === 'software-key' && (pcrs.length > 0 || pcrDigest !== null)) throw new BootstrapError('profile_invalid', 'pcrs and pcrDigest apply only with attestation tpm2', 'pcrs');
     if (attestation === 'tpm2' && pcrs.length === 0) throw new BootstrapError('profile_invalid', 'attestation tpm2 needs the PCRs the quote must cover (pcrs)', 'pcrs');
     const agent = parseAgent(input.agent ?? {});
+    const lwm2m = input.lwm2m ? parseLwm2m(input.lwm2m) : undefined;
     const profile: BootstrapProfile = {
       id: `bpr_${encodeBase32(this.random.bytes(16))}`,
       ownerId,
@@ -186,6 +191,7 @@ export class BootstrapService {
       attestation,
       pcrs,
       pcrDigest,
+      ...(lwm2m ? { lwm2m } : {}),
       createdAt: this.clock.now().toISOString(),
     };
     if (await this.store.findProfile(ownerId, name)) throw new BootstrapError('profile_name_taken', `you already have a bootstrapping profile named "${name}"`, 'name');
@@ -196,6 +202,26 @@ export class BootstrapService {
       throw e;
     }
     return profile;
+  }
+
+  /** Sets (or, with null, clears) the LwM2M part of a profile; checked whole before anything changes. */
+  async updateProfileLwm2m(ownerId: OwnerId, ref: string, input: Lwm2mSettings | null): Promise<BootstrapProfile> {
+    const lwm2m = input === null ? null : parseLwm2m(input);
+    const p = await this.getProfile(ownerId, ref);
+    if (!(await this.store.setProfileLwm2m(ownerId, p.id, lwm2m))) throw new BootstrapError('profile_not_found', `no bootstrapping profile "${ref.slice(0, 64)}"`, 'profile');
+    const { lwm2m: _old, ...rest } = p;
+    return lwm2m ? { ...rest, lwm2m } : rest;
+  }
+
+  /**
+   * The bootstrapping profile of an onboarded metal: the one its onboarding record names (devicemgmt's
+   * LwM2M bootstrap server asks); undefined when the metal was not onboarded or its profile is gone.
+   */
+  async profileOfMetal(ownerId: OwnerId, metalId: string): Promise<BootstrapProfile | undefined> {
+    const record = await this.store.findRecordByMetal(ownerId, metalId);
+    if (!record?.profileId) return undefined;
+    const p = await this.store.findProfileById(record.profileId);
+    return p && p.ownerId === ownerId ? p : undefined;
   }
 
   listProfiles(ownerId: OwnerId, window?: KeysetWindow): Promise<BootstrapProfile[]> {
@@ -459,6 +485,40 @@ function parseMatch(m: ProfileMatch): ProfileMatch {
     if (v === undefined) continue;
     if (!Number.isInteger(v) || v < 0 || v > 2 ** 31) throw new InvalidValueError(`match.${k}`, `match.${k} is a whole number of MB`);
     out[k] = v;
+  }
+  return out;
+}
+
+const MAX_LWM2M_LIFETIME = 2 ** 31 - 1;
+
+/** The LwM2M part of a profile: a coap:// or coaps:// server URI with a host, seconds in range, min ≤ max. */
+export function parseLwm2m(l: Lwm2mSettings): Lwm2mSettings {
+  if (typeof l !== 'object' || l === null) throw new InvalidValueError('lwm2m', 'lwm2m is an object { serverUri?, lifetime, binding, defaultMinPeriod?, defaultMaxPeriod? }');
+  const out: Lwm2mSettings = { lifetime: 0, binding: 'U' };
+  if (l.serverUri !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = typeof l.serverUri === 'string' && l.serverUri.length <= 255 ? new URL(l.serverUri) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'coaps:' && url.protocol !== 'coap:') || url.hostname === '' || url.username !== '' || url.search !== '' || url.hash !== '') {
+      throw new InvalidValueError('lwm2m.serverUri', `lwm2m.serverUri is coaps://host[:port] (or coap://), got ${JSON.stringify(String(l.serverUri).slice(0, 80))}`);
+    }
+    out.serverUri = l.serverUri;
+  }
+  if (!Number.isInteger(l.lifetime) || l.lifetime < 1 || l.lifetime > MAX_LWM2M_LIFETIME) throw new InvalidValueError('lwm2m.lifetime', `lwm2m.lifetime is whole seconds from 1 to ${MAX_LWM2M_LIFETIME}`);
+  out.lifetime = l.lifetime;
+  if (!(LWM2M_BINDINGS as readonly string[]).includes(l.binding)) throw new InvalidValueError('lwm2m.binding', `lwm2m.binding is ${LWM2M_BINDINGS.join(' or ')} (UQ: queue mode)`);
+  out.binding = l.binding;
+  for (const k of ['defaultMinPeriod', 'defaultMaxPeriod'] as const) {
+    const v = l[k];
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < 0 || v > MAX_LWM2M_LIFETIME) throw new InvalidValueError(`lwm2m.${k}`, `lwm2m.${k} is whole seconds from 0 to ${MAX_LWM2M_LIFETIME}`);
+    out[k] = v;
+  }
+  if (out.defaultMinPeriod !== undefined && out.defaultMaxPeriod !== undefined && out.defaultMaxPeriod < out.defaultMinPeriod) {
+    throw new InvalidValueError('lwm2m.defaultMaxPeriod', 'lwm2m.defaultMaxPeriod must not be less than lwm2m.defaultMinPeriod');
   }
   return out;
 }

@@ -1,7 +1,7 @@
 import type { OwnerId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
 import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
-import type { Attestation, BootstrapProfile, OnboardingRecord, OnboardingState, Protocol } from './model.ts';
+import type { Attestation, BootstrapProfile, Lwm2mSettings, OnboardingRecord, OnboardingState, Protocol } from './model.ts';
 import type { BootstrapStore } from './store.ts';
 import type { BootstrapProfilesTable, OnboardingsTable } from './tables.ts';
 
@@ -18,6 +18,7 @@ const toProfile = (r: BootstrapProfilesTable): BootstrapProfile => ({
   attestation: r.attestation as Attestation,
   pcrs: JSON.parse(r.pcrs) as number[],
   pcrDigest: r.pcr_digest,
+  ...(r.lwm2m ? { lwm2m: JSON.parse(r.lwm2m) } : {}),
   createdAt: r.created_at,
 });
 
@@ -72,6 +73,7 @@ export class KyselyBootstrapStore implements BootstrapStore {
         attestation: p.attestation,
         pcrs: JSON.stringify(p.pcrs),
         pcr_digest: p.pcrDigest,
+        lwm2m: p.lwm2m ? JSON.stringify(p.lwm2m) : null,
         created_at: p.createdAt,
       })
       .execute();
@@ -91,6 +93,16 @@ export class KyselyBootstrapStore implements BootstrapStore {
   async findProfileById(id: string): Promise<BootstrapProfile | undefined> {
     const r = await this.db.selectFrom('bootstrap_profiles').selectAll().where('id', '=', id).executeTakeFirst();
     return r && toProfile(r);
+  }
+
+  async setProfileLwm2m(ownerId: OwnerId, id: string, lwm2m: Lwm2mSettings | null): Promise<boolean> {
+    const r = await this.db.updateTable('bootstrap_profiles').set({ lwm2m: lwm2m ? JSON.stringify(lwm2m) : null }).where('owner_id', '=', ownerId).where('id', '=', id).executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  async findRecordByMetal(ownerId: OwnerId, metalId: string): Promise<OnboardingRecord | undefined> {
+    const r = await this.db.selectFrom('onboardings').selectAll().where('owner_id', '=', ownerId).where('metal_id', '=', metalId).orderBy('updated_at', 'desc').executeTakeFirst();
+    return r && toRecord(r);
   }
 
   async findRecord(ownerId: OwnerId, guid: string): Promise<OnboardingRecord | undefined> {

@@ -1,6 +1,6 @@
 import type { OwnerId } from '@tips/core';
 import type { KeysetWindow } from '../../db/keyset.ts';
-import type { BootstrapProfile, OnboardingRecord, OnboardingState } from './model.ts';
+import type { BootstrapProfile, Lwm2mSettings, OnboardingRecord, OnboardingState } from './model.ts';
 
 /** Storage port of the bootstrap domain (tables `bootstrap_profiles`, `onboardings`). */
 export interface BootstrapStore {
@@ -9,6 +9,10 @@ export interface BootstrapStore {
   listProfiles(ownerId: OwnerId, window?: KeysetWindow): Promise<BootstrapProfile[]>;
   findProfile(ownerId: OwnerId, idOrName: string): Promise<BootstrapProfile | undefined>;
   findProfileById(id: string): Promise<BootstrapProfile | undefined>;
+  /** Sets or clears a profile's LwM2M part (0016_lwm2m); false when there is no such profile. */
+  setProfileLwm2m(ownerId: OwnerId, id: string, lwm2m: Lwm2mSettings | null): Promise<boolean>;
+  /** The onboarding record that made this metal (the latest one if several). */
+  findRecordByMetal(ownerId: OwnerId, metalId: string): Promise<OnboardingRecord | undefined>;
   findRecord(ownerId: OwnerId, guid: string): Promise<OnboardingRecord | undefined>;
   findRecordById(ownerId: OwnerId, id: string): Promise<OnboardingRecord | undefined>;
   findRecordBySecret(secretId: string): Promise<OnboardingRecord | undefined>;

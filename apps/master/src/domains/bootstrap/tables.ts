@@ -17,6 +17,8 @@ export interface BootstrapProfilesTable {
   /** JSON array of PCR indices. */
   pcrs: string;
   pcr_digest: string | null;
+  /** JSON: Lwm2mSettings, or null (0016_lwm2m). */
+  lwm2m: string | null;
   created_at: string;
 }
 

@@ -20,6 +20,7 @@ import type { ProfileInput, UpdateService } from '../updates/service.ts';
 import { ConstrainedError } from './errors.ts';
 import { CBOR_FORMAT, COSE_SIGN1_FORMAT, OCTET_STREAM_FORMAT } from './model.ts';
 import type { ConstrainedService } from './service.ts';
+import { BlobTransfers, DEFAULT_TRANSFER_LIMITS, type TransferLimits } from './transfers.ts';
 
 export interface ConstrainedDeps {
   constrained: ConstrainedService;
@@ -51,7 +52,7 @@ const map = (o: Record<string, CborValue>): Map<CborValue, CborValue> => new Map
  * transport's construction (DTLS with `constrained.pskLookup` and the CA), this function its use.
  */
 export function startConstrained(
-  opts: ConstrainedDeps & { transport: DatagramTransport; logger: Logger; masterUri?: () => string | undefined; coap?: Partial<Omit<CoapServerOptions, 'logger'>> },
+  opts: ConstrainedDeps & { transport: DatagramTransport; logger: Logger; masterUri?: () => string | undefined; coap?: Partial<Omit<CoapServerOptions, 'logger'>>; transfers?: Partial<TransferLimits> },
 ): ConstrainedEndpoint {
   const { constrained, updates, spaces, events, logger } = opts;
   const coap = new CoapServer(opts.transport, { logger, metrics: constrained.coapMetrics(), ...opts.coap });
@@ -124,29 +125,49 @@ export function startConstrained(
     { observable: true },
   );
 
-  coap.route(
-    'GET',
-    '/glazes/:id/blob',
-    resource(async (metal, req) => {
+  // Block2 transfers of payloads: the principal, the Glaze and a read-ahead window are kept per
+  // (DTLS session, Glaze) and re-checked on every revocation signal and at least every second
+  // (transfers.ts); the first block and every re-check go the whole way as any request does.
+  const transfers = new BlobTransfers(() => Date.now(), { ...DEFAULT_TRANSFER_LIMITS, ...opts.transfers });
+  const sweepTimer = setInterval(() => transfers.sweep(), 10_000);
+  sweepTimer.unref();
+  const revokeTransfers = () => transfers.revoke();
+  constrained.onAccessChanged(revokeTransfers);
+  for (const name of ['metal.access.revoked', 'metal.deleted', 'space.glaze.changed', 'space.membership.changed', 'space.deleted'] as const) events.on(name, revokeTransfers);
+  coap.route('GET', '/glazes/:id/blob', async (req) => {
+    try {
       requireAccept(req, OCTET_STREAM_FORMAT);
-      const glaze = await updates.blobGlaze(metal, req.params.id ?? '');
+      const key = `${req.peer.key}|${req.params.id ?? ''}`;
+      const found = transfers.lookup(key);
+      constrained.transferLookup(found.result);
+      let t = found.result === 'hit' ? found.transfer : undefined;
+      if (!t) {
+        const metal = await constrained.principal(req.peer);
+        metalOfPeer.delete(req.peer.key);
+        metalOfPeer.set(req.peer.key, metal.metalId);
+        t = transfers.start(key, metal, await updates.blobGlaze(metal, req.params.id ?? ''), found.result === 'recheck' ? found.stale : undefined);
+      }
+      const transfer = t;
       return {
         code: '2.05',
         contentFormat: OCTET_STREAM_FORMAT,
-        etag: new Uint8Array(Buffer.from(glaze.sha256.slice(0, 16), 'hex')),
-        // Each Block2 request reads only its block from the blob store.
+        etag: new Uint8Array(Buffer.from(transfer.glaze.sha256.slice(0, 16), 'hex')),
+        // Each Block2 request is served from the transfer's window; a miss reads the next window.
         payload: {
-          size: glaze.size,
-          read: async (offset, length) => {
-            const stream = await updates.openBlob(metal, glaze, { start: offset, end: offset + length - 1 });
-            const chunks: Buffer[] = [];
-            for await (const c of stream) chunks.push(c as Buffer);
-            return new Uint8Array(Buffer.concat(chunks));
-          },
+          size: transfer.glaze.size,
+          read: (offset, length) =>
+            transfers.read(transfer, offset, length, async (start, end) => {
+              const stream = await updates.openBlob(transfer.metal, transfer.glaze, { start, end });
+              const chunks: Buffer[] = [];
+              for await (const c of stream) chunks.push(c as Buffer);
+              return new Uint8Array(Buffer.concat(chunks));
+            }),
         },
       };
-    }),
-  );
+    } catch (e) {
+      return refusal(e, req);
+    }
+  });
 
   coap.route(
     'GET',
@@ -185,6 +206,7 @@ export function startConstrained(
     lastNotify: Promise.resolve(),
     async close() {
       closed = true;
+      clearInterval(sweepTimer);
       await coap.close();
     },
   };

@@ -14,6 +14,12 @@ export function installConstrainedMetrics(registry: Registry, constrained: Const
   };
   constrained.useMetrics({
     pskLookups: new Counter({ name: 'tips_master_psk_lookups_total', help: 'DTLS PSK identity lookups, by result (ok, unknown, revoked, retired)', labelNames: ['result'] as const, registers: [registry] }),
+    transferLookups: new Counter({
+      name: 'tips_master_coap_blob_transfer_lookups_total',
+      help: 'Block2 payload requests by how they found their transfer: hit (served without re-checking), miss (new transfer), recheck (revocation signal or 1 s passed: re-authenticated)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     coap,
   });
 }

@@ -14,6 +14,7 @@ import type { ConstrainedStore } from './store.ts';
 
 export interface ConstrainedMetrics {
   pskLookups: Counter<'result'>;
+  transferLookups?: Counter<'result'>;
   coap: CoapMetrics;
 }
 
@@ -36,6 +37,7 @@ export function ephemeralPskWrapKey(): PskWrapKey {
  */
 export class ConstrainedService {
   private metrics: ConstrainedMetrics | undefined;
+  private readonly accessListeners: (() => void)[] = [];
 
   constructor(
     private readonly store: ConstrainedStore,
@@ -52,6 +54,16 @@ export class ConstrainedService {
 
   useMetrics(m: ConstrainedMetrics): void {
     this.metrics = m;
+  }
+
+  /** Called whenever a PSK is revoked here (the CoAP endpoint's Block2 transfers re-authenticate). */
+  onAccessChanged(listener: () => void): void {
+    this.accessListeners.push(listener);
+  }
+
+  /** Counts how a Block2 request found its transfer: hit (no re-check), miss (new), recheck. */
+  transferLookup(result: 'hit' | 'miss' | 'recheck'): void {
+    this.metrics?.transferLookups?.inc({ result });
   }
 
   /** What the CoapServer reports to (no-ops until metrics are installed). */
@@ -90,6 +102,7 @@ export class ConstrainedService {
     if (!(await this.store.revokePsk(metal.id, identity, this.clock.now().toISOString()))) {
       throw new ConstrainedError('psk_not_found', `metal "${metal.name}" has no live PSK "${identity.slice(0, 80)}"`, 'identity');
     }
+    for (const l of this.accessListeners) l();
   }
 
   // --- the DTLS transport and the CoAP routes ----------------------------------------------------

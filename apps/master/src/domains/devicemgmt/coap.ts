@@ -189,7 +189,7 @@ export function installLwm2mCoap(coap: CoapServer, devices: DeviceMgmtService, o
     await expect(coap.request(peer, { method: 'PUT', path: segs([OBJ_SERVER, 0]), contentFormat: FORMAT.TLV, payload: recordsToTlv(server, [OBJ_SERVER, 0]) }), 'Bootstrap-Write /1/0');
     await expect(coap.request(peer, { method: 'POST', path: ['bs'] }), 'Bootstrap-Finish');
     devices.bootstrapped();
-    log({ event: 'lwm2m_bootstrapped', metal: p.metalId, serverUri: profile.serverUri, lifetime: profile.lifetime }, 'LwM2M bootstrap finished');
+    log({ event: 'lwm2m_bootstrapped', metal: p.metalId, serverUri: profile.serverUri, lifetime: profile.lifetime, binding: profile.binding }, 'LwM2M bootstrap finished');
   }
 
   const sessionOf = (metalId: TipsId) => {

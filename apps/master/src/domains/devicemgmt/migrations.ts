@@ -43,3 +43,12 @@ export async function up0015DeviceMgmt(db: Kysely<unknown>): Promise<void> {
     .addPrimaryKeyConstraint('lwm2m_observed_pk', ['metal_id', 'path'])
     .execute();
 }
+
+/**
+ * 0016_lwm2m (issue 12, contract K): the LwM2M part of a bootstrapping profile (JSON, null = the
+ * master's defaults), and the index the bootstrap server resolves a metal's onboarding record by.
+ */
+export async function up0016Lwm2m(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('bootstrap_profiles').addColumn('lwm2m', 'text').execute();
+  await db.schema.createIndex('onboardings_metal').on('onboardings').column('metal_id').execute();
+}

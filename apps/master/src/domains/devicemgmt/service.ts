@@ -47,6 +47,25 @@ export interface DeviceMgmtMetrics {
 
 export type { Lwm2mOut as Lwm2mView } from '@tips/core';
 
+/** The LwM2M part of a bootstrapping profile (bootstrap's Lwm2mSettings, contract K). */
+export interface Lwm2mBootstrapSettings {
+  serverUri?: string;
+  lifetime: number;
+  binding: 'U' | 'UQ';
+  defaultMinPeriod?: number;
+  defaultMaxPeriod?: number;
+}
+
+/** The Security/Server values the bootstrap server writes. */
+export interface BootstrapValues {
+  serverUri: string;
+  shortServerId: number;
+  lifetime: number;
+  defaultMinPeriod: number;
+  defaultMaxPeriod: number;
+  binding: 'U' | 'UQ';
+}
+
 const BINDINGS = new Set(['U', 'UQ']);
 const VERSIONS = new Set(['1.0', '1.1']);
 
@@ -80,6 +99,33 @@ export class DeviceMgmtService {
       const r = await this.store.registrationOf(e.metalId);
       if (r) await this.store.deleteRegistration(r.id);
     });
+  }
+
+  /** How a metal's bootstrapping profile is found (bootstrap.profileOfMetal's LwM2M part). */
+  useBootstrapProfiles(lookup: (ownerId: OwnerId, metalId: string) => Promise<Lwm2mBootstrapSettings | undefined>): void {
+    this.profileLookup = lookup;
+  }
+  private profileLookup: ((ownerId: OwnerId, metalId: string) => Promise<Lwm2mBootstrapSettings | undefined>) | undefined;
+
+  /**
+   * What the bootstrap server writes into a metal's Security/Server objects (contract K): the LwM2M
+   * part of the bootstrapping profile its onboarding record names; the master's defaults (this CoAP
+   * endpoint, lifetime 300 s, binding U, periods 1/60 s) for what the profile leaves out, or for a
+   * metal that was not onboarded or whose profile has no LwM2M part.
+   */
+  async bootstrapProfile(p: DevicePrincipal, baseUri: string): Promise<BootstrapValues & { source: 'profile' | 'default' }> {
+    const d: BootstrapValues = { serverUri: baseUri, shortServerId: 1, lifetime: 300, defaultMinPeriod: 1, defaultMaxPeriod: 60, binding: 'U' };
+    const l = await this.profileLookup?.(p.ownerId, p.metalId);
+    if (!l) return { ...d, source: 'default' };
+    return {
+      serverUri: l.serverUri ?? d.serverUri,
+      shortServerId: 1,
+      lifetime: l.lifetime,
+      defaultMinPeriod: l.defaultMinPeriod ?? Math.min(d.defaultMinPeriod, l.defaultMaxPeriod ?? d.defaultMinPeriod),
+      defaultMaxPeriod: l.defaultMaxPeriod ?? Math.max(d.defaultMaxPeriod, l.defaultMinPeriod ?? 0),
+      binding: l.binding,
+      source: 'profile',
+    };
   }
 
   useChannel(channel: DeviceChannel): void {

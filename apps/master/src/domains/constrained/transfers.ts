@@ -1,0 +1,125 @@
+/**
+ * Block2 transfers of Glaze payloads in progress (issue 12, block-wise speed): a device fetching a
+ * 1 MiB payload in 1 KiB blocks sends 1024 requests on one DTLS session. Re-authenticating the metal,
+ * re-authorizing the Glaze and reopening the blob for each of them cost ≈ 1.2 ms of CPU a block; this
+ * cache keeps, per (DTLS session, Glaze), the principal that was checked, the Glaze, and a read-ahead
+ * window of the payload, so a block in the middle of a transfer is a slice of memory.
+ *
+ * What still cuts a transfer:
+ * - `revoke()`: the access generation moves on every local revocation signal (PSK revoked, metal's
+ *   access revoked/retired/blocked/deleted, a Space's Glaze or membership changed); the next block of
+ *   every transfer re-authenticates in full and a refused principal answers 4.01/4.03 as before.
+ * - `recheckMs`: even without a signal, a transfer re-authenticates at least that often, which bounds
+ *   how long a revocation made on another master replica (no in-process event here) goes unseen.
+ * - idle expiry and a bound on the number of transfers (least recently used dropped first), so the
+ *   memory held is at most `maxTransfers × windowBytes`.
+ */
+import type { Glaze } from '../glazes/model.ts';
+import type { MetalPrincipal } from '../enrollment/model.ts';
+
+export interface TransferLimits {
+  /** Transfers kept at once (least recently used evicted). */
+  maxTransfers: number;
+  /** Bytes read ahead from the blob store per transfer. */
+  windowBytes: number;
+  /** A transfer not asked for a block for this long is dropped. */
+  idleMs: number;
+  /** A transfer re-authenticates at least this often (cross-replica revocation bound). */
+  recheckMs: number;
+}
+
+export const DEFAULT_TRANSFER_LIMITS: TransferLimits = { maxTransfers: 256, windowBytes: 64 * 1024, idleMs: 30_000, recheckMs: 1_000 };
+
+export interface Transfer {
+  metal: MetalPrincipal;
+  glaze: Glaze;
+  generation: number;
+  checkedAt: number;
+  usedAt: number;
+  window: { offset: number; bytes: Uint8Array } | undefined;
+}
+
+export type TransferLookup = 'hit' | 'miss' | 'recheck';
+
+export class BlobTransfers {
+  private readonly transfers = new Map<string, Transfer>();
+  private generation = 0;
+
+  constructor(
+    private readonly now: () => number,
+    readonly limits: TransferLimits = DEFAULT_TRANSFER_LIMITS,
+  ) {}
+
+  /** A revocation signal: every transfer re-authenticates before its next block. */
+  revoke(): void {
+    this.generation++;
+  }
+
+  get size(): number {
+    return this.transfers.size;
+  }
+
+  /** Bytes of payload held in read-ahead windows now. */
+  bytesHeld(): number {
+    let n = 0;
+    for (const t of this.transfers.values()) n += t.window?.bytes.length ?? 0;
+    return n;
+  }
+
+  /** The transfer if it may serve a block without re-checking; why not otherwise. */
+  lookup(key: string): { transfer: Transfer; result: 'hit' } | { result: 'miss' } | { result: 'recheck'; stale: Transfer } {
+    const t = this.transfers.get(key);
+    if (!t) return { result: 'miss' };
+    const now = this.now();
+    if (now - t.usedAt > this.limits.idleMs) {
+      this.transfers.delete(key);
+      return { result: 'miss' };
+    }
+    if (t.generation !== this.generation || now - t.checkedAt > this.limits.recheckMs) {
+      this.transfers.delete(key);
+      return { result: 'recheck', stale: t };
+    }
+    t.usedAt = now;
+    // Map order is the eviction order: move to the back.
+    this.transfers.delete(key);
+    this.transfers.set(key, t);
+    return { transfer: t, result: 'hit' };
+  }
+
+  /** Records a transfer whose principal and Glaze were just checked. */
+  start(key: string, metal: MetalPrincipal, glaze: Glaze, previous?: Transfer): Transfer {
+    const now = this.now();
+    // A re-check of the same Glaze keeps the window already read (same bytes: a Glaze is immutable).
+    const window = previous && previous.glaze.id === glaze.id && previous.glaze.sha256 === glaze.sha256 ? previous.window : undefined;
+    const t: Transfer = { metal, glaze, generation: this.generation, checkedAt: now, usedAt: now, window };
+    this.transfers.delete(key);
+    this.transfers.set(key, t);
+    while (this.transfers.size > this.limits.maxTransfers) this.transfers.delete(this.transfers.keys().next().value as string);
+    return t;
+  }
+
+  /** Drops the transfers of a closed DTLS session (keys start with its peer key). */
+  endSession(peerKey: string): void {
+    for (const k of this.transfers.keys()) if (k.startsWith(`${peerKey}|`)) this.transfers.delete(k);
+  }
+
+  /** Drops idle transfers (called from a timer; `lookup` drops them too). */
+  sweep(): void {
+    const now = this.now();
+    for (const [k, t] of this.transfers) if (now - t.usedAt > this.limits.idleMs) this.transfers.delete(k);
+  }
+
+  /**
+   * `length` bytes at `offset` of the transfer's payload, from its window; a miss reads the next
+   * window (at most `windowBytes`, never past the end) through `fetch(start, endInclusive)`.
+   */
+  async read(t: Transfer, offset: number, length: number, fetch: (start: number, end: number) => Promise<Uint8Array>): Promise<Uint8Array> {
+    const w = t.window;
+    if (w && offset >= w.offset && offset + length <= w.offset + w.bytes.length) return w.bytes.subarray(offset - w.offset, offset - w.offset + length);
+    if (length > this.limits.windowBytes) return fetch(offset, offset + length - 1);
+    const end = Math.min(t.glaze.size, offset + Math.max(length, this.limits.windowBytes)) - 1;
+    const bytes = await fetch(offset, end);
+    t.window = { offset, bytes };
+    return bytes.subarray(0, length);
+  }
+}
