@@ -169,6 +169,20 @@ export function bootstrapRoutes(app: FastifyInstance, b: BootstrapService): void
     async (req) => profileOut(await b.getProfile(req.owner.id, req.params.ref)),
   );
 
+  app.patch<{ Params: { ref: string }; Body: Partial<CreateProfileInput> }>(
+    '/bootstrap/profiles/:ref',
+    {
+      schema: {
+        tags: ['bootstrap'],
+        summary: 'Change a bootstrapping profile (what the body names; the rest stays): later onboardings get it, metals that already onboarded keep what they became',
+        params: Type.Object({ ref: Ref }),
+        body: Type.Partial(ProfileIn, { additionalProperties: false, minProperties: 1 }),
+        response: { 200: ProfileOut, ...errorResponses(400, 404, 409, 422) },
+      },
+    },
+    async (req) => profileOut(await b.updateProfile(req.owner.id, req.params.ref, req.body)),
+  );
+
   app.get<{ Querystring: PageParams & { status?: OnboardingState } }>(
     '/onboardings',
     {

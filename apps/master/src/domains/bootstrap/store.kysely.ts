@@ -77,6 +77,26 @@ export class KyselyBootstrapStore implements BootstrapStore {
       .execute();
   }
 
+  async updateProfile(p: BootstrapProfile): Promise<void> {
+    await this.db
+      .updateTable('bootstrap_profiles')
+      .set({
+        name: p.name,
+        priority: p.priority,
+        match: JSON.stringify(p.match),
+        phase1_glaze: p.phase1Glaze,
+        spaces: JSON.stringify(p.spaces),
+        protocols: JSON.stringify(p.protocols),
+        agent: JSON.stringify(p.agent),
+        attestation: p.attestation,
+        pcrs: JSON.stringify(p.pcrs),
+        pcr_digest: p.pcrDigest,
+      })
+      .where('id', '=', p.id)
+      .where('owner_id', '=', p.ownerId)
+      .execute();
+  }
+
   async listProfiles(ownerId: OwnerId, window?: KeysetWindow): Promise<BootstrapProfile[]> {
     const q = this.db.selectFrom('bootstrap_profiles').selectAll().where('owner_id', '=', ownerId);
     return (await applyKeyset(q, 'created_at', 'id', window).execute()).map(toProfile);

@@ -5,6 +5,8 @@ import type { BootstrapProfile, OnboardingRecord, OnboardingState } from './mode
 /** Storage port of the bootstrap domain (tables `bootstrap_profiles`, `onboardings`). */
 export interface BootstrapStore {
   insertProfile(p: BootstrapProfile): Promise<void>;
+  /** Replaces the profile of that ID (its owner, ID and creation time never change). */
+  updateProfile(p: BootstrapProfile): Promise<void>;
   /** Oldest first by (createdAt, id). */
   listProfiles(ownerId: OwnerId, window?: KeysetWindow): Promise<BootstrapProfile[]>;
   findProfile(ownerId: OwnerId, idOrName: string): Promise<BootstrapProfile | undefined>;
