@@ -4,15 +4,23 @@
 // udhcpc on its LAN. Every change reaches the page the way it would in production: the operator's
 // clicks go through the public owner API with the session cookie; the gateway sees DHCP, asks the
 // master, enforces and reports its table; the page learns of it over the live event stream,
-// without a reload. With TIPS_SCREENSHOTS=<dir> (npm run screenshots) each view is
-// also saved as a PNG there.
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+// without a reload. The onboarding view imports vouchers made by `tips factory`; the LwM2M view
+// drives the testbed's LwM2M device over DTLS-PSK with the key the page issued; installations and a
+// tamper event reach the master over EST and mTLS (openssl, curl) as a metal's agent sends them.
+// With TIPS_SCREENSHOTS=<dir> (npm run screenshots) each view is also saved as a PNG there.
+import { spawn, spawnSync } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { createDtlsClient } from '@tips/dtls';
+import { armorVoucher, decodeVoucher, guidToString } from '@tips/onboarding';
+import { importKey } from '@tips/suit';
+import { Lwm2mSim } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signInstallReport } from '../apps/client/src/updates/report.ts';
+import { voucherFor } from '../apps/master/src/domains/vouchers/test-helpers.ts';
 import { buildWeb } from '../scripts/build.mjs';
 import { launchChromium, ownerApi, seriousViolations } from './console-kit.ts';
 import { GatewayLab, type Metal } from './gateway-topology.ts';
@@ -21,6 +29,9 @@ import { TIPS, tips } from './helpers.ts';
 const ADDR = { masterIp: '10.95.0.1', gatewayUplinkIp: '10.95.0.2', gatewayLanIp: '10.73.0.1' };
 const BOOT_PORT = 8089;
 const EVIL_PORT = 8090;
+/** Fixed ports are safe: the cloud namespace is this run's own. */
+const TLS_PORT = 8448;
+const COAP_PORT = 5684;
 const SHOTS = process.env.TIPS_SCREENSHOTS ? resolve(process.env.TIPS_SCREENSHOTS) : undefined;
 const MAC = '02:c0:00:00:00:01';
 const INTRUDER = '02:c0:00:00:00:66';
@@ -36,6 +47,8 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 let sessionCookie = '';
+let savedTlsHostname: string | undefined;
+const sims: Lwm2mSim[] = [];
 
 async function shot(name: string): Promise<void> {
   if (!SHOTS) return;
@@ -54,7 +67,13 @@ async function nav(label: string): Promise<void> {
 beforeAll(async () => {
   await buildWeb({ quiet: true });
   dir = mkdtempSync(join(tmpdir(), 'tips-console-e2e-'));
-  lab = await GatewayLab.start('con', ADDR, ['--boot-http-port', String(BOOT_PORT)], { bootServices: true, masterArgs: ['--tls-port', 'off', '--mqtt-port', 'off', '--log-level', 'info'] });
+  // The master's HTTPS certificate names its cloud address: metals reach it there (EST, mTLS).
+  savedTlsHostname = process.env.TIPS_TLS_HOSTNAME;
+  process.env.TIPS_TLS_HOSTNAME = ADDR.masterIp;
+  lab = await GatewayLab.start('con', ADDR, ['--boot-http-port', String(BOOT_PORT)], {
+    bootServices: true,
+    masterArgs: ['--tls-port', String(TLS_PORT), '--mqtt-port', 'off', '--coap-port', String(COAP_PORT), '--log-level', 'info'],
+  });
   TOKEN = lab.adminToken;
   master.url = lab.masterUrl;
   browser = await launchChromium();
@@ -64,6 +83,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const sim of sims) await sim.close().catch(() => {});
+  if (savedTlsHostname === undefined) delete process.env.TIPS_TLS_HOSTNAME;
+  else process.env.TIPS_TLS_HOSTNAME = savedTlsHostname;
   await browser?.close();
   await lab?.destroy();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -358,6 +380,182 @@ describe('D6 web console in Chromium against a real master', () => {
       .toContain('"kind":"write"');
     expect(await exited).toBe(0);
     expect(JSON.parse(out.trim().split('\n')[0]!)).toMatchObject({ kind: 'write', resource: 'metals' });
+  });
+
+  it('onboarding: an onboarding key, vouchers from `tips factory` imported file by file (each refusal names its broken link, nothing else changes), failed onboardings, a bootstrapping profile (Z1 Z3 Z4)', async () => {
+    await nav('Onboarding');
+    await expect.poll(() => page.getByText('No vouchers yet').isVisible(), { timeout: LIVE }).toBe(true);
+    expect(await page.getByText('No bootstrapping profiles yet').isVisible()).toBe(true);
+    await accessible('empty onboarding');
+    await page.getByLabel('Key name').fill('fleet');
+    await page.getByRole('button', { name: 'Make key' }).click();
+    const pemBox = page.getByTestId('onboarding-key-pem');
+    await expect.poll(() => pemBox.textContent(), { timeout: LIVE }).toContain('BEGIN PUBLIC KEY');
+
+    // Vouchers as `tips factory` makes them (manufacturer → distributor → owner; e2e/cli-onboarding
+    // runs the CLI itself): one signed over to this owner, one that ends at a distributor, one whose
+    // last signature is damaged (its last byte), sent as CBOR.
+    const pem = (await pemBox.textContent())!.trim();
+    const guidOf = (v: Uint8Array) => guidToString(decodeVoucher(v).header.guid);
+    const mine = voucherFor(pem).voucher;
+    const theirs = voucherFor(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey).voucher;
+    const tampered = Buffer.from(voucherFor(pem).voucher);
+    tampered[tampered.length - 1]! ^= 0xff;
+    await page.getByLabel('Voucher files').setInputFiles([
+      { name: 'good.voucher', mimeType: 'text/plain', buffer: Buffer.from(armorVoucher(mine)) },
+      { name: 'distributor.voucher', mimeType: 'text/plain', buffer: Buffer.from(armorVoucher(theirs)) },
+      { name: 'tampered.cbor', mimeType: 'application/cbor', buffer: tampered },
+    ]);
+    await page.getByRole('button', { name: 'Import', exact: true }).click();
+    const results = page.getByRole('list', { name: 'Import results' }).locator('li');
+    await expect.poll(() => results.count(), { timeout: LIVE }).toBe(3);
+    expect(await results.nth(0).textContent()).toBe(`good.voucher: imported: device ${guidOf(mine)}`);
+    expect(await results.nth(1).textContent()).toMatch(/^distributor\.voucher: refused \(voucher_wrong_owner\): entry 1: the chain ends at key sha256:/);
+    expect(await results.nth(2).textContent()).toMatch(/^tampered\.cbor: refused \(entry_signature_invalid\): entry 1: not signed by /);
+    // Only the good one was written; the two refused devices each have a failed onboarding saying why.
+    const vouchers = page.getByRole('table', { name: 'Vouchers' });
+    await expect.poll(() => vouchers.locator('tbody tr').count(), { timeout: LIVE }).toBe(1);
+    expect(await vouchers.locator(`tr[data-guid="${guidOf(mine)}"]`).textContent()).toMatch(/imported.*fleet/);
+    expect((await ownerApi<{ items: { guid: string }[] }>(master.url, TOKEN, 'GET', '/api/v1/vouchers')).items.map((v) => v.guid)).toEqual([guidOf(mine)]);
+    const onboardings = page.getByRole('table', { name: 'Onboardings' });
+    await expect.poll(() => onboardings.locator('tbody tr').count(), { timeout: LIVE }).toBe(2);
+    expect(await onboardings.locator(`tr[data-guid="${guidOf(theirs)}"]`).textContent()).toMatch(/failed.*voucher refused: voucher_wrong_owner/);
+    expect(await onboardings.locator(`tr[data-guid="${guidOf(tampered)}"]`).textContent()).toMatch(/failed.*voucher refused: entry_signature_invalid/);
+    await page.getByLabel('Onboarding status').selectOption('enrolled');
+    await expect.poll(() => page.getByText('No enrolled onboarding.').isVisible(), { timeout: LIVE }).toBe(true);
+    await page.getByLabel('Onboarding status').selectOption('');
+
+    // A profile: devices of vendor acme become members of lab-base (their default Space).
+    await page.locator('summary', { hasText: 'Make a bootstrapping profile' }).click();
+    await page.getByLabel('Profile name').fill('acme-sensors');
+    await page.getByLabel('Device vendor (from the voucher; empty: any)').fill('acme');
+    await page.getByLabel('lab-base (Phase 1)').check();
+    // tpm2 without PCRs is refused in words, and no profile is made.
+    await page.getByLabel('Verifier').selectOption('tpm2');
+    await page.getByRole('button', { name: 'Make profile' }).click();
+    await expect.poll(() => page.getByRole('alert').filter({ hasText: 'The profile was not made' }).textContent(), { timeout: LIVE }).toContain('pcrs');
+    expect((await ownerApi<{ items: unknown[] }>(master.url, TOKEN, 'GET', '/api/v1/bootstrap/profiles')).items).toEqual([]);
+    await page.getByLabel('Verifier').selectOption('software-key');
+    await page.getByRole('button', { name: 'Make profile' }).click();
+    const row = page.getByRole('table', { name: 'Bootstrapping profiles' }).locator('tr[data-profile="acme-sensors"]');
+    await expect.poll(() => row.textContent(), { timeout: LIVE }).toMatch(/vendor=acme.*lab-base.*software-key/);
+    const [profile] = (await ownerApi<{ items: { spaces: string[]; match: unknown }[] }>(master.url, TOKEN, 'GET', '/api/v1/bootstrap/profiles')).items;
+    expect(profile).toMatchObject({ match: { vendor: 'acme' }, spaces: [expect.stringMatching(/^spc_/)] });
+    // Edited in place (PATCH): a class condition and a lower priority; the Spaces stay.
+    await page.getByRole('button', { name: 'Edit acme-sensors' }).click();
+    const edit = page.getByRole('region', { name: 'Edit profile acme-sensors' });
+    await edit.getByLabel('Device class (empty: any)').fill('sensor');
+    await edit.getByLabel('Priority (lower is tried first)').fill('10');
+    await edit.getByRole('button', { name: 'Save profile' }).click();
+    await expect.poll(() => row.textContent(), { timeout: LIVE }).toMatch(/^acme-sensors10vendor=acme, class=sensorlab-base/);
+    expect((await ownerApi<{ items: unknown[] }>(master.url, TOKEN, 'GET', '/api/v1/bootstrap/profiles')).items).toEqual([{ ...profile, priority: 10, match: { vendor: 'acme', class: 'sensor' } }]);
+    await accessible('onboarding');
+    await shot('onboarding');
+  });
+
+  it('LwM2M: the page issues a PSK (shown once), a device registers with it over DTLS, is read, takes a firmware update through object 5; the key is revoked (Z5 S13)', async () => {
+    await nav('LwM2M');
+    await expect.poll(() => page.getByText('No LwM2M device has registered').isVisible(), { timeout: LIVE }).toBe(true);
+    await accessible('empty LwM2M');
+    // A sensor in a Phase 2 Space whose Glaze is a small firmware signed with the server-held release key.
+    const sensor = await ownerApi<{ id: string }>(master.url, TOKEN, 'POST', '/api/v1/metals', { name: 'sensor-1', interfaces: [{ name: 'eth0', mac: '02:c0:00:00:00:51', type: 'ethernet', pxe: false }] });
+    await ownerApi(master.url, TOKEN, 'POST', '/api/v1/spaces', { name: 'sensors', phase: 2 });
+    await ownerApi(master.url, TOKEN, 'POST', '/api/v1/spaces/sensors/members', { metal: 'sensor-1', interfaces: ['eth0'] });
+    const fw = await fetch(`${master.url}/api/v1/glazes?name=fw.bin&version=2&spaces=sensors`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' }, body: randomBytes(3000) });
+    expect(fw.status, await fw.clone().text()).toBe(201);
+    await ownerApi(master.url, TOKEN, 'POST', '/api/v1/glazes/fw.bin@2/manifest/sign', { key: 'release-key', sequenceNumber: 1, vendorDomain: 'tips.local', classInfo: 'sensor', component: 'firmware', uri: 'coaps://master/fw.bin' });
+    await ownerApi(master.url, TOKEN, 'PATCH', '/api/v1/spaces/sensors', { glaze: 'fw.bin@2' });
+
+    await page.getByLabel('Metal (name or TIPS ID)').fill('sensor-1');
+    await page.getByRole('button', { name: 'Open', exact: true }).click();
+    await expect.poll(() => page.getByTestId('lwm2m-registration').textContent(), { timeout: LIVE }).toContain('Not registered over LwM2M yet');
+    await page.getByRole('button', { name: 'Issue a PSK' }).click();
+    await expect.poll(() => page.getByTestId('psk-identity').isVisible(), { timeout: LIVE }).toBe(true);
+    const identity = (await page.getByTestId('psk-identity').textContent())!.trim();
+    const key = (await page.getByTestId('psk-key').textContent())!.trim();
+    expect(key).toMatch(/^[0-9a-f]{32}$/);
+    await accessible('LwM2M device, key shown');
+
+    // The device: the testbed's LwM2M client over DTLS-PSK with the identity and key the page showed.
+    const releaseKey = (await ownerApi<{ items: { name: string; publicKey: string }[] }>(master.url, TOKEN, 'GET', '/api/v1/keys')).items.find((k) => k.name === 'release-key')!;
+    const link = await createDtlsClient({ host: new URL(master.url).hostname, port: COAP_PORT, psk: { identity, key: new Uint8Array(Buffer.from(key, 'hex')) } });
+    const sim = new Lwm2mSim({ endpoint: sensor.id, link, lifetime: 300, trust: [{ ...importKey(releaseKey.publicKey), name: 'release-key' }], blockSize: 512, ackTimeoutMs: 1000 });
+    sims.push(sim);
+    expect(await sim.register('1.1')).toBe('2.01');
+    const reg = page.getByTestId('lwm2m-registration');
+    await expect.poll(() => reg.textContent(), { timeout: LIVE }).toContain('Online');
+    expect(await reg.textContent()).toMatch(/300 s.*U/);
+
+    await page.getByLabel('Object, instance or resource path').fill('/3/0/9');
+    await page.getByRole('button', { name: 'Read', exact: true }).click();
+    await expect.poll(() => page.getByRole('table', { name: 'Values read' }).locator('tr[data-path="/3/0/9"]').textContent(), { timeout: LIVE }).toBe('/3/0/987');
+
+    await page.getByLabel("Glaze (signed, the Glaze of one of the metal's Spaces)").selectOption({ label: 'fw.bin@2' });
+    await page.getByRole('button', { name: 'Update firmware' }).click();
+    await expect.poll(() => page.getByTestId('lwm2m-firmware').textContent(), { timeout: 30_000 }).toContain('succeeded');
+    expect(sim.firmwareImage?.length).toBe(3000);
+    await accessible('LwM2M device');
+    await shot('lwm2m-device');
+
+    // Revoked after a confirmation: the key is gone from the page and never shown again.
+    await page.getByRole('button', { name: `Revoke ${identity}` }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Revoke key' }).click();
+    await expect.poll(() => page.getByRole('table', { name: 'Pre-shared keys' }).locator(`tr[data-identity="${identity}"]`).textContent(), { timeout: LIVE }).toContain('Revoked');
+    expect(await page.content()).not.toContain(key);
+    expect((await ownerApi<{ items: { revokedAt: string | null }[] }>(master.url, TOKEN, 'GET', '/api/v1/metals/sensor-1/psk')).items).toEqual([expect.objectContaining({ revokedAt: expect.any(String) })]);
+
+    await page.getByRole('link', { name: 'All LwM2M devices' }).click();
+    const row = page.getByRole('table', { name: 'LwM2M devices' }).locator('tr[data-metal="sensor-1"]');
+    await expect.poll(() => row.textContent(), { timeout: LIVE }).toMatch(/Online.*300 s.*U.*succeeded/);
+    await accessible('LwM2M devices');
+    await shot('lwm2m');
+  });
+
+  it('installations and a tamper event, sent the way a metal sends them (EST enrollment, then mTLS with a PoP token), show on the metal page and in the tamper events (S7 T14 T16)', async () => {
+    // pi-2: declared and in the sensors Space (Glaze fw.bin@2); it talks to the master from the cloud network.
+    const pi2 = await ownerApi<{ id: string }>(master.url, TOKEN, 'POST', '/api/v1/metals', { name: 'pi-2', interfaces: [{ name: 'eth0', mac: '02:c0:00:00:00:52', type: 'ethernet', pxe: true }] });
+    await ownerApi(master.url, TOKEN, 'POST', '/api/v1/spaces/sensors/members', { metal: 'pi-2', interfaces: ['eth0'] });
+    const space = await ownerApi<{ id: string; glazeId: string }>(master.url, TOKEN, 'GET', '/api/v1/spaces/sensors');
+    writeFileSync(join(dir, 'root.pem'), (await ownerApi<{ rootPem: string }>(master.url, TOKEN, 'GET', '/api/v1/enrollment/ca')).rootPem);
+    const secret = await ownerApi<{ id: string; secret: string }>(master.url, TOKEN, 'POST', '/api/v1/enrollment/secrets', { metal: pi2.id });
+    const file = (name: string) => join(dir, name);
+    const openssl = (args: string[]) => {
+      const r = spawnSync('openssl', args, { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    };
+    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', file('pi2.key'), '-subj', `/CN=${pi2.id}`, '-addext', `subjectAltName=URI:urn:tips:metal:${pi2.id}`, '-outform', 'DER', '-out', file('pi2.der')]);
+    openssl(['base64', '-in', file('pi2.der'), '-out', file('pi2.b64')]);
+    const https = `https://${ADDR.masterIp}:${TLS_PORT}`;
+    const curl = async (args: string[]) => (await lab.cloud.execOk('curl', ['-sS', '--cacert', file('root.pem'), ...args], { timeoutMs: 30_000 })).stdout;
+    expect(await curl(['-u', `${secret.id}:${secret.secret}`, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${file('pi2.b64')}`, '-o', file('pi2.p7.b64'), '-w', '%{http_code}', `${https}/.well-known/est/simpleenroll`])).toBe('200');
+    openssl(['base64', '-d', '-in', file('pi2.p7.b64'), '-out', file('pi2.p7.der')]);
+    openssl(['pkcs7', '-inform', 'DER', '-in', file('pi2.p7.der'), '-print_certs', '-out', file('pi2.pem')]);
+    const mtls = ['--cert', file('pi2.pem'), '--key', file('pi2.key')];
+    const { cwt } = JSON.parse(await curl([...mtls, '-X', 'POST', `${https}/api/metal/v1/tokens/issue`])) as { cwt: string };
+    expect(cwt).toBeTruthy();
+    const at = new Date().toISOString();
+    writeFileSync(file('report.cose'), signInstallReport({ glazeId: space.glazeId, spaceId: space.id, result: 'installed', reason: null, sequence: 1, at }, readFileSync(file('pi2.key'), 'utf8')));
+    const pop = ['-H', `authorization: PoP ${cwt}`];
+    expect(await curl([...mtls, ...pop, '-H', 'content-type: application/cose', '--data-binary', `@${file('report.cose')}`, '-o', '/dev/null', '-w', '%{http_code}', `${https}/api/metal/v1/reports`])).toBe('204');
+    const change = { path: '/var/lib/dpkg/status', kind: 'package', detail: 'installed outside TIPS: tiny 1.0 (all)' };
+    expect(await curl([...mtls, ...pop, '-H', 'content-type: application/json', '--data-binary', JSON.stringify({ changes: [change] }), '-o', '/dev/null', '-w', '%{http_code}', `${https}/api/metal/v1/tamper`])).toBe('202');
+
+    await nav('Tamper');
+    const event = page.getByRole('table', { name: 'Tamper events' }).locator('tr[data-metal="pi-2"]');
+    await expect.poll(() => event.textContent(), { timeout: LIVE }).toContain('/var/lib/dpkg/status');
+    expect(await event.textContent()).toMatch(/package.*tiny 1\.0 \(all\).*Blocked/);
+    await accessible('tamper events');
+    await shot('tamper-events');
+
+    await event.getByRole('link', { name: 'pi-2' }).click();
+    const installed = page.getByRole('table', { name: 'Installed Glazes per Space' });
+    await expect.poll(() => installed.textContent(), { timeout: LIVE }).toContain('sensors');
+    expect(await installed.textContent()).toMatch(/fw\.bin.*1/);
+    expect(await page.getByRole('table', { name: 'Report history' }).textContent()).toMatch(new RegExp(`installed.*${space.glazeId} seq 1.*sensors`));
+    expect(await page.getByRole('table', { name: 'Events of this metal' }).textContent()).toContain('/var/lib/dpkg/status');
+    expect(await page.getByTestId('metal-status').textContent()).toContain('Blocked');
+    await accessible('metal with installations');
+    await shot('metal-installations');
   });
 
   it('signs out: the session is deleted and the old cookie is refused', async () => {

@@ -137,6 +137,10 @@ describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to fi
     const shown = (await ok('GET', '/api/v1/metals/sensor-01')).lwm2m;
     expect(shown).toMatchObject({ registrationId: dev.registrationPath?.[1], lifetime: 300, binding: 'U', online: true, lwm2mVersion: '1.1', firmware: null });
     expect(shown.objects.map((o: { objectId: number }) => o.objectId)).toEqual([1, 3, 5]);
+    // The fleet-wide list (the console's LwM2M view) shows it to its owner only.
+    expect((await ok('GET', '/api/v1/lwm2m/devices')).items).toEqual([{ ...shown, metalId: a.id, metalName: 'sensor-01' }]);
+    const bob = await ok('POST', '/api/v1/owners', { name: 'bob' }, 201);
+    expect((await api('GET', '/api/v1/lwm2m/devices', undefined, { authorization: `Bearer ${bob.token}` })).json()).toEqual({ items: [], nextCursor: null });
     expect(await dev.update()).toBe('2.04');
 
     // Read: a 1.1 device in SenML-CBOR; the values are kept and readable through the owner API.

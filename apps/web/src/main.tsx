@@ -5,12 +5,14 @@ import { startLive, useLiveStatus } from './live.ts';
 import { Link, navigate, usePath } from './router.tsx';
 import './styles.css';
 import { ErrorBox } from './ui.tsx';
+import { DeviceView, DevicesView } from './views/Devices.tsx';
 import { DiscoveryView } from './views/Discovery.tsx';
 import { FleetView } from './views/Fleet.tsx';
 import { GatewayView, GatewaysView } from './views/Gateways.tsx';
 import { GlazesView } from './views/Glazes.tsx';
 import { JobsView } from './views/Jobs.tsx';
 import { MetalView } from './views/Metal.tsx';
+import { OnboardingView } from './views/Onboarding.tsx';
 import { TamperView } from './views/Tamper.tsx';
 import { SpacesView, SpaceView } from './views/Spaces.tsx';
 
@@ -64,6 +66,8 @@ const NAV = [
   { to: '/gateways', label: 'Gateways', match: (p: string) => p.startsWith('/gateways') },
   { to: '/jobs', label: 'Phase 1', match: (p: string) => p.startsWith('/jobs') },
   { to: '/tamper', label: 'Tamper', match: (p: string) => p.startsWith('/tamper') },
+  { to: '/onboarding', label: 'Onboarding', match: (p: string) => p.startsWith('/onboarding') },
+  { to: '/lwm2m', label: 'LwM2M', match: (p: string) => p.startsWith('/lwm2m') },
   { to: '/discovery', label: 'Discovery', match: (p: string) => p.startsWith('/discovery') },
 ];
 
@@ -77,6 +81,8 @@ function Page({ path }: { path: string }) {
   if (seg[0] === 'discovery') return <DiscoveryView />;
   if (seg[0] === 'jobs') return <JobsView />;
   if (seg[0] === 'tamper') return <TamperView />;
+  if (seg[0] === 'onboarding') return <OnboardingView />;
+  if (seg[0] === 'lwm2m') return seg[1] ? <DeviceView key={seg[1]} metalRef={seg[1]} /> : <DevicesView />;
   return (
     <section>
       <h1>Not found</h1>

@@ -89,6 +89,32 @@ describe.each(adapters)('Z1 Z2 Z4 S14 bootstrapping and onboarding on %s: a proo
     expect((await m.app.inject({ method: 'GET', url: '/api/v1/bootstrap/profiles/sensors', headers: m.auth(m.bob.token) })).statusCode).toBe(404);
   });
 
+  it('profiles: PATCH changes what it names and keeps the rest; a bad change, another owner, a taken name change nothing', async () => {
+    const patch = (ref: string, payload: unknown, token = m.alice.token) => m.app.inject({ method: 'PATCH', url: `/api/v1/bootstrap/profiles/${ref}`, headers: m.auth(token), payload: payload as object });
+    const made = (await owner('POST', '/api/v1/bootstrap/profiles', { name: 'spare', priority: 500, match: { vendor: 'nobody' }, spaces: [phase2.id] })).json();
+    const before = JSON.stringify((await owner('GET', '/api/v1/bootstrap/profiles')).json());
+    const bad = [
+      [{ attestation: 'tpm2' }, 422, 'pcrs'],
+      [{ spaces: ['no-such-space'] }, 422, 'spaces[0]'],
+      [{ name: 'sensors' }, 409, 'name'],
+      [{ colour: 'red' }, 400, undefined],
+      [{}, 400, undefined],
+    ] as const;
+    for (const [body, status, field] of bad) {
+      const r = await patch('spare', body);
+      expect(r.statusCode, r.body).toBe(status);
+      if (field) expect(r.json().error.field).toBe(field);
+    }
+    expect((await patch('spare', { priority: 1 }, m.bob.token)).statusCode).toBe(404);
+    expect(JSON.stringify((await owner('GET', '/api/v1/bootstrap/profiles')).json())).toBe(before);
+
+    const r = await patch(made.id, { name: 'spare-2', spaces: [phase1.id, phase2.id], match: { vendor: 'nobody', class: 'x' } });
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json()).toEqual({ ...made, name: 'spare-2', spaces: [phase1.id, phase2.id], match: { vendor: 'nobody', class: 'x' } });
+    expect((await owner('GET', '/api/v1/bootstrap/profiles/spare-2')).json()).toEqual(r.json());
+    expect((await owner('GET', '/api/v1/bootstrap/profiles/spare')).statusCode).toBe(404);
+  });
+
   it('a device that proves its voucher key becomes a metal in the profile\'s Spaces, gets its setup sealed to it, enrolls: waiting → attested → registered → enrolled', async () => {
     const d = await newDevice();
     const facts = factsOf();

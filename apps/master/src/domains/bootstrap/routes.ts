@@ -182,18 +182,18 @@ export function bootstrapRoutes(app: FastifyInstance, b: BootstrapService): void
     async (req) => profileOut(await b.getProfile(req.owner.id, req.params.ref)),
   );
 
-  app.patch<{ Params: { ref: string }; Body: { lwm2m: Lwm2mSettings | null } }>(
+  app.patch<{ Params: { ref: string }; Body: Partial<CreateProfileInput> }>(
     '/bootstrap/profiles/:ref',
     {
       schema: {
         tags: ['bootstrap'],
-        summary: "Change a bootstrapping profile's LwM2M part (the Security/Server values its devices are bootstrapped with); null removes it",
+        summary: 'Change a bootstrapping profile (what the body names; the rest stays): later onboardings get it, metals that already onboarded keep what they became',
         params: Type.Object({ ref: Ref }),
-        body: Type.Object({ lwm2m: Type.Union([Lwm2m, Type.Null()]) }, { additionalProperties: false }),
-        response: { 200: ProfileOut, ...errorResponses(400, 404) },
+        body: Type.Partial(ProfileIn, { additionalProperties: false, minProperties: 1 }),
+        response: { 200: ProfileOut, ...errorResponses(400, 404, 409, 422) },
       },
     },
-    async (req) => profileOut(await b.updateProfileLwm2m(req.owner.id, req.params.ref, req.body.lwm2m)),
+    async (req) => profileOut(await b.updateProfile(req.owner.id, req.params.ref, req.body)),
   );
 
   app.get<{ Querystring: PageParams & { status?: OnboardingState } }>(

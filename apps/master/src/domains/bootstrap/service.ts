@@ -140,6 +140,54 @@ export class BootstrapService {
   // ------------------------------------------------------------------------------ profiles
 
   async createProfile(ownerId: OwnerId, input: CreateProfileInput): Promise<BootstrapProfile> {
+    const profile: BootstrapProfile = { id: `bpr_${encodeBase32(this.random.bytes(16))}`, ownerId, ...(await this.parseProfile(ownerId, input)), createdAt: this.clock.now().toISOString() };
+    const name = profile.name;
+    if (await this.store.findProfile(ownerId, name)) throw new BootstrapError('profile_name_taken', `you already have a bootstrapping profile named "${name}"`, 'name');
+    try {
+      await this.store.insertProfile(profile);
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new BootstrapError('profile_name_taken', `you already have a bootstrapping profile named "${name}"`, 'name');
+      throw e;
+    }
+    return profile;
+  }
+
+  /**
+   * Changes a profile: what the input names replaces the profile's value, the rest stays, and the
+   * whole is checked as a new profile would be. Devices that already onboarded keep what they became;
+   * later onboardings get the new profile.
+   */
+  async updateProfile(ownerId: OwnerId, ref: string, input: Partial<CreateProfileInput>): Promise<BootstrapProfile> {
+    const p = await this.getProfile(ownerId, ref);
+    const merged: CreateProfileInput = {
+      name: p.name,
+      priority: p.priority,
+      match: p.match,
+      phase1Glaze: p.phase1Glaze,
+      spaces: p.spaces,
+      protocols: p.protocols,
+      agent: p.agent,
+      attestation: p.attestation,
+      pcrs: p.pcrs,
+      pcrDigest: p.pcrDigest,
+      lwm2m: p.lwm2m ?? null,
+      ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)),
+    };
+    // The LwM2M part stays unless the body names one; `lwm2m: null` removes it.
+    const { lwm2m: _old, ...kept } = p;
+    const next: BootstrapProfile = { ...kept, ...(await this.parseProfile(ownerId, merged)) };
+    if (next.name !== p.name && (await this.store.findProfile(ownerId, next.name))) throw new BootstrapError('profile_name_taken', `you already have a bootstrapping profile named "${next.name}"`, 'name');
+    try {
+      await this.store.updateProfile(next);
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new BootstrapError('profile_name_taken', `you already have a bootstrapping profile named "${next.name}"`, 'name');
+      throw e;
+    }
+    return next;
+  }
+
+  /** A profile's fields checked (every reference resolved in this owner's Spaces and Glazes). */
+  private async parseProfile(ownerId: OwnerId, input: CreateProfileInput): Promise<Omit<BootstrapProfile, 'id' | 'ownerId' | 'createdAt'>> {
     const name = parseName(input.name);
     const priority = input.priority ?? 100;
     if (!Number.isInteger(priority) || priority < 0 || priority > 1_000_000) throw new InvalidValueError('priority', 'priority is an integer from 0 to 1000000 (lower is tried first)');
@@ -178,40 +226,9 @@ export class BootstrapService {
     if (attestation === 'tpm2' && pcrs.length === 0) throw new BootstrapError('profile_invalid', 'attestation tpm2 needs the PCRs the quote must cover (pcrs)', 'pcrs');
     const agent = parseAgent(input.agent ?? {});
     const lwm2m = input.lwm2m ? parseLwm2m(input.lwm2m) : undefined;
-    const profile: BootstrapProfile = {
-      id: `bpr_${encodeBase32(this.random.bytes(16))}`,
-      ownerId,
-      name,
-      priority,
-      match,
-      phase1Glaze,
-      spaces: spaces.map((s) => s.id),
-      protocols: [...new Set(protocols)],
-      agent,
-      attestation,
-      pcrs,
-      pcrDigest,
-      ...(lwm2m ? { lwm2m } : {}),
-      createdAt: this.clock.now().toISOString(),
-    };
-    if (await this.store.findProfile(ownerId, name)) throw new BootstrapError('profile_name_taken', `you already have a bootstrapping profile named "${name}"`, 'name');
-    try {
-      await this.store.insertProfile(profile);
-    } catch (e) {
-      if (isUniqueViolation(e)) throw new BootstrapError('profile_name_taken', `you already have a bootstrapping profile named "${name}"`, 'name');
-      throw e;
-    }
-    return profile;
+    return { name, priority, match, phase1Glaze, spaces: spaces.map((s) => s.id), protocols: [...new Set(protocols)], agent, attestation, pcrs, pcrDigest, ...(lwm2m ? { lwm2m } : {}) };
   }
 
-  /** Sets (or, with null, clears) the LwM2M part of a profile; checked whole before anything changes. */
-  async updateProfileLwm2m(ownerId: OwnerId, ref: string, input: Lwm2mSettings | null): Promise<BootstrapProfile> {
-    const lwm2m = input === null ? null : parseLwm2m(input);
-    const p = await this.getProfile(ownerId, ref);
-    if (!(await this.store.setProfileLwm2m(ownerId, p.id, lwm2m))) throw new BootstrapError('profile_not_found', `no bootstrapping profile "${ref.slice(0, 64)}"`, 'profile');
-    const { lwm2m: _old, ...rest } = p;
-    return lwm2m ? { ...rest, lwm2m } : rest;
-  }
 
   /**
    * The bootstrapping profile of an onboarded metal: the one its onboarding record names (devicemgmt's

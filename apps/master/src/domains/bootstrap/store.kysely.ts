@@ -79,6 +79,27 @@ export class KyselyBootstrapStore implements BootstrapStore {
       .execute();
   }
 
+  async updateProfile(p: BootstrapProfile): Promise<void> {
+    await this.db
+      .updateTable('bootstrap_profiles')
+      .set({
+        name: p.name,
+        priority: p.priority,
+        match: JSON.stringify(p.match),
+        phase1_glaze: p.phase1Glaze,
+        spaces: JSON.stringify(p.spaces),
+        protocols: JSON.stringify(p.protocols),
+        agent: JSON.stringify(p.agent),
+        attestation: p.attestation,
+        pcrs: JSON.stringify(p.pcrs),
+        pcr_digest: p.pcrDigest,
+        lwm2m: p.lwm2m ? JSON.stringify(p.lwm2m) : null,
+      })
+      .where('id', '=', p.id)
+      .where('owner_id', '=', p.ownerId)
+      .execute();
+  }
+
   async listProfiles(ownerId: OwnerId, window?: KeysetWindow): Promise<BootstrapProfile[]> {
     const q = this.db.selectFrom('bootstrap_profiles').selectAll().where('owner_id', '=', ownerId);
     return (await applyKeyset(q, 'created_at', 'id', window).execute()).map(toProfile);
@@ -95,10 +116,6 @@ export class KyselyBootstrapStore implements BootstrapStore {
     return r && toProfile(r);
   }
 
-  async setProfileLwm2m(ownerId: OwnerId, id: string, lwm2m: Lwm2mSettings | null): Promise<boolean> {
-    const r = await this.db.updateTable('bootstrap_profiles').set({ lwm2m: lwm2m ? JSON.stringify(lwm2m) : null }).where('owner_id', '=', ownerId).where('id', '=', id).executeTakeFirst();
-    return Number(r.numUpdatedRows) > 0;
-  }
 
   async findRecordByMetal(ownerId: OwnerId, metalId: string): Promise<OnboardingRecord | undefined> {
     const r = await this.db.selectFrom('onboardings').selectAll().where('owner_id', '=', ownerId).where('metal_id', '=', metalId).orderBy('updated_at', 'desc').executeTakeFirst();

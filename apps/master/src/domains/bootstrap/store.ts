@@ -5,12 +5,12 @@ import type { BootstrapProfile, Lwm2mSettings, OnboardingRecord, OnboardingState
 /** Storage port of the bootstrap domain (tables `bootstrap_profiles`, `onboardings`). */
 export interface BootstrapStore {
   insertProfile(p: BootstrapProfile): Promise<void>;
+  /** Replaces the profile of that ID (its owner, ID and creation time never change). */
+  updateProfile(p: BootstrapProfile): Promise<void>;
   /** Oldest first by (createdAt, id). */
   listProfiles(ownerId: OwnerId, window?: KeysetWindow): Promise<BootstrapProfile[]>;
   findProfile(ownerId: OwnerId, idOrName: string): Promise<BootstrapProfile | undefined>;
   findProfileById(id: string): Promise<BootstrapProfile | undefined>;
-  /** Sets or clears a profile's LwM2M part (0016_lwm2m); false when there is no such profile. */
-  setProfileLwm2m(ownerId: OwnerId, id: string, lwm2m: Lwm2mSettings | null): Promise<boolean>;
   /** The onboarding record that made this metal (the latest one if several). */
   findRecordByMetal(ownerId: OwnerId, metalId: string): Promise<OnboardingRecord | undefined>;
   findRecord(ownerId: OwnerId, guid: string): Promise<OnboardingRecord | undefined>;

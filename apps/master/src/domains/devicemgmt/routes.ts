@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { registerStatusTable } from '../../http/errors.ts';
+import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import { errorResponses, Ref } from '../../http/schemas.ts';
 import { DeviceMgmtError, type DeviceMgmtErrorCode } from './errors.ts';
 import type { FirmwareJob } from './model.ts';
@@ -66,6 +67,20 @@ const Id = Type.String({ pattern: '^(0|[1-9][0-9]{0,4})$', description: 'an LwM2
 
 /** Owner API (inside /api/v1): what LwM2M devices registered and reported, and the operations on them. */
 export function deviceMgmtOwnerRoutes(app: FastifyInstance, devices: DeviceMgmtService): void {
+  app.get<{ Querystring: PageParams }>(
+    '/lwm2m/devices',
+    {
+      schema: {
+        tags: ['lwm2m'],
+        summary: 'Z5: your LwM2M devices (every metal that registered over LwM2M: online, offline or in queue mode), in TIPS ID order, a page at a time',
+        querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
+        response: { 200: Page(Type.Composite([Type.Object({ metalId: Type.String(), metalName: Type.String() }), Lwm2mSchema])), ...errorResponses(400) },
+      },
+    },
+    async (req) =>
+      readPage('lwm2m-devices', req.query, (w) => devices.list(req.owner.id, w), (d) => ({ at: req.owner.id, id: d.metalId }), (d) => ({ metalId: d.metalId, metalName: d.metalName, ...d.view })),
+  );
+
   app.get<{ Params: { ref: string } }>(
     '/metals/:ref/lwm2m',
     {

@@ -1,5 +1,6 @@
 import type { Lwm2mOut as Lwm2mView } from '@tips/core';
 import { encodeBase32, type OwnerId, type TipsId } from '@tips/core';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { GlazeService } from '../glazes/service.ts';
@@ -297,6 +298,18 @@ export class DeviceMgmtService {
           }
         : null,
     };
+  }
+
+  /** The owner's LwM2M devices, a window at a time (TIPS ID order), each with its metal's name. */
+  async list(ownerId: OwnerId, window?: KeysetWindow): Promise<{ metalId: TipsId; metalName: string; view: Lwm2mView }[]> {
+    const regs = await this.store.listRegistrations(ownerId, window);
+    const names = new Map((await this.metals.getMany(ownerId, regs.map((r) => r.metalId))).map((m) => [m.id as string, m.name]));
+    const out: { metalId: TipsId; metalName: string; view: Lwm2mView }[] = [];
+    for (const r of regs) {
+      const view = await this.view(r.metalId);
+      if (view) out.push({ metalId: r.metalId, metalName: names.get(r.metalId) ?? r.metalId, view });
+    }
+    return out;
   }
 
   async viewByRef(ownerId: OwnerId, metalRef: string): Promise<Lwm2mView | null> {

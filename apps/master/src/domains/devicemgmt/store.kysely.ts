@@ -1,5 +1,6 @@
 import type { OwnerId, TipsId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
+import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { FirmwareJobStatus, FirmwareResult, FirmwareState } from './firmware.ts';
 import type { FirmwareJob, ObservedValue, Registration } from './model.ts';
 import type { DeviceMgmtStore } from './store.ts';
@@ -70,6 +71,11 @@ export class KyselyDeviceMgmtStore implements DeviceMgmtStore {
   async registrationOf(metalId: TipsId): Promise<Registration | undefined> {
     const r = await this.db.selectFrom('lwm2m_registrations').selectAll().where('metal_id', '=', metalId).executeTakeFirst();
     return r && toRegistration(r);
+  }
+
+  async listRegistrations(ownerId: OwnerId, window?: KeysetWindow): Promise<Registration[]> {
+    const rows = await applyKeyset(this.db.selectFrom('lwm2m_registrations').selectAll().where('owner_id', '=', ownerId), 'owner_id', 'metal_id', window).execute();
+    return rows.map(toRegistration);
   }
 
   async touch(id: string, p: Pick<Registration, 'lifetime' | 'binding' | 'queueMode' | 'objects' | 'lastUpdate' | 'expiresAt'>): Promise<boolean> {

@@ -1,4 +1,5 @@
-import type { TipsId } from '@tips/core';
+import type { OwnerId, TipsId } from '@tips/core';
+import type { KeysetWindow } from '../../db/keyset.ts';
 import type { FirmwareJob, ObservedValue, Registration } from './model.ts';
 
 /** Storage port of the devicemgmt domain (tables lwm2m_*). */
@@ -7,6 +8,11 @@ export interface DeviceMgmtStore {
   putRegistration(r: Registration): Promise<void>;
   registrationById(id: string): Promise<Registration | undefined>;
   registrationOf(metalId: TipsId): Promise<Registration | undefined>;
+  /**
+   * The owner's registrations in TIPS ID order (window position: `at` the owner ID, `id` the metal
+   * ID): a re-register replaces the row's ID and time, the metal never changes, so pages stay stable.
+   */
+  listRegistrations(ownerId: OwnerId, window?: KeysetWindow): Promise<Registration[]>;
   /** Update: refreshes lifetime, binding, objects, last update; false when the ID is gone. */
   touch(id: string, patch: Pick<Registration, 'lifetime' | 'binding' | 'queueMode' | 'objects' | 'lastUpdate' | 'expiresAt'>): Promise<boolean>;
   deleteRegistration(id: string): Promise<boolean>;
