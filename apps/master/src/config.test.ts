@@ -26,6 +26,16 @@ describe('T12 D4 master configuration: --upload-idle-timeout', () => {
   });
 });
 
+describe('D6 master configuration: --read-threads', () => {
+  it('defaults to 0 (every read on the event loop), is set by the flag or TIPS_READ_THREADS (the flag wins), and refuses fractions, words and over 16', () => {
+    expect(loadConfig({}, {}).readThreads).toBe(0);
+    expect(loadConfig({ readThreads: '2' }, {}).readThreads).toBe(2);
+    expect(loadConfig({}, { TIPS_READ_THREADS: '1' }).readThreads).toBe(1);
+    expect(loadConfig({ readThreads: '0' }, { TIPS_READ_THREADS: '3' }).readThreads).toBe(0);
+    for (const bad of ['1.5', 'many', '17', '-1']) expect(() => loadConfig({ readThreads: bad }, {})).toThrow(/--read-threads must be an integer from 0 to 16/);
+  });
+});
+
 describe('T13 D4 master configuration: --engine-sync-interval', () => {
   it('defaults to 15 s, is set by the flag or TIPS_ENGINE_SYNC_INTERVAL (the flag wins), 0 turns it off, and refuses fractions, words and over a day', () => {
     expect(loadConfig({}, {}).engineSyncIntervalSeconds).toBe(15);

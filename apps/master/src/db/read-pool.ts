@@ -28,8 +28,13 @@ export interface ReadPool {
   close(): Promise<void>;
 }
 
-/** Default `--read-threads`: one worker beside the event loop is enough to use a second core. */
-export const DEFAULT_READ_THREADS = 1;
+/**
+ * Default `--read-threads`: none. Measured on the shared 2-core machine (bench/RESULTS.md, metal-list
+ * fifth round), one worker cut the event loop's CPU a page by 25–45 % but raised the process's by
+ * 40–70 % (the worker spends about twice the page's SQL time, woken for each small batch), so with no
+ * idle core it served fewer pages; `TIPS_BENCH_READ_THREADS=0,1,0,1` measures both on a given machine.
+ */
+export const DEFAULT_READ_THREADS = 0;
 export const MAX_READ_THREADS = 16;
 
 // The worker's code, evaluated as a CommonJS script (no file to ship beside the bundle). It opens
