@@ -449,6 +449,12 @@ describe('D6 web console in Chromium against a real master', () => {
     await edit.getByRole('button', { name: 'Save profile' }).click();
     await expect.poll(() => row.textContent(), { timeout: LIVE }).toMatch(/^acme-sensors10vendor=acme, class=sensorlab-base/);
     expect((await ownerApi<{ items: unknown[] }>(master.url, TOKEN, 'GET', '/api/v1/bootstrap/profiles')).items).toEqual([{ ...profile, priority: 10, match: { vendor: 'acme', class: 'sensor' } }]);
+    // The CLI changes the same profile: the class condition dropped, the vendor kept.
+    const cli = { TIPS_URL: master.url, TIPS_TOKEN: TOKEN, TIPS_CONFIG: join(dir, 'no-config.json') };
+    const updated = tips(['bootstrap', 'profile', 'update', 'acme-sensors', '--class', '', '--json'], cli);
+    expect(updated.status, updated.stderr).toBe(0);
+    expect(JSON.parse(updated.stdout)).toMatchObject({ priority: 10, match: { vendor: 'acme' } });
+    await expect.poll(() => row.textContent(), { timeout: LIVE }).toMatch(/^acme-sensors10vendor=acmelab-base/);
     await accessible('onboarding');
     await shot('onboarding');
   });
@@ -507,6 +513,9 @@ describe('D6 web console in Chromium against a real master', () => {
     await page.getByRole('link', { name: 'All LwM2M devices' }).click();
     const row = page.getByRole('table', { name: 'LwM2M devices' }).locator('tr[data-metal="sensor-1"]');
     await expect.poll(() => row.textContent(), { timeout: LIVE }).toMatch(/Online.*300 s.*U.*succeeded/);
+    const listed = tips(['lwm2m', 'list', '--json'], { TIPS_URL: master.url, TIPS_TOKEN: TOKEN, TIPS_CONFIG: join(dir, 'no-config.json') });
+    expect(listed.status, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ metalName: 'sensor-1', online: true, lifetime: 300, firmware: expect.objectContaining({ status: 'succeeded' }) })]);
     await accessible('LwM2M devices');
     await shot('lwm2m');
   });
@@ -568,7 +577,7 @@ describe('D6 web console in Chromium against a real master', () => {
     await expect.poll(() => page.getByLabel('API token').isVisible(), { timeout: LIVE }).toBe(true);
   });
 
-  it('is readable on a phone: the fleet fits a 390 px viewport without sideways scrolling of the page', async () => {
+  it('is readable on a phone: the fleet, onboarding and LwM2M views fit a 390 px viewport without sideways scrolling of the page', async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     const p = await phone.newPage();
     await p.goto(master.url);
@@ -577,6 +586,12 @@ describe('D6 web console in Chromium against a real master', () => {
     await expect.poll(() => p.locator('tr[data-metal="pi-1"]').isVisible(), { timeout: LIVE }).toBe(true);
     expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     if (SHOTS) await p.screenshot({ path: join(SHOTS, 'fleet-phone.png'), fullPage: true });
+    // The onboarding and LwM2M views too (their wide tables scroll inside their own box).
+    for (const [path, heading] of [['/onboarding', 'Onboarding'], ['/lwm2m', 'Constrained devices (LwM2M)']] as const) {
+      await p.goto(`${master.url}${path}`);
+      await expect.poll(() => p.getByRole('heading', { name: heading, level: 1 }).isVisible(), { timeout: LIVE }).toBe(true);
+      expect(await p.evaluate(() => document.documentElement.scrollWidth), path).toBeLessThanOrEqual(390);
+    }
     await phone.close();
   });
 });

@@ -208,6 +208,14 @@ describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to fi
       const text = (await api('GET', '/metrics')).body;
       return /tips_master_lwm2m_expired_total [1-9]/.test(text) ? text : undefined;
     }, 20_000);
+    // The list pages in TIPS ID order, each device once, the silent one offline.
+    const first = await ok('GET', '/api/v1/lwm2m/devices?limit=2');
+    expect(first.items).toHaveLength(2);
+    const second = await ok('GET', `/api/v1/lwm2m/devices?limit=2&cursor=${first.nextCursor}`);
+    expect(second.nextCursor).toBeNull();
+    const listed = [...first.items, ...second.items] as { metalId: string; metalName: string; online: boolean }[];
+    expect(listed.map((x) => x.metalId)).toEqual(listed.map((x) => x.metalId).sort());
+    expect(Object.fromEntries(listed.map((x) => [x.metalName, x.online]))).toEqual({ 'sensor-01': true, 'sensor-03': false, 'sensor-04': true });
     expect(metrics).toMatch(/tips_master_lwm2m_devices\{state="online"\} 2/);
     expect(metrics).toMatch(/tips_master_lwm2m_registrations_total\{op="update"\} [1-9]/);
     const r = await api('POST', '/api/v1/metals/sensor-03/lwm2m/read', { path: '/3/0' });

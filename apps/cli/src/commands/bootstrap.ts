@@ -168,6 +168,49 @@ export function registerBootstrapCommands(program: Command): void {
     ),
   );
 
+  jsonOption(
+    addLwm2mOptions(
+    profile
+      .command('update <ref>')
+      .description('change a profile (ID or name): what the flags name changes, the rest stays; later onboardings get it, metals that already onboarded keep what they became')
+      .option('--name <name>', 'rename it')
+      .option('--priority <n>', 'lower is tried first')
+      .option('--vendor <vendor>', "match the voucher's device-info vendor= (\"\" drops the condition)")
+      .option('--class <class>', 'match device-info class= ("" drops the condition)')
+      .option('--space <space>', 'the Spaces the metal joins (repeatable; replaces the list)', collect, [] as string[])
+      .option('--no-spaces', 'the metal joins no Space')
+      .option('--attestation <verifier>', 'software-key or tpm2')
+      .option('--pcr <index>', 'tpm2: a PCR the quote must cover (repeatable; replaces the list)', collect, [] as string[])
+      .option('--no-lwm2m', "remove the LwM2M part (its devices get the master's defaults)"),
+    ),
+  ).action(
+    action(async (ref: string, o: { name?: string; priority?: string; vendor?: string; class?: string; space: string[]; spaces: boolean; attestation?: string; pcr: string[]; lwm2m: boolean; json?: boolean } & Lwm2mFlags) => {
+      const path = `/api/v1/bootstrap/profiles/${encodeURIComponent(ref)}`;
+      const body: Record<string, unknown> = {};
+      if (o.name !== undefined) body.name = o.name;
+      if (o.priority !== undefined) body.priority = int(o.priority, '--priority');
+      if (o.vendor !== undefined || o.class !== undefined) {
+        // The API replaces the whole match: the conditions not named here are kept.
+        const match: Record<string, string | number> = { ...(await api().call<ProfileOut>('GET', path)).match };
+        for (const [k, v] of [['vendor', o.vendor], ['class', o.class]] as const) {
+          if (v === undefined) continue;
+          if (v === '') delete match[k];
+          else match[k] = v;
+        }
+        body.match = match;
+      }
+      if (o.space.length) body.spaces = o.space;
+      else if (o.spaces === false) body.spaces = [];
+      if (o.attestation !== undefined) body.attestation = o.attestation;
+      if (o.pcr.length) body.pcrs = o.pcr.map((p) => int(p, '--pcr'));
+      if (o.lwm2m === false) body.lwm2m = null;
+      else if (lwm2mBody(o)) body.lwm2m = lwm2mBody(o);
+      if (Object.keys(body).length === 0) throw new CliError('bad_option', 'name at least one thing to change (see --help)', EXIT.usage);
+      const p = await api().call<ProfileOut>('PATCH', path, body);
+      print(p, o.json === true, (x: ProfileOut) => `profile ${x.name} (${x.id}) changed: priority ${x.priority}, ${matchText(x.match)} → ${x.spaces.length} Space(s), ${x.attestation}, lwm2m ${lwm2mText(x.lwm2m)}`);
+    }),
+  );
+
   jsonOption(pageOptions(profile.command('list').description('your bootstrapping profiles'))).action(
     action(async (opts: { json?: boolean; jsonl?: boolean; limit?: string }) => {
       const { mode, max } = listOptions(opts);
@@ -198,22 +241,6 @@ export function registerBootstrapCommands(program: Command): void {
           `lwm2m:        ${lwm2mText(x.lwm2m)}`,
         ].join('\n'),
       );
-    }),
-  );
-
-  jsonOption(
-    addLwm2mOptions(
-      profile
-        .command('update <ref>')
-        .description("change a profile's LwM2M part (what the LwM2M bootstrap server writes into its devices' Security and Server objects)")
-        .option('--no-lwm2m', 'remove the LwM2M part (devices get the master\'s defaults)'),
-    ),
-  ).action(
-    action(async (ref: string, o: Lwm2mFlags & { lwm2m: boolean; json?: boolean }) => {
-      const lwm2m = o.lwm2m === false ? null : lwm2mBody(o);
-      if (lwm2m === undefined) throw new CliError('bad_option', 'give --lwm2m-lifetime (with the other --lwm2m-* flags) or --no-lwm2m', EXIT.usage, '--lwm2m-lifetime');
-      const p = await api().call<ProfileOut>('PATCH', `/api/v1/bootstrap/profiles/${encodeURIComponent(ref)}`, { lwm2m });
-      print(p, o.json === true, (x: ProfileOut) => `profile ${x.name} (${x.id}): lwm2m ${lwm2mText(x.lwm2m)}`);
     }),
   );
 

@@ -1,7 +1,7 @@
 import type { Lwm2mOut } from '@tips/core';
 import type { Command } from 'commander';
 import { action, api, jsonOption } from '../context.ts';
-import { print } from '../output.ts';
+import { listOptions, pageOptions, print, printPages } from '../output.ts';
 
 
 const firmwareLine = (f: NonNullable<Lwm2mOut['firmware']>) => `${f.status}  state ${f.state ?? '-'}  result ${f.result ?? '-'}  Glaze ${f.glazeId}  (${f.updatedAt})`;
@@ -24,6 +24,19 @@ const valueText = (v: unknown) => (typeof v === 'object' && v !== null ? JSON.st
 /** `tips lwm2m show|read|update`: LwM2M devices (Z5) — registration, live reads, firmware through object 5. */
 export function registerLwm2mCommands(program: Command): Command {
   const lwm2m = program.command('lwm2m').description('LwM2M devices (constrained metals over CoAP/DTLS): registration, reads, firmware update through object 5');
+  jsonOption(pageOptions(lwm2m.command('list').description('your LwM2M devices (every metal that registered over LwM2M), in TIPS ID order: online/offline/queued, lifetime, binding, last update, firmware'))).action(
+    action(async (opts: { json?: boolean; jsonl?: boolean; limit?: string }) => {
+      const { mode, max } = listOptions(opts);
+      await printPages(api().pages<Lwm2mOut & { metalId: string; metalName: string }>('/api/v1/lwm2m/devices', undefined, max), mode, ['METAL', 'STATE', 'LIFETIME', 'BINDING', 'LAST UPDATE', 'FIRMWARE'], (d) => [
+        d.metalName,
+        !d.online ? 'offline' : d.queueMode ? 'queued' : 'online',
+        `${d.lifetime}s`,
+        d.binding,
+        d.lastUpdate,
+        d.firmware ? d.firmware.status : '-',
+      ]);
+    }),
+  );
   jsonOption(lwm2m.command('show <metal>').description("show a metal's LwM2M registration (lifetime, binding, objects, last update, online) and its newest firmware job")).action(
     action(async (ref: string, opts: { json?: boolean }) => {
       print(await api().call<Lwm2mOut>('GET', path(ref)), !!opts.json, (l: Lwm2mOut) => [`Metal ${ref}`, ...lwm2mLines(l)].join('\n'));
