@@ -1,3 +1,4 @@
+import type { FirmwareJob } from './model.ts';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { bindGlaze, importKey } from '@tips/suit';
 import type { TipsId } from '@tips/core';
@@ -143,7 +144,7 @@ for (const db of ['sqlite', 'postgres'] as const) {
       const envelope = bindGlaze({ payloadSha256: createHash('sha256').update(bytes).digest('hex'), payloadSize: bytes.length, uri: 'x', vendorDomain: 'tips.local', classInfo: 'fw', component: 'fw', sequenceNumber: 3, key: importKey(operator.privateKey) });
       expect((await m.app.inject({ method: 'PUT', url: `/api/v1/glazes/${g.id}/manifest`, headers: { ...m.auth(m.alice.token), 'content-type': 'application/suit-envelope+cose' }, payload: Buffer.from(envelope) })).statusCode).toBe(200);
 
-      const job = await devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id);
+      const job = (await devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)) as FirmwareJob;
       expect(job.packageUri).toBe(`coaps://master.test:5684/glazes/${g.id}/blob`);
       await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)).rejects.toMatchObject({ code: 'lwm2m_firmware_busy' });
       for (let i = 0; i < 500 && (await devices.view(a.metalId as TipsId))?.firmware?.status !== 'succeeded'; i++) await new Promise((r) => setTimeout(r, 20));
