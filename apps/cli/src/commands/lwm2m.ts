@@ -18,6 +18,21 @@ export function lwm2mLines(l: Lwm2mOut | null | undefined, indent = '  '): strin
   ];
 }
 
+interface QueuedOut {
+  id: string;
+  kind: string;
+  target: string;
+  status: string;
+  records?: { path: string; value: unknown }[];
+  jobId?: string;
+  error?: { code: string; message: string };
+  createdAt: string;
+  updatedAt: string;
+}
+const queuedLine = (q: QueuedOut) =>
+  `${q.id}  ${q.kind} ${q.target}  ${q.status}${q.jobId ? `  job ${q.jobId}` : ''}${q.error ? `  ${q.error.code}: ${q.error.message}` : ''}${q.records ? `  ${q.records.map((r) => `${r.path}=${valueText(r.value)}`).join(' ')}` : ''}`;
+const queuedText = (q: QueuedOut, ref: string) => `queued ${q.id}: the device is in queue mode (asleep); it is sent at its next registration update — see \`tips lwm2m queue ${ref}\``;
+
 const path = (ref: string) => `api/v1/metals/${encodeURIComponent(ref)}/lwm2m`;
 const valueText = (v: unknown) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
 
@@ -48,8 +63,10 @@ export function registerLwm2mCommands(program: Command): Command {
       .description('read /obj, /obj/inst or /obj/inst/res live from the device (e.g. /3/0 the Device object, /5/0/3 the firmware state); the values are kept as observed values'),
   ).action(
     action(async (ref: string, p: string, opts: { json?: boolean }) => {
-      const r = await api().call<{ records: { path: string; value: unknown }[] }>('POST', `${path(ref)}/read`, { path: p });
-      print(r, !!opts.json, (x: typeof r) => x.records.map((rec) => `${rec.path.padEnd(12)} ${valueText(rec.value)}`).join('\n') || '(no values)');
+      const r = await api().call<{ records: { path: string; value: unknown }[] } | { queued: QueuedOut }>('POST', `${path(ref)}/read`, { path: p });
+      print(r, !!opts.json, (x: typeof r) =>
+        'queued' in x ? queuedText(x.queued, ref) : x.records.map((rec) => `${rec.path.padEnd(12)} ${valueText(rec.value)}`).join('\n') || '(no values)',
+      );
     }),
   );
   jsonOption(
@@ -61,8 +78,18 @@ export function registerLwm2mCommands(program: Command): Command {
       .requiredOption('--glaze <ref>', 'the Glaze (ID or name); it must be signed and the Glaze of a Space the metal is in'),
   ).action(
     action(async (ref: string, opts: { glaze: string; json?: boolean }) => {
-      const job = await api().call<NonNullable<Lwm2mOut['firmware']>>('POST', `${path(ref)}/firmware`, { glaze: opts.glaze });
-      print(job, !!opts.json, (j: typeof job) => `firmware job ${j.jobId} started: ${firmwareLine(j)}\npackage URI ${j.packageUri}`);
+      const job = await api().call<NonNullable<Lwm2mOut['firmware']> | { queued: QueuedOut }>('POST', `${path(ref)}/firmware`, { glaze: opts.glaze });
+      print(job, !!opts.json, (j: typeof job) => ('queued' in j ? queuedText(j.queued, ref) : `firmware job ${j.jobId} started: ${firmwareLine(j)}\npackage URI ${j.packageUri}`));
+    }),
+  );
+  jsonOption(
+    lwm2m
+      .command('queue <metal>')
+      .description("queue mode (binding UQ): the reads and firmware updates waiting for the device's next registration update, and the last finished ones with their answers"),
+  ).action(
+    action(async (ref: string, opts: { json?: boolean }) => {
+      const r = await api().call<{ items: QueuedOut[] }>('GET', `${path(ref)}/queue`);
+      print(r, !!opts.json, (x: typeof r) => x.items.map(queuedLine).join('\n') || '(nothing queued)');
     }),
   );
   return lwm2m;

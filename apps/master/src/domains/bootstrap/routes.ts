@@ -45,8 +45,8 @@ const Agent = Type.Object(
 const Lwm2m = Type.Object(
   {
     serverUri: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: "coaps://host[:port] of the LwM2M server the device registers with; absent: this master's CoAP endpoint" })),
-    lifetime: Type.Integer({ description: 'registration lifetime in seconds (Server object /1/0/1), 1 to 2147483647' }),
-    binding: Type.String({ description: 'U, or UQ (queue mode: the device sleeps between its updates; operations wait for it)' }),
+    lifetime: Type.Integer({ description: 'registration lifetime in seconds (Server object /1/0/1), 1 to 2147483647', examples: [300] }),
+    binding: Type.String({ description: 'U | UQ (queue mode: the device sleeps between its updates; operations wait for it)', examples: ['UQ'] }),
     defaultMinPeriod: Type.Optional(Type.Integer({ description: 'seconds (/1/0/2)' })),
     defaultMaxPeriod: Type.Optional(Type.Integer({ description: 'seconds (/1/0/3), not less than defaultMinPeriod' })),
   },

@@ -11,6 +11,8 @@ export type DeviceMgmtErrorCode =
   | 'lwm2m_glaze_not_for_metal'
   | 'lwm2m_glaze_unsigned'
   | 'lwm2m_firmware_busy'
+  /** Queue mode: the device already has MAX_QUEUED operations waiting for its next update. */
+  | 'lwm2m_queue_full'
   | 'lwm2m_no_coap';
 
 /** The devicemgmt domain's one error type; the HTTP table is in routes.ts, the CoAP codes in coap.ts. */

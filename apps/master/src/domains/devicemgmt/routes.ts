@@ -5,7 +5,7 @@ import { Page, type PageParams, PageQuery, readPage } from '../../http/paginatio
 import { errorResponses, Ref } from '../../http/schemas.ts';
 import { DeviceMgmtError, type DeviceMgmtErrorCode } from './errors.ts';
 import type { FirmwareJob } from './model.ts';
-import type { DeviceMgmtService } from './service.ts';
+import type { DeviceMgmtService, QueuedOperation } from './service.ts';
 import { FW_RESULT_NAMES, FW_STATE_NAMES } from './firmware.ts';
 import { formatPath, valueToJson } from './values.ts';
 
@@ -19,6 +19,7 @@ registerStatusTable<DeviceMgmtErrorCode>('devicemgmt', {
   lwm2m_glaze_not_for_metal: 409,
   lwm2m_glaze_unsigned: 409,
   lwm2m_firmware_busy: 409,
+  lwm2m_queue_full: 409,
   lwm2m_device_error: 502,
   lwm2m_no_coap: 503,
 });
@@ -61,6 +62,32 @@ const jobOut = (j: FirmwareJob) => ({
   result: j.result === null ? null : FW_RESULT_NAMES[j.result],
   packageUri: j.packageUri,
   updatedAt: j.updatedAt,
+});
+
+const QueuedOut = Type.Object(
+  {
+    id: Type.String({ description: 'lwq_…: the operation, listed by GET /metals/{ref}/lwm2m/queue' }),
+    kind: Type.String({ description: 'read | firmware' }),
+    target: Type.String({ description: 'read: the path; firmware: the Glaze ID' }),
+    status: Type.String({ description: 'queued (the device sleeps) → sent (at its next registration update) → done | failed' }),
+    records: Type.Optional(Type.Array(Type.Object({ path: Type.String(), value: Value }))),
+    jobId: Type.Optional(Type.String({ description: 'firmware: the job it started (GET /metals/{ref}/lwm2m)' })),
+    error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
+    createdAt: Type.String(),
+    updatedAt: Type.String(),
+  },
+  { description: 'queue mode (binding UQ): an operation held until the device next sends a registration update (per replica, in memory)' },
+);
+const queuedOut = (o: QueuedOperation) => ({
+  id: o.id,
+  kind: o.kind,
+  target: o.target,
+  status: o.status,
+  ...(o.records ? { records: o.records.map((r) => ({ path: formatPath(r.path), value: valueToJson(r.value) })) } : {}),
+  ...(o.jobId ? { jobId: o.jobId } : {}),
+  ...(o.error ? { error: o.error } : {}),
+  createdAt: o.createdAt,
+  updatedAt: o.updatedAt,
 });
 
 const Id = Type.String({ pattern: '^(0|[1-9][0-9]{0,4})$', description: 'an LwM2M ID 0..65535' });
@@ -119,13 +146,35 @@ export function deviceMgmtOwnerRoutes(app: FastifyInstance, devices: DeviceMgmtS
     {
       schema: {
         tags: ['lwm2m'],
-        summary: 'Z5: read /obj, /obj/inst or /obj/inst/res live from the device (TLV or SenML-CBOR); the values are kept as observed values',
+        summary:
+          'Z5: read /obj, /obj/inst or /obj/inst/res live from the device (TLV or SenML-CBOR); the values are kept as observed values. A queue-mode (UQ) device sleeps: 202 and the read is sent at its next registration update (GET …/lwm2m/queue)',
         params: Type.Object({ ref: Ref }),
         body: Type.Object({ path: Type.String({ minLength: 2, maxLength: 24, description: '/3/0, /3/0/9, …', examples: ['/3/0/9'] }) }, { additionalProperties: false }),
-        response: { 200: Type.Object({ records: Type.Array(Type.Object({ path: Type.String(), value: Value })) }), ...errorResponses(400, 404, 409, 502, 503) },
+        response: {
+          200: Type.Object({ records: Type.Array(Type.Object({ path: Type.String(), value: Value })) }),
+          202: Type.Object({ queued: QueuedOut }),
+          ...errorResponses(400, 404, 409, 502, 503),
+        },
       },
     },
-    async (req) => ({ records: (await devices.read(req.owner.id, req.params.ref, req.body.path)).map((r) => ({ path: formatPath(r.path), value: valueToJson(r.value) })) }),
+    async (req, reply) => {
+      const r = await devices.read(req.owner.id, req.params.ref, req.body.path);
+      if (!Array.isArray(r)) return reply.code(202).send({ queued: queuedOut(r.queued) });
+      return { records: r.map((x) => ({ path: formatPath(x.path), value: valueToJson(x.value) })) };
+    },
+  );
+
+  app.get<{ Params: { ref: string } }>(
+    '/metals/:ref/lwm2m/queue',
+    {
+      schema: {
+        tags: ['lwm2m'],
+        summary: "Z5 queue mode: the operations waiting for the device's next registration update, and the last finished ones with their answers (this replica's)",
+        params: Type.Object({ ref: Ref }),
+        response: { 200: Type.Object({ items: Type.Array(QueuedOut) }), ...errorResponses(404) },
+      },
+    },
+    async (req) => ({ items: (await devices.queued(req.owner.id, req.params.ref)).map(queuedOut) }),
   );
 
   app.post<{ Params: { ref: string }; Body: { glaze: string } }>(
@@ -137,11 +186,13 @@ export function deviceMgmtOwnerRoutes(app: FastifyInstance, devices: DeviceMgmtS
           'Z5 S4 S5: update the device through Firmware Update (object 5): the Glaze of one of its Spaces, its signed SUIT manifest written to /5/0/0, its CoAP URI to /5/0/1; the device verifies, downloads block-wise, and the master executes /5/0/2 and records State/Result',
         params: Type.Object({ ref: Ref }),
         body: Type.Object({ glaze: Ref }, { additionalProperties: false }),
-        response: { 202: FirmwareOut, ...errorResponses(400, 404, 409, 502, 503) },
+        response: { 202: Type.Union([FirmwareOut, Type.Object({ queued: QueuedOut })], { description: 'the job, or (queue mode) the operation that starts it at the device\'s next update' }), ...errorResponses(400, 404, 409, 502, 503) },
       },
     },
     async (req, reply) => {
-      const job = await devices.startFirmwareUpdate(req.owner.id, req.params.ref, req.body.glaze);
+      const started = await devices.startFirmwareUpdate(req.owner.id, req.params.ref, req.body.glaze);
+      if ('queued' in started) return reply.code(202).send({ queued: queuedOut(started.queued) });
+      const job = started;
       req.log.info({ event: 'lwm2m_firmware_requested', metal: job.metalId, job: job.id, glaze: job.glazeId }, 'LwM2M firmware update requested');
       return reply.code(202).send(jobOut(job));
     },

@@ -1,3 +1,4 @@
+import type { FirmwareJob } from './model.ts';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { bindGlaze, importKey } from '@tips/suit';
 import type { TipsId } from '@tips/core';
@@ -5,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { type TestMaster, testMaster } from '../../testing.ts';
 import { DeviceMgmtError } from './errors.ts';
 import { FW_RESULT, FW_STATE, nextJobStatus } from './firmware.ts';
-import { DeviceMgmtService, type DeviceChannel } from './service.ts';
+import { DeviceMgmtService, type DeviceChannel, MAX_QUEUED } from './service.ts';
 import { KyselyDeviceMgmtStore } from './store.kysely.ts';
 import type { Lwm2mPath, ResourceRecord } from './values.ts';
 
@@ -143,7 +144,7 @@ for (const db of ['sqlite', 'postgres'] as const) {
       const envelope = bindGlaze({ payloadSha256: createHash('sha256').update(bytes).digest('hex'), payloadSize: bytes.length, uri: 'x', vendorDomain: 'tips.local', classInfo: 'fw', component: 'fw', sequenceNumber: 3, key: importKey(operator.privateKey) });
       expect((await m.app.inject({ method: 'PUT', url: `/api/v1/glazes/${g.id}/manifest`, headers: { ...m.auth(m.alice.token), 'content-type': 'application/suit-envelope+cose' }, payload: Buffer.from(envelope) })).statusCode).toBe(200);
 
-      const job = await devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id);
+      const job = (await devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)) as FirmwareJob;
       expect(job.packageUri).toBe(`coaps://master.test:5684/glazes/${g.id}/blob`);
       await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)).rejects.toMatchObject({ code: 'lwm2m_firmware_busy' });
       for (let i = 0; i < 500 && (await devices.view(a.metalId as TipsId))?.firmware?.status !== 'succeeded'; i++) await new Promise((r) => setTimeout(r, 20));
@@ -182,6 +183,27 @@ for (const db of ['sqlite', 'postgres'] as const) {
       // Bob sees none of it.
       const bob = await m.app.inject({ method: 'GET', url: '/api/v1/metals/sensor-01/lwm2m', headers: m.auth(m.bob.token) });
       expect(bob.statusCode).toBe(404);
+    });
+
+    it('queue mode (UQ): reads wait for the next update (202, nothing sent), at most MAX_QUEUED, then go out in order', async () => {
+      const a = await metal('sensor-01');
+      const dev = new FakeDevice();
+      devices.useChannel(dev);
+      const r = await devices.register(a, { ep: 'sensor-01', lt: '60', b: 'UQ' }, BODY);
+      const ops = [];
+      for (let i = 0; i < MAX_QUEUED; i++) ops.push(await devices.read(m.alice.id, 'sensor-01', `/3/0/${i}`));
+      expect(ops.every((o) => !Array.isArray(o) && o.queued.status === 'queued')).toBe(true);
+      await expect(devices.read(m.alice.id, 'sensor-01', '/3/0/9')).rejects.toMatchObject({ code: 'lwm2m_queue_full', field: 'metal' });
+      expect(dev.calls).toEqual([]);
+      await devices.update(a, r.id, {}, new Uint8Array(0));
+      await devices.flushQueue(a.metalId as TipsId);
+      expect(dev.calls).toEqual(Array.from({ length: MAX_QUEUED }, (_, i) => `read 3/0/${i}`));
+      const after = await devices.queued(m.alice.id, 'sensor-01');
+      expect(after.map((o) => o.status)).toEqual(Array(MAX_QUEUED).fill('done'));
+      expect(after[0]!.records).toEqual([{ path: [3, 0, 9], value: 87 }, { path: [3, 0, 0], value: 'ACME' }]);
+      // A device in binding U is read at once.
+      await devices.update(a, r.id, { b: 'U' }, new Uint8Array(0));
+      expect(Array.isArray(await devices.read(m.alice.id, 'sensor-01', '/3/0'))).toBe(true);
     });
   });
 }

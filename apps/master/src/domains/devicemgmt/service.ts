@@ -44,9 +44,37 @@ export interface DeviceMgmtMetrics {
   refused(reason: string): void;
   expired(n: number): void;
   firmwareResult(result: string): void;
+  /** Queue mode: an operation queued, then done or failed when the device woke. */
+  queued?(kind: string, status: string): void;
 }
 
 export type { Lwm2mOut as Lwm2mView } from '@tips/core';
+
+/** Operations waiting for a queue-mode device per metal (more: 409 lwm2m_queue_full). */
+export const MAX_QUEUED = 8;
+/** Finished queued operations kept per metal for their status resource. */
+const KEEP_FINISHED = 16;
+
+/**
+ * An operation the operator asked for while a queue-mode (UQ) device sleeps: sent, in order, when the
+ * device next registers or sends a registration update (Core 1.1 §6.6 queue mode). Held in this
+ * replica's memory — a master restart, or an update reaching another replica, leaves it queued here
+ * until the device's next update on this one (documented in README.md).
+ */
+export interface QueuedOperation {
+  id: string;
+  kind: 'read' | 'firmware';
+  /** read: the path; firmware: the Glaze ID. */
+  target: string;
+  status: 'queued' | 'sent' | 'done' | 'failed';
+  /** read: the records the device answered. */
+  records?: ResourceRecord[];
+  /** firmware: the job the update started. */
+  jobId?: string;
+  error?: { code: string; message: string };
+  createdAt: string;
+  updatedAt: string;
+}
 
 /** The LwM2M part of a bootstrapping profile (bootstrap's Lwm2mSettings, contract K). */
 export interface Lwm2mBootstrapSettings {
@@ -79,6 +107,8 @@ export class DeviceMgmtService {
   private channel: DeviceChannel | undefined;
   private metrics: DeviceMgmtMetrics | undefined;
   private log: (obj: object, msg: string) => void = () => {};
+  /** Queue mode: per metal, the operations waiting for the device's next update, then the finished ones. */
+  private readonly queues = new Map<TipsId, QueuedOperation[]>();
   /** Jobs whose Update (/5/0/2) was sent: never executed twice. */
   private readonly executed = new Set<string>();
   /** Jobs whose manifest the device accepted: only their reports move them. */
@@ -361,8 +391,66 @@ export class DeviceMgmtService {
     return { metalId: metal.id, channel: this.channel };
   }
 
-  /** Read (Core §6.3.1) live from the device; the answer is recorded like a notification. */
-  async read(ownerId: OwnerId, metalRef: string, pathText: string): Promise<ResourceRecord[]> {
+  // --- queue mode ---------------------------------------------------------------------------------
+
+  private async queueModeOf(metalId: TipsId): Promise<boolean> {
+    return (await this.store.registrationOf(metalId))?.queueMode === true;
+  }
+
+  private enqueue(metalId: TipsId, kind: QueuedOperation['kind'], target: string): QueuedOperation {
+    const list = this.queues.get(metalId) ?? [];
+    if (list.filter((o) => o.status === 'queued' || o.status === 'sent').length >= MAX_QUEUED) {
+      throw new DeviceMgmtError('lwm2m_queue_full', `the device is in queue mode and already has ${MAX_QUEUED} operations waiting for its next update`, 'metal');
+    }
+    const now = this.clock.now().toISOString();
+    const op: QueuedOperation = { id: `lwq_${this.newId()}`, kind, target, status: 'queued', createdAt: now, updatedAt: now };
+    list.push(op);
+    this.queues.set(metalId, list);
+    this.metrics?.queued?.(kind, 'queued');
+    this.log({ event: 'lwm2m_queued', metal: metalId, op: op.id, kind, target }, 'LwM2M operation queued until the device wakes');
+    return op;
+  }
+
+  /** The queued and recently finished operations of a metal (oldest first). */
+  async queued(ownerId: OwnerId, metalRef: string): Promise<QueuedOperation[]> {
+    const metal = await this.metals.get(ownerId, metalRef);
+    return [...(this.queues.get(metal.id) ?? [])];
+  }
+
+  /**
+   * The device is awake (it just registered or sent an update): its queued operations go out, in the
+   * order they were asked for, each answered into its status resource. Never throws.
+   */
+  async flushQueue(metalId: TipsId): Promise<void> {
+    const list = this.queues.get(metalId);
+    if (!list) return;
+    const r = await this.store.registrationOf(metalId);
+    if (!r) return;
+    for (const op of list) {
+      if (op.status !== 'queued') continue;
+      op.status = 'sent';
+      try {
+        if (op.kind === 'read') {
+          op.records = await this.readNow(r.ownerId, metalId, parsePath(op.target));
+        } else {
+          op.jobId = (await this.firmwareNow(r.ownerId, metalId, op.target)).id;
+        }
+        op.status = 'done';
+      } catch (e) {
+        op.status = 'failed';
+        op.error = e instanceof DeviceMgmtError ? { code: e.code, message: e.message } : { code: 'lwm2m_device_error', message: (e as Error).message };
+      }
+      op.updatedAt = this.clock.now().toISOString();
+      this.metrics?.queued?.(op.kind, op.status);
+      this.log({ event: 'lwm2m_queue_sent', metal: metalId, op: op.id, kind: op.kind, status: op.status }, 'LwM2M queued operation sent');
+    }
+    const finished = list.filter((o) => o.status === 'done' || o.status === 'failed');
+    const open = list.filter((o) => o.status === 'queued' || o.status === 'sent');
+    this.queues.set(metalId, [...finished.slice(-KEEP_FINISHED), ...open]);
+  }
+
+  /** Read (Core §6.3.1) live from the device; the answer is recorded like a notification. A queue-mode device's read is queued. */
+  async read(ownerId: OwnerId, metalRef: string, pathText: string): Promise<ResourceRecord[] | { queued: QueuedOperation }> {
     let path: number[];
     try {
       path = parsePath(pathText);
@@ -371,8 +459,14 @@ export class DeviceMgmtService {
     }
     if (path.length < 1 || path.length > 3) throw new DeviceMgmtError('lwm2m_malformed', 'path: /obj, /obj/inst or /obj/inst/res', 'path');
     if (path[0] === 0) throw new DeviceMgmtError('lwm2m_malformed', 'the Security object (0) is not readable by a management server', 'path');
-    const { metalId, channel } = await this.registeredOnline(ownerId, metalRef);
-    const records = await channel.read(metalId, path);
+    const { metalId } = await this.registeredOnline(ownerId, metalRef);
+    if (await this.queueModeOf(metalId)) return { queued: this.enqueue(metalId, 'read', formatPath(path)) };
+    return this.readNow(ownerId, metalId, path);
+  }
+
+  private async readNow(_ownerId: OwnerId, metalId: TipsId, path: Lwm2mPath): Promise<ResourceRecord[]> {
+    if (!this.channel) throw new DeviceMgmtError('lwm2m_no_coap', 'the master has no CoAP endpoint (--coap-port)', 'metal');
+    const records = await this.channel.read(metalId, path);
     await this.recordValues(metalId, records);
     return records;
   }
@@ -385,8 +479,17 @@ export class DeviceMgmtService {
    * checks the digest the manifest binds. State and Update Result are observed; at Downloaded the
    * server executes Update (/5/0/2); the job ends at result 1 (success) or a failure result.
    */
-  async startFirmwareUpdate(ownerId: OwnerId, metalRef: string, glazeRef: string): Promise<FirmwareJob> {
-    const { metalId, channel } = await this.registeredOnline(ownerId, metalRef);
+  async startFirmwareUpdate(ownerId: OwnerId, metalRef: string, glazeRef: string): Promise<FirmwareJob | { queued: QueuedOperation }> {
+    const { metalId } = await this.registeredOnline(ownerId, metalRef);
+    if (await this.queueModeOf(metalId)) {
+      // Checked now (a bad request is refused at once), delivered when the device wakes.
+      const glaze = await this.firmwareGlaze(ownerId, metalId, glazeRef);
+      return { queued: this.enqueue(metalId, 'firmware', glaze.id) };
+    }
+    return this.firmwareNow(ownerId, metalId, glazeRef);
+  }
+
+  private async firmwareGlaze(ownerId: OwnerId, metalId: TipsId, glazeRef: string) {
     const glaze = await this.glazes.get(ownerId, glazeRef);
     let allowed = false;
     for (const m of await this.spaces.membershipsOfMetal(metalId)) {
@@ -397,6 +500,16 @@ export class DeviceMgmtService {
     if (!manifest) throw new DeviceMgmtError('lwm2m_glaze_unsigned', 'the Glaze has no signed manifest: a device could not verify it', 'glaze');
     const last = await this.store.latestJob(metalId);
     if (last && last.status !== 'succeeded' && last.status !== 'failed') throw new DeviceMgmtError('lwm2m_firmware_busy', `firmware job ${last.id} is still ${last.status}`, 'metal');
+    return glaze;
+  }
+
+  private async firmwareNow(ownerId: OwnerId, metalId: TipsId, glazeRef: string): Promise<FirmwareJob> {
+    if (!this.channel) throw new DeviceMgmtError('lwm2m_no_coap', 'the master has no CoAP endpoint (--coap-port)', 'metal');
+    const channel = this.channel;
+    const glaze = await this.firmwareGlaze(ownerId, metalId, glazeRef);
+    const manifest = await this.keys.findManifest(ownerId, glaze.id);
+    if (!manifest) throw new DeviceMgmtError('lwm2m_glaze_unsigned', 'the Glaze has no signed manifest: a device could not verify it', 'glaze');
+    const last = await this.store.latestJob(metalId);
     // Jobs are ordered by creation time: a new one is always later than the last, even within a millisecond.
     const now = new Date(Math.max(this.clock.now().getTime(), last ? Date.parse(last.createdAt) + 1 : 0)).toISOString();
     const job: FirmwareJob = {
