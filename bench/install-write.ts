@@ -45,6 +45,8 @@ const WINDOWS = (process.env.TIPS_BENCH_WINDOWS ?? '8:4,16:4')
 type Mode = 'stream' | 'spool' | 'before';
 const BEFORE = process.env.TIPS_BENCH_BEFORE;
 const MODES = [...(process.env.TIPS_BENCH_MODES ?? 'stream,spool').split(','), ...(BEFORE ? ['before'] : [])] as Mode[];
+/** Or the runs one by one, `MiB:in flight:mode`, e.g. TIPS_BENCH_RUNS=16:4:spool,8:4:before (each at its default). */
+const RUNS = process.env.TIPS_BENCH_RUNS?.split(',') ?? MODES.flatMap((m) => WINDOWS.map(([w, q]) => `${w}:${q}:${m}`));
 let spool: Buffer | undefined;
 const work = mkdtempSync(join(tmpdir(), 'tips-bench-install-'));
 const glaze = join(work, 'glaze.img');
@@ -137,6 +139,16 @@ function deviceSha(target: string): string {
   return execSync(`dd if=${target} iflag=direct,count_bytes count=${TOTAL} bs=4M status=none | sha256sum`, { encoding: 'utf8' }).split(' ')[0]!;
 }
 
+/**
+ * CPU seconds (user + system) of this process and of its waited-for children (dd): what the
+ * neighbours' load does not bend, unlike wall-clock time. /proc/self/stat fields 16–17, in ticks.
+ */
+function cpuSeconds(): number {
+  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6 + (Number(f[13]) + Number(f[14])) / 100;
+}
+
 const fmt = (s: number) => `${s.toFixed(2)} s (${(TOTAL / MiB / s).toFixed(0)} MiB/s)`;
 const all = (xs: number[]) => `[${xs.map((s) => s.toFixed(2)).join(', ')}]`;
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -155,7 +167,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 try {
   const sha256 = makeGlaze();
-  if (MODES.includes('spool') || MODES.includes('before')) spool = readWhole(glaze);
+  if (RUNS.some((r) => !r.endsWith(':stream'))) spool = readWhole(glaze);
   if (BEFORE) beforeGlaze = await loadBefore(BEFORE);
   execFileSync('truncate', ['-s', String(TOTAL + 64 * MiB), image]);
   loop = execFileSync('losetup', ['-f', '--show', image], { encoding: 'utf8' }).trim();
@@ -169,27 +181,33 @@ try {
     [`loop device ${loop}`, loop],
   ] as const) {
     const dd: number[] = [];
-    const inst = new Map<string, number[]>(MODES.flatMap((m) => WINDOWS.map(([w, q]) => [`${w}:${q}:${m}`, []] as [string, number[]])));
+    const inst = new Map<string, number[]>(RUNS.map((r) => [r, []] as [string, number[]]));
+    const cpu = new Map<string, number[]>([['dd', []], ...RUNS.map((r) => [r, []] as [string, number[]])]);
     for (let round = 0; round < 2; round++) {
       const order = round % 2 === 0 ? ['dd', ...inst.keys()] : [...inst.keys()].reverse().concat('dd');
       for (const who of order) {
         scramble(target);
-        if (who === 'dd') dd.push(timeDd(target));
-        else {
+        const c0 = cpuSeconds();
+        if (who === 'dd') {
+          dd.push(timeDd(target));
+          cpu.get('dd')!.push(cpuSeconds() - c0);
+        } else {
           const [w, q, mode] = who.split(':') as [string, string, Mode];
           inst.get(who)!.push(await timeInstaller(target, sha256, Number(w), Number(q), mode));
+          cpu.get(who)!.push(cpuSeconds() - c0);
           const got = deviceSha(target);
           if (got !== sha256) throw new Error(`${name}: the device holds SHA-256 ${got} after the installer, expected ${sha256}`);
         }
       }
     }
     const bd = Math.min(...dd);
-    console.log(`${name}: dd bs=4M conv=fsync                          best ${fmt(bd)} ${all(dd)}`);
+    const cpuOf = (k: string) => `CPU ${Math.min(...cpu.get(k)!).toFixed(2)} s ${all(cpu.get(k)!)}`;
+    console.log(`${name}: dd bs=4M conv=fsync                          best ${fmt(bd)} ${all(dd)}  ${cpuOf('dd')}`);
     for (const [k, xs] of inst) {
       const bi = Math.min(...xs);
       const [w, q, mode] = k.split(':');
       const what = mode === 'spool' ? 'from the RAM spool' : mode === 'before' ? `from the RAM spool, ${BEFORE}` : 'streamed, hashed';
-      console.log(`${name}: installer (${what}), window ${w} MiB × ${q} in flight   best ${fmt(bi)} ${all(xs)}  ratio dd/installer ${(bd / bi).toFixed(2)}× (goal ≥ 0.80×)`);
+      console.log(`${name}: installer (${what}), window ${w} MiB × ${q} in flight   best ${fmt(bi)} ${all(xs)}  ratio dd/installer ${(bd / bi).toFixed(2)}× (goal ≥ 0.80×)  ${cpuOf(k)}`);
     }
     console.log(`${name}: load ${load()}`);
   }

@@ -4,7 +4,7 @@
 // the read-back catching a disk that lies (verify_failed).
 import { execFileSync } from 'node:child_process';
 import { createPublicKey, randomBytes, randomInt } from 'node:crypto';
-import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -215,7 +215,17 @@ beforeAll(async () => {
 afterAll(async () => {
   await topo?.destroy();
   await new Promise((ok) => (server ? server.close(ok) : ok(undefined)));
-  if (work) rmSync(work, { recursive: true, force: true });
+  if (work) {
+    // A kill -9 in the configure step leaves the installer's loop device attached (a metal reboots
+    // instead): detach every loop device over this file's disk images.
+    for (const f of readdirSync(work)) {
+      for (const line of execFileSync('losetup', ['-j', join(work, f)], { encoding: 'utf8' }).split('\n')) {
+        const dev = line.split(':')[0];
+        if (dev) execFileSync('losetup', ['-d', dev]);
+      }
+    }
+    rmSync(work, { recursive: true, force: true });
+  }
 });
 
 describe('T13 S12 Phase 1 installer: kill -9 at random points, then a re-run completes; the disk never claims a Glaze it does not fully hold', () => {
