@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { QemuMetal, stripTerminal } from '@tips/testbed';
+import { QemuMetal, stripTerminal, until } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayLab, randomMac } from './gateway-topology.ts';
 import { ROOT, TIPS } from './helpers.ts';
@@ -71,14 +71,25 @@ afterAll(async () => {
   if (work && !process.env.TIPS_KEEP) rmSync(work, { recursive: true, force: true });
 });
 
-// An unregistered MAC getting no DHCP boot answer, TFTP or HTTP is e2e/boot-path's (udhcpc, tftp-hpa,
-// curl through the same gateway); here qemu proves the whole path of a registered metal.
+// Beside the registered metal, a second qemu with an unregistered MAC boots on the same LAN at the same
+// time (no extra wall time): real iPXE gets no boot file from the gateway (boot-path proves the same
+// with udhcpc, tftp-hpa and curl).
 describe('T13 Phase 1 in qemu: real iPXE firmware → gateway → installer → the built Glaze on disk → TIPS-C enrolled', () => {
   it(
-    'a registered metal PXE-boots, installs the Glaze, reboots from its disk and enrolls; the master shows the job installed and the certificate',
+    'a registered metal PXE-boots, installs the Glaze, reboots from its disk and enrolls; the master shows the job installed and the certificate; an unregistered MAC beside it gets no boot file',
     async () => {
       const mac = randomMac();
       const metal = await lab.declareMetal('qemu-metal', mac);
+      const strangerMac = randomMac();
+      const stranger = await QemuMetal.start({
+        mac: strangerMac,
+        lan: { ns: lab.gw, bridge: 'br0' },
+        disk: { file: join(work, 'stranger.img'), sizeBytes: 64 * MIB },
+        bootOrder: 'n',
+        probeKernel: join(INSTALLER, 'vmlinuz'),
+        workDir: work,
+        label: 'qemu-stranger',
+      });
       const disk = join(work, 'metal.img');
       const vm = await QemuMetal.start({
         mac,
@@ -111,9 +122,21 @@ describe('T13 Phase 1 in qemu: real iPXE firmware → gateway → installer → 
         const installerLines = console.split('\n').filter((l) => l.includes('"app":"tips-installer"'));
         expect(installerLines.length).toBeGreaterThan(3);
         for (const line of installerLines) expect(line).not.toContain(token);
+        // The stranger, meanwhile: iPXE gave up on the network (no boot file), and the BIOS had nothing left.
+        await stranger.waitForSerial(/No bootable device|Nothing to boot|No more network devices/, step);
       } finally {
         await vm.stop();
+        await stranger.stop();
       }
+      const strangerConsole = stripTerminal(stranger.serial);
+      expect(strangerConsole).toMatch(/iPXE/);
+      // The gateway may name the script in its DHCP answer; what matters is that nothing was served.
+      expect(strangerConsole).not.toMatch(/script\.ipxe\.\.\. ok/);
+      expect(strangerConsole).not.toContain('/boot/installer/vmlinuz');
+      expect(strangerConsole).not.toMatch(/Linux version/);
+      const row = await until('the stranger in the interface table', async () => (await lab.row(strangerMac)) ?? undefined, 30_000).catch(() => undefined);
+      expect(row?.state ?? 'unknown').not.toBe('active');
+      expect(JSON.stringify((await lab.api<{ items: unknown[] }>('GET', '/api/v1/provisioning/jobs')).items)).not.toContain(strangerMac);
       const jobs = await lab.api<{ items: Array<{ id: string; state: string; glazeId?: string; glaze?: { id: string } }> }>('GET', `/api/v1/provisioning/jobs?metal=${metal.id}`);
       expect(jobs.items[0]?.state).toBe('installed');
       const certs = await lab.api<{ items: Array<{ serial: string }> }>('GET', `/api/v1/enrollment/certificates?metal=${metal.id}`);
