@@ -462,10 +462,11 @@ describe('T5 T6 T7 T8 T9 T10 T11 T16 the gateway contains undeclared metals (net
     const bios = await startMetal([randomMac()], { udhcpcArgs: ['-V', 'PXEClient:Arch:00000:UNDI:002001', '-x', '0x5d:0000'] });
     const plain = await startMetal([randomMac()]);
     await Promise.all([leased(uefi), leased(bios), leased(plain)]);
-    const bound = (m: Metal) => readFileSync(m.events, 'utf8').split('\n').find((l) => l.startsWith('bound '))!;
-    expect(bound(uefi)).toContain(`siaddr=${GW_LAN_IP} tftp=${GW_LAN_IP} bootfile=http://${GW_LAN_IP}:8080/ipxe.efi`);
-    expect(bound(bios)).toContain(`siaddr=${GW_LAN_IP} tftp=${GW_LAN_IP} bootfile=undionly.kpxe boot_file=undionly.kpxe`);
-    expect(bound(plain)).toMatch(/tftp= bootfile= boot_file=$/);
+    // udhcpc prints "lease obtained" before its hook script has written the event: poll for the line.
+    const bound = (m: Metal) => until('the hook recorded the bound event', async () => readFileSync(m.events, 'utf8').split('\n').find((l) => l.startsWith('bound ')));
+    expect(await bound(uefi)).toContain(`siaddr=${GW_LAN_IP} tftp=${GW_LAN_IP} bootfile=http://${GW_LAN_IP}:8080/ipxe.efi`);
+    expect(await bound(bios)).toContain(`siaddr=${GW_LAN_IP} tftp=${GW_LAN_IP} bootfile=undionly.kpxe boot_file=undionly.kpxe`);
+    expect(await bound(plain)).toMatch(/tftp= bootfile= boot_file=$/);
   });
 
   it('T5 RELEASE from udhcpc frees the lease and withdraws the address from the table', async () => {

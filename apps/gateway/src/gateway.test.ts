@@ -136,21 +136,23 @@ describe('T5 T7 T10 T16 the gateway daemon: rules before service, commands, expi
     expect(gw.table.get(MAC, 'lo')).toMatchObject({ state: 'pending', ip: '127.0.0.100', reason: 'master_unreachable' });
   });
 
-  it('block turns the rows Blocked, re-applies and flushes the address; clear forgets them', async () => {
+  it('block turns the rows Blocked, re-applies and flushes the address; clear forgets them and, the lease being bound, asks afresh at once (Pending until the master answers)', async () => {
     await join4(MAC);
     await gw.onCommand({ type: 'block', tipsId: null, macs: [MAC] });
     expect(gw.table.get(MAC, 'lo')).toMatchObject({ state: 'blocked', reason: 'metal_blocked' });
     expect(enforcer.applied.at(-1)!.find((r) => r.mac === MAC)?.state).toBe('blocked');
     expect(enforcer.flushed).toContain('127.0.0.100');
     await gw.onCommand({ type: 'clear', mac: MAC });
-    expect(gw.table.get(MAC, 'lo')).toBeUndefined();
-    expect(enforcer.applied.at(-1)!.find((r) => r.mac === MAC)).toBeUndefined();
+    // The blocked record is gone; a new row from the lease the gateway holds waits for the (here unreachable) master.
+    expect(gw.table.get(MAC, 'lo')).toMatchObject({ state: 'pending', ip: '127.0.0.100', tipsId: null });
+    await until(() => enforcer.changes.length === 4, 5000);
     // T2: after the start-up render, each of these was an element change of that one interface.
     expect(enforcer.full).toBe(1);
     expect(enforcer.changes.map((c) => c.map((x) => [x.mac, x.row?.state ?? 'gone']))).toEqual([
       [[MAC, 'pending']],
       [[MAC, 'blocked']],
       [[MAC, 'gone']],
+      [[MAC, 'pending']],
     ]);
   });
 

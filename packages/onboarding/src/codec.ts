@@ -125,12 +125,27 @@ export function publicKeyType(key: KeyObject): number {
   throw new VoucherError('voucher_unsupported', `expected an ECDSA P-256 or P-384 key (FDO SECP256R1/SECP384R1), came ${key.asymmetricKeyType}${curve ? ` ${curve}` : ''}`);
 }
 
+/** FDO PublicKey of each key object seen (a KeyObject never changes): one export per key, not per use. */
+const fdoOfKey = new WeakMap<KeyObject, FdoPublicKey>();
+
 /** FDO PublicKey for a node key (the public half of a private key too). */
 export function toFdoPublicKey(key: KeyObject): FdoPublicKey {
+  const known = fdoOfKey.get(key);
+  if (known) return known;
   const pub = key.type === 'private' ? createPublicKey(key) : key;
   const type = publicKeyType(pub);
-  return { type, encoding: PK_ENC_X509, body: new Uint8Array(pub.export({ type: 'spki', format: 'der' })), key: pub };
+  const fdo: FdoPublicKey = { type, encoding: PK_ENC_X509, body: new Uint8Array(pub.export({ type: 'spki', format: 'der' })), key: pub };
+  fdoOfKey.set(key, fdo);
+  return fdo;
 }
+
+/**
+ * Keys already decoded and found canonical, by their DER: the manufacturer's, the distributors' and
+ * the owner's keys recur in every voucher of a batch, and parsing plus re-encoding a key costs more
+ * than the signature check it serves. Bounded; what is cached is only what these bytes always give.
+ */
+const decodedKeys = new Map<string, { actual: number; key: KeyObject }>();
+const DECODED_KEYS_MAX = 4096;
 
 export const encodePublicKey = (k: FdoPublicKey): CborValue => [k.type, k.encoding, k.body];
 
@@ -140,6 +155,12 @@ export function decodePublicKey(v: CborValue | undefined, link: VoucherLink, pat
   const encoding = expectInt(e, link, `${path}[1]`);
   if (encoding !== PK_ENC_X509) throw new VoucherError('voucher_unsupported', `${path}: expected pkEnc X509 (${PK_ENC_X509}, SubjectPublicKeyInfo), came ${encoding}`, link);
   const body = expectBytes(b, link, `${path}[2]`);
+  const id = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64');
+  const known = decodedKeys.get(id);
+  if (known) {
+    if (known.actual !== type) throw new VoucherError('voucher_malformed', `${path}: pkType ${type} names another curve than the key it carries (${known.actual})`, link);
+    return { type, encoding, body, key: known.key };
+  }
   let key: KeyObject;
   try {
     key = createPublicKey({ key: Buffer.from(body), format: 'der', type: 'spki' });
@@ -152,6 +173,8 @@ export function decodePublicKey(v: CborValue | undefined, link: VoucherLink, pat
   if (Buffer.compare(Buffer.from(body), key.export({ type: 'spki', format: 'der' })) !== 0) {
     throw new VoucherError('voucher_malformed', `${path}: expected the canonical DER of the key, came another encoding`, link);
   }
+  if (decodedKeys.size >= DECODED_KEYS_MAX) decodedKeys.clear();
+  decodedKeys.set(id, { actual, key });
   return { type, encoding, body, key };
 }
 

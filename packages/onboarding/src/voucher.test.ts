@@ -3,7 +3,7 @@ import { CborTag, coseSign1Sign, decodeCbor, encodeCbor } from '@tips/suit';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { armorVoucher, readVoucherFile } from './armor.ts';
-import { rendezvousFromUrls, rendezvousUrls, toFdoPublicKey } from './codec.ts';
+import { decodePublicKey, encodePublicKey, rendezvousFromUrls, rendezvousUrls, toFdoPublicKey } from './codec.ts';
 import { VoucherError, type VoucherErrorCode, type VoucherLink } from './errors.ts';
 import {
   createVoucher,
@@ -290,3 +290,16 @@ describe('Z3 ownership vouchers: properties', () => {
     expect(refusal(() => createVoucher({ ...base, guid: randomBytes(16), hmacSecret: new Uint8Array(16) })).code).toBe('voucher_bad_input');
   });
 });
+
+describe('Z3 decoded keys are reused, never trusted more than fresh bytes', () => {
+  it('a key decoded before (cached) still refuses a pkType naming another curve, and a non-canonical spelling is refused every time', () => {
+    const k = toFdoPublicKey(p256().publicKey);
+    expect(decodePublicKey(encodePublicKey(k), 'header', 'k').body).toEqual(k.body);
+    const again = decodePublicKey(encodePublicKey(k), 'header', 'k');
+    expect(again.key).toBe(decodePublicKey(encodePublicKey(k), 'header', 'k').key);
+    expect(() => decodePublicKey([11, 1, k.body], 'header', 'k')).toThrow(/pkType 11 names another curve/);
+    const padded = new Uint8Array([...k.body, 0]);
+    for (let i = 0; i < 2; i++) expect(() => decodePublicKey([10, 1, padded], 'header', 'k')).toThrow(VoucherError);
+  });
+});
+

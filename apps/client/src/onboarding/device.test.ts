@@ -2,7 +2,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { interfacesOf, writeSetup } from './device.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { defaultRouter, discoverRelay, interfacesOf, writeSetup } from './device.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tips-client-onboard-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -55,3 +57,48 @@ describe('Z1 tips-client onboard: what the device reports and what it writes', (
     expect(readFileSync(join(dir, 'etc', 'ca.pem'), 'utf8')).toContain('BEGIN CERTIFICATE');
   });
 });
+
+describe('Z1 tips-client onboard: finding the gateway\'s onboarding relay', () => {
+  it('the default router of the boot interface from /proc/net/route (little-endian hex), none without a default route', () => {
+    const routes = join(dir, 'route');
+    writeFileSync(
+      routes,
+      [
+        'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT',
+        'eth1\t00000000\t0101A8C0\t0003\t0\t0\t200\t00000000\t0\t0\t0',
+        'eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0',
+        'eth0\t00000000\t01014B0A\t0003\t0\t0\t100\t00000000\t0\t0\t0',
+      ].join('\n'),
+    );
+    expect(defaultRouter('eth0', routes)).toBe('10.75.1.1');
+    expect(defaultRouter('eth1', routes)).toBe('192.168.1.1');
+    expect(defaultRouter('wlan0', routes)).toBeUndefined();
+    expect(defaultRouter(undefined, join(dir, 'no-such-file'))).toBeUndefined();
+  });
+
+  it('the relay is used only when the probe answers as one; another answer or nothing listening means none', async () => {
+    const calls: string[] = [];
+    const fake = (body: unknown, status = 200) => (async (u: URL | RequestInfo) => {
+      calls.push(String(u));
+      return new Response(JSON.stringify(body), { status });
+    }) as typeof fetch;
+    expect(await discoverRelay('10.75.1.1', fake({ relay: 'tips-onboarding' }))).toBe('http://10.75.1.1:8071');
+    expect(calls).toEqual(['http://10.75.1.1:8071/api/onboarding-relay/v1']);
+    expect(await discoverRelay('10.75.1.1', fake({ relay: 'something else' }))).toBeUndefined();
+    expect(await discoverRelay('10.75.1.1', fake({ relay: 'tips-onboarding' }, 404))).toBeUndefined();
+    expect(await discoverRelay(undefined, fake({ relay: 'tips-onboarding' }))).toBeUndefined();
+    // A real closed port: refused, so not tried again (only a probe that timed out is).
+    const server = http.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise<void>((r) => server.close(() => r()));
+    let tries = 0;
+    const refused = ((u: URL) => {
+      tries++;
+      return fetch(String(u).replace(':8071', `:${port}`));
+    }) as typeof fetch;
+    expect(await discoverRelay('127.0.0.1', refused)).toBeUndefined();
+    expect(tries).toBe(1);
+  });
+});
+
