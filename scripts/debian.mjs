@@ -45,6 +45,10 @@ export const DEBIAN_PACKAGES = [
   { check: '/usr/bin/aws', pkg: 'awscli' },
   // The web console's browser tests (playwright-core drives Debian's Chromium; never a downloaded browser).
   { check: '/usr/bin/chromium', pkg: 'chromium' },
+  // Bench only (bench/dhcp.ts, issue 13): Kea's DHCPv4 server is the peer tips-gateway's DHCP is
+  // measured against, and perfdhcp (in kea-admin) drives both. No test uses them.
+  { check: '/usr/sbin/kea-dhcp4', pkg: 'kea-dhcp4-server' },
+  { check: '/usr/sbin/perfdhcp', pkg: 'kea-admin' },
 ];
 
 function has(check) {

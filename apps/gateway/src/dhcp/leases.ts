@@ -1,5 +1,6 @@
 // Address pool and leases (RFC 2131 §4.3). Deterministic: a known MAC gets its address back, a new
 // one gets the lowest never-used address, then the one that expired longest ago.
+import { fdatasync, openSync } from 'node:fs';
 import type { Db } from '../store/db.ts';
 import type { Ipv4 } from './codec.ts';
 
@@ -22,6 +23,13 @@ export interface LeaseStore {
   all(): Lease[];
   /** Writes the lease and removes any other non-declined lease of the same MAC, atomically. */
   put(lease: Lease): void;
+  /**
+   * Runs `fn` as one transaction: every `put` inside is durable when this returns, with one commit
+   * (one fsync) for all of them — the DHCP server's group commit. If `fn` throws, none is written.
+   * With `durable`, the commit returns at once and the fsync runs off the event loop; `durable` is
+   * called when everything `fn` wrote is on disk (or with the error that prevented it).
+   */
+  atomically<T>(fn: () => T, durable?: (err: Error | null) => void): T;
 }
 
 export function ipToNumber(ip: Ipv4): number {
@@ -89,6 +97,11 @@ export class LeasePool {
   inPool(ip: Ipv4): boolean {
     const n = ipToNumber(ip);
     return n >= this.first && n <= this.last && !this.exclude.has(n);
+  }
+
+  /** Runs `fn` with every lease write inside committed together, durable on return (group commit). */
+  atomically<T>(fn: () => T, durable?: (err: Error | null) => void): T {
+    return this.store.atomically(fn, durable);
   }
 
   leaseOf(mac: string): Lease | undefined {
@@ -209,8 +222,9 @@ export class SqliteLeaseStore implements LeaseStore {
   private readonly upsertStmt;
   private readonly dropOthersStmt;
   private readonly putTx;
+  private walFd: number | undefined;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.getStmt = db.prepare<[string], LeaseRow>('SELECT * FROM leases WHERE ip = ?');
     this.byMacStmt = db.prepare<[string], LeaseRow>(
       "SELECT * FROM leases WHERE mac = ? AND state != 'declined' ORDER BY updated_at DESC LIMIT 1",
@@ -242,5 +256,33 @@ export class SqliteLeaseStore implements LeaseStore {
   }
   put(lease: Lease): void {
     this.putTx(lease);
+  }
+  atomically<T>(fn: () => T, durable?: (err: Error | null) => void): T {
+    // A put inside is a savepoint of this transaction; the commit (FULL sync) is the only fsync.
+    if (!durable || this.db.inTransaction || this.db.memory) return this.tail(this.db.transaction(fn)(), durable);
+    // Committed without an fsync (NORMAL: the WAL frames are written, not yet synced), then the WAL
+    // file is fdatasync'ed on the thread pool: `durable` is called only once the frames are on disk,
+    // while the event loop keeps reading datagrams. A kill -9 loses nothing written (the page cache
+    // survives it); a power cut may lose a commit whose `durable` was not called yet — whose
+    // replies were therefore never sent.
+    this.db.pragma('synchronous = NORMAL');
+    let result: T;
+    try {
+      result = this.db.transaction(fn)();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
+    try {
+      this.walFd ??= openSync(`${this.db.name}-wal`, 'r');
+      fdatasync(this.walFd, (err) => durable(err));
+    } catch (err) {
+      durable(err as Error);
+    }
+    return result;
+  }
+
+  private tail<T>(result: T, durable?: (err: Error | null) => void): T {
+    if (durable) setImmediate(() => durable(null));
+    return result;
   }
 }

@@ -2,6 +2,11 @@
 // clients' broadcasts, one on <LAN address>:67 receives unicast renewals and sends every reply (a
 // socket bound to the LAN address makes the kernel send 255.255.255.255 out of the LAN interface).
 // DHCP arriving on any other interface is dropped by the enforcer's input rules.
+// Group commit: the datagrams that arrived in one turn of the event loop are answered together —
+// their lease writes (and the table updates of their lease events) are one transaction, whose fsync
+// runs on the thread pool; their replies leave only once it is done, so an ACK still never goes out
+// for a lease that is not on disk, but a burst pays one fsync, and the event loop keeps reading
+// datagrams meanwhile.
 import dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import type { GatewayMetrics } from '../status/metrics.ts';
@@ -12,6 +17,14 @@ import type { LeasePool } from './leases.ts';
 import { type Admission, type LeaseEvent, type ResponderConfig, respond } from './responder.ts';
 
 const TYPE_NAMES = new Map<number, string>(Object.entries(DHCP_MESSAGE_TYPE).map(([k, v]) => [v, k]));
+/** Most datagrams answered by one commit. */
+const MAX_GROUP = 256;
+
+interface Outgoing {
+  bytes: Uint8Array;
+  to: { address: string; port: number };
+  type: string;
+}
 
 export interface DhcpServerOptions {
   pool: LeasePool;
@@ -28,6 +41,7 @@ export interface DhcpServerOptions {
 export class DhcpServer {
   private sockets: dgram.Socket[] = [];
   private sender: dgram.Socket | undefined;
+  private queue: Uint8Array[] = [];
 
   constructor(private readonly o: DhcpServerOptions) {}
 
@@ -41,7 +55,7 @@ export class DhcpServer {
           s.off('error', reject);
           s.on('error', (err) => this.o.log.error({ err }, 'dhcp socket error'));
           s.setBroadcast(true);
-          s.on('message', (msg) => this.handle(msg));
+          s.on('message', (msg) => this.enqueue(msg));
           resolve(s);
         });
       });
@@ -52,8 +66,69 @@ export class DhcpServer {
     this.o.log.info({ port, serverIp: this.o.config.serverIp }, 'dhcp server listening');
   }
 
-  /** Handles one datagram. Never throws: malformed input is counted and dropped. */
+  /** Datagrams wait for the end of this turn of the event loop, then are answered as one group. */
+  private enqueue(msg: Uint8Array): void {
+    this.queue.push(msg);
+    if (this.queue.length === 1) setImmediate(() => this.drain());
+  }
+
+  private drain(): void {
+    while (this.queue.length > 0) this.handleGroup(this.queue.splice(0, MAX_GROUP), false);
+  }
+
+  /** Handles one datagram at once (its lease write committed before its reply is sent). Never throws. */
   handle(msg: Uint8Array): void {
+    this.handleGroup([msg], true);
+  }
+
+  /**
+   * Handles datagrams together: every decision, lease write and lease event (the table learns the
+   * lease) in one transaction; the replies are sent once it is durable — at once with `sync` (an
+   * fsync on the event loop), else when the fsync on the thread pool is done. Never throws:
+   * malformed input is counted and dropped; a failed commit or fsync sends no reply of the group.
+   */
+  handleGroup(msgs: Uint8Array[], sync: boolean): void {
+    const out: Outgoing[] = [];
+    const send = (err: Error | null) => {
+      if (err) {
+        this.o.metrics.dhcpDropped.inc({ reason: 'internal_error' }, out.length);
+        this.o.log.error({ err, messages: msgs.length }, 'dhcp leases not made durable: no reply sent');
+        return;
+      }
+      for (const o of out) {
+        this.sender?.send(o.bytes, o.to.port, o.to.address, (e) => {
+          if (e) this.o.log.warn({ err: e, to: o.to }, 'dhcp reply not sent');
+          else this.o.metrics.dhcpSent.inc({ type: o.type });
+        });
+      }
+    };
+    const group = () => {
+      const events: LeaseEvent[] = [];
+      for (const msg of msgs) this.decide(msg, out, events);
+      for (const e of events) this.emit(e);
+    };
+    try {
+      if (sync) {
+        this.o.pool.atomically(group);
+        send(null);
+      } else {
+        this.o.pool.atomically(group, send);
+      }
+    } catch (err) {
+      send(err as Error);
+    }
+  }
+
+  private emit(e: LeaseEvent): void {
+    try {
+      this.o.onEvent(e);
+    } catch (err) {
+      this.o.log.error({ err, mac: e.mac }, 'dhcp lease event failed');
+    }
+  }
+
+  /** One datagram's answer, queued in `out` (its lease write is part of the caller's transaction). */
+  private decide(msg: Uint8Array, out: Outgoing[], events: LeaseEvent[]): void {
     let req: ReturnType<typeof decodeDhcp>;
     try {
       req = decodeDhcp(msg);
@@ -66,21 +141,18 @@ export class DhcpServer {
     const type = TYPE_NAMES.get(req.options.messageType) ?? 'unknown';
     this.o.metrics.dhcpReceived.inc({ type });
     try {
-      const res = respond(req, this.o.pool, this.o.config, this.o.admission, (this.o.now ?? Date.now)());
+      // A savepoint per message: a failure undoes this message's writes only.
+      const res = this.o.pool.atomically(() => respond(req, this.o.pool, this.o.config, this.o.admission, (this.o.now ?? Date.now)()));
       if (res.dropped) {
         this.o.metrics.dhcpDropped.inc({ reason: res.dropped });
         this.o.log.debug({ mac: chaddrToMac(req.chaddr), type, reason: res.dropped }, 'dhcp message not answered');
       }
       if (res.reply && res.to && this.sender) {
-        const bytes = encodeDhcp(res.reply);
         const replyType = TYPE_NAMES.get(res.reply.options.messageType) ?? 'unknown';
-        this.sender.send(bytes, res.to.port, res.to.address, (err) => {
-          if (err) this.o.log.warn({ err, to: res.to }, 'dhcp reply not sent');
-          else this.o.metrics.dhcpSent.inc({ type: replyType });
-        });
+        out.push({ bytes: encodeDhcp(res.reply), to: res.to, type: replyType });
         this.o.log.info({ mac: chaddrToMac(req.chaddr), type, reply: replyType, yiaddr: res.reply.yiaddr, to: res.to.address }, 'dhcp');
       }
-      if (res.event) this.o.onEvent(res.event);
+      if (res.event) events.push(res.event);
     } catch (err) {
       // A bug or a storage failure must not take the daemon down: count it and keep serving.
       this.o.metrics.dhcpDropped.inc({ reason: 'internal_error' });

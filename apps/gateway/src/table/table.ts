@@ -60,13 +60,20 @@ interface NatRow {
 const key = (mac: string, gi: string) => `${mac}|${gi}`;
 
 export class InterfaceTable {
+  /** Statements of the DHCP path (a lease: admission, then the table learns it), compiled once. */
+  private readonly getStmt;
+  private readonly natOfStmt;
+
   constructor(
     private readonly db: Db,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.getStmt = db.prepare<[string, string], Row>('SELECT * FROM interfaces WHERE mac = ? AND gateway_interface = ?');
+    this.natOfStmt = db.prepare<[string, string], NatRow>('SELECT * FROM nat WHERE mac = ? AND gateway_interface = ? ORDER BY rowid');
+  }
 
   get(mac: string, gatewayInterface: string): InterfaceRow | undefined {
-    const r = this.db.prepare<[string, string], Row>('SELECT * FROM interfaces WHERE mac = ? AND gateway_interface = ?').get(mac, gatewayInterface);
+    const r = this.getStmt.get(mac, gatewayInterface);
     return r && this.withNat([r])[0];
   }
 
@@ -84,7 +91,7 @@ export class InterfaceTable {
     // must not grow with the table.
     const natRows =
       rows.length <= 16
-        ? rows.flatMap((r) => this.db.prepare<[string, string], NatRow>('SELECT * FROM nat WHERE mac = ? AND gateway_interface = ? ORDER BY rowid').all(r.mac, r.gateway_interface))
+        ? rows.flatMap((r) => this.natOfStmt.all(r.mac, r.gateway_interface))
         : this.db.prepare<[], NatRow>('SELECT * FROM nat ORDER BY rowid').all();
     for (const n of natRows) {
       const list = nat.get(key(n.mac, n.gateway_interface)) ?? [];

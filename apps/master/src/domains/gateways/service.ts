@@ -37,6 +37,15 @@ const TOUCH_EVERY_MS = 10_000;
 /** How long an mTLS connection's certificate check holds before it is made again (authenticateChannel). */
 const CHANNEL_RECHECK_MS = 1_000;
 
+/** Distinct client certificates whose parse is kept (one or two per enrolled gateway). */
+const MAX_PARSED_CERTS = 10_000;
+
+interface ParsedCertificate {
+  ids: ReturnType<typeof certificateIdentities>;
+  serial: string;
+  fingerprint: string;
+}
+
 /** An authentication refusal that carries, for the security log only, why it was refused. */
 export class GatewayAuthError extends GatewayError {
   constructor(readonly why: string) {
@@ -95,6 +104,12 @@ export class GatewayService {
   }
   /** Per TLS connection: the gateway its certificate named when last checked. */
   private readonly channels = new WeakMap<object, { gateway: Gateway; checkedAt: number }>();
+  /**
+   * What a client certificate says, by its DER bytes: X.509 parsing (@peculiar/x509) cost ≈ 1 ms of
+   * CPU, paid twice per check before, and a connection presents the same certificate every time.
+   * Only the parse is kept; every check still reads the certificate's record (revocation) anew.
+   */
+  private readonly parsedCerts = new Map<string, ParsedCertificate>();
   private readonly touched = new Map<GatewayId, number>();
   private readonly sockets = new Map<GatewayId, ChannelSocket>();
   private readonly nonces: GroupCommit<NonceUse, boolean>;
@@ -309,13 +324,7 @@ export class GatewayService {
     if (hit && now - hit.checkedAt < CHANNEL_RECHECK_MS) return hit.gateway;
     const p = peer();
     if (!p) throw new GatewayAuthError('no client certificate over TLS');
-    let cert: x509.X509Certificate;
-    try {
-      cert = parseCertificate(p.der);
-    } catch {
-      throw new GatewayAuthError('client certificate unreadable');
-    }
-    const ids = certificateIdentities(cert);
+    const { ids } = await this.parsed(p.der);
     if (ids.length !== 1 || ids[0]!.kind !== 'gateway' || !isId('gateway', ids[0]!.id)) throw new GatewayAuthError('client certificate does not name a gateway');
     const known = await this.keyOf(ids[0]!.id as GatewayId, now);
     if (!known) {
@@ -337,21 +346,32 @@ export class GatewayService {
   private async checkCertificate(gateway: Gateway, peer: { authorized: boolean; der: Uint8Array } | undefined, now: number): Promise<void> {
     if (!peer) throw new GatewayAuthError('no client certificate over TLS');
     if (!peer.authorized) throw new GatewayAuthError('client certificate not issued by this master');
-    let cert: x509.X509Certificate;
-    try {
-      cert = parseCertificate(peer.der);
-    } catch {
-      throw new GatewayAuthError('client certificate unreadable');
-    }
-    const ids = certificateIdentities(cert);
+    const { ids, serial, fingerprint } = await this.parsed(peer.der);
     if (ids.length !== 1 || ids[0]!.kind !== 'gateway') throw new GatewayAuthError('client certificate does not name a gateway');
     if (ids[0]!.id !== gateway.id) throw new GatewayAuthError('client certificate names another gateway');
-    const record = await this.store.findCertificate(cert.serialNumber.toLowerCase());
-    if (!record || record.gatewayId !== gateway.id || record.fingerprint !== (await certificateFingerprint(cert))) {
+    const record = await this.store.findCertificate(serial);
+    if (!record || record.gatewayId !== gateway.id || record.fingerprint !== fingerprint) {
       throw new GatewayAuthError('client certificate unknown');
     }
     if (record.status !== 'active') throw new GatewayAuthError('client certificate revoked');
     if (now < Date.parse(record.notBefore) || now > Date.parse(record.notAfter)) throw new GatewayAuthError('client certificate expired');
+  }
+
+  /** The identities, serial and fingerprint of a client certificate, parsed once per distinct certificate. */
+  private async parsed(der: Uint8Array): Promise<ParsedCertificate> {
+    const k = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+    const hit = this.parsedCerts.get(k);
+    if (hit) return hit;
+    let cert: x509.X509Certificate;
+    try {
+      cert = parseCertificate(der);
+    } catch {
+      throw new GatewayAuthError('client certificate unreadable');
+    }
+    const out: ParsedCertificate = { ids: certificateIdentities(cert), serial: cert.serialNumber.toLowerCase(), fingerprint: await certificateFingerprint(cert) };
+    if (this.parsedCerts.size >= MAX_PARSED_CERTS) this.parsedCerts.delete(this.parsedCerts.keys().next().value as string);
+    this.parsedCerts.set(k, out);
+    return out;
   }
 
   /** Keeps the latest interface table of a gateway (T11). */
