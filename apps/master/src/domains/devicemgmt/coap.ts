@@ -3,7 +3,7 @@ import type { TipsId } from '@tips/core';
 import { DeviceMgmtError, type DeviceMgmtErrorCode } from './errors.ts';
 import { OBJ_SECURITY, OBJ_SERVER, resourceType } from './objects.ts';
 import { decodeSenmlCbor, decodeSenmlJson, encodeSenmlCbor } from './senml.ts';
-import type { DeviceChannel, DeviceMgmtService, DevicePrincipal } from './service.ts';
+import type { BootstrapValues, DeviceChannel, DeviceMgmtService, DevicePrincipal } from './service.ts';
 import { decodeTlvValue, recordsToTlv, tlvToRecords } from './tlv.ts';
 import { type Lwm2mPath, Lwm2mFormatError, type ResourceRecord } from './values.ts';
 
@@ -19,15 +19,7 @@ const COAP_CODES: Partial<Record<DeviceMgmtErrorCode, string>> = {
 };
 
 /** The Security/Server values the bootstrap server writes (the bootstrapping profile). */
-export interface BootstrapProfile {
-  /** The LwM2M server the device is to register with: this master's coaps:// URI. */
-  serverUri: string;
-  shortServerId: number;
-  lifetime: number;
-  defaultMinPeriod: number;
-  defaultMaxPeriod: number;
-  binding: 'U' | 'UQ';
-}
+export type BootstrapProfile = BootstrapValues;
 
 export interface Lwm2mCoapOptions {
   /** The metal of a DTLS session (constrained.principal); throws to refuse. */

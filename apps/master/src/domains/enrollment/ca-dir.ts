@@ -1,5 +1,5 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { parseCertificates, x509 } from '@tips/trust';
@@ -138,4 +138,23 @@ function openTokenKeyLocked(dir: string): ReturnType<typeof createPrivateKey> {
   const { privateKey } = generateKeyPairSync('ed25519');
   writeFileAtomic(file, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 0o600);
   return privateKey;
+}
+
+/**
+ * A 32-byte secret kept in the CA directory as 64 hex digits (mode 0600): read when it exists, made
+ * (random, written atomically) on first start otherwise, under the CA directory's lock so two
+ * replicas starting together agree on one. psk-wrap.key and tpm2-activation.key are such files.
+ */
+export function openSecretKeyFile(dir: string, name: string): Promise<Uint8Array> {
+  return withCaDirLock(dir, () => {
+    const file = join(dir, name);
+    if (existsSync(file)) {
+      const hex = readFileSync(file, 'utf8').trim();
+      if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} must hold 32 bytes as 64 hex digits`);
+      return new Uint8Array(Buffer.from(hex, 'hex'));
+    }
+    const fresh = new Uint8Array(randomBytes(32));
+    writeFileAtomic(file, `${Buffer.from(fresh).toString('hex')}\n`, 0o600);
+    return fresh;
+  });
 }
