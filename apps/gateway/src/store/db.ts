@@ -1,5 +1,6 @@
 // The gateway's one SQLite file: leases, the interface table and NAT samples. WAL + FULL sync so a
-// kill -9 (or power cut) never loses a committed lease or decision.
+// kill -9 (or power cut) never loses a committed lease or decision; the DHCP server's group commit
+// (dhcp/leases.ts `atomically`) commits with NORMAL and fdatasyncs the WAL itself before any reply.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
