@@ -104,7 +104,9 @@ describe('T13 Phase 1 boot path: udhcpc, tftp-hpa, atftp and curl through the re
   it('the PXE ROM (vendor class PXEClient) gets next-server and undionly.kpxe, then fetches it over TFTP: tftp-hpa, and atftp negotiating blksize 1428', async () => {
     active = await lab.startMetal([activeMac], { udhcpcArgs: PXE_BIOS });
     const ip = await lab.leased(active);
-    expect(bound(active)[0]).toContain(`bound eth0 ${ip} siaddr=${LAN} tftp=${LAN} bootfile=undionly.kpxe boot_file=undionly.kpxe`);
+    // udhcpc prints "lease obtained" before its hook script has written the event: poll for the line.
+    const first = await until('the hook recorded the bound event', async () => bound(active)[0], 10_000);
+    expect(first).toContain(`bound eth0 ${ip} siaddr=${LAN} tftp=${LAN} bootfile=undionly.kpxe boot_file=undionly.kpxe`);
     await lab.rowInState(activeMac, 'active');
     const expected = readFileSync(UNDIONLY);
     // The row turns Active a moment before the gateway reads it; a PXE ROM retries its request the same way.
