@@ -253,6 +253,8 @@ describe('T15 S9 T16 issue 9 test 2: a running tips-client gets Phase 3 Glazes b
     );
     expect(Date.now() - since).toBeLessThan(10_000);
     expect(events[0]!.detail.changes).toEqual([{ path: file, kind: 'modified', detail: expect.stringMatching(/^content changed/) }]);
+    // The client logs the report once the master has answered it: its stdout may arrive after the event is listed.
+    await until('the client logged the report', () => c.events('tamper_reported').length > 0, 10_000, c.log);
     expect(c.events('tamper_reported')).toHaveLength(1);
   }, 60_000);
 });
