@@ -14,6 +14,7 @@ import { MasterError } from '../uplink/client.ts';
 import { BOOT_PROGRAMS, bootProgramPath, type FileBytes, INSTALLER_FILES, lookupBootProgram, SmallFileCache } from './files.ts';
 import { type GlazeCache, JOB_ID, writeDurably } from './glaze-cache.ts';
 import { decideRange } from './range.ts';
+import { HttpRefusal, readBody, remoteIp } from '../http/request.ts';
 
 /** What the boot service needs of the master (MasterClient implements it over the signed uplink). */
 export interface BootMaster {
@@ -48,34 +49,6 @@ const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 type Kind = 'ipxe' | 'script' | 'installer' | 'work' | 'glaze' | 'report' | 'other';
 
-class BadRequest extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
-}
-
-function remoteIp(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
-}
-
-async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > max) throw new BadRequest(413, 'body_too_large', `the body may hold at most ${max} bytes`);
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req) {
-    n += (c as Buffer).length;
-    if (n > max) throw new BadRequest(413, 'body_too_large', `the body may hold at most ${max} bytes`);
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
 
 async function readAll(res: IncomingMessage, max: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -182,7 +155,7 @@ export class BootHttpServer {
       this.count(kind, 'not_found');
       return this.error(res, kind === 'other' ? 404 : 405, kind === 'other' ? 'not_found' : 'method_not_allowed', `${method} ${path.slice(0, 100)} is not served here`);
     } catch (err) {
-      if (err instanceof BadRequest) {
+      if (err instanceof HttpRefusal) {
         this.count(kind, 'bad_request');
         return this.error(res, err.status, err.code, err.message, err.field);
       }
@@ -349,15 +322,15 @@ export class BootHttpServer {
     try {
       body = JSON.parse(raw.toString('utf8')) as typeof body;
     } catch {
-      throw new BadRequest(400, 'bad_request', 'the body must be JSON { token, installerKey }');
+      throw new HttpRefusal(400, 'bad_request', 'the body must be JSON { token, installerKey }');
     }
-    if (typeof body !== 'object' || body === null) throw new BadRequest(400, 'bad_request', 'the body must be a JSON object');
+    if (typeof body !== 'object' || body === null) throw new HttpRefusal(400, 'bad_request', 'the body must be a JSON object');
     const { token, installerKey } = body;
     if (typeof token !== 'string' || token.length < 16 || token.length > 256 || !BASE64URL.test(token)) {
-      throw new BadRequest(400, 'bad_request', 'token must be the base64url token of the boot script', 'token');
+      throw new HttpRefusal(400, 'bad_request', 'token must be the base64url token of the boot script', 'token');
     }
     if (typeof installerKey !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(installerKey)) {
-      throw new BadRequest(400, 'bad_request', 'installerKey must be a base64url raw 32-byte Ed25519 public key', 'installerKey');
+      throw new HttpRefusal(400, 'bad_request', 'installerKey must be a base64url raw 32-byte Ed25519 public key', 'installerKey');
     }
     const answer = await this.o.master.phase1Work({ mac, token, installerKey });
     const bytes = await readAll(answer, MAX_RELAYED_JSON);
@@ -380,7 +353,7 @@ export class BootHttpServer {
 
   private jobIdOf(path: string): string {
     const id = decodeURIComponent(path.split('/')[3] ?? '');
-    if (!JOB_ID.test(id)) throw new BadRequest(400, 'bad_request', 'jobId must be 1-64 letters, digits, _ or -', 'jobId');
+    if (!JOB_ID.test(id)) throw new HttpRefusal(400, 'bad_request', 'jobId must be 1-64 letters, digits, _ or -', 'jobId');
     return id;
   }
 
@@ -490,9 +463,9 @@ export class BootHttpServer {
   private async report(req: IncomingMessage, res: ServerResponse, mac: string, path: string): Promise<void> {
     const jobId = this.jobIdOf(path);
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/cose') throw new BadRequest(415, 'unsupported_media_type', 'the report must be application/cose (a COSE_Sign1)', 'content-type');
+    if (type !== 'application/cose') throw new HttpRefusal(415, 'unsupported_media_type', 'the report must be application/cose (a COSE_Sign1)', 'content-type');
     const body = await readBody(req, MAX_REPORT_BODY);
-    if (body.length === 0) throw new BadRequest(400, 'bad_request', 'the report body is empty', 'body');
+    if (body.length === 0) throw new HttpRefusal(400, 'bad_request', 'the report body is empty', 'body');
     const answer = await this.o.master.phase1Report(jobId, mac, body);
     this.o.log.info({ mac, jobId, status: answer.statusCode }, 'phase 1 report forwarded');
     await this.relay(res, 'report', answer);

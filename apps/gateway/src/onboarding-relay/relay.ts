@@ -13,6 +13,7 @@ import { ONBOARDING_RELAY_PROBE, ONBOARDING_RELAY_ROUTES } from '@tips/onboardin
 import type { Logger } from 'pino';
 import type { GatewayMetrics } from '../status/metrics.ts';
 import { MasterError } from '../uplink/client.ts';
+import { HttpRefusal as Refusal, readBody, remoteIp } from '../http/request.ts';
 
 export type RelayRoute = (typeof ONBOARDING_RELAY_ROUTES)[keyof typeof ONBOARDING_RELAY_ROUTES];
 
@@ -57,21 +58,6 @@ export interface OnboardingRelayOptions {
   now?: () => number;
 }
 
-class Refusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-  }
-}
-
-function remoteIp(req: IncomingMessage): string {
-  const a = req.socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
-}
 
 /** A token bucket per source address; buckets that are full again are forgotten. */
 export class SourceRateLimit {
@@ -186,18 +172,9 @@ export class OnboardingRelay {
   }
 
   private async readBody(req: IncomingMessage): Promise<Buffer> {
-    const max = this.limits.maxBody;
-    const declared = Number(req.headers['content-length'] ?? Number.NaN);
-    if (Number.isFinite(declared) && declared > max) throw new Refusal(413, 'body_too_large', `the body may hold at most ${max} bytes`);
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const c of req) {
-      n += (c as Buffer).length;
-      if (n > max) throw new Refusal(413, 'body_too_large', `the body may hold at most ${max} bytes`);
-      chunks.push(c as Buffer);
-    }
-    if (n === 0) throw new Refusal(400, 'body_missing', 'the onboarding routes take a JSON body');
-    return Buffer.concat(chunks);
+    const body = await readBody(req, this.limits.maxBody);
+    if (body.length === 0) throw new Refusal(400, 'body_missing', 'the onboarding routes take a JSON body');
+    return body;
   }
 
   private async readAnswer(res: IncomingMessage): Promise<Buffer> {
