@@ -3,3 +3,4 @@ export * from './pki.ts';
 export * from './trust-list.ts';
 export * from './reenrollment.ts';
 export * from './token.ts';
+export * from './leaf.ts';

@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, timingSafeEqual } from 'node:crypto';
 import { encodeBase32, InvalidValueError, type OwnerId, type TipsId } from '@tips/core';
-import { certificateFingerprint, certificateIdentities, claimedCsrIdentities, certsOnlyPkcs7, issueCertificate, PkiError, parseCertificate, serialFrom, verifyCsr, type x509 } from '@tips/trust';
+import { type CheckedCsr, certificateFingerprint, certificateIdentities, certsOnlyPkcs7, checkCsr, claimedIdentities, derFingerprint, LeafIssuer, PkiError, parseCertificate, serialFrom, type x509 } from '@tips/trust';
 import { isUniqueViolation } from '../../db/database.ts';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
@@ -66,6 +66,17 @@ function sameHash(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
+/** One LeafIssuer per CA (its template is built once). */
+const leafIssuers = new WeakMap<MasterCa, Promise<LeafIssuer>>();
+
+function checkCsrOrThrow(der: Uint8Array): CheckedCsr {
+  try {
+    return checkCsr(der);
+  } catch (e) {
+    pkiToEnrollment(e);
+  }
+}
+
 function pkiToEnrollment(e: unknown): never {
   if (e instanceof PkiError) {
     const code = e.code === 'csr_signature_invalid' || e.code === 'csr_key_unsupported' || e.code === 'csr_identity_missing' ? e.code : 'csr_malformed';
@@ -82,7 +93,7 @@ function pkiToEnrollment(e: unknown): never {
 export function estIdentity(presented: { basicUser?: string; clientCertificate?: Uint8Array; csr?: Uint8Array }): string {
   if (presented.basicUser !== undefined) return `secret ${presented.basicUser.slice(0, 64)}`;
   if (presented.clientCertificate?.length) return `certificate ${sha256Hex(presented.clientCertificate)}`;
-  const metals = presented.csr ? claimedCsrIdentities(presented.csr).map((i) => `${i.kind}:${i.id}`) : [];
+  const metals = presented.csr ? claimedIdentities(presented.csr).map((i) => `${i.kind}:${i.id}`) : [];
   return metals.length ? `csr ${metals.sort().join(',').slice(0, 200)}` : 'none';
 }
 
@@ -237,21 +248,23 @@ export class EnrollmentService {
    */
   async enroll(credentials: { id: string; secret: string } | undefined, csrDer: Uint8Array): Promise<{ der: Uint8Array; record: IssuedCertificate }> {
     let secret: EnrollmentSecret;
-    let csr: Awaited<ReturnType<typeof verifyCsr>>;
+    let csr: CheckedCsr;
     if (credentials) {
       const found = SECRET_ID_RE.test(credentials.id) ? await this.store.findSecret(credentials.id) : undefined;
       const given = SECRET_RE.test(credentials.secret) ? hashSecret(credentials.secret) : hashSecret(`x${credentials.secret}`);
       if (found?.secret.method !== 'secret' || !sameHash(found.secretHash, given)) throw new EnrollmentError('enrollment_secret_invalid', 'the enrollment secret is not valid');
       secret = found.secret;
       this.assertUsable(secret, this.clock.now());
-      csr = await verifyCsr(csrDer).catch(pkiToEnrollment);
+      csr = checkCsrOrThrow(csrDer);
     } else {
       // T14 image-key mode: no secret; the CSR's own (verified) signature proves the image key.
-      csr = await verifyCsr(csrDer).catch((e) => {
+      try {
+        csr = checkCsr(csrDer);
+      } catch (e) {
         if (e instanceof PkiError) throw new EnrollmentError('enrollment_unauthenticated', 'an enrollment secret (HTTP Basic) or a registered image key is required');
         throw e;
-      });
-      const found = await this.store.findSecretByHash(IMAGE_KEY_PREFIX + sha256Hex(new Uint8Array(csr.publicKey.rawData)));
+      }
+      const found = await this.store.findSecretByHash(IMAGE_KEY_PREFIX + sha256Hex(csr.spki));
       if (!found) throw new EnrollmentError('enrollment_unauthenticated', 'an enrollment secret (HTTP Basic) or a registered image key is required');
       secret = found;
       this.assertUsable(secret, this.clock.now());
@@ -272,7 +285,7 @@ export class EnrollmentService {
         .catch(() => false);
       if (!member) throw new EnrollmentError('csr_identity_mismatch', 'the CSR names a metal this enrollment secret may not enroll', 'csr');
     }
-    const { der, record } = await this.sign(secret.ownerId, metalId, csr.publicKey, now, 'enroll', secret.id);
+    const { der, record } = await this.sign(secret.ownerId, metalId, csr.spki, now, 'enroll', secret.id);
     if (!(await this.store.enrollWithSecret(secret.id, now.toISOString(), record))) {
       // Lost the race for the last use (or it expired meanwhile): the signed certificate is dropped.
       const after = await this.store.findSecret(secret.id);
@@ -294,36 +307,42 @@ export class EnrollmentService {
    * name the same metal. The old certificate is superseded when the new one is first used (proven).
    */
   async reenroll(principal: MetalPrincipal, csrDer: Uint8Array): Promise<{ der: Uint8Array; record: IssuedCertificate }> {
-    const csr = await verifyCsr(csrDer).catch(pkiToEnrollment);
+    const csr = checkCsrOrThrow(csrDer);
     if (csr.identities.length !== 1 || csr.identities[0]!.kind !== 'metal' || csr.identities[0]!.id !== principal.metalId) {
       throw new EnrollmentError('csr_identity_mismatch', 'a re-enrollment CSR must name the same metal as the current certificate', 'csr');
     }
     const now = this.clock.now();
-    const { der, record } = await this.sign(principal.ownerId, principal.metalId as TipsId, csr.publicKey, now, 'reenroll', null);
+    const { der, record } = await this.sign(principal.ownerId, principal.metalId as TipsId, csr.spki, now, 'reenroll', null);
     if (!(await this.store.reenroll(principal.serial, now.toISOString(), record))) {
       throw new EnrollmentError('certificate_revoked', 'the client certificate is no longer valid');
     }
     return { der, record };
   }
 
-  private async sign(ownerId: OwnerId, metalId: TipsId, publicKey: x509.PublicKey, now: Date, via: 'enroll' | 'reenroll', secretId: string | null) {
+  /**
+   * Signs a metal certificate with the intermediate on node:crypto (LeafIssuer: the same
+   * TBSCertificate issueCertificate builds, from a template made once per CA).
+   */
+  private async sign(ownerId: OwnerId, metalId: TipsId, spki: Uint8Array, now: Date, via: 'enroll' | 'reenroll', secretId: string | null) {
     const ca = await this.ca();
-    const cert = await issueCertificate(ca.intermediate, {
-      identity: { kind: 'metal', id: metalId },
-      publicKey,
-      serial: serialFrom(this.random.bytes(16)),
-      notBefore: new Date(now.getTime() - 60_000),
-      notAfter: new Date(now.getTime() + this.certLifetimeHours * 3_600_000),
-      usage: 'client',
-    });
+    let issuer = leafIssuers.get(ca);
+    if (!issuer) {
+      issuer = LeafIssuer.of(ca.intermediate);
+      leafIssuers.set(ca, issuer);
+    }
+    const seconds = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
+    const notAfter = seconds(Math.min(now.getTime() + this.certLifetimeHours * 3_600_000, ca.intermediate.cert.notAfter.getTime()));
+    const notBefore = seconds(now.getTime() - 60_000);
+    const serial = serialFrom(this.random.bytes(16));
+    const der = (await issuer).issue({ identity: { kind: 'metal', id: metalId }, spki, serial, notBefore, notAfter, usage: 'client' });
     const record: IssuedCertificate = {
-      serial: cert.serialNumber.toLowerCase(),
+      serial,
       ownerId,
       subject: { kind: 'metal', id: metalId },
-      fingerprint: await certificateFingerprint(cert),
-      publicKey: Buffer.from(cert.publicKey.rawData).toString('base64'),
-      notBefore: cert.notBefore.toISOString(),
-      notAfter: cert.notAfter.toISOString(),
+      fingerprint: derFingerprint(der),
+      publicKey: Buffer.from(spki).toString('base64'),
+      notBefore: notBefore.toISOString(),
+      notAfter: notAfter.toISOString(),
       status: 'active',
       issuedVia: via,
       secretId,
@@ -331,7 +350,7 @@ export class EnrollmentService {
       revokeReason: null,
       createdAt: now.toISOString(),
     };
-    return { der: new Uint8Array(cert.rawData), record };
+    return { der, record };
   }
 
   // --- mTLS identity ------------------------------------------------------------------------
