@@ -4,12 +4,13 @@
 // reach only the first; Blocked none; Active is forwarded to the outside. With the onboarding relay
 // on (issue 11), every leased source also reaches the relay's port on the LAN address — and there
 // only the onboarding routes, forwarded to the master; still nothing else.
+import { readFileSync } from 'node:fs';
 import { ONBOARDING_RELAY_PORT } from '@tips/onboarding';
 import { type Namespace, until } from '@tips/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_PORTS } from '../apps/gateway/src/enforcer/enforcer.ts';
 import { httpFrom, startServices } from '../apps/gateway/src/enforcer/testing.ts';
-import { GatewayLab, type Metal, randomMac } from './gateway-topology.ts';
+import { GATEWAY_BIN, GatewayLab, type Metal, randomMac } from './gateway-topology.ts';
 
 const ADDR = { masterIp: '10.97.0.1', gatewayUplinkIp: '10.97.0.2', gatewayLanIp: '10.75.0.1' };
 const EXTERNAL_IP = '10.97.0.100';
@@ -112,6 +113,32 @@ describe('T7 containment: what Pending, Blocked and Active metals reach on and t
     expect(await reach(m)).toEqual({ boot: null, other: null, uplink: null, external: null });
     expect(await httpFrom(m.ns, ADDR.gatewayUplinkIp, RELAY)).toBeNull();
     expect((await lab.row(mac))?.state).toBe('blocked');
+  });
+
+  it('issue 11 Z1: a Blocked (undeclared) MAC renews its lease, and gets a new one after losing it, with the relay on — and still reaches the relay only', async () => {
+    const mac = randomMac();
+    const m = await lab.startMetal([mac]);
+    const ip = await lab.leased(m);
+    expect((await lab.rowInState(mac, 'blocked')).reason).toBe('unknown_mac');
+    const events = (kind: string) => readFileSync(m.events, 'utf8').split('\n').filter((l) => l.startsWith(`${kind} eth0 `));
+    // Renewal while Blocked (udhcpc SIGUSR1): acknowledged (without the relay a Blocked MAC is refused, T6).
+    m.dhcp[0]!.signal('SIGUSR1');
+    expect(await until('renewal acknowledged while Blocked', async () => events('renew')[0], 30_000)).toContain(ip);
+    // The lease is gone (released, as after a power-off), then the device asks afresh: a new lease.
+    m.dhcp[0]!.signal('SIGUSR2');
+    await until('lease released', async () => {
+      const r = await lab.gw.execOk('node', [GATEWAY_BIN, 'leases', '--data-dir', lab.gatewayDataDir, '--json']);
+      return (JSON.parse(r.stdout) as { leases: { ip: string; mac: string; state: string }[] }).leases.find((l) => l.mac === mac && l.state === 'released');
+    });
+    m.dhcp[0]!.signal('SIGUSR1');
+    await until('bound again while Blocked', async () => (events('bound').length >= 2 ? true : undefined), 30_000);
+    const again = events('bound').at(-1)!.split(' ')[2]!;
+    expect((await lab.row(mac))?.state).toBe('blocked');
+    // From the new lease: the relay answers (it admits the leaseholder) and nothing else is reached.
+    expect(await until('relay from the new lease', async () => (await relayFrom(m.ns, ADDR.gatewayLanIp, 'GET', '/api/onboarding-relay/v1')) ?? undefined)).toMatchObject({ status: 200, body: { relay: 'tips-onboarding' } });
+    expect(await reach(m)).toEqual({ boot: null, other: null, uplink: null, external: null });
+    expect(await httpFrom(m.ns, ADDR.gatewayUplinkIp, RELAY)).toBeNull();
+    expect(again).toMatch(/^10\.75\.0\.\d+$/);
   });
 
   it('Pending (master unreachable) reaches the boot port on the LAN address only: not another port, not the uplink address, not the outside', async () => {

@@ -12,6 +12,7 @@ import { ipToNumber, LeasePool, numberToIp, SqliteLeaseStore } from './dhcp/leas
 import type { BootConfig, LeaseEvent } from './dhcp/responder.ts';
 import { DhcpServer } from './dhcp/server.ts';
 import type { Enforcer } from './enforcer/enforcer.ts';
+import { dhcpAdmission } from './onboarding-relay/dhcp-admission.ts';
 import { OnboardingRelay, type RelayAdmission, type RelayLimits } from './onboarding-relay/relay.ts';
 import { createMetrics, type GatewayMetrics } from './status/metrics.ts';
 import type { Db } from './store/db.ts';
@@ -128,7 +129,7 @@ export class Gateway {
         dnsServers: this.cfg.dnsServers,
         ...(this.cfg.boot ? { boot: this.cfg.boot } : {}),
       },
-      admission: (mac) => (this.table.get(mac, this.cfg.lan)?.state === 'blocked' ? 'refuse' : 'serve'),
+      admission: (mac) => dhcpAdmission(this.table.get(mac, this.cfg.lan), this.cfg.onboardingRelay !== undefined),
       onEvent: (e) => this.onLease(e),
       log: this.log,
       metrics: this.metrics,

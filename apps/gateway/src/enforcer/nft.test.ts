@@ -151,7 +151,7 @@ describe('T7 T8 T11 the rendered rule set as nft loads and lists it', () => {
     expect(matched(pending[0]!, 'daddr')).toEqual(['10.77.0.1']);
   });
 
-  it('issue 11: the onboarding relay port is accepted at the LAN address only, before Blocked is dropped; without the relay no rule names it', async () => {
+  it('issue 11: the onboarding relay port (and DHCP) is accepted at the LAN address only, before Blocked is dropped; without the relay no rule names it', async () => {
     const l = await load({ ...CFG, onboardingRelayPort: 8071 }, ROWS);
     const input = l.rules.filter((r) => r.chain === 'input');
     const relay = input.findIndex((r) => text(r).includes('8071'));
@@ -161,6 +161,13 @@ describe('T7 T8 T11 the rendered rule set as nft loads and lists it', () => {
     expect(matched(input[relay]!, 'daddr')).toEqual(['10.77.0.1']);
     expect(input[relay]!.expr.at(-1)).toEqual({ accept: null });
     expect((await load(CFG, ROWS)).rules.some((r) => text(r).includes('8071'))).toBe(false);
+    // DHCP (udp 67) is accepted before the Blocked drop with the relay (the DHCP server decides who
+    // gets a lease), after it without the relay (a Blocked MAC's DHCP never reaches the server, T6).
+    const dhcp = (rules: typeof input) => rules.findIndex((r) => matched(r, 'dport').includes(67) && r.expr.at(-1)?.accept !== undefined);
+    expect(dhcp(input)).toBeGreaterThanOrEqual(0);
+    expect(dhcp(input)).toBeLessThan(blockedDrop);
+    const off = (await load(CFG, ROWS)).rules.filter((r) => r.chain === 'input');
+    expect(dhcp(off)).toBeGreaterThan(off.findIndex((r) => text(r).includes('"@blocked"')));
     expect(() => renderRuleset({ ...CFG, onboardingRelayPort: 70000 }, [])).toThrow(/onboarding relay port/);
   });
 

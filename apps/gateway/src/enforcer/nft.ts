@@ -161,6 +161,7 @@ export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
   const tcp = cfg.bootTcpPorts.length > 0 ? `tcp dport ${ports(cfg.bootTcpPorts, 'boot TCP')}` : '';
   // Every accept below names the LAN address, which also makes it IPv4 only (IPv6 falls to drop).
   const toGateway = `ip daddr ${lanIp}`;
+  const dhcpAccept = `\t\tip daddr { 255.255.255.255, ${lanIp} } udp sport 68 udp dport 67 accept`;
   const bootRules: string[] = [];
   for (const who of ['iifname . ether saddr @pending', 'iifname . ether saddr . ip saddr @active']) {
     for (const service of [udp, tcp]) if (service) bootRules.push(`\t\t${who} ${toGateway} ${service} accept`);
@@ -181,9 +182,12 @@ export function renderRuleset(cfg: RuleConfig, rows: InterfaceRow[]): string {
     `\t\tiifname != ${lanSet} udp dport 67 drop`,
     `\t\tiifname != ${lanSet} accept`,
     ...(cfg.onboardingRelayPort !== undefined ? [`\t\t${toGateway} tcp dport ${ports([cfg.onboardingRelayPort], 'onboarding relay')} accept`] : []),
+    // With the relay, DHCP reaches the server from Blocked MACs too: it leases to an unknown-MAC
+    // Blocked device (so it keeps reaching the relay) and refuses the rest (onboarding-relay/dhcp-admission.ts).
+    ...(cfg.onboardingRelayPort !== undefined ? [dhcpAccept] : []),
     '\t\tiifname . ether saddr @blocked drop',
     // DHCP: broadcast from clients without an address, unicast renewals to the server identifier.
-    `\t\tip daddr { 255.255.255.255, ${lanIp} } udp sport 68 udp dport 67 accept`,
+    dhcpAccept,
     ...bootRules,
     `\t\tiifname . ether saddr . ip saddr @active ${toGateway} icmp type echo-request accept`,
     '\t\tdrop',

@@ -140,3 +140,20 @@ describe('Z1 issue 11: the gateway onboarding relay forwards only the onboarding
     expect([limit.take('a'), limit.take('a')]).toEqual([true, false]);
   });
 });
+
+describe('Z1/T6 DHCP for Blocked MACs with the onboarding relay (dhcpAdmission)', () => {
+  it('without the relay every Blocked interface is refused; with it only the unknown-MAC ones are served', async () => {
+    const { dhcpAdmission } = await import('./dhcp-admission.ts');
+    const unknown = { state: 'blocked', reason: 'unknown_mac' };
+    const byOwner = { state: 'blocked', reason: 'metal_blocked' };
+    for (const relayOn of [false, true]) {
+      expect(dhcpAdmission(undefined, relayOn)).toBe('serve');
+      expect(dhcpAdmission({ state: 'pending', reason: null }, relayOn)).toBe('serve');
+      expect(dhcpAdmission({ state: 'active', reason: null }, relayOn)).toBe('serve');
+      expect(dhcpAdmission(byOwner, relayOn)).toBe('refuse');
+      expect(dhcpAdmission({ state: 'blocked', reason: null }, relayOn)).toBe('refuse');
+    }
+    expect(dhcpAdmission(unknown, false)).toBe('refuse');
+    expect(dhcpAdmission(unknown, true)).toBe('serve');
+  });
+});
