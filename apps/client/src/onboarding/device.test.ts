@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createVoucher, decodeDeviceCredential, rendezvousFromUrls } from '@tips/onboarding';
 import { defaultRouter, discoverRelay, interfacesOf, writeSetup } from './device.ts';
+import { OnboardingError, onboard } from './onboard.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tips-client-onboard-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,3 +105,43 @@ describe('Z1 tips-client onboard: finding the gateway\'s onboarding relay', () =
   });
 });
 
+
+describe('Z1 a gateway onboards only its owner\'s devices: the relay forwards to its own master alone', () => {
+  it('a device whose owner is not the gateway\'s is told so: relay_owner_unknown, naming the reason', async () => {
+    // The relay (a real listener) answers TO1 as a gateway relay does for a device its master does
+    // not know: the master's 404 guid_unknown, passed back. The device's own rendezvous address is
+    // out of reach (a closed port, as the gateway's firewall leaves it to a Blocked MAC).
+    const seen: string[] = [];
+    const relay = http.createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'guid_unknown', message: 'rendezvous holds no registration for this device', field: 'guid' }, requestId: 'r' }));
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', () => r()));
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', () => r()));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    try {
+      const mfr = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const device = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const { credential } = createVoucher({ guid: new Uint8Array(randomBytes(16)), deviceInfo: 'vendor=acme', rendezvous: rendezvousFromUrls([`http://127.0.0.1:${closedPort}`]), manufacturerKey: mfr.privateKey, deviceKey: device.publicKey, hmacSecret: new Uint8Array(randomBytes(32)) });
+      const relayUrl = `http://127.0.0.1:${(relay.address() as AddressInfo).port}`;
+      const err = await onboard(decodeDeviceCredential(credential), device.privateKey, { relay: relayUrl, facts: { interfaces: [{ name: 'eth0', mac: '02:aa:00:00:00:01', type: 'ethernet', pxe: true }] } }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OnboardingError);
+      expect((err as OnboardingError).code).toBe('relay_owner_unknown');
+      expect((err as OnboardingError).step).toBe('rendezvous');
+      expect((err as OnboardingError).message).toContain(`onboarding relay (${relayUrl}) forwards only to its own owner's master`);
+      expect((err as OnboardingError).message).toContain('belongs to another owner');
+      // Only TO1's first step went to the relay; nothing of TO2 was attempted.
+      expect(seen).toEqual(['POST /api/rendezvous/v1/hello']);
+      // Another refusal by the relay (not "unknown device") keeps the generic reason.
+      seen.length = 0;
+      relay.removeAllListeners('request');
+      relay.on('request', (_req, res) => res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'interface_blocked', message: 'this interface is blocked by its owner' }, requestId: 'r' })));
+      const other = await onboard(decodeDeviceCredential(credential), device.privateKey, { relay: relayUrl, facts: { interfaces: [{ name: 'eth0', mac: '02:aa:00:00:00:01', type: 'ethernet', pxe: true }] } }).catch((e: unknown) => e);
+      expect((other as OnboardingError).code).toBe('rendezvous_failed');
+    } finally {
+      await new Promise<void>((r) => relay.close(() => r()));
+    }
+  });
+});

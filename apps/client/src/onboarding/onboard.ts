@@ -115,6 +115,7 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
   let rendezvous = '';
   let viaRelay = false;
   const failures: string[] = [];
+  let relayCode: string | undefined;
   for (const rv of [...(opts.relay ? [opts.relay] : []), ...rendezvousUrls(credential.rendezvous)]) {
     try {
       const hello = await post(fetchImpl, rv, '/api/rendezvous/v1/hello', { guid }, 'rendezvous');
@@ -127,8 +128,18 @@ export async function onboard(credential: DeviceCredential, deviceKey: KeyObject
       break;
     } catch (e) {
       if (!(e instanceof OnboardingError)) throw e;
+      if (rv === opts.relay) relayCode = e.code;
       failures.push(`${e.code}: ${e.message}`);
     }
+  }
+  // A gateway's relay forwards only to that gateway's own master (its owner's). When that master
+  // does not know the device and the device's own rendezvous addresses are out of reach, say why.
+  if (!to1d && relayCode === 'guid_unknown') {
+    throw new OnboardingError(
+      'rendezvous',
+      'relay_owner_unknown',
+      `the gateway's onboarding relay (${opts.relay}) forwards only to its own owner's master, and that master holds no voucher registration for this device: it belongs to another owner, or its owner has not imported its voucher yet. A gateway onboards only its owner's devices — connect this device to a network of its owner, or have its voucher imported by the owner of this gateway (${failures.join('; ')})`,
+    );
   }
   if (!to1d) throw new OnboardingError('rendezvous', 'rendezvous_failed', `no rendezvous server knows this device: ${failures.join('; ')}`);
 
