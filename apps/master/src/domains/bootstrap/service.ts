@@ -359,7 +359,7 @@ export class BootstrapService {
     checkFacts(facts);
     const profile = await this.matchProfile(v.ownerId, v.deviceInfo, facts);
     if (!profile) return this.refuse({ ...record, facts }, 'no_profile', `no bootstrapping profile matches this device (${v.deviceInfo}; arch ${facts.arch ?? '?'}, ${facts.ramMb ?? '?'} MB RAM, ${facts.storageMb ?? '?'} MB storage)`);
-    const hello = await this.timed('signatures', () => this.vouchers.to2Hello(guid, deviceNonce));
+    const hello = await this.timed('signatures', () => this.vouchers.to2Hello(v, deviceNonce));
     let challenge: Uint8Array | undefined;
     if (profile.attestation !== 'software-key') {
       const verifier = this.verifiers.get(profile.attestation);

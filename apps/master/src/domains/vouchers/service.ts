@@ -248,14 +248,15 @@ export class VoucherService {
    * nonce, and a proof over both signed by the onboarding key the voucher ends at — so the device
    * knows it talks to its owner before it proves anything itself.
    */
-  async to2Hello(guidText: string, deviceNonce: Uint8Array): Promise<{ voucher: Uint8Array; ownerNonce: Uint8Array; ownerProof: Uint8Array }> {
+  async to2Hello(guidText: string | ImportedVoucher, deviceNonce: Uint8Array): Promise<{ voucher: Uint8Array; ownerNonce: Uint8Array; ownerProof: Uint8Array }> {
     let nonce: Uint8Array;
     try {
       nonce = nonceFrom(deviceNonce, 'nonce');
     } catch (e) {
       throw new VoucherDomainError('onboarding_malformed', (e as Error).message, 'nonce');
     }
-    const v = await this.forDevice(guidText);
+    // The caller may hand the voucher it looked up already (bootstrap's hello): one query fewer.
+    const v = typeof guidText === 'string' ? await this.forDevice(guidText) : guidText;
     const ownerNonce = this.random.bytes(16);
     const now = this.clock.now();
     await this.store.putNonce(nonceDigest(ownerNonce), v.ownerId, v.guid, new Date(now.getTime() + 2 * 60_000).toISOString());
