@@ -6,10 +6,13 @@ export type Mac = Brand<string, 'Mac'>;
 const SEPARATED = /^([0-9a-f]{2})([:-])([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})$/i;
 const DOTTED = /^([0-9a-f]{4})\.([0-9a-f]{4})\.([0-9a-f]{4})$/i;
 const BARE = /^[0-9a-f]{12}$/i;
+/** Already in the normalised form (what gateways send): one test instead of three and a rebuild. */
+const CANONICAL = /^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$/;
 
 /** Accepts `aa:bb:..`, `aa-bb-..`, `aabb.ccdd.eeff` and `aabbccddeeff`; rejects broadcast and zero. */
 export function parseMac(value: unknown, field = 'mac'): Mac {
   if (typeof value !== 'string') throw new InvalidValueError(field, 'expected a MAC address string');
+  if (CANONICAL.test(value) && value !== '00:00:00:00:00:00' && value !== 'ff:ff:ff:ff:ff:ff' && (Number.parseInt(value.slice(0, 2), 16) & 1) === 0) return value as Mac;
   let hex: string | undefined;
   const s = SEPARATED.exec(value);
   if (s) hex = [s[1], s[3], s[4], s[5], s[6], s[7]].join('');

@@ -14,7 +14,8 @@ export function isTls(req: FastifyRequest): boolean {
 export function peerCertificate(req: FastifyRequest): { authorized: boolean; der: Uint8Array } | undefined {
   const socket = req.raw.socket;
   if (!(socket instanceof TLSSocket)) return undefined;
-  const cert = socket.getPeerCertificate();
-  if (!cert?.raw || cert.raw.length === 0) return undefined;
-  return { authorized: socket.authorized, der: new Uint8Array(cert.raw) };
+  // Only the DER is needed: getPeerCertificate() would also decode every field and hash three fingerprints.
+  const raw = socket.getPeerX509Certificate()?.raw;
+  if (!raw || raw.length === 0) return undefined;
+  return { authorized: socket.authorized, der: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength) };
 }

@@ -1,4 +1,5 @@
 import type { GatewayId, InterfaceType, Mac, OwnerId, TipsId } from '@tips/core';
+import { CompiledOnce } from '../../db/compiled-once.ts';
 import type { Db } from '../../db/database.ts';
 import type { DiscoveryRegistrationsTable } from '../../db/schema.ts';
 import type { BlockReason, Decision, MetalBlock, RegistrationQuery, RegistrationRecord } from './model.ts';
@@ -38,11 +39,19 @@ const toRow = (r: RegistrationRecord): DiscoveryRegistrationsTable => ({
   idempotency_key: r.idempotencyKey,
 });
 
+/** A row's values in the order of `toRow`'s keys: the order the INSERT binds them. */
+const rowValues = (r: RegistrationRecord, out: unknown[]): void => {
+  out.push(r.id, r.at, r.ownerId, r.gatewayId, r.mac, r.ip, r.gatewayInterface, r.interfaceType, r.pxe ? 1 : 0, r.hostname, r.decision, r.reason, r.tipsId, r.idempotencyKey);
+};
+
 // SQLite caps bound parameters per statement; 14 columns × 50 rows stays far below it.
 const INSERT_CHUNK = 50;
 
 /** The discovery store on Kysely: the same queries on SQLite and PostgreSQL. */
 export class KyselyDiscoveryStore implements DiscoveryStore {
+  /** The record INSERT for 1…INSERT_CHUNK rows, compiled once per row count (it runs for every decision). */
+  private readonly inserts = new CompiledOnce();
+
   constructor(private readonly db: Db) {}
 
   async record(records: RegistrationRecord[]): Promise<RegistrationRecord[]> {
@@ -50,13 +59,17 @@ export class KyselyDiscoveryStore implements DiscoveryStore {
     return this.db.transaction().execute(async (tx) => {
       const inserted = new Set<string>();
       for (let i = 0; i < records.length; i += INSERT_CHUNK) {
-        const rows = await tx
-          .insertInto('discovery_registrations')
-          .values(records.slice(i, i + INSERT_CHUNK).map(toRow))
-          // A registration already recorded under this gateway's key (a retry) adds nothing.
-          .onConflict((oc) => oc.columns(['gateway_id', 'idempotency_key']).doNothing())
-          .returning('id')
-          .execute();
+        const chunk = records.slice(i, i + INSERT_CHUNK);
+        const values: unknown[] = [];
+        for (const r of chunk) rowValues(r, values);
+        const { rows } = await this.inserts.execute(tx, `insert ${chunk.length}`, values, () =>
+          tx
+            .insertInto('discovery_registrations')
+            .values(chunk.map(toRow))
+            // A registration already recorded under this gateway's key (a retry) adds nothing.
+            .onConflict((oc) => oc.columns(['gateway_id', 'idempotency_key']).doNothing())
+            .returning('id'),
+        );
         for (const r of rows) inserted.add(r.id);
       }
       if (inserted.size === records.length) return records;

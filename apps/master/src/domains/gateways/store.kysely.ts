@@ -1,4 +1,5 @@
 import type { GatewayId, OwnerId } from '@tips/core';
+import { CompiledOnce } from '../../db/compiled-once.ts';
 import type { Db } from '../../db/database.ts';
 import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { GatewaysTable } from '../../db/schema.ts';
@@ -23,6 +24,8 @@ const toGateway = (r: GatewaysTable): Gateway => ({
 
 /** The gateways store on Kysely: the same queries on SQLite and PostgreSQL. */
 export class KyselyGatewayStore implements GatewayStore {
+  private readonly certificateQuery = new CompiledOnce();
+
   constructor(private readonly db: Db) {}
 
   async insert(g: Gateway, enrollmentTokenHash: string): Promise<void> {
@@ -114,7 +117,8 @@ export class KyselyGatewayStore implements GatewayStore {
   }
 
   async findCertificate(serial: string): Promise<GatewayCertificate | undefined> {
-    const r = await this.db.selectFrom('gateway_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
+    // Read at every mTLS channel check (each connection, each second): compiled once.
+    const [r] = (await this.certificateQuery.execute(this.db, 'certificate', [serial], () => this.db.selectFrom('gateway_certificates').selectAll().where('serial', '=', serial))).rows;
     return (
       r && {
         serial: r.serial,

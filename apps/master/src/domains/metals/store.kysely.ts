@@ -1,5 +1,6 @@
 import type { Mac, OwnerId, TipsId } from '@tips/core';
 import { CompiledQuery, PostgresAdapter } from 'kysely';
+import { CompiledOnce } from '../../db/compiled-once.ts';
 import { type Db, forUpdate, type Tx } from '../../db/database.ts';
 import { applyKeyset, containsText, type JoinedPage, type KeysetWindow } from '../../db/keyset.ts';
 import type { ReadPool } from '../../db/read-pool.ts';
@@ -51,6 +52,8 @@ export class KyselyMetalStore implements MetalStore {
    *   write — runs there, off the event loop; without it (PostgreSQL, `:memory:`, 0 threads), or once
    *   it failed, on the main connection.
    */
+  private readonly holderQuery = new CompiledOnce();
+
   constructor(
     private readonly db: Db,
     private readonly reader?: ReadPool,
@@ -229,13 +232,15 @@ export class KyselyMetalStore implements MetalStore {
 
   async findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]> {
     if (macs.length === 0) return [];
-    const rows = await this.db
-      .selectFrom('metal_interfaces')
-      .innerJoin('metals', 'metals.id', 'metal_interfaces.metal_id')
-      .select(['metal_interfaces.mac', 'metal_interfaces.name as iface', 'metals.id', 'metals.owner_id', 'metals.name'])
-      .where('metal_interfaces.owner_id', '=', ownerId)
-      .where('metal_interfaces.mac', 'in', macs)
-      .execute();
+    const build = () =>
+      this.db
+        .selectFrom('metal_interfaces')
+        .innerJoin('metals', 'metals.id', 'metal_interfaces.metal_id')
+        .select(['metal_interfaces.mac', 'metal_interfaces.name as iface', 'metals.id', 'metals.owner_id', 'metals.name'])
+        .where('metal_interfaces.owner_id', '=', ownerId)
+        .where('metal_interfaces.mac', 'in', macs);
+    // A lone MAC is every registration of an unknown MAC (never cached by discovery): compiled once.
+    const rows = macs.length === 1 ? (await this.holderQuery.execute(this.db, 'holders 1', [ownerId, macs[0]], build)).rows : await build().execute();
     return rows.map((r) => ({
       mac: r.mac as Mac,
       metalId: r.id as TipsId,
