@@ -64,9 +64,9 @@ async function psk(metalId: string) {
   return { identity: p.identity as string, key: new Uint8Array(Buffer.from(p.key, 'hex')) };
 }
 
-async function device(who: { identity: string; key: Uint8Array }, endpoint: string, lifetime = 300) {
+async function device(who: { identity: string; key: Uint8Array }, endpoint: string, lifetime = 300, binding?: 'U' | 'UQ') {
   const link = await createDtlsClient({ host: '127.0.0.1', port: Number(new URL(base.replace('coaps', 'http')).port), psk: { identity: who.identity, key: who.key } });
-  const sim = new Lwm2mSim({ endpoint, link, lifetime, trust: [{ ...importKey(operator.publicKey.export({ type: 'spki', format: 'pem' }).toString()), name: 'ops' }], blockSize: 512, ackTimeoutMs: 1000 });
+  const sim = new Lwm2mSim({ endpoint, link, lifetime, binding, trust: [{ ...importKey(operator.publicKey.export({ type: 'spki', format: 'pem' }).toString()), name: 'ops' }], blockSize: 512, ackTimeoutMs: 1000 });
   sims.push(sim);
   return sim;
 }
@@ -95,12 +95,17 @@ async function onboardedMetal(ownerKeyPem: string, mac: string): Promise<string>
   return res.json().metal as string;
 }
 
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'tips-e2e-lwm2m-'));
+/** Starts (or, on the same data and CA directories, restarts) the master; `base` is its CoAP endpoint. */
+async function start() {
   master = await startMaster(['--data-dir', join(work, 'data'), '--ca-dir', join(work, 'ca'), '--mqtt-port', 'off', '--coap-port', '0', '--lwm2m-grace', '1'], { TIPS_BOOTSTRAP_ADMIN_TOKEN: ADMIN });
   const port = /CoAP listening on coaps:\/\/\S*:(\d+)/.exec(master.output())?.[1];
   expect(port, master.output()).toBeDefined();
   base = `coaps://127.0.0.1:${port}`;
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'tips-e2e-lwm2m-'));
+  await start();
   await ok('POST', '/api/v1/keys', { name: 'ops', publicKey: operator.publicKey.export({ type: 'spki', format: 'pem' }).toString() }, 201);
   await ok('POST', '/api/v1/keys', { name: 'other', publicKey: stranger.publicKey.export({ type: 'spki', format: 'pem' }).toString() }, 201);
   await ok('POST', '/api/v1/spaces', { name: 'fleet', phase: 2 }, 201);
@@ -302,4 +307,34 @@ describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to fi
     expect(again.resources.get('1/0/1')).toBe(600);
     expect(again.resources.get('1/0/7')).toBe('U');
   }, 60_000);
+
+  it('issue 13 queue mode: an operation queued before a master restart is kept in the database and sent once when the device next updates, at the restarted master', async () => {
+    const q = await metal('sensor-05');
+    const dev = await device(q, q.id, 300, 'UQ');
+    expect(await dev.register('1.1')).toBe('2.01');
+    const read = JSON.parse(await tipsCli('lwm2m', 'read', 'sensor-05', '/3/0/9', '--json'));
+    expect(read.queued).toMatchObject({ kind: 'read', target: '/3/0/9', status: 'queued' });
+    const op = read.queued.id as string;
+
+    // The master stops and starts again (nothing of the queue is in its memory now); the device wakes
+    // up and sends its registration update over a new DTLS session to the new process.
+    await master.stop();
+    await start();
+    expect(JSON.parse(await tipsCli('lwm2m', 'queue', 'sensor-05', op, '--json'))).toMatchObject({ id: op, status: 'queued' });
+    const woken = await device(q, q.id, 300, 'UQ');
+    woken.registrationPath = dev.registrationPath;
+    expect(await woken.update()).toBe('2.04');
+    const done = await until('the queued read was sent after the restart', async () => {
+      const o = JSON.parse(await tipsCli('lwm2m', 'queue', 'sensor-05', op, '--json'));
+      return o.status === 'done' || o.status === 'failed' ? o : undefined;
+    });
+    expect(done).toMatchObject({ id: op, kind: 'read', status: 'done', records: [{ path: '/3/0/9', value: 87 }] });
+    expect((await ok('GET', '/api/v1/metals/sensor-05/lwm2m/resources/3/0/9')).value).toBe(87);
+    // Sent once: a second update finds nothing left to send, and the operation stays as it ended.
+    expect(await woken.update()).toBe('2.04');
+    await until('the second update was handled', async () => /tips_master_lwm2m_registrations_total\{op="update"\} 2/.test((await api('GET', '/metrics')).body));
+    expect((await ok('GET', '/api/v1/metals/sensor-05/lwm2m/queue')).items.map((o: { id: string; status: string }) => [o.id, o.status])).toEqual([[op, 'done']]);
+    expect((await api('GET', '/metrics')).body).toMatch(/tips_master_lwm2m_queued_operations_total\{kind="read",status="done"\} 1/);
+    expect(await tipsCli('lwm2m', 'queue', 'sensor-05', op)).toMatch(/^lwq_\S+ +read \/3\/0\/9 +done +\/3\/0\/9=87\n +queued \S+ +updated \S+$/m);
+  }, 90_000);
 });
