@@ -79,6 +79,9 @@ export interface BootstrapValues {
   binding: 'U' | 'UQ';
 }
 
+/** The master's bootstrap values (what a profile leaves out), but for the server URI: this CoAP endpoint. */
+export const BOOTSTRAP_DEFAULTS: Omit<BootstrapValues, 'serverUri'> = { shortServerId: 1, lifetime: 300, defaultMinPeriod: 1, defaultMaxPeriod: 60, binding: 'U' };
+
 const BINDINGS = new Set(['U', 'UQ']);
 const VERSIONS = new Set(['1.0', '1.1']);
 
@@ -130,7 +133,7 @@ export class DeviceMgmtService {
    * metal that was not onboarded or whose profile has no LwM2M part.
    */
   async bootstrapProfile(p: DevicePrincipal, baseUri: string): Promise<BootstrapValues & { source: 'profile' | 'default' }> {
-    const d: BootstrapValues = { serverUri: baseUri, shortServerId: 1, lifetime: 300, defaultMinPeriod: 1, defaultMaxPeriod: 60, binding: 'U' };
+    const d: BootstrapValues = { serverUri: baseUri, ...BOOTSTRAP_DEFAULTS };
     const l = await this.profileLookup?.(p.ownerId, p.metalId);
     if (!l) return { ...d, source: 'default' };
     return {
