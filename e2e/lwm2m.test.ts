@@ -8,7 +8,8 @@ import { createDtlsClient } from '@tips/dtls';
 import { decodeVoucher, type DeviceFacts, deviceFactsDigest, guidToString, makeSetupKey, signProof } from '@tips/onboarding';
 import { bindGlaze, importKey } from '@tips/suit';
 import { Lwm2mSim, until } from '@tips/testbed';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { voucherFor } from '../apps/master/src/domains/vouchers/test-helpers.ts';
 import { type RunningMaster, startMaster, TIPS } from './helpers.ts';
 
@@ -64,9 +65,9 @@ async function psk(metalId: string) {
   return { identity: p.identity as string, key: new Uint8Array(Buffer.from(p.key, 'hex')) };
 }
 
-async function device(who: { identity: string; key: Uint8Array }, endpoint: string, lifetime = 300) {
+async function device(who: { identity: string; key: Uint8Array }, endpoint: string, lifetime = 300, binding?: 'U' | 'UQ') {
   const link = await createDtlsClient({ host: '127.0.0.1', port: Number(new URL(base.replace('coaps', 'http')).port), psk: { identity: who.identity, key: who.key } });
-  const sim = new Lwm2mSim({ endpoint, link, lifetime, trust: [{ ...importKey(operator.publicKey.export({ type: 'spki', format: 'pem' }).toString()), name: 'ops' }], blockSize: 512, ackTimeoutMs: 1000 });
+  const sim = new Lwm2mSim({ endpoint, link, lifetime, binding, trust: [{ ...importKey(operator.publicKey.export({ type: 'spki', format: 'pem' }).toString()), name: 'ops' }], blockSize: 512, ackTimeoutMs: 1000 });
   sims.push(sim);
   return sim;
 }
@@ -95,12 +96,17 @@ async function onboardedMetal(ownerKeyPem: string, mac: string): Promise<string>
   return res.json().metal as string;
 }
 
-beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'tips-e2e-lwm2m-'));
+/** Starts (or, on the same data and CA directories, restarts) the master; `base` is its CoAP endpoint. */
+async function start() {
   master = await startMaster(['--data-dir', join(work, 'data'), '--ca-dir', join(work, 'ca'), '--mqtt-port', 'off', '--coap-port', '0', '--lwm2m-grace', '1'], { TIPS_BOOTSTRAP_ADMIN_TOKEN: ADMIN });
   const port = /CoAP listening on coaps:\/\/\S*:(\d+)/.exec(master.output())?.[1];
   expect(port, master.output()).toBeDefined();
   base = `coaps://127.0.0.1:${port}`;
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'tips-e2e-lwm2m-'));
+  await start();
   await ok('POST', '/api/v1/keys', { name: 'ops', publicKey: operator.publicKey.export({ type: 'spki', format: 'pem' }).toString() }, 201);
   await ok('POST', '/api/v1/keys', { name: 'other', publicKey: stranger.publicKey.export({ type: 'spki', format: 'pem' }).toString() }, 201);
   await ok('POST', '/api/v1/spaces', { name: 'fleet', phase: 2 }, 201);
@@ -302,4 +308,97 @@ describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to fi
     expect(again.resources.get('1/0/1')).toBe(600);
     expect(again.resources.get('1/0/7')).toBe('U');
   }, 60_000);
+
+  it('issue 13 queue mode: an operation queued before a master restart is kept in the database and sent once when the device next updates, at the restarted master', async () => {
+    const q = await metal('sensor-05');
+    const dev = await device(q, q.id, 300, 'UQ');
+    expect(await dev.register('1.1')).toBe('2.01');
+    const read = JSON.parse(await tipsCli('lwm2m', 'read', 'sensor-05', '/3/0/9', '--json'));
+    expect(read.queued).toMatchObject({ kind: 'read', target: '/3/0/9', status: 'queued' });
+    const op = read.queued.id as string;
+
+    // The master stops and starts again (nothing of the queue is in its memory now); the device wakes
+    // up and sends its registration update over a new DTLS session to the new process.
+    await master.stop();
+    await start();
+    expect(JSON.parse(await tipsCli('lwm2m', 'queue', 'sensor-05', op, '--json'))).toMatchObject({ id: op, status: 'queued' });
+    const woken = await device(q, q.id, 300, 'UQ');
+    woken.registrationPath = dev.registrationPath;
+    expect(await woken.update()).toBe('2.04');
+    const done = await until('the queued read was sent after the restart', async () => {
+      const o = JSON.parse(await tipsCli('lwm2m', 'queue', 'sensor-05', op, '--json'));
+      return o.status === 'done' || o.status === 'failed' ? o : undefined;
+    });
+    expect(done).toMatchObject({ id: op, kind: 'read', status: 'done', records: [{ path: '/3/0/9', value: 87 }] });
+    expect((await ok('GET', '/api/v1/metals/sensor-05/lwm2m/resources/3/0/9')).value).toBe(87);
+    // Sent once: a second update finds nothing left to send, and the operation stays as it ended.
+    expect(await woken.update()).toBe('2.04');
+    await until('the second update was handled', async () => /tips_master_lwm2m_registrations_total\{op="update"\} 2/.test((await api('GET', '/metrics')).body));
+    expect((await ok('GET', '/api/v1/metals/sensor-05/lwm2m/queue')).items.map((o: { id: string; status: string }) => [o.id, o.status])).toEqual([[op, 'done']]);
+    expect((await api('GET', '/metrics')).body).toMatch(/tips_master_lwm2m_queued_operations_total\{kind="read",status="done"\} 1/);
+    expect(await tipsCli('lwm2m', 'queue', 'sensor-05', op)).toMatch(/^lwq_\S+ +read \/3\/0\/9 +done +\/3\/0\/9=87\n +queued \S+ +updated \S+$/m);
+  }, 90_000);
+
+  it('issue 13 queue mode across replicas: an operation queued through master A is sent once, by master B, when the device updates there (two tips-master processes on one PostgreSQL)', async () => {
+    const admin = new pg.Client({ connectionString: inject('pgUrl') });
+    await admin.connect();
+    const dbName = `lwm2m_${randomBytes(5).toString('hex')}`;
+    await admin.query(`CREATE DATABASE ${dbName}`);
+    const url = new URL(inject('pgUrl'));
+    url.pathname = `/${dbName}`;
+    const replicas: RunningMaster[] = [];
+    try {
+      const args = (n: string) => ['--data-dir', join(work, `replica-${n}`), '--ca-dir', join(work, 'replica-ca'), '--database-url', url.toString(), '--mqtt-port', 'off', '--coap-port', '0', '--lwm2m-grace', '1'];
+      // A makes the CA (and the PSK wrapping key); B starts on it.
+      replicas.push(await startMaster(args('a'), { TIPS_BOOTSTRAP_ADMIN_TOKEN: ADMIN }));
+      replicas.push(await startMaster(args('b'), { TIPS_BOOTSTRAP_ADMIN_TOKEN: ADMIN }));
+      const [A, B] = replicas as [RunningMaster, RunningMaster];
+      const call = async (m: RunningMaster, method: string, path: string, payload?: unknown) => {
+        const res = await fetch(new URL(path, m.url), { method, headers: { authorization: `Bearer ${ADMIN}`, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) }, body: payload === undefined ? undefined : JSON.stringify(payload) });
+        const text = await res.text();
+        return { status: res.status, text, json: () => JSON.parse(text) };
+      };
+      const created = await call(A, 'POST', '/api/v1/metals', { name: 'sensor-21', interfaces: [{ name: 'eth0', mac: '02:00:00:12:00:21', type: 'ethernet', pxe: true }] });
+      expect(created.status, created.text).toBe(201);
+      const metalId = created.json().id as string;
+      const key = (await call(A, 'POST', `/api/v1/metals/${metalId}/psk`)).json();
+      const at = async (m: RunningMaster) => {
+        const port = Number(/CoAP listening on coaps:\/\/\S*:(\d+)/.exec(m.output())?.[1]);
+        const link = await createDtlsClient({ host: '127.0.0.1', port, psk: { identity: key.identity, key: new Uint8Array(Buffer.from(key.key, 'hex')) } });
+        const sim = new Lwm2mSim({ endpoint: metalId, link, lifetime: 300, binding: 'UQ', trust: [], blockSize: 512, ackTimeoutMs: 1000 });
+        sims.push(sim);
+        return sim;
+      };
+      const atA = await at(A);
+      expect(await atA.register('1.1')).toBe('2.01');
+      const queued = await call(A, 'POST', `/api/v1/metals/${metalId}/lwm2m/read`, { path: '/3/0/9' });
+      expect(queued.status, queued.text).toBe(202);
+      const op = queued.json().queued.id as string;
+      // B sees A's queue (it is in the database), before and after.
+      expect((await call(B, 'GET', `/api/v1/metals/${metalId}/lwm2m/queue`)).json().items).toMatchObject([{ id: op, status: 'queued' }]);
+
+      // The device wakes up and its registration update reaches B (another DTLS session, another process).
+      const atB = await at(B);
+      atB.registrationPath = atA.registrationPath;
+      expect(await atB.update()).toBe('2.04');
+      const done = await until('B sent the operation A queued', async () => {
+        const o = (await call(A, 'GET', `/api/v1/metals/${metalId}/lwm2m/queue/${op}`)).json();
+        return o.status === 'done' || o.status === 'failed' ? o : undefined;
+      });
+      expect(done).toMatchObject({ id: op, kind: 'read', status: 'done', records: [{ path: '/3/0/9', value: 87 }] });
+      expect((await call(B, 'GET', '/metrics')).text).toMatch(/tips_master_lwm2m_queued_operations_total\{kind="read",status="done"\} 1/);
+      // The device then updates at A: the operation is claimed already, A does not send it (exactly once is
+      // proved under concurrency in devicemgmt/service.test.ts on both stores).
+      expect(await atA.update()).toBe('2.04');
+      await until('A handled the update', async () => /tips_master_lwm2m_registrations_total\{op="update"\} 1/.test((await call(A, 'GET', '/metrics')).text));
+      const metricsA = (await call(A, 'GET', '/metrics')).text;
+      expect(metricsA).toMatch(/tips_master_lwm2m_queued_operations_total\{kind="read",status="queued"\} 1/);
+      expect(metricsA).not.toMatch(/tips_master_lwm2m_queued_operations_total\{kind="read",status="(done|failed)"\}/);
+      expect((await call(B, 'GET', `/api/v1/metals/${metalId}/lwm2m/queue`)).json().items).toMatchObject([{ id: op, status: 'done' }]);
+    } finally {
+      for (const m of replicas) await m.stop();
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await admin.end();
+    }
+  }, 120_000);
 });

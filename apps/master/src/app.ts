@@ -252,6 +252,7 @@ export function createServices(deps: MasterDeps): Services {
   discovery.useBus(bus);
   gateways.useBus(bus);
   notifications.useReplicas(bus);
+  constrained.useBus(bus);
   // A revoked, retired, deleted or blocked metal loses its live MQTT sessions here and on every replica.
   events.on('metal.access.revoked', async (e) => {
     notifications.disconnect(e.metalId, e.reason);

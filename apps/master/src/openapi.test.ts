@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KyselyDeviceMgmtStore } from './domains/devicemgmt/store.kysely.ts';
 import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
 import { buildApp } from './app.ts';
 import { FsBlobStore } from './blob/fs-blob-store.ts';
@@ -56,6 +57,7 @@ const mismatches: ResponseMismatch[] = [];
 /** Objects the walk refers to, made through the API before it starts. */
 const fx = {
   metal: '',
+  lwq: '',
   space: '',
   glaze: '',
   key: '',
@@ -186,6 +188,10 @@ beforeAll(async () => {
   // reported, its Space's Glaze set (a firmware update needs one), and a stand-in for the device's CoAP channel.
   await built.services.devices.register({ metalId: fx.metal, ownerId: admin.owner.id }, { ep: fx.metal, lt: '86400', lwm2m: '1.1' }, Buffer.from('</3/0>,</5/0>'));
   await built.services.devices.recordValues(fx.metal as never, [{ path: [3, 0, 9], value: 87 }]);
+  // A queue-mode operation waiting in the database (as a UQ device's read leaves it).
+  const queuedAt = new Date().toISOString();
+  fx.lwq = 'lwq_FX0000000000000000';
+  await new KyselyDeviceMgmtStore(db).enqueue({ id: fx.lwq, metalId: fx.metal as never, ownerId: admin.owner.id, kind: 'read', target: '/3/0/9', status: 'queued', createdAt: queuedAt, updatedAt: queuedAt }, 8);
   built.services.devices.useChannel({ read: async () => [{ path: [3, 0, 9], value: 87 }], write: async () => {}, writeRaw: async () => {}, execute: async () => {}, observe: async () => {}, baseUri: () => 'coaps://master.test' });
   await call('PATCH', `/api/v1/spaces/${fx.space}`, { glaze: fx.glaze });
   // Decision records, so the JSON-lines exports have lines to check.
@@ -280,6 +286,7 @@ const chosenParams: Record<string, Record<string, () => string>> = {
   'POST /api/v1/metals/{ref}/retire': { ref: () => fx.retireMetal },
   'GET /api/v1/metals/{ref}/lwm2m/resources/{obj}/{inst}/{res}': { obj: () => '3', inst: () => '0', res: () => '9' },
   'DELETE /api/v1/metals/{ref}/psk/{identity}': { identity: () => fx.pskIdentity },
+  'GET /api/v1/metals/{ref}/lwm2m/queue/{id}': { id: () => fx.lwq },
   // An event stream ends only when asked to: 0 s answers the opening events and ends.
   'GET /api/v1/events': { seconds: () => '0' },
 };

@@ -84,10 +84,18 @@ export function registerLwm2mCommands(program: Command): Command {
   );
   jsonOption(
     lwm2m
-      .command('queue <metal>')
-      .description("queue mode (binding UQ): the reads and firmware updates waiting for the device's next registration update, and the last finished ones with their answers"),
+      .command('queue <metal> [op]')
+      .description(
+        "queue mode (binding UQ): the reads and firmware updates waiting for the device's next registration update, and the last finished ones with their answers (kept in the database: any master replica the device updates at sends them); with [op] (lwq_…) that one operation",
+      ),
   ).action(
-    action(async (ref: string, opts: { json?: boolean }) => {
+    action(async (ref: string, op: string | undefined, opts: { json?: boolean }) => {
+      if (op !== undefined) {
+        const one = await api().call<QueuedOut>('GET', `${path(ref)}/queue/${encodeURIComponent(op)}`);
+        print(one, !!opts.json, (q: QueuedOut) => `${queuedLine(q)}
+  queued ${q.createdAt}  updated ${q.updatedAt}`);
+        return;
+      }
       const r = await api().call<{ items: QueuedOut[] }>('GET', `${path(ref)}/queue`);
       print(r, !!opts.json, (x: typeof r) => x.items.map(queuedLine).join('\n') || '(nothing queued)');
     }),

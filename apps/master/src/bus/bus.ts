@@ -37,13 +37,15 @@ export interface BusMessages {
   'tips.gateway.key': { gatewayId: string };
   /** A metal's certificates were revoked (revoke, retire, delete): its live sessions end. */
   'tips.cert.revoked': { metalId: string; reason?: string };
+  /** A metal's DTLS PSK was revoked: constrained (CoAP) transfers in progress re-authenticate. */
+  'tips.psk.revoked': { metalId: string };
   /** A command queued for a gateway whose channel is open on another replica: that one reads it from the queue and pushes it. */
   'tips.gateway.command': { gatewayId: string; commandId: string };
   /** Phase 3 notifications (T15) for metals connected to any replica's embedded MQTT broker. */
   'tips.metal.notify': { metalIds: string[]; notification: Notification };
 }
 export type BusTopic = keyof BusMessages;
-export const BUS_TOPICS: readonly BusTopic[] = ['tips.metal.eligibility', 'tips.metal.block', 'tips.gateway.key', 'tips.cert.revoked', 'tips.gateway.command', 'tips.metal.notify'];
+export const BUS_TOPICS: readonly BusTopic[] = ['tips.metal.eligibility', 'tips.metal.block', 'tips.gateway.key', 'tips.cert.revoked', 'tips.psk.revoked', 'tips.gateway.command', 'tips.metal.notify'];
 
 /** How long a publish may hold up the request that caused it (the change is already in the database). */
 const PUBLISH_WAIT_MS = 1_000;

@@ -2,15 +2,20 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, createServices, type Services } from '../app.ts';
 import { FsBlobStore } from '../blob/fs-blob-store.ts';
 import { type Db, openDatabase } from '../db/database.ts';
+import { BlobTransfers } from '../domains/constrained/transfers.ts';
+import type { MetalPrincipal } from '../domains/enrollment/model.ts';
 import type { Gateway } from '../domains/gateways/model.ts';
+import type { Glaze } from '../domains/glazes/model.ts';
 import type { ChannelSocket } from '../domains/gateways/service.ts';
 import type { NotificationBus } from '../domains/notifications/model.ts';
 import type { Owner } from '../domains/owners/model.ts';
 import { InProcessBus } from './in-process.ts';
+import { MqttBus } from './mqtt.ts';
+import { type Mosquitto, startMosquitto } from './test-servers.ts';
 
 // Three master replicas in one process over one SQLite file, sharing one in-process bus and a clock
 // the test holds still: whatever one replica changes, the others must honour without the clock
@@ -154,6 +159,105 @@ describe('T2 B5 T16 replicas follow each other over the bus', () => {
     const metal = await r[0]!.metals.get(owner.id, 'pi');
     await r[1]!.enrollment.revokeMetal(owner.id, 'pi');
     for (const b of brokers) await expect.poll(() => b.disconnected, { timeout: 1_000 }).toEqual([metal.id]);
+  });
+});
+
+/**
+ * A replica's Block2 transfer cache (constrained/transfers.ts) on a clock held still, wired to its
+ * services as the CoAP endpoint wires it (coap.ts: constrained.onAccessChanged → revoke): one transfer
+ * of `metalId` in progress, served from the cache ('hit') until a revocation makes it re-check.
+ */
+function transferCache(s: Services, clock: () => number, metalId: string) {
+  const t = new BlobTransfers(clock);
+  s.constrained.onAccessChanged(() => t.revoke());
+  const key = 'peer-1|glz_1';
+  const begin = () => {
+    t.start(key, { metalId, ownerId: owner.id } as MetalPrincipal, { id: 'glz_1', sha256: '00', size: 1 } as Glaze);
+    expect(t.lookup(key).result).toBe('hit');
+  };
+  begin();
+  return { begin, next: () => t.lookup(key).result };
+}
+
+describe('issue 12 issue 13 T2 B5 a revocation on one replica stops Block2 transfers on the others at their next block', () => {
+  it('PSK revoked, metal blocked, certificates revoked, metal deleted: the other replicas re-check with the clock standing still; with the bus down the 1 s re-check does', async () => {
+    const metal = await r[0]!.metals.get(owner.id, 'pi');
+    const caches = r.map((s) => transferCache(s, () => now, metal.id));
+    const others = (i: number) => caches.filter((_, j) => j !== i);
+    const { credential } = await r[0]!.constrained.issuePsk(owner.id, 'pi');
+    await r[0]!.constrained.revokePsk(owner.id, 'pi', credential.identity);
+    expect(caches[0]!.next()).toBe('recheck');
+    for (const c of others(0)) await expect.poll(() => c.next(), { timeout: 1_000 }).toBe('recheck');
+    for (const c of caches) c.begin();
+    await r[1]!.discovery.block(owner.id, 'pi');
+    for (const c of others(1)) await expect.poll(() => c.next(), { timeout: 1_000 }).toBe('recheck');
+    // An unblock revokes nothing: the transfers elsewhere keep being served from the cache.
+    for (const c of caches) c.begin();
+    await r[1]!.discovery.unblock(owner.id, 'pi');
+    await new Promise((res) => setTimeout(res, 100));
+    expect(caches[0]!.next()).toBe('hit');
+    expect(caches[2]!.next()).toBe('hit');
+    await r[2]!.enrollment.revokeMetal(owner.id, 'pi');
+    for (const c of others(2)) await expect.poll(() => c.next(), { timeout: 1_000 }).toBe('recheck');
+
+    // Bus down: the message is lost, the transfer on replica 1 is served until its 1 s re-check.
+    for (const c of caches) c.begin();
+    bus.partition(true);
+    const second = await r[0]!.constrained.issuePsk(owner.id, 'pi');
+    await r[0]!.constrained.revokePsk(owner.id, 'pi', second.credential.identity);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(caches[1]!.next()).toBe('hit');
+    now += 1_001;
+    expect(caches[1]!.next()).toBe('recheck');
+    // Back up: every transfer re-checks once (what was missed meanwhile is not known).
+    now += 1_001;
+    caches[2]!.begin();
+    bus.partition(false);
+    expect(caches[2]!.next()).toBe('recheck');
+    for (const c of caches) c.begin();
+    await r[0]!.metals.delete(owner.id, 'pi');
+    for (const c of others(0)) await expect.poll(() => c.next(), { timeout: 1_000 }).toBe('recheck');
+  });
+});
+
+describe('issue 12 issue 13 T2 B5 over Debian\'s Mosquitto: a PSK revoked on replica A stops replica B\'s Block2 transfer at its next block', () => {
+  let broker: Mosquitto;
+  beforeAll(async () => {
+    broker = await startMosquitto();
+  });
+  afterAll(async () => {
+    await broker?.stop();
+  });
+
+  it('reaches B through the broker with B\'s clock standing still', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'tips-bus-transfers-'));
+    const log = { info: () => {}, warn: () => {} };
+    const ends = [new MqttBus(broker.url, log), new MqttBus(broker.url, log)];
+    const dbsHere: Db[] = [];
+    try {
+      const blobs = await FsBlobStore.open(join(d, 'glazes'));
+      const still = Date.parse('2026-11-29T10:00:00Z');
+      const replicas: Services[] = [];
+      for (const end of ends) {
+        const db = await openDatabase({ kind: 'sqlite', file: join(d, 'tips.db') });
+        dbsHere.push(db);
+        replicas.push(createServices({ db, blobs, clock: { now: () => new Date(still) }, bus: end, busKind: 'mqtt' }));
+      }
+      for (const s of replicas) await expect.poll(() => s.bus.up(), { timeout: 10_000 }).toBe(true);
+      const admin = (await replicas[0]!.owners.ensureAdmin())!.owner;
+      const metal = await replicas[0]!.metals.create(admin.id, { name: 'mote', interfaces: [{ name: 'eth0', mac: '02:ee:00:00:00:07', type: 'ethernet', pxe: true }] });
+      const { credential } = await replicas[0]!.constrained.issuePsk(admin.id, 'mote');
+      const t = new BlobTransfers(() => still);
+      replicas[1]!.constrained.onAccessChanged(() => t.revoke());
+      t.start('peer-1|glz_1', { metalId: metal.id as string, ownerId: admin.id } as MetalPrincipal, { id: 'glz_1', sha256: '00', size: 1 } as Glaze);
+      expect(t.lookup('peer-1|glz_1').result).toBe('hit');
+      await replicas[0]!.constrained.revokePsk(admin.id, 'mote', credential.identity);
+      await expect.poll(() => t.lookup('peer-1|glz_1').result, { timeout: 5_000 }).toBe('recheck');
+    } finally {
+      for (const e of ends) await e.close();
+      for (const db of dbsHere) await db.destroy();
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });
 

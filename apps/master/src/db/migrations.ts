@@ -12,7 +12,7 @@ import { up0015Bootstrap } from '../domains/bootstrap/migrations.ts';
 import { up0013Console } from '../domains/sessions/migrations.ts';
 import { up0015Telemetry } from '../domains/telemetry/migrations.ts';
 import { up0015Constrained } from '../domains/constrained/migrations.ts';
-import { up0015DeviceMgmt, up0016Lwm2m } from '../domains/devicemgmt/migrations.ts';
+import { up0015DeviceMgmt, up0016Lwm2m, up0017Lwm2m } from '../domains/devicemgmt/migrations.ts';
 
 // Migrations are code, not files, so they ship with the sources and run the same on both dialects.
 // Only portable types: text, integer, bigint. Each domain's tables carry its prefix.
@@ -120,6 +120,7 @@ export const migrations: Record<string, Migration> = {
   '0015_telemetry': { up: up0015Telemetry },
   '0016_lwm2m': { up: up0016Lwm2m },
   '0016_scale': { up: up0016Scale },
+  '0017_lwm2m': { up: up0017Lwm2m },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

@@ -54,47 +54,35 @@ const recordRow = (r: OnboardingRecord): OnboardingsTable => ({
   updated_at: r.updatedAt,
 });
 
+/** The columns a profile's changeable fields are stored in (insert and update write the same mapping). */
+const profileColumns = (p: BootstrapProfile) => ({
+  name: p.name,
+  priority: p.priority,
+  match: JSON.stringify(p.match),
+  phase1_glaze: p.phase1Glaze,
+  spaces: JSON.stringify(p.spaces),
+  protocols: JSON.stringify(p.protocols),
+  agent: JSON.stringify(p.agent),
+  attestation: p.attestation,
+  pcrs: JSON.stringify(p.pcrs),
+  pcr_digest: p.pcrDigest,
+  lwm2m: p.lwm2m ? JSON.stringify(p.lwm2m) : null,
+});
+
 export class KyselyBootstrapStore implements BootstrapStore {
   constructor(private readonly db: Db) {}
 
   async insertProfile(p: BootstrapProfile): Promise<void> {
     await this.db
       .insertInto('bootstrap_profiles')
-      .values({
-        id: p.id,
-        owner_id: p.ownerId,
-        name: p.name,
-        priority: p.priority,
-        match: JSON.stringify(p.match),
-        phase1_glaze: p.phase1Glaze,
-        spaces: JSON.stringify(p.spaces),
-        protocols: JSON.stringify(p.protocols),
-        agent: JSON.stringify(p.agent),
-        attestation: p.attestation,
-        pcrs: JSON.stringify(p.pcrs),
-        pcr_digest: p.pcrDigest,
-        lwm2m: p.lwm2m ? JSON.stringify(p.lwm2m) : null,
-        created_at: p.createdAt,
-      })
+      .values({ id: p.id, owner_id: p.ownerId, ...profileColumns(p), created_at: p.createdAt })
       .execute();
   }
 
   async updateProfile(p: BootstrapProfile): Promise<void> {
     await this.db
       .updateTable('bootstrap_profiles')
-      .set({
-        name: p.name,
-        priority: p.priority,
-        match: JSON.stringify(p.match),
-        phase1_glaze: p.phase1Glaze,
-        spaces: JSON.stringify(p.spaces),
-        protocols: JSON.stringify(p.protocols),
-        agent: JSON.stringify(p.agent),
-        attestation: p.attestation,
-        pcrs: JSON.stringify(p.pcrs),
-        pcr_digest: p.pcrDigest,
-        lwm2m: p.lwm2m ? JSON.stringify(p.lwm2m) : null,
-      })
+      .set(profileColumns(p))
       .where('id', '=', p.id)
       .where('owner_id', '=', p.ownerId)
       .execute();

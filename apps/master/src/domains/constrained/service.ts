@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { OwnerId } from '@tips/core';
 import type { CoapMetrics, DatagramPeer } from '@tips/coap';
 import type { Counter } from 'prom-client';
+import type { BusHub } from '../../bus/bus.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
 import type { DiscoveryService } from '../discovery/service.ts';
@@ -61,6 +62,29 @@ export class ConstrainedService {
     this.accessListeners.push(listener);
   }
 
+  /**
+   * The other replicas (issue 13): a PSK revoked here is published, and what another replica revokes
+   * that the constrained path checks (a PSK, a metal's certificates/access — revoked, retired,
+   * blocked, deleted —, its eligibility) calls the same listeners as a local revocation, so its
+   * Block2 transfers here re-authenticate at their next block. While the bus is down the transfers'
+   * own re-check (1 s) is the bound (BusHub logs bus_down and /readyz says degraded); when it comes
+   * back, every transfer re-checks once (messages may have been missed).
+   */
+  useBus(bus: BusHub): void {
+    this.bus = bus;
+    const changed = () => {
+      for (const l of this.accessListeners) l();
+    };
+    bus.on('tips.psk.revoked', changed);
+    bus.on('tips.cert.revoked', changed);
+    bus.on('tips.metal.block', (m) => {
+      if (m.blocked) changed();
+    });
+    bus.on('tips.metal.eligibility', changed);
+    bus.onResync(changed);
+  }
+  private bus: BusHub | undefined;
+
   /** Counts how a Block2 request found its transfer: hit (no re-check), miss (new), recheck. */
   transferLookup(result: 'hit' | 'miss' | 'recheck'): void {
     this.metrics?.transferLookups?.inc({ result });
@@ -103,6 +127,7 @@ export class ConstrainedService {
       throw new ConstrainedError('psk_not_found', `metal "${metal.name}" has no live PSK "${identity.slice(0, 80)}"`, 'identity');
     }
     for (const l of this.accessListeners) l();
+    await this.bus?.publish('tips.psk.revoked', { metalId: metal.id });
   }
 
   // --- the DTLS transport and the CoAP routes ----------------------------------------------------

@@ -9,8 +9,9 @@
  * - `revoke()`: the access generation moves on every local revocation signal (PSK revoked, metal's
  *   access revoked/retired/blocked/deleted, a Space's Glaze or membership changed); the next block of
  *   every transfer re-authenticates in full and a refused principal answers 4.01/4.03 as before.
- * - `recheckMs`: even without a signal, a transfer re-authenticates at least that often, which bounds
- *   how long a revocation made on another master replica (no in-process event here) goes unseen.
+ * - `recheckMs`: even without a signal, a transfer re-authenticates at least that often: the bound on
+ *   how long another replica's revocation goes unseen while the bus is down (with the bus up it arrives
+ *   as a signal: `ConstrainedService.useBus`).
  * - idle expiry and a bound on the number of transfers (least recently used dropped first), so the
  *   memory held is at most `maxTransfers × windowBytes`.
  */

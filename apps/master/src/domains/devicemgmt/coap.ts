@@ -3,7 +3,7 @@ import type { TipsId } from '@tips/core';
 import { DeviceMgmtError, type DeviceMgmtErrorCode } from './errors.ts';
 import { OBJ_SECURITY, OBJ_SERVER, resourceType } from './objects.ts';
 import { decodeSenmlCbor, decodeSenmlJson, encodeSenmlCbor } from './senml.ts';
-import type { BootstrapValues, DeviceChannel, DeviceMgmtService, DevicePrincipal } from './service.ts';
+import { BOOTSTRAP_DEFAULTS, type BootstrapValues, type DeviceChannel, type DeviceMgmtService, type DevicePrincipal } from './service.ts';
 import { decodeTlvValue, recordsToTlv, tlvToRecords } from './tlv.ts';
 import { type Lwm2mPath, Lwm2mFormatError, type ResourceRecord } from './values.ts';
 
@@ -151,7 +151,7 @@ export function installLwm2mCoap(coap: CoapServer, devices: DeviceMgmtService, o
   });
 
   async function bootstrap(peer: DatagramPeer, p: DevicePrincipal): Promise<void> {
-    const profile: BootstrapProfile = (await opts.bootstrapProfile?.(p)) ?? { serverUri: opts.baseUri(), shortServerId: 1, lifetime: 300, defaultMinPeriod: 1, defaultMaxPeriod: 60, binding: 'U' };
+    const profile: BootstrapProfile = (await opts.bootstrapProfile?.(p)) ?? { serverUri: opts.baseUri(), ...BOOTSTRAP_DEFAULTS };
     const expect = async (res: Promise<CoapMessage>, what: string) => {
       const code = codeString((await res).code);
       if (!code.startsWith('2.')) throw new Error(`${what}: the client answered ${code}`);

@@ -7,6 +7,8 @@ export type DeviceMgmtErrorCode =
   | 'lwm2m_not_registered'
   | 'lwm2m_offline'
   | 'lwm2m_resource_not_found'
+  /** No such queued operation of this metal (or it is past the finished ones kept). */
+  | 'lwm2m_operation_not_found'
   | 'lwm2m_device_error'
   | 'lwm2m_glaze_not_for_metal'
   | 'lwm2m_glaze_unsigned'

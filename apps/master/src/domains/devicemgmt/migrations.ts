@@ -52,3 +52,27 @@ export async function up0016Lwm2m(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('bootstrap_profiles').addColumn('lwm2m', 'text').execute();
   await db.schema.createIndex('onboardings_metal').on('onboardings').column('metal_id').execute();
 }
+
+/**
+ * 0017_lwm2m (issue 13, queue mode across replicas): the operations queued for a sleeping (UQ)
+ * device, durable, so whichever replica the device's next registration update reaches claims and
+ * sends them (each once), and a restart loses none. `records` is JSON (the read's answer).
+ */
+export async function up0017Lwm2m(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('lwm2m_queue')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('metal_id', 'text', (c) => c.notNull())
+    .addColumn('owner_id', 'text', (c) => c.notNull())
+    .addColumn('kind', 'text', (c) => c.notNull())
+    .addColumn('target', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('records', 'text')
+    .addColumn('job_id', 'text')
+    .addColumn('error_code', 'text')
+    .addColumn('error_message', 'text')
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addColumn('updated_at', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('lwm2m_queue_metal').on('lwm2m_queue').columns(['metal_id', 'created_at']).execute();
+}

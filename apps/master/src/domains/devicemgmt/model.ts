@@ -40,6 +40,29 @@ export interface ObservedValue {
   observedAt: string;
 }
 
+/**
+ * An operation the operator asked for while a queue-mode (UQ) device sleeps: sent, in order, when the
+ * device next registers or sends a registration update (Core 1.1 §6.6 queue mode). Durable in the
+ * database (0017_lwm2m): whichever master replica the device's update reaches claims each operation
+ * (queued → sent in one transaction, so exactly one replica sends it) and records its answer.
+ */
+export interface QueuedOperation {
+  id: string;
+  metalId: TipsId;
+  ownerId: OwnerId;
+  kind: 'read' | 'firmware';
+  /** read: the path; firmware: the Glaze ID. */
+  target: string;
+  status: 'queued' | 'sent' | 'done' | 'failed';
+  /** read: the records the device answered, as valueToJson renders them. */
+  records?: { path: string; value: unknown }[];
+  /** firmware: the job the update started. */
+  jobId?: string;
+  error?: { code: string; message: string };
+  createdAt: string;
+  updatedAt: string;
+}
+
 /** LwM2M lifetime bounds: the Register's `lt` (seconds), default 86400 (Core §6.2.1). */
 export const DEFAULT_LIFETIME = 86_400;
 export const MAX_LIFETIME = 2 ** 31 - 1;

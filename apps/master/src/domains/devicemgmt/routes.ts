@@ -14,6 +14,7 @@ registerStatusTable<DeviceMgmtErrorCode>('devicemgmt', {
   lwm2m_endpoint_mismatch: 403,
   lwm2m_registration_not_found: 404,
   lwm2m_resource_not_found: 404,
+  lwm2m_operation_not_found: 404,
   lwm2m_not_registered: 409,
   lwm2m_offline: 409,
   lwm2m_glaze_not_for_metal: 409,
@@ -76,14 +77,14 @@ const QueuedOut = Type.Object(
     createdAt: Type.String(),
     updatedAt: Type.String(),
   },
-  { description: 'queue mode (binding UQ): an operation held until the device next sends a registration update (per replica, in memory)' },
+  { description: 'queue mode (binding UQ): an operation held in the database until the device next sends a registration update, sent once by whichever replica that update reaches' },
 );
 const queuedOut = (o: QueuedOperation) => ({
   id: o.id,
   kind: o.kind,
   target: o.target,
   status: o.status,
-  ...(o.records ? { records: o.records.map((r) => ({ path: formatPath(r.path), value: valueToJson(r.value) })) } : {}),
+  ...(o.records ? { records: o.records } : {}),
   ...(o.jobId ? { jobId: o.jobId } : {}),
   ...(o.error ? { error: o.error } : {}),
   createdAt: o.createdAt,
@@ -169,12 +170,25 @@ export function deviceMgmtOwnerRoutes(app: FastifyInstance, devices: DeviceMgmtS
     {
       schema: {
         tags: ['lwm2m'],
-        summary: "Z5 queue mode: the operations waiting for the device's next registration update, and the last finished ones with their answers (this replica's)",
+        summary: "Z5 queue mode: the operations waiting for the device's next registration update, and the last finished ones with their answers (every replica's: the queue is in the database)",
         params: Type.Object({ ref: Ref }),
         response: { 200: Type.Object({ items: Type.Array(QueuedOut) }), ...errorResponses(404) },
       },
     },
     async (req) => ({ items: (await devices.queued(req.owner.id, req.params.ref)).map(queuedOut) }),
+  );
+
+  app.get<{ Params: { ref: string; id: string } }>(
+    '/metals/:ref/lwm2m/queue/:id',
+    {
+      schema: {
+        tags: ['lwm2m'],
+        summary: 'Z5 queue mode: one queued operation — its status, and once the device answered, the records read or the firmware job started, or the error',
+        params: Type.Object({ ref: Ref, id: Type.String({ pattern: '^lwq_[A-Za-z0-9]{1,40}$', description: 'lwq_…' }) }),
+        response: { 200: QueuedOut, ...errorResponses(400, 404) },
+      },
+    },
+    async (req) => queuedOut(await devices.queuedOne(req.owner.id, req.params.ref, req.params.id)),
   );
 
   app.post<{ Params: { ref: string }; Body: { glaze: string } }>(

@@ -200,10 +200,55 @@ for (const db of ['sqlite', 'postgres'] as const) {
       expect(dev.calls).toEqual(Array.from({ length: MAX_QUEUED }, (_, i) => `read 3/0/${i}`));
       const after = await devices.queued(m.alice.id, 'sensor-01');
       expect(after.map((o) => o.status)).toEqual(Array(MAX_QUEUED).fill('done'));
-      expect(after[0]!.records).toEqual([{ path: [3, 0, 9], value: 87 }, { path: [3, 0, 0], value: 'ACME' }]);
+      expect(after[0]!.records).toEqual([{ path: '/3/0/9', value: 87 }, { path: '/3/0/0', value: 'ACME' }]);
       // A device in binding U is read at once.
       await devices.update(a, r.id, { b: 'U' }, new Uint8Array(0));
       expect(Array.isArray(await devices.read(m.alice.id, 'sensor-01', '/3/0'))).toBe(true);
+    });
+
+    it('issue 13 queue mode across replicas: queued on one, listed and sent by another (each operation once, even when both flush at once), kept across a restart; a send cut off by a dead replica ends failed', async () => {
+      const a = await metal('sensor-01');
+      const devA = new FakeDevice();
+      const devB = new FakeDevice();
+      devices.useChannel(devA);
+      const r = await devices.register(a, { ep: 'sensor-01', lt: '600', b: 'UQ' }, BODY);
+      const queued = [];
+      for (const p of ['/3/0/1', '/3/0/2', '/3/0/3']) {
+        const q = await devices.read(m.alice.id, 'sensor-01', p);
+        if (Array.isArray(q)) throw new Error('a UQ device was read at once');
+        queued.push(q.queued);
+      }
+      // Another replica (or this one restarted: nothing in memory) sees the same queue, in order.
+      const replica = () => new DeviceMgmtService(new KyselyDeviceMgmtStore(m.db), m.services.metals, m.services.spaces, m.services.glazes, m.services.keys, m.services.events, { now: () => new Date(now) }, { bytes: (n) => new Uint8Array(n).map(() => Math.floor(Math.random() * 256)) }, 10);
+      const b = replica();
+      expect((await b.queued(m.alice.id, 'sensor-01')).map((o) => [o.id, o.target, o.status])).toEqual(queued.map((o) => [o.id, o.target, 'queued']));
+      // The device's update reaches both replicas in quick succession: both flush, each read goes out once.
+      b.useChannel(devB);
+      await b.update(a, r.id, {}, new Uint8Array(0));
+      await Promise.all([devices.flushQueue(a.metalId as TipsId), b.flushQueue(a.metalId as TipsId), b.flushQueue(a.metalId as TipsId)]);
+      expect([...devA.calls, ...devB.calls].sort()).toEqual(['read 3/0/1', 'read 3/0/2', 'read 3/0/3']);
+      const done = await replica().queued(m.alice.id, 'sensor-01');
+      expect(done.map((o) => [o.id, o.status])).toEqual(queued.map((o) => [o.id, 'done']));
+      expect(done[0]!.records).toEqual([{ path: '/3/0/9', value: 87 }, { path: '/3/0/0', value: 'ACME' }]);
+      // Nothing is sent twice: a later flush sends nothing.
+      await devices.flushQueue(a.metalId as TipsId);
+      expect(devA.calls.length + devB.calls.length).toBe(3);
+      // One operation through the owner API (and `tips lwm2m queue <metal> <op>`); another owner's or an unknown one is 404.
+      const one = await owner('GET', `/api/v1/metals/sensor-01/lwm2m/queue/${queued[1]!.id}`);
+      expect(one.statusCode, one.body).toBe(200);
+      expect(one.json()).toMatchObject({ id: queued[1]!.id, kind: 'read', target: '/3/0/2', status: 'done', records: [{ path: '/3/0/9', value: 87 }, { path: '/3/0/0', value: 'ACME' }] });
+      expect((await owner('GET', '/api/v1/metals/sensor-01/lwm2m/queue/lwq_NOSUCH')).json().error).toMatchObject({ code: 'lwm2m_operation_not_found', field: 'op' });
+      expect((await m.app.inject({ method: 'GET', url: `/api/v1/metals/sensor-01/lwm2m/queue/${queued[1]!.id}`, headers: m.auth(m.bob.token) })).statusCode).toBe(404);
+      expect((await owner('GET', '/api/v1/metals/sensor-01/lwm2m/queue/not-an-id')).statusCode).toBe(400);
+      // A replica that claimed an operation and died: the operation is not sent again, it ends failed.
+      const lost = await devices.read(m.alice.id, 'sensor-01', '/3/0/4');
+      if (Array.isArray(lost)) throw new Error('a UQ device was read at once');
+      expect(await new KyselyDeviceMgmtStore(m.db).claimQueued(a.metalId as TipsId, new Date(now).toISOString())).toMatchObject({ id: lost.queued.id, status: 'sent' });
+      now += 11 * 60_000;
+      await b.update(a, r.id, {}, new Uint8Array(0));
+      await b.flushQueue(a.metalId as TipsId);
+      expect(devB.calls.filter((c) => c === 'read 3/0/4')).toEqual([]);
+      expect((await devices.queued(m.alice.id, 'sensor-01')).find((o) => o.id === lost.queued.id)).toMatchObject({ status: 'failed', error: { code: 'lwm2m_delivery_interrupted' } });
     });
   });
 }

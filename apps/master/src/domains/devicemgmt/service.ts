@@ -10,7 +10,7 @@ import type { SpaceService } from '../spaces/service.ts';
 import { DeviceMgmtError } from './errors.ts';
 import { type FirmwareResult, type FirmwareState, FW_RESULT_NAMES, FW_STATE, FW_STATE_NAMES, isFirmwareResult, isFirmwareState, nextJobStatus } from './firmware.ts';
 import { declaredObjects } from './link-format.ts';
-import { DEFAULT_LIFETIME, type FirmwareJob, MAX_ENDPOINT, MAX_LIFETIME, type ObservedValue, type Registration } from './model.ts';
+import { DEFAULT_LIFETIME, type FirmwareJob, MAX_ENDPOINT, MAX_LIFETIME, type ObservedValue, type QueuedOperation, type Registration } from './model.ts';
 import { OBJ_FIRMWARE } from './objects.ts';
 import type { DeviceMgmtStore } from './store.ts';
 import { formatPath, Lwm2mFormatError, type Lwm2mPath, parsePath, type ResourceRecord, type ResourceValue, valueToJson } from './values.ts';
@@ -55,26 +55,10 @@ export const MAX_QUEUED = 8;
 /** Finished queued operations kept per metal for their status resource. */
 const KEEP_FINISHED = 16;
 
-/**
- * An operation the operator asked for while a queue-mode (UQ) device sleeps: sent, in order, when the
- * device next registers or sends a registration update (Core 1.1 §6.6 queue mode). Held in this
- * replica's memory — a master restart, or an update reaching another replica, leaves it queued here
- * until the device's next update on this one (documented in README.md).
- */
-export interface QueuedOperation {
-  id: string;
-  kind: 'read' | 'firmware';
-  /** read: the path; firmware: the Glaze ID. */
-  target: string;
-  status: 'queued' | 'sent' | 'done' | 'failed';
-  /** read: the records the device answered. */
-  records?: ResourceRecord[];
-  /** firmware: the job the update started. */
-  jobId?: string;
-  error?: { code: string; message: string };
-  createdAt: string;
-  updatedAt: string;
-}
+export type { QueuedOperation } from './model.ts';
+
+/** A sent operation whose replica neither finished nor failed it within this long died mid-way: failed. */
+const SENT_STALE_MS = 10 * 60_000;
 
 /** The LwM2M part of a bootstrapping profile (bootstrap's Lwm2mSettings, contract K). */
 export interface Lwm2mBootstrapSettings {
@@ -95,6 +79,9 @@ export interface BootstrapValues {
   binding: 'U' | 'UQ';
 }
 
+/** The master's bootstrap values (what a profile leaves out), but for the server URI: this CoAP endpoint. */
+export const BOOTSTRAP_DEFAULTS: Omit<BootstrapValues, 'serverUri'> = { shortServerId: 1, lifetime: 300, defaultMinPeriod: 1, defaultMaxPeriod: 60, binding: 'U' };
+
 const BINDINGS = new Set(['U', 'UQ']);
 const VERSIONS = new Set(['1.0', '1.1']);
 
@@ -107,8 +94,8 @@ export class DeviceMgmtService {
   private channel: DeviceChannel | undefined;
   private metrics: DeviceMgmtMetrics | undefined;
   private log: (obj: object, msg: string) => void = () => {};
-  /** Queue mode: per metal, the operations waiting for the device's next update, then the finished ones. */
-  private readonly queues = new Map<TipsId, QueuedOperation[]>();
+  /** Queue mode: the flush running per metal on this replica (a second update joins it). */
+  private readonly flushing = new Map<TipsId, Promise<void>>();
   /** Jobs whose Update (/5/0/2) was sent: never executed twice. */
   private readonly executed = new Set<string>();
   /** Jobs whose manifest the device accepted: only their reports move them. */
@@ -129,6 +116,7 @@ export class DeviceMgmtService {
     events.on('metal.deleted', async (e) => {
       const r = await this.store.registrationOf(e.metalId);
       if (r) await this.store.deleteRegistration(r.id);
+      await this.store.forgetQueue(e.metalId);
     });
   }
 
@@ -145,7 +133,7 @@ export class DeviceMgmtService {
    * metal that was not onboarded or whose profile has no LwM2M part.
    */
   async bootstrapProfile(p: DevicePrincipal, baseUri: string): Promise<BootstrapValues & { source: 'profile' | 'default' }> {
-    const d: BootstrapValues = { serverUri: baseUri, shortServerId: 1, lifetime: 300, defaultMinPeriod: 1, defaultMaxPeriod: 60, binding: 'U' };
+    const d: BootstrapValues = { serverUri: baseUri, ...BOOTSTRAP_DEFAULTS };
     const l = await this.profileLookup?.(p.ownerId, p.metalId);
     if (!l) return { ...d, source: 'default' };
     return {
@@ -397,41 +385,56 @@ export class DeviceMgmtService {
     return (await this.store.registrationOf(metalId))?.queueMode === true;
   }
 
-  private enqueue(metalId: TipsId, kind: QueuedOperation['kind'], target: string): QueuedOperation {
-    const list = this.queues.get(metalId) ?? [];
-    if (list.filter((o) => o.status === 'queued' || o.status === 'sent').length >= MAX_QUEUED) {
-      throw new DeviceMgmtError('lwm2m_queue_full', `the device is in queue mode and already has ${MAX_QUEUED} operations waiting for its next update`, 'metal');
-    }
+  private async enqueue(ownerId: OwnerId, metalId: TipsId, kind: QueuedOperation['kind'], target: string): Promise<QueuedOperation> {
     const now = this.clock.now().toISOString();
-    const op: QueuedOperation = { id: `lwq_${this.newId()}`, kind, target, status: 'queued', createdAt: now, updatedAt: now };
-    list.push(op);
-    this.queues.set(metalId, list);
+    const op = await this.store.enqueue({ id: `lwq_${this.newId()}`, metalId, ownerId, kind, target, status: 'queued', createdAt: now, updatedAt: now }, MAX_QUEUED);
+    if (op === 'full') throw new DeviceMgmtError('lwm2m_queue_full', `the device is in queue mode and already has ${MAX_QUEUED} operations waiting for its next update`, 'metal');
     this.metrics?.queued?.(kind, 'queued');
     this.log({ event: 'lwm2m_queued', metal: metalId, op: op.id, kind, target }, 'LwM2M operation queued until the device wakes');
     return op;
   }
 
-  /** The queued and recently finished operations of a metal (oldest first). */
+  /** The queued and recently finished operations of a metal (oldest first), whichever replica queued or sent them. */
   async queued(ownerId: OwnerId, metalRef: string): Promise<QueuedOperation[]> {
     const metal = await this.metals.get(ownerId, metalRef);
-    return [...(this.queues.get(metal.id) ?? [])];
+    return this.store.listQueued(metal.id);
+  }
+
+  /** One queued operation of a metal (`tips lwm2m queue <metal> <op>`). */
+  async queuedOne(ownerId: OwnerId, metalRef: string, id: string): Promise<QueuedOperation> {
+    const metal = await this.metals.get(ownerId, metalRef);
+    const op = await this.store.queuedOperation(metal.id, id);
+    if (!op) throw new DeviceMgmtError('lwm2m_operation_not_found', `metal "${metal.name}" has no queued operation "${id.slice(0, 80)}" (finished ones are kept ${KEEP_FINISHED} deep)`, 'op');
+    return op;
   }
 
   /**
-   * The device is awake (it just registered or sent an update): its queued operations go out, in the
-   * order they were asked for, each answered into its status resource. Never throws.
+   * The device is awake (it just registered or sent an update to this replica): its queued operations
+   * go out, in the order they were asked for, each claimed in the database first so that no other
+   * replica sends it too, and answered into its row. Never throws.
    */
-  async flushQueue(metalId: TipsId): Promise<void> {
-    const list = this.queues.get(metalId);
-    if (!list) return;
+  flushQueue(metalId: TipsId): Promise<void> {
+    const running = this.flushing.get(metalId);
+    if (running) return running.then(() => this.flushQueue(metalId));
+    const p = this.flushNow(metalId)
+      .catch((e) => this.log({ event: 'lwm2m_queue_failed', metal: metalId, err: String(e) }, 'LwM2M queue flush failed'))
+      .finally(() => this.flushing.delete(metalId));
+    this.flushing.set(metalId, p);
+    return p;
+  }
+
+  private async flushNow(metalId: TipsId): Promise<void> {
     const r = await this.store.registrationOf(metalId);
     if (!r) return;
-    for (const op of list) {
-      if (op.status !== 'queued') continue;
-      op.status = 'sent';
+    const now = this.clock.now();
+    const stale = await this.store.failStaleSent(metalId, new Date(now.getTime() - SENT_STALE_MS).toISOString(), { code: 'lwm2m_delivery_interrupted', message: 'the replica that sent it stopped before the device answered' }, now.toISOString());
+    if (stale > 0) this.log({ event: 'lwm2m_queue_interrupted', metal: metalId, count: stale }, 'LwM2M queued operations left sent by a stopped replica marked failed');
+    for (;;) {
+      const op = await this.store.claimQueued(metalId, this.clock.now().toISOString());
+      if (!op) return;
       try {
         if (op.kind === 'read') {
-          op.records = await this.readNow(r.ownerId, metalId, parsePath(op.target));
+          op.records = (await this.readNow(r.ownerId, metalId, parsePath(op.target))).map((x) => ({ path: formatPath(x.path), value: valueToJson(x.value) }));
         } else {
           op.jobId = (await this.firmwareNow(r.ownerId, metalId, op.target)).id;
         }
@@ -441,12 +444,10 @@ export class DeviceMgmtService {
         op.error = e instanceof DeviceMgmtError ? { code: e.code, message: e.message } : { code: 'lwm2m_device_error', message: (e as Error).message };
       }
       op.updatedAt = this.clock.now().toISOString();
+      await this.store.finishQueued(op, KEEP_FINISHED);
       this.metrics?.queued?.(op.kind, op.status);
       this.log({ event: 'lwm2m_queue_sent', metal: metalId, op: op.id, kind: op.kind, status: op.status }, 'LwM2M queued operation sent');
     }
-    const finished = list.filter((o) => o.status === 'done' || o.status === 'failed');
-    const open = list.filter((o) => o.status === 'queued' || o.status === 'sent');
-    this.queues.set(metalId, [...finished.slice(-KEEP_FINISHED), ...open]);
   }
 
   /** Read (Core §6.3.1) live from the device; the answer is recorded like a notification. A queue-mode device's read is queued. */
@@ -460,7 +461,7 @@ export class DeviceMgmtService {
     if (path.length < 1 || path.length > 3) throw new DeviceMgmtError('lwm2m_malformed', 'path: /obj, /obj/inst or /obj/inst/res', 'path');
     if (path[0] === 0) throw new DeviceMgmtError('lwm2m_malformed', 'the Security object (0) is not readable by a management server', 'path');
     const { metalId } = await this.registeredOnline(ownerId, metalRef);
-    if (await this.queueModeOf(metalId)) return { queued: this.enqueue(metalId, 'read', formatPath(path)) };
+    if (await this.queueModeOf(metalId)) return { queued: await this.enqueue(ownerId, metalId, 'read', formatPath(path)) };
     return this.readNow(ownerId, metalId, path);
   }
 
@@ -484,7 +485,7 @@ export class DeviceMgmtService {
     if (await this.queueModeOf(metalId)) {
       // Checked now (a bad request is refused at once), delivered when the device wakes.
       const glaze = await this.firmwareGlaze(ownerId, metalId, glazeRef);
-      return { queued: this.enqueue(metalId, 'firmware', glaze.id) };
+      return { queued: await this.enqueue(ownerId, metalId, 'firmware', glaze.id) };
     }
     return this.firmwareNow(ownerId, metalId, glazeRef);
   }

@@ -1,10 +1,11 @@
 import type { OwnerId, TipsId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
+import { forUpdate } from '../../db/database.ts';
 import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { FirmwareJobStatus, FirmwareResult, FirmwareState } from './firmware.ts';
-import type { FirmwareJob, ObservedValue, Registration } from './model.ts';
+import type { FirmwareJob, ObservedValue, QueuedOperation, Registration } from './model.ts';
 import type { DeviceMgmtStore } from './store.ts';
-import type { Lwm2mFirmwareJobsTable, Lwm2mRegistrationsTable } from './tables.ts';
+import type { Lwm2mFirmwareJobsTable, Lwm2mQueueTable, Lwm2mRegistrationsTable } from './tables.ts';
 
 const toRegistration = (r: Lwm2mRegistrationsTable): Registration => ({
   id: r.id,
@@ -35,6 +36,23 @@ const toJob = (r: Lwm2mFirmwareJobsTable): FirmwareJob => ({
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
+
+const toQueued = (r: Lwm2mQueueTable): QueuedOperation => ({
+  id: r.id,
+  metalId: r.metal_id as TipsId,
+  ownerId: r.owner_id as OwnerId,
+  kind: r.kind as QueuedOperation['kind'],
+  target: r.target,
+  status: r.status as QueuedOperation['status'],
+  ...(r.records !== null ? { records: JSON.parse(r.records) } : {}),
+  ...(r.job_id !== null ? { jobId: r.job_id } : {}),
+  ...(r.error_code !== null ? { error: { code: r.error_code, message: r.error_message ?? '' } } : {}),
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+const OPEN = ['queued', 'sent'];
+const FINISHED = ['done', 'failed'];
 
 export class KyselyDeviceMgmtStore implements DeviceMgmtStore {
   constructor(private readonly db: Db) {}
@@ -149,5 +167,89 @@ export class KyselyDeviceMgmtStore implements DeviceMgmtStore {
   async observed(metalId: TipsId, path: string): Promise<ObservedValue | undefined> {
     const r = await this.db.selectFrom('lwm2m_observed').selectAll().where('metal_id', '=', metalId).where('path', '=', path).executeTakeFirst();
     return r && { path: r.path, value: JSON.parse(r.value), observedAt: r.observed_at };
+  }
+
+  async enqueue(op: QueuedOperation, max: number): Promise<QueuedOperation | 'full'> {
+    return this.db.transaction().execute(async (tx) => {
+      // The registration row is the metal's queue lock: two replicas queueing at once count in turn.
+      await forUpdate(tx, tx.selectFrom('lwm2m_registrations').select('id').where('metal_id', '=', op.metalId)).execute();
+      const open = await tx.selectFrom('lwm2m_queue').select((eb) => eb.fn.countAll<number>().as('n')).where('metal_id', '=', op.metalId).where('status', 'in', OPEN).executeTakeFirstOrThrow();
+      if (Number(open.n) >= max) return 'full';
+      const last = await tx.selectFrom('lwm2m_queue').select('created_at').where('metal_id', '=', op.metalId).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
+      const createdAt = last && last.created_at >= op.createdAt ? new Date(Date.parse(last.created_at) + 1).toISOString() : op.createdAt;
+      const stored = { ...op, createdAt, updatedAt: createdAt };
+      await tx
+        .insertInto('lwm2m_queue')
+        .values({
+          id: stored.id,
+          metal_id: stored.metalId,
+          owner_id: stored.ownerId,
+          kind: stored.kind,
+          target: stored.target,
+          status: stored.status,
+          ...this.outcome(stored),
+          created_at: stored.createdAt,
+        })
+        .execute();
+      return stored;
+    });
+  }
+
+  /** The columns an operation's outcome lives in (insert and finish write the same mapping). */
+  private outcome(op: QueuedOperation) {
+    return {
+      records: op.records ? JSON.stringify(op.records) : null,
+      job_id: op.jobId ?? null,
+      error_code: op.error?.code ?? null,
+      error_message: op.error?.message ?? null,
+      updated_at: op.updatedAt,
+    };
+  }
+
+  async claimQueued(metalId: TipsId, nowIso: string): Promise<QueuedOperation | undefined> {
+    for (;;) {
+      const claimed = await this.db.transaction().execute(async (tx) => {
+        const next = await forUpdate(tx, tx.selectFrom('lwm2m_queue').selectAll().where('metal_id', '=', metalId).where('status', '=', 'queued').orderBy('created_at').orderBy('id').limit(1)).executeTakeFirst();
+        if (!next) return null;
+        // Conditional: a replica that read the same row before the other's claim committed claims nothing.
+        const res = await tx.updateTable('lwm2m_queue').set({ status: 'sent', updated_at: nowIso }).where('id', '=', next.id).where('status', '=', 'queued').executeTakeFirst();
+        return Number(res.numUpdatedRows) === 1 ? toQueued({ ...next, status: 'sent', updated_at: nowIso }) : undefined;
+      });
+      if (claimed === null) return undefined;
+      if (claimed) return claimed;
+    }
+  }
+
+  async finishQueued(op: QueuedOperation, keepFinished: number): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.updateTable('lwm2m_queue').set({ status: op.status, ...this.outcome(op) }).where('id', '=', op.id).where('status', '=', 'sent').execute();
+      const old = await tx.selectFrom('lwm2m_queue').select('id').where('metal_id', '=', op.metalId).where('status', 'in', FINISHED).orderBy('created_at', 'desc').orderBy('id', 'desc').offset(keepFinished).limit(1000).execute();
+      if (old.length > 0) await tx.deleteFrom('lwm2m_queue').where('id', 'in', old.map((o) => o.id)).execute();
+    });
+  }
+
+  async failStaleSent(metalId: TipsId, beforeIso: string, error: { code: string; message: string }, nowIso: string): Promise<number> {
+    const res = await this.db
+      .updateTable('lwm2m_queue')
+      .set({ status: 'failed', error_code: error.code, error_message: error.message, updated_at: nowIso })
+      .where('metal_id', '=', metalId)
+      .where('status', '=', 'sent')
+      .where('updated_at', '<', beforeIso)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
+  async listQueued(metalId: TipsId): Promise<QueuedOperation[]> {
+    const rows = await this.db.selectFrom('lwm2m_queue').selectAll().where('metal_id', '=', metalId).orderBy('created_at').orderBy('id').execute();
+    return rows.map(toQueued);
+  }
+
+  async queuedOperation(metalId: TipsId, id: string): Promise<QueuedOperation | undefined> {
+    const r = await this.db.selectFrom('lwm2m_queue').selectAll().where('metal_id', '=', metalId).where('id', '=', id).executeTakeFirst();
+    return r && toQueued(r);
+  }
+
+  async forgetQueue(metalId: TipsId): Promise<void> {
+    await this.db.deleteFrom('lwm2m_queue').where('metal_id', '=', metalId).execute();
   }
 }

@@ -1,6 +1,6 @@
 import type { OwnerId, TipsId } from '@tips/core';
 import type { KeysetWindow } from '../../db/keyset.ts';
-import type { FirmwareJob, ObservedValue, Registration } from './model.ts';
+import type { FirmwareJob, ObservedValue, QueuedOperation, Registration } from './model.ts';
 
 /** Storage port of the devicemgmt domain (tables lwm2m_*). */
 export interface DeviceMgmtStore {
@@ -24,4 +24,24 @@ export interface DeviceMgmtStore {
   latestJob(metalId: TipsId): Promise<FirmwareJob | undefined>;
   putObserved(metalId: TipsId, values: ObservedValue[]): Promise<void>;
   observed(metalId: TipsId, path: string): Promise<ObservedValue | undefined>;
+
+  // --- queue mode (0017_lwm2m) ---
+  /**
+   * Queues `op` unless the metal already has `max` open (queued or sent) operations: 'full' then,
+   * nothing written. Its createdAt is moved past the metal's newest so the delivery order is strict.
+   */
+  enqueue(op: QueuedOperation, max: number): Promise<QueuedOperation | 'full'>;
+  /**
+   * Claims the metal's oldest queued operation for this replica (queued → sent in one transaction):
+   * two replicas flushing at once never claim the same one. Undefined when none is left.
+   */
+  claimQueued(metalId: TipsId, nowIso: string): Promise<QueuedOperation | undefined>;
+  /** Records how a sent operation ended; keeps the newest `keepFinished` finished ones of the metal. */
+  finishQueued(op: QueuedOperation, keepFinished: number): Promise<void>;
+  /** Sent operations claimed before `beforeIso` (their replica died mid-way) become failed with `error`. */
+  failStaleSent(metalId: TipsId, beforeIso: string, error: { code: string; message: string }, nowIso: string): Promise<number>;
+  /** The metal's open and kept finished operations, oldest first. */
+  listQueued(metalId: TipsId): Promise<QueuedOperation[]>;
+  queuedOperation(metalId: TipsId, id: string): Promise<QueuedOperation | undefined>;
+  forgetQueue(metalId: TipsId): Promise<void>;
 }

@@ -44,10 +44,33 @@ export interface Lwm2mObservedTable {
   observed_at: string;
 }
 
+/** 0017_lwm2m: an operation queued for a queue-mode device (service.ts QueuedOperation). */
+export interface Lwm2mQueueTable {
+  /** lwq_… */
+  id: string;
+  metal_id: string;
+  owner_id: string;
+  /** read | firmware */
+  kind: string;
+  /** read: the path; firmware: the Glaze ID. */
+  target: string;
+  /** queued → sent (claimed by one replica) → done | failed */
+  status: string;
+  /** JSON of the read's answer ({ path, value }[] as valueToJson writes it). */
+  records: string | null;
+  job_id: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  /** Strictly increasing per metal (the delivery order). */
+  created_at: string;
+  updated_at: string;
+}
+
 declare module '../../db/schema.ts' {
   interface Database {
     lwm2m_registrations: Lwm2mRegistrationsTable;
     lwm2m_firmware_jobs: Lwm2mFirmwareJobsTable;
     lwm2m_observed: Lwm2mObservedTable;
+    lwm2m_queue: Lwm2mQueueTable;
   }
 }
