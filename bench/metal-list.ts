@@ -5,6 +5,9 @@
  *   TIPS_BENCH_PG=postgres://…  also runs the master on that PostgreSQL (a fresh schema, dropped after)
  *   TIPS_BENCH_PROFILE=DIR      also writes a V8 CPU profile of the master (node --cpu-prof) into DIR
  *   TIPS_BENCH_READ_THREADS=0,1,0,1  one master per value of --read-threads, alternated on the same data (A/B)
+ *   TIPS_BENCH_VARIANTS='[{"label":"base","bin":"/tmp/base/apps/master/bin/tips-master.js"},{"label":"this"},…]'
+ *                               one master per entry, in that order, on the same data (A/B against another
+ *                               checkout's build, or `"nodeArgs":[…]` / `"env":{…}` for this one)
  *
  * Writes the metals straight into the database in transactions of 500 rows (the rows the metals
  * store writes, its `interfaces` copy included; 100,000 HTTP calls would measure the create path, not the list), starts
@@ -164,10 +167,10 @@ async function walk(base: string, token: string): Promise<{ cursors: string[]; s
 }
 
 /** CPU seconds (user + system) a process — or, with `thread`, one of its threads — has used so far, from /proc (clock ticks of 10 ms). */
-function cpuSeconds(pid: number, thread?: number): number {
+function cpuSeconds(pid: number, thread?: number, which: 'all' | 'system' = 'all'): number {
   const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return ((which === 'all' ? Number(fields[11]) : 0) + Number(fields[12])) / 100;
 }
 
 /** `connections` keep-alive connections, each asking a random page after another, for `seconds`. */
@@ -224,8 +227,17 @@ console.log('listening on ' + a);`;
 type Drive = Awaited<ReturnType<typeof drive>>;
 
 /** One master with `env`: walks the list once (first run only keeps the walk), then drives random pages. */
-async function measureMaster(store: string, dir: string, masterArgs: string[], env: NodeJS.ProcessEnv, token: string, walked?: Awaited<ReturnType<typeof walk>>) {
-  const m = await startMaster(['--host', '127.0.0.1', '--data-dir', dir, ...masterArgs], env, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []);
+interface Variant {
+  label: string;
+  /** Another checkout's `apps/master/bin/tips-master.js` (its own dist/); this tree's by default. */
+  bin?: string;
+  nodeArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+async function measureMaster(store: string, dir: string, masterArgs: string[], v: Variant, token: string, walked?: Awaited<ReturnType<typeof walk>>) {
+  const nodeArgs = [...(v.nodeArgs ?? []), ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [])];
+  const m = await startMaster(['--host', '127.0.0.1', '--data-dir', dir, ...masterArgs], v.env ?? {}, nodeArgs, v.bin);
   try {
     if (!walked) {
       const t0 = performance.now();
@@ -236,13 +248,15 @@ async function measureMaster(store: string, dir: string, masterArgs: string[], e
     const paths = walked.cursors.map((c) => `/api/v1/metals?limit=${LIMIT}${c ? `&cursor=${c}` : ''}`);
     await drive(m.url, token, paths, 2);
     const cpu0 = cpuSeconds(m.proc.pid!);
+    const sys0 = cpuSeconds(m.proc.pid!, undefined, 'system');
     const main0 = cpuSeconds(m.proc.pid!, m.proc.pid!);
     const r = await drive(m.url, token, paths, SECONDS);
     const cpuPerPage = ((cpuSeconds(m.proc.pid!) - cpu0) / r.pages) * 1e6;
+    const sysPerPage = ((cpuSeconds(m.proc.pid!, undefined, 'system') - sys0) / r.pages) * 1e6;
     // The event loop's thread alone (the process figure also counts SQLite read threads, libuv and GC helpers).
     const mainPerPage = ((cpuSeconds(m.proc.pid!, m.proc.pid!) - main0) / r.pages) * 1e6;
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-    return { walked, r, cpuPerPage, mainPerPage, load };
+    return { walked, r, cpuPerPage, sysPerPage, mainPerPage, load };
   } finally {
     await m.stop();
   }
@@ -251,14 +265,22 @@ async function measureMaster(store: string, dir: string, masterArgs: string[], e
 async function run(store: string, config: DatabaseConfig, masterArgs: string[], dir: string): Promise<string[]> {
   const { token } = await prepare(config, dir);
   // TIPS_BENCH_READ_THREADS=0,1,0,1: one master per value (--read-threads), alternated on the same data.
-  const variants = (process.env.TIPS_BENCH_READ_THREADS ?? '').split(',').filter((v) => v !== '');
-  const runs: { label: string; r: Drive; cpuPerPage: number; mainPerPage: number; load: string }[] = [];
+  const threads = (process.env.TIPS_BENCH_READ_THREADS ?? '').split(',').filter((v) => v !== '');
+  const variants: Variant[] = process.env.TIPS_BENCH_VARIANTS
+    ? (JSON.parse(process.env.TIPS_BENCH_VARIANTS) as Variant[])
+    : threads.length
+      ? threads.map((t) => ({ label: `master --read-threads ${t}`, env: { TIPS_READ_THREADS: t } }))
+      : [{ label: 'master' }];
+  const runs: { label: string; r: Drive; cpuPerPage: number; sysPerPage: number; mainPerPage: number; load: string }[] = [];
   let walked: Awaited<ReturnType<typeof walk>> | undefined;
-  for (const v of variants.length ? variants : [undefined]) {
-    const got = await measureMaster(store, dir, masterArgs, v === undefined ? {} : { TIPS_READ_THREADS: v }, token, walked);
+  for (const v of variants) {
+    const got = await measureMaster(store, dir, masterArgs, v, token, walked);
     walked = got.walked;
-    runs.push({ label: v === undefined ? 'master' : `master --read-threads ${v}`, ...got });
-    if (variants.length) process.stdout.write(`  ${v}: ${Math.round(got.r.perSecond)} pages/s, p99 ${got.r.p99.toFixed(2)} ms, CPU ${Math.round(got.cpuPerPage)} µs a page (main thread ${Math.round(got.mainPerPage)} µs)\n`);
+    runs.push({ label: v.label, ...got });
+    if (variants.length > 1)
+      process.stdout.write(
+        `  ${v.label}: ${Math.round(got.r.perSecond)} pages/s, p99 ${got.r.p99.toFixed(2)} ms, CPU ${Math.round(got.cpuPerPage)} µs a page (system ${Math.round(got.sysPerPage)}, main thread ${Math.round(got.mainPerPage)} µs)\n`,
+      );
   }
   const sampleFile = join(dir, 'page.json');
   writeFileSync(sampleFile, walked!.sample);
@@ -274,10 +296,10 @@ async function run(store: string, config: DatabaseConfig, masterArgs: string[], 
     bare.stop();
   }
   const out = [`[${store}] ${CONNECTIONS} connections, pages of ${LIMIT} (${Math.round(runs[0]!.r.avgBytes)} bytes on average), random page of ${walked!.cursors.length}, ${SECONDS} s after a 2 s warm-up`];
-  for (const { label, r, cpuPerPage, mainPerPage, load } of runs) {
+  for (const { label, r, cpuPerPage, sysPerPage, mainPerPage, load } of runs) {
     const met = r.p99 <= GOAL.p99Ms && r.perSecond >= GOAL.pagesPerSecond;
     out.push(
-      `  ${label}: ${Math.round(r.perSecond)} pages/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms (${r.pages} pages); master CPU ${Math.round(cpuPerPage)} µs a page (${Math.round(1e6 / cpuPerPage)} pages per CPU-second), of which its main thread ${Math.round(mainPerPage)} µs`,
+      `  ${label}: ${Math.round(r.perSecond)} pages/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms (${r.pages} pages); master CPU ${Math.round(cpuPerPage)} µs a page (${Math.round(1e6 / cpuPerPage)} pages per CPU-second), of which its main thread ${Math.round(mainPerPage)} µs, the kernel ${Math.round(sysPerPage)} µs`,
       `    master/peer: throughput ${(r.perSecond / p.perSecond).toFixed(2)}, p99 ${(r.p99 / p.p99).toFixed(2)}×; goal p99 ≤ ${GOAL.p99Ms} ms and ≥ ${GOAL.pagesPerSecond} pages/s: ${met ? 'met' : 'NOT met'}; load average at the end: ${load}`,
     );
   }

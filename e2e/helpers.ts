@@ -15,8 +15,8 @@ export interface RunningMaster {
 }
 
 /** Starts a real `tips-master` process and waits for its "listening" line. */
-export async function startMaster(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Promise<RunningMaster> {
-  const proc = spawn(process.execPath, [...nodeArgs, TIPS_MASTER, '--port', '0', '--tls-port', '0', '--log-level', 'warn', ...args], {
+export async function startMaster(args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = [], bin = TIPS_MASTER): Promise<RunningMaster> {
+  const proc = spawn(process.execPath, [...nodeArgs, bin, '--port', '0', '--tls-port', '0', '--log-level', 'warn', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -19,7 +19,7 @@ pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
  * better-sqlite3 compiles a statement on every `prepare`; Kysely prepares each query anew. The
  * queries are a small fixed set of SQL texts, so compiled statements are kept by text (bounded).
  */
-function cachingPrepare(sqlite: SQLite.Database): SqliteDatabase {
+function cachingPrepare(sqlite: SQLite.Database): SqliteDatabase & { prepare(sql: string): SQLite.Statement } {
   const cache = new Map<string, SQLite.Statement>();
   return {
     close: () => sqlite.close(),
@@ -35,6 +35,27 @@ function cachingPrepare(sqlite: SQLite.Database): SqliteDatabase {
   };
 }
 
+/** The SQLite connection behind a `Db` opened by `openDatabase` (not behind a transaction's). */
+const sqliteOf = new WeakMap<object, { sqlite: SQLite.Database; prepare(sql: string): SQLite.Statement }>();
+
+/**
+ * SQLite: the first row of a read-only statement, read at once on the master's connection — without
+ * Kysely's executor, whose connection mutex, promises and result plumbing cost a hot read (the token
+ * lookup and the list page every API request runs: bench/RESULTS.md, metal-list sixth round) more
+ * than the statement itself. Answers `undefined` — read through Kysely then — on PostgreSQL, for a
+ * transaction's `Tx`, and while a transaction is open on the connection: a read there would see that
+ * transaction's uncommitted writes, where through Kysely it waits for its end. With no transaction
+ * open the read sees exactly what Kysely's would (same connection, same statement, synchronous).
+ */
+export function readNow<R>(db: Db, sql: string, params: readonly unknown[]): { row: R | undefined } | undefined {
+  const d = sqliteOf.get(db);
+  if (d === undefined || d.sqlite.inTransaction) return undefined;
+  return { row: d.prepare(sql).get(params) as R | undefined };
+}
+
+/** SQLite page cache per connection, KiB. */
+const SQLITE_CACHE_KIB = 64 * 1024;
+
 /** Opens the configured database (the `Store` port's two adapters) and migrates it. */
 export async function openDatabase(config: DatabaseConfig): Promise<Db> {
   let db: Db;
@@ -45,7 +66,12 @@ export async function openDatabase(config: DatabaseConfig): Promise<Db> {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingPrepare(sqlite) }) });
+    // The page cache holds the hot pages of the lists (bench/RESULTS.md, metal-list sixth round);
+    // SQLite's default (2 MiB) reread them from the OS on every page. An upper bound, filled by use.
+    sqlite.pragma(`cache_size = -${SQLITE_CACHE_KIB}`);
+    const database = cachingPrepare(sqlite);
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+    sqliteOf.set(db, { sqlite, prepare: database.prepare });
   } else {
     const pool = new pg.Pool({
       connectionString: config.url,

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Metal } from '../domains/metals/model.ts';
 import { KyselyMetalStore } from '../domains/metals/store.kysely.ts';
 import { joinedPageBody } from '../http/pagination.ts';
-import { type Db, openDatabase } from './database.ts';
+import { type Db, openDatabase, readNow } from './database.ts';
 import type { KeysetWindow } from './keyset.ts';
 import { openReadPool, type ReadPool } from './read-pool.ts';
 
@@ -100,5 +100,52 @@ describe('D6 T2 the metal list page read on worker threads (--read-threads): sam
   it('refuses a file that does not exist instead of creating one', async () => {
     await expect(openReadPool(join(dir, 'missing.db'), 1)).rejects.toThrow();
     await expect(openReadPool(join(dir, 'tips.db'), 0)).rejects.toThrow(/from 1 to 16/);
+  });
+});
+
+describe('D6 readNow: a hot read on the main SQLite connection without Kysely’s executor sees what Kysely would', () => {
+  let dir: string;
+  let db: Db;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tips-read-now-'));
+    db = await openDatabase({ kind: 'sqlite', file: join(dir, 'tips.db') });
+  });
+  afterAll(async () => {
+    await db.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const count = 'select count(*) as n from metals where owner_id = ?';
+  const row = (n: number) => ({ id: metal(n, at(n)).id, owner_id: owner, name: `w${n}`, labels: '{}', interfaces: '[]', created_at: at(n), updated_at: at(n) });
+
+  it('reads at once with no transaction open, and declines while one is (its writes are not committed) and for a Tx', async () => {
+    const store = new KyselyMetalStore(db);
+    await store.insert(metal(1, at(1)));
+    expect(readNow<{ n: number }>(db, count, [owner])).toEqual({ row: { n: 1 } });
+    let inside: unknown = 'not run';
+    let insideTx: unknown = 'not run';
+    let kyselyDuring: Promise<number> | undefined;
+    await db.transaction().execute(async (tx) => {
+      await tx.insertInto('metals').values(row(2)).execute();
+      inside = readNow(db, count, [owner]);
+      insideTx = readNow(tx, count, [owner]);
+      // Through Kysely the same read waits for the transaction's end.
+      kyselyDuring = sql<{ n: number }>`select count(*) as n from metals where owner_id = ${owner}`.execute(db).then((r) => r.rows[0]!.n);
+      await new Promise((r) => setTimeout(r, 20));
+    });
+    expect(inside).toBeUndefined();
+    expect(insideTx).toBeUndefined();
+    expect(await kyselyDuring).toBe(2);
+    expect(readNow<{ n: number }>(db, count, [owner])).toEqual({ row: { n: 2 } });
+    // A rolled-back write is never seen.
+    await expect(
+      db.transaction().execute(async (tx) => {
+        await tx.insertInto('metals').values(row(3)).execute();
+        expect(readNow(db, count, [owner])).toBeUndefined();
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(readNow<{ n: number }>(db, count, [owner])).toEqual({ row: { n: 2 } });
   });
 });

@@ -170,41 +170,53 @@ function badlyEncodedQuery(url: string): string | undefined {
  * an API route that takes no query parameters refuses any, as the others refuse unknown ones.
  */
 export function installEdgeGuards(app: FastifyInstance): void {
-  app.addHook('preParsing', async (req, _reply, payload) => {
+  // Callback style (both hooks): an async hook costs every request a promise and a microtask turn.
+  app.addHook('preParsing', (req, _reply, payload, done) => {
     const expected = req.routeOptions.config?.bodyType ?? (req.routeOptions.schema?.body ? 'application/json' : undefined);
-    if (expected === undefined || !hasBody(req)) return payload;
+    if (expected === undefined || !hasBody(req)) return done(null, payload);
     const given = mediaType(req);
     if (given !== expected) {
-      throw new EdgeError('unsupported_media_type', `expected Content-Type ${expected}, got ${given === undefined ? 'none' : JSON.stringify(given.slice(0, 100))}`, 'content-type');
+      return done(new EdgeError('unsupported_media_type', `expected Content-Type ${expected}, got ${given === undefined ? 'none' : JSON.stringify(given.slice(0, 100))}`, 'content-type'));
     }
-    return payload;
+    done(null, payload);
   });
   // After authentication (the gateway scope authenticates in preValidation, so an unauthenticated
   // caller learns nothing of the input rules) and schema validation, before any handler.
-  app.addHook('preHandler', async (req) => {
-    const bad = badlyEncodedQuery(req.url);
-    if (bad !== undefined) {
-      const field = fieldPath(['querystring', bad]);
-      throw new EdgeError('bad_url', `${field} is not valid percent-encoded UTF-8`, field);
+  app.addHook('preHandler', (req, _reply, done) => {
+    let refusal: EdgeError | undefined;
+    try {
+      refuseBadInput(req);
+    } catch (e) {
+      refusal = e as EdgeError;
     }
-    if (req.routeOptions.url?.startsWith('/api/') && !req.routeOptions.schema?.querystring) {
-      const unknown = Object.keys((req.query ?? {}) as object)[0];
-      if (unknown !== undefined) {
-        const field = fieldPath(['querystring', unknown]);
-        throw new EdgeError('validation_failed', `unknown field "${field}" (this route takes no query parameters)`, field);
-      }
-    }
-    const sources: [string, unknown][] = [
-      ['params', req.params],
-      ['querystring', req.query],
-      ['body', req.body],
-    ];
-    for (const [where, value] of sources) {
-      const found = findBadString(value, where === 'body' ? [] : [where]);
-      if (found) {
-        const field = fieldPath(found.path) || where;
-        throw new EdgeError('invalid_string', `${field} ${found.why}`, field);
-      }
-    }
+    done(refusal);
   });
+}
+
+/** The preHandler refusals (see installEdgeGuards): throws the EdgeError the request is answered with. */
+function refuseBadInput(req: FastifyRequest): void {
+  const bad = badlyEncodedQuery(req.url);
+  if (bad !== undefined) {
+    const field = fieldPath(['querystring', bad]);
+    throw new EdgeError('bad_url', `${field} is not valid percent-encoded UTF-8`, field);
+  }
+  if (req.routeOptions.url?.startsWith('/api/') && !req.routeOptions.schema?.querystring) {
+    const unknown = Object.keys((req.query ?? {}) as object)[0];
+    if (unknown !== undefined) {
+      const field = fieldPath(['querystring', unknown]);
+      throw new EdgeError('validation_failed', `unknown field "${field}" (this route takes no query parameters)`, field);
+    }
+  }
+  const sources: [string, unknown][] = [
+    ['params', req.params],
+    ['querystring', req.query],
+    ['body', req.body],
+  ];
+  for (const [where, value] of sources) {
+    const found = findBadString(value, where === 'body' ? [] : [where]);
+    if (found) {
+      const field = fieldPath(found.path) || where;
+      throw new EdgeError('invalid_string', `${field} ${found.why}`, field);
+    }
+  }
 }

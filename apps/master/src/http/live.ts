@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import { InvalidValueError } from '@tips/core';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Gauge, type Registry } from 'prom-client';
 import { binary } from './openapi-responses.ts';
 import { errorResponses } from './schemas.ts';
@@ -66,21 +66,32 @@ export class LiveFeed {
     app.addHook('preClose', async () => {
       for (const end of [...this.enders]) end();
     });
-    app.addHook('onResponse', async (req, reply) => {
-      if (reply.statusCode >= 300) return;
-      const route = req.routeOptions.url ?? '';
-      const gateway = (req as FastifyRequest & { gateway?: { id: string; ownerId: string } | null }).gateway;
-      // The Phase 1 boot script is a GET that moves the job (queued → booting).
-      if (route.startsWith('/api/gateway/v1/provisioning/') && gateway) return this.publish(gateway.ownerId, { kind: 'provisioning', gatewayId: gateway.id, at: new Date().toISOString() });
-      // Reads change nothing (and are most requests: no clock read for them).
-      if (req.method === 'GET' || req.method === 'HEAD') return;
-      const at = new Date().toISOString();
-      const metal = (req as FastifyRequest & { metal?: { ownerId: string } | null }).metal;
-      if (route.startsWith('/api/metal/v1/') && metal) this.publish(metal.ownerId, { kind: 'metal', resource: route.split('/')[4] ?? '', at });
-      else if (route === '/api/gateway/v1/table' && gateway) this.publish(gateway.ownerId, { kind: 'table', gatewayId: gateway.id, at });
-      else if (route.startsWith('/api/gateway/v1/registrations') && gateway) this.publish(gateway.ownerId, { kind: 'registration', gatewayId: gateway.id, at });
-      else if (route.startsWith('/api/v1/') && req.owner) this.publish(req.owner.id, { kind: 'write', resource: route.split('/')[3] ?? '', at });
+    // Callback style: an async hook costs every answer a promise and a microtask turn.
+    app.addHook('onResponse', (req, reply, done) => {
+      try {
+        this.watch(req, reply);
+      } catch (e) {
+        done(e as Error);
+        return;
+      }
+      done();
     });
+  }
+
+  private watch(req: FastifyRequest, reply: FastifyReply): void {
+    if (reply.statusCode >= 300) return;
+    const route = req.routeOptions.url ?? '';
+    const gateway = (req as FastifyRequest & { gateway?: { id: string; ownerId: string } | null }).gateway;
+    // The Phase 1 boot script is a GET that moves the job (queued → booting).
+    if (route.startsWith('/api/gateway/v1/provisioning/') && gateway) return this.publish(gateway.ownerId, { kind: 'provisioning', gatewayId: gateway.id, at: new Date().toISOString() });
+    // Reads change nothing (and are most requests: no clock read for them).
+    if (req.method === 'GET' || req.method === 'HEAD') return;
+    const at = new Date().toISOString();
+    const metal = (req as FastifyRequest & { metal?: { ownerId: string } | null }).metal;
+    if (route.startsWith('/api/metal/v1/') && metal) this.publish(metal.ownerId, { kind: 'metal', resource: route.split('/')[4] ?? '', at });
+    else if (route === '/api/gateway/v1/table' && gateway) this.publish(gateway.ownerId, { kind: 'table', gatewayId: gateway.id, at });
+    else if (route.startsWith('/api/gateway/v1/registrations') && gateway) this.publish(gateway.ownerId, { kind: 'registration', gatewayId: gateway.id, at });
+    else if (route.startsWith('/api/v1/') && req.owner) this.publish(req.owner.id, { kind: 'write', resource: route.split('/')[3] ?? '', at });
   }
 }
 

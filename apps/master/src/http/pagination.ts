@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { type TSchema, Type } from '@sinclair/typebox';
 import { InvalidValueError } from '@tips/core';
 import type { JoinedPage, KeysetPosition, KeysetWindow } from '../db/keyset.ts';
@@ -37,7 +37,9 @@ export interface PageOf<T> {
 // cursor a clear 400 instead of a silently different page.
 const CHECK_BYTES = 8;
 const MAX_CURSOR_CHARS = 512;
-const check = (payload: Buffer) => createHash('sha256').update('tips-cursor-v1\0').update(payload).digest().subarray(0, CHECK_BYTES);
+const CHECK_PREFIX = Buffer.from('tips-cursor-v1\0');
+// One-shot hash: createHash builds a Hash object (a stream) per call.
+const check = (payload: Buffer) => hash('sha256', Buffer.concat([CHECK_PREFIX, payload]), 'buffer').subarray(0, CHECK_BYTES);
 
 export function encodeCursor(list: string, p: KeysetPosition): string {
   const payload = Buffer.from(JSON.stringify([list, p.at, p.id]), 'utf8');

@@ -1,7 +1,7 @@
 import type { Mac, OwnerId, TipsId } from '@tips/core';
 import { CompiledQuery, PostgresAdapter } from 'kysely';
 import { CompiledOnce } from '../../db/compiled-once.ts';
-import { type Db, forUpdate, type Tx } from '../../db/database.ts';
+import { type Db, forUpdate, readNow, type Tx } from '../../db/database.ts';
 import { applyKeyset, containsText, type JoinedPage, type KeysetWindow } from '../../db/keyset.ts';
 import type { ReadPool } from '../../db/read-pool.ts';
 import type { MetalsTable } from '../../db/schema.ts';
@@ -17,24 +17,25 @@ const WALK_BATCH = 2000;
 type ListRow = Pick<MetalsTable, (typeof LIST_COLUMNS)[number]>;
 
 /**
- * SQLite: a page of the unfiltered list in ONE statement (one read snapshot) — the page's stored list
- * items joined by the database into one blob (`cast … as blob`: the driver hands over the bytes, no
- * UTF-8 decoding of 35 KB into a JS string and encoding it again for the socket), how many of them
- * lack their item (0015 backfilled every row; a row without one makes the caller fall back), and the
- * positions of the page's last row and of the row after it, read from the covering keyset index.
- * Both range scans search `metals_keyset` (db/keyset.test.ts). The items come in the page's order: SQLite
- * feeds an aggregate the rows of a FROM subquery in that subquery's ORDER BY (it runs as a co-routine);
+ * SQLite: a page of the unfiltered list in ONE statement (one read snapshot, one range scan) — the
+ * stored list items of the page and of the row after it (limit + 1 rows) joined by the database into
+ * one blob (`cast … as blob`: the driver hands over the bytes, no UTF-8 decoding of 35 KB into a JS
+ * string and encoding it again for the socket), how many rows lack their item (0015 backfilled every
+ * row; a row without one makes the caller fall back), how many rows there were, and the byte lengths
+ * of the items (the last two cut the extra row off and find the page's last item, whose `createdAt`
+ * and `id` — written from the row's columns with it — are the next cursor). The scan searches
+ * `metals_keyset` (db/keyset.test.ts). The items come in the page's order: SQLite feeds an aggregate
+ * the rows of a FROM subquery in that subquery's ORDER BY (it runs as a co-routine);
  * `group_concat(… ORDER BY …)` would say so explicitly but sorts again in a temporary B-tree (2× the
- * cost); store.contract.test.ts compares every page with `listStored`'s. Joining in the database instead of
- * building 101 row objects of 7 strings each cut the page's SQL time by half (bench/RESULTS.md).
- * Parameters: owner, [after.at, after.id,] limit, owner, [after.at, after.id,] limit - 1.
+ * cost); store.contract.test.ts compares every page and cursor with `listStored`'s. The next cursor
+ * was a second range scan over the keyset index (`limit 2 offset limit - 1`), a fifth of the statement.
+ * Parameters: owner, [after.at, after.id,] limit + 1.
  */
 const joinedPageSql = (after: boolean): string => {
   const where = `from "metals" where "owner_id" = ?${after ? ' and ("created_at", "id") > (?, ?)' : ''} order by "created_at", "id"`;
   return (
-    'select p.items, p.missing, t.tail from ' +
-    `(select cast(group_concat("list_item", ',') as blob) as items, count(*) - count("list_item") as missing from (select "list_item" ${where} limit ?)) as p, ` +
-    `(select json_group_array(json_array("created_at", "id")) as tail from (select "created_at", "id" ${where} limit 2 offset ?)) as t`
+    `select cast(group_concat("list_item", ',') as blob) as items, count(*) as n, count(*) - count("list_item") as missing, ` +
+    `group_concat(length(cast("list_item" as blob))) as lengths from (select "list_item" ${where} limit ?)`
   );
 };
 const JOINED_PAGE_SQL = { first: joinedPageSql(false), after: joinedPageSql(true) };
@@ -133,24 +134,29 @@ export class KyselyMetalStore implements MetalStore {
     if (this.db.getExecutor().adapter instanceof PostgresAdapter) return undefined;
     const limit = window.limit - 1;
     const after = window.after;
-    const keys = after ? [ownerId, after.at, after.id] : [ownerId];
     const text = after ? JOINED_PAGE_SQL.after : JOINED_PAGE_SQL.first;
-    const params = [...keys, limit, ...keys, limit - 1];
-    type Row = { items: Buffer | null; missing: number; tail: string };
+    const params = after ? [ownerId, after.at, after.id, limit + 1] : [ownerId, limit + 1];
+    type Row = { items: Buffer | null; n: number; missing: number; lengths: string | null };
     let r: Row | undefined;
     if (this.reader?.usable) {
       try {
         r = await this.reader.get<Row>(text, params);
       } catch (e) {
         if (this.reader.usable) throw e; // the statement failed, not the worker
-        r = (await this.db.executeQuery(CompiledQuery.raw(text, params) as CompiledQuery<Row>)).rows[0];
       }
-    } else r = (await this.db.executeQuery(CompiledQuery.raw(text, params) as CompiledQuery<Row>)).rows[0];
+    }
+    if (r === undefined) r = (readNow<Row>(this.db, text, params) ?? { row: (await this.db.executeQuery(CompiledQuery.raw(text, params) as CompiledQuery<Row>)).rows[0] }).row;
     if (r === undefined) return undefined;
     if (r.missing !== 0) return undefined; // a row 0015 has not filled: the caller reads listStored
-    // tail: the page's last row and the one after it — two rows exactly when a next page exists.
-    const tail = JSON.parse(r.tail) as [string, string][];
-    return { items: r.items, next: tail.length === 2 ? { at: tail[0]![0], id: tail[0]![1] } : null };
+    if (r.n <= limit || r.items === null || r.lengths === null) return { items: r.items, next: null };
+    // limit + 1 rows: a next page exists. Cut the extra item (and its comma) off; the page's last
+    // item gives the cursor.
+    const lengths = r.lengths;
+    const c1 = lengths.lastIndexOf(',');
+    const c2 = lengths.lastIndexOf(',', c1 - 1);
+    const end = r.items.length - Number(lengths.slice(c1 + 1)) - 1;
+    const last = JSON.parse(r.items.toString('utf8', end - Number(lengths.slice(c2 + 1, c1)), end)) as { id: string; createdAt: string };
+    return { items: r.items.subarray(0, end), next: { at: last.createdAt, id: last.id } };
   }
 
   private listQuery(ownerId: OwnerId, query: MetalQuery, window: KeysetWindow | undefined) {

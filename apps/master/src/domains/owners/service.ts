@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { InvalidValueError, newId, type OwnerId, parseName } from '@tips/core';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { Clock, Random } from '../../ports.ts';
@@ -16,7 +16,7 @@ export const TOKEN_TOUCH_PERIOD_MS = 60_000;
 
 /** Tokens are 256-bit random values, so a plain SHA-256 is a sufficient at-rest hash. */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 function b64url(bytes: Uint8Array): string {

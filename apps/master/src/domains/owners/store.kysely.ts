@@ -1,6 +1,6 @@
 import type { OwnerId } from '@tips/core';
 import { CompiledQuery } from 'kysely';
-import type { Db } from '../../db/database.ts';
+import { type Db, readNow } from '../../db/database.ts';
 import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
 import type { ApiToken, Owner } from './model.ts';
 import type { OwnerStore } from './store.ts';
@@ -64,7 +64,11 @@ export class KyselyOwnerStore implements OwnerStore {
       const compiled = query().compile();
       if (compiled.parameters.length === 1 && compiled.parameters[0] === tokenHash) this.tokenSql = compiled.sql;
       r = (await this.db.executeQuery(compiled)).rows[0];
-    } else r = (await this.db.executeQuery(CompiledQuery.raw(this.tokenSql, [tokenHash]) as CompiledQuery<NonNullable<Row>>)).rows[0];
+    } else {
+      // SQLite with no transaction open: the statement at once, without Kysely's executor (db/database.ts).
+      const now = readNow<NonNullable<Row>>(this.db, this.tokenSql, [tokenHash]);
+      r = now ? now.row : (await this.db.executeQuery(CompiledQuery.raw(this.tokenSql, [tokenHash]) as CompiledQuery<NonNullable<Row>>)).rows[0];
+    }
     return r && { owner: toOwner(r), tokenId: r.token_id, lastUsedAt: r.last_used_at };
   }
 
