@@ -43,3 +43,22 @@ export function decodeRecords(datagram: Uint8Array): DtlsRecord[] {
 export function encodeRecord(rec: DtlsRecord): Uint8Array {
   return new Writer().u8(rec.type).u16(rec.version).u16(rec.epoch).u48(rec.sequence).vector(2, rec.fragment).finish();
 }
+
+/** Writes a record header (13 bytes) at the start of `out`; the fragment of `length` bytes follows it. */
+export function writeRecordHeader(out: Uint8Array, type: number, version: number, epoch: number, sequence: number, length: number): void {
+  out[0] = type;
+  out[1] = version >> 8;
+  out[2] = version & 0xff;
+  out[3] = epoch >> 8;
+  out[4] = epoch & 0xff;
+  const hi = Math.floor(sequence / 2 ** 32);
+  const lo = sequence >>> 0;
+  out[5] = hi >> 8;
+  out[6] = hi & 0xff;
+  out[7] = lo >>> 24;
+  out[8] = (lo >>> 16) & 0xff;
+  out[9] = (lo >>> 8) & 0xff;
+  out[10] = lo & 0xff;
+  out[11] = length >> 8;
+  out[12] = length & 0xff;
+}

@@ -51,7 +51,11 @@ export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsSer
   const maxHandshakes = opts.maxHandshakesInFlight ?? 64;
   const maxSessions = opts.maxSessions ?? 10_000;
   const sessionTimeoutMs = opts.sessionTimeoutMs ?? 5 * 60_000;
-  const socket = createSocket({ type: isIPv6(opts.host) ? 'udp6' : 'udp4' });
+  // Peers are always IP literals: resolve them synchronously instead of dns.lookup's deferred callback per datagram.
+  const socket = createSocket({
+    type: isIPv6(opts.host) ? 'udp6' : 'udp4',
+    lookup: (address: string, family: unknown, cb: (err: Error | null, address: string, family: number) => void) => cb(null, address, isIPv6(address) ? 6 : 4),
+  } as Parameters<typeof createSocket>[0]);
   const cookies = new CookieJar();
   const handshakes = new Map<string, Conn>();
   const sessions = new Map<string, Session>();
@@ -61,10 +65,10 @@ export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsSer
   let closedHandler: (peer: DatagramPeer) => void = () => {};
   let serial = 0;
 
+  // No completion callback: one sendto per datagram and nothing queued behind it (UDP is lossy: a failed
+  // send is a lost datagram that the peer's retransmission covers, as before when it was only logged at debug).
   const sendTo = (address: string, port: number) => (datagram: Uint8Array) => {
-    socket.send(datagram, port, address, (err) => {
-      if (err) log.debug({ err: err.message, address, port }, 'dtls send failed');
-    });
+    socket.send(datagram, port, address);
   };
 
   const dropSession = (key: string, s: Session) => {
