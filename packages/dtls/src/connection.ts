@@ -265,6 +265,11 @@ export class Connection {
   }
 
   async sendData(data: Uint8Array): Promise<void> {
+    this.sendDataNow(data);
+  }
+
+  /** sendData without the promise: throws DtlsError('closed') unless established. */
+  sendDataNow(data: Uint8Array): void {
     if (this.state !== 'established') throw new DtlsError('closed', 'DTLS session is not established');
     this.hooks.send(this.encodeRecord(ContentType.application_data, data));
   }

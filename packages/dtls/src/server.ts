@@ -45,6 +45,7 @@ interface Session {
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const SENT: Promise<void> = Promise.resolve();
 
 export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsServer> {
   const log = opts.logger.child({ component: 'dtls' });
@@ -52,9 +53,10 @@ export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsSer
   const maxSessions = opts.maxSessions ?? 10_000;
   const sessionTimeoutMs = opts.sessionTimeoutMs ?? 5 * 60_000;
   // Peers are always IP literals: resolve them synchronously instead of dns.lookup's deferred callback per datagram.
+  const family = isIPv6(opts.host) ? 6 : 4;
   const socket = createSocket({
-    type: isIPv6(opts.host) ? 'udp6' : 'udp4',
-    lookup: (address: string, family: unknown, cb: (err: Error | null, address: string, family: number) => void) => cb(null, address, isIPv6(address) ? 6 : 4),
+    type: family === 6 ? 'udp6' : 'udp4',
+    lookup: (address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void) => cb(null, address, family),
   } as Parameters<typeof createSocket>[0]);
   const cookies = new CookieJar();
   const handshakes = new Map<string, Conn>();
@@ -203,10 +205,15 @@ export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsSer
     onPeerClosed(h) {
       closedHandler = h;
     },
-    async send(peer, data) {
+    send(peer, data) {
       const s = sessions.get(`${peer.address}:${peer.port}`);
-      if (!s || s.peer.key !== peer.key) throw new DtlsError('closed', `no DTLS session for ${peer.key}`);
-      await s.conn.sendData(data);
+      if (!s || s.peer.key !== peer.key) return Promise.reject(new DtlsError('closed', `no DTLS session for ${peer.key}`));
+      try {
+        s.conn.sendDataNow(data);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return SENT;
     },
     address() {
       const a = socket.address();
