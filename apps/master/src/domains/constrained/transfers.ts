@@ -36,6 +36,10 @@ export interface Transfer {
   generation: number;
   checkedAt: number;
   usedAt: number;
+  /** Order of last use (eviction picks the smallest): no Map reordering per block. */
+  usedSeq: number;
+  /** The Glaze's ETag (first 16 bytes of its SHA-256), built once per transfer. */
+  etag: Uint8Array;
   window: { offset: number; bytes: Uint8Array } | undefined;
 }
 
@@ -44,6 +48,7 @@ export type TransferLookup = 'hit' | 'miss' | 'recheck';
 export class BlobTransfers {
   private readonly transfers = new Map<string, Transfer>();
   private generation = 0;
+  private useSeq = 0;
 
   constructor(
     private readonly now: () => number,
@@ -80,9 +85,7 @@ export class BlobTransfers {
       return { result: 'recheck', stale: t };
     }
     t.usedAt = now;
-    // Map order is the eviction order: move to the back.
-    this.transfers.delete(key);
-    this.transfers.set(key, t);
+    t.usedSeq = ++this.useSeq;
     return { transfer: t, result: 'hit' };
   }
 
@@ -91,10 +94,16 @@ export class BlobTransfers {
     const now = this.now();
     // A re-check of the same Glaze keeps the window already read (same bytes: a Glaze is immutable).
     const window = previous && previous.glaze.id === glaze.id && previous.glaze.sha256 === glaze.sha256 ? previous.window : undefined;
-    const t: Transfer = { metal, glaze, generation: this.generation, checkedAt: now, usedAt: now, window };
+    const etag = previous && previous.glaze.sha256 === glaze.sha256 ? previous.etag : new Uint8Array(Buffer.from(glaze.sha256.slice(0, 16), 'hex'));
+    const t: Transfer = { metal, glaze, generation: this.generation, checkedAt: now, usedAt: now, usedSeq: ++this.useSeq, etag, window };
     this.transfers.delete(key);
     this.transfers.set(key, t);
-    while (this.transfers.size > this.limits.maxTransfers) this.transfers.delete(this.transfers.keys().next().value as string);
+    while (this.transfers.size > this.limits.maxTransfers) {
+      // least recently used first (a scan only when full, not a reordering per block)
+      let oldest: [string, Transfer] | undefined;
+      for (const e of this.transfers) if (!oldest || e[1].usedSeq < oldest[1].usedSeq) oldest = e;
+      this.transfers.delete((oldest as [string, Transfer])[0]);
+    }
     return t;
   }
 
@@ -113,13 +122,15 @@ export class BlobTransfers {
    * `length` bytes at `offset` of the transfer's payload, from its window; a miss reads the next
    * window (at most `windowBytes`, never past the end) through `fetch(start, endInclusive)`.
    */
-  async read(t: Transfer, offset: number, length: number, fetch: (start: number, end: number) => Promise<Uint8Array>): Promise<Uint8Array> {
+  read(t: Transfer, offset: number, length: number, fetch: (start: number, end: number) => Promise<Uint8Array>): Uint8Array | Promise<Uint8Array> {
     const w = t.window;
+    // A hit is a slice of the window, returned as is (no promise, no await per block).
     if (w && offset >= w.offset && offset + length <= w.offset + w.bytes.length) return w.bytes.subarray(offset - w.offset, offset - w.offset + length);
     if (length > this.limits.windowBytes) return fetch(offset, offset + length - 1);
     const end = Math.min(t.glaze.size, offset + Math.max(length, this.limits.windowBytes)) - 1;
-    const bytes = await fetch(offset, end);
-    t.window = { offset, bytes };
-    return bytes.subarray(0, length);
+    return fetch(offset, end).then((bytes) => {
+      t.window = { offset, bytes };
+      return bytes.subarray(0, length);
+    });
   }
 }
