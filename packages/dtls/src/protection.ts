@@ -67,14 +67,16 @@ export class Ccm {
     if (L < 2 || L > 8) throw new RangeError(`CCM nonce must be 7..13 bytes, got ${nonce.length}`);
     const blocks = 1 + Math.ceil(n / 16);
     const a = Buffer.allocUnsafe(blocks * 16);
-    for (let b = 0; b < blocks; b++) {
-      const o = b * 16;
-      a[o] = L - 1;
-      a.set(nonce, o + 1);
-      // counter i, big-endian in the last L bytes
+    a[0] = L - 1;
+    a.set(nonce, 1);
+    a.fill(0, 1 + nonce.length, 16);
+    // A_1 … copies of A_0 (doubling the filled part with copyWithin), then each block's counter, big-endian in the last L bytes.
+    for (let filled = 16; filled < a.length; filled *= 2) a.copyWithin(filled, 0, Math.min(filled, a.length - filled));
+    const cb = Math.min(L, 4);
+    for (let b = 1; b < blocks; b++) {
       let c = b;
-      for (let k = 15; k > nonce.length; k--) {
-        a[o + k] = c & 0xff;
+      for (let k = b * 16 + 15; k > b * 16 + 15 - cb; k--) {
+        a[k] = c & 0xff;
         c >>>= 8;
       }
     }
@@ -87,7 +89,10 @@ export class Ccm {
     if (aad.length >= 0xff00) throw new RangeError('CCM AAD longer than 65279 bytes is not supported');
     const aadBlocks = aad.length === 0 ? 0 : Math.ceil((2 + aad.length) / 16);
     const total = 16 + aadBlocks * 16 + Math.ceil(m.length / 16) * 16;
-    const x = Buffer.alloc(total);
+    const x = Buffer.allocUnsafe(total);
+    x.fill(0, 0, 16 + aadBlocks * 16); // B_0's length field and the AAD's padding
+    const tail = 16 + aadBlocks * 16 + m.length;
+    if (tail < total) x.fill(0, tail, total); // the message's padding
     x[0] = (aad.length > 0 ? 0x40 : 0) | (((this.tagLength - 2) / 2) << 3) | (L - 1);
     x.set(nonce, 1);
     let len = m.length;
