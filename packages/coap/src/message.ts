@@ -157,7 +157,9 @@ export function encodeMessage(m: CoapMessage): Uint8Array {
     prev = o.number;
   }
   if (m.payload.length > 0) size += 1 + m.payload.length;
-  const out = new Uint8Array(size);
+  // Every byte is written below; from Node's buffer pool (a 1 KiB block is not worth its own ArrayBuffer).
+  const pooled = Buffer.allocUnsafe(size);
+  const out = new Uint8Array(pooled.buffer, pooled.byteOffset, size);
   out[0] = (COAP_VERSION << 6) | (m.type << 4) | m.token.length;
   out[1] = m.code;
   out[2] = m.messageId >> 8;

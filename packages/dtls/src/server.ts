@@ -153,7 +153,7 @@ export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsSer
 
   socket.on('message', (msg, rinfo) => {
     const key = `${rinfo.address}:${rinfo.port}`;
-    const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
+    const data: Uint8Array = msg;
     const hs = handshakes.get(key);
     if (hs) {
       void hs.receive(data);
