@@ -31,8 +31,8 @@ function cleanup() {
 }
 process.on('exit', cleanup);
 
-function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; out: () => string } {
-  const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): { proc: ChildProcess; out: () => string } {
+  const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd });
   children.push(proc);
   let out = '';
   proc.stdout?.on('data', (d) => (out += d));
@@ -108,16 +108,22 @@ await new Promise((r) => setTimeout(r, 500));
 coapClient(`-m put -b 1024 -f ${join(work, 'payload.bin')} -u ${psk.identity} coaps://127.0.0.1:${lcPort + 1}/blob`, key);
 
 // The DTLS + CoAP stack alone (no database, blob store or per-request authentication): where the time goes.
-const stack = start(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/coap-stack-server.ts'), '0', join(work, 'payload.bin'), psk.identity, psk.key]);
-await until('the stack server', () => /listening \d+/.test(stack.out()));
-const stackPort = Number(/listening (\d+)/.exec(stack.out())?.[1]);
+async function stackServer(root: string) {
+  const stack = start(process.execPath, ['--import', 'tsx', join(root, 'bench/coap-stack-server.ts'), '0', join(work, 'payload.bin'), psk.identity, psk.key], {}, root);
+  await until('the stack server', () => /listening \d+/.test(stack.out()));
+  return { proc: stack.proc, port: Number(/listening (\d+)/.exec(stack.out())?.[1]) };
+}
+const stack = await stackServer(ROOT);
+// With TIPS_BENCH_BASE, the base's stack too (its own packages, resolved from its checkout), alternated with ours.
+const stackBase = process.env.TIPS_BENCH_BASE ? await stackServer(process.env.TIPS_BENCH_BASE) : undefined;
 
 type Side = { url: string; pid: number; identity: string; key: Buffer; ms: number[]; cpu: number[] };
 const sides: Record<string, Side> = {
   ...(base ? { base: { url: base.url, pid: base.proc.pid as number, identity: base.identity, key: base.key, ms: [], cpu: [] } } : {}),
   tips: { url: master.url, pid: master.proc.pid as number, identity: master.identity, key, ms: [] as number[], cpu: [] as number[] },
   libcoap: { url: `coaps://127.0.0.1:${lcPort + 1}/blob`, pid: libcoap.proc.pid as number, identity: psk.identity, key, ms: [] as number[], cpu: [] as number[] },
-  stack: { url: `coaps://127.0.0.1:${stackPort}/blob`, pid: stack.proc.pid as number, identity: psk.identity, key, ms: [] as number[], cpu: [] as number[] },
+  stack: { url: `coaps://127.0.0.1:${stack.port}/blob`, pid: stack.proc.pid as number, identity: psk.identity, key, ms: [] as number[], cpu: [] as number[] },
+  ...(stackBase ? { stackBase: { url: `coaps://127.0.0.1:${stackBase.port}/blob`, pid: stackBase.proc.pid as number, identity: psk.identity, key, ms: [], cpu: [] } } : {}),
 };
 const out = join(work, 'out.bin');
 for (let round = -1; round < ROUNDS; round++) {
@@ -156,5 +162,10 @@ if (sides.base) {
 }
 const s = median(sides.stack!.ms);
 console.log(`  @tips/dtls + @tips/coap alone (memory, no auth): ${s.toFixed(0)} ms, server CPU ${(median(sides.stack!.cpu) * 1000).toFixed(0)} ms (${((median(sides.stack!.cpu) / BLOCKS) * 1e6).toFixed(0)} µs a block), ratio ${(l / s).toFixed(2)}`);
+if (sides.stackBase) {
+  const sb = median(sides.stackBase.ms);
+  const sbc = median(sides.stackBase.cpu);
+  console.log(`  base stack alone (TIPS_BENCH_BASE, alternated): ${sb.toFixed(0)} ms, server CPU ${(sbc * 1000).toFixed(0)} ms (${((sbc / BLOCKS) * 1e6).toFixed(0)} µs a block), ratio ${(l / sb).toFixed(2)}`);
+}
 for (const c of children) c.kill('SIGTERM');
 await new Promise((r) => master.proc.once('exit', r));

@@ -16,3 +16,5 @@ const transport = await createDtlsServer({ host: '127.0.0.1', port: Number(port)
 const coap = new CoapServer(transport, { logger });
 coap.route('GET', '/blob', async () => ({ code: '2.05', contentFormat: 42, payload: { size: blob.length, read: async (o: number, l: number) => blob.subarray(o, o + l) } }));
 process.stdout.write(`listening ${transport.address().port}\n`);
+// A clean exit on SIGTERM, so `node --cpu-prof` writes its profile.
+process.on('SIGTERM', () => process.exit(0));

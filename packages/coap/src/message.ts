@@ -62,7 +62,8 @@ export function decodeMessage(bytes: Uint8Array): CoapMessage {
     throw new CoapFormatError('coap_bad_empty_message', `an empty message (0.00) must be 4 bytes, got ${bytes.length}`);
   }
   if (bytes.length < 4 + tkl) throw truncated('token', tkl, bytes.length - 4);
-  const token = bytes.slice(4, 4 + tkl);
+  // Views into the datagram, not copies: a decoded message shares the bytes it was decoded from.
+  const token = bytes.subarray(4, 4 + tkl);
   const options: CoapOption[] = [];
   let pos = 4 + tkl;
   let number = 0;
@@ -74,7 +75,7 @@ export function decodeMessage(bytes: Uint8Array): CoapMessage {
       if (pos === bytes.length) {
         throw new CoapFormatError('coap_empty_payload', 'payload marker 0xFF followed by an empty payload');
       }
-      payload = bytes.slice(pos);
+      payload = bytes.subarray(pos);
       pos = bytes.length;
       break;
     }
@@ -89,7 +90,7 @@ export function decodeMessage(bytes: Uint8Array): CoapMessage {
       throw new CoapFormatError('coap_bad_option', `option number must be at most ${MAX_OPTION_NUMBER}, got ${number}`);
     }
     if (pos + length > bytes.length) throw truncated(`option ${number} value`, length, bytes.length - pos);
-    options.push({ number, value: bytes.slice(pos, pos + length) });
+    options.push({ number, value: bytes.subarray(pos, pos + length) });
     pos += length;
   }
   return { type, code, messageId, token, options, payload };
@@ -107,11 +108,21 @@ function extended(bytes: Uint8Array, nibble: number, pos: number, what: string):
   return [nibble, pos];
 }
 
-function nibble(n: number): { n: number; ext: number[] } {
-  if (n < 13) return { n, ext: [] };
-  if (n < 269) return { n: 13, ext: [n - 13] };
-  return { n: 14, ext: [((n - 269) >> 8) & 0xff, (n - 269) & 0xff] };
+/** Bytes an option delta or length takes beyond the header nibble (§3.1: 13 → 1 byte, 14 → 2 bytes). */
+const extLength = (n: number): number => (n < 13 ? 0 : n < 269 ? 1 : 2);
+
+function writeExt(out: Uint8Array, pos: number, n: number): number {
+  if (n < 13) return pos;
+  if (n < 269) {
+    out[pos] = n - 13;
+    return pos + 1;
+  }
+  out[pos] = ((n - 269) >> 8) & 0xff;
+  out[pos + 1] = (n - 269) & 0xff;
+  return pos + 2;
 }
+
+const nibbleOf = (n: number): number => (n < 13 ? n : n < 269 ? 13 : 14);
 
 /** Encodes a message; options are sorted by number (stable, so repeated options keep their order). */
 export function encodeMessage(m: CoapMessage): Uint8Array {
@@ -124,34 +135,48 @@ export function encodeMessage(m: CoapMessage): Uint8Array {
   if (m.code === 0 && (m.token.length > 0 || m.options.length > 0 || m.payload.length > 0)) {
     throw new RangeError('an empty message (0.00) carries no token, options or payload');
   }
-  const options = m.options
-    .map((o, i) => ({ o, i }))
-    .sort((a, b) => a.o.number - b.o.number || a.i - b.i)
-    .map((x) => x.o);
-  const parts: number[] = [(COAP_VERSION << 6) | (m.type << 4) | m.token.length, m.code, m.messageId >> 8, m.messageId & 0xff];
+  let options = m.options;
+  for (let i = 1; i < options.length; i++) {
+    if ((options[i] as CoapOption).number < (options[i - 1] as CoapOption).number) {
+      options = options
+        .map((o, j) => ({ o, j }))
+        .sort((a, b) => a.o.number - b.o.number || a.j - b.j)
+        .map((x) => x.o);
+      break;
+    }
+  }
+  // First pass: validate and size; second: write into one buffer.
   let size = 4 + m.token.length;
-  const chunks: Uint8Array[] = [];
   let prev = 0;
   for (const o of options) {
     if (o.number < prev || o.number > MAX_OPTION_NUMBER || !Number.isInteger(o.number)) {
       throw new RangeError(`option number must be 0..${MAX_OPTION_NUMBER}, got ${o.number}`);
     }
     if (o.value.length > MAX_OPTION_LENGTH) throw new RangeError(`option ${o.number} value too long (${o.value.length})`);
-    const d = nibble(o.number - prev);
-    const l = nibble(o.value.length);
-    const head = Uint8Array.from([(d.n << 4) | l.n, ...d.ext, ...l.ext]);
-    chunks.push(head, o.value);
-    size += head.length + o.value.length;
+    size += 1 + extLength(o.number - prev) + extLength(o.value.length) + o.value.length;
     prev = o.number;
   }
   if (m.payload.length > 0) size += 1 + m.payload.length;
-  const out = new Uint8Array(size);
-  out.set(parts, 0);
+  // Every byte is written below; from Node's buffer pool (a 1 KiB block is not worth its own ArrayBuffer).
+  const pooled = Buffer.allocUnsafe(size);
+  const out = new Uint8Array(pooled.buffer, pooled.byteOffset, size);
+  out[0] = (COAP_VERSION << 6) | (m.type << 4) | m.token.length;
+  out[1] = m.code;
+  out[2] = m.messageId >> 8;
+  out[3] = m.messageId & 0xff;
   out.set(m.token, 4);
   let pos = 4 + m.token.length;
-  for (const c of chunks) {
-    out.set(c, pos);
-    pos += c.length;
+  prev = 0;
+  for (const o of options) {
+    const delta = o.number - prev;
+    const len = o.value.length;
+    out[pos++] = (nibbleOf(delta) << 4) | nibbleOf(len);
+    pos = writeExt(out, pos, delta);
+    pos = writeExt(out, pos, len);
+    if (len === 1) out[pos] = o.value[0] as number;
+    else if (len > 0) out.set(o.value, pos);
+    pos += len;
+    prev = o.number;
   }
   if (m.payload.length > 0) {
     out[pos] = PAYLOAD_MARKER;
@@ -163,13 +188,14 @@ export function encodeMessage(m: CoapMessage): Uint8Array {
 /** RFC 7252 §3.2 uint option values: minimal big-endian, zero is the empty string. */
 export function encodeUint(n: number): Uint8Array {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new RangeError(`uint option must be 0..2^32-1, got ${n}`);
-  const out: number[] = [];
+  const len = n === 0 ? 0 : n < 0x100 ? 1 : n < 0x10000 ? 2 : n < 0x1000000 ? 3 : 4;
+  const out = new Uint8Array(len);
   let v = n;
-  while (v > 0) {
-    out.unshift(v & 0xff);
+  for (let i = len - 1; i >= 0; i--) {
+    out[i] = v & 0xff;
     v = Math.floor(v / 256);
   }
-  return Uint8Array.from(out);
+  return out;
 }
 
 export function decodeUint(value: Uint8Array, what = 'uint option'): number {
@@ -180,12 +206,14 @@ export function decodeUint(value: Uint8Array, what = 'uint option'): number {
 }
 
 export function optionValues(m: { options: CoapOption[] }, number: number): Uint8Array[] {
-  return m.options.filter((o) => o.number === number).map((o) => o.value);
+  const out: Uint8Array[] = [];
+  for (const o of m.options) if (o.number === number) out.push(o.value);
+  return out;
 }
 
 export function optionUint(m: { options: CoapOption[] }, number: number): number | undefined {
-  const o = m.options.find((x) => x.number === number);
-  return o ? decodeUint(o.value, `option ${number}`) : undefined;
+  for (const o of m.options) if (o.number === number) return decodeUint(o.value, `option ${number}`);
+  return undefined;
 }
 
 export const utf8 = new TextEncoder();

@@ -58,7 +58,8 @@ export interface CoapRequest {
 
 export interface CoapPayloadReader {
   size: number;
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /** A Uint8Array when the bytes are at hand (no await per block), a promise when they must be fetched. */
+  read(offset: number, length: number): Uint8Array | Promise<Uint8Array>;
 }
 
 export interface CoapResponse {
@@ -197,7 +198,9 @@ const OBSERVE_WRAP = 1 << 24;
 const OBSERVE_HALF = 1 << 23;
 const EMPTY = new Uint8Array(0);
 
-const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+type Rendered = { code: string; options: CoapOption[]; payload: Uint8Array };
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
 const isSuccess = (code: string): boolean => code.startsWith('2.');
 
 class BadRequest extends Error {
@@ -484,10 +487,19 @@ export class CoapServer {
       throw e;
     }
     if (!method) throw new BadRequest('4.05', `method code ${codeString(msg.code)} is not supported`);
-    const candidates = this.routes.map((r) => ({ r, params: matchPath(r.segments, path) })).filter((x) => x.params);
-    if (candidates.length === 0) throw new BadRequest('4.04', `no resource /${path.join('/')}`);
-    const found = candidates.find((x) => x.r.method === method);
-    if (!found?.params) throw new BadRequest('4.05', `${method} is not allowed on /${path.join('/')}`);
+    let found: { r: Route; params: Record<string, string> } | undefined;
+    let anyPath = false;
+    for (const r of this.routes) {
+      const params = matchPath(r.segments, path);
+      if (!params) continue;
+      anyPath = true;
+      if (r.method === method) {
+        found = { r, params };
+        break;
+      }
+    }
+    if (!anyPath) throw new BadRequest('4.04', `no resource /${path.join('/')}`);
+    if (!found) throw new BadRequest('4.05', `${method} is not allowed on /${path.join('/')}`);
     const route = found.r;
 
     let payload = msg.payload;
@@ -519,10 +531,10 @@ export class CoapServer {
       ...(observe !== undefined ? { observe } : {}),
     };
     const response = await route.handler(request);
-    const tokenHex = hex(msg.token);
 
     let observeSeq: number | undefined;
     const firstBlock = !block2 || block2.num === 0;
+    const tokenHex = observe !== undefined ? hex(msg.token) : '';
     if (observe === 1 || (observe === 0 && !route.observable)) {
       this.removeObserver(st, tokenHex, 'deregistered');
     } else if (observe === 0 && route.observable && firstBlock) {
@@ -548,13 +560,14 @@ export class CoapServer {
     }
 
     // RFC 7252 §5.10.6.2: a GET naming the current ETag is answered 2.03 Valid without the body.
-    const etags = optionValues(msg, OPTION.ETAG);
-    if (response.code === '2.05' && response.etag && etags.some((e) => hex(e) === hex(response.etag as Uint8Array))) {
+    if (response.code === '2.05' && response.etag && optionValues(msg, OPTION.ETAG).some((e) => hex(e) === hex(response.etag as Uint8Array))) {
       const opts = [...responseOptions, { number: OPTION.ETAG, value: response.etag }];
       if (observeSeq !== undefined) opts.push({ number: OPTION.OBSERVE, value: encodeUint(observeSeq) });
       return { code: '2.03', options: opts, payload: EMPTY };
     }
-    const rendered = await this.render(response, block2, observeSeq);
+    const r = this.render(response, block2, observeSeq);
+    const rendered = r instanceof Promise ? await r : r;
+    if (responseOptions.length === 0) return rendered;
     return { code: rendered.code, options: [...responseOptions, ...rendered.options], payload: rendered.payload };
   }
 
@@ -601,12 +614,15 @@ export class CoapServer {
     return concat(buf.chunks, buf.length);
   }
 
-  /** Response options and payload; slices with Block2 when asked or when larger than our block size. */
-  private async render(
+  /**
+   * Response options and payload; slices with Block2 when asked or when larger than our block size.
+   * Synchronous when the bytes are at hand (a Uint8Array, or a reader that returns one): no await per block.
+   */
+  private render(
     res: CoapResponse,
     block2: Block | undefined,
     observeSeq: number | undefined,
-  ): Promise<{ code: string; options: CoapOption[]; payload: Uint8Array }> {
+  ): Rendered | Promise<Rendered> {
     const options: CoapOption[] = [];
     if (res.etag) options.push({ number: OPTION.ETAG, value: res.etag });
     if (observeSeq !== undefined) options.push({ number: OPTION.OBSERVE, value: encodeUint(observeSeq) });
@@ -615,13 +631,17 @@ export class CoapServer {
     if (res.maxAge !== undefined) options.push({ number: OPTION.MAX_AGE, value: encodeUint(res.maxAge) });
     const body = res.payload ?? EMPTY;
     const size = body instanceof Uint8Array ? body.length : body.size;
-    const read = (offset: number, length: number): Promise<Uint8Array> =>
-      body instanceof Uint8Array ? Promise.resolve(body.subarray(offset, offset + length)) : body.read(offset, length);
+    const read = (offset: number, length: number): Uint8Array | Promise<Uint8Array> =>
+      body instanceof Uint8Array ? body.subarray(offset, offset + length) : body.read(offset, length);
     const maxSize = blockSize(this.maxSzx);
     // An error answer to a block of a transfer (e.g. 4.01 when the credential was revoked mid-way) is
     // its own small representation, sent whole, not block `num` of it (RFC 7959 §2.2: a diagnostic payload).
     const whole = !block2 || (!res.code.startsWith('2.') && size <= maxSize);
-    if (whole && size <= maxSize) return { code: res.code, options, payload: size === 0 ? EMPTY : await read(0, size) };
+    if (whole && size <= maxSize) {
+      if (size === 0) return { code: res.code, options, payload: EMPTY };
+      const all = read(0, size);
+      return all instanceof Uint8Array ? { code: res.code, options, payload: all } : all.then((payload) => ({ code: res.code, options, payload }));
+    }
     // The client's size if it asked for one no larger than ours (§2.4), else ours; NUM rescaled to it.
     const szx = block2 ? Math.min(block2.szx, this.maxSzx) : this.maxSzx;
     const bsize = blockSize(szx);
@@ -629,12 +649,15 @@ export class CoapServer {
     if (offset > 0 && offset >= size) {
       throw new BadRequest('4.02', `Block2 ${block2?.num} starts at ${offset}, beyond the ${size}-byte representation`);
     }
-    const chunk = await read(offset, Math.min(bsize, size - offset));
-    const more = offset + chunk.length < size;
-    options.push({ number: OPTION.BLOCK2, value: encodeBlock({ num: offset / bsize, more, szx }) });
-    options.push({ number: OPTION.SIZE2, value: encodeUint(size) });
-    if (!more && offset > 0) this.metrics.blockTransfer?.('block2');
-    return { code: res.code, options, payload: chunk };
+    const finish = (chunk: Uint8Array): Rendered => {
+      const more = offset + chunk.length < size;
+      options.push({ number: OPTION.BLOCK2, value: encodeBlock({ num: offset / bsize, more, szx }) });
+      options.push({ number: OPTION.SIZE2, value: encodeUint(size) });
+      if (!more && offset > 0) this.metrics.blockTransfer?.('block2');
+      return { code: res.code, options, payload: chunk };
+    };
+    const chunk = read(offset, Math.min(bsize, size - offset));
+    return chunk instanceof Uint8Array ? finish(chunk) : chunk.then(finish);
   }
 
   // ---- Observe, server side -------------------------------------------------------------------
@@ -680,7 +703,8 @@ export class CoapServer {
     if (!ok) this.removeObserver(st, o.tokenHex, `notification ${response.code}`);
     let rendered: { code: string; options: CoapOption[]; payload: Uint8Array };
     try {
-      rendered = await this.render(response, undefined, ok ? this.nextObserveSeq() : undefined);
+      const r = this.render(response, undefined, ok ? this.nextObserveSeq() : undefined);
+      rendered = r instanceof Promise ? await r : r;
     } catch (e) {
       this.log.error({ peer: o.peer.key, err: e }, 'coap: notification could not be rendered');
       return;

@@ -43,8 +43,18 @@ import {
   fragmentHandshake,
 } from './handshake.ts';
 import { finishedVerifyData, keyBlock, masterSecret, pskPremaster } from './prf.ts';
-import { type RecordKeys, openRecord, sealRecord } from './protection.ts';
-import { ContentType, DTLS_1_0, DTLS_1_2, type DtlsRecord, MAX_SEQUENCE, decodeRecords, encodeRecord } from './record.ts';
+import { type RecordKeys, openRecord, sealRecordInto, sealedLength } from './protection.ts';
+import {
+  ContentType,
+  DTLS_1_0,
+  DTLS_1_2,
+  type DtlsRecord,
+  MAX_SEQUENCE,
+  RECORD_HEADER_LENGTH,
+  decodeRecords,
+  encodeRecord,
+  writeRecordHeader,
+} from './record.ts';
 import { ReplayWindow } from './replay.ts';
 import type { PeerIdentity } from './transport-types.ts';
 import { Writer, concat, equalBytes } from './wire.ts';
@@ -141,6 +151,8 @@ export class Connection {
   private timer: NodeJS.Timeout | undefined;
   private deadline: NodeJS.Timeout | undefined;
   private work: Promise<void> = Promise.resolve();
+  /** Jobs in `work` not finished yet (0: the fast path may run). */
+  private queuedWork = 0;
 
   private clientRandom: Uint8Array = new Uint8Array(32);
   private serverRandom: Uint8Array = new Uint8Array(32);
@@ -194,6 +206,32 @@ export class Connection {
 
   receive(datagram: Uint8Array): Promise<void> {
     this.lastActivity = Date.now();
+    if (this.state === 'established' && this.queuedWork === 0) {
+      // Fast path: application data on an established session is handled synchronously (no promise per
+      // record); anything else, or anything behind work still queued, keeps the ordered async queue.
+      let records: DtlsRecord[];
+      try {
+        records = decodeRecords(datagram);
+      } catch {
+        return this.work; // malformed datagram: dropped (RFC 6347 §4.1.2.7)
+      }
+      let i = 0;
+      for (; i < records.length; i++) {
+        const rec = records[i] as DtlsRecord;
+        if (this.state !== 'established' || rec.type !== ContentType.application_data || rec.epoch !== this.readEpoch || rec.epoch === 0) break;
+        this.applicationData(rec);
+      }
+      if (i < records.length) {
+        const rest = records.slice(i);
+        this.enqueue(async () => {
+          for (const rec of rest) {
+            if (this.state === 'closed') return;
+            await this.record(rec);
+          }
+        });
+      }
+      return this.work;
+    }
     this.enqueue(async () => {
       let records: DtlsRecord[];
       try {
@@ -209,7 +247,29 @@ export class Connection {
     return this.work;
   }
 
+  /** An application_data record of the current read epoch on an established session (dropped unless it authenticates and is new). */
+  private applicationData(rec: DtlsRecord): void {
+    if (!this.readKeys || !this.replay.check(rec.sequence)) return;
+    let payload: Uint8Array;
+    try {
+      payload = openRecord(this.readKeys, rec);
+    } catch {
+      return; // RFC 6347 §4.1.2.7: invalid records are dropped
+    }
+    this.replay.accept(rec.sequence);
+    try {
+      this.hooks.data(payload);
+    } catch (e) {
+      this.fail(new DtlsError('internal_error', (e as Error)?.message ?? String(e)));
+    }
+  }
+
   async sendData(data: Uint8Array): Promise<void> {
+    this.sendDataNow(data);
+  }
+
+  /** sendData without the promise: throws DtlsError('closed') unless established. */
+  sendDataNow(data: Uint8Array): void {
     if (this.state !== 'established') throw new DtlsError('closed', 'DTLS session is not established');
     this.hooks.send(this.encodeRecord(ContentType.application_data, data));
   }
@@ -223,10 +283,16 @@ export class Connection {
   // ---- record layer --------------------------------------------------------------------------------
 
   private enqueue(fn: () => Promise<void>): void {
-    this.work = this.work.then(fn).catch((e: unknown) => {
-      const err = e instanceof DtlsError ? e : new DtlsError('internal_error', (e as Error)?.message ?? String(e));
-      this.fail(err);
-    });
+    this.queuedWork++;
+    this.work = this.work
+      .then(fn)
+      .catch((e: unknown) => {
+        const err = e instanceof DtlsError ? e : new DtlsError('internal_error', (e as Error)?.message ?? String(e));
+        this.fail(err);
+      })
+      .then(() => {
+        this.queuedWork--;
+      });
   }
 
   private encodeRecord(type: number, payload: Uint8Array, epoch = this.writeEpoch, version = DTLS_1_2): Uint8Array {
@@ -235,8 +301,13 @@ export class Connection {
     this.writeSeq[epoch] = sequence + 1;
     const keys = epoch === 0 ? undefined : epoch === this.writeEpoch ? this.writeKeys : this.pendingWriteKeys;
     const head = { type, version, epoch, sequence };
-    const fragment = keys ? sealRecord(keys, head, payload) : payload;
-    return encodeRecord({ ...head, fragment });
+    if (!keys) return encodeRecord({ ...head, fragment: payload });
+    // Header and protected fragment written into one buffer (no intermediate fragment copy).
+    const length = sealedLength(payload.length);
+    const out = Buffer.allocUnsafe(RECORD_HEADER_LENGTH + length);
+    writeRecordHeader(out, type, version, epoch, sequence, length);
+    sealRecordInto(keys, head, payload, out, RECORD_HEADER_LENGTH);
+    return out;
   }
 
   private async record(rec: DtlsRecord): Promise<void> {

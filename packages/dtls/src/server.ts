@@ -45,13 +45,19 @@ interface Session {
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const SENT: Promise<void> = Promise.resolve();
 
 export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsServer> {
   const log = opts.logger.child({ component: 'dtls' });
   const maxHandshakes = opts.maxHandshakesInFlight ?? 64;
   const maxSessions = opts.maxSessions ?? 10_000;
   const sessionTimeoutMs = opts.sessionTimeoutMs ?? 5 * 60_000;
-  const socket = createSocket({ type: isIPv6(opts.host) ? 'udp6' : 'udp4' });
+  // Peers are always IP literals: resolve them synchronously instead of dns.lookup's deferred callback per datagram.
+  const family = isIPv6(opts.host) ? 6 : 4;
+  const socket = createSocket({
+    type: family === 6 ? 'udp6' : 'udp4',
+    lookup: (address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void) => cb(null, address, family),
+  } as Parameters<typeof createSocket>[0]);
   const cookies = new CookieJar();
   const handshakes = new Map<string, Conn>();
   const sessions = new Map<string, Session>();
@@ -61,10 +67,10 @@ export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsSer
   let closedHandler: (peer: DatagramPeer) => void = () => {};
   let serial = 0;
 
+  // No completion callback: one sendto per datagram and nothing queued behind it (UDP is lossy: a failed
+  // send is a lost datagram that the peer's retransmission covers, as before when it was only logged at debug).
   const sendTo = (address: string, port: number) => (datagram: Uint8Array) => {
-    socket.send(datagram, port, address, (err) => {
-      if (err) log.debug({ err: err.message, address, port }, 'dtls send failed');
-    });
+    socket.send(datagram, port, address);
   };
 
   const dropSession = (key: string, s: Session) => {
@@ -147,7 +153,7 @@ export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsSer
 
   socket.on('message', (msg, rinfo) => {
     const key = `${rinfo.address}:${rinfo.port}`;
-    const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
+    const data: Uint8Array = msg;
     const hs = handshakes.get(key);
     if (hs) {
       void hs.receive(data);
@@ -199,10 +205,15 @@ export async function createDtlsServer(opts: DtlsServerOptions): Promise<DtlsSer
     onPeerClosed(h) {
       closedHandler = h;
     },
-    async send(peer, data) {
+    send(peer, data) {
       const s = sessions.get(`${peer.address}:${peer.port}`);
-      if (!s || s.peer.key !== peer.key) throw new DtlsError('closed', `no DTLS session for ${peer.key}`);
-      await s.conn.sendData(data);
+      if (!s || s.peer.key !== peer.key) return Promise.reject(new DtlsError('closed', `no DTLS session for ${peer.key}`));
+      try {
+        s.conn.sendDataNow(data);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      return SENT;
     },
     address() {
       const a = socket.address();

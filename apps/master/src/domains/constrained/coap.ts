@@ -151,8 +151,8 @@ export function startConstrained(
       return {
         code: '2.05',
         contentFormat: OCTET_STREAM_FORMAT,
-        etag: new Uint8Array(Buffer.from(transfer.glaze.sha256.slice(0, 16), 'hex')),
-        // Each Block2 request is served from the transfer's window; a miss reads the next window.
+        etag: transfer.etag,
+        // Each Block2 request is served from the transfer's window (synchronously); a miss reads the next window.
         payload: {
           size: transfer.glaze.size,
           read: (offset, length) =>
@@ -160,7 +160,7 @@ export function startConstrained(
               const stream = await updates.openBlob(transfer.metal, transfer.glaze, { start, end });
               const chunks: Buffer[] = [];
               for await (const c of stream) chunks.push(c as Buffer);
-              return new Uint8Array(Buffer.concat(chunks));
+              return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
             }),
         },
       };

@@ -7,8 +7,18 @@ export function installConstrainedMetrics(registry: Registry, constrained: Const
   const requests = new Counter({ name: 'tips_master_coap_requests_total', help: 'CoAP requests answered, by method and response code', labelNames: ['method', 'code'] as const, registers: [registry] });
   const blocks = new Counter({ name: 'tips_master_coap_block_transfers_total', help: 'Completed multi-block CoAP transfers, by direction (block1 in, block2 out)', labelNames: ['direction'] as const, registers: [registry] });
   const observers = new Gauge({ name: 'tips_master_coap_observers', help: 'CoAP observers registered', registers: [registry] });
+  // One labelled child per (method, code): no label hashing per request on the Block2 path.
+  const requestChildren = new Map<string, { inc(): void }>();
   const coap: CoapMetrics = {
-    request: (method, code) => requests.inc({ method, code }),
+    request: (method, code) => {
+      const k = `${method} ${code}`;
+      let c = requestChildren.get(k);
+      if (!c) {
+        c = requests.labels({ method, code });
+        requestChildren.set(k, c);
+      }
+      c.inc();
+    },
     blockTransfer: (direction) => blocks.inc({ direction }),
     observers: (n) => observers.set(n),
   };
@@ -23,3 +33,4 @@ export function installConstrainedMetrics(registry: Registry, constrained: Const
     coap,
   });
 }
+

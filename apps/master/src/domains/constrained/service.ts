@@ -87,8 +87,18 @@ export class ConstrainedService {
 
   /** Counts how a Block2 request found its transfer: hit (no re-check), miss (new), recheck. */
   transferLookup(result: 'hit' | 'miss' | 'recheck'): void {
-    this.metrics?.transferLookups?.inc({ result });
+    const counter = this.metrics?.transferLookups;
+    if (!counter) return;
+    // Counted per Block2 block: the labelled child is resolved once per result, not per call.
+    if (this.lookupChildren?.counter !== counter) this.lookupChildren = { counter, children: new Map() };
+    let child = this.lookupChildren.children.get(result);
+    if (!child) {
+      child = counter.labels({ result });
+      this.lookupChildren.children.set(result, child);
+    }
+    child.inc();
   }
+  private lookupChildren: { counter: Counter<'result'>; children: Map<string, { inc(): void }> } | undefined;
 
   /** What the CoapServer reports to (no-ops until metrics are installed). */
   coapMetrics(): CoapMetrics {

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { MetalPrincipal } from '../enrollment/model.ts';
 import type { Glaze } from '../glazes/model.ts';
-import { BlobTransfers } from './transfers.ts';
+import { BlobTransfers, type TransferLimits } from './transfers.ts';
 
 const metal = { metalId: 'm1', ownerId: 'o1', serial: 'psk:m1.1', fingerprint: '', notAfter: '', spki: new Uint8Array(0) } as unknown as MetalPrincipal;
 const glaze = (id: string, size = 10_000) => ({ id, size, sha256: 'ab'.repeat(32) }) as unknown as Glaze;
 const bytes = new Uint8Array(10_000).map((_, i) => i % 251);
 
-function setup(limits = { maxTransfers: 3, windowBytes: 1000, idleMs: 5_000, recheckMs: 1_000 }) {
+function setup(limits: TransferLimits = { maxTransfers: 3, windowBytes: 1000, idleMs: 5_000, recheckMs: 1_000 }) {
   let now = 0;
   const t = new BlobTransfers(() => now, limits);
   const fetches: [number, number][] = [];
@@ -73,5 +73,34 @@ describe('S13 issue 12: Block2 transfer cache (principal checked once, read-ahea
     tick(6000);
     t.sweep();
     expect(t.size).toBe(0);
+  });
+
+  it('a payload up to wholePayloadBytes is read once for every transfer of the same bytes, within payloadCacheBytes (unread payloads dropped first, windows with them)', async () => {
+    const { t, fetch, fetches } = setup({ maxTransfers: 8, windowBytes: 1000, idleMs: 5_000, recheckMs: 1_000, wholePayloadBytes: 10_000, payloadCacheBytes: 20_000 });
+    const a1 = t.start('p#1|g', metal, glaze('g'));
+    const a2 = t.start('p#2|g', metal, glaze('g'));
+    // two devices' first blocks at once: one read of the whole payload
+    const [x, y] = await Promise.all([t.read(a1, 0, 256, fetch), t.read(a2, 0, 256, fetch)]);
+    expect(x).toEqual(bytes.subarray(0, 256));
+    expect(y).toEqual(bytes.subarray(0, 256));
+    expect(fetches).toEqual([[0, 9_999]]);
+    // every later block is a synchronous slice (no promise)
+    const mid = t.read(a1, 4096, 256, fetch);
+    expect(mid).toBeInstanceOf(Uint8Array);
+    expect(mid).toEqual(bytes.subarray(4096, 4352));
+    expect(t.bytesHeld()).toBe(10_000);
+    // two other payloads (other SHA-256) over the 20,000-byte budget: one no transfer reads any more goes first
+    const other = (id: string, fill: string) => ({ id, size: 10_000, sha256: fill.repeat(64) }) as unknown as Glaze;
+    await t.read(t.start('p#3|h', metal, other('h', 'c')), 0, 256, fetch);
+    t.endSession('p#3');
+    await t.read(t.start('p#4|i', metal, other('i', 'd')), 0, 256, fetch);
+    expect(fetches).toHaveLength(3);
+    expect(t.bytesHeld()).toBeLessThanOrEqual(20_000 + 8 * 1000);
+    // 'h' was dropped (no transfer reading it, though loaded after 'g') and is read again; 'g' was kept
+    t.endSession('p#4');
+    await t.read(t.start('p#5|h', metal, other('h', 'c')), 0, 256, fetch);
+    expect(fetches).toHaveLength(4);
+    expect(t.read(a1, 8192, 256, fetch)).toBeInstanceOf(Uint8Array);
+    expect(t.bytesHeld()).toBe(20_000);
   });
 });

@@ -14,6 +14,12 @@
  *   as a signal: `ConstrainedService.useBus`).
  * - idle expiry and a bound on the number of transfers (least recently used dropped first), so the
  *   memory held is at most `maxTransfers × windowBytes`.
+ *
+ * A payload of at most `wholePayloadBytes` is read whole, once, into a cache shared by every transfer of
+ * the same bytes (keyed by SHA-256: a fleet fetching one firmware reads it once), bounded by
+ * `payloadCacheBytes` (least recently used dropped, and with it the windows pointing into it), so the
+ * memory held is at most `payloadCacheBytes + maxTransfers × windowBytes`. Authorization is unchanged:
+ * every transfer still checks its principal and Glaze before its first block and on every re-check.
  */
 import type { Glaze } from '../glazes/model.ts';
 import type { MetalPrincipal } from '../enrollment/model.ts';
@@ -27,9 +33,25 @@ export interface TransferLimits {
   idleMs: number;
   /** A transfer re-authenticates at least this often (cross-replica revocation bound). */
   recheckMs: number;
+  /** Payloads up to this size are read whole into the shared cache (0 or absent: never). */
+  wholePayloadBytes?: number;
+  /** Bytes the shared whole-payload cache may hold. */
+  payloadCacheBytes?: number;
 }
 
-export const DEFAULT_TRANSFER_LIMITS: TransferLimits = { maxTransfers: 256, windowBytes: 64 * 1024, idleMs: 30_000, recheckMs: 1_000 };
+export const DEFAULT_TRANSFER_LIMITS: TransferLimits = {
+  maxTransfers: 256,
+  windowBytes: 64 * 1024,
+  idleMs: 30_000,
+  recheckMs: 1_000,
+  wholePayloadBytes: 4 * 1024 * 1024,
+  payloadCacheBytes: 32 * 1024 * 1024,
+};
+
+interface CachedPayload {
+  bytes: Uint8Array;
+  usedSeq: number;
+}
 
 export interface Transfer {
   metal: MetalPrincipal;
@@ -37,6 +59,10 @@ export interface Transfer {
   generation: number;
   checkedAt: number;
   usedAt: number;
+  /** Order of last use (eviction picks the smallest): no Map reordering per block. */
+  usedSeq: number;
+  /** The Glaze's ETag (first 16 bytes of its SHA-256), built once per transfer. */
+  etag: Uint8Array;
   window: { offset: number; bytes: Uint8Array } | undefined;
 }
 
@@ -45,6 +71,11 @@ export type TransferLookup = 'hit' | 'miss' | 'recheck';
 export class BlobTransfers {
   private readonly transfers = new Map<string, Transfer>();
   private generation = 0;
+  private useSeq = 0;
+  /** Whole payloads by SHA-256 (and the reads in flight, so concurrent first blocks read once). */
+  private readonly payloads = new Map<string, CachedPayload>();
+  private readonly loading = new Map<string, Promise<Uint8Array>>();
+  private payloadBytes = 0;
 
   constructor(
     private readonly now: () => number,
@@ -60,10 +91,18 @@ export class BlobTransfers {
     return this.transfers.size;
   }
 
-  /** Bytes of payload held in read-ahead windows now. */
+  /** Bytes of payload held now: read-ahead windows and the shared whole-payload cache, each buffer once. */
   bytesHeld(): number {
+    const seen = new Set<Uint8Array>();
     let n = 0;
-    for (const t of this.transfers.values()) n += t.window?.bytes.length ?? 0;
+    for (const p of this.payloads.values()) {
+      seen.add(p.bytes);
+      n += p.bytes.length;
+    }
+    for (const t of this.transfers.values()) {
+      const w = t.window?.bytes;
+      if (w && !seen.has(w)) n += w.length;
+    }
     return n;
   }
 
@@ -81,9 +120,7 @@ export class BlobTransfers {
       return { result: 'recheck', stale: t };
     }
     t.usedAt = now;
-    // Map order is the eviction order: move to the back.
-    this.transfers.delete(key);
-    this.transfers.set(key, t);
+    t.usedSeq = ++this.useSeq;
     return { transfer: t, result: 'hit' };
   }
 
@@ -92,10 +129,16 @@ export class BlobTransfers {
     const now = this.now();
     // A re-check of the same Glaze keeps the window already read (same bytes: a Glaze is immutable).
     const window = previous && previous.glaze.id === glaze.id && previous.glaze.sha256 === glaze.sha256 ? previous.window : undefined;
-    const t: Transfer = { metal, glaze, generation: this.generation, checkedAt: now, usedAt: now, window };
+    const etag = previous && previous.glaze.sha256 === glaze.sha256 ? previous.etag : new Uint8Array(Buffer.from(glaze.sha256.slice(0, 16), 'hex'));
+    const t: Transfer = { metal, glaze, generation: this.generation, checkedAt: now, usedAt: now, usedSeq: ++this.useSeq, etag, window };
     this.transfers.delete(key);
     this.transfers.set(key, t);
-    while (this.transfers.size > this.limits.maxTransfers) this.transfers.delete(this.transfers.keys().next().value as string);
+    while (this.transfers.size > this.limits.maxTransfers) {
+      // least recently used first (a scan only when full, not a reordering per block)
+      let oldest: [string, Transfer] | undefined;
+      for (const e of this.transfers) if (!oldest || e[1].usedSeq < oldest[1].usedSeq) oldest = e;
+      this.transfers.delete((oldest as [string, Transfer])[0]);
+    }
     return t;
   }
 
@@ -114,13 +157,70 @@ export class BlobTransfers {
    * `length` bytes at `offset` of the transfer's payload, from its window; a miss reads the next
    * window (at most `windowBytes`, never past the end) through `fetch(start, endInclusive)`.
    */
-  async read(t: Transfer, offset: number, length: number, fetch: (start: number, end: number) => Promise<Uint8Array>): Promise<Uint8Array> {
+  read(t: Transfer, offset: number, length: number, fetch: (start: number, end: number) => Promise<Uint8Array>): Uint8Array | Promise<Uint8Array> {
     const w = t.window;
+    // A hit is a slice of the window, returned as is (no promise, no await per block).
     if (w && offset >= w.offset && offset + length <= w.offset + w.bytes.length) return w.bytes.subarray(offset - w.offset, offset - w.offset + length);
+    const whole = this.limits.wholePayloadBytes ?? 0;
+    if (t.glaze.size > 0 && t.glaze.size <= whole && t.glaze.size <= (this.limits.payloadCacheBytes ?? 0)) return this.readWhole(t, offset, length, fetch);
     if (length > this.limits.windowBytes) return fetch(offset, offset + length - 1);
     const end = Math.min(t.glaze.size, offset + Math.max(length, this.limits.windowBytes)) - 1;
-    const bytes = await fetch(offset, end);
-    t.window = { offset, bytes };
-    return bytes.subarray(0, length);
+    return fetch(offset, end).then((bytes) => {
+      t.window = { offset, bytes };
+      return bytes.subarray(0, length);
+    });
+  }
+
+  /** The whole payload from the shared cache (read once on a miss); the transfer's window then points at it. */
+  private readWhole(t: Transfer, offset: number, length: number, fetch: (start: number, end: number) => Promise<Uint8Array>): Uint8Array | Promise<Uint8Array> {
+    const id = `${t.glaze.sha256}:${t.glaze.size}`;
+    const cached = this.payloads.get(id);
+    const use = (bytes: Uint8Array) => {
+      t.window = { offset: 0, bytes };
+      return bytes.subarray(offset, offset + length);
+    };
+    if (cached) {
+      cached.usedSeq = ++this.useSeq;
+      return use(cached.bytes);
+    }
+    let pending = this.loading.get(id);
+    if (!pending) {
+      pending = fetch(0, t.glaze.size - 1).then(
+        (bytes) => {
+          this.loading.delete(id);
+          if (bytes.length !== t.glaze.size) throw new Error(`payload ${t.glaze.id}: read ${bytes.length} bytes, expected ${t.glaze.size}`);
+          this.payloads.set(id, { bytes, usedSeq: ++this.useSeq });
+          this.payloadBytes += bytes.length;
+          this.evictPayloads(id);
+          return bytes;
+        },
+        (e: unknown) => {
+          this.loading.delete(id);
+          throw e;
+        },
+      );
+      this.loading.set(id, pending);
+    }
+    return pending.then(use);
+  }
+
+  /** Drops payloads over the budget (unread ones first), and the windows that point into them. */
+  private evictPayloads(keep: string): void {
+    const budget = this.limits.payloadCacheBytes ?? 0;
+    while (this.payloadBytes > budget && this.payloads.size > 1) {
+      // Payloads no transfer is reading go first (least recently loaded), then the least recently loaded.
+      const reading = new Set<Uint8Array>();
+      for (const tr of this.transfers.values()) if (tr.window) reading.add(tr.window.bytes);
+      let oldest: [string, CachedPayload] | undefined;
+      for (const e of this.payloads) {
+        if (e[0] === keep) continue;
+        const better = !oldest || (reading.has(oldest[1].bytes) && !reading.has(e[1].bytes)) || (reading.has(oldest[1].bytes) === reading.has(e[1].bytes) && e[1].usedSeq < oldest[1].usedSeq);
+        if (better) oldest = e;
+      }
+      if (!oldest) return;
+      this.payloads.delete(oldest[0]);
+      this.payloadBytes -= oldest[1].bytes.length;
+      for (const tr of this.transfers.values()) if (tr.window?.bytes === oldest[1].bytes) tr.window = undefined;
+    }
   }
 }
