@@ -83,7 +83,10 @@ export class LiveFeed {
     const route = req.routeOptions.url ?? '';
     const gateway = (req as FastifyRequest & { gateway?: { id: string; ownerId: string } | null }).gateway;
     // The Phase 1 boot script is a GET that moves the job (queued → booting).
-    if (route.startsWith('/api/gateway/v1/provisioning/') && gateway) return this.publish(gateway.ownerId, { kind: 'provisioning', gatewayId: gateway.id, at: new Date().toISOString() });
+    if (route.startsWith('/api/gateway/v1/provisioning/') && gateway) {
+      this.publish(gateway.ownerId, { kind: 'provisioning', gatewayId: gateway.id, at: new Date().toISOString() });
+      return;
+    }
     // Reads change nothing (and are most requests: no clock read for them).
     if (req.method === 'GET' || req.method === 'HEAD') return;
     const at = new Date().toISOString();

@@ -4,7 +4,7 @@ import { registerStatusTable } from '../../http/errors.ts';
 import { Page, type PageParams, PageQuery, readPage } from '../../http/pagination.ts';
 import { errorResponses, NameField, Ref } from '../../http/schemas.ts';
 import type { BootstrapErrorCode } from './errors.ts';
-import { ATTESTATIONS, type BootstrapProfile, type DeviceFacts, type Lwm2mSettings, ONBOARDING_STATES, type OnboardingRecord, type OnboardingState, PROTOCOLS } from './model.ts';
+import { ATTESTATIONS, type BootstrapProfile, type DeviceFacts, ONBOARDING_STATES, type OnboardingRecord, type OnboardingState, PROTOCOLS } from './model.ts';
 import type { BootstrapService, CreateProfileInput } from './service.ts';
 
 registerStatusTable<BootstrapErrorCode>('bootstrap', {

@@ -1,7 +1,7 @@
 import type { OwnerId } from '@tips/core';
 import type { Db } from '../../db/database.ts';
 import { applyKeyset, type KeysetWindow } from '../../db/keyset.ts';
-import type { Attestation, BootstrapProfile, Lwm2mSettings, OnboardingRecord, OnboardingState, Protocol } from './model.ts';
+import type { Attestation, BootstrapProfile, OnboardingRecord, OnboardingState, Protocol } from './model.ts';
 import type { BootstrapStore } from './store.ts';
 import type { BootstrapProfilesTable, OnboardingsTable } from './tables.ts';
 

@@ -1,6 +1,6 @@
 import type { OwnerId } from '@tips/core';
 import type { KeysetWindow } from '../../db/keyset.ts';
-import type { BootstrapProfile, Lwm2mSettings, OnboardingRecord, OnboardingState } from './model.ts';
+import type { BootstrapProfile, OnboardingRecord, OnboardingState } from './model.ts';
 
 /** Storage port of the bootstrap domain (tables `bootstrap_profiles`, `onboardings`). */
 export interface BootstrapStore {
