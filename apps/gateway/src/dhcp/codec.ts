@@ -374,10 +374,30 @@ export function decodeDhcp(bytes: Uint8Array): DhcpPacket {
 // ---------- encoding ----------
 
 function ipBytes(ip: Ipv4, field: string): Uint8Array {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  const parts = m ? [m[1], m[2], m[3], m[4]].map(Number) : [];
-  if (!m || parts.some((p) => p > 255)) throw new DhcpError('bad_field', field, `"${ip}" is not a dotted-quad IPv4 address`);
-  return Uint8Array.from(parts);
+  const out = new Uint8Array(4);
+  writeIp(out, 0, ip, field);
+  return out;
+}
+
+/** Writes a dotted quad (1–3 digits a part, each ≤ 255) at `at`; anything else is a DhcpError. */
+function writeIp(out: Uint8Array, at: number, ip: Ipv4, field: string): void {
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i === ip.length ? 46 : ip.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 255 || dots > 3) throw new DhcpError('bad_field', field, `"${ip}" is not a dotted-quad IPv4 address`);
+      out[at + dots] = part;
+      dots++;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      digits++;
+    } else throw new DhcpError('bad_field', field, `"${ip}" is not a dotted-quad IPv4 address`);
+  }
+  if (dots !== 4) throw new DhcpError('bad_field', field, `"${ip}" is not a dotted-quad IPv4 address`);
 }
 
 function textBytes(s: string, field: string): Uint8Array {
@@ -464,10 +484,10 @@ export function encodeDhcp(p: DhcpPacket): Uint8Array {
   dv.setUint32(4, p.xid >>> 0);
   dv.setUint16(8, p.secs);
   dv.setUint16(10, p.flags);
-  header.set(ipBytes(p.ciaddr, 'ciaddr'), 12);
-  header.set(ipBytes(p.yiaddr, 'yiaddr'), 16);
-  header.set(ipBytes(p.siaddr, 'siaddr'), 20);
-  header.set(ipBytes(p.giaddr, 'giaddr'), 24);
+  writeIp(header, 12, p.ciaddr, 'ciaddr');
+  writeIp(header, 16, p.yiaddr, 'yiaddr');
+  writeIp(header, 20, p.siaddr, 'siaddr');
+  writeIp(header, 24, p.giaddr, 'giaddr');
   header.set(p.chaddr, 28);
   header.set(sname, 44);
   header.set(file, 44 + SNAME_LENGTH);
@@ -493,8 +513,13 @@ export function encodeDhcp(p: DhcpPacket): Uint8Array {
 }
 
 /** Lower-case colon MAC from chaddr (Ethernet only). */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 export function chaddrToMac(chaddr: Uint8Array): string {
-  return Array.from(chaddr.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
+  let s = '';
+  const n = Math.min(6, chaddr.length);
+  for (let i = 0; i < n; i++) s += i === 0 ? HEX[chaddr[i]!] : `:${HEX[chaddr[i]!]}`;
+  return s;
 }
 
 export function macToChaddr(mac: string): Uint8Array {
