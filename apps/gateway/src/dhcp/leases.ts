@@ -244,6 +244,9 @@ export class SqliteLeaseStore implements LeaseStore {
   /** MACs the database held more than one non-declined lease of at load (their next `put` tidies them). */
   private readonly untidy = new Set<string>();
   private walFd: number | undefined;
+  /** Whether an fdatasync of the WAL runs now, and who waits for the next one. */
+  private syncing = false;
+  private syncWaiting: ((err: Error | null) => void)[] = [];
   private readonly byIp = new Map<Ipv4, Lease>();
   private readonly byNum = new Map<number, Lease>();
   private readonly ofMac = new Map<string, Lease>();
@@ -296,10 +299,13 @@ export class SqliteLeaseStore implements LeaseStore {
     // The MAC's other lease, which the database must lose: the index knows whether there is one.
     const other = l.mac ? this.ofMac.get(l.mac) : undefined;
     const drop = l.mac !== null && ((other !== undefined && other.ip !== l.ip) || this.untidy.has(l.mac));
-    this.tx(() => {
+    const write = () => {
       if (drop) this.dropOthersStmt.run(l.mac, l.ip);
       this.upsertStmt.run(l.ip, num, l.mac, l.state, l.expiresAt, l.hostname, l.updatedAt);
-    });
+    };
+    // Inside `atomically` a failure rolls back the caller's savepoint (and the journal): no savepoint of its own.
+    if (this.journal && this.db.inTransaction) write();
+    else this.tx(write);
     if (drop) this.untidy.delete(l.mac!);
     // The database took it: the index follows, each step journalled.
     if (other && other.ip !== l.ip) this.setIp(other.ip, ipToNumber(other.ip), undefined);
@@ -375,13 +381,35 @@ export class SqliteLeaseStore implements LeaseStore {
     } finally {
       this.syncFull.run();
     }
+    this.afterSync(durable);
+    return result;
+  }
+
+  /**
+   * Calls `durable` after an fdatasync of the WAL that started after this commit. One fdatasync at
+   * a time: the commits made while one runs all wait for the next, which covers every one of them
+   * (a group commit of group commits — under load a burst pays one fsync, not one per turn).
+   */
+  private afterSync(durable: (err: Error | null) => void): void {
+    this.syncWaiting.push(durable);
+    if (!this.syncing) this.startSync();
+  }
+
+  private startSync(): void {
+    const batch = this.syncWaiting;
+    this.syncWaiting = [];
+    this.syncing = true;
+    const done = (err: Error | null) => {
+      this.syncing = false;
+      for (const d of batch) d(err);
+      if (this.syncWaiting.length > 0) this.startSync();
+    };
     try {
       this.walFd ??= openSync(`${this.db.name}-wal`, 'r');
-      fdatasync(this.walFd, (err) => durable(err));
+      fdatasync(this.walFd, done);
     } catch (err) {
-      durable(err as Error);
+      done(err as Error);
     }
-    return result;
   }
 
   private tail<T>(result: T, durable?: (err: Error | null) => void): T {
