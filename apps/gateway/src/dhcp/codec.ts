@@ -416,11 +416,6 @@ function textBytes(s: string, field: string): Uint8Array {
   return out;
 }
 
-function u32Bytes(v: number, field: string): Uint8Array {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new DhcpError('bad_field', field, `${field} must be a 32-bit unsigned integer`);
-  return Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
-}
-
 function byteList(values: number[], field: string): Uint8Array {
   if (values.some((v) => !Number.isInteger(v) || v < 0 || v > 255)) throw new DhcpError('bad_field', field, `${field} entries are single bytes`);
   return Uint8Array.from(values);
