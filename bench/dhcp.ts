@@ -4,6 +4,8 @@
  *
  *   node --import tsx bench/dhcp.ts      # TIPS_BENCH_CLIENTS (100), TIPS_BENCH_SECONDS (8),
  *                                        # TIPS_BENCH_RATES (300,600,1000,2000), TIPS_BENCH_ROUNDS (2)
+ *   TIPS_BENCH_BASE=<dir>/gateway/main.js  # also a base build of the gateway (a copy of dist/ made
+ *                                        # at the base commit), A/B alternated in every round
  *
  * Topology (@tips/testbed, namespace names carry the PID, all removed at the end): the e2e
  * GatewayLab — the real tips-master in a cloud namespace, the real tips-gateway enrolled with it on
@@ -130,6 +132,17 @@ async function main(): Promise<void> {
       ...['--retry-initial', '200ms', '--retry-max', '1s', '--nft-table', 'tips_gw', '--status-port', '0', '--no-boot-services'],
     ];
     const results: { server: string; round: number; sweeps: Sweep[] }[] = [];
+    // With TIPS_BENCH_BASE, each round also runs the base build; the order alternates (A/B, B/A).
+    const base = process.env.TIPS_BENCH_BASE;
+    const gatewayTurn = async (round: number, server: string, main: string) => {
+      const nodeArgs = process.env.TIPS_BENCH_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+      gateway = lab.gw.spawn('node', [...nodeArgs, main, ...gatewayArgs.slice(1)], { logFile: join(work, `${server}-${round}.log`), label: server });
+      await gateway.waitFor(/"msg":"ready"/, 30_000);
+      const t: Sweep[] = [];
+      for (const rate of RATES) t.push(await sweep(client, () => gateway.pid, macList, rate));
+      results.push({ server, round, sweeps: t });
+      await gateway.stop();
+    };
     const keaConf = keaConfig(work);
     for (let round = 1; round <= ROUNDS; round++) {
       // Kea's turn: tips-gateway stopped, Kea on br0 with a fresh lease file.
@@ -148,25 +161,26 @@ async function main(): Promise<void> {
       await kea.stop();
       kea = undefined;
 
-      // tips-gateway's turn.
-      const nodeArgs = process.env.TIPS_BENCH_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-      gateway = lab.gw.spawn('node', [...nodeArgs, ...gatewayArgs], { logFile: join(work, `gateway-${round}.log`), label: 'tips-gateway' });
-      await gateway.waitFor(/"msg":"ready"/, 30_000);
+      // tips-gateway's turn (every declared MAC Active before the first measure).
       if (round === 1) {
-        // Every declared MAC Active at the gateway before measuring: one slow sweep, then wait for the rows.
-        await sweep(client, () => gateway.pid, macList, 100);
-        for (const mac of macs) {
-          await lab.rowInState(mac, 'active', 60_000).catch((err) => {
-            throw new Error(`${(err as Error).message}\n${gateway.output.slice(-3000)}`);
-          });
+        gateway = lab.gw.spawn('node', gatewayArgs, { logFile: join(work, 'warm-up.log'), label: 'tips-gateway' });
+        await gateway.waitFor(/"msg":"ready"/, 30_000);
+        // perfdhcp picks MACs at random: sweep again until every one was leased and decided.
+        for (let attempt = 1; ; attempt++) {
+          await sweep(client, () => gateway.pid, macList, 100);
+          await new Promise((r) => setTimeout(r, 2000));
+          const r = await lab.gw.execOk('node', [GATEWAY_BIN, 'table', '--data-dir', lab.gatewayDataDir, '--json']);
+          const active = new Set((JSON.parse(r.stdout) as { rows: { mac: string; state: string }[] }).rows.filter((x) => x.state === 'active').map((x) => x.mac));
+          const missing = macs.filter((m) => !active.has(m));
+          if (missing.length === 0) break;
+          if (attempt === 10) throw new Error(`not Active after ${attempt} warm-up sweeps: ${missing.join(' ')}\n${gateway.output.slice(-3000)}`);
         }
+        await gateway.stop();
       }
-      const t: Sweep[] = [];
-      for (const rate of RATES) t.push(await sweep(client, () => gateway.pid, macList, rate));
-      results.push({ server: 'tips-gateway', round, sweeps: t });
+      const turns: [string, string][] = [['tips-gateway', GATEWAY_BIN]];
+      if (base) turns[round % 2 === 1 ? 'unshift' : 'push'](['tips-gateway base', base]);
+      for (const [server, main] of turns) await gatewayTurn(round, server, main);
     }
-    await gateway.stop();
-
     const best = (s: Sweep[]) => Math.max(0, ...s.filter((x) => (x.drops.discover + x.drops.request) / Math.max(1, x.sent) <= 0.01).map((x) => x.exchangesPerSec));
     const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '—');
     console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}, ${CLIENTS} clients, ${SECONDS} s per rate`);
@@ -183,12 +197,14 @@ async function main(): Promise<void> {
     const tBest = Math.max(...results.filter((r) => r.server === 'tips-gateway').map((r) => best(r.sweeps)));
     const peak = (server: string) => Math.max(...results.filter((r) => r.server === server).flatMap((r) => r.sweeps.map((x) => x.exchangesPerSec)));
     console.log(`peak 4-way exchanges/s: kea ${fmt(peak('kea'))}/s, tips-gateway ${fmt(peak('tips-gateway'))}/s → ratio ${fmt(peak('tips-gateway') / peak('kea'), 2)} (goal ≥ 0.8)`);
+    if (base) console.log(`peak 4-way exchanges/s: tips-gateway base ${fmt(peak('tips-gateway base'))}/s → ratio ${fmt(peak('tips-gateway base') / peak('kea'), 2)}`);
     const cpu = (server: string) => {
       const all = results.filter((r) => r.server === server).flatMap((r) => r.sweeps.map((s) => s.cpuUsPerExchange)).filter(Number.isFinite).sort((a, b) => a - b);
       return all[Math.floor(all.length / 2)] ?? Number.NaN;
     };
     console.log(`best rate with ≤ 1 % drops: kea ${fmt(kBest)}/s, tips-gateway ${fmt(tBest)}/s → ratio ${fmt(tBest / kBest, 2)}`);
     console.log(`median CPU per exchange: kea ${fmt(cpu('kea'))} µs, tips-gateway ${fmt(cpu('tips-gateway'))} µs → ratio ${fmt(cpu('kea') / cpu('tips-gateway'), 2)}`);
+    if (base) console.log(`median CPU per exchange: tips-gateway base ${fmt(cpu('tips-gateway base'))} µs → ratio ${fmt(cpu('kea') / cpu('tips-gateway base'), 2)}`);
   } finally {
     await kea?.stop();
     await lab.destroy();

@@ -86,6 +86,8 @@ export class Gateway {
   private timers: NodeJS.Timeout[] = [];
   private applyChain: Promise<void> = Promise.resolve();
   private reportTimer: NodeJS.Timeout | undefined;
+  /** When the pending table report is due (scheduleReport moves it). */
+  private reportDue = 0;
 
   constructor(
     private readonly cfg: GatewayConfig,
@@ -129,7 +131,9 @@ export class Gateway {
         dnsServers: this.cfg.dnsServers,
         ...(this.cfg.boot ? { boot: this.cfg.boot } : {}),
       },
-      admission: (mac) => dhcpAdmission(this.table.get(mac, this.cfg.lan), this.cfg.onboardingRelay !== undefined),
+      // The cached state answers the common case; only a Blocked row is read whole (its reason decides).
+      admission: (mac) =>
+        this.table.stateOf(mac, this.cfg.lan) !== 'blocked' ? 'serve' : dhcpAdmission(this.table.get(mac, this.cfg.lan), this.cfg.onboardingRelay !== undefined),
       onEvent: (e) => this.onLease(e),
       log: this.log,
       metrics: this.metrics,
@@ -395,11 +399,25 @@ export class Gateway {
   private lastNat = '';
 
   private scheduleReport(delayMs = 500): void {
+    // The report goes `delayMs` after the last call (a burst of changes is one report). Per DHCP
+    // ACK this only moves the due time; the timer, when it fires early, waits for the rest.
+    const due = Date.now() + delayMs;
+    if (this.reportTimer && due >= this.reportDue) {
+      this.reportDue = due;
+      return;
+    }
     if (this.reportTimer) clearTimeout(this.reportTimer);
-    this.reportTimer = setTimeout(() => {
+    this.reportDue = due;
+    const fire = () => {
+      const wait = this.reportDue - Date.now();
+      if (wait > 0) {
+        this.reportTimer = setTimeout(fire, wait);
+        return;
+      }
       this.reportTimer = undefined;
       this.master.putTable(this.table.all()).catch((err) => this.log.debug({ msg: (err as Error).message }, 'table report not delivered'));
-    }, delayMs);
+    };
+    this.reportTimer = setTimeout(fire, delayMs);
   }
 
   private startStatus(): Promise<void> {

@@ -270,7 +270,9 @@ const OPTION_DECODERS: Record<number, { name: string; decode: OptionDecoder }> =
  * Requires an END option; only PAD may follow it.
  */
 function readOptions(b: Uint8Array): Map<number, Uint8Array> {
-  const parts = new Map<number, Uint8Array[]>();
+  // Most options appear once: their data is a view; a repeated code collects its parts, joined below.
+  const out = new Map<number, Uint8Array>();
+  let repeated: Map<number, Uint8Array[]> | undefined;
   let i = OPTIONS_OFFSET;
   let ended = false;
   while (i < b.length) {
@@ -290,19 +292,23 @@ function readOptions(b: Uint8Array): Map<number, Uint8Array> {
     if (start + len > b.length) {
       throw new DhcpError('truncated_option', `option_${code}`, `option ${code} claims ${len} bytes, only ${b.length - start} remain`);
     }
-    const list = parts.get(code) ?? [];
-    list.push(b.subarray(start, start + len));
-    parts.set(code, list);
+    const data = b.subarray(start, start + len);
+    const first = out.get(code);
+    if (first === undefined) out.set(code, data);
+    else {
+      repeated ??= new Map();
+      const list = repeated.get(code);
+      if (list) list.push(data);
+      else repeated.set(code, [first, data]);
+    }
     i = start + len;
   }
   if (!ended) throw new DhcpError('missing_end', 'options', 'options area has no END option (255)');
   for (; i < b.length; i++) {
     if (b[i] !== OPTION.PAD) throw new DhcpError('trailing_bytes', 'options', `non-pad byte ${b[i]} after END at offset ${i}`);
   }
-  const out = new Map<number, Uint8Array>();
-  for (const [code, list] of parts) {
-    if (list.length === 1) out.set(code, list[0]!);
-    else {
+  if (repeated) {
+    for (const [code, list] of repeated) {
       const total = list.reduce((n, p) => n + p.length, 0);
       const joined = new Uint8Array(total);
       let o = 0;
@@ -374,10 +380,30 @@ export function decodeDhcp(bytes: Uint8Array): DhcpPacket {
 // ---------- encoding ----------
 
 function ipBytes(ip: Ipv4, field: string): Uint8Array {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  const parts = m ? [m[1], m[2], m[3], m[4]].map(Number) : [];
-  if (!m || parts.some((p) => p > 255)) throw new DhcpError('bad_field', field, `"${ip}" is not a dotted-quad IPv4 address`);
-  return Uint8Array.from(parts);
+  const out = new Uint8Array(4);
+  writeIp(out, 0, ip, field);
+  return out;
+}
+
+/** Writes a dotted quad (1–3 digits a part, each ≤ 255) at `at`; anything else is a DhcpError. */
+function writeIp(out: Uint8Array, at: number, ip: Ipv4, field: string): void {
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i <= ip.length; i++) {
+    const c = i === ip.length ? 46 : ip.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 255 || dots > 3) throw new DhcpError('bad_field', field, `"${ip}" is not a dotted-quad IPv4 address`);
+      out[at + dots] = part;
+      dots++;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      digits++;
+    } else throw new DhcpError('bad_field', field, `"${ip}" is not a dotted-quad IPv4 address`);
+  }
+  if (dots !== 4) throw new DhcpError('bad_field', field, `"${ip}" is not a dotted-quad IPv4 address`);
 }
 
 function textBytes(s: string, field: string): Uint8Array {
@@ -388,11 +414,6 @@ function textBytes(s: string, field: string): Uint8Array {
     out[i] = c;
   }
   return out;
-}
-
-function u32Bytes(v: number, field: string): Uint8Array {
-  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new DhcpError('bad_field', field, `${field} must be a 32-bit unsigned integer`);
-  return Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
 }
 
 function byteList(values: number[], field: string): Uint8Array {
@@ -411,41 +432,86 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-function optionList(o: DhcpOptions): [number, Uint8Array][] {
-  const list: [number, Uint8Array][] = [[OPTION.DHCP_MESSAGE_TYPE, Uint8Array.of(o.messageType)]];
-  const add = (code: number, data: Uint8Array | undefined) => {
-    if (data !== undefined) list.push([code, data]);
-  };
-  add(OPTION.SERVER_IDENTIFIER, o.serverIdentifier === undefined ? undefined : ipBytes(o.serverIdentifier, 'server_identifier'));
-  add(OPTION.IP_ADDRESS_LEASE_TIME, o.leaseTime === undefined ? undefined : u32Bytes(o.leaseTime, 'lease_time'));
-  add(OPTION.RENEWAL_TIME_VALUE, o.renewalTime === undefined ? undefined : u32Bytes(o.renewalTime, 'renewal_time'));
-  add(OPTION.REBINDING_TIME_VALUE, o.rebindingTime === undefined ? undefined : u32Bytes(o.rebindingTime, 'rebinding_time'));
-  add(OPTION.SUBNET_MASK, o.subnetMask === undefined ? undefined : ipBytes(o.subnetMask, 'subnet_mask'));
-  add(OPTION.ROUTER, o.routers === undefined ? undefined : concat(o.routers.map((r) => ipBytes(r, 'router'))));
-  add(OPTION.DOMAIN_NAME_SERVER, o.dnsServers === undefined ? undefined : concat(o.dnsServers.map((r) => ipBytes(r, 'dns'))));
-  add(OPTION.BROADCAST_ADDRESS, o.broadcastAddress === undefined ? undefined : ipBytes(o.broadcastAddress, 'broadcast_address'));
-  add(OPTION.HOST_NAME, o.hostName === undefined ? undefined : textBytes(o.hostName, 'host_name'));
-  add(OPTION.REQUESTED_IP_ADDRESS, o.requestedIp === undefined ? undefined : ipBytes(o.requestedIp, 'requested_ip'));
-  add(OPTION.PARAMETER_REQUEST_LIST, o.parameterRequestList === undefined ? undefined : byteList(o.parameterRequestList, 'parameter_request_list'));
-  add(OPTION.MESSAGE, o.message === undefined ? undefined : textBytes(o.message, 'message'));
+/** Appends options to one growing buffer (no per-option arrays for the fixed-size ones). */
+class OptionWriter {
+  buf = new Uint8Array(576);
+  pos = OPTIONS_OFFSET;
+
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+  }
+  /** Any data; longer than 255 bytes: consecutive instances (RFC 3396). */
+  bytes(code: number, data: Uint8Array): void {
+    if (code === OPTION.PAD || code === OPTION.END) throw new DhcpError('bad_field', `option_${code}`, 'PAD and END are not data options');
+    if (data.length === 0) throw new DhcpError('bad_option_length', `option_${code}`, `option ${code} has no data`);
+    for (let o = 0; o < data.length; o += 255) {
+      const n = Math.min(255, data.length - o);
+      this.ensure(n + 2);
+      this.buf[this.pos] = code;
+      this.buf[this.pos + 1] = n;
+      this.buf.set(data.subarray(o, o + n), this.pos + 2);
+      this.pos += n + 2;
+    }
+  }
+  ip(code: number, ip: Ipv4, field: string): void {
+    this.ensure(6);
+    writeIp(this.buf, this.pos + 2, ip, field);
+    this.buf[this.pos] = code;
+    this.buf[this.pos + 1] = 4;
+    this.pos += 6;
+  }
+  u32(code: number, v: number, field: string): void {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new DhcpError('bad_field', field, `${field} must be a 32-bit unsigned integer`);
+    this.ensure(6);
+    const b = this.buf;
+    const p = this.pos;
+    b[p] = code;
+    b[p + 1] = 4;
+    b[p + 2] = v >>> 24;
+    b[p + 3] = (v >>> 16) & 0xff;
+    b[p + 4] = (v >>> 8) & 0xff;
+    b[p + 5] = v & 0xff;
+    this.pos += 6;
+  }
+}
+
+function writeOptions(w: OptionWriter, o: DhcpOptions): void {
+  w.bytes(OPTION.DHCP_MESSAGE_TYPE, Uint8Array.of(o.messageType));
+  if (o.serverIdentifier !== undefined) w.ip(OPTION.SERVER_IDENTIFIER, o.serverIdentifier, 'server_identifier');
+  if (o.leaseTime !== undefined) w.u32(OPTION.IP_ADDRESS_LEASE_TIME, o.leaseTime, 'lease_time');
+  if (o.renewalTime !== undefined) w.u32(OPTION.RENEWAL_TIME_VALUE, o.renewalTime, 'renewal_time');
+  if (o.rebindingTime !== undefined) w.u32(OPTION.REBINDING_TIME_VALUE, o.rebindingTime, 'rebinding_time');
+  if (o.subnetMask !== undefined) w.ip(OPTION.SUBNET_MASK, o.subnetMask, 'subnet_mask');
+  if (o.routers !== undefined) {
+    if (o.routers.length === 1) w.ip(OPTION.ROUTER, o.routers[0]!, 'router');
+    else w.bytes(OPTION.ROUTER, concat(o.routers.map((r) => ipBytes(r, 'router'))));
+  }
+  if (o.dnsServers !== undefined) w.bytes(OPTION.DOMAIN_NAME_SERVER, concat(o.dnsServers.map((r) => ipBytes(r, 'dns'))));
+  if (o.broadcastAddress !== undefined) w.ip(OPTION.BROADCAST_ADDRESS, o.broadcastAddress, 'broadcast_address');
+  if (o.hostName !== undefined) w.bytes(OPTION.HOST_NAME, textBytes(o.hostName, 'host_name'));
+  if (o.requestedIp !== undefined) w.ip(OPTION.REQUESTED_IP_ADDRESS, o.requestedIp, 'requested_ip');
+  if (o.parameterRequestList !== undefined) w.bytes(OPTION.PARAMETER_REQUEST_LIST, byteList(o.parameterRequestList, 'parameter_request_list'));
+  if (o.message !== undefined) w.bytes(OPTION.MESSAGE, textBytes(o.message, 'message'));
   if (o.maxMessageSize !== undefined) {
     if (!Number.isInteger(o.maxMessageSize) || o.maxMessageSize < 576 || o.maxMessageSize > 0xffff) {
       throw new DhcpError('bad_field', 'maximum_dhcp_message_size', 'maximum message size must be 576..65535');
     }
-    add(OPTION.MAXIMUM_DHCP_MESSAGE_SIZE, Uint8Array.of(o.maxMessageSize >> 8, o.maxMessageSize & 0xff));
+    w.bytes(OPTION.MAXIMUM_DHCP_MESSAGE_SIZE, Uint8Array.of(o.maxMessageSize >> 8, o.maxMessageSize & 0xff));
   }
-  add(OPTION.VENDOR_CLASS_IDENTIFIER, o.vendorClass === undefined ? undefined : textBytes(o.vendorClass, 'vendor_class'));
-  add(OPTION.CLIENT_IDENTIFIER, o.clientIdentifier);
-  add(OPTION.TFTP_SERVER_NAME, o.tftpServerName === undefined ? undefined : textBytes(o.tftpServerName, 'tftp_server_name'));
-  add(OPTION.BOOTFILE_NAME, o.bootfileName === undefined ? undefined : textBytes(o.bootfileName, 'bootfile_name'));
+  if (o.vendorClass !== undefined) w.bytes(OPTION.VENDOR_CLASS_IDENTIFIER, textBytes(o.vendorClass, 'vendor_class'));
+  if (o.clientIdentifier !== undefined) w.bytes(OPTION.CLIENT_IDENTIFIER, o.clientIdentifier);
+  if (o.tftpServerName !== undefined) w.bytes(OPTION.TFTP_SERVER_NAME, textBytes(o.tftpServerName, 'tftp_server_name'));
+  if (o.bootfileName !== undefined) w.bytes(OPTION.BOOTFILE_NAME, textBytes(o.bootfileName, 'bootfile_name'));
   if (o.clientArchitectures !== undefined) {
     const archs = o.clientArchitectures;
     if (archs.some((a) => !Number.isInteger(a) || a < 0 || a > 0xffff)) throw new DhcpError('bad_field', 'client_system_architecture', 'architecture types are 16-bit');
-    add(OPTION.CLIENT_SYSTEM_ARCHITECTURE, Uint8Array.from(archs.flatMap((a) => [a >> 8, a & 0xff])));
+    w.bytes(OPTION.CLIENT_SYSTEM_ARCHITECTURE, Uint8Array.from(archs.flatMap((a) => [a >> 8, a & 0xff])));
   }
-  add(OPTION.CLIENT_MACHINE_IDENTIFIER, o.clientMachineId);
-  for (const x of o.other) add(x.code, x.data);
-  return list;
+  if (o.clientMachineId !== undefined) w.bytes(OPTION.CLIENT_MACHINE_IDENTIFIER, o.clientMachineId);
+  for (const x of o.other) w.bytes(x.code, x.data);
 }
 
 /** Encodes a packet; options longer than 255 bytes are split into consecutive instances (RFC 3396). */
@@ -455,46 +521,46 @@ export function encodeDhcp(p: DhcpPacket): Uint8Array {
   const file = textBytes(p.file, 'file');
   if (sname.length >= SNAME_LENGTH || sname.includes(0)) throw new DhcpError('bad_field', 'sname', 'sname must be < 64 bytes without NUL');
   if (file.length >= FILE_LENGTH || file.includes(0)) throw new DhcpError('bad_field', 'file', 'file must be < 128 bytes without NUL');
-  const header = new Uint8Array(OPTIONS_OFFSET);
-  const dv = new DataView(header.buffer);
+  // Header and options written in place into one buffer (zeroed: the padding is there already).
+  const w = new OptionWriter();
+  const header = w.buf;
   header[0] = p.op;
   header[1] = p.htype;
   header[2] = p.hlen;
   header[3] = p.hops;
-  dv.setUint32(4, p.xid >>> 0);
-  dv.setUint16(8, p.secs);
-  dv.setUint16(10, p.flags);
-  header.set(ipBytes(p.ciaddr, 'ciaddr'), 12);
-  header.set(ipBytes(p.yiaddr, 'yiaddr'), 16);
-  header.set(ipBytes(p.siaddr, 'siaddr'), 20);
-  header.set(ipBytes(p.giaddr, 'giaddr'), 24);
+  const xid = p.xid >>> 0;
+  header[4] = xid >>> 24;
+  header[5] = (xid >>> 16) & 0xff;
+  header[6] = (xid >>> 8) & 0xff;
+  header[7] = xid & 0xff;
+  header[8] = (p.secs >>> 8) & 0xff;
+  header[9] = p.secs & 0xff;
+  header[10] = (p.flags >>> 8) & 0xff;
+  header[11] = p.flags & 0xff;
+  writeIp(header, 12, p.ciaddr, 'ciaddr');
+  writeIp(header, 16, p.yiaddr, 'yiaddr');
+  writeIp(header, 20, p.siaddr, 'siaddr');
+  writeIp(header, 24, p.giaddr, 'giaddr');
   header.set(p.chaddr, 28);
   header.set(sname, 44);
   header.set(file, 44 + SNAME_LENGTH);
   header.set(MAGIC_COOKIE, BOOTP_HEADER_LENGTH);
-  const parts: Uint8Array[] = [header];
-  for (const [code, data] of optionList(p.options)) {
-    if (code === OPTION.PAD || code === OPTION.END) throw new DhcpError('bad_field', `option_${code}`, 'PAD and END are not data options');
-    if (data.length === 0) throw new DhcpError('bad_option_length', `option_${code}`, `option ${code} has no data`);
-    for (let o = 0; o < data.length; o += 255) {
-      const chunk = data.subarray(o, Math.min(o + 255, data.length));
-      parts.push(Uint8Array.of(code, chunk.length), chunk);
-    }
-  }
-  parts.push(Uint8Array.of(OPTION.END));
-  let out = concat(parts);
-  if (out.length < MIN_ENCODED_LENGTH) {
-    const padded = new Uint8Array(MIN_ENCODED_LENGTH);
-    padded.set(out);
-    out = padded;
-  }
-  if (out.length > MAX_MESSAGE_LENGTH) throw new DhcpError('too_long', 'packet', `encoded message is ${out.length} bytes`);
-  return out;
+  writeOptions(w, p.options);
+  w.ensure(1);
+  w.buf[w.pos++] = OPTION.END;
+  const length = Math.max(w.pos, MIN_ENCODED_LENGTH);
+  if (length > MAX_MESSAGE_LENGTH) throw new DhcpError('too_long', 'packet', `encoded message is ${length} bytes`);
+  return w.buf.length === length ? w.buf : w.buf.slice(0, length);
 }
 
 /** Lower-case colon MAC from chaddr (Ethernet only). */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 export function chaddrToMac(chaddr: Uint8Array): string {
-  return Array.from(chaddr.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
+  let s = '';
+  const n = Math.min(6, chaddr.length);
+  for (let i = 0; i < n; i++) s += i === 0 ? HEX[chaddr[i]!] : `:${HEX[chaddr[i]!]}`;
+  return s;
 }
 
 export function macToChaddr(mac: string): Uint8Array {

@@ -20,6 +20,8 @@ export interface Lease {
 export interface LeaseStore {
   get(ip: Ipv4): Lease | undefined;
   byMac(mac: string): Lease | undefined;
+  /** The lease of the address whose number (`ipToNumber`) is `n`. */
+  byNumber(n: number): Lease | undefined;
   all(): Lease[];
   /** Writes the lease and removes any other non-declined lease of the same MAC, atomically. */
   put(lease: Lease): void;
@@ -33,8 +35,17 @@ export interface LeaseStore {
 }
 
 export function ipToNumber(ip: Ipv4): number {
-  const p = ip.split('.').map(Number);
-  return ((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!;
+  // Hot (every lease write and pool check): digits read in place, no split.
+  let n = 0;
+  let part = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      n = n * 256 + part;
+      part = 0;
+    } else part = part * 10 + (c - 48);
+  }
+  return n * 256 + part;
 }
 
 export function numberToIp(n: number): Ipv4 {
@@ -145,11 +156,11 @@ export class LeasePool {
   }
 
   private lowestFree(mac: string, now: number): Ipv4 | undefined {
-    const used = new Map(this.store.all().map((l) => [ipToNumber(l.ip), l]));
+    // Address by address through the store's index (no read of the whole lease table).
     let reusable: Lease | undefined;
     for (let n = this.first; n <= this.last; n++) {
       if (this.exclude.has(n)) continue;
-      const l = used.get(n);
+      const l = this.store.byNumber(n);
       if (!l) return numberToIp(n);
       if (this.isFreeFor(l, mac, now) && (!reusable || l.expiresAt < reusable.expiresAt)) reusable = l;
     }
@@ -214,71 +225,191 @@ function fromRow(r: LeaseRow): Lease {
   return { ip: r.ip, mac: r.mac, state: r.state, expiresAt: r.expires_at, hostname: r.hostname, updatedAt: r.updated_at };
 }
 
-/** Leases in the gateway's SQLite file. */
+/**
+ * Leases in the gateway's SQLite file, written through to an in-memory index (by address, by
+ * number, by MAC) that answers every read: the database stays the truth (it is loaded at start,
+ * every `put` writes it first), and the index follows each write only once the database took it.
+ * Inside `atomically`, each index change is journalled, so a transaction (or a per-message
+ * savepoint) that rolls back also rolls the index back. At most one non-declined lease per MAC:
+ * `put` removes the MAC's other ones, in the database and in the index alike.
+ */
 export class SqliteLeaseStore implements LeaseStore {
-  private readonly getStmt;
-  private readonly byMacStmt;
   private readonly allStmt;
   private readonly upsertStmt;
   private readonly dropOthersStmt;
-  private readonly putTx;
+  private readonly syncNormal;
+  private readonly syncFull;
+  /** One transaction wrapper, made once (better-sqlite3 builds five functions per `db.transaction`); nested calls are savepoints. */
+  private readonly tx: <T>(fn: () => T) => T;
+  /** MACs the database held more than one non-declined lease of at load (their next `put` tidies them). */
+  private readonly untidy = new Set<string>();
   private walFd: number | undefined;
+  /** Whether an fdatasync of the WAL runs now, and who waits for the next one. */
+  private syncing = false;
+  private syncWaiting: ((err: Error | null) => void)[] = [];
+  private readonly byIp = new Map<Ipv4, Lease>();
+  private readonly byNum = new Map<number, Lease>();
+  private readonly ofMac = new Map<string, Lease>();
+  /** Undo steps of the index changes made in the open `atomically`, newest last. */
+  private journal: (() => void)[] | undefined;
 
   constructor(private readonly db: Db) {
-    this.getStmt = db.prepare<[string], LeaseRow>('SELECT * FROM leases WHERE ip = ?');
-    this.byMacStmt = db.prepare<[string], LeaseRow>(
-      "SELECT * FROM leases WHERE mac = ? AND state != 'declined' ORDER BY updated_at DESC LIMIT 1",
-    );
     this.allStmt = db.prepare<[], LeaseRow>('SELECT * FROM leases ORDER BY ip_num');
     this.upsertStmt = db.prepare(
       `INSERT INTO leases (ip, ip_num, mac, state, expires_at, hostname, updated_at)
-       VALUES (@ip, @ipNum, @mac, @state, @expiresAt, @hostname, @updatedAt)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, state = excluded.state, expires_at = excluded.expires_at,
          hostname = excluded.hostname, updated_at = excluded.updated_at`,
     );
     this.dropOthersStmt = db.prepare("DELETE FROM leases WHERE mac = ? AND ip != ? AND state != 'declined'");
-    this.putTx = db.transaction((l: Lease) => {
-      if (l.mac) this.dropOthersStmt.run(l.mac, l.ip);
-      this.upsertStmt.run({ ...l, ipNum: ipToNumber(l.ip) });
-    });
+    this.syncNormal = db.prepare('PRAGMA synchronous = NORMAL');
+    this.syncFull = db.prepare('PRAGMA synchronous = FULL');
+    const tx = db.transaction((fn: () => unknown) => fn());
+    this.tx = <T>(fn: () => T) => tx(fn) as T;
+    for (const r of this.allStmt.all()) {
+      const l = fromRow(r);
+      this.byIp.set(l.ip, l);
+      this.byNum.set(ipToNumber(l.ip), l);
+      // As the old `byMac` query: the MAC's most recently updated non-declined lease.
+      if (l.mac !== null && l.state !== 'declined') {
+        const cur = this.ofMac.get(l.mac);
+        if (cur) this.untidy.add(l.mac);
+        if (!cur || cur.updatedAt <= l.updatedAt) this.ofMac.set(l.mac, l);
+      }
+    }
   }
 
   get(ip: Ipv4): Lease | undefined {
-    const r = this.getStmt.get(ip);
-    return r && fromRow(r);
+    return this.byIp.get(ip);
   }
   byMac(mac: string): Lease | undefined {
-    const r = this.byMacStmt.get(mac);
-    return r && fromRow(r);
+    return this.ofMac.get(mac);
+  }
+  /** The lease of address number `n` (the pool's scan for a free address). */
+  byNumber(n: number): Lease | undefined {
+    return this.byNum.get(n);
   }
   all(): Lease[] {
-    return this.allStmt.all().map(fromRow);
+    return [...this.byNum.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
   }
-  put(lease: Lease): void {
-    this.putTx(lease);
+  put(input: Lease): void {
+    // The index keeps its own frozen copy: a caller changing its object changes nothing stored.
+    const l: Lease = Object.freeze({ ip: input.ip, mac: input.mac, state: input.state, expiresAt: input.expiresAt, hostname: input.hostname, updatedAt: input.updatedAt });
+    const num = ipToNumber(l.ip);
+    // The MAC's other lease, which the database must lose: the index knows whether there is one.
+    const other = l.mac ? this.ofMac.get(l.mac) : undefined;
+    const drop = l.mac !== null && ((other !== undefined && other.ip !== l.ip) || this.untidy.has(l.mac));
+    const write = () => {
+      if (drop) this.dropOthersStmt.run(l.mac, l.ip);
+      this.upsertStmt.run(l.ip, num, l.mac, l.state, l.expiresAt, l.hostname, l.updatedAt);
+    };
+    // Inside `atomically` a failure rolls back the caller's savepoint (and the journal): no savepoint of its own.
+    if (this.journal && this.db.inTransaction) write();
+    else this.tx(write);
+    if (drop) this.untidy.delete(l.mac!);
+    // The database took it: the index follows, each step journalled.
+    if (other && other.ip !== l.ip) this.setIp(other.ip, ipToNumber(other.ip), undefined);
+    this.setIp(l.ip, num, l);
   }
+
+  /** Sets (or deletes) the lease of one address, keeping the MAC index in step; journalled. */
+  private setIp(ip: Ipv4, num: number, l: Lease | undefined): void {
+    const prev = this.byIp.get(ip);
+    const prevMac = prev?.mac ?? null;
+    const newMac = l?.mac ?? null;
+    // What the undo restores: this address's lease and the MAC entries this change may touch.
+    const prevOfPrevMac = prevMac === null ? undefined : this.ofMac.get(prevMac);
+    const prevOfNewMac = newMac === null ? undefined : this.ofMac.get(newMac);
+    if (prevMac !== null && prevOfPrevMac === prev) this.ofMac.delete(prevMac);
+    if (l) {
+      this.byIp.set(ip, l);
+      this.byNum.set(num, l);
+      if (newMac !== null && l.state !== 'declined') this.ofMac.set(newMac, l);
+    } else {
+      this.byIp.delete(ip);
+      this.byNum.delete(num);
+    }
+    if (!this.journal) return;
+    this.journal.push(() => {
+      if (prev) {
+        this.byIp.set(ip, prev);
+        this.byNum.set(num, prev);
+      } else {
+        this.byIp.delete(ip);
+        this.byNum.delete(num);
+      }
+      this.restoreMac(newMac, prevOfNewMac);
+      this.restoreMac(prevMac, prevOfPrevMac);
+    });
+  }
+
+  private restoreMac(mac: string | null, lease: Lease | undefined): void {
+    if (mac === null) return;
+    if (lease) this.ofMac.set(mac, lease);
+    else this.ofMac.delete(mac);
+  }
+
   atomically<T>(fn: () => T, durable?: (err: Error | null) => void): T {
+    const outer = this.journal === undefined;
+    this.journal ??= [];
+    const journal = this.journal;
+    const mark = journal.length;
+    try {
+      return this.run(fn, durable);
+    } catch (err) {
+      // Rolled back in the database: the index too, newest change first.
+      for (let i = journal.length - 1; i >= mark; i--) journal[i]!();
+      journal.length = mark;
+      throw err;
+    } finally {
+      if (outer) this.journal = undefined;
+    }
+  }
+
+  private run<T>(fn: () => T, durable?: (err: Error | null) => void): T {
     // A put inside is a savepoint of this transaction; the commit (FULL sync) is the only fsync.
-    if (!durable || this.db.inTransaction || this.db.memory) return this.tail(this.db.transaction(fn)(), durable);
+    if (!durable || this.db.inTransaction || this.db.memory) return this.tail(this.tx(fn), durable);
     // Committed without an fsync (NORMAL: the WAL frames are written, not yet synced), then the WAL
     // file is fdatasync'ed on the thread pool: `durable` is called only once the frames are on disk,
     // while the event loop keeps reading datagrams. A kill -9 loses nothing written (the page cache
     // survives it); a power cut may lose a commit whose `durable` was not called yet — whose
     // replies were therefore never sent.
-    this.db.pragma('synchronous = NORMAL');
+    this.syncNormal.run();
     let result: T;
     try {
-      result = this.db.transaction(fn)();
+      result = this.tx(fn);
     } finally {
-      this.db.pragma('synchronous = FULL');
+      this.syncFull.run();
     }
+    this.afterSync(durable);
+    return result;
+  }
+
+  /**
+   * Calls `durable` after an fdatasync of the WAL that started after this commit. One fdatasync at
+   * a time: the commits made while one runs all wait for the next, which covers every one of them
+   * (a group commit of group commits — under load a burst pays one fsync, not one per turn).
+   */
+  private afterSync(durable: (err: Error | null) => void): void {
+    this.syncWaiting.push(durable);
+    if (!this.syncing) this.startSync();
+  }
+
+  private startSync(): void {
+    const batch = this.syncWaiting;
+    this.syncWaiting = [];
+    this.syncing = true;
+    const done = (err: Error | null) => {
+      this.syncing = false;
+      for (const d of batch) d(err);
+      if (this.syncWaiting.length > 0) this.startSync();
+    };
     try {
       this.walFd ??= openSync(`${this.db.name}-wal`, 'r');
-      fdatasync(this.walFd, (err) => durable(err));
+      fdatasync(this.walFd, done);
     } catch (err) {
-      durable(err as Error);
+      done(err as Error);
     }
-    return result;
   }
 
   private tail<T>(result: T, durable?: (err: Error | null) => void): T {

@@ -9,7 +9,7 @@ import { createMetrics, type GatewayMetrics } from '../status/metrics.ts';
 import { openGatewayDb } from '../store/db.ts';
 import { encodeDhcp, macToChaddr } from './codec.ts';
 import { DHCP_MESSAGE_TYPE, type DhcpMessageType } from './constants.ts';
-import { LeasePool, SqliteLeaseStore } from './leases.ts';
+import { ipToNumber, LeasePool, SqliteLeaseStore } from './leases.ts';
 import type { LeaseEvent } from './responder.ts';
 import { DhcpServer } from './server.ts';
 
@@ -211,3 +211,47 @@ async function until(f: () => boolean, ms = 5_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+describe('issue 13 T5 the lease index in memory follows the database: written through, rolled back with it', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'tgw-index-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a transaction that throws leaves neither the database nor the index changed; a committed one is read back from disk alike', () => {
+    const db = openGatewayDb(dir);
+    const store = new SqliteLeaseStore(db);
+    const pool = new LeasePool({ first: '10.77.0.100', last: '10.77.0.110', leaseTimeSec: 600 }, store, Date.now);
+    const a = '02:00:00:00:04:01';
+    const first = pool.offer(a, undefined, null)!;
+    // A nested savepoint fails after moving the MAC to another address: both writes undone.
+    store.atomically(() => {
+      expect(() =>
+        store.atomically(() => {
+          pool.offer(a, '10.77.0.105', null);
+          store.put({ ...first, ip: '10.77.0.106', updatedAt: first.updatedAt + 1 });
+          throw new Error('boom');
+        }),
+      ).toThrow('boom');
+      pool.offer('02:00:00:00:04:02', undefined, null);
+    });
+    const fromDisk = new SqliteLeaseStore(openGatewayDb(dir));
+    for (const s of [store, fromDisk]) {
+      expect(s.byMac(a)).toEqual(first);
+      expect(s.get('10.77.0.106')).toBeUndefined();
+      expect(s.byMac('02:00:00:00:04:02')?.ip).toBe('10.77.0.101');
+      expect(s.all().map((l) => l.ip)).toEqual(['10.77.0.100', '10.77.0.101']);
+    }
+    // A MAC moving to another address loses its old lease, on disk and in memory.
+    store.put({ ...first, ip: '10.77.0.107', updatedAt: first.updatedAt + 2 });
+    const again = new SqliteLeaseStore(openGatewayDb(dir));
+    for (const s of [store, again]) {
+      expect(s.get(first.ip)).toBeUndefined();
+      expect(s.byMac(a)?.ip).toBe('10.77.0.107');
+      expect(s.byNumber(ipToNumber('10.77.0.107'))?.mac).toBe(a);
+    }
+    // The index hands out copies it froze: changing one changes nothing stored.
+    expect(Object.isFrozen(store.byMac(a))).toBe(true);
+  });
+});

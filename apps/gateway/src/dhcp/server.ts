@@ -7,6 +7,9 @@
 // runs on the thread pool; their replies leave only once it is done, so an ACK still never goes out
 // for a lease that is not on disk, but a burst pays one fsync, and the event loop keeps reading
 // datagrams meanwhile.
+// Logs: one info line when an address is newly bound to a client (a human wants to see a new
+// lease); every other message and reply only at debug level (built only when debug is on) — the
+// counters (tips_gateway_dhcp_{received,sent,dropped,malformed}_total) are the per-packet record.
 import dgram from 'node:dgram';
 import type { Logger } from 'pino';
 import type { GatewayMetrics } from '../status/metrics.ts';
@@ -20,10 +23,12 @@ const TYPE_NAMES = new Map<number, string>(Object.entries(DHCP_MESSAGE_TYPE).map
 /** Most datagrams answered by one commit. */
 const MAX_GROUP = 256;
 
+type Counter = { inc(n?: number): void };
+
 interface Outgoing {
   bytes: Uint8Array;
   to: { address: string; port: number };
-  type: string;
+  sent: Counter;
 }
 
 export interface DhcpServerOptions {
@@ -42,8 +47,23 @@ export class DhcpServer {
   private sockets: dgram.Socket[] = [];
   private sender: dgram.Socket | undefined;
   private queue: Uint8Array[] = [];
+  /** Counter children by label value, resolved once (the label lookup is per packet otherwise). */
+  private readonly counters = new Map<string, Counter>();
+  private readonly now: () => number;
 
-  constructor(private readonly o: DhcpServerOptions) {}
+  constructor(private readonly o: DhcpServerOptions) {
+    this.now = o.now ?? Date.now;
+  }
+
+  private counter(metric: 'dhcpReceived' | 'dhcpSent', type: string): Counter {
+    const k = `${metric}|${type}`;
+    let c = this.counters.get(k);
+    if (!c) {
+      c = this.o.metrics[metric].labels({ type });
+      this.counters.set(k, c);
+    }
+    return c;
+  }
 
   async start(): Promise<void> {
     const port = this.o.port ?? SERVER_PORT;
@@ -98,13 +118,14 @@ export class DhcpServer {
       for (const o of out) {
         this.sender?.send(o.bytes, o.to.port, o.to.address, (e) => {
           if (e) this.o.log.warn({ err: e, to: o.to }, 'dhcp reply not sent');
-          else this.o.metrics.dhcpSent.inc({ type: o.type });
+          else o.sent.inc();
         });
       }
     };
+    const debug = this.o.log.isLevelEnabled('debug');
     const group = () => {
       const events: LeaseEvent[] = [];
-      for (const msg of msgs) this.decide(msg, out, events);
+      for (const msg of msgs) this.decide(msg, out, events, debug);
       for (const e of events) this.emit(e);
     };
     try {
@@ -128,29 +149,30 @@ export class DhcpServer {
   }
 
   /** One datagram's answer, queued in `out` (its lease write is part of the caller's transaction). */
-  private decide(msg: Uint8Array, out: Outgoing[], events: LeaseEvent[]): void {
+  private decide(msg: Uint8Array, out: Outgoing[], events: LeaseEvent[], debug: boolean): void {
     let req: ReturnType<typeof decodeDhcp>;
     try {
       req = decodeDhcp(msg);
     } catch (err) {
       const code = err instanceof DhcpError ? err.code : 'internal';
       this.o.metrics.dhcpMalformed.inc({ code });
-      this.o.log.debug({ code, length: msg.length }, 'malformed dhcp packet dropped');
+      if (debug) this.o.log.debug({ code, length: msg.length }, 'malformed dhcp packet dropped');
       return;
     }
     const type = TYPE_NAMES.get(req.options.messageType) ?? 'unknown';
-    this.o.metrics.dhcpReceived.inc({ type });
+    this.counter('dhcpReceived', type).inc();
     try {
       // A savepoint per message: a failure undoes this message's writes only.
-      const res = this.o.pool.atomically(() => respond(req, this.o.pool, this.o.config, this.o.admission, (this.o.now ?? Date.now)()));
+      const res = this.o.pool.atomically(() => respond(req, this.o.pool, this.o.config, this.o.admission, this.now()));
       if (res.dropped) {
         this.o.metrics.dhcpDropped.inc({ reason: res.dropped });
-        this.o.log.debug({ mac: chaddrToMac(req.chaddr), type, reason: res.dropped }, 'dhcp message not answered');
+        if (debug) this.o.log.debug({ mac: chaddrToMac(req.chaddr), type, reason: res.dropped }, 'dhcp message not answered');
       }
       if (res.reply && res.to && this.sender) {
         const replyType = TYPE_NAMES.get(res.reply.options.messageType) ?? 'unknown';
-        out.push({ bytes: encodeDhcp(res.reply), to: res.to, type: replyType });
-        this.o.log.info({ mac: chaddrToMac(req.chaddr), type, reply: replyType, yiaddr: res.reply.yiaddr, to: res.to.address }, 'dhcp');
+        out.push({ bytes: encodeDhcp(res.reply), to: res.to, sent: this.counter('dhcpSent', replyType) });
+        if (debug) this.o.log.debug({ mac: chaddrToMac(req.chaddr), type, reply: replyType, yiaddr: res.reply.yiaddr, to: res.to.address }, 'dhcp');
+        if (res.fresh) this.o.log.info({ mac: chaddrToMac(req.chaddr), ip: res.reply.yiaddr, hostname: req.options.hostName ?? null }, 'dhcp lease bound');
       }
       if (res.event) events.push(res.event);
     } catch (err) {

@@ -48,6 +48,28 @@ describe('T5 T6 T8 T10 interface table rows per (MAC, gateway interface), persis
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
   const lease = (mac: string, ip: string) => table.observeLease({ mac, gatewayInterface: 'br0', ip, type: 'ethernet', pxe: true, hostname: 'm1' });
 
+  it('issue 13: the admission state read from memory follows every decision, block and clear; a renewal returns the row as stored', () => {
+    const mac = '02:00:00:00:00:09';
+    expect(table.stateOf(mac, 'br0')).toBeUndefined();
+    lease(mac, '10.77.0.109');
+    expect(table.stateOf(mac, 'br0')).toBe('pending');
+    table.decide(mac, 'br0', { state: 'active', tipsId: 'mtl_s', reason: null });
+    expect(table.stateOf(mac, 'br0')).toBe('active');
+    table.block('mtl_s', [], 'metal_blocked');
+    expect(table.stateOf(mac, 'br0')).toBe('blocked');
+    // A renewal keeps the state; the row it returns is the row the database holds.
+    now = 5000;
+    const renewed = table.observeLease({ mac, gatewayInterface: 'br0', ip: '10.77.0.110', type: 'ethernet', pxe: false, hostname: null });
+    expect(renewed.row).toEqual(table.get(mac, 'br0'));
+    expect(renewed).toMatchObject({ created: false, ipChanged: true, row: { state: 'blocked', ip: '10.77.0.110', hostname: 'm1', updatedAt: 5000 } });
+    table.clear(mac);
+    expect(table.stateOf(mac, 'br0')).toBeUndefined();
+    // Another table on the same file sees what this one wrote.
+    lease(mac, '10.77.0.109');
+    table.decide(mac, 'br0', { state: 'blocked', tipsId: null, reason: 'unknown_mac' });
+    expect(new InterfaceTable(openGatewayDb(dir)).stateOf(mac, 'br0')).toBe('blocked');
+  });
+
   it('a new lease makes a Pending row; a decision makes it Active with its TIPS ID', () => {
     const { row, created } = lease('02:00:00:00:00:01', '10.77.0.100');
     expect(created).toBe(true);

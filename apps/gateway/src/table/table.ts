@@ -63,6 +63,17 @@ export class InterfaceTable {
   /** Statements of the DHCP path (a lease: admission, then the table learns it), compiled once. */
   private readonly getStmt;
   private readonly natOfStmt;
+  private readonly stateStmt;
+  private readonly insertStmt;
+  private readonly observeStmt;
+  private readonly dropNatStmt;
+  /** One transaction wrapper for the DHCP path, made once (a savepoint inside the DHCP group's transaction). */
+  private readonly tx: <T>(fn: () => T) => T;
+  /**
+   * State of each (MAC, interface) the DHCP admission asked about (null: no row), read through from
+   * the database; every write to a row drops its entry, a failed write drops them all.
+   */
+  private readonly states = new Map<string, Map<string, InterfaceState | null>>();
 
   constructor(
     private readonly db: Db,
@@ -70,6 +81,47 @@ export class InterfaceTable {
   ) {
     this.getStmt = db.prepare<[string, string], Row>('SELECT * FROM interfaces WHERE mac = ? AND gateway_interface = ?');
     this.natOfStmt = db.prepare<[string, string], NatRow>('SELECT * FROM nat WHERE mac = ? AND gateway_interface = ? ORDER BY rowid');
+    this.stateStmt = db.prepare<[string, string], { state: InterfaceState }>('SELECT state FROM interfaces WHERE mac = ? AND gateway_interface = ?');
+    this.insertStmt = db.prepare(
+      `INSERT INTO interfaces (mac, gateway_interface, tips_id, state, type, ip, pxe, hostname, since, reason, attempts, updated_at)
+       VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, 'awaiting_decision', 0, ?)`,
+    );
+    this.observeStmt = db.prepare('UPDATE interfaces SET ip = ?, pxe = ?, hostname = COALESCE(?, hostname), updated_at = ? WHERE mac = ? AND gateway_interface = ?');
+    this.dropNatStmt = db.prepare('DELETE FROM nat WHERE mac = ? AND gateway_interface = ?');
+    const tx = db.transaction((fn: () => unknown) => fn());
+    this.tx = <T>(fn: () => T) => tx(fn) as T;
+  }
+
+  /** The row's state (undefined: no row) — the DHCP admission's question, answered from memory. */
+  stateOf(mac: string, gatewayInterface: string): InterfaceState | undefined {
+    let ofMac = this.states.get(mac);
+    if (!ofMac) {
+      ofMac = new Map();
+      this.states.set(mac, ofMac);
+    }
+    let s = ofMac.get(gatewayInterface);
+    if (s === undefined) {
+      s = this.stateStmt.get(mac, gatewayInterface)?.state ?? null;
+      ofMac.set(gatewayInterface, s);
+    }
+    return s ?? undefined;
+  }
+
+  /** Runs a write; the cached states of `macs` (all of them when undefined or on failure) are dropped. */
+  private writing<T>(macs: string[] | undefined, fn: () => T): T {
+    const drop = () => {
+      if (!macs) this.states.clear();
+      else for (const m of macs) this.states.delete(m);
+    };
+    drop();
+    try {
+      return fn();
+    } catch (err) {
+      this.states.clear();
+      throw err;
+    } finally {
+      drop();
+    }
   }
 
   get(mac: string, gatewayInterface: string): InterfaceRow | undefined {
@@ -135,24 +187,28 @@ export class InterfaceTable {
     hostname: string | null;
   }): { row: InterfaceRow; created: boolean; ipChanged: boolean } {
     const now = this.now();
-    return this.db.transaction(() => {
-      const existing = this.get(input.mac, input.gatewayInterface);
-      if (!existing) {
-        this.db
-          .prepare(
-            `INSERT INTO interfaces (mac, gateway_interface, tips_id, state, type, ip, pxe, hostname, since, reason, attempts, updated_at)
-             VALUES (?, ?, NULL, 'pending', ?, ?, ?, ?, ?, 'awaiting_decision', 0, ?)`,
-          )
-          .run(input.mac, input.gatewayInterface, input.type, input.ip, input.pxe ? 1 : 0, input.hostname, now, now);
-        return { row: this.get(input.mac, input.gatewayInterface)!, created: true, ipChanged: true };
-      }
-      const ipChanged = existing.ip !== input.ip;
-      this.db
-        .prepare('UPDATE interfaces SET ip = ?, pxe = ?, hostname = COALESCE(?, hostname), updated_at = ? WHERE mac = ? AND gateway_interface = ?')
-        .run(input.ip, input.pxe ? 1 : 0, input.hostname, now, input.mac, input.gatewayInterface);
-      if (ipChanged) this.db.prepare('DELETE FROM nat WHERE mac = ? AND gateway_interface = ?').run(input.mac, input.gatewayInterface);
-      return { row: this.get(input.mac, input.gatewayInterface)!, created: false, ipChanged };
-    })();
+    return this.writing([input.mac], () =>
+      this.tx(() => {
+        const existing = this.get(input.mac, input.gatewayInterface);
+        if (!existing) {
+          this.insertStmt.run(input.mac, input.gatewayInterface, input.type, input.ip, input.pxe ? 1 : 0, input.hostname, now, now);
+          return { row: this.get(input.mac, input.gatewayInterface)!, created: true, ipChanged: true };
+        }
+        const ipChanged = existing.ip !== input.ip;
+        this.observeStmt.run(input.ip, input.pxe ? 1 : 0, input.hostname, now, input.mac, input.gatewayInterface);
+        if (ipChanged) this.dropNatStmt.run(input.mac, input.gatewayInterface);
+        // The row as the UPDATE left it (no second read).
+        const row: InterfaceRow = {
+          ...existing,
+          ip: input.ip,
+          pxe: input.pxe,
+          hostname: input.hostname ?? existing.hostname,
+          updatedAt: now,
+          nat: ipChanged ? [] : existing.nat,
+        };
+        return { row, created: false, ipChanged };
+      }),
+    );
   }
 
   /**
@@ -166,7 +222,7 @@ export class InterfaceTable {
     d: { state: 'active' | 'blocked'; tipsId: string | null; reason: string | null; onlyFrom?: InterfaceState },
   ): { before: InterfaceRow; after: InterfaceRow } | undefined {
     const now = this.now();
-    return this.db.transaction(() => {
+    return this.writing([mac], this.db.transaction(() => {
       const before = this.get(mac, gatewayInterface);
       if (!before) return undefined;
       if (d.onlyFrom !== undefined && before.state !== d.onlyFrom) return undefined;
@@ -175,7 +231,7 @@ export class InterfaceTable {
         .prepare('UPDATE interfaces SET state = ?, tips_id = COALESCE(?, tips_id), reason = ?, since = ?, updated_at = ? WHERE mac = ? AND gateway_interface = ?')
         .run(d.state, d.tipsId, d.reason, since, now, mac, gatewayInterface);
       return { before, after: this.get(mac, gatewayInterface)! };
-    })();
+    }));
   }
 
   /** Counts a registration attempt of a Pending row and records why it is still waiting. */
@@ -187,7 +243,8 @@ export class InterfaceTable {
 
   /** The master's `block` (T16): every row of the TIPS ID or of the listed MACs becomes Blocked. */
   block(tipsId: string | null, macs: string[], reason: string): { before: InterfaceRow; after: InterfaceRow }[] {
-    return this.db.transaction(() => {
+    // Rows of the TIPS ID may be of other MACs: every cached state is dropped.
+    return this.writing(undefined, this.db.transaction(() => {
       const targets = this.withNat(
         this.db
           .prepare<[string | null, string], Row>('SELECT * FROM interfaces WHERE tips_id = ? OR mac IN (SELECT value FROM json_each(?)) ORDER BY gateway_interface, mac')
@@ -199,17 +256,17 @@ export class InterfaceTable {
         if (d) out.push(d);
       }
       return out;
-    })();
+    }));
   }
 
   /** The master's `clear` (T10): forget every row of the MAC; the next DHCP exchange registers afresh. */
   clear(mac: string): InterfaceRow[] {
-    return this.db.transaction(() => {
+    return this.writing([mac], this.db.transaction(() => {
       const rows = this.byMac(mac);
       this.db.prepare('DELETE FROM interfaces WHERE mac = ?').run(mac);
       this.db.prepare('DELETE FROM nat WHERE mac = ?').run(mac);
       return rows;
-    })();
+    }));
   }
 
   /** The lease was released: the row stays (its decision is about the MAC) but loses its address. */
