@@ -410,8 +410,8 @@ export class BootstrapService {
       const r = await this.timed('signatures', () => verifier.verify(evidence, ctx));
       if (!r.ok) return this.refuse(record, 'attestation_failed', `${profile.attestation}: ${r.reason}`, 'evidence');
     }
+    // Written with the outcome (registered, or the refusal): the record keeps the `attested` step in its events.
     const attested = this.moved(record, 'attested', null);
-    await this.timed('database', () => this.store.putRecord(attested));
 
     const registered = await this.timed('database', () => this.register(v, attested, profile));
     const setup: DeviceSetup = {
