@@ -26,6 +26,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
+import SQLite from 'better-sqlite3';
 import { buildCsr } from '@tips/trust';
 import { createVoucher, decodeVoucher, deviceFactsDigest, extendVoucher, guidToString, makeSetupKey, openSetup, parseDeviceSetup, rendezvousFromUrls, signProof, verifyVoucherChain } from '@tips/onboarding';
 import { buildApp } from '../apps/master/src/app.ts';
@@ -38,6 +39,27 @@ const GOAL = 100;
 const p256 = () => generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const ms = (n: number) => `${n.toFixed(2)} ms`;
+
+/**
+ * SQL statements (and transactions: their `begin`) the master runs, counted while `on`: every
+ * better-sqlite3 statement execution (Kysely's queries all end in one).
+ */
+const sqlCount = { on: false, statements: 0, transactions: 0 };
+{
+  const probe = new SQLite(':memory:');
+  const proto = Object.getPrototypeOf(probe.prepare('select 1')) as Record<string, (...a: unknown[]) => unknown>;
+  probe.close();
+  for (const m of ['run', 'all', 'get', 'iterate']) {
+    const orig = proto[m]!;
+    proto[m] = function (this: { source: string }, ...a: unknown[]) {
+      if (sqlCount.on) {
+        sqlCount.statements++;
+        if (/^\s*begin/i.test(this.source)) sqlCount.transactions++;
+      }
+      return orig.apply(this, a);
+    };
+  }
+}
 
 /** CPU time (user + system, ms) of this process's main thread alone — the master's — from /proc (10 ms ticks). */
 function threadCpuMs(): number {
@@ -199,11 +221,13 @@ async function main(): Promise<void> {
     const wall = performance.now() - t1;
     const concurrentThreadCpu = threadCpuMs() - thread0;
     measuring = true;
+    sqlCount.on = true;
     end = DEVICES;
     next = half;
     const t2 = performance.now();
     await onboard();
     const sequentialWall = performance.now() - t2;
+    sqlCount.on = false;
     void t0;
     const enrolled = (await call('GET', '/api/v1/onboardings?status=enrolled&limit=1000', undefined, auth)).items.length;
     if (enrolled !== Math.min(DEVICES, 999)) throw new Error(`expected every device enrolled, ${enrolled} are`);
@@ -246,6 +270,7 @@ async function main(): Promise<void> {
       `  EST (CSR verify, certificate, database)            ${ms(per(estMs))}`,
       `  voucher import (3-entry chain each, bulk)           ${ms(importMs / DEVICES)}`,
       `device side (not in the master figure): ${ms(per(deviceMs))}`,
+      `SQL per onboarding (TO2 hello + prove + EST, one at a time): ${(sqlCount.statements / measured).toFixed(1)} statements, ${(sqlCount.transactions / measured).toFixed(1)} transactions`,
       `master CPU per onboarding (process user+system, load-proof): ${ms(masterCpu)} → ${(1000 / masterCpu).toFixed(0)} onboardings/s per core — TO2 ${ms(per(cpu.to2))}, EST ${ms(per(cpu.est))}, import ${ms(cpu.import / DEVICES)}`,
       `raw crypto in this run: ECDSA P-256 verify ${ms(verifyMs)}, sign ${ms(signMs)}, ECDH+keygen ${ms(ecdhMs)}; the 5 verifies + 3 signs + 1 ECDH an onboarding needs: ${ms(raw)} (${((raw / masterPer) * 100).toFixed(0)} % of the master's wall time, ${((raw / masterCpu) * 100).toFixed(0)} % of its CPU)`,
     ];
