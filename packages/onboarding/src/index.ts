@@ -4,6 +4,7 @@ export {
   type FdoHash,
   type FdoPublicKey,
   keyFingerprint,
+  publicKeyType,
   type RendezvousInfo,
   type RendezvousInstruction,
   rendezvousFromUrls,

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { certificateFingerprint, checkCsr, claimedCsrIdentities, claimedIdentities, createIntermediateCa, createRootCa, derFingerprint, issueCertificate, LeafIssuer, PkiError, parseCertificate, serialFrom, verifyCsr, x509 } from './index.ts';
+import { buildCsr, certificateFingerprint, checkCsr, claimedCsrIdentities, claimedIdentities, createIntermediateCa, createRootCa, derFingerprint, issueCertificate, LeafIssuer, PkiError, parseCertificate, serialFrom, verifyCsr, x509 } from './index.ts';
 
 const now = new Date();
 const later = new Date(now.getTime() + 86_400_000);
@@ -47,6 +47,29 @@ describe('S6/issue 11 EST on node:crypto: checkCsr and LeafIssuer agree with the
         expect(derFingerprint(der)).toBe(await certificateFingerprint(cert));
       }
     }
+  });
+
+  it('buildCsr (the device side on node:crypto) makes a request that checkCsr, @peculiar/x509 and openssl accept, naming the metal', async () => {
+    const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const der = buildCsr(key.privateKey, METAL, [`urn:tips:metal:${METAL}`]);
+    const checked = checkCsr(der);
+    expect(checked.identities).toEqual([{ kind: 'metal', id: METAL }]);
+    expect(checked.commonName).toBe(METAL);
+    expect(Buffer.from(checked.spki).equals(key.publicKey.export({ type: 'spki', format: 'der' }))).toBe(true);
+    expect(await new x509.Pkcs10CertificateRequest(new Uint8Array(der)).verify()).toBe(true);
+    const dir = mkdtempSync(join(tmpdir(), 'tips-leaf-'));
+    try {
+      writeFileSync(join(dir, 'r.der'), der);
+      expect(execFileSync('openssl', ['req', '-inform', 'DER', '-in', join(dir, 'r.der'), '-verify', '-noout'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })).not.toMatch(/fail/i);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // Signed by another key: refused.
+    const other = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const forged = Buffer.from(der);
+    const spki = key.publicKey.export({ type: 'spki', format: 'der' });
+    forged.set(other.publicKey.export({ type: 'spki', format: 'der' }), forged.indexOf(spki));
+    expect(() => checkCsr(new Uint8Array(forged))).toThrow(PkiError);
   });
 
   it('openssl verifies the chain of a leaf built here', async () => {

@@ -232,6 +232,22 @@ function time(d: Date): Buffer {
 
 const ECDSA_SHA256 = Buffer.from('300a06082a8648ce3d040302', 'hex');
 
+/**
+ * A PKCS#10 request signed with node:crypto (the device side of EST, what `checkCsr` reads):
+ * subject CN=`commonName`, the `uris` as a subjectAltName in an extensionRequest, ECDSA with
+ * SHA-256 by `privateKey` (P-256). The same fields as the @peculiar/x509 request the client made.
+ */
+export function buildCsr(privateKey: KeyObject, commonName: string, uris: string[]): Uint8Array {
+  const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+  const h = (x: string) => Buffer.from(x, 'hex');
+  const name = tlv(0x30, tlv(0x31, tlv(0x30, h(OID_CN), tlv(0x0c, Buffer.from(commonName, 'utf8')))));
+  const san = tlv(0x30, ...uris.map((u) => tlv(0x86, Buffer.from(u, 'latin1'))));
+  const attrs = uris.length === 0 ? tlv(0xa0) : tlv(0xa0, tlv(0x30, h(OID_EXTENSION_REQUEST), tlv(0x31, tlv(0x30, tlv(0x30, h(OID_SAN), tlv(0x04, san))))));
+  const info = tlv(0x30, h('020100'), name, spki, attrs);
+  const sig = sign('sha256', info, privateKey);
+  return new Uint8Array(tlv(0x30, info, ECDSA_SHA256, tlv(0x03, Buffer.from([0]), sig)));
+}
+
 /** What a leaf names and when it is valid; the key is the subject's SPKI DER (from a checked CSR). */
 export interface FastLeafOptions {
   identity: TipsIdentity;

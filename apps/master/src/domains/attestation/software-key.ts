@@ -1,5 +1,5 @@
 import { createPublicKey } from 'node:crypto';
-import { ProofError, sameBytes, verifyProof } from '@tips/onboarding';
+import { PK_ENC_X509, ProofError, publicKeyType, sameBytes, verifyProof } from '@tips/onboarding';
 import type { AttestationVerifier } from './verifier.ts';
 
 /**
@@ -13,7 +13,9 @@ export const softwareKeyVerifier: AttestationVerifier = {
   async verify(evidence, ctx) {
     let fields: unknown[];
     try {
-      fields = verifyProof(evidence, createPublicKey({ key: Buffer.from(ctx.deviceKeySpki), format: 'der', type: 'spki' }), 'tips-to2-device');
+      // The FDO form from the SPKI we hold (not exported again from the key object: that cost as much as the parse).
+      const key = createPublicKey({ key: Buffer.from(ctx.deviceKeySpki), format: 'der', type: 'spki' });
+      fields = verifyProof(evidence, { type: publicKeyType(key), encoding: PK_ENC_X509, body: ctx.deviceKeySpki, key }, 'tips-to2-device');
     } catch (e) {
       if (!(e instanceof ProofError)) throw e;
       return { ok: false, reason: `${e.message}: the device did not prove possession of the key its voucher binds` };

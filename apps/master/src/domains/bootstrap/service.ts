@@ -410,8 +410,8 @@ export class BootstrapService {
       const r = await this.timed('signatures', () => verifier.verify(evidence, ctx));
       if (!r.ok) return this.refuse(record, 'attestation_failed', `${profile.attestation}: ${r.reason}`, 'evidence');
     }
+    // Written with the outcome (registered, or the refusal): the record keeps the `attested` step in its events.
     const attested = this.moved(record, 'attested', null);
-    await this.timed('database', () => this.store.putRecord(attested));
 
     const registered = await this.timed('database', () => this.register(v, attested, profile));
     const setup: DeviceSetup = {
@@ -458,22 +458,22 @@ export class BootstrapService {
       if (metalId === null) {
         const pxeName = (facts.interfaces.find((i) => i.pxe) ?? facts.interfaces[0]!).name;
         const labels = { ...deviceInfoLabels(v.deviceInfo), 'onboarding/guid': v.guid, 'onboarding/profile': profile.name };
-        const metal = await this.metals.create(v.ownerId, {
-          name: `dev-${v.guid}`,
-          labels,
-          interfaces: facts.interfaces.map((i) => ({ name: i.name, mac: i.mac, type: i.type, pxe: i.name === pxeName })),
-        });
+        const spaces: Space[] = [];
+        for (const spaceId of profile.spaces) spaces.push(await this.spaces.get(v.ownerId, spaceId));
+        // The metal, its interfaces and its memberships: one transaction, one membership event.
+        const metal = await this.spaces.createMetalInSpaces(
+          v.ownerId,
+          { name: `dev-${v.guid}`, labels, interfaces: facts.interfaces.map((i) => ({ name: i.name, mac: i.mac, type: i.type, pxe: i.name === pxeName })) },
+          (m) => spaces.map((space) => ({ space, interfaces: space.phase === 1 ? [pxeName] : m.interfaces.map((i) => i.name), default: space.phase === 1 })),
+        );
         metalId = metal.id;
         created = true;
-        for (const spaceId of profile.spaces) {
-          const space = await this.spaces.get(v.ownerId, spaceId);
-          const phase1 = space.phase === 1;
-          await this.spaces.addMember(v.ownerId, space.id, { metal: metal.id, interfaces: phase1 ? [pxeName] : metal.interfaces.map((i) => i.name), default: phase1 });
-        }
       } else if (record.secretId) {
         await this.enrollment.revokeSecret(v.ownerId, record.secretId).catch(() => undefined);
       }
-      const { secret, value } = await this.enrollment.createSecret(v.ownerId, { metal: metalId, maxUses: 1, expiresInMinutes: 24 * 60 });
+      const { secret, value } = created
+        ? await this.enrollment.createSecretForMetal(v.ownerId, metalId as TipsId, 24 * 60)
+        : await this.enrollment.createSecret(v.ownerId, { metal: metalId, maxUses: 1, expiresInMinutes: 24 * 60 });
       return { metalId, secretId: secret.id, secret: value!, tlsUrl };
     } catch (e) {
       if (created && metalId) await this.metals.delete(v.ownerId, metalId as TipsId).catch(() => undefined);

@@ -158,6 +158,15 @@ export class EnrollmentService {
       if (space.phase !== 1) throw new EnrollmentError('scope_invalid', `Space "${space.name}" is a Phase ${space.phase} Space; enrollment secrets are per metal or per Phase 1 Space`, 'space');
       scope = { kind: 'space', id: space.id };
     }
+    return this.issueSecret(ownerId, scope, maxUses, ttl, input.imagePublicKey);
+  }
+
+  /** A one-use secret for a metal the caller has just made (onboarding): the metal is not read again. */
+  createSecretForMetal(ownerId: OwnerId, metalId: TipsId, expiresInMinutes: number): Promise<{ secret: EnrollmentSecret; value: string | undefined }> {
+    return this.issueSecret(ownerId, { kind: 'metal', id: metalId }, 1, expiresInMinutes, undefined);
+  }
+
+  private async issueSecret(ownerId: OwnerId, scope: EnrollmentSecret['scope'], maxUses: number, ttl: number, imagePublicKey: CreateSecretInput['imagePublicKey']): Promise<{ secret: EnrollmentSecret; value: string | undefined }> {
     const now = this.clock.now();
     const secret: EnrollmentSecret = {
       id: `ens_${encodeBase32(this.random.bytes(16))}`,
@@ -170,8 +179,8 @@ export class EnrollmentService {
       createdAt: now.toISOString(),
       revokedAt: null,
     };
-    if (input.imagePublicKey !== undefined) {
-      const spki = imageKeySpki(input.imagePublicKey);
+    if (imagePublicKey !== undefined) {
+      const spki = imageKeySpki(imagePublicKey);
       secret.method = 'image-key';
       try {
         await this.store.insertSecret(secret, IMAGE_KEY_PREFIX + sha256Hex(spki));

@@ -88,7 +88,11 @@ export class MetalService {
     this.memberships = lookup;
   }
 
-  async create(ownerId: OwnerId, input: CreateMetalInput): Promise<Metal> {
+  /**
+   * With `within`: it runs in the transaction that writes the new metal, after its rows, and
+   * throwing there undoes the metal (the spaces domain adds a new metal's memberships this way).
+   */
+  async create(ownerId: OwnerId, input: CreateMetalInput, within?: (metal: Metal, tx: Tx) => Promise<void>): Promise<Metal> {
     const name = parseName(input.name);
     const interfaces = parseInterfaces(input.interfaces);
     const labels = parseLabels(input.labels ?? {});
@@ -97,7 +101,7 @@ export class MetalService {
     if (await this.store.findByName(ownerId, name)) throw new MetalError('metal_name_taken', `you already have a metal named "${name}"`, 'name');
     const now = this.clock.now().toISOString();
     const metal: Metal = { id: newId('metal', this.random.bytes(16)), ownerId, name, labels, interfaces, engine, createdAt: now, updatedAt: now };
-    await this.write(ownerId, metal, () => this.store.insert(metal));
+    await this.write(ownerId, metal, () => this.store.insert(metal, within ? (tx) => within(metal, tx) : undefined));
     await this.events.emit('metal.interfaces.changed', {
       ownerId,
       metalId: metal.id,

@@ -60,10 +60,11 @@ export class KyselyMetalStore implements MetalStore {
     private readonly reader?: ReadPool,
   ) {}
 
-  async insert(m: Metal): Promise<void> {
+  async insert(m: Metal, within?: (tx: Tx) => Promise<void>): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       await tx.insertInto('metals').values(this.row(m)).execute();
       await this.insertInterfaces(tx, m);
+      await within?.(tx);
     });
   }
 

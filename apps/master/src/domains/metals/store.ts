@@ -28,7 +28,8 @@ export interface MetalQuery {
 
 /** Storage port of the metals domain (tables `metals`, `metal_interfaces`). */
 export interface MetalStore {
-  insert(metal: Metal): Promise<void>;
+  /** With `within`: run in the insert's transaction after the metal's rows (a new metal's memberships: one unit of work). */
+  insert(metal: Metal, within?: (tx: Tx) => Promise<void>): Promise<void>;
   /**
    * Replaces the metal's row and its whole interface list in one transaction. With `guard`: first
    * locks the metal's row, then runs `guard` in the transaction (it throws to refuse), so what it

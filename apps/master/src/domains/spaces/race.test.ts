@@ -40,6 +40,44 @@ describe.each(adapters)('T4 a membership and an interface change race; one wins,
     }
   }
 
+  it('Z2 a metal made in Spaces at once (onboarding): one membership event after the interfaces one; a refused membership leaves no metal, no member, no event', async () => {
+    const s = m.services;
+    const owner = m.alice.id;
+    const boot = await s.spaces.create(owner, { name: 'boot', phase: 1 });
+    const apps = await s.spaces.create(owner, { name: 'apps', phase: 2 });
+    const seen: string[] = [];
+    s.events.on('metal.interfaces.changed', (e) => {
+      seen.push(`interfaces ${e.metalId}`);
+    });
+    s.events.on('space.membership.changed', (e) => {
+      seen.push(`membership ${e.metalId}`);
+    });
+    const input = (n: number) => ({ name: `dev-${n}`, interfaces: [ETH0, WLAN0].map((i) => ({ ...i, type: i.type as 'ethernet' | 'wifi', mac: i.mac.replace(/..$/, `${n}${i.mac.slice(-1)}`) })) });
+    const metal = await s.spaces.createMetalInSpaces(owner, input(1), (x) => [
+      { space: boot, interfaces: ['eth0'], default: true },
+      { space: apps, interfaces: x.interfaces.map((i) => i.name), default: false },
+    ]);
+    expect(seen).toEqual([`interfaces ${metal.id}`, `membership ${metal.id}`]);
+    const held = (await s.spaces.membershipsOfMetal(metal.id)).map((x) => ({ space: x.spaceName, interfaces: [...x.interfaces].sort(), isDefault: x.isDefault }));
+    expect(held.sort((a, b) => a.space.localeCompare(b.space))).toEqual([
+      { space: 'apps', interfaces: ['eth0', 'wlan0'], isDefault: false },
+      { space: 'boot', interfaces: ['eth0'], isDefault: true },
+    ]);
+    expect((await s.spaces.defaultSpaceOf(metal.id))?.spaceId).toBe(boot.id);
+
+    // Phase 1 over wlan0 (not PXE-capable), after a good Phase 2 membership: the whole unit is undone.
+    seen.length = 0;
+    await expect(
+      s.spaces.createMetalInSpaces(owner, input(2), () => [
+        { space: apps, interfaces: ['eth0'], default: false },
+        { space: boot, interfaces: ['wlan0'], default: true },
+      ]),
+    ).rejects.toMatchObject({ code: 'phase1_needs_one_pxe_interface' });
+    expect(seen).toEqual([]);
+    await expect(s.metals.get(owner, 'dev-2')).rejects.toMatchObject({ code: 'metal_not_found' });
+    expect(await s.spaces.memberIds(apps.id)).toEqual([metal.id]);
+  });
+
   it('adding a member over wlan0 while a PATCH removes wlan0', async () => {
     expect((await req('POST', '/spaces', { name: 'apps', phase: 2 })).statusCode).toBe(201);
     for (let round = 0; round < 8; round++) {

@@ -3,7 +3,7 @@ import { isUniqueViolation } from '../../db/database.ts';
 import type { KeysetWindow } from '../../db/keyset.ts';
 import type { DomainEvents } from '../../events.ts';
 import type { Clock, Random } from '../../ports.ts';
-import type { MetalService } from '../metals/service.ts';
+import type { CreateMetalInput, MetalService } from '../metals/service.ts';
 import { DEFAULT_ENGINE, parseEngine, parseEngineRules } from '../provisioning/model.ts';
 import type { Metal } from '../metals/model.ts';
 import { SpaceError } from './errors.ts';
@@ -136,6 +136,30 @@ export class SpaceService {
     await this.events.emit('space.membership.changed', { ownerId, metalId: metal.id, spaceId: space.id });
     // Only the membership: answering with the whole Space would grow with every metal added.
     return { spaceId: space.id, ...member };
+  }
+
+  /**
+   * A new metal made in Spaces at once (onboarding, Z2): the metal, its interfaces and every
+   * membership in one transaction, each membership checked as `addMember` checks it against the
+   * metal as it is written — a refused one undoes the metal. The Spaces are the ones the caller
+   * read (they are not read again), at most one of them the default. After the commit, one
+   * `space.membership.changed` for the metal (its listeners react to the metal, not to each Space).
+   */
+  async createMetalInSpaces(ownerId: OwnerId, input: CreateMetalInput, place: (metal: Metal) => { space: Space; interfaces: string[]; default: boolean }[]): Promise<Metal> {
+    let last: SpaceId | undefined;
+    const metal = await this.metals.create(ownerId, input, async (m, tx) => {
+      const placed = place(m);
+      if (placed.filter((p) => p.default).length > 1) throw new SpaceError('default_space_must_be_phase1', 'a metal has at most one default Space', 'default');
+      for (const p of placed) {
+        if (p.space.ownerId !== ownerId) throw new SpaceError('space_not_found', `no Space "${p.space.id}"`, 'space');
+        const names = [...new Set(p.interfaces)];
+        this.checkMembership(p.space, m, names, p.default);
+        await this.store.insertNewMember(p.space.id, { metalId: m.id, interfaces: names, isDefault: p.default }, tx);
+        last = p.space.id;
+      }
+    });
+    if (last) await this.events.emit('space.membership.changed', { ownerId, metalId: metal.id, spaceId: last });
+    return metal;
   }
 
   /** The interfaces exist on the metal; a default is a Phase 1 Space; Phase 1 is over one PXE-capable interface. */

@@ -100,6 +100,13 @@ export class KyselySpaceStore implements SpaceStore {
     });
   }
 
+  async insertNewMember(spaceId: SpaceId, m: SpaceMember, tx: Tx): Promise<void> {
+    await tx
+      .insertInto('space_members')
+      .values(m.interfaces.map((i) => ({ space_id: spaceId, metal_id: m.metalId, interface_name: i, is_default: m.isDefault ? 1 : 0 })))
+      .execute();
+  }
+
   async removeMember(spaceId: SpaceId, metalId: TipsId): Promise<boolean> {
     const r = await this.db.deleteFrom('space_members').where('space_id', '=', spaceId).where('metal_id', '=', metalId).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;

@@ -28,6 +28,8 @@ export interface SpaceStore {
    * first in that transaction and throws to refuse (it checks the metal, its row locked).
    */
   putMember(spaceId: SpaceId, member: SpaceMember, guard?: (tx: Tx) => Promise<void>): Promise<void>;
+  /** A new metal's membership, written in the transaction `tx` that creates the metal (no other row of it exists). */
+  insertNewMember(spaceId: SpaceId, member: SpaceMember, tx: Tx): Promise<void>;
   removeMember(spaceId: SpaceId, metalId: TipsId): Promise<boolean>;
   removeMetal(metalId: TipsId): Promise<void>;
   removeInterfaces(metalId: TipsId, interfaceNames: string[]): Promise<void>;
