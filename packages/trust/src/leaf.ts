@@ -8,7 +8,7 @@
  * the checks are the same as `verifyCsr`'s — only the ASN.1 work of the pure-JS stack is gone.
  */
 import { createHash, createPublicKey, KeyObject, sign, verify } from 'node:crypto';
-import { type CaKeyPair, identityUri, PkiError, parseIdentityUri, type TipsIdentity, x509 } from './pki.ts';
+import { type CaKeyPair, identitiesOf, identityUri, PkiError, type TipsIdentity, x509 } from './pki.ts';
 
 // --- a strict DER reader (definite lengths, minimal length encoding, no trailing bytes) --------
 
@@ -147,21 +147,6 @@ function parseCsr(der: Uint8Array): ParsedCsr {
     commonName,
     uris,
   };
-}
-
-function identitiesOf(uris: string[], commonName: string | undefined): TipsIdentity[] {
-  const identities: TipsIdentity[] = [];
-  for (const u of uris) {
-    const id = parseIdentityUri(u);
-    if (id) identities.push(id);
-  }
-  if (commonName) {
-    for (const kind of ['metal', 'gateway'] as const) {
-      const id = parseIdentityUri(`urn:tips:${kind}:${commonName}`);
-      if (id && !identities.some((x) => x.id === id.id)) identities.push(id);
-    }
-  }
-  return identities;
 }
 
 /**

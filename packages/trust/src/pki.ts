@@ -251,11 +251,8 @@ export function claimedCsrIdentities(der: Uint8Array): TipsIdentity[] {
   }
 }
 
-function csrNames(csr: x509.Pkcs10CertificateRequest): Pick<VerifiedCsr, 'uris' | 'commonName' | 'identities'> {
-  const sanExt = csr.extensions.find((e) => e.type === SAN_OID);
-  const san = sanExt ? new x509.SubjectAlternativeNameExtension(sanExt.rawData) : undefined;
-  const uris = (san?.names.toJSON() ?? []).filter((n) => n.type === 'url').map((n) => n.value);
-  const commonName = csr.subjectName.getField('CN')[0];
+/** The TIPS identities a request names: its `urn:tips:` URIs, then its CN read as a metal or gateway ID. */
+export function identitiesOf(uris: string[], commonName: string | undefined): TipsIdentity[] {
   const identities: TipsIdentity[] = [];
   for (const u of uris) {
     const id = parseIdentityUri(u);
@@ -267,7 +264,15 @@ function csrNames(csr: x509.Pkcs10CertificateRequest): Pick<VerifiedCsr, 'uris' 
       if (id && !identities.some((x) => x.id === id.id)) identities.push(id);
     }
   }
-  return { uris, commonName, identities };
+  return identities;
+}
+
+function csrNames(csr: x509.Pkcs10CertificateRequest): Pick<VerifiedCsr, 'uris' | 'commonName' | 'identities'> {
+  const sanExt = csr.extensions.find((e) => e.type === SAN_OID);
+  const san = sanExt ? new x509.SubjectAlternativeNameExtension(sanExt.rawData) : undefined;
+  const uris = (san?.names.toJSON() ?? []).filter((n) => n.type === 'url').map((n) => n.value);
+  const commonName = csr.subjectName.getField('CN')[0];
+  return { uris, commonName, identities: identitiesOf(uris, commonName) };
 }
 
 /** TIPS identities named in a certificate's URI subjectAltNames. */
