@@ -314,15 +314,16 @@ async function run(store: string, config: DatabaseConfig, masterArgs: string[], 
   const out = [`[${store}] ${CONNECTIONS} connections, pages of ${LIMIT} (${Math.round(runs[0]!.r.avgBytes)} bytes on average), random page of ${walked!.cursors.length}, ${SECONDS} s after a 2 s warm-up`];
   for (const { label, r, cpuPerPage, sysPerPage, mainPerPage, load, open } of runs) {
     const met = r.p99 <= GOAL.p99Ms && r.perSecond >= GOAL.pagesPerSecond;
-    // The goal read as one operating point: ≥ 2,000 pages/s served, with p99 ≤ 20 ms at that rate.
+    // Below saturation, at the goal's rate: what a user sees. The goal's verdict stays the closed loop's (the
+    // issue's own baseline, 98 requests/s at p50 315 ms over ~32 connections, was measured that way).
     const openMet = open !== undefined && RATE >= GOAL.pagesPerSecond && open.perSecond >= GOAL.pagesPerSecond * 0.99 && open.p99 <= GOAL.p99Ms;
     if (open)
       out.push(
-        `  ${label}, open loop at ${RATE} pages/s offered: ${Math.round(open.perSecond)} pages/s served, p50 ${open.p50.toFixed(2)} ms, p99 ${open.p99.toFixed(2)} ms, max ${open.max.toFixed(1)} ms (${open.pages} pages; latency from each request's due time); goal ≥ ${GOAL.pagesPerSecond} pages/s with p99 ≤ ${GOAL.p99Ms} ms: ${openMet ? 'met' : 'NOT met'}`,
+        `  ${label}, open loop at ${RATE} pages/s offered: ${Math.round(open.perSecond)} pages/s served, p50 ${open.p50.toFixed(2)} ms, p99 ${open.p99.toFixed(2)} ms, max ${open.max.toFixed(1)} ms (${open.pages} pages; latency from each request's due time); p99 ≤ ${GOAL.p99Ms} ms at that rate: ${openMet ? 'yes' : 'no'} (the goal's verdict is the closed loop's, below)`,
       );
     out.push(
       `  ${label}: ${Math.round(r.perSecond)} pages/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, max ${r.max.toFixed(1)} ms (${r.pages} pages); master CPU ${Math.round(cpuPerPage)} µs a page (${Math.round(1e6 / cpuPerPage)} pages per CPU-second), of which its main thread ${Math.round(mainPerPage)} µs, the kernel ${Math.round(sysPerPage)} µs`,
-      `    master/peer: throughput ${(r.perSecond / p.perSecond).toFixed(2)}, p99 ${(r.p99 / p.p99).toFixed(2)}×; closed loop (saturated): p99 ≤ ${GOAL.p99Ms} ms and ≥ ${GOAL.pagesPerSecond} pages/s ${met ? 'met' : 'NOT met'}; load average at the end: ${load}`,
+      `    master/peer: throughput ${(r.perSecond / p.perSecond).toFixed(2)}, p99 ${(r.p99 / p.p99).toFixed(2)}×; goal (closed loop, saturated) p99 ≤ ${GOAL.p99Ms} ms and ≥ ${GOAL.pagesPerSecond} pages/s: ${met ? 'met' : 'NOT met'}; load average at the end: ${load}`,
     );
   }
   out.push(`  peer (bare Fastify, one page's bytes from memory): ${Math.round(p.perSecond)} pages/s, p50 ${p.p50.toFixed(2)} ms, p99 ${p.p99.toFixed(2)} ms; peer CPU ${Math.round(peerCpuPerPage)} µs a page (${Math.round(1e6 / peerCpuPerPage)} per CPU-second)`);
