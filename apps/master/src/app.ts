@@ -65,6 +65,7 @@ import { UpdateService } from './domains/updates/service.ts';
 import { KyselyUpdateStore } from './domains/updates/store.kysely.ts';
 import { DEFAULT_REAUTH_SECONDS } from './domains/updates/model.ts';
 import { installUpdateMetrics } from './domains/updates/metrics.ts';
+import { installMetalListMetrics } from './domains/metals/metrics.ts';
 import { installVoucherMetrics } from './domains/vouchers/metrics.ts';
 import { voucherRoutes } from './domains/vouchers/routes.ts';
 import { softwareKeyVerifier } from './domains/attestation/software-key.ts';
@@ -297,6 +298,7 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
     }),
   );
   installUpdateMetrics(metrics, services.updates, services.notifications);
+  installMetalListMetrics(metrics, services.metals);
   installLifecycleMetrics(metrics, services.enrollment, services.directives);
   services.notifications.useLog(app.log);
   services.bus.useLog(app.log);

@@ -53,6 +53,17 @@ export function readNow<R>(db: Db, sql: string, params: readonly unknown[]): { r
   return { row: d.prepare(sql).get(params) as R | undefined };
 }
 
+/**
+ * SQLite: the master's connection itself, for reads (and small housekeeping writes) made at once
+ * outside Kysely — on the terms of `readNow`: `undefined` on PostgreSQL, for a transaction's `Tx`,
+ * and while a transaction is open on the connection (a caller then goes through Kysely).
+ */
+export function sqliteNow(db: Db): { prepare(sql: string): SQLite.Statement } | undefined {
+  const d = sqliteOf.get(db);
+  if (d === undefined || d.sqlite.inTransaction) return undefined;
+  return d;
+}
+
 /** SQLite page cache per connection, KiB. */
 const SQLITE_CACHE_KIB = 64 * 1024;
 

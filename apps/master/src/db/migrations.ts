@@ -2,7 +2,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'k
 import { up0002Discovery, up0016Scale } from '../domains/discovery/migrations.ts';
 import { up0003Enrollment, up0011Lifecycle } from '../domains/enrollment/migrations.ts';
 import { up0004GatewayCertificates } from '../domains/gateways/migrations.ts';
-import { up0005MetalMacPerOwner, up0010Perf, up0015Perf } from '../domains/metals/migrations.ts';
+import { up0005MetalMacPerOwner, up0010Perf, up0015Perf, up0018List } from '../domains/metals/migrations.ts';
 import { up0007Provisioning, up0012Engines } from '../domains/provisioning/migrations.ts';
 import { up0006ListKeysets } from './keyset-indexes.ts';
 import { up0008Updates, up0015ConsoleViews } from '../domains/updates/migrations.ts';
@@ -121,6 +121,7 @@ export const migrations: Record<string, Migration> = {
   '0016_lwm2m': { up: up0016Lwm2m },
   '0016_scale': { up: up0016Scale },
   '0017_lwm2m': { up: up0017Lwm2m },
+  '0018_list': { up: up0018List },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };

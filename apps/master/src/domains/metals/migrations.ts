@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { type Kysely, PostgresAdapter, sql } from 'kysely';
 import type { Database } from '../../db/schema.ts';
 import type { Engine } from '../provisioning/model.ts';
 import { storedMetalJson } from './model.ts';
@@ -87,4 +87,32 @@ export async function up0015Perf(raw: Kysely<unknown>): Promise<void> {
     const item = storedMetalJson({ id: r.id as never, name: r.name, labelsJson: r.labels, interfacesJson: r.interfaces, engine: (r.engine ?? null) as Engine | null, createdAt: r.created_at, updatedAt: r.updated_at });
     await db.updateTable('metals').set({ list_item: item }).where('id', '=', r.id).execute();
   }
+}
+
+/**
+ * 0018_list — `metal_list_changes`: one row per write to a metal (insert, update, delete), written by
+ * triggers in the writing transaction, so the in-memory list view (list-view.ts) learns of every
+ * committed change — whichever code path or connection made it — and of none that rolled back.
+ * SQLite only: the view serves the embedded master's list; on PostgreSQL the list is read from the
+ * database as before (several replicas write there), so nothing is created.
+ */
+export async function up0018List(raw: Kysely<unknown>): Promise<void> {
+  if (raw.getExecutor().adapter instanceof PostgresAdapter) return;
+  await sql`create table metal_list_changes (seq integer primary key autoincrement, owner_id text not null, metal_id text not null)`.execute(raw);
+  for (const [event, row] of [
+    ['insert', 'new'],
+    ['delete', 'old'],
+  ] as const) {
+    await sql
+      .raw(`create trigger metal_list_${event} after ${event} on metals begin insert into metal_list_changes (owner_id, metal_id) values (${row}.owner_id, ${row}.id); end`)
+      .execute(raw);
+  }
+  // An update logs the metal under its old owner and, if it moved, under its new one.
+  await sql
+    .raw(
+      'create trigger metal_list_update after update on metals begin ' +
+        'insert into metal_list_changes (owner_id, metal_id) values (old.owner_id, old.id); ' +
+        'insert into metal_list_changes (owner_id, metal_id) select new.owner_id, new.id where new.owner_id <> old.owner_id or new.id <> old.id; end',
+    )
+    .execute(raw);
 }

@@ -184,6 +184,21 @@ describe('T3 D4 the metal list is spliced from stored JSON and says exactly what
     expect(bob.body).toBe('{"items":[],"nextCursor":null}');
   });
 
+  it('issue 10: answers the list from memory once loaded (metrics say so), and every write shows in the next page at once', async () => {
+    for (const [n, mac] of [['m1', '02:00:00:00:01:01'], ['m2', '02:00:00:00:01:02'], ['m3', '02:00:00:00:01:03']] as const) {
+      expect((await create(m.alice.token, pi({ name: n, interfaces: [{ name: 'e', mac, type: 'other' }] }))).statusCode).toBe(201);
+    }
+    const list = async () => (await m.app.inject({ url: '/api/v1/metals?limit=10', headers: m.auth(m.alice.token) })).json() as { items: { name: string }[] };
+    const fromMemory = async () => Number(/tips_master_metal_list_pages_total\{source="memory"\} (\d+)/.exec((await m.app.inject({ url: '/metrics' })).body)?.[1] ?? 0);
+    await expect.poll(async () => (await list()).items.length > 0 && (await fromMemory()) > 0).toBe(true);
+    const before = await fromMemory();
+    expect((await m.app.inject({ method: 'PATCH', url: '/api/v1/metals/m2', headers: m.auth(m.alice.token), payload: { name: 'renamed' } })).statusCode).toBe(200);
+    expect((await m.app.inject({ method: 'DELETE', url: '/api/v1/metals/m3', headers: m.auth(m.alice.token) })).statusCode).toBe(204);
+    expect((await list()).items.map((i) => i.name)).toEqual(['m1', 'renamed']);
+    expect(await fromMemory()).toBe(before + 1);
+    expect((await m.app.inject({ url: '/metrics' })).body).toMatch(/tips_master_metal_list_view_items 2\n/);
+  });
+
   it('answers the same for every filter (name, label) as for the plain list', async () => {
     await create(m.alice.token, pi({ name: 'b1', labels: { rack: '1' } }));
     await create(m.alice.token, pi({ name: 'b2', labels: { rack: '2' }, interfaces: [{ name: 'e', mac: '02:00:00:00:00:12', type: 'other' }] }));

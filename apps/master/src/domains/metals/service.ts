@@ -6,7 +6,7 @@ import type { Clock, Random } from '../../ports.ts';
 import { parseEngine } from '../provisioning/model.ts';
 import { MetalError } from './errors.ts';
 import { MAX_INTERFACES, MAX_LABELS, type Metal, type MetalInterface, type StoredMetal } from './model.ts';
-import type { MetalQuery, MetalStore } from './store.ts';
+import type { ListViewMetrics, MetalQuery, MetalStore } from './store.ts';
 
 /** MACs per lookup: well under SQLite's 32 766 and PostgreSQL's 65 535 parameters. */
 const MAC_CHUNK = 5000;
@@ -178,6 +178,11 @@ export class MetalService {
   /** As `list`, with labels and interfaces as their stored JSON text: for answers that only pass them on. */
   listStored(ownerId: OwnerId, query?: MetalQuery, window?: KeysetWindow): Promise<StoredMetal[]> {
     return this.store.listStored(ownerId, query, window);
+  }
+
+  /** The in-memory list's figures (SQLite), for /metrics. */
+  listViewStats(): ListViewMetrics | undefined {
+    return this.store.listViewStats?.();
   }
 
   /** The unfiltered page as one joined JSON string, when the store can give it (else undefined: use `listStored`). */

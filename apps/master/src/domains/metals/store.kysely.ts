@@ -4,6 +4,7 @@ import { CompiledOnce } from '../../db/compiled-once.ts';
 import { type Db, forUpdate, readNow, type Tx } from '../../db/database.ts';
 import { applyKeyset, containsText, type JoinedPage, type KeysetWindow } from '../../db/keyset.ts';
 import type { ReadPool } from '../../db/read-pool.ts';
+import { DEFAULT_LIST_VIEW, type ListViewOptions, type ListViewStats, MetalListView } from './list-view.ts';
 import type { MetalsTable } from '../../db/schema.ts';
 import type { Engine } from '../provisioning/model.ts';
 import { type Metal, type MetalInterface, type StoredMetal, storedMetalJson } from './model.ts';
@@ -55,10 +56,24 @@ export class KyselyMetalStore implements MetalStore {
    */
   private readonly holderQuery = new CompiledOnce();
 
+  /** SQLite: the list served from memory, kept exact by the change log (list-view.ts). */
+  private readonly view: MetalListView | undefined;
+
   constructor(
     private readonly db: Db,
     private readonly reader?: ReadPool,
-  ) {}
+    view: Partial<ListViewOptions> | false = {},
+  ) {
+    this.view = view !== false && !(db.getExecutor().adapter instanceof PostgresAdapter) ? new MetalListView(db, { ...DEFAULT_LIST_VIEW, ...view }) : undefined;
+  }
+
+  /** Unfiltered pages answered, by where from (metrics). */
+  private readonly pagesFrom = { memory: 0, database: 0 };
+
+  /** What the in-memory list holds and how many pages came from it (metrics). */
+  listViewStats(): (ListViewStats & { pagesFromMemory: number; pagesFromDatabase: number }) | undefined {
+    return this.view ? { ...this.view.stats(), pagesFromMemory: this.pagesFrom.memory, pagesFromDatabase: this.pagesFrom.database } : undefined;
+  }
 
   async insert(m: Metal, within?: (tx: Tx) => Promise<void>): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
@@ -133,6 +148,12 @@ export class KyselyMetalStore implements MetalStore {
 
   async listPageJson(ownerId: OwnerId, window: KeysetWindow): Promise<JoinedPage | undefined> {
     if (this.db.getExecutor().adapter instanceof PostgresAdapter) return undefined;
+    const fromMemory = this.view?.page(ownerId, window);
+    if (fromMemory !== undefined) {
+      this.pagesFrom.memory++;
+      return fromMemory;
+    }
+    this.pagesFrom.database++;
     const limit = window.limit - 1;
     const after = window.after;
     const text = after ? JOINED_PAGE_SQL.after : JOINED_PAGE_SQL.first;

@@ -51,10 +51,20 @@ export interface MetalStore {
    * (PostgreSQL today, or a row without its stored item) — then read `listStored`.
    */
   listPageJson(ownerId: OwnerId, window: KeysetWindow): Promise<JoinedPage | undefined>;
+  /** SQLite: the in-memory list (list-view.ts) — items, owners, reloads — and pages answered from it or the database. */
+  listViewStats?(): ListViewMetrics | undefined;
   /** Which of the owner's metals hold these MACs: a MAC is unique per owner only (0005, T6). */
   findMacHolders(ownerId: OwnerId, macs: Mac[]): Promise<MacHolder[]>;
   /** IDs of the owner's metals holding any of these MACs (the list's state filter: `metal_interfaces` alone, no metal rows read). */
   metalIdsHoldingMacs(ownerId: OwnerId, macs: Mac[]): Promise<TipsId[]>;
   /** The owner's metals among these IDs and names (one query each), for answers about many metals at once. */
   findMany(ownerId: OwnerId, ids: TipsId[], names: string[]): Promise<{ id: TipsId; name: string }[]>;
+}
+
+export interface ListViewMetrics {
+  owners: number;
+  items: number;
+  reloads: number;
+  pagesFromMemory: number;
+  pagesFromDatabase: number;
 }
