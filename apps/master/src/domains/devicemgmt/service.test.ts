@@ -21,6 +21,8 @@ class FakeDevice implements DeviceChannel {
   state = 0;
   result = 0;
   failWrite = false;
+  /** While set, the device holds the download (state stays 0) until the test resolves it. */
+  hold: Promise<void> | undefined;
   baseUri = () => 'coaps://master.test:5684';
   private notify() {
     this.observers.get('5/0/3')?.([{ path: [5, 0, 3], value: this.state }]);
@@ -37,7 +39,7 @@ class FakeDevice implements DeviceChannel {
     this.calls.push(`writeRaw ${path.join('/')} ${typeof value === 'string' ? value : `${value.length} bytes`}`);
     if (this.failWrite) throw new DeviceMgmtError('lwm2m_device_error', 'device answered 4.00', 'device');
     if (path.join('/') === '5/0/1') {
-      queueMicrotask(() => {
+      void (this.hold ?? Promise.resolve()).then(() => {
         this.state = FW_STATE.DOWNLOADING;
         this.notify();
         this.state = FW_STATE.DOWNLOADED;
@@ -144,9 +146,17 @@ for (const db of ['sqlite', 'postgres'] as const) {
       const envelope = bindGlaze({ payloadSha256: createHash('sha256').update(bytes).digest('hex'), payloadSize: bytes.length, uri: 'x', vendorDomain: 'tips.local', classInfo: 'fw', component: 'fw', sequenceNumber: 3, key: importKey(operator.privateKey) });
       expect((await m.app.inject({ method: 'PUT', url: `/api/v1/glazes/${g.id}/manifest`, headers: { ...m.auth(m.alice.token), 'content-type': 'application/suit-envelope+cose' }, payload: Buffer.from(envelope) })).statusCode).toBe(200);
 
+      // The device holds the download until the second request was refused: without the hold the fake
+      // device finished the job before that request on a fast store, and it was not busy any more.
+      let release = () => {};
+      dev.hold = new Promise<void>((r) => {
+        release = r;
+      });
       const job = (await devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)) as FirmwareJob;
       expect(job.packageUri).toBe(`coaps://master.test:5684/glazes/${g.id}/blob`);
       await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)).rejects.toMatchObject({ code: 'lwm2m_firmware_busy' });
+      release();
+      dev.hold = undefined;
       for (let i = 0; i < 500 && (await devices.view(a.metalId as TipsId))?.firmware?.status !== 'succeeded'; i++) await new Promise((r) => setTimeout(r, 20));
       expect(dev.calls).toEqual(['observe 5/0/3', 'observe 5/0/5', `writeRaw 5/0/0 ${envelope.length} bytes`, `writeRaw 5/0/1 ${job.packageUri}`, 'execute 5/0/2']);
       const v = await owner('GET', '/api/v1/metals/sensor-01/lwm2m');

@@ -43,22 +43,21 @@ const JOINED_PAGE_SQL = { first: joinedPageSql(false), after: joinedPageSql(true
 
 export class KyselyMetalStore implements MetalStore {
   /**
-   * SQL of the unfiltered list query by window shape: Kysely builds and compiles a query's tree on
-   * every call (≈ 5 % of a page's CPU), but this query's text never changes, only its parameters.
+   * Hot queries whose SQL never changes, only their values (the unfiltered list's page by window
+   * shape, a lone MAC's holders): compiled once, the reuse checked against the parameters.
    */
-  private readonly pageSql = new Map<string, string>();
+  private readonly compiled = new CompiledOnce();
+
+  /** SQLite: the list served from memory, kept exact by the change log (list-view.ts). */
+  private readonly view: MetalListView | undefined;
 
   /**
    * @param reader read-only SQLite connections on worker threads (`--read-threads`, db/read-pool.ts):
    *   the unfiltered page — a read correct from any snapshot taken after the last acknowledged
    *   write — runs there, off the event loop; without it (PostgreSQL, `:memory:`, 0 threads), or once
    *   it failed, on the main connection.
+   * @param view the in-memory list's bounds (SQLite), or false for none.
    */
-  private readonly holderQuery = new CompiledOnce();
-
-  /** SQLite: the list served from memory, kept exact by the change log (list-view.ts). */
-  private readonly view: MetalListView | undefined;
-
   constructor(
     private readonly db: Db,
     private readonly reader?: ReadPool,
@@ -204,16 +203,8 @@ export class KyselyMetalStore implements MetalStore {
     const params: unknown[] = [ownerId];
     if (window?.after) params.push(window.after.at, window.after.id);
     if (window) params.push(window.limit);
-    const shape = window ? (window.after ? 'after' : 'first') : 'all';
-    let sql = this.pageSql.get(shape);
-    if (sql === undefined) {
-      const compiled = this.listQuery(ownerId, query, window).compile();
-      // Kept only when Kysely's parameters are exactly the ones rebuilt above, in that order.
-      if (compiled.parameters.length !== params.length || compiled.parameters.some((p, i) => p !== params[i])) return (await this.db.executeQuery(compiled)).rows;
-      sql = compiled.sql;
-      this.pageSql.set(shape, sql);
-    }
-    return (await this.db.executeQuery(CompiledQuery.raw(sql, params) as CompiledQuery<ListRow>)).rows;
+    const shape = window ? (window.after ? 'page after' : 'page first') : 'page all';
+    return (await this.compiled.execute(this.db, shape, params, () => this.listQuery(ownerId, query, window))).rows;
   }
 
   /**
@@ -268,7 +259,7 @@ export class KyselyMetalStore implements MetalStore {
         .where('metal_interfaces.owner_id', '=', ownerId)
         .where('metal_interfaces.mac', 'in', macs);
     // A lone MAC is every registration of an unknown MAC (never cached by discovery): compiled once.
-    const rows = macs.length === 1 ? (await this.holderQuery.execute(this.db, 'holders 1', [ownerId, macs[0]], build)).rows : await build().execute();
+    const rows = macs.length === 1 ? (await this.compiled.execute(this.db, 'holders 1', [ownerId, macs[0]], build)).rows : await build().execute();
     return rows.map((r) => ({
       mac: r.mac as Mac,
       metalId: r.id as TipsId,
