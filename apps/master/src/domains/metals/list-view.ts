@@ -70,6 +70,14 @@ class OwnerList {
   }
 
   put(at: string, id: string, item: Buffer): void {
+    if (this.byId.get(id) === at) {
+      // Same position (an update: createdAt never changes): the item in place, nothing moves.
+      const i = this.after(at, id) - 1;
+      if (i >= 0 && this.ids[i] === id) {
+        this.items[i] = item;
+        return;
+      }
+    }
     this.remove(id);
     const i = this.after(at, id);
     if (i === this.ats.length) {
