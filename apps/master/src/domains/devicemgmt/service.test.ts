@@ -22,6 +22,9 @@ class FakeDevice implements DeviceChannel {
   state = 0;
   result = 0;
   failWrite = false;
+  /** Set: the download starts only when the test calls it (so a job is certainly still running). */
+  startDownload: (() => void) | undefined;
+  holdDownload = false;
   baseUri = () => 'coaps://master.test:5684';
   private notify() {
     this.observers.get('5/0/3')?.([{ path: [5, 0, 3], value: this.state }]);
@@ -38,12 +41,14 @@ class FakeDevice implements DeviceChannel {
     this.calls.push(`writeRaw ${path.join('/')} ${typeof value === 'string' ? value : `${value.length} bytes`}`);
     if (this.failWrite) throw new DeviceMgmtError('lwm2m_device_error', 'device answered 4.00', 'device');
     if (path.join('/') === '5/0/1') {
-      queueMicrotask(() => {
+      const download = () => {
         this.state = FW_STATE.DOWNLOADING;
         this.notify();
         this.state = FW_STATE.DOWNLOADED;
         this.notify();
-      });
+      };
+      if (this.holdDownload) this.startDownload = download;
+      else queueMicrotask(download);
     }
   }
   async execute(_m: TipsId, path: Lwm2mPath) {
@@ -163,13 +168,20 @@ for (const db of ['sqlite', 'postgres'] as const) {
       const envelope = bindGlaze({ payloadSha256: createHash('sha256').update(bytes).digest('hex'), payloadSize: bytes.length, uri: 'x', vendorDomain: 'tips.local', classInfo: 'fw', component: 'fw', sequenceNumber: 3, key: importKey(operator.privateKey) });
       expect((await m.app.inject({ method: 'PUT', url: `/api/v1/glazes/${g.id}/manifest`, headers: { ...m.auth(m.alice.token), 'content-type': 'application/suit-envelope+cose' }, payload: Buffer.from(envelope) })).statusCode).toBe(200);
 
+      // Every move of the job is told to the owner's console (it shows the progress live).
+      const told: string[] = [];
+      devices.useChanges((ownerId, what) => told.push(`${ownerId === m.alice.id ? 'alice' : ownerId} ${what}`));
+      dev.holdDownload = true;
       const job = (await devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)) as FirmwareJob;
       expect(job.packageUri).toBe(`coaps://master.test:5684/glazes/${g.id}/blob`);
       await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)).rejects.toMatchObject({ code: 'lwm2m_firmware_busy' });
+      dev.startDownload?.();
       for (let i = 0; i < 500 && (await devices.view(a.metalId as TipsId))?.firmware?.status !== 'succeeded'; i++) await new Promise((r) => setTimeout(r, 20));
       expect(dev.calls).toEqual(['observe 5/0/3', 'observe 5/0/5', `writeRaw 5/0/0 ${envelope.length} bytes`, `writeRaw 5/0/1 ${job.packageUri}`, 'execute 5/0/2']);
       const v = await owner('GET', '/api/v1/metals/sensor-01/lwm2m');
       expect(v.json().firmware).toMatchObject({ jobId: job.id, status: 'succeeded', state: 'idle', result: 'success', glazeId: g.id });
+      expect(told.length).toBeGreaterThanOrEqual(4); // downloading, downloaded, updating, succeeded
+      expect(new Set(told)).toEqual(new Set(['alice firmware']));
       const res = await owner('GET', '/api/v1/metals/sensor-01/lwm2m/resources/5/0/5');
       expect(res.json()).toMatchObject({ path: '/5/0/5', value: 1 });
       expect((await owner('GET', '/api/v1/metals/sensor-01/lwm2m/resources/3/0/9')).json().error.code).toBe('lwm2m_resource_not_found');
@@ -177,8 +189,10 @@ for (const db of ['sqlite', 'postgres'] as const) {
       // A device that refuses the write fails the job with its answer; nothing is executed.
       dev.failWrite = true;
       dev.calls = [];
+      told.length = 0;
       await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)).rejects.toMatchObject({ code: 'lwm2m_device_error' });
       expect((await devices.view(a.metalId as TipsId))?.firmware).toMatchObject({ status: 'failed' });
+      expect(told).toEqual(['alice firmware']);
       expect(dev.calls.filter((c) => c.startsWith('execute'))).toEqual([]);
     });
 

@@ -52,9 +52,10 @@ export type { Lwm2mOut as Lwm2mView } from '@tips/core';
 
 /**
  * What changed for an owner's console (the live event stream): a device registered, updated,
- * de-registered or went offline, or one of its queued operations moved (sent, done, failed).
+ * de-registered or went offline, one of its queued operations moved (sent, done, failed), or its
+ * firmware job did (a State/Result report, a failed delivery or Update).
  */
-export type Lwm2mChange = 'register' | 'update' | 'deregister' | 'offline' | 'queue';
+export type Lwm2mChange = 'register' | 'update' | 'deregister' | 'offline' | 'queue' | 'firmware';
 
 /**
  * A Register or Update as the registration interface answers it. `sendQueued`: the device is
@@ -574,6 +575,7 @@ export class DeviceMgmtService {
       this.armed.delete(job.id);
       const message = e instanceof Error ? e.message : String(e);
       await this.serially(metalId, () => this.store.updateJob(job.id, { status: 'failed', state: job.state, result: job.result, message, updatedAt: this.clock.now().toISOString() }));
+      this.changed(ownerId, 'firmware');
       this.metrics?.firmwareResult('delivery_failed');
       throw e;
     }
@@ -591,6 +593,7 @@ export class DeviceMgmtService {
     const status = nextJobStatus(job.status, job.state, state, result ?? 0);
     const message = status === 'failed' ? `device reported state ${FW_STATE_NAMES[state]}, result ${FW_RESULT_NAMES[result ?? 0]}` : job.message;
     await this.store.updateJob(job.id, { status, state, result, message, updatedAt: this.clock.now().toISOString() });
+    if (status !== job.status || state !== job.state || result !== job.result) this.changed(job.ownerId, 'firmware');
     if (status === 'succeeded' || status === 'failed') {
       this.metrics?.firmwareResult(status === 'succeeded' ? 'success' : FW_RESULT_NAMES[result ?? 0]);
       this.log({ event: 'lwm2m_firmware_finished', metal: metalId, job: job.id, status, result: FW_RESULT_NAMES[result ?? 0] }, 'LwM2M firmware update finished');
@@ -602,9 +605,10 @@ export class DeviceMgmtService {
       this.executed.add(job.id);
       // Not awaited: the device's own notifications (Updating, then the result) queue behind this report.
       this.channel.execute(metalId, [OBJ_FIRMWARE, 0, 2]).catch((e) =>
-        this.serially(metalId, () =>
-          this.store.updateJob(job.id, { status: 'failed', state, result, message: `Update (/5/0/2) failed: ${(e as Error).message}`, updatedAt: this.clock.now().toISOString() }),
-        ).catch((err) => this.log({ event: 'lwm2m_record_failed', err: String(err) }, 'recording a failed Update failed')),
+        this.serially(metalId, async () => {
+          await this.store.updateJob(job.id, { status: 'failed', state, result, message: `Update (/5/0/2) failed: ${(e as Error).message}`, updatedAt: this.clock.now().toISOString() });
+          this.changed(job.ownerId, 'firmware');
+        }).catch((err) => this.log({ event: 'lwm2m_record_failed', err: String(err) }, 'recording a failed Update failed')),
       );
     }
   }
