@@ -500,8 +500,35 @@ describe('D6 web console in Chromium against a real master', () => {
     await page.getByRole('button', { name: 'Update firmware' }).click();
     await expect.poll(() => page.getByTestId('lwm2m-firmware').textContent(), { timeout: 30_000 }).toContain('succeeded');
     expect(sim.firmwareImage?.length).toBe(3000);
-    await accessible('LwM2M device');
+
+    // Queue mode (binding UQ, Core §6.5): the device sleeps between registration updates. A read from the
+    // page is queued (202: said in words, not an error) and listed as queued; the device's next update
+    // sends it, and the page shows the answer — live, without a reload.
+    expect(await sim.update(['b=UQ'])).toBe('2.04');
+    await expect.poll(() => reg.textContent(), { timeout: LIVE }).toContain('Queue mode');
+    const queue = page.getByRole('table', { name: 'Queued operations' });
+    const queueRead = async (path: string) => {
+      await page.getByLabel('Object, instance or resource path').fill(path);
+      await page.getByRole('button', { name: 'Read', exact: true }).click();
+      const notice = page.getByTestId('lwm2m-queued');
+      await expect.poll(() => notice.textContent(), { timeout: LIVE }).toMatch(new RegExp(`^Read of ${path} queued, will be sent when the device next updates \\(operation lwq_`));
+      const id = (await notice.locator('.mono').textContent())!.trim();
+      const row = queue.locator(`tr[data-op="${id}"]`);
+      await expect.poll(() => row.textContent(), { timeout: LIVE }).toMatch(new RegExp(`^read ${path}.*Queued.*sent when the device next updates`));
+      return row;
+    };
+    const asleep = await queueRead('/3/0/9');
+    expect(await page.getByRole('table', { name: 'Values read' }).count()).toBe(0);
+    expect(await sim.update()).toBe('2.04');
+    await expect.poll(() => asleep.textContent(), { timeout: LIVE }).toMatch(/^read \/3\/0\/9.*Done\/3\/0\/9 = 87/);
+    // Out of queue mode (an Update with b=U): what was queued goes out at that very update.
+    const leaving = await queueRead('/3/0/0');
     await shot('lwm2m-device');
+    expect(await sim.update(['b=U'])).toBe('2.04');
+    await expect.poll(() => leaving.textContent(), { timeout: LIVE }).toMatch(/^read \/3\/0\/0.*Done\/3\/0\/0 = \S/);
+    await expect.poll(() => page.getByTestId('lwm2m-queued').textContent(), { timeout: LIVE }).toMatch(/^Read of \/3\/0\/0 was sent at the device's update: done/);
+    await expect.poll(() => reg.textContent(), { timeout: LIVE }).toContain('Online');
+    await accessible('LwM2M device');
 
     // Revoked after a confirmation: the key is gone from the page and never shown again.
     await page.getByRole('button', { name: `Revoke ${identity}` }).click();
