@@ -227,8 +227,6 @@ export class DeviceMgmtService {
     const lifetime = this.parseLifetime(query.lt, DEFAULT_LIFETIME);
     const { binding, queueMode } = this.parseBinding(query.b, 'Q' in query, { queueMode: false });
     const objects = this.parseObjects(body);
-    // A re-register replaces the registration, not the metal's queue: if it slept before, its queue waits.
-    const before = await this.store.registrationOf(metal.id);
     const now = this.clock.now();
     const r: Registration = {
       id: this.newId(),
@@ -245,11 +243,12 @@ export class DeviceMgmtService {
       expiresAt: this.expiry(now, lifetime),
       online: true,
     };
-    await this.store.putRegistration(r);
+    // A re-register replaces the registration, not the metal's queue: if it slept before, its queue waits.
+    const { replacedQueueMode } = await this.store.putRegistration(r);
     this.metrics?.registration('register');
     this.log({ event: 'lwm2m_registered', metal: r.metalId, registration: r.id, lifetime, queueMode, objects: objects.map((o) => o.objectId) }, 'LwM2M device registered');
     this.changed(r.ownerId, 'register');
-    return { ...r, sendQueued: queueMode || before?.queueMode === true };
+    return { ...r, sendQueued: queueMode || replacedQueueMode };
   }
 
   /** The metal `ep` names if it is the metal of the session (Bootstrap-Request), else undefined. */

@@ -57,9 +57,9 @@ const FINISHED = ['done', 'failed'];
 export class KyselyDeviceMgmtStore implements DeviceMgmtStore {
   constructor(private readonly db: Db) {}
 
-  async putRegistration(r: Registration): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('lwm2m_registrations').where('metal_id', '=', r.metalId).execute();
+  async putRegistration(r: Registration): Promise<{ replacedQueueMode: boolean }> {
+    return this.db.transaction().execute(async (tx) => {
+      const replaced = await tx.deleteFrom('lwm2m_registrations').where('metal_id', '=', r.metalId).returning('queue_mode').executeTakeFirst();
       await tx
         .insertInto('lwm2m_registrations')
         .values({
@@ -78,6 +78,7 @@ export class KyselyDeviceMgmtStore implements DeviceMgmtStore {
           online: r.online ? 1 : 0,
         })
         .execute();
+      return { replacedQueueMode: Number(replaced?.queue_mode) === 1 };
     });
   }
 

@@ -4,8 +4,11 @@ import type { FirmwareJob, ObservedValue, QueuedOperation, Registration } from '
 
 /** Storage port of the devicemgmt domain (tables lwm2m_*). */
 export interface DeviceMgmtStore {
-  /** Inserts or replaces the metal's one registration (a new Register supersedes the old). */
-  putRegistration(r: Registration): Promise<void>;
+  /**
+   * Inserts or replaces the metal's one registration (a new Register supersedes the old); says
+   * whether the replaced one was in queue mode (its operations may wait: the Register wakes them).
+   */
+  putRegistration(r: Registration): Promise<{ replacedQueueMode: boolean }>;
   registrationById(id: string): Promise<Registration | undefined>;
   registrationOf(metalId: TipsId): Promise<Registration | undefined>;
   /**
