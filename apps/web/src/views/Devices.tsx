@@ -1,5 +1,5 @@
 import type { Lwm2mOut } from '@tips/core';
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { type ApiError, api, get, type Glaze, type Page } from '../api.ts';
 import { ConfirmButton, Field, Form, SelectField } from '../forms.tsx';
 import { type LiveEvent, useLive } from '../live.ts';
@@ -35,6 +35,18 @@ interface QueuedOp {
 const lwm2mChange = (e: LiveEvent) => (e.kind === 'metal' && e.resource === 'lwm2m') || (e.kind === 'write' && e.resource === 'metals');
 /** A fleet of devices updates often: the list re-reads at most once a second. */
 const LIST_REFRESH_MS = 1000;
+/**
+ * The live stream carries this replica's changes only, and a device's CoAP traffic may reach another
+ * master replica: a slow re-read catches those (far slower than the stream, which is the way in).
+ */
+const OTHER_REPLICAS_MS = 30_000;
+
+function useSlowReread(reload: () => void): void {
+  useEffect(() => {
+    const t = setInterval(reload, OTHER_REPLICAS_MS);
+    return () => clearInterval(t);
+  }, [reload]);
+}
 
 /** online, offline, or in queue mode (online, but it listens only right after it sends). */
 export function RegistrationState({ d }: { d: Pick<Lwm2mOut, 'online' | 'queueMode'> }) {
@@ -64,6 +76,7 @@ export function DevicesView() {
   const pages = usePages();
   const { data, error, reload } = useLoad(() => get<Page<Device>>(`/api/v1/lwm2m/devices?limit=50${pages.cursor ? `&cursor=${encodeURIComponent(pages.cursor)}` : ''}`), [pages.cursor]);
   useLive(lwm2mChange, reload, LIST_REFRESH_MS);
+  useSlowReread(reload);
   const [metal, setMetal] = useState('');
   return (
     <section aria-labelledby="devices-title">
@@ -145,6 +158,8 @@ export function DeviceView({ metalRef }: { metalRef: string }) {
     reg.reload();
     queue.reload();
   });
+  useSlowReread(reg.reload);
+  useSlowReread(queue.reload);
   const notRegistered = reg.error?.code === 'lwm2m_registration_not_found';
   const name = metal.data?.name ?? metalRef;
   return (
