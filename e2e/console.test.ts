@@ -5,7 +5,8 @@
 // clicks go through the public owner API with the session cookie; the gateway sees DHCP, asks the
 // master, enforces and reports its table; the page learns of it over the live event stream,
 // without a reload. The onboarding view imports vouchers made by `tips factory`; the LwM2M view
-// drives the testbed's LwM2M device over DTLS-PSK with the key the page issued; installations and a
+// drives the testbed's LwM2M device over DTLS-PSK with the key the page issued (in queue mode too: a
+// read queued from the page is answered at the device's next update, shown live); installations and a
 // tamper event reach the master over EST and mTLS (openssl, curl) as a metal's agent sends them.
 // With TIPS_SCREENSHOTS=<dir> (npm run screenshots) each view is also saved as a PNG there.
 import { spawn, spawnSync } from 'node:child_process';
@@ -459,7 +460,7 @@ describe('D6 web console in Chromium against a real master', () => {
     await shot('onboarding');
   });
 
-  it('LwM2M: the page issues a PSK (shown once), a device registers with it over DTLS, is read, takes a firmware update through object 5; the key is revoked (Z5 S13)', async () => {
+  it('LwM2M: the page issues a PSK (shown once), a device registers with it over DTLS, is read, takes a firmware update through object 5, has a read queued in queue mode and answered at its next update, live; the key is revoked (Z5 S13)', async () => {
     await nav('LwM2M');
     await expect.poll(() => page.getByText('No LwM2M device has registered').isVisible(), { timeout: LIVE }).toBe(true);
     await accessible('empty LwM2M');
