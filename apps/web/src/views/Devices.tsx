@@ -153,6 +153,7 @@ export function DeviceView({ metalRef }: { metalRef: string }) {
   const metal = useLoad(() => get<{ id: string; name: string }>(`/api/v1/metals/${encodeURIComponent(metalRef)}`), [metalRef]);
   const reg = useLoad(() => get<Lwm2mOut>(`/api/v1/metals/${encodeURIComponent(metalRef)}/lwm2m`), [metalRef]);
   const queue = useLoad(() => get<{ items: QueuedOp[] }>(`/api/v1/metals/${encodeURIComponent(metalRef)}/lwm2m/queue`), [metalRef]);
+  const glazes = useLoad(() => get<Page<Glaze>>('/api/v1/glazes?limit=200'), []);
   // It registers, updates, reports firmware progress, answers queued operations: live, not polled.
   useLive(lwm2mChange, () => {
     reg.reload();
@@ -208,8 +209,8 @@ export function DeviceView({ metalRef }: { metalRef: string }) {
           <dd data-testid="lwm2m-firmware">{reg.data.firmware ? fwText(reg.data.firmware) : 'No firmware update yet'}</dd>
         </dl>
       ) : null}
-      {reg.data && !reg.error ? <Operations metalRef={metalRef} queueMode={reg.data.queueMode} queue={queue.data?.items} onFirmware={reg.reload} onQueued={queue.reload} /> : null}
-      {reg.data && !reg.error && (reg.data.queueMode || (queue.data?.items.length ?? 0) > 0) ? <Queue queueMode={reg.data.queueMode} items={queue.data?.items} error={queue.error} /> : null}
+      {reg.data && !reg.error ? <Operations metalRef={metalRef} queueMode={reg.data.queueMode} queue={queue.data?.items} glazes={glazes.data?.items} onFirmware={reg.reload} onQueued={queue.reload} /> : null}
+      {reg.data && !reg.error && (reg.data.queueMode || (queue.data?.items.length ?? 0) > 0) ? <Queue queueMode={reg.data.queueMode} items={queue.data?.items} error={queue.error} glazes={glazes.data?.items} /> : null}
       <Psks metalRef={metalRef} />
     </section>
   );
@@ -221,26 +222,32 @@ const VALUE_COLUMNS: Column<{ path: string; value: unknown }>[] = [
 ];
 
 /** The 202 of a queue-mode device: what was queued, in words (not an error); once sent, how it ended (`now`: its row in the queue). */
-function QueuedNotice({ op, now }: { op: QueuedOp; now: QueuedOp | undefined }) {
+function QueuedNotice({ op, now, testId }: { op: QueuedOp; now: QueuedOp | undefined; testId: string }) {
   const what = op.kind === 'read' ? `Read of ${op.target}` : 'Firmware update';
   const ended = now && (now.status === 'done' || now.status === 'failed') ? now.status : undefined;
   return (
-    <p className="notice" role="status" data-testid="lwm2m-queued">
+    <p className="notice" role="status" data-testid={testId}>
       {ended ? `${what} was sent at the device's update: ${ended === 'done' ? 'done' : 'failed'}` : `${what} queued, will be sent when the device next updates`} (operation <span className="mono">{op.id}</span>, under Queued operations).
     </p>
   );
 }
 
-function Operations({ metalRef, queueMode, queue, onFirmware, onQueued }: { metalRef: string; queueMode: boolean; queue: QueuedOp[] | undefined; onFirmware: () => void; onQueued: () => void }) {
+function Operations({
+  metalRef,
+  queueMode,
+  queue,
+  glazes,
+  onFirmware,
+  onQueued,
+}: { metalRef: string; queueMode: boolean; queue: QueuedOp[] | undefined; glazes: Glaze[] | undefined; onFirmware: () => void; onQueued: () => void }) {
   const current = (op: QueuedOp) => queue?.find((o) => o.id === op.id);
   const [path, setPath] = useState('/3/0');
   const [records, setRecords] = useState<{ path: string; value: unknown }[]>();
   const [readQueued, setReadQueued] = useState<QueuedOp>();
-  const glazes = useLoad(() => get<Page<Glaze>>('/api/v1/glazes?limit=200'), []);
   const [glaze, setGlaze] = useState('');
   const [started, setStarted] = useState<string>();
   const [fwQueued, setFwQueued] = useState<QueuedOp>();
-  const chosen = glaze || glazes.data?.items[0]?.id || '';
+  const chosen = glaze || glazes?.[0]?.id || '';
   const base = `/api/v1/metals/${encodeURIComponent(metalRef)}/lwm2m`;
   return (
     <>
@@ -262,7 +269,7 @@ function Operations({ metalRef, queueMode, queue, onFirmware, onQueued }: { meta
       >
         <Field id="lwm2m-path" label="Object, instance or resource path" required value={path} onChange={setPath} placeholder="/3/0/9" />
       </Form>
-      {readQueued ? <QueuedNotice op={readQueued} now={current(readQueued)} /> : null}
+      {readQueued ? <QueuedNotice op={readQueued} now={current(readQueued)} testId="lwm2m-read-queued" /> : null}
       {records ? (
         records.length === 0 ? (
           <p>The device answered with no values.</p>
@@ -271,7 +278,7 @@ function Operations({ metalRef, queueMode, queue, onFirmware, onQueued }: { meta
         )
       ) : null}
       <h2>Firmware update (object 5)</h2>
-      {glazes.data && glazes.data.items.length === 0 ? (
+      {glazes && glazes.length === 0 ? (
         <p>No Glazes yet: upload one on the Glazes page, sign its manifest, and make it the Glaze of a Space this metal is in.</p>
       ) : (
         <Form
@@ -291,7 +298,7 @@ function Operations({ metalRef, queueMode, queue, onFirmware, onQueued }: { meta
             onFirmware();
           }}
         >
-          <SelectField id="lwm2m-glaze" label="Glaze (signed, the Glaze of one of the metal's Spaces)" value={chosen} onChange={setGlaze} options={(glazes.data?.items ?? []).map((g) => [g.id, `${g.name}${g.version ? `@${g.version}` : ''}`])} />
+          <SelectField id="lwm2m-glaze" label="Glaze (signed, the Glaze of one of the metal's Spaces)" value={chosen} onChange={setGlaze} options={(glazes ?? []).map((g) => [g.id, glazeLabel(g)])} />
         </Form>
       )}
       {started ? (
@@ -299,13 +306,24 @@ function Operations({ metalRef, queueMode, queue, onFirmware, onQueued }: { meta
           Firmware job {started} started: the signed manifest and the package URI go to the device; its progress shows under Registration.
         </p>
       ) : null}
-      {fwQueued ? <QueuedNotice op={fwQueued} now={current(fwQueued)} /> : null}
+      {fwQueued ? <QueuedNotice op={fwQueued} now={current(fwQueued)} testId="lwm2m-firmware-queued" /> : null}
     </>
   );
 }
 
-const QUEUE_COLUMNS: Column<QueuedOp>[] = [
-  { title: 'Operation', cell: (o) => `${o.kind} ${o.target}`, rowHeader: true, className: 'mono' },
+const glazeLabel = (g: Glaze) => `${g.name}${g.version ? `@${g.version}` : ''}`;
+
+/** The queue's columns; a firmware update names its Glaze when the page knows it (else its ID). */
+const queueColumns = (glazes: Glaze[] | undefined): Column<QueuedOp>[] => [
+  {
+    title: 'Operation',
+    cell: (o) => {
+      const g = o.kind === 'firmware' ? glazes?.find((x) => x.id === o.target) : undefined;
+      return `${o.kind} ${g ? glazeLabel(g) : o.target}`;
+    },
+    rowHeader: true,
+    className: 'mono',
+  },
   { title: 'Queued', cell: (o) => <At iso={o.createdAt} /> },
   {
     title: 'State',
@@ -319,7 +337,7 @@ const QUEUE_COLUMNS: Column<QueuedOp>[] = [
 ];
 
 /** Queue mode: what waits for the device's next update, and the last finished operations with their answers. */
-function Queue({ queueMode, items, error }: { queueMode: boolean; items: QueuedOp[] | undefined; error: ApiError | undefined }) {
+function Queue({ queueMode, items, error, glazes }: { queueMode: boolean; items: QueuedOp[] | undefined; error: ApiError | undefined; glazes: Glaze[] | undefined }) {
   return (
     <>
       <h2 id="queue-title">Queued operations</h2>
@@ -330,7 +348,7 @@ function Queue({ queueMode, items, error }: { queueMode: boolean; items: QueuedO
       </p>
       <ErrorBox error={error} what="The queued operations could not be loaded" />
       {items && items.length === 0 ? <p>Nothing queued: a read or a firmware update asked now waits here until the device next updates.</p> : null}
-      {items && items.length > 0 ? <Table label="Queued operations" columns={QUEUE_COLUMNS} rows={items} rowKey={(o) => o.id} rowAttrs={(o) => ({ 'data-op': o.id, 'data-status': o.status })} /> : null}
+      {items && items.length > 0 ? <Table label="Queued operations" columns={queueColumns(glazes)} rows={items} rowKey={(o) => o.id} rowAttrs={(o) => ({ 'data-op': o.id, 'data-status': o.status })} /> : null}
     </>
   );
 }
