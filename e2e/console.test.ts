@@ -5,7 +5,8 @@
 // clicks go through the public owner API with the session cookie; the gateway sees DHCP, asks the
 // master, enforces and reports its table; the page learns of it over the live event stream,
 // without a reload. The onboarding view imports vouchers made by `tips factory`; the LwM2M view
-// drives the testbed's LwM2M device over DTLS-PSK with the key the page issued; installations and a
+// drives the testbed's LwM2M device over DTLS-PSK with the key the page issued (in queue mode too: a
+// read queued from the page is answered at the device's next update, shown live); installations and a
 // tamper event reach the master over EST and mTLS (openssl, curl) as a metal's agent sends them.
 // With TIPS_SCREENSHOTS=<dir> (npm run screenshots) each view is also saved as a PNG there.
 import { spawn, spawnSync } from 'node:child_process';
@@ -36,6 +37,7 @@ const SHOTS = process.env.TIPS_SCREENSHOTS ? resolve(process.env.TIPS_SCREENSHOT
 const MAC = '02:c0:00:00:00:01';
 const INTRUDER = '02:c0:00:00:00:66';
 const LIVE = 20_000;
+type Lwm2mFirmware = { firmware: { jobId: string; status: string } | null };
 
 let dir: string;
 let lab: GatewayLab;
@@ -459,7 +461,7 @@ describe('D6 web console in Chromium against a real master', () => {
     await shot('onboarding');
   });
 
-  it('LwM2M: the page issues a PSK (shown once), a device registers with it over DTLS, is read, takes a firmware update through object 5; the key is revoked (Z5 S13)', async () => {
+  it('LwM2M: the page issues a PSK (shown once), a device registers with it over DTLS, is read, takes a firmware update through object 5, has a read and a firmware update queued in queue mode and answered at its next update, live; the key is revoked (Z5 S13)', async () => {
     await nav('LwM2M');
     await expect.poll(() => page.getByText('No LwM2M device has registered').isVisible(), { timeout: LIVE }).toBe(true);
     await accessible('empty LwM2M');
@@ -500,8 +502,46 @@ describe('D6 web console in Chromium against a real master', () => {
     await page.getByRole('button', { name: 'Update firmware' }).click();
     await expect.poll(() => page.getByTestId('lwm2m-firmware').textContent(), { timeout: 30_000 }).toContain('succeeded');
     expect(sim.firmwareImage?.length).toBe(3000);
-    await accessible('LwM2M device');
+
+    // Queue mode (binding UQ, Core §6.5): the device sleeps between registration updates. A read from the
+    // page is queued (202: said in words, not an error) and listed as queued; the device's next update
+    // sends it, and the page shows the answer — live, without a reload.
+    expect(await sim.update(['b=UQ'])).toBe('2.04');
+    await expect.poll(() => reg.textContent(), { timeout: LIVE }).toContain('Queue mode');
+    const queue = page.getByRole('table', { name: 'Queued operations' });
+    const queueRead = async (path: string) => {
+      await page.getByLabel('Object, instance or resource path').fill(path);
+      await page.getByRole('button', { name: 'Read', exact: true }).click();
+      const notice = page.getByTestId('lwm2m-read-queued');
+      await expect.poll(() => notice.textContent(), { timeout: LIVE }).toMatch(new RegExp(`^Read of ${path} queued, will be sent when the device next updates \\(operation lwq_`));
+      const id = (await notice.locator('.mono').textContent())!.trim();
+      const row = queue.locator(`tr[data-op="${id}"]`);
+      await expect.poll(() => row.textContent(), { timeout: LIVE }).toMatch(new RegExp(`^read ${path}.*Queued.*sent when the device next updates`));
+      return row;
+    };
+    const asleep = await queueRead('/3/0/9');
+    expect(await page.getByRole('table', { name: 'Values read' }).count()).toBe(0);
+    // A firmware update is queued the same way (checked now, delivered at the update).
+    await page.getByRole('button', { name: 'Update firmware' }).click();
+    const fwNotice = page.getByTestId('lwm2m-firmware-queued');
+    await expect.poll(() => fwNotice.textContent(), { timeout: LIVE }).toMatch(/^Firmware update queued, will be sent when the device next updates/);
+    const fwRow = queue.locator(`tr[data-op="${(await fwNotice.locator('.mono').textContent())!.trim()}"]`);
+    await expect.poll(() => fwRow.textContent(), { timeout: LIVE }).toMatch(/^firmware fw\.bin@2.*Queued/);
+    sim.firmwareImage = undefined;
+    expect(await sim.update()).toBe('2.04');
+    await expect.poll(() => asleep.textContent(), { timeout: LIVE }).toMatch(/^read \/3\/0\/9.*Done\/3\/0\/9 = 87/);
+    await expect.poll(() => fwRow.textContent(), { timeout: LIVE }).toMatch(/^firmware fw\.bin@2.*Donefirmware job fwj_\S+ started/);
+    const queuedJob = /firmware job (fwj_\S+) started/.exec((await fwRow.textContent())!)![1];
+    await expect.poll(async () => (await ownerApi<Lwm2mFirmware>(master.url, TOKEN, 'GET', '/api/v1/metals/sensor-1/lwm2m')).firmware, { timeout: 30_000 }).toMatchObject({ jobId: queuedJob, status: 'succeeded' });
+    expect(sim.firmwareImage).toHaveLength(3000);
+    // Out of queue mode (an Update with b=U): what was queued goes out at that very update.
+    const leaving = await queueRead('/3/0/0');
     await shot('lwm2m-device');
+    expect(await sim.update(['b=U'])).toBe('2.04');
+    await expect.poll(() => leaving.textContent(), { timeout: LIVE }).toMatch(/^read \/3\/0\/0.*Done\/3\/0\/0 = \S/);
+    await expect.poll(() => page.getByTestId('lwm2m-read-queued').textContent(), { timeout: LIVE }).toMatch(/^Read of \/3\/0\/0 was sent at the device's update: done/);
+    await expect.poll(() => reg.textContent(), { timeout: LIVE }).toContain('Online');
+    await accessible('LwM2M device');
 
     // Revoked after a confirmation: the key is gone from the page and never shown again.
     await page.getByRole('button', { name: `Revoke ${identity}` }).click();

@@ -337,6 +337,18 @@ describe('Z5 S13 ISSUE-12 test 2: an LwM2M device over DTLS-PSK, bootstrap to fi
     expect((await ok('GET', '/api/v1/metals/sensor-05/lwm2m/queue')).items.map((o: { id: string; status: string }) => [o.id, o.status])).toEqual([[op, 'done']]);
     expect((await api('GET', '/metrics')).body).toMatch(/tips_master_lwm2m_queued_operations_total\{kind="read",status="done"\} 1/);
     expect(await tipsCli('lwm2m', 'queue', 'sensor-05', op)).toMatch(/^lwq_\S+ +read \/3\/0\/9 +done +\/3\/0\/9=87\n +queued \S+ +updated \S+$/m);
+
+    // Out of queue mode (Core §6.5): an operation queued while it slept goes out at the very Update that
+    // switches it to b=U, not at a next UQ update that will not come; from then on reads go at once.
+    const left = JSON.parse(await tipsCli('lwm2m', 'read', 'sensor-05', '/3/0/0', '--json')).queued.id as string;
+    expect(await woken.update(['b=U'])).toBe('2.04');
+    const sent = await until('the read queued before the switch to U was sent at it', async () => {
+      const o = JSON.parse(await tipsCli('lwm2m', 'queue', 'sensor-05', left, '--json'));
+      return o.status === 'done' || o.status === 'failed' ? o : undefined;
+    });
+    expect(sent).toMatchObject({ id: left, status: 'done', records: [{ path: '/3/0/0', value: expect.any(String) }] });
+    expect((await ok('GET', '/api/v1/metals/sensor-05/lwm2m')).binding).toBe('U');
+    expect(JSON.parse(await tipsCli('lwm2m', 'read', 'sensor-05', '/3/0/9', '--json'))).toMatchObject({ records: [{ path: '/3/0/9', value: 87 }] });
   }, 90_000);
 
   it('issue 13 queue mode across replicas: an operation queued through master A is sent once, by master B, when the device updates there (two tips-master processes on one PostgreSQL)', async () => {

@@ -320,6 +320,8 @@ export async function buildApp(deps: MasterDeps): Promise<{ app: FastifyInstance
   installEngineSync(app, services.provisioning, metrics, deps.engineSyncMs ?? 15_000);
   installSessionMetrics(metrics, services.sessions);
   const live = new LiveFeed(metrics);
+  // LwM2M devices register, update and wake over CoAP, not through /api/v1: the domain tells the feed.
+  services.devices.useChanges((ownerId) => live.publish(ownerId, { kind: 'metal', resource: 'lwm2m', at: new Date().toISOString() }));
   const interfaceStates = new InterfaceStateIndex(services.gateways);
   services.events.on('metal.interfaces.changed', async () => interfaceStates.invalidate());
   services.events.on('metal.deleted', async () => interfaceStates.invalidate());

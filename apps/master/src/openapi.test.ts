@@ -186,12 +186,15 @@ beforeAll(async () => {
   fx.rvProof = Buffer.from(signProof(rv.device.privateKey, 'tips-to1-device', [rvGuid, Buffer.from(rvNonce, 'base64')])).toString('base64');
   // LwM2M (Z5): fx-metal registered as the CoAP route registers the metal of a DTLS session, a value it
   // reported, its Space's Glaze set (a firmware update needs one), and a stand-in for the device's CoAP channel.
-  await built.services.devices.register({ metalId: fx.metal, ownerId: admin.owner.id }, { ep: fx.metal, lt: '86400', lwm2m: '1.1' }, Buffer.from('</3/0>,</5/0>'));
+  const lwm2mDevice = { metalId: fx.metal, ownerId: admin.owner.id };
+  const lwm2mReg = await built.services.devices.register(lwm2mDevice, { ep: fx.metal, lt: '86400', lwm2m: '1.1', b: 'UQ' }, Buffer.from('</3/0>,</5/0>'));
   await built.services.devices.recordValues(fx.metal as never, [{ path: [3, 0, 9], value: 87 }]);
-  // A queue-mode operation waiting in the database (as a UQ device's read leaves it).
+  // A queue-mode operation waiting in the database (as a UQ device's read leaves it; the store queues only for a UQ registration).
   const queuedAt = new Date().toISOString();
   fx.lwq = 'lwq_FX0000000000000000';
   await new KyselyDeviceMgmtStore(db).enqueue({ id: fx.lwq, metalId: fx.metal as never, ownerId: admin.owner.id, kind: 'read', target: '/3/0/9', status: 'queued', createdAt: queuedAt, updatedAt: queuedAt }, 8);
+  // Then in plain U (nothing flushes it here), so reads answer 200 live through the stand-in channel.
+  await built.services.devices.update(lwm2mDevice, lwm2mReg.id, { b: 'U' }, new Uint8Array(0));
   built.services.devices.useChannel({ read: async () => [{ path: [3, 0, 9], value: 87 }], write: async () => {}, writeRaw: async () => {}, execute: async () => {}, observe: async () => {}, baseUri: () => 'coaps://master.test' });
   await call('PATCH', `/api/v1/spaces/${fx.space}`, { glaze: fx.glaze });
   // Decision records, so the JSON-lines exports have lines to check.

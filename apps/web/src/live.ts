@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'react';
 
 export interface LiveEvent {
   kind: 'table' | 'registration' | 'write' | 'provisioning' | 'metal';
+  /** `write`: the collection changed; `metal`: what the metal sent (`reports`, `tamper`, `profile`, or `lwm2m` for a device's registration, update, answers). */
   resource?: string;
   gatewayId?: string;
   at: string;
@@ -47,16 +48,22 @@ export function useLiveStatus(): LiveStatus {
   return s;
 }
 
-/** Calls `refresh` (debounced) whenever a change `matches`. */
+/**
+ * Calls `refresh` at most once every `delayMs` while changes that `matches` arrive (the first one
+ * starts the timer; later ones join it): a steady stream of changes — a fleet of LwM2M devices
+ * updating — still refreshes the view, where a debounce would wait for a quiet moment that never comes.
+ */
 export function useLive(matches: (e: LiveEvent) => boolean, refresh: () => void, delayMs = 250): void {
   const ref = useRef({ matches, refresh });
   ref.current = { matches, refresh };
   useEffect(() => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const l: Listener = (e) => {
-      if (!ref.current.matches(e)) return;
-      clearTimeout(timer);
-      timer = setTimeout(() => ref.current.refresh(), delayMs);
+      if (!ref.current.matches(e) || timer !== undefined) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        ref.current.refresh();
+      }, delayMs);
     };
     listeners.add(l);
     return () => {

@@ -134,3 +134,50 @@ export function At({ iso }: { iso: string | null | undefined }) {
     </time>
   );
 }
+
+/** One column of a `Table`: its heading and what a row shows there; `rowHeader` makes the cell the row's header. */
+export interface Column<T> {
+  title: ReactNode;
+  cell: (row: T) => ReactNode;
+  rowHeader?: boolean;
+  className?: string;
+}
+
+/** A labelled data table that scrolls inside its own box on a narrow screen. */
+export function Table<T>({ label, columns, rows, rowKey, rowAttrs }: { label: string; columns: Column<T>[]; rows: T[]; rowKey: (row: T) => string; rowAttrs?: (row: T) => Record<string, string> }) {
+  return (
+    <div className="table-wrap">
+      <table aria-label={label}>
+        <thead>
+          <tr>
+            {columns.map((c, i) => (
+              // biome-ignore lint/suspicious/noArrayIndexKey: the columns are fixed for a table
+              <th key={i} scope="col">
+                {c.title}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={rowKey(r)} {...rowAttrs?.(r)}>
+              {columns.map((c, i) =>
+                c.rowHeader ? (
+                  // biome-ignore lint/suspicious/noArrayIndexKey: the columns are fixed for a table
+                  <th key={i} scope="row" className={c.className}>
+                    {c.cell(r)}
+                  </th>
+                ) : (
+                  // biome-ignore lint/suspicious/noArrayIndexKey: the columns are fixed for a table
+                  <td key={i} className={c.className}>
+                    {c.cell(r)}
+                  </td>
+                ),
+              )}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

@@ -1,14 +1,16 @@
 import type { Lwm2mOut } from '@tips/core';
 import { useEffect, useState } from 'react';
-import { api, get, type Glaze, type Page } from '../api.ts';
+import { type ApiError, api, get, type Glaze, type Page } from '../api.ts';
 import { ConfirmButton, Field, Form, SelectField } from '../forms.tsx';
+import { type LiveEvent, useLive } from '../live.ts';
 import { Link, navigate } from '../router.tsx';
-import { At, Empty, ErrorBox, Pager, useLoad, usePages } from '../ui.tsx';
+import { At, type Column, Empty, ErrorBox, Pager, Table, useLoad, usePages } from '../ui.tsx';
 
 // Constrained devices (issue 12, Z5 S13): metals that registered over LwM2M (CoAP over DTLS), a
-// device page that reads resources and starts a firmware update through object 5, and the metal's
-// DTLS pre-shared keys. Registrations do not travel on the live stream: the views re-read every few
-// seconds while they are open.
+// device page that reads resources and starts a firmware update through object 5 — or, for a device
+// in queue mode, queues them and shows them until the device wakes and answers — and the metal's
+// DTLS pre-shared keys. Registrations, firmware progress and queued operations arrive over CoAP; the
+// master announces them on the live stream (kind `metal`, resource `lwm2m`) and the views re-read.
 
 type Device = Lwm2mOut & { metalId: string; metalName: string };
 interface Psk {
@@ -16,26 +18,56 @@ interface Psk {
   createdAt: string;
   revokedAt: string | null;
 }
-
-// The device page re-reads every second while it waits (a registration, a firmware job); the list every 3 s.
-const POLL_MS = 3000;
-const FAST_POLL_MS = 1000;
-const FW_RUNNING = new Set(['delivering', 'downloading', 'downloaded', 'updating']);
-
-function usePoll(reload: () => void, on = true, ms = POLL_MS): void {
-  useEffect(() => {
-    if (!on) return;
-    const t = setInterval(reload, ms);
-    return () => clearInterval(t);
-  }, [reload, on, ms]);
+/** An operation held for a queue-mode device (GET /metals/{ref}/lwm2m/queue). */
+interface QueuedOp {
+  id: string;
+  kind: 'read' | 'firmware';
+  target: string;
+  status: 'queued' | 'sent' | 'done' | 'failed';
+  records?: { path: string; value: unknown }[];
+  jobId?: string;
+  error?: { code: string; message: string };
+  createdAt: string;
+  updatedAt: string;
 }
 
-/** online, offline, or queued (online in queue mode: it listens only right after it sends). */
+/** What an LwM2M device did over CoAP (registered, updated, answered, went offline), or an owner write to metals. */
+const lwm2mChange = (e: LiveEvent) => (e.kind === 'metal' && e.resource === 'lwm2m') || (e.kind === 'write' && e.resource === 'metals');
+/** A fleet of devices updates often: the list re-reads at most once a second. */
+const LIST_REFRESH_MS = 1000;
+/**
+ * The live stream carries this replica's changes only, and a device's CoAP traffic may reach another
+ * master replica: a slow re-read catches those (far slower than the stream, which is the way in).
+ */
+const OTHER_REPLICAS_MS = 30_000;
+
+function useSlowReread(reload: () => void): void {
+  useEffect(() => {
+    const t = setInterval(reload, OTHER_REPLICAS_MS);
+    return () => clearInterval(t);
+  }, [reload]);
+}
+
+/** online, offline, or in queue mode (online, but it listens only right after it sends). */
 export function RegistrationState({ d }: { d: Pick<Lwm2mOut, 'online' | 'queueMode'> }) {
   if (!d.online) return <span className="badge state-blocked">Offline</span>;
-  if (d.queueMode) return <span className="badge state-pending">Queued</span>;
+  if (d.queueMode) return <span className="badge state-pending">Queue mode</span>;
   return <span className="badge state-active">Online</span>;
 }
+
+const OP_STATE: Record<QueuedOp['status'], [string, string]> = {
+  queued: ['state-pending', 'Queued'],
+  sent: ['state-unseen', 'Sent'],
+  done: ['state-active', 'Done'],
+  failed: ['state-blocked', 'Failed'],
+};
+const valueText = (v: unknown) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
+const opResult = (o: QueuedOp) => {
+  if (o.error) return `${o.error.message} (${o.error.code})`;
+  if (o.records) return o.records.map((r) => `${r.path} = ${valueText(r.value)}`).join(', ') || 'no values';
+  if (o.jobId) return `firmware job ${o.jobId} started (progress under Registration)`;
+  return o.status === 'sent' ? 'waiting for the device’s answer' : 'sent when the device next updates';
+};
 
 const objectsText = (d: Lwm2mOut) => d.objects.map((o) => `/${o.objectId}${o.instances.length ? ` (${o.instances.length})` : ''}`).join(' ') || '—';
 const fwText = (f: NonNullable<Lwm2mOut['firmware']>) => `${f.status}${f.state ? `, state ${f.state}` : ''}${f.result ? `, result ${f.result}` : ''}`;
@@ -43,7 +75,8 @@ const fwText = (f: NonNullable<Lwm2mOut['firmware']>) => `${f.status}${f.state ?
 export function DevicesView() {
   const pages = usePages();
   const { data, error, reload } = useLoad(() => get<Page<Device>>(`/api/v1/lwm2m/devices?limit=50${pages.cursor ? `&cursor=${encodeURIComponent(pages.cursor)}` : ''}`), [pages.cursor]);
-  usePoll(reload);
+  useLive(lwm2mChange, reload, LIST_REFRESH_MS);
+  useSlowReread(reload);
   const [metal, setMetal] = useState('');
   return (
     <section aria-labelledby="devices-title">
@@ -119,9 +152,15 @@ export function DevicesView() {
 export function DeviceView({ metalRef }: { metalRef: string }) {
   const metal = useLoad(() => get<{ id: string; name: string }>(`/api/v1/metals/${encodeURIComponent(metalRef)}`), [metalRef]);
   const reg = useLoad(() => get<Lwm2mOut>(`/api/v1/metals/${encodeURIComponent(metalRef)}/lwm2m`), [metalRef]);
-  const running = !!reg.data?.firmware && FW_RUNNING.has(reg.data.firmware.status);
-  // Until it registers, and while a firmware job runs, the page re-reads the registration.
-  usePoll(reg.reload, !reg.data || running, FAST_POLL_MS);
+  const queue = useLoad(() => get<{ items: QueuedOp[] }>(`/api/v1/metals/${encodeURIComponent(metalRef)}/lwm2m/queue`), [metalRef]);
+  const glazes = useLoad(() => get<Page<Glaze>>('/api/v1/glazes?limit=200'), []);
+  // It registers, updates, reports firmware progress, answers queued operations: live, not polled.
+  useLive(lwm2mChange, () => {
+    reg.reload();
+    queue.reload();
+  });
+  useSlowReread(reg.reload);
+  useSlowReread(queue.reload);
   const notRegistered = reg.error?.code === 'lwm2m_registration_not_found';
   const name = metal.data?.name ?? metalRef;
   return (
@@ -170,61 +209,76 @@ export function DeviceView({ metalRef }: { metalRef: string }) {
           <dd data-testid="lwm2m-firmware">{reg.data.firmware ? fwText(reg.data.firmware) : 'No firmware update yet'}</dd>
         </dl>
       ) : null}
-      {reg.data && !reg.error ? <Operations metalRef={metalRef} onFirmware={reg.reload} /> : null}
+      {reg.data && !reg.error ? <Operations metalRef={metalRef} queueMode={reg.data.queueMode} queue={queue.data?.items} glazes={glazes.data?.items} onFirmware={reg.reload} onQueued={queue.reload} /> : null}
+      {reg.data && !reg.error && (reg.data.queueMode || (queue.data?.items.length ?? 0) > 0) ? <Queue queueMode={reg.data.queueMode} items={queue.data?.items} error={queue.error} glazes={glazes.data?.items} /> : null}
       <Psks metalRef={metalRef} />
     </section>
   );
 }
 
-function Operations({ metalRef, onFirmware }: { metalRef: string; onFirmware: () => void }) {
+const VALUE_COLUMNS: Column<{ path: string; value: unknown }>[] = [
+  { title: 'Path', cell: (r) => r.path, rowHeader: true, className: 'mono' },
+  { title: 'Value', cell: (r) => valueText(r.value), className: 'mono' },
+];
+
+/** The 202 of a queue-mode device: what was queued, in words (not an error); once sent, how it ended (`now`: its row in the queue). */
+function QueuedNotice({ op, now, testId }: { op: QueuedOp; now: QueuedOp | undefined; testId: string }) {
+  const what = op.kind === 'read' ? `Read of ${op.target}` : 'Firmware update';
+  const ended = now && (now.status === 'done' || now.status === 'failed') ? now.status : undefined;
+  return (
+    <p className="notice" role="status" data-testid={testId}>
+      {ended ? `${what} was sent at the device's update: ${ended === 'done' ? 'done' : 'failed'}` : `${what} queued, will be sent when the device next updates`} (operation <span className="mono">{op.id}</span>, under Queued operations).
+    </p>
+  );
+}
+
+function Operations({
+  metalRef,
+  queueMode,
+  queue,
+  glazes,
+  onFirmware,
+  onQueued,
+}: { metalRef: string; queueMode: boolean; queue: QueuedOp[] | undefined; glazes: Glaze[] | undefined; onFirmware: () => void; onQueued: () => void }) {
+  const current = (op: QueuedOp) => queue?.find((o) => o.id === op.id);
   const [path, setPath] = useState('/3/0');
   const [records, setRecords] = useState<{ path: string; value: unknown }[]>();
-  const glazes = useLoad(() => get<Page<Glaze>>('/api/v1/glazes?limit=200'), []);
+  const [readQueued, setReadQueued] = useState<QueuedOp>();
   const [glaze, setGlaze] = useState('');
   const [started, setStarted] = useState<string>();
-  const chosen = glaze || glazes.data?.items[0]?.id || '';
+  const [fwQueued, setFwQueued] = useState<QueuedOp>();
+  const chosen = glaze || glazes?.[0]?.id || '';
+  const base = `/api/v1/metals/${encodeURIComponent(metalRef)}/lwm2m`;
   return (
     <>
       <h2>Read a resource</h2>
+      {queueMode ? <p className="muted">The device is in queue mode: it sleeps between its registration updates, so a read waits for its next update.</p> : null}
       <Form
         label="Read from the device"
         submit="Read"
         what="The device was not read"
         action={async () => {
           setRecords(undefined);
-          setRecords((await api<{ records: { path: string; value: unknown }[] }>('POST', `/api/v1/metals/${encodeURIComponent(metalRef)}/lwm2m/read`, { path: path.trim() })).records);
+          setReadQueued(undefined);
+          const r = await api<{ records: { path: string; value: unknown }[] } | { queued: QueuedOp }>('POST', `${base}/read`, { path: path.trim() });
+          if ('queued' in r) {
+            setReadQueued(r.queued);
+            onQueued();
+          } else setRecords(r.records);
         }}
       >
         <Field id="lwm2m-path" label="Object, instance or resource path" required value={path} onChange={setPath} placeholder="/3/0/9" />
       </Form>
+      {readQueued ? <QueuedNotice op={readQueued} now={current(readQueued)} testId="lwm2m-read-queued" /> : null}
       {records ? (
         records.length === 0 ? (
           <p>The device answered with no values.</p>
         ) : (
-          <div className="table-wrap">
-            <table aria-label="Values read">
-              <thead>
-                <tr>
-                  <th scope="col">Path</th>
-                  <th scope="col">Value</th>
-                </tr>
-              </thead>
-              <tbody>
-                {records.map((r) => (
-                  <tr key={r.path} data-path={r.path}>
-                    <th scope="row" className="mono">
-                      {r.path}
-                    </th>
-                    <td className="mono">{typeof r.value === 'object' && r.value !== null ? JSON.stringify(r.value) : String(r.value)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table label="Values read" columns={VALUE_COLUMNS} rows={records} rowKey={(r) => r.path} rowAttrs={(r) => ({ 'data-path': r.path })} />
         )
       ) : null}
       <h2>Firmware update (object 5)</h2>
-      {glazes.data && glazes.data.items.length === 0 ? (
+      {glazes && glazes.length === 0 ? (
         <p>No Glazes yet: upload one on the Glazes page, sign its manifest, and make it the Glaze of a Space this metal is in.</p>
       ) : (
         <Form
@@ -232,12 +286,19 @@ function Operations({ metalRef, onFirmware }: { metalRef: string; onFirmware: ()
           submit="Update firmware"
           what="The firmware update did not start"
           action={async () => {
-            const job = await api<{ jobId: string }>('POST', `/api/v1/metals/${encodeURIComponent(metalRef)}/lwm2m/firmware`, { glaze: chosen });
-            setStarted(job.jobId);
+            setStarted(undefined);
+            setFwQueued(undefined);
+            const r = await api<{ jobId: string } | { queued: QueuedOp }>('POST', `${base}/firmware`, { glaze: chosen });
+            if ('queued' in r) {
+              setFwQueued(r.queued);
+              onQueued();
+              return;
+            }
+            setStarted(r.jobId);
             onFirmware();
           }}
         >
-          <SelectField id="lwm2m-glaze" label="Glaze (signed, the Glaze of one of the metal's Spaces)" value={chosen} onChange={setGlaze} options={(glazes.data?.items ?? []).map((g) => [g.id, `${g.name}${g.version ? `@${g.version}` : ''}`])} />
+          <SelectField id="lwm2m-glaze" label="Glaze (signed, the Glaze of one of the metal's Spaces)" value={chosen} onChange={setGlaze} options={(glazes ?? []).map((g) => [g.id, glazeLabel(g)])} />
         </Form>
       )}
       {started ? (
@@ -245,6 +306,49 @@ function Operations({ metalRef, onFirmware }: { metalRef: string; onFirmware: ()
           Firmware job {started} started: the signed manifest and the package URI go to the device; its progress shows under Registration.
         </p>
       ) : null}
+      {fwQueued ? <QueuedNotice op={fwQueued} now={current(fwQueued)} testId="lwm2m-firmware-queued" /> : null}
+    </>
+  );
+}
+
+const glazeLabel = (g: Glaze) => `${g.name}${g.version ? `@${g.version}` : ''}`;
+
+/** The queue's columns; a firmware update names its Glaze when the page knows it (else its ID). */
+const queueColumns = (glazes: Glaze[] | undefined): Column<QueuedOp>[] => [
+  {
+    title: 'Operation',
+    cell: (o) => {
+      const g = o.kind === 'firmware' ? glazes?.find((x) => x.id === o.target) : undefined;
+      return `${o.kind} ${g ? glazeLabel(g) : o.target}`;
+    },
+    rowHeader: true,
+    className: 'mono',
+  },
+  { title: 'Queued', cell: (o) => <At iso={o.createdAt} /> },
+  {
+    title: 'State',
+    cell: (o) => {
+      const [cls, label] = OP_STATE[o.status];
+      return <span className={`badge ${cls}`}>{label}</span>;
+    },
+  },
+  { title: 'Result', cell: opResult, className: 'small' },
+  { title: 'Last change', cell: (o) => <At iso={o.updatedAt} /> },
+];
+
+/** Queue mode: what waits for the device's next update, and the last finished operations with their answers. */
+function Queue({ queueMode, items, error, glazes }: { queueMode: boolean; items: QueuedOp[] | undefined; error: ApiError | undefined; glazes: Glaze[] | undefined }) {
+  return (
+    <>
+      <h2 id="queue-title">Queued operations</h2>
+      <p className="muted">
+        {queueMode
+          ? 'In queue mode (binding UQ) the device listens only right after it sends a registration update: what is asked meanwhile waits here and goes out, in order, at its next update.'
+          : 'Operations queued while the device was in queue mode; it left queue mode, so new ones go out at once.'}
+      </p>
+      <ErrorBox error={error} what="The queued operations could not be loaded" />
+      {items && items.length === 0 ? <p>Nothing queued: a read or a firmware update asked now waits here until the device next updates.</p> : null}
+      {items && items.length > 0 ? <Table label="Queued operations" columns={queueColumns(glazes)} rows={items} rowKey={(o) => o.id} rowAttrs={(o) => ({ 'data-op': o.id, 'data-status': o.status })} /> : null}
     </>
   );
 }

@@ -68,7 +68,8 @@ export function FleetView() {
   const cursor = cursors[cursors.length - 1];
   const metals = useLoad(() => loadMetals(filters, cursor), [filters, cursor]);
   const extras = useLoad(async () => (metals.data ? loadExtras(metals.data) : undefined), [metals.data]);
-  useLive((e) => e.kind !== 'write' || ['metals', 'spaces', 'gateways'].includes(e.resource ?? ''), metals.reload);
+  // LwM2M registrations and updates (resource lwm2m) change nothing the fleet list shows.
+  useLive((e) => (e.kind !== 'write' && e.resource !== 'lwm2m') || ['metals', 'spaces', 'gateways'].includes(e.resource ?? ''), metals.reload);
   const loading = metals.loading || extras.loading;
   const reload = metals.reload;
   const error = metals.error ?? extras.error;

@@ -33,7 +33,7 @@ export function MetalView({ metalRef }: { metalRef: string }) {
   const { data, error, reload } = useLoad(() => loadMetal(metalRef), [metalRef]);
   const [reason, setReason] = useState('');
   const [notice, setNotice] = useState<string>();
-  useLive((e) => e.kind === 'table' || e.kind === 'write' || e.kind === 'provisioning' || e.kind === 'metal', reload);
+  useLive((e) => e.kind === 'table' || e.kind === 'write' || e.kind === 'provisioning' || (e.kind === 'metal' && e.resource !== 'lwm2m'), reload);
   if (error) return <ErrorBox error={error} what={`Metal ${metalRef} could not be loaded`} />;
   if (!data) return <p aria-busy="true">Loading…</p>;
   const { metal, states, spaces, glazes, jobs } = data;

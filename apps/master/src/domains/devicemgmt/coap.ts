@@ -101,7 +101,7 @@ export function installLwm2mCoap(coap: CoapServer, devices: DeviceMgmtService, o
     try {
       const r = await devices.register(p, queryOf(req), req.payload);
       sessions.set(r.metalId, { peer: req.peer, format: formatFor(r.lwm2mVersion) });
-      if (r.queueMode) setImmediate(() => void devices.flushQueue(r.metalId as TipsId));
+      if (r.sendQueued) setImmediate(() => void devices.flushQueue(r.metalId as TipsId));
       return { code: '2.01', locationPath: ['rd', r.id] };
     } catch (e) {
       return refuse(e);
@@ -113,8 +113,8 @@ export function installLwm2mCoap(coap: CoapServer, devices: DeviceMgmtService, o
     try {
       const r = await devices.update(p, req.params.id!, queryOf(req), req.payload);
       sessions.set(r.metalId, { peer: req.peer, format: formatFor(r.lwm2mVersion) });
-      // Queue mode: the device is awake now; what waited for it goes out after this answer.
-      if (r.queueMode) setImmediate(() => void devices.flushQueue(r.metalId as TipsId));
+      // The device is awake now (in queue mode, or just out of it): what waited for it goes out after this answer.
+      if (r.sendQueued) setImmediate(() => void devices.flushQueue(r.metalId as TipsId));
       return { code: '2.04' };
     } catch (e) {
       return refuse(e);

@@ -1,5 +1,6 @@
 import type { FirmwareJob } from './model.ts';
 import { createHash, generateKeyPairSync } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { bindGlaze, importKey } from '@tips/suit';
 import type { TipsId } from '@tips/core';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -21,8 +22,9 @@ class FakeDevice implements DeviceChannel {
   state = 0;
   result = 0;
   failWrite = false;
-  /** While set, the device holds the download (state stays 0) until the test resolves it. */
-  hold: Promise<void> | undefined;
+  /** Set: the download starts only when the test calls it (so a job is certainly still running). */
+  startDownload: (() => void) | undefined;
+  holdDownload = false;
   baseUri = () => 'coaps://master.test:5684';
   private notify() {
     this.observers.get('5/0/3')?.([{ path: [5, 0, 3], value: this.state }]);
@@ -39,12 +41,14 @@ class FakeDevice implements DeviceChannel {
     this.calls.push(`writeRaw ${path.join('/')} ${typeof value === 'string' ? value : `${value.length} bytes`}`);
     if (this.failWrite) throw new DeviceMgmtError('lwm2m_device_error', 'device answered 4.00', 'device');
     if (path.join('/') === '5/0/1') {
-      void (this.hold ?? Promise.resolve()).then(() => {
+      const download = () => {
         this.state = FW_STATE.DOWNLOADING;
         this.notify();
         this.state = FW_STATE.DOWNLOADED;
         this.notify();
-      });
+      };
+      if (this.holdDownload) this.startDownload = download;
+      else queueMicrotask(download);
     }
   }
   async execute(_m: TipsId, path: Lwm2mPath) {
@@ -60,6 +64,24 @@ class FakeDevice implements DeviceChannel {
     this.observers.set(path.join('/'), on);
     on([{ path: path as number[], value: path[2] === 3 ? this.state : this.result }]);
   }
+}
+
+/** The `change` events of an owner's live stream (the server ends it after ?seconds=), `act` run once it is ready. */
+async function changes(url: string, headers: Record<string, string>, act: () => Promise<void>): Promise<{ kind: string; resource?: string }[]> {
+  const r = await fetch(url, { headers });
+  const reader = r.body!.getReader();
+  let text = '';
+  let acted = false;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += Buffer.from(value).toString('utf8');
+    if (!acted && text.includes('event: ready')) {
+      acted = true;
+      await act();
+    }
+  }
+  return [...text.matchAll(/^event: change\ndata: (.*)$/gm)].map((x) => JSON.parse(x[1]!));
 }
 
 for (const db of ['sqlite', 'postgres'] as const) {
@@ -146,21 +168,20 @@ for (const db of ['sqlite', 'postgres'] as const) {
       const envelope = bindGlaze({ payloadSha256: createHash('sha256').update(bytes).digest('hex'), payloadSize: bytes.length, uri: 'x', vendorDomain: 'tips.local', classInfo: 'fw', component: 'fw', sequenceNumber: 3, key: importKey(operator.privateKey) });
       expect((await m.app.inject({ method: 'PUT', url: `/api/v1/glazes/${g.id}/manifest`, headers: { ...m.auth(m.alice.token), 'content-type': 'application/suit-envelope+cose' }, payload: Buffer.from(envelope) })).statusCode).toBe(200);
 
-      // The device holds the download until the second request was refused: without the hold the fake
-      // device finished the job before that request on a fast store, and it was not busy any more.
-      let release = () => {};
-      dev.hold = new Promise<void>((r) => {
-        release = r;
-      });
+      // Every move of the job is told to the owner's console (it shows the progress live).
+      const told: string[] = [];
+      devices.useChanges((ownerId, what) => told.push(`${ownerId === m.alice.id ? 'alice' : ownerId} ${what}`));
+      dev.holdDownload = true;
       const job = (await devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)) as FirmwareJob;
       expect(job.packageUri).toBe(`coaps://master.test:5684/glazes/${g.id}/blob`);
       await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)).rejects.toMatchObject({ code: 'lwm2m_firmware_busy' });
-      release();
-      dev.hold = undefined;
+      dev.startDownload?.();
       for (let i = 0; i < 500 && (await devices.view(a.metalId as TipsId))?.firmware?.status !== 'succeeded'; i++) await new Promise((r) => setTimeout(r, 20));
       expect(dev.calls).toEqual(['observe 5/0/3', 'observe 5/0/5', `writeRaw 5/0/0 ${envelope.length} bytes`, `writeRaw 5/0/1 ${job.packageUri}`, 'execute 5/0/2']);
       const v = await owner('GET', '/api/v1/metals/sensor-01/lwm2m');
       expect(v.json().firmware).toMatchObject({ jobId: job.id, status: 'succeeded', state: 'idle', result: 'success', glazeId: g.id });
+      expect(told.length).toBeGreaterThanOrEqual(4); // downloading, downloaded, updating, succeeded
+      expect(new Set(told)).toEqual(new Set(['alice firmware']));
       const res = await owner('GET', '/api/v1/metals/sensor-01/lwm2m/resources/5/0/5');
       expect(res.json()).toMatchObject({ path: '/5/0/5', value: 1 });
       expect((await owner('GET', '/api/v1/metals/sensor-01/lwm2m/resources/3/0/9')).json().error.code).toBe('lwm2m_resource_not_found');
@@ -168,8 +189,10 @@ for (const db of ['sqlite', 'postgres'] as const) {
       // A device that refuses the write fails the job with its answer; nothing is executed.
       dev.failWrite = true;
       dev.calls = [];
+      told.length = 0;
       await expect(devices.startFirmwareUpdate(m.alice.id, 'sensor-01', g.id)).rejects.toMatchObject({ code: 'lwm2m_device_error' });
       expect((await devices.view(a.metalId as TipsId))?.firmware).toMatchObject({ status: 'failed' });
+      expect(told).toEqual(['alice firmware']);
       expect(dev.calls.filter((c) => c.startsWith('execute'))).toEqual([]);
     });
 
@@ -214,6 +237,75 @@ for (const db of ['sqlite', 'postgres'] as const) {
       // A device in binding U is read at once.
       await devices.update(a, r.id, { b: 'U' }, new Uint8Array(0));
       expect(Array.isArray(await devices.read(m.alice.id, 'sensor-01', '/3/0'))).toBe(true);
+    });
+
+    it('queue mode → U (Core §6.5, §6.2.2): a device that switches to binding U in an Update gets what was queued at that Update; so does one that re-registers in U; a read asked once it is U goes at once', async () => {
+      const a = await metal('sensor-01');
+      const dev = new FakeDevice();
+      devices.useChannel(dev);
+      const r = await devices.register(a, { ep: 'sensor-01', lt: '60', b: 'UQ' }, BODY);
+      expect(r.sendQueued).toBe(true);
+      const q1 = await devices.read(m.alice.id, 'sensor-01', '/3/0/1');
+      if (Array.isArray(q1)) throw new Error('a UQ device was read at once');
+      // The Update that switches it to U is the moment it is reachable: the registration interface
+      // sends the queued read after answering (coap.ts runs flushQueue when sendQueued), not at a next
+      // UQ update that may never come.
+      const u = await devices.update(a, r.id, { b: 'U' }, new Uint8Array(0));
+      expect([u.queueMode, u.sendQueued]).toEqual([false, true]);
+      await devices.flushQueue(a.metalId as TipsId);
+      expect((await devices.queued(m.alice.id, 'sensor-01')).map((o) => [o.id, o.status])).toEqual([[q1.queued.id, 'done']]);
+      expect(dev.calls).toEqual(['read 3/0/1']);
+      // From then on it is a U device: a next Update has nothing to send, a read goes at once.
+      expect((await devices.update(a, r.id, {}, new Uint8Array(0))).sendQueued).toBe(false);
+      expect(Array.isArray(await devices.read(m.alice.id, 'sensor-01', '/3/0/2'))).toBe(true);
+
+      // A device back in queue mode, then re-registering (a reboot) in plain U: the same.
+      await devices.update(a, r.id, { b: 'UQ' }, new Uint8Array(0));
+      const q2 = await devices.read(m.alice.id, 'sensor-01', '/3/0/3');
+      if (Array.isArray(q2)) throw new Error('a UQ device was read at once');
+      expect((await devices.register(a, { ep: 'sensor-01', lt: '60', b: 'U' }, BODY)).sendQueued).toBe(true);
+      await devices.flushQueue(a.metalId as TipsId);
+      expect((await devices.queued(m.alice.id, 'sensor-01')).find((o) => o.id === q2.queued.id)?.status).toBe('done');
+      // A device that never slept has nothing queued to send.
+      expect((await devices.register(a, { ep: 'sensor-01', lt: '60', b: 'U' }, BODY)).sendQueued).toBe(false);
+      expect(dev.calls).toEqual(['read 3/0/1', 'read 3/0/2', 'read 3/0/3']);
+
+      // The race behind it: a replica that saw UQ and queues after the switch to U committed does not
+      // leave the operation waiting for a flush that will not come — the store answers 'awake'.
+      const store = new KyselyDeviceMgmtStore(m.db);
+      const at = new Date(now).toISOString();
+      expect(await store.enqueue({ id: 'lwq_RACE', metalId: a.metalId as TipsId, ownerId: m.alice.id, kind: 'read', target: '/3/0/4', status: 'queued', createdAt: at, updatedAt: at }, MAX_QUEUED)).toBe('awake');
+      expect((await devices.queued(m.alice.id, 'sensor-01')).map((o) => o.id)).not.toContain('lwq_RACE');
+    });
+
+    it('D6 live: registrations (register, update, de-register, offline at lifetime expiry) and queued operations moving are told to the owner; the app puts them on the owner\'s event stream only', async () => {
+      const a = await metal('sensor-01');
+      const dev = new FakeDevice();
+      devices.useChannel(dev);
+      const seen: string[] = [];
+      devices.useChanges((ownerId, what) => seen.push(`${ownerId === m.alice.id ? 'alice' : ownerId} ${what}`));
+      const r = await devices.register(a, { ep: 'sensor-01', lt: '60', b: 'UQ' }, BODY);
+      await devices.read(m.alice.id, 'sensor-01', '/3/0/9');
+      await devices.update(a, r.id, {}, new Uint8Array(0));
+      await devices.flushQueue(a.metalId as TipsId);
+      // sent, then done
+      expect(seen).toEqual(['alice register', 'alice update', 'alice queue', 'alice queue']);
+      seen.length = 0;
+      now += 71_000;
+      expect(await devices.sweep()).toBe(1);
+      expect(await devices.sweep()).toBe(0);
+      await devices.deregister(a, r.id);
+      expect(seen).toEqual(['alice offline', 'alice deregister']);
+
+      // Through the app's own service: on alice's Server-Sent Events stream, not on bob's.
+      await m.app.listen({ port: 0, host: '127.0.0.1' });
+      const base = `http://127.0.0.1:${(m.app.server.address() as AddressInfo).port}`;
+      const bobSaw = changes(`${base}/api/v1/events?seconds=2`, m.auth(m.bob.token), async () => undefined);
+      const aliceSaw = await changes(`${base}/api/v1/events?seconds=2`, m.auth(m.alice.token), async () => {
+        await m.services.devices.register(a, { ep: 'sensor-01', lt: '60' }, BODY);
+      });
+      expect(aliceSaw).toEqual([expect.objectContaining({ kind: 'metal', resource: 'lwm2m' })]);
+      expect(await bobSaw).toEqual([]);
     });
 
     it('issue 13 queue mode across replicas: queued on one, listed and sent by another (each operation once, even when both flush at once), kept across a restart; a send cut off by a dead replica ends failed', async () => {

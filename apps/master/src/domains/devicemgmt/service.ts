@@ -50,6 +50,23 @@ export interface DeviceMgmtMetrics {
 
 export type { Lwm2mOut as Lwm2mView } from '@tips/core';
 
+/**
+ * What changed for an owner's console (the live event stream): a device registered, updated,
+ * de-registered or went offline, one of its queued operations moved (sent, done, failed), or its
+ * firmware job did (a State/Result report, a failed delivery or Update).
+ */
+export type Lwm2mChange = 'register' | 'update' | 'deregister' | 'offline' | 'queue' | 'firmware';
+
+/**
+ * A Register or Update as the registration interface answers it. `sendQueued`: the device is
+ * reachable now and may have operations queued while it slept — the caller runs flushQueue after
+ * its answer. True when it is in queue mode, and also when it just left it (an Update with b=U, a
+ * re-Register in U): Core 1.1 §6.5 holds requests only until the client is online again, and the
+ * Update is how it says so; a U client stays online from then on, so nothing may wait for a next UQ
+ * update that may never come.
+ */
+export type Contact = Registration & { sendQueued: boolean };
+
 /** Operations waiting for a queue-mode device per metal (more: 409 lwm2m_queue_full). */
 export const MAX_QUEUED = 8;
 /** Finished queued operations kept per metal for their status resource. */
@@ -94,6 +111,7 @@ export class DeviceMgmtService {
   private channel: DeviceChannel | undefined;
   private metrics: DeviceMgmtMetrics | undefined;
   private log: (obj: object, msg: string) => void = () => {};
+  private changed: (ownerId: OwnerId, what: Lwm2mChange) => void = () => {};
   /** Queue mode: the flush running per metal on this replica (a second update joins it). */
   private readonly flushing = new Map<TipsId, Promise<void>>();
   /** Jobs whose Update (/5/0/2) was sent: never executed twice. */
@@ -156,6 +174,10 @@ export class DeviceMgmtService {
   useLog(log: (obj: object, msg: string) => void): void {
     this.log = log;
   }
+  /** Registrations and queued operations change over CoAP, not through the owner API: told here (the console's live stream). */
+  useChanges(changed: (ownerId: OwnerId, what: Lwm2mChange) => void): void {
+    this.changed = changed;
+  }
 
   private newId(): string {
     return encodeBase32(this.random.bytes(10));
@@ -192,7 +214,7 @@ export class DeviceMgmtService {
   }
 
   /** Register (Core §6.2.1): `ep` must name the metal of the DTLS session (its TIPS ID or name). */
-  async register(p: DevicePrincipal, query: Record<string, string>, body: Uint8Array): Promise<Registration> {
+  async register(p: DevicePrincipal, query: Record<string, string>, body: Uint8Array): Promise<Contact> {
     const ep = query.ep;
     if (!ep || ep.length > MAX_ENDPOINT) return this.refuse('malformed', new DeviceMgmtError('lwm2m_malformed', 'ep: the endpoint name is required (the metal\'s TIPS ID or name)', 'ep'));
     const metal = await this.metals.get(p.ownerId, ep).catch(() => undefined);
@@ -221,10 +243,12 @@ export class DeviceMgmtService {
       expiresAt: this.expiry(now, lifetime),
       online: true,
     };
-    await this.store.putRegistration(r);
+    // A re-register replaces the registration, not the metal's queue: if it slept before, its queue waits.
+    const { replacedQueueMode } = await this.store.putRegistration(r);
     this.metrics?.registration('register');
     this.log({ event: 'lwm2m_registered', metal: r.metalId, registration: r.id, lifetime, queueMode, objects: objects.map((o) => o.objectId) }, 'LwM2M device registered');
-    return r;
+    this.changed(r.ownerId, 'register');
+    return { ...r, sendQueued: queueMode || replacedQueueMode };
   }
 
   /** The metal `ep` names if it is the metal of the session (Bootstrap-Request), else undefined. */
@@ -250,7 +274,7 @@ export class DeviceMgmtService {
   }
 
   /** Update (Core §6.2.2): any of lt, b, a new object list; refreshes the lifetime. */
-  async update(p: DevicePrincipal, id: string, query: Record<string, string>, body: Uint8Array): Promise<Registration> {
+  async update(p: DevicePrincipal, id: string, query: Record<string, string>, body: Uint8Array): Promise<Contact> {
     const r = await this.own(p, id);
     const lifetime = this.parseLifetime(query.lt, r.lifetime);
     const { binding, queueMode } = this.parseBinding(query.b, 'Q' in query, r);
@@ -259,7 +283,8 @@ export class DeviceMgmtService {
     const patch = { lifetime, binding, queueMode, objects, lastUpdate: now.toISOString(), expiresAt: this.expiry(now, lifetime) };
     if (!(await this.store.touch(id, patch))) return this.refuse('unknown_registration', new DeviceMgmtError('lwm2m_registration_not_found', 'no such registration for this metal', 'id'));
     this.metrics?.registration('update');
-    return { ...r, ...patch, online: true };
+    this.changed(r.ownerId, 'update');
+    return { ...r, ...patch, online: true, sendQueued: queueMode || r.queueMode };
   }
 
   async deregister(p: DevicePrincipal, id: string): Promise<void> {
@@ -267,16 +292,18 @@ export class DeviceMgmtService {
     await this.store.deleteRegistration(r.id);
     this.metrics?.registration('deregister');
     this.log({ event: 'lwm2m_deregistered', metal: r.metalId, registration: r.id }, 'LwM2M device de-registered');
+    this.changed(r.ownerId, 'deregister');
   }
 
   /** Marks offline the devices silent past lifetime + grace (the sweeper calls it). */
   async sweep(): Promise<number> {
-    const ids = await this.store.expire(this.clock.now().getTime());
-    if (ids.length > 0) {
-      this.metrics?.expired(ids.length);
-      this.log({ event: 'lwm2m_expired', count: ids.length }, 'LwM2M registrations past their lifetime marked offline');
+    const expired = await this.store.expire(this.clock.now().getTime());
+    if (expired.length > 0) {
+      this.metrics?.expired(expired.length);
+      this.log({ event: 'lwm2m_expired', count: expired.length }, 'LwM2M registrations past their lifetime marked offline');
+      for (const ownerId of new Set(expired.map((e) => e.ownerId))) this.changed(ownerId, 'offline');
     }
-    return ids.length;
+    return expired.length;
   }
 
   counts(): Promise<{ registered: number; online: number }> {
@@ -385,9 +412,11 @@ export class DeviceMgmtService {
     return (await this.store.registrationOf(metalId))?.queueMode === true;
   }
 
-  private async enqueue(ownerId: OwnerId, metalId: TipsId, kind: QueuedOperation['kind'], target: string): Promise<QueuedOperation> {
+  /** Queues an operation; undefined when the device left queue mode meanwhile (the caller sends it now). */
+  private async enqueue(ownerId: OwnerId, metalId: TipsId, kind: QueuedOperation['kind'], target: string): Promise<QueuedOperation | undefined> {
     const now = this.clock.now().toISOString();
     const op = await this.store.enqueue({ id: `lwq_${this.newId()}`, metalId, ownerId, kind, target, status: 'queued', createdAt: now, updatedAt: now }, MAX_QUEUED);
+    if (op === 'awake') return undefined;
     if (op === 'full') throw new DeviceMgmtError('lwm2m_queue_full', `the device is in queue mode and already has ${MAX_QUEUED} operations waiting for its next update`, 'metal');
     this.metrics?.queued?.(kind, 'queued');
     this.log({ event: 'lwm2m_queued', metal: metalId, op: op.id, kind, target }, 'LwM2M operation queued until the device wakes');
@@ -429,9 +458,11 @@ export class DeviceMgmtService {
     const now = this.clock.now();
     const stale = await this.store.failStaleSent(metalId, new Date(now.getTime() - SENT_STALE_MS).toISOString(), { code: 'lwm2m_delivery_interrupted', message: 'the replica that sent it stopped before the device answered' }, now.toISOString());
     if (stale > 0) this.log({ event: 'lwm2m_queue_interrupted', metal: metalId, count: stale }, 'LwM2M queued operations left sent by a stopped replica marked failed');
+    if (stale > 0) this.changed(r.ownerId, 'queue');
     for (;;) {
       const op = await this.store.claimQueued(metalId, this.clock.now().toISOString());
       if (!op) return;
+      this.changed(r.ownerId, 'queue');
       try {
         if (op.kind === 'read') {
           op.records = (await this.readNow(r.ownerId, metalId, parsePath(op.target))).map((x) => ({ path: formatPath(x.path), value: valueToJson(x.value) }));
@@ -445,6 +476,7 @@ export class DeviceMgmtService {
       }
       op.updatedAt = this.clock.now().toISOString();
       await this.store.finishQueued(op, KEEP_FINISHED);
+      this.changed(r.ownerId, 'queue');
       this.metrics?.queued?.(op.kind, op.status);
       this.log({ event: 'lwm2m_queue_sent', metal: metalId, op: op.id, kind: op.kind, status: op.status }, 'LwM2M queued operation sent');
     }
@@ -461,7 +493,10 @@ export class DeviceMgmtService {
     if (path.length < 1 || path.length > 3) throw new DeviceMgmtError('lwm2m_malformed', 'path: /obj, /obj/inst or /obj/inst/res', 'path');
     if (path[0] === 0) throw new DeviceMgmtError('lwm2m_malformed', 'the Security object (0) is not readable by a management server', 'path');
     const { metalId } = await this.registeredOnline(ownerId, metalRef);
-    if (await this.queueModeOf(metalId)) return { queued: await this.enqueue(ownerId, metalId, 'read', formatPath(path)) };
+    if (await this.queueModeOf(metalId)) {
+      const queued = await this.enqueue(ownerId, metalId, 'read', formatPath(path));
+      if (queued) return { queued };
+    }
     return this.readNow(ownerId, metalId, path);
   }
 
@@ -485,7 +520,8 @@ export class DeviceMgmtService {
     if (await this.queueModeOf(metalId)) {
       // Checked now (a bad request is refused at once), delivered when the device wakes.
       const glaze = await this.firmwareGlaze(ownerId, metalId, glazeRef);
-      return { queued: await this.enqueue(ownerId, metalId, 'firmware', glaze.id) };
+      const queued = await this.enqueue(ownerId, metalId, 'firmware', glaze.id);
+      if (queued) return { queued };
     }
     return this.firmwareNow(ownerId, metalId, glazeRef);
   }
@@ -538,6 +574,7 @@ export class DeviceMgmtService {
       this.armed.delete(job.id);
       const message = e instanceof Error ? e.message : String(e);
       await this.serially(metalId, () => this.store.updateJob(job.id, { status: 'failed', state: job.state, result: job.result, message, updatedAt: this.clock.now().toISOString() }));
+      this.changed(ownerId, 'firmware');
       this.metrics?.firmwareResult('delivery_failed');
       throw e;
     }
@@ -555,6 +592,7 @@ export class DeviceMgmtService {
     const status = nextJobStatus(job.status, job.state, state, result ?? 0);
     const message = status === 'failed' ? `device reported state ${FW_STATE_NAMES[state]}, result ${FW_RESULT_NAMES[result ?? 0]}` : job.message;
     await this.store.updateJob(job.id, { status, state, result, message, updatedAt: this.clock.now().toISOString() });
+    if (status !== job.status || state !== job.state || result !== job.result) this.changed(job.ownerId, 'firmware');
     if (status === 'succeeded' || status === 'failed') {
       this.metrics?.firmwareResult(status === 'succeeded' ? 'success' : FW_RESULT_NAMES[result ?? 0]);
       this.log({ event: 'lwm2m_firmware_finished', metal: metalId, job: job.id, status, result: FW_RESULT_NAMES[result ?? 0] }, 'LwM2M firmware update finished');
@@ -566,9 +604,10 @@ export class DeviceMgmtService {
       this.executed.add(job.id);
       // Not awaited: the device's own notifications (Updating, then the result) queue behind this report.
       this.channel.execute(metalId, [OBJ_FIRMWARE, 0, 2]).catch((e) =>
-        this.serially(metalId, () =>
-          this.store.updateJob(job.id, { status: 'failed', state, result, message: `Update (/5/0/2) failed: ${(e as Error).message}`, updatedAt: this.clock.now().toISOString() }),
-        ).catch((err) => this.log({ event: 'lwm2m_record_failed', err: String(err) }, 'recording a failed Update failed')),
+        this.serially(metalId, async () => {
+          await this.store.updateJob(job.id, { status: 'failed', state, result, message: `Update (/5/0/2) failed: ${(e as Error).message}`, updatedAt: this.clock.now().toISOString() });
+          this.changed(job.ownerId, 'firmware');
+        }).catch((err) => this.log({ event: 'lwm2m_record_failed', err: String(err) }, 'recording a failed Update failed')),
       );
     }
   }

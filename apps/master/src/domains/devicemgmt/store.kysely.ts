@@ -57,9 +57,9 @@ const FINISHED = ['done', 'failed'];
 export class KyselyDeviceMgmtStore implements DeviceMgmtStore {
   constructor(private readonly db: Db) {}
 
-  async putRegistration(r: Registration): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('lwm2m_registrations').where('metal_id', '=', r.metalId).execute();
+  async putRegistration(r: Registration): Promise<{ replacedQueueMode: boolean }> {
+    return this.db.transaction().execute(async (tx) => {
+      const replaced = await tx.deleteFrom('lwm2m_registrations').where('metal_id', '=', r.metalId).returning('queue_mode').executeTakeFirst();
       await tx
         .insertInto('lwm2m_registrations')
         .values({
@@ -78,6 +78,7 @@ export class KyselyDeviceMgmtStore implements DeviceMgmtStore {
           online: r.online ? 1 : 0,
         })
         .execute();
+      return { replacedQueueMode: Number(replaced?.queue_mode) === 1 };
     });
   }
 
@@ -110,13 +111,12 @@ export class KyselyDeviceMgmtStore implements DeviceMgmtStore {
     return Number(res.numDeletedRows) === 1;
   }
 
-  async expire(nowMs: number): Promise<string[]> {
-    const rows = await this.db.selectFrom('lwm2m_registrations').select('id').where('online', '=', 1).where('expires_at', '<', nowMs).execute();
+  async expire(nowMs: number): Promise<{ id: string; ownerId: OwnerId }[]> {
+    const rows = await this.db.selectFrom('lwm2m_registrations').select(['id', 'owner_id']).where('online', '=', 1).where('expires_at', '<', nowMs).execute();
     if (rows.length === 0) return [];
-    const ids = rows.map((r) => r.id);
     // The expiry is checked again in the write, so an Update that lands in between keeps the device online.
-    await this.db.updateTable('lwm2m_registrations').set({ online: 0 }).where('id', 'in', ids).where('expires_at', '<', nowMs).execute();
-    return ids;
+    await this.db.updateTable('lwm2m_registrations').set({ online: 0 }).where('id', 'in', rows.map((r) => r.id)).where('expires_at', '<', nowMs).execute();
+    return rows.map((r) => ({ id: r.id, ownerId: r.owner_id as OwnerId }));
   }
 
   async counts(): Promise<{ registered: number; online: number }> {
@@ -169,10 +169,13 @@ export class KyselyDeviceMgmtStore implements DeviceMgmtStore {
     return r && { path: r.path, value: JSON.parse(r.value), observedAt: r.observed_at };
   }
 
-  async enqueue(op: QueuedOperation, max: number): Promise<QueuedOperation | 'full'> {
+  async enqueue(op: QueuedOperation, max: number): Promise<QueuedOperation | 'full' | 'awake'> {
     return this.db.transaction().execute(async (tx) => {
-      // The registration row is the metal's queue lock: two replicas queueing at once count in turn.
-      await forUpdate(tx, tx.selectFrom('lwm2m_registrations').select('id').where('metal_id', '=', op.metalId)).execute();
+      // The registration row is the metal's queue lock: two replicas queueing at once count in turn, and
+      // an Update that switches the device to U (it writes this row) is either before (awake) or after
+      // (it flushes what is queued here).
+      const reg = await forUpdate(tx, tx.selectFrom('lwm2m_registrations').select('queue_mode').where('metal_id', '=', op.metalId)).executeTakeFirst();
+      if (!reg || Number(reg.queue_mode) !== 1) return 'awake';
       const open = await tx.selectFrom('lwm2m_queue').select((eb) => eb.fn.countAll<number>().as('n')).where('metal_id', '=', op.metalId).where('status', 'in', OPEN).executeTakeFirstOrThrow();
       if (Number(open.n) >= max) return 'full';
       const last = await tx.selectFrom('lwm2m_queue').select('created_at').where('metal_id', '=', op.metalId).orderBy('created_at', 'desc').limit(1).executeTakeFirst();

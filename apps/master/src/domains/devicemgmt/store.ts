@@ -4,8 +4,11 @@ import type { FirmwareJob, ObservedValue, QueuedOperation, Registration } from '
 
 /** Storage port of the devicemgmt domain (tables lwm2m_*). */
 export interface DeviceMgmtStore {
-  /** Inserts or replaces the metal's one registration (a new Register supersedes the old). */
-  putRegistration(r: Registration): Promise<void>;
+  /**
+   * Inserts or replaces the metal's one registration (a new Register supersedes the old); says
+   * whether the replaced one was in queue mode (its operations may wait: the Register wakes them).
+   */
+  putRegistration(r: Registration): Promise<{ replacedQueueMode: boolean }>;
   registrationById(id: string): Promise<Registration | undefined>;
   registrationOf(metalId: TipsId): Promise<Registration | undefined>;
   /**
@@ -16,8 +19,8 @@ export interface DeviceMgmtStore {
   /** Update: refreshes lifetime, binding, objects, last update; false when the ID is gone. */
   touch(id: string, patch: Pick<Registration, 'lifetime' | 'binding' | 'queueMode' | 'objects' | 'lastUpdate' | 'expiresAt'>): Promise<boolean>;
   deleteRegistration(id: string): Promise<boolean>;
-  /** Marks offline every online registration whose expiry is before `nowMs`; returns their IDs. */
-  expire(nowMs: number): Promise<string[]>;
+  /** Marks offline every online registration whose expiry is before `nowMs`; returns them (ID and owner). */
+  expire(nowMs: number): Promise<{ id: string; ownerId: OwnerId }[]>;
   counts(): Promise<{ registered: number; online: number }>;
   putJob(j: FirmwareJob): Promise<void>;
   updateJob(id: string, patch: Pick<FirmwareJob, 'status' | 'state' | 'result' | 'message' | 'updatedAt'>): Promise<void>;
@@ -28,9 +31,11 @@ export interface DeviceMgmtStore {
   // --- queue mode (0017_lwm2m) ---
   /**
    * Queues `op` unless the metal already has `max` open (queued or sent) operations: 'full' then,
-   * nothing written. Its createdAt is moved past the metal's newest so the delivery order is strict.
+   * nothing written; or its registration is gone or no longer in queue mode (an Update switched it to
+   * U after the caller looked): 'awake' then, nothing written — the caller sends it at once, since no
+   * later flush would. Its createdAt is moved past the metal's newest so the delivery order is strict.
    */
-  enqueue(op: QueuedOperation, max: number): Promise<QueuedOperation | 'full'>;
+  enqueue(op: QueuedOperation, max: number): Promise<QueuedOperation | 'full' | 'awake'>;
   /**
    * Claims the metal's oldest queued operation for this replica (queued → sent in one transaction):
    * two replicas flushing at once never claim the same one. Undefined when none is left.
