@@ -19,6 +19,16 @@ export interface NativeStats {
   offloadsRefused: number;
   offloadsActive: number;
   offloadBytes: number;
+  /** Datagrams from a peer with an offload that went to JS, by why: not one epoch-1 application_data record new to the window, */
+  passedNotRecord: number;
+  /** … not authentic (CCM tag), */
+  passedNotAuthentic: number;
+  /** … not a CoAP CON GET with a Block2 option and no payload, */
+  passedNotBlockGet: number;
+  /** … other options than the offloaded request's, */
+  passedOtherOptions: number;
+  /** … a block outside the representation, or its last block. */
+  passedBlockOutOfRange: number;
 }
 
 export type NativeHandle = { readonly __brand: 'tips_dtls_socket' };
