@@ -26,7 +26,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <node_api.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -157,7 +159,7 @@ static int same_addr(const struct sockaddr_storage *a, socklen_t alen, const str
   }
   if (a->ss_family == AF_INET6) {
     const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
+    return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
   }
   (void)alen;
   (void)blen;
@@ -347,13 +349,13 @@ static int fast_path(sock_t *s, const uint8_t *d, size_t n, const struct sockadd
   if (13 + flen != n) return 0;
   slot_t *o = find_slot(s, from, fromlen);
   if (!o) return 0;
-  s->n.not_record++; /* counted as a refusal until it passes this stage (undone below) */
   double now = now_ms();
   if (!(now < o->deadline)) {
     release_slot(s, o);
     s->n.expired++;
     return 0;
   }
+  s->n.not_record++; /* counted as a refusal until it passes this stage (undone below) */
   uint16_t epoch = (uint16_t)(d[3] << 8 | d[4]);
   if (epoch != o->epoch) return 0;
   double seq = (double)((uint64_t)d[5] << 40 | (uint64_t)d[6] << 32 | (uint64_t)d[7] << 24 | (uint64_t)d[8] << 16 | (uint64_t)d[9] << 8 | d[10]);
@@ -470,6 +472,11 @@ static void addr_string(const struct sockaddr_storage *a, char *out, size_t room
     const struct sockaddr_in6 *x = (const void *)a;
     inet_ntop(AF_INET6, &x->sin6_addr, out, (socklen_t)room);
     *port = ntohs(x->sin6_port);
+    if (x->sin6_scope_id != 0) {
+      /* a link-local peer: "%<interface index>", which parse_addr reads back */
+      size_t l = strlen(out);
+      snprintf(out + l, room - l, "%%%u", (unsigned)x->sin6_scope_id);
+    }
   }
 }
 
@@ -534,16 +541,25 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   } while (0)
 
 static int parse_addr(napi_env env, napi_value host, napi_value portv, int family, struct sockaddr_storage *a, socklen_t *alen) {
-  char buf[INET6_ADDRSTRLEN + 1];
+  char buf[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
   size_t l;
-  uint32_t port;
+  uint32_t port, scope = 0;
   if (napi_get_value_string_latin1(env, host, buf, sizeof buf, &l) != napi_ok || l >= sizeof buf - 1) return 0;
+  char *pct = strchr(buf, '%');
+  if (pct) {
+    *pct = 0;
+    char *end;
+    unsigned long v = strtoul(pct + 1, &end, 10);
+    scope = (*end == 0 && pct[1] != 0) ? (uint32_t)v : if_nametoindex(pct + 1);
+    if (scope == 0 || family != AF_INET6) return 0;
+  }
   if (napi_get_value_uint32(env, portv, &port) != napi_ok || port > 65535) return 0;
   memset(a, 0, sizeof *a);
   if (family == AF_INET6) {
     struct sockaddr_in6 *x = (void *)a;
     x->sin6_family = AF_INET6;
     x->sin6_port = htons((uint16_t)port);
+    x->sin6_scope_id = scope;
     if (inet_pton(AF_INET6, buf, &x->sin6_addr) != 1) {
       /* an IPv4 peer on a dual-stack socket: ::ffff:a.b.c.d */
       struct in_addr v4;
