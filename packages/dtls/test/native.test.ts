@@ -129,7 +129,7 @@ describe('Z5/S13 native Block2 fast path (packages/dtls/native) against the JS p
   let js: Side;
   beforeAll(async () => {
     // Built by `npm install` (node-gyp); a missing addon is a failure here, not a skip.
-    expect(native.why, 'the native addon must be built for this test').toBeUndefined();
+    expect(native.why, 'build it: npm run install --workspace @tips/dtls (node-gyp; npm test does it when missing)').toBeUndefined();
     fast = await side(true);
     js = await side(false);
   });
