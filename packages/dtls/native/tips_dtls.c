@@ -235,8 +235,8 @@ static int ccm_seal(EVP_CIPHER_CTX *c, const uint8_t key[16], const uint8_t nonc
 
 /* Option header + extensions for (delta, length) as message.ts writes them; returns bytes written or 0. */
 static size_t put_opt_head(uint8_t *p, size_t room, uint32_t delta, uint32_t len) {
-  uint8_t dn = delta < 13 ? delta : delta < 269 ? 13 : 14;
-  uint8_t ln = len < 13 ? len : len < 269 ? 13 : 14;
+  uint8_t dn = (uint8_t)(delta < 13 ? delta : delta < 269 ? 13 : 14);
+  uint8_t ln = (uint8_t)(len < 13 ? len : len < 269 ? 13 : 14);
   size_t need = 1 + (dn == 13 ? 1 : dn == 14 ? 2 : 0) + (ln == 13 ? 1 : ln == 14 ? 2 : 0);
   if (need > room) return 0;
   size_t k = 0;
