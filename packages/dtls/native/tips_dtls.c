@@ -27,6 +27,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <net/if.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <node_api.h>
@@ -49,6 +50,7 @@
 #define MAX_SEQUENCE 281474976710655.0 /* 2^48 - 1 */
 #define OPT_BLOCK2 23
 #define OPT_SIZE2 28
+#define MAX_OFFLOAD_MS 60000.0 /* a hard bound on any offload (the master asks for ≤ 1 s) */
 
 typedef struct {
   int used;
@@ -72,7 +74,7 @@ typedef struct {
   napi_ref payload_ref;
   const uint8_t *payload;
   size_t payload_len;
-  double deadline;
+  double deadline; /* CLOCK_MONOTONIC ms */
 } slot_t;
 
 typedef struct {
@@ -105,11 +107,14 @@ typedef struct {
 
 /* ---- small helpers ------------------------------------------------------------------------------ */
 
-static double now_ms(void) {
+static double clock_ms(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  clock_gettime(id, &ts);
   return (double)ts.tv_sec * 1000.0 + (double)(ts.tv_nsec / 1000000);
 }
+/* Wall clock (Date.now's) for the shared last activity; the monotonic clock for deadlines, so a clock step cannot stretch one. */
+static double now_ms(void) { return clock_ms(CLOCK_REALTIME); }
+static double mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
 static double get_f64(const uint8_t *p) {
   double d;
@@ -349,12 +354,12 @@ static int fast_path(sock_t *s, const uint8_t *d, size_t n, const struct sockadd
   if (13 + flen != n) return 0;
   slot_t *o = find_slot(s, from, fromlen);
   if (!o) return 0;
-  double now = now_ms();
-  if (!(now < o->deadline)) {
+  if (!(mono_ms() < o->deadline)) {
     release_slot(s, o);
     s->n.expired++;
     return 0;
   }
+  double now = now_ms();
   s->n.not_record++; /* counted as a refusal until it passes this stage (undone below) */
   uint16_t epoch = (uint16_t)(d[3] << 8 | d[4]);
   if (epoch != o->epoch) return 0;
@@ -765,10 +770,12 @@ static napi_value js_offload(napi_env env, napi_callback_info info) {
       bytes_arg(env, argv[9], &ro, &rol) && rol <= MAX_OPTS && bytes_arg(env, argv[10], &rp, &rpl) && rpl <= MAX_OPTS &&
       napi_get_value_uint32(env, argv[11], &last) == napi_ok && last < OPT_BLOCK2 && napi_get_value_uint32(env, argv[12], &code) == napi_ok && code <= 255 &&
       napi_get_value_uint32(env, argv[13], &szx) == napi_ok && szx <= 6 && bytes_arg(env, argv[14], &pl, &pll) && pll > 0 && pll < 0xffffffffu &&
-      napi_get_value_double(env, argv[15], &deadline) == napi_ok) {
+      napi_get_value_double(env, argv[15], &deadline) == napi_ok && !isnan(deadline)) {
     slot_t *o = find_slot(s, &a, alen);
     if (o) release_slot(s, o); /* one offload per peer: the newest replaces it */
-    double now = now_ms();
+    double now = mono_ms();
+    deadline = now + (deadline - now_ms()); /* the wall-clock deadline JS gave, on the monotonic clock */
+    if (!(deadline <= now + MAX_OFFLOAD_MS)) deadline = now + MAX_OFFLOAD_MS; /* never longer, whatever JS asks */
     for (int i = 0; i < s->max_slots; i++) {
       if (s->slots[i].used && !(now < s->slots[i].deadline)) {
         release_slot(s, &s->slots[i]);
