@@ -8,6 +8,9 @@
  *   npm run build && node --import tsx bench/coap-blockwise.ts     # TIPS_BENCH_ROUNDS (default 7)
  *   TIPS_BENCH_PROFILE=/tmp/prof …                                 # also a CPU profile of the master there
  *
+ * The master and the stack use @tips/dtls's native socket (packages/dtls/native: continuation blocks answered in
+ * C) when it is built; the stack is also run on node:dgram (TIPS_DTLS_NATIVE=0, every block in JS) beside it.
+ *
  * Reports the median wall-clock time of a whole `coap-client-openssl` run (process start, DTLS handshake,
  * 1024 request/response round trips, digest checked after each run) and the server CPU time per download
  * (user + system from /proc, so the figure holds on a loaded machine).
@@ -108,12 +111,14 @@ await new Promise((r) => setTimeout(r, 500));
 coapClient(`-m put -b 1024 -f ${join(work, 'payload.bin')} -u ${psk.identity} coaps://127.0.0.1:${lcPort + 1}/blob`, key);
 
 // The DTLS + CoAP stack alone (no database, blob store or per-request authentication): where the time goes.
-async function stackServer(root: string) {
-  const stack = start(process.execPath, ['--import', 'tsx', join(root, 'bench/coap-stack-server.ts'), '0', join(work, 'payload.bin'), psk.identity, psk.key], {}, root);
+async function stackServer(root: string, env: NodeJS.ProcessEnv = {}) {
+  const stack = start(process.execPath, ['--import', 'tsx', join(root, 'bench/coap-stack-server.ts'), '0', join(work, 'payload.bin'), psk.identity, psk.key], env, root);
   await until('the stack server', () => /listening \d+/.test(stack.out()));
   return { proc: stack.proc, port: Number(/listening (\d+)/.exec(stack.out())?.[1]) };
 }
 const stack = await stackServer(ROOT);
+// The same stack on node:dgram with every block answered in JS (TIPS_DTLS_NATIVE=0): the native fast path's share.
+const stackJs = await stackServer(ROOT, { TIPS_DTLS_NATIVE: '0' });
 // With TIPS_BENCH_BASE, the base's stack too (its own packages, resolved from its checkout), alternated with ours.
 const stackBase = process.env.TIPS_BENCH_BASE ? await stackServer(process.env.TIPS_BENCH_BASE) : undefined;
 
@@ -123,6 +128,7 @@ const sides: Record<string, Side> = {
   tips: { url: master.url, pid: master.proc.pid as number, identity: master.identity, key, ms: [] as number[], cpu: [] as number[] },
   libcoap: { url: `coaps://127.0.0.1:${lcPort + 1}/blob`, pid: libcoap.proc.pid as number, identity: psk.identity, key, ms: [] as number[], cpu: [] as number[] },
   stack: { url: `coaps://127.0.0.1:${stack.port}/blob`, pid: stack.proc.pid as number, identity: psk.identity, key, ms: [] as number[], cpu: [] as number[] },
+  stackJs: { url: `coaps://127.0.0.1:${stackJs.port}/blob`, pid: stackJs.proc.pid as number, identity: psk.identity, key, ms: [] as number[], cpu: [] as number[] },
   ...(stackBase ? { stackBase: { url: `coaps://127.0.0.1:${stackBase.port}/blob`, pid: stackBase.proc.pid as number, identity: psk.identity, key, ms: [], cpu: [] } } : {}),
 };
 const out = join(work, 'out.bin');
@@ -162,6 +168,8 @@ if (sides.base) {
 }
 const s = median(sides.stack!.ms);
 console.log(`  @tips/dtls + @tips/coap alone (memory, no auth): ${s.toFixed(0)} ms, server CPU ${(median(sides.stack!.cpu) * 1000).toFixed(0)} ms (${((median(sides.stack!.cpu) / BLOCKS) * 1e6).toFixed(0)} µs a block), ratio ${(l / s).toFixed(2)}`);
+const sj = median(sides.stackJs!.ms);
+console.log(`  the same stack on node:dgram, every block in JS (TIPS_DTLS_NATIVE=0): ${sj.toFixed(0)} ms, server CPU ${(median(sides.stackJs!.cpu) * 1000).toFixed(0)} ms, ratio ${(l / sj).toFixed(2)}`);
 if (sides.stackBase) {
   const sb = median(sides.stackBase.ms);
   const sbc = median(sides.stackBase.cpu);

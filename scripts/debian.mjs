@@ -15,6 +15,11 @@ export const DEBIAN_PACKAGES = [
   // The external broker Phase 3 push is also tested against (e2e/phase3-mqtt.test.ts).
   { check: '/usr/sbin/mosquitto', pkg: 'mosquitto' },
   { check: 'coap-client', pkg: 'libcoap3-bin' },
+  // node-gyp builds @tips/dtls's native socket (packages/dtls/native) at `npm install`: a C compiler, make, Python.
+  { check: 'gcc', pkg: 'gcc' },
+  { check: '/usr/include/stdio.h', pkg: 'libc6-dev' },
+  { check: 'make', pkg: 'make' },
+  { check: 'python3', pkg: 'python3' },
   // The second independent DTLS stack our DTLS server is tested against (packages/dtls/test/interop.test.ts).
   { check: 'gnutls-cli', pkg: 'gnutls-bin' },
   { check: 'tftp', pkg: 'tftp-hpa' },

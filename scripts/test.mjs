@@ -17,6 +17,8 @@ function run(cmd, args, opts = {}) {
 }
 
 ensureDebianPackages();
+// @tips/dtls's native socket is built by `npm install`; if the C toolchain only arrived just now, build it here.
+if (!existsSync('packages/dtls/native/build/Release/tips_dtls.node')) run('npm', ['run', 'install', '--workspace', '@tips/dtls']);
 
 let pg;
 if (!process.env.TIPS_TEST_PG_URL) {

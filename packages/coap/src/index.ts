@@ -38,5 +38,5 @@ export {
   type CoapServerOptions,
   type OutgoingRequest,
 } from './server.ts';
-export { type DatagramPeer, type DatagramTransport, type PeerIdentity, udpPeer, udpTransport } from './transport.ts';
+export { type Block2Offload, type DatagramPeer, type DatagramTransport, type PeerIdentity, udpPeer, udpTransport } from './transport.ts';
 export { type MemoryPeer, type MemoryTransport, memoryTransport } from './memory.ts';

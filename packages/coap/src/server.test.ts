@@ -6,6 +6,7 @@ import { OPTION, TYPE_ACK, TYPE_CON, TYPE_NON, TYPE_RST } from './constants.ts';
 import { type CoapMessage, type CoapOption, codeOf, codeString, decodeMessage, encodeMessage, encodeUint, optionUint } from './message.ts';
 import { type MemoryPeer, memoryTransport } from './memory.ts';
 import { CoapServer, type CoapServerOptions } from './server.ts';
+import type { Block2Offload, DatagramTransport } from './transport.ts';
 
 const logger = pino({ level: 'silent' });
 const te = new TextEncoder();
@@ -191,6 +192,55 @@ describe('S13 CoAP endpoint: Block2 and ETag (RFC 7959 §2.4)', () => {
     expect(v.payload.length).toBe(0);
     const f = await c.call('0.01', 'x', { options: [{ number: OPTION.ETAG, value: Uint8Array.of(8) }] });
     expect(codeString(f.code)).toBe('2.05');
+  });
+});
+
+describe('Z5/S13 CoAP endpoint: Block2 offload to the transport (DatagramTransport.offloadBlock2)', () => {
+  it('hands over only a CON GET block of an in-memory 2.05 with more to come, with the request options, the response prefix and the deadline', async () => {
+    const { transport, server, client } = setup();
+    const offloads: Block2Offload[] = [];
+    (transport as DatagramTransport).offloadBlock2 = (_peer, o) => {
+      offloads.push(o);
+      return true;
+    };
+    let until: number | undefined = Date.now() + 60_000;
+    let whole = true;
+    const etag = Uint8Array.of(9, 8, 7);
+    server.route('GET', '/big', async () => ({
+      code: '2.05',
+      etag,
+      contentFormat: 42,
+      payload: { size: big.length, read: (o, l) => big.subarray(o, o + l), whole: () => (whole ? big : undefined) },
+      offloadUntil: () => until,
+    }));
+    server.route('GET', '/small', async () => ({ code: '2.05', payload: te.encode('x'), offloadUntil: () => until }));
+    const c = client();
+    const b2 = (num: number) => ({ number: OPTION.BLOCK2, value: encodeBlock({ num, more: false, szx: 6 }) });
+    const accept = { number: OPTION.ACCEPT, value: encodeUint(42) };
+    const r = await c.call('0.01', 'big', { options: [b2(1), accept] });
+    expect(offloads).toHaveLength(1);
+    const o = offloads[0] as Block2Offload;
+    // The request's options without Block2, and the response's below Block2, each encoded as in a message.
+    expect(decodeMessage(Uint8Array.from([0x40, 1, 0, 0, ...o.requestOptions])).options).toEqual([{ number: OPTION.URI_PATH, value: te.encode('big') }, accept]);
+    expect(decodeMessage(Uint8Array.from([0x40, 0x45, 0, 0, ...o.responsePrefix])).options).toEqual(r.options.filter((x) => x.number < OPTION.BLOCK2));
+    expect([o.responseLast, o.code, o.maxSzx, o.payload, o.deadline]).toEqual([OPTION.CONTENT_FORMAT, codeOf('2.05'), 6, big, until]);
+    // Not handed over: the last block, a NON, an Observe or an ETag in the request, no Block2, a payload not in
+    // memory, a handler that says no (undefined: a revocation came), a representation sent whole.
+    await c.call('0.01', 'big', { options: [b2(4)] });
+    await c.call('0.01', 'big', { type: TYPE_NON, options: [b2(1)] });
+    await c.call('0.01', 'big', { options: [b2(1), { number: OPTION.OBSERVE, value: encodeUint(0) }] });
+    await c.call('0.01', 'big', { options: [b2(1), { number: OPTION.ETAG, value: Uint8Array.of(1) }] });
+    await c.call('0.01', 'big');
+    whole = false;
+    await c.call('0.01', 'big', { options: [b2(2)] });
+    whole = true;
+    until = undefined;
+    await c.call('0.01', 'big', { options: [b2(2)] });
+    until = Date.now() + 60_000;
+    await c.call('0.01', 'small', { options: [b2(0)] });
+    expect(offloads).toHaveLength(1);
+    await c.call('0.01', 'big', { options: [b2(3)] });
+    expect(offloads).toHaveLength(2);
   });
 });
 

@@ -60,6 +60,8 @@ export interface CoapPayloadReader {
   size: number;
   /** A Uint8Array when the bytes are at hand (no await per block), a promise when they must be fetched. */
   read(offset: number, length: number): Uint8Array | Promise<Uint8Array>;
+  /** The whole representation when it is in memory now (after a read), else undefined: lets the transport serve the next blocks. */
+  whole?(): Uint8Array | undefined;
 }
 
 export interface CoapResponse {
@@ -70,6 +72,13 @@ export interface CoapResponse {
   locationPath?: string[];
   /** Bytes, or a reader: Block2 then reads only the block asked for. */
   payload?: Uint8Array | CoapPayloadReader;
+  /**
+   * Until when (ms since the Unix epoch) the transport may answer the following Block2 requests of the
+   * same GET itself (DatagramTransport.offloadBlock2) — the handler's answer must stay the same until then,
+   * and `cancelOffloads()` ends it early. Asked right before the offload is handed over (after the block
+   * was sent); undefined or absent: every block goes through the handler.
+   */
+  offloadUntil?: () => number | undefined;
 }
 
 export type CoapHandler = (req: CoapRequest) => Promise<CoapResponse>;
@@ -198,7 +207,10 @@ const OBSERVE_WRAP = 1 << 24;
 const OBSERVE_HALF = 1 << 23;
 const EMPTY = new Uint8Array(0);
 
-type Rendered = { code: string; options: CoapOption[]; payload: Uint8Array };
+type Rendered = { code: string; options: CoapOption[]; payload: Uint8Array; offload?: { whole: () => Uint8Array | undefined; size: number; until: () => number | undefined } };
+
+/** Request options a Block2 continuation may carry and still be served by the transport (Uri-Host, Uri-Port, Uri-Path, Uri-Query, Accept, Block2, Size2). */
+const OFFLOADABLE_REQUEST_OPTIONS = new Set<number>([OPTION.URI_HOST, OPTION.URI_PORT, OPTION.URI_PATH, OPTION.URI_QUERY, OPTION.ACCEPT, OPTION.BLOCK2, OPTION.SIZE2]);
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
 const isSuccess = (code: string): boolean => code.startsWith('2.');
@@ -420,7 +432,7 @@ export class CoapServer {
     const entry: { at: number; reply?: Uint8Array } = { at: this.now() };
     st.dedup.set(msg.messageId, entry);
     if (st.dedup.size > MAX_DEDUP_PER_PEER) st.dedup.delete(st.dedup.keys().next().value as number);
-    let reply: { code: string; options: CoapOption[]; payload: Uint8Array };
+    let reply: Rendered;
     let method = METHODS[msg.code as keyof typeof METHODS] ?? `code ${codeString(msg.code)}`;
     try {
       reply = await this.handle(st, msg);
@@ -446,6 +458,43 @@ export class CoapServer {
     const bytes = encodeMessage(out);
     entry.reply = bytes;
     this.send(peer, bytes);
+    if (reply.offload && msg.type === TYPE_CON) this.offload(peer, msg, reply.offload, reply);
+  }
+
+  /** Ends every Block2 offload of the transport: the next block of each transfer goes through its handler. */
+  cancelOffloads(): void {
+    this.transport.cancelOffloads?.();
+  }
+
+  /**
+   * Hands the rest of a Block2 transfer to the transport (DatagramTransport.offloadBlock2): the answer just
+   * sent was a block of a GET with more to come, the whole representation is in memory and the handler
+   * said until when it holds. The transport then answers the same GET (Block2 aside) byte for byte as
+   * this class would — server.test.ts and packages/dtls/src/native.test.ts drive both and compare.
+   */
+  private offload(peer: DatagramPeer, msg: CoapMessage, spec: NonNullable<Rendered['offload']>, reply: Rendered): void {
+    if (!this.transport.offloadBlock2 || msg.code !== METHOD_CODES.GET || msg.payload.length > 0) return;
+    const until = spec.until();
+    const whole = spec.whole();
+    if (until === undefined || !(until > this.now()) || whole?.length !== spec.size) return;
+    let blocks = 0;
+    for (const o of msg.options) {
+      if (!OFFLOADABLE_REQUEST_OPTIONS.has(o.number)) return;
+      if (o.number === OPTION.BLOCK2) blocks++;
+    }
+    if (blocks !== 1) return;
+    const prefix = reply.options.filter((o) => o.number < OPTION.BLOCK2);
+    if (prefix.length + 2 !== reply.options.length) return; // only Block2 and Size2 above it
+    const encodeOptions = (options: CoapOption[]) => encodeMessage({ type: TYPE_CON, code: codeOf(reply.code), messageId: 0, token: EMPTY, options, payload: EMPTY }).subarray(4);
+    this.transport.offloadBlock2(peer, {
+      requestOptions: encodeOptions(msg.options.filter((o) => o.number !== OPTION.BLOCK2)),
+      responsePrefix: encodeOptions(prefix),
+      responseLast: prefix.length > 0 ? (prefix[prefix.length - 1] as CoapOption).number : 0,
+      code: codeOf(reply.code),
+      maxSzx: this.maxSzx,
+      payload: whole,
+      deadline: until,
+    });
   }
 
   private async handle(st: PeerState, msg: CoapMessage): Promise<{ code: string; options: CoapOption[]; payload: Uint8Array }> {
@@ -654,7 +703,12 @@ export class CoapServer {
       options.push({ number: OPTION.BLOCK2, value: encodeBlock({ num: offset / bsize, more, szx }) });
       options.push({ number: OPTION.SIZE2, value: encodeUint(size) });
       if (!more && offset > 0) this.metrics.blockTransfer?.('block2');
-      return { code: res.code, options, payload: chunk };
+      const rendered: Rendered = { code: res.code, options, payload: chunk };
+      // The following blocks may be served by the transport when the whole representation is in memory.
+      if (more && block2 && res.offloadUntil && observeSeq === undefined && res.code === '2.05') {
+        rendered.offload = { whole: () => (body instanceof Uint8Array ? body : body.whole?.()), size, until: res.offloadUntil };
+      }
+      return rendered;
     };
     const chunk = read(offset, Math.min(bsize, size - offset));
     return chunk instanceof Uint8Array ? finish(chunk) : chunk.then(finish);

@@ -20,6 +20,30 @@ export interface DatagramPeer {
   readonly identity: PeerIdentity;
 }
 
+/**
+ * The rest of a Block2 transfer handed to the transport (issue 12, block-wise speed): until `deadline`,
+ * a CON GET from the peer whose options equal `requestOptions` once its Block2 option is taken out, asking
+ * for a block of `payload` that is not the last one, is answered by the transport itself with exactly the
+ * ACK the CoapServer would send (same MID and token; `responsePrefix`, then Block2, then Size2, then the
+ * block). Anything else still reaches onDatagram.
+ */
+export interface Block2Offload {
+  /** The request's options except Block2, encoded as in a message (deltas from 0, in order). */
+  requestOptions: Uint8Array;
+  /** The response's options numbered below Block2 (23), encoded likewise … */
+  responsePrefix: Uint8Array;
+  /** … and the number of the last of them (0: none). */
+  responseLast: number;
+  /** The response code (2.05 = 69). */
+  code: number;
+  /** The endpoint's largest block size exponent (a client's smaller one is honoured, as in render). */
+  maxSzx: number;
+  /** The whole representation (kept, not copied, by the transport until the offload ends). */
+  payload: Uint8Array;
+  /** ms since the Unix epoch: from then on every request goes to onDatagram again. */
+  deadline: number;
+}
+
 export interface DatagramTransport {
   onDatagram(handler: (peer: DatagramPeer, data: Uint8Array) => void): void;
   /** Session closed or expired. */
@@ -27,6 +51,10 @@ export interface DatagramTransport {
   send(peer: DatagramPeer, data: Uint8Array): Promise<void>;
   address(): { address: string; port: number };
   close(): Promise<void>;
+  /** Optional: serve the next blocks of a Block2 transfer without onDatagram (false: not taken). One per peer; a new one replaces it. */
+  offloadBlock2?(peer: DatagramPeer, offload: Block2Offload): boolean;
+  /** Optional: ends every offload at once (a revocation signal: the next block goes through the handler again). */
+  cancelOffloads?(): void;
 }
 
 /**

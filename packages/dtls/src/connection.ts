@@ -55,7 +55,7 @@ import {
   encodeRecord,
   writeRecordHeader,
 } from './record.ts';
-import { ReplayWindow } from './replay.ts';
+import { RecordState, ReplayWindow } from './replay.ts';
 import type { PeerIdentity } from './transport-types.ts';
 import { Writer, concat, equalBytes } from './wire.ts';
 
@@ -127,17 +127,25 @@ function ext(exts: { type: number; data: Uint8Array }[], type: number): Uint8Arr
 export class Connection {
   state: State;
   identity: PeerIdentity = { kind: 'none' };
-  lastActivity = Date.now();
+  /** Epoch 1's write sequence, read window and last activity, shared with the native fast path (replay.ts). */
+  readonly recordState = new RecordState();
+
+  get lastActivity(): number {
+    return this.recordState.f64[3] as number;
+  }
+  set lastActivity(ms: number) {
+    this.recordState.f64[3] = ms;
+  }
 
   // record layer
   private writeEpoch = 0;
   private readEpoch = 0;
-  private writeSeq = [0, 0];
+  private writeSeq0 = 0; // epoch 0's; epoch 1's is recordState.f64[0]
   private writeKeys: RecordKeys | undefined;
   private readKeys: RecordKeys | undefined;
   private pendingWriteKeys: RecordKeys | undefined;
   private pendingReadKeys: RecordKeys | undefined;
-  private replay = new ReplayWindow();
+  private replay = new ReplayWindow(this.recordState);
 
   // handshake
   private sendMessageSeq = 0;
@@ -199,7 +207,7 @@ export class Connection {
     // The stateless HelloVerifyRequest went out with the first ClientHello's record sequence number
     // (RFC 6347 §4.2.1); continuing from this ClientHello's keeps our epoch-0 numbers from repeating it,
     // which a peer's replay window would drop (GnuTLS does: it then never sees our ServerHello).
-    this.writeSeq[0] = recordSequence;
+    this.writeSeq0 = recordSequence;
     this.enqueue(async () => this.serverHello(hello, raw));
     await this.work;
   }
@@ -264,6 +272,15 @@ export class Connection {
     }
   }
 
+  /**
+   * What the native fast path needs to answer on this session (epoch-1 keys and salts, the shared record
+   * state), or undefined unless the session is established with nothing queued. Secret: never logged.
+   */
+  offloadKeys(): { state: Uint8Array; epoch: number; readKeys: RecordKeys; writeKeys: RecordKeys } | undefined {
+    if (this.state !== 'established' || this.queuedWork !== 0 || this.readEpoch !== 1 || this.writeEpoch !== 1 || !this.readKeys || !this.writeKeys) return undefined;
+    return { state: this.recordState.bytes, epoch: 1, readKeys: this.readKeys, writeKeys: this.writeKeys };
+  }
+
   async sendData(data: Uint8Array): Promise<void> {
     this.sendDataNow(data);
   }
@@ -296,9 +313,11 @@ export class Connection {
   }
 
   private encodeRecord(type: number, payload: Uint8Array, epoch = this.writeEpoch, version = DTLS_1_2): Uint8Array {
-    const sequence = this.writeSeq[epoch] as number;
+    const seqs = this.recordState.f64;
+    const sequence = epoch === 0 ? this.writeSeq0 : (seqs[0] as number);
     if (sequence >= MAX_SEQUENCE) throw new DtlsError('internal_error', 'record sequence number exhausted');
-    this.writeSeq[epoch] = sequence + 1;
+    if (epoch === 0) this.writeSeq0 = sequence + 1;
+    else seqs[0] = sequence + 1;
     const keys = epoch === 0 ? undefined : epoch === this.writeEpoch ? this.writeKeys : this.pendingWriteKeys;
     const head = { type, version, epoch, sequence };
     if (!keys) return encodeRecord({ ...head, fragment: payload });
@@ -358,7 +377,7 @@ export class Connection {
     this.readKeys = this.pendingReadKeys;
     this.pendingReadKeys = undefined;
     this.readEpoch = 1;
-    this.replay = new ReplayWindow();
+    this.replay.reset();
   }
 
   sendAlert(level: 1 | 2, desc: number): void {

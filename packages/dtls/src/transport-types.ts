@@ -1,2 +1,2 @@
 /** The transport shape of CONTRACT E, owned by @tips/coap: this package implements it over DTLS. */
-export type { DatagramPeer, DatagramTransport, PeerIdentity } from '@tips/coap';
+export type { Block2Offload, DatagramPeer, DatagramTransport, PeerIdentity } from '@tips/coap';

@@ -72,4 +72,13 @@ export function installDtlsMetrics(registry: Registry, server: DtlsServer): void
   counter('tips_master_dtls_hello_verify_requests_total', 'HelloVerifyRequests sent (ClientHellos without a valid cookie: no state kept)', (s) => s.helloVerifyRequestsSent);
   counter('tips_master_dtls_handshakes_refused_total', 'DTLS handshakes that failed (wrong or unknown PSK, untrusted or revoked certificate, timeout)', (s) => s.handshakesRefused);
   counter('tips_master_dtls_handshakes_dropped_total', 'ClientHellos with a valid cookie dropped because too many handshakes were in flight', (s) => s.handshakesDropped);
+  // The native socket's Block2 fast path (packages/dtls/native; absent with node:dgram, TIPS_DTLS_NATIVE=0).
+  const fast = (name: string, help: string, read: (n: NonNullable<DtlsServerStats['native']>) => number) => counter(name, help, (s) => (s.native ? read(s.native) : 0));
+  fast('tips_master_coap_native_blocks_total', 'CoAP Block2 continuation blocks answered by the native fast path (without entering JS)', (n) => n.blocksServed);
+  fast('tips_master_dtls_native_datagrams_to_js_total', 'Datagrams the native socket handed to the JS DTLS/CoAP code', (n) => n.datagramsToJs);
+  fast('tips_master_coap_native_offloads_started_total', 'Block2 transfers handed to the native fast path (one per JS-answered block of an in-memory payload)', (n) => n.offloadsStarted);
+  fast('tips_master_coap_native_offloads_cancelled_total', 'Native Block2 offloads ended by a revocation signal (the next block re-authenticates in JS)', (n) => n.offloadsCancelled);
+  fast('tips_master_coap_native_offloads_expired_total', 'Native Block2 offloads that reached their deadline (the transfer re-check, at most 1 s)', (n) => n.offloadsExpired);
+  fast('tips_master_coap_native_offloads_refused_total', 'Block2 offloads refused by the native bounds (count or pinned payload bytes)', (n) => n.offloadsRefused);
+  gauge('tips_master_coap_native_offloads', 'Native Block2 offloads in force', (s) => s.native?.offloadsActive ?? 0);
 }

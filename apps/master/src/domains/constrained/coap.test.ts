@@ -204,10 +204,26 @@ describe('S13 T14 CoAP metal API over a DTLS identity (CONTRACT F)', () => {
     const cred = await psk('pi-07');
     const d = pskDevice(cred.identity);
     const path = `glazes/${glazes.base.id}/blob`;
+    // The transport's Block2 offloads (the native fast path of @tips/dtls): each block answered here offers the
+    // rest of the transfer until the next re-check (≤ 1 s); the revocation cancels them all before the next block.
+    const offered: { deadline: number; at: number }[] = [];
+    let cancelled = 0;
+    transport.offloadBlock2 = (_peer, o) => {
+      offered.push({ deadline: o.deadline, at: Date.now() });
+      return false; // not taken: every block keeps coming here, as with node:dgram
+    };
+    transport.cancelOffloads = () => {
+      cancelled++;
+    };
     const block = (num: number) => d.once('GET', path, { options: [{ number: OPTION.BLOCK2, value: encodeBlock({ num, more: false, szx: 4 }) }] });
     for (const num of [0, 1, 2]) expect(codeString((await block(num)).code)).toBe('2.05');
+    expect(offered).toHaveLength(3);
+    for (const o of offered) expect(o.deadline - o.at).toBeLessThanOrEqual(1_000);
+    expect(cancelled).toBe(0);
     await ok('DELETE', `/api/v1/metals/pi-07/psk/${cred.identity}`, undefined, 204);
+    expect(cancelled).toBeGreaterThanOrEqual(1);
     const cut = await block(3);
+    expect(offered).toHaveLength(3);
     expect(codeString(cut.code)).toBe('4.01');
     expect(errorOf(cut)).toBe('peer_unauthenticated');
     expect(Buffer.from(cut.payload).includes(glazes.base.bytes.subarray(3 * 256, 3 * 256 + 16))).toBe(false);

@@ -131,7 +131,12 @@ export function startConstrained(
   const transfers = new BlobTransfers(() => Date.now(), { ...DEFAULT_TRANSFER_LIMITS, ...opts.transfers });
   const sweepTimer = setInterval(() => transfers.sweep(), 10_000);
   sweepTimer.unref();
-  const revokeTransfers = () => transfers.revoke();
+  // A revocation signal also ends every Block2 offload of the transport (the native fast path of
+  // @tips/dtls): the next block of every transfer comes back here and re-authenticates.
+  const revokeTransfers = () => {
+    transfers.revoke();
+    coap.cancelOffloads();
+  };
   constrained.onAccessChanged(revokeTransfers);
   for (const name of ['metal.access.revoked', 'metal.deleted', 'space.glaze.changed', 'space.membership.changed', 'space.deleted'] as const) events.on(name, revokeTransfers);
   coap.route('GET', '/glazes/:id/blob', async (req) => {
@@ -162,7 +167,11 @@ export function startConstrained(
               for await (const c of stream) chunks.push(c as Buffer);
               return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
             }),
+          whole: () => transfers.wholeOf(transfer),
         },
+        // The transport may serve the next blocks itself until this transfer's next re-check (and not at
+        // all once a revocation signal moved the generation on: cancelOffloads above ends the others).
+        offloadUntil: () => transfers.offloadDeadline(transfer),
       };
     } catch (e) {
       return refusal(e, req);

@@ -142,6 +142,22 @@ export class BlobTransfers {
     return t;
   }
 
+  /** The whole payload if the transfer reads it from the shared cache (so a transport may serve blocks from it). */
+  wholeOf(t: Transfer): Uint8Array | undefined {
+    const w = t.window;
+    return w && w.offset === 0 && w.bytes.length === t.glaze.size ? w.bytes : undefined;
+  }
+
+  /**
+   * Until when the transfer may be served without coming back here: its next re-check (`recheckMs` after
+   * the last one), or undefined if a revocation signal came since it was checked.
+   */
+  offloadDeadline(t: Transfer): number | undefined {
+    if (t.generation !== this.generation) return undefined;
+    const until = t.checkedAt + this.limits.recheckMs;
+    return until > this.now() ? until : undefined;
+  }
+
   /** Drops the transfers of a closed DTLS session (keys start with its peer key). */
   endSession(peerKey: string): void {
     for (const k of this.transfers.keys()) if (k.startsWith(`${peerKey}|`)) this.transfers.delete(k);
