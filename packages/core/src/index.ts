@@ -40,4 +40,4 @@ export {
   type SeqNo,
   type Sha256,
 } from './vocabulary.ts';
-export type { EventOut, InterfaceStateOut, JobOut, Lwm2mOut, ManifestSignerOut, MetalUpdatesOut, PageOut, RegistrationOut, ReportOut, TamperEventOut } from './wire.ts';
+export type { EventOut, InterfaceStateOut, JobOut, Lwm2mOut, Lwm2mQueuedOut, ManifestSignerOut, MetalUpdatesOut, PageOut, RegistrationOut, ReportOut, TamperEventOut } from './wire.ts';

@@ -117,3 +117,19 @@ export interface Lwm2mOut {
   online: boolean;
   firmware: { jobId: string; glazeId: string; status: string; state: string | null; result: string | null; packageUri: string; updatedAt: string } | null;
 }
+
+/** An operation held for a queue-mode LwM2M device (GET /api/v1/metals/{ref}/lwm2m/queue, `tips lwm2m queue`). */
+export interface Lwm2mQueuedOut {
+  id: string;
+  kind: 'read' | 'firmware';
+  /** read: the path; firmware: the Glaze ID. */
+  target: string;
+  status: 'queued' | 'sent' | 'done' | 'failed';
+  /** read: the records the device answered, as valueToJson renders them. */
+  records?: { path: string; value: unknown }[];
+  /** firmware: the job the update started. */
+  jobId?: string;
+  error?: { code: string; message: string };
+  createdAt: string;
+  updatedAt: string;
+}

@@ -1,4 +1,4 @@
-import type { Lwm2mOut } from '@tips/core';
+import type { Lwm2mOut, Lwm2mQueuedOut } from '@tips/core';
 import { useEffect, useState } from 'react';
 import { type ApiError, api, get, type Glaze, type Page } from '../api.ts';
 import { ConfirmButton, Field, Form, SelectField } from '../forms.tsx';
@@ -19,17 +19,7 @@ interface Psk {
   revokedAt: string | null;
 }
 /** An operation held for a queue-mode device (GET /metals/{ref}/lwm2m/queue). */
-interface QueuedOp {
-  id: string;
-  kind: 'read' | 'firmware';
-  target: string;
-  status: 'queued' | 'sent' | 'done' | 'failed';
-  records?: { path: string; value: unknown }[];
-  jobId?: string;
-  error?: { code: string; message: string };
-  createdAt: string;
-  updatedAt: string;
-}
+type QueuedOp = Lwm2mQueuedOut;
 
 /** What an LwM2M device did over CoAP (registered, updated, answered, went offline), or an owner write to metals. */
 const lwm2mChange = (e: LiveEvent) => (e.kind === 'metal' && e.resource === 'lwm2m') || (e.kind === 'write' && e.resource === 'metals');

@@ -1,4 +1,4 @@
-import type { OwnerId, TipsId } from '@tips/core';
+import type { Lwm2mQueuedOut, OwnerId, TipsId } from '@tips/core';
 import type { FirmwareJobStatus, FirmwareResult, FirmwareState } from './firmware.ts';
 import type { DeclaredObject } from './link-format.ts';
 
@@ -46,21 +46,9 @@ export interface ObservedValue {
  * database (0017_lwm2m): whichever master replica the device's update reaches claims each operation
  * (queued → sent in one transaction, so exactly one replica sends it) and records its answer.
  */
-export interface QueuedOperation {
-  id: string;
+export interface QueuedOperation extends Lwm2mQueuedOut {
   metalId: TipsId;
   ownerId: OwnerId;
-  kind: 'read' | 'firmware';
-  /** read: the path; firmware: the Glaze ID. */
-  target: string;
-  status: 'queued' | 'sent' | 'done' | 'failed';
-  /** read: the records the device answered, as valueToJson renders them. */
-  records?: { path: string; value: unknown }[];
-  /** firmware: the job the update started. */
-  jobId?: string;
-  error?: { code: string; message: string };
-  createdAt: string;
-  updatedAt: string;
 }
 
 /** LwM2M lifetime bounds: the Register's `lt` (seconds), default 86400 (Core §6.2.1). */
