@@ -21,7 +21,7 @@ import { type Db, sqliteNow } from '../../db/database.ts';
 import type { JoinedPage, KeysetWindow } from '../../db/keyset.ts';
 
 export interface ListViewOptions {
-  /** Items kept over all owners (≈ 0.4 KB each). */
+  /** Items kept over all owners (≈ 0.4 KB each: the default bounds the view near 100 MB). */
   maxItems: number;
   /** Rows read per slice while loading an owner. */
   loadSlice: number;
@@ -31,7 +31,7 @@ export interface ListViewOptions {
   pruneMs: number;
 }
 
-export const DEFAULT_LIST_VIEW: ListViewOptions = { maxItems: 1_000_000, loadSlice: 5_000, keepChanges: 10_000, pruneMs: 30_000 };
+export const DEFAULT_LIST_VIEW: ListViewOptions = { maxItems: 250_000, loadSlice: 5_000, keepChanges: 10_000, pruneMs: 30_000 };
 
 const COMMA = Buffer.from(',');
 
