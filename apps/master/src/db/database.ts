@@ -48,9 +48,8 @@ const sqliteOf = new WeakMap<object, { sqlite: SQLite.Database; prepare(sql: str
  * open the read sees exactly what Kysely's would (same connection, same statement, synchronous).
  */
 export function readNow<R>(db: Db, sql: string, params: readonly unknown[]): { row: R | undefined } | undefined {
-  const d = sqliteOf.get(db);
-  if (d === undefined || d.sqlite.inTransaction) return undefined;
-  return { row: d.prepare(sql).get(params) as R | undefined };
+  const c = sqliteNow(db);
+  return c === undefined ? undefined : { row: c.prepare(sql).get(params) as R | undefined };
 }
 
 /**

@@ -51,7 +51,7 @@ async function loaded(view: MetalListView, owner: OwnerId): Promise<void> {
   throw new Error('the view never loaded');
 }
 
-describe('T2 issue 10: the metal list from memory is exactly the database’s list (SQLite, 0018_list change log)', () => {
+describe('T2 D6 issue 10: the metal list from memory is exactly the database’s list (SQLite, 0018_list change log)', () => {
   let dir: string;
   let file: string;
   let db: Db;

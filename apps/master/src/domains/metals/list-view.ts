@@ -178,26 +178,32 @@ export class MetalListView {
     if (rows.length === 0 || (rows[0] as { seq: number }).seq !== this.applied + 1) return this.reset();
     const touched = new Map<string, string>();
     for (const r of rows) if (this.owners.get(r.owner_id) instanceof OwnerList) touched.set(r.metal_id, r.owner_id);
-    const read = c.prepare('select owner_id, created_at, list_item from metals where id = ?');
     for (const [id, ownerId] of touched) {
       const list = this.owners.get(ownerId);
       if (!(list instanceof OwnerList)) continue;
-      const row = read.get(id) as { owner_id: string; created_at: string; list_item: string | null } | undefined;
       const before = list.items.length;
-      if (row === undefined || row.owner_id !== ownerId) {
-        list.remove(id);
-      } else if (row.list_item === null) {
-        // A row written without its item (an old writer): this owner is read from the database.
+      if (!this.refresh(c, list, ownerId, id)) {
         this.drop(ownerId);
         this.fromDatabase.add(ownerId);
         continue;
-      } else {
-        list.put(row.created_at, id, Buffer.from(row.list_item, 'utf8'));
       }
       this.items += list.items.length - before;
     }
     this.applied = (rows[rows.length - 1] as { seq: number }).seq;
     if (this.items > this.opts.maxItems) this.evict();
+    return true;
+  }
+
+  /**
+   * Re-reads one metal into the owner's list as the database holds it now: gone or another owner's →
+   * removed, else put at its position. False for a row without its stored item (an old writer): the
+   * owner is then read from the database.
+   */
+  private refresh(c: Conn, list: OwnerList, ownerId: string, id: string): boolean {
+    const row = c.prepare('select owner_id, created_at, list_item from metals where id = ?').get(id) as { owner_id: string; created_at: string; list_item: string | null } | undefined;
+    if (row === undefined || row.owner_id !== ownerId) list.remove(id);
+    else if (row.list_item === null) return false;
+    else list.put(row.created_at, id, Buffer.from(row.list_item, 'utf8'));
     return true;
   }
 
@@ -286,12 +292,8 @@ export class MetalListView {
           return;
         }
         const redo = c.prepare('select distinct metal_id from metal_list_changes where seq > ? and seq <= ? and owner_id = ?').all(from, this.applied, ownerId) as { metal_id: string }[];
-        const read = c.prepare('select owner_id, created_at, list_item from metals where id = ?');
         for (const { metal_id } of redo) {
-          const row = read.get(metal_id) as { owner_id: string; created_at: string; list_item: string | null } | undefined;
-          if (row === undefined || row.owner_id !== ownerId) list.remove(metal_id);
-          else if (row.list_item !== null) list.put(row.created_at, metal_id, Buffer.from(row.list_item, 'utf8'));
-          else {
+          if (!this.refresh(c, list, ownerId, metal_id)) {
             this.owners.delete(ownerId);
             this.fromDatabase.add(ownerId);
             return;
